@@ -1,0 +1,15 @@
+//! Kassa's business rules: typed ids, money, and the merchant's catalog
+//! (products, coupons, checkout links, license pools, webhook endpoints).
+//!
+//! Raw input becomes a domain value here, through a `parse` that says which field is
+//! wrong and why. This crate does no I/O: no database, no network, no clock except
+//! what a caller passes in.
+
+pub mod catalog;
+pub mod error;
+pub mod ids;
+pub mod money;
+pub mod tenant;
+pub mod webhook;
+
+pub use error::{FieldError, Invalid};
