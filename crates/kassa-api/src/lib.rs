@@ -1,1 +1,117 @@
-//! placeholder
+//! Kassa's merchant API under `/api/v1`, described by poem-openapi so the published
+//! document is the code. Each resource has one file holding its handlers and its
+//! transport types (`XIn`, `XOut`, `XPatch`). Handlers parse input into domain values,
+//! call the store, and map errors once through [`error::ApiError`]. No SQL here.
+
+mod api_keys;
+mod auth;
+mod checkout_links;
+mod coupons;
+pub mod error;
+mod idempotency;
+mod license_pools;
+mod pagination;
+mod products;
+mod webhook_endpoints;
+
+use kassa_store::Store;
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::OpenApiService;
+
+/// Groups of endpoints in the published document.
+#[derive(poem_openapi::Tags)]
+pub enum Tag {
+    /// What the store sells.
+    Products,
+    /// Stocks of license keys.
+    LicensePools,
+    /// Discount codes.
+    Coupons,
+    /// Buy links with presets.
+    CheckoutLinks,
+    /// Where events are sent.
+    WebhookEndpoints,
+    /// Keys for this API.
+    ApiKeys,
+}
+
+/// The answer to a DELETE.
+#[derive(poem_openapi::ApiResponse)]
+pub enum Deleted {
+    /// Done; nothing to return.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+/// What every handler needs.
+#[derive(Clone, Debug)]
+pub struct ApiContext {
+    pub store: Store,
+    /// Where customers reach Kassa, e.g. `https://pay.example.com`, without a slash.
+    pub public_url: String,
+}
+
+/// The largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+type Apis = (
+    products::ProductsApi,
+    license_pools::LicensePoolsApi,
+    coupons::CouponsApi,
+    checkout_links::CheckoutLinksApi,
+    webhook_endpoints::WebhookEndpointsApi,
+    api_keys::ApiKeysApi,
+);
+
+fn service(ctx: &ApiContext) -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (
+            products::ProductsApi(ctx.clone()),
+            license_pools::LicensePoolsApi(ctx.clone()),
+            coupons::CouponsApi(ctx.clone()),
+            checkout_links::CheckoutLinksApi(ctx.clone()),
+            webhook_endpoints::WebhookEndpointsApi(ctx.clone()),
+            api_keys::ApiKeysApi(ctx.clone()),
+        ),
+        "Kassa merchant API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Products, checkout links, coupons, license pools and webhook endpoints of one store. \
+         Authenticate with `Authorization: Bearer <api key>`. Errors are \
+         `application/problem+json`. POST requests accept an `Idempotency-Key` header.",
+    )
+    .server("/api/v1")
+}
+
+/// The OpenAPI document, as served at `/api/openapi.json`.
+pub fn openapi_json() -> String {
+    // The document does not depend on the data; this store is never connected.
+    let ctx = ApiContext {
+        store: Store::connect_lazy("sqlite::memory:").expect("an in-memory SQLite URL parses"),
+        public_url: String::new(),
+    };
+    service(&ctx).spec()
+}
+
+/// `/api/v1/…`, `/api/openapi.json` and `/api/docs`, to be nested under `/api`.
+pub fn routes(ctx: ApiContext) -> impl Endpoint {
+    let api = service(&ctx);
+    let spec = api.spec();
+    let docs = api.swagger_ui();
+    Route::new()
+        .nest(
+            "/v1",
+            api.with(idempotency::Idempotency::new(ctx.store.clone()))
+                .data(ctx.store.clone()),
+        )
+        .at(
+            "/openapi.json",
+            poem::endpoint::make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json")
+                    .body(spec.clone())
+            }),
+        )
+        .nest("/docs", docs)
+}

@@ -140,3 +140,41 @@ mod tests {
         }
     }
 }
+
+/// A new API key as the merchant sees it once, and what Kassa keeps of it.
+#[derive(Debug)]
+pub struct NewApiKey {
+    /// The whole key, `kassa_sk_…`; shown once, never stored.
+    pub secret: String,
+    /// The first characters, kept to tell keys apart in lists.
+    pub prefix: String,
+    /// SHA-256 of the key, hex. Keys carry 238 bits of randomness, so a fast hash is
+    /// as safe as a slow one and keeps each request cheap.
+    pub hash: String,
+}
+
+pub const API_KEY_PREFIX: &str = "kassa_sk_";
+
+impl NewApiKey {
+    pub fn generate() -> Self {
+        use rand::Rng;
+        use rand::distributions::Alphanumeric;
+        let body: String = rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(40)
+            .map(char::from)
+            .collect();
+        let secret = format!("{API_KEY_PREFIX}{body}");
+        Self {
+            prefix: secret[..API_KEY_PREFIX.len() + 6].to_owned(),
+            hash: hash_api_key(&secret),
+            secret,
+        }
+    }
+}
+
+/// The stored form of a presented key.
+pub fn hash_api_key(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}

@@ -1,1 +1,168 @@
-fn main() {}
+//! `kassa serve | migrate | tenant create | openapi`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kassa::Config;
+use kassa::config::LogFormat;
+use kassa_api::ApiContext;
+use kassa_domain::tenant::{EmailAddress, NewApiKey, TenantSlug, parse_tenant_name};
+use kassa_store::Store;
+use secrecy::ExposeSecret;
+
+#[derive(Parser)]
+#[command(name = "kassa", version, about = "Checkout and fulfillment for digital goods")]
+struct Cli {
+    /// A TOML configuration file (default: ./kassa.toml when present).
+    #[arg(long, global = true, env = "KASSA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (API and pages).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage stores.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Print the merchant API's OpenAPI document.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a store with its owner and a first API key; prints JSON.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner_email: String,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url.expose_secret();
+    let store = Store::connect(url, config.database_max_connections)
+        .await
+        .with_context(|| format!("connecting to {}", kassa::config::redact_url(url)))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref()).context("reading configuration")?;
+    init_logs(config.log_format);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            store.close().await;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    slug,
+                    name,
+                    owner_email,
+                },
+        } => create_tenant(&config, &slug, &name, &owner_email).await,
+        Command::Openapi => {
+            println!("{}", kassa_api::openapi_json());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::info!(config = ?config, "starting");
+    let store = open_store(&config).await?;
+    let server = kassa::Server::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let ctx = ApiContext {
+        store: store.clone(),
+        public_url: config.public_url(),
+    };
+    tracing::info!(
+        "Kassa is listening on http://{} (public URL {}); API docs at {}/api/docs",
+        server.local_addr,
+        ctx.public_url,
+        ctx.public_url
+    );
+    server.run(ctx, shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+async fn create_tenant(
+    config: &Config,
+    slug: &str,
+    name: &str,
+    owner_email: &str,
+) -> anyhow::Result<()> {
+    let slug = TenantSlug::parse(slug)?;
+    let name = parse_tenant_name(name)?;
+    let email = EmailAddress::parse("owner_email", owner_email)?;
+    let store = open_store(config).await?;
+    let key = NewApiKey::generate();
+    let created = store.create_tenant(&slug, &name, &email, &key).await?;
+    store.close().await;
+    println!(
+        "{}",
+        serde_json::json!({
+            "tenant_id": created.tenant.id,
+            "slug": created.tenant.slug,
+            "name": created.tenant.name,
+            "owner_id": created.owner_id,
+            "api_key": key.secret,
+        })
+    );
+    Ok(())
+}

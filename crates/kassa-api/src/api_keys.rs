@@ -1,0 +1,105 @@
+//! `/api-keys`: the store's API keys. A key is shown once, when created.
+
+use kassa_domain::error::parse_text;
+use kassa_domain::ids::ApiKeyId;
+use kassa_domain::tenant::NewApiKey;
+use kassa_store::ApiKeyRecord;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use crate::auth::ApiKey;
+use crate::error::ApiError;
+use crate::{ApiContext, Deleted};
+
+pub struct ApiKeysApi(pub ApiContext);
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct ApiKeyIn {
+    /// What the key is for, e.g. `CI` or `Storefront`.
+    pub name: String,
+}
+
+#[derive(Debug, Object)]
+pub struct ApiKeyOut {
+    /// `key_…`
+    pub id: String,
+    pub name: String,
+    /// The key's first characters, to recognise it.
+    pub prefix: String,
+    pub revoked: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A new key with its secret, shown once.
+#[derive(Debug, Object)]
+pub struct ApiKeyCreated {
+    #[oai(flatten)]
+    pub key: ApiKeyOut,
+    /// Use as `Authorization: Bearer <api_key>`; it is not shown again.
+    pub api_key: String,
+}
+
+#[derive(Debug, Object)]
+pub struct ApiKeyList {
+    pub data: Vec<ApiKeyOut>,
+}
+
+fn out(k: ApiKeyRecord) -> ApiKeyOut {
+    ApiKeyOut {
+        id: k.id.to_string(),
+        name: k.name,
+        prefix: k.prefix,
+        revoked: k.revoked_at.is_some(),
+        created_at: k.created_at.0,
+    }
+}
+
+#[OpenApi(prefix_path = "/api-keys", tag = "crate::Tag::ApiKeys")]
+impl ApiKeysApi {
+    /// Create an API key
+    #[oai(path = "/", method = "post")]
+    async fn create(&self, auth: ApiKey, body: Json<ApiKeyIn>) -> Result<Json<ApiKeyCreated>, ApiError> {
+        let name = parse_text("name", &body.name, 100)?;
+        let key = NewApiKey::generate();
+        let record = self
+            .0
+            .store
+            .create_api_key(&auth.tenant().id, &name, &key)
+            .await
+            .map_err(ApiError::from_store("API key"))?;
+        Ok(Json(ApiKeyCreated {
+            key: out(record),
+            api_key: key.secret,
+        }))
+    }
+
+    /// List API keys
+    #[oai(path = "/", method = "get")]
+    async fn list(&self, auth: ApiKey) -> Result<Json<ApiKeyList>, ApiError> {
+        let keys = self
+            .0
+            .store
+            .list_api_keys(&auth.tenant().id)
+            .await
+            .map_err(ApiError::from_store("API key"))?;
+        Ok(Json(ApiKeyList {
+            data: keys.into_iter().map(out).collect(),
+        }))
+    }
+
+    /// Revoke an API key
+    ///
+    /// It stops working at once, including for the request that revokes it.
+    #[oai(path = "/:id", method = "delete")]
+    async fn revoke(&self, auth: ApiKey, id: Path<String>) -> Result<Deleted, ApiError> {
+        let id = ApiKeyId::parse(&id).map_err(|_| ApiError::not_found("API key"))?;
+        self.0
+            .store
+            .revoke_api_key(&auth.tenant().id, &id)
+            .await
+            .map_err(ApiError::from_store("API key"))?;
+        Ok(Deleted::Deleted)
+    }
+}

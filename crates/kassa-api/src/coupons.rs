@@ -1,0 +1,210 @@
+//! `/coupons`: percent or fixed-amount discounts customers enter by code.
+
+use chrono::{DateTime, Utc};
+use kassa_domain::catalog::{
+    CouponCode, Discount, coupon_unusable_reason, parse_coupon_limits, parse_product_scope,
+};
+use kassa_domain::ids::CouponId;
+use kassa_domain::Invalid;
+use kassa_store::{CouponFields, CouponRecord, StoreError, Timestamp};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use crate::auth::ApiKey;
+use crate::error::ApiError;
+use crate::pagination::{list_type, page_request};
+use crate::ApiContext;
+
+pub struct CouponsApi(pub ApiContext);
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct CouponIn {
+    /// What customers type; letters, digits, `-` and `_`, matched without regard to case.
+    pub code: String,
+    /// Whole percent off, 1 to 100. Give this or `amount_off`.
+    pub percent_off: Option<i64>,
+    /// Minor units off, in `currency`. Give this or `percent_off`.
+    pub amount_off: Option<i64>,
+    /// Required with `amount_off`; the coupon applies only to orders in it.
+    pub currency: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// How many orders may use it in all.
+    pub max_redemptions: Option<i64>,
+    /// The products it applies to; all when empty.
+    pub product_ids: Option<Vec<String>>,
+    /// Default true.
+    pub active: Option<bool>,
+}
+
+/// What can change on a coupon; the code and the discount cannot.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct CouponPatch {
+    pub active: Option<bool>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_redemptions: Option<i64>,
+}
+
+#[derive(Debug, Object)]
+pub struct CouponOut {
+    /// `cpn_…`
+    pub id: String,
+    pub code: String,
+    pub percent_off: Option<i64>,
+    pub amount_off: Option<i64>,
+    pub currency: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_redemptions: Option<i64>,
+    pub times_redeemed: i64,
+    pub product_ids: Vec<String>,
+    pub active: bool,
+    /// Whether a customer could use it now (active, not expired, not used up).
+    pub valid: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+list_type!(CouponList, CouponOut);
+
+fn out(c: CouponRecord) -> CouponOut {
+    let valid = coupon_unusable_reason(
+        c.fields.active,
+        c.fields.expires_at.map(|t| t.0),
+        c.fields.max_redemptions,
+        c.times_redeemed,
+        Utc::now(),
+    )
+    .is_none();
+    CouponOut {
+        id: c.id.to_string(),
+        code: c.fields.code,
+        percent_off: c.fields.percent_off,
+        amount_off: c.fields.amount_off,
+        currency: c.fields.currency,
+        expires_at: c.fields.expires_at.map(|t| t.0),
+        max_redemptions: c.fields.max_redemptions,
+        times_redeemed: c.times_redeemed,
+        product_ids: c.fields.product_ids.iter().map(ToString::to_string).collect(),
+        active: c.fields.active,
+        valid,
+        created_at: c.created_at.0,
+    }
+}
+
+fn coupon_id(raw: &str) -> Result<CouponId, ApiError> {
+    CouponId::parse(raw).map_err(|_| ApiError::not_found("coupon"))
+}
+
+#[OpenApi(prefix_path = "/coupons", tag = "crate::Tag::Coupons")]
+impl CouponsApi {
+    /// Create a coupon
+    #[oai(path = "/", method = "post")]
+    async fn create(&self, auth: ApiKey, body: Json<CouponIn>) -> Result<Json<CouponOut>, ApiError> {
+        let tenant = &auth.tenant().id;
+        let body = body.0;
+        let mut invalid = Invalid::default();
+        let code = invalid.check(CouponCode::parse("code", &body.code));
+        let discount = invalid.check(Discount::parse(
+            body.percent_off,
+            body.amount_off,
+            body.currency.as_deref(),
+        ));
+        invalid.check(parse_coupon_limits(body.expires_at, body.max_redemptions, Utc::now()));
+        let scope = invalid
+            .check(parse_product_scope(&body.product_ids.unwrap_or_default()))
+            .unwrap_or_default();
+        for (i, product) in scope.iter().enumerate() {
+            match self.0.store.product(tenant, product).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound) => invalid.push(format!("product_ids[{i}]"), "no such product"),
+                Err(e) => return Err(ApiError::internal(e)),
+            }
+        }
+        let (Some(code), Some(discount), true) = (code, discount, invalid.errors.is_empty()) else {
+            return Err(invalid.into());
+        };
+        let (percent_off, amount_off, currency) = match discount {
+            Discount::Percent(p) => (Some(p), None, None),
+            Discount::Amount(m) => (None, Some(m.amount), Some(m.currency.code().to_owned())),
+        };
+        let fields = CouponFields {
+            code: code.as_str().to_owned(),
+            percent_off,
+            amount_off,
+            currency,
+            expires_at: body.expires_at.map(Timestamp::from),
+            max_redemptions: body.max_redemptions,
+            product_ids: scope,
+            active: body.active.unwrap_or(true),
+        };
+        let record = self
+            .0
+            .store
+            .create_coupon(tenant, &fields)
+            .await
+            .map_err(ApiError::from_store("coupon"))?;
+        Ok(Json(out(record)))
+    }
+
+    /// List coupons, newest first
+    #[oai(path = "/", method = "get")]
+    async fn list(
+        &self,
+        auth: ApiKey,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<CouponList>, ApiError> {
+        let page = self
+            .0
+            .store
+            .list_coupons(&auth.tenant().id, &page_request(limit.0, cursor.0)?)
+            .await
+            .map_err(ApiError::from_store("coupon"))?;
+        Ok(Json(CouponList::from_page(page, out)))
+    }
+
+    /// Get a coupon
+    #[oai(path = "/:id", method = "get")]
+    async fn get(&self, auth: ApiKey, id: Path<String>) -> Result<Json<CouponOut>, ApiError> {
+        let record = self
+            .0
+            .store
+            .coupon(&auth.tenant().id, &coupon_id(&id)?)
+            .await
+            .map_err(ApiError::from_store("coupon"))?;
+        Ok(Json(out(record)))
+    }
+
+    /// Turn a coupon on or off, or change its expiry or usage limit
+    #[oai(path = "/:id", method = "patch")]
+    async fn update(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        body: Json<CouponPatch>,
+    ) -> Result<Json<CouponOut>, ApiError> {
+        let tenant = &auth.tenant().id;
+        let id = coupon_id(&id)?;
+        let current = self
+            .0
+            .store
+            .coupon(tenant, &id)
+            .await
+            .map_err(ApiError::from_store("coupon"))?;
+        parse_coupon_limits(body.expires_at, body.max_redemptions, Utc::now())?;
+        let record = self
+            .0
+            .store
+            .update_coupon(
+                tenant,
+                &id,
+                body.active.unwrap_or(current.fields.active),
+                body.expires_at.map(Timestamp::from).or(current.fields.expires_at),
+                body.max_redemptions.or(current.fields.max_redemptions),
+            )
+            .await
+            .map_err(ApiError::from_store("coupon"))?;
+        Ok(Json(out(record)))
+    }
+}

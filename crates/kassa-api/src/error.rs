@@ -1,0 +1,187 @@
+//! The API's one error type and its `application/problem+json` form (RFC 9457).
+//!
+//! Policy: a client mistake is a 4xx that says what to fix (with the list of invalid
+//! fields for validation); a server fault is logged with its cause and returned as an
+//! opaque 500, so no internals or secrets leak into responses.
+
+use kassa_domain::Invalid;
+use kassa_store::StoreError;
+use poem::http::StatusCode;
+use poem::Response;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field.
+#[derive(Debug, Clone, Object)]
+pub struct FieldProblem {
+    /// Path of the field in the request, e.g. `prices[0].currency`.
+    pub field: String,
+    pub message: String,
+}
+
+/// An error, as RFC 9457 problem details.
+#[derive(Debug, Clone, Object)]
+pub struct Problem {
+    /// A stable identifier of the kind of problem, e.g. `validation_error`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[oai(skip_serializing_if_is_none)]
+    pub detail: Option<String>,
+    /// The invalid fields, for `validation_error`.
+    #[oai(skip_serializing_if_is_empty)]
+    pub errors: Vec<FieldProblem>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &str, detail: Option<String>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The problem as a response with the right status and content type.
+    pub fn into_http(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({
+            "type": self.kind,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "errors": self.errors.iter().map(|e| serde_json::json!({"field": e.field, "message": e.message})).collect::<Vec<_>>(),
+        });
+        Response::builder()
+            .status(status)
+            .content_type(PROBLEM_JSON)
+            .body(body.to_string())
+    }
+}
+
+/// Every error an endpoint returns.
+#[derive(Debug, ApiResponse)]
+#[oai(bad_request_handler = "bad_request")]
+pub enum ApiError {
+    /// The request could not be read: malformed JSON, wrong types, unknown fields.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// No valid API key.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>),
+    /// No such object in this store.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The request conflicts with the current state (a code already in use, an
+    /// idempotency key reused with another body).
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// The request was read but some fields are invalid; see `errors`.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Invalid(Json<Problem>),
+    /// Kassa failed; the cause is in the server log.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+fn bad_request(err: poem::Error) -> ApiError {
+    ApiError::BadRequest(Json(Problem::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        Some(err.to_string()),
+    )))
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(Json(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            Some(format!("no such {what}")),
+        )))
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        ApiError::Conflict(Json(Problem::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            Some(detail.into()),
+        )))
+    }
+
+    /// Maps a storage error, naming the object a 404 is about.
+    pub fn from_store(what: &'static str) -> impl FnOnce(StoreError) -> ApiError {
+        move |e| match e {
+            StoreError::NotFound => ApiError::not_found(what),
+            StoreError::Conflict(detail) => ApiError::conflict(detail),
+            other => ApiError::internal(other),
+        }
+    }
+
+    #[track_caller]
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        let at = std::panic::Location::caller();
+        tracing::error!(error = %err, location = %at, "internal error");
+        ApiError::Internal(Json(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            Some("Kassa failed to handle this request; it has been logged.".into()),
+        )))
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        let mut problem = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            Some("Some fields are invalid.".into()),
+        );
+        problem.errors = invalid
+            .errors
+            .into_iter()
+            .map(|e| FieldProblem {
+                field: e.field,
+                message: e.message,
+            })
+            .collect();
+        ApiError::Invalid(Json(problem))
+    }
+}
+
+/// Turns any error response that is not already problem+json (an unknown path, a
+/// missing key, a body too large) into one, so clients parse one error shape.
+pub async fn to_problem(err: poem::Error) -> Response {
+    let response = err.into_response();
+    let is_problem = response
+        .content_type()
+        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON));
+    if is_problem {
+        return response;
+    }
+    let status = response.status();
+    let detail = response.into_body().into_string().await.ok().filter(|s| !s.is_empty());
+    let kind = match status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal_error",
+        _ => "bad_request",
+    };
+    let detail = if status == StatusCode::UNAUTHORIZED && detail.as_deref() == Some("authorization error") {
+        Some("send an API key as `Authorization: Bearer <api key>`".to_owned())
+    } else if status.is_server_error() {
+        tracing::error!(detail = ?detail, "internal error");
+        Some("Kassa failed to handle this request; it has been logged.".to_owned())
+    } else {
+        detail
+    };
+    Problem::new(status, kind, detail).into_http()
+}

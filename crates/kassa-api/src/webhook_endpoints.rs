@@ -1,0 +1,226 @@
+//! `/webhook-endpoints`: where a store receives events, signed with its `whsec_` secret.
+
+use kassa_domain::catalog::{parse_description, parse_outgoing_url};
+use kassa_domain::ids::WebhookEndpointId;
+use kassa_domain::webhook::{generate_secret, parse_event_types};
+use kassa_domain::Invalid;
+use kassa_store::{WebhookEndpointFields, WebhookEndpointRecord};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use crate::auth::ApiKey;
+use crate::error::ApiError;
+use crate::pagination::{list_type, page_request};
+use crate::{ApiContext, Deleted};
+
+pub struct WebhookEndpointsApi(pub ApiContext);
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct WebhookEndpointIn {
+    pub url: String,
+    pub description: Option<String>,
+    /// Event types to send; every type when absent or empty.
+    pub event_types: Option<Vec<String>>,
+    /// Default false.
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct WebhookEndpointPatch {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Object)]
+pub struct WebhookEndpointOut {
+    /// `ep_…`
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// Empty means every event type.
+    pub event_types: Vec<String>,
+    pub disabled: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// An endpoint with its signing secret, shown only when created or rotated.
+#[derive(Debug, Object)]
+pub struct WebhookEndpointWithSecret {
+    #[oai(flatten)]
+    pub endpoint: WebhookEndpointOut,
+    /// `whsec_…`: verify signatures with it; it is not shown again.
+    pub secret: String,
+}
+
+list_type!(WebhookEndpointList, WebhookEndpointOut);
+
+fn out(e: WebhookEndpointRecord) -> WebhookEndpointOut {
+    WebhookEndpointOut {
+        id: e.id.to_string(),
+        url: e.fields.url,
+        description: e.fields.description,
+        event_types: e.fields.event_types,
+        disabled: e.fields.disabled,
+        created_at: e.created_at.0,
+    }
+}
+
+fn with_secret(e: WebhookEndpointRecord) -> WebhookEndpointWithSecret {
+    let secret = e.secret.clone();
+    WebhookEndpointWithSecret {
+        endpoint: out(e),
+        secret,
+    }
+}
+
+fn endpoint_id(raw: &str) -> Result<WebhookEndpointId, ApiError> {
+    WebhookEndpointId::parse(raw).map_err(|_| ApiError::not_found("webhook endpoint"))
+}
+
+fn parse_fields(
+    url: &str,
+    description: Option<&str>,
+    event_types: &[String],
+    disabled: bool,
+) -> Result<WebhookEndpointFields, Invalid> {
+    let mut invalid = Invalid::default();
+    let url = invalid.check(parse_outgoing_url("url", url));
+    let description = invalid.check(parse_description(description));
+    let event_types = invalid.check(parse_event_types(event_types));
+    match (url, description, event_types) {
+        (Some(url), Some(description), Some(event_types)) => Ok(WebhookEndpointFields {
+            url,
+            description,
+            event_types,
+            disabled,
+        }),
+        _ => Err(invalid),
+    }
+}
+
+#[OpenApi(prefix_path = "/webhook-endpoints", tag = "crate::Tag::WebhookEndpoints")]
+impl WebhookEndpointsApi {
+    /// Add a webhook endpoint
+    ///
+    /// The answer carries the signing secret, which is not shown again.
+    #[oai(path = "/", method = "post")]
+    async fn create(
+        &self,
+        auth: ApiKey,
+        body: Json<WebhookEndpointIn>,
+    ) -> Result<Json<WebhookEndpointWithSecret>, ApiError> {
+        let fields = parse_fields(
+            &body.url,
+            body.description.as_deref(),
+            body.event_types.as_deref().unwrap_or_default(),
+            body.disabled.unwrap_or(false),
+        )?;
+        let record = self
+            .0
+            .store
+            .create_webhook_endpoint(&auth.tenant().id, &fields, &generate_secret())
+            .await
+            .map_err(ApiError::from_store("webhook endpoint"))?;
+        Ok(Json(with_secret(record)))
+    }
+
+    /// List webhook endpoints, newest first
+    #[oai(path = "/", method = "get")]
+    async fn list(
+        &self,
+        auth: ApiKey,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<WebhookEndpointList>, ApiError> {
+        let page = self
+            .0
+            .store
+            .list_webhook_endpoints(&auth.tenant().id, &page_request(limit.0, cursor.0)?)
+            .await
+            .map_err(ApiError::from_store("webhook endpoint"))?;
+        Ok(Json(WebhookEndpointList::from_page(page, out)))
+    }
+
+    /// Get a webhook endpoint
+    #[oai(path = "/:id", method = "get")]
+    async fn get(&self, auth: ApiKey, id: Path<String>) -> Result<Json<WebhookEndpointOut>, ApiError> {
+        let record = self
+            .0
+            .store
+            .webhook_endpoint(&auth.tenant().id, &endpoint_id(&id)?)
+            .await
+            .map_err(ApiError::from_store("webhook endpoint"))?;
+        Ok(Json(out(record)))
+    }
+
+    /// Change a webhook endpoint's URL, filter or state
+    #[oai(path = "/:id", method = "patch")]
+    async fn update(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        body: Json<WebhookEndpointPatch>,
+    ) -> Result<Json<WebhookEndpointOut>, ApiError> {
+        let tenant = &auth.tenant().id;
+        let id = endpoint_id(&id)?;
+        let current = self
+            .0
+            .store
+            .webhook_endpoint(tenant, &id)
+            .await
+            .map_err(ApiError::from_store("webhook endpoint"))?;
+        let body = body.0;
+        let fields = parse_fields(
+            body.url.as_deref().unwrap_or(&current.fields.url),
+            body.description
+                .as_deref()
+                .or(current.fields.description.as_deref()),
+            body.event_types
+                .as_deref()
+                .unwrap_or(&current.fields.event_types),
+            body.disabled.unwrap_or(current.fields.disabled),
+        )?;
+        let record = self
+            .0
+            .store
+            .update_webhook_endpoint(tenant, &id, &fields)
+            .await
+            .map_err(ApiError::from_store("webhook endpoint"))?;
+        Ok(Json(out(record)))
+    }
+
+    /// Rotate the signing secret
+    ///
+    /// Events are signed with both the new and the old secret for 24 hours, so
+    /// receivers can switch without missing one.
+    #[oai(path = "/:id/rotate-secret", method = "post")]
+    async fn rotate_secret(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+    ) -> Result<Json<WebhookEndpointWithSecret>, ApiError> {
+        let record = self
+            .0
+            .store
+            .rotate_webhook_secret(&auth.tenant().id, &endpoint_id(&id)?, &generate_secret())
+            .await
+            .map_err(ApiError::from_store("webhook endpoint"))?;
+        Ok(Json(with_secret(record)))
+    }
+
+    /// Delete a webhook endpoint
+    #[oai(path = "/:id", method = "delete")]
+    async fn delete(&self, auth: ApiKey, id: Path<String>) -> Result<Deleted, ApiError> {
+        self.0
+            .store
+            .delete_webhook_endpoint(&auth.tenant().id, &endpoint_id(&id)?)
+            .await
+            .map_err(ApiError::from_store("webhook endpoint"))?;
+        Ok(Deleted::Deleted)
+    }
+}

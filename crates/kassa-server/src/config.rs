@@ -1,0 +1,125 @@
+//! Configuration: defaults, then `kassa.toml` (or `--config`), then `KASSA_*`
+//! environment variables, each overriding the one before. `deploy/kassa.toml`
+//! documents every setting; a test loads it so it cannot drift from this file.
+
+use std::net::SocketAddr;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Every setting, as read from the file or the environment.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
+    #[serde(serialize_with = "expose")]
+    pub database_url: SecretString,
+    /// Connections in the database pool.
+    pub database_max_connections: u32,
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// The address customers and merchants reach Kassa at; links are built from it.
+    /// Defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The keys `KASSA_*` variables may set; other `KASSA_` variables are not settings.
+const KEYS: &[&str] = &[
+    "database_url",
+    "database_max_connections",
+    "listen",
+    "public_url",
+    "log_format",
+];
+
+fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose_secret())
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: SecretString::from("sqlite://data/kassa.db"),
+            database_max_connections: 10,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field("database_max_connections", &self.database_max_connections)
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// A URL with its password replaced, fit for logs.
+pub fn redact_url(raw: &str) -> String {
+    match url_password_span(raw) {
+        Some((start, end)) => format!("{}***{}", &raw[..start], &raw[end..]),
+        None => raw.to_owned(),
+    }
+}
+
+/// Where the password of `scheme://user:password@host` sits, if there is one.
+fn url_password_span(raw: &str) -> Option<(usize, usize)> {
+    let authority_start = raw.find("://")? + 3;
+    let rest = &raw[authority_start..];
+    let at = rest.find('@')?;
+    let colon = rest[..at].find(':')?;
+    Some((authority_start + colon + 1, authority_start + at))
+}
+
+impl Config {
+    /// Loads the configuration. `file` is `--config`; without it `kassa.toml` in the
+    /// working directory is read when present.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, figment::Error> {
+        let mut figment = Figment::new().merge(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("kassa.toml")),
+        }
+        figment.merge(Env::prefixed("KASSA_").only(KEYS)).extract()
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_debug_output() {
+        let mut config = Config::default();
+        config.database_url = SecretString::from("postgres://kassa:hunter2@db/kassa");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://kassa:***@db/kassa"), "{shown}");
+        assert_eq!(redact_url("sqlite://data/kassa.db"), "sqlite://data/kassa.db");
+    }
+}

@@ -1,0 +1,95 @@
+//! The HTTP server: health checks, the API, error shaping, body limits, logging.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kassa_api::{ApiContext, MAX_BODY_BYTES};
+use kassa_store::Store;
+use poem::http::StatusCode;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::middleware::{CatchPanic, Tracing};
+use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
+use tokio::io::AsyncReadExt;
+
+/// Every route Kassa serves.
+pub fn app(ctx: ApiContext) -> impl Endpoint {
+    let store = ctx.store.clone();
+    Route::new()
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz).data(store))
+        .nest("/api", kassa_api::routes(ctx))
+        .around(limit_body)
+        .catch_all_error(kassa_api::error::to_problem)
+        .with(CatchPanic::new())
+        .with(Tracing)
+}
+
+#[handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+#[handler]
+async fn readyz(store: poem::web::Data<&Store>) -> Response {
+    match store.ping().await {
+        Ok(()) => "ok".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not reachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
+        }
+    }
+}
+
+/// Refuses bodies over the limit by their length, and cuts off bodies that give
+/// none, so no request can make Kassa hold more than the limit in memory.
+async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Err(poem::Error::from_string(
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ));
+    }
+    if declared.is_none() {
+        let body = req.take_body().into_async_read();
+        req.set_body(Body::from_async_read(body.take(MAX_BODY_BYTES as u64)));
+    }
+    next.call(req).await.map(IntoResponse::into_response)
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    acceptor: poem::listener::TcpAcceptor,
+    pub local_addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds the listening socket (port 0 picks a free one).
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        let acceptor = TcpListener::bind(addr).into_acceptor().await?;
+        let local_addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .unwrap_or(addr);
+        Ok(Self {
+            acceptor,
+            local_addr,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    pub async fn run(
+        self,
+        ctx: ApiContext,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        poem::Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app(ctx), shutdown, Some(Duration::from_secs(20)))
+            .await
+    }
+}

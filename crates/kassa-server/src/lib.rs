@@ -1,0 +1,9 @@
+//! The `kassa` program: configuration, the command line, and the HTTP server that
+//! puts the API (and later the pages and workers) on one port. Business rules live
+//! in `kassa-domain`, SQL in `kassa-store`, handlers in `kassa-api`.
+
+pub mod config;
+mod http;
+
+pub use config::Config;
+pub use http::{Server, app};

@@ -1,0 +1,468 @@
+//! Products, coupons and checkout links.
+
+use kassa_domain::catalog::Delivery;
+use kassa_domain::ids::{CheckoutLinkId, CouponId, ProductId, TenantId};
+
+use sqlx::AssertSqlSafe;
+
+use crate::error::corrupt;
+use crate::{Page, PageRequest, Store, StoreError, Timestamp};
+
+/// A price as stored: integer minor units in an ISO 4217 currency.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Price {
+    pub currency: String,
+    pub amount: i64,
+}
+
+/// The writable fields of a product, already validated.
+#[derive(Debug, Clone)]
+pub struct ProductFields {
+    pub name: String,
+    pub description: Option<String>,
+    pub prices: Vec<Price>,
+    pub delivery: Delivery,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProductRecord {
+    pub id: ProductId,
+    pub fields: ProductFields,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct ProductRow {
+    id: String,
+    name: String,
+    description: Option<String>,
+    prices: String,
+    delivery: String,
+    active: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ProductRow> for ProductRecord {
+    type Error = StoreError;
+    fn try_from(row: ProductRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: ProductId::parse(&row.id).map_err(corrupt)?,
+            fields: ProductFields {
+                name: row.name,
+                description: row.description,
+                prices: serde_json::from_str(&row.prices).map_err(corrupt)?,
+                delivery: serde_json::from_str(&row.delivery).map_err(corrupt)?,
+                active: row.active != 0,
+            },
+            created_at: row.created_at.into(),
+            updated_at: row.updated_at.into(),
+        })
+    }
+}
+
+const PRODUCT_COLUMNS: &str =
+    "id, name, description, prices, delivery, active, created_at, updated_at";
+
+/// The writable fields of a coupon, already validated.
+#[derive(Debug, Clone)]
+pub struct CouponFields {
+    pub code: String,
+    pub percent_off: Option<i64>,
+    pub amount_off: Option<i64>,
+    pub currency: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    pub max_redemptions: Option<i64>,
+    pub product_ids: Vec<ProductId>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CouponRecord {
+    pub id: CouponId,
+    pub fields: CouponFields,
+    pub times_redeemed: i64,
+    pub created_at: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct CouponRow {
+    id: String,
+    code: String,
+    percent_off: Option<i64>,
+    amount_off: Option<i64>,
+    currency: Option<String>,
+    expires_at: Option<i64>,
+    max_redemptions: Option<i64>,
+    times_redeemed: i64,
+    product_ids: String,
+    active: i64,
+    created_at: i64,
+}
+
+impl TryFrom<CouponRow> for CouponRecord {
+    type Error = StoreError;
+    fn try_from(row: CouponRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: CouponId::parse(&row.id).map_err(corrupt)?,
+            fields: CouponFields {
+                code: row.code,
+                percent_off: row.percent_off,
+                amount_off: row.amount_off,
+                currency: row.currency,
+                expires_at: row.expires_at.map(Timestamp::from),
+                max_redemptions: row.max_redemptions,
+                product_ids: serde_json::from_str(&row.product_ids).map_err(corrupt)?,
+                active: row.active != 0,
+            },
+            times_redeemed: row.times_redeemed,
+            created_at: row.created_at.into(),
+        })
+    }
+}
+
+const COUPON_COLUMNS: &str = "id, code, percent_off, amount_off, currency, expires_at, \
+    max_redemptions, times_redeemed, product_ids, active, created_at";
+
+/// The fields of a checkout link, already validated.
+#[derive(Debug, Clone)]
+pub struct CheckoutLinkFields {
+    pub product_id: ProductId,
+    pub quantity: i64,
+    pub currency: Option<String>,
+    pub coupon_code: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckoutLinkRecord {
+    pub id: CheckoutLinkId,
+    pub fields: CheckoutLinkFields,
+    pub created_at: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct CheckoutLinkRow {
+    id: String,
+    product_id: String,
+    quantity: i64,
+    currency: Option<String>,
+    coupon_code: Option<String>,
+    created_at: i64,
+}
+
+impl TryFrom<CheckoutLinkRow> for CheckoutLinkRecord {
+    type Error = StoreError;
+    fn try_from(row: CheckoutLinkRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: CheckoutLinkId::parse(&row.id).map_err(corrupt)?,
+            fields: CheckoutLinkFields {
+                product_id: ProductId::parse(&row.product_id).map_err(corrupt)?,
+                quantity: row.quantity,
+                currency: row.currency,
+                coupon_code: row.coupon_code,
+            },
+            created_at: row.created_at.into(),
+        })
+    }
+}
+
+const LINK_COLUMNS: &str = "id, product_id, quantity, currency, coupon_code, created_at";
+
+fn json(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+/// Runs a tenant-scoped list query `SELECT <columns> FROM <table> WHERE tenant_id = $1`,
+/// newest first, one page at a time.
+pub(crate) async fn list_page<Row, Rec>(
+    store: &Store,
+    columns: &str,
+    table: &str,
+    tenant: &TenantId,
+    page: &PageRequest,
+) -> Result<Page<Rec>, StoreError>
+where
+    Row: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    Rec: TryFrom<Row, Error = StoreError> + HasId,
+{
+    let sql = format!(
+        "SELECT {columns} FROM {table} WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
+         ORDER BY id DESC LIMIT $3"
+    );
+    let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .bind(page.after.as_deref())
+        .bind(page.limit + 1)
+        .fetch_all(&store.pool)
+        .await?;
+    let records = rows
+        .into_iter()
+        .map(Rec::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(records, page.limit, |r| r.id_str().to_owned()))
+}
+
+/// A record whose id is its pagination cursor.
+pub(crate) trait HasId {
+    fn id_str(&self) -> &str;
+}
+
+impl HasId for ProductRecord {
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+}
+impl HasId for CouponRecord {
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+}
+impl HasId for CheckoutLinkRecord {
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+impl Store {
+    pub async fn create_product(
+        &self,
+        tenant: &TenantId,
+        fields: &ProductFields,
+    ) -> Result<ProductRecord, StoreError> {
+        let id = ProductId::generate();
+        let now = Timestamp::now();
+        sqlx::query(
+            "INSERT INTO products (tenant_id, id, name, description, prices, delivery, active, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(&fields.name)
+        .bind(fields.description.as_deref())
+        .bind(json(&fields.prices)?)
+        .bind(json(&fields.delivery)?)
+        .bind(i64::from(fields.active))
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(ProductRecord {
+            id,
+            fields: fields.clone(),
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn product(
+        &self,
+        tenant: &TenantId,
+        id: &ProductId,
+    ) -> Result<ProductRecord, StoreError> {
+        let row: Option<ProductRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    pub async fn list_products(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<ProductRecord>, StoreError> {
+        list_page::<ProductRow, _>(self, PRODUCT_COLUMNS, "products", tenant, page).await
+    }
+
+    /// Replaces a product's writable fields.
+    pub async fn update_product(
+        &self,
+        tenant: &TenantId,
+        id: &ProductId,
+        fields: &ProductFields,
+    ) -> Result<ProductRecord, StoreError> {
+        let done = sqlx::query(
+            "UPDATE products SET name = $3, description = $4, prices = $5, delivery = $6,
+             active = $7, updated_at = $8 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(&fields.name)
+        .bind(fields.description.as_deref())
+        .bind(json(&fields.prices)?)
+        .bind(json(&fields.delivery)?)
+        .bind(i64::from(fields.active))
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.product(tenant, id).await
+    }
+
+    pub async fn create_coupon(
+        &self,
+        tenant: &TenantId,
+        fields: &CouponFields,
+    ) -> Result<CouponRecord, StoreError> {
+        let id = CouponId::generate();
+        let now = Timestamp::now();
+        sqlx::query(
+            "INSERT INTO coupons (tenant_id, id, code, percent_off, amount_off, currency, expires_at,
+             max_redemptions, times_redeemed, product_ids, active, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11)",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(&fields.code)
+        .bind(fields.percent_off)
+        .bind(fields.amount_off)
+        .bind(fields.currency.as_deref())
+        .bind(fields.expires_at.map(|t| t.millis()))
+        .bind(fields.max_redemptions)
+        .bind(json(&fields.product_ids)?)
+        .bind(i64::from(fields.active))
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::on_unique("a coupon with this code already exists"))?;
+        Ok(CouponRecord {
+            id,
+            fields: fields.clone(),
+            times_redeemed: 0,
+            created_at: now,
+        })
+    }
+
+    pub async fn coupon(&self, tenant: &TenantId, id: &CouponId) -> Result<CouponRecord, StoreError> {
+        let row: Option<CouponRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COUPON_COLUMNS} FROM coupons WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// A coupon by the code a customer typed (already upper-cased).
+    pub async fn coupon_by_code(
+        &self,
+        tenant: &TenantId,
+        code: &str,
+    ) -> Result<CouponRecord, StoreError> {
+        let row: Option<CouponRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COUPON_COLUMNS} FROM coupons WHERE tenant_id = $1 AND code = $2"
+        )))
+        .bind(tenant.as_str())
+        .bind(code)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    pub async fn list_coupons(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<CouponRecord>, StoreError> {
+        list_page::<CouponRow, _>(self, COUPON_COLUMNS, "coupons", tenant, page).await
+    }
+
+    /// Changes what may change on a live coupon: whether it works, until when, how often.
+    pub async fn update_coupon(
+        &self,
+        tenant: &TenantId,
+        id: &CouponId,
+        active: bool,
+        expires_at: Option<Timestamp>,
+        max_redemptions: Option<i64>,
+    ) -> Result<CouponRecord, StoreError> {
+        let done = sqlx::query(
+            "UPDATE coupons SET active = $3, expires_at = $4, max_redemptions = $5
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(i64::from(active))
+        .bind(expires_at.map(|t| t.millis()))
+        .bind(max_redemptions)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.coupon(tenant, id).await
+    }
+
+    pub async fn create_checkout_link(
+        &self,
+        tenant: &TenantId,
+        fields: &CheckoutLinkFields,
+    ) -> Result<CheckoutLinkRecord, StoreError> {
+        let id = CheckoutLinkId::generate();
+        let now = Timestamp::now();
+        sqlx::query(
+            "INSERT INTO checkout_links (tenant_id, id, product_id, quantity, currency, coupon_code, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(fields.product_id.as_str())
+        .bind(fields.quantity)
+        .bind(fields.currency.as_deref())
+        .bind(fields.coupon_code.as_deref())
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(CheckoutLinkRecord {
+            id,
+            fields: fields.clone(),
+            created_at: now,
+        })
+    }
+
+    pub async fn checkout_link(
+        &self,
+        tenant: &TenantId,
+        id: &CheckoutLinkId,
+    ) -> Result<CheckoutLinkRecord, StoreError> {
+        let row: Option<CheckoutLinkRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {LINK_COLUMNS} FROM checkout_links WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    pub async fn list_checkout_links(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<CheckoutLinkRecord>, StoreError> {
+        list_page::<CheckoutLinkRow, _>(self, LINK_COLUMNS, "checkout_links", tenant, page).await
+    }
+
+    pub async fn delete_checkout_link(
+        &self,
+        tenant: &TenantId,
+        id: &CheckoutLinkId,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM checkout_links WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

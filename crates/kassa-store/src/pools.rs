@@ -1,0 +1,194 @@
+//! License pools and the keys merchants upload to them.
+
+use kassa_domain::ids::{LicenseKeyId, LicensePoolId, TenantId};
+
+use crate::catalog::{HasId, list_page};
+use sqlx::AssertSqlSafe;
+
+use crate::error::corrupt;
+use crate::{Page, PageRequest, Store, StoreError, Timestamp};
+
+#[derive(Debug, Clone)]
+pub struct LicensePoolRecord {
+    pub id: LicensePoolId,
+    pub name: String,
+    pub low_stock_threshold: Option<i64>,
+    /// Keys not yet given to an order line.
+    pub available: i64,
+    /// Keys given to order lines.
+    pub assigned: i64,
+    pub created_at: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct PoolRow {
+    id: String,
+    name: String,
+    low_stock_threshold: Option<i64>,
+    available: i64,
+    assigned: i64,
+    created_at: i64,
+}
+
+impl TryFrom<PoolRow> for LicensePoolRecord {
+    type Error = StoreError;
+    fn try_from(row: PoolRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: LicensePoolId::parse(&row.id).map_err(corrupt)?,
+            name: row.name,
+            low_stock_threshold: row.low_stock_threshold,
+            available: row.available,
+            assigned: row.assigned,
+            created_at: row.created_at.into(),
+        })
+    }
+}
+
+impl HasId for LicensePoolRecord {
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+/// Stock is counted when read; a pool's keys are indexed by status.
+const POOL_COLUMNS: &str = "id, name, low_stock_threshold, created_at,
+    (SELECT COUNT(*) FROM license_keys k WHERE k.tenant_id = license_pools.tenant_id
+        AND k.pool_id = license_pools.id AND k.status = 'available') AS available,
+    (SELECT COUNT(*) FROM license_keys k WHERE k.tenant_id = license_pools.tenant_id
+        AND k.pool_id = license_pools.id AND k.status <> 'available') AS assigned";
+
+/// What an upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysAdded {
+    pub added: i64,
+    /// Keys already in the pool, refused.
+    pub duplicates: Vec<String>,
+}
+
+/// Rows per multi-row INSERT: well under both backends' parameter limits.
+const KEYS_PER_STATEMENT: usize = 500;
+
+impl Store {
+    pub async fn create_license_pool(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        low_stock_threshold: Option<i64>,
+    ) -> Result<LicensePoolRecord, StoreError> {
+        let id = LicensePoolId::generate();
+        let now = Timestamp::now();
+        sqlx::query(
+            "INSERT INTO license_pools (tenant_id, id, name, low_stock_threshold, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(name)
+        .bind(low_stock_threshold)
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(LicensePoolRecord {
+            id,
+            name: name.to_owned(),
+            low_stock_threshold,
+            available: 0,
+            assigned: 0,
+            created_at: now,
+        })
+    }
+
+    pub async fn license_pool(
+        &self,
+        tenant: &TenantId,
+        id: &LicensePoolId,
+    ) -> Result<LicensePoolRecord, StoreError> {
+        let row: Option<PoolRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {POOL_COLUMNS} FROM license_pools WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    pub async fn list_license_pools(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<LicensePoolRecord>, StoreError> {
+        list_page::<PoolRow, _>(self, POOL_COLUMNS, "license_pools", tenant, page).await
+    }
+
+    pub async fn update_license_pool(
+        &self,
+        tenant: &TenantId,
+        id: &LicensePoolId,
+        name: &str,
+        low_stock_threshold: Option<i64>,
+    ) -> Result<LicensePoolRecord, StoreError> {
+        let done = sqlx::query(
+            "UPDATE license_pools SET name = $3, low_stock_threshold = $4
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(name)
+        .bind(low_stock_threshold)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.license_pool(tenant, id).await
+    }
+
+    /// Adds keys to a pool in one transaction; keys the pool already holds are
+    /// refused and reported, never stored twice.
+    pub async fn add_license_keys(
+        &self,
+        tenant: &TenantId,
+        pool: &LicensePoolId,
+        keys: &[String],
+    ) -> Result<KeysAdded, StoreError> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM license_pools WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(pool.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+            let mut query = sqlx::QueryBuilder::<sqlx::Any>::new(
+                "INSERT INTO license_keys (tenant_id, id, pool_id, value, status, created_at) ",
+            );
+            query.push_values(chunk, |mut row, key| {
+                row.push_bind(tenant.as_str())
+                    .push_bind(LicenseKeyId::generate().to_string())
+                    .push_bind(pool.as_str())
+                    .push_bind(key.as_str())
+                    .push_bind("available")
+                    .push_bind(now);
+            });
+            query.push(" ON CONFLICT (tenant_id, pool_id, value) DO NOTHING RETURNING value");
+            let values: Vec<String> = query.build_query_scalar().fetch_all(&mut *tx).await?;
+            inserted.extend(values);
+        }
+        tx.commit().await?;
+        let duplicates: Vec<String> = keys
+            .iter()
+            .filter(|k| !inserted.contains(k.as_str()))
+            .cloned()
+            .collect();
+        Ok(KeysAdded {
+            added: i64::try_from(inserted.len()).unwrap_or(i64::MAX),
+            duplicates,
+        })
+    }
+}

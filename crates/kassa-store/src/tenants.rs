@@ -1,0 +1,208 @@
+//! Tenants, merchant users, memberships and API keys.
+
+use kassa_domain::ids::{ApiKeyId, TenantId, UserId};
+use kassa_domain::tenant::{EmailAddress, NewApiKey, Role, TenantSlug};
+
+use crate::error::corrupt;
+use crate::{Store, StoreError, Timestamp};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantRecord {
+    #[sqlx(try_from = "String")]
+    pub id: TenantId,
+    pub slug: String,
+    pub name: String,
+    pub settings: String,
+    #[sqlx(try_from = "i64")]
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRecord {
+    #[sqlx(try_from = "String")]
+    pub id: ApiKeyId,
+    #[sqlx(try_from = "String")]
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub prefix: String,
+    #[sqlx(try_from = "i64")]
+    pub created_at: Timestamp,
+    pub revoked_at: Option<i64>,
+}
+
+/// What `create_tenant` made.
+#[derive(Debug)]
+pub struct CreatedTenant {
+    pub tenant: TenantRecord,
+    pub owner_id: UserId,
+    pub api_key_id: ApiKeyId,
+}
+
+impl Store {
+    /// Creates a tenant, its owner (a new user, or the existing one with that email),
+    /// the owner's membership and a first API key, in one transaction.
+    pub async fn create_tenant(
+        &self,
+        slug: &TenantSlug,
+        name: &str,
+        owner_email: &EmailAddress,
+        api_key: &NewApiKey,
+    ) -> Result<CreatedTenant, StoreError> {
+        let now = Timestamp::now();
+        let id = TenantId::generate();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO tenants (id, slug, name, settings, created_at) VALUES ($1, $2, $3, '{}', $4)",
+        )
+        .bind(id.as_str())
+        .bind(slug.as_str())
+        .bind(name)
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::on_unique("a tenant with this slug already exists"))?;
+
+        let existing: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+            .bind(owner_email.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let owner_id = match existing {
+            Some(raw) => UserId::parse(&raw).map_err(corrupt)?,
+            None => {
+                let user = UserId::generate();
+                sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)")
+                    .bind(user.as_str())
+                    .bind(owner_email.as_str())
+                    .bind(now.millis())
+                    .execute(&mut *tx)
+                    .await?;
+                user
+            }
+        };
+        sqlx::query(
+            "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id.as_str())
+        .bind(owner_id.as_str())
+        .bind(Role::Owner.as_str())
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await?;
+        let api_key_id = insert_api_key(&mut tx, &id, "Default", api_key, now).await?;
+        tx.commit().await?;
+        Ok(CreatedTenant {
+            tenant: TenantRecord {
+                id,
+                slug: slug.as_str().to_owned(),
+                name: name.to_owned(),
+                settings: "{}".into(),
+                created_at: now,
+            },
+            owner_id,
+            api_key_id,
+        })
+    }
+
+    pub async fn tenant(&self, id: &TenantId) -> Result<TenantRecord, StoreError> {
+        sqlx::query_as("SELECT id, slug, name, settings, created_at FROM tenants WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<TenantRecord, StoreError> {
+        sqlx::query_as("SELECT id, slug, name, settings, created_at FROM tenants WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// The tenant an unrevoked key belongs to.
+    pub async fn authenticate_api_key(
+        &self,
+        key_hash: &str,
+    ) -> Result<(TenantRecord, ApiKeyId), StoreError> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT tenant_id, id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (tenant_id, key_id) = row.ok_or(StoreError::NotFound)?;
+        let tenant = self
+            .tenant(&TenantId::parse(&tenant_id).map_err(corrupt)?)
+            .await?;
+        Ok((tenant, ApiKeyId::parse(&key_id).map_err(corrupt)?))
+    }
+
+    pub async fn create_api_key(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        key: &NewApiKey,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let now = Timestamp::now();
+        let mut tx = self.begin_write().await?;
+        let id = insert_api_key(&mut tx, tenant, name, key, now).await?;
+        tx.commit().await?;
+        Ok(ApiKeyRecord {
+            id,
+            tenant_id: tenant.clone(),
+            name: name.to_owned(),
+            prefix: key.prefix.clone(),
+            created_at: now,
+            revoked_at: None,
+        })
+    }
+
+    pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, tenant_id, name, prefix, created_at, revoked_at FROM api_keys
+             WHERE tenant_id = $1 ORDER BY id DESC",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Revokes a key; it stops working at once. Revoking twice is fine.
+    pub async fn revoke_api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+async fn insert_api_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &TenantId,
+    name: &str,
+    key: &NewApiKey,
+    now: Timestamp,
+) -> Result<ApiKeyId, StoreError> {
+    let id = ApiKeyId::generate();
+    sqlx::query(
+        "INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant.as_str())
+    .bind(id.as_str())
+    .bind(name)
+    .bind(&key.prefix)
+    .bind(&key.hash)
+    .bind(now.millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}

@@ -1,0 +1,188 @@
+//! Webhook endpoints: where events go, which ones, and the signing secrets.
+
+use kassa_domain::ids::{TenantId, WebhookEndpointId};
+
+use crate::catalog::{HasId, list_page};
+use sqlx::AssertSqlSafe;
+
+use crate::error::corrupt;
+use crate::{Page, PageRequest, Store, StoreError, Timestamp};
+
+/// How long a rotated-out secret keeps signing, so receivers can switch over.
+pub const SECRET_OVERLAP_MILLIS: i64 = 24 * 60 * 60 * 1000;
+
+#[derive(Debug, Clone)]
+pub struct WebhookEndpointFields {
+    pub url: String,
+    pub description: Option<String>,
+    /// Empty means every event type.
+    pub event_types: Vec<String>,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookEndpointRecord {
+    pub id: WebhookEndpointId,
+    pub fields: WebhookEndpointFields,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct EndpointRow {
+    id: String,
+    url: String,
+    description: Option<String>,
+    event_types: String,
+    secret: String,
+    previous_secret: Option<String>,
+    previous_secret_expires_at: Option<i64>,
+    disabled_at: Option<i64>,
+    created_at: i64,
+}
+
+impl TryFrom<EndpointRow> for WebhookEndpointRecord {
+    type Error = StoreError;
+    fn try_from(row: EndpointRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: WebhookEndpointId::parse(&row.id).map_err(corrupt)?,
+            fields: WebhookEndpointFields {
+                url: row.url,
+                description: row.description,
+                event_types: serde_json::from_str(&row.event_types).map_err(corrupt)?,
+                disabled: row.disabled_at.is_some(),
+            },
+            secret: row.secret,
+            previous_secret: row.previous_secret,
+            previous_secret_expires_at: row.previous_secret_expires_at.map(Timestamp::from),
+            created_at: row.created_at.into(),
+        })
+    }
+}
+
+impl HasId for WebhookEndpointRecord {
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, secret, previous_secret, \
+    previous_secret_expires_at, disabled_at, created_at";
+
+impl Store {
+    pub async fn create_webhook_endpoint(
+        &self,
+        tenant: &TenantId,
+        fields: &WebhookEndpointFields,
+        secret: &str,
+    ) -> Result<WebhookEndpointRecord, StoreError> {
+        let id = WebhookEndpointId::generate();
+        let now = Timestamp::now();
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (tenant_id, id, url, description, event_types, secret, disabled_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(&fields.url)
+        .bind(fields.description.as_deref())
+        .bind(serde_json::to_string(&fields.event_types).map_err(corrupt)?)
+        .bind(secret)
+        .bind(fields.disabled.then_some(now.millis()))
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await?;
+        self.webhook_endpoint(tenant, &id).await
+    }
+
+    pub async fn webhook_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookEndpointId,
+    ) -> Result<WebhookEndpointRecord, StoreError> {
+        let row: Option<EndpointRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    pub async fn list_webhook_endpoints(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<WebhookEndpointRecord>, StoreError> {
+        list_page::<EndpointRow, _>(self, ENDPOINT_COLUMNS, "webhook_endpoints", tenant, page)
+            .await
+    }
+
+    pub async fn update_webhook_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookEndpointId,
+        fields: &WebhookEndpointFields,
+    ) -> Result<WebhookEndpointRecord, StoreError> {
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5,
+             disabled_at = CASE WHEN $6 = 0 THEN NULL ELSE COALESCE(disabled_at, $7) END
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(&fields.url)
+        .bind(fields.description.as_deref())
+        .bind(serde_json::to_string(&fields.event_types).map_err(corrupt)?)
+        .bind(i64::from(fields.disabled))
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.webhook_endpoint(tenant, id).await
+    }
+
+    /// Puts a new secret in place; the old one keeps signing for a day.
+    pub async fn rotate_webhook_secret(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookEndpointId,
+        new_secret: &str,
+    ) -> Result<WebhookEndpointRecord, StoreError> {
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET previous_secret = secret, secret = $3,
+             previous_secret_expires_at = $4 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(new_secret)
+        .bind(Timestamp::now().millis() + SECRET_OVERLAP_MILLIS)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.webhook_endpoint(tenant, id).await
+    }
+
+    pub async fn delete_webhook_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &WebhookEndpointId,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
