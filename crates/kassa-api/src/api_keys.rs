@@ -60,7 +60,11 @@ fn out(k: ApiKeyRecord) -> ApiKeyOut {
 impl ApiKeysApi {
     /// Create an API key
     #[oai(path = "/", method = "post")]
-    async fn create(&self, auth: ApiKey, body: Json<ApiKeyIn>) -> Result<Json<ApiKeyCreated>, ApiError> {
+    async fn create(
+        &self,
+        auth: ApiKey,
+        body: Json<ApiKeyIn>,
+    ) -> Result<Json<ApiKeyCreated>, ApiError> {
         let name = parse_text("name", &body.name, 100)?;
         let key = NewApiKey::generate();
         let record = self

@@ -1,9 +1,9 @@
 //! `/checkout-links`: a product's buy link with preset quantity, currency or coupon.
 
+use kassa_domain::Invalid;
 use kassa_domain::catalog::{CouponCode, parse_quantity};
 use kassa_domain::ids::{CheckoutLinkId, ProductId};
 use kassa_domain::money::Currency;
-use kassa_domain::Invalid;
 use kassa_store::{CheckoutLinkFields, CheckoutLinkRecord, StoreError};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -99,10 +99,14 @@ impl CheckoutLinksApi {
             .currency
             .as_deref()
             .and_then(|c| invalid.check(Currency::parse("currency", c)));
-        if let (Some(p), Some(c)) = (&product, currency) {
-            if !p.fields.prices.iter().any(|price| price.currency == c.code()) {
-                invalid.push("currency", format!("the product has no {c} price"));
-            }
+        if let (Some(p), Some(c)) = (&product, currency)
+            && !p
+                .fields
+                .prices
+                .iter()
+                .any(|price| price.currency == c.code())
+        {
+            invalid.push("currency", format!("the product has no {c} price"));
         }
         let coupon = body
             .coupon
@@ -149,7 +153,9 @@ impl CheckoutLinksApi {
             .list_checkout_links(&tenant.id, &page_request(limit.0, cursor.0)?)
             .await
             .map_err(ApiError::from_store("checkout link"))?;
-        Ok(Json(CheckoutLinkList::from_page(page, |l| self.out(&tenant.slug, l))))
+        Ok(Json(CheckoutLinkList::from_page(page, |l| {
+            self.out(&tenant.slug, l)
+        })))
     }
 
     /// Get a checkout link

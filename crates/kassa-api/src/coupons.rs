@@ -1,20 +1,20 @@
 //! `/coupons`: percent or fixed-amount discounts customers enter by code.
 
 use chrono::{DateTime, Utc};
+use kassa_domain::Invalid;
 use kassa_domain::catalog::{
     CouponCode, Discount, coupon_unusable_reason, parse_coupon_limits, parse_product_scope,
 };
 use kassa_domain::ids::CouponId;
-use kassa_domain::Invalid;
 use kassa_store::{CouponFields, CouponRecord, StoreError, Timestamp};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
+use crate::ApiContext;
 use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
-use crate::ApiContext;
 
 pub struct CouponsApi(pub ApiContext);
 
@@ -85,7 +85,12 @@ fn out(c: CouponRecord) -> CouponOut {
         expires_at: c.fields.expires_at.map(|t| t.0),
         max_redemptions: c.fields.max_redemptions,
         times_redeemed: c.times_redeemed,
-        product_ids: c.fields.product_ids.iter().map(ToString::to_string).collect(),
+        product_ids: c
+            .fields
+            .product_ids
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         active: c.fields.active,
         valid,
         created_at: c.created_at.0,
@@ -100,7 +105,11 @@ fn coupon_id(raw: &str) -> Result<CouponId, ApiError> {
 impl CouponsApi {
     /// Create a coupon
     #[oai(path = "/", method = "post")]
-    async fn create(&self, auth: ApiKey, body: Json<CouponIn>) -> Result<Json<CouponOut>, ApiError> {
+    async fn create(
+        &self,
+        auth: ApiKey,
+        body: Json<CouponIn>,
+    ) -> Result<Json<CouponOut>, ApiError> {
         let tenant = &auth.tenant().id;
         let body = body.0;
         let mut invalid = Invalid::default();
@@ -110,14 +119,20 @@ impl CouponsApi {
             body.amount_off,
             body.currency.as_deref(),
         ));
-        invalid.check(parse_coupon_limits(body.expires_at, body.max_redemptions, Utc::now()));
+        invalid.check(parse_coupon_limits(
+            body.expires_at,
+            body.max_redemptions,
+            Utc::now(),
+        ));
         let scope = invalid
             .check(parse_product_scope(&body.product_ids.unwrap_or_default()))
             .unwrap_or_default();
         for (i, product) in scope.iter().enumerate() {
             match self.0.store.product(tenant, product).await {
                 Ok(_) => {}
-                Err(StoreError::NotFound) => invalid.push(format!("product_ids[{i}]"), "no such product"),
+                Err(StoreError::NotFound) => {
+                    invalid.push(format!("product_ids[{i}]"), "no such product")
+                }
                 Err(e) => return Err(ApiError::internal(e)),
             }
         }
@@ -200,7 +215,9 @@ impl CouponsApi {
                 tenant,
                 &id,
                 body.active.unwrap_or(current.fields.active),
-                body.expires_at.map(Timestamp::from).or(current.fields.expires_at),
+                body.expires_at
+                    .map(Timestamp::from)
+                    .or(current.fields.expires_at),
                 body.max_redemptions.or(current.fields.max_redemptions),
             )
             .await

@@ -6,8 +6,8 @@
 
 use kassa_domain::Invalid;
 use kassa_store::StoreError;
-use poem::http::StatusCode;
 use poem::Response;
+use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 
@@ -165,7 +165,12 @@ pub async fn to_problem(err: poem::Error) -> Response {
         return response;
     }
     let status = response.status();
-    let detail = response.into_body().into_string().await.ok().filter(|s| !s.is_empty());
+    let detail = response
+        .into_body()
+        .into_string()
+        .await
+        .ok()
+        .filter(|s| !s.is_empty());
     let kind = match status {
         StatusCode::UNAUTHORIZED => "unauthorized",
         StatusCode::NOT_FOUND => "not_found",
@@ -175,13 +180,14 @@ pub async fn to_problem(err: poem::Error) -> Response {
         s if s.is_server_error() => "internal_error",
         _ => "bad_request",
     };
-    let detail = if status == StatusCode::UNAUTHORIZED && detail.as_deref() == Some("authorization error") {
-        Some("send an API key as `Authorization: Bearer <api key>`".to_owned())
-    } else if status.is_server_error() {
-        tracing::error!(detail = ?detail, "internal error");
-        Some("Kassa failed to handle this request; it has been logged.".to_owned())
-    } else {
-        detail
-    };
+    let detail =
+        if status == StatusCode::UNAUTHORIZED && detail.as_deref() == Some("authorization error") {
+            Some("send an API key as `Authorization: Bearer <api key>`".to_owned())
+        } else if status.is_server_error() {
+            tracing::error!(detail = ?detail, "internal error");
+            Some("Kassa failed to handle this request; it has been logged.".to_owned())
+        } else {
+            detail
+        };
     Problem::new(status, kind, detail).into_http()
 }

@@ -84,7 +84,8 @@ fn service(ctx: &ApiContext) -> OpenApiService<Apis, ()> {
     .server("/api/v1")
 }
 
-/// The OpenAPI document, as served at `/api/openapi.json`.
+/// The OpenAPI document, as served at `/api/openapi.json`. Call it inside a Tokio
+/// runtime.
 pub fn openapi_json() -> String {
     // The document does not depend on the data; this store is never connected.
     let ctx = ApiContext {

@@ -1,17 +1,17 @@
 //! `/license-pools`: stocks of license keys that products deliver from.
 
+use kassa_domain::Invalid;
 use kassa_domain::catalog::{parse_license_keys, parse_low_stock_threshold, parse_pool_name};
 use kassa_domain::ids::LicensePoolId;
-use kassa_domain::Invalid;
 use kassa_store::LicensePoolRecord;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiRequest, Object, OpenApi};
 
+use crate::ApiContext;
 use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
-use crate::ApiContext;
 
 pub struct LicensePoolsApi(pub ApiContext);
 
@@ -98,7 +98,8 @@ fn csv_keys(text: &str) -> Result<Vec<String>, ApiError> {
         .from_reader(text.as_bytes());
     let mut keys = Vec::new();
     for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| Invalid::field("body", format!("is not valid CSV: {e}")))?;
+        let record =
+            record.map_err(|e| Invalid::field("body", format!("is not valid CSV: {e}")))?;
         let first = record.get(0).unwrap_or_default().trim();
         if i == 0 && first.eq_ignore_ascii_case("key") {
             continue;
@@ -112,7 +113,11 @@ fn csv_keys(text: &str) -> Result<Vec<String>, ApiError> {
 impl LicensePoolsApi {
     /// Create a license pool
     #[oai(path = "/", method = "post")]
-    async fn create(&self, auth: ApiKey, body: Json<LicensePoolIn>) -> Result<Json<LicensePoolOut>, ApiError> {
+    async fn create(
+        &self,
+        auth: ApiKey,
+        body: Json<LicensePoolIn>,
+    ) -> Result<Json<LicensePoolOut>, ApiError> {
         let mut invalid = Invalid::default();
         let name = invalid.check(parse_pool_name(&body.name));
         let threshold = invalid.check(parse_low_stock_threshold(body.low_stock_threshold));
@@ -174,7 +179,9 @@ impl LicensePoolsApi {
             .await
             .map_err(ApiError::from_store("license pool"))?;
         let mut invalid = Invalid::default();
-        let name = invalid.check(parse_pool_name(body.name.as_deref().unwrap_or(&current.name)));
+        let name = invalid.check(parse_pool_name(
+            body.name.as_deref().unwrap_or(&current.name),
+        ));
         let threshold = invalid.check(parse_low_stock_threshold(
             body.low_stock_threshold.or(current.low_stock_threshold),
         ));

@@ -16,10 +16,12 @@ pub fn page_request(limit: Option<i64>, cursor: Option<String>) -> Result<PageRe
         )
         .into());
     }
-    if let Some(c) = &cursor {
-        if c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(kassa_domain::Invalid::field("cursor", "is not a cursor from a previous page").into());
-        }
+    if let Some(c) = &cursor
+        && (c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        return Err(
+            kassa_domain::Invalid::field("cursor", "is not a cursor from a previous page").into(),
+        );
     }
     Ok(PageRequest {
         after: cursor,

@@ -1,19 +1,19 @@
 //! `/products`: what a store sells, its prices per currency and how it is delivered.
 
+use kassa_domain::Invalid;
 use kassa_domain::catalog::{
     Delivery, KeysPer, parse_description, parse_outgoing_url, parse_prices, parse_product_name,
 };
 use kassa_domain::ids::{LicensePoolId, PluginId, ProductId};
-use kassa_domain::Invalid;
 use kassa_store::{Price, ProductFields, ProductRecord, StoreError};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi, Union};
 
+use crate::ApiContext;
 use crate::auth::ApiKey;
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
-use crate::ApiContext;
 
 pub struct ProductsApi(pub ApiContext);
 
@@ -154,8 +154,9 @@ impl ProductsApi {
                     },
                 }
             }
-            DeliveryIo::WebService(d) => parse_outgoing_url("delivery.url", &d.url)
-                .map(|url| Delivery::WebService { url }),
+            DeliveryIo::WebService(d) => {
+                parse_outgoing_url("delivery.url", &d.url).map(|url| Delivery::WebService { url })
+            }
             // Plugins are uploaded through `/plugins`; until one exists, none matches.
             DeliveryIo::Plugin(d) => Err(match PluginId::parse(&d.plugin_id) {
                 Ok(_) | Err(_) => Invalid::field("delivery.plugin_id", "no such plugin"),
@@ -175,8 +176,10 @@ impl ProductsApi {
         let mut invalid = Invalid::default();
         let name = invalid.check(parse_product_name(name));
         let description = invalid.check(parse_description(description));
-        let raw_prices: Vec<(String, i64)> =
-            prices.iter().map(|p| (p.currency.clone(), p.amount)).collect();
+        let raw_prices: Vec<(String, i64)> = prices
+            .iter()
+            .map(|p| (p.currency.clone(), p.amount))
+            .collect();
         let prices = invalid.check(parse_prices(&raw_prices));
         let delivery = invalid.check(self.parse_delivery(auth, delivery).await?);
         match (name, description, prices, delivery) {
@@ -225,7 +228,11 @@ fn product_id(raw: &str) -> Result<ProductId, ApiError> {
 impl ProductsApi {
     /// Create a product
     #[oai(path = "/", method = "post")]
-    async fn create(&self, auth: ApiKey, body: Json<ProductIn>) -> Result<Json<ProductOut>, ApiError> {
+    async fn create(
+        &self,
+        auth: ApiKey,
+        body: Json<ProductIn>,
+    ) -> Result<Json<ProductOut>, ApiError> {
         let body = body.0;
         let fields = self
             .parse_fields(
@@ -262,7 +269,9 @@ impl ProductsApi {
             .list_products(&tenant.id, &page_request(limit.0, cursor.0)?)
             .await
             .map_err(ApiError::from_store("product"))?;
-        Ok(Json(ProductList::from_page(page, |p| self.out(&tenant.slug, p))))
+        Ok(Json(ProductList::from_page(page, |p| {
+            self.out(&tenant.slug, p)
+        })))
     }
 
     /// Get a product

@@ -1,9 +1,9 @@
 //! `/webhook-endpoints`: where a store receives events, signed with its `whsec_` secret.
 
+use kassa_domain::Invalid;
 use kassa_domain::catalog::{parse_description, parse_outgoing_url};
 use kassa_domain::ids::WebhookEndpointId;
 use kassa_domain::webhook::{generate_secret, parse_event_types};
-use kassa_domain::Invalid;
 use kassa_store::{WebhookEndpointFields, WebhookEndpointRecord};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -103,7 +103,10 @@ fn parse_fields(
     }
 }
 
-#[OpenApi(prefix_path = "/webhook-endpoints", tag = "crate::Tag::WebhookEndpoints")]
+#[OpenApi(
+    prefix_path = "/webhook-endpoints",
+    tag = "crate::Tag::WebhookEndpoints"
+)]
 impl WebhookEndpointsApi {
     /// Add a webhook endpoint
     ///
@@ -148,7 +151,11 @@ impl WebhookEndpointsApi {
 
     /// Get a webhook endpoint
     #[oai(path = "/:id", method = "get")]
-    async fn get(&self, auth: ApiKey, id: Path<String>) -> Result<Json<WebhookEndpointOut>, ApiError> {
+    async fn get(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+    ) -> Result<Json<WebhookEndpointOut>, ApiError> {
         let record = self
             .0
             .store

@@ -62,7 +62,10 @@ impl Default for Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field(
+                "database_url",
+                &redact_url(self.database_url.expose_secret()),
+            )
             .field("database_max_connections", &self.database_max_connections)
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
@@ -91,13 +94,16 @@ fn url_password_span(raw: &str) -> Option<(usize, usize)> {
 impl Config {
     /// Loads the configuration. `file` is `--config`; without it `kassa.toml` in the
     /// working directory is read when present.
-    pub fn load(file: Option<&std::path::Path>) -> Result<Self, figment::Error> {
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::new().merge(Serialized::defaults(Config::default()));
         match file {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file("kassa.toml")),
         }
-        figment.merge(Env::prefixed("KASSA_").only(KEYS)).extract()
+        figment
+            .merge(Env::prefixed("KASSA_").only(KEYS))
+            .extract()
+            .map_err(Box::new)
     }
 
     pub fn public_url(&self) -> String {
@@ -115,11 +121,16 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_debug_output() {
-        let mut config = Config::default();
-        config.database_url = SecretString::from("postgres://kassa:hunter2@db/kassa");
+        let config = Config {
+            database_url: SecretString::from("postgres://kassa:hunter2@db/kassa"),
+            ..Config::default()
+        };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("postgres://kassa:***@db/kassa"), "{shown}");
-        assert_eq!(redact_url("sqlite://data/kassa.db"), "sqlite://data/kassa.db");
+        assert_eq!(
+            redact_url("sqlite://data/kassa.db"),
+            "sqlite://data/kassa.db"
+        );
     }
 }

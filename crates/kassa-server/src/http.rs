@@ -40,6 +40,9 @@ async fn readyz(store: poem::web::Data<&Store>) -> Response {
     }
 }
 
+/// Oversized bodies up to this size are read (and dropped) before the 413 is sent.
+const DRAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
+
 /// Refuses bodies over the limit by their length, and cuts off bodies that give
 /// none, so no request can make Kassa hold more than the limit in memory.
 async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
@@ -49,6 +52,17 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        // Read and drop a moderately oversized body, so the client is done sending
+        // and reliably reads the 413 instead of a broken pipe.
+        if declared.is_some_and(|len| len <= DRAIN_LIMIT_BYTES) {
+            let mut body = req
+                .take_body()
+                .into_async_read()
+                .take(DRAIN_LIMIT_BYTES as u64);
+            tokio::io::copy(&mut body, &mut tokio::io::sink())
+                .await
+                .ok();
+        }
         return Err(poem::Error::from_string(
             format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
             StatusCode::PAYLOAD_TOO_LARGE,

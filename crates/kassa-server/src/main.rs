@@ -12,7 +12,11 @@ use kassa_store::Store;
 use secrecy::ExposeSecret;
 
 #[derive(Parser)]
-#[command(name = "kassa", version, about = "Checkout and fulfillment for digital goods")]
+#[command(
+    name = "kassa",
+    version,
+    about = "Checkout and fulfillment for digital goods"
+)]
 struct Cli {
     /// A TOML configuration file (default: ./kassa.toml when present).
     #[arg(long, global = true, env = "KASSA_CONFIG")]
@@ -54,7 +58,8 @@ fn init_logs(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

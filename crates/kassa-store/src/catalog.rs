@@ -201,7 +201,9 @@ where
         .into_iter()
         .map(Rec::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_rows(records, page.limit, |r| r.id_str().to_owned()))
+    Ok(Page::from_rows(records, page.limit, |r| {
+        r.id_str().to_owned()
+    }))
 }
 
 /// A record whose id is its pagination cursor.
@@ -339,7 +341,11 @@ impl Store {
         })
     }
 
-    pub async fn coupon(&self, tenant: &TenantId, id: &CouponId) -> Result<CouponRecord, StoreError> {
+    pub async fn coupon(
+        &self,
+        tenant: &TenantId,
+        id: &CouponId,
+    ) -> Result<CouponRecord, StoreError> {
         let row: Option<CouponRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {COUPON_COLUMNS} FROM coupons WHERE tenant_id = $1 AND id = $2"
         )))

@@ -35,12 +35,14 @@ impl Store {
     ) -> Result<IdempotencyStart, StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND created_at < $3")
-            .bind(tenant.as_str())
-            .bind(key)
-            .bind(now - IDEMPOTENCY_TTL_MILLIS)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND created_at < $3",
+        )
+        .bind(tenant.as_str())
+        .bind(key)
+        .bind(now - IDEMPOTENCY_TTL_MILLIS)
+        .execute(&mut *tx)
+        .await?;
         let claimed = sqlx::query(
             "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (tenant_id, key) DO NOTHING",
@@ -54,15 +56,19 @@ impl Store {
         let start = if claimed.rows_affected() == 1 {
             IdempotencyStart::Proceed
         } else {
-            let (stored, status, content_type, body): (String, Option<i64>, Option<String>, Option<String>) =
-                sqlx::query_as(
-                    "SELECT fingerprint, status_code, content_type, body FROM idempotency_keys
+            let (stored, status, content_type, body): (
+                String,
+                Option<i64>,
+                Option<String>,
+                Option<String>,
+            ) = sqlx::query_as(
+                "SELECT fingerprint, status_code, content_type, body FROM idempotency_keys
                      WHERE tenant_id = $1 AND key = $2",
-                )
-                .bind(tenant.as_str())
-                .bind(key)
-                .fetch_one(&mut *tx)
-                .await?;
+            )
+            .bind(tenant.as_str())
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
             match status {
                 _ if stored != fingerprint => IdempotencyStart::Mismatch,
                 None => IdempotencyStart::InProgress,
@@ -101,7 +107,11 @@ impl Store {
     }
 
     /// Forgets `key`, so a request that failed on Kassa's side can be retried.
-    pub async fn abandon_idempotency(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
+    pub async fn abandon_idempotency(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
             .bind(tenant.as_str())
             .bind(key)

@@ -165,19 +165,36 @@ impl Store {
         }
         let mut inserted = std::collections::HashSet::new();
         for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-            let mut query = sqlx::QueryBuilder::<sqlx::Any>::new(
-                "INSERT INTO license_keys (tenant_id, id, pool_id, value, status, created_at) ",
+            // `$n` placeholders written out: sqlx's QueryBuilder writes `?` for `Any`,
+            // which PostgreSQL does not read.
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let n = i * 5;
+                    format!(
+                        "(${}, ${}, ${}, ${}, 'available', ${})",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO license_keys (tenant_id, id, pool_id, value, status, created_at) VALUES {}
+                 ON CONFLICT (tenant_id, pool_id, value) DO NOTHING RETURNING value",
+                rows.join(", ")
             );
-            query.push_values(chunk, |mut row, key| {
-                row.push_bind(tenant.as_str())
-                    .push_bind(LicenseKeyId::generate().to_string())
-                    .push_bind(pool.as_str())
-                    .push_bind(key.as_str())
-                    .push_bind("available")
-                    .push_bind(now);
-            });
-            query.push(" ON CONFLICT (tenant_id, pool_id, value) DO NOTHING RETURNING value");
-            let values: Vec<String> = query.build_query_scalar().fetch_all(&mut *tx).await?;
+            let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
+            for key in chunk {
+                query = query
+                    .bind(tenant.as_str())
+                    .bind(LicenseKeyId::generate().to_string())
+                    .bind(pool.as_str())
+                    .bind(key.as_str())
+                    .bind(now);
+            }
+            let values: Vec<String> = query.fetch_all(&mut *tx).await?;
             inserted.extend(values);
         }
         tx.commit().await?;

@@ -117,8 +117,7 @@ impl Store {
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<WebhookEndpointRecord>, StoreError> {
-        list_page::<EndpointRow, _>(self, ENDPOINT_COLUMNS, "webhook_endpoints", tenant, page)
-            .await
+        list_page::<EndpointRow, _>(self, ENDPOINT_COLUMNS, "webhook_endpoints", tenant, page).await
     }
 
     pub async fn update_webhook_endpoint(

@@ -1,0 +1,195 @@
+//! The `kassa` binary as an operator uses it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use kassa_testkit::{Backend, TestDatabase, on_both_backends};
+
+on_both_backends!(tenant_create_prints_a_key_that_the_server_accepts);
+
+fn kassa(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kassa"));
+    cmd.current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("KASSA_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("RUST_LOG", "info");
+    cmd
+}
+
+/// A `kassa serve` process, killed when dropped.
+struct Running {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// Starts `kassa serve` on a free port and waits until it says where it listens.
+fn serve(mut cmd: Command) -> Running {
+    let mut child = cmd
+        .args(["serve"])
+        .env("KASSA_LISTEN", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kassa serve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                tx.send(addr).ok();
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("kassa serve says where it listens");
+    Running {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+async fn tenant_create_prints_a_key_that_the_server_accepts(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = kassa(dir.path())
+        .env("KASSA_DATABASE_URL", &db.url)
+        .args([
+            "tenant",
+            "create",
+            "--slug",
+            "acme",
+            "--name",
+            "Acme",
+            "--owner-email",
+            "o@acme.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert!(printed["tenant_id"].as_str().unwrap().starts_with("ten_"));
+    assert_eq!(printed["slug"], "acme");
+    let key = printed["api_key"].as_str().unwrap().to_owned();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !logs.contains(&key),
+        "the key is printed once, never logged"
+    );
+
+    let again = kassa(dir.path())
+        .env("KASSA_DATABASE_URL", &db.url)
+        .args([
+            "tenant",
+            "create",
+            "--slug",
+            "acme",
+            "--name",
+            "Acme",
+            "--owner-email",
+            "o@acme.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let bad = kassa(dir.path())
+        .env("KASSA_DATABASE_URL", &db.url)
+        .args([
+            "tenant",
+            "create",
+            "--slug",
+            "Not A Slug",
+            "--name",
+            "X",
+            "--owner-email",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("slug"));
+
+    let migrate = kassa(dir.path())
+        .env("KASSA_DATABASE_URL", &db.url)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "migrate is repeatable");
+
+    let mut cmd = kassa(dir.path());
+    cmd.env("KASSA_DATABASE_URL", &db.url);
+    let server = serve(cmd);
+    let client = reqwest::Client::new();
+    let products = client
+        .get(format!("{}/api/v1/products", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(products.status(), 200);
+    let docs = client
+        .get(format!("{}/api/docs", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200);
+    let spec = client
+        .get(format!("{}/api/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spec.status(), 200);
+    let spec: serde_json::Value = spec.json().await.unwrap();
+    assert!(spec["paths"]["/products"].is_object());
+}
+
+#[tokio::test]
+async fn with_no_configuration_kassa_serve_creates_its_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(kassa(dir.path()));
+    let health = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(dir.path().join("data/kassa.db").exists());
+}
+
+#[tokio::test]
+async fn database_passwords_do_not_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kassa(dir.path())
+        .env(
+            "KASSA_DATABASE_URL",
+            "postgres://kassa:s3cret-pw@127.0.0.1:1/kassa",
+        )
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "nothing listens on port 1");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logs.contains("postgres://kassa:***@127.0.0.1:1/kassa"),
+        "{logs}"
+    );
+    assert!(!logs.contains("s3cret-pw"), "{logs}");
+}

@@ -1,0 +1,256 @@
+//! Bad input gets a clear 4xx problem+json, never a 5xx, and nothing is stored.
+
+use kassa_testkit::{Backend, on_both_backends};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::TestApp;
+
+on_both_backends!(
+    bad_product_bodies_are_refused_and_nothing_is_stored,
+    huge_and_broken_bodies_are_refused,
+    requests_without_a_valid_key_get_401,
+    unknown_paths_and_ids_are_404_problems,
+    health_and_readiness,
+);
+
+async fn bad_product_bodies_are_refused_and_nothing_is_stored(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let pool = app.pool_with_keys(&[]).await;
+    let delivery = json!({"method": "license_pool", "pool_id": pool});
+    let usd = json!([{"currency": "USD", "amount": 100}]);
+    // (body, expected status, the invalid fields for a 422)
+    let cases: Vec<(serde_json::Value, u16, Vec<&str>)> = vec![
+        (
+            json!({"name": "", "prices": usd, "delivery": delivery}),
+            422,
+            vec!["name"],
+        ),
+        (
+            json!({"name": "   ", "prices": usd, "delivery": delivery}),
+            422,
+            vec!["name"],
+        ),
+        (
+            json!({"name": "x".repeat(201), "prices": usd, "delivery": delivery}),
+            422,
+            vec!["name"],
+        ),
+        (
+            json!({"name": "A", "prices": [], "delivery": delivery}),
+            422,
+            vec!["prices"],
+        ),
+        (
+            json!({"name": "A", "prices": [{"currency": "USD", "amount": -1}], "delivery": delivery}),
+            422,
+            vec!["prices[0].amount"],
+        ),
+        (
+            json!({"name": "A", "prices": [{"currency": "USD", "amount": 1_000_000_000_000_001_i64}], "delivery": delivery}),
+            422,
+            vec!["prices[0].amount"],
+        ),
+        (
+            json!({"name": "A", "prices": [{"currency": "ZZZ", "amount": 1}], "delivery": delivery}),
+            422,
+            vec!["prices[0].currency"],
+        ),
+        (
+            json!({"name": "A", "prices": [{"currency": "USD", "amount": 1}, {"currency": "usd", "amount": 2}], "delivery": delivery}),
+            422,
+            vec!["prices[1].currency"],
+        ),
+        (
+            json!({"name": "A", "prices": usd, "delivery": {"method": "license_pool", "pool_id": "lpl_01jz0000000000000000000000"}}),
+            422,
+            vec!["delivery.pool_id"],
+        ),
+        (
+            json!({"name": "A", "prices": usd, "delivery": {"method": "web_service", "url": "not a url"}}),
+            422,
+            vec!["delivery.url"],
+        ),
+        (
+            json!({"name": "A", "prices": usd, "delivery": {"method": "plugin", "plugin_id": "plg_01jz0000000000000000000000"}}),
+            422,
+            vec!["delivery.plugin_id"],
+        ),
+        // Malformed: wrong types, overflow, unknown fields, unknown method.
+        (
+            json!({"name": {"text": "A"}, "prices": usd, "delivery": delivery}),
+            400,
+            vec![],
+        ),
+        (
+            json!({"name": "A", "prices": "USD 1", "delivery": delivery}),
+            400,
+            vec![],
+        ),
+        (
+            json!({"name": "A", "prices": [{"currency": "USD", "amount": 1e30}], "delivery": delivery}),
+            400,
+            vec![],
+        ),
+        (
+            json!({"name": "A", "prices": [{"currency": "USD", "amount": 1.5}], "delivery": delivery}),
+            400,
+            vec![],
+        ),
+        (
+            json!({"name": "A", "prices": usd, "delivery": delivery, "price": 5}),
+            400,
+            vec![],
+        ),
+        (
+            json!({"name": "A", "prices": usd, "delivery": {"method": "carrier_pigeon"}}),
+            400,
+            vec![],
+        ),
+        (json!({"prices": usd, "delivery": delivery}), 400, vec![]),
+        (json!([1, 2, 3]), 400, vec![]),
+        (
+            json!({"name": ["A"], "prices": usd, "delivery": delivery}),
+            400,
+            vec![],
+        ),
+        (
+            json!({"name": "A", "prices": usd, "delivery": delivery, "active": "yes"}),
+            400,
+            vec![],
+        ),
+    ];
+    for (body, status, fields) in cases {
+        let answer = app.post("/api/v1/products", body.clone()).await;
+        answer.problem(status);
+        if status == 422 {
+            assert_eq!(answer.invalid_fields(), fields, "{body}");
+        }
+    }
+    let malformed = app
+        .send(
+            app.request(Method::POST, &app.key, "/api/v1/products")
+                .header("content-type", "application/json")
+                .body("{\"name\": \"A\", "),
+        )
+        .await;
+    malformed.problem(400);
+    let listed = app.get("/api/v1/products").await;
+    assert_eq!(listed.ok()["data"], json!([]), "nothing was stored");
+}
+
+async fn huge_and_broken_bodies_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let pool = app.pool_with_keys(&[]).await;
+    let huge = "K\n".repeat(5 * 1024 * 1024);
+    let answer = app
+        .send(
+            app.request(
+                Method::POST,
+                &app.key,
+                &format!("/api/v1/license-pools/{pool}/keys"),
+            )
+            .header("content-type", "text/plain")
+            .body(huge),
+        )
+        .await;
+    answer.problem(413);
+
+    let mut invalid_utf8 = b"{\"name\": \"".to_vec();
+    invalid_utf8.extend_from_slice(&[0xff, 0xfe, 0xfd]);
+    invalid_utf8.extend_from_slice(b"\"}");
+    let answer = app
+        .send(
+            app.request(Method::POST, &app.key, "/api/v1/license-pools")
+                .header("content-type", "application/json")
+                .body(invalid_utf8),
+        )
+        .await;
+    answer.problem(400);
+
+    let wrong_type = app
+        .send(
+            app.request(Method::POST, &app.key, "/api/v1/license-pools")
+                .header("content-type", "application/xml")
+                .body("<pool/>"),
+        )
+        .await;
+    assert!(
+        (400..500).contains(&wrong_type.status),
+        "{} {}",
+        wrong_type.status,
+        wrong_type.text
+    );
+    assert_eq!(wrong_type.content_type, "application/problem+json");
+
+    let blank = app
+        .post(
+            &format!("/api/v1/license-pools/{pool}/keys"),
+            json!({"keys": ["", " "]}),
+        )
+        .await;
+    assert_eq!(blank.invalid_fields(), ["keys"]);
+    let pools = app.get("/api/v1/license-pools").await;
+    let data = pools.ok()["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["available"], 0, "nothing was stored");
+}
+
+async fn requests_without_a_valid_key_get_401(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let no_key = app
+        .send(reqwest::Client::new().get(app.url("/api/v1/products")))
+        .await;
+    no_key.problem(401);
+    for key in ["", "kassa_sk_unknown", "Basic abc", &"x".repeat(10_000)] {
+        app.get_as(key, "/api/v1/products").await.problem(401);
+        app.post_as(key, "/api/v1/license-pools", json!({"name": "X"}))
+            .await
+            .problem(401);
+    }
+    let basic = app
+        .send(
+            reqwest::Client::new()
+                .get(app.url("/api/v1/products"))
+                .basic_auth("user", Some(&app.key)),
+        )
+        .await;
+    basic.problem(401);
+    assert_eq!(
+        app.get("/api/v1/license-pools").await.ok()["data"],
+        json!([])
+    );
+}
+
+async fn unknown_paths_and_ids_are_404_problems(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.get("/api/v1/nothing-here").await.problem(404);
+    for path in [
+        "/api/v1/products/prd_01jz0000000000000000000000",
+        "/api/v1/products/not-an-id",
+        "/api/v1/products/..%2F..%2Fetc%2Fpasswd",
+        "/api/v1/license-pools/lpl_01jz0000000000000000000000",
+        "/api/v1/coupons/cpn_01jz0000000000000000000000",
+        "/api/v1/checkout-links/lnk_01jz0000000000000000000000",
+        "/api/v1/webhook-endpoints/ep_01jz0000000000000000000000",
+    ] {
+        app.get(path).await.problem(404);
+    }
+    let bad_limit = app.get("/api/v1/products?limit=0").await;
+    assert_eq!(bad_limit.invalid_fields(), ["limit"]);
+    app.get("/api/v1/products?limit=abc").await.problem(400);
+    let bad_cursor = app.get("/api/v1/products?cursor=' OR 1=1 --").await;
+    assert_eq!(bad_cursor.invalid_fields(), ["cursor"]);
+}
+
+async fn health_and_readiness(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let client = reqwest::Client::new();
+    let health = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    app.store.close().await;
+    let ready = client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "a closed database is not ready");
+}

@@ -1,0 +1,207 @@
+//! `TestApp`: a running Kassa with its own database and one store (`acme`) with a key.
+
+use kassa::Server;
+use kassa_api::ApiContext;
+use kassa_domain::tenant::{EmailAddress, NewApiKey, TenantSlug};
+use kassa_store::Store;
+use kassa_testkit::{Backend, TestDatabase};
+use reqwest::Method;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub base: String,
+    /// The API key of the store `acme`.
+    pub key: String,
+    pub store: Store,
+    _db: TestDatabase,
+    client: reqwest::Client,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// What a client sees of one response.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    /// Asserts a problem+json error with this status, and returns its body.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "{}",
+            self.text
+        );
+        assert_eq!(self.body["status"], status, "{}", self.text);
+        assert!(self.body["type"].is_string(), "{}", self.text);
+        &self.body
+    }
+
+    /// The fields a validation problem names.
+    #[track_caller]
+    pub fn invalid_fields(&self) -> Vec<String> {
+        self.problem(422)["errors"]
+            .as_array()
+            .expect("a validation problem lists errors")
+            .iter()
+            .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    #[track_caller]
+    pub fn ok(&self) -> &Value {
+        assert!(
+            (200..300).contains(&self.status),
+            "{} {}",
+            self.status,
+            self.text
+        );
+        &self.body
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        let db = TestDatabase::create(backend).await;
+        let store = Store::connect(&db.url, 5).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let server = Server::bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let base = format!("http://{}", server.local_addr);
+        let ctx = ApiContext {
+            store: store.clone(),
+            public_url: base.clone(),
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            server
+                .run(ctx, async {
+                    rx.await.ok();
+                })
+                .await
+                .expect("server runs");
+        });
+        let mut app = Self {
+            base,
+            key: String::new(),
+            store,
+            _db: db,
+            client: reqwest::Client::new(),
+            _shutdown: tx,
+        };
+        app.key = app.new_tenant("acme").await;
+        app
+    }
+
+    /// Creates another store and returns its API key.
+    pub async fn new_tenant(&self, slug: &str) -> String {
+        let key = NewApiKey::generate();
+        self.store
+            .create_tenant(
+                &TenantSlug::parse(slug).expect("slug"),
+                "Test store",
+                &EmailAddress::parse("e", &format!("owner@{slug}.test")).expect("email"),
+                &key,
+            )
+            .await
+            .expect("tenant");
+        key.secret
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            content_type,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub fn request(&self, method: Method, key: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(key)
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.get_as(&self.key, path).await
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str) -> Answer {
+        self.send(self.request(Method::GET, key, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.post_as(&self.key, path, body).await
+    }
+
+    pub async fn post_as(&self, key: &str, path: &str, body: Value) -> Answer {
+        self.send(self.request(Method::POST, key, path).json(&body))
+            .await
+    }
+
+    pub async fn patch_as(&self, key: &str, path: &str, body: Value) -> Answer {
+        self.send(self.request(Method::PATCH, key, path).json(&body))
+            .await
+    }
+
+    pub async fn delete_as(&self, key: &str, path: &str) -> Answer {
+        self.send(self.request(Method::DELETE, key, path)).await
+    }
+
+    /// A pool holding `keys`; returns its id.
+    pub async fn pool_with_keys(&self, keys: &[&str]) -> String {
+        let pool = self
+            .post("/api/v1/license-pools", serde_json::json!({"name": "Main"}))
+            .await;
+        let id = pool.ok()["id"].as_str().expect("pool id").to_owned();
+        if !keys.is_empty() {
+            self.post(
+                &format!("/api/v1/license-pools/{id}/keys"),
+                serde_json::json!({ "keys": keys }),
+            )
+            .await
+            .ok();
+        }
+        id
+    }
+
+    /// A product priced 19.99 USD and 17.99 EUR, delivered from `pool`.
+    pub async fn product(&self, pool: &str) -> Value {
+        self.post(
+            "/api/v1/products",
+            serde_json::json!({
+                "name": "Pro License",
+                "prices": [{"currency": "USD", "amount": 1999}, {"currency": "EUR", "amount": 1799}],
+                "delivery": {"method": "license_pool", "pool_id": pool},
+            }),
+        )
+        .await
+        .ok()
+        .clone()
+    }
+}

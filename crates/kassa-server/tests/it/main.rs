@@ -1,0 +1,14 @@
+//! Kassa's integration tests: the real server on a free port with a fresh database,
+//! driven over HTTP as a merchant's code would. Every test runs on SQLite and on
+//! PostgreSQL.
+
+mod harness;
+
+mod api_keys;
+mod catalog;
+mod cli;
+mod config;
+mod errors;
+mod idempotency;
+mod isolation;
+mod openapi;

@@ -1,0 +1,525 @@
+//! Products, coupons and checkout links.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use kassa_domain::catalog::{Delivery, KeysPer};
+use kassa_domain::ids::{CheckoutLinkId, CouponId, LicensePoolId, PluginId, ProductId, TenantId};
+use kassa_store::{
+    CheckoutLinkFields, CouponFields, PageRequest, Price, ProductFields, ProductRecord, Timestamp,
+};
+use kassa_testkit::Backend;
+
+use crate::{Fixture, assert_conflict, assert_not_found, first_page};
+
+kassa_testkit::on_both_backends!(
+    products_read_back_as_written_and_update,
+    product_pages_hold_every_product_once_newest_first,
+    products_of_another_tenant_are_not_found,
+    coupon_codes_are_unique_per_tenant,
+    coupons_read_back_and_update,
+    checkout_links_are_created_listed_and_deleted,
+    checkout_links_of_another_tenant_are_not_found,
+);
+
+fn license_product(name: &str) -> ProductFields {
+    ProductFields {
+        name: name.to_owned(),
+        description: Some("A year of updates".into()),
+        prices: vec![
+            Price {
+                currency: "EUR".into(),
+                amount: 1999,
+            },
+            Price {
+                currency: "USD".into(),
+                amount: 2199,
+            },
+        ],
+        delivery: Delivery::LicensePool {
+            pool_id: LicensePoolId::generate(),
+            keys_per: KeysPer::Unit,
+        },
+        active: true,
+    }
+}
+
+#[track_caller]
+fn assert_fields(record: &ProductRecord, expected: &ProductFields) {
+    assert_eq!(record.fields.name, expected.name);
+    assert_eq!(record.fields.description, expected.description);
+    assert_eq!(record.fields.prices, expected.prices);
+    assert_eq!(record.fields.delivery, expected.delivery);
+    assert_eq!(record.fields.active, expected.active);
+}
+
+async fn products_read_back_as_written_and_update(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+
+    let fields = license_product("Pro licence");
+    let created = fx
+        .store
+        .create_product(tenant, &fields)
+        .await
+        .expect("creating a product");
+    assert_fields(&created, &fields);
+
+    let read = fx
+        .store
+        .product(tenant, &created.id)
+        .await
+        .expect("reading the product");
+    assert_eq!(read.id, created.id);
+    assert_fields(&read, &fields);
+    assert_eq!(read.created_at, created.created_at);
+    assert_eq!(read.updated_at, created.updated_at);
+
+    let changed = ProductFields {
+        name: "Pro licence (web)".into(),
+        description: None,
+        prices: vec![Price {
+            currency: "JPY".into(),
+            amount: 3000,
+        }],
+        delivery: Delivery::WebService {
+            url: "https://licences.acme.test/issue".into(),
+        },
+        active: false,
+    };
+    let updated = fx
+        .store
+        .update_product(tenant, &created.id, &changed)
+        .await
+        .expect("updating the product");
+    assert_eq!(updated.id, created.id);
+    assert_fields(&updated, &changed);
+    assert_eq!(updated.created_at, created.created_at);
+    assert!(updated.updated_at >= created.updated_at);
+
+    let reread = fx
+        .store
+        .product(tenant, &created.id)
+        .await
+        .expect("reading the product again");
+    assert_fields(&reread, &changed);
+
+    let plugin = ProductFields {
+        delivery: Delivery::Plugin {
+            plugin_id: PluginId::generate(),
+        },
+        ..changed
+    };
+    let updated = fx
+        .store
+        .update_product(tenant, &created.id, &plugin)
+        .await
+        .expect("switching to plugin delivery");
+    assert_fields(&updated, &plugin);
+
+    assert_not_found(fx.store.product(tenant, &ProductId::generate()).await);
+    assert_not_found(
+        fx.store
+            .update_product(tenant, &ProductId::generate(), &plugin)
+            .await,
+    );
+}
+
+/// Creates products with ids a millisecond apart, so creation order is id order.
+async fn create_products(fx: &Fixture, tenant: &TenantId, n: usize) -> Vec<ProductId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let product = fx
+            .store
+            .create_product(tenant, &license_product(&format!("Product {i}")))
+            .await
+            .expect("creating a product");
+        ids.push(product.id);
+    }
+    ids
+}
+
+async fn product_pages_hold_every_product_once_newest_first(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let created = create_products(&fx, tenant, 5).await;
+
+    let mut seen = Vec::new();
+    let mut page_sizes = Vec::new();
+    let mut request = first_page(2);
+    loop {
+        let page = fx
+            .store
+            .list_products(tenant, &request)
+            .await
+            .expect("listing products");
+        page_sizes.push(page.data.len());
+        seen.extend(page.data.iter().map(|p| p.id.clone()));
+        match page.next_cursor {
+            Some(cursor) => {
+                assert_eq!(
+                    Some(cursor.as_str()),
+                    page.data.last().map(|p| p.id.as_str()),
+                    "the cursor is the last id on the page"
+                );
+                request = PageRequest {
+                    after: Some(cursor),
+                    limit: 2,
+                };
+            }
+            None => break,
+        }
+        assert!(page_sizes.len() < 10, "pagination does not end");
+    }
+    assert_eq!(page_sizes, [2, 2, 1]);
+    let newest_first: Vec<ProductId> = created.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+
+    // A page that ends exactly at the last product says there is no more.
+    let all = fx
+        .store
+        .list_products(tenant, &first_page(5))
+        .await
+        .expect("listing all products");
+    assert_eq!(all.data.len(), 5);
+    assert_eq!(all.next_cursor, None);
+    let after_last = fx
+        .store
+        .list_products(
+            tenant,
+            &PageRequest {
+                after: Some(created[0].to_string()),
+                limit: 2,
+            },
+        )
+        .await
+        .expect("listing after the oldest product");
+    assert!(after_last.data.is_empty());
+    assert_eq!(after_last.next_cursor, None);
+}
+
+async fn products_of_another_tenant_are_not_found(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let (globex, _) = fx.tenant("globex").await;
+    let acme_products = create_products(&fx, &acme.tenant.id, 2).await;
+    let globex_products = create_products(&fx, &globex.tenant.id, 1).await;
+
+    let intruder = &globex.tenant.id;
+    assert_not_found(fx.store.product(intruder, &acme_products[0]).await);
+    let mut hijack = license_product("Hijacked");
+    hijack.active = false;
+    assert_not_found(
+        fx.store
+            .update_product(intruder, &acme_products[0], &hijack)
+            .await,
+    );
+    let untouched = fx
+        .store
+        .product(&acme.tenant.id, &acme_products[0])
+        .await
+        .expect("acme still reads its product");
+    assert_eq!(untouched.fields.name, "Product 0");
+    assert!(untouched.fields.active);
+
+    let globex_list: Vec<ProductId> = fx
+        .store
+        .list_products(intruder, &first_page(50))
+        .await
+        .expect("listing globex's products")
+        .data
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(globex_list, globex_products);
+
+    let acme_list: HashSet<ProductId> = fx
+        .store
+        .list_products(&acme.tenant.id, &first_page(50))
+        .await
+        .expect("listing acme's products")
+        .data
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(acme_list, acme_products.into_iter().collect());
+}
+
+fn coupon(code: &str) -> CouponFields {
+    CouponFields {
+        code: code.to_owned(),
+        percent_off: Some(10),
+        amount_off: None,
+        currency: None,
+        expires_at: None,
+        max_redemptions: None,
+        product_ids: Vec::new(),
+        active: true,
+    }
+}
+
+async fn coupon_codes_are_unique_per_tenant(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let (globex, _) = fx.tenant("globex").await;
+
+    let first = fx
+        .store
+        .create_coupon(&acme.tenant.id, &coupon("SAVE10"))
+        .await
+        .expect("creating a coupon");
+    let mut same_code = coupon("SAVE10");
+    same_code.percent_off = Some(50);
+    assert_conflict(fx.store.create_coupon(&acme.tenant.id, &same_code).await);
+
+    let acme_coupons = fx
+        .store
+        .list_coupons(&acme.tenant.id, &first_page(50))
+        .await
+        .expect("listing coupons");
+    assert_eq!(acme_coupons.data.len(), 1);
+    assert_eq!(acme_coupons.data[0].id, first.id);
+    assert_eq!(acme_coupons.data[0].fields.percent_off, Some(10));
+
+    let elsewhere = fx
+        .store
+        .create_coupon(&globex.tenant.id, &same_code)
+        .await
+        .expect("another tenant may use the same code");
+    assert_ne!(elsewhere.id, first.id);
+
+    let acme_save10 = fx
+        .store
+        .coupon_by_code(&acme.tenant.id, "SAVE10")
+        .await
+        .expect("acme's coupon by code");
+    assert_eq!(acme_save10.id, first.id);
+    assert_eq!(acme_save10.fields.percent_off, Some(10));
+    let globex_save10 = fx
+        .store
+        .coupon_by_code(&globex.tenant.id, "SAVE10")
+        .await
+        .expect("globex's coupon by code");
+    assert_eq!(globex_save10.id, elsewhere.id);
+    assert_eq!(globex_save10.fields.percent_off, Some(50));
+    assert_not_found(fx.store.coupon_by_code(&acme.tenant.id, "SAVE20").await);
+
+    assert_not_found(fx.store.coupon(&globex.tenant.id, &first.id).await);
+    assert_not_found(
+        fx.store
+            .update_coupon(&globex.tenant.id, &first.id, false, None, None)
+            .await,
+    );
+    assert!(
+        fx.store
+            .coupon(&acme.tenant.id, &first.id)
+            .await
+            .expect("acme's coupon")
+            .fields
+            .active
+    );
+}
+
+async fn coupons_read_back_and_update(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let scope = vec![ProductId::generate(), ProductId::generate()];
+    let expires = Timestamp::from(Timestamp::now().millis() + 7 * 24 * 60 * 60 * 1000);
+    let fields = CouponFields {
+        code: "WELCOME5".into(),
+        percent_off: None,
+        amount_off: Some(500),
+        currency: Some("EUR".into()),
+        expires_at: Some(expires),
+        max_redemptions: Some(100),
+        product_ids: scope.clone(),
+        active: true,
+    };
+    let created = fx
+        .store
+        .create_coupon(tenant, &fields)
+        .await
+        .expect("creating a coupon");
+    let read = fx
+        .store
+        .coupon(tenant, &created.id)
+        .await
+        .expect("reading the coupon");
+    assert_eq!(read.fields.code, "WELCOME5");
+    assert_eq!(read.fields.percent_off, None);
+    assert_eq!(read.fields.amount_off, Some(500));
+    assert_eq!(read.fields.currency.as_deref(), Some("EUR"));
+    assert_eq!(read.fields.expires_at, Some(expires));
+    assert_eq!(read.fields.max_redemptions, Some(100));
+    assert_eq!(read.fields.product_ids, scope);
+    assert!(read.fields.active);
+    assert_eq!(read.times_redeemed, 0);
+    assert_eq!(read.created_at, created.created_at);
+
+    let later = Timestamp::from(expires.millis() + 1000);
+    let updated = fx
+        .store
+        .update_coupon(tenant, &created.id, false, Some(later), Some(5))
+        .await
+        .expect("updating the coupon");
+    assert!(!updated.fields.active);
+    assert_eq!(updated.fields.expires_at, Some(later));
+    assert_eq!(updated.fields.max_redemptions, Some(5));
+    assert_eq!(updated.fields.code, "WELCOME5");
+    assert_eq!(updated.fields.amount_off, Some(500));
+    assert_eq!(updated.fields.product_ids, scope);
+
+    let cleared = fx
+        .store
+        .update_coupon(tenant, &created.id, true, None, None)
+        .await
+        .expect("clearing the limits");
+    assert!(cleared.fields.active);
+    assert_eq!(cleared.fields.expires_at, None);
+    assert_eq!(cleared.fields.max_redemptions, None);
+    let by_code = fx
+        .store
+        .coupon_by_code(tenant, "WELCOME5")
+        .await
+        .expect("by code");
+    assert_eq!(by_code.id, created.id);
+    assert!(by_code.fields.active);
+    assert_eq!(by_code.fields.max_redemptions, None);
+
+    assert_not_found(
+        fx.store
+            .update_coupon(tenant, &CouponId::generate(), true, None, None)
+            .await,
+    );
+}
+
+fn link_to(product: &ProductId, quantity: i64) -> CheckoutLinkFields {
+    CheckoutLinkFields {
+        product_id: product.clone(),
+        quantity,
+        currency: Some("EUR".into()),
+        coupon_code: Some("SAVE10".into()),
+    }
+}
+
+async fn checkout_links_are_created_listed_and_deleted(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let product = create_products(&fx, tenant, 1).await.remove(0);
+
+    let first = fx
+        .store
+        .create_checkout_link(tenant, &link_to(&product, 3))
+        .await
+        .expect("creating a link");
+    let read = fx
+        .store
+        .checkout_link(tenant, &first.id)
+        .await
+        .expect("reading the link");
+    assert_eq!(read.fields.product_id, product);
+    assert_eq!(read.fields.quantity, 3);
+    assert_eq!(read.fields.currency.as_deref(), Some("EUR"));
+    assert_eq!(read.fields.coupon_code.as_deref(), Some("SAVE10"));
+    assert_eq!(read.created_at, first.created_at);
+
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let plain = CheckoutLinkFields {
+        product_id: product.clone(),
+        quantity: 1,
+        currency: None,
+        coupon_code: None,
+    };
+    let second = fx
+        .store
+        .create_checkout_link(tenant, &plain)
+        .await
+        .expect("creating a second link");
+    let read = fx
+        .store
+        .checkout_link(tenant, &second.id)
+        .await
+        .expect("reading the second link");
+    assert_eq!(read.fields.currency, None);
+    assert_eq!(read.fields.coupon_code, None);
+
+    let listed: Vec<CheckoutLinkId> = fx
+        .store
+        .list_checkout_links(tenant, &first_page(50))
+        .await
+        .expect("listing links")
+        .data
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(listed, [second.id.clone(), first.id.clone()]);
+
+    fx.store
+        .delete_checkout_link(tenant, &first.id)
+        .await
+        .expect("deleting a link");
+    assert_not_found(fx.store.checkout_link(tenant, &first.id).await);
+    assert_not_found(fx.store.delete_checkout_link(tenant, &first.id).await);
+    let listed: Vec<CheckoutLinkId> = fx
+        .store
+        .list_checkout_links(tenant, &first_page(50))
+        .await
+        .expect("listing links")
+        .data
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(listed, [second.id]);
+}
+
+async fn checkout_links_of_another_tenant_are_not_found(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let (globex, _) = fx.tenant("globex").await;
+    let product = create_products(&fx, &acme.tenant.id, 1).await.remove(0);
+    let link = fx
+        .store
+        .create_checkout_link(&acme.tenant.id, &link_to(&product, 1))
+        .await
+        .expect("creating a link");
+
+    let intruder = &globex.tenant.id;
+    assert_not_found(fx.store.checkout_link(intruder, &link.id).await);
+    assert_not_found(fx.store.delete_checkout_link(intruder, &link.id).await);
+    assert!(
+        fx.store
+            .list_checkout_links(intruder, &first_page(50))
+            .await
+            .expect("listing globex's links")
+            .data
+            .is_empty()
+    );
+    // A link may only point at the linking tenant's own products.
+    assert!(
+        fx.store
+            .create_checkout_link(intruder, &link_to(&product, 1))
+            .await
+            .is_err(),
+        "globex linked to acme's product"
+    );
+    assert!(
+        fx.store
+            .list_checkout_links(intruder, &first_page(50))
+            .await
+            .expect("listing globex's links")
+            .data
+            .is_empty()
+    );
+
+    let still = fx
+        .store
+        .checkout_link(&acme.tenant.id, &link.id)
+        .await
+        .expect("acme's link survives");
+    assert_eq!(still.fields.product_id, product);
+}

@@ -1,0 +1,236 @@
+//! Tenants, their owners and API keys.
+
+use kassa_domain::ids::ApiKeyId;
+use kassa_domain::tenant::{NewApiKey, hash_api_key};
+use kassa_testkit::Backend;
+
+use crate::{Fixture, assert_conflict, assert_not_found, email, parse_slug};
+
+kassa_testkit::on_both_backends!(
+    create_tenant_returns_the_tenant_and_a_working_key,
+    a_taken_slug_is_a_conflict_and_stores_nothing,
+    one_owner_email_is_one_user_across_tenants,
+    a_revoked_key_stops_working,
+    a_tenant_cannot_revoke_another_tenants_key,
+);
+
+async fn create_tenant_returns_the_tenant_and_a_working_key(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let key = NewApiKey::generate();
+    let created = fx
+        .store
+        .create_tenant(
+            &parse_slug("acme"),
+            "Acme Ltd",
+            &email("owner@acme.test"),
+            &key,
+        )
+        .await
+        .expect("creating a tenant");
+    assert_eq!(created.tenant.slug, "acme");
+    assert_eq!(created.tenant.name, "Acme Ltd");
+    assert_eq!(created.tenant.settings, "{}");
+
+    let by_id = fx.store.tenant(&created.tenant.id).await.expect("by id");
+    assert_eq!(by_id.slug, "acme");
+    assert_eq!(by_id.name, "Acme Ltd");
+    assert_eq!(by_id.created_at, created.tenant.created_at);
+
+    let by_slug = fx.store.tenant_by_slug("acme").await.expect("by slug");
+    assert_eq!(by_slug.id, created.tenant.id);
+    assert_not_found(fx.store.tenant_by_slug("acme-2").await);
+
+    let (tenant, key_id) = fx
+        .store
+        .authenticate_api_key(&hash_api_key(&key.secret))
+        .await
+        .expect("the first key authenticates");
+    assert_eq!(tenant.id, created.tenant.id);
+    assert_eq!(key_id, created.api_key_id);
+    assert_not_found(
+        fx.store
+            .authenticate_api_key(&hash_api_key("kassa_sk_not-a-key"))
+            .await,
+    );
+
+    let keys = fx
+        .store
+        .list_api_keys(&created.tenant.id)
+        .await
+        .expect("listing keys");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].id, created.api_key_id);
+    assert_eq!(keys[0].prefix, key.prefix);
+    assert_eq!(keys[0].revoked_at, None);
+}
+
+async fn a_taken_slug_is_a_conflict_and_stores_nothing(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (first, _) = fx.tenant("acme").await;
+
+    let second_key = NewApiKey::generate();
+    assert_conflict(
+        fx.store
+            .create_tenant(
+                &parse_slug("acme"),
+                "Another Acme",
+                &email("someone-else@acme.test"),
+                &second_key,
+            )
+            .await,
+    );
+
+    let stored = fx.store.tenant_by_slug("acme").await.expect("by slug");
+    assert_eq!(stored.id, first.tenant.id);
+    assert_eq!(stored.name, "acme Ltd");
+    assert_not_found(fx.store.authenticate_api_key(&second_key.hash).await);
+    assert_eq!(
+        fx.count(
+            "SELECT COUNT(*) FROM users WHERE email = $1",
+            "someone-else@acme.test"
+        )
+        .await,
+        0,
+        "the failed call's owner was stored"
+    );
+    assert_eq!(
+        fx.count(
+            "SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id WHERE u.email = $1",
+            "someone-else@acme.test"
+        )
+        .await,
+        0,
+        "the failed call's owner got a membership"
+    );
+    assert_eq!(
+        fx.count("SELECT COUNT(*) FROM tenants WHERE slug = $1", "acme")
+            .await,
+        1
+    );
+    assert_eq!(
+        fx.count(
+            "SELECT COUNT(*) FROM api_keys WHERE key_hash = $1",
+            &second_key.hash
+        )
+        .await,
+        0
+    );
+}
+
+async fn one_owner_email_is_one_user_across_tenants(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let owner = email("founder@example.test");
+    let mut created = Vec::new();
+    for slug in ["first-shop", "second-shop"] {
+        created.push(
+            fx.store
+                .create_tenant(&parse_slug(slug), slug, &owner, &NewApiKey::generate())
+                .await
+                .expect("creating a tenant"),
+        );
+    }
+    assert_ne!(created[0].tenant.id, created[1].tenant.id);
+    assert_eq!(created[0].owner_id, created[1].owner_id);
+
+    let (other, _) = fx.tenant("third-shop").await;
+    assert_ne!(other.owner_id, created[0].owner_id);
+
+    assert_eq!(
+        fx.count(
+            "SELECT COUNT(*) FROM users WHERE email = $1",
+            "founder@example.test"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        fx.count(
+            "SELECT COUNT(*) FROM memberships WHERE user_id = $1 AND role = 'owner'",
+            created[0].owner_id.as_str()
+        )
+        .await,
+        2
+    );
+}
+
+async fn a_revoked_key_stops_working(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, first_key) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let second_key = NewApiKey::generate();
+    let second = fx
+        .store
+        .create_api_key(tenant, "CI", &second_key)
+        .await
+        .expect("creating a second key");
+    assert_eq!(second.prefix, second_key.prefix);
+
+    let (found, found_key) = fx
+        .store
+        .authenticate_api_key(&hash_api_key(&second_key.secret))
+        .await
+        .expect("the second key authenticates");
+    assert_eq!(found.id, *tenant);
+    assert_eq!(found_key, second.id);
+
+    fx.store
+        .revoke_api_key(tenant, &acme.api_key_id)
+        .await
+        .expect("revoking the first key");
+    assert_not_found(
+        fx.store
+            .authenticate_api_key(&hash_api_key(&first_key.secret))
+            .await,
+    );
+    fx.store
+        .revoke_api_key(tenant, &acme.api_key_id)
+        .await
+        .expect("revoking twice is fine");
+    assert_not_found(fx.store.authenticate_api_key(&first_key.hash).await);
+
+    // The other key is untouched.
+    let (_, still) = fx
+        .store
+        .authenticate_api_key(&second_key.hash)
+        .await
+        .expect("the second key still works");
+    assert_eq!(still, second.id);
+
+    let keys = fx.store.list_api_keys(tenant).await.expect("listing keys");
+    assert_eq!(keys.len(), 2);
+    for key in &keys {
+        assert_eq!(
+            key.revoked_at.is_some(),
+            key.id == acme.api_key_id,
+            "{key:?}"
+        );
+    }
+
+    assert_not_found(fx.store.revoke_api_key(tenant, &ApiKeyId::generate()).await);
+}
+
+async fn a_tenant_cannot_revoke_another_tenants_key(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, acme_key) = fx.tenant("acme").await;
+    let (globex, _) = fx.tenant("globex").await;
+
+    assert_not_found(
+        fx.store
+            .revoke_api_key(&globex.tenant.id, &acme.api_key_id)
+            .await,
+    );
+    let (tenant, _) = fx
+        .store
+        .authenticate_api_key(&acme_key.hash)
+        .await
+        .expect("acme's key still works");
+    assert_eq!(tenant.id, acme.tenant.id);
+
+    let globex_keys = fx
+        .store
+        .list_api_keys(&globex.tenant.id)
+        .await
+        .expect("listing keys");
+    assert_eq!(globex_keys.len(), 1);
+    assert_eq!(globex_keys[0].id, globex.api_key_id);
+}
