@@ -80,6 +80,8 @@ id_type!(WebhookEndpointId, "ep");
 id_type!(OrderId, "ord");
 id_type!(EventId, "evt");
 id_type!(PluginId, "plg");
+id_type!(CartId, "crt");
+id_type!(PaymentId, "pay");
 
 #[cfg(test)]
 mod tests {

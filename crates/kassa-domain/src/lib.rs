@@ -9,6 +9,8 @@ pub mod catalog;
 pub mod error;
 pub mod ids;
 pub mod money;
+pub mod order;
+pub mod signed_link;
 pub mod tenant;
 pub mod webhook;
 

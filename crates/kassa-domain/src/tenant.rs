@@ -178,3 +178,76 @@ pub fn hash_api_key(secret: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(secret.as_bytes()))
 }
+
+/// A store's branding, legal links, bank details and payment methods, as the merchant
+/// sets them (`PATCH /api/v1/settings`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TenantSettings {
+    pub logo_url: Option<String>,
+    /// `#RRGGBB`, used for buttons and links on the checkout pages.
+    pub accent_color: Option<String>,
+    pub terms_url: Option<String>,
+    pub privacy_url: Option<String>,
+    pub support_email: Option<String>,
+    pub bank: Option<BankDetails>,
+    /// The enabled payment methods (`test_card`, `bank_transfer`); all when empty.
+    pub payment_methods: Vec<String>,
+}
+
+/// Where customers paying by bank transfer send the money.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct BankDetails {
+    pub account_holder: String,
+    pub bank_name: String,
+    pub iban: String,
+    pub bic: String,
+}
+
+impl TenantSettings {
+    /// Reads stored settings; unreadable settings fall back to the defaults.
+    pub fn from_json(raw: &str) -> Self {
+        serde_json::from_str(raw).unwrap_or_default()
+    }
+
+    /// Checks what a merchant sent, field by field.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        use crate::catalog::parse_outgoing_url;
+        let mut invalid = Invalid::default();
+        for (field, url) in [
+            ("logo_url", &self.logo_url),
+            ("terms_url", &self.terms_url),
+            ("privacy_url", &self.privacy_url),
+        ] {
+            if let Some(url) = url {
+                invalid.check(parse_outgoing_url(field, url));
+            }
+        }
+        if let Some(color) = &self.accent_color {
+            let ok = color.len() == 7
+                && color.starts_with('#')
+                && color[1..].bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                invalid.push("accent_color", "must be a colour like #1a73e8");
+            }
+        }
+        if let Some(email) = &self.support_email {
+            invalid.check(EmailAddress::parse("support_email", email));
+        }
+        for (i, m) in self.payment_methods.iter().enumerate() {
+            invalid.check(crate::order::PaymentMethod::parse(&format!("payment_methods[{i}]"), m));
+        }
+        invalid.into_result()
+    }
+
+    /// The methods customers may choose, in display order.
+    pub fn enabled_methods(&self) -> Vec<crate::order::PaymentMethod> {
+        crate::order::PaymentMethod::ALL
+            .into_iter()
+            .filter(|m| {
+                self.payment_methods.is_empty() || self.payment_methods.iter().any(|s| s == m.as_str())
+            })
+            .collect()
+    }
+}

@@ -9,6 +9,7 @@
 mod catalog;
 mod error;
 mod idempotency;
+mod orders;
 mod pools;
 mod tenants;
 mod time;
@@ -17,6 +18,7 @@ mod webhooks;
 pub use catalog::*;
 pub use error::StoreError;
 pub use idempotency::*;
+pub use orders::*;
 pub use pools::*;
 pub use tenants::*;
 pub use time::Timestamp;

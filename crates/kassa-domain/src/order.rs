@@ -1,0 +1,344 @@
+//! Orders: their states and legal transitions, and the price maths of a cart.
+//!
+//! Rounding rule: line amounts are exact (quantity × unit amount). A percentage coupon
+//! is applied to the sum of the lines it covers and rounded half up to the minor unit;
+//! the discount is then spread over those lines in proportion, the remainder going to
+//! the last, so line discounts add up to the order discount. Nothing is ever negative.
+//! Tax is not charged yet (0); prices are taken as tax-inclusive.
+
+use crate::Invalid;
+use crate::catalog::{Discount, MAX_QUANTITY};
+use crate::ids::ProductId;
+use crate::money::{Currency, Money};
+
+/// Whether the order has been paid for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    NotPaid,
+    Paid,
+    Refunded,
+    Deleted,
+}
+
+impl OrderStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrderStatus::NotPaid => "not_paid",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Refunded => "refunded",
+            OrderStatus::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "not_paid" => OrderStatus::NotPaid,
+            "paid" => OrderStatus::Paid,
+            "refunded" => OrderStatus::Refunded,
+            "deleted" => OrderStatus::Deleted,
+            _ => return None,
+        })
+    }
+
+    /// The one place that says which status changes are allowed.
+    pub fn can_become(self, next: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, next),
+            (NotPaid, Paid) | (NotPaid, Deleted) | (Paid, Refunded)
+        )
+    }
+}
+
+/// Whether every line's license information has been delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    NotDelivered,
+    Delivered,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeliveryStatus::NotDelivered => "not_delivered",
+            DeliveryStatus::Delivered => "delivered",
+        }
+    }
+}
+
+/// How a customer pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentMethod {
+    /// The built-in sandbox card gateway.
+    TestCard,
+    /// Offline: the customer transfers the money; the merchant records it.
+    BankTransfer,
+}
+
+impl PaymentMethod {
+    pub const ALL: [PaymentMethod; 2] = [PaymentMethod::TestCard, PaymentMethod::BankTransfer];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentMethod::TestCard => "test_card",
+            PaymentMethod::BankTransfer => "bank_transfer",
+        }
+    }
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
+        match raw {
+            "test_card" => Ok(PaymentMethod::TestCard),
+            "bank_transfer" => Ok(PaymentMethod::BankTransfer),
+            _ => Err(Invalid::field(
+                field,
+                "must be one of test_card, bank_transfer",
+            )),
+        }
+    }
+}
+
+/// What one cart line costs, as the catalog says now.
+#[derive(Debug, Clone)]
+pub struct LineInput {
+    pub product_id: ProductId,
+    pub name: String,
+    pub quantity: i64,
+    /// The product's price in the order's currency (or a signed override).
+    pub unit_amount: i64,
+    /// A fixed discount on this line from a signed link, in minor units.
+    pub fixed_discount: i64,
+}
+
+/// A coupon as it applies to a cart.
+#[derive(Debug, Clone)]
+pub struct CouponInput {
+    pub code: String,
+    pub discount: Discount,
+    /// Empty means every product.
+    pub product_ids: Vec<ProductId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedLine {
+    pub product_id: ProductId,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_amount: i64,
+    /// quantity × unit_amount.
+    pub subtotal: i64,
+    pub discount: i64,
+    /// subtotal − discount.
+    pub total: i64,
+}
+
+/// The prices of a cart: shown on the page, stored with the order, and charged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    pub currency: Currency,
+    pub lines: Vec<PricedLine>,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub total: i64,
+    /// The coupon code that took something off, if any.
+    pub coupon_code: Option<String>,
+}
+
+impl Quote {
+    pub fn total_money(&self) -> Money {
+        Money {
+            amount: self.total,
+            currency: self.currency,
+        }
+    }
+}
+
+/// Prices a cart. Fails on an empty cart or an impossible quantity.
+pub fn quote(
+    currency: Currency,
+    lines: &[LineInput],
+    coupon: Option<&CouponInput>,
+) -> Result<Quote, Invalid> {
+    if lines.is_empty() {
+        return Err(Invalid::field("lines", "the cart is empty"));
+    }
+    let mut priced = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+            return Err(Invalid::field(
+                format!("lines[{i}].quantity"),
+                format!("must be between 1 and {MAX_QUANTITY}"),
+            ));
+        }
+        let subtotal = line
+            .quantity
+            .checked_mul(line.unit_amount)
+            .ok_or_else(|| Invalid::field(format!("lines[{i}].quantity"), "is too large"))?;
+        let discount = line.fixed_discount.clamp(0, subtotal);
+        priced.push(PricedLine {
+            product_id: line.product_id.clone(),
+            name: line.name.clone(),
+            quantity: line.quantity,
+            unit_amount: line.unit_amount,
+            subtotal,
+            discount,
+            total: subtotal - discount,
+        });
+    }
+    let mut coupon_code = None;
+    if let Some(c) = coupon {
+        let covered: Vec<usize> = priced
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| c.product_ids.is_empty() || c.product_ids.contains(&l.product_id))
+            .map(|(i, _)| i)
+            .collect();
+        let base: i64 = covered.iter().map(|&i| priced[i].total).sum();
+        let off = c.discount.amount_off(Money {
+            amount: base,
+            currency,
+        });
+        if off > 0 {
+            coupon_code = Some(c.code.clone());
+            spread(&mut priced, &covered, base, off);
+        }
+    }
+    let subtotal = priced.iter().map(|l| l.subtotal).sum();
+    let discount = priced.iter().map(|l| l.discount).sum();
+    let total = priced.iter().map(|l| l.total).sum();
+    Ok(Quote {
+        currency,
+        lines: priced,
+        subtotal,
+        discount,
+        tax: 0,
+        total,
+        coupon_code,
+    })
+}
+
+/// Spreads `off` over the covered lines in proportion to their totals.
+fn spread(lines: &mut [PricedLine], covered: &[usize], base: i64, off: i64) {
+    let mut left = off;
+    for (n, &i) in covered.iter().enumerate() {
+        let share = if n + 1 == covered.len() {
+            left
+        } else {
+            i64::try_from(i128::from(off) * i128::from(lines[i].total) / i128::from(base.max(1)))
+                .unwrap_or(0)
+        };
+        let share = share.clamp(0, lines[i].total);
+        lines[i].discount += share;
+        lines[i].total -= share;
+        left -= share;
+    }
+}
+
+/// A unique, human-typable payment reference for a bank transfer, e.g. `KS-4F7Q-9M2C`.
+pub fn payment_reference() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut rng = rand::thread_rng();
+    let mut pick = || char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]);
+    let a: String = (0..4).map(|_| pick()).collect();
+    let b: String = (0..4).map(|_| pick()).collect();
+    format!("KS-{a}-{b}")
+}
+
+/// An unguessable token that gives a customer access to one order's pages.
+pub fn order_token() -> String {
+    use rand::Rng;
+    use rand::distributions::Alphanumeric;
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usd() -> Currency {
+        Currency::parse("c", "USD").unwrap()
+    }
+
+    fn line(quantity: i64, unit_amount: i64) -> LineInput {
+        LineInput {
+            product_id: ProductId::generate(),
+            name: "P".into(),
+            quantity,
+            unit_amount,
+            fixed_discount: 0,
+        }
+    }
+
+    #[test]
+    fn only_legal_status_changes() {
+        use OrderStatus::*;
+        assert!(NotPaid.can_become(Paid));
+        assert!(NotPaid.can_become(Deleted));
+        assert!(!Paid.can_become(NotPaid));
+        assert!(!Deleted.can_become(Paid));
+        assert!(!Paid.can_become(Deleted));
+    }
+
+    #[test]
+    fn quantity_times_price() {
+        let q = quote(usd(), &[line(2, 1999)], None).unwrap();
+        assert_eq!((q.subtotal, q.discount, q.total), (3998, 0, 3998));
+    }
+
+    #[test]
+    fn percent_coupons_round_half_up_and_spread_over_lines() {
+        let lines = [line(1, 333), line(1, 334)];
+        let coupon = CouponInput {
+            code: "TEN".into(),
+            discount: Discount::Percent(10),
+            product_ids: vec![],
+        };
+        let q = quote(usd(), &lines, Some(&coupon)).unwrap();
+        // 10 % of 6.67 is 0.667, rounded half up to 0.67.
+        assert_eq!(q.discount, 67);
+        assert_eq!(q.total, 600);
+        assert_eq!(q.lines.iter().map(|l| l.discount).sum::<i64>(), 67);
+        assert_eq!(q.lines.iter().map(|l| l.total).sum::<i64>(), q.total);
+    }
+
+    #[test]
+    fn scoped_coupons_only_touch_their_products() {
+        let lines = [line(1, 1000), line(1, 1000)];
+        let coupon = CouponInput {
+            code: "HALF".into(),
+            discount: Discount::Percent(50),
+            product_ids: vec![lines[1].product_id.clone()],
+        };
+        let q = quote(usd(), &lines, Some(&coupon)).unwrap();
+        assert_eq!(q.lines[0].discount, 0);
+        assert_eq!(q.lines[1].discount, 500);
+        assert_eq!(q.total, 1500);
+    }
+
+    #[test]
+    fn fixed_discounts_never_go_below_zero() {
+        let mut l = line(1, 500);
+        l.fixed_discount = 900;
+        let q = quote(usd(), &[l], None).unwrap();
+        assert_eq!(q.total, 0);
+        assert_eq!(q.discount, 500);
+    }
+
+    #[test]
+    fn bad_carts() {
+        assert!(quote(usd(), &[], None).is_err());
+        assert!(quote(usd(), &[line(0, 1)], None).is_err());
+        assert!(quote(usd(), &[line(MAX_QUANTITY + 1, 1)], None).is_err());
+    }
+
+    #[test]
+    fn references_are_distinct() {
+        assert_ne!(payment_reference(), payment_reference());
+        assert_eq!(order_token().len(), 32);
+    }
+}
