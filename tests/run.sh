@@ -1,23 +1,53 @@
 #!/usr/bin/env bash
 # Runs Kassa's whole test suite, every test on SQLite and on PostgreSQL.
 # On a fresh machine it installs what the tests need first (as root, with apt-get):
-# PostgreSQL. It starts a throwaway PostgreSQL server of its own under target/ and
-# stops it afterwards.
+# PostgreSQL, and for the browser tests Debian's Chromium and tests/browser's npm
+# packages (playwright-core). It starts a throwaway PostgreSQL server of its own under
+# target/ and stops it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
+# apt-get install, as root, running `apt-get update` at most once per run.
+apt_updated=
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "$* is missing and installing it needs root (apt-get)." >&2
+    exit 1
+  fi
+  if [ -z "$apt_updated" ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
   echo "== installing PostgreSQL from Debian's packages"
-  if [ "$(id -u)" != 0 ]; then
-    echo "PostgreSQL is missing and installing it needs root (apt-get)." >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  apt_install postgresql
   pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 fi
+
+# Browser tests: Debian's Chromium (no browser downloads here: playwright-core drives
+# /usr/bin/chromium) and tests/browser's locked npm packages.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing Chromium from Debian's packages"
+  apt_install chromium
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  echo "npm is missing: the browser tests need Node.js 20 or later with npm." >&2
+  exit 1
+fi
+# npm ci leaves node_modules/.package-lock.json behind: reinstall when it is missing
+# or older than the committed lock file.
+if [ ! -f tests/browser/node_modules/.package-lock.json ] ||
+  [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+  echo "== npm ci (tests/browser)"
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null
+fi
+export KASSA_BROWSER_SCRIPT="$root/tests/browser/checkout.mjs"
+export KASSA_CHROMIUM=/usr/bin/chromium
 
 # A private cluster: its own directory, port and socket, trusted local connections.
 pg_dir="$root/target/test-postgres"

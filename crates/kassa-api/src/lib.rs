@@ -10,8 +10,10 @@ mod coupons;
 pub mod error;
 mod idempotency;
 mod license_pools;
+mod orders;
 mod pagination;
 mod products;
+mod settings;
 mod webhook_endpoints;
 
 use kassa_store::Store;
@@ -33,6 +35,10 @@ pub enum Tag {
     WebhookEndpoints,
     /// Keys for this API.
     ApiKeys,
+    /// Orders, their payments and events.
+    Orders,
+    /// The store's branding, legal links, bank details and payment methods.
+    Settings,
 }
 
 /// The answer to a DELETE.
@@ -61,6 +67,8 @@ type Apis = (
     checkout_links::CheckoutLinksApi,
     webhook_endpoints::WebhookEndpointsApi,
     api_keys::ApiKeysApi,
+    orders::OrdersApi,
+    settings::SettingsApi,
 );
 
 fn service(ctx: &ApiContext) -> OpenApiService<Apis, ()> {
@@ -72,12 +80,15 @@ fn service(ctx: &ApiContext) -> OpenApiService<Apis, ()> {
             checkout_links::CheckoutLinksApi(ctx.clone()),
             webhook_endpoints::WebhookEndpointsApi(ctx.clone()),
             api_keys::ApiKeysApi(ctx.clone()),
+            orders::OrdersApi(ctx.clone()),
+            settings::SettingsApi(ctx.clone()),
         ),
         "Kassa merchant API",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
-        "Products, checkout links, coupons, license pools and webhook endpoints of one store. \
+        "Products, checkout links, coupons, license pools, webhook endpoints, orders and \
+         settings of one store. \
          Authenticate with `Authorization: Bearer <api key>`. Errors are \
          `application/problem+json`. POST requests accept an `Idempotency-Key` header.",
     )

@@ -178,11 +178,19 @@ pub async fn place_order(
     let settings = TenantSettings::from_json(&tenant.settings);
     let mut invalid = Invalid::default();
     let email = invalid.check(EmailAddress::parse("email", &input.email));
-    let name = match input.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+    let name = match input
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
         None => None,
         Some(n) => invalid.check(parse_text("name", n, 200)),
     };
-    let method = invalid.check(PaymentMethod::parse("payment_method", &input.payment_method));
+    let method = invalid.check(PaymentMethod::parse(
+        "payment_method",
+        &input.payment_method,
+    ));
     if let Some(m) = method
         && !settings.enabled_methods().contains(&m)
     {
@@ -228,7 +236,10 @@ pub async fn place_order(
                 text_version: consent_version(&input.locale, text),
                 accepted_at: now,
                 ip: input.ip.clone(),
-                user_agent: input.user_agent.as_ref().map(|u| u.chars().take(500).collect()),
+                user_agent: input
+                    .user_agent
+                    .as_ref()
+                    .map(|u| u.chars().take(500).collect()),
             }
         })
         .collect();
@@ -261,12 +272,12 @@ pub async fn place_order(
 /// The result of a card payment.
 #[derive(Debug)]
 pub enum CardOutcome {
-    Paid(OrderRecord),
+    Paid(Box<OrderRecord>),
     /// Declined: the attempt is recorded and `payment.failed` sent; the customer may
     /// retry or switch method.
     Declined {
-        order: OrderRecord,
-        payment: PaymentRecord,
+        order: Box<OrderRecord>,
+        payment: Box<PaymentRecord>,
     },
 }
 
@@ -304,9 +315,12 @@ pub async fn pay_with_card(
     let (order, payment) = store.record_payment(tenant, &order.id, &attempt).await?;
     tracing::info!(order = %order.id, status = %payment.status, brand = card.brand, last4 = %card.last4, "card payment");
     Ok(if attempt.succeeded {
-        CardOutcome::Paid(order)
+        CardOutcome::Paid(Box::new(order))
     } else {
-        CardOutcome::Declined { order, payment }
+        CardOutcome::Declined {
+            order: Box::new(order),
+            payment: Box::new(payment),
+        }
     })
 }
 

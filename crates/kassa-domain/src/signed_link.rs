@@ -28,7 +28,11 @@ fn mac(secret: &str, message: &str) -> Hmac<Sha256> {
 
 /// The `sig` for a link with these parameters.
 pub fn sign(secret: &str, path: &str, params: &[(String, String)]) -> String {
-    hex::encode(mac(secret, &canonical(path, params)).finalize().into_bytes())
+    hex::encode(
+        mac(secret, &canonical(path, params))
+            .finalize()
+            .into_bytes(),
+    )
 }
 
 /// Why a signed link is refused.
@@ -90,7 +94,10 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -104,7 +111,10 @@ mod tests {
         assert_eq!(verify("other", path, &p, 1000), Err(LinkProblem::Tampered));
         let mut changed = p.clone();
         changed[0].1 = "1".into();
-        assert_eq!(verify("s3cret", path, &changed, 1000), Err(LinkProblem::Tampered));
+        assert_eq!(
+            verify("s3cret", path, &changed, 1000),
+            Err(LinkProblem::Tampered)
+        );
         assert_eq!(
             verify("s3cret", "/acme/buy/prd_y", &p, 1000),
             Err(LinkProblem::Tampered)
@@ -115,6 +125,9 @@ mod tests {
     fn prices_need_a_signature() {
         let p = params(&[("price", "1")]);
         assert_eq!(verify("s", "/a", &p, 0), Err(LinkProblem::Unsigned));
-        assert_eq!(verify("s", "/a", &params(&[("quantity", "2")]), 0), Ok(false));
+        assert_eq!(
+            verify("s", "/a", &params(&[("quantity", "2")]), 0),
+            Ok(false)
+        );
     }
 }

@@ -236,7 +236,10 @@ impl TenantSettings {
             invalid.check(EmailAddress::parse("support_email", email));
         }
         for (i, m) in self.payment_methods.iter().enumerate() {
-            invalid.check(crate::order::PaymentMethod::parse(&format!("payment_methods[{i}]"), m));
+            invalid.check(crate::order::PaymentMethod::parse(
+                &format!("payment_methods[{i}]"),
+                m,
+            ));
         }
         invalid.into_result()
     }
@@ -246,7 +249,8 @@ impl TenantSettings {
         crate::order::PaymentMethod::ALL
             .into_iter()
             .filter(|m| {
-                self.payment_methods.is_empty() || self.payment_methods.iter().any(|s| s == m.as_str())
+                self.payment_methods.is_empty()
+                    || self.payment_methods.iter().any(|s| s == m.as_str())
             })
             .collect()
     }

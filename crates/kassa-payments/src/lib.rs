@@ -94,7 +94,7 @@ fn luhn(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn parse_expiry(raw: &str) -> Option<(i32, u32)> {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kassa_api::{ApiContext, MAX_BODY_BYTES};
 use kassa_store::Store;
+use kassa_web::WebContext;
 use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::{CatchPanic, Tracing};
@@ -14,10 +15,16 @@ use tokio::io::AsyncReadExt;
 /// Every route Kassa serves.
 pub fn app(ctx: ApiContext) -> impl Endpoint {
     let store = ctx.store.clone();
-    Route::new()
+    let web = WebContext {
+        store: ctx.store.clone(),
+        secure_cookies: ctx.public_url.starts_with("https://"),
+        public_url: ctx.public_url.clone(),
+    };
+    let routes = Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz).data(store))
-        .nest("/api", kassa_api::routes(ctx))
+        .nest("/api", kassa_api::routes(ctx));
+    kassa_web::mount(routes, web)
         .around(limit_body)
         .catch_all_error(kassa_api::error::to_problem)
         .with(CatchPanic::new())

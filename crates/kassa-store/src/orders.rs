@@ -74,7 +74,11 @@ impl TryFrom<CartRow> for CartRecord {
             return_url: r.return_url,
             custom: serde_json::from_str(&r.custom).map_err(corrupt)?,
             payment_method: r.payment_method,
-            order_id: r.order_id.map(|o| OrderId::parse(&o)).transpose().map_err(corrupt)?,
+            order_id: r
+                .order_id
+                .map(|o| OrderId::parse(&o))
+                .transpose()
+                .map_err(corrupt)?,
         })
     }
 }
@@ -86,6 +90,8 @@ pub struct Consent {
     pub kind: String,
     /// Which text was accepted (a version name or a hash of the text).
     pub text_version: String,
+    /// Milliseconds since the epoch; RFC 3339 in JSON, as in the API.
+    #[serde(serialize_with = "serialize_millis")]
     pub accepted_at: i64,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -204,6 +210,10 @@ struct OrderRow {
     created_at: i64,
     updated_at: i64,
     paid_at: Option<i64>,
+}
+
+fn serialize_millis<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -405,12 +415,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if claimed.rows_affected() == 0 {
-                let existing: Option<Option<String>> =
-                    sqlx::query_scalar("SELECT order_id FROM carts WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant.as_str())
-                        .bind(cart.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let existing: Option<Option<String>> = sqlx::query_scalar(
+                    "SELECT order_id FROM carts WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(cart.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
                 drop(tx);
                 let order = existing.flatten().ok_or(StoreError::NotFound)?;
                 return self.order(tenant, &order).await;
@@ -429,7 +440,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if redeemed.rows_affected() == 0 {
-                return Err(StoreError::Conflict("the coupon can no longer be used".into()));
+                return Err(StoreError::Conflict(
+                    "the coupon can no longer be used".into(),
+                ));
             }
         }
         let number: i64 = sqlx::query_scalar(
@@ -542,8 +555,8 @@ impl Store {
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<OrderRecord>, StoreError> {
-        let page = list_page::<OrderRow, OrderRecord>(self, ORDER_COLUMNS, "orders", tenant, page)
-            .await?;
+        let page =
+            list_page::<OrderRow, OrderRecord>(self, ORDER_COLUMNS, "orders", tenant, page).await?;
         let mut data = Vec::with_capacity(page.data.len());
         for o in page.data {
             data.push(self.order(tenant, &o.id).await?);
@@ -572,7 +585,9 @@ impl Store {
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict("the order is no longer waiting for payment".into()));
+            return Err(StoreError::Conflict(
+                "the order is no longer waiting for payment".into(),
+            ));
         }
         Ok(())
     }
@@ -716,11 +731,7 @@ impl Store {
 }
 
 /// Reads an order with its lines, payments and consents.
-async fn load_order(
-    conn: &mut Tx,
-    tenant: &TenantId,
-    id: &str,
-) -> Result<OrderRecord, StoreError> {
+async fn load_order(conn: &mut Tx, tenant: &TenantId, id: &str) -> Result<OrderRecord, StoreError> {
     let row: Option<OrderRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND id = $2"
     )))
@@ -729,28 +740,39 @@ async fn load_order(
     .fetch_optional(&mut **conn)
     .await?;
     let mut order = OrderRecord::try_from(row.ok_or(StoreError::NotFound)?)?;
-    let lines: Vec<(i64, String, String, i64, i64, i64, i64, i64, String, String)> =
-        sqlx::query_as(
-            "SELECT line_no, product_id, name, quantity, unit_amount, subtotal, discount, total,
-             delivery_status, licenses FROM order_lines WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
-        )
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_all(&mut **conn)
-        .await?;
-    for (line_no, product_id, name, quantity, unit_amount, subtotal, discount, total, ds, lic) in lines
-    {
+    #[derive(sqlx::FromRow)]
+    struct LineRow {
+        line_no: i64,
+        product_id: String,
+        name: String,
+        quantity: i64,
+        unit_amount: i64,
+        subtotal: i64,
+        discount: i64,
+        total: i64,
+        delivery_status: String,
+        licenses: String,
+    }
+    let lines: Vec<LineRow> = sqlx::query_as(
+        "SELECT line_no, product_id, name, quantity, unit_amount, subtotal, discount, total,
+         delivery_status, licenses FROM order_lines WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_all(&mut **conn)
+    .await?;
+    for l in lines {
         order.lines.push(OrderLineRecord {
-            line_no,
-            product_id,
-            name,
-            quantity,
-            unit_amount,
-            subtotal,
-            discount,
-            total,
-            delivery_status: ds,
-            licenses: serde_json::from_str(&lic).map_err(corrupt)?,
+            line_no: l.line_no,
+            product_id: l.product_id,
+            name: l.name,
+            quantity: l.quantity,
+            unit_amount: l.unit_amount,
+            subtotal: l.subtotal,
+            discount: l.discount,
+            total: l.total,
+            delivery_status: l.delivery_status,
+            licenses: serde_json::from_str(&l.licenses).map_err(corrupt)?,
         });
     }
     #[derive(sqlx::FromRow)]
@@ -791,7 +813,15 @@ async fn load_order(
             created_at: rfc3339(p.created_at),
         })
         .collect();
-    let consents: Vec<(String, String, i64, Option<String>, Option<String>)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct ConsentRow {
+        kind: String,
+        text_version: String,
+        accepted_at: i64,
+        ip: Option<String>,
+        user_agent: Option<String>,
+    }
+    let consents: Vec<ConsentRow> = sqlx::query_as(
         "SELECT kind, text_version, accepted_at, ip, user_agent FROM order_consents
          WHERE tenant_id = $1 AND order_id = $2 ORDER BY kind",
     )
@@ -801,12 +831,12 @@ async fn load_order(
     .await?;
     order.consents = consents
         .into_iter()
-        .map(|(kind, text_version, accepted_at, ip, user_agent)| Consent {
-            kind,
-            text_version,
-            accepted_at,
-            ip,
-            user_agent,
+        .map(|c| Consent {
+            kind: c.kind,
+            text_version: c.text_version,
+            accepted_at: c.accepted_at,
+            ip: c.ip,
+            user_agent: c.user_agent,
         })
         .collect();
     Ok(order)

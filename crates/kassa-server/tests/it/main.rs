@@ -5,6 +5,7 @@
 mod harness;
 
 mod api_keys;
+mod browser;
 mod catalog;
 mod cli;
 mod config;
@@ -12,3 +13,5 @@ mod errors;
 mod idempotency;
 mod isolation;
 mod openapi;
+mod orders_api;
+mod pages;

@@ -1,0 +1,555 @@
+//! `/orders`: orders placed on the checkout pages or by the merchant's own checkout
+//! through this API (same rules, through `kassa-checkout`), their payments and events.
+
+use std::collections::BTreeMap;
+
+use kassa_checkout::{CheckoutError, OrderInput};
+use kassa_domain::Invalid;
+use kassa_domain::error::parse_text;
+use kassa_domain::ids::{OrderId, ProductId};
+use kassa_store::{CartLine, OrderRecord, Timestamp};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use crate::ApiContext;
+use crate::auth::ApiKey;
+use crate::error::ApiError;
+use crate::pagination::{list_type, page_request};
+
+pub struct OrdersApi(pub ApiContext);
+
+/// The most lines one order may have.
+const MAX_LINES: usize = 100;
+/// The most `custom` keys one order may carry.
+const MAX_CUSTOM_KEYS: usize = 20;
+const MAX_CUSTOM_KEY_CHARS: usize = 40;
+const MAX_CUSTOM_VALUE_CHARS: usize = 500;
+/// The languages of the customer's pages and emails.
+const LOCALES: [&str; 2] = ["en", "ru"];
+
+/// What an order placed through the API records as the consent texts accepted: the
+/// merchant's checkout showed its own texts.
+const TERMS_TEXT: &str = "API: terms of sale accepted by the merchant's checkout";
+const PERSONAL_DATA_TEXT: &str =
+    "API: processing of personal data accepted by the merchant's checkout";
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct OrderLineIn {
+    /// `prd_…`, an active product of this store priced in the order's currency.
+    pub product_id: String,
+    /// 1 or more.
+    pub quantity: i64,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct CustomerIn {
+    pub email: String,
+    pub name: Option<String>,
+}
+
+/// The consents the customer gave on the merchant's checkout; both are required.
+#[derive(Debug, Default, Object)]
+#[oai(deny_unknown_fields)]
+pub struct ConsentsIn {
+    /// The customer accepted the terms of sale.
+    #[oai(default)]
+    pub terms: bool,
+    /// The customer agreed to the processing of their personal data.
+    #[oai(default)]
+    pub personal_data: bool,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct OrderIn {
+    /// At least one line.
+    pub lines: Vec<OrderLineIn>,
+    /// ISO 4217 code, e.g. `USD`; every product must have a price in it.
+    pub currency: String,
+    pub customer: CustomerIn,
+    #[oai(default)]
+    pub consents: ConsentsIn,
+    /// `test_card` or `bank_transfer`, one of the store's enabled methods.
+    pub payment_method: String,
+    /// A coupon code.
+    pub coupon: Option<String>,
+    /// The language of the customer's pages and emails: `en` (default) or `ru`.
+    pub locale: Option<String>,
+    /// The merchant's own data, kept with the order and sent in webhooks; at most 20
+    /// keys.
+    pub custom: Option<BTreeMap<String, String>>,
+}
+
+/// Money received outside Kassa for the whole order.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct PaymentIn {
+    /// `bank_transfer`.
+    pub method: String,
+    /// The order total, in minor units.
+    pub amount: i64,
+    /// The order's currency.
+    pub currency: String,
+    /// The bank's reference of the transfer, for your records.
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct CustomerOut {
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct OrderLineOut {
+    /// 1, 2, … in the order.
+    pub line_no: i64,
+    pub product_id: String,
+    /// The product's name when the order was placed.
+    pub name: String,
+    pub quantity: i64,
+    pub unit_amount: i64,
+    /// quantity × unit_amount.
+    pub subtotal: i64,
+    pub discount: i64,
+    /// subtotal − discount.
+    pub total: i64,
+    /// `pending`, `delivered` or `failed`.
+    pub delivery_status: String,
+    /// The license keys or texts delivered for this line.
+    pub licenses: Vec<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct PaymentOut {
+    /// `pay_…`
+    pub id: String,
+    /// `test_card` or `bank_transfer`.
+    pub method: String,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    pub amount: i64,
+    pub currency: String,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub reference: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A consent the customer gave, with the evidence kept of it.
+#[derive(Debug, Object)]
+pub struct ConsentOut {
+    /// `terms` or `personal_data`.
+    pub kind: String,
+    /// Which text was accepted.
+    pub text_version: String,
+    /// RFC 3339.
+    pub accepted_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// An order as merchants see it here and in webhook payloads.
+#[derive(Debug, Object)]
+pub struct OrderOut {
+    /// `ord_…`
+    pub id: String,
+    /// 1, 2, … within the store.
+    pub number: i64,
+    /// `not_paid`, `paid`, …
+    pub status: String,
+    /// `not_delivered`, `delivered`, …
+    pub delivery_status: String,
+    pub currency: String,
+    /// Minor units before discounts.
+    pub subtotal: i64,
+    pub discount: i64,
+    pub tax: i64,
+    /// Minor units to pay.
+    pub total: i64,
+    pub customer: CustomerOut,
+    pub lines: Vec<OrderLineOut>,
+    pub payments: Vec<PaymentOut>,
+    pub consents: Vec<ConsentOut>,
+    /// The method chosen (or used, once paid).
+    pub payment_method: String,
+    /// The reference a customer paying by bank transfer quotes.
+    pub payment_reference: String,
+    pub coupon_code: Option<String>,
+    /// The merchant's own data.
+    pub custom: BTreeMap<String, serde_json::Value>,
+    /// Paid with the sandbox card gateway.
+    pub test_mode: bool,
+    pub locale: String,
+    pub return_url: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// RFC 3339; absent until paid.
+    pub paid_at: Option<String>,
+    /// The customer's payment page; hand it to the customer.
+    pub pay_url: String,
+    /// The customer's order page (status, licenses).
+    pub order_url: String,
+}
+
+list_type!(OrderList, OrderOut);
+
+/// One event of an order, as sent to webhook endpoints.
+#[derive(Debug, Object)]
+pub struct OrderEventOut {
+    /// `evt_…`
+    pub id: String,
+    /// e.g. `order.created`, `payment.succeeded`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// The webhook payload: `{"id", "type", "timestamp", "data"}`.
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Object)]
+pub struct OrderEventList {
+    /// Oldest first.
+    pub data: Vec<OrderEventOut>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    Timestamp::from(ms)
+        .0
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl OrdersApi {
+    fn out(&self, slug: &str, o: OrderRecord) -> OrderOut {
+        let order_url = format!("{}/{}/orders/{}", self.0.public_url, slug, o.token);
+        OrderOut {
+            pay_url: format!("{order_url}/pay"),
+            order_url,
+            id: o.id,
+            number: o.number,
+            status: o.status,
+            delivery_status: o.delivery_status,
+            currency: o.currency,
+            subtotal: o.subtotal,
+            discount: o.discount,
+            tax: o.tax,
+            total: o.total,
+            customer: CustomerOut {
+                email: o.customer.email,
+                name: o.customer.name,
+            },
+            lines: o
+                .lines
+                .into_iter()
+                .map(|l| OrderLineOut {
+                    line_no: l.line_no,
+                    product_id: l.product_id,
+                    name: l.name,
+                    quantity: l.quantity,
+                    unit_amount: l.unit_amount,
+                    subtotal: l.subtotal,
+                    discount: l.discount,
+                    total: l.total,
+                    delivery_status: l.delivery_status,
+                    licenses: l.licenses,
+                })
+                .collect(),
+            payments: o
+                .payments
+                .into_iter()
+                .map(|p| PaymentOut {
+                    id: p.id,
+                    method: p.method,
+                    status: p.status,
+                    amount: p.amount,
+                    currency: p.currency,
+                    failure_code: p.failure_code,
+                    failure_message: p.failure_message,
+                    card_brand: p.card_brand,
+                    card_last4: p.card_last4,
+                    reference: p.reference,
+                    created_at: p.created_at,
+                })
+                .collect(),
+            consents: o
+                .consents
+                .into_iter()
+                .map(|c| ConsentOut {
+                    kind: c.kind,
+                    text_version: c.text_version,
+                    accepted_at: rfc3339(c.accepted_at),
+                    ip: c.ip,
+                    user_agent: c.user_agent,
+                })
+                .collect(),
+            payment_method: o.payment_method,
+            payment_reference: o.payment_reference,
+            coupon_code: o.coupon_code,
+            custom: match o.custom {
+                serde_json::Value::Object(map) => map.into_iter().collect(),
+                _ => BTreeMap::new(),
+            },
+            test_mode: o.test_mode,
+            locale: o.locale,
+            return_url: o.return_url,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            paid_at: o.paid_at,
+        }
+    }
+}
+
+/// Maps a checkout error once for every handler here.
+fn checkout_error(e: CheckoutError) -> ApiError {
+    match e {
+        CheckoutError::Invalid(invalid) => invalid.into(),
+        CheckoutError::NotFound => ApiError::not_found("order"),
+        CheckoutError::Conflict(detail) => ApiError::conflict(detail),
+        CheckoutError::Store(e) => ApiError::internal(e),
+    }
+}
+
+/// An order id from the path; a malformed id is simply not found.
+fn order_id(raw: &str) -> Result<OrderId, ApiError> {
+    OrderId::parse(raw).map_err(|_| ApiError::not_found("order"))
+}
+
+/// The checkout service names the customer's fields as its pages do; the request
+/// nests them under `customer`.
+fn request_field(field: String) -> String {
+    match field.as_str() {
+        "email" => "customer.email".to_owned(),
+        "name" => "customer.name".to_owned(),
+        _ => field,
+    }
+}
+
+/// Checks `custom`: at most 20 keys, short keys and values.
+fn parse_custom(
+    raw: Option<BTreeMap<String, String>>,
+) -> Result<serde_json::Map<String, serde_json::Value>, Invalid> {
+    let raw = raw.unwrap_or_default();
+    let mut invalid = Invalid::default();
+    if raw.len() > MAX_CUSTOM_KEYS {
+        invalid.push(
+            "custom",
+            format!("must have at most {MAX_CUSTOM_KEYS} keys"),
+        );
+    }
+    for (key, value) in &raw {
+        let key_chars = key.chars().count();
+        if key_chars == 0 || key_chars > MAX_CUSTOM_KEY_CHARS || key.chars().any(char::is_control) {
+            invalid.push(
+                "custom",
+                format!("keys must be 1 to {MAX_CUSTOM_KEY_CHARS} characters"),
+            );
+        } else if value.chars().count() > MAX_CUSTOM_VALUE_CHARS {
+            invalid.push(
+                format!("custom.{key}"),
+                format!("must be at most {MAX_CUSTOM_VALUE_CHARS} characters"),
+            );
+        }
+    }
+    invalid.into_result()?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect())
+}
+
+#[OpenApi(prefix_path = "/orders", tag = "crate::Tag::Orders")]
+impl OrdersApi {
+    /// Place an order
+    ///
+    /// For merchants with their own checkout UI; the same rules as Kassa's checkout
+    /// page apply. The order starts `not_paid`: send the customer to its `pay_url`, or
+    /// record a bank transfer with `POST /orders/{id}/payments`.
+    #[oai(path = "/", method = "post")]
+    async fn create(
+        &self,
+        auth: ApiKey,
+        req: &poem::Request,
+        body: Json<OrderIn>,
+    ) -> Result<Json<OrderOut>, ApiError> {
+        let tenant = auth.tenant();
+        let body = body.0;
+        let mut invalid = Invalid::default();
+        if body.lines.len() > MAX_LINES {
+            invalid.push("lines", format!("must have at most {MAX_LINES} lines"));
+        }
+        let locale = match body.locale.as_deref().map(str::trim) {
+            None | Some("") => "en".to_owned(),
+            Some(l) if LOCALES.contains(&l) => l.to_owned(),
+            Some(_) => {
+                invalid.push("locale", "must be one of en, ru");
+                String::new()
+            }
+        };
+        let custom = invalid.check(parse_custom(body.custom)).unwrap_or_default();
+        invalid.into_result()?;
+        let lines = body
+            .lines
+            .iter()
+            .map(|l| CartLine {
+                // A malformed id is a product that does not exist: the checkout service
+                // reports it at its index like any other.
+                product_id: ProductId::parse(&l.product_id)
+                    .unwrap_or_else(|_| ProductId::generate()),
+                quantity: l.quantity,
+                unit_amount: None,
+                discount: None,
+            })
+            .collect();
+        let mut consents = Vec::new();
+        if body.consents.terms {
+            consents.push("terms".to_owned());
+        }
+        if body.consents.personal_data {
+            consents.push("personal_data".to_owned());
+        }
+        let user_agent = req
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let input = OrderInput {
+            currency: body.currency,
+            lines,
+            coupon: body.coupon,
+            email: body.customer.email,
+            name: body.customer.name,
+            payment_method: body.payment_method,
+            consents,
+            consent_texts: vec![
+                ("terms".to_owned(), TERMS_TEXT.to_owned()),
+                ("personal_data".to_owned(), PERSONAL_DATA_TEXT.to_owned()),
+            ],
+            locale,
+            custom,
+            return_url: None,
+            ip: None,
+            user_agent,
+            cart_id: None,
+        };
+        let order = kassa_checkout::place_order(&self.0.store, tenant, &input)
+            .await
+            .map_err(|e| match e {
+                CheckoutError::Invalid(mut invalid) => {
+                    for error in &mut invalid.errors {
+                        error.field = request_field(std::mem::take(&mut error.field));
+                    }
+                    ApiError::from(invalid)
+                }
+                other => checkout_error(other),
+            })?;
+        Ok(Json(self.out(&tenant.slug, order)))
+    }
+
+    /// List orders, newest first
+    #[oai(path = "/", method = "get")]
+    async fn list(
+        &self,
+        auth: ApiKey,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<OrderList>, ApiError> {
+        let tenant = auth.tenant();
+        let page = self
+            .0
+            .store
+            .list_orders(&tenant.id, &page_request(limit.0, cursor.0)?)
+            .await
+            .map_err(ApiError::from_store("order"))?;
+        Ok(Json(OrderList::from_page(page, |o| {
+            self.out(&tenant.slug, o)
+        })))
+    }
+
+    /// Get an order
+    #[oai(path = "/:id", method = "get")]
+    async fn get(&self, auth: ApiKey, id: Path<String>) -> Result<Json<OrderOut>, ApiError> {
+        let tenant = auth.tenant();
+        let record = self
+            .0
+            .store
+            .order(&tenant.id, order_id(&id)?.as_str())
+            .await
+            .map_err(ApiError::from_store("order"))?;
+        Ok(Json(self.out(&tenant.slug, record)))
+    }
+
+    /// Record a payment received outside Kassa
+    ///
+    /// A bank transfer of the whole order total, in the order's currency. The order
+    /// becomes `paid` and `payment.succeeded` is sent; an order that is not waiting for
+    /// payment is a 409.
+    #[oai(path = "/:id/payments", method = "post")]
+    async fn record_payment(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        body: Json<PaymentIn>,
+    ) -> Result<Json<OrderOut>, ApiError> {
+        let tenant = auth.tenant();
+        let id = order_id(&id)?;
+        let body = body.0;
+        let reference = match body.reference.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(r) => Some(parse_text("reference", r, 200)?),
+        };
+        let order = kassa_checkout::record_offline_payment(
+            &self.0.store,
+            &tenant.id,
+            id.as_str(),
+            &body.method,
+            body.amount,
+            &body.currency,
+            reference,
+        )
+        .await
+        .map_err(checkout_error)?;
+        Ok(Json(self.out(&tenant.slug, order)))
+    }
+
+    /// List an order's events, oldest first
+    ///
+    /// Each payload is exactly what webhook endpoints receive.
+    #[oai(path = "/:id/events", method = "get")]
+    async fn events(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+    ) -> Result<Json<OrderEventList>, ApiError> {
+        let tenant = &auth.tenant().id;
+        let id = order_id(&id)?;
+        // An order with no events is still another store's order or none: check first.
+        self.0
+            .store
+            .order(tenant, id.as_str())
+            .await
+            .map_err(ApiError::from_store("order"))?;
+        let events = self
+            .0
+            .store
+            .order_events(tenant, id.as_str())
+            .await
+            .map_err(ApiError::from_store("order"))?;
+        Ok(Json(OrderEventList {
+            data: events
+                .into_iter()
+                .map(|e| OrderEventOut {
+                    id: e.id,
+                    kind: e.kind,
+                    payload: e.payload,
+                })
+                .collect(),
+        }))
+    }
+}

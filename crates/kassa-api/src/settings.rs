@@ -1,0 +1,181 @@
+//! `/settings`: the store's branding, legal links, bank details and payment methods,
+//! and the secret its signed buy links are made with.
+
+use kassa_domain::Invalid;
+use kassa_domain::error::parse_text;
+use kassa_domain::tenant::{BankDetails, TenantSettings};
+use kassa_store::TenantRecord;
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Object, OpenApi};
+
+use crate::ApiContext;
+use crate::auth::ApiKey;
+use crate::error::ApiError;
+
+pub struct SettingsApi(pub ApiContext);
+
+/// Where customers paying by bank transfer send the money.
+#[derive(Debug, Clone, Object)]
+#[oai(deny_unknown_fields)]
+pub struct BankDetailsIo {
+    pub account_holder: String,
+    pub bank_name: String,
+    pub iban: String,
+    pub bic: String,
+}
+
+#[derive(Debug, Object)]
+pub struct SettingsOut {
+    /// The store's name in URLs: `{public_url}/{slug}/buy/…`.
+    pub slug: String,
+    /// The store's name as customers see it.
+    pub name: String,
+    pub logo_url: Option<String>,
+    /// `#RRGGBB`, used for buttons and links on the checkout pages.
+    pub accent_color: Option<String>,
+    pub terms_url: Option<String>,
+    pub privacy_url: Option<String>,
+    pub support_email: Option<String>,
+    /// Shown to customers who pay by bank transfer.
+    pub bank: Option<BankDetailsIo>,
+    /// The payment methods customers may choose, in display order.
+    pub payment_methods: Vec<String>,
+    /// The secret buy links with fixed prices or discounts are signed with
+    /// (HMAC-SHA256). Keep it on your server.
+    pub link_signing_secret: String,
+}
+
+/// Changes to the settings. Absent (or `null`) fields stay as they are; an empty string
+/// clears an optional text, and `"bank": null` removes the bank details.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct SettingsPatch {
+    pub logo_url: Option<String>,
+    pub accent_color: Option<String>,
+    pub terms_url: Option<String>,
+    pub privacy_url: Option<String>,
+    pub support_email: Option<String>,
+    pub bank: MaybeUndefined<BankDetailsIo>,
+    /// `test_card`, `bank_transfer`; an empty list enables every method.
+    pub payment_methods: Option<Vec<String>>,
+}
+
+/// A patched optional text: absent keeps `current`, empty clears it.
+fn patch_text(current: &mut Option<String>, patch: Option<String>) {
+    if let Some(value) = patch {
+        let value = value.trim();
+        *current = (!value.is_empty()).then(|| value.to_owned());
+    }
+}
+
+fn parse_bank(raw: BankDetailsIo) -> Result<BankDetails, Invalid> {
+    let mut invalid = Invalid::default();
+    let mut text = |field: &str, value: &str, required: bool| -> String {
+        let value = value.trim();
+        if value.is_empty() && !required {
+            return String::new();
+        }
+        invalid
+            .check(parse_text(&format!("bank.{field}"), value, 200))
+            .unwrap_or_default()
+    };
+    let bank = BankDetails {
+        account_holder: text("account_holder", &raw.account_holder, true),
+        bank_name: text("bank_name", &raw.bank_name, false),
+        iban: text("iban", &raw.iban, true),
+        bic: text("bic", &raw.bic, false),
+    };
+    invalid.into_result()?;
+    Ok(bank)
+}
+
+impl SettingsApi {
+    async fn out(
+        &self,
+        tenant: &TenantRecord,
+        settings: TenantSettings,
+    ) -> Result<SettingsOut, ApiError> {
+        let link_signing_secret = self
+            .0
+            .store
+            .link_secret(&tenant.id)
+            .await
+            .map_err(ApiError::from_store("store"))?;
+        let payment_methods = settings
+            .enabled_methods()
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect();
+        Ok(SettingsOut {
+            slug: tenant.slug.clone(),
+            name: tenant.name.clone(),
+            logo_url: settings.logo_url,
+            accent_color: settings.accent_color,
+            terms_url: settings.terms_url,
+            privacy_url: settings.privacy_url,
+            support_email: settings.support_email,
+            bank: settings.bank.map(|b| BankDetailsIo {
+                account_holder: b.account_holder,
+                bank_name: b.bank_name,
+                iban: b.iban,
+                bic: b.bic,
+            }),
+            payment_methods,
+            link_signing_secret,
+        })
+    }
+}
+
+#[OpenApi(prefix_path = "/settings", tag = "crate::Tag::Settings")]
+impl SettingsApi {
+    /// Get the store's settings
+    #[oai(path = "/", method = "get")]
+    async fn get(&self, auth: ApiKey) -> Result<Json<SettingsOut>, ApiError> {
+        let tenant = auth.tenant();
+        let settings = TenantSettings::from_json(&tenant.settings);
+        Ok(Json(self.out(tenant, settings).await?))
+    }
+
+    /// Change the store's settings
+    #[oai(path = "/", method = "patch")]
+    async fn update(
+        &self,
+        auth: ApiKey,
+        body: Json<SettingsPatch>,
+    ) -> Result<Json<SettingsOut>, ApiError> {
+        let tenant = auth.tenant();
+        let patch = body.0;
+        let mut settings = TenantSettings::from_json(&tenant.settings);
+        patch_text(&mut settings.logo_url, patch.logo_url);
+        patch_text(&mut settings.accent_color, patch.accent_color);
+        patch_text(&mut settings.terms_url, patch.terms_url);
+        patch_text(&mut settings.privacy_url, patch.privacy_url);
+        patch_text(&mut settings.support_email, patch.support_email);
+        if let Some(methods) = patch.payment_methods {
+            settings.payment_methods = methods;
+        }
+        let mut invalid = Invalid::default();
+        match patch.bank {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => settings.bank = None,
+            MaybeUndefined::Value(bank) => settings.bank = invalid.check(parse_bank(bank)),
+        }
+        invalid.check(settings.validate());
+        invalid.into_result()?;
+        let mut methods = std::mem::take(&mut settings.payment_methods);
+        let mut seen = Vec::with_capacity(methods.len());
+        methods.retain(|m| {
+            let first = !seen.contains(m);
+            seen.push(m.clone());
+            first
+        });
+        settings.payment_methods = methods;
+        self.0
+            .store
+            .update_tenant_settings(&tenant.id, &settings)
+            .await
+            .map_err(ApiError::from_store("store"))?;
+        Ok(Json(self.out(tenant, settings).await?))
+    }
+}

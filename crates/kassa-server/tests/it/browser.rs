@@ -1,0 +1,150 @@
+//! The checkout in a real headless Chromium, driven by visible labels
+//! (tests/browser/checkout.mjs, playwright-core), on both databases.
+
+use kassa_domain::tenant::{BankDetails, TenantSettings};
+use kassa_store::PageRequest;
+use kassa_testkit::{Backend, on_both_backends};
+use serde_json::{Value, json};
+
+use crate::harness::TestApp;
+
+on_both_backends!(
+    a_customer_buys_two_with_a_card,
+    a_declined_card_then_a_good_one,
+    bank_transfer_then_the_merchant_records_the_payment,
+);
+
+/// One Chromium at a time: the machine has two cores.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn run(scenario: &str, url: &str) -> Value {
+    let script = std::env::var("KASSA_BROWSER_SCRIPT").expect(
+        "KASSA_BROWSER_SCRIPT is not set: run the suite with `bash tests/run.sh`, which installs \
+         Chromium and playwright-core",
+    );
+    let _one_at_a_time = BROWSER.lock().await;
+    let (scenario, url) = (scenario.to_owned(), url.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(&script)
+            .arg(&scenario)
+            .arg(&url)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "browser scenario failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .last()
+        .expect("the script prints one JSON line");
+    serde_json::from_str(line).expect("JSON from the browser script")
+}
+
+/// A store with bank details and a 19.99 USD product with keys; returns its buy URL.
+async fn store_with_product(app: &TestApp) -> String {
+    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
+    let settings = TenantSettings {
+        bank: Some(BankDetails {
+            account_holder: "Acme GmbH".into(),
+            bank_name: "Test Bank".into(),
+            iban: "DE89370400440532013000".into(),
+            bic: "COBADEFFXXX".into(),
+        }),
+        ..TenantSettings::default()
+    };
+    app.store
+        .update_tenant_settings(&tenant.id, &settings)
+        .await
+        .unwrap();
+    let pool = app.pool_with_keys(&["KEY-1", "KEY-2"]).await;
+    let product = app.product(&pool).await;
+    format!(
+        "{}?quantity=2&locale=en",
+        product["buy_url"].as_str().unwrap()
+    )
+}
+
+async fn the_order(app: &TestApp) -> kassa_store::OrderRecord {
+    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
+    let mut all = app
+        .store
+        .list_orders(
+            &tenant.id,
+            &PageRequest {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(all.len(), 1, "exactly one order");
+    all.remove(0)
+}
+
+async fn a_customer_buys_two_with_a_card(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = store_with_product(&app).await;
+    let seen = run("happy", &url).await;
+    assert_eq!(seen["status_text"], "Paid");
+    let order = the_order(&app).await;
+    assert_eq!(order.status, "paid");
+    assert_eq!(order.total, 3998);
+    assert_eq!(order.lines[0].quantity, 2);
+    assert_eq!(order.customer.email.as_deref(), Some("buyer@example.com"));
+    assert_eq!(order.customer.name.as_deref(), Some("Ada Buyer"));
+    assert_eq!(order.consents.len(), 2);
+    let api = app.get(&format!("/api/v1/orders/{}", order.id)).await;
+    assert_eq!(api.ok()["status"], "paid");
+}
+
+async fn a_declined_card_then_a_good_one(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = store_with_product(&app).await;
+    let seen = run("declined", &url).await;
+    assert!(
+        seen["declined_message"]
+            .as_str()
+            .unwrap()
+            .contains("declined"),
+        "{seen}"
+    );
+    assert_eq!(seen["status_text"], "Paid");
+    let order = the_order(&app).await;
+    let attempts: Vec<_> = order
+        .payments
+        .iter()
+        .map(|p| (p.status.as_str(), p.failure_code.as_deref()))
+        .collect();
+    assert_eq!(
+        attempts,
+        [("failed", Some("card_declined")), ("succeeded", None)]
+    );
+}
+
+async fn bank_transfer_then_the_merchant_records_the_payment(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = store_with_product(&app).await;
+    let seen = run("bank_transfer", &url).await;
+    let order = the_order(&app).await;
+    assert_eq!(seen["reference"], order.payment_reference.as_str());
+    assert_eq!(order.status, "not_paid");
+    assert_eq!(order.payment_method, "bank_transfer");
+    let recorded = app
+        .post(
+            &format!("/api/v1/orders/{}/payments", order.id),
+            json!({"method": "bank_transfer", "amount": order.total, "currency": order.currency}),
+        )
+        .await;
+    assert_eq!(recorded.ok()["status"], "paid");
+    let reloaded = run("reload", seen["order_url"].as_str().unwrap()).await;
+    assert_eq!(reloaded["status_text"], "Paid");
+}

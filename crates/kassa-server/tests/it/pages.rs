@@ -1,0 +1,567 @@
+//! The customer pages at the HTTP level, as a browser without JavaScript uses them:
+//! buy links, the cart, Continue, payment, and every kind of bad input.
+
+use kassa_domain::signed_link;
+use kassa_domain::tenant::TenantSettings;
+use kassa_store::{PageRequest, Store};
+use kassa_testkit::{Backend, on_both_backends};
+use serde_json::json;
+
+use crate::harness::TestApp;
+
+on_both_backends!(
+    buy_two_decline_then_pay,
+    bad_buy_links_say_what_is_wrong_on_the_page,
+    continue_refuses_bad_details_and_creates_nothing,
+    forged_forms_and_double_submits_create_nothing_more,
+    the_cart_is_kept_across_products,
+    signed_links_fix_prices_and_refuse_tampering,
+    bank_transfer_shows_a_reference_and_an_invoice,
+    pages_speak_russian,
+);
+
+/// A browser: keeps cookies, does not follow redirects (so tests see them).
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    html: String,
+}
+
+impl Page {
+    /// The message shown next to `field`, if any.
+    fn error(&self, field: &str) -> Option<String> {
+        let marker = format!("id=\"{field}-error\">");
+        let start = self.html.find(&marker)? + marker.len();
+        let end = self.html[start..].find('<')? + start;
+        Some(self.html[start..end].to_owned())
+    }
+
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.html.find(marker).expect("a form with a CSRF token") + marker.len();
+        let end = self.html[start..].find('"').unwrap() + start;
+        self.html[start..end].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+        }
+    }
+
+    async fn page(resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Page {
+            status,
+            location,
+            html: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        Self::page(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// GETs and follows redirects within Kassa.
+    async fn open(&self, path: &str) -> Page {
+        let mut page = self.get(path).await;
+        while let Some(next) = page.location.clone() {
+            page = self.get(&next).await;
+        }
+        page
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        Self::page(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .form(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+async fn product(app: &TestApp, usd: i64) -> String {
+    let pool = app.pool_with_keys(&["K-1"]).await;
+    let p = app
+        .post(
+            "/api/v1/products",
+            json!({"name": "Pro License", "prices": [{"currency": "USD", "amount": usd}, {"currency": "EUR", "amount": 1799}],
+                   "delivery": {"method": "license_pool", "pool_id": pool}}),
+        )
+        .await;
+    p.ok()["id"].as_str().unwrap().to_owned()
+}
+
+async fn orders(store: &Store, slug: &str) -> Vec<kassa_store::OrderRecord> {
+    let tenant = store.tenant_by_slug(slug).await.unwrap();
+    store
+        .list_orders(
+            &tenant.id,
+            &PageRequest {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap()
+        .data
+}
+
+fn details<'a>(csrf: &'a str, method: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", csrf),
+        ("quantity_0", "2"),
+        ("email", "buyer@example.com"),
+        ("name", "Ada Buyer"),
+        ("payment_method", method),
+        ("consent_terms", "yes"),
+        ("consent_personal_data", "yes"),
+        ("action", "continue"),
+    ]
+}
+
+async fn buy_two_decline_then_pay(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prd = product(&app, 1999).await;
+    let b = Browser::new(&app);
+    let checkout = b
+        .open(&format!("/acme/buy/{prd}?quantity=2&locale=en"))
+        .await;
+    assert_eq!(checkout.status, 200);
+    assert!(checkout.html.contains("value=\"2\""));
+    assert!(checkout.html.contains("39.98 USD"), "quantity 2 × 19.99");
+    let placed = b
+        .post("/acme/checkout", &details(&checkout.csrf(), "test_card"))
+        .await;
+    assert_eq!(placed.status, 303, "{}", placed.html);
+    let pay_path = placed.location.unwrap();
+    assert!(pay_path.ends_with("/pay"));
+
+    let pay = b.get(&pay_path).await;
+    assert!(pay.html.contains("Card number"));
+    let declined = b
+        .post(
+            &pay_path,
+            &[
+                ("csrf", &pay.csrf()),
+                ("card_number", "4000 0000 0000 0002"),
+                ("expiry", "12/34"),
+                ("cvc", "123"),
+            ],
+        )
+        .await;
+    assert_eq!(declined.status, 402);
+    assert!(declined.html.contains("Your card was declined"));
+    let paid = b
+        .post(
+            &pay_path,
+            &[
+                ("csrf", &pay.csrf()),
+                ("card_number", "4242 4242 4242 4242"),
+                ("expiry", "12/34"),
+                ("cvc", "123"),
+            ],
+        )
+        .await;
+    assert_eq!(paid.status, 303);
+    let order_page = b.open(&paid.location.unwrap()).await;
+    assert!(
+        order_page
+            .html
+            .contains("data-testid=\"order-status\">Paid<")
+    );
+
+    let all = orders(&app.store, "acme").await;
+    assert_eq!(all.len(), 1);
+    let order = &all[0];
+    assert_eq!(
+        (order.status.as_str(), order.total, order.test_mode),
+        ("paid", 3998, true)
+    );
+    assert_eq!(order.lines[0].quantity, 2);
+    assert_eq!(order.customer.email.as_deref(), Some("buyer@example.com"));
+    let statuses: Vec<_> = order
+        .payments
+        .iter()
+        .map(|p| (p.status.as_str(), p.card_last4.as_deref()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("failed", Some("0002")), ("succeeded", Some("4242"))]
+    );
+    assert_eq!(
+        order.payments[0].failure_code.as_deref(),
+        Some("card_declined")
+    );
+    let kinds: Vec<_> = order.consents.iter().map(|c| c.kind.as_str()).collect();
+    assert_eq!(kinds, ["personal_data", "terms"]);
+    assert!(
+        order
+            .consents
+            .iter()
+            .all(|c| c.ip.as_deref() == Some("127.0.0.1") && c.text_version.starts_with("en-"))
+    );
+    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
+    let events: Vec<_> = app
+        .store
+        .order_events(&tenant.id, &order.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        events,
+        ["order.created", "payment.failed", "payment.succeeded"]
+    );
+}
+
+async fn bad_buy_links_say_what_is_wrong_on_the_page(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prd = product(&app, 1999).await;
+    app.post(
+        "/api/v1/coupons",
+        json!({"code": "ONCE", "percent_off": 10, "max_redemptions": 1}),
+    )
+    .await
+    .ok();
+    let used = app.store.tenant_by_slug("acme").await.unwrap();
+    // Use the coupon up through the API's store, as an earlier order would.
+    let coupon = app.store.coupon_by_code(&used.id, "ONCE").await.unwrap();
+    app.store
+        .update_coupon(
+            &used.id,
+            &coupon.id,
+            true,
+            Some(kassa_store::Timestamp::from(1_000)),
+            None,
+        )
+        .await
+        .unwrap();
+    for q in ["0", "-1", "1000000000", "abc"] {
+        let b = Browser::new(&app);
+        let page = b.get(&format!("/acme/buy/{prd}?quantity={q}")).await;
+        assert_eq!(page.status, 422, "quantity={q}");
+        assert!(
+            page.error("quantity_0")
+                .unwrap()
+                .contains("between 1 and 1000"),
+            "quantity={q}"
+        );
+        assert!(
+            page.html.contains(&format!("value=\"{q}\"")),
+            "what was typed is kept"
+        );
+    }
+    let b = Browser::new(&app);
+    let page = b.get(&format!("/acme/buy/{prd}?currency=XYZ")).await;
+    assert!(page.error("currency").unwrap().contains("not a currency"));
+    let page = b.get(&format!("/acme/buy/{prd}?currency=GBP")).await;
+    assert!(page.error("currency").unwrap().contains("not sold in GBP"));
+    let page = b.open(&format!("/acme/buy/{prd}?coupon=ONCE")).await;
+    assert!(
+        page.error("coupon").unwrap().contains("expired"),
+        "{}",
+        page.html
+    );
+    let page = b.open(&format!("/acme/buy/{prd}?coupon=NOPE")).await;
+    assert!(page.error("coupon").unwrap().contains("does not exist"));
+    let page = b.get("/acme/buy/prd_01jz0000000000000000000000").await;
+    assert_eq!(page.status, 404);
+    assert!(page.html.contains("not available"));
+    assert_eq!(b.get("/nobody/buy/prd_x").await.status, 404);
+    assert_eq!(b.get("/acme/orders/notatoken").await.status, 404);
+    assert!(orders(&app.store, "acme").await.is_empty());
+}
+
+async fn continue_refuses_bad_details_and_creates_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prd = product(&app, 1999).await;
+    let b = Browser::new(&app);
+    let page = b.open(&format!("/acme/buy/{prd}")).await;
+    let csrf = page.csrf();
+    let long_name = "N".repeat(100 * 1024);
+    let page = b
+        .post(
+            "/acme/checkout",
+            &[
+                ("csrf", &csrf),
+                ("quantity_0", "1"),
+                ("email", "not-an-email"),
+                ("name", &long_name),
+                ("payment_method", "test_card"),
+                ("consent_terms", "yes"),
+                ("action", "continue"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+    assert!(page.error("email").unwrap().contains("email address"));
+    assert!(page.error("name").unwrap().contains("at most 200"));
+    assert!(page.error("consents.personal_data").is_some());
+    assert!(page.error("consents.terms").is_none());
+    assert!(
+        page.html.contains("value=\"not-an-email\""),
+        "what was typed is kept"
+    );
+    assert!(
+        page.html
+            .contains("id=\"consent_terms\" name=\"consent_terms\" value=\"yes\" checked")
+    );
+    let page = b
+        .post(
+            "/acme/checkout",
+            &[
+                ("csrf", &csrf),
+                ("quantity_0", "1"),
+                ("email", ""),
+                ("action", "continue"),
+            ],
+        )
+        .await;
+    assert_eq!(page.error("email").unwrap(), "is required");
+    let page = b
+        .post(
+            "/acme/checkout",
+            &[
+                ("csrf", &csrf),
+                ("quantity_0", "abc"),
+                ("email", "a@b.co"),
+                ("action", "continue"),
+            ],
+        )
+        .await;
+    assert!(page.error("quantity_0").is_some());
+    assert!(
+        orders(&app.store, "acme").await.is_empty(),
+        "no order was created"
+    );
+}
+
+async fn forged_forms_and_double_submits_create_nothing_more(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prd = product(&app, 1999).await;
+    let b = Browser::new(&app);
+    let page = b.open(&format!("/acme/buy/{prd}")).await;
+    let forged = b
+        .post(
+            "/acme/checkout",
+            &details("forged-token-0000000000000000000", "test_card"),
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let mut no_token = details("", "test_card");
+    no_token.remove(0);
+    assert_eq!(b.post("/acme/checkout", &no_token).await.status, 403);
+    assert!(orders(&app.store, "acme").await.is_empty());
+
+    let csrf = page.csrf();
+    let first = b.post("/acme/checkout", &details(&csrf, "test_card")).await;
+    let second = b.post("/acme/checkout", &details(&csrf, "test_card")).await;
+    assert_eq!(first.status, 303);
+    assert_eq!(second.status, 303);
+    assert_eq!(first.location, second.location, "the same order");
+    let back = b.get("/acme/checkout").await;
+    assert_eq!(
+        back.location, first.location,
+        "back to checkout leads to the order"
+    );
+    assert_eq!(orders(&app.store, "acme").await.len(), 1);
+    let pay = b.get(first.location.as_deref().unwrap()).await;
+    let forged_pay = b
+        .post(
+            first.location.as_deref().unwrap(),
+            &[
+                ("csrf", "x"),
+                ("card_number", "4242424242424242"),
+                ("expiry", "12/34"),
+                ("cvc", "123"),
+            ],
+        )
+        .await;
+    assert_eq!(forged_pay.status, 403);
+    assert!(pay.html.contains("Card number"));
+    assert_eq!(orders(&app.store, "acme").await[0].status, "not_paid");
+}
+
+async fn the_cart_is_kept_across_products(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let a = product(&app, 1000).await;
+    let pool = app.pool_with_keys(&[]).await;
+    let second = app
+        .post(
+            "/api/v1/products",
+            json!({"name": "Add-on Pack", "prices": [{"currency": "USD", "amount": 500}],
+                                         "delivery": {"method": "license_pool", "pool_id": pool}}),
+        )
+        .await;
+    let bb = second.ok()["id"].as_str().unwrap().to_owned();
+    let b = Browser::new(&app);
+    b.open(&format!(
+        "/acme/buy/{a}?quantity=3&return_url=https://acme.example/store"
+    ))
+    .await;
+    let page = b.open(&format!("/acme/buy/{bb}")).await;
+    assert!(
+        page.html.contains("Pro License") && page.html.contains("Add-on Pack"),
+        "both lines"
+    );
+    assert!(page.html.contains("35.00 USD"), "3 × 10.00 + 5.00");
+    assert!(
+        page.html.contains("acme.example"),
+        "the way back to the merchant"
+    );
+    let again = b.open(&format!("/acme/buy/{a}")).await;
+    assert!(
+        again.html.contains("35.00 USD"),
+        "opening a link again adds nothing"
+    );
+    let csrf = again.csrf();
+    let removed = b
+        .post(
+            "/acme/checkout",
+            &[
+                ("csrf", &csrf),
+                ("quantity_0", "3"),
+                ("quantity_1", "1"),
+                ("action", "remove:0"),
+            ],
+        )
+        .await;
+    assert_eq!(removed.status, 303);
+    let page = b.get("/acme/checkout").await;
+    assert!(!page.html.contains("Pro License"));
+    assert!(page.html.contains("5.00 USD"));
+    let other_browser = Browser::new(&app);
+    assert!(
+        other_browser
+            .get("/acme/checkout")
+            .await
+            .html
+            .contains("Your cart is empty")
+    );
+}
+
+async fn signed_links_fix_prices_and_refuse_tampering(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prd = product(&app, 1999).await;
+    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
+    let secret = app.store.link_secret(&tenant.id).await.unwrap();
+    let path = format!("/acme/buy/{prd}");
+    let far = (chrono::Utc::now().timestamp() + 3600).to_string();
+    let params = vec![
+        ("currency".to_owned(), "USD".to_owned()),
+        ("price".to_owned(), "999".to_owned()),
+        ("expires".to_owned(), far.clone()),
+    ];
+    let sig = signed_link::sign(&secret, &path, &params);
+    let b = Browser::new(&app);
+    let page = b
+        .open(&format!(
+            "{path}?currency=USD&price=999&expires={far}&sig={sig}"
+        ))
+        .await;
+    assert!(page.html.contains("9.99 USD"), "the signed price");
+    let tampered = b
+        .get(&format!(
+            "{path}?currency=USD&price=1&expires={far}&sig={sig}"
+        ))
+        .await;
+    assert_eq!(tampered.status, 400);
+    assert!(tampered.html.contains("has been changed"));
+    let unsigned = b.get(&format!("{path}?price=1")).await;
+    assert_eq!(unsigned.status, 400);
+    let past = vec![("expires".to_owned(), "1000".to_owned())];
+    let old = signed_link::sign(&secret, &path, &past);
+    let expired = b.get(&format!("{path}?expires=1000&sig={old}")).await;
+    assert_eq!(expired.status, 400);
+    assert!(expired.html.contains("expired"));
+}
+
+async fn bank_transfer_shows_a_reference_and_an_invoice(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prd = product(&app, 1999).await;
+    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
+    let settings = TenantSettings {
+        bank: Some(kassa_domain::tenant::BankDetails {
+            account_holder: "Acme GmbH".into(),
+            bank_name: "Test Bank".into(),
+            iban: "DE89370400440532013000".into(),
+            bic: "COBADEFFXXX".into(),
+        }),
+        ..TenantSettings::default()
+    };
+    app.store
+        .update_tenant_settings(&tenant.id, &settings)
+        .await
+        .unwrap();
+    let b = Browser::new(&app);
+    let page = b.open(&format!("/acme/buy/{prd}")).await;
+    let placed = b
+        .post("/acme/checkout", &details(&page.csrf(), "test_card"))
+        .await;
+    let pay_path = placed.location.unwrap();
+    let pay = b.get(&pay_path).await;
+    let switched = b
+        .post(
+            &pay_path.replace("/pay", "/method"),
+            &[("csrf", &pay.csrf()), ("payment_method", "bank_transfer")],
+        )
+        .await;
+    assert_eq!(switched.status, 303);
+    let pay = b.get(&pay_path).await;
+    let order = &orders(&app.store, "acme").await[0];
+    assert_eq!(order.payment_method, "bank_transfer");
+    assert!(order.payment_reference.starts_with("KS-"));
+    assert!(pay.html.contains(&order.payment_reference));
+    assert!(pay.html.contains("DE89370400440532013000"));
+    let invoice = b.get(&pay_path.replace("/pay", "/invoice")).await;
+    assert_eq!(invoice.status, 200);
+    assert!(invoice.html.contains("Invoice") && invoice.html.contains(&order.payment_reference));
+    assert!(invoice.html.contains("39.98 USD"));
+}
+
+async fn pages_speak_russian(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prd = product(&app, 1999).await;
+    let b = Browser::new(&app);
+    let page = b.open(&format!("/acme/buy/{prd}?locale=ru")).await;
+    assert!(page.html.contains("Оформление заказа"));
+    assert!(page.html.contains("Я принимаю условия продажи"));
+    let by_header = Browser::new(&app);
+    let resp = by_header
+        .client
+        .get(format!("{}/acme/checkout", app.base))
+        .header("accept-language", "ru-RU,ru;q=0.9,en;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.text().await.unwrap().contains("Оформление заказа"));
+}

@@ -1,0 +1,479 @@
+//! `/{tenant}/checkout`: the cart, the customer's details, the payment method, the two
+//! consents, and Continue, which places the order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kassa_checkout::{CheckoutError, OrderInput, price};
+use kassa_domain::catalog::parse_quantity;
+use kassa_domain::tenant::TenantSettings;
+use kassa_store::{CartRecord, StoreError, TenantRecord};
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Body, Request, Response, handler};
+use serde::Serialize;
+
+use crate::WebContext;
+use crate::page::{self, Texts, form_value, money};
+
+pub const CART_COOKIE: &str = "kassa_cart";
+
+/// What the customer typed, shown again on the page.
+#[derive(Debug, Default, Serialize)]
+pub struct FormState {
+    pub email: String,
+    pub name: String,
+    pub coupon: String,
+    pub payment_method: String,
+    pub consent_terms: bool,
+    pub consent_personal_data: bool,
+}
+
+impl FormState {
+    pub fn from_cart(cart: &CartRecord) -> Self {
+        Self {
+            email: cart.email.clone().unwrap_or_default(),
+            name: cart.name.clone().unwrap_or_default(),
+            coupon: cart.coupon_code.clone().unwrap_or_default(),
+            payment_method: cart.payment_method.clone().unwrap_or_default(),
+            consent_terms: false,
+            consent_personal_data: false,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LineView {
+    index: usize,
+    name: String,
+    quantity: String,
+    unit_amount: String,
+    total: String,
+}
+
+#[derive(Serialize)]
+struct Totals {
+    subtotal: String,
+    discount: String,
+    has_discount: bool,
+    total: String,
+    coupon: Option<String>,
+}
+
+/// Field errors keyed by form field name (`email`, `quantity_0`, `consents.terms`).
+pub type Errors = BTreeMap<String, String>;
+
+/// Maps the checkout service's field names to the page's.
+pub fn page_field(field: &str) -> String {
+    if let Some(rest) = field.strip_prefix("lines[")
+        && let Some((i, what)) = rest.split_once("].")
+    {
+        return match what {
+            "quantity" => format!("quantity_{i}"),
+            _ => format!("line_{i}"),
+        };
+    }
+    match field {
+        "lines" => "cart".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The cart this browser has in this store, unless it already became an order.
+pub async fn current_cart(
+    ctx: &WebContext,
+    tenant: &TenantRecord,
+    req: &Request,
+) -> Result<Option<CartRecord>, Response> {
+    let Some(token) = page::cookie(req, CART_COOKIE) else {
+        return Ok(None);
+    };
+    match ctx.store.cart_by_token(&tenant.id, &token).await {
+        Ok(cart) => Ok(Some(cart)),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(page::failure(e)),
+    }
+}
+
+pub fn cart_cookie(ctx: &WebContext, tenant: &TenantRecord, cart: &CartRecord) -> String {
+    page::set_cookie(
+        ctx,
+        CART_COOKIE,
+        &cart.token,
+        &format!("/{}", tenant.slug),
+        30,
+    )
+}
+
+/// Renders the checkout page for `cart`.
+#[allow(clippy::too_many_arguments)]
+pub async fn render(
+    ctx: &WebContext,
+    req: &Request,
+    tenant: &TenantRecord,
+    cart: &CartRecord,
+    form: &FormState,
+    typed_quantities: &BTreeMap<usize, String>,
+    mut errors: Errors,
+    cookies: Vec<String>,
+) -> Response {
+    let settings = TenantSettings::from_json(&tenant.settings);
+    let lang = page::pick_locale(cart.locale.as_deref(), req);
+    let t: &Texts = page::texts(lang);
+    let (csrf, csrf_cookie) = page::csrf(ctx, req);
+    let mut cookies = cookies;
+    cookies.extend(csrf_cookie);
+
+    let mut names = Vec::with_capacity(cart.lines.len());
+    let mut currencies: Option<Vec<String>> = None;
+    for line in &cart.lines {
+        match ctx.store.product(&tenant.id, &line.product_id).await {
+            Ok(p) => {
+                let codes: Vec<String> =
+                    p.fields.prices.iter().map(|p| p.currency.clone()).collect();
+                currencies = Some(match currencies {
+                    None => codes,
+                    Some(have) => have.into_iter().filter(|c| codes.contains(c)).collect(),
+                });
+                names.push(p.fields.name);
+            }
+            Err(StoreError::NotFound) => names.push(line.product_id.to_string()),
+            Err(e) => return page::failure(e),
+        }
+    }
+    let currency = cart
+        .currency
+        .clone()
+        .or_else(|| currencies.as_ref().and_then(|c| c.first().cloned()))
+        .unwrap_or_default();
+
+    let mut quote = None;
+    if !cart.lines.is_empty() {
+        let coupon = cart.coupon_code.as_deref();
+        match price(&ctx.store, &tenant.id, &currency, &cart.lines, coupon).await {
+            Ok(q) => quote = Some(q),
+            Err(CheckoutError::Invalid(invalid)) => {
+                for e in invalid.errors {
+                    errors.entry(page_field(&e.field)).or_insert(e.message);
+                }
+                if coupon.is_some()
+                    && let Ok(q) = price(&ctx.store, &tenant.id, &currency, &cart.lines, None).await
+                {
+                    quote = Some(q);
+                }
+            }
+            Err(e) => return page::failure(e),
+        }
+    }
+    let lines: Vec<LineView> = cart
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let priced = quote.as_ref().and_then(|q| q.lines.get(i));
+            LineView {
+                index: i,
+                name: names.get(i).cloned().unwrap_or_default(),
+                quantity: typed_quantities
+                    .get(&i)
+                    .cloned()
+                    .unwrap_or_else(|| line.quantity.to_string()),
+                unit_amount: priced
+                    .map(|p| money(p.unit_amount, &currency))
+                    .unwrap_or_default(),
+                total: priced
+                    .map(|p| money(p.total, &currency))
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let totals = quote.as_ref().map(|q| Totals {
+        subtotal: money(q.subtotal, &currency),
+        discount: money(q.discount, &currency),
+        has_discount: q.discount > 0,
+        total: money(q.total, &currency),
+        coupon: q.coupon_code.clone(),
+    });
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut form_view = FormState {
+        email: form.email.clone(),
+        name: form.name.clone(),
+        coupon: form.coupon.clone(),
+        payment_method: form.payment_method.clone(),
+        consent_terms: form.consent_terms,
+        consent_personal_data: form.consent_personal_data,
+    };
+    let methods = page::method_choices(&settings, t);
+    if form_view.payment_method.is_empty()
+        && let Some(first) = methods.first()
+    {
+        form_view.payment_method = first.value.to_owned();
+    }
+    let resp = page::render(
+        status,
+        "checkout.html",
+        minijinja::context! {
+            t => t,
+            store => page::brand(tenant, &settings),
+            action => format!("/{}/checkout", tenant.slug),
+            csrf => csrf,
+            lines => lines,
+            currencies => currencies.unwrap_or_default(),
+            currency => currency,
+            totals => totals,
+            form => form_view,
+            methods => methods,
+            errors => errors,
+            return_url => cart.return_url.clone(),
+        },
+    );
+    page::with_cookies(resp, &cookies)
+}
+
+#[handler]
+pub async fn show(
+    req: &Request,
+    Path(slug): Path<String>,
+    Data(ctx): Data<&Arc<WebContext>>,
+) -> Response {
+    let tenant = match page::tenant(ctx, &slug, req).await {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    let cart = match current_cart(ctx, &tenant, req).await {
+        Ok(cart) => cart,
+        Err(resp) => return resp,
+    };
+    match cart {
+        Some(cart) if cart.order_id.is_some() => redirect_to_order(ctx, &tenant, &cart).await,
+        Some(cart) => {
+            let form = FormState::from_cart(&cart);
+            render(
+                ctx,
+                req,
+                &tenant,
+                &cart,
+                &form,
+                &BTreeMap::new(),
+                Errors::new(),
+                vec![],
+            )
+            .await
+        }
+        None => {
+            let empty = CartRecord::default();
+            render(
+                ctx,
+                req,
+                &tenant,
+                &empty,
+                &FormState::default(),
+                &BTreeMap::new(),
+                Errors::new(),
+                vec![],
+            )
+            .await
+        }
+    }
+}
+
+/// A spent cart (its order exists) leads to that order's payment page.
+async fn redirect_to_order(ctx: &WebContext, tenant: &TenantRecord, cart: &CartRecord) -> Response {
+    let Some(order_id) = &cart.order_id else {
+        return page::failure("cart without order");
+    };
+    match ctx.store.order(&tenant.id, order_id.as_str()).await {
+        Ok(order) => page::see_other(&format!("/{}/orders/{}/pay", tenant.slug, order.token), &[]),
+        Err(e) => page::failure(e),
+    }
+}
+
+#[handler]
+pub async fn submit(
+    req: &Request,
+    body: Body,
+    Path(slug): Path<String>,
+    Data(ctx): Data<&Arc<WebContext>>,
+) -> Response {
+    let tenant = match page::tenant(ctx, &slug, req).await {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    let form = page::read_form(body).await;
+    let cart = match current_cart(ctx, &tenant, req).await {
+        Ok(cart) => cart,
+        Err(resp) => return resp,
+    };
+    let lang = page::pick_locale(cart.as_ref().and_then(|c| c.locale.as_deref()), req);
+    if !page::csrf_ok(req, &form) {
+        return page::error_page(
+            StatusCode::FORBIDDEN,
+            Some(&tenant),
+            lang,
+            "form_expired_title",
+            "form_expired",
+        );
+    }
+    let Some(mut cart) = cart else {
+        let empty = CartRecord::default();
+        return render(
+            ctx,
+            req,
+            &tenant,
+            &empty,
+            &FormState::default(),
+            &BTreeMap::new(),
+            Errors::new(),
+            vec![],
+        )
+        .await;
+    };
+    if cart.order_id.is_some() {
+        return redirect_to_order(ctx, &tenant, &cart).await;
+    }
+
+    let mut errors = Errors::new();
+    let text = |name: &str| {
+        form_value(&form, name)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let state = FormState {
+        email: text("email"),
+        name: text("name"),
+        coupon: text("coupon"),
+        payment_method: text("payment_method"),
+        consent_terms: form_value(&form, "consent_terms").is_some(),
+        consent_personal_data: form_value(&form, "consent_personal_data").is_some(),
+    };
+    // Keep what was typed, within reason: the page shows it again, errors included.
+    cart.email = Some(state.email.chars().take(300).collect()).filter(|s: &String| !s.is_empty());
+    cart.name = Some(state.name.chars().take(300).collect()).filter(|s: &String| !s.is_empty());
+    cart.coupon_code =
+        Some(state.coupon.to_ascii_uppercase()).filter(|s| !s.is_empty() && s.len() <= 64);
+    if state.coupon.len() > 64 {
+        errors.insert("coupon".into(), "this coupon does not exist".into());
+    }
+    cart.payment_method =
+        Some(state.payment_method.clone()).filter(|s| !s.is_empty() && s.len() <= 40);
+    if let Some(c) = form_value(&form, "currency")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        cart.currency = Some(c.chars().take(3).collect::<String>().to_ascii_uppercase());
+    }
+    let mut typed = BTreeMap::new();
+    for (i, line) in cart.lines.iter_mut().enumerate() {
+        let Some(raw) = form_value(&form, &format!("quantity_{i}")) else {
+            continue;
+        };
+        match raw
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| ())
+            .and_then(|q| parse_quantity("quantity", q).map_err(|_| ()))
+        {
+            Ok(q) => line.quantity = q,
+            Err(()) => {
+                typed.insert(i, raw.chars().take(20).collect());
+                errors.insert(
+                    format!("quantity_{i}"),
+                    format!(
+                        "must be a whole number between 1 and {}",
+                        kassa_domain::catalog::MAX_QUANTITY
+                    ),
+                );
+            }
+        }
+    }
+    let action = form_value(&form, "action").unwrap_or("update");
+    if let Some(index) = action
+        .strip_prefix("remove:")
+        .and_then(|i| i.parse::<usize>().ok())
+    {
+        if index < cart.lines.len() {
+            cart.lines.remove(index);
+        }
+        if let Err(e) = ctx.store.save_cart(&tenant.id, &cart).await {
+            return page::failure(e);
+        }
+        return page::see_other(&format!("/{}/checkout", tenant.slug), &[]);
+    }
+    if let Err(e) = ctx.store.save_cart(&tenant.id, &cart).await {
+        return page::failure(e);
+    }
+    if action != "continue" || !errors.is_empty() {
+        return render(ctx, req, &tenant, &cart, &state, &typed, errors, vec![]).await;
+    }
+
+    let t = page::texts(lang);
+    let mut consents = Vec::new();
+    if state.consent_terms {
+        consents.push("terms".to_owned());
+    }
+    if state.consent_personal_data {
+        consents.push("personal_data".to_owned());
+    }
+    let currency = match &cart.currency {
+        Some(c) => c.clone(),
+        None => match cart.lines.first() {
+            Some(line) => match ctx.store.product(&tenant.id, &line.product_id).await {
+                Ok(p) => p
+                    .fields
+                    .prices
+                    .first()
+                    .map(|p| p.currency.clone())
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            },
+            None => String::new(),
+        },
+    };
+    let input = OrderInput {
+        currency,
+        lines: cart.lines.clone(),
+        coupon: cart.coupon_code.clone(),
+        email: state.email.clone(),
+        name: Some(state.name.clone()),
+        payment_method: state.payment_method.clone(),
+        consents,
+        consent_texts: vec![
+            (
+                "terms".into(),
+                t.get("consent_terms").cloned().unwrap_or_default(),
+            ),
+            (
+                "personal_data".into(),
+                t.get("consent_personal_data").cloned().unwrap_or_default(),
+            ),
+        ],
+        locale: lang.to_owned(),
+        custom: cart.custom.clone(),
+        return_url: cart.return_url.clone(),
+        ip: page::client_ip(req),
+        user_agent: page::user_agent(req),
+        cart_id: cart.id.clone(),
+    };
+    match kassa_checkout::place_order(&ctx.store, &tenant, &input).await {
+        Ok(order) => page::see_other(&format!("/{}/orders/{}/pay", tenant.slug, order.token), &[]),
+        Err(CheckoutError::Invalid(invalid)) => {
+            for e in invalid.errors {
+                let field = match e.field.as_str() {
+                    "email" if state.email.is_empty() => {
+                        errors.insert("email".into(), "is required".into());
+                        continue;
+                    }
+                    other => page_field(other),
+                };
+                errors.entry(field).or_insert(e.message);
+            }
+            render(ctx, req, &tenant, &cart, &state, &typed, errors, vec![]).await
+        }
+        Err(e) => page::failure(e),
+    }
+}

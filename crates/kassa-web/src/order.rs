@@ -1,0 +1,343 @@
+//! The order's pages, opened by its unguessable token: the payment page (card form or
+//! bank transfer instructions, switching between them while unpaid), the order page
+//! (status and, once delivered, the licenses) and the invoice.
+
+use std::sync::Arc;
+
+use kassa_checkout::{CardOutcome, CheckoutError};
+use kassa_domain::order::PaymentMethod;
+use kassa_domain::tenant::TenantSettings;
+use kassa_payments::CardInput;
+use kassa_store::{OrderRecord, StoreError, TenantRecord};
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Body, Request, Response, handler};
+use serde::Serialize;
+
+use crate::WebContext;
+use crate::checkout::Errors;
+use crate::page::{self, Texts, form_value, money};
+
+#[derive(Serialize)]
+struct LineView {
+    name: String,
+    quantity: i64,
+    unit_amount: String,
+    total: String,
+}
+
+#[derive(Serialize)]
+struct LicenseView {
+    name: String,
+    key: String,
+}
+
+#[derive(Serialize)]
+struct OrderView {
+    number: i64,
+    status: String,
+    status_text: String,
+    delivery_text: String,
+    method_text: String,
+    payment_method: String,
+    payment_reference: String,
+    lines: Vec<LineView>,
+    licenses: Vec<LicenseView>,
+    subtotal: String,
+    discount: String,
+    has_discount: bool,
+    total: String,
+    return_url: Option<String>,
+    customer_name: String,
+    customer_email: String,
+    date: String,
+}
+
+fn view(order: &OrderRecord, t: &Texts) -> OrderView {
+    let text = |key: String| t.get(&key).cloned().unwrap_or(key);
+    let method = PaymentMethod::parse("m", &order.payment_method)
+        .map(|m| page::method_label(m, t))
+        .unwrap_or_else(|_| order.payment_method.clone());
+    OrderView {
+        number: order.number,
+        status: order.status.clone(),
+        status_text: text(format!("status_{}", order.status)),
+        delivery_text: text(format!("delivery_{}", order.delivery_status)),
+        method_text: method,
+        payment_method: order.payment_method.clone(),
+        payment_reference: order.payment_reference.clone(),
+        lines: order
+            .lines
+            .iter()
+            .map(|l| LineView {
+                name: l.name.clone(),
+                quantity: l.quantity,
+                unit_amount: money(l.unit_amount, &order.currency),
+                total: money(l.total, &order.currency),
+            })
+            .collect(),
+        licenses: order
+            .lines
+            .iter()
+            .flat_map(|l| {
+                l.licenses.iter().map(|k| LicenseView {
+                    name: l.name.clone(),
+                    key: k.clone(),
+                })
+            })
+            .collect(),
+        subtotal: money(order.subtotal, &order.currency),
+        discount: money(order.discount, &order.currency),
+        has_discount: order.discount > 0,
+        total: money(order.total, &order.currency),
+        return_url: order.return_url.clone(),
+        customer_name: order.customer.name.clone().unwrap_or_default(),
+        customer_email: order.customer.email.clone().unwrap_or_default(),
+        date: order.created_at.get(..10).unwrap_or_default().to_owned(),
+    }
+}
+
+/// The store and order a page is about, or the page to show instead.
+async fn load(
+    ctx: &WebContext,
+    req: &Request,
+    slug: &str,
+    token: &str,
+) -> Result<(TenantRecord, OrderRecord), Response> {
+    let tenant = page::tenant(ctx, slug, req).await?;
+    let valid_token = token.len() == 32 && token.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !valid_token {
+        return Err(page::not_found(Some(&tenant), page::pick_locale(None, req)));
+    }
+    match ctx.store.order_by_token(&tenant.id, token).await {
+        Ok(order) => Ok((tenant, order)),
+        Err(StoreError::NotFound) => {
+            Err(page::not_found(Some(&tenant), page::pick_locale(None, req)))
+        }
+        Err(e) => Err(page::failure(e)),
+    }
+}
+
+fn urls(tenant: &TenantRecord, order: &OrderRecord) -> (String, String, String, String) {
+    let base = format!("/{}/orders/{}", tenant.slug, order.token);
+    (
+        base.clone(),
+        format!("{base}/pay"),
+        format!("{base}/method"),
+        format!("{base}/invoice"),
+    )
+}
+
+#[handler]
+pub async fn show(
+    req: &Request,
+    Path((slug, token)): Path<(String, String)>,
+    Data(ctx): Data<&Arc<WebContext>>,
+) -> Response {
+    let (tenant, order) = match load(ctx, req, &slug, &token).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    let settings = TenantSettings::from_json(&tenant.settings);
+    let t = page::texts(page::pick_locale(Some(&order.locale), req));
+    let (_, pay_url, _, invoice_url) = urls(&tenant, &order);
+    page::render(
+        StatusCode::OK,
+        "order.html",
+        minijinja::context! {
+            t => t,
+            store => page::brand(&tenant, &settings),
+            order => view(&order, t),
+            pay_url => pay_url,
+            invoice_url => invoice_url,
+        },
+    )
+}
+
+#[handler]
+pub async fn invoice(
+    req: &Request,
+    Path((slug, token)): Path<(String, String)>,
+    Data(ctx): Data<&Arc<WebContext>>,
+) -> Response {
+    let (tenant, order) = match load(ctx, req, &slug, &token).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    let settings = TenantSettings::from_json(&tenant.settings);
+    let t = page::texts(page::pick_locale(Some(&order.locale), req));
+    page::render(
+        StatusCode::OK,
+        "invoice.html",
+        minijinja::context! {
+            t => t,
+            store => page::brand(&tenant, &settings),
+            order => view(&order, t),
+            bank => settings.bank,
+        },
+    )
+}
+
+/// Renders the payment page, with a decline or field errors when there are some.
+fn render_pay(
+    ctx: &WebContext,
+    req: &Request,
+    tenant: &TenantRecord,
+    order: &OrderRecord,
+    failure: Option<String>,
+    errors: Errors,
+    expiry: &str,
+) -> Response {
+    let settings = TenantSettings::from_json(&tenant.settings);
+    let t = page::texts(page::pick_locale(Some(&order.locale), req));
+    let (csrf, csrf_cookie) = page::csrf(ctx, req);
+    let (_, pay_action, method_action, invoice_url) = urls(tenant, order);
+    let status = if failure.is_some() {
+        StatusCode::PAYMENT_REQUIRED
+    } else if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let resp = page::render(
+        status,
+        "pay.html",
+        minijinja::context! {
+            t => t,
+            store => page::brand(tenant, &settings),
+            order => view(order, t),
+            methods => page::method_choices(&settings, t),
+            csrf => csrf,
+            pay_action => pay_action,
+            method_action => method_action,
+            invoice_url => invoice_url,
+            bank => settings.bank,
+            failure => failure,
+            errors => errors,
+            form => minijinja::context! { expiry => expiry },
+        },
+    );
+    page::with_cookies(resp, &csrf_cookie.into_iter().collect::<Vec<_>>())
+}
+
+#[handler]
+pub async fn pay_page(
+    req: &Request,
+    Path((slug, token)): Path<(String, String)>,
+    Data(ctx): Data<&Arc<WebContext>>,
+) -> Response {
+    let (tenant, order) = match load(ctx, req, &slug, &token).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    if order.status != "not_paid" {
+        return page::see_other(&urls(&tenant, &order).0, &[]);
+    }
+    render_pay(ctx, req, &tenant, &order, None, Errors::new(), "")
+}
+
+fn forged(tenant: &TenantRecord, order: &OrderRecord, req: &Request) -> Response {
+    page::error_page(
+        StatusCode::FORBIDDEN,
+        Some(tenant),
+        page::pick_locale(Some(&order.locale), req),
+        "form_expired_title",
+        "form_expired",
+    )
+}
+
+#[handler]
+pub async fn pay(
+    req: &Request,
+    body: Body,
+    Path((slug, token)): Path<(String, String)>,
+    Data(ctx): Data<&Arc<WebContext>>,
+) -> Response {
+    let (tenant, order) = match load(ctx, req, &slug, &token).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    let form = page::read_form(body).await;
+    if !page::csrf_ok(req, &form) {
+        return forged(&tenant, &order, req);
+    }
+    if order.status != "not_paid" {
+        return page::see_other(&urls(&tenant, &order).0, &[]);
+    }
+    let expiry = form_value(&form, "expiry").unwrap_or_default();
+    let input = CardInput {
+        number: form_value(&form, "card_number").unwrap_or_default(),
+        expiry,
+        cvc: form_value(&form, "cvc").unwrap_or_default(),
+    };
+    let t = page::texts(page::pick_locale(Some(&order.locale), req));
+    match kassa_checkout::pay_with_card(&ctx.store, &tenant.id, &order, &input).await {
+        Ok(CardOutcome::Paid(order)) => page::see_other(&urls(&tenant, &order).0, &[]),
+        Ok(CardOutcome::Declined { order, payment }) => {
+            let code = payment.failure_code.unwrap_or_default();
+            let message = t
+                .get(&code)
+                .cloned()
+                .or(payment.failure_message)
+                .unwrap_or_default();
+            render_pay(
+                ctx,
+                req,
+                &tenant,
+                &order,
+                Some(message),
+                Errors::new(),
+                expiry,
+            )
+        }
+        Err(CheckoutError::Invalid(invalid)) => {
+            let errors = invalid
+                .errors
+                .into_iter()
+                .map(|e| (e.field, e.message))
+                .collect();
+            render_pay(ctx, req, &tenant, &order, None, errors, expiry)
+        }
+        Err(CheckoutError::Conflict(_)) => page::see_other(&urls(&tenant, &order).0, &[]),
+        Err(e) => page::failure(e),
+    }
+}
+
+#[handler]
+pub async fn change_method(
+    req: &Request,
+    body: Body,
+    Path((slug, token)): Path<(String, String)>,
+    Data(ctx): Data<&Arc<WebContext>>,
+) -> Response {
+    let (tenant, order) = match load(ctx, req, &slug, &token).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    let form = page::read_form(body).await;
+    if !page::csrf_ok(req, &form) {
+        return forged(&tenant, &order, req);
+    }
+    let settings = TenantSettings::from_json(&tenant.settings);
+    let chosen = form_value(&form, "payment_method").unwrap_or_default();
+    let method = match PaymentMethod::parse("payment_method", chosen) {
+        Ok(m) if settings.enabled_methods().contains(&m) => m,
+        _ => {
+            let mut errors = Errors::new();
+            errors.insert(
+                "payment_method".into(),
+                "choose one of the payment methods".into(),
+            );
+            return render_pay(ctx, req, &tenant, &order, None, errors, "");
+        }
+    };
+    match ctx
+        .store
+        .set_payment_method(&tenant.id, &order.id, method)
+        .await
+    {
+        Ok(()) => page::see_other(&urls(&tenant, &order).1, &[]),
+        Err(StoreError::Conflict(_)) => page::see_other(&urls(&tenant, &order).0, &[]),
+        Err(e) => page::failure(e),
+    }
+}

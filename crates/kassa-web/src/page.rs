@@ -1,0 +1,368 @@
+//! What all pages share: templates, texts, the store's branding, cookies, CSRF,
+//! and the error pages.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use kassa_domain::money::{Currency, Money};
+use kassa_domain::order::PaymentMethod;
+use kassa_domain::tenant::TenantSettings;
+use kassa_store::{StoreError, TenantRecord};
+use minijinja::Environment;
+use poem::http::StatusCode;
+use poem::{Request, Response};
+use serde::Serialize;
+
+use crate::WebContext;
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    // Every value is HTML-escaped unless a template says otherwise (none does).
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    for (name, source) in [
+        (
+            "base.html",
+            include_str!("../../../web/templates/base.html"),
+        ),
+        (
+            "error.html",
+            include_str!("../../../web/templates/error.html"),
+        ),
+        (
+            "checkout.html",
+            include_str!("../../../web/templates/checkout.html"),
+        ),
+        (
+            "order_summary.html",
+            include_str!("../../../web/templates/order_summary.html"),
+        ),
+        ("pay.html", include_str!("../../../web/templates/pay.html")),
+        (
+            "order.html",
+            include_str!("../../../web/templates/order.html"),
+        ),
+        (
+            "invoice.html",
+            include_str!("../../../web/templates/invoice.html"),
+        ),
+    ] {
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("template {name} does not parse: {e}"));
+    }
+    env
+});
+
+/// The page texts of one language.
+pub type Texts = BTreeMap<String, String>;
+
+static LOCALES: LazyLock<Vec<(&'static str, Texts)>> = LazyLock::new(|| {
+    [
+        ("en", include_str!("../../../web/locales/en.toml")),
+        ("ru", include_str!("../../../web/locales/ru.toml")),
+    ]
+    .into_iter()
+    .map(|(lang, source)| {
+        let texts: Texts = toml::from_str(source)
+            .unwrap_or_else(|e| panic!("web/locales/{lang}.toml does not parse: {e}"));
+        (lang, texts)
+    })
+    .collect()
+});
+
+/// The languages pages are written in; the first is the default.
+pub fn supported(lang: &str) -> Option<&'static str> {
+    LOCALES.iter().map(|(l, _)| *l).find(|l| *l == lang)
+}
+
+pub fn texts(lang: &str) -> &'static Texts {
+    let found = LOCALES.iter().find(|(l, _)| *l == lang);
+    &found.unwrap_or(&LOCALES[0]).1
+}
+
+/// Picks the language: an explicit choice, else the browser's `Accept-Language`.
+pub fn pick_locale(explicit: Option<&str>, req: &Request) -> &'static str {
+    if let Some(lang) = explicit.and_then(|l| supported(&l.to_ascii_lowercase()[..l.len().min(2)]))
+    {
+        return lang;
+    }
+    let accept = req
+        .headers()
+        .get("accept-language")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    for part in accept.split(',') {
+        let tag = part.split(';').next().unwrap_or_default().trim();
+        let primary = tag
+            .split('-')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if let Some(lang) = supported(&primary) {
+            return lang;
+        }
+    }
+    LOCALES[0].0
+}
+
+/// The store as pages show it.
+#[derive(Serialize)]
+pub struct Brand {
+    pub name: String,
+    pub slug: String,
+    pub logo_url: Option<String>,
+    pub accent_color: String,
+    pub terms_url: Option<String>,
+    pub privacy_url: Option<String>,
+    pub support_email: Option<String>,
+}
+
+pub fn brand(tenant: &TenantRecord, settings: &TenantSettings) -> Brand {
+    Brand {
+        name: tenant.name.clone(),
+        slug: tenant.slug.clone(),
+        logo_url: settings.logo_url.clone(),
+        accent_color: settings
+            .accent_color
+            .clone()
+            .unwrap_or_else(|| "#1a56db".to_owned()),
+        terms_url: settings.terms_url.clone(),
+        privacy_url: settings.privacy_url.clone(),
+        support_email: settings.support_email.clone(),
+    }
+}
+
+/// A payment method as a choice on a page.
+#[derive(Serialize)]
+pub struct MethodChoice {
+    pub value: &'static str,
+    pub label: String,
+}
+
+pub fn method_choices(settings: &TenantSettings, t: &Texts) -> Vec<MethodChoice> {
+    settings
+        .enabled_methods()
+        .into_iter()
+        .map(|m| MethodChoice {
+            value: m.as_str(),
+            label: method_label(m, t),
+        })
+        .collect()
+}
+
+pub fn method_label(m: PaymentMethod, t: &Texts) -> String {
+    t.get(&format!("method_{}", m.as_str()))
+        .cloned()
+        .unwrap_or_else(|| m.as_str().to_owned())
+}
+
+/// `19.99 USD`; an unknown currency code is shown as stored.
+pub fn money(amount: i64, currency: &str) -> String {
+    match Currency::parse("currency", currency) {
+        Ok(currency) => Money { amount, currency }.display(),
+        Err(_) => format!("{amount} {currency}"),
+    }
+}
+
+/// Renders a template into an HTML response.
+pub fn render(status: StatusCode, template: &str, ctx: minijinja::Value) -> Response {
+    let html = TEMPLATES.get_template(template).and_then(|t| t.render(ctx));
+    match html {
+        Ok(html) => Response::builder()
+            .status(status)
+            .content_type("text/html; charset=utf-8")
+            .header("cache-control", "no-store")
+            .header("x-frame-options", "DENY")
+            .header("referrer-policy", "same-origin")
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, template, "page failed to render");
+            Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .content_type("text/plain; charset=utf-8")
+                .body("Something went wrong; it has been logged.")
+        }
+    }
+}
+
+/// A page that says what went wrong, branded when the store is known.
+pub fn error_page(
+    status: StatusCode,
+    tenant: Option<&TenantRecord>,
+    lang: &str,
+    title_key: &str,
+    message_key: &str,
+) -> Response {
+    let t = texts(lang);
+    let settings = tenant
+        .map(|t| TenantSettings::from_json(&t.settings))
+        .unwrap_or_default();
+    let store = match tenant {
+        Some(tenant) => brand(tenant, &settings),
+        None => Brand {
+            name: "Kassa".into(),
+            slug: String::new(),
+            logo_url: None,
+            accent_color: "#1a56db".into(),
+            terms_url: None,
+            privacy_url: None,
+            support_email: None,
+        },
+    };
+    render(
+        status,
+        "error.html",
+        minijinja::context! {
+            t => t,
+            store => store,
+            title => t.get(title_key).cloned().unwrap_or_default(),
+            message => t.get(message_key).cloned().unwrap_or_default(),
+        },
+    )
+}
+
+pub fn not_found(tenant: Option<&TenantRecord>, lang: &str) -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        tenant,
+        lang,
+        "not_found_title",
+        "not_found",
+    )
+}
+
+/// Logs a storage failure and answers with a plain 500 page.
+pub fn failure(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "page failed");
+    Response::builder()
+        .status(StatusCode::INTERNAL_SERVER_ERROR)
+        .content_type("text/plain; charset=utf-8")
+        .body("Something went wrong on our side; it has been logged. Please try again.")
+}
+
+/// Finds the store a page belongs to.
+pub async fn tenant(ctx: &WebContext, slug: &str, req: &Request) -> Result<TenantRecord, Response> {
+    match ctx.store.tenant_by_slug(slug).await {
+        Ok(t) => Ok(t),
+        Err(StoreError::NotFound) => Err(not_found(None, pick_locale(None, req))),
+        Err(e) => Err(failure(e)),
+    }
+}
+
+/// A cookie's value from the request.
+pub fn cookie(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, for the store's pages only.
+pub fn set_cookie(
+    ctx: &WebContext,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age_days: u32,
+) -> String {
+    let secure = if ctx.secure_cookies { "; Secure" } else { "" };
+    format!(
+        "{name}={value}; Path={path}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        u64::from(max_age_days) * 86_400
+    )
+}
+
+pub fn random_token() -> String {
+    use rand::Rng;
+    use rand::distributions::Alphanumeric;
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+pub const CSRF_COOKIE: &str = "kassa_csrf";
+
+/// The CSRF token of this browser, and the `Set-Cookie` to send when it is new.
+pub fn csrf(ctx: &WebContext, req: &Request) -> (String, Option<String>) {
+    match cookie(req, CSRF_COOKIE) {
+        Some(token) => (token, None),
+        None => {
+            let token = random_token();
+            let set = set_cookie(ctx, CSRF_COOKIE, &token, "/", 1);
+            (token, Some(set))
+        }
+    }
+}
+
+/// True when a form's token matches the browser's cookie (double submit).
+pub fn csrf_ok(req: &Request, form: &[(String, String)]) -> bool {
+    let sent = form
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str());
+    match (cookie(req, CSRF_COOKIE), sent) {
+        (Some(cookie), Some(sent)) => {
+            cookie.len() == sent.len()
+                && cookie
+                    .bytes()
+                    .zip(sent.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        }
+        _ => false,
+    }
+}
+
+pub fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Parses a form body; an unreadable one reads as empty (and then fails CSRF).
+pub async fn read_form(body: poem::Body) -> Vec<(String, String)> {
+    match body.into_bytes_limit(256 * 1024).await {
+        Ok(bytes) => url::form_urlencoded::parse(&bytes).into_owned().collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The page a POST redirects to (303, so a refresh does not resubmit).
+pub fn see_other(location: &str, cookies: &[String]) -> Response {
+    let mut builder = Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header("location", location);
+    for c in cookies {
+        builder = builder.header("set-cookie", c.as_str());
+    }
+    builder.finish()
+}
+
+pub fn with_cookies(mut resp: Response, cookies: &[String]) -> Response {
+    for c in cookies {
+        if let Ok(v) = poem::http::HeaderValue::from_str(c) {
+            resp.headers_mut().append("set-cookie", v);
+        }
+    }
+    resp
+}
+
+/// The client's address as seen by Kassa (behind a proxy, its address).
+pub fn client_ip(req: &Request) -> Option<String> {
+    req.remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string())
+}
+
+pub fn user_agent(req: &Request) -> Option<String> {
+    req.headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(500).collect())
+}
