@@ -3,6 +3,7 @@
 //! in `kassa-domain`, SQL in `kassa-store`, handlers in `kassa-api`.
 
 pub mod config;
+pub mod demo;
 mod http;
 
 pub use config::Config;

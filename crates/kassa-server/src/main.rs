@@ -28,7 +28,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server (API and pages).
-    Serve,
+    Serve {
+        /// Also create a demo store with a product (once) and print its buy link.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage stores.
@@ -81,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref()).context("reading configuration")?;
     init_logs(config.log_format);
     match cli.command {
-        Command::Serve => serve(config).await,
+        Command::Serve { demo } => serve(config, demo).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             store.close().await;
@@ -103,9 +107,25 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     tracing::info!(config = ?config, "starting");
     let store = open_store(&config).await?;
+    if demo {
+        let seeded = kassa::demo::seed(&store, &config.public_url())
+            .await
+            .context("seeding the demo store")?;
+        println!(
+            "\nDemo store ready. Open its buy link in a browser:\n\n    {}?quantity=2\n",
+            seeded.buy_url
+        );
+        println!(
+            "Pay with card 4242 4242 4242 4242 (any future expiry, any CVC); 4000 0000 0000 0002 is declined."
+        );
+        match seeded.api_key {
+            Some(key) => println!("Demo API key (shown once): {key}\n"),
+            None => println!("(The demo store's API key was printed when it was first created.)\n"),
+        }
+    }
     let server = kassa::Server::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
