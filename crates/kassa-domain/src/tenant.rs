@@ -255,3 +255,50 @@ impl TenantSettings {
             .collect()
     }
 }
+
+/// A merchant user's password, checked for length and hashed with Argon2id (the
+/// crate's defaults, with a random salt) for storage.
+pub fn hash_password(password: &str) -> Result<String, Invalid> {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    let length = password.chars().count();
+    if !(10..=200).contains(&length) {
+        return Err(Invalid::field(
+            "password",
+            "must be between 10 and 200 characters",
+        ));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Invalid::field("password", format!("cannot be hashed: {e}")))
+}
+
+/// True when `password` matches a stored Argon2 hash.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(stored).is_ok_and(|hash| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
+#[cfg(test)]
+mod password_tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hashed_with_argon2_and_verified() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("wrong horse battery", &hash));
+        assert!(hash_password("short").is_err());
+        assert_ne!(
+            hash,
+            hash_password("correct horse battery").unwrap(),
+            "salted"
+        );
+    }
+}

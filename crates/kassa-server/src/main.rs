@@ -40,8 +40,23 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Manage merchant users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Print the merchant API's OpenAPI document.
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Set a user's password, read from standard input (one line), stored as an
+    /// Argon2id hash.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -100,6 +115,27 @@ async fn main() -> anyhow::Result<()> {
                     owner_email,
                 },
         } => create_tenant(&config, &slug, &name, &owner_email).await,
+        Command::User {
+            command: UserCommand::SetPassword { email },
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let hash =
+                kassa_domain::tenant::hash_password(password.trim_end_matches(['\r', '\n']))?;
+            let store = open_store(&config).await?;
+            match store.set_user_password(email.trim(), &hash).await {
+                Ok(()) => {}
+                Err(kassa_store::StoreError::NotFound) => {
+                    anyhow::bail!("no user with the email {email}")
+                }
+                Err(e) => return Err(e.into()),
+            }
+            store.close().await;
+            eprintln!("Password set for {email}.");
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", kassa_api::openapi_json());
             Ok(())

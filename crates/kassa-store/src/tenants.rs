@@ -184,6 +184,35 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Sets a merchant user's password hash; the user is found by email.
+    pub async fn set_user_password(
+        &self,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE email = $1")
+            .bind(email)
+            .bind(password_hash)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// A merchant user's stored password hash, if a password was set.
+    pub async fn user_password_hash(&self, email: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE email = $1")
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.ok_or(StoreError::NotFound)
+    }
+}
+
 async fn insert_api_key(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     tenant: &TenantId,

@@ -129,6 +129,45 @@ async fn tenant_create_prints_a_key_that_the_server_accepts(backend: Backend) {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("slug"));
 
+    let set_password = |email: &str, password: &str| {
+        let mut child = kassa(dir.path())
+            .env("KASSA_DATABASE_URL", &db.url)
+            .args(["user", "set-password", "--email", email])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let set = set_password("o@acme.test", "a long enough secret");
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&set.stderr).contains("a long enough secret"));
+    let store = kassa_store::Store::connect(&db.url, 1).await.unwrap();
+    let hash = store
+        .user_password_hash("o@acme.test")
+        .await
+        .unwrap()
+        .expect("a hash");
+    store.close().await;
+    assert!(hash.starts_with("$argon2id$"));
+    assert!(kassa_domain::tenant::verify_password(
+        "a long enough secret",
+        &hash
+    ));
+    assert!(
+        !set_password("nobody@acme.test", "a long enough secret")
+            .status
+            .success()
+    );
+    assert!(!set_password("o@acme.test", "short").status.success());
+
     let migrate = kassa(dir.path())
         .env("KASSA_DATABASE_URL", &db.url)
         .arg("migrate")
