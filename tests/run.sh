@@ -46,6 +46,12 @@ if [ ! -f tests/browser/node_modules/.package-lock.json ] ||
   echo "== npm ci (tests/browser)"
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null
 fi
+# The webhook tests verify every delivery with the official Standard Webhooks library.
+if ! python3 -c "import standardwebhooks" 2>/dev/null; then
+  echo "== pip install standardwebhooks"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "standardwebhooks==1.1.0"
+fi
+export KASSA_WEBHOOK_RECEIVER="$root/tests/webhooks/receiver.py"
 export KASSA_BROWSER_SCRIPT="$root/tests/browser/checkout.mjs"
 export KASSA_CHROMIUM=/usr/bin/chromium
 

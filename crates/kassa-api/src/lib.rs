@@ -8,6 +8,7 @@ mod auth;
 mod checkout_links;
 mod coupons;
 pub mod error;
+mod events;
 mod idempotency;
 mod license_pools;
 mod orders;
@@ -39,6 +40,8 @@ pub enum Tag {
     Orders,
     /// The store's branding, legal links, bank details and payment methods.
     Settings,
+    /// Everything that happened, for replay.
+    Events,
 }
 
 /// The answer to a DELETE.
@@ -69,6 +72,7 @@ type Apis = (
     api_keys::ApiKeysApi,
     orders::OrdersApi,
     settings::SettingsApi,
+    events::EventsApi,
 );
 
 fn service(ctx: &ApiContext) -> OpenApiService<Apis, ()> {
@@ -82,6 +86,7 @@ fn service(ctx: &ApiContext) -> OpenApiService<Apis, ()> {
             api_keys::ApiKeysApi(ctx.clone()),
             orders::OrdersApi(ctx.clone()),
             settings::SettingsApi(ctx.clone()),
+            events::EventsApi(ctx.clone()),
         ),
         "Kassa merchant API",
         env!("CARGO_PKG_VERSION"),

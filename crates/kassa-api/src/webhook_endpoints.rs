@@ -59,6 +59,74 @@ pub struct WebhookEndpointWithSecret {
 
 list_type!(WebhookEndpointList, WebhookEndpointOut);
 
+/// One try at sending an event to the endpoint.
+#[derive(Debug, Object)]
+pub struct AttemptOut {
+    /// 1 for the first try.
+    pub attempt: i64,
+    pub url: String,
+    /// The receiver's HTTP status; absent when no response came.
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    /// The start of the response body (1 KiB), or why there was no response.
+    pub response: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// An event's way to the endpoint.
+#[derive(Debug, Object)]
+pub struct DeliveryOut {
+    /// `whd_…`
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    /// `pending` (more attempts to come), `succeeded` or `failed`.
+    pub status: String,
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub attempts: Vec<AttemptOut>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+list_type!(DeliveryList, DeliveryOut);
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct RedeliverIn {
+    /// The event to send again.
+    pub event_id: String,
+}
+
+/// Accepted: the event is queued for the endpoint.
+#[derive(Debug, Object)]
+pub struct RedeliverOut {
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub status: String,
+}
+
+fn delivery_out(d: kassa_store::DeliveryRecord) -> DeliveryOut {
+    DeliveryOut {
+        id: d.id,
+        event_id: d.event_id,
+        event_type: d.event_type,
+        status: d.status,
+        next_attempt_at: d.next_attempt_at.map(|t| t.0),
+        attempts: d
+            .attempts
+            .into_iter()
+            .map(|a| AttemptOut {
+                attempt: a.attempt,
+                url: a.url,
+                status_code: a.status_code,
+                latency_ms: a.latency_ms,
+                response: a.response,
+                created_at: a.created_at.0,
+            })
+            .collect(),
+        created_at: d.created_at.0,
+    }
+}
+
 fn out(e: WebhookEndpointRecord) -> WebhookEndpointOut {
     WebhookEndpointOut {
         id: e.id.to_string(),
@@ -218,6 +286,55 @@ impl WebhookEndpointsApi {
             .await
             .map_err(ApiError::from_store("webhook endpoint"))?;
         Ok(Json(with_secret(record)))
+    }
+
+    /// List the endpoint's deliveries with every attempt, newest first
+    #[oai(path = "/:id/deliveries", method = "get")]
+    async fn deliveries(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<DeliveryList>, ApiError> {
+        let tenant = &auth.tenant().id;
+        let id = endpoint_id(&id)?;
+        self.0
+            .store
+            .webhook_endpoint(tenant, &id)
+            .await
+            .map_err(ApiError::from_store("webhook endpoint"))?;
+        let page = self
+            .0
+            .store
+            .list_deliveries(tenant, &id, &page_request(limit.0, cursor.0)?)
+            .await
+            .map_err(ApiError::from_store("webhook endpoint"))?;
+        Ok(Json(DeliveryList::from_page(page, delivery_out)))
+    }
+
+    /// Send an event to the endpoint again
+    ///
+    /// The event is queued now with the same `webhook-id`, whatever happened to it
+    /// before; the retry schedule starts over.
+    #[oai(path = "/:id/redeliver", method = "post")]
+    async fn redeliver(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        body: Json<RedeliverIn>,
+    ) -> Result<Json<RedeliverOut>, ApiError> {
+        let id = endpoint_id(&id)?;
+        self.0
+            .store
+            .redeliver(&auth.tenant().id, &id, &body.event_id)
+            .await
+            .map_err(ApiError::from_store("webhook endpoint or event"))?;
+        Ok(Json(RedeliverOut {
+            event_id: body.0.event_id,
+            endpoint_id: id.to_string(),
+            status: "pending".into(),
+        }))
     }
 
     /// Delete a webhook endpoint

@@ -25,6 +25,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `text` for people, `json` for log collectors.
     pub log_format: LogFormat,
+    /// Let outgoing requests (webhooks) reach loopback and private addresses.
+    pub allow_private_network: bool,
+    /// Delays before each webhook attempt, e.g. `0s,5s,5m`; ±20 % jitter is added.
+    pub webhook_retry_schedule: String,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -41,6 +45,8 @@ const KEYS: &[&str] = &[
     "listen",
     "public_url",
     "log_format",
+    "allow_private_network",
+    "webhook_retry_schedule",
 ];
 
 fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -55,6 +61,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             log_format: LogFormat::Text,
+            allow_private_network: false,
+            webhook_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,14h,20h,24h".to_owned(),
         }
     }
 }
@@ -70,6 +78,8 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
+            .field("allow_private_network", &self.allow_private_network)
+            .field("webhook_retry_schedule", &self.webhook_retry_schedule)
             .finish()
     }
 }

@@ -32,7 +32,12 @@ enum Command {
         /// Also create a demo store with a product (once) and print its buy link.
         #[arg(long)]
         demo: bool,
+        /// Serve HTTP only; run the background workers elsewhere (`kassa worker`).
+        #[arg(long)]
+        no_workers: bool,
     },
+    /// Run the background workers (webhook delivery) without the HTTP server.
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage stores.
@@ -100,7 +105,8 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref()).context("reading configuration")?;
     init_logs(config.log_format);
     match cli.command {
-        Command::Serve { demo } => serve(config, demo).await,
+        Command::Serve { demo, no_workers } => serve(config, demo, !no_workers).await,
+        Command::Worker => worker(config).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             store.close().await;
@@ -143,7 +149,24 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+fn workers(config: &Config, store: &Store) -> anyhow::Result<kassa_jobs::Workers> {
+    let schedule = kassa_webhooks::RetrySchedule::parse(&config.webhook_retry_schedule)
+        .map_err(|e| anyhow::anyhow!("webhook_retry_schedule: {e}"))?;
+    let sender = kassa_webhooks::Sender::new(kassa_webhooks::NetworkPolicy {
+        allow_private: config.allow_private_network,
+    })?;
+    Ok(kassa_jobs::Workers::new(store.clone(), sender, schedule))
+}
+
+async fn worker(config: Config) -> anyhow::Result<()> {
+    tracing::info!(config = ?config, "starting workers");
+    let store = open_store(&config).await?;
+    workers(&config, &store)?.run(shutdown_signal()).await;
+    store.close().await;
+    Ok(())
+}
+
+async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result<()> {
     tracing::info!(config = ?config, "starting");
     let store = open_store(&config).await?;
     if demo {
@@ -175,7 +198,21 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         ctx.public_url,
         ctx.public_url
     );
+    let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+    let background = if with_workers {
+        let mut stopped = workers_stopped.clone();
+        let workers = workers(&config, &store)?;
+        Some(tokio::spawn(workers.run(async move {
+            stopped.wait_for(|s| *s).await.ok();
+        })))
+    } else {
+        None
+    };
     server.run(ctx, shutdown_signal()).await?;
+    stop_workers.send(true).ok();
+    if let Some(handle) = background {
+        handle.await.ok();
+    }
     store.close().await;
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 mod catalog;
 mod error;
+mod events;
 mod idempotency;
 mod orders;
 mod pools;
@@ -17,6 +18,7 @@ mod webhooks;
 
 pub use catalog::*;
 pub use error::StoreError;
+pub use events::*;
 pub use idempotency::*;
 pub use orders::*;
 pub use pools::*;
@@ -41,7 +43,7 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    backend: Backend,
+    pub(crate) backend: Backend,
 }
 
 impl std::fmt::Debug for Store {

@@ -1,16 +1,17 @@
 //! Carts, orders, payment attempts and the events they emit. Every state change and
 //! its event are written in one transaction.
 
-use kassa_domain::ids::{CartId, EventId, OrderId, PaymentId, ProductId, TenantId};
+use kassa_domain::ids::{CartId, OrderId, PaymentId, ProductId, TenantId};
 use kassa_domain::order::{OrderStatus, PaymentMethod, Quote};
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 
 use crate::catalog::{HasId, list_page};
 use crate::error::corrupt;
+use crate::events::insert_event;
 use crate::{Page, PageRequest, Store, StoreError, Timestamp};
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// One line of a cart, before prices are fixed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,7 +217,7 @@ fn serialize_millis<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(&rfc3339(*ms))
 }
 
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     Timestamp::from(ms)
         .0
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -275,44 +276,6 @@ pub struct PaymentAttempt {
     pub reference: Option<String>,
     /// Paid with the sandbox gateway.
     pub test_mode: bool,
-}
-
-/// Writes an event in the transaction of the change it reports.
-async fn insert_event(
-    tx: &mut Tx,
-    tenant: &TenantId,
-    kind: &str,
-    order_id: Option<&str>,
-    data: serde_json::Value,
-) -> Result<EventId, StoreError> {
-    let id = EventId::generate();
-    let now = Timestamp::now();
-    let payload = serde_json::json!({
-        "id": id,
-        "type": kind,
-        "timestamp": rfc3339(now.millis()),
-        "data": data,
-    });
-    sqlx::query(
-        "INSERT INTO events (tenant_id, id, type, order_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(tenant.as_str())
-    .bind(id.as_str())
-    .bind(kind)
-    .bind(order_id)
-    .bind(payload.to_string())
-    .bind(now.millis())
-    .execute(&mut **tx)
-    .await?;
-    Ok(id)
-}
-
-/// An event as stored.
-#[derive(Debug, Clone)]
-pub struct EventRecord {
-    pub id: String,
-    pub kind: String,
-    pub payload: serde_json::Value,
 }
 
 impl Store {
@@ -674,30 +637,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok((record, payment))
-    }
-
-    /// An order's events, oldest first.
-    pub async fn order_events(
-        &self,
-        tenant: &TenantId,
-        order: &str,
-    ) -> Result<Vec<EventRecord>, StoreError> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT id, type, payload FROM events WHERE tenant_id = $1 AND order_id = $2 ORDER BY id",
-        )
-        .bind(tenant.as_str())
-        .bind(order)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(id, kind, payload)| {
-                Ok(EventRecord {
-                    id,
-                    kind,
-                    payload: serde_json::from_str(&payload).map_err(corrupt)?,
-                })
-            })
-            .collect()
     }
 
     /// The secret a store signs its buy links with; made on first use.

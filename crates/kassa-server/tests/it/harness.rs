@@ -17,7 +17,11 @@ pub struct TestApp {
     _db: TestDatabase,
     client: reqwest::Client,
     _shutdown: oneshot::Sender<()>,
+    _stop_workers: oneshot::Sender<()>,
 }
+
+/// Webhook retries in tests: the first attempt at once, then after 1 s and 1 s.
+pub const WEBHOOK_SCHEDULE: &str = "0s,1s,1s";
 
 /// What a client sees of one response.
 #[derive(Debug)]
@@ -81,6 +85,18 @@ impl TestApp {
             public_url: base.clone(),
         };
         let (tx, rx) = oneshot::channel::<()>();
+        let (stop_workers, workers_stopped) = oneshot::channel::<()>();
+        let workers = kassa_jobs::Workers::new(
+            store.clone(),
+            kassa_webhooks::Sender::new(kassa_webhooks::NetworkPolicy {
+                allow_private: true,
+            })
+            .expect("an HTTP client"),
+            kassa_webhooks::RetrySchedule::parse(WEBHOOK_SCHEDULE).expect("a schedule"),
+        );
+        tokio::spawn(workers.run(async {
+            workers_stopped.await.ok();
+        }));
         tokio::spawn(async move {
             server
                 .run(ctx, async {
@@ -96,6 +112,7 @@ impl TestApp {
             _db: db,
             client: reqwest::Client::new(),
             _shutdown: tx,
+            _stop_workers: stop_workers,
         };
         app.key = app.new_tenant("acme").await;
         app

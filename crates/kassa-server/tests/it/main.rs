@@ -15,3 +15,4 @@ mod isolation;
 mod openapi;
 mod orders_api;
 mod pages;
+mod webhooks;

@@ -21,15 +21,15 @@ on_both_backends!(
 );
 
 /// A browser: keeps cookies, does not follow redirects (so tests see them).
-struct Browser {
+pub(crate) struct Browser {
     client: reqwest::Client,
     base: String,
 }
 
-struct Page {
-    status: u16,
-    location: Option<String>,
-    html: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) html: String,
 }
 
 impl Page {
@@ -41,7 +41,7 @@ impl Page {
         Some(self.html[start..end].to_owned())
     }
 
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let marker = "name=\"csrf\" value=\"";
         let start = self.html.find(marker).expect("a form with a CSRF token") + marker.len();
         let end = self.html[start..].find('"').unwrap() + start;
@@ -50,7 +50,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .cookie_store(true)
@@ -74,7 +74,7 @@ impl Browser {
         }
     }
 
-    async fn get(&self, path: &str) -> Page {
+    pub(crate) async fn get(&self, path: &str) -> Page {
         Self::page(
             self.client
                 .get(format!("{}{path}", self.base))
@@ -86,7 +86,7 @@ impl Browser {
     }
 
     /// GETs and follows redirects within Kassa.
-    async fn open(&self, path: &str) -> Page {
+    pub(crate) async fn open(&self, path: &str) -> Page {
         let mut page = self.get(path).await;
         while let Some(next) = page.location.clone() {
             page = self.get(&next).await;
@@ -94,7 +94,7 @@ impl Browser {
         page
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         Self::page(
             self.client
                 .post(format!("{}{path}", self.base))
@@ -107,7 +107,7 @@ impl Browser {
     }
 }
 
-async fn product(app: &TestApp, usd: i64) -> String {
+pub(crate) async fn product(app: &TestApp, usd: i64) -> String {
     let pool = app.pool_with_keys(&["K-1"]).await;
     let p = app
         .post(
@@ -134,7 +134,7 @@ async fn orders(store: &Store, slug: &str) -> Vec<kassa_store::OrderRecord> {
         .data
 }
 
-fn details<'a>(csrf: &'a str, method: &'a str) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn details<'a>(csrf: &'a str, method: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("csrf", csrf),
         ("quantity_0", "2"),

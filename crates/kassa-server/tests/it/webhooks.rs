@@ -1,0 +1,357 @@
+//! Webhooks reach a real receiver that verifies each one with the official Standard
+//! Webhooks library (tests/webhooks/receiver.py), on both databases.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use kassa_testkit::{Backend, on_both_backends};
+use serde_json::{Value, json};
+
+use crate::harness::TestApp;
+use crate::pages::{Browser, details, product};
+
+on_both_backends!(
+    a_purchase_with_a_declined_card_sends_every_event,
+    a_failing_receiver_gets_the_event_on_the_third_attempt,
+    gone_disables_the_endpoint,
+    a_rotated_secret_keeps_signing_for_the_overlap,
+    filters_events_and_redelivery,
+);
+
+/// The Python receiver, killed when dropped.
+pub(crate) struct Receiver {
+    child: Child,
+    pub(crate) url: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Receiver {
+    pub(crate) fn start(secret: &str, plan: &str, hold_first: f64) -> Self {
+        let script = std::env::var("KASSA_WEBHOOK_RECEIVER").expect(
+            "KASSA_WEBHOOK_RECEIVER is not set: run the suite with `bash tests/run.sh`, which \
+             installs the standardwebhooks library",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("deliveries.jsonl");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["--secret", secret, "--plan", plan, "--log"])
+            .arg(&log)
+            .args(["--hold-first", &hold_first.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("the receiver's port");
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}/hooks/kassa"),
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub(crate) fn received(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits until `n` requests arrived (or 30 s passed) and returns them.
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Value> {
+        for _ in 0..300 {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.received()
+    }
+}
+
+async fn endpoint(app: &TestApp, body: Value) -> (String, String) {
+    let created = app.post("/api/v1/webhook-endpoints", body).await;
+    let e = created.ok();
+    (
+        e["id"].as_str().unwrap().to_owned(),
+        e["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Creates an order through the API and returns its id.
+async fn api_order(app: &TestApp, product: &str) -> String {
+    let order = app
+        .post(
+            "/api/v1/orders",
+            json!({"lines": [{"product_id": product, "quantity": 1}], "currency": "USD",
+                   "customer": {"email": "c@example.com"}, "payment_method": "bank_transfer",
+                   "consents": {"terms": true, "personal_data": true}}),
+        )
+        .await;
+    order.ok()["id"].as_str().unwrap().to_owned()
+}
+
+/// Starts a receiver whose secret is only known once the endpoint exists.
+async fn endpoint_with_receiver(app: &TestApp, plan: &str, filter: Value) -> (String, Receiver) {
+    // The endpoint needs the URL and the receiver needs the secret: create the
+    // endpoint disabled, start the receiver, point the endpoint at it and enable it.
+    let (id, secret) = endpoint(
+        app,
+        json!({"url": "https://placeholder.example/hook", "disabled": true, "event_types": filter}),
+    )
+    .await;
+    let receiver = Receiver::start(&secret, plan, 0.0);
+    app.patch_as(
+        &app.key,
+        &format!("/api/v1/webhook-endpoints/{id}"),
+        json!({"url": receiver.url, "disabled": false}),
+    )
+    .await
+    .ok();
+    (id, receiver)
+}
+
+async fn a_purchase_with_a_declined_card_sends_every_event(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, receiver) = endpoint_with_receiver(&app, "", json!([])).await;
+    let prd = product(&app, 1999).await;
+    let b = Browser::new(&app);
+    let checkout = b.open(&format!("/acme/buy/{prd}?quantity=2")).await;
+    let placed = b
+        .post("/acme/checkout", &details(&checkout.csrf(), "test_card"))
+        .await;
+    let pay_path = placed.location.unwrap();
+    let pay = b.get(&pay_path).await;
+    for card in ["4000 0000 0000 0002", "4242 4242 4242 4242"] {
+        b.post(
+            &pay_path,
+            &[
+                ("csrf", &pay.csrf()),
+                ("card_number", card),
+                ("expiry", "12/34"),
+                ("cvc", "123"),
+            ],
+        )
+        .await;
+    }
+    let got = receiver.wait_for(3).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        got.iter().all(|r| r["verified"] == true),
+        "every signature verifies: {got:?}"
+    );
+    let mut types: Vec<_> = got
+        .iter()
+        .map(|r| r["type"].as_str().unwrap().to_owned())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        ["order.created", "payment.failed", "payment.succeeded"]
+    );
+    let paid = got
+        .iter()
+        .find(|r| r["type"] == "payment.succeeded")
+        .unwrap();
+    let order = &paid["event"]["data"]["order"];
+    assert_eq!(
+        order["status"], "paid",
+        "the full order travels with the event"
+    );
+    assert_eq!(order["total"], 3998);
+    assert_eq!(order["customer"]["email"], "buyer@example.com");
+    assert_eq!(paid["event"]["data"]["payment"]["card_last4"], "4242");
+    assert!(paid["webhook_id"].as_str().unwrap().starts_with("evt_"));
+    assert_eq!(paid["webhook_id"], paid["event"]["id"]);
+    let failed = got.iter().find(|r| r["type"] == "payment.failed").unwrap();
+    assert_eq!(
+        failed["event"]["data"]["payment"]["failure_code"],
+        "card_declined"
+    );
+}
+
+async fn a_failing_receiver_gets_the_event_on_the_third_attempt(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (id, receiver) =
+        endpoint_with_receiver(&app, "500,500,200", json!(["order.created"])).await;
+    let prd = product(&app, 1999).await;
+    api_order(&app, &prd).await;
+    let got = receiver.wait_for(3).await;
+    assert_eq!(got.len(), 3);
+    let ids: Vec<_> = got.iter().map(|r| r["webhook_id"].clone()).collect();
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "one webhook-id for every attempt"
+    );
+    assert_eq!(
+        got.iter()
+            .map(|r| r["answered"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [500, 500, 200]
+    );
+    // The attempt log shows all three.
+    let mut deliveries = Value::Null;
+    for _ in 0..50 {
+        deliveries = app
+            .get(&format!("/api/v1/webhook-endpoints/{id}/deliveries"))
+            .await
+            .ok()
+            .clone();
+        if deliveries["data"][0]["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let d = &deliveries["data"][0];
+    assert_eq!(d["status"], "succeeded", "{deliveries}");
+    assert_eq!(d["event_type"], "order.created");
+    let attempts: Vec<_> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(attempts, [500, 500, 200]);
+    assert!(
+        d["attempts"][0]["response"]
+            .as_str()
+            .unwrap()
+            .contains("answer 500")
+    );
+}
+
+async fn gone_disables_the_endpoint(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (id, receiver) = endpoint_with_receiver(&app, "410", json!([])).await;
+    let prd = product(&app, 1999).await;
+    api_order(&app, &prd).await;
+    receiver.wait_for(1).await;
+    let mut disabled = false;
+    for _ in 0..50 {
+        let e = app.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
+        if e.ok()["disabled"] == true {
+            disabled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(disabled, "410 Gone disables the endpoint");
+    api_order(&app, &prd).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "a disabled endpoint gets nothing more"
+    );
+}
+
+async fn a_rotated_secret_keeps_signing_for_the_overlap(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (id, receiver) = endpoint_with_receiver(&app, "", json!(["order.created"])).await;
+    let rotated = app
+        .post(
+            &format!("/api/v1/webhook-endpoints/{id}/rotate-secret"),
+            json!({}),
+        )
+        .await;
+    let new_secret = rotated.ok()["secret"].as_str().unwrap().to_owned();
+    let prd = product(&app, 1999).await;
+    api_order(&app, &prd).await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0]["verified"], true, "the old secret still verifies");
+    assert_eq!(
+        got[0]["signatures"], 2,
+        "signed with the new and the old secret"
+    );
+    // A receiver that already switched to the new secret verifies too.
+    let switched = Receiver::start(&new_secret, "", 0.0);
+    app.patch_as(
+        &app.key,
+        &format!("/api/v1/webhook-endpoints/{id}"),
+        json!({"url": switched.url}),
+    )
+    .await
+    .ok();
+    api_order(&app, &prd).await;
+    let got = switched.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["verified"], true);
+}
+
+async fn filters_events_and_redelivery(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (id, receiver) = endpoint_with_receiver(&app, "", json!(["payment.succeeded"])).await;
+    let prd = product(&app, 1999).await;
+    let order = api_order(&app, &prd).await;
+    app.post(
+        &format!("/api/v1/orders/{order}/payments"),
+        json!({"method": "bank_transfer", "amount": 1999, "currency": "USD"}),
+    )
+    .await
+    .ok();
+    let got = receiver.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let got_now = receiver.received();
+    assert_eq!(got_now.len(), 1, "only the filtered type: {got:?}");
+    assert_eq!(got_now[0]["type"], "payment.succeeded");
+
+    let events = app.get("/api/v1/events?type=order.created").await;
+    let created = events.ok()["data"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(events.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get("/api/v1/events").await.ok()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    app.get("/api/v1/events?type=order.paid").await.problem(422);
+    let one = app.get(&format!("/api/v1/events/{created}")).await;
+    assert_eq!(one.ok()["payload"]["data"]["order"]["id"], order.as_str());
+
+    app.post(
+        &format!("/api/v1/webhook-endpoints/{id}/redeliver"),
+        json!({"event_id": created}),
+    )
+    .await
+    .ok();
+    let got = receiver.wait_for(2).await;
+    assert_eq!(got[1]["type"], "order.created", "sent again on request");
+    assert_eq!(got[1]["webhook_id"], created.as_str());
+    app.post(
+        &format!("/api/v1/webhook-endpoints/{id}/redeliver"),
+        json!({"event_id": "evt_nope"}),
+    )
+    .await
+    .problem(404);
+    let other = app.new_tenant("other").await;
+    app.get_as(&other, &format!("/api/v1/events/{created}"))
+        .await
+        .problem(404);
+    app.post_as(
+        &other,
+        &format!("/api/v1/webhook-endpoints/{id}/redeliver"),
+        json!({"event_id": created}),
+    )
+    .await
+    .problem(404);
+}

@@ -1,0 +1,478 @@
+//! Events and their webhook deliveries. An event is written in the transaction of
+//! the change it reports, together with one delivery per enabled endpoint whose filter
+//! takes it, so no event is ever lost or sent for a change that did not happen.
+
+use kassa_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookEndpointId};
+use sqlx::AssertSqlSafe;
+
+use crate::error::corrupt;
+use crate::orders::{Tx, rfc3339};
+use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp};
+
+/// Writes an event and queues its deliveries.
+pub(crate) async fn insert_event(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    kind: &str,
+    order_id: Option<&str>,
+    data: serde_json::Value,
+) -> Result<EventId, StoreError> {
+    let id = EventId::generate();
+    let now = Timestamp::now();
+    let payload = serde_json::json!({
+        "id": id,
+        "type": kind,
+        "timestamp": rfc3339(now.millis()),
+        "data": data,
+    });
+    sqlx::query(
+        "INSERT INTO events (tenant_id, id, type, order_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant.as_str())
+    .bind(id.as_str())
+    .bind(kind)
+    .bind(order_id)
+    .bind(payload.to_string())
+    .bind(now.millis())
+    .execute(&mut **tx)
+    .await?;
+    let endpoints: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, event_types FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NULL",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    for (endpoint, filter) in endpoints {
+        let types: Vec<String> = serde_json::from_str(&filter).map_err(corrupt)?;
+        if types.is_empty() || types.iter().any(|t| t == kind) {
+            queue_delivery(tx, tenant, &endpoint, id.as_str(), now.millis()).await?;
+        }
+    }
+    Ok(id)
+}
+
+async fn queue_delivery(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    endpoint: &str,
+    event: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, status, attempts,
+         next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)",
+    )
+    .bind(tenant.as_str())
+    .bind(DeliveryId::generate().as_str())
+    .bind(endpoint)
+    .bind(event)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// An event as stored.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub id: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub created_at: Timestamp,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    payload: String,
+    created_at: i64,
+}
+
+impl TryFrom<EventRow> for EventRecord {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.id,
+            kind: r.kind,
+            payload: serde_json::from_str(&r.payload).map_err(corrupt)?,
+            created_at: r.created_at.into(),
+        })
+    }
+}
+
+/// A delivery that is due, with what is needed to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub tenant_id: TenantId,
+    pub id: DeliveryId,
+    pub endpoint_id: WebhookEndpointId,
+    pub event_id: String,
+    pub attempts: i64,
+    pub url: String,
+    pub secrets: Vec<String>,
+    pub payload: String,
+    pub event_created_at: Timestamp,
+    pub failing_since: Option<Timestamp>,
+}
+
+/// What became of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Succeeded,
+    /// Try again at this time (Unix milliseconds).
+    RetryAt(i64),
+    /// No more attempts: the schedule is used up.
+    Failed,
+    /// The receiver answered 410 Gone, or failed for too long: the endpoint is disabled.
+    EndpointDisabled,
+}
+
+/// One logged attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub id: String,
+    pub attempt: i64,
+    pub url: String,
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    pub response: String,
+    pub created_at: Timestamp,
+}
+
+/// A delivery with its attempts, for the merchant.
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: Vec<AttemptRecord>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+impl crate::catalog::HasId for DeliveryRecord {
+    fn id_str(&self) -> &str {
+        &self.id
+    }
+}
+
+/// How long a worker holds a delivery it took; an attempt lasts at most 15 s, so a
+/// delivery held longer belonged to a worker that died, and goes back to the queue.
+pub const DELIVERY_LEASE_MILLIS: i64 = 60_000;
+
+impl Store {
+    /// Events, newest first, optionally of one type.
+    pub async fn list_events(
+        &self,
+        tenant: &TenantId,
+        kind: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<EventRecord>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT id, type, payload, created_at FROM events WHERE tenant_id = $1
+             AND ($2 IS NULL OR id < $2) AND ($3 IS NULL OR type = $3) ORDER BY id DESC LIMIT $4",
+        )
+        .bind(tenant.as_str())
+        .bind(page.after.as_deref())
+        .bind(kind)
+        .bind(page.limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let records = rows
+            .into_iter()
+            .map(EventRecord::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(records, page.limit, |e| e.id.clone()))
+    }
+
+    pub async fn event(&self, tenant: &TenantId, id: &str) -> Result<EventRecord, StoreError> {
+        let row: Option<EventRow> = sqlx::query_as(
+            "SELECT id, type, payload, created_at FROM events WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// An order's events, oldest first.
+    pub async fn order_events(
+        &self,
+        tenant: &TenantId,
+        order: &str,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT id, type, payload, created_at FROM events WHERE tenant_id = $1 AND order_id = $2 ORDER BY id",
+        )
+        .bind(tenant.as_str())
+        .bind(order)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(EventRecord::try_from).collect()
+    }
+
+    /// Leases up to `limit` due deliveries to this worker. Several workers (several
+    /// nodes on one PostgreSQL) never get the same delivery while its lease runs.
+    pub async fn lease_due_deliveries(&self, limit: i64) -> Result<Vec<DueDelivery>, StoreError> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let due: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT tenant_id, id FROM webhook_deliveries
+             WHERE status = 'pending' AND next_attempt_at <= $1
+             AND (locked_until IS NULL OR locked_until < $1)
+             ORDER BY next_attempt_at LIMIT $2{lock}"
+        )))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut leased = Vec::with_capacity(due.len());
+        for (tenant, id) in due {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET locked_until = $3 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(&tenant)
+            .bind(&id)
+            .bind(now + DELIVERY_LEASE_MILLIS)
+            .execute(&mut *tx)
+            .await?;
+            #[derive(sqlx::FromRow)]
+            struct Row {
+                endpoint_id: String,
+                event_id: String,
+                attempts: i64,
+                url: String,
+                secret: String,
+                previous_secret: Option<String>,
+                previous_secret_expires_at: Option<i64>,
+                failing_since: Option<i64>,
+                payload: String,
+                event_created_at: i64,
+            }
+            let row: Row = sqlx::query_as(
+                "SELECT d.endpoint_id, d.event_id, d.attempts, e.url, e.secret, e.previous_secret,
+                 e.previous_secret_expires_at, e.failing_since, v.payload, v.created_at AS event_created_at
+                 FROM webhook_deliveries d
+                 JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
+                 JOIN events v ON v.tenant_id = d.tenant_id AND v.id = d.event_id
+                 WHERE d.tenant_id = $1 AND d.id = $2",
+            )
+            .bind(&tenant)
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let mut secrets = vec![row.secret];
+            if let (Some(old), Some(until)) = (row.previous_secret, row.previous_secret_expires_at)
+                && until > now
+            {
+                secrets.push(old);
+            }
+            leased.push(DueDelivery {
+                tenant_id: TenantId::parse(&tenant).map_err(corrupt)?,
+                id: DeliveryId::parse(&id).map_err(corrupt)?,
+                endpoint_id: WebhookEndpointId::parse(&row.endpoint_id).map_err(corrupt)?,
+                event_id: row.event_id,
+                attempts: row.attempts,
+                url: row.url,
+                secrets,
+                payload: row.payload,
+                event_created_at: row.event_created_at.into(),
+                failing_since: row.failing_since.map(Timestamp::from),
+            });
+        }
+        tx.commit().await?;
+        Ok(leased)
+    }
+
+    /// Logs an attempt and moves the delivery on, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_delivery_attempt(
+        &self,
+        d: &DueDelivery,
+        status_code: Option<u16>,
+        latency_ms: i64,
+        response: &str,
+        outcome: DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO webhook_attempts (tenant_id, id, delivery_id, endpoint_id, event_id, attempt, url,
+             status_code, latency_ms, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(d.tenant_id.as_str())
+        .bind(AttemptId::generate().as_str())
+        .bind(d.id.as_str())
+        .bind(d.endpoint_id.as_str())
+        .bind(&d.event_id)
+        .bind(d.attempts + 1)
+        .bind(&d.url)
+        .bind(status_code.map(i64::from))
+        .bind(latency_ms)
+        .bind(response)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let (status, next) = match outcome {
+            DeliveryOutcome::Succeeded => ("succeeded", None),
+            DeliveryOutcome::RetryAt(at) => ("pending", Some(at)),
+            DeliveryOutcome::Failed | DeliveryOutcome::EndpointDisabled => ("failed", None),
+        };
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, next_attempt_at = $4,
+             locked_until = NULL, last_status = $5, updated_at = $6 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(d.tenant_id.as_str())
+        .bind(d.id.as_str())
+        .bind(status)
+        .bind(next)
+        .bind(status_code.map(i64::from))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let endpoint_sql = match outcome {
+            DeliveryOutcome::Succeeded => {
+                "UPDATE webhook_endpoints SET failing_since = NULL WHERE tenant_id = $1 AND id = $2 AND $3 > 0"
+            }
+            DeliveryOutcome::EndpointDisabled => {
+                "UPDATE webhook_endpoints SET disabled_at = COALESCE(disabled_at, $3) WHERE tenant_id = $1 AND id = $2"
+            }
+            _ => {
+                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $3) WHERE tenant_id = $1 AND id = $2"
+            }
+        };
+        sqlx::query(endpoint_sql)
+            .bind(d.tenant_id.as_str())
+            .bind(d.endpoint_id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deliveries to one endpoint, newest first, each with its attempts.
+    pub async fn list_deliveries(
+        &self,
+        tenant: &TenantId,
+        endpoint: &WebhookEndpointId,
+        page: &PageRequest,
+    ) -> Result<Page<DeliveryRecord>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct DeliveryRow {
+            id: String,
+            endpoint_id: String,
+            event_id: String,
+            event_type: String,
+            status: String,
+            next_attempt_at: Option<i64>,
+            created_at: i64,
+        }
+        #[derive(sqlx::FromRow)]
+        struct AttemptRow {
+            id: String,
+            attempt: i64,
+            url: String,
+            status_code: Option<i64>,
+            latency_ms: i64,
+            response: String,
+            created_at: i64,
+        }
+        let rows: Vec<DeliveryRow> = sqlx::query_as(
+            "SELECT d.id, d.endpoint_id, d.event_id, v.type AS event_type, d.status, d.next_attempt_at, d.created_at
+             FROM webhook_deliveries d JOIN events v ON v.tenant_id = d.tenant_id AND v.id = d.event_id
+             WHERE d.tenant_id = $1 AND d.endpoint_id = $2 AND ($3 IS NULL OR d.id < $3)
+             ORDER BY d.id DESC LIMIT $4",
+        )
+        .bind(tenant.as_str())
+        .bind(endpoint.as_str())
+        .bind(page.after.as_deref())
+        .bind(page.limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut records = Vec::with_capacity(rows.len());
+        for d in rows {
+            let attempts: Vec<AttemptRow> = sqlx::query_as(
+                "SELECT id, attempt, url, status_code, latency_ms, response, created_at FROM webhook_attempts
+                 WHERE tenant_id = $1 AND delivery_id = $2 ORDER BY attempt",
+            )
+            .bind(tenant.as_str())
+            .bind(&d.id)
+            .fetch_all(&self.pool)
+            .await?;
+            records.push(DeliveryRecord {
+                id: d.id,
+                endpoint_id: d.endpoint_id,
+                event_id: d.event_id,
+                event_type: d.event_type,
+                status: d.status,
+                attempts: attempts
+                    .into_iter()
+                    .map(|a| AttemptRecord {
+                        id: a.id,
+                        attempt: a.attempt,
+                        url: a.url,
+                        status_code: a.status_code,
+                        latency_ms: a.latency_ms,
+                        response: a.response,
+                        created_at: a.created_at.into(),
+                    })
+                    .collect(),
+                next_attempt_at: d.next_attempt_at.map(Timestamp::from),
+                created_at: d.created_at.into(),
+            });
+        }
+        Ok(Page::from_rows(records, page.limit, |d| d.id.clone()))
+    }
+
+    /// Sends an event to an endpoint again, now, whatever happened before (even if
+    /// the endpoint's filter would not take it today).
+    pub async fn redeliver(
+        &self,
+        tenant: &TenantId,
+        endpoint: &WebhookEndpointId,
+        event: &str,
+    ) -> Result<(), StoreError> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(endpoint.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let event_found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM events WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_str())
+                .bind(event)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if found.is_none() || event_found.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let reset = sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4, locked_until = NULL,
+             attempts = 0, updated_at = $4 WHERE tenant_id = $1 AND endpoint_id = $2 AND event_id = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(endpoint.as_str())
+        .bind(event)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if reset.rows_affected() == 0 {
+            queue_delivery(&mut tx, tenant, endpoint.as_str(), event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
