@@ -51,7 +51,13 @@ if ! python3 -c "import standardwebhooks" 2>/dev/null; then
   echo "== pip install standardwebhooks"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "standardwebhooks==1.1.0"
 fi
+# The email tests send to a real SMTP server on loopback (aiosmtpd).
+if ! python3 -c "import aiosmtpd" 2>/dev/null; then
+  echo "== pip install aiosmtpd"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "aiosmtpd==1.4.6"
+fi
 export KASSA_WEBHOOK_RECEIVER="$root/tests/webhooks/receiver.py"
+export KASSA_SMTP_SINK="$root/tests/email/smtp_sink.py"
 export KASSA_BROWSER_SCRIPT="$root/tests/browser/checkout.mjs"
 export KASSA_CHROMIUM=/usr/bin/chromium
 

@@ -7,6 +7,7 @@ mod api_keys;
 mod auth;
 mod checkout_links;
 mod coupons;
+mod emails;
 pub mod error;
 mod events;
 mod idempotency;
@@ -42,6 +43,8 @@ pub enum Tag {
     Settings,
     /// Everything that happened, for replay.
     Events,
+    /// The email outbox.
+    Emails,
 }
 
 /// The answer to a DELETE.
@@ -73,6 +76,7 @@ type Apis = (
     orders::OrdersApi,
     settings::SettingsApi,
     events::EventsApi,
+    emails::EmailsApi,
 );
 
 fn service(ctx: &ApiContext) -> OpenApiService<Apis, ()> {
@@ -87,6 +91,7 @@ fn service(ctx: &ApiContext) -> OpenApiService<Apis, ()> {
             orders::OrdersApi(ctx.clone()),
             settings::SettingsApi(ctx.clone()),
             events::EventsApi(ctx.clone()),
+            emails::EmailsApi(ctx.clone()),
         ),
         "Kassa merchant API",
         env!("CARGO_PKG_VERSION"),

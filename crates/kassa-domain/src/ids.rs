@@ -84,6 +84,7 @@ id_type!(CartId, "crt");
 id_type!(PaymentId, "pay");
 id_type!(DeliveryId, "whd");
 id_type!(AttemptId, "wha");
+id_type!(EmailId, "eml");
 
 #[cfg(test)]
 mod tests {

@@ -1,14 +1,19 @@
-//! Background work. Today: delivering webhooks. Deliveries are queued in the database
+//! Background work: delivering webhooks and sending emails. Both are queued in the
+//! database by the transaction that causes them. Webhook deliveries are queued in the database
 //! in the transaction of the event that causes them (see `kassa-store`'s events); a
 //! worker leases due deliveries, sends them, and records each attempt with the next
 //! one scheduled by the retry schedule. A worker that dies loses its leases after a
 //! minute and another worker (or the restarted one) takes the deliveries over, so
-//! every event is delivered at least once; receivers dedupe by `webhook-id`.
+//! every event is delivered at least once; receivers dedupe by `webhook-id`. Emails are
+//! rendered from the templates under `web/emails` when they are sent, sent over SMTP
+//! when it is configured (transient failures retried with backoff until sent), and
+//! kept in the outbox otherwise.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kassa_store::{DeliveryOutcome, DueDelivery, Store, Timestamp};
+use kassa_mail::{MailError, Mailer, Outgoing};
+use kassa_store::{DeliveryOutcome, DueDelivery, EmailOutcome, EmailRecord, Store, Timestamp};
 use kassa_webhooks::{RetrySchedule, Sender};
 use tokio::task::JoinSet;
 
@@ -27,14 +32,28 @@ pub struct Workers {
     store: Store,
     sender: Sender,
     schedule: Arc<RetrySchedule>,
+    mailer: Option<Mailer>,
+    public_url: Arc<str>,
 }
 
+/// The longest wait between two tries of an email.
+const MAX_EMAIL_BACKOFF: Duration = Duration::from_secs(600);
+
 impl Workers {
-    pub fn new(store: Store, sender: Sender, schedule: RetrySchedule) -> Self {
+    /// `mailer` is `None` without SMTP: emails are then kept in the outbox.
+    pub fn new(
+        store: Store,
+        sender: Sender,
+        schedule: RetrySchedule,
+        mailer: Option<Mailer>,
+        public_url: &str,
+    ) -> Self {
         Self {
             store,
             sender,
             schedule: Arc::new(schedule),
+            mailer,
+            public_url: Arc::from(public_url),
         }
     }
 
@@ -50,11 +69,26 @@ impl Workers {
                     Vec::new()
                 }
             };
-            let busy = !leased.is_empty();
+            let emails = match self
+                .store
+                .lease_due_emails(BATCH, self.mailer.is_some())
+                .await
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look for due emails");
+                    Vec::new()
+                }
+            };
+            let busy = !leased.is_empty() || !emails.is_empty();
             let mut running = JoinSet::new();
             for delivery in leased {
                 let me = self.clone();
                 running.spawn(async move { me.deliver(delivery).await });
+            }
+            for email in emails {
+                let me = self.clone();
+                running.spawn(async move { me.send_email(email).await });
             }
             while running.join_next().await.is_some() {}
             if busy {
@@ -122,6 +156,72 @@ impl Workers {
         {
             // The lease runs out and the delivery is tried again: at least once.
             tracing::error!(error = %e, delivery = %d.id, "could not record a webhook attempt");
+        }
+    }
+}
+
+impl Workers {
+    async fn send_email(&self, email: EmailRecord) {
+        let rendered = match kassa_web::emails::render(&self.store, &self.public_url, &email).await
+        {
+            Ok(r) => r,
+            Err(kassa_web::emails::RenderError::Gone(reason)) => {
+                self.finish(&email, None, EmailOutcome::Dropped { reason })
+                    .await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, email = %email.id, "could not render an email");
+                let outcome = self.retry(&email, e.to_string());
+                self.finish(&email, None, outcome).await;
+                return;
+            }
+        };
+        let content = Some((
+            rendered.subject.as_str(),
+            rendered.text.as_str(),
+            rendered.html.as_str(),
+        ));
+        let Some(mailer) = &self.mailer else {
+            self.finish(&email, content, EmailOutcome::Kept).await;
+            return;
+        };
+        let outgoing = Outgoing {
+            to: &email.to_address,
+            from_name: &rendered.from_name,
+            reply_to: rendered.reply_to.as_deref(),
+            subject: &rendered.subject,
+            text: &rendered.text,
+            html: &rendered.html,
+        };
+        let outcome = match mailer.send(&outgoing).await {
+            Ok(()) => EmailOutcome::Sent,
+            Err(MailError::Permanent(reason)) => EmailOutcome::Dropped { reason },
+            Err(MailError::Transient(reason)) => self.retry(&email, reason),
+        };
+        tracing::info!(tenant = %email.tenant_id, email = %email.id, kind = %email.kind, outcome = ?outcome, "email");
+        self.finish(&email, content, outcome).await;
+    }
+
+    /// Backoff: 1 s, 2 s, 4 s, … up to 10 minutes, until sent.
+    fn retry(&self, email: &EmailRecord, error: String) -> EmailOutcome {
+        let exp = u32::try_from(email.attempts.clamp(0, 20)).unwrap_or(20);
+        let wait = Duration::from_secs(1u64 << exp).min(MAX_EMAIL_BACKOFF);
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        EmailOutcome::RetryAt {
+            at: Timestamp::now().millis() + wait_ms,
+            error,
+        }
+    }
+
+    async fn finish(
+        &self,
+        email: &EmailRecord,
+        content: Option<(&str, &str, &str)>,
+        outcome: EmailOutcome,
+    ) {
+        if let Err(e) = self.store.finish_email(email, content, &outcome).await {
+            tracing::error!(error = %e, email = %email.id, "could not record an email");
         }
     }
 }

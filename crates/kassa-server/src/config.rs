@@ -29,6 +29,11 @@ pub struct Config {
     pub allow_private_network: bool,
     /// Delays before each webhook attempt, e.g. `0s,5s,5m`; ±20 % jitter is added.
     pub webhook_retry_schedule: String,
+    /// `smtp://user:pass@host:587` or `smtps://…`; without it emails stay in the outbox.
+    #[serde(serialize_with = "expose_opt")]
+    pub smtp_url: Option<SecretString>,
+    /// The address emails are sent from; the store's name is shown as the sender.
+    pub email_from: String,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -47,7 +52,19 @@ const KEYS: &[&str] = &[
     "log_format",
     "allow_private_network",
     "webhook_retry_schedule",
+    "smtp_url",
+    "email_from",
 ];
+
+fn expose_opt<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
 
 fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(secret.expose_secret())
@@ -63,6 +80,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             allow_private_network: false,
             webhook_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,14h,20h,24h".to_owned(),
+            smtp_url: None,
+            email_from: "kassa@localhost".to_owned(),
         }
     }
 }
@@ -80,6 +99,14 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("allow_private_network", &self.allow_private_network)
             .field("webhook_retry_schedule", &self.webhook_retry_schedule)
+            .field(
+                "smtp_url",
+                &self
+                    .smtp_url
+                    .as_ref()
+                    .map(|u| redact_url(u.expose_secret())),
+            )
+            .field("email_from", &self.email_from)
             .finish()
     }
 }

@@ -155,7 +155,23 @@ fn workers(config: &Config, store: &Store) -> anyhow::Result<kassa_jobs::Workers
     let sender = kassa_webhooks::Sender::new(kassa_webhooks::NetworkPolicy {
         allow_private: config.allow_private_network,
     })?;
-    Ok(kassa_jobs::Workers::new(store.clone(), sender, schedule))
+    let mailer = match &config.smtp_url {
+        Some(url) => Some(
+            kassa_mail::Mailer::new(url.expose_secret(), &config.email_from)
+                .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?,
+        ),
+        None => {
+            tracing::info!("no smtp_url: emails are kept in the outbox (GET /api/v1/emails)");
+            None
+        }
+    };
+    Ok(kassa_jobs::Workers::new(
+        store.clone(),
+        sender,
+        schedule,
+        mailer,
+        &config.public_url(),
+    ))
 }
 
 async fn worker(config: Config) -> anyhow::Result<()> {

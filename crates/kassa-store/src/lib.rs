@@ -7,6 +7,7 @@
 //! another tenant is simply not found. This crate must not know about HTTP.
 
 mod catalog;
+mod emails;
 mod error;
 mod events;
 mod idempotency;
@@ -17,6 +18,7 @@ mod time;
 mod webhooks;
 
 pub use catalog::*;
+pub use emails::*;
 pub use error::StoreError;
 pub use events::*;
 pub use idempotency::*;

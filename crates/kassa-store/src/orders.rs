@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 
 use crate::catalog::{HasId, list_page};
+use crate::emails::queue_email;
 use crate::error::corrupt;
 use crate::events::insert_event;
 use crate::{Page, PageRequest, Store, StoreError, Timestamp};
@@ -486,6 +487,9 @@ impl Store {
             serde_json::json!({ "order": order }),
         )
         .await?;
+        if new.payment_method == PaymentMethod::BankTransfer {
+            queue_instructions(&mut tx, tenant, &order).await?;
+        }
         tx.commit().await?;
         Ok(order)
     }
@@ -530,13 +534,15 @@ impl Store {
         })
     }
 
-    /// Changes an unpaid order's payment method; a paid order keeps its own.
+    /// Changes an unpaid order's payment method; a paid order keeps its own. Choosing
+    /// bank transfer queues the payment instructions email (once per order).
     pub async fn set_payment_method(
         &self,
         tenant: &TenantId,
         order: &str,
         method: PaymentMethod,
     ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE orders SET payment_method = $3, updated_at = $4
              WHERE tenant_id = $1 AND id = $2 AND status = 'not_paid'",
@@ -545,13 +551,18 @@ impl Store {
         .bind(order)
         .bind(method.as_str())
         .bind(Timestamp::now().millis())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(
                 "the order is no longer waiting for payment".into(),
             ));
         }
+        if method == PaymentMethod::BankTransfer {
+            let record = load_order(&mut tx, tenant, order).await?;
+            queue_instructions(&mut tx, tenant, &record).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -635,6 +646,23 @@ impl Store {
             serde_json::json!({ "order": record, "payment": payment }),
         )
         .await?;
+        if let Some(to) = &record.customer.email {
+            let (email, key) = if attempt.succeeded {
+                ("payment_succeeded", format!("receipt:{order}"))
+            } else {
+                ("payment_failed", format!("failed:{}", payment.id))
+            };
+            queue_email(
+                &mut tx,
+                tenant,
+                email,
+                Some(order),
+                &key,
+                to,
+                &record.locale,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok((record, payment))
     }
@@ -666,6 +694,29 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// Queues the bank transfer instructions for an order, once.
+async fn queue_instructions(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    order: &OrderRecord,
+) -> Result<(), StoreError> {
+    match &order.customer.email {
+        Some(to) => {
+            queue_email(
+                tx,
+                tenant,
+                "payment_instructions",
+                Some(&order.id),
+                &format!("instructions:{}", order.id),
+                to,
+                &order.locale,
+            )
+            .await
+        }
+        None => Ok(()),
     }
 }
 

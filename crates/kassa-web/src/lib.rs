@@ -6,6 +6,7 @@
 
 mod buy;
 mod checkout;
+pub mod emails;
 mod order;
 mod page;
 

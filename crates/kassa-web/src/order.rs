@@ -33,7 +33,7 @@ struct LicenseView {
 }
 
 #[derive(Serialize)]
-struct OrderView {
+pub(crate) struct OrderView {
     number: i64,
     status: String,
     status_text: String,
@@ -53,7 +53,7 @@ struct OrderView {
     date: String,
 }
 
-fn view(order: &OrderRecord, t: &Texts) -> OrderView {
+pub(crate) fn view(order: &OrderRecord, t: &Texts) -> OrderView {
     let text = |key: String| t.get(&key).cloned().unwrap_or(key);
     let method = PaymentMethod::parse("m", &order.payment_method)
         .map(|m| page::method_label(m, t))

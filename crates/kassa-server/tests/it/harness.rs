@@ -73,6 +73,11 @@ impl Answer {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with_smtp(backend, None).await
+    }
+
+    /// A Kassa sending its emails to `smtp_url` (none: kept in the outbox).
+    pub async fn spawn_with_smtp(backend: Backend, smtp_url: Option<&str>) -> Self {
         let db = TestDatabase::create(backend).await;
         let store = Store::connect(&db.url, 5).await.expect("connect");
         store.migrate().await.expect("migrate");
@@ -93,6 +98,8 @@ impl TestApp {
             })
             .expect("an HTTP client"),
             kassa_webhooks::RetrySchedule::parse(WEBHOOK_SCHEDULE).expect("a schedule"),
+            smtp_url.map(|url| kassa_mail::Mailer::new(url, "shop@kassa.test").expect("a mailer")),
+            &base,
         );
         tokio::spawn(workers.run(async {
             workers_stopped.await.ok();

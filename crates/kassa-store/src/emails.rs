@@ -1,0 +1,187 @@
+//! The email outbox: queued in the transaction of what causes the email, then
+//! rendered and sent (or kept, without SMTP) by a worker.
+
+use kassa_domain::ids::{EmailId, TenantId};
+use sqlx::AssertSqlSafe;
+
+use crate::orders::Tx;
+use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp};
+
+/// Queues an email; the same `dedupe_key` is queued once (a receipt per order, a
+/// failure notice per payment attempt).
+pub(crate) async fn queue_email(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    kind: &str,
+    order_id: Option<&str>,
+    dedupe_key: &str,
+    to: &str,
+    locale: &str,
+) -> Result<(), StoreError> {
+    let now = Timestamp::now().millis();
+    sqlx::query(
+        "INSERT INTO emails (tenant_id, id, kind, order_id, dedupe_key, to_address, locale, status,
+         attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8)
+         ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
+    )
+    .bind(tenant.as_str())
+    .bind(EmailId::generate().as_str())
+    .bind(kind)
+    .bind(order_id)
+    .bind(dedupe_key)
+    .bind(to)
+    .bind(locale)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// An email in the outbox.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EmailRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub kind: String,
+    pub order_id: Option<String>,
+    /// What the email is about, e.g. `failed:pay_…` for a failed payment's notice.
+    pub dedupe_key: String,
+    pub to_address: String,
+    pub locale: String,
+    /// `queued` (to be sent), `sent`, `kept` (no SMTP configured) or `failed`
+    /// (permanently: a refused address, an erased order).
+    pub status: String,
+    pub subject: Option<String>,
+    pub text_body: Option<String>,
+    pub html_body: Option<String>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<i64>,
+    pub created_at: i64,
+}
+
+impl crate::catalog::HasId for EmailRecord {
+    fn id_str(&self) -> &str {
+        &self.id
+    }
+}
+
+const EMAIL_COLUMNS: &str = "id, tenant_id, kind, order_id, dedupe_key, to_address, locale, status, subject, \
+    text_body, html_body, attempts, last_error, sent_at, created_at";
+
+/// How long a worker holds an email it took.
+pub const EMAIL_LEASE_MILLIS: i64 = 120_000;
+
+/// What happened to an email a worker took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailOutcome {
+    Sent,
+    /// No SMTP: kept in the outbox, rendered.
+    Kept,
+    /// A transient failure: try again at this time.
+    RetryAt {
+        at: i64,
+        error: String,
+    },
+    /// Never to be sent: refused for good, or the order was erased.
+    Dropped {
+        reason: String,
+    },
+}
+
+impl Store {
+    /// Leases due emails: `queued` ones, and `kept` ones too once SMTP is configured.
+    pub async fn lease_due_emails(
+        &self,
+        limit: i64,
+        smtp_configured: bool,
+    ) -> Result<Vec<EmailRecord>, StoreError> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let statuses = if smtp_configured {
+            "('queued', 'kept')"
+        } else {
+            "('queued')"
+        };
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let rows: Vec<EmailRecord> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {EMAIL_COLUMNS} FROM emails WHERE status IN {statuses} AND next_attempt_at <= $1
+             AND (locked_until IS NULL OR locked_until < $1) ORDER BY next_attempt_at LIMIT $2{lock}"
+        )))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &rows {
+            sqlx::query("UPDATE emails SET locked_until = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(&r.tenant_id)
+                .bind(&r.id)
+                .bind(now + EMAIL_LEASE_MILLIS)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Records what became of an email, with its rendered content.
+    pub async fn finish_email(
+        &self,
+        email: &EmailRecord,
+        rendered: Option<(&str, &str, &str)>,
+        outcome: &EmailOutcome,
+    ) -> Result<(), StoreError> {
+        let now = Timestamp::now().millis();
+        let (status, next, error, sent_at) = match outcome {
+            EmailOutcome::Sent => ("sent", None, None, Some(now)),
+            EmailOutcome::Kept => ("kept", Some(now), None, None),
+            EmailOutcome::RetryAt { at, error } => {
+                ("queued", Some(*at), Some(error.as_str()), None)
+            }
+            EmailOutcome::Dropped { reason } => ("failed", None, Some(reason.as_str()), None),
+        };
+        let (subject, text, html) = match rendered {
+            Some((s, t, h)) => (Some(s), Some(t), Some(h)),
+            None => (None, None, None),
+        };
+        sqlx::query(
+            "UPDATE emails SET status = $3, next_attempt_at = $4, last_error = $5, sent_at = $6,
+             subject = COALESCE($7, subject), text_body = COALESCE($8, text_body),
+             html_body = COALESCE($9, html_body), attempts = attempts + 1, locked_until = NULL
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(&email.tenant_id)
+        .bind(&email.id)
+        .bind(status)
+        .bind(next)
+        .bind(error)
+        .bind(sent_at)
+        .bind(subject)
+        .bind(text)
+        .bind(html)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The store's emails, newest first.
+    pub async fn list_emails(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<EmailRecord>, StoreError> {
+        let rows: Vec<EmailRecord> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {EMAIL_COLUMNS} FROM emails WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3"
+        )))
+        .bind(tenant.as_str())
+        .bind(page.after.as_deref())
+        .bind(page.limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Page::from_rows(rows, page.limit, |e| e.id.clone()))
+    }
+}

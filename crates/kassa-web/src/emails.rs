@@ -1,0 +1,148 @@
+//! The customer emails, rendered from `web/emails` in the order's language with the
+//! store's branding: a subject, a plain-text body and an HTML body. In each
+//! `web/emails/<kind>.txt` the first line is the subject.
+
+use std::sync::LazyLock;
+
+use kassa_domain::ids::TenantId;
+use kassa_domain::tenant::TenantSettings;
+use kassa_store::{EmailRecord, Store, StoreError};
+use minijinja::{AutoEscape, Environment};
+
+use crate::page;
+
+static EMAILS: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    for (name, source) in [
+        ("base.html", include_str!("../../../web/emails/base.html")),
+        ("lines.html", include_str!("../../../web/emails/lines.html")),
+        ("lines.txt", include_str!("../../../web/emails/lines.txt")),
+        (
+            "payment_succeeded.txt",
+            include_str!("../../../web/emails/payment_succeeded.txt"),
+        ),
+        (
+            "payment_succeeded.html",
+            include_str!("../../../web/emails/payment_succeeded.html"),
+        ),
+        (
+            "payment_instructions.txt",
+            include_str!("../../../web/emails/payment_instructions.txt"),
+        ),
+        (
+            "payment_instructions.html",
+            include_str!("../../../web/emails/payment_instructions.html"),
+        ),
+        (
+            "payment_failed.txt",
+            include_str!("../../../web/emails/payment_failed.txt"),
+        ),
+        (
+            "payment_failed.html",
+            include_str!("../../../web/emails/payment_failed.html"),
+        ),
+    ] {
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("email template {name} does not parse: {e}"));
+    }
+    env
+});
+
+/// A rendered email, with who it is from.
+#[derive(Debug, Clone)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// The store's name, shown as the sender.
+    pub from_name: String,
+    /// The store's support address, for replies.
+    pub reply_to: Option<String>,
+}
+
+/// Why an email cannot be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The order or its customer is gone (erased): nothing to send.
+    #[error("{0}")]
+    Gone(String),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("template: {0}")]
+    Template(#[from] minijinja::Error),
+}
+
+/// Renders an outbox email from the order it is about.
+pub async fn render(
+    store: &Store,
+    public_url: &str,
+    email: &EmailRecord,
+) -> Result<RenderedEmail, RenderError> {
+    let tenant_id =
+        TenantId::parse(&email.tenant_id).map_err(|e| RenderError::Gone(e.to_string()))?;
+    let tenant = store.tenant(&tenant_id).await?;
+    let settings = TenantSettings::from_json(&tenant.settings);
+    let order_id = email
+        .order_id
+        .as_deref()
+        .ok_or_else(|| RenderError::Gone("the email names no order".into()))?;
+    let order = match store.order(&tenant.id, order_id).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound) => return Err(RenderError::Gone("the order is gone".into())),
+        Err(e) => return Err(e.into()),
+    };
+    if order.customer.email.is_none() {
+        return Err(RenderError::Gone("the customer's data was erased".into()));
+    }
+    let t = page::texts(&email.locale);
+    // A failure notice is about the payment named in its key, not the latest one.
+    let failed_payment = email.dedupe_key.strip_prefix("failed:");
+    let failure = order
+        .payments
+        .iter()
+        .find(|p| Some(p.id.as_str()) == failed_payment)
+        .map(|p| {
+            let code = p.failure_code.clone().unwrap_or_default();
+            t.get(&code)
+                .cloned()
+                .or(p.failure_message.clone())
+                .unwrap_or_default()
+        });
+    let base = format!("{public_url}/{}/orders/{}", tenant.slug, order.token);
+    let ctx = minijinja::context! {
+        t => t,
+        store => page::brand(&tenant, &settings),
+        order => crate::order::view(&order, t),
+        bank => settings.bank.clone(),
+        failure => failure,
+        order_url => base.clone(),
+        pay_url => format!("{base}/pay"),
+        invoice_url => format!("{base}/invoice"),
+    };
+    // The text template's first line is the subject; the rest is the body.
+    let full = EMAILS
+        .get_template(&format!("{}.txt", email.kind))?
+        .render(&ctx)?;
+    let (subject, text) = full.split_once('\n').unwrap_or((full.as_str(), ""));
+    let (subject, text) = (
+        subject.trim().to_owned(),
+        text.trim_start_matches('\n').to_owned(),
+    );
+    let html = EMAILS
+        .get_template(&format!("{}.html", email.kind))?
+        .render(&ctx)?;
+    Ok(RenderedEmail {
+        subject,
+        text,
+        html,
+        from_name: tenant.name,
+        reply_to: settings.support_email,
+    })
+}
