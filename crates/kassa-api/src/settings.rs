@@ -44,6 +44,12 @@ pub struct SettingsOut {
     /// The secret buy links with fixed prices or discounts are signed with
     /// (HMAC-SHA256). Keep it on your server.
     pub link_signing_secret: String,
+    /// When customers are reminded of unpaid orders (`24h`), `off`, or absent for the
+    /// operator's default.
+    pub unpaid_reminder_after: Option<String>,
+    /// When unpaid orders are deleted (`30d`), or absent for the operator's limit
+    /// (90 days unless configured); a store can only shorten it.
+    pub unpaid_delete_after: Option<String>,
 }
 
 /// Changes to the settings. Absent (or `null`) fields stay as they are; an empty string
@@ -59,6 +65,10 @@ pub struct SettingsPatch {
     pub bank: MaybeUndefined<BankDetailsIo>,
     /// `test_card`, `bank_transfer`; an empty list enables every method.
     pub payment_methods: Option<Vec<String>>,
+    /// A duration (`24h`, `3d`) or `off`; empty returns to the operator's default.
+    pub unpaid_reminder_after: Option<String>,
+    /// A duration (`30d`); empty returns to the operator's limit.
+    pub unpaid_delete_after: Option<String>,
 }
 
 /// A patched optional text: absent keeps `current`, empty clears it.
@@ -123,6 +133,8 @@ impl SettingsApi {
             }),
             payment_methods,
             link_signing_secret,
+            unpaid_reminder_after: settings.unpaid_reminder_after,
+            unpaid_delete_after: settings.unpaid_delete_after,
         })
     }
 }
@@ -152,6 +164,11 @@ impl SettingsApi {
         patch_text(&mut settings.terms_url, patch.terms_url);
         patch_text(&mut settings.privacy_url, patch.privacy_url);
         patch_text(&mut settings.support_email, patch.support_email);
+        patch_text(
+            &mut settings.unpaid_reminder_after,
+            patch.unpaid_reminder_after,
+        );
+        patch_text(&mut settings.unpaid_delete_after, patch.unpaid_delete_after);
         if let Some(methods) = patch.payment_methods {
             settings.payment_methods = methods;
         }

@@ -1,5 +1,7 @@
 //! Tenants (a merchant's store) and the people and keys that act for them.
 
+use std::time::Duration;
+
 use crate::Invalid;
 use crate::error::parse_text;
 
@@ -193,6 +195,11 @@ pub struct TenantSettings {
     pub bank: Option<BankDetails>,
     /// The enabled payment methods (`test_card`, `bank_transfer`); all when empty.
     pub payment_methods: Vec<String>,
+    /// When to remind a customer of an unpaid order (`24h`, `3d`), or `off`; the
+    /// operator's default when absent.
+    pub unpaid_reminder_after: Option<String>,
+    /// When to delete an unpaid order (`30d`); at most the operator's limit.
+    pub unpaid_delete_after: Option<String>,
 }
 
 /// Where customers paying by bank transfer send the money.
@@ -235,6 +242,20 @@ impl TenantSettings {
         if let Some(email) = &self.support_email {
             invalid.check(EmailAddress::parse("support_email", email));
         }
+        if let Some(raw) = &self.unpaid_reminder_after
+            && raw != "off"
+            && humantime::parse_duration(raw).is_err()
+        {
+            invalid.push(
+                "unpaid_reminder_after",
+                "must be a duration like 24h or 3d, or off",
+            );
+        }
+        if let Some(raw) = &self.unpaid_delete_after
+            && humantime::parse_duration(raw).is_err()
+        {
+            invalid.push("unpaid_delete_after", "must be a duration like 30d");
+        }
         for (i, m) in self.payment_methods.iter().enumerate() {
             invalid.check(crate::order::PaymentMethod::parse(
                 &format!("payment_methods[{i}]"),
@@ -242,6 +263,25 @@ impl TenantSettings {
             ));
         }
         invalid.into_result()
+    }
+
+    /// When this store reminds customers of unpaid orders: its own setting, else the
+    /// operator's default; `None` when turned off.
+    pub fn reminder_after(&self, default: Option<Duration>) -> Option<Duration> {
+        match self.unpaid_reminder_after.as_deref() {
+            Some("off") => None,
+            Some(raw) => humantime::parse_duration(raw).ok().or(default),
+            None => default,
+        }
+    }
+
+    /// When this store deletes unpaid orders: its own setting, never later than the
+    /// operator's limit.
+    pub fn delete_after(&self, limit: Duration) -> Duration {
+        self.unpaid_delete_after
+            .as_deref()
+            .and_then(|raw| humantime::parse_duration(raw).ok())
+            .map_or(limit, |d| d.min(limit))
     }
 
     /// The methods customers may choose, in display order.

@@ -34,7 +34,20 @@ pub struct Workers {
     schedule: Arc<RetrySchedule>,
     mailer: Option<Mailer>,
     public_url: Arc<str>,
+    unpaid: UnpaidDefaults,
 }
+
+/// The operator's unpaid-order policy; each store may change it within limits.
+#[derive(Debug, Clone, Copy)]
+pub struct UnpaidDefaults {
+    /// When to remind; `None` turns reminders off unless a store turns them on.
+    pub remind_after: Option<Duration>,
+    /// When to delete; a store may only shorten it.
+    pub delete_after: Duration,
+}
+
+/// How often unpaid orders are looked at.
+const UNPAID_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The longest wait between two tries of an email.
 const MAX_EMAIL_BACKOFF: Duration = Duration::from_secs(600);
@@ -47,6 +60,7 @@ impl Workers {
         schedule: RetrySchedule,
         mailer: Option<Mailer>,
         public_url: &str,
+        unpaid: UnpaidDefaults,
     ) -> Self {
         Self {
             store,
@@ -54,6 +68,7 @@ impl Workers {
             schedule: Arc::new(schedule),
             mailer,
             public_url: Arc::from(public_url),
+            unpaid,
         }
     }
 
@@ -61,7 +76,12 @@ impl Workers {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         tracing::info!("workers started");
+        let mut last_sweep = tokio::time::Instant::now() - UNPAID_SWEEP_EVERY;
         loop {
+            if last_sweep.elapsed() >= UNPAID_SWEEP_EVERY {
+                last_sweep = tokio::time::Instant::now();
+                self.sweep_unpaid().await;
+            }
             let leased = match self.store.lease_due_deliveries(BATCH).await {
                 Ok(l) => l,
                 Err(e) => {
@@ -161,6 +181,34 @@ impl Workers {
 }
 
 impl Workers {
+    /// Reminds and deletes unpaid orders, store by store, each by its own policy.
+    async fn sweep_unpaid(&self) {
+        let tenants = match self.store.tenant_settings().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list stores for the unpaid sweep");
+                return;
+            }
+        };
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        for (tenant, raw) in tenants {
+            let settings = kassa_domain::tenant::TenantSettings::from_json(&raw);
+            let policy = kassa_store::UnpaidPolicy {
+                remind_after: settings
+                    .reminder_after(self.unpaid.remind_after)
+                    .map(millis),
+                delete_after: millis(settings.delete_after(self.unpaid.delete_after)),
+            };
+            match self.store.sweep_unpaid(&tenant, policy).await {
+                Ok(s) if s.reminded + s.deleted > 0 => {
+                    tracing::info!(tenant = %tenant, reminded = s.reminded, deleted = s.deleted, "unpaid orders")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, tenant = %tenant, "unpaid sweep failed"),
+            }
+        }
+    }
+
     async fn send_email(&self, email: EmailRecord) {
         let rendered = match kassa_web::emails::render(&self.store, &self.public_url, &email).await
         {

@@ -34,6 +34,11 @@ pub struct Config {
     pub smtp_url: Option<SecretString>,
     /// The address emails are sent from; the store's name is shown as the sender.
     pub email_from: String,
+    /// When to remind customers of unpaid orders (`24h`), or `off`; stores may change it.
+    pub unpaid_reminder_after: String,
+    /// When unpaid orders are deleted with their personal data (`90d`); stores may
+    /// only shorten it.
+    pub unpaid_delete_after: String,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -54,6 +59,8 @@ const KEYS: &[&str] = &[
     "webhook_retry_schedule",
     "smtp_url",
     "email_from",
+    "unpaid_reminder_after",
+    "unpaid_delete_after",
 ];
 
 fn expose_opt<S: serde::Serializer>(
@@ -82,6 +89,8 @@ impl Default for Config {
             webhook_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,14h,20h,24h".to_owned(),
             smtp_url: None,
             email_from: "kassa@localhost".to_owned(),
+            unpaid_reminder_after: "24h".to_owned(),
+            unpaid_delete_after: "90d".to_owned(),
         }
     }
 }
@@ -107,6 +116,8 @@ impl std::fmt::Debug for Config {
                     .map(|u| redact_url(u.expose_secret())),
             )
             .field("email_from", &self.email_from)
+            .field("unpaid_reminder_after", &self.unpaid_reminder_after)
+            .field("unpaid_delete_after", &self.unpaid_delete_after)
             .finish()
     }
 }

@@ -165,12 +165,25 @@ fn workers(config: &Config, store: &Store) -> anyhow::Result<kassa_jobs::Workers
             None
         }
     };
+    let remind_after = match config.unpaid_reminder_after.as_str() {
+        "off" => None,
+        raw => Some(
+            humantime::parse_duration(raw)
+                .map_err(|e| anyhow::anyhow!("unpaid_reminder_after: {e}"))?,
+        ),
+    };
+    let delete_after = humantime::parse_duration(&config.unpaid_delete_after)
+        .map_err(|e| anyhow::anyhow!("unpaid_delete_after: {e}"))?;
     Ok(kassa_jobs::Workers::new(
         store.clone(),
         sender,
         schedule,
         mailer,
         &config.public_url(),
+        kassa_jobs::UnpaidDefaults {
+            remind_after,
+            delete_after,
+        },
     ))
 }
 

@@ -15,6 +15,7 @@ mod orders;
 mod pools;
 mod tenants;
 mod time;
+mod unpaid;
 mod webhooks;
 
 pub use catalog::*;
@@ -26,6 +27,7 @@ pub use orders::*;
 pub use pools::*;
 pub use tenants::*;
 pub use time::Timestamp;
+pub use unpaid::*;
 pub use webhooks::*;
 
 use std::str::FromStr;

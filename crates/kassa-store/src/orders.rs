@@ -721,7 +721,11 @@ async fn queue_instructions(
 }
 
 /// Reads an order with its lines, payments and consents.
-async fn load_order(conn: &mut Tx, tenant: &TenantId, id: &str) -> Result<OrderRecord, StoreError> {
+pub(crate) async fn load_order(
+    conn: &mut Tx,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<OrderRecord, StoreError> {
     let row: Option<OrderRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND id = $2"
     )))

@@ -48,12 +48,28 @@ static EMAILS: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "payment_failed.html",
             include_str!("../../../web/emails/payment_failed.html"),
         ),
+        (
+            "unpaid_reminder.txt",
+            include_str!("../../../web/emails/unpaid_reminder.txt"),
+        ),
+        (
+            "unpaid_reminder.html",
+            include_str!("../../../web/emails/unpaid_reminder.html"),
+        ),
     ] {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("email template {name} does not parse: {e}"));
     }
     env
 });
+
+/// Every kind of email Kassa queues; each has a `.txt` and an `.html` template.
+pub const EMAIL_KINDS: &[&str] = &[
+    "payment_instructions",
+    "payment_succeeded",
+    "payment_failed",
+    "unpaid_reminder",
+];
 
 /// A rendered email, with who it is from.
 #[derive(Debug, Clone)]
@@ -145,4 +161,21 @@ pub async fn render(
         from_name: tenant.name,
         reply_to: settings.support_email,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_both_templates() {
+        for kind in EMAIL_KINDS {
+            for ext in ["txt", "html"] {
+                assert!(
+                    EMAILS.get_template(&format!("{kind}.{ext}")).is_ok(),
+                    "web/emails/{kind}.{ext} is not registered"
+                );
+            }
+        }
+    }
 }

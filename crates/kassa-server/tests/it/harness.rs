@@ -20,6 +20,24 @@ pub struct TestApp {
     _stop_workers: oneshot::Sender<()>,
 }
 
+/// How a test's Kassa is set up.
+pub struct Options {
+    pub smtp_url: Option<String>,
+    pub remind_after: Option<std::time::Duration>,
+    pub delete_after: std::time::Duration,
+}
+
+impl Default for Options {
+    /// No SMTP; reminders after a day and deletion after 90 days, as in production.
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            remind_after: Some(std::time::Duration::from_secs(86_400)),
+            delete_after: std::time::Duration::from_secs(90 * 86_400),
+        }
+    }
+}
+
 /// Webhook retries in tests: the first attempt at once, then after 1 s and 1 s.
 pub const WEBHOOK_SCHEDULE: &str = "0s,1s,1s";
 
@@ -78,6 +96,18 @@ impl TestApp {
 
     /// A Kassa sending its emails to `smtp_url` (none: kept in the outbox).
     pub async fn spawn_with_smtp(backend: Backend, smtp_url: Option<&str>) -> Self {
+        Self::spawn_with(
+            backend,
+            Options {
+                smtp_url: smtp_url.map(str::to_owned),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn spawn_with(backend: Backend, options: Options) -> Self {
+        let smtp_url = options.smtp_url.as_deref();
         let db = TestDatabase::create(backend).await;
         let store = Store::connect(&db.url, 5).await.expect("connect");
         store.migrate().await.expect("migrate");
@@ -100,6 +130,10 @@ impl TestApp {
             kassa_webhooks::RetrySchedule::parse(WEBHOOK_SCHEDULE).expect("a schedule"),
             smtp_url.map(|url| kassa_mail::Mailer::new(url, "shop@kassa.test").expect("a mailer")),
             &base,
+            kassa_jobs::UnpaidDefaults {
+                remind_after: options.remind_after,
+                delete_after: options.delete_after,
+            },
         );
         tokio::spawn(workers.run(async {
             workers_stopped.await.ok();

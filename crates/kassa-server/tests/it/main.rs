@@ -16,4 +16,5 @@ mod isolation;
 mod openapi;
 mod orders_api;
 mod pages;
+mod unpaid;
 mod webhooks;

@@ -1,0 +1,207 @@
+//! Unpaid orders get their reminder and are deleted with the personal data erased, on
+//! schedule (seconds here), never twice. Both databases.
+
+use std::time::Duration;
+
+use kassa_store::UnpaidPolicy;
+use kassa_testkit::{Backend, on_both_backends};
+use serde_json::{Value, json};
+
+use crate::harness::{Options, TestApp};
+use crate::pages::product;
+
+on_both_backends!(
+    an_unpaid_order_is_reminded_then_deleted,
+    stores_set_their_own_policy,
+    two_workers_never_remind_twice,
+);
+
+async fn order(app: &TestApp, prd: &str) -> String {
+    let o = app
+        .post(
+            "/api/v1/orders",
+            json!({"lines": [{"product_id": prd, "quantity": 1}], "currency": "USD",
+                   "customer": {"email": "late@example.com", "name": "Late Payer"}, "payment_method": "bank_transfer",
+                   "consents": {"terms": true, "personal_data": true}, "custom": {"crm": "42"}}),
+        )
+        .await;
+    o.ok()["id"].as_str().unwrap().to_owned()
+}
+
+async fn wait_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = app.get(path).await.ok().clone();
+        if done(&last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+async fn an_unpaid_order_is_reminded_then_deleted(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            remind_after: Some(Duration::from_secs(1)),
+            delete_after: Duration::from_secs(4),
+            ..Options::default()
+        },
+    )
+    .await;
+    let prd = product(&app, 1999).await;
+    let id = order(&app, &prd).await;
+    let emails = wait_until(&app, "/api/v1/emails", |e| {
+        e["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["kind"] == "unpaid_reminder" && m["status"] == "kept")
+    })
+    .await;
+    let reminder = emails["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "unpaid_reminder")
+        .unwrap()
+        .clone();
+    assert_eq!(reminder["to"], "late@example.com");
+    assert!(
+        reminder["subject"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for payment")
+    );
+    assert!(reminder["text_body"].as_str().unwrap().contains("/pay"));
+
+    let deleted = wait_until(&app, &format!("/api/v1/orders/{id}"), |o| {
+        o["status"] == "deleted"
+    })
+    .await;
+    assert_eq!(deleted["status"], "deleted");
+    assert_eq!(
+        deleted["customer"]["email"],
+        Value::Null,
+        "personal data erased"
+    );
+    assert_eq!(deleted["customer"]["name"], Value::Null);
+    assert_eq!(deleted["custom"], json!({}));
+    assert!(
+        deleted["consents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ip"].is_null())
+    );
+    let events = app.get(&format!("/api/v1/orders/{id}/events")).await;
+    let kinds: Vec<_> = events.ok()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["order.created", "order.deleted"]);
+    let erased = app.get("/api/v1/emails").await;
+    assert!(
+        !erased.text.contains("late@example.com"),
+        "no trace of the address: {}",
+        erased.text
+    );
+    // A deleted order cannot be paid.
+    app.post(
+        &format!("/api/v1/orders/{id}/payments"),
+        json!({"method": "bank_transfer", "amount": 1999, "currency": "USD"}),
+    )
+    .await
+    .problem(409);
+}
+
+async fn stores_set_their_own_policy(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            remind_after: Some(Duration::from_secs(1)),
+            delete_after: Duration::from_secs(3600),
+            ..Options::default()
+        },
+    )
+    .await;
+    let set = app
+        .send(
+            app.request(reqwest::Method::PATCH, &app.key, "/api/v1/settings")
+                .json(&json!({"unpaid_reminder_after": "off", "unpaid_delete_after": "2s"})),
+        )
+        .await;
+    assert_eq!(set.ok()["unpaid_reminder_after"], "off");
+    let bad = app
+        .send(
+            app.request(reqwest::Method::PATCH, &app.key, "/api/v1/settings")
+                .json(&json!({"unpaid_delete_after": "soon"})),
+        )
+        .await;
+    assert_eq!(bad.invalid_fields(), ["unpaid_delete_after"]);
+    let prd = product(&app, 1999).await;
+    let id = order(&app, &prd).await;
+    let deleted = wait_until(&app, &format!("/api/v1/orders/{id}"), |o| {
+        o["status"] == "deleted"
+    })
+    .await;
+    assert_eq!(
+        deleted["status"], "deleted",
+        "the store's shorter deletion applies"
+    );
+    let emails = app.get("/api/v1/emails").await;
+    assert!(
+        !emails.ok()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["kind"] == "unpaid_reminder"),
+        "the store turned reminders off"
+    );
+}
+
+async fn two_workers_never_remind_twice(backend: Backend) {
+    // No background reminders here: the test drives two sweeps at once itself.
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            remind_after: None,
+            ..Options::default()
+        },
+    )
+    .await;
+    let prd = product(&app, 1999).await;
+    let id = order(&app, &prd).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
+    let policy = UnpaidPolicy {
+        remind_after: Some(1),
+        delete_after: i64::MAX / 4,
+    };
+    let (a, b) = tokio::join!(
+        app.store.sweep_unpaid(&tenant.id, policy),
+        app.store.sweep_unpaid(&tenant.id, policy)
+    );
+    assert_eq!(
+        a.unwrap().reminded + b.unwrap().reminded,
+        1,
+        "exactly one reminder"
+    );
+    let again = app.store.sweep_unpaid(&tenant.id, policy).await.unwrap();
+    assert_eq!(again.reminded, 0);
+    let emails = app.get("/api/v1/emails").await;
+    let reminders = emails.ok()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "unpaid_reminder")
+        .count();
+    assert_eq!(reminders, 1);
+    assert_eq!(
+        app.get(&format!("/api/v1/orders/{id}")).await.ok()["status"],
+        "not_paid"
+    );
+}
