@@ -1,9 +1,9 @@
-//! Background work: delivering webhooks and sending emails. Both are queued in the
-//! database by the transaction that causes them. Webhook deliveries are queued in the database
-//! in the transaction of the event that causes them (see `kassa-store`'s events); a
-//! worker leases due deliveries, sends them, and records each attempt with the next
-//! one scheduled by the retry schedule. A worker that dies loses its leases after a
-//! minute and another worker (or the restarted one) takes the deliveries over, so
+//! Background work: delivering webhooks, sending emails, and reminding and deleting
+//! unpaid orders. Webhook deliveries and emails are queued in the database by the
+//! transaction of the change that causes them (see `kassa-store`); a worker leases due
+//! deliveries, sends them, and records each attempt with the next
+//! one scheduled by the retry schedule. A worker that dies loses its leases after 30 s
+//! and another worker (or the restarted one) takes the deliveries over, so
 //! every event is delivered at least once; receivers dedupe by `webhook-id`. Emails are
 //! rendered from the templates under `web/emails` when they are sent, sent over SMTP
 //! when it is configured (transient failures retried with backoff until sent), and

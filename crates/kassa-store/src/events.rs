@@ -162,7 +162,7 @@ impl crate::catalog::HasId for DeliveryRecord {
 
 /// How long a worker holds a delivery it took; an attempt lasts at most 15 s, so a
 /// delivery held longer belonged to a worker that died, and goes back to the queue.
-pub const DELIVERY_LEASE_MILLIS: i64 = 60_000;
+pub const DELIVERY_LEASE_MILLIS: i64 = 30_000;
 
 impl Store {
     /// Events, newest first, optionally of one type.
@@ -356,6 +356,28 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        if outcome == DeliveryOutcome::EndpointDisabled {
+            let owners: Vec<String> = sqlx::query_scalar(
+                "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
+                 WHERE m.tenant_id = $1 ORDER BY u.email",
+            )
+            .bind(d.tenant_id.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+            let key = format!("endpoint_disabled:{}", d.endpoint_id);
+            for owner in owners {
+                crate::emails::queue_email(
+                    &mut tx,
+                    &d.tenant_id,
+                    "endpoint_disabled",
+                    None,
+                    &format!("{key}:{now}:{owner}"),
+                    &owner,
+                    "en",
+                )
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }

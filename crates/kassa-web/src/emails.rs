@@ -11,6 +11,13 @@ use minijinja::{AutoEscape, Environment};
 
 use crate::page;
 
+/// `(name, source)` of templates under `web/emails`, compiled into the binary.
+macro_rules! email_templates {
+    ($($name:literal),* $(,)?) => {
+        [$(($name, include_str!(concat!("../../../web/emails/", $name)))),*]
+    };
+}
+
 static EMAILS: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|name| {
@@ -20,42 +27,20 @@ static EMAILS: LazyLock<Environment<'static>> = LazyLock::new(|| {
             AutoEscape::None
         }
     });
-    for (name, source) in [
-        ("base.html", include_str!("../../../web/emails/base.html")),
-        ("lines.html", include_str!("../../../web/emails/lines.html")),
-        ("lines.txt", include_str!("../../../web/emails/lines.txt")),
-        (
-            "payment_succeeded.txt",
-            include_str!("../../../web/emails/payment_succeeded.txt"),
-        ),
-        (
-            "payment_succeeded.html",
-            include_str!("../../../web/emails/payment_succeeded.html"),
-        ),
-        (
-            "payment_instructions.txt",
-            include_str!("../../../web/emails/payment_instructions.txt"),
-        ),
-        (
-            "payment_instructions.html",
-            include_str!("../../../web/emails/payment_instructions.html"),
-        ),
-        (
-            "payment_failed.txt",
-            include_str!("../../../web/emails/payment_failed.txt"),
-        ),
-        (
-            "payment_failed.html",
-            include_str!("../../../web/emails/payment_failed.html"),
-        ),
-        (
-            "unpaid_reminder.txt",
-            include_str!("../../../web/emails/unpaid_reminder.txt"),
-        ),
-        (
-            "unpaid_reminder.html",
-            include_str!("../../../web/emails/unpaid_reminder.html"),
-        ),
+    for (name, source) in email_templates![
+        "base.html",
+        "lines.html",
+        "lines.txt",
+        "payment_succeeded.txt",
+        "payment_succeeded.html",
+        "payment_instructions.txt",
+        "payment_instructions.html",
+        "payment_failed.txt",
+        "payment_failed.html",
+        "unpaid_reminder.txt",
+        "unpaid_reminder.html",
+        "endpoint_disabled.txt",
+        "endpoint_disabled.html",
     ] {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("email template {name} does not parse: {e}"));
@@ -69,6 +54,7 @@ pub const EMAIL_KINDS: &[&str] = &[
     "payment_succeeded",
     "payment_failed",
     "unpaid_reminder",
+    "endpoint_disabled",
 ];
 
 /// A rendered email, with who it is from.
@@ -105,6 +91,9 @@ pub async fn render(
         TenantId::parse(&email.tenant_id).map_err(|e| RenderError::Gone(e.to_string()))?;
     let tenant = store.tenant(&tenant_id).await?;
     let settings = TenantSettings::from_json(&tenant.settings);
+    if email.kind == "endpoint_disabled" {
+        return render_endpoint_disabled(store, public_url, email, tenant, settings).await;
+    }
     let order_id = email
         .order_id
         .as_deref()
@@ -160,6 +149,47 @@ pub async fn render(
         html,
         from_name: tenant.name,
         reply_to: settings.support_email,
+    })
+}
+
+/// The merchant's notice that Kassa stopped sending to one of their endpoints.
+async fn render_endpoint_disabled(
+    store: &Store,
+    public_url: &str,
+    email: &EmailRecord,
+    tenant: kassa_store::TenantRecord,
+    settings: TenantSettings,
+) -> Result<RenderedEmail, RenderError> {
+    let endpoint_id = email
+        .dedupe_key
+        .split(':')
+        .nth(1)
+        .and_then(|id| kassa_domain::ids::WebhookEndpointId::parse(id).ok())
+        .ok_or_else(|| RenderError::Gone("the email names no endpoint".into()))?;
+    let endpoint = match store.webhook_endpoint(&tenant.id, &endpoint_id).await {
+        Ok(e) => e,
+        Err(StoreError::NotFound) => return Err(RenderError::Gone("the endpoint is gone".into())),
+        Err(e) => return Err(e.into()),
+    };
+    let t = page::texts(&email.locale);
+    let ctx = minijinja::context! {
+        t => t,
+        store => page::brand(&tenant, &settings),
+        endpoint_id => endpoint.id.to_string(),
+        endpoint_url => endpoint.fields.url,
+        api_url => format!("{public_url}/api/v1/webhook-endpoints/{}", endpoint.id),
+    };
+    let full = EMAILS.get_template("endpoint_disabled.txt")?.render(&ctx)?;
+    let (subject, text) = full.split_once('\n').unwrap_or((full.as_str(), ""));
+    let html = EMAILS
+        .get_template("endpoint_disabled.html")?
+        .render(&ctx)?;
+    Ok(RenderedEmail {
+        subject: subject.trim().to_owned(),
+        text: text.trim_start_matches('\n').to_owned(),
+        html,
+        from_name: "Kassa".to_owned(),
+        reply_to: None,
     })
 }
 

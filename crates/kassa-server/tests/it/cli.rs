@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use kassa_testkit::{Backend, TestDatabase, on_both_backends};
 
-on_both_backends!(tenant_create_prints_a_key_that_the_server_accepts);
+on_both_backends!(
+    tenant_create_prints_a_key_that_the_server_accepts,
+    a_webhook_survives_kill_9_mid_delivery,
+);
 
 fn kassa(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kassa"));
@@ -231,4 +234,120 @@ async fn database_passwords_do_not_reach_the_logs() {
         "{logs}"
     );
     assert!(!logs.contains("s3cret-pw"), "{logs}");
+}
+
+/// `kassa serve` is killed (SIGKILL) while a receiver holds the first delivery; after a
+/// restart the delivery's lease runs out and the event arrives.
+async fn a_webhook_survives_kill_9_mid_delivery(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = kassa(dir.path())
+        .env("KASSA_DATABASE_URL", &db.url)
+        .args([
+            "tenant",
+            "create",
+            "--slug",
+            "acme",
+            "--name",
+            "Acme",
+            "--owner-email",
+            "o@acme.test",
+        ])
+        .output()
+        .unwrap();
+    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start = || {
+        let mut cmd = kassa(dir.path());
+        cmd.env("KASSA_DATABASE_URL", &db.url)
+            .env("KASSA_ALLOW_PRIVATE_NETWORK", "true")
+            .env("KASSA_WEBHOOK_RETRY_SCHEDULE", "1s,1s,1s");
+        serve(cmd)
+    };
+    let client = reqwest::Client::new();
+    let api = |server: &Running, path: &str| format!("{}/api/v1{path}", server.base);
+    let mut server = start();
+    let endpoint: serde_json::Value = client
+        .post(api(&server, "/webhook-endpoints"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"url": "https://placeholder.example/", "disabled": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let receiver = crate::webhooks::Receiver::start(endpoint["secret"].as_str().unwrap(), "", 6.0);
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    client
+        .patch(api(&server, &format!("/webhook-endpoints/{endpoint_id}")))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"url": receiver.url, "disabled": false}))
+        .send()
+        .await
+        .unwrap();
+    let pool: serde_json::Value = client
+        .post(api(&server, "/license-pools"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"name": "P"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let product: serde_json::Value = client
+        .post(api(&server, "/products"))
+        .bearer_auth(&key)
+        .json(
+            &serde_json::json!({"name": "P", "prices": [{"currency": "USD", "amount": 100}],
+                                  "delivery": {"method": "license_pool", "pool_id": pool["id"]}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order = client
+        .post(api(&server, "/orders"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"lines": [{"product_id": product["id"], "quantity": 1}], "currency": "USD",
+               "customer": {"email": "c@example.com"}, "payment_method": "bank_transfer",
+               "consents": {"terms": true, "personal_data": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status(), 200);
+    // The receiver now holds the first delivery for 6 s; kill Kassa meanwhile.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    server = start();
+    let got = receiver.wait_for(2).await;
+    let got = if got.len() < 2 {
+        // The lease (30 s) has to run out first.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        receiver.wait_for(2).await
+    } else {
+        got
+    };
+    assert!(got.len() >= 2, "delivered again after the restart: {got:?}");
+    assert!(got.iter().all(|r| r["verified"] == true));
+    assert_eq!(got[0]["webhook_id"], got[1]["webhook_id"], "the same event");
+    let deliveries: serde_json::Value = client
+        .get(api(
+            &server,
+            &format!("/webhook-endpoints/{endpoint_id}/deliveries"),
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deliveries["data"][0]["status"], "succeeded", "{deliveries}");
 }

@@ -255,6 +255,31 @@ async fn gone_disables_the_endpoint(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(disabled, "410 Gone disables the endpoint");
+    let mut notice = Value::Null;
+    for _ in 0..50 {
+        let emails = app.get("/api/v1/emails").await.ok().clone();
+        if let Some(m) = emails["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["kind"] == "endpoint_disabled" && m["status"] == "kept")
+        {
+            notice = m.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        notice["to"], "owner@acme.test",
+        "the merchant is told: {notice}"
+    );
+    assert!(notice["subject"].as_str().unwrap().contains("was disabled"));
+    assert!(
+        notice["text_body"]
+            .as_str()
+            .unwrap()
+            .contains(&receiver.url)
+    );
     api_order(&app, &prd).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
