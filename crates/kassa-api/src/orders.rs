@@ -552,4 +552,32 @@ impl OrdersApi {
                 .collect(),
         }))
     }
+
+    /// Email the customer their licenses again
+    ///
+    /// Queues a new email with every license delivered so far; 409 while none is.
+    #[oai(path = "/:id/resend-licenses", method = "post")]
+    async fn resend_licenses(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+    ) -> Result<Json<ResendOut>, ApiError> {
+        let id = order_id(&id)?;
+        self.0
+            .store
+            .resend_licenses(&auth.tenant().id, id.as_str())
+            .await
+            .map_err(ApiError::from_store("order"))?;
+        Ok(Json(ResendOut {
+            order_id: id.to_string(),
+            status: "queued".into(),
+        }))
+    }
+}
+
+/// The licenses email is on its way.
+#[derive(Debug, poem_openapi::Object)]
+pub struct ResendOut {
+    pub order_id: String,
+    pub status: String,
 }

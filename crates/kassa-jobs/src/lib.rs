@@ -12,8 +12,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kassa_domain::catalog::Delivery;
 use kassa_mail::{MailError, Mailer, Outgoing};
-use kassa_store::{DeliveryOutcome, DueDelivery, EmailOutcome, EmailRecord, Store, Timestamp};
+use kassa_store::{
+    DeliveryOutcome, DueDelivery, DueLine, EmailOutcome, EmailRecord, Store, StoreError, Timestamp,
+};
 use kassa_webhooks::{RetrySchedule, Sender};
 use tokio::task::JoinSet;
 
@@ -100,7 +103,14 @@ impl Workers {
                     Vec::new()
                 }
             };
-            let busy = !leased.is_empty() || !emails.is_empty();
+            let lines = match self.store.lease_due_lines(BATCH).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look for lines to deliver");
+                    Vec::new()
+                }
+            };
+            let busy = !leased.is_empty() || !emails.is_empty() || !lines.is_empty();
             let mut running = JoinSet::new();
             for delivery in leased {
                 let me = self.clone();
@@ -109,6 +119,10 @@ impl Workers {
             for email in emails {
                 let me = self.clone();
                 running.spawn(async move { me.send_email(email).await });
+            }
+            for line in lines {
+                let me = self.clone();
+                running.spawn(async move { me.deliver_line(line).await });
             }
             while running.join_next().await.is_some() {}
             if busy {
@@ -181,6 +195,38 @@ impl Workers {
 }
 
 impl Workers {
+    /// Gets a paid line's license information by its product's delivery method.
+    async fn deliver_line(&self, line: DueLine) {
+        let retry_in = |ms: i64| Some(Timestamp::now().millis() + ms);
+        let result = match &line.delivery {
+            Delivery::LicensePool { .. } => match self.store.deliver_from_pool(&line).await {
+                Ok(outcome) => {
+                    tracing::info!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, outcome = ?outcome, "pool delivery");
+                    Ok(())
+                }
+                Err(StoreError::Conflict(why)) => Err((why, retry_in(200))),
+                Err(e) => Err((e.to_string(), retry_in(5_000))),
+            },
+            Delivery::WebService { .. } | Delivery::Plugin { .. } => Err((
+                format!(
+                    "delivery by {} is not available yet",
+                    line.delivery.method()
+                ),
+                None,
+            )),
+        };
+        if let Err((error, retry_at)) = result {
+            tracing::warn!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, error = %error, "delivery did not happen");
+            if let Err(e) = self
+                .store
+                .line_delivery_failed(&line, &error, retry_at)
+                .await
+            {
+                tracing::error!(error = %e, "could not record a failed delivery");
+            }
+        }
+    }
+
     /// Reminds and deletes unpaid orders, store by store, each by its own policy.
     async fn sweep_unpaid(&self) {
         let tenants = match self.store.tenant_settings().await {

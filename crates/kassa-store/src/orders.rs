@@ -1,6 +1,7 @@
 //! Carts, orders, payment attempts and the events they emit. Every state change and
 //! its event are written in one transaction.
 
+use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::{CartId, OrderId, PaymentId, ProductId, TenantId};
 use kassa_domain::order::{OrderStatus, PaymentMethod, Quote};
 use serde::{Deserialize, Serialize};
@@ -445,10 +446,23 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         for (i, line) in q.lines.iter().enumerate() {
+            // The line keeps the delivery method it was sold with.
+            let delivery: String = sqlx::query_scalar(
+                "SELECT delivery FROM products WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(line.product_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            let pool_id = match serde_json::from_str::<Delivery>(&delivery).map_err(corrupt)? {
+                Delivery::LicensePool { pool_id, .. } => Some(pool_id.to_string()),
+                _ => None,
+            };
             sqlx::query(
                 "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
-                 unit_amount, subtotal, discount, total, delivery_status, licenses)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', '[]')",
+                 unit_amount, subtotal, discount, total, delivery_status, licenses, delivery, pool_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', '[]', $11, $12)",
             )
             .bind(tenant.as_str())
             .bind(id.as_str())
@@ -460,6 +474,8 @@ impl Store {
             .bind(line.subtotal)
             .bind(line.discount)
             .bind(line.total)
+            .bind(&delivery)
+            .bind(pool_id)
             .execute(&mut *tx)
             .await?;
         }
@@ -623,6 +639,16 @@ impl Store {
             .bind(now)
             .bind(attempt.method.as_str())
             .bind(i64::from(attempt.test_mode))
+            .execute(&mut *tx)
+            .await?;
+            // Paid: every line is now due for delivery.
+            sqlx::query(
+                "UPDATE order_lines SET next_delivery_at = $3 WHERE tenant_id = $1 AND order_id = $2
+                 AND delivery_status = 'pending'",
+            )
+            .bind(tenant.as_str())
+            .bind(order)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         }

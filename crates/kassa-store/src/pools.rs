@@ -197,6 +197,18 @@ impl Store {
             let values: Vec<String> = query.fetch_all(&mut *tx).await?;
             inserted.extend(values);
         }
+        if !inserted.is_empty() {
+            // Lines waiting for this pool's stock are due again.
+            sqlx::query(
+                "UPDATE order_lines SET next_delivery_at = $3 WHERE tenant_id = $1 AND pool_id = $2
+                 AND delivery_status = 'waiting_stock'",
+            )
+            .bind(tenant.as_str())
+            .bind(pool.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         let duplicates: Vec<String> = keys
             .iter()

@@ -41,6 +41,10 @@ static EMAILS: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "unpaid_reminder.html",
         "endpoint_disabled.txt",
         "endpoint_disabled.html",
+        "licenses.txt",
+        "licenses.html",
+        "pool_empty.txt",
+        "pool_empty.html",
     ] {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("email template {name} does not parse: {e}"));
@@ -55,6 +59,8 @@ pub const EMAIL_KINDS: &[&str] = &[
     "payment_failed",
     "unpaid_reminder",
     "endpoint_disabled",
+    "licenses",
+    "pool_empty",
 ];
 
 /// A rendered email, with who it is from.
@@ -103,7 +109,7 @@ pub async fn render(
         Err(StoreError::NotFound) => return Err(RenderError::Gone("the order is gone".into())),
         Err(e) => return Err(e.into()),
     };
-    if order.customer.email.is_none() {
+    if order.customer.email.is_none() && email.kind != "pool_empty" {
         return Err(RenderError::Gone("the customer's data was erased".into()));
     }
     let t = page::texts(&email.locale);

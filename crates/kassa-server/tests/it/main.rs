@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod emails;
 mod errors;
+mod fulfillment;
 mod idempotency;
 mod isolation;
 mod openapi;

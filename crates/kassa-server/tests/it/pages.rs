@@ -238,8 +238,9 @@ async fn buy_two_decline_then_pay(backend: Backend) {
         .map(|e| e.kind)
         .collect();
     assert_eq!(
-        events,
-        ["order.created", "payment.failed", "payment.succeeded"]
+        events[..3],
+        ["order.created", "payment.failed", "payment.succeeded"],
+        "delivery events may follow"
     );
 }
 

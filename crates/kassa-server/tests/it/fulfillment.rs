@@ -1,0 +1,273 @@
+//! Paid orders get their licenses from the store's pools: exactly one line per key
+//! under any concurrency, waiting for stock when it runs out. Both databases.
+
+use std::time::Duration;
+
+use kassa_testkit::{Backend, on_both_backends};
+use serde_json::{Value, json};
+
+use crate::harness::TestApp;
+
+on_both_backends!(
+    a_paid_order_is_delivered_from_the_pool,
+    forty_orders_on_twenty_keys_wait_for_a_restock,
+    one_key_per_line_when_the_product_says_so,
+);
+
+async fn pool(app: &TestApp, keys: &[String], threshold: Option<i64>) -> String {
+    let p = app
+        .post(
+            "/api/v1/license-pools",
+            json!({"name": "Pro keys", "low_stock_threshold": threshold}),
+        )
+        .await;
+    let id = p.ok()["id"].as_str().unwrap().to_owned();
+    if !keys.is_empty() {
+        app.post(
+            &format!("/api/v1/license-pools/{id}/keys"),
+            json!({"keys": keys}),
+        )
+        .await
+        .ok();
+    }
+    id
+}
+
+async fn product(app: &TestApp, pool: &str, keys_per: &str) -> String {
+    let p = app
+        .post(
+            "/api/v1/products",
+            json!({"name": "Pro", "prices": [{"currency": "USD", "amount": 1000}],
+                   "delivery": {"method": "license_pool", "pool_id": pool, "keys_per": keys_per}}),
+        )
+        .await;
+    p.ok()["id"].as_str().unwrap().to_owned()
+}
+
+/// Places and pays an order; returns its id.
+async fn paid_order(app: &TestApp, product: &str, quantity: i64) -> String {
+    let order = app
+        .post(
+            "/api/v1/orders",
+            json!({"lines": [{"product_id": product, "quantity": quantity}], "currency": "USD",
+                   "customer": {"email": "buyer@example.com", "name": "Ada"}, "payment_method": "bank_transfer",
+                   "consents": {"terms": true, "personal_data": true}}),
+        )
+        .await;
+    let order = order.ok().clone();
+    let id = order["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/v1/orders/{id}/payments"),
+        json!({"method": "bank_transfer", "amount": order["total"], "currency": "USD"}),
+    )
+    .await
+    .ok();
+    id
+}
+
+async fn order(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/v1/orders/{id}")).await.ok().clone()
+}
+
+async fn wait_delivered(app: &TestApp, id: &str) -> Value {
+    let mut o = Value::Null;
+    for _ in 0..150 {
+        o = order(app, id).await;
+        if o["delivery_status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    o
+}
+
+fn keys(n: usize, tag: &str) -> Vec<String> {
+    (1..=n).map(|i| format!("{tag}-{i:04}")).collect()
+}
+
+async fn a_paid_order_is_delivered_from_the_pool(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let pool_id = pool(&app, &keys(3, "KEY"), Some(1)).await;
+    let prd = product(&app, &pool_id, "unit").await;
+    let unpaid = app
+        .post(
+            "/api/v1/orders",
+            json!({"lines": [{"product_id": prd, "quantity": 1}], "currency": "USD",
+                   "customer": {"email": "x@example.com"}, "payment_method": "bank_transfer",
+                   "consents": {"terms": true, "personal_data": true}}),
+        )
+        .await;
+    let unpaid_id = unpaid.ok()["id"].as_str().unwrap().to_owned();
+    let id = paid_order(&app, &prd, 2).await;
+    let o = wait_delivered(&app, &id).await;
+    assert_eq!(o["delivery_status"], "delivered", "{o}");
+    let licenses: Vec<String> = serde_json::from_value(o["lines"][0]["licenses"].clone()).unwrap();
+    assert_eq!(licenses.len(), 2);
+    assert_ne!(licenses[0], licenses[1]);
+    assert!(licenses.iter().all(|k| k.starts_with("KEY-")));
+    assert_eq!(o["lines"][0]["delivery_status"], "delivered");
+    assert_eq!(
+        order(&app, &unpaid_id).await["delivery_status"],
+        "not_delivered",
+        "unpaid orders wait"
+    );
+
+    let pool = app.get(&format!("/api/v1/license-pools/{pool_id}")).await;
+    assert_eq!(
+        (
+            pool.ok()["available"].as_i64(),
+            pool.body["assigned"].as_i64()
+        ),
+        (Some(1), Some(2))
+    );
+    let events = app.get(&format!("/api/v1/orders/{id}/events")).await;
+    let kinds: Vec<_> = events.ok()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "order.created",
+            "payment.succeeded",
+            "product.delivered",
+            "order.delivered"
+        ]
+    );
+    let delivered = &events.body["data"][2]["payload"]["data"];
+    assert_eq!(
+        delivered["line"]["licenses"],
+        json!(licenses),
+        "the licenses travel in product.delivered"
+    );
+    let low = app.get("/api/v1/events?type=license_pool.low_stock").await;
+    assert_eq!(
+        low.ok()["data"][0]["payload"]["data"]["license_pool"]["available"],
+        1
+    );
+
+    // The customer sees them on the order page and in an email.
+    let token_url = o["order_url"].as_str().unwrap();
+    let page = reqwest::get(token_url).await.unwrap().text().await.unwrap();
+    assert!(
+        licenses.iter().all(|k| page.contains(k.as_str())),
+        "licenses on the order page"
+    );
+    assert!(page.contains("data-testid=\"delivery-status\">Delivered<"));
+    let mut mail = Value::Null;
+    for _ in 0..50 {
+        let emails = app.get("/api/v1/emails").await.ok().clone();
+        if let Some(m) = emails["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["kind"] == "licenses" && m["status"] == "kept")
+        {
+            mail = m.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        licenses.iter().all(|k| mail["text_body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(k.as_str())),
+        "{mail}"
+    );
+    app.post(&format!("/api/v1/orders/{id}/resend-licenses"), json!({}))
+        .await
+        .ok();
+    let emails = app.get("/api/v1/emails").await;
+    let count = emails.ok()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "licenses")
+        .count();
+    assert_eq!(count, 2, "resent");
+    app.post(
+        &format!("/api/v1/orders/{unpaid_id}/resend-licenses"),
+        json!({}),
+    )
+    .await
+    .problem(409);
+}
+
+async fn forty_orders_on_twenty_keys_wait_for_a_restock(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let pool_id = pool(&app, &keys(20, "A"), None).await;
+    let prd = product(&app, &pool_id, "unit").await;
+    let ids: Vec<String> =
+        futures::future::join_all((0..40).map(|_| paid_order(&app, &prd, 1))).await;
+    // Wait until every line was tried: 20 delivered, 20 waiting.
+    let mut states = Vec::new();
+    for _ in 0..200 {
+        states = Vec::new();
+        for id in &ids {
+            states.push(
+                order(&app, id).await["lines"][0]["delivery_status"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        let done = states
+            .iter()
+            .filter(|s| *s == "delivered" || *s == "waiting_stock")
+            .count();
+        if done == 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        states.iter().filter(|s| *s == "delivered").count(),
+        20,
+        "{states:?}"
+    );
+    assert_eq!(states.iter().filter(|s| *s == "waiting_stock").count(), 20);
+    let emails = app.get("/api/v1/emails?limit=100").await;
+    assert!(
+        emails.ok()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["kind"] == "pool_empty"),
+        "the merchant is told"
+    );
+
+    app.post(
+        &format!("/api/v1/license-pools/{pool_id}/keys"),
+        json!({"keys": keys(20, "B")}),
+    )
+    .await
+    .ok();
+    let mut all = Vec::new();
+    for id in &ids {
+        let o = wait_delivered(&app, id).await;
+        assert_eq!(o["delivery_status"], "delivered", "{o}");
+        all.extend(
+            serde_json::from_value::<Vec<String>>(o["lines"][0]["licenses"].clone()).unwrap(),
+        );
+    }
+    assert_eq!(all.len(), 40);
+    let mut distinct = all.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 40, "no key went to two lines");
+    let pool = app.get(&format!("/api/v1/license-pools/{pool_id}")).await;
+    assert_eq!(pool.ok()["available"], 0);
+    assert_eq!(pool.body["assigned"], 40);
+}
+
+async fn one_key_per_line_when_the_product_says_so(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let pool_id = pool(&app, &keys(2, "SITE"), None).await;
+    let prd = product(&app, &pool_id, "line").await;
+    let id = paid_order(&app, &prd, 3).await;
+    let o = wait_delivered(&app, &id).await;
+    assert_eq!(o["lines"][0]["licenses"].as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,365 @@
+//! Fulfillment: delivering each paid order line's license information.
+//!
+//! A line is due once its order is paid. A worker leases due lines; for a
+//! `license_pool` line, keys are taken and the line marked delivered in one
+//! transaction, with `product.delivered` (and `order.delivered` when it was the last
+//! line), the licenses email and, when stock runs low, `license_pool.low_stock`. On
+//! PostgreSQL keys are claimed with `FOR UPDATE SKIP LOCKED`; on SQLite the write
+//! transaction holds the database's one write lock. Either way a key goes to exactly
+//! one line, and a line is never delivered twice.
+
+use kassa_domain::catalog::{Delivery, KeysPer};
+use kassa_domain::ids::TenantId;
+use sqlx::AssertSqlSafe;
+
+use crate::emails::queue_email;
+use crate::error::corrupt;
+use crate::events::insert_event;
+use crate::orders::{Tx, load_order};
+use crate::{Backend, Store, StoreError, Timestamp};
+
+/// How long a worker holds a line it took.
+pub const LINE_LEASE_MILLIS: i64 = 60_000;
+
+/// A paid line waiting for its licenses.
+#[derive(Debug, Clone)]
+pub struct DueLine {
+    pub tenant_id: TenantId,
+    pub order_id: String,
+    pub line_no: i64,
+    pub product_id: String,
+    pub quantity: i64,
+    pub delivery: Delivery,
+    pub attempts: i64,
+}
+
+/// What a pool delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolDelivery {
+    Delivered {
+        licenses: Vec<String>,
+    },
+    /// Not enough keys: the line waits and is woken when keys are uploaded.
+    WaitingStock,
+    /// Delivered before (a retried job): nothing done.
+    AlreadyDelivered,
+}
+
+async fn owners(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 ORDER BY u.email",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+impl Store {
+    /// Leases up to `limit` lines that are due for delivery.
+    pub async fn lease_due_lines(&self, limit: i64) -> Result<Vec<DueLine>, StoreError> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            tenant_id: String,
+            order_id: String,
+            line_no: i64,
+            product_id: String,
+            quantity: i64,
+            delivery: String,
+            delivery_attempts: i64,
+        }
+        let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT tenant_id, order_id, line_no, product_id, quantity, delivery, delivery_attempts
+             FROM order_lines WHERE delivery_status IN ('pending', 'waiting_stock')
+             AND next_delivery_at <= $1 AND (locked_until IS NULL OR locked_until < $1)
+             ORDER BY next_delivery_at LIMIT $2{lock}"
+        )))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut due = Vec::with_capacity(rows.len());
+        for r in rows {
+            sqlx::query(
+                "UPDATE order_lines SET locked_until = $4 WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+            )
+            .bind(&r.tenant_id)
+            .bind(&r.order_id)
+            .bind(r.line_no)
+            .bind(now + LINE_LEASE_MILLIS)
+            .execute(&mut *tx)
+            .await?;
+            due.push(DueLine {
+                tenant_id: TenantId::parse(&r.tenant_id).map_err(corrupt)?,
+                order_id: r.order_id,
+                line_no: r.line_no,
+                product_id: r.product_id,
+                quantity: r.quantity,
+                delivery: serde_json::from_str(&r.delivery).map_err(corrupt)?,
+                attempts: r.delivery_attempts,
+            });
+        }
+        tx.commit().await?;
+        Ok(due)
+    }
+
+    /// Delivers a `license_pool` line: all its keys or none.
+    pub async fn deliver_from_pool(&self, line: &DueLine) -> Result<PoolDelivery, StoreError> {
+        let Delivery::LicensePool { pool_id, keys_per } = &line.delivery else {
+            return Err(StoreError::Corrupt("not a license pool line".into()));
+        };
+        let tenant = &line.tenant_id;
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT delivery_status FROM order_lines WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(&line.order_id)
+        .bind(line.line_no)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if status.as_deref() == Some("delivered") {
+            return Ok(PoolDelivery::AlreadyDelivered);
+        }
+        let needed = match keys_per {
+            KeysPer::Unit => line.quantity,
+            KeysPer::Line => 1,
+        };
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let keys: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT id, value FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'
+             ORDER BY id LIMIT $3{lock}"
+        )))
+        .bind(tenant.as_str())
+        .bind(pool_id.as_str())
+        .bind(needed)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (pool_name, threshold): (String, Option<i64>) = sqlx::query_as(
+            "SELECT name, low_stock_threshold FROM license_pools WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(pool_id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if i64::try_from(keys.len()).unwrap_or(0) < needed {
+            let first_wait = status.as_deref() != Some("waiting_stock");
+            sqlx::query(
+                "UPDATE order_lines SET delivery_status = 'waiting_stock', next_delivery_at = NULL,
+                 locked_until = NULL, delivery_error = $4 WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+            )
+            .bind(tenant.as_str())
+            .bind(&line.order_id)
+            .bind(line.line_no)
+            .bind(format!("the pool {pool_name} has fewer than {needed} keys left"))
+            .execute(&mut *tx)
+            .await?;
+            if first_wait {
+                for owner in owners(&mut tx, tenant).await? {
+                    let key = format!("pool_empty:{}:{}:{owner}", line.order_id, line.line_no);
+                    queue_email(
+                        &mut tx,
+                        tenant,
+                        "pool_empty",
+                        Some(&line.order_id),
+                        &key,
+                        &owner,
+                        "en",
+                    )
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            return Ok(PoolDelivery::WaitingStock);
+        }
+        for (id, _) in &keys {
+            let taken = sqlx::query(
+                "UPDATE license_keys SET status = 'assigned', order_id = $3, line_no = $4, assigned_at = $5
+                 WHERE tenant_id = $1 AND id = $2 AND status = 'available'",
+            )
+            .bind(tenant.as_str())
+            .bind(id)
+            .bind(&line.order_id)
+            .bind(line.line_no)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if taken.rows_affected() != 1 {
+                // Another transaction took it; try again later with other keys.
+                return Err(StoreError::Conflict("a key was taken concurrently".into()));
+            }
+        }
+        let licenses: Vec<String> = keys.into_iter().map(|(_, v)| v).collect();
+        let all_delivered = mark_delivered(&mut tx, line, &licenses, now).await?;
+        let available: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'",
+        )
+        .bind(tenant.as_str())
+        .bind(pool_id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(threshold) = threshold
+            && available <= threshold
+            && available + needed > threshold
+        {
+            let pool = serde_json::json!({
+                "id": pool_id, "name": pool_name, "available": available, "low_stock_threshold": threshold,
+            });
+            insert_event(
+                &mut tx,
+                tenant,
+                "license_pool.low_stock",
+                None,
+                serde_json::json!({ "license_pool": pool }),
+            )
+            .await?;
+        }
+        let _ = all_delivered;
+        tx.commit().await?;
+        Ok(PoolDelivery::Delivered { licenses })
+    }
+
+    /// Records a delivery that did not work: retried at `retry_at`, or failed for good.
+    pub async fn line_delivery_failed(
+        &self,
+        line: &DueLine,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE order_lines SET delivery_status = $4, next_delivery_at = $5, locked_until = NULL,
+             delivery_attempts = delivery_attempts + 1, delivery_error = $6
+             WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3 AND delivery_status <> 'delivered'",
+        )
+        .bind(line.tenant_id.as_str())
+        .bind(&line.order_id)
+        .bind(line.line_no)
+        .bind(if retry_at.is_some() { "pending" } else { "failed" })
+        .bind(retry_at)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sends the customer their licenses again.
+    pub async fn resend_licenses(&self, tenant: &TenantId, order: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let record = load_order(&mut tx, tenant, order).await?;
+        if !record
+            .lines
+            .iter()
+            .any(|l| l.delivery_status == "delivered")
+        {
+            return Err(StoreError::Conflict(
+                "no license has been delivered yet".into(),
+            ));
+        }
+        let to =
+            record.customer.email.clone().ok_or_else(|| {
+                StoreError::Conflict("the order's customer data was erased".into())
+            })?;
+        let key = format!("licenses:{order}:resend:{}", Timestamp::now().millis());
+        queue_email(
+            &mut tx,
+            tenant,
+            "licenses",
+            Some(order),
+            &key,
+            &to,
+            &record.locale,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Marks a line delivered with its licenses, emits `product.delivered`, queues the
+/// licenses email, and when every line is delivered marks the order delivered and
+/// emits `order.delivered`. Returns whether the whole order is now delivered.
+pub(crate) async fn mark_delivered(
+    tx: &mut Tx,
+    line: &DueLine,
+    licenses: &[String],
+    now: i64,
+) -> Result<bool, StoreError> {
+    let tenant = &line.tenant_id;
+    sqlx::query(
+        "UPDATE order_lines SET delivery_status = 'delivered', licenses = $4, delivered_at = $5,
+         next_delivery_at = NULL, locked_until = NULL, delivery_error = NULL,
+         delivery_attempts = delivery_attempts + 1
+         WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+    )
+    .bind(tenant.as_str())
+    .bind(&line.order_id)
+    .bind(line.line_no)
+    .bind(serde_json::to_string(licenses).map_err(corrupt)?)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM order_lines WHERE tenant_id = $1 AND order_id = $2 AND delivery_status <> 'delivered'",
+    )
+    .bind(tenant.as_str())
+    .bind(&line.order_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if left == 0 {
+        sqlx::query(
+            "UPDATE orders SET delivery_status = 'delivered', updated_at = $3 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(&line.order_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let order = load_order(tx, tenant, &line.order_id).await?;
+    let delivered_line = order
+        .lines
+        .iter()
+        .find(|l| l.line_no == line.line_no)
+        .cloned();
+    insert_event(
+        tx,
+        tenant,
+        "product.delivered",
+        Some(&line.order_id),
+        serde_json::json!({ "order": order, "line": delivered_line }),
+    )
+    .await?;
+    if let Some(to) = &order.customer.email {
+        let key = format!("licenses:{}:{}", line.order_id, line.line_no);
+        queue_email(
+            tx,
+            tenant,
+            "licenses",
+            Some(&line.order_id),
+            &key,
+            to,
+            &order.locale,
+        )
+        .await?;
+    }
+    if left == 0 {
+        insert_event(
+            tx,
+            tenant,
+            "order.delivered",
+            Some(&line.order_id),
+            serde_json::json!({ "order": order }),
+        )
+        .await?;
+    }
+    Ok(left == 0)
+}
