@@ -3,14 +3,14 @@
 Standard Webhooks library (`standardwebhooks` from PyPI), unchanged, and logs it.
 
     python3 tests/webhooks/receiver.py --secret whsec_... --log deliveries.jsonl \
-        [--plan 500,500,200] [--port 0] [--hold-first SECONDS]
+        [--plan 500,500,200] [--port 0] [--hold-first SECONDS] [--licenses]
 
 Prints `listening on <port>` once ready. Answers each request with the next status
 of --plan (200 once the plan is used up); a request whose signature does not verify is
 answered 400. Each request is appended to --log as one JSON object: the webhook
 headers, whether the signature verified, the event, and the status answered.
 --hold-first keeps the first request waiting that long before answering (to test a
-server killed mid-delivery).
+server killed mid-delivery). --licenses makes it a license web service.
 """
 
 import argparse
@@ -30,6 +30,11 @@ def main() -> None:
     parser.add_argument("--plan", default="")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--hold-first", type=float, default=0.0)
+    parser.add_argument(
+        "--licenses",
+        action="store_true",
+        help="act as a license web service: answer 2xx with {\"licenses\": [...]}, one per unit",
+    )
     args = parser.parse_args()
 
     plan = [int(s) for s in args.plan.split(",") if s.strip()]
@@ -66,6 +71,14 @@ def main() -> None:
             with lock, open(args.log, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             self.send_response(status)
+            if args.licenses and 200 <= status < 300:
+                key = event.get("idempotency_key", "")
+                count = int(event.get("quantity", 1))
+                answer = {"licenses": [f"SVC-{key}-{i}" for i in range(1, count + 1)]}
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(json.dumps(answer).encode())
+                return
             self.send_header("content-type", "text/plain")
             self.end_headers()
             self.wfile.write(f"answer {status} to request {n}".encode())

@@ -117,10 +117,12 @@ pub struct OrderLineOut {
     pub discount: i64,
     /// subtotal − discount.
     pub total: i64,
-    /// `pending`, `delivered` or `failed`.
+    /// `pending`, `waiting_stock` (the pool is out of keys), `delivered` or `failed`.
     pub delivery_status: String,
     /// The license keys or texts delivered for this line.
     pub licenses: Vec<String>,
+    /// Why the last delivery attempt did not work (`waiting_stock`, retries, `failed`).
+    pub delivery_error: Option<String>,
 }
 
 #[derive(Debug, Object)]
@@ -259,6 +261,7 @@ impl OrdersApi {
                     total: l.total,
                     delivery_status: l.delivery_status,
                     licenses: l.licenses,
+                    delivery_error: l.delivery_error,
                 })
                 .collect(),
             payments: o

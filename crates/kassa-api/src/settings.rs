@@ -44,6 +44,9 @@ pub struct SettingsOut {
     /// The secret buy links with fixed prices or discounts are signed with
     /// (HMAC-SHA256). Keep it on your server.
     pub link_signing_secret: String,
+    /// The `whsec_` secret requests to license web services are signed with
+    /// (Standard Webhooks headers, like webhooks).
+    pub web_service_signing_secret: String,
     /// When customers are reminded of unpaid orders (`24h`), `off`, or absent for the
     /// operator's default.
     pub unpaid_reminder_after: Option<String>,
@@ -112,6 +115,12 @@ impl SettingsApi {
             .link_secret(&tenant.id)
             .await
             .map_err(ApiError::from_store("store"))?;
+        let web_service_signing_secret = self
+            .0
+            .store
+            .service_secret(&tenant.id)
+            .await
+            .map_err(ApiError::from_store("store"))?;
         let payment_methods = settings
             .enabled_methods()
             .iter()
@@ -133,6 +142,7 @@ impl SettingsApi {
             }),
             payment_methods,
             link_signing_secret,
+            web_service_signing_secret,
             unpaid_reminder_after: settings.unpaid_reminder_after,
             unpaid_delete_after: settings.unpaid_delete_after,
         })

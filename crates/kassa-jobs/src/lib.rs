@@ -49,6 +49,35 @@ pub struct UnpaidDefaults {
     pub delete_after: Duration,
 }
 
+/// The most of a license service's answer Kassa reads.
+const MAX_SERVICE_RESPONSE: usize = 256 * 1024;
+
+/// Reads `{"licenses": ["…"]}`: 1 to 1000 non-empty strings of at most 10 000
+/// characters each.
+fn parse_licenses(body: &str) -> Result<Vec<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        licenses: Vec<String>,
+    }
+    let answer: Answer = serde_json::from_str(body)
+        .map_err(|e| format!("the license service's answer is not {{\"licenses\": [...]}}: {e}"))?;
+    let licenses: Vec<String> = answer
+        .licenses
+        .into_iter()
+        .map(|l| l.trim().to_owned())
+        .collect();
+    if licenses.is_empty() || licenses.len() > 1000 {
+        return Err("the license service must answer 1 to 1000 licenses".into());
+    }
+    if licenses
+        .iter()
+        .any(|l| l.is_empty() || l.chars().count() > 10_000)
+    {
+        return Err("the license service answered an empty or oversized license".into());
+    }
+    Ok(licenses)
+}
+
 /// How often unpaid orders are looked at.
 const UNPAID_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -207,13 +236,10 @@ impl Workers {
                 Err(StoreError::Conflict(why)) => Err((why, retry_in(200))),
                 Err(e) => Err((e.to_string(), retry_in(5_000))),
             },
-            Delivery::WebService { .. } | Delivery::Plugin { .. } => Err((
-                format!(
-                    "delivery by {} is not available yet",
-                    line.delivery.method()
-                ),
-                None,
-            )),
+            Delivery::WebService { url } => self.deliver_from_service(&line, url).await,
+            Delivery::Plugin { .. } => {
+                Err(("delivery by plugin is not available yet".to_owned(), None))
+            }
         };
         if let Err((error, retry_at)) = result {
             tracing::warn!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, error = %error, "delivery did not happen");
@@ -224,6 +250,72 @@ impl Workers {
             {
                 tracing::error!(error = %e, "could not record a failed delivery");
             }
+        }
+    }
+
+    /// Asks the merchant's license service for the line's licenses: a POST signed like
+    /// webhooks (with the store's `web_service_signing_secret`), answered with
+    /// `{"licenses": ["…"]}`. Retried on the webhook schedule, then failed.
+    async fn deliver_from_service(
+        &self,
+        line: &DueLine,
+        url: &str,
+    ) -> Result<(), (String, Option<i64>)> {
+        let next_try = || {
+            let next = usize::try_from(line.attempts + 1).unwrap_or(usize::MAX);
+            self.schedule.delay_before(next).map(|d| {
+                Timestamp::now().millis() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+            })
+        };
+        let order = self
+            .store
+            .order(&line.tenant_id, &line.order_id)
+            .await
+            .map_err(|e| (e.to_string(), next_try()))?;
+        let secret = self
+            .store
+            .service_secret(&line.tenant_id)
+            .await
+            .map_err(|e| (e.to_string(), next_try()))?;
+        let key = format!("ful_{}_{}", line.order_id, line.line_no);
+        let body = serde_json::json!({
+            "type": "license.request",
+            "idempotency_key": key,
+            "quantity": line.quantity,
+            "product_id": line.product_id,
+            "line": order.lines.iter().find(|l| l.line_no == line.line_no),
+            "customer": order.customer,
+            "test_mode": order.test_mode,
+            "order": order,
+        });
+        let attempt = self
+            .sender
+            .send_reading(
+                url,
+                &key,
+                Timestamp::now().0.timestamp(),
+                body.to_string().as_bytes(),
+                &[secret.as_str()],
+                MAX_SERVICE_RESPONSE,
+            )
+            .await;
+        if !attempt.succeeded() {
+            let status = attempt
+                .status
+                .map_or("no response".to_owned(), |s| format!("HTTP {s}"));
+            let said: String = attempt.response.chars().take(300).collect();
+            return Err((
+                format!("the license service answered {status}: {said}"),
+                next_try(),
+            ));
+        }
+        let licenses = parse_licenses(&attempt.response).map_err(|e| (e, next_try()))?;
+        match self.store.deliver_with(line, &licenses).await {
+            Ok(_) => {
+                tracing::info!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, "web service delivery");
+                Ok(())
+            }
+            Err(e) => Err((e.to_string(), next_try())),
         }
     }
 

@@ -228,6 +228,31 @@ impl Store {
         Ok(PoolDelivery::Delivered { licenses })
     }
 
+    /// Delivers a line with licenses obtained elsewhere (the merchant's web service).
+    /// Returns false when the line was delivered before (a retried job).
+    pub async fn deliver_with(
+        &self,
+        line: &DueLine,
+        licenses: &[String],
+    ) -> Result<bool, StoreError> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT delivery_status FROM order_lines WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+        )
+        .bind(line.tenant_id.as_str())
+        .bind(&line.order_id)
+        .bind(line.line_no)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if status.as_deref() == Some("delivered") {
+            return Ok(false);
+        }
+        mark_delivered(&mut tx, line, licenses, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Records a delivery that did not work: retried at `retry_at`, or failed for good.
     pub async fn line_delivery_failed(
         &self,
@@ -248,6 +273,23 @@ impl Store {
         .bind(error)
         .execute(&self.pool)
         .await?;
+        if retry_at.is_none() {
+            let mut tx = self.begin_write().await?;
+            for owner in owners(&mut tx, &line.tenant_id).await? {
+                let key = format!("delivery_failed:{}:{}:{owner}", line.order_id, line.line_no);
+                queue_email(
+                    &mut tx,
+                    &line.tenant_id,
+                    "delivery_failed",
+                    Some(&line.order_id),
+                    &key,
+                    &owner,
+                    "en",
+                )
+                .await?;
+            }
+            tx.commit().await?;
+        }
         Ok(())
     }
 

@@ -135,6 +135,8 @@ pub struct OrderLineRecord {
     pub total: i64,
     pub delivery_status: String,
     pub licenses: Vec<String>,
+    /// Why the last delivery attempt did not work, while it is not delivered.
+    pub delivery_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -708,6 +710,22 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
+    /// The `whsec_` secret a store's license web service requests are signed with;
+    /// made on first use.
+    pub async fn service_secret(&self, tenant: &TenantId) -> Result<String, StoreError> {
+        let fresh = kassa_domain::webhook::generate_secret();
+        sqlx::query("UPDATE tenants SET service_secret = $2 WHERE id = $1 AND service_secret = ''")
+            .bind(tenant.as_str())
+            .bind(&fresh)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query_scalar("SELECT service_secret FROM tenants WHERE id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
     /// Replaces a store's settings (branding, legal links, bank details, methods).
     pub async fn update_tenant_settings(
         &self,
@@ -772,10 +790,11 @@ pub(crate) async fn load_order(
         total: i64,
         delivery_status: String,
         licenses: String,
+        delivery_error: Option<String>,
     }
     let lines: Vec<LineRow> = sqlx::query_as(
         "SELECT line_no, product_id, name, quantity, unit_amount, subtotal, discount, total,
-         delivery_status, licenses FROM order_lines WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
+         delivery_status, licenses, delivery_error FROM order_lines WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
     )
     .bind(tenant.as_str())
     .bind(id)
@@ -793,6 +812,7 @@ pub(crate) async fn load_order(
             total: l.total,
             delivery_status: l.delivery_status,
             licenses: serde_json::from_str(&l.licenses).map_err(corrupt)?,
+            delivery_error: l.delivery_error,
         });
     }
     #[derive(sqlx::FromRow)]

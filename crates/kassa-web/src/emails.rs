@@ -45,6 +45,8 @@ static EMAILS: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "licenses.html",
         "pool_empty.txt",
         "pool_empty.html",
+        "delivery_failed.txt",
+        "delivery_failed.html",
     ] {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("email template {name} does not parse: {e}"));
@@ -61,6 +63,7 @@ pub const EMAIL_KINDS: &[&str] = &[
     "endpoint_disabled",
     "licenses",
     "pool_empty",
+    "delivery_failed",
 ];
 
 /// A rendered email, with who it is from.
@@ -109,7 +112,8 @@ pub async fn render(
         Err(StoreError::NotFound) => return Err(RenderError::Gone("the order is gone".into())),
         Err(e) => return Err(e.into()),
     };
-    if order.customer.email.is_none() && email.kind != "pool_empty" {
+    let to_merchant = matches!(email.kind.as_str(), "pool_empty" | "delivery_failed");
+    if order.customer.email.is_none() && !to_merchant {
         return Err(RenderError::Gone("the customer's data was erased".into()));
     }
     let t = page::texts(&email.locale);
@@ -136,6 +140,12 @@ pub async fn render(
         order_url => base.clone(),
         pay_url => format!("{base}/pay"),
         invoice_url => format!("{base}/invoice"),
+        lines_failed => order
+            .lines
+            .iter()
+            .filter(|l| l.delivery_status == "failed")
+            .map(|l| minijinja::context! { name => l.name.clone(), error => l.delivery_error.clone() })
+            .collect::<Vec<_>>(),
     };
     // The text template's first line is the subject; the rest is the body.
     let full = EMAILS

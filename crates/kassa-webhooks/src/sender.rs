@@ -57,7 +57,7 @@ impl Sender {
     }
 
     /// POSTs `body` to `url` with the Standard Webhooks headers, signed with every
-    /// secret in `secrets`.
+    /// secret in `secrets`; keeps the first KiB of the answer for the log.
     pub async fn send(
         &self,
         url: &str,
@@ -65,6 +65,21 @@ impl Sender {
         timestamp: i64,
         body: &[u8],
         secrets: &[&str],
+    ) -> Attempt {
+        self.send_reading(url, msg_id, timestamp, body, secrets, RESPONSE_LOG_BYTES)
+            .await
+    }
+
+    /// Like [`Sender::send`], keeping up to `max_response` bytes of the answer (for
+    /// requests whose answer carries data, such as a license service's).
+    pub async fn send_reading(
+        &self,
+        url: &str,
+        msg_id: &str,
+        timestamp: i64,
+        body: &[u8],
+        secrets: &[&str],
+        max_response: usize,
     ) -> Attempt {
         let started = Instant::now();
         let refused = |why: String| Attempt {
@@ -115,7 +130,7 @@ impl Sender {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = read_prefix(response).await;
+        let text = read_prefix(response, max_response).await;
         Attempt {
             status: Some(status),
             latency_ms: elapsed_ms(started),
@@ -130,15 +145,15 @@ fn elapsed_ms(started: Instant) -> i64 {
 }
 
 /// The start of a body, without reading more than needed.
-async fn read_prefix(mut response: reqwest::Response) -> String {
+async fn read_prefix(mut response: reqwest::Response, max: usize) -> String {
     let mut kept = Vec::new();
-    while kept.len() < RESPONSE_LOG_BYTES {
+    while kept.len() < max {
         match response.chunk().await {
             Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
             _ => break,
         }
     }
-    kept.truncate(RESPONSE_LOG_BYTES);
+    kept.truncate(max);
     String::from_utf8_lossy(&kept).into_owned()
 }
 

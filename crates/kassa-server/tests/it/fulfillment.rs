@@ -12,6 +12,8 @@ on_both_backends!(
     a_paid_order_is_delivered_from_the_pool,
     forty_orders_on_twenty_keys_wait_for_a_restock,
     one_key_per_line_when_the_product_says_so,
+    a_license_web_service_delivers_after_a_retry,
+    a_failing_license_web_service_fails_the_line_visibly,
 );
 
 async fn pool(app: &TestApp, keys: &[String], threshold: Option<i64>) -> String {
@@ -270,4 +272,88 @@ async fn one_key_per_line_when_the_product_says_so(backend: Backend) {
     let id = paid_order(&app, &prd, 3).await;
     let o = wait_delivered(&app, &id).await;
     assert_eq!(o["lines"][0]["licenses"].as_array().unwrap().len(), 1);
+}
+
+async fn service_product(app: &TestApp, plan: &str) -> (String, crate::webhooks::Receiver) {
+    let settings = app.get("/api/v1/settings").await;
+    let secret = settings.ok()["web_service_signing_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let service = crate::webhooks::Receiver::start_with(&secret, plan, 0.0, &["--licenses"]);
+    let p = app
+        .post(
+            "/api/v1/products",
+            json!({"name": "Hosted", "prices": [{"currency": "USD", "amount": 1000}],
+                   "delivery": {"method": "web_service", "url": service.url}}),
+        )
+        .await;
+    (p.ok()["id"].as_str().unwrap().to_owned(), service)
+}
+
+async fn a_license_web_service_delivers_after_a_retry(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (prd, service) = service_product(&app, "500").await;
+    let id = paid_order(&app, &prd, 2).await;
+    let o = wait_delivered(&app, &id).await;
+    assert_eq!(o["delivery_status"], "delivered", "{o}");
+    let key = format!("ful_{id}_1");
+    assert_eq!(
+        o["lines"][0]["licenses"],
+        json!([format!("SVC-{key}-1"), format!("SVC-{key}-2")])
+    );
+    let asked = service.received();
+    assert_eq!(asked.len(), 2, "one failure, one success");
+    assert!(
+        asked.iter().all(|r| r["verified"] == true),
+        "signed like webhooks"
+    );
+    assert!(
+        asked.iter().all(|r| r["webhook_id"] == key.as_str()),
+        "one idempotency key"
+    );
+    let request = &asked[1]["event"];
+    assert_eq!(request["quantity"], 2);
+    assert_eq!(request["customer"]["email"], "buyer@example.com");
+    assert_eq!(request["order"]["id"], id.as_str());
+}
+
+async fn a_failing_license_web_service_fails_the_line_visibly(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (prd, service) = service_product(&app, "500,500,500,500,500").await;
+    let id = paid_order(&app, &prd, 1).await;
+    let mut o = Value::Null;
+    for _ in 0..100 {
+        o = order(&app, &id).await;
+        if o["lines"][0]["delivery_status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(o["lines"][0]["delivery_status"], "failed", "{o}");
+    assert!(
+        o["lines"][0]["delivery_error"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 500")
+    );
+    assert_eq!(service.received().len(), 3, "every attempt of the schedule");
+    let mut told = false;
+    for _ in 0..50 {
+        let emails = app.get("/api/v1/emails").await.ok().clone();
+        told = emails["data"].as_array().unwrap().iter().any(|m| {
+            m["kind"] == "delivery_failed"
+                && m["status"] == "kept"
+                && m["text_body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("HTTP 500")
+        });
+        if told {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(told, "the merchant is told why");
 }

@@ -37,6 +37,10 @@ impl Drop for Receiver {
 
 impl Receiver {
     pub(crate) fn start(secret: &str, plan: &str, hold_first: f64) -> Self {
+        Self::start_with(secret, plan, hold_first, &[])
+    }
+
+    pub(crate) fn start_with(secret: &str, plan: &str, hold_first: f64, extra: &[&str]) -> Self {
         let script = std::env::var("KASSA_WEBHOOK_RECEIVER").expect(
             "KASSA_WEBHOOK_RECEIVER is not set: run the suite with `bash tests/run.sh`, which \
              installs the standardwebhooks library",
@@ -48,6 +52,7 @@ impl Receiver {
             .args(["--secret", secret, "--plan", plan, "--log"])
             .arg(&log)
             .args(["--hold-first", &hold_first.to_string()])
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs");
