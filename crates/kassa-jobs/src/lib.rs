@@ -78,6 +78,9 @@ fn parse_licenses(body: &str) -> Result<Vec<String>, String> {
     Ok(licenses)
 }
 
+/// How often finished work is cleaned up (see `kassa_store::retention`).
+const CLEAN_UP_EVERY: Duration = Duration::from_secs(600);
+
 /// How often unpaid orders are looked at.
 const UNPAID_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -109,7 +112,15 @@ impl Workers {
         tokio::pin!(shutdown);
         tracing::info!("workers started");
         let mut last_sweep = tokio::time::Instant::now() - UNPAID_SWEEP_EVERY;
+        let mut last_clean_up = tokio::time::Instant::now() - CLEAN_UP_EVERY;
         loop {
+            if last_clean_up.elapsed() >= CLEAN_UP_EVERY {
+                last_clean_up = tokio::time::Instant::now();
+                match self.store.clean_up().await {
+                    Ok(done) => tracing::debug!(?done, "cleaned up finished work"),
+                    Err(e) => tracing::warn!(error = %e, "clean-up failed"),
+                }
+            }
             if last_sweep.elapsed() >= UNPAID_SWEEP_EVERY {
                 last_sweep = tokio::time::Instant::now();
                 self.sweep_unpaid().await;

@@ -206,6 +206,47 @@ where
     }))
 }
 
+/// Fetches one tenant-owned row `WHERE tenant_id = $1 AND <key> = $2`, or `NotFound`.
+pub(crate) async fn fetch_one<Row, Rec>(
+    store: &Store,
+    columns: &str,
+    table: &str,
+    key: &str,
+    tenant: &TenantId,
+    value: &str,
+) -> Result<Rec, StoreError>
+where
+    Row: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    Rec: TryFrom<Row, Error = StoreError>,
+{
+    let sql = format!("SELECT {columns} FROM {table} WHERE tenant_id = $1 AND {key} = $2");
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .bind(value)
+        .fetch_optional(&store.pool)
+        .await?;
+    row.ok_or(StoreError::NotFound)?.try_into()
+}
+
+/// Deletes one tenant-owned row by id, or says `NotFound`.
+pub(crate) async fn delete_one(
+    store: &Store,
+    table: &str,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<(), StoreError> {
+    let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND id = $2");
+    let done = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(&store.pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 /// A record whose id is its pagination cursor.
 pub(crate) trait HasId {
     fn id_str(&self) -> &str;
@@ -262,14 +303,8 @@ impl Store {
         tenant: &TenantId,
         id: &ProductId,
     ) -> Result<ProductRecord, StoreError> {
-        let row: Option<ProductRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = $1 AND id = $2"
-        )))
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.ok_or(StoreError::NotFound)?.try_into()
+        fetch_one::<ProductRow, _>(self, PRODUCT_COLUMNS, "products", "id", tenant, id.as_str())
+            .await
     }
 
     pub async fn list_products(
@@ -346,14 +381,7 @@ impl Store {
         tenant: &TenantId,
         id: &CouponId,
     ) -> Result<CouponRecord, StoreError> {
-        let row: Option<CouponRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {COUPON_COLUMNS} FROM coupons WHERE tenant_id = $1 AND id = $2"
-        )))
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.ok_or(StoreError::NotFound)?.try_into()
+        fetch_one::<CouponRow, _>(self, COUPON_COLUMNS, "coupons", "id", tenant, id.as_str()).await
     }
 
     /// A coupon by the code a customer typed (already upper-cased).
@@ -362,14 +390,7 @@ impl Store {
         tenant: &TenantId,
         code: &str,
     ) -> Result<CouponRecord, StoreError> {
-        let row: Option<CouponRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {COUPON_COLUMNS} FROM coupons WHERE tenant_id = $1 AND code = $2"
-        )))
-        .bind(tenant.as_str())
-        .bind(code)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.ok_or(StoreError::NotFound)?.try_into()
+        fetch_one::<CouponRow, _>(self, COUPON_COLUMNS, "coupons", "code", tenant, code).await
     }
 
     pub async fn list_coupons(
@@ -438,14 +459,15 @@ impl Store {
         tenant: &TenantId,
         id: &CheckoutLinkId,
     ) -> Result<CheckoutLinkRecord, StoreError> {
-        let row: Option<CheckoutLinkRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {LINK_COLUMNS} FROM checkout_links WHERE tenant_id = $1 AND id = $2"
-        )))
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.ok_or(StoreError::NotFound)?.try_into()
+        fetch_one::<CheckoutLinkRow, _>(
+            self,
+            LINK_COLUMNS,
+            "checkout_links",
+            "id",
+            tenant,
+            id.as_str(),
+        )
+        .await
     }
 
     pub async fn list_checkout_links(
@@ -461,14 +483,6 @@ impl Store {
         tenant: &TenantId,
         id: &CheckoutLinkId,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM checkout_links WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        delete_one(self, "checkout_links", tenant, id.as_str()).await
     }
 }

@@ -2,7 +2,7 @@
 
 use kassa_domain::ids::{LicenseKeyId, LicensePoolId, TenantId};
 
-use crate::catalog::{HasId, list_page};
+use crate::catalog::{HasId, fetch_one, list_page};
 use sqlx::AssertSqlSafe;
 
 use crate::error::corrupt;
@@ -103,14 +103,15 @@ impl Store {
         tenant: &TenantId,
         id: &LicensePoolId,
     ) -> Result<LicensePoolRecord, StoreError> {
-        let row: Option<PoolRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {POOL_COLUMNS} FROM license_pools WHERE tenant_id = $1 AND id = $2"
-        )))
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.ok_or(StoreError::NotFound)?.try_into()
+        fetch_one::<PoolRow, _>(
+            self,
+            POOL_COLUMNS,
+            "license_pools",
+            "id",
+            tenant,
+            id.as_str(),
+        )
+        .await
     }
 
     pub async fn list_license_pools(

@@ -2,8 +2,7 @@
 
 use kassa_domain::ids::{TenantId, WebhookEndpointId};
 
-use crate::catalog::{HasId, list_page};
-use sqlx::AssertSqlSafe;
+use crate::catalog::{HasId, fetch_one, list_page};
 
 use crate::error::corrupt;
 use crate::{Page, PageRequest, Store, StoreError, Timestamp};
@@ -102,14 +101,15 @@ impl Store {
         tenant: &TenantId,
         id: &WebhookEndpointId,
     ) -> Result<WebhookEndpointRecord, StoreError> {
-        let row: Option<EndpointRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2"
-        )))
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.ok_or(StoreError::NotFound)?.try_into()
+        fetch_one::<EndpointRow, _>(
+            self,
+            ENDPOINT_COLUMNS,
+            "webhook_endpoints",
+            "id",
+            tenant,
+            id.as_str(),
+        )
+        .await
     }
 
     pub async fn list_webhook_endpoints(
@@ -174,14 +174,6 @@ impl Store {
         tenant: &TenantId,
         id: &WebhookEndpointId,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        crate::catalog::delete_one(self, "webhook_endpoints", tenant, id.as_str()).await
     }
 }

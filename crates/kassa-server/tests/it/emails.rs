@@ -185,14 +185,19 @@ async fn a_purchase_sends_the_failure_notice_and_the_receipt(backend: Backend) {
         )
         .await;
     }
-    // The customer gets the failure notice and the receipt (the one-key pool cannot
-    // deliver two, so the merchant is told too, and no licenses go out yet).
+    // The customer gets the failure notice, the receipt and the licenses.
     let mails = sink.wait_for(3).await;
-    let mails: Vec<Value> = mails
-        .into_iter()
-        .filter(|m| m["rcpt_tos"] == json!(["buyer@example.com"]))
-        .collect();
-    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert!(
+        mails
+            .iter()
+            .all(|m| m["rcpt_tos"] == json!(["buyer@example.com"]))
+    );
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    assert!(
+        mails
+            .iter()
+            .any(|m| m["subject"].as_str().unwrap().contains("your licenses"))
+    );
     let failed = mails
         .iter()
         .find(|m| {
@@ -256,10 +261,25 @@ async fn bank_transfer_sends_instructions_then_a_receipt_with_the_invoice(backen
     )
     .await
     .ok();
-    let mails = sink.wait_for(2).await;
-    assert_eq!(mails.len(), 2);
-    let receipt = &mails[1];
-    assert!(receipt["subject"].as_str().unwrap().contains("receipt"));
+    // The receipt, then the licenses (the pool holds enough keys).
+    let mails = sink.wait_for(3).await;
+    let subjects: Vec<&str> = mails
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(mails.len(), 3, "{subjects:?}");
+    let receipt = mails
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("receipt"))
+        .unwrap();
+    let licenses = mails
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("your licenses"))
+        .unwrap();
+    assert!(
+        licenses["text"].as_str().unwrap().contains("K-"),
+        "the keys themselves"
+    );
     assert!(
         receipt["text"].as_str().unwrap().contains("/invoice"),
         "the invoice for a bank transfer"

@@ -108,7 +108,7 @@ impl Browser {
 }
 
 pub(crate) async fn product(app: &TestApp, usd: i64) -> String {
-    let pool = app.pool_with_keys(&["K-1"]).await;
+    let pool = app.pool_with_keys(&["K-1", "K-2", "K-3"]).await;
     let p = app
         .post(
             "/api/v1/products",

@@ -158,8 +158,8 @@ async fn a_purchase_with_a_declined_card_sends_every_event(backend: Backend) {
         )
         .await;
     }
-    let got = receiver.wait_for(3).await;
-    assert_eq!(got.len(), 3, "{got:?}");
+    let got = receiver.wait_for(5).await;
+    assert_eq!(got.len(), 5, "{got:?}");
     assert!(
         got.iter().all(|r| r["verified"] == true),
         "every signature verifies: {got:?}"
@@ -171,7 +171,29 @@ async fn a_purchase_with_a_declined_card_sends_every_event(backend: Backend) {
     types.sort();
     assert_eq!(
         types,
-        ["order.created", "payment.failed", "payment.succeeded"]
+        [
+            "order.created",
+            "order.delivered",
+            "payment.failed",
+            "payment.succeeded",
+            "product.delivered"
+        ]
+    );
+    let delivered = got
+        .iter()
+        .find(|r| r["type"] == "product.delivered")
+        .unwrap();
+    assert_eq!(
+        delivered["event"]["data"]["line"]["licenses"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let done = got.iter().find(|r| r["type"] == "order.delivered").unwrap();
+    assert_eq!(
+        done["event"]["data"]["order"]["delivery_status"],
+        "delivered"
     );
     let paid = got
         .iter()

@@ -5,6 +5,7 @@
 mod catalog;
 mod idempotency;
 mod pools;
+mod retention;
 mod tenants;
 mod webhooks;
 
