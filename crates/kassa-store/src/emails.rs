@@ -97,12 +97,23 @@ impl Store {
         smtp_configured: bool,
     ) -> Result<Vec<EmailRecord>, StoreError> {
         let now = Timestamp::now().millis();
-        let mut tx = self.begin_write().await?;
         let statuses = if smtp_configured {
             "('queued', 'kept')"
         } else {
             "('queued')"
         };
+        // Most polls find nothing: look first, without taking the write lock.
+        let any: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT 1 FROM emails WHERE status IN {statuses} AND next_attempt_at <= $1
+             AND (locked_until IS NULL OR locked_until < $1) LIMIT 1"
+        )))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",

@@ -220,6 +220,17 @@ impl Store {
     /// nodes on one PostgreSQL) never get the same delivery while its lease runs.
     pub async fn lease_due_deliveries(&self, limit: i64) -> Result<Vec<DueDelivery>, StoreError> {
         let now = Timestamp::now().millis();
+        // Most polls find nothing: look first, without taking the write lock.
+        let any: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1
+             AND (locked_until IS NULL OR locked_until < $1) LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin_write().await?;
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",

@@ -58,6 +58,17 @@ impl Store {
     /// Leases up to `limit` lines that are due for delivery.
     pub async fn lease_due_lines(&self, limit: i64) -> Result<Vec<DueLine>, StoreError> {
         let now = Timestamp::now().millis();
+        // Most polls find nothing: look first, without taking the write lock.
+        let any: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM order_lines WHERE delivery_status IN ('pending', 'waiting_stock')
+             AND next_delivery_at <= $1 AND (locked_until IS NULL OR locked_until < $1) LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin_write().await?;
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",

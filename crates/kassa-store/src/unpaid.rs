@@ -42,6 +42,20 @@ impl Store {
     ) -> Result<UnpaidSweep, StoreError> {
         let now = Timestamp::now().millis();
         let mut sweep = UnpaidSweep::default();
+        // Most sweeps find nothing: look first, without taking the write lock.
+        let remind_before = policy.remind_after.map_or(i64::MIN, |after| now - after);
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM orders WHERE tenant_id = $1 AND status = 'not_paid'
+             AND ((reminded_at IS NULL AND created_at <= $2) OR created_at <= $3) LIMIT 1",
+        )
+        .bind(tenant.as_str())
+        .bind(remind_before)
+        .bind(now - policy.delete_after)
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(sweep);
+        }
         let mut tx = self.begin_write().await?;
         if let Some(after) = policy.remind_after {
             let due: Vec<(String, Option<String>, String)> = sqlx::query_as(
