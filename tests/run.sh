@@ -76,5 +76,14 @@ stop_pg() { "${run_as[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop 
 trap stop_pg EXIT
 export KASSA_TEST_POSTGRES_URL="postgres://kassa@127.0.0.1:$pg_port/postgres"
 
+# The plugin tests run real WebAssembly components built from plugins/.
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  echo "== rustup target add wasm32-wasip2"
+  rustup target add wasm32-wasip2
+fi
+echo "== plugins (wasm32-wasip2)"
+cargo build --quiet --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release
+export KASSA_PLUGINS_DIR="$root/plugins/target/wasm32-wasip2/release"
+
 echo "== cargo test (SQLite and PostgreSQL)"
 cargo test --workspace --all-targets "$@"

@@ -10,5 +10,5 @@ mod signature;
 
 pub use network::{NetworkPolicy, is_forbidden_ip};
 pub use schedule::RetrySchedule;
-pub use sender::{Attempt, Sender};
+pub use sender::{Attempt, Sender, guarded_client};
 pub use signature::{sign, signature_header};

@@ -40,18 +40,28 @@ pub struct Sender {
     policy: NetworkPolicy,
 }
 
+/// An HTTP client for requests on merchants' behalf: no redirects followed, and
+/// unless `policy` allows them, names that resolve to private or reserved addresses
+/// refused (IP literals must be checked by the caller with [`is_forbidden_ip`]).
+pub fn guarded_client(
+    policy: NetworkPolicy,
+    timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("Kassa/", env!("CARGO_PKG_VERSION")));
+    if !policy.allow_private {
+        builder = builder.dns_resolver(resolver());
+    }
+    builder.build()
+}
+
 impl Sender {
     pub fn new(policy: NetworkPolicy) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Kassa-Webhooks/", env!("CARGO_PKG_VERSION")));
-        if !policy.allow_private {
-            builder = builder.dns_resolver(resolver());
-        }
         Ok(Self {
-            client: builder.build()?,
+            client: guarded_client(policy, TIMEOUT)?,
             policy,
         })
     }

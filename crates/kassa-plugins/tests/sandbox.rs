@@ -1,0 +1,251 @@
+//! Real components in wasmtime: the example key generator, and a plugin that
+//! misbehaves in every way the sandbox must contain. The components are built from
+//! `plugins/` for wasm32-wasip2 (`bash tests/run.sh` builds them first).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kassa_plugins::{CallContext, Customer, HostPolicy, PluginError, PluginHost, Request};
+
+fn component(name: &str) -> Vec<u8> {
+    let dir = std::env::var("KASSA_PLUGINS_DIR").unwrap_or_else(|_| {
+        format!(
+            "{}/../../plugins/target/wasm32-wasip2/release",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let path = format!("{dir}/{name}.wasm");
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{path}: {e}; build the plugins first: cargo build --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release")
+    })
+}
+
+fn host() -> PluginHost {
+    PluginHost::new(HostPolicy {
+        allow_private_network: false,
+        allow_plain_http: false,
+    })
+    .expect("a plugin host")
+}
+
+fn request(config: &[(&str, &str)], quantity: u32) -> Request {
+    Request {
+        order_id: "ord_01jz0000000000000000000000".into(),
+        line_no: 1,
+        product_id: "prd_01jz0000000000000000000000".into(),
+        product_name: "Pro".into(),
+        quantity,
+        customer: Customer {
+            email: "buyer@example.com".into(),
+            name: Some("Ada".into()),
+        },
+        test_mode: true,
+        config: config
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        idempotency_key: "ord_01jz0000000000000000000000:1".into(),
+    }
+}
+
+fn context(secrets: &[(&str, &str)], hosts: &[&str]) -> CallContext {
+    CallContext {
+        secrets: secrets
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<HashMap<_, _>>(),
+        allowed_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+        pool_keys: Arc::new(|pool, count| {
+            Box::pin(async move { Ok((1..=count).map(|i| format!("{pool}-KEY-{i}")).collect()) })
+        }),
+    }
+}
+
+fn failure(outcome: &Result<Vec<String>, PluginError>) -> String {
+    match outcome {
+        Err(PluginError::Failed { message, .. }) => message.clone(),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_key_generator_derives_the_same_signed_keys_every_time() {
+    let host = host();
+    let keygen = host
+        .compiled("keygen-v1", &component("kassa_keygen"))
+        .unwrap();
+    let ctx = context(&[("signing-key", "s3cret")], &[]);
+    let req = request(&[("prefix", "ACME")], 3);
+    let first = host.call(&keygen, &req, ctx.clone()).await;
+    let keys = first.result.unwrap();
+    assert_eq!(keys.len(), 3);
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with("ACME-") && k.len() == "ACME-".len() + 23),
+        "{keys:?}"
+    );
+    assert_eq!(first.logs.len(), 1, "the plugin's log line is kept");
+    let again = host.call(&keygen, &req, ctx).await.result.unwrap();
+    assert_eq!(keys, again, "deterministic: a retry gives the same keys");
+    let other_secret = host
+        .call(&keygen, &req, context(&[("signing-key", "other")], &[]))
+        .await;
+    assert_ne!(keys, other_secret.result.unwrap());
+    let no_secret = host.call(&keygen, &req, context(&[], &[])).await;
+    assert!(failure(&no_secret.result).contains("signing-key is not set"));
+}
+
+#[tokio::test]
+async fn uploads_that_are_not_plugins_are_refused() {
+    let host = host();
+    for bytes in [
+        b"not wasm at all".to_vec(),
+        vec![0, 97, 115, 109, 1, 0, 0, 0],
+    ] {
+        assert!(matches!(host.compile(&bytes), Err(PluginError::Invalid(_))));
+    }
+}
+
+#[tokio::test]
+async fn a_plugin_that_loops_forever_is_stopped_and_others_go_on() {
+    let host = Arc::new(host());
+    let hostile = host
+        .compiled("hostile", &component("kassa_hostile"))
+        .unwrap();
+    let started = Instant::now();
+    let looping = {
+        let (host, hostile) = (host.clone(), hostile.clone());
+        tokio::spawn(async move {
+            host.call(
+                &hostile,
+                &request(&[("mode", "loop")], 1),
+                context(&[], &[]),
+            )
+            .await
+        })
+    };
+    // Meanwhile another delivery runs normally.
+    let fine = host
+        .call(&hostile, &request(&[("mode", "ok")], 1), context(&[], &[]))
+        .await;
+    assert_eq!(
+        fine.result.unwrap(),
+        ["OK-ord_01jz0000000000000000000000:1"]
+    );
+    let looped = looping.await.unwrap();
+    let reason = failure(&looped.result);
+    assert!(
+        reason.contains("fuel") || reason.contains("deadline"),
+        "{reason}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped within the deadline"
+    );
+}
+
+#[tokio::test]
+async fn memory_output_and_traps_fail_only_their_call() {
+    let host = host();
+    let hostile = host
+        .compiled("hostile", &component("kassa_hostile"))
+        .unwrap();
+    let memory = host
+        .call(
+            &hostile,
+            &request(&[("mode", "memory")], 1),
+            context(&[], &[]),
+        )
+        .await;
+    assert!(
+        failure(&memory.result).contains("memory"),
+        "{:?}",
+        memory.result
+    );
+    let big = host
+        .call(
+            &hostile,
+            &request(&[("mode", "big-output")], 1),
+            context(&[], &[]),
+        )
+        .await;
+    let reason = failure(&big.result);
+    assert!(
+        reason.contains("memory") || reason.contains("bytes"),
+        "{reason}"
+    );
+    let trap = host
+        .call(
+            &hostile,
+            &request(&[("mode", "trap")], 1),
+            context(&[], &[]),
+        )
+        .await;
+    assert!(
+        failure(&trap.result).contains("trapped"),
+        "{:?}",
+        trap.result
+    );
+    let fine = host
+        .call(&hostile, &request(&[("mode", "ok")], 1), context(&[], &[]))
+        .await;
+    assert!(fine.result.is_ok(), "the host goes on");
+}
+
+#[tokio::test]
+async fn http_fetch_reaches_only_allowed_public_hosts() {
+    let host = host();
+    let hostile = host
+        .compiled("hostile", &component("kassa_hostile"))
+        .unwrap();
+    for (url, hosts, expected) in [
+        (
+            "https://127.0.0.1/",
+            vec!["127.0.0.1"],
+            "private or reserved",
+        ),
+        (
+            "https://169.254.169.254/latest/meta-data/",
+            vec!["169.254.169.254"],
+            "private or reserved",
+        ),
+        (
+            "https://api.example.com/keys",
+            vec!["other.example.com"],
+            "not on this plugin's list",
+        ),
+        (
+            "http://api.example.com/keys",
+            vec!["api.example.com"],
+            "use https",
+        ),
+        ("https://localhost/", vec!["localhost"], "request failed"),
+    ] {
+        let outcome = host
+            .call(
+                &hostile,
+                &request(&[("mode", "fetch"), ("url", url)], 1),
+                context(&[], &hosts),
+            )
+            .await;
+        let reason = failure(&outcome.result);
+        assert!(reason.contains(expected), "{url}: {reason}");
+    }
+}
+
+#[tokio::test]
+async fn plugins_take_keys_from_the_stores_pools_through_the_host() {
+    let host = host();
+    let hostile = host
+        .compiled("hostile", &component("kassa_hostile"))
+        .unwrap();
+    let outcome = host
+        .call(
+            &hostile,
+            &request(&[("mode", "pool"), ("pool", "lpl_x")], 2),
+            context(&[], &[]),
+        )
+        .await;
+    assert_eq!(outcome.result.unwrap(), ["lpl_x-KEY-1", "lpl_x-KEY-2"]);
+}
