@@ -14,6 +14,7 @@ mod idempotency;
 mod license_pools;
 mod orders;
 mod pagination;
+mod plugins;
 mod products;
 mod settings;
 mod webhook_endpoints;
@@ -45,6 +46,8 @@ pub enum Tag {
     Events,
     /// The email outbox.
     Emails,
+    /// WebAssembly fulfillment plugins.
+    Plugins,
 }
 
 /// The answer to a DELETE.
@@ -61,6 +64,8 @@ pub struct ApiContext {
     pub store: Store,
     /// Where customers reach Kassa, e.g. `https://pay.example.com`, without a slash.
     pub public_url: String,
+    /// Runs plugins for test runs and checks uploads; `None` where none is needed.
+    pub plugins: Option<std::sync::Arc<kassa_plugins::PluginHost>>,
 }
 
 /// The largest request body the API reads.
@@ -77,6 +82,7 @@ type Apis = (
     settings::SettingsApi,
     events::EventsApi,
     emails::EmailsApi,
+    plugins::PluginsApi,
 );
 
 fn service(ctx: &ApiContext) -> OpenApiService<Apis, ()> {
@@ -92,6 +98,7 @@ fn service(ctx: &ApiContext) -> OpenApiService<Apis, ()> {
             settings::SettingsApi(ctx.clone()),
             events::EventsApi(ctx.clone()),
             emails::EmailsApi(ctx.clone()),
+            plugins::PluginsApi(ctx.clone()),
         ),
         "Kassa merchant API",
         env!("CARGO_PKG_VERSION"),
@@ -112,6 +119,7 @@ pub fn openapi_json() -> String {
     let ctx = ApiContext {
         store: Store::connect_lazy("sqlite::memory:").expect("an in-memory SQLite URL parses"),
         public_url: String::new(),
+        plugins: None,
     };
     service(&ctx).spec()
 }

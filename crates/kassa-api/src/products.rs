@@ -157,10 +157,17 @@ impl ProductsApi {
             DeliveryIo::WebService(d) => {
                 parse_outgoing_url("delivery.url", &d.url).map(|url| Delivery::WebService { url })
             }
-            // Plugins are uploaded through `/plugins`; until one exists, none matches.
-            DeliveryIo::Plugin(d) => Err(match PluginId::parse(&d.plugin_id) {
-                Ok(_) | Err(_) => Invalid::field("delivery.plugin_id", "no such plugin"),
-            }),
+            DeliveryIo::Plugin(d) => {
+                let no_plugin = || Invalid::field("delivery.plugin_id", "no such plugin");
+                match PluginId::parse(&d.plugin_id) {
+                    Err(_) => Err(no_plugin()),
+                    Ok(plugin_id) => match self.0.store.plugin(tenant, &plugin_id).await {
+                        Ok(_) => Ok(Delivery::Plugin { plugin_id }),
+                        Err(StoreError::NotFound) => Err(no_plugin()),
+                        Err(e) => return Err(ApiError::internal(e)),
+                    },
+                }
+            }
         })
     }
 

@@ -38,6 +38,7 @@ pub struct Workers {
     mailer: Option<Mailer>,
     public_url: Arc<str>,
     unpaid: UnpaidDefaults,
+    plugins: Option<Arc<kassa_plugins::PluginHost>>,
 }
 
 /// The operator's unpaid-order policy; each store may change it within limits.
@@ -104,7 +105,14 @@ impl Workers {
             mailer,
             public_url: Arc::from(public_url),
             unpaid,
+            plugins: None,
         }
+    }
+
+    /// Runs plugin deliveries on `host`; without one, plugin lines fail with a reason.
+    pub fn with_plugins(mut self, host: Arc<kassa_plugins::PluginHost>) -> Self {
+        self.plugins = Some(host);
+        self
     }
 
     /// Runs until `shutdown` resolves; deliveries in flight are finished first.
@@ -248,9 +256,7 @@ impl Workers {
                 Err(e) => Err((e.to_string(), retry_in(5_000))),
             },
             Delivery::WebService { url } => self.deliver_from_service(&line, url).await,
-            Delivery::Plugin { .. } => {
-                Err(("delivery by plugin is not available yet".to_owned(), None))
-            }
+            Delivery::Plugin { plugin_id } => self.deliver_from_plugin(&line, plugin_id).await,
         };
         if let Err((error, retry_at)) = result {
             tracing::warn!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, error = %error, "delivery did not happen");
@@ -327,6 +333,91 @@ impl Workers {
                 Ok(())
             }
             Err(e) => Err((e.to_string(), next_try())),
+        }
+    }
+
+    /// Runs the product's plugin for the line, in the sandbox.
+    async fn deliver_from_plugin(
+        &self,
+        line: &DueLine,
+        plugin_id: &kassa_domain::ids::PluginId,
+    ) -> Result<(), (String, Option<i64>)> {
+        let next_try = || {
+            let next = usize::try_from(line.attempts + 1).unwrap_or(usize::MAX);
+            self.schedule.delay_before(next).map(|d| {
+                Timestamp::now().millis() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+            })
+        };
+        let Some(host) = &self.plugins else {
+            return Err(("this worker runs no plugins".to_owned(), next_try()));
+        };
+        let plugin = self
+            .store
+            .runnable_plugin(&line.tenant_id, plugin_id)
+            .await
+            .map_err(|e| (format!("the plugin cannot be loaded: {e}"), None))?;
+        let compiled = host
+            .compiled(&format!("{}:{}", plugin.id, plugin.version), &plugin.wasm)
+            .map_err(|e| (e.to_string(), None))?;
+        let order = self
+            .store
+            .order(&line.tenant_id, &line.order_id)
+            .await
+            .map_err(|e| (e.to_string(), next_try()))?;
+        let name = order
+            .lines
+            .iter()
+            .find(|l| l.line_no == line.line_no)
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
+        let request = kassa_plugins::Request {
+            order_id: line.order_id.clone(),
+            line_no: u32::try_from(line.line_no).unwrap_or(0),
+            product_id: line.product_id.clone(),
+            product_name: name,
+            quantity: u32::try_from(line.quantity).unwrap_or(0),
+            customer: kassa_plugins::Customer {
+                email: order.customer.email.clone().unwrap_or_default(),
+                name: order.customer.name.clone(),
+            },
+            test_mode: order.test_mode,
+            config: plugin.config.into_iter().collect(),
+            idempotency_key: format!("ful_{}_{}", line.order_id, line.line_no),
+        };
+        let (store, tenant, order_id, line_no) = (
+            self.store.clone(),
+            line.tenant_id.clone(),
+            line.order_id.clone(),
+            line.line_no,
+        );
+        let context = kassa_plugins::CallContext {
+            secrets: plugin.secrets.into_iter().collect(),
+            allowed_hosts: plugin.allowed_hosts,
+            pool_keys: Arc::new(move |pool, count| {
+                let (store, tenant, order_id) = (store.clone(), tenant.clone(), order_id.clone());
+                Box::pin(async move {
+                    store
+                        .take_keys_for_line(&tenant, &order_id, line_no, &pool, i64::from(count))
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            }),
+        };
+        let outcome = host.call(&compiled, &request, context).await;
+        for log in &outcome.logs {
+            tracing::info!(tenant = %line.tenant_id, order = %line.order_id, plugin = %plugin_id, "plugin log: {log}");
+        }
+        match outcome.result {
+            Ok(licenses) => self
+                .store
+                .deliver_with(line, &licenses)
+                .await
+                .map(|_| ())
+                .map_err(|e| (e.to_string(), next_try())),
+            Err(kassa_plugins::PluginError::Failed { message, retryable }) => {
+                Err((message, if retryable { next_try() } else { None }))
+            }
+            Err(kassa_plugins::PluginError::Invalid(message)) => Err((message, None)),
         }
     }
 

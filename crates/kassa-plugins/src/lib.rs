@@ -119,6 +119,14 @@ pub struct PluginHost {
     policy: HostPolicy,
 }
 
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The state of one call.
 pub struct State {
     wasi: WasiCtx,

@@ -27,6 +27,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Let outgoing requests (webhooks) reach loopback and private addresses.
     pub allow_private_network: bool,
+    /// Let plugins' `http-fetch` use plain `http://` (development, tests).
+    pub plugins_allow_plain_http: bool,
     /// Delays before each webhook attempt, e.g. `0s,5s,5m`; ±20 % jitter is added.
     pub webhook_retry_schedule: String,
     /// `smtp://user:pass@host:587` or `smtps://…`; without it emails stay in the outbox.
@@ -57,6 +59,7 @@ const KEYS: &[&str] = &[
     "log_format",
     "allow_private_network",
     "webhook_retry_schedule",
+    "plugins_allow_plain_http",
     "smtp_url",
     "email_from",
     "unpaid_reminder_after",
@@ -87,6 +90,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             allow_private_network: false,
             webhook_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,14h,20h,24h".to_owned(),
+            plugins_allow_plain_http: false,
             smtp_url: None,
             email_from: "kassa@localhost".to_owned(),
             unpaid_reminder_after: "24h".to_owned(),
@@ -108,6 +112,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("allow_private_network", &self.allow_private_network)
             .field("webhook_retry_schedule", &self.webhook_retry_schedule)
+            .field("plugins_allow_plain_http", &self.plugins_allow_plain_http)
             .field(
                 "smtp_url",
                 &self

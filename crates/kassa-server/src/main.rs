@@ -149,7 +149,20 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn workers(config: &Config, store: &Store) -> anyhow::Result<kassa_jobs::Workers> {
+fn plugin_host(config: &Config) -> anyhow::Result<std::sync::Arc<kassa_plugins::PluginHost>> {
+    let host = kassa_plugins::PluginHost::new(kassa_plugins::HostPolicy {
+        allow_private_network: config.allow_private_network,
+        allow_plain_http: config.plugins_allow_plain_http,
+    })
+    .map_err(|e| anyhow::anyhow!("starting the plugin host: {e}"))?;
+    Ok(std::sync::Arc::new(host))
+}
+
+fn workers(
+    config: &Config,
+    store: &Store,
+    plugins: std::sync::Arc<kassa_plugins::PluginHost>,
+) -> anyhow::Result<kassa_jobs::Workers> {
     let schedule = kassa_webhooks::RetrySchedule::parse(&config.webhook_retry_schedule)
         .map_err(|e| anyhow::anyhow!("webhook_retry_schedule: {e}"))?;
     let sender = kassa_webhooks::Sender::new(kassa_webhooks::NetworkPolicy {
@@ -184,13 +197,16 @@ fn workers(config: &Config, store: &Store) -> anyhow::Result<kassa_jobs::Workers
             remind_after,
             delete_after,
         },
-    ))
+    )
+    .with_plugins(plugins))
 }
 
 async fn worker(config: Config) -> anyhow::Result<()> {
     tracing::info!(config = ?config, "starting workers");
     let store = open_store(&config).await?;
-    workers(&config, &store)?.run(shutdown_signal()).await;
+    workers(&config, &store, plugin_host(&config)?)?
+        .run(shutdown_signal())
+        .await;
     store.close().await;
     Ok(())
 }
@@ -217,9 +233,11 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
     let server = kassa::Server::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
+    let plugins = plugin_host(&config)?;
     let ctx = ApiContext {
         store: store.clone(),
         public_url: config.public_url(),
+        plugins: Some(plugins.clone()),
     };
     tracing::info!(
         "Kassa is listening on http://{} (public URL {}); API docs at {}/api/docs",
@@ -230,7 +248,7 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
     let background = if with_workers {
         let mut stopped = workers_stopped.clone();
-        let workers = workers(&config, &store)?;
+        let workers = workers(&config, &store, plugins.clone())?;
         Some(tokio::spawn(workers.run(async move {
             stopped.wait_for(|s| *s).await.ok();
         })))

@@ -115,9 +115,17 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", server.local_addr);
+        let plugins = std::sync::Arc::new(
+            kassa_plugins::PluginHost::new(kassa_plugins::HostPolicy {
+                allow_private_network: true,
+                allow_plain_http: true,
+            })
+            .expect("a plugin host"),
+        );
         let ctx = ApiContext {
             store: store.clone(),
             public_url: base.clone(),
+            plugins: Some(plugins.clone()),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let (stop_workers, workers_stopped) = oneshot::channel::<()>();
@@ -134,7 +142,8 @@ impl TestApp {
                 remind_after: options.remind_after,
                 delete_after: options.delete_after,
             },
-        );
+        )
+        .with_plugins(plugins);
         tokio::spawn(workers.run(async {
             workers_stopped.await.ok();
         }));

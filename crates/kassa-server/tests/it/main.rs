@@ -17,5 +17,6 @@ mod isolation;
 mod openapi;
 mod orders_api;
 mod pages;
+mod plugins;
 mod unpaid;
 mod webhooks;

@@ -1,0 +1,324 @@
+//! `/plugins`: WebAssembly fulfillment components, their versions, config, secrets and
+//! allowed hosts, and a test run on a sample order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kassa_domain::Invalid;
+use kassa_domain::error::parse_text;
+use kassa_domain::ids::PluginId;
+use kassa_plugins::{CallContext, Customer, PluginError, Request};
+use kassa_store::{PluginChanges, PluginRecord};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiRequest, Object, OpenApi};
+use sha2::{Digest, Sha256};
+
+use crate::ApiContext;
+use crate::auth::ApiKey;
+use crate::error::ApiError;
+use crate::pagination::{list_type, page_request};
+
+pub struct PluginsApi(pub ApiContext);
+
+/// A component built for `wasm32-wasip2` against `plugins/wit`.
+#[derive(Debug, ApiRequest)]
+pub enum WasmUpload {
+    #[oai(content_type = "application/wasm")]
+    Wasm(Binary<Vec<u8>>),
+}
+
+#[derive(Debug, Object)]
+pub struct PluginOut {
+    /// `plg_…`
+    pub id: String,
+    pub name: String,
+    /// The running version; every upload adds one.
+    pub version: i64,
+    pub sha256: String,
+    pub size: i64,
+    /// Non-secret settings, given to the plugin with every request.
+    pub config: BTreeMap<String, String>,
+    /// The names of the plugin's secrets (their values are never shown).
+    pub secrets: Vec<String>,
+    /// Hosts the plugin's `http-fetch` may reach.
+    pub allowed_hosts: Vec<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+list_type!(PluginList, PluginOut);
+
+/// Changes to a plugin; absent fields stay as they are.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct PluginPatch {
+    pub name: Option<String>,
+    /// Replaces the whole config.
+    pub config: Option<BTreeMap<String, String>>,
+    /// Sets secrets by name; `null` removes one.
+    pub secrets: Option<HashMap<String, Option<String>>>,
+    /// Replaces the list of hosts, e.g. `["licenses.example.com"]`.
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct TestRunIn {
+    /// Units in the sample order line; default 1.
+    pub quantity: Option<u32>,
+}
+
+/// What the plugin did with a sample order (nothing is stored or delivered).
+#[derive(Debug, Object)]
+pub struct TestRunOut {
+    pub licenses: Option<Vec<String>>,
+    pub error: Option<String>,
+    pub retryable: Option<bool>,
+    pub logs: Vec<String>,
+    pub duration_ms: i64,
+}
+
+fn out(p: PluginRecord) -> PluginOut {
+    PluginOut {
+        id: p.id.to_string(),
+        name: p.name,
+        version: p.version,
+        sha256: p.sha256,
+        size: p.size,
+        config: p.config,
+        secrets: p.secret_names,
+        allowed_hosts: p.allowed_hosts,
+        created_at: p.created_at.0,
+        updated_at: p.updated_at.0,
+    }
+}
+
+fn plugin_id(raw: &str) -> Result<PluginId, ApiError> {
+    PluginId::parse(raw).map_err(|_| ApiError::not_found("plugin"))
+}
+
+impl PluginsApi {
+    fn host(&self) -> Result<&Arc<kassa_plugins::PluginHost>, ApiError> {
+        self.0
+            .plugins
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("no plugin host in this process"))
+    }
+
+    /// Checks that the bytes are a component for Kassa's world.
+    fn check(&self, bytes: &[u8]) -> Result<String, ApiError> {
+        match self.host()?.compile(bytes) {
+            Ok(_) => Ok(hex::encode(Sha256::digest(bytes))),
+            Err(PluginError::Invalid(why)) | Err(PluginError::Failed { message: why, .. }) => {
+                Err(Invalid::field("body", why).into())
+            }
+        }
+    }
+}
+
+fn parse_hosts(hosts: &[String]) -> Result<Vec<String>, Invalid> {
+    let mut invalid = Invalid::default();
+    let mut out = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let host = h.trim().to_ascii_lowercase();
+        let ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+        if ok {
+            out.push(host);
+        } else {
+            invalid.push(
+                format!("allowed_hosts[{i}]"),
+                "must be a host name like api.example.com",
+            );
+        }
+    }
+    invalid.into_result().map(|()| out)
+}
+
+#[OpenApi(prefix_path = "/plugins", tag = "crate::Tag::Plugins")]
+impl PluginsApi {
+    /// Upload a plugin
+    ///
+    /// The body is the component (`content-type: application/wasm`, at most 2 MiB). It
+    /// is checked against Kassa's WIT world before it is stored.
+    #[oai(path = "/", method = "post")]
+    async fn create(
+        &self,
+        auth: ApiKey,
+        /// A name for the plugin; default `plugin`.
+        name: Query<Option<String>>,
+        body: WasmUpload,
+    ) -> Result<Json<PluginOut>, ApiError> {
+        let WasmUpload::Wasm(Binary(bytes)) = body;
+        let name = parse_text("name", name.0.as_deref().unwrap_or("plugin"), 100)?;
+        let sha = self.check(&bytes)?;
+        let record = self
+            .0
+            .store
+            .create_plugin(&auth.tenant().id, &name, &bytes, &sha)
+            .await
+            .map_err(ApiError::from_store("plugin"))?;
+        Ok(Json(out(record)))
+    }
+
+    /// Upload a new version of a plugin; it runs from now on
+    #[oai(path = "/:id/versions", method = "post")]
+    async fn add_version(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        body: WasmUpload,
+    ) -> Result<Json<PluginOut>, ApiError> {
+        let id = plugin_id(&id)?;
+        let WasmUpload::Wasm(Binary(bytes)) = body;
+        self.0
+            .store
+            .plugin(&auth.tenant().id, &id)
+            .await
+            .map_err(ApiError::from_store("plugin"))?;
+        let sha = self.check(&bytes)?;
+        let record = self
+            .0
+            .store
+            .add_plugin_version(&auth.tenant().id, &id, &bytes, &sha)
+            .await
+            .map_err(ApiError::from_store("plugin"))?;
+        Ok(Json(out(record)))
+    }
+
+    /// List plugins, newest first
+    #[oai(path = "/", method = "get")]
+    async fn list(
+        &self,
+        auth: ApiKey,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<PluginList>, ApiError> {
+        let page = self
+            .0
+            .store
+            .list_plugins(&auth.tenant().id, &page_request(limit.0, cursor.0)?)
+            .await
+            .map_err(ApiError::from_store("plugin"))?;
+        Ok(Json(PluginList::from_page(page, out)))
+    }
+
+    /// Get a plugin
+    #[oai(path = "/:id", method = "get")]
+    async fn get(&self, auth: ApiKey, id: Path<String>) -> Result<Json<PluginOut>, ApiError> {
+        let record = self
+            .0
+            .store
+            .plugin(&auth.tenant().id, &plugin_id(&id)?)
+            .await
+            .map_err(ApiError::from_store("plugin"))?;
+        Ok(Json(out(record)))
+    }
+
+    /// Change a plugin's name, config, secrets or allowed hosts
+    #[oai(path = "/:id", method = "patch")]
+    async fn update(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        body: Json<PluginPatch>,
+    ) -> Result<Json<PluginOut>, ApiError> {
+        let id = plugin_id(&id)?;
+        let body = body.0;
+        let mut invalid = Invalid::default();
+        let name = body
+            .name
+            .as_deref()
+            .and_then(|n| invalid.check(parse_text("name", n, 100)));
+        let hosts = body
+            .allowed_hosts
+            .as_deref()
+            .and_then(|h| invalid.check(parse_hosts(h)));
+        invalid.into_result()?;
+        let changes = PluginChanges {
+            name,
+            config: body.config,
+            secrets: body.secrets.map(|s| s.into_iter().collect()),
+            allowed_hosts: hosts,
+        };
+        let record = self
+            .0
+            .store
+            .update_plugin(&auth.tenant().id, &id, &changes)
+            .await
+            .map_err(ApiError::from_store("plugin"))?;
+        Ok(Json(out(record)))
+    }
+
+    /// Run the plugin on a sample order
+    ///
+    /// Shows what it returns and logs. Nothing is stored or delivered; keys it asks
+    /// from a pool are samples, not taken from the pool.
+    #[oai(path = "/:id/test-run", method = "post")]
+    async fn test_run(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        body: Json<TestRunIn>,
+    ) -> Result<Json<TestRunOut>, ApiError> {
+        let id = plugin_id(&id)?;
+        let plugin = self
+            .0
+            .store
+            .runnable_plugin(&auth.tenant().id, &id)
+            .await
+            .map_err(ApiError::from_store("plugin"))?;
+        let quantity = body.quantity.unwrap_or(1);
+        if !(1..=1000).contains(&quantity) {
+            return Err(Invalid::field("quantity", "must be between 1 and 1000").into());
+        }
+        let host = self.host()?;
+        let compiled = host
+            .compiled(&format!("{}:{}", plugin.id, plugin.version), &plugin.wasm)
+            .map_err(ApiError::internal)?;
+        let request = Request {
+            order_id: "ord_test".into(),
+            line_no: 1,
+            product_id: "prd_test".into(),
+            product_name: "Sample product".into(),
+            quantity,
+            customer: Customer {
+                email: "customer@example.com".into(),
+                name: Some("Sample Customer".into()),
+            },
+            test_mode: true,
+            config: plugin.config.into_iter().collect(),
+            idempotency_key: format!("test-run-{}", chrono::Utc::now().timestamp_millis()),
+        };
+        let context = CallContext {
+            secrets: plugin.secrets.into_iter().collect(),
+            allowed_hosts: plugin.allowed_hosts,
+            pool_keys: Arc::new(|pool, count| {
+                Box::pin(
+                    async move { Ok((1..=count).map(|i| format!("SAMPLE-{pool}-{i}")).collect()) },
+                )
+            }),
+        };
+        let started = std::time::Instant::now();
+        let outcome = host.call(&compiled, &request, context).await;
+        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let (licenses, error, retryable) = match outcome.result {
+            Ok(l) => (Some(l), None, None),
+            Err(PluginError::Failed { message, retryable }) => {
+                (None, Some(message), Some(retryable))
+            }
+            Err(PluginError::Invalid(message)) => (None, Some(message), Some(false)),
+        };
+        Ok(Json(TestRunOut {
+            licenses,
+            error,
+            retryable,
+            logs: outcome.logs,
+            duration_ms,
+        }))
+    }
+}

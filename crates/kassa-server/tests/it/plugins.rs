@@ -1,0 +1,214 @@
+//! Fulfillment plugins through the API: upload, configure, test-run, deliver, and a
+//! hostile plugin failing only its own delivery. Both databases; real components
+//! built from plugins/ for wasm32-wasip2.
+
+use std::time::Duration;
+
+use kassa_testkit::{Backend, on_both_backends};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::TestApp;
+
+on_both_backends!(
+    a_key_generator_plugin_delivers_signed_keys,
+    a_hostile_plugin_fails_only_its_own_delivery,
+);
+
+fn component(name: &str) -> Vec<u8> {
+    let dir = std::env::var("KASSA_PLUGINS_DIR").unwrap_or_else(|_| {
+        format!(
+            "{}/../../plugins/target/wasm32-wasip2/release",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    std::fs::read(format!("{dir}/{name}.wasm"))
+        .expect("the plugins are built (bash tests/run.sh builds them)")
+}
+
+async fn upload(app: &TestApp, key: &str, name: &str, bytes: Vec<u8>) -> crate::harness::Answer {
+    app.send(
+        app.request(Method::POST, key, &format!("/api/v1/plugins?name={name}"))
+            .header("content-type", "application/wasm")
+            .body(bytes),
+    )
+    .await
+}
+
+async fn plugin_product(app: &TestApp, key: &str, plugin: &str) -> String {
+    let p = app
+        .post_as(
+            key,
+            "/api/v1/products",
+            json!({"name": "Plugged", "prices": [{"currency": "USD", "amount": 500}],
+                   "delivery": {"method": "plugin", "plugin_id": plugin}}),
+        )
+        .await;
+    p.ok()["id"].as_str().unwrap().to_owned()
+}
+
+async fn paid_order(app: &TestApp, key: &str, product: &str, quantity: i64) -> String {
+    let order = app
+        .post_as(
+            key,
+            "/api/v1/orders",
+            json!({"lines": [{"product_id": product, "quantity": quantity}], "currency": "USD",
+                   "customer": {"email": "buyer@example.com"}, "payment_method": "bank_transfer",
+                   "consents": {"terms": true, "personal_data": true}}),
+        )
+        .await;
+    let order = order.ok().clone();
+    let id = order["id"].as_str().unwrap().to_owned();
+    app.post_as(
+        key,
+        &format!("/api/v1/orders/{id}/payments"),
+        json!({"method": "bank_transfer", "amount": order["total"], "currency": "USD"}),
+    )
+    .await
+    .ok();
+    id
+}
+
+async fn line_when(app: &TestApp, key: &str, order: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut line = Value::Null;
+    for _ in 0..150 {
+        line = app
+            .get_as(key, &format!("/api/v1/orders/{order}"))
+            .await
+            .ok()["lines"][0]
+            .clone();
+        if done(&line) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    line
+}
+
+async fn a_key_generator_plugin_delivers_signed_keys(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let created = upload(&app, &app.key, "Keygen", component("kassa_keygen")).await;
+    let plugin = created.ok().clone();
+    let id = plugin["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("plg_"));
+    assert_eq!(plugin["version"], 1);
+    assert_eq!(plugin["sha256"].as_str().unwrap().len(), 64);
+
+    let refused = upload(&app, &app.key, "Broken", b"\0asm not really".to_vec()).await;
+    assert_eq!(refused.invalid_fields(), ["body"]);
+
+    let configured = app
+        .patch_as(
+            &app.key,
+            &format!("/api/v1/plugins/{id}"),
+            json!({"config": {"prefix": "ACME"}, "secrets": {"signing-key": "s3cret"}}),
+        )
+        .await;
+    assert_eq!(configured.ok()["secrets"], json!(["signing-key"]));
+    assert!(
+        !configured.text.contains("s3cret"),
+        "secret values are never shown"
+    );
+
+    let run = app
+        .post(
+            &format!("/api/v1/plugins/{id}/test-run"),
+            json!({"quantity": 2}),
+        )
+        .await;
+    let licenses = run.ok()["licenses"].as_array().unwrap().clone();
+    assert_eq!(licenses.len(), 2);
+    assert!(
+        licenses
+            .iter()
+            .all(|k| k.as_str().unwrap().starts_with("ACME-"))
+    );
+    assert_eq!(run.body["logs"].as_array().unwrap().len(), 1);
+
+    let product = plugin_product(&app, &app.key, &id).await;
+    let order = paid_order(&app, &app.key, &product, 2).await;
+    let line = line_when(&app, &app.key, &order, |l| {
+        l["delivery_status"] == "delivered"
+    })
+    .await;
+    assert_eq!(line["delivery_status"], "delivered", "{line}");
+    let keys = line["licenses"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys.iter()
+            .all(|k| k.as_str().unwrap().starts_with("ACME-"))
+    );
+    assert_ne!(keys[0], keys[1]);
+
+    let v2 = app
+        .send(
+            app.request(
+                Method::POST,
+                &app.key,
+                &format!("/api/v1/plugins/{id}/versions"),
+            )
+            .header("content-type", "application/wasm")
+            .body(component("kassa_keygen")),
+        )
+        .await;
+    assert_eq!(v2.ok()["version"], 2);
+    assert_eq!(
+        v2.body["config"],
+        json!({"prefix": "ACME"}),
+        "config carries over"
+    );
+
+    let other = app.new_tenant("other").await;
+    app.get_as(&other, &format!("/api/v1/plugins/{id}"))
+        .await
+        .problem(404);
+    let borrowed = app
+        .post_as(
+            &other,
+            "/api/v1/products",
+            json!({"name": "X", "prices": [{"currency": "USD", "amount": 1}],
+                   "delivery": {"method": "plugin", "plugin_id": id}}),
+        )
+        .await;
+    assert_eq!(borrowed.invalid_fields(), ["delivery.plugin_id"]);
+}
+
+async fn a_hostile_plugin_fails_only_its_own_delivery(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let hostile = upload(&app, &app.key, "Hostile", component("kassa_hostile")).await;
+    let hostile_id = hostile.ok()["id"].as_str().unwrap().to_owned();
+    app.patch_as(
+        &app.key,
+        &format!("/api/v1/plugins/{hostile_id}"),
+        json!({"config": {"mode": "loop"}}),
+    )
+    .await
+    .ok();
+    let looping = plugin_product(&app, &app.key, &hostile_id).await;
+
+    // Another store delivers through its own plugin meanwhile.
+    let other = app.new_tenant("other").await;
+    let fine = upload(&app, &other, "Fine", component("kassa_hostile")).await;
+    let fine_id = fine.ok()["id"].as_str().unwrap().to_owned();
+    let fine_product = plugin_product(&app, &other, &fine_id).await;
+
+    let bad_order = paid_order(&app, &app.key, &looping, 1).await;
+    let good_order = paid_order(&app, &other, &fine_product, 1).await;
+    let good = line_when(&app, &other, &good_order, |l| {
+        l["delivery_status"] == "delivered"
+    })
+    .await;
+    assert_eq!(good["delivery_status"], "delivered", "{good}");
+    let bad = line_when(&app, &app.key, &bad_order, |l| {
+        l["delivery_status"] == "failed"
+    })
+    .await;
+    assert_eq!(bad["delivery_status"], "failed", "{bad}");
+    let reason = bad["delivery_error"].as_str().unwrap();
+    assert!(
+        reason.contains("fuel") || reason.contains("deadline"),
+        "{reason}"
+    );
+    // The server goes on serving.
+    app.get("/api/v1/products").await.ok();
+}

@@ -1,0 +1,364 @@
+//! Fulfillment plugins: their versions (the component bytes), config, secrets and
+//! allowed hosts.
+
+use std::collections::BTreeMap;
+
+use kassa_domain::ids::{PluginId, TenantId};
+use sqlx::AssertSqlSafe;
+
+use crate::catalog::{HasId, list_page};
+use crate::error::corrupt;
+use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp};
+
+/// A plugin as the merchant sees it (secret values are never read back).
+#[derive(Debug, Clone)]
+pub struct PluginRecord {
+    pub id: PluginId,
+    pub name: String,
+    pub version: i64,
+    pub sha256: String,
+    pub size: i64,
+    pub config: BTreeMap<String, String>,
+    pub secret_names: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl HasId for PluginRecord {
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PluginRow {
+    id: String,
+    name: String,
+    current_version: i64,
+    sha256: String,
+    size: i64,
+    config: String,
+    secrets: String,
+    allowed_hosts: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<PluginRow> for PluginRecord {
+    type Error = StoreError;
+    fn try_from(r: PluginRow) -> Result<Self, StoreError> {
+        let secrets: BTreeMap<String, String> =
+            serde_json::from_str(&r.secrets).map_err(corrupt)?;
+        Ok(Self {
+            id: PluginId::parse(&r.id).map_err(corrupt)?,
+            name: r.name,
+            version: r.current_version,
+            sha256: r.sha256,
+            size: r.size,
+            config: serde_json::from_str(&r.config).map_err(corrupt)?,
+            secret_names: secrets.into_keys().collect(),
+            allowed_hosts: serde_json::from_str(&r.allowed_hosts).map_err(corrupt)?,
+            created_at: r.created_at.into(),
+            updated_at: r.updated_at.into(),
+        })
+    }
+}
+
+const PLUGIN_COLUMNS: &str = "plugins.id AS id, plugins.name AS name, plugins.current_version AS current_version, \
+    v.sha256 AS sha256, v.size AS size, plugins.config AS config, plugins.secrets AS secrets, \
+    plugins.allowed_hosts AS allowed_hosts, plugins.created_at AS created_at, plugins.updated_at AS updated_at";
+const PLUGIN_FROM: &str = "plugins JOIN plugin_versions v ON v.tenant_id = plugins.tenant_id \
+    AND v.plugin_id = plugins.id AND v.version = plugins.current_version";
+
+/// What a delivery needs to run a plugin.
+#[derive(Debug, Clone)]
+pub struct RunnablePlugin {
+    pub id: PluginId,
+    pub version: i64,
+    pub wasm: Vec<u8>,
+    pub config: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, String>,
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Changes to a plugin; `None` keeps what is there. A secret set to `None` is removed.
+#[derive(Debug, Clone, Default)]
+pub struct PluginChanges {
+    pub name: Option<String>,
+    pub config: Option<BTreeMap<String, String>>,
+    pub secrets: Option<BTreeMap<String, Option<String>>>,
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+impl Store {
+    pub async fn create_plugin(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        wasm: &[u8],
+        sha256: &str,
+    ) -> Result<PluginRecord, StoreError> {
+        let id = PluginId::generate();
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO plugins (tenant_id, id, name, current_version, config, secrets, allowed_hosts, created_at, updated_at)
+             VALUES ($1, $2, $3, 1, '{}', '{}', '[]', $4, $4)",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(name)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        insert_version(&mut tx, tenant, &id, 1, wasm, sha256, now).await?;
+        tx.commit().await?;
+        self.plugin(tenant, &id).await
+    }
+
+    /// Adds a version; it becomes the one that runs.
+    pub async fn add_plugin_version(
+        &self,
+        tenant: &TenantId,
+        id: &PluginId,
+        wasm: &[u8],
+        sha256: &str,
+    ) -> Result<PluginRecord, StoreError> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let current: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT current_version FROM plugins WHERE tenant_id = $1 AND id = $2{lock}"
+        )))
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let next = current.ok_or(StoreError::NotFound)? + 1;
+        insert_version(&mut tx, tenant, id, next, wasm, sha256, now).await?;
+        sqlx::query("UPDATE plugins SET current_version = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .bind(next)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.plugin(tenant, id).await
+    }
+
+    pub async fn plugin(
+        &self,
+        tenant: &TenantId,
+        id: &PluginId,
+    ) -> Result<PluginRecord, StoreError> {
+        let row: Option<PluginRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {PLUGIN_COLUMNS} FROM {PLUGIN_FROM} WHERE plugins.tenant_id = $1 AND plugins.id = $2"
+        )))
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    pub async fn list_plugins(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<PluginRecord>, StoreError> {
+        let page =
+            list_page::<PluginIdRow, PluginIdRecord>(self, "id", "plugins", tenant, page).await?;
+        let mut data = Vec::with_capacity(page.data.len());
+        for p in page.data {
+            data.push(self.plugin(tenant, &p.0).await?);
+        }
+        Ok(Page {
+            data,
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    pub async fn update_plugin(
+        &self,
+        tenant: &TenantId,
+        id: &PluginId,
+        changes: &PluginChanges,
+    ) -> Result<PluginRecord, StoreError> {
+        let current = self.runnable_plugin(tenant, id).await?;
+        let name = match &changes.name {
+            Some(n) => n.clone(),
+            None => self.plugin(tenant, id).await?.name,
+        };
+        let config = changes.config.clone().unwrap_or(current.config);
+        let mut secrets = current.secrets;
+        if let Some(patch) = &changes.secrets {
+            for (k, v) in patch {
+                match v {
+                    Some(v) => secrets.insert(k.clone(), v.clone()),
+                    None => secrets.remove(k),
+                };
+            }
+        }
+        let hosts = changes
+            .allowed_hosts
+            .clone()
+            .unwrap_or(current.allowed_hosts);
+        sqlx::query(
+            "UPDATE plugins SET name = $3, config = $4, secrets = $5, allowed_hosts = $6, updated_at = $7
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(name)
+        .bind(serde_json::to_string(&config).map_err(corrupt)?)
+        .bind(serde_json::to_string(&secrets).map_err(corrupt)?)
+        .bind(serde_json::to_string(&hosts).map_err(corrupt)?)
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        self.plugin(tenant, id).await
+    }
+
+    /// The running version with everything a call needs, secrets included.
+    pub async fn runnable_plugin(
+        &self,
+        tenant: &TenantId,
+        id: &PluginId,
+    ) -> Result<RunnablePlugin, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            current_version: i64,
+            wasm: Vec<u8>,
+            config: String,
+            secrets: String,
+            allowed_hosts: String,
+        }
+        let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT plugins.current_version AS current_version, v.wasm AS wasm, plugins.config AS config,
+             plugins.secrets AS secrets, plugins.allowed_hosts AS allowed_hosts
+             FROM {PLUGIN_FROM} WHERE plugins.tenant_id = $1 AND plugins.id = $2"
+        )))
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let row = row.ok_or(StoreError::NotFound)?;
+        Ok(RunnablePlugin {
+            id: id.clone(),
+            version: row.current_version,
+            wasm: row.wasm,
+            config: serde_json::from_str(&row.config).map_err(corrupt)?,
+            secrets: serde_json::from_str(&row.secrets).map_err(corrupt)?,
+            allowed_hosts: serde_json::from_str(&row.allowed_hosts).map_err(corrupt)?,
+        })
+    }
+
+    /// Takes `count` keys from a pool for an order line; asking again for the same line
+    /// and pool returns the keys it already has (a retried plugin call).
+    pub async fn take_keys_for_line(
+        &self,
+        tenant: &TenantId,
+        order: &str,
+        line_no: i64,
+        pool: &str,
+        count: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let held: Vec<String> = sqlx::query_scalar(
+            "SELECT value FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND order_id = $3 AND line_no = $4 ORDER BY id",
+        )
+        .bind(tenant.as_str())
+        .bind(pool)
+        .bind(order)
+        .bind(line_no)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !held.is_empty() {
+            return Ok(held);
+        }
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let keys: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT id, value FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'
+             ORDER BY id LIMIT $3{lock}"
+        )))
+        .bind(tenant.as_str())
+        .bind(pool)
+        .bind(count)
+        .fetch_all(&mut *tx)
+        .await?;
+        if i64::try_from(keys.len()).unwrap_or(0) < count {
+            return Err(StoreError::Conflict(format!(
+                "the pool has fewer than {count} keys left"
+            )));
+        }
+        for (id, _) in &keys {
+            sqlx::query(
+                "UPDATE license_keys SET status = 'assigned', order_id = $3, line_no = $4, assigned_at = $5
+                 WHERE tenant_id = $1 AND id = $2 AND status = 'available'",
+            )
+            .bind(tenant.as_str())
+            .bind(id)
+            .bind(order)
+            .bind(line_no)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(keys.into_iter().map(|(_, v)| v).collect())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PluginIdRow {
+    id: String,
+}
+
+struct PluginIdRecord(PluginId);
+
+impl TryFrom<PluginIdRow> for PluginIdRecord {
+    type Error = StoreError;
+    fn try_from(r: PluginIdRow) -> Result<Self, StoreError> {
+        Ok(Self(PluginId::parse(&r.id).map_err(corrupt)?))
+    }
+}
+
+impl HasId for PluginIdRecord {
+    fn id_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+async fn insert_version(
+    tx: &mut crate::orders::Tx,
+    tenant: &TenantId,
+    id: &PluginId,
+    version: i64,
+    wasm: &[u8],
+    sha256: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO plugin_versions (tenant_id, plugin_id, version, wasm, sha256, size, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tenant.as_str())
+    .bind(id.as_str())
+    .bind(version)
+    .bind(wasm.to_vec())
+    .bind(sha256)
+    .bind(i64::try_from(wasm.len()).unwrap_or(i64::MAX))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
