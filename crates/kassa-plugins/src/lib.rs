@@ -467,3 +467,71 @@ fn trap_reason(e: wasmtime::Error) -> PluginError {
 
 /// The default deadline, for callers that need to wait for a call.
 pub const CALL_TIMEOUT: Duration = limits::DEADLINE;
+
+/// A bare wasmtime set-up (default engine, no limits) running the same component, for
+/// the benchmark that compares Kassa's sandboxed call with it
+/// (`cargo run --release -p kassa-plugins --example plugin-bench`).
+#[doc(hidden)]
+pub mod bare {
+    use super::*;
+
+    pub struct Bare {
+        engine: Engine,
+        pre: FulfillmentPre<State>,
+        http: reqwest::Client,
+    }
+
+    impl Bare {
+        pub fn new(bytes: &[u8]) -> Result<Self, String> {
+            let engine = Engine::default();
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
+            Fulfillment::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                .map_err(|e| e.to_string())?;
+            let component = Component::new(&engine, bytes).map_err(|e| e.to_string())?;
+            let pre = FulfillmentPre::new(
+                linker
+                    .instantiate_pre(&component)
+                    .map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(Self {
+                engine,
+                pre,
+                http: reqwest::Client::new(),
+            })
+        }
+
+        /// Instantiates and calls `fulfill` once.
+        pub async fn call(
+            &self,
+            request: &Request,
+            context: CallContext,
+        ) -> Result<Vec<String>, String> {
+            let state = State {
+                wasi: WasiCtxBuilder::new().build(),
+                table: ResourceTable::new(),
+                limits: StoreLimitsBuilder::new().build(),
+                context,
+                logs: Vec::new(),
+                fetches: 0,
+                http: self.http.clone(),
+                policy: HostPolicy {
+                    allow_private_network: true,
+                    allow_plain_http: true,
+                },
+            };
+            let mut store = Store::new(&self.engine, state);
+            let instance = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| e.to_string())?;
+            match instance.call_fulfill(&mut store, request).await {
+                Ok(Ok(l)) => Ok(l),
+                Ok(Err(e)) => Err(format!("{e:?}")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+}

@@ -13,6 +13,7 @@ use crate::harness::TestApp;
 on_both_backends!(
     a_key_generator_plugin_delivers_signed_keys,
     a_hostile_plugin_fails_only_its_own_delivery,
+    a_plugin_written_against_the_wit_alone_calls_its_license_service,
 );
 
 fn component(name: &str) -> Vec<u8> {
@@ -211,4 +212,64 @@ async fn a_hostile_plugin_fails_only_its_own_delivery(backend: Backend) {
     );
     // The server goes on serving.
     app.get("/api/v1/products").await.ok();
+}
+
+async fn a_plugin_written_against_the_wit_alone_calls_its_license_service(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let service =
+        crate::webhooks::Receiver::start_with("unused", "500", 0.0, &["--licenses", "--no-verify"]);
+    let plugin = upload(
+        &app,
+        &app.key,
+        "LicenseClient",
+        component("kassa_license_client"),
+    )
+    .await;
+    let id = plugin.ok()["id"].as_str().unwrap().to_owned();
+    app.patch_as(
+        &app.key,
+        &format!("/api/v1/plugins/{id}"),
+        json!({"config": {"url": service.url}, "secrets": {"api-token": "tok_123"}, "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await
+    .ok();
+    let product = plugin_product(&app, &app.key, &id).await;
+    let order = paid_order(&app, &app.key, &product, 2).await;
+    let line = line_when(&app, &app.key, &order, |l| {
+        l["delivery_status"] == "delivered"
+    })
+    .await;
+    assert_eq!(line["delivery_status"], "delivered", "{line}");
+    let key = format!("ful_{order}_1");
+    assert_eq!(
+        line["licenses"],
+        json!([format!("SVC-{key}-1"), format!("SVC-{key}-2")])
+    );
+    let asked = service.received();
+    assert_eq!(asked.len(), 2, "a 500 first (retryable), then the keys");
+    assert_eq!(
+        asked[1]["authorization"], "Bearer tok_123",
+        "the plugin's secret"
+    );
+    assert_eq!(asked[1]["event"]["email"], "buyer@example.com");
+
+    // Off the allow-list, the same plugin is refused by the host.
+    app.patch_as(
+        &app.key,
+        &format!("/api/v1/plugins/{id}"),
+        json!({"allowed_hosts": ["licenses.example.com"]}),
+    )
+    .await
+    .ok();
+    let run = app
+        .post(&format!("/api/v1/plugins/{id}/test-run"), json!({}))
+        .await;
+    assert!(
+        run.ok()["error"]
+            .as_str()
+            .unwrap()
+            .contains("allowed hosts"),
+        "{}",
+        run.text
+    );
 }
