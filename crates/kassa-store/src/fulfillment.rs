@@ -3,7 +3,8 @@
 //! A line is due once its order is paid. A worker leases due lines; for a
 //! `license_pool` line, keys are taken and the line marked delivered in one
 //! transaction, with `product.delivered` (and `order.delivered` when it was the last
-//! line), the licenses email and, when stock runs low, `license_pool.low_stock`. On
+//! line), the licenses email and, when stock runs low, `license_pool.low_stock` and an
+//! email to the store's owners. On
 //! PostgreSQL keys are claimed with `FOR UPDATE SKIP LOCKED`; on SQLite the write
 //! transaction holds the database's one write lock. Either way a key goes to exactly
 //! one line, and a line is never delivered twice.
@@ -233,6 +234,19 @@ impl Store {
                 serde_json::json!({ "license_pool": pool }),
             )
             .await?;
+            for owner in owners(&mut tx, tenant).await? {
+                let key = format!("pool_low:{pool_id}:{now}:{owner}");
+                queue_email(
+                    &mut tx,
+                    tenant,
+                    "pool_low",
+                    Some(&line.order_id),
+                    &key,
+                    &owner,
+                    "en",
+                )
+                .await?;
+            }
         }
         let _ = all_delivered;
         tx.commit().await?;

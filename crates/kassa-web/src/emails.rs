@@ -45,6 +45,8 @@ static EMAILS: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "licenses.html",
         "pool_empty.txt",
         "pool_empty.html",
+        "pool_low.txt",
+        "pool_low.html",
         "delivery_failed.txt",
         "delivery_failed.html",
     ] {
@@ -64,6 +66,7 @@ pub const EMAIL_KINDS: &[&str] = &[
     "licenses",
     "pool_empty",
     "delivery_failed",
+    "pool_low",
 ];
 
 /// A rendered email, with who it is from.
@@ -112,7 +115,10 @@ pub async fn render(
         Err(StoreError::NotFound) => return Err(RenderError::Gone("the order is gone".into())),
         Err(e) => return Err(e.into()),
     };
-    let to_merchant = matches!(email.kind.as_str(), "pool_empty" | "delivery_failed");
+    let to_merchant = matches!(
+        email.kind.as_str(),
+        "pool_empty" | "delivery_failed" | "pool_low"
+    );
     if order.customer.email.is_none() && !to_merchant {
         return Err(RenderError::Gone("the customer's data was erased".into()));
     }
@@ -140,6 +146,7 @@ pub async fn render(
         order_url => base.clone(),
         pay_url => format!("{base}/pay"),
         invoice_url => format!("{base}/invoice"),
+        pool => low_pool(store, &tenant.id, email).await?,
         lines_failed => order
             .lines
             .iter()
@@ -166,6 +173,31 @@ pub async fn render(
         from_name: tenant.name,
         reply_to: settings.support_email,
     })
+}
+
+/// The pool a `pool_low` email is about (`pool_low:<pool id>:…`), with its stock.
+async fn low_pool(
+    store: &Store,
+    tenant: &TenantId,
+    email: &EmailRecord,
+) -> Result<Option<minijinja::Value>, RenderError> {
+    let Some(id) = email
+        .dedupe_key
+        .strip_prefix("pool_low:")
+        .and_then(|k| k.split(':').next())
+    else {
+        return Ok(None);
+    };
+    let Ok(id) = kassa_domain::ids::LicensePoolId::parse(id) else {
+        return Ok(None);
+    };
+    let pool = store.license_pool(tenant, &id).await?;
+    Ok(Some(minijinja::context! {
+        id => pool.id.to_string(),
+        name => pool.name,
+        available => pool.available,
+        threshold => pool.low_stock_threshold,
+    }))
 }
 
 /// The merchant's notice that Kassa stopped sending to one of their endpoints.

@@ -179,6 +179,27 @@ async fn a_paid_order_is_delivered_from_the_pool(backend: Backend) {
             .contains(k.as_str())),
         "{mail}"
     );
+    let mut low_text = String::new();
+    for _ in 0..50 {
+        let emails = app.get("/api/v1/emails").await.ok().clone();
+        if let Some(m) = emails["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["kind"] == "pool_low")
+        {
+            assert_eq!(
+                m["to"], "owner@acme.test",
+                "the owners are told the pool runs low"
+            );
+            low_text = m["text_body"].as_str().unwrap_or_default().to_owned();
+            if !low_text.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(low_text.contains("has 1 key(s) left"), "{low_text}");
     app.post(&format!("/api/v1/orders/{id}/resend-licenses"), json!({}))
         .await
         .ok();
