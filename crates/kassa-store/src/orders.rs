@@ -698,32 +698,38 @@ impl Store {
     /// The secret a store signs its buy links with; made on first use.
     pub async fn link_secret(&self, tenant: &TenantId) -> Result<String, StoreError> {
         let fresh = kassa_domain::signed_link::generate_secret();
-        sqlx::query("UPDATE tenants SET link_secret = $2 WHERE id = $1 AND link_secret = ''")
-            .bind(tenant.as_str())
-            .bind(&fresh)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query_scalar("SELECT link_secret FROM tenants WHERE id = $1")
-            .bind(tenant.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)
+        self.tenant_secret(tenant, "link_secret", &fresh).await
     }
 
     /// The `whsec_` secret a store's license web service requests are signed with;
     /// made on first use.
     pub async fn service_secret(&self, tenant: &TenantId) -> Result<String, StoreError> {
         let fresh = kassa_domain::webhook::generate_secret();
-        sqlx::query("UPDATE tenants SET service_secret = $2 WHERE id = $1 AND service_secret = ''")
-            .bind(tenant.as_str())
-            .bind(&fresh)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query_scalar("SELECT service_secret FROM tenants WHERE id = $1")
-            .bind(tenant.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)
+        self.tenant_secret(tenant, "service_secret", &fresh).await
+    }
+
+    /// A store's secret in `column`, set to `fresh` if it has none yet (in one UPDATE,
+    /// so concurrent first uses agree on one secret).
+    async fn tenant_secret(
+        &self,
+        tenant: &TenantId,
+        column: &'static str,
+        fresh: &str,
+    ) -> Result<String, StoreError> {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE tenants SET {column} = $2 WHERE id = $1 AND {column} = ''"
+        )))
+        .bind(tenant.as_str())
+        .bind(fresh)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT {column} FROM tenants WHERE id = $1"
+        )))
+        .bind(tenant.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)
     }
 
     /// Replaces a store's settings (branding, legal links, bank details, methods).
