@@ -23,6 +23,24 @@ fn kassa(dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// `kassa tenant create --slug acme …` on the database at `url`.
+fn create_acme(dir: &std::path::Path, url: &str) -> std::process::Output {
+    kassa(dir)
+        .env("KASSA_DATABASE_URL", url)
+        .args([
+            "tenant",
+            "create",
+            "--slug",
+            "acme",
+            "--name",
+            "Acme",
+            "--owner-email",
+            "o@acme.test",
+        ])
+        .output()
+        .unwrap()
+}
+
 /// A `kassa serve` process, killed when dropped.
 struct Running {
     child: Child,
@@ -70,20 +88,7 @@ fn serve(mut cmd: Command) -> Running {
 async fn tenant_create_prints_a_key_that_the_server_accepts(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let dir = tempfile::tempdir().unwrap();
-    let out = kassa(dir.path())
-        .env("KASSA_DATABASE_URL", &db.url)
-        .args([
-            "tenant",
-            "create",
-            "--slug",
-            "acme",
-            "--name",
-            "Acme",
-            "--owner-email",
-            "o@acme.test",
-        ])
-        .output()
-        .unwrap();
+    let out = create_acme(dir.path(), &db.url);
     assert!(
         out.status.success(),
         "{}",
@@ -99,20 +104,7 @@ async fn tenant_create_prints_a_key_that_the_server_accepts(backend: Backend) {
         "the key is printed once, never logged"
     );
 
-    let again = kassa(dir.path())
-        .env("KASSA_DATABASE_URL", &db.url)
-        .args([
-            "tenant",
-            "create",
-            "--slug",
-            "acme",
-            "--name",
-            "Acme",
-            "--owner-email",
-            "o@acme.test",
-        ])
-        .output()
-        .unwrap();
+    let again = create_acme(dir.path(), &db.url);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     let bad = kassa(dir.path())
@@ -241,20 +233,7 @@ async fn database_passwords_do_not_reach_the_logs() {
 async fn a_webhook_survives_kill_9_mid_delivery(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let dir = tempfile::tempdir().unwrap();
-    let out = kassa(dir.path())
-        .env("KASSA_DATABASE_URL", &db.url)
-        .args([
-            "tenant",
-            "create",
-            "--slug",
-            "acme",
-            "--name",
-            "Acme",
-            "--owner-email",
-            "o@acme.test",
-        ])
-        .output()
-        .unwrap();
+    let out = create_acme(dir.path(), &db.url);
     let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"]
         .as_str()
         .unwrap()
