@@ -1,33 +1,153 @@
-//! Background work: delivering webhooks, sending emails, and reminding and deleting
-//! unpaid orders. Webhook deliveries and emails are queued in the database by the
-//! transaction of the change that causes them (see `kassa-store`); a worker leases due
-//! deliveries, sends them, and records each attempt with the next
-//! one scheduled by the retry schedule. A worker that dies loses its leases after 30 s
-//! and another worker (or the restarted one) takes the deliveries over, so
-//! every event is delivered at least once; receivers dedupe by `webhook-id`. Emails are
-//! rendered from the templates under `web/emails` when they are sent, sent over SMTP
-//! when it is configured (transient failures retried with backoff until sent), and
-//! kept in the outbox otherwise.
+//! Background work on apalis: delivering webhooks, sending emails, delivering
+//! licenses, reminding and deleting unpaid orders, and cleaning up.
+//!
+//! Each job (see `kassa_store::jobs`) is written by the transaction of the change that
+//! causes it and wakes a worker for one row of Kassa's tables; the handler loads the
+//! row, does the work, and records the outcome, scheduling the next try as a new job
+//! with its run time when one is due (webhooks and license services follow the retry
+//! schedule, SMTP backs off). Handlers are idempotent: a job that finds its row
+//! finished or rescheduled does nothing, a delivered line is never delivered again,
+//! and a webhook keeps its `webhook-id` across tries. apalis runs the jobs
+//! (apalis-sqlite or apalis-postgres, with the store's database) and apalis-cron the
+//! schedules; a worker that dies stops sending heartbeats, and after three missed
+//! heartbeats its jobs are taken over by another worker or the restarted one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use apalis::prelude::*;
+use apalis_cron::{CronScheduler, Tick};
 use kassa_domain::catalog::Delivery;
 use kassa_mail::{MailError, Mailer, Outgoing};
 use kassa_store::{
-    DeliveryOutcome, DueDelivery, DueLine, EmailOutcome, EmailRecord, Store, StoreError, Timestamp,
+    DeliverLine, DeliverWebhook, DeliveryOutcome, DueDelivery, DueLine, EmailOutcome, EmailRecord,
+    Job, JobPool, SendEmail, Store, StoreError, Timestamp,
 };
 use kassa_webhooks::{RetrySchedule, Sender};
-use tokio::task::JoinSet;
+
+/// The three queues' workers on a monitor; `$backend::<Job>(pool, heartbeat)` makes
+/// a factory of the queue's backend (a restarted worker gets a new one). A macro,
+/// because each backend's worker has its own type.
+macro_rules! queue_workers {
+    ($workers:expr, $node:expr, $backend:ident, $pool:expr) => {{
+        let monitor = Monitor::new();
+        let beat = $workers.heartbeat;
+        let make = $backend::<DeliverWebhook>(&$pool, beat);
+        let (me, name) = ($workers.clone(), $node.clone());
+        let monitor = monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{name}-webhooks-{restarts}"))
+                .backend(make())
+                .data(me.clone())
+                .concurrency(32)
+                .catch_panic()
+                .build(deliver_webhook)
+        });
+        let make = $backend::<SendEmail>(&$pool, beat);
+        let (me, name) = ($workers.clone(), $node.clone());
+        let monitor = monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{name}-emails-{restarts}"))
+                .backend(make())
+                .data(me.clone())
+                .concurrency(8)
+                .catch_panic()
+                .build(send_email)
+        });
+        let make = $backend::<DeliverLine>(&$pool, beat);
+        let (me, name) = ($workers.clone(), $node.clone());
+        monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{name}-lines-{restarts}"))
+                .backend(make())
+                .data(me.clone())
+                .concurrency(16)
+                .catch_panic()
+                .build(deliver_line)
+        })
+    }};
+}
+
+/// A queue's backend on SQLite, polled.
+fn sqlite_backend<J: Job>(
+    pool: &sqlx::SqlitePool,
+    heartbeat: Duration,
+) -> impl Fn() -> PollWith<apalis_sqlite::SqliteStorage<J>, IntervalStrategy> + Send + Sync + 'static
+{
+    let config = apalis_sqlite::Config::default()
+        .queue(J::QUEUE)
+        .heartbeat_interval(heartbeat)
+        .missed_heartbeats(MISSED_HEARTBEATS);
+    let pool = pool.clone();
+    move || {
+        apalis_sqlite::SqliteStorage::new(&pool)
+            .with_config(config.clone())
+            .poll_with_interval(POLL)
+    }
+}
+
+/// A queue's backend on PostgreSQL: NOTIFY wakes the worker for a new job, polling
+/// for one whose time has come.
+fn postgres_backend<J: Job>(
+    pool: &sqlx::PgPool,
+    heartbeat: Duration,
+) -> impl Fn() -> PollWith<apalis_postgres::PostgresStorage<J>, Strategy> + Send + Sync + 'static {
+    let config = apalis_postgres::Config::default()
+        .queue(J::QUEUE)
+        .heartbeat_interval(heartbeat)
+        .missed_heartbeats(MISSED_HEARTBEATS);
+    let pool = pool.clone();
+    move || {
+        let wake = Strategy::new()
+            .stream(apalis_postgres::Pubsub::new(
+                pool.clone(),
+                J::QUEUE.to_owned(),
+            ))
+            .interval(POLL);
+        apalis_postgres::PostgresStorage::new(&pool)
+            .with_config(config.clone())
+            .poll_with_strategy(wake)
+    }
+}
+
+async fn deliver_webhook(job: DeliverWebhook, workers: Data<Workers>) -> Result<(), Error> {
+    if let Some(delivery) = workers.store.due_delivery(&job).await? {
+        workers.deliver(delivery).await?;
+    }
+    Ok(())
+}
+
+async fn send_email(job: SendEmail, workers: Data<Workers>) -> Result<(), Error> {
+    if let Some(email) = workers.store.due_email(&job).await? {
+        workers.send_email(email).await?;
+    }
+    Ok(())
+}
+
+async fn deliver_line(job: DeliverLine, workers: Data<Workers>) -> Result<(), Error> {
+    if let Some(line) = workers.store.due_line(&job).await? {
+        workers.deliver_line(line).await?;
+    }
+    Ok(())
+}
+
+async fn sweep_unpaid(_: Tick, workers: Data<Workers>) -> Result<(), Error> {
+    workers.sweep_unpaid().await;
+    Ok(())
+}
+
+async fn clean_up(_: Tick, workers: Data<Workers>) -> Result<(), Error> {
+    let done = workers.store.clean_up().await?;
+    tracing::debug!(?done, "cleaned up finished work");
+    Ok(())
+}
 
 /// An endpoint failing for this long is disabled.
 pub const DISABLE_AFTER_FAILING_MILLIS: i64 = 5 * 24 * 60 * 60 * 1000;
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
-/// How many deliveries one worker sends at once.
-const BATCH: i64 = 32;
-/// How often an idle worker looks for due work.
+/// How often an idle worker looks for due jobs (on PostgreSQL, new jobs also wake it
+/// at once by NOTIFY).
 const POLL: Duration = Duration::from_millis(500);
+/// Heartbeats a worker may miss before its jobs go to another worker.
+const MISSED_HEARTBEATS: usize = 3;
 
 /// What the workers need.
 #[derive(Clone)]
@@ -39,7 +159,11 @@ pub struct Workers {
     public_url: Arc<str>,
     unpaid: UnpaidDefaults,
     plugins: Option<Arc<kassa_plugins::PluginHost>>,
+    heartbeat: Duration,
 }
+
+/// Why the workers could not run.
+pub type Error = BoxDynError;
 
 /// The operator's unpaid-order policy; each store may change it within limits.
 #[derive(Debug, Clone, Copy)]
@@ -79,11 +203,11 @@ fn parse_licenses(body: &str) -> Result<Vec<String>, String> {
     Ok(licenses)
 }
 
-/// How often finished work is cleaned up (see `kassa_store::retention`).
-const CLEAN_UP_EVERY: Duration = Duration::from_secs(600);
+/// When finished work is cleaned up (see `kassa_store::retention`): every 10 minutes.
+const CLEAN_UP_SCHEDULE: &str = "0 */10 * * * *";
 
-/// How often unpaid orders are looked at.
-const UNPAID_SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// When unpaid orders are looked at: every second.
+const UNPAID_SWEEP_SCHEDULE: &str = "* * * * * *";
 
 /// The longest wait between two tries of an email.
 const MAX_EMAIL_BACKOFF: Duration = Duration::from_secs(600);
@@ -106,7 +230,15 @@ impl Workers {
             public_url: Arc::from(public_url),
             unpaid,
             plugins: None,
+            heartbeat: Duration::from_secs(10),
         }
+    }
+
+    /// How often a worker tells it is alive; its jobs go to another worker after
+    /// three missed heartbeats.
+    pub fn with_heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_secs(1));
+        self
     }
 
     /// Runs plugin deliveries on `host`; without one, plugin lines fail with a reason.
@@ -115,76 +247,62 @@ impl Workers {
         self
     }
 
-    /// Runs until `shutdown` resolves; deliveries in flight are finished first.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        tracing::info!("workers started");
-        let mut last_sweep = tokio::time::Instant::now() - UNPAID_SWEEP_EVERY;
-        let mut last_clean_up = tokio::time::Instant::now() - CLEAN_UP_EVERY;
-        loop {
-            if last_clean_up.elapsed() >= CLEAN_UP_EVERY {
-                last_clean_up = tokio::time::Instant::now();
-                match self.store.clean_up().await {
-                    Ok(done) => tracing::debug!(?done, "cleaned up finished work"),
-                    Err(e) => tracing::warn!(error = %e, "clean-up failed"),
-                }
-            }
-            if last_sweep.elapsed() >= UNPAID_SWEEP_EVERY {
-                last_sweep = tokio::time::Instant::now();
-                self.sweep_unpaid().await;
-            }
-            let leased = match self.store.lease_due_deliveries(BATCH).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not look for due webhook deliveries");
-                    Vec::new()
-                }
-            };
-            let emails = match self
-                .store
-                .lease_due_emails(BATCH, self.mailer.is_some())
-                .await
-            {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not look for due emails");
-                    Vec::new()
-                }
-            };
-            let lines = match self.store.lease_due_lines(BATCH).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not look for lines to deliver");
-                    Vec::new()
-                }
-            };
-            let busy = !leased.is_empty() || !emails.is_empty() || !lines.is_empty();
-            let mut running = JoinSet::new();
-            for delivery in leased {
-                let me = self.clone();
-                running.spawn(async move { me.deliver(delivery).await });
-            }
-            for email in emails {
-                let me = self.clone();
-                running.spawn(async move { me.send_email(email).await });
-            }
-            for line in lines {
-                let me = self.clone();
-                running.spawn(async move { me.deliver_line(line).await });
-            }
-            while running.join_next().await.is_some() {}
-            if busy {
-                continue;
-            }
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = tokio::time::sleep(POLL) => {}
+    /// Runs until `shutdown` resolves; jobs in flight are finished first.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        if self.mailer.is_some() {
+            let kept = self.store.queue_kept_emails().await?;
+            if kept > 0 {
+                tracing::info!(
+                    emails = kept,
+                    "sending the emails kept while there was no SMTP"
+                );
             }
         }
+        let pool = self.store.job_pool(4).await?;
+        // Unique per start: apalis refuses a name whose heartbeat is still fresh.
+        let node = format!("kassa-{}-{}", std::process::id(), ulid::Ulid::new());
+        let monitor = match pool {
+            JobPool::Sqlite(pool) => queue_workers!(self, node, sqlite_backend, pool),
+            JobPool::Postgres(pool) => queue_workers!(self, node, postgres_backend, pool),
+        };
+        let every = |schedule: &str| {
+            let schedule: cron::Schedule = schedule.parse().expect("a valid schedule");
+            move || CronScheduler::new(schedule.clone())
+        };
+        let (sweep, clean) = (every(UNPAID_SWEEP_SCHEDULE), every(CLEAN_UP_SCHEDULE));
+        let (me, name) = (self.clone(), node.clone());
+        let monitor = monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{name}-unpaid-sweep-{restarts}"))
+                .backend(sweep())
+                .data(me.clone())
+                .build(sweep_unpaid)
+        });
+        let (me, name) = (self.clone(), node.clone());
+        let monitor = monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{name}-clean-up-{restarts}"))
+                .backend(clean())
+                .data(me.clone())
+                .build(clean_up)
+        });
+        tracing::info!(node = %node, "workers started");
+        monitor
+            // A worker whose database went away starts again under a new name, and its
+            // jobs are taken over once its heartbeats are missed.
+            .should_restart(|_, _| true)
+            .shutdown_timeout(Duration::from_secs(30))
+            .run_with_signal(async move {
+                shutdown.await;
+                Ok(())
+            })
+            .await?;
         tracing::info!("workers stopped");
+        Ok(())
     }
 
-    async fn deliver(&self, d: DueDelivery) {
+    async fn deliver(&self, d: DueDelivery) -> Result<(), StoreError> {
         let now = Timestamp::now();
         let attempt = self
             .sender
@@ -225,8 +343,8 @@ impl Workers {
         if outcome == DeliveryOutcome::EndpointDisabled {
             tracing::warn!(tenant = %d.tenant_id, endpoint = %d.endpoint_id, "webhook endpoint disabled");
         }
-        if let Err(e) = self
-            .store
+        // Not recorded: the job fails and apalis runs it again (at least once).
+        self.store
             .record_delivery_attempt(
                 &d,
                 attempt.status,
@@ -235,16 +353,12 @@ impl Workers {
                 outcome,
             )
             .await
-        {
-            // The lease runs out and the delivery is tried again: at least once.
-            tracing::error!(error = %e, delivery = %d.id, "could not record a webhook attempt");
-        }
     }
 }
 
 impl Workers {
     /// Gets a paid line's license information by its product's delivery method.
-    async fn deliver_line(&self, line: DueLine) {
+    async fn deliver_line(&self, line: DueLine) -> Result<(), StoreError> {
         let retry_in = |ms: i64| Some(Timestamp::now().millis() + ms);
         let result = match &line.delivery {
             Delivery::LicensePool { .. } => match self.store.deliver_from_pool(&line).await {
@@ -260,14 +374,11 @@ impl Workers {
         };
         if let Err((error, retry_at)) = result {
             tracing::warn!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, error = %error, "delivery did not happen");
-            if let Err(e) = self
-                .store
+            self.store
                 .line_delivery_failed(&line, &error, retry_at)
-                .await
-            {
-                tracing::error!(error = %e, "could not record a failed delivery");
-            }
+                .await?;
         }
+        Ok(())
     }
 
     /// Asks the merchant's license service for the line's licenses: a POST signed like
@@ -449,20 +560,19 @@ impl Workers {
         }
     }
 
-    async fn send_email(&self, email: EmailRecord) {
+    async fn send_email(&self, email: EmailRecord) -> Result<(), StoreError> {
         let rendered = match kassa_web::emails::render(&self.store, &self.public_url, &email).await
         {
             Ok(r) => r,
             Err(kassa_web::emails::RenderError::Gone(reason)) => {
-                self.finish(&email, None, EmailOutcome::Dropped { reason })
+                return self
+                    .finish(&email, None, EmailOutcome::Dropped { reason })
                     .await;
-                return;
             }
             Err(e) => {
                 tracing::error!(error = %e, email = %email.id, "could not render an email");
                 let outcome = self.retry(&email, e.to_string());
-                self.finish(&email, None, outcome).await;
-                return;
+                return self.finish(&email, None, outcome).await;
             }
         };
         let content = Some((
@@ -471,8 +581,7 @@ impl Workers {
             rendered.html.as_str(),
         ));
         let Some(mailer) = &self.mailer else {
-            self.finish(&email, content, EmailOutcome::Kept).await;
-            return;
+            return self.finish(&email, content, EmailOutcome::Kept).await;
         };
         let outgoing = Outgoing {
             to: &email.to_address,
@@ -488,7 +597,7 @@ impl Workers {
             Err(MailError::Transient(reason)) => self.retry(&email, reason),
         };
         tracing::info!(tenant = %email.tenant_id, email = %email.id, kind = %email.kind, outcome = ?outcome, "email");
-        self.finish(&email, content, outcome).await;
+        self.finish(&email, content, outcome).await
     }
 
     /// Backoff: 1 s, 2 s, 4 s, … up to 10 minutes, until sent.
@@ -507,9 +616,7 @@ impl Workers {
         email: &EmailRecord,
         content: Option<(&str, &str, &str)>,
         outcome: EmailOutcome,
-    ) {
-        if let Err(e) = self.store.finish_email(email, content, &outcome).await {
-            tracing::error!(error = %e, email = %email.id, "could not record an email");
-        }
+    ) -> Result<(), StoreError> {
+        self.store.finish_email(email, content, &outcome).await
     }
 }

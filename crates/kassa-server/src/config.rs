@@ -41,6 +41,9 @@ pub struct Config {
     /// When unpaid orders are deleted with their personal data (`90d`); stores may
     /// only shorten it.
     pub unpaid_delete_after: String,
+    /// How often a worker sends its heartbeat (`10s`); after three missed heartbeats
+    /// another worker takes over its jobs.
+    pub job_heartbeat: String,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -64,6 +67,7 @@ const KEYS: &[&str] = &[
     "email_from",
     "unpaid_reminder_after",
     "unpaid_delete_after",
+    "job_heartbeat",
 ];
 
 fn expose_opt<S: serde::Serializer>(
@@ -95,6 +99,7 @@ impl Default for Config {
             email_from: "kassa@localhost".to_owned(),
             unpaid_reminder_after: "24h".to_owned(),
             unpaid_delete_after: "90d".to_owned(),
+            job_heartbeat: "10s".to_owned(),
         }
     }
 }
@@ -123,6 +128,7 @@ impl std::fmt::Debug for Config {
             .field("email_from", &self.email_from)
             .field("unpaid_reminder_after", &self.unpaid_reminder_after)
             .field("unpaid_delete_after", &self.unpaid_delete_after)
+            .field("job_heartbeat", &self.job_heartbeat)
             .finish()
     }
 }

@@ -187,6 +187,8 @@ fn workers(
     };
     let delete_after = humantime::parse_duration(&config.unpaid_delete_after)
         .map_err(|e| anyhow::anyhow!("unpaid_delete_after: {e}"))?;
+    let heartbeat = humantime::parse_duration(&config.job_heartbeat)
+        .map_err(|e| anyhow::anyhow!("job_heartbeat: {e}"))?;
     Ok(kassa_jobs::Workers::new(
         store.clone(),
         sender,
@@ -198,7 +200,8 @@ fn workers(
             delete_after,
         },
     )
-    .with_plugins(plugins))
+    .with_plugins(plugins)
+    .with_heartbeat(heartbeat))
 }
 
 async fn worker(config: Config) -> anyhow::Result<()> {
@@ -206,7 +209,8 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     workers(&config, &store, plugin_host(&config)?)?
         .run(shutdown_signal())
-        .await;
+        .await
+        .map_err(|e| anyhow::anyhow!("the workers stopped: {e}"))?;
     store.close().await;
     Ok(())
 }
@@ -249,9 +253,14 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
     let background = if with_workers {
         let mut stopped = workers_stopped.clone();
         let workers = workers(&config, &store, plugins.clone())?;
-        Some(tokio::spawn(workers.run(async move {
-            stopped.wait_for(|s| *s).await.ok();
-        })))
+        Some(tokio::spawn(async move {
+            let run = workers.run(async move {
+                stopped.wait_for(|s| *s).await.ok();
+            });
+            if let Err(e) = run.await {
+                tracing::error!(error = %e, "the workers stopped");
+            }
+        }))
     } else {
         None
     };

@@ -1,11 +1,13 @@
-//! The email outbox: queued in the transaction of what causes the email, then
-//! rendered and sent (or kept, without SMTP) by a worker.
+//! The email outbox: queued, with the job that sends it, in the transaction of what
+//! causes the email, then rendered and sent (or kept, without SMTP) by a worker.
 
 use kassa_domain::ids::{EmailId, TenantId};
 use sqlx::AssertSqlSafe;
 
+use crate::events::EARLY_MILLIS;
+use crate::jobs::{SendEmail, enqueue};
 use crate::orders::Tx;
-use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp};
+use crate::{Page, PageRequest, Store, StoreError, Timestamp};
 
 /// Queues an email; the same `dedupe_key` is queued once (a receipt per order, a
 /// failure notice per payment attempt).
@@ -19,13 +21,14 @@ pub(crate) async fn queue_email(
     locale: &str,
 ) -> Result<(), StoreError> {
     let now = Timestamp::now().millis();
-    sqlx::query(
+    let id = EmailId::generate();
+    let queued = sqlx::query(
         "INSERT INTO emails (tenant_id, id, kind, order_id, dedupe_key, to_address, locale, status,
          attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8)
          ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
     )
     .bind(tenant.as_str())
-    .bind(EmailId::generate().as_str())
+    .bind(id.as_str())
     .bind(kind)
     .bind(order_id)
     .bind(dedupe_key)
@@ -34,6 +37,13 @@ pub(crate) async fn queue_email(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    if queued.rows_affected() == 1 {
+        let job = SendEmail {
+            tenant_id: tenant.clone(),
+            email_id: id,
+        };
+        enqueue(tx, &job, now).await?;
+    }
     Ok(())
 }
 
@@ -69,9 +79,6 @@ impl crate::catalog::HasId for EmailRecord {
 const EMAIL_COLUMNS: &str = "id, tenant_id, kind, order_id, dedupe_key, to_address, locale, status, subject, \
     text_body, html_body, attempts, last_error, sent_at, created_at";
 
-/// How long a worker holds an email it took.
-pub const EMAIL_LEASE_MILLIS: i64 = 120_000;
-
 /// What happened to an email a worker took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EmailOutcome {
@@ -90,52 +97,40 @@ pub enum EmailOutcome {
 }
 
 impl Store {
-    /// Leases due emails: `queued` ones, and `kept` ones too once SMTP is configured.
-    pub async fn lease_due_emails(
-        &self,
-        limit: i64,
-        smtp_configured: bool,
-    ) -> Result<Vec<EmailRecord>, StoreError> {
-        let now = Timestamp::now().millis();
-        let statuses = if smtp_configured {
-            "('queued', 'kept')"
-        } else {
-            "('queued')"
-        };
-        // Most polls find nothing: look first, without taking the write lock.
-        let any: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT 1 FROM emails WHERE status IN {statuses} AND next_attempt_at <= $1
-             AND (locked_until IS NULL OR locked_until < $1) LIMIT 1"
+    /// The email a job is for, when it is still to be sent and due.
+    pub async fn due_email(&self, job: &SendEmail) -> Result<Option<EmailRecord>, StoreError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {EMAIL_COLUMNS} FROM emails WHERE tenant_id = $1 AND id = $2
+             AND status = 'queued' AND next_attempt_at <= $3"
         )))
-        .bind(now)
+        .bind(job.tenant_id.as_str())
+        .bind(job.email_id.as_str())
+        .bind(Timestamp::now().millis() + EARLY_MILLIS)
         .fetch_optional(&self.pool)
-        .await?;
-        if any.is_none() {
-            return Ok(Vec::new());
-        }
+        .await?)
+    }
+
+    /// Queues again the emails kept in the outbox while there was no SMTP: a worker
+    /// that has SMTP calls this when it starts. Returns how many.
+    pub async fn queue_kept_emails(&self) -> Result<u64, StoreError> {
+        let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let rows: Vec<EmailRecord> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {EMAIL_COLUMNS} FROM emails WHERE status IN {statuses} AND next_attempt_at <= $1
-             AND (locked_until IS NULL OR locked_until < $1) ORDER BY next_attempt_at LIMIT $2{lock}"
-        )))
+        let kept: Vec<(String, String)> = sqlx::query_as(
+            "UPDATE emails SET status = 'queued', next_attempt_at = $1 WHERE status = 'kept'
+             RETURNING tenant_id, id",
+        )
         .bind(now)
-        .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        for r in &rows {
-            sqlx::query("UPDATE emails SET locked_until = $3 WHERE tenant_id = $1 AND id = $2")
-                .bind(&r.tenant_id)
-                .bind(&r.id)
-                .bind(now + EMAIL_LEASE_MILLIS)
-                .execute(&mut *tx)
-                .await?;
+        for (tenant, id) in &kept {
+            let job = SendEmail {
+                tenant_id: TenantId::parse(tenant).map_err(crate::error::corrupt)?,
+                email_id: EmailId::parse(id).map_err(crate::error::corrupt)?,
+            };
+            enqueue(&mut tx, &job, now).await?;
         }
         tx.commit().await?;
-        Ok(rows)
+        Ok(u64::try_from(kept.len()).unwrap_or(u64::MAX))
     }
 
     /// Records what became of an email, with its rendered content.
@@ -158,10 +153,11 @@ impl Store {
             Some((s, t, h)) => (Some(s), Some(t), Some(h)),
             None => (None, None, None),
         };
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE emails SET status = $3, next_attempt_at = $4, last_error = $5, sent_at = $6,
              subject = COALESCE($7, subject), text_body = COALESCE($8, text_body),
-             html_body = COALESCE($9, html_body), attempts = attempts + 1, locked_until = NULL
+             html_body = COALESCE($9, html_body), attempts = attempts + 1
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(&email.tenant_id)
@@ -173,8 +169,16 @@ impl Store {
         .bind(subject)
         .bind(text)
         .bind(html)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let EmailOutcome::RetryAt { at, .. } = outcome {
+            let job = SendEmail {
+                tenant_id: TenantId::parse(&email.tenant_id).map_err(crate::error::corrupt)?,
+                email_id: EmailId::parse(&email.id).map_err(crate::error::corrupt)?,
+            };
+            enqueue(&mut tx, &job, *at).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -1,13 +1,14 @@
 //! Events and their webhook deliveries. An event is written in the transaction of
 //! the change it reports, together with one delivery per enabled endpoint whose filter
-//! takes it, so no event is ever lost or sent for a change that did not happen.
+//! takes it and the job that sends it, so no event is ever lost or sent for a change
+//! that did not happen.
 
 use kassa_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookEndpointId};
-use sqlx::AssertSqlSafe;
 
 use crate::error::corrupt;
+use crate::jobs::{DeliverWebhook, enqueue};
 use crate::orders::{Tx, rfc3339};
-use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp};
+use crate::{Page, PageRequest, Store, StoreError, Timestamp};
 
 /// Writes an event and queues its deliveries.
 pub(crate) async fn insert_event(
@@ -58,19 +59,27 @@ async fn queue_delivery(
     event: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    let id = DeliveryId::generate();
     sqlx::query(
         "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, status, attempts,
          next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)",
     )
     .bind(tenant.as_str())
-    .bind(DeliveryId::generate().as_str())
+    .bind(id.as_str())
     .bind(endpoint)
     .bind(event)
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    let job = DeliverWebhook {
+        tenant_id: tenant.clone(),
+        delivery_id: id,
+    };
+    enqueue(tx, &job, now).await
 }
+
+/// A job may run up to this much before its row's time (clocks of two machines).
+pub(crate) const EARLY_MILLIS: i64 = 1_000;
 
 /// An event as stored.
 #[derive(Debug, Clone)]
@@ -160,10 +169,6 @@ impl crate::catalog::HasId for DeliveryRecord {
     }
 }
 
-/// How long a worker holds a delivery it took; an attempt lasts at most 15 s, so a
-/// delivery held longer belonged to a worker that died, and goes back to the queue.
-pub const DELIVERY_LEASE_MILLIS: i64 = 30_000;
-
 impl Store {
     /// Events, newest first, optionally of one type.
     pub async fn list_events(
@@ -216,92 +221,60 @@ impl Store {
         rows.into_iter().map(EventRecord::try_from).collect()
     }
 
-    /// Leases up to `limit` due deliveries to this worker. Several workers (several
-    /// nodes on one PostgreSQL) never get the same delivery while its lease runs.
-    pub async fn lease_due_deliveries(&self, limit: i64) -> Result<Vec<DueDelivery>, StoreError> {
+    /// The delivery a job is for, when it is still pending and due; `None` when it was
+    /// sent, given up, or rescheduled since (a job that came too early or twice).
+    pub async fn due_delivery(
+        &self,
+        job: &DeliverWebhook,
+    ) -> Result<Option<DueDelivery>, StoreError> {
         let now = Timestamp::now().millis();
-        // Most polls find nothing: look first, without taking the write lock.
-        let any: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1
-             AND (locked_until IS NULL OR locked_until < $1) LIMIT 1",
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            endpoint_id: String,
+            event_id: String,
+            attempts: i64,
+            url: String,
+            secret: String,
+            previous_secret: Option<String>,
+            previous_secret_expires_at: Option<i64>,
+            failing_since: Option<i64>,
+            payload: String,
+            event_created_at: i64,
+        }
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT d.endpoint_id, d.event_id, d.attempts, e.url, e.secret, e.previous_secret,
+             e.previous_secret_expires_at, e.failing_since, v.payload, v.created_at AS event_created_at
+             FROM webhook_deliveries d
+             JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
+             JOIN events v ON v.tenant_id = d.tenant_id AND v.id = d.event_id
+             WHERE d.tenant_id = $1 AND d.id = $2 AND d.status = 'pending' AND d.next_attempt_at <= $3",
         )
-        .bind(now)
+        .bind(job.tenant_id.as_str())
+        .bind(job.delivery_id.as_str())
+        .bind(now + EARLY_MILLIS)
         .fetch_optional(&self.pool)
         .await?;
-        if any.is_none() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.begin_write().await?;
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let Some(row) = row else {
+            return Ok(None);
         };
-        let due: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT tenant_id, id FROM webhook_deliveries
-             WHERE status = 'pending' AND next_attempt_at <= $1
-             AND (locked_until IS NULL OR locked_until < $1)
-             ORDER BY next_attempt_at LIMIT $2{lock}"
-        )))
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut leased = Vec::with_capacity(due.len());
-        for (tenant, id) in due {
-            sqlx::query(
-                "UPDATE webhook_deliveries SET locked_until = $3 WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(&tenant)
-            .bind(&id)
-            .bind(now + DELIVERY_LEASE_MILLIS)
-            .execute(&mut *tx)
-            .await?;
-            #[derive(sqlx::FromRow)]
-            struct Row {
-                endpoint_id: String,
-                event_id: String,
-                attempts: i64,
-                url: String,
-                secret: String,
-                previous_secret: Option<String>,
-                previous_secret_expires_at: Option<i64>,
-                failing_since: Option<i64>,
-                payload: String,
-                event_created_at: i64,
-            }
-            let row: Row = sqlx::query_as(
-                "SELECT d.endpoint_id, d.event_id, d.attempts, e.url, e.secret, e.previous_secret,
-                 e.previous_secret_expires_at, e.failing_since, v.payload, v.created_at AS event_created_at
-                 FROM webhook_deliveries d
-                 JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
-                 JOIN events v ON v.tenant_id = d.tenant_id AND v.id = d.event_id
-                 WHERE d.tenant_id = $1 AND d.id = $2",
-            )
-            .bind(&tenant)
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let mut secrets = vec![row.secret];
-            if let (Some(old), Some(until)) = (row.previous_secret, row.previous_secret_expires_at)
-                && until > now
-            {
-                secrets.push(old);
-            }
-            leased.push(DueDelivery {
-                tenant_id: TenantId::parse(&tenant).map_err(corrupt)?,
-                id: DeliveryId::parse(&id).map_err(corrupt)?,
-                endpoint_id: WebhookEndpointId::parse(&row.endpoint_id).map_err(corrupt)?,
-                event_id: row.event_id,
-                attempts: row.attempts,
-                url: row.url,
-                secrets,
-                payload: row.payload,
-                event_created_at: row.event_created_at.into(),
-                failing_since: row.failing_since.map(Timestamp::from),
-            });
+        let mut secrets = vec![row.secret];
+        if let (Some(old), Some(until)) = (row.previous_secret, row.previous_secret_expires_at)
+            && until > now
+        {
+            secrets.push(old);
         }
-        tx.commit().await?;
-        Ok(leased)
+        Ok(Some(DueDelivery {
+            tenant_id: job.tenant_id.clone(),
+            id: job.delivery_id.clone(),
+            endpoint_id: WebhookEndpointId::parse(&row.endpoint_id).map_err(corrupt)?,
+            event_id: row.event_id,
+            attempts: row.attempts,
+            url: row.url,
+            secrets,
+            payload: row.payload,
+            event_created_at: row.event_created_at.into(),
+            failing_since: row.failing_since.map(Timestamp::from),
+        }))
     }
 
     /// Logs an attempt and moves the delivery on, in one transaction.
@@ -340,7 +313,7 @@ impl Store {
         };
         sqlx::query(
             "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, next_attempt_at = $4,
-             locked_until = NULL, last_status = $5, updated_at = $6 WHERE tenant_id = $1 AND id = $2",
+             last_status = $5, updated_at = $6 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(d.tenant_id.as_str())
         .bind(d.id.as_str())
@@ -350,6 +323,13 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if let DeliveryOutcome::RetryAt(at) = outcome {
+            let job = DeliverWebhook {
+                tenant_id: d.tenant_id.clone(),
+                delivery_id: d.id.clone(),
+            };
+            enqueue(&mut tx, &job, at).await?;
+        }
         let endpoint_sql = match outcome {
             DeliveryOutcome::Succeeded => {
                 "UPDATE webhook_endpoints SET failing_since = NULL WHERE tenant_id = $1 AND id = $2 AND $3 > 0"
@@ -492,18 +472,26 @@ impl Store {
         if found.is_none() || event_found.is_none() {
             return Err(StoreError::NotFound);
         }
-        let reset = sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4, locked_until = NULL,
-             attempts = 0, updated_at = $4 WHERE tenant_id = $1 AND endpoint_id = $2 AND event_id = $3",
+        let reset: Vec<String> = sqlx::query_scalar(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4,
+             attempts = 0, updated_at = $4 WHERE tenant_id = $1 AND endpoint_id = $2 AND event_id = $3
+             RETURNING id",
         )
         .bind(tenant.as_str())
         .bind(endpoint.as_str())
         .bind(event)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        if reset.rows_affected() == 0 {
+        if reset.is_empty() {
             queue_delivery(&mut tx, tenant, endpoint.as_str(), event, now).await?;
+        }
+        for id in reset {
+            let job = DeliverWebhook {
+                tenant_id: tenant.clone(),
+                delivery_id: DeliveryId::parse(&id).map_err(corrupt)?,
+            };
+            enqueue(&mut tx, &job, now).await?;
         }
         tx.commit().await?;
         Ok(())

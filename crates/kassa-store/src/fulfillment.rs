@@ -1,6 +1,7 @@
 //! Fulfillment: delivering each paid order line's license information.
 //!
-//! A line is due once its order is paid. A worker leases due lines; for a
+//! A line is due once its order is paid, and the payment's transaction writes its
+//! job (`DeliverLine`); for a
 //! `license_pool` line, keys are taken and the line marked delivered in one
 //! transaction, with `product.delivered` (and `order.delivered` when it was the last
 //! line), the licenses email and, when stock runs low, `license_pool.low_stock` and an
@@ -15,12 +16,10 @@ use sqlx::AssertSqlSafe;
 
 use crate::emails::queue_email;
 use crate::error::corrupt;
-use crate::events::insert_event;
+use crate::events::{EARLY_MILLIS, insert_event};
+use crate::jobs::{DeliverLine, enqueue};
 use crate::orders::{Tx, load_order};
 use crate::{Backend, Store, StoreError, Timestamp};
-
-/// How long a worker holds a line it took.
-pub const LINE_LEASE_MILLIS: i64 = 60_000;
 
 /// A paid line waiting for its licenses.
 #[derive(Debug, Clone)]
@@ -56,68 +55,31 @@ async fn owners(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<String>, StoreErro
 }
 
 impl Store {
-    /// Leases up to `limit` lines that are due for delivery.
-    pub async fn lease_due_lines(&self, limit: i64) -> Result<Vec<DueLine>, StoreError> {
-        let now = Timestamp::now().millis();
-        // Most polls find nothing: look first, without taking the write lock.
-        let any: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM order_lines WHERE delivery_status IN ('pending', 'waiting_stock')
-             AND next_delivery_at <= $1 AND (locked_until IS NULL OR locked_until < $1) LIMIT 1",
+    /// The line a job is for, when it still waits for its licenses and is due.
+    pub async fn due_line(&self, job: &DeliverLine) -> Result<Option<DueLine>, StoreError> {
+        let row: Option<(String, i64, String, i64)> = sqlx::query_as(
+            "SELECT product_id, quantity, delivery, delivery_attempts FROM order_lines
+             WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3
+             AND delivery_status IN ('pending', 'waiting_stock') AND next_delivery_at <= $4",
         )
-        .bind(now)
+        .bind(job.tenant_id.as_str())
+        .bind(&job.order_id)
+        .bind(job.line_no)
+        .bind(Timestamp::now().millis() + EARLY_MILLIS)
         .fetch_optional(&self.pool)
         .await?;
-        if any.is_none() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.begin_write().await?;
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let Some((product_id, quantity, delivery, attempts)) = row else {
+            return Ok(None);
         };
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            tenant_id: String,
-            order_id: String,
-            line_no: i64,
-            product_id: String,
-            quantity: i64,
-            delivery: String,
-            delivery_attempts: i64,
-        }
-        let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT tenant_id, order_id, line_no, product_id, quantity, delivery, delivery_attempts
-             FROM order_lines WHERE delivery_status IN ('pending', 'waiting_stock')
-             AND next_delivery_at <= $1 AND (locked_until IS NULL OR locked_until < $1)
-             ORDER BY next_delivery_at LIMIT $2{lock}"
-        )))
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut due = Vec::with_capacity(rows.len());
-        for r in rows {
-            sqlx::query(
-                "UPDATE order_lines SET locked_until = $4 WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
-            )
-            .bind(&r.tenant_id)
-            .bind(&r.order_id)
-            .bind(r.line_no)
-            .bind(now + LINE_LEASE_MILLIS)
-            .execute(&mut *tx)
-            .await?;
-            due.push(DueLine {
-                tenant_id: TenantId::parse(&r.tenant_id).map_err(corrupt)?,
-                order_id: r.order_id,
-                line_no: r.line_no,
-                product_id: r.product_id,
-                quantity: r.quantity,
-                delivery: serde_json::from_str(&r.delivery).map_err(corrupt)?,
-                attempts: r.delivery_attempts,
-            });
-        }
-        tx.commit().await?;
-        Ok(due)
+        Ok(Some(DueLine {
+            tenant_id: job.tenant_id.clone(),
+            order_id: job.order_id.clone(),
+            line_no: job.line_no,
+            product_id,
+            quantity,
+            delivery: serde_json::from_str(&delivery).map_err(corrupt)?,
+            attempts,
+        }))
     }
 
     /// Delivers a `license_pool` line: all its keys or none.
@@ -167,12 +129,14 @@ impl Store {
             let first_wait = status.as_deref() != Some("waiting_stock");
             sqlx::query(
                 "UPDATE order_lines SET delivery_status = 'waiting_stock', next_delivery_at = NULL,
-                 locked_until = NULL, delivery_error = $4 WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+                 delivery_error = $4 WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
             )
             .bind(tenant.as_str())
             .bind(&line.order_id)
             .bind(line.line_no)
-            .bind(format!("the pool {pool_name} has fewer than {needed} keys left"))
+            .bind(format!(
+                "the pool {pool_name} has fewer than {needed} keys left"
+            ))
             .execute(&mut *tx)
             .await?;
             if first_wait {
@@ -285,8 +249,9 @@ impl Store {
         error: &str,
         retry_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE order_lines SET delivery_status = $4, next_delivery_at = $5, locked_until = NULL,
+        let mut tx = self.begin_write().await?;
+        let recorded = sqlx::query(
+            "UPDATE order_lines SET delivery_status = $4, next_delivery_at = $5,
              delivery_attempts = delivery_attempts + 1, delivery_error = $6
              WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3 AND delivery_status <> 'delivered'",
         )
@@ -296,10 +261,19 @@ impl Store {
         .bind(if retry_at.is_some() { "pending" } else { "failed" })
         .bind(retry_at)
         .bind(error)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        if retry_at.is_none() {
-            let mut tx = self.begin_write().await?;
+        if recorded.rows_affected() == 0 {
+            return Ok(());
+        }
+        if let Some(at) = retry_at {
+            let job = DeliverLine {
+                tenant_id: line.tenant_id.clone(),
+                order_id: line.order_id.clone(),
+                line_no: line.line_no,
+            };
+            enqueue(&mut tx, &job, at).await?;
+        } else {
             for owner in owners(&mut tx, &line.tenant_id).await? {
                 let key = format!("delivery_failed:{}:{}:{owner}", line.order_id, line.line_no);
                 queue_email(
@@ -313,8 +287,8 @@ impl Store {
                 )
                 .await?;
             }
-            tx.commit().await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -363,7 +337,7 @@ pub(crate) async fn mark_delivered(
     let tenant = &line.tenant_id;
     sqlx::query(
         "UPDATE order_lines SET delivery_status = 'delivered', licenses = $4, delivered_at = $5,
-         next_delivery_at = NULL, locked_until = NULL, delivery_error = NULL,
+         next_delivery_at = NULL, delivery_error = NULL,
          delivery_attempts = delivery_attempts + 1
          WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
     )
@@ -429,4 +403,22 @@ pub(crate) async fn mark_delivered(
         .await?;
     }
     Ok(left == 0)
+}
+
+/// Makes the lines returned by an `UPDATE … RETURNING tenant_id, order_id, line_no`
+/// due now: one job each.
+pub(crate) async fn wake_lines(
+    tx: &mut Tx,
+    lines: Vec<(String, String, i64)>,
+    now: i64,
+) -> Result<(), StoreError> {
+    for (tenant, order_id, line_no) in lines {
+        let job = DeliverLine {
+            tenant_id: TenantId::parse(&tenant).map_err(corrupt)?,
+            order_id,
+            line_no,
+        };
+        enqueue(tx, &job, now).await?;
+    }
+    Ok(())
 }

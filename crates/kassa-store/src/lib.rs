@@ -12,6 +12,7 @@ mod error;
 mod events;
 mod fulfillment;
 mod idempotency;
+mod jobs;
 mod orders;
 mod plugins;
 mod pools;
@@ -27,6 +28,7 @@ pub use error::StoreError;
 pub use events::*;
 pub use fulfillment::*;
 pub use idempotency::*;
+pub use jobs::{DeliverLine, DeliverWebhook, Job, JobPool, SendEmail};
 pub use orders::*;
 pub use plugins::*;
 pub use pools::*;
@@ -54,6 +56,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     pub(crate) backend: Backend,
+    /// Where the database is, for apalis's typed pool (see `Store::job_pool`).
+    url: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -110,7 +114,11 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            url: url.into(),
+        })
     }
 
     /// A store that connects on first use: enough for code that only needs a handle,
@@ -123,19 +131,27 @@ impl Store {
             Backend::Postgres
         };
         let pool = AnyPoolOptions::new().connect_lazy(url)?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            url: url.into(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    /// Applies the backend's pending migrations.
+    /// Applies the backend's pending migrations: apalis's job tables (Kassa's
+    /// migrations write jobs), then Kassa's.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
+        jobs::apalis_migrations(self.backend)
+            .run(&self.pool)
+            .await?;
         migrator.run(&self.pool).await?;
         Ok(())
     }

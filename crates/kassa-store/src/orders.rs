@@ -644,15 +644,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             // Paid: every line is now due for delivery.
-            sqlx::query(
+            let due = sqlx::query_as(
                 "UPDATE order_lines SET next_delivery_at = $3 WHERE tenant_id = $1 AND order_id = $2
-                 AND delivery_status = 'pending'",
+                 AND delivery_status = 'pending' RETURNING tenant_id, order_id, line_no",
             )
             .bind(tenant.as_str())
             .bind(order)
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            crate::fulfillment::wake_lines(&mut tx, due, now).await?;
         }
         let record = load_order(&mut tx, tenant, order).await?;
         let payment = record

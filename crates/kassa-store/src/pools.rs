@@ -200,15 +200,16 @@ impl Store {
         }
         if !inserted.is_empty() {
             // Lines waiting for this pool's stock are due again.
-            sqlx::query(
+            let waiting = sqlx::query_as(
                 "UPDATE order_lines SET next_delivery_at = $3 WHERE tenant_id = $1 AND pool_id = $2
-                 AND delivery_status = 'waiting_stock'",
+                 AND delivery_status = 'waiting_stock' RETURNING tenant_id, order_id, line_no",
             )
             .bind(tenant.as_str())
             .bind(pool.as_str())
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            crate::fulfillment::wake_lines(&mut tx, waiting, now).await?;
         }
         tx.commit().await?;
         let duplicates: Vec<String> = keys

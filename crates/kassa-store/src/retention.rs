@@ -2,7 +2,7 @@
 //! without end. Orders, payments and events are kept (orders are deleted only by the
 //! unpaid-order rules).
 
-use crate::{Store, StoreError, Timestamp};
+use crate::{Backend, Store, StoreError, Timestamp};
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
 
@@ -12,6 +12,8 @@ pub const WEBHOOK_LOG_DAYS: i64 = 30;
 pub const EMAIL_DAYS: i64 = 90;
 /// Carts that never became an order are kept this long after their last change.
 pub const CART_DAYS: i64 = 30;
+/// Finished apalis jobs, and workers not seen since, are kept this long.
+pub const JOB_DAYS: i64 = 1;
 
 /// How many rows one clean-up removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub struct CleanUp {
     pub emails: u64,
     pub carts: u64,
     pub idempotency_keys: u64,
+    pub jobs: u64,
+    pub job_workers: u64,
 }
 
 impl Store {
@@ -64,6 +68,24 @@ impl Store {
             now - crate::IDEMPOTENCY_TTL_MILLIS,
         )
         .await?;
+        // apalis keeps whole seconds (SQLite) or timestamps (PostgreSQL).
+        let jobs_before = (now - JOB_DAYS * DAY) / 1000;
+        let (jobs, workers) = match self.backend {
+            Backend::Sqlite => (
+                "DELETE FROM Jobs WHERE done_at < $1 AND (status IN ('Done', 'Killed')
+                 OR (status = 'Failed' AND attempts >= max_attempts))",
+                "DELETE FROM Workers WHERE last_seen < $1
+                 AND id NOT IN (SELECT lock_by FROM Jobs WHERE lock_by IS NOT NULL)",
+            ),
+            Backend::Postgres => (
+                "DELETE FROM apalis.jobs WHERE done_at < to_timestamp($1) AND (status IN ('Done', 'Killed')
+                 OR (status = 'Failed' AND attempts >= max_attempts))",
+                "DELETE FROM apalis.workers WHERE last_seen < to_timestamp($1)
+                 AND id NOT IN (SELECT lock_by FROM apalis.jobs WHERE lock_by IS NOT NULL)",
+            ),
+        };
+        done.jobs = run(jobs, jobs_before).await?;
+        done.job_workers = run(workers, jobs_before).await?;
         Ok(done)
     }
 }

@@ -229,7 +229,8 @@ async fn database_passwords_do_not_reach_the_logs() {
 }
 
 /// `kassa serve` is killed (SIGKILL) while a receiver holds the first delivery; after a
-/// restart the delivery's lease runs out and the event arrives.
+/// restart the dead worker's heartbeats are missed, its job is taken over, and the
+/// event arrives.
 async fn a_webhook_survives_kill_9_mid_delivery(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let dir = tempfile::tempdir().unwrap();
@@ -242,7 +243,8 @@ async fn a_webhook_survives_kill_9_mid_delivery(backend: Backend) {
         let mut cmd = kassa(dir.path());
         cmd.env("KASSA_DATABASE_URL", &db.url)
             .env("KASSA_ALLOW_PRIVATE_NETWORK", "true")
-            .env("KASSA_WEBHOOK_RETRY_SCHEDULE", "1s,1s,1s");
+            .env("KASSA_WEBHOOK_RETRY_SCHEDULE", "1s,1s,1s")
+            .env("KASSA_JOB_HEARTBEAT", "1s");
         serve(cmd)
     };
     let client = reqwest::Client::new();
@@ -307,7 +309,7 @@ async fn a_webhook_survives_kill_9_mid_delivery(backend: Backend) {
     server = start();
     let got = receiver.wait_for(2).await;
     let got = if got.len() < 2 {
-        // The lease (30 s) has to run out first.
+        // Three heartbeats of the dead worker have to be missed first.
         tokio::time::sleep(Duration::from_secs(5)).await;
         receiver.wait_for(2).await
     } else {

@@ -144,9 +144,14 @@ impl TestApp {
             },
         )
         .with_plugins(plugins);
-        tokio::spawn(workers.run(async {
-            workers_stopped.await.ok();
-        }));
+        tokio::spawn(async move {
+            workers
+                .run(async {
+                    workers_stopped.await.ok();
+                })
+                .await
+                .expect("the workers run");
+        });
         tokio::spawn(async move {
             server
                 .run(ctx, async {

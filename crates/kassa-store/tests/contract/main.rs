@@ -4,6 +4,7 @@
 
 mod catalog;
 mod idempotency;
+mod jobs;
 mod pools;
 mod retention;
 mod tenants;

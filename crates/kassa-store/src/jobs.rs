@@ -1,0 +1,158 @@
+//! Jobs on apalis: each job wakes a worker up for one row of Kassa's own tables (a
+//! webhook delivery, an email, an order line), which keeps the state, the attempt log
+//! and what the API shows. A job is written by the transaction of the change that
+//! causes it: a raw INSERT into apalis's table (`Jobs` on SQLite, `apalis.jobs` on
+//! PostgreSQL) on the same connection, because apalis's own push functions cannot take
+//! part in a transaction of sqlx's `Any` driver. A contract test checks that apalis
+//! runs what these INSERTs write. apalis's schema is created by `Store::migrate`, with
+//! its own migration history (`_apalis_migrations`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use kassa_domain::ids::{DeliveryId, EmailId, TenantId};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::orders::Tx;
+use crate::{Backend, Store, StoreError};
+
+/// A kind of job: its arguments and its apalis queue.
+pub trait Job: Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + 'static {
+    const QUEUE: &'static str;
+}
+
+/// Sends a webhook delivery's next attempt.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeliverWebhook {
+    pub tenant_id: TenantId,
+    pub delivery_id: DeliveryId,
+}
+
+impl Job for DeliverWebhook {
+    const QUEUE: &'static str = "kassa::deliver_webhook";
+}
+
+/// Renders and sends (or keeps) an email of the outbox.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SendEmail {
+    pub tenant_id: TenantId,
+    pub email_id: EmailId,
+}
+
+impl Job for SendEmail {
+    const QUEUE: &'static str = "kassa::send_email";
+}
+
+/// Delivers a paid order line's licenses.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeliverLine {
+    pub tenant_id: TenantId,
+    pub order_id: String,
+    pub line_no: i64,
+}
+
+impl Job for DeliverLine {
+    const QUEUE: &'static str = "kassa::deliver_line";
+}
+
+/// How often apalis runs a job whose handler failed (a database error): the handlers
+/// record every other failure on Kassa's own row and schedule the retry themselves.
+const MAX_ATTEMPTS: i32 = 5;
+
+/// Writes a job that runs at `run_at` (Unix milliseconds), in `tx`.
+pub(crate) async fn enqueue<J: Job>(tx: &mut Tx, job: &J, run_at: i64) -> Result<(), StoreError> {
+    let args = serde_json::to_vec(job).map_err(crate::error::corrupt)?;
+    let id = ulid::Ulid::new().to_string();
+    // apalis keeps whole seconds on SQLite: round up, so a job never runs before its row is due.
+    let run_at_secs = run_at.div_euclid(1000) + i64::from(run_at.rem_euclid(1000) != 0);
+    let sql = match backend_of(tx) {
+        Backend::Sqlite => {
+            "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata)
+             VALUES ($1, $2, $3, 'Pending', 0, $4, $5, 0, '{}')"
+        }
+        Backend::Postgres => {
+            "INSERT INTO apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority)
+             VALUES ($1, $2, $3, 'Pending', 0, $4, to_timestamp($5), 0)"
+        }
+    };
+    sqlx::query(sql)
+        .bind(args)
+        .bind(id)
+        .bind(J::QUEUE)
+        .bind(MAX_ATTEMPTS)
+        .bind(run_at_secs)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn backend_of(tx: &Tx) -> Backend {
+    if tx.backend_name() == "SQLite" {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    }
+}
+
+/// A typed pool on the store's database, for apalis's workers.
+#[derive(Debug, Clone)]
+pub enum JobPool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Store {
+    /// Opens a pool for apalis on the same database, with the same settings.
+    pub async fn job_pool(&self, max_connections: u32) -> Result<JobPool, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url)?
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                JobPool::Sqlite(
+                    sqlx::sqlite::SqlitePoolOptions::new()
+                        .max_connections(max_connections)
+                        .connect_with(options)
+                        .await?,
+                )
+            }
+            Backend::Postgres => JobPool::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(&self.url)
+                    .await?,
+            ),
+        })
+    }
+
+    /// Jobs written and not finished yet, by queue: for tests and operators.
+    pub async fn pending_jobs(&self, queue: &str) -> Result<i64, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM Jobs WHERE job_type = $1 AND status NOT IN ('Done', 'Killed')
+                 AND NOT (status = 'Failed' AND attempts >= max_attempts)"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM apalis.jobs WHERE job_type = $1 AND status NOT IN ('Done', 'Killed')
+                 AND NOT (status = 'Failed' AND attempts >= max_attempts)"
+            }
+        };
+        Ok(sqlx::query_scalar(sql)
+            .bind(queue)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
+
+/// apalis's migrations for the backend, tracked apart from Kassa's.
+pub(crate) fn apalis_migrations(backend: Backend) -> sqlx::migrate::Migrator {
+    let mut migrator = match backend {
+        Backend::Sqlite => apalis_sqlite::SqliteStorage::<()>::migrations(),
+        Backend::Postgres => apalis_postgres::PostgresStorage::<()>::migrations(),
+    };
+    migrator.dangerous_set_table_name("_apalis_migrations");
+    migrator
+}

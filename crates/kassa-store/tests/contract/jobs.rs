@@ -1,0 +1,120 @@
+//! Jobs: what the store writes into apalis's tables, a real apalis worker runs; and
+//! finished jobs are cleaned up.
+
+use std::time::Duration;
+
+use apalis::prelude::*;
+use kassa_store::{Job, JobPool, SendEmail};
+use kassa_testkit::{Backend, on_both_backends};
+use tokio::sync::mpsc;
+
+use crate::Fixture;
+
+on_both_backends!(apalis_runs_the_jobs_the_store_writes);
+
+type Got = mpsc::UnboundedSender<SendEmail>;
+
+async fn got(job: SendEmail, to: Data<Got>) -> Result<(), BoxDynError> {
+    to.send(job)?;
+    Ok(())
+}
+
+/// Runs one apalis worker of the `SendEmail` queue on the store's database.
+async fn worker(pool: JobPool, to: Got) -> Result<(), WorkerError> {
+    let every = Duration::from_millis(100);
+    match pool {
+        JobPool::Sqlite(pool) => {
+            let config = apalis_sqlite::Config::default().queue(SendEmail::QUEUE);
+            let backend = apalis_sqlite::SqliteStorage::new(&pool)
+                .with_config(config)
+                .poll_with_interval(every);
+            WorkerBuilder::new("contract-test")
+                .backend(backend)
+                .data(to)
+                .build(got)
+                .run()
+                .await
+        }
+        JobPool::Postgres(pool) => {
+            let config = apalis_postgres::Config::default().queue(SendEmail::QUEUE);
+            let backend = apalis_postgres::PostgresStorage::new(&pool)
+                .with_config(config)
+                .poll_with_interval(every);
+            WorkerBuilder::new("contract-test")
+                .backend(backend)
+                .data(to)
+                .build(got)
+                .run()
+                .await
+        }
+    }
+}
+
+async fn apalis_runs_the_jobs_the_store_writes(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (created, _) = fx.tenant("acme").await;
+    let tenant = &created.tenant.id;
+    let id = kassa_domain::ids::EmailId::generate();
+    let raw = fx.raw().await;
+    sqlx::query(
+        "INSERT INTO emails (tenant_id, id, kind, dedupe_key, to_address, locale, status, attempts,
+         next_attempt_at, created_at) VALUES ($1, $2, 'licenses', 'k', 'c@example.com',
+         'en', 'kept', 1, 1000, 1000)",
+    )
+    .bind(tenant.as_str())
+    .bind(id.as_str())
+    .execute(&raw)
+    .await
+    .unwrap();
+    assert_eq!(fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(), 0);
+    // Queuing the kept email writes its job in the same transaction.
+    assert_eq!(fx.store.queue_kept_emails().await.unwrap(), 1);
+    assert_eq!(
+        fx.store.queue_kept_emails().await.unwrap(),
+        0,
+        "queued once"
+    );
+    assert_eq!(fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(), 1);
+
+    let (to, mut jobs) = mpsc::unbounded_channel();
+    let running = tokio::spawn(worker(fx.store.job_pool(2).await.unwrap(), to));
+    let job = tokio::time::timeout(Duration::from_secs(20), jobs.recv())
+        .await
+        .expect("apalis ran the job")
+        .unwrap();
+    assert_eq!(job.tenant_id, *tenant);
+    assert_eq!(job.email_id, id);
+    let email = fx.store.due_email(&job).await.unwrap().expect("due");
+    assert_eq!(email.status, "queued");
+    // The worker acknowledges it: nothing is left to run.
+    let mut left = 1;
+    for _ in 0..100 {
+        left = fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "the job is done");
+    running.abort();
+
+    // A finished job is removed after a day, and the worker that is gone with it.
+    let age = match backend {
+        Backend::Sqlite => [
+            "UPDATE Jobs SET done_at = 1000",
+            "UPDATE Workers SET last_seen = 1000",
+        ],
+        Backend::Postgres => [
+            "UPDATE apalis.jobs SET done_at = to_timestamp(1000)",
+            "UPDATE apalis.workers SET last_seen = to_timestamp(1000)",
+        ],
+    };
+    let done = fx.store.clean_up().await.unwrap();
+    assert_eq!((done.jobs, done.job_workers), (0, 0), "kept while fresh");
+    for sql in age {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+    let done = fx.store.clean_up().await.unwrap();
+    assert_eq!((done.jobs, done.job_workers), (1, 1));
+}
