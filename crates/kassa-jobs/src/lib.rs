@@ -65,12 +65,43 @@ macro_rules! queue_workers {
     }};
 }
 
+/// Wakes a worker every `POLL`, and is always armed when it returns: apalis polls a
+/// strategy once per look for jobs, and its own `IntervalStrategy` re-arms its timer
+/// without polling it, so an idle worker slept until its next heartbeat.
+struct Ticks(tokio_stream::wrappers::IntervalStream);
+
+fn ticks() -> Ticks {
+    let mut every = tokio::time::interval(POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    Ticks(tokio_stream::wrappers::IntervalStream::new(every))
+}
+
+impl futures_core::Stream for Ticks {
+    type Item = ();
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<()>> {
+        use std::task::Poll;
+        let mut fired = false;
+        // Take every tick that is due, so the timer is armed for the next one.
+        while let Poll::Ready(Some(_)) = std::pin::Pin::new(&mut self.0).poll_next(cx) {
+            fired = true;
+        }
+        if fired {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// A queue's backend on SQLite, polled.
 fn sqlite_backend<J: Job>(
     pool: &sqlx::SqlitePool,
     heartbeat: Duration,
-) -> impl Fn() -> PollWith<apalis_sqlite::SqliteStorage<J>, IntervalStrategy> + Send + Sync + 'static
-{
+) -> impl Fn() -> PollWith<apalis_sqlite::SqliteStorage<J>, Strategy> + Send + Sync + 'static {
     let config = apalis_sqlite::Config::default()
         .queue(J::QUEUE)
         .heartbeat_interval(heartbeat)
@@ -79,7 +110,7 @@ fn sqlite_backend<J: Job>(
     move || {
         apalis_sqlite::SqliteStorage::new(&pool)
             .with_config(config.clone())
-            .poll_with_interval(POLL)
+            .poll_with_strategy(Strategy::new().stream(ticks()))
     }
 }
 
@@ -100,7 +131,7 @@ fn postgres_backend<J: Job>(
                 pool.clone(),
                 J::QUEUE.to_owned(),
             ))
-            .interval(POLL);
+            .stream(ticks());
         apalis_postgres::PostgresStorage::new(&pool)
             .with_config(config.clone())
             .poll_with_strategy(wake)

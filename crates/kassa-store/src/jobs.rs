@@ -64,24 +64,33 @@ const MAX_ATTEMPTS: i32 = 5;
 pub(crate) async fn enqueue<J: Job>(tx: &mut Tx, job: &J, run_at: i64) -> Result<(), StoreError> {
     let args = serde_json::to_vec(job).map_err(crate::error::corrupt)?;
     let id = ulid::Ulid::new().to_string();
-    // apalis keeps whole seconds on SQLite: round up, so a job never runs before its row is due.
-    let run_at_secs = run_at.div_euclid(1000) + i64::from(run_at.rem_euclid(1000) != 0);
-    let sql = match backend_of(tx) {
-        Backend::Sqlite => {
+    let now = crate::Timestamp::now().millis();
+    let (sql, run_at) = match backend_of(tx) {
+        // apalis keeps whole seconds on SQLite: a later job is rounded up, so it never
+        // runs before its row is due.
+        Backend::Sqlite => (
             "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata)
-             VALUES ($1, $2, $3, 'Pending', 0, $4, $5, 0, '{}')"
-        }
-        Backend::Postgres => {
+             VALUES ($1, $2, $3, 'Pending', 0, $4, $5, 0, '{}')",
+            if run_at <= now {
+                run_at.div_euclid(1000)
+            } else {
+                run_at.div_euclid(1000) + i64::from(run_at.rem_euclid(1000) != 0)
+            },
+        ),
+        // A job due now runs at the transaction's `now()`: apalis's insert trigger
+        // NOTIFYs workers only of jobs due by then.
+        Backend::Postgres => (
             "INSERT INTO apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority)
-             VALUES ($1, $2, $3, 'Pending', 0, $4, to_timestamp($5), 0)"
-        }
+             VALUES ($1, $2, $3, 'Pending', 0, $4, CASE WHEN $5 > 0 THEN to_timestamp($5 / 1000.0) ELSE now() END, 0)",
+            if run_at <= now { 0 } else { run_at },
+        ),
     };
     sqlx::query(sql)
         .bind(args)
         .bind(id)
         .bind(J::QUEUE)
         .bind(MAX_ATTEMPTS)
-        .bind(run_at_secs)
+        .bind(run_at)
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -160,7 +160,12 @@ async fn an_order_with_a_coupon_paid_by_bank_transfer(backend: Backend) {
     let events = app.get(&format!("/api/v1/orders/{id}/events")).await;
     let events = events.ok()["data"].as_array().unwrap().clone();
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["order.created", "payment.succeeded"]);
+    // Fulfillment may already have added its events after these two.
+    assert_eq!(
+        types[..2],
+        ["order.created", "payment.succeeded"],
+        "{types:?}"
+    );
     // The payload is the webhook envelope, with the whole order as the API shows it.
     let without_urls = |o: &Value| {
         let mut o = o.clone();

@@ -19,12 +19,17 @@ async fn got(job: SendEmail, to: Data<Got>) -> Result<(), BoxDynError> {
     Ok(())
 }
 
-/// Runs one apalis worker of the `SendEmail` queue on the store's database.
+/// Runs one apalis worker of the `SendEmail` queue on the store's database. Its
+/// heartbeat wakes it every second (apalis's interval strategy may not; see
+/// docs/background-work.md).
 async fn worker(pool: JobPool, to: Got) -> Result<(), WorkerError> {
     let every = Duration::from_millis(100);
+    let beat = Duration::from_secs(1);
     match pool {
         JobPool::Sqlite(pool) => {
-            let config = apalis_sqlite::Config::default().queue(SendEmail::QUEUE);
+            let config = apalis_sqlite::Config::default()
+                .queue(SendEmail::QUEUE)
+                .heartbeat_interval(beat);
             let backend = apalis_sqlite::SqliteStorage::new(&pool)
                 .with_config(config)
                 .poll_with_interval(every);
@@ -36,7 +41,9 @@ async fn worker(pool: JobPool, to: Got) -> Result<(), WorkerError> {
                 .await
         }
         JobPool::Postgres(pool) => {
-            let config = apalis_postgres::Config::default().queue(SendEmail::QUEUE);
+            let config = apalis_postgres::Config::default()
+                .queue(SendEmail::QUEUE)
+                .heartbeat_interval(beat);
             let backend = apalis_postgres::PostgresStorage::new(&pool)
                 .with_config(config)
                 .poll_with_interval(every);
