@@ -412,6 +412,17 @@ impl Workers {
         Ok(())
     }
 
+    /// When a line's delivery from a service or plugin is tried next, on the webhook
+    /// retry schedule; `None` once the schedule is used up.
+    fn next_try(&self, line: &DueLine) -> Option<i64> {
+        let next = usize::try_from(line.attempts + 1).unwrap_or(usize::MAX);
+        self.schedule.delay_before(next).map(|d| {
+            Timestamp::now()
+                .millis()
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        })
+    }
+
     /// Asks the merchant's license service for the line's licenses: a POST signed like
     /// webhooks (with the store's `web_service_signing_secret`), answered with
     /// `{"licenses": ["…"]}`. Retried on the webhook schedule, then failed.
@@ -420,12 +431,7 @@ impl Workers {
         line: &DueLine,
         url: &str,
     ) -> Result<(), (String, Option<i64>)> {
-        let next_try = || {
-            let next = usize::try_from(line.attempts + 1).unwrap_or(usize::MAX);
-            self.schedule.delay_before(next).map(|d| {
-                Timestamp::now().millis() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-            })
-        };
+        let next_try = || self.next_try(line);
         let order = self
             .store
             .order(&line.tenant_id, &line.order_id)
@@ -484,12 +490,7 @@ impl Workers {
         line: &DueLine,
         plugin_id: &kassa_domain::ids::PluginId,
     ) -> Result<(), (String, Option<i64>)> {
-        let next_try = || {
-            let next = usize::try_from(line.attempts + 1).unwrap_or(usize::MAX);
-            self.schedule.delay_before(next).map(|d| {
-                Timestamp::now().millis() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-            })
-        };
+        let next_try = || self.next_try(line);
         let Some(host) = &self.plugins else {
             return Err(("this worker runs no plugins".to_owned(), next_try()));
         };

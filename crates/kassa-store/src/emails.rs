@@ -4,8 +4,7 @@
 use kassa_domain::ids::{EmailId, TenantId};
 use sqlx::AssertSqlSafe;
 
-use crate::events::EARLY_MILLIS;
-use crate::jobs::{SendEmail, enqueue};
+use crate::jobs::{EARLY_MILLIS, SendEmail, enqueue};
 use crate::orders::Tx;
 use crate::{Page, PageRequest, Store, StoreError, Timestamp};
 
@@ -43,6 +42,29 @@ pub(crate) async fn queue_email(
             email_id: id,
         };
         enqueue(tx, &job, now).await?;
+    }
+    Ok(())
+}
+
+/// Queues an email of `kind` to each of the store's owners (merchant emails are in
+/// English); `about` names what it is about, and each owner gets it once.
+pub(crate) async fn email_owners(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    kind: &str,
+    order_id: Option<&str>,
+    about: &str,
+) -> Result<(), StoreError> {
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.tenant_id = $1 ORDER BY u.email",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    for owner in owners {
+        let key = format!("{about}:{owner}");
+        queue_email(tx, tenant, kind, order_id, &key, &owner, "en").await?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 use kassa_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookEndpointId};
 
 use crate::error::corrupt;
-use crate::jobs::{DeliverWebhook, enqueue};
+use crate::jobs::{DeliverWebhook, EARLY_MILLIS, enqueue};
 use crate::orders::{Tx, rfc3339};
 use crate::{Page, PageRequest, Store, StoreError, Timestamp};
 
@@ -77,9 +77,6 @@ async fn queue_delivery(
     };
     enqueue(tx, &job, now).await
 }
-
-/// A job may run up to this much before its row's time (clocks of two machines).
-pub(crate) const EARLY_MILLIS: i64 = 1_000;
 
 /// An event as stored.
 #[derive(Debug, Clone)]
@@ -348,26 +345,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if outcome == DeliveryOutcome::EndpointDisabled {
-            let owners: Vec<String> = sqlx::query_scalar(
-                "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
-                 WHERE m.tenant_id = $1 ORDER BY u.email",
-            )
-            .bind(d.tenant_id.as_str())
-            .fetch_all(&mut *tx)
-            .await?;
-            let key = format!("endpoint_disabled:{}", d.endpoint_id);
-            for owner in owners {
-                crate::emails::queue_email(
-                    &mut tx,
-                    &d.tenant_id,
-                    "endpoint_disabled",
-                    None,
-                    &format!("{key}:{now}:{owner}"),
-                    &owner,
-                    "en",
-                )
+            let about = format!("endpoint_disabled:{}:{now}", d.endpoint_id);
+            crate::emails::email_owners(&mut tx, &d.tenant_id, "endpoint_disabled", None, &about)
                 .await?;
-            }
         }
         tx.commit().await?;
         Ok(())

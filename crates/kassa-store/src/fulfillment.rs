@@ -10,16 +10,15 @@
 //! transaction holds the database's one write lock. Either way a key goes to exactly
 //! one line, and a line is never delivered twice.
 
+use crate::emails::{email_owners, queue_email};
+use crate::error::corrupt;
+use crate::events::insert_event;
+use crate::jobs::{DeliverLine, EARLY_MILLIS, enqueue};
+use crate::orders::{Tx, load_order};
+use crate::pools::claim_keys;
+use crate::{Store, StoreError, Timestamp};
 use kassa_domain::catalog::{Delivery, KeysPer};
 use kassa_domain::ids::TenantId;
-use sqlx::AssertSqlSafe;
-
-use crate::emails::queue_email;
-use crate::error::corrupt;
-use crate::events::{EARLY_MILLIS, insert_event};
-use crate::jobs::{DeliverLine, enqueue};
-use crate::orders::{Tx, load_order};
-use crate::{Backend, Store, StoreError, Timestamp};
 
 /// A paid line waiting for its licenses.
 #[derive(Debug, Clone)]
@@ -45,12 +44,15 @@ pub enum PoolDelivery {
     AlreadyDelivered,
 }
 
-async fn owners(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
+/// A line's delivery status, `None` when there is no such line.
+async fn line_status(tx: &mut Tx, line: &DueLine) -> Result<Option<String>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 ORDER BY u.email",
+        "SELECT delivery_status FROM order_lines WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
     )
-    .bind(tenant.as_str())
-    .fetch_all(&mut **tx)
+    .bind(line.tenant_id.as_str())
+    .bind(&line.order_id)
+    .bind(line.line_no)
+    .fetch_optional(&mut **tx)
     .await?)
 }
 
@@ -90,14 +92,7 @@ impl Store {
         let tenant = &line.tenant_id;
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        let status: Option<String> = sqlx::query_scalar(
-            "SELECT delivery_status FROM order_lines WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
-        )
-        .bind(tenant.as_str())
-        .bind(&line.order_id)
-        .bind(line.line_no)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let status = line_status(&mut tx, line).await?;
         if status.as_deref() == Some("delivered") {
             return Ok(PoolDelivery::AlreadyDelivered);
         }
@@ -105,19 +100,6 @@ impl Store {
             KeysPer::Unit => line.quantity,
             KeysPer::Line => 1,
         };
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let keys: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT id, value FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'
-             ORDER BY id LIMIT $3{lock}"
-        )))
-        .bind(tenant.as_str())
-        .bind(pool_id.as_str())
-        .bind(needed)
-        .fetch_all(&mut *tx)
-        .await?;
         let (pool_name, threshold): (String, Option<i64>) = sqlx::query_as(
             "SELECT name, low_stock_threshold FROM license_pools WHERE tenant_id = $1 AND id = $2",
         )
@@ -125,7 +107,17 @@ impl Store {
         .bind(pool_id.as_str())
         .fetch_one(&mut *tx)
         .await?;
-        if i64::try_from(keys.len()).unwrap_or(0) < needed {
+        let claimed = claim_keys(
+            &mut tx,
+            self.backend,
+            tenant,
+            pool_id.as_str(),
+            (&line.order_id, line.line_no),
+            needed,
+            now,
+        )
+        .await?;
+        let Some(licenses) = claimed else {
             let first_wait = status.as_deref() != Some("waiting_stock");
             sqlx::query(
                 "UPDATE order_lines SET delivery_status = 'waiting_stock', next_delivery_at = NULL,
@@ -140,42 +132,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if first_wait {
-                for owner in owners(&mut tx, tenant).await? {
-                    let key = format!("pool_empty:{}:{}:{owner}", line.order_id, line.line_no);
-                    queue_email(
-                        &mut tx,
-                        tenant,
-                        "pool_empty",
-                        Some(&line.order_id),
-                        &key,
-                        &owner,
-                        "en",
-                    )
-                    .await?;
-                }
+                let about = format!("pool_empty:{}:{}", line.order_id, line.line_no);
+                email_owners(&mut tx, tenant, "pool_empty", Some(&line.order_id), &about).await?;
             }
             tx.commit().await?;
             return Ok(PoolDelivery::WaitingStock);
-        }
-        for (id, _) in &keys {
-            let taken = sqlx::query(
-                "UPDATE license_keys SET status = 'assigned', order_id = $3, line_no = $4, assigned_at = $5
-                 WHERE tenant_id = $1 AND id = $2 AND status = 'available'",
-            )
-            .bind(tenant.as_str())
-            .bind(id)
-            .bind(&line.order_id)
-            .bind(line.line_no)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if taken.rows_affected() != 1 {
-                // Another transaction took it; try again later with other keys.
-                return Err(StoreError::Conflict("a key was taken concurrently".into()));
-            }
-        }
-        let licenses: Vec<String> = keys.into_iter().map(|(_, v)| v).collect();
-        let all_delivered = mark_delivered(&mut tx, line, &licenses, now).await?;
+        };
+        mark_delivered(&mut tx, line, &licenses, now).await?;
         let available: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'",
         )
@@ -198,21 +161,9 @@ impl Store {
                 serde_json::json!({ "license_pool": pool }),
             )
             .await?;
-            for owner in owners(&mut tx, tenant).await? {
-                let key = format!("pool_low:{pool_id}:{now}:{owner}");
-                queue_email(
-                    &mut tx,
-                    tenant,
-                    "pool_low",
-                    Some(&line.order_id),
-                    &key,
-                    &owner,
-                    "en",
-                )
-                .await?;
-            }
+            let about = format!("pool_low:{pool_id}:{now}");
+            email_owners(&mut tx, tenant, "pool_low", Some(&line.order_id), &about).await?;
         }
-        let _ = all_delivered;
         tx.commit().await?;
         Ok(PoolDelivery::Delivered { licenses })
     }
@@ -226,15 +177,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        let status: Option<String> = sqlx::query_scalar(
-            "SELECT delivery_status FROM order_lines WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
-        )
-        .bind(line.tenant_id.as_str())
-        .bind(&line.order_id)
-        .bind(line.line_no)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if status.as_deref() == Some("delivered") {
+        if line_status(&mut tx, line).await?.as_deref() == Some("delivered") {
             return Ok(false);
         }
         mark_delivered(&mut tx, line, licenses, now).await?;
@@ -274,19 +217,9 @@ impl Store {
             };
             enqueue(&mut tx, &job, at).await?;
         } else {
-            for owner in owners(&mut tx, &line.tenant_id).await? {
-                let key = format!("delivery_failed:{}:{}:{owner}", line.order_id, line.line_no);
-                queue_email(
-                    &mut tx,
-                    &line.tenant_id,
-                    "delivery_failed",
-                    Some(&line.order_id),
-                    &key,
-                    &owner,
-                    "en",
-                )
-                .await?;
-            }
+            let about = format!("delivery_failed:{}:{}", line.order_id, line.line_no);
+            let order = Some(line.order_id.as_str());
+            email_owners(&mut tx, &line.tenant_id, "delivery_failed", order, &about).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -327,13 +260,13 @@ impl Store {
 
 /// Marks a line delivered with its licenses, emits `product.delivered`, queues the
 /// licenses email, and when every line is delivered marks the order delivered and
-/// emits `order.delivered`. Returns whether the whole order is now delivered.
+/// emits `order.delivered`.
 pub(crate) async fn mark_delivered(
     tx: &mut Tx,
     line: &DueLine,
     licenses: &[String],
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<(), StoreError> {
     let tenant = &line.tenant_id;
     sqlx::query(
         "UPDATE order_lines SET delivery_status = 'delivered', licenses = $4, delivered_at = $5,
@@ -402,7 +335,7 @@ pub(crate) async fn mark_delivered(
         )
         .await?;
     }
-    Ok(left == 0)
+    Ok(())
 }
 
 /// Makes the lines returned by an `UPDATE … RETURNING tenant_id, order_id, line_no`

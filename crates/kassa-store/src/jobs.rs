@@ -56,6 +56,10 @@ impl Job for DeliverLine {
     const QUEUE: &'static str = "kassa::deliver_line";
 }
 
+/// A job may run up to this much before its row's time (the clocks of two machines);
+/// handlers take a row as due within it.
+pub(crate) const EARLY_MILLIS: i64 = 1_000;
+
 /// How often apalis runs a job whose handler failed (a database error): the handlers
 /// record every other failure on Kassa's own row and schedule the retry themselves.
 const MAX_ATTEMPTS: i32 = 5;

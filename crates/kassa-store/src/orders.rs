@@ -308,54 +308,36 @@ impl Store {
         let now = Timestamp::now().millis();
         let lines = serde_json::to_string(&cart.lines).map_err(corrupt)?;
         let custom = serde_json::to_string(&cart.custom).map_err(corrupt)?;
+        let id = cart.id.clone().unwrap_or_else(CartId::generate);
+        // A cart that became an order is not changed any more.
+        sqlx::query(
+            "INSERT INTO carts (tenant_id, id, token, lines, currency, coupon_code, email,
+             name, locale, return_url, custom, payment_method, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+             ON CONFLICT (tenant_id, id) DO UPDATE SET lines = excluded.lines,
+             currency = excluded.currency, coupon_code = excluded.coupon_code, email = excluded.email,
+             name = excluded.name, locale = excluded.locale, return_url = excluded.return_url,
+             custom = excluded.custom, payment_method = excluded.payment_method,
+             updated_at = excluded.updated_at
+             WHERE carts.order_id IS NULL",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(&cart.token)
+        .bind(lines)
+        .bind(cart.currency.as_deref())
+        .bind(cart.coupon_code.as_deref())
+        .bind(cart.email.as_deref())
+        .bind(cart.name.as_deref())
+        .bind(cart.locale.as_deref())
+        .bind(cart.return_url.as_deref())
+        .bind(custom)
+        .bind(cart.payment_method.as_deref())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         let mut saved = cart.clone();
-        match &cart.id {
-            Some(id) => {
-                sqlx::query(
-                    "UPDATE carts SET lines = $3, currency = $4, coupon_code = $5, email = $6, name = $7,
-                     locale = $8, return_url = $9, custom = $10, payment_method = $11, updated_at = $12
-                     WHERE tenant_id = $1 AND id = $2 AND order_id IS NULL",
-                )
-                .bind(tenant.as_str())
-                .bind(id.as_str())
-                .bind(lines)
-                .bind(cart.currency.as_deref())
-                .bind(cart.coupon_code.as_deref())
-                .bind(cart.email.as_deref())
-                .bind(cart.name.as_deref())
-                .bind(cart.locale.as_deref())
-                .bind(cart.return_url.as_deref())
-                .bind(custom)
-                .bind(cart.payment_method.as_deref())
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-            }
-            None => {
-                let id = CartId::generate();
-                sqlx::query(
-                    "INSERT INTO carts (tenant_id, id, token, lines, currency, coupon_code, email,
-                     name, locale, return_url, custom, payment_method, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
-                )
-                .bind(tenant.as_str())
-                .bind(id.as_str())
-                .bind(&cart.token)
-                .bind(lines)
-                .bind(cart.currency.as_deref())
-                .bind(cart.coupon_code.as_deref())
-                .bind(cart.email.as_deref())
-                .bind(cart.name.as_deref())
-                .bind(cart.locale.as_deref())
-                .bind(cart.return_url.as_deref())
-                .bind(custom)
-                .bind(cart.payment_method.as_deref())
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                saved.id = Some(id);
-            }
-        }
+        saved.id = Some(id);
         Ok(saved)
     }
 

@@ -282,39 +282,23 @@ impl Store {
         if !held.is_empty() {
             return Ok(held);
         }
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let keys: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT id, value FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'
-             ORDER BY id LIMIT $3{lock}"
-        )))
-        .bind(tenant.as_str())
-        .bind(pool)
-        .bind(count)
-        .fetch_all(&mut *tx)
+        let claimed = crate::pools::claim_keys(
+            &mut tx,
+            self.backend,
+            tenant,
+            pool,
+            (order, line_no),
+            count,
+            now,
+        )
         .await?;
-        if i64::try_from(keys.len()).unwrap_or(0) < count {
+        let Some(keys) = claimed else {
             return Err(StoreError::Conflict(format!(
                 "the pool has fewer than {count} keys left"
             )));
-        }
-        for (id, _) in &keys {
-            sqlx::query(
-                "UPDATE license_keys SET status = 'assigned', order_id = $3, line_no = $4, assigned_at = $5
-                 WHERE tenant_id = $1 AND id = $2 AND status = 'available'",
-            )
-            .bind(tenant.as_str())
-            .bind(id)
-            .bind(order)
-            .bind(line_no)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        };
         tx.commit().await?;
-        Ok(keys.into_iter().map(|(_, v)| v).collect())
+        Ok(keys)
     }
 }
 

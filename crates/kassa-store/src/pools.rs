@@ -6,7 +6,8 @@ use crate::catalog::{HasId, fetch_one, list_page};
 use sqlx::AssertSqlSafe;
 
 use crate::error::corrupt;
-use crate::{Page, PageRequest, Store, StoreError, Timestamp};
+use crate::orders::Tx;
+use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp};
 
 #[derive(Debug, Clone)]
 pub struct LicensePoolRecord {
@@ -67,6 +68,56 @@ pub struct KeysAdded {
 
 /// Rows per multi-row INSERT: well under both backends' parameter limits.
 const KEYS_PER_STATEMENT: usize = 500;
+
+/// Assigns `count` available keys of a pool to an order line (`(order, line_no)`) in
+/// `tx` and returns their values; `None` when the pool has fewer. On PostgreSQL keys
+/// are claimed with `FOR UPDATE SKIP LOCKED`; on SQLite the write transaction holds
+/// the database's one write lock. Either way a key goes to exactly one line.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn claim_keys(
+    tx: &mut Tx,
+    backend: Backend,
+    tenant: &TenantId,
+    pool: &str,
+    (order, line_no): (&str, i64),
+    count: i64,
+    now: i64,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let keys: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT id, value FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'
+         ORDER BY id LIMIT $3{lock}"
+    )))
+    .bind(tenant.as_str())
+    .bind(pool)
+    .bind(count)
+    .fetch_all(&mut **tx)
+    .await?;
+    if i64::try_from(keys.len()).unwrap_or(0) < count {
+        return Ok(None);
+    }
+    for (id, _) in &keys {
+        let taken = sqlx::query(
+            "UPDATE license_keys SET status = 'assigned', order_id = $3, line_no = $4, assigned_at = $5
+             WHERE tenant_id = $1 AND id = $2 AND status = 'available'",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(order)
+        .bind(line_no)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if taken.rows_affected() != 1 {
+            // Another transaction took it; try again later with other keys.
+            return Err(StoreError::Conflict("a key was taken concurrently".into()));
+        }
+    }
+    Ok(Some(keys.into_iter().map(|(_, v)| v).collect()))
+}
 
 impl Store {
     pub async fn create_license_pool(

@@ -246,6 +246,22 @@ fn forged(tenant: &TenantRecord, order: &OrderRecord, req: &Request) -> Response
     )
 }
 
+/// The order a form was posted for, and the form, once its CSRF token checks out.
+async fn load_posted(
+    ctx: &WebContext,
+    req: &Request,
+    body: Body,
+    slug: &str,
+    token: &str,
+) -> Result<(TenantRecord, OrderRecord, Vec<(String, String)>), Response> {
+    let (tenant, order) = load(ctx, req, slug, token).await?;
+    let form = page::read_form(body).await;
+    if !page::csrf_ok(req, &form) {
+        return Err(forged(&tenant, &order, req));
+    }
+    Ok((tenant, order, form))
+}
+
 #[handler]
 pub async fn pay(
     req: &Request,
@@ -253,14 +269,10 @@ pub async fn pay(
     Path((slug, token)): Path<(String, String)>,
     Data(ctx): Data<&Arc<WebContext>>,
 ) -> Response {
-    let (tenant, order) = match load(ctx, req, &slug, &token).await {
+    let (tenant, order, form) = match load_posted(ctx, req, body, &slug, &token).await {
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    let form = page::read_form(body).await;
-    if !page::csrf_ok(req, &form) {
-        return forged(&tenant, &order, req);
-    }
     if order.status != "not_paid" {
         return page::see_other(&urls(&tenant, &order).0, &[]);
     }
@@ -310,14 +322,10 @@ pub async fn change_method(
     Path((slug, token)): Path<(String, String)>,
     Data(ctx): Data<&Arc<WebContext>>,
 ) -> Response {
-    let (tenant, order) = match load(ctx, req, &slug, &token).await {
+    let (tenant, order, form) = match load_posted(ctx, req, body, &slug, &token).await {
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    let form = page::read_form(body).await;
-    if !page::csrf_ok(req, &form) {
-        return forged(&tenant, &order, req);
-    }
     let settings = TenantSettings::from_json(&tenant.settings);
     let chosen = form_value(&form, "payment_method").unwrap_or_default();
     let method = match PaymentMethod::parse("payment_method", chosen) {
