@@ -9,8 +9,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use crate::auth::ApiKey;
+use crate::context::{ApiContext, Deleted};
 use crate::error::ApiError;
-use crate::{ApiContext, Deleted};
 
 pub struct ApiKeysApi(pub ApiContext);
 
@@ -56,7 +56,7 @@ fn out(k: ApiKeyRecord) -> ApiKeyOut {
     }
 }
 
-#[OpenApi(prefix_path = "/api-keys", tag = "crate::Tag::ApiKeys")]
+#[OpenApi(prefix_path = "/api-keys", tag = "crate::context::Tag::ApiKeys")]
 impl ApiKeysApi {
     /// Create an API key
     #[oai(path = "/", method = "post")]

@@ -10,9 +10,9 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use crate::auth::ApiKey;
+use crate::context::{ApiContext, Deleted};
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
-use crate::{ApiContext, Deleted};
 
 pub struct CheckoutLinksApi(pub ApiContext);
 
@@ -71,7 +71,10 @@ fn link_id(raw: &str) -> Result<CheckoutLinkId, ApiError> {
     CheckoutLinkId::parse(raw).map_err(|_| ApiError::not_found("checkout link"))
 }
 
-#[OpenApi(prefix_path = "/checkout-links", tag = "crate::Tag::CheckoutLinks")]
+#[OpenApi(
+    prefix_path = "/checkout-links",
+    tag = "crate::context::Tag::CheckoutLinks"
+)]
 impl CheckoutLinksApi {
     /// Create a checkout link
     #[oai(path = "/", method = "post")]

@@ -11,8 +11,8 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use crate::ApiContext;
 use crate::auth::ApiKey;
+use crate::context::ApiContext;
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
 
@@ -101,7 +101,7 @@ fn coupon_id(raw: &str) -> Result<CouponId, ApiError> {
     CouponId::parse(raw).map_err(|_| ApiError::not_found("coupon"))
 }
 
-#[OpenApi(prefix_path = "/coupons", tag = "crate::Tag::Coupons")]
+#[OpenApi(prefix_path = "/coupons", tag = "crate::context::Tag::Coupons")]
 impl CouponsApi {
     /// Create a coupon
     #[oai(path = "/", method = "post")]

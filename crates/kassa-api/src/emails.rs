@@ -6,8 +6,8 @@ use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use crate::ApiContext;
 use crate::auth::ApiKey;
+use crate::context::ApiContext;
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
 
@@ -53,7 +53,7 @@ fn out(e: EmailRecord) -> EmailOut {
     }
 }
 
-#[OpenApi(prefix_path = "/emails", tag = "crate::Tag::Emails")]
+#[OpenApi(prefix_path = "/emails", tag = "crate::context::Tag::Emails")]
 impl EmailsApi {
     /// List emails, newest first
     #[oai(path = "/", method = "get")]

@@ -7,8 +7,8 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use crate::ApiContext;
 use crate::auth::ApiKey;
+use crate::context::ApiContext;
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
 
@@ -37,7 +37,7 @@ pub(crate) fn out(e: EventRecord) -> EventOut {
     }
 }
 
-#[OpenApi(prefix_path = "/events", tag = "crate::Tag::Events")]
+#[OpenApi(prefix_path = "/events", tag = "crate::context::Tag::Events")]
 impl EventsApi {
     /// List events, newest first
     #[oai(path = "/", method = "get")]

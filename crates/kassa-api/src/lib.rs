@@ -1,11 +1,14 @@
-//! Kassa's merchant API under `/api/v1`, described by poem-openapi so the published
-//! document is the code. Each resource has one file holding its handlers and its
-//! transport types (`XIn`, `XOut`, `XPatch`). Handlers parse input into domain values,
-//! call the store, and map errors once through [`error::ApiError`]. No SQL here.
+//! The merchant API under `/api/v1`: one file per resource, errors as problem+json.
+//!
+//! It is described by poem-openapi so the published document is the code. Each
+//! resource's file holds its handlers and its transport types (`XIn`, `XOut`,
+//! `XPatch`). Handlers parse input into domain values, call the store, and map errors
+//! once through [`error::ApiError`]. No SQL here.
 
 mod api_keys;
 mod auth;
 mod checkout_links;
+mod context;
 mod coupons;
 mod emails;
 pub mod error;
@@ -19,54 +22,10 @@ mod products;
 mod settings;
 mod webhook_endpoints;
 
+pub use context::{ApiContext, Deleted, Tag};
 use kassa_store::Store;
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
-
-/// Groups of endpoints in the published document.
-#[derive(poem_openapi::Tags)]
-pub enum Tag {
-    /// What the store sells.
-    Products,
-    /// Stocks of license keys.
-    LicensePools,
-    /// Discount codes.
-    Coupons,
-    /// Buy links with presets.
-    CheckoutLinks,
-    /// Where events are sent.
-    WebhookEndpoints,
-    /// Keys for this API.
-    ApiKeys,
-    /// Orders, their payments and events.
-    Orders,
-    /// The store's branding, legal links, bank details and payment methods.
-    Settings,
-    /// Everything that happened, for replay.
-    Events,
-    /// The email outbox.
-    Emails,
-    /// WebAssembly fulfillment plugins.
-    Plugins,
-}
-
-/// The answer to a DELETE.
-#[derive(poem_openapi::ApiResponse)]
-pub enum Deleted {
-    /// Done; nothing to return.
-    #[oai(status = 204)]
-    Deleted,
-}
-
-/// What every handler needs.
-#[derive(Clone, Debug)]
-pub struct ApiContext {
-    pub store: Store,
-    /// Where customers reach Kassa, e.g. `https://pay.example.com`, without a slash.
-    pub public_url: String,
-    /// Runs plugins for test runs and checks uploads; `None` where none is needed.
-    pub plugins: Option<std::sync::Arc<kassa_plugins::PluginHost>>,
-}
 
 /// The largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;

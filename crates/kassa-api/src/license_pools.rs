@@ -8,8 +8,8 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiRequest, Object, OpenApi};
 
-use crate::ApiContext;
 use crate::auth::ApiKey;
+use crate::context::ApiContext;
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
 
@@ -109,7 +109,10 @@ fn csv_keys(text: &str) -> Result<Vec<String>, ApiError> {
     Ok(keys)
 }
 
-#[OpenApi(prefix_path = "/license-pools", tag = "crate::Tag::LicensePools")]
+#[OpenApi(
+    prefix_path = "/license-pools",
+    tag = "crate::context::Tag::LicensePools"
+)]
 impl LicensePoolsApi {
     /// Create a license pool
     #[oai(path = "/", method = "post")]

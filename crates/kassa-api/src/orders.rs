@@ -12,8 +12,8 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use crate::ApiContext;
 use crate::auth::ApiKey;
+use crate::context::ApiContext;
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
 
@@ -367,7 +367,7 @@ fn parse_custom(
         .collect())
 }
 
-#[OpenApi(prefix_path = "/orders", tag = "crate::Tag::Orders")]
+#[OpenApi(prefix_path = "/orders", tag = "crate::context::Tag::Orders")]
 impl OrdersApi {
     /// Place an order
     ///

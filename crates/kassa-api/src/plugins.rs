@@ -14,8 +14,8 @@ use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiRequest, Object, OpenApi};
 use sha2::{Digest, Sha256};
 
-use crate::ApiContext;
 use crate::auth::ApiKey;
+use crate::context::ApiContext;
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
 
@@ -139,7 +139,7 @@ fn parse_hosts(hosts: &[String]) -> Result<Vec<String>, Invalid> {
     invalid.into_result().map(|()| out)
 }
 
-#[OpenApi(prefix_path = "/plugins", tag = "crate::Tag::Plugins")]
+#[OpenApi(prefix_path = "/plugins", tag = "crate::context::Tag::Plugins")]
 impl PluginsApi {
     /// Upload a plugin
     ///

@@ -10,8 +10,8 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi, Union};
 
-use crate::ApiContext;
 use crate::auth::ApiKey;
+use crate::context::ApiContext;
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
 
@@ -231,7 +231,7 @@ fn product_id(raw: &str) -> Result<ProductId, ApiError> {
     ProductId::parse(raw).map_err(|_| ApiError::not_found("product"))
 }
 
-#[OpenApi(prefix_path = "/products", tag = "crate::Tag::Products")]
+#[OpenApi(prefix_path = "/products", tag = "crate::context::Tag::Products")]
 impl ProductsApi {
     /// Create a product
     #[oai(path = "/", method = "post")]

@@ -9,8 +9,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 
-use crate::ApiContext;
 use crate::auth::ApiKey;
+use crate::context::ApiContext;
 use crate::error::ApiError;
 
 pub struct SettingsApi(pub ApiContext);
@@ -149,7 +149,7 @@ impl SettingsApi {
     }
 }
 
-#[OpenApi(prefix_path = "/settings", tag = "crate::Tag::Settings")]
+#[OpenApi(prefix_path = "/settings", tag = "crate::context::Tag::Settings")]
 impl SettingsApi {
     /// Get the store's settings
     #[oai(path = "/", method = "get")]

@@ -10,9 +10,9 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use crate::auth::ApiKey;
+use crate::context::{ApiContext, Deleted};
 use crate::error::ApiError;
 use crate::pagination::{list_type, page_request};
-use crate::{ApiContext, Deleted};
 
 pub struct WebhookEndpointsApi(pub ApiContext);
 
@@ -173,7 +173,7 @@ fn parse_fields(
 
 #[OpenApi(
     prefix_path = "/webhook-endpoints",
-    tag = "crate::Tag::WebhookEndpoints"
+    tag = "crate::context::Tag::WebhookEndpoints"
 )]
 impl WebhookEndpointsApi {
     /// Add a webhook endpoint
