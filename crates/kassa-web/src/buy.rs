@@ -20,9 +20,8 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 
-use crate::WebContext;
 use crate::checkout::{self, Errors, FormState};
-use crate::page;
+use crate::page::{self, WebContext};
 
 /// At most this many `custom[...]` entries are kept, each key up to 40 and each
 /// value up to 500 characters.

@@ -13,8 +13,7 @@ use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
 use serde::Serialize;
 
-use crate::WebContext;
-use crate::page::{self, Texts, form_value, money};
+use crate::page::{self, Texts, WebContext, form_value, money};
 
 pub const CART_COOKIE: &str = "kassa_cart";
 

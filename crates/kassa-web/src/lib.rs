@@ -1,27 +1,17 @@
-//! Kassa's customer pages, rendered on the server from the templates and texts under
-//! `web/` (they work with JavaScript off): the buy link, the checkout with its cart,
-//! the payment page, the order page and the invoice. Every form carries a CSRF token
+//! The customer pages over HTTP: buy link, checkout, payment, order page and invoice.
+//!
+//! Pages are rendered on the server from `web/templates` with the texts and branding
+//! of `kassa-emails` (they work with JavaScript off). Every form carries a CSRF token
 //! (a double-submit cookie); every error is shown next to its field with what was
 //! typed kept. Business rules are in `kassa-checkout`; this crate only speaks HTTP.
 
 mod buy;
 mod checkout;
-pub mod emails;
 mod order;
 mod page;
 
-use kassa_store::Store;
+pub use page::WebContext;
 use poem::{EndpointExt, Route, get, post};
-
-/// What every page needs.
-#[derive(Clone)]
-pub struct WebContext {
-    pub store: Store,
-    /// Where customers reach Kassa, without a trailing slash.
-    pub public_url: String,
-    /// Whether cookies are marked `Secure` (true when the public URL is https).
-    pub secure_cookies: bool,
-}
 
 /// Adds the customer pages at the root of `route`: `/{tenant}/buy/{product}`,
 /// `/{tenant}/checkout`, `/{tenant}/orders/{token}` and below.

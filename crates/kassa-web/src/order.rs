@@ -12,90 +12,10 @@ use kassa_store::{OrderRecord, StoreError, TenantRecord};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
-use serde::Serialize;
 
-use crate::WebContext;
 use crate::checkout::Errors;
-use crate::page::{self, Texts, form_value, money};
-
-#[derive(Serialize)]
-struct LineView {
-    name: String,
-    quantity: i64,
-    unit_amount: String,
-    total: String,
-}
-
-#[derive(Serialize)]
-struct LicenseView {
-    name: String,
-    key: String,
-}
-
-#[derive(Serialize)]
-pub(crate) struct OrderView {
-    number: i64,
-    status: String,
-    status_text: String,
-    delivery_text: String,
-    method_text: String,
-    payment_method: String,
-    payment_reference: String,
-    lines: Vec<LineView>,
-    licenses: Vec<LicenseView>,
-    subtotal: String,
-    discount: String,
-    has_discount: bool,
-    total: String,
-    return_url: Option<String>,
-    customer_name: String,
-    customer_email: String,
-    date: String,
-}
-
-pub(crate) fn view(order: &OrderRecord, t: &Texts) -> OrderView {
-    let text = |key: String| t.get(&key).cloned().unwrap_or(key);
-    let method = PaymentMethod::parse("m", &order.payment_method)
-        .map(|m| page::method_label(m, t))
-        .unwrap_or_else(|_| order.payment_method.clone());
-    OrderView {
-        number: order.number,
-        status: order.status.clone(),
-        status_text: text(format!("status_{}", order.status)),
-        delivery_text: text(format!("delivery_{}", order.delivery_status)),
-        method_text: method,
-        payment_method: order.payment_method.clone(),
-        payment_reference: order.payment_reference.clone(),
-        lines: order
-            .lines
-            .iter()
-            .map(|l| LineView {
-                name: l.name.clone(),
-                quantity: l.quantity,
-                unit_amount: money(l.unit_amount, &order.currency),
-                total: money(l.total, &order.currency),
-            })
-            .collect(),
-        licenses: order
-            .lines
-            .iter()
-            .flat_map(|l| {
-                l.licenses.iter().map(|k| LicenseView {
-                    name: l.name.clone(),
-                    key: k.clone(),
-                })
-            })
-            .collect(),
-        subtotal: money(order.subtotal, &order.currency),
-        discount: money(order.discount, &order.currency),
-        has_discount: order.discount > 0,
-        total: money(order.total, &order.currency),
-        return_url: order.return_url.clone(),
-        customer_name: order.customer.name.clone().unwrap_or_default(),
-        customer_email: order.customer.email.clone().unwrap_or_default(),
-        date: order.created_at.get(..10).unwrap_or_default().to_owned(),
-    }
-}
+use crate::page::{self, WebContext, form_value};
+use kassa_emails::order_view;
 
 /// The store and order a page is about, or the page to show instead.
 async fn load(
@@ -147,7 +67,7 @@ pub async fn show(
         minijinja::context! {
             t => t,
             store => page::brand(&tenant, &settings),
-            order => view(&order, t),
+            order => order_view(&order, t),
             pay_url => pay_url,
             invoice_url => invoice_url,
         },
@@ -172,7 +92,7 @@ pub async fn invoice(
         minijinja::context! {
             t => t,
             store => page::brand(&tenant, &settings),
-            order => view(&order, t),
+            order => order_view(&order, t),
             bank => settings.bank,
         },
     )
@@ -205,7 +125,7 @@ fn render_pay(
         minijinja::context! {
             t => t,
             store => page::brand(tenant, &settings),
-            order => view(order, t),
+            order => order_view(order, t),
             methods => page::method_choices(&settings, t),
             csrf => csrf,
             pay_action => pay_action,

@@ -1,25 +1,29 @@
 //! What all pages share: templates, texts, the store's branding, cookies, CSRF,
 //! and the error pages.
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use kassa_domain::money::{Currency, Money};
-use kassa_domain::order::PaymentMethod;
 use kassa_domain::tenant::TenantSettings;
-use kassa_store::{StoreError, TenantRecord};
+pub use kassa_emails::{Brand, Texts, brand, method_label, money, supported, texts};
+use kassa_emails::{default_locale, environment};
+use kassa_store::{Store, StoreError, TenantRecord};
 use minijinja::Environment;
 use poem::http::StatusCode;
 use poem::{Request, Response};
 use serde::Serialize;
 
-use crate::WebContext;
+/// What every page needs.
+#[derive(Clone)]
+pub struct WebContext {
+    pub store: Store,
+    /// Where customers reach Kassa, without a trailing slash.
+    pub public_url: String,
+    /// Whether cookies are marked `Secure` (true when the public URL is https).
+    pub secure_cookies: bool,
+}
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    // Every value is HTML-escaped unless a template says otherwise (none does).
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-    for (name, source) in [
+    environment([
         (
             "base.html",
             include_str!("../../../web/templates/base.html"),
@@ -45,39 +49,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "invoice.html",
             include_str!("../../../web/templates/invoice.html"),
         ),
-    ] {
-        env.add_template(name, source)
-            .unwrap_or_else(|e| panic!("template {name} does not parse: {e}"));
-    }
-    env
+    ])
 });
-
-/// The page texts of one language.
-pub type Texts = BTreeMap<String, String>;
-
-static LOCALES: LazyLock<Vec<(&'static str, Texts)>> = LazyLock::new(|| {
-    [
-        ("en", include_str!("../../../web/locales/en.toml")),
-        ("ru", include_str!("../../../web/locales/ru.toml")),
-    ]
-    .into_iter()
-    .map(|(lang, source)| {
-        let texts: Texts = toml::from_str(source)
-            .unwrap_or_else(|e| panic!("web/locales/{lang}.toml does not parse: {e}"));
-        (lang, texts)
-    })
-    .collect()
-});
-
-/// The languages pages are written in; the first is the default.
-pub fn supported(lang: &str) -> Option<&'static str> {
-    LOCALES.iter().map(|(l, _)| *l).find(|l| *l == lang)
-}
-
-pub fn texts(lang: &str) -> &'static Texts {
-    let found = LOCALES.iter().find(|(l, _)| *l == lang);
-    &found.unwrap_or(&LOCALES[0]).1
-}
 
 /// Picks the language: an explicit choice, else the browser's `Accept-Language`.
 pub fn pick_locale(explicit: Option<&str>, req: &Request) -> &'static str {
@@ -101,34 +74,7 @@ pub fn pick_locale(explicit: Option<&str>, req: &Request) -> &'static str {
             return lang;
         }
     }
-    LOCALES[0].0
-}
-
-/// The store as pages show it.
-#[derive(Serialize)]
-pub struct Brand {
-    pub name: String,
-    pub slug: String,
-    pub logo_url: Option<String>,
-    pub accent_color: String,
-    pub terms_url: Option<String>,
-    pub privacy_url: Option<String>,
-    pub support_email: Option<String>,
-}
-
-pub fn brand(tenant: &TenantRecord, settings: &TenantSettings) -> Brand {
-    Brand {
-        name: tenant.name.clone(),
-        slug: tenant.slug.clone(),
-        logo_url: settings.logo_url.clone(),
-        accent_color: settings
-            .accent_color
-            .clone()
-            .unwrap_or_else(|| "#1a56db".to_owned()),
-        terms_url: settings.terms_url.clone(),
-        privacy_url: settings.privacy_url.clone(),
-        support_email: settings.support_email.clone(),
-    }
+    default_locale()
 }
 
 /// A payment method as a choice on a page.
@@ -147,20 +93,6 @@ pub fn method_choices(settings: &TenantSettings, t: &Texts) -> Vec<MethodChoice>
             label: method_label(m, t),
         })
         .collect()
-}
-
-pub fn method_label(m: PaymentMethod, t: &Texts) -> String {
-    t.get(&format!("method_{}", m.as_str()))
-        .cloned()
-        .unwrap_or_else(|| m.as_str().to_owned())
-}
-
-/// `19.99 USD`; an unknown currency code is shown as stored.
-pub fn money(amount: i64, currency: &str) -> String {
-    match Currency::parse("currency", currency) {
-        Ok(currency) => Money { amount, currency }.display(),
-        Err(_) => format!("{amount} {currency}"),
-    }
 }
 
 /// Renders a template into an HTML response.

@@ -1,0 +1,130 @@
+//! The store and the order as emails and pages show them.
+
+use kassa_domain::money::{Currency, Money};
+use kassa_domain::order::PaymentMethod;
+use kassa_domain::tenant::TenantSettings;
+use kassa_store::{OrderRecord, TenantRecord};
+use serde::Serialize;
+
+use crate::texts::Texts;
+
+/// The store as pages and emails show it.
+#[derive(Serialize)]
+pub struct Brand {
+    pub name: String,
+    pub slug: String,
+    pub logo_url: Option<String>,
+    pub accent_color: String,
+    pub terms_url: Option<String>,
+    pub privacy_url: Option<String>,
+    pub support_email: Option<String>,
+}
+
+pub fn brand(tenant: &TenantRecord, settings: &TenantSettings) -> Brand {
+    Brand {
+        name: tenant.name.clone(),
+        slug: tenant.slug.clone(),
+        logo_url: settings.logo_url.clone(),
+        accent_color: settings
+            .accent_color
+            .clone()
+            .unwrap_or_else(|| "#1a56db".to_owned()),
+        terms_url: settings.terms_url.clone(),
+        privacy_url: settings.privacy_url.clone(),
+        support_email: settings.support_email.clone(),
+    }
+}
+
+pub fn method_label(m: PaymentMethod, t: &Texts) -> String {
+    t.get(&format!("method_{}", m.as_str()))
+        .cloned()
+        .unwrap_or_else(|| m.as_str().to_owned())
+}
+
+/// `19.99 USD`; an unknown currency code is shown as stored.
+pub fn money(amount: i64, currency: &str) -> String {
+    match Currency::parse("currency", currency) {
+        Ok(currency) => Money { amount, currency }.display(),
+        Err(_) => format!("{amount} {currency}"),
+    }
+}
+
+#[derive(Serialize)]
+struct LineView {
+    name: String,
+    quantity: i64,
+    unit_amount: String,
+    total: String,
+}
+
+#[derive(Serialize)]
+struct LicenseView {
+    name: String,
+    key: String,
+}
+
+/// The order as its customer reads it, in their language.
+#[derive(Serialize)]
+pub struct OrderView {
+    number: i64,
+    status: String,
+    status_text: String,
+    delivery_text: String,
+    method_text: String,
+    payment_method: String,
+    payment_reference: String,
+    lines: Vec<LineView>,
+    licenses: Vec<LicenseView>,
+    subtotal: String,
+    discount: String,
+    has_discount: bool,
+    total: String,
+    return_url: Option<String>,
+    customer_name: String,
+    customer_email: String,
+    date: String,
+}
+
+pub fn order_view(order: &OrderRecord, t: &Texts) -> OrderView {
+    let text = |key: String| t.get(&key).cloned().unwrap_or(key);
+    let method = PaymentMethod::parse("m", &order.payment_method)
+        .map(|m| method_label(m, t))
+        .unwrap_or_else(|_| order.payment_method.clone());
+    OrderView {
+        number: order.number,
+        status: order.status.clone(),
+        status_text: text(format!("status_{}", order.status)),
+        delivery_text: text(format!("delivery_{}", order.delivery_status)),
+        method_text: method,
+        payment_method: order.payment_method.clone(),
+        payment_reference: order.payment_reference.clone(),
+        lines: order
+            .lines
+            .iter()
+            .map(|l| LineView {
+                name: l.name.clone(),
+                quantity: l.quantity,
+                unit_amount: money(l.unit_amount, &order.currency),
+                total: money(l.total, &order.currency),
+            })
+            .collect(),
+        licenses: order
+            .lines
+            .iter()
+            .flat_map(|l| {
+                l.licenses.iter().map(|k| LicenseView {
+                    name: l.name.clone(),
+                    key: k.clone(),
+                })
+            })
+            .collect(),
+        subtotal: money(order.subtotal, &order.currency),
+        discount: money(order.discount, &order.currency),
+        has_discount: order.discount > 0,
+        total: money(order.total, &order.currency),
+        return_url: order.return_url.clone(),
+        customer_name: order.customer.name.clone().unwrap_or_default(),
+        customer_email: order.customer.email.clone().unwrap_or_default(),
+        date: order.created_at.get(..10).unwrap_or_default().to_owned(),
+    }
+}

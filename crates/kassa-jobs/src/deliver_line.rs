@@ -1,0 +1,224 @@
+//! Gets a paid line's licenses by its product's delivery method: keys from a license
+//! pool, an answer from the merchant's license service, or the merchant's plugin run
+//! in the sandbox. A failed try is recorded on the line with its next try, if any.
+
+use std::sync::Arc;
+
+use apalis::prelude::Data;
+use kassa_domain::catalog::Delivery;
+use kassa_store::{DeliverLine, DueLine, StoreError, Timestamp};
+
+use crate::workers::{Error, Workers};
+
+/// The most of a license service's answer Kassa reads.
+const MAX_SERVICE_RESPONSE: usize = 256 * 1024;
+
+/// Reads `{"licenses": ["…"]}`: 1 to 1000 non-empty strings of at most 10 000
+/// characters each.
+fn parse_licenses(body: &str) -> Result<Vec<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        licenses: Vec<String>,
+    }
+    let answer: Answer = serde_json::from_str(body)
+        .map_err(|e| format!("the license service's answer is not {{\"licenses\": [...]}}: {e}"))?;
+    let licenses: Vec<String> = answer
+        .licenses
+        .into_iter()
+        .map(|l| l.trim().to_owned())
+        .collect();
+    if licenses.is_empty() || licenses.len() > 1000 {
+        return Err("the license service must answer 1 to 1000 licenses".into());
+    }
+    if licenses
+        .iter()
+        .any(|l| l.is_empty() || l.chars().count() > 10_000)
+    {
+        return Err("the license service answered an empty or oversized license".into());
+    }
+    Ok(licenses)
+}
+
+pub(crate) async fn run(job: DeliverLine, workers: Data<Workers>) -> Result<(), Error> {
+    if let Some(line) = workers.store.due_line(&job).await? {
+        deliver(&workers, line).await?;
+    }
+    Ok(())
+}
+
+/// Gets a paid line's license information by its product's delivery method.
+async fn deliver(workers: &Workers, line: DueLine) -> Result<(), StoreError> {
+    let retry_in = |ms: i64| Some(Timestamp::now().millis() + ms);
+    let result = match &line.delivery {
+        Delivery::LicensePool { .. } => match workers.store.deliver_from_pool(&line).await {
+            Ok(outcome) => {
+                tracing::info!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, outcome = ?outcome, "pool delivery");
+                Ok(())
+            }
+            Err(StoreError::Conflict(why)) => Err((why, retry_in(200))),
+            Err(e) => Err((e.to_string(), retry_in(5_000))),
+        },
+        Delivery::WebService { url } => deliver_from_service(workers, &line, url).await,
+        Delivery::Plugin { plugin_id } => deliver_from_plugin(workers, &line, plugin_id).await,
+    };
+    if let Err((error, retry_at)) = result {
+        tracing::warn!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, error = %error, "delivery did not happen");
+        workers
+            .store
+            .line_delivery_failed(&line, &error, retry_at)
+            .await?;
+    }
+    Ok(())
+}
+
+/// When a line's delivery from a service or plugin is tried next, on the webhook
+/// retry schedule; `None` once the schedule is used up.
+fn next_try(workers: &Workers, line: &DueLine) -> Option<i64> {
+    let next = usize::try_from(line.attempts + 1).unwrap_or(usize::MAX);
+    workers.schedule.delay_before(next).map(|d| {
+        Timestamp::now()
+            .millis()
+            .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    })
+}
+
+/// Asks the merchant's license service for the line's licenses: a POST signed like
+/// webhooks (with the store's `web_service_signing_secret`), answered with
+/// `{"licenses": ["…"]}`. Retried on the webhook schedule, then failed.
+async fn deliver_from_service(
+    workers: &Workers,
+    line: &DueLine,
+    url: &str,
+) -> Result<(), (String, Option<i64>)> {
+    let next_try = || next_try(workers, line);
+    let order = workers
+        .store
+        .order(&line.tenant_id, &line.order_id)
+        .await
+        .map_err(|e| (e.to_string(), next_try()))?;
+    let secret = workers
+        .store
+        .service_secret(&line.tenant_id)
+        .await
+        .map_err(|e| (e.to_string(), next_try()))?;
+    let key = format!("ful_{}_{}", line.order_id, line.line_no);
+    let body = serde_json::json!({
+        "type": "license.request",
+        "idempotency_key": key,
+        "quantity": line.quantity,
+        "product_id": line.product_id,
+        "line": order.lines.iter().find(|l| l.line_no == line.line_no),
+        "customer": order.customer,
+        "test_mode": order.test_mode,
+        "order": order,
+    });
+    let attempt = workers
+        .sender
+        .send_reading(
+            url,
+            &key,
+            Timestamp::now().0.timestamp(),
+            body.to_string().as_bytes(),
+            &[secret.as_str()],
+            MAX_SERVICE_RESPONSE,
+        )
+        .await;
+    if !attempt.succeeded() {
+        let status = attempt
+            .status
+            .map_or("no response".to_owned(), |s| format!("HTTP {s}"));
+        let said: String = attempt.response.chars().take(300).collect();
+        return Err((
+            format!("the license service answered {status}: {said}"),
+            next_try(),
+        ));
+    }
+    let licenses = parse_licenses(&attempt.response).map_err(|e| (e, next_try()))?;
+    match workers.store.deliver_with(line, &licenses).await {
+        Ok(_) => {
+            tracing::info!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, "web service delivery");
+            Ok(())
+        }
+        Err(e) => Err((e.to_string(), next_try())),
+    }
+}
+
+/// Runs the product's plugin for the line, in the sandbox.
+async fn deliver_from_plugin(
+    workers: &Workers,
+    line: &DueLine,
+    plugin_id: &kassa_domain::ids::PluginId,
+) -> Result<(), (String, Option<i64>)> {
+    let next_try = || next_try(workers, line);
+    let Some(host) = &workers.plugins else {
+        return Err(("this worker runs no plugins".to_owned(), next_try()));
+    };
+    let plugin = workers
+        .store
+        .runnable_plugin(&line.tenant_id, plugin_id)
+        .await
+        .map_err(|e| (format!("the plugin cannot be loaded: {e}"), None))?;
+    let compiled = host
+        .compiled(&format!("{}:{}", plugin.id, plugin.version), &plugin.wasm)
+        .map_err(|e| (e.to_string(), None))?;
+    let order = workers
+        .store
+        .order(&line.tenant_id, &line.order_id)
+        .await
+        .map_err(|e| (e.to_string(), next_try()))?;
+    let name = order
+        .lines
+        .iter()
+        .find(|l| l.line_no == line.line_no)
+        .map(|l| l.name.clone())
+        .unwrap_or_default();
+    let request = kassa_plugins::Request {
+        order_id: line.order_id.clone(),
+        line_no: u32::try_from(line.line_no).unwrap_or(0),
+        product_id: line.product_id.clone(),
+        product_name: name,
+        quantity: u32::try_from(line.quantity).unwrap_or(0),
+        customer: kassa_plugins::Customer {
+            email: order.customer.email.clone().unwrap_or_default(),
+            name: order.customer.name.clone(),
+        },
+        test_mode: order.test_mode,
+        config: plugin.config.into_iter().collect(),
+        idempotency_key: format!("ful_{}_{}", line.order_id, line.line_no),
+    };
+    let (store, tenant, order_id, line_no) = (
+        workers.store.clone(),
+        line.tenant_id.clone(),
+        line.order_id.clone(),
+        line.line_no,
+    );
+    let context = kassa_plugins::CallContext {
+        secrets: plugin.secrets.into_iter().collect(),
+        allowed_hosts: plugin.allowed_hosts,
+        pool_keys: Arc::new(move |pool, count| {
+            let (store, tenant, order_id) = (store.clone(), tenant.clone(), order_id.clone());
+            Box::pin(async move {
+                store
+                    .take_keys_for_line(&tenant, &order_id, line_no, &pool, i64::from(count))
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        }),
+    };
+    let outcome = host.call(&compiled, &request, context).await;
+    for log in &outcome.logs {
+        tracing::info!(tenant = %line.tenant_id, order = %line.order_id, plugin = %plugin_id, "plugin log: {log}");
+    }
+    match outcome.result {
+        Ok(licenses) => workers
+            .store
+            .deliver_with(line, &licenses)
+            .await
+            .map(|_| ())
+            .map_err(|e| (e.to_string(), next_try())),
+        Err(kassa_plugins::PluginError::Failed { message, retryable }) => {
+            Err((message, if retryable { next_try() } else { None }))
+        }
+        Err(kassa_plugins::PluginError::Invalid(message)) => Err((message, None)),
+    }
+}

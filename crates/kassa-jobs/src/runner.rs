@@ -1,0 +1,182 @@
+//! Runs the jobs on apalis: each queue's backend (apalis-sqlite polled, or
+//! apalis-postgres woken by NOTIFY), the cron schedules, and the workers registered
+//! on one monitor that restarts them.
+
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_cron::CronScheduler;
+use kassa_store::{DeliverLine, DeliverWebhook, Job, JobPool, SendEmail};
+
+use crate::workers::{Error, Workers};
+use crate::{clean_up, deliver_line, deliver_webhook, send_email, sweep_unpaid};
+
+/// The three queues' workers on a monitor; `$backend::<Job>(pool, heartbeat)` makes
+/// a factory of the queue's backend (a restarted worker gets a new one). A macro,
+/// because each backend's worker has its own type.
+macro_rules! queue_workers {
+    ($workers:expr, $node:expr, $backend:ident, $pool:expr) => {{
+        let monitor = Monitor::new();
+        let monitor = queue_workers!(@one monitor, $workers, $node, $backend, $pool,
+            DeliverWebhook, "webhooks", 32, deliver_webhook::run);
+        let monitor = queue_workers!(@one monitor, $workers, $node, $backend, $pool,
+            SendEmail, "emails", 8, send_email::run);
+        queue_workers!(@one monitor, $workers, $node, $backend, $pool,
+            DeliverLine, "lines", 16, deliver_line::run)
+    }};
+    (@one $monitor:expr, $workers:expr, $node:expr, $backend:ident, $pool:expr,
+        $job:ty, $queue:literal, $concurrency:literal, $run:path) => {{
+        let make = $backend::<$job>(&$pool, $workers.heartbeat);
+        let (me, name) = ($workers.clone(), $node.clone());
+        $monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{name}-{}-{restarts}", $queue))
+                .backend(make())
+                .data(me.clone())
+                .concurrency($concurrency)
+                .catch_panic()
+                .build($run)
+        })
+    }};
+}
+
+/// Wakes a worker every `POLL`, and is always armed when it returns: apalis polls a
+/// strategy once per look for jobs, and its own `IntervalStrategy` re-arms its timer
+/// without polling it, so an idle worker slept until its next heartbeat.
+struct Ticks(tokio_stream::wrappers::IntervalStream);
+
+fn ticks() -> Ticks {
+    let mut every = tokio::time::interval(POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    Ticks(tokio_stream::wrappers::IntervalStream::new(every))
+}
+
+impl futures_core::Stream for Ticks {
+    type Item = ();
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<()>> {
+        use std::task::Poll;
+        let mut fired = false;
+        // Take every tick that is due, so the timer is armed for the next one.
+        while let Poll::Ready(Some(_)) = std::pin::Pin::new(&mut self.0).poll_next(cx) {
+            fired = true;
+        }
+        if fired {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// A queue's backend on SQLite, polled.
+fn sqlite_backend<J: Job>(
+    pool: &sqlx::SqlitePool,
+    heartbeat: Duration,
+) -> impl Fn() -> PollWith<apalis_sqlite::SqliteStorage<J>, Strategy> + Send + Sync + 'static {
+    let config = apalis_sqlite::Config::default()
+        .queue(J::QUEUE)
+        .heartbeat_interval(heartbeat)
+        .missed_heartbeats(MISSED_HEARTBEATS);
+    let pool = pool.clone();
+    move || {
+        apalis_sqlite::SqliteStorage::new(&pool)
+            .with_config(config.clone())
+            .poll_with_strategy(Strategy::new().stream(ticks()))
+    }
+}
+
+/// A queue's backend on PostgreSQL: NOTIFY wakes the worker for a new job, polling
+/// for one whose time has come.
+fn postgres_backend<J: Job>(
+    pool: &sqlx::PgPool,
+    heartbeat: Duration,
+) -> impl Fn() -> PollWith<apalis_postgres::PostgresStorage<J>, Strategy> + Send + Sync + 'static {
+    let config = apalis_postgres::Config::default()
+        .queue(J::QUEUE)
+        .heartbeat_interval(heartbeat)
+        .missed_heartbeats(MISSED_HEARTBEATS);
+    let pool = pool.clone();
+    move || {
+        let wake = Strategy::new()
+            .stream(apalis_postgres::Pubsub::new(
+                pool.clone(),
+                J::QUEUE.to_owned(),
+            ))
+            .stream(ticks());
+        apalis_postgres::PostgresStorage::new(&pool)
+            .with_config(config.clone())
+            .poll_with_strategy(wake)
+    }
+}
+
+/// How often an idle worker looks for due jobs (on PostgreSQL, new jobs also wake it
+/// at once by NOTIFY).
+const POLL: Duration = Duration::from_millis(500);
+/// Heartbeats a worker may miss before its jobs go to another worker.
+const MISSED_HEARTBEATS: usize = 3;
+
+/// When finished work is cleaned up (see `kassa_store::retention`): every 10 minutes.
+const CLEAN_UP_SCHEDULE: &str = "0 */10 * * * *";
+
+/// When unpaid orders are looked at: every second.
+const UNPAID_SWEEP_SCHEDULE: &str = "* * * * * *";
+
+impl Workers {
+    /// Runs until `shutdown` resolves; jobs in flight are finished first.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        if self.mailer.is_some() {
+            let kept = self.store.queue_kept_emails().await?;
+            if kept > 0 {
+                tracing::info!(
+                    emails = kept,
+                    "sending the emails kept while there was no SMTP"
+                );
+            }
+        }
+        let pool = self.store.job_pool(4).await?;
+        // Unique per start: apalis refuses a name whose heartbeat is still fresh.
+        let node = format!("kassa-{}-{}", std::process::id(), ulid::Ulid::new());
+        let monitor = match pool {
+            JobPool::Sqlite(pool) => queue_workers!(self, node, sqlite_backend, pool),
+            JobPool::Postgres(pool) => queue_workers!(self, node, postgres_backend, pool),
+        };
+        let every = |schedule: &str| {
+            let schedule: cron::Schedule = schedule.parse().expect("a valid schedule");
+            move || CronScheduler::new(schedule.clone())
+        };
+        let (sweep, clean) = (every(UNPAID_SWEEP_SCHEDULE), every(CLEAN_UP_SCHEDULE));
+        let (me, name) = (self.clone(), node.clone());
+        let monitor = monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{name}-unpaid-sweep-{restarts}"))
+                .backend(sweep())
+                .data(me.clone())
+                .build(sweep_unpaid::run)
+        });
+        let (me, name) = (self.clone(), node.clone());
+        let monitor = monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{name}-clean-up-{restarts}"))
+                .backend(clean())
+                .data(me.clone())
+                .build(clean_up::run)
+        });
+        tracing::info!(node = %node, "workers started");
+        monitor
+            // A worker whose database went away starts again under a new name, and its
+            // jobs are taken over once its heartbeats are missed.
+            .should_restart(|_, _| true)
+            .shutdown_timeout(Duration::from_secs(30))
+            .run_with_signal(async move {
+                shutdown.await;
+                Ok(())
+            })
+            .await?;
+        tracing::info!("workers stopped");
+        Ok(())
+    }
+}
