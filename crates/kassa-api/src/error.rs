@@ -5,6 +5,7 @@
 //! opaque 500, so no internals or secrets leak into responses.
 
 use kassa_domain::Invalid;
+use kassa_orders::OrdersError;
 use kassa_store::StoreError;
 use poem::Response;
 use poem::http::StatusCode;
@@ -120,6 +121,17 @@ impl ApiError {
             StoreError::NotFound => ApiError::not_found(what),
             StoreError::Conflict(detail) => ApiError::conflict(detail),
             other => ApiError::internal(other),
+        }
+    }
+
+    /// Maps what a use case of `kassa-orders` refused, `what` naming the object.
+    pub fn from_orders(what: &'static str) -> impl FnOnce(OrdersError) -> ApiError {
+        move |e| match e {
+            OrdersError::Invalid(invalid) => invalid.into(),
+            OrdersError::NotFound => ApiError::not_found(what),
+            OrdersError::Refused(refused) => ApiError::conflict(refused.to_string()),
+            OrdersError::Conflict(detail) => ApiError::conflict(detail),
+            OrdersError::Store(e) => ApiError::internal(e),
         }
     }
 

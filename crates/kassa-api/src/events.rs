@@ -1,7 +1,7 @@
 //! `/events`: every event of the store, newest first, for replay and reconciliation.
 //! Each carries the same payload its webhooks carried.
 
-use kassa_domain::webhook::EVENT_TYPES;
+use kassa_domain::event::EventKind;
 use kassa_store::EventRecord;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -51,11 +51,11 @@ impl EventsApi {
         kind: Query<Option<String>>,
     ) -> Result<Json<EventList>, ApiError> {
         if let Some(k) = &kind.0
-            && !EVENT_TYPES.contains(&k.as_str())
+            && EventKind::from_name(k).is_none()
         {
             return Err(kassa_domain::Invalid::field(
                 "type",
-                format!("is not an event type; known: {}", EVENT_TYPES.join(", ")),
+                format!("is not an event type; known: {}", EventKind::names()),
             )
             .into());
         }

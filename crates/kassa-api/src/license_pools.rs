@@ -219,12 +219,9 @@ impl LicensePoolsApi {
             KeysUpload::Csv(PlainText(text)) => csv_keys(&text)?,
         };
         let upload = parse_license_keys(raw.iter().map(String::as_str))?;
-        let added = self
-            .0
-            .store
-            .add_license_keys(tenant, &id, &upload.keys)
+        let added = kassa_orders::add_keys(&self.0.store, tenant, &id, &upload.keys)
             .await
-            .map_err(ApiError::from_store("license pool"))?;
+            .map_err(ApiError::from_orders("license pool"))?;
         let mut refused = upload.repeated;
         refused.extend(added.duplicates);
         let pool = self

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use kassa_checkout::{CheckoutError, OrderInput};
 use kassa_domain::Invalid;
 use kassa_domain::error::parse_text;
 use kassa_domain::ids::{OrderId, ProductId};
+use kassa_orders::{OrderInput, OrdersError};
 use kassa_store::{CartLine, OrderRecord, Timestamp};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -236,8 +236,8 @@ impl OrdersApi {
             order_url,
             id: o.id,
             number: o.number,
-            status: o.status,
-            delivery_status: o.delivery_status,
+            status: o.status.to_string(),
+            delivery_status: o.delivery_status.to_string(),
             currency: o.currency,
             subtotal: o.subtotal,
             discount: o.discount,
@@ -259,7 +259,7 @@ impl OrdersApi {
                     subtotal: l.subtotal,
                     discount: l.discount,
                     total: l.total,
-                    delivery_status: l.delivery_status,
+                    delivery_status: l.delivery_status.to_string(),
                     licenses: l.licenses,
                     delivery_error: l.delivery_error,
                 })
@@ -269,8 +269,8 @@ impl OrdersApi {
                 .into_iter()
                 .map(|p| PaymentOut {
                     id: p.id,
-                    method: p.method,
-                    status: p.status,
+                    method: p.method.to_string(),
+                    status: p.status.to_string(),
                     amount: p.amount,
                     currency: p.currency,
                     failure_code: p.failure_code,
@@ -292,7 +292,7 @@ impl OrdersApi {
                     user_agent: c.user_agent,
                 })
                 .collect(),
-            payment_method: o.payment_method,
+            payment_method: o.payment_method.to_string(),
             payment_reference: o.payment_reference,
             coupon_code: o.coupon_code,
             custom: match o.custom {
@@ -306,16 +306,6 @@ impl OrdersApi {
             updated_at: o.updated_at,
             paid_at: o.paid_at,
         }
-    }
-}
-
-/// Maps a checkout error once for every handler here.
-fn checkout_error(e: CheckoutError) -> ApiError {
-    match e {
-        CheckoutError::Invalid(invalid) => invalid.into(),
-        CheckoutError::NotFound => ApiError::not_found("order"),
-        CheckoutError::Conflict(detail) => ApiError::conflict(detail),
-        CheckoutError::Store(e) => ApiError::internal(e),
     }
 }
 
@@ -441,16 +431,16 @@ impl OrdersApi {
             user_agent,
             cart_id: None,
         };
-        let order = kassa_checkout::place_order(&self.0.store, tenant, &input)
+        let order = kassa_orders::place_order(&self.0.store, tenant, &input)
             .await
             .map_err(|e| match e {
-                CheckoutError::Invalid(mut invalid) => {
+                OrdersError::Invalid(mut invalid) => {
                     for error in &mut invalid.errors {
                         error.field = request_field(std::mem::take(&mut error.field));
                     }
                     ApiError::from(invalid)
                 }
-                other => checkout_error(other),
+                other => ApiError::from_orders("order")(other),
             })?;
         Ok(Json(self.out(&tenant.slug, order)))
     }
@@ -507,9 +497,9 @@ impl OrdersApi {
             None | Some("") => None,
             Some(r) => Some(parse_text("reference", r, 200)?),
         };
-        let order = kassa_checkout::record_offline_payment(
+        let order = kassa_orders::record_offline_payment(
             &self.0.store,
-            &tenant.id,
+            tenant,
             id.as_str(),
             &body.method,
             body.amount,
@@ -517,7 +507,7 @@ impl OrdersApi {
             reference,
         )
         .await
-        .map_err(checkout_error)?;
+        .map_err(ApiError::from_orders("order"))?;
         Ok(Json(self.out(&tenant.slug, order)))
     }
 
@@ -566,11 +556,9 @@ impl OrdersApi {
         id: Path<String>,
     ) -> Result<Json<ResendOut>, ApiError> {
         let id = order_id(&id)?;
-        self.0
-            .store
-            .resend_licenses(&auth.tenant().id, id.as_str())
+        kassa_orders::resend_licenses(&self.0.store, &auth.tenant().id, id.as_str())
             .await
-            .map_err(ApiError::from_store("order"))?;
+            .map_err(ApiError::from_orders("order"))?;
         Ok(Json(ResendOut {
             order_id: id.to_string(),
             status: "queued".into(),

@@ -6,12 +6,16 @@
 //! what a caller passes in.
 
 pub mod catalog;
+pub mod email;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod money;
+mod names;
 pub mod order;
 pub mod signed_link;
 pub mod tenant;
 pub mod webhook;
+pub mod workflow;
 
 pub use error::{FieldError, Invalid};

@@ -11,35 +11,17 @@ use crate::catalog::{Discount, MAX_QUANTITY};
 use crate::ids::ProductId;
 use crate::money::{Currency, Money};
 
-/// Whether the order has been paid for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    NotPaid,
-    Paid,
-    Refunded,
-    Deleted,
+crate::names::named_enum! {
+    /// Whether the order has been paid for.
+    OrderStatus {
+        NotPaid = "not_paid",
+        Paid = "paid",
+        Refunded = "refunded",
+        Deleted = "deleted",
+    }
 }
 
 impl OrderStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            OrderStatus::NotPaid => "not_paid",
-            OrderStatus::Paid => "paid",
-            OrderStatus::Refunded => "refunded",
-            OrderStatus::Deleted => "deleted",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw {
-            "not_paid" => OrderStatus::NotPaid,
-            "paid" => OrderStatus::Paid,
-            "refunded" => OrderStatus::Refunded,
-            "deleted" => OrderStatus::Deleted,
-            _ => return None,
-        })
-    }
-
     /// The one place that says which status changes are allowed.
     pub fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
@@ -50,50 +32,56 @@ impl OrderStatus {
     }
 }
 
-/// Whether every line's license information has been delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    NotDelivered,
-    Delivered,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            DeliveryStatus::NotDelivered => "not_delivered",
-            DeliveryStatus::Delivered => "delivered",
-        }
+crate::names::named_enum! {
+    /// Whether every line's license information has been delivered.
+    DeliveryStatus {
+        NotDelivered = "not_delivered",
+        Delivered = "delivered",
     }
 }
 
-/// How a customer pays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PaymentMethod {
-    /// The built-in sandbox card gateway.
-    TestCard,
-    /// Offline: the customer transfers the money; the merchant records it.
-    BankTransfer,
+crate::names::named_enum! {
+    /// Where one order line's delivery stands.
+    LineStatus {
+        /// Not delivered yet: waiting for payment, or due (or retried) once paid.
+        Pending = "pending",
+        /// Paid, but its pool has too few keys; woken when keys arrive.
+        WaitingStock = "waiting_stock",
+        Delivered = "delivered",
+        /// Given up after the retries; the merchant was told.
+        Failed = "failed",
+    }
+}
+
+crate::names::named_enum! {
+    /// What became of one payment attempt.
+    PaymentStatus {
+        Pending = "pending",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+}
+
+crate::names::named_enum! {
+    /// How a customer pays.
+    PaymentMethod {
+        /// The built-in sandbox card gateway.
+        TestCard = "test_card",
+        /// Offline: the customer transfers the money; the merchant records it.
+        BankTransfer = "bank_transfer",
+    }
 }
 
 impl PaymentMethod {
-    pub const ALL: [PaymentMethod; 2] = [PaymentMethod::TestCard, PaymentMethod::BankTransfer];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            PaymentMethod::TestCard => "test_card",
-            PaymentMethod::BankTransfer => "bank_transfer",
-        }
+    /// A method given as input: one of the known names, else a field error.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
+        Self::from_name(raw)
+            .ok_or_else(|| Invalid::field(field, format!("must be one of {}", Self::names())))
     }
 
-    pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
-        match raw {
-            "test_card" => Ok(PaymentMethod::TestCard),
-            "bank_transfer" => Ok(PaymentMethod::BankTransfer),
-            _ => Err(Invalid::field(
-                field,
-                "must be one of test_card, bank_transfer",
-            )),
-        }
+    /// A sandbox method: no real money moves.
+    pub fn is_sandbox(self) -> bool {
+        self == PaymentMethod::TestCard
     }
 }
 

@@ -287,7 +287,8 @@ impl TenantSettings {
     /// The methods customers may choose, in display order.
     pub fn enabled_methods(&self) -> Vec<crate::order::PaymentMethod> {
         crate::order::PaymentMethod::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|m| {
                 self.payment_methods.is_empty()
                     || self.payment_methods.iter().any(|s| s == m.as_str())

@@ -5,30 +5,17 @@ use base64::Engine;
 use rand::RngCore;
 
 use crate::Invalid;
-
-/// Every event type Kassa emits, in the order of an order's life.
-pub const EVENT_TYPES: &[&str] = &[
-    "order.created",
-    "payment.succeeded",
-    "payment.failed",
-    "product.delivered",
-    "order.delivered",
-    "order.deleted",
-    "license_pool.low_stock",
-];
+use crate::event::EventKind;
 
 /// An endpoint's filter: the listed types only, or every type when empty.
 pub fn parse_event_types(raw: &[String]) -> Result<Vec<String>, Invalid> {
     let mut invalid = Invalid::default();
     let mut out: Vec<String> = Vec::new();
     for (i, t) in raw.iter().enumerate() {
-        if !EVENT_TYPES.contains(&t.as_str()) {
+        if EventKind::from_name(t).is_none() {
             invalid.push(
                 format!("event_types[{i}]"),
-                format!(
-                    "{t:?} is not an event type; known: {}",
-                    EVENT_TYPES.join(", ")
-                ),
+                format!("{t:?} is not an event type; known: {}", EventKind::names()),
             );
         } else if !out.contains(t) {
             out.push(t.clone());

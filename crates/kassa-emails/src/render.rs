@@ -4,6 +4,7 @@
 use std::sync::LazyLock;
 
 use kassa_domain::ids::TenantId;
+use kassa_domain::order::LineStatus;
 use kassa_domain::tenant::TenantSettings;
 use kassa_store::{EmailRecord, Store, StoreError};
 use minijinja::Environment;
@@ -139,7 +140,7 @@ pub async fn render(
         lines_failed => order
             .lines
             .iter()
-            .filter(|l| l.delivery_status == "failed")
+            .filter(|l| l.delivery_status == LineStatus::Failed)
             .map(|l| minijinja::context! { name => l.name.clone(), error => l.delivery_error.clone() })
             .collect::<Vec<_>>(),
     };

@@ -1,7 +1,7 @@
 //! The store and the order as emails and pages show them.
 
 use kassa_domain::money::{Currency, Money};
-use kassa_domain::order::PaymentMethod;
+use kassa_domain::order::{OrderStatus, PaymentMethod};
 use kassa_domain::tenant::TenantSettings;
 use kassa_store::{OrderRecord, TenantRecord};
 use serde::Serialize;
@@ -67,11 +67,15 @@ struct LicenseView {
 #[derive(Serialize)]
 pub struct OrderView {
     number: i64,
-    status: String,
+    /// What the templates test, as flags: the statuses stay typed.
+    paid: bool,
+    deleted: bool,
+    awaiting_payment: bool,
+    by_card: bool,
+    by_transfer: bool,
     status_text: String,
     delivery_text: String,
     method_text: String,
-    payment_method: String,
     payment_reference: String,
     lines: Vec<LineView>,
     licenses: Vec<LicenseView>,
@@ -87,16 +91,16 @@ pub struct OrderView {
 
 pub fn order_view(order: &OrderRecord, t: &Texts) -> OrderView {
     let text = |key: String| t.get(&key).cloned().unwrap_or(key);
-    let method = PaymentMethod::parse("m", &order.payment_method)
-        .map(|m| method_label(m, t))
-        .unwrap_or_else(|_| order.payment_method.clone());
     OrderView {
         number: order.number,
-        status: order.status.clone(),
+        paid: order.status == OrderStatus::Paid,
+        deleted: order.status == OrderStatus::Deleted,
+        awaiting_payment: order.status == OrderStatus::NotPaid,
+        by_card: order.payment_method == PaymentMethod::TestCard,
+        by_transfer: order.payment_method == PaymentMethod::BankTransfer,
         status_text: text(format!("status_{}", order.status)),
         delivery_text: text(format!("delivery_{}", order.delivery_status)),
-        method_text: method,
-        payment_method: order.payment_method.clone(),
+        method_text: method_label(order.payment_method, t),
         payment_reference: order.payment_reference.clone(),
         lines: order
             .lines

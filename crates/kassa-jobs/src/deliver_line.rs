@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use apalis::prelude::Data;
 use kassa_domain::catalog::Delivery;
-use kassa_store::{DeliverLine, DueLine, StoreError, Timestamp};
+use kassa_orders::OrdersError;
+use kassa_store::{DeliverLine, DueLine, Timestamp};
 
 use crate::workers::{Error, Workers};
 
@@ -47,26 +48,32 @@ pub(crate) async fn run(job: DeliverLine, workers: Data<Workers>) -> Result<(), 
 }
 
 /// Gets a paid line's license information by its product's delivery method.
-async fn deliver(workers: &Workers, line: DueLine) -> Result<(), StoreError> {
+async fn deliver(workers: &Workers, line: DueLine) -> Result<(), OrdersError> {
     let retry_in = |ms: i64| Some(Timestamp::now().millis() + ms);
     let result = match &line.delivery {
-        Delivery::LicensePool { .. } => match workers.store.deliver_from_pool(&line).await {
-            Ok(outcome) => {
-                tracing::info!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, outcome = ?outcome, "pool delivery");
-                Ok(())
+        Delivery::LicensePool { .. } => {
+            match kassa_orders::deliver_from_pool(&workers.store, &line).await {
+                Ok(outcome) => {
+                    tracing::info!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, outcome = ?outcome, "pool delivery");
+                    Ok(())
+                }
+                // A key taken by a concurrent delivery: soon again, with other keys.
+                Err(OrdersError::Conflict(why)) => Err((why, retry_in(200))),
+                Err(e) => Err((e.to_string(), retry_in(5_000))),
             }
-            Err(StoreError::Conflict(why)) => Err((why, retry_in(200))),
-            Err(e) => Err((e.to_string(), retry_in(5_000))),
-        },
+        }
         Delivery::WebService { url } => deliver_from_service(workers, &line, url).await,
         Delivery::Plugin { plugin_id } => deliver_from_plugin(workers, &line, plugin_id).await,
     };
     if let Err((error, retry_at)) = result {
         tracing::warn!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, error = %error, "delivery did not happen");
-        workers
-            .store
-            .line_delivery_failed(&line, &error, retry_at)
-            .await?;
+        let retry_at = retry_at.map(Timestamp::from);
+        match kassa_orders::delivery_failed(&workers.store, &line, &error, retry_at).await {
+            Err(OrdersError::Refused(why)) => {
+                tracing::warn!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, why = %why, "delivery not recorded");
+            }
+            other => other?,
+        }
     }
     Ok(())
 }
@@ -134,7 +141,7 @@ async fn deliver_from_service(
         ));
     }
     let licenses = parse_licenses(&attempt.response).map_err(|e| (e, next_try()))?;
-    match workers.store.deliver_with(line, &licenses).await {
+    match kassa_orders::deliver_with(&workers.store, line, &licenses).await {
         Ok(_) => {
             tracing::info!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, "web service delivery");
             Ok(())
@@ -210,9 +217,7 @@ async fn deliver_from_plugin(
         tracing::info!(tenant = %line.tenant_id, order = %line.order_id, plugin = %plugin_id, "plugin log: {log}");
     }
     match outcome.result {
-        Ok(licenses) => workers
-            .store
-            .deliver_with(line, &licenses)
+        Ok(licenses) => kassa_orders::deliver_with(&workers.store, line, &licenses)
             .await
             .map(|_| ())
             .map_err(|e| (e.to_string(), next_try())),

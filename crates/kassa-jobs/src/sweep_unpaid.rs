@@ -24,13 +24,13 @@ async fn sweep(workers: &Workers) {
     let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     for (tenant, raw) in tenants {
         let settings = kassa_domain::tenant::TenantSettings::from_json(&raw);
-        let policy = kassa_store::UnpaidPolicy {
+        let policy = kassa_orders::UnpaidPolicy {
             remind_after: settings
                 .reminder_after(workers.unpaid.remind_after)
                 .map(millis),
             delete_after: millis(settings.delete_after(workers.unpaid.delete_after)),
         };
-        match workers.store.sweep_unpaid(&tenant, policy).await {
+        match kassa_orders::sweep_unpaid(&workers.store, &tenant, policy).await {
             Ok(s) if s.reminded + s.deleted > 0 => {
                 tracing::info!(tenant = %tenant, reminded = s.reminded, deleted = s.deleted, "unpaid orders")
             }

@@ -13,12 +13,12 @@ pub struct Demo {
     pub api_key: Option<String>,
 }
 
-pub async fn seed(store: &Store, public_url: &str) -> Result<Demo, StoreError> {
+pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
     let slug = TenantSlug::parse(DEMO_SLUG).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let existing = match store.tenant_by_slug(DEMO_SLUG).await {
         Ok(t) => Some(t),
         Err(StoreError::NotFound) => None,
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let (tenant, api_key) = match existing {
         Some(t) => (t, None),
@@ -66,7 +66,7 @@ pub async fn seed(store: &Store, public_url: &str) -> Result<Demo, StoreError> {
             let keys: Vec<String> = (1..=50)
                 .map(|n| format!("DEMO-PRO-{n:04}-{:04X}", n * 7919 % 65536))
                 .collect();
-            store.add_license_keys(&tenant.id, &pool.id, &keys).await?;
+            kassa_orders::add_keys(store, &tenant.id, &pool.id, &keys).await?;
             let product = store
                 .create_product(
                     &tenant.id,

@@ -4,8 +4,8 @@
 use kassa_domain::ids::{EmailId, TenantId};
 use sqlx::AssertSqlSafe;
 
+use crate::Tx;
 use crate::jobs::{EARLY_MILLIS, SendEmail, enqueue};
-use crate::orders::Tx;
 use crate::{Page, PageRequest, Store, StoreError, Timestamp};
 
 /// Queues an email; the same `dedupe_key` is queued once (a receipt per order, a

@@ -3,11 +3,13 @@
 //! takes it and the job that sends it, so no event is ever lost or sent for a change
 //! that did not happen.
 
+use kassa_domain::email::EmailKind;
 use kassa_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookEndpointId};
 
+use crate::Tx;
 use crate::error::corrupt;
 use crate::jobs::{DeliverWebhook, EARLY_MILLIS, enqueue};
-use crate::orders::{Tx, rfc3339};
+use crate::time::rfc3339;
 use crate::{Page, PageRequest, Store, StoreError, Timestamp};
 
 /// Writes an event and queues its deliveries.
@@ -346,8 +348,14 @@ impl Store {
             .await?;
         if outcome == DeliveryOutcome::EndpointDisabled {
             let about = format!("endpoint_disabled:{}:{now}", d.endpoint_id);
-            crate::emails::email_owners(&mut tx, &d.tenant_id, "endpoint_disabled", None, &about)
-                .await?;
+            crate::emails::email_owners(
+                &mut tx,
+                &d.tenant_id,
+                EmailKind::EndpointDisabled.as_str(),
+                None,
+                &about,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

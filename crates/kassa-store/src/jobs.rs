@@ -14,7 +14,7 @@ use kassa_domain::ids::{DeliveryId, EmailId, TenantId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::orders::Tx;
+use crate::Tx;
 use crate::{Backend, Store, StoreError};
 
 /// A kind of job: its arguments and its apalis queue.

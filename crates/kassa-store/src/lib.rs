@@ -20,7 +20,9 @@ mod retention;
 mod tenants;
 mod time;
 mod unpaid;
+mod view;
 mod webhooks;
+mod work;
 
 pub use catalog::*;
 pub use emails::*;
@@ -35,14 +37,18 @@ pub use pools::*;
 pub use retention::*;
 pub use tenants::*;
 pub use time::Timestamp;
-pub use unpaid::*;
+pub use view::*;
 pub use webhooks::*;
+pub use work::Work;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
+
+/// A write transaction.
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +174,7 @@ impl Store {
 
     /// A write transaction. On SQLite it takes the write lock up front, so two writers
     /// queue on the busy timeout instead of failing on a lock upgrade.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    async fn begin_write(&self) -> Result<Tx, StoreError> {
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,

@@ -2,18 +2,16 @@
 //! its event are written in one transaction.
 
 use kassa_domain::catalog::Delivery;
-use kassa_domain::ids::{CartId, OrderId, PaymentId, ProductId, TenantId};
-use kassa_domain::order::{OrderStatus, PaymentMethod, Quote};
+use kassa_domain::ids::{CartId, OrderId, ProductId, TenantId};
+use kassa_domain::order::{PaymentMethod, PaymentStatus, Quote};
+use kassa_domain::workflow::PaymentFacts;
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 
-use crate::catalog::{HasId, list_page};
-use crate::emails::queue_email;
 use crate::error::corrupt;
-use crate::events::insert_event;
-use crate::{Page, PageRequest, Store, StoreError, Timestamp};
-
-pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+use crate::view::Consent;
+use crate::work::Work;
+use crate::{Store, StoreError, Timestamp};
 
 /// One line of a cart, before prices are fixed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,20 +84,6 @@ impl TryFrom<CartRow> for CartRecord {
     }
 }
 
-/// An accepted consent, with the evidence Kassa keeps of it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Consent {
-    /// `terms` or `personal_data`.
-    pub kind: String,
-    /// Which text was accepted (a version name or a hash of the text).
-    pub text_version: String,
-    /// Milliseconds since the epoch; RFC 3339 in JSON, as in the API.
-    #[serde(serialize_with = "serialize_millis")]
-    pub accepted_at: i64,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
 /// Everything Continue (or `POST /orders`) needs to create an order.
 #[derive(Debug, Clone)]
 pub struct NewOrder {
@@ -115,171 +99,28 @@ pub struct NewOrder {
     pub cart_id: Option<CartId>,
     /// The coupon to redeem, if one took something off.
     pub coupon_code: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Customer {
-    pub email: Option<String>,
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct OrderLineRecord {
-    pub line_no: i64,
-    pub product_id: String,
-    pub name: String,
-    pub quantity: i64,
-    pub unit_amount: i64,
-    pub subtotal: i64,
-    pub discount: i64,
-    pub total: i64,
-    pub delivery_status: String,
-    pub licenses: Vec<String>,
-    /// Why the last delivery attempt did not work, while it is not delivered.
-    pub delivery_error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PaymentRecord {
-    pub id: String,
-    pub method: String,
-    pub status: String,
-    pub amount: i64,
-    pub currency: String,
-    pub failure_code: Option<String>,
-    pub failure_message: Option<String>,
-    pub card_brand: Option<String>,
-    pub card_last4: Option<String>,
-    pub reference: Option<String>,
-    pub created_at: String,
-}
-
-/// An order as merchants see it in the API and in webhook payloads.
-#[derive(Debug, Clone, Serialize)]
-pub struct OrderRecord {
-    pub id: String,
-    pub number: i64,
-    pub status: String,
-    pub delivery_status: String,
-    pub currency: String,
-    pub subtotal: i64,
-    pub discount: i64,
-    pub tax: i64,
-    pub total: i64,
-    pub customer: Customer,
-    pub lines: Vec<OrderLineRecord>,
-    pub payments: Vec<PaymentRecord>,
-    pub consents: Vec<Consent>,
-    pub payment_method: String,
-    pub payment_reference: String,
-    pub coupon_code: Option<String>,
-    pub custom: serde_json::Value,
+    /// Placed to be paid in the sandbox.
     pub test_mode: bool,
-    pub locale: String,
-    pub return_url: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-    pub paid_at: Option<String>,
-    /// The capability for the customer's pages; not part of the merchant's view.
-    #[serde(skip)]
-    pub token: String,
 }
 
-impl HasId for OrderRecord {
-    fn id_str(&self) -> &str {
-        &self.id
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct OrderRow {
-    id: String,
-    number: i64,
-    token: String,
-    status: String,
-    delivery_status: String,
-    currency: String,
-    subtotal: i64,
-    discount: i64,
-    tax: i64,
-    total: i64,
-    email: Option<String>,
-    name: Option<String>,
-    locale: String,
-    payment_method: String,
-    payment_reference: String,
-    coupon_code: Option<String>,
-    custom: String,
-    test_mode: i64,
-    return_url: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-    paid_at: Option<i64>,
-}
-
-fn serialize_millis<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*ms))
-}
-
-pub(crate) fn rfc3339(ms: i64) -> String {
-    Timestamp::from(ms)
-        .0
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-impl TryFrom<OrderRow> for OrderRecord {
-    type Error = StoreError;
-    fn try_from(r: OrderRow) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: r.id,
-            number: r.number,
-            token: r.token,
-            status: r.status,
-            delivery_status: r.delivery_status,
-            currency: r.currency,
-            subtotal: r.subtotal,
-            discount: r.discount,
-            tax: r.tax,
-            total: r.total,
-            customer: Customer {
-                email: r.email,
-                name: r.name,
-            },
-            lines: Vec::new(),
-            payments: Vec::new(),
-            consents: Vec::new(),
-            payment_method: r.payment_method,
-            payment_reference: r.payment_reference,
-            coupon_code: r.coupon_code,
-            custom: serde_json::from_str(&r.custom).map_err(corrupt)?,
-            test_mode: r.test_mode != 0,
-            locale: r.locale,
-            return_url: r.return_url,
-            created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
-            paid_at: r.paid_at.map(rfc3339),
-        })
-    }
-}
-
-const ORDER_COLUMNS: &str = "id, number, token, status, delivery_status, currency, subtotal, \
-    discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code, \
-    custom, test_mode, return_url, created_at, updated_at, paid_at";
-
-/// What happened to a payment attempt, for `record_payment`.
+/// A payment attempt to record.
 #[derive(Debug, Clone)]
-pub struct PaymentAttempt {
-    pub method: PaymentMethod,
-    pub succeeded: bool,
-    pub amount: i64,
-    pub currency: String,
+pub struct NewPayment {
+    pub facts: PaymentFacts,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     pub card_brand: Option<String>,
     pub card_last4: Option<String>,
     pub reference: Option<String>,
-    /// Paid with the sandbox gateway.
-    pub test_mode: bool,
+}
+
+/// Where placing an order from a cart ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// A new order, written with its lines and consents.
+    New(OrderId),
+    /// The cart became this order before (a double submit, a refresh): nothing written.
+    Existing(String),
 }
 
 impl Store {
@@ -341,343 +182,6 @@ impl Store {
         Ok(saved)
     }
 
-    /// Creates an order with its lines, consents and `order.created` event in one
-    /// transaction. When the cart already became an order (a double submit, a
-    /// refresh), that order is returned and nothing new is written. A coupon that ran
-    /// out meanwhile is a `Conflict`.
-    pub async fn create_order(
-        &self,
-        tenant: &TenantId,
-        new: &NewOrder,
-        test_mode: bool,
-    ) -> Result<OrderRecord, StoreError> {
-        let id = OrderId::generate();
-        let now = Timestamp::now().millis();
-        let mut tx = self.begin_write().await?;
-        if let Some(cart) = &new.cart_id {
-            let claimed = sqlx::query(
-                "UPDATE carts SET order_id = $3 WHERE tenant_id = $1 AND id = $2 AND order_id IS NULL",
-            )
-            .bind(tenant.as_str())
-            .bind(cart.as_str())
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if claimed.rows_affected() == 0 {
-                let existing: Option<Option<String>> = sqlx::query_scalar(
-                    "SELECT order_id FROM carts WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant.as_str())
-                .bind(cart.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                drop(tx);
-                let order = existing.flatten().ok_or(StoreError::NotFound)?;
-                return self.order(tenant, &order).await;
-            }
-        }
-        if let Some(code) = &new.coupon_code {
-            let redeemed = sqlx::query(
-                "UPDATE coupons SET times_redeemed = times_redeemed + 1
-                 WHERE tenant_id = $1 AND code = $2 AND active = 1
-                 AND (max_redemptions IS NULL OR times_redeemed < max_redemptions)
-                 AND (expires_at IS NULL OR expires_at > $3)",
-            )
-            .bind(tenant.as_str())
-            .bind(code)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if redeemed.rows_affected() == 0 {
-                return Err(StoreError::Conflict(
-                    "the coupon can no longer be used".into(),
-                ));
-            }
-        }
-        let number: i64 = sqlx::query_scalar(
-            "UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1 RETURNING order_seq",
-        )
-        .bind(tenant.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        let q = &new.quote;
-        sqlx::query(
-            "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
-             discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
-             custom, test_mode, return_url, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'not_paid', 'not_delivered', $5, $6, $7, $8, $9, $10, $11, $12, $13,
-             $14, $15, $16, $17, $18, $19, $19)",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .bind(number)
-        .bind(kassa_domain::order::order_token())
-        .bind(q.currency.code())
-        .bind(q.subtotal)
-        .bind(q.discount)
-        .bind(q.tax)
-        .bind(q.total)
-        .bind(&new.email)
-        .bind(new.name.as_deref())
-        .bind(&new.locale)
-        .bind(new.payment_method.as_str())
-        .bind(kassa_domain::order::payment_reference())
-        .bind(q.coupon_code.as_deref())
-        .bind(serde_json::to_string(&new.custom).map_err(corrupt)?)
-        .bind(i64::from(test_mode))
-        .bind(new.return_url.as_deref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        for (i, line) in q.lines.iter().enumerate() {
-            // The line keeps the delivery method it was sold with.
-            let delivery: String = sqlx::query_scalar(
-                "SELECT delivery FROM products WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(line.product_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-            let pool_id = match serde_json::from_str::<Delivery>(&delivery).map_err(corrupt)? {
-                Delivery::LicensePool { pool_id, .. } => Some(pool_id.to_string()),
-                _ => None,
-            };
-            sqlx::query(
-                "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
-                 unit_amount, subtotal, discount, total, delivery_status, licenses, delivery, pool_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', '[]', $11, $12)",
-            )
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .bind(i64::try_from(i).unwrap_or(i64::MAX) + 1)
-            .bind(line.product_id.as_str())
-            .bind(&line.name)
-            .bind(line.quantity)
-            .bind(line.unit_amount)
-            .bind(line.subtotal)
-            .bind(line.discount)
-            .bind(line.total)
-            .bind(&delivery)
-            .bind(pool_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for c in &new.consents {
-            sqlx::query(
-                "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .bind(&c.kind)
-            .bind(&c.text_version)
-            .bind(c.accepted_at)
-            .bind(c.ip.as_deref())
-            .bind(c.user_agent.as_deref())
-            .execute(&mut *tx)
-            .await?;
-        }
-        let order = load_order(&mut tx, tenant, id.as_str()).await?;
-        insert_event(
-            &mut tx,
-            tenant,
-            "order.created",
-            Some(id.as_str()),
-            serde_json::json!({ "order": order }),
-        )
-        .await?;
-        if new.payment_method == PaymentMethod::BankTransfer {
-            queue_instructions(&mut tx, tenant, &order).await?;
-        }
-        tx.commit().await?;
-        Ok(order)
-    }
-
-    pub async fn order(&self, tenant: &TenantId, id: &str) -> Result<OrderRecord, StoreError> {
-        let mut conn = self.pool.begin().await?;
-        let order = load_order(&mut conn, tenant, id).await?;
-        conn.commit().await?;
-        Ok(order)
-    }
-
-    /// The order a customer's token opens.
-    pub async fn order_by_token(
-        &self,
-        tenant: &TenantId,
-        token: &str,
-    ) -> Result<OrderRecord, StoreError> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT id FROM orders WHERE tenant_id = $1 AND token = $2")
-                .bind(tenant.as_str())
-                .bind(token)
-                .fetch_optional(&self.pool)
-                .await?;
-        self.order(tenant, &id.ok_or(StoreError::NotFound)?).await
-    }
-
-    /// Orders newest first, optionally only those with `status`.
-    pub async fn list_orders(
-        &self,
-        tenant: &TenantId,
-        page: &PageRequest,
-    ) -> Result<Page<OrderRecord>, StoreError> {
-        let page =
-            list_page::<OrderRow, OrderRecord>(self, ORDER_COLUMNS, "orders", tenant, page).await?;
-        let mut data = Vec::with_capacity(page.data.len());
-        for o in page.data {
-            data.push(self.order(tenant, &o.id).await?);
-        }
-        Ok(Page {
-            data,
-            next_cursor: page.next_cursor,
-        })
-    }
-
-    /// Changes an unpaid order's payment method; a paid order keeps its own. Choosing
-    /// bank transfer queues the payment instructions email (once per order).
-    pub async fn set_payment_method(
-        &self,
-        tenant: &TenantId,
-        order: &str,
-        method: PaymentMethod,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE orders SET payment_method = $3, updated_at = $4
-             WHERE tenant_id = $1 AND id = $2 AND status = 'not_paid'",
-        )
-        .bind(tenant.as_str())
-        .bind(order)
-        .bind(method.as_str())
-        .bind(Timestamp::now().millis())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(
-                "the order is no longer waiting for payment".into(),
-            ));
-        }
-        if method == PaymentMethod::BankTransfer {
-            let record = load_order(&mut tx, tenant, order).await?;
-            queue_instructions(&mut tx, tenant, &record).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Records a payment attempt. A success marks the order paid and emits
-    /// `payment.succeeded`; a failure emits `payment.failed`. Both in one transaction.
-    /// Paying an order that is not waiting for payment is a `Conflict` and records
-    /// nothing.
-    pub async fn record_payment(
-        &self,
-        tenant: &TenantId,
-        order: &str,
-        attempt: &PaymentAttempt,
-    ) -> Result<(OrderRecord, PaymentRecord), StoreError> {
-        let now = Timestamp::now().millis();
-        let mut tx = self.begin_write().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM orders WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.as_str())
-                .bind(order)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let status = OrderStatus::parse(&status.ok_or(StoreError::NotFound)?)
-            .ok_or_else(|| corrupt("order status"))?;
-        if !status.can_become(OrderStatus::Paid) {
-            return Err(StoreError::Conflict(format!(
-                "the order is {} and cannot be paid",
-                status.as_str()
-            )));
-        }
-        let id = PaymentId::generate();
-        sqlx::query(
-            "INSERT INTO payments (tenant_id, id, order_id, method, status, amount, currency, failure_code,
-             failure_message, card_brand, card_last4, reference, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .bind(order)
-        .bind(attempt.method.as_str())
-        .bind(if attempt.succeeded { "succeeded" } else { "failed" })
-        .bind(attempt.amount)
-        .bind(&attempt.currency)
-        .bind(attempt.failure_code.as_deref())
-        .bind(attempt.failure_message.as_deref())
-        .bind(attempt.card_brand.as_deref())
-        .bind(attempt.card_last4.as_deref())
-        .bind(attempt.reference.as_deref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if attempt.succeeded {
-            sqlx::query(
-                "UPDATE orders SET status = 'paid', paid_at = $3, updated_at = $3, payment_method = $4,
-                 test_mode = $5 WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(order)
-            .bind(now)
-            .bind(attempt.method.as_str())
-            .bind(i64::from(attempt.test_mode))
-            .execute(&mut *tx)
-            .await?;
-            // Paid: every line is now due for delivery.
-            let due = sqlx::query_as(
-                "UPDATE order_lines SET next_delivery_at = $3 WHERE tenant_id = $1 AND order_id = $2
-                 AND delivery_status = 'pending' RETURNING tenant_id, order_id, line_no",
-            )
-            .bind(tenant.as_str())
-            .bind(order)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
-            crate::fulfillment::wake_lines(&mut tx, due, now).await?;
-        }
-        let record = load_order(&mut tx, tenant, order).await?;
-        let payment = record
-            .payments
-            .iter()
-            .find(|p| p.id == id.as_str())
-            .cloned()
-            .ok_or_else(|| corrupt("payment just written"))?;
-        let kind = if attempt.succeeded {
-            "payment.succeeded"
-        } else {
-            "payment.failed"
-        };
-        insert_event(
-            &mut tx,
-            tenant,
-            kind,
-            Some(order),
-            serde_json::json!({ "order": record, "payment": payment }),
-        )
-        .await?;
-        if let Some(to) = &record.customer.email {
-            let (email, key) = if attempt.succeeded {
-                ("payment_succeeded", format!("receipt:{order}"))
-            } else {
-                ("payment_failed", format!("failed:{}", payment.id))
-            };
-            queue_email(
-                &mut tx,
-                tenant,
-                email,
-                Some(order),
-                &key,
-                to,
-                &record.locale,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok((record, payment))
-    }
-
     /// The secret a store signs its buy links with; made on first use.
     pub async fn link_secret(&self, tenant: &TenantId) -> Result<String, StoreError> {
         let fresh = kassa_domain::signed_link::generate_secret();
@@ -730,143 +234,207 @@ impl Store {
     }
 }
 
-/// Queues the bank transfer instructions for an order, once.
-async fn queue_instructions(
-    tx: &mut Tx,
-    tenant: &TenantId,
-    order: &OrderRecord,
-) -> Result<(), StoreError> {
-    match &order.customer.email {
-        Some(to) => {
-            queue_email(
-                tx,
-                tenant,
-                "payment_instructions",
-                Some(&order.id),
-                &format!("instructions:{}", order.id),
-                to,
-                &order.locale,
+impl Work {
+    /// Writes a new order (`not_paid`, `not_delivered`) with its lines and consents,
+    /// spending its cart and redeeming its coupon. A cart spent before gives the order
+    /// it became; a coupon that ran out meanwhile is a `Conflict`.
+    pub async fn insert_order(&mut self, new: &NewOrder) -> Result<Placement, StoreError> {
+        let id = OrderId::generate();
+        let tenant = self.tenant.clone();
+        let now = self.now.millis();
+        if let Some(cart) = &new.cart_id {
+            let claimed = sqlx::query(
+                "UPDATE carts SET order_id = $3 WHERE tenant_id = $1 AND id = $2 AND order_id IS NULL",
             )
-            .await
+            .bind(tenant.as_str())
+            .bind(cart.as_str())
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+            if claimed.rows_affected() == 0 {
+                let existing: Option<Option<String>> = sqlx::query_scalar(
+                    "SELECT order_id FROM carts WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(cart.as_str())
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                let order = existing.flatten().ok_or(StoreError::NotFound)?;
+                return Ok(Placement::Existing(order));
+            }
         }
-        None => Ok(()),
+        if let Some(code) = &new.coupon_code {
+            let redeemed = sqlx::query(
+                "UPDATE coupons SET times_redeemed = times_redeemed + 1
+                 WHERE tenant_id = $1 AND code = $2 AND active = 1
+                 AND (max_redemptions IS NULL OR times_redeemed < max_redemptions)
+                 AND (expires_at IS NULL OR expires_at > $3)",
+            )
+            .bind(tenant.as_str())
+            .bind(code)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await?;
+            if redeemed.rows_affected() == 0 {
+                return Err(StoreError::Conflict(
+                    "the coupon can no longer be used".into(),
+                ));
+            }
+        }
+        let number: i64 = sqlx::query_scalar(
+            "UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1 RETURNING order_seq",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let q = &new.quote;
+        sqlx::query(
+            "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
+             discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
+             custom, test_mode, return_url, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'not_paid', 'not_delivered', $5, $6, $7, $8, $9, $10, $11, $12, $13,
+             $14, $15, $16, $17, $18, $19, $19)",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(number)
+        .bind(kassa_domain::order::order_token())
+        .bind(q.currency.code())
+        .bind(q.subtotal)
+        .bind(q.discount)
+        .bind(q.tax)
+        .bind(q.total)
+        .bind(&new.email)
+        .bind(new.name.as_deref())
+        .bind(&new.locale)
+        .bind(new.payment_method.as_str())
+        .bind(kassa_domain::order::payment_reference())
+        .bind(q.coupon_code.as_deref())
+        .bind(serde_json::to_string(&new.custom).map_err(corrupt)?)
+        .bind(i64::from(new.test_mode))
+        .bind(new.return_url.as_deref())
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        for (i, line) in q.lines.iter().enumerate() {
+            // The line keeps the delivery method it was sold with.
+            let delivery: String = sqlx::query_scalar(
+                "SELECT delivery FROM products WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(line.product_id.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            let pool_id = match serde_json::from_str::<Delivery>(&delivery).map_err(corrupt)? {
+                Delivery::LicensePool { pool_id, .. } => Some(pool_id.to_string()),
+                _ => None,
+            };
+            sqlx::query(
+                "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
+                 unit_amount, subtotal, discount, total, delivery_status, licenses, delivery, pool_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', '[]', $11, $12)",
+            )
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .bind(i64::try_from(i).unwrap_or(i64::MAX) + 1)
+            .bind(line.product_id.as_str())
+            .bind(&line.name)
+            .bind(line.quantity)
+            .bind(line.unit_amount)
+            .bind(line.subtotal)
+            .bind(line.discount)
+            .bind(line.total)
+            .bind(&delivery)
+            .bind(pool_id)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        for c in &new.consents {
+            sqlx::query(
+                "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .bind(&c.kind)
+            .bind(&c.text_version)
+            .bind(c.accepted_at)
+            .bind(c.ip.as_deref())
+            .bind(c.user_agent.as_deref())
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(Placement::New(id))
     }
-}
 
-/// Reads an order with its lines, payments and consents.
-pub(crate) async fn load_order(
-    conn: &mut Tx,
-    tenant: &TenantId,
-    id: &str,
-) -> Result<OrderRecord, StoreError> {
-    let row: Option<OrderRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND id = $2"
-    )))
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_optional(&mut **conn)
-    .await?;
-    let mut order = OrderRecord::try_from(row.ok_or(StoreError::NotFound)?)?;
-    #[derive(sqlx::FromRow)]
-    struct LineRow {
-        line_no: i64,
-        product_id: String,
-        name: String,
-        quantity: i64,
-        unit_amount: i64,
-        subtotal: i64,
-        discount: i64,
-        total: i64,
-        delivery_status: String,
-        licenses: String,
-        delivery_error: Option<String>,
+    /// Sets the method an unpaid order is to be paid with.
+    pub async fn set_payment_method(
+        &mut self,
+        order: &str,
+        method: PaymentMethod,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE orders SET payment_method = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(method.as_str())
+        .bind(self.now.millis())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
-    let lines: Vec<LineRow> = sqlx::query_as(
-        "SELECT line_no, product_id, name, quantity, unit_amount, subtotal, discount, total,
-         delivery_status, licenses, delivery_error FROM order_lines WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_all(&mut **conn)
-    .await?;
-    for l in lines {
-        order.lines.push(OrderLineRecord {
-            line_no: l.line_no,
-            product_id: l.product_id,
-            name: l.name,
-            quantity: l.quantity,
-            unit_amount: l.unit_amount,
-            subtotal: l.subtotal,
-            discount: l.discount,
-            total: l.total,
-            delivery_status: l.delivery_status,
-            licenses: serde_json::from_str(&l.licenses).map_err(corrupt)?,
-            delivery_error: l.delivery_error,
-        });
+
+    /// Records a payment attempt.
+    pub async fn insert_payment(
+        &mut self,
+        order: &str,
+        payment: &NewPayment,
+        status: PaymentStatus,
+    ) -> Result<(), StoreError> {
+        let p = &payment.facts;
+        sqlx::query(
+            "INSERT INTO payments (tenant_id, id, order_id, method, status, amount, currency, failure_code,
+             failure_message, card_brand, card_last4, reference, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(self.tenant.as_str())
+        .bind(p.id.as_str())
+        .bind(order)
+        .bind(p.method.as_str())
+        .bind(status.as_str())
+        .bind(p.amount)
+        .bind(&p.currency)
+        .bind(payment.failure_code.as_deref())
+        .bind(payment.failure_message.as_deref())
+        .bind(payment.card_brand.as_deref())
+        .bind(payment.card_last4.as_deref())
+        .bind(payment.reference.as_deref())
+        .bind(self.now.millis())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
-    #[derive(sqlx::FromRow)]
-    struct PaymentRow {
-        id: String,
-        method: String,
-        status: String,
-        amount: i64,
-        currency: String,
-        failure_code: Option<String>,
-        failure_message: Option<String>,
-        card_brand: Option<String>,
-        card_last4: Option<String>,
-        reference: Option<String>,
-        created_at: i64,
+
+    /// Marks an order paid by `method`.
+    pub async fn mark_paid(
+        &mut self,
+        order: &str,
+        method: PaymentMethod,
+        test_mode: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE orders SET status = 'paid', paid_at = $3, updated_at = $3, payment_method = $4,
+             test_mode = $5 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(self.now.millis())
+        .bind(method.as_str())
+        .bind(i64::from(test_mode))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
-    let payments: Vec<PaymentRow> = sqlx::query_as(
-        "SELECT id, method, status, amount, currency, failure_code, failure_message, card_brand,
-         card_last4, reference, created_at FROM payments WHERE tenant_id = $1 AND order_id = $2 ORDER BY id",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_all(&mut **conn)
-    .await?;
-    order.payments = payments
-        .into_iter()
-        .map(|p| PaymentRecord {
-            id: p.id,
-            method: p.method,
-            status: p.status,
-            amount: p.amount,
-            currency: p.currency,
-            failure_code: p.failure_code,
-            failure_message: p.failure_message,
-            card_brand: p.card_brand,
-            card_last4: p.card_last4,
-            reference: p.reference,
-            created_at: rfc3339(p.created_at),
-        })
-        .collect();
-    #[derive(sqlx::FromRow)]
-    struct ConsentRow {
-        kind: String,
-        text_version: String,
-        accepted_at: i64,
-        ip: Option<String>,
-        user_agent: Option<String>,
-    }
-    let consents: Vec<ConsentRow> = sqlx::query_as(
-        "SELECT kind, text_version, accepted_at, ip, user_agent FROM order_consents
-         WHERE tenant_id = $1 AND order_id = $2 ORDER BY kind",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_all(&mut **conn)
-    .await?;
-    order.consents = consents
-        .into_iter()
-        .map(|c| Consent {
-            kind: c.kind,
-            text_version: c.text_version,
-            accepted_at: c.accepted_at,
-            ip: c.ip,
-            user_agent: c.user_agent,
-        })
-        .collect();
-    Ok(order)
 }

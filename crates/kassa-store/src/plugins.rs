@@ -323,7 +323,7 @@ impl HasId for PluginIdRecord {
 }
 
 async fn insert_version(
-    tx: &mut crate::orders::Tx,
+    tx: &mut crate::Tx,
     tenant: &TenantId,
     id: &PluginId,
     version: i64,

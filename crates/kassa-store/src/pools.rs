@@ -6,8 +6,8 @@ use crate::catalog::{HasId, fetch_one, list_page};
 use sqlx::AssertSqlSafe;
 
 use crate::error::corrupt;
-use crate::orders::Tx;
-use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp};
+use crate::work::Work;
+use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp, Tx};
 
 #[derive(Debug, Clone)]
 pub struct LicensePoolRecord {
@@ -64,6 +64,13 @@ pub struct KeysAdded {
     pub added: i64,
     /// Keys already in the pool, refused.
     pub duplicates: Vec<String>,
+}
+
+/// A pool as a delivery needs it.
+#[derive(Debug, Clone)]
+pub struct PoolStock {
+    pub name: String,
+    pub threshold: Option<i64>,
 }
 
 /// Rows per multi-row INSERT: well under both backends' parameter limits.
@@ -195,26 +202,18 @@ impl Store {
         }
         self.license_pool(tenant, id).await
     }
+}
 
-    /// Adds keys to a pool in one transaction; keys the pool already holds are
-    /// refused and reported, never stored twice.
-    pub async fn add_license_keys(
-        &self,
-        tenant: &TenantId,
+impl Work {
+    /// Adds keys to a pool (held with [`Work::lock_pool`]); keys the pool already
+    /// holds are refused and reported, never stored twice.
+    pub async fn insert_keys(
+        &mut self,
         pool: &LicensePoolId,
         keys: &[String],
     ) -> Result<KeysAdded, StoreError> {
-        let now = Timestamp::now().millis();
-        let mut tx = self.begin_write().await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM license_pools WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.as_str())
-                .bind(pool.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound);
-        }
+        let now = self.now.millis();
+        let tenant = self.tenant.clone();
         let mut inserted = std::collections::HashSet::new();
         for chunk in keys.chunks(KEYS_PER_STATEMENT) {
             // `$n` placeholders written out: sqlx's QueryBuilder writes `?` for `Any`,
@@ -246,23 +245,9 @@ impl Store {
                     .bind(key.as_str())
                     .bind(now);
             }
-            let values: Vec<String> = query.fetch_all(&mut *tx).await?;
+            let values: Vec<String> = query.fetch_all(&mut *self.tx).await?;
             inserted.extend(values);
         }
-        if !inserted.is_empty() {
-            // Lines waiting for this pool's stock are due again.
-            let waiting = sqlx::query_as(
-                "UPDATE order_lines SET next_delivery_at = $3 WHERE tenant_id = $1 AND pool_id = $2
-                 AND delivery_status = 'waiting_stock' RETURNING tenant_id, order_id, line_no",
-            )
-            .bind(tenant.as_str())
-            .bind(pool.as_str())
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
-            crate::fulfillment::wake_lines(&mut tx, waiting, now).await?;
-        }
-        tx.commit().await?;
         let duplicates: Vec<String> = keys
             .iter()
             .filter(|k| !inserted.contains(k.as_str()))
@@ -272,5 +257,79 @@ impl Store {
             added: i64::try_from(inserted.len()).unwrap_or(i64::MAX),
             duplicates,
         })
+    }
+
+    /// The lines waiting for this pool's stock, by order.
+    pub async fn lines_waiting_for(
+        &mut self,
+        pool: &LicensePoolId,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT order_id, line_no FROM order_lines WHERE tenant_id = $1 AND pool_id = $2
+             AND delivery_status = 'waiting_stock' ORDER BY order_id, line_no",
+        )
+        .bind(self.tenant.as_str())
+        .bind(pool.as_str())
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    /// Gives `count` available keys of a pool to an order line; `None` when the pool
+    /// has fewer.
+    pub async fn claim_keys(
+        &mut self,
+        pool: &LicensePoolId,
+        (order, line_no): (&str, i64),
+        count: i64,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let tenant = self.tenant.clone();
+        let now = self.now.millis();
+        claim_keys(
+            &mut self.tx,
+            self.backend,
+            &tenant,
+            pool.as_str(),
+            (order, line_no),
+            count,
+            now,
+        )
+        .await
+    }
+
+    /// Holds a pool against concurrent restocks (`exclusive`: a restock, against
+    /// deliveries) until the commit, and reads its name and threshold. On PostgreSQL a
+    /// delivery that finds too few keys and a restock that wakes waiting lines are
+    /// thus never interleaved, so no line waits while keys are free; on SQLite the
+    /// write transaction already holds the one write lock.
+    pub async fn lock_pool(
+        &mut self,
+        pool: &LicensePoolId,
+        exclusive: bool,
+    ) -> Result<PoolStock, StoreError> {
+        let lock = match (self.backend, exclusive) {
+            (Backend::Postgres, true) => " FOR UPDATE",
+            (Backend::Postgres, false) => " FOR SHARE",
+            (Backend::Sqlite, _) => "",
+        };
+        let (name, threshold): (String, Option<i64>) = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT name, low_stock_threshold FROM license_pools WHERE tenant_id = $1 AND id = $2{lock}"
+        )))
+        .bind(self.tenant.as_str())
+        .bind(pool.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(PoolStock { name, threshold })
+    }
+
+    /// The keys a pool has left.
+    pub async fn available_keys(&mut self, pool: &LicensePoolId) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'",
+        )
+        .bind(self.tenant.as_str())
+        .bind(pool.as_str())
+        .fetch_one(&mut *self.tx)
+        .await?)
     }
 }

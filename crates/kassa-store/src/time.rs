@@ -28,3 +28,15 @@ impl From<DateTime<Utc>> for Timestamp {
         Self::from(at.timestamp_millis())
     }
 }
+
+/// Serializes Unix milliseconds as [`rfc3339`].
+pub(crate) fn serialize_millis<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
+}
+
+/// A stored time as the API writes it: RFC 3339, to the millisecond, UTC.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    Timestamp::from(ms)
+        .0
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

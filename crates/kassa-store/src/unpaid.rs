@@ -1,26 +1,10 @@
-//! Unpaid orders: the reminder and, later, the deletion with the customer's personal
-//! data erased. Each claim is one UPDATE that only matches orders not yet handled, so
-//! several workers on one database never remind or delete an order twice.
+//! Unpaid orders' rows: finding those due for the reminder or the deletion, and
+//! erasing a deleted order's personal data.
 
 use kassa_domain::ids::TenantId;
 
-use crate::emails::queue_email;
-use crate::events::insert_event;
+use crate::work::Work;
 use crate::{Store, StoreError, Timestamp};
-
-/// A store's unpaid-order policy, in milliseconds.
-#[derive(Debug, Clone, Copy)]
-pub struct UnpaidPolicy {
-    pub remind_after: Option<i64>,
-    pub delete_after: i64,
-}
-
-/// What one sweep did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct UnpaidSweep {
-    pub reminded: usize,
-    pub deleted: usize,
-}
 
 impl Store {
     /// Every store with its settings, for sweeps that apply per-store policies.
@@ -34,94 +18,82 @@ impl Store {
             .collect()
     }
 
-    /// Reminds and deletes this store's unpaid orders that are due.
-    pub async fn sweep_unpaid(
+    /// Whether this store has an unpaid order to remind (created before
+    /// `remind_before`, not reminded yet) or to delete (created before
+    /// `delete_before`): most sweeps find none, and look without the write lock.
+    pub async fn has_unpaid_due(
         &self,
         tenant: &TenantId,
-        policy: UnpaidPolicy,
-    ) -> Result<UnpaidSweep, StoreError> {
-        let now = Timestamp::now().millis();
-        let mut sweep = UnpaidSweep::default();
-        // Most sweeps find nothing: look first, without taking the write lock.
-        let remind_before = policy.remind_after.map_or(i64::MIN, |after| now - after);
+        remind_before: Option<Timestamp>,
+        delete_before: Timestamp,
+    ) -> Result<bool, StoreError> {
         let due: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM orders WHERE tenant_id = $1 AND status = 'not_paid'
              AND ((reminded_at IS NULL AND created_at <= $2) OR created_at <= $3) LIMIT 1",
         )
         .bind(tenant.as_str())
-        .bind(remind_before)
-        .bind(now - policy.delete_after)
+        .bind(remind_before.map_or(i64::MIN, |t| t.millis()))
+        .bind(delete_before.millis())
         .fetch_optional(&self.pool)
         .await?;
-        if due.is_none() {
-            return Ok(sweep);
-        }
-        let mut tx = self.begin_write().await?;
-        if let Some(after) = policy.remind_after {
-            let due: Vec<(String, Option<String>, String)> = sqlx::query_as(
-                "UPDATE orders SET reminded_at = $3
-                 WHERE tenant_id = $1 AND status = 'not_paid' AND reminded_at IS NULL AND created_at <= $2
-                 RETURNING id, email, locale",
-            )
-            .bind(tenant.as_str())
-            .bind(now - after)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
-            for (order, email, locale) in due {
-                if let Some(to) = email {
-                    let key = format!("reminder:{order}");
-                    queue_email(
-                        &mut tx,
-                        tenant,
-                        "unpaid_reminder",
-                        Some(&order),
-                        &key,
-                        &to,
-                        &locale,
-                    )
-                    .await?;
-                    sweep.reminded += 1;
-                }
-            }
-        }
-        let deleted: Vec<(String,)> = sqlx::query_as(
-            "UPDATE orders SET status = 'deleted', email = NULL, name = NULL, custom = '{}',
-             return_url = NULL, updated_at = $3
-             WHERE tenant_id = $1 AND status = 'not_paid' AND created_at <= $2 RETURNING id",
+        Ok(due.is_some())
+    }
+}
+
+impl Work {
+    /// Marks the unpaid orders created before `before` and not reminded yet as
+    /// reminded, and returns them. One UPDATE: several workers never claim one twice.
+    pub async fn claim_reminders(&mut self, before: Timestamp) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE orders SET reminded_at = $3
+             WHERE tenant_id = $1 AND status = 'not_paid' AND reminded_at IS NULL AND created_at <= $2
+             RETURNING id",
         )
-        .bind(tenant.as_str())
-        .bind(now - policy.delete_after)
-        .bind(now)
-        .fetch_all(&mut *tx)
+        .bind(self.tenant.as_str())
+        .bind(before.millis())
+        .bind(self.now.millis())
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    /// The unpaid orders created before `before`.
+    pub async fn unpaid_before(&mut self, before: Timestamp) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM orders WHERE tenant_id = $1 AND status = 'not_paid' AND created_at <= $2
+             ORDER BY id",
+        )
+        .bind(self.tenant.as_str())
+        .bind(before.millis())
+        .fetch_all(&mut *self.tx)
+        .await?)
+    }
+
+    /// Marks an order deleted and erases its customer's personal data: on the order,
+    /// its consents, its cart, and the emails not sent yet (which are then dropped).
+    pub async fn erase_order(&mut self, order: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE orders SET status = 'deleted', email = NULL, name = NULL, custom = '{}',
+             return_url = NULL, updated_at = $3 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(self.now.millis())
+        .execute(&mut *self.tx)
         .await?;
-        for (order,) in deleted {
-            for erase in [
-                "UPDATE order_consents SET ip = NULL, user_agent = NULL WHERE tenant_id = $1 AND order_id = $2",
-                "UPDATE emails SET to_address = '', subject = NULL, text_body = NULL, html_body = NULL,
-                 status = CASE WHEN status = 'sent' THEN 'sent' ELSE 'failed' END,
-                 last_error = CASE WHEN status = 'sent' THEN last_error ELSE 'the order was deleted' END
-                 WHERE tenant_id = $1 AND order_id = $2",
-                "UPDATE carts SET email = NULL, name = NULL, custom = '{}' WHERE tenant_id = $1 AND order_id = $2",
-            ] {
-                sqlx::query(erase)
-                    .bind(tenant.as_str())
-                    .bind(&order)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let record = crate::orders::load_order(&mut tx, tenant, &order).await?;
-            insert_event(
-                &mut tx,
-                tenant,
-                "order.deleted",
-                Some(&order),
-                serde_json::json!({ "order": record }),
-            )
-            .await?;
-            sweep.deleted += 1;
+        for erase in [
+            "UPDATE order_consents SET ip = NULL, user_agent = NULL WHERE tenant_id = $1 AND order_id = $2",
+            "UPDATE emails SET to_address = '', subject = NULL, text_body = NULL, html_body = NULL,
+             status = CASE WHEN status = 'sent' THEN 'sent' ELSE 'failed' END,
+             last_error = CASE WHEN status = 'sent' THEN last_error ELSE 'the order was deleted' END
+             WHERE tenant_id = $1 AND order_id = $2",
+            "UPDATE carts SET email = NULL, name = NULL, custom = '{}' WHERE tenant_id = $1 AND order_id = $2",
+        ] {
+            sqlx::query(erase)
+                .bind(self.tenant.as_str())
+                .bind(order)
+                .execute(&mut *self.tx)
+                .await?;
         }
-        tx.commit().await?;
-        Ok(sweep)
+        Ok(())
     }
 }

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kassa_checkout::{CheckoutError, OrderInput, price};
 use kassa_domain::catalog::parse_quantity;
 use kassa_domain::tenant::TenantSettings;
+use kassa_orders::{OrderInput, OrdersError, price};
 use kassa_store::{CartRecord, StoreError, TenantRecord};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
@@ -151,7 +151,7 @@ pub async fn render(
         let coupon = cart.coupon_code.as_deref();
         match price(&ctx.store, &tenant.id, &currency, &cart.lines, coupon).await {
             Ok(q) => quote = Some(q),
-            Err(CheckoutError::Invalid(invalid)) => {
+            Err(OrdersError::Invalid(invalid)) => {
                 for e in invalid.errors {
                     errors.entry(page_field(&e.field)).or_insert(e.message);
                 }
@@ -458,9 +458,9 @@ pub async fn submit(
         user_agent: page::user_agent(req),
         cart_id: cart.id.clone(),
     };
-    match kassa_checkout::place_order(&ctx.store, &tenant, &input).await {
+    match kassa_orders::place_order(&ctx.store, &tenant, &input).await {
         Ok(order) => page::see_other(&format!("/{}/orders/{}/pay", tenant.slug, order.token), &[]),
-        Err(CheckoutError::Invalid(invalid)) => {
+        Err(OrdersError::Invalid(invalid)) => {
             for e in invalid.errors {
                 let field = match e.field.as_str() {
                     "email" if state.email.is_empty() => {

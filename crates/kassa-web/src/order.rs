@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use kassa_checkout::{CardOutcome, CheckoutError};
-use kassa_domain::order::PaymentMethod;
+use kassa_domain::order::{OrderStatus, PaymentMethod};
 use kassa_domain::tenant::TenantSettings;
+use kassa_orders::{CardOutcome, OrdersError};
 use kassa_payments::CardInput;
 use kassa_store::{OrderRecord, StoreError, TenantRecord};
 use poem::http::StatusCode;
@@ -150,7 +150,7 @@ pub async fn pay_page(
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    if order.status != "not_paid" {
+    if order.status != OrderStatus::NotPaid {
         return page::see_other(&urls(&tenant, &order).0, &[]);
     }
     render_pay(ctx, req, &tenant, &order, None, Errors::new(), "")
@@ -193,7 +193,7 @@ pub async fn pay(
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    if order.status != "not_paid" {
+    if order.status != OrderStatus::NotPaid {
         return page::see_other(&urls(&tenant, &order).0, &[]);
     }
     let expiry = form_value(&form, "expiry").unwrap_or_default();
@@ -203,7 +203,7 @@ pub async fn pay(
         cvc: form_value(&form, "cvc").unwrap_or_default(),
     };
     let t = page::texts(page::pick_locale(Some(&order.locale), req));
-    match kassa_checkout::pay_with_card(&ctx.store, &tenant.id, &order, &input).await {
+    match kassa_orders::pay_with_card(&ctx.store, &tenant, &order, &input).await {
         Ok(CardOutcome::Paid(order)) => page::see_other(&urls(&tenant, &order).0, &[]),
         Ok(CardOutcome::Declined { order, payment }) => {
             let code = payment.failure_code.unwrap_or_default();
@@ -222,7 +222,7 @@ pub async fn pay(
                 expiry,
             )
         }
-        Err(CheckoutError::Invalid(invalid)) => {
+        Err(OrdersError::Invalid(invalid)) => {
             let errors = invalid
                 .errors
                 .into_iter()
@@ -230,7 +230,9 @@ pub async fn pay(
                 .collect();
             render_pay(ctx, req, &tenant, &order, None, errors, expiry)
         }
-        Err(CheckoutError::Conflict(_)) => page::see_other(&urls(&tenant, &order).0, &[]),
+        Err(OrdersError::Refused(_) | OrdersError::Conflict(_)) => {
+            page::see_other(&urls(&tenant, &order).0, &[])
+        }
         Err(e) => page::failure(e),
     }
 }
@@ -259,13 +261,9 @@ pub async fn change_method(
             return render_pay(ctx, req, &tenant, &order, None, errors, "");
         }
     };
-    match ctx
-        .store
-        .set_payment_method(&tenant.id, &order.id, method)
-        .await
-    {
+    match kassa_orders::switch_method(&ctx.store, &tenant, &order.id, method).await {
         Ok(()) => page::see_other(&urls(&tenant, &order).1, &[]),
-        Err(StoreError::Conflict(_)) => page::see_other(&urls(&tenant, &order).0, &[]),
+        Err(OrdersError::Refused(_)) => page::see_other(&urls(&tenant, &order).0, &[]),
         Err(e) => page::failure(e),
     }
 }

@@ -96,7 +96,7 @@ async fn a_customer_buys_two_with_a_card(backend: Backend) {
     let seen = run("happy", &url).await;
     assert_eq!(seen["status_text"], "Paid");
     let order = the_order(&app).await;
-    assert_eq!(order.status, "paid");
+    assert_eq!(order.status.as_str(), "paid");
     assert_eq!(order.total, 3998);
     assert_eq!(order.lines[0].quantity, 2);
     assert_eq!(order.customer.email.as_deref(), Some("buyer@example.com"));
@@ -136,8 +136,8 @@ async fn bank_transfer_then_the_merchant_records_the_payment(backend: Backend) {
     let seen = run("bank_transfer", &url).await;
     let order = the_order(&app).await;
     assert_eq!(seen["reference"], order.payment_reference.as_str());
-    assert_eq!(order.status, "not_paid");
-    assert_eq!(order.payment_method, "bank_transfer");
+    assert_eq!(order.status.as_str(), "not_paid");
+    assert_eq!(order.payment_method.as_str(), "bank_transfer");
     let recorded = app
         .post(
             &format!("/api/v1/orders/{}/payments", order.id),

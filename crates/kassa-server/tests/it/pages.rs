@@ -18,6 +18,7 @@ on_both_backends!(
     signed_links_fix_prices_and_refuse_tampering,
     bank_transfer_shows_a_reference_and_an_invoice,
     pages_speak_russian,
+    the_sandbox_card_never_pays_a_bank_transfer_order,
 );
 
 /// A browser: keeps cookies, does not follow redirects (so tests see them).
@@ -409,7 +410,10 @@ async fn forged_forms_and_double_submits_create_nothing_more(backend: Backend) {
         .await;
     assert_eq!(forged_pay.status, 403);
     assert!(pay.html.contains("Card number"));
-    assert_eq!(orders(&app.store, "acme").await[0].status, "not_paid");
+    assert_eq!(
+        orders(&app.store, "acme").await[0].status.as_str(),
+        "not_paid"
+    );
 }
 
 async fn the_cart_is_kept_across_products(backend: Backend) {
@@ -539,7 +543,7 @@ async fn bank_transfer_shows_a_reference_and_an_invoice(backend: Backend) {
     assert_eq!(switched.status, 303);
     let pay = b.get(&pay_path).await;
     let order = &orders(&app.store, "acme").await[0];
-    assert_eq!(order.payment_method, "bank_transfer");
+    assert_eq!(order.payment_method.as_str(), "bank_transfer");
     assert!(order.payment_reference.starts_with("KS-"));
     assert!(pay.html.contains(&order.payment_reference));
     assert!(pay.html.contains("DE89370400440532013000"));
@@ -565,4 +569,58 @@ async fn pages_speak_russian(backend: Backend) {
         .await
         .unwrap();
     assert!(resp.text().await.unwrap().contains("Оформление заказа"));
+}
+
+/// The attack: the sandbox card posted to the pay form of a bank transfer order pays
+/// nothing and takes no key, whether or not the store offers the card.
+async fn the_sandbox_card_never_pays_a_bank_transfer_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prd = product(&app, 1999).await;
+    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
+    for offered in [vec!["bank_transfer".to_owned()], vec![]] {
+        let settings = TenantSettings {
+            payment_methods: offered.clone(),
+            ..TenantSettings::default()
+        };
+        app.store
+            .update_tenant_settings(&tenant.id, &settings)
+            .await
+            .unwrap();
+        let b = Browser::new(&app);
+        let page = b.open(&format!("/acme/buy/{prd}")).await;
+        let placed = b
+            .post("/acme/checkout", &details(&page.csrf(), "bank_transfer"))
+            .await;
+        assert_eq!(placed.status, 303, "{}", placed.html);
+        let pay_path = placed.location.unwrap();
+        let pay = b.get(&pay_path).await;
+        let attack = b
+            .post(
+                &pay_path,
+                &[
+                    ("csrf", &pay.csrf()),
+                    ("card_number", "4242 4242 4242 4242"),
+                    ("expiry", "12/34"),
+                    ("cvc", "123"),
+                ],
+            )
+            .await;
+        assert_eq!(attack.status, 303, "offered {offered:?}: {}", attack.html);
+        let order_page = b.open(&attack.location.unwrap()).await;
+        assert!(
+            order_page
+                .html
+                .contains("data-testid=\"order-status\">Not paid<"),
+            "offered {offered:?}"
+        );
+        let order = &orders(&app.store, "acme").await[0];
+        assert_eq!(order.status.as_str(), "not_paid");
+        assert!(
+            order.payments.is_empty(),
+            "no attempt recorded: {:?}",
+            order.payments
+        );
+    }
+    let pools = app.get("/api/v1/license-pools").await;
+    assert_eq!(pools.ok()["data"][0]["available"], 3, "no key was taken");
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kassa_store::UnpaidPolicy;
+use kassa_orders::UnpaidPolicy;
 use kassa_testkit::{Backend, on_both_backends};
 use serde_json::{Value, json};
 
@@ -182,15 +182,17 @@ async fn two_workers_never_remind_twice(backend: Backend) {
         delete_after: i64::MAX / 4,
     };
     let (a, b) = tokio::join!(
-        app.store.sweep_unpaid(&tenant.id, policy),
-        app.store.sweep_unpaid(&tenant.id, policy)
+        kassa_orders::sweep_unpaid(&app.store, &tenant.id, policy),
+        kassa_orders::sweep_unpaid(&app.store, &tenant.id, policy)
     );
     assert_eq!(
         a.unwrap().reminded + b.unwrap().reminded,
         1,
         "exactly one reminder"
     );
-    let again = app.store.sweep_unpaid(&tenant.id, policy).await.unwrap();
+    let again = kassa_orders::sweep_unpaid(&app.store, &tenant.id, policy)
+        .await
+        .unwrap();
     assert_eq!(again.reminded, 0);
     let emails = app.get("/api/v1/emails").await;
     let reminders = emails.ok()["data"]

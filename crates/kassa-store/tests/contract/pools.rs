@@ -1,7 +1,7 @@
 //! License pools and the keys uploaded to them.
 
-use kassa_domain::ids::LicensePoolId;
-use kassa_store::KeysAdded;
+use kassa_domain::ids::{LicensePoolId, TenantId};
+use kassa_store::{KeysAdded, Store, StoreError};
 use kassa_testkit::Backend;
 
 use crate::{Fixture, assert_not_found, first_page};
@@ -11,6 +11,20 @@ kassa_testkit::on_both_backends!(
     pools_of_another_tenant_are_not_found_and_get_no_keys,
     an_upload_larger_than_one_statement_is_stored_whole,
 );
+
+/// Adds keys as an upload does: the pool held, the keys inserted, committed.
+async fn add_keys(
+    store: &Store,
+    tenant: &TenantId,
+    pool: &LicensePoolId,
+    keys: &[String],
+) -> Result<KeysAdded, StoreError> {
+    let mut work = store.work(tenant).await?;
+    work.lock_pool(pool, true).await?;
+    let added = work.insert_keys(pool, keys).await?;
+    work.commit().await?;
+    Ok(added)
+}
 
 fn keys(raw: &[&str]) -> Vec<String> {
     raw.iter().map(|k| (*k).to_owned()).collect()
@@ -28,11 +42,14 @@ async fn uploads_count_new_keys_and_report_duplicates(backend: Backend) {
     assert_eq!(pool.available, 0);
     assert_eq!(pool.low_stock_threshold, Some(3));
 
-    let added = fx
-        .store
-        .add_license_keys(tenant, &pool.id, &keys(&["AAAA-1", "BBBB-2", "CCCC-3"]))
-        .await
-        .expect("a first upload");
+    let added = add_keys(
+        &fx.store,
+        tenant,
+        &pool.id,
+        &keys(&["AAAA-1", "BBBB-2", "CCCC-3"]),
+    )
+    .await
+    .expect("a first upload");
     assert_eq!(
         added,
         KeysAdded {
@@ -47,11 +64,14 @@ async fn uploads_count_new_keys_and_report_duplicates(backend: Backend) {
         .expect("reading the pool");
     assert_eq!((stock.available, stock.assigned), (3, 0));
 
-    let added = fx
-        .store
-        .add_license_keys(tenant, &pool.id, &keys(&["CCCC-3", "DDDD-4", "AAAA-1"]))
-        .await
-        .expect("an upload with keys already in the pool");
+    let added = add_keys(
+        &fx.store,
+        tenant,
+        &pool.id,
+        &keys(&["CCCC-3", "DDDD-4", "AAAA-1"]),
+    )
+    .await
+    .expect("an upload with keys already in the pool");
     assert_eq!(
         added,
         KeysAdded {
@@ -75,9 +95,7 @@ async fn uploads_count_new_keys_and_report_duplicates(backend: Backend) {
         .create_license_pool(tenant, "Basic keys", None)
         .await
         .expect("creating a second pool");
-    let added = fx
-        .store
-        .add_license_keys(tenant, &other.id, &keys(&["AAAA-1"]))
+    let added = add_keys(&fx.store, tenant, &other.id, &keys(&["AAAA-1"]))
         .await
         .expect("the same key in another pool");
     assert_eq!(added.added, 1);
@@ -104,9 +122,13 @@ async fn uploads_count_new_keys_and_report_duplicates(backend: Backend) {
     assert_eq!(renamed.available, 4);
 
     assert_not_found(
-        fx.store
-            .add_license_keys(tenant, &LicensePoolId::generate(), &keys(&["EEEE-5"]))
-            .await,
+        add_keys(
+            &fx.store,
+            tenant,
+            &LicensePoolId::generate(),
+            &keys(&["EEEE-5"]),
+        )
+        .await,
     );
 }
 
@@ -119,16 +141,19 @@ async fn pools_of_another_tenant_are_not_found_and_get_no_keys(backend: Backend)
         .create_license_pool(&acme.tenant.id, "Pro keys", None)
         .await
         .expect("creating a pool");
-    fx.store
-        .add_license_keys(&acme.tenant.id, &pool.id, &keys(&["AAAA-1"]))
+    add_keys(&fx.store, &acme.tenant.id, &pool.id, &keys(&["AAAA-1"]))
         .await
         .expect("acme's upload");
 
     let intruder = &globex.tenant.id;
     assert_not_found(
-        fx.store
-            .add_license_keys(intruder, &pool.id, &keys(&["PLANTED-1", "PLANTED-2"]))
-            .await,
+        add_keys(
+            &fx.store,
+            intruder,
+            &pool.id,
+            &keys(&["PLANTED-1", "PLANTED-2"]),
+        )
+        .await,
     );
     assert_not_found(fx.store.license_pool(intruder, &pool.id).await);
     assert_not_found(
@@ -173,9 +198,7 @@ async fn an_upload_larger_than_one_statement_is_stored_whole(backend: Backend) {
         .expect("creating a pool");
 
     let batch: Vec<String> = (0..1200).map(|i| format!("BULK-{i:05}")).collect();
-    let added = fx
-        .store
-        .add_license_keys(tenant, &pool.id, &batch)
+    let added = add_keys(&fx.store, tenant, &pool.id, &batch)
         .await
         .expect("uploading 1200 keys");
     assert_eq!(
@@ -199,9 +222,7 @@ async fn an_upload_larger_than_one_statement_is_stored_whole(backend: Backend) {
     for i in 0..10 {
         again.insert(i * 120, format!("NEW-{i}"));
     }
-    let added = fx
-        .store
-        .add_license_keys(tenant, &pool.id, &again)
+    let added = add_keys(&fx.store, tenant, &pool.id, &again)
         .await
         .expect("uploading the keys again");
     assert_eq!(added.added, 10);

@@ -1,7 +1,5 @@
-//! The checkout service: turns a cart into prices, an order and a payment, with the
-//! same rules whether the customer uses Kassa's pages or the merchant's own UI through
-//! the API. It holds no SQL (that is `kassa-store`) and no HTTP (pages and API are
-//! the callers).
+//! The checkout: a cart priced, and an order placed from it, with the same rules
+//! whether the customer uses Kassa's pages or the merchant's own UI through the API.
 
 use chrono::Utc;
 use kassa_domain::Invalid;
@@ -11,36 +9,12 @@ use kassa_domain::ids::{CartId, TenantId};
 use kassa_domain::money::Currency;
 use kassa_domain::order::{CouponInput, LineInput, PaymentMethod, Quote, quote};
 use kassa_domain::tenant::{EmailAddress, TenantSettings};
-use kassa_payments::{Card, CardInput, CardProvider, TestCardGateway};
+use kassa_domain::workflow;
 use kassa_store::{
-    CartLine, Consent, NewOrder, OrderRecord, PaymentAttempt, PaymentRecord, Store, StoreError,
-    TenantRecord,
+    CartLine, Consent, NewOrder, OrderRecord, Placement, Store, StoreError, TenantRecord,
 };
 
-/// Why a checkout step did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckoutError {
-    /// Input to fix, field by field.
-    #[error("{0}")]
-    Invalid(#[from] Invalid),
-    #[error("not found")]
-    NotFound,
-    /// The order is not in a state that allows this (already paid, deleted).
-    #[error("{0}")]
-    Conflict(String),
-    #[error("storage: {0}")]
-    Store(StoreError),
-}
-
-impl From<StoreError> for CheckoutError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => CheckoutError::NotFound,
-            StoreError::Conflict(m) => CheckoutError::Conflict(m),
-            other => CheckoutError::Store(other),
-        }
-    }
-}
+use crate::OrdersError;
 
 /// The consents a customer must give, and the text they accept.
 pub const CONSENTS: [&str; 2] = ["terms", "personal_data"];
@@ -53,7 +27,7 @@ pub async fn price(
     currency: &str,
     lines: &[CartLine],
     coupon_code: Option<&str>,
-) -> Result<Quote, CheckoutError> {
+) -> Result<Quote, OrdersError> {
     let mut invalid = Invalid::default();
     let currency = invalid.check(Currency::parse("currency", currency));
     let mut inputs = Vec::with_capacity(lines.len());
@@ -110,7 +84,7 @@ async fn load_coupon(
     store: &Store,
     tenant: &TenantId,
     raw: &str,
-) -> Result<Result<CouponInput, Invalid>, CheckoutError> {
+) -> Result<Result<CouponInput, Invalid>, OrdersError> {
     let Ok(code) = CouponCode::parse("coupon", raw) else {
         return Ok(Err(Invalid::field("coupon", "this coupon does not exist")));
     };
@@ -132,7 +106,7 @@ async fn load_coupon(
         return Ok(Err(Invalid::field("coupon", reason)));
     }
     let discount = Discount::parse(f.percent_off, f.amount_off, f.currency.as_deref())
-        .map_err(|e| CheckoutError::Store(StoreError::Corrupt(e.to_string())))?;
+        .map_err(|e| OrdersError::Store(StoreError::Corrupt(e.to_string())))?;
     Ok(Ok(CouponInput {
         code: f.code.clone(),
         discount,
@@ -174,7 +148,7 @@ pub async fn place_order(
     store: &Store,
     tenant: &TenantRecord,
     input: &OrderInput,
-) -> Result<OrderRecord, CheckoutError> {
+) -> Result<OrderRecord, OrdersError> {
     let settings = TenantSettings::from_json(&tenant.settings);
     let mut invalid = Invalid::default();
     let email = invalid.check(EmailAddress::parse("email", &input.email));
@@ -211,7 +185,7 @@ pub async fn place_order(
     .await
     {
         Ok(q) => Some(q),
-        Err(CheckoutError::Invalid(e)) => {
+        Err(OrdersError::Invalid(e)) => {
             invalid.errors.extend(e.errors);
             None
         }
@@ -244,129 +218,32 @@ pub async fn place_order(
         })
         .collect();
     let coupon_code = quote.coupon_code.clone();
-    let order = store
-        .create_order(
-            &tenant.id,
-            &NewOrder {
-                quote,
-                email: email.as_str().to_owned(),
-                name,
-                locale: input.locale.clone(),
-                payment_method: method,
-                custom: input.custom.clone(),
-                return_url: input.return_url.clone(),
-                consents,
-                cart_id: input.cart_id.clone(),
-                coupon_code,
-            },
-            method == PaymentMethod::TestCard,
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(m) => Invalid::field("coupon", m).into(),
-            other => CheckoutError::from(other),
-        })?;
-    Ok(order)
-}
-
-/// The result of a card payment.
-#[derive(Debug)]
-pub enum CardOutcome {
-    Paid(Box<OrderRecord>),
-    /// Declined: the attempt is recorded and `payment.failed` sent; the customer may
-    /// retry or switch method.
-    Declined {
-        order: Box<OrderRecord>,
-        payment: Box<PaymentRecord>,
-    },
-}
-
-/// Charges the order's total to a card through the sandbox gateway.
-pub async fn pay_with_card(
-    store: &Store,
-    tenant: &TenantId,
-    order: &OrderRecord,
-    input: &CardInput<'_>,
-) -> Result<CardOutcome, CheckoutError> {
-    if order.status != "not_paid" {
-        return Err(CheckoutError::Conflict(
-            "this order is not waiting for payment".into(),
-        ));
-    }
-    let card = Card::parse(input, Utc::now().date_naive())?;
-    let currency = Currency::parse("currency", &order.currency)?;
-    let amount = kassa_domain::money::Money {
-        amount: order.total,
-        currency,
+    let new = NewOrder {
+        quote,
+        email: email.as_str().to_owned(),
+        name,
+        locale: input.locale.clone(),
+        payment_method: method,
+        custom: input.custom.clone(),
+        return_url: input.return_url.clone(),
+        consents,
+        cart_id: input.cart_id.clone(),
+        coupon_code,
+        test_mode: method.is_sandbox(),
     };
-    let result = TestCardGateway.charge(&card, amount);
-    let attempt = PaymentAttempt {
-        method: PaymentMethod::TestCard,
-        succeeded: result.is_ok(),
-        amount: order.total,
-        currency: order.currency.clone(),
-        failure_code: result.as_ref().err().map(|d| d.code.to_owned()),
-        failure_message: result.as_ref().err().map(|d| d.message.to_owned()),
-        card_brand: Some(card.brand.to_owned()),
-        card_last4: Some(card.last4.clone()),
-        reference: result.as_ref().ok().map(|c| c.reference.clone()),
-        test_mode: true,
-    };
-    let (order, payment) = store.record_payment(tenant, &order.id, &attempt).await?;
-    tracing::info!(order = %order.id, status = %payment.status, brand = card.brand, last4 = %card.last4, "card payment");
-    Ok(if attempt.succeeded {
-        CardOutcome::Paid(Box::new(order))
-    } else {
-        CardOutcome::Declined {
-            order: Box::new(order),
-            payment: Box::new(payment),
+    let mut work = store.work(&tenant.id).await?;
+    let id = match work.insert_order(&new).await {
+        Ok(Placement::New(id)) => id,
+        Ok(Placement::Existing(id)) => {
+            drop(work);
+            return Ok(store.order(&tenant.id, &id).await?);
         }
-    })
-}
-
-/// Records money received offline (a bank transfer) for the whole order.
-pub async fn record_offline_payment(
-    store: &Store,
-    tenant: &TenantId,
-    order_id: &str,
-    method: &str,
-    amount: i64,
-    currency: &str,
-    reference: Option<String>,
-) -> Result<OrderRecord, CheckoutError> {
-    let order = store.order(tenant, order_id).await?;
-    let mut invalid = Invalid::default();
-    let method = invalid.check(PaymentMethod::parse("method", method));
-    if method == Some(PaymentMethod::TestCard) {
-        invalid.push("method", "card payments are taken on the payment page");
-    }
-    if !currency.eq_ignore_ascii_case(&order.currency) {
-        invalid.push("currency", format!("the order is in {}", order.currency));
-    }
-    if amount != order.total {
-        invalid.push(
-            "amount",
-            format!("must be the order total, {}", order.total),
-        );
-    }
-    invalid.into_result()?;
-    let (order, _) = store
-        .record_payment(
-            tenant,
-            &order.id,
-            &PaymentAttempt {
-                method: PaymentMethod::BankTransfer,
-                succeeded: true,
-                amount,
-                currency: order.currency.clone(),
-                failure_code: None,
-                failure_message: None,
-                card_brand: None,
-                card_last4: None,
-                reference,
-                test_mode: false,
-            },
-        )
+        Err(StoreError::Conflict(m)) => return Err(Invalid::field("coupon", m).into()),
+        Err(e) => return Err(e.into()),
+    };
+    work.follow(Some(id.as_str()), &workflow::placed(&id, method))
         .await?;
+    let order = work.view(id.as_str()).await?;
+    work.commit().await?;
     Ok(order)
 }

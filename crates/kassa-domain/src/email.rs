@@ -1,0 +1,26 @@
+//! The emails Kassa queues: to customers about their orders, and to merchants about
+//! their store.
+
+crate::names::named_enum! {
+    /// Every kind of email; each has a `.txt` and an `.html` template.
+    EmailKind {
+        PaymentInstructions = "payment_instructions",
+        PaymentSucceeded = "payment_succeeded",
+        PaymentFailed = "payment_failed",
+        UnpaidReminder = "unpaid_reminder",
+        EndpointDisabled = "endpoint_disabled",
+        Licenses = "licenses",
+        PoolEmpty = "pool_empty",
+        DeliveryFailed = "delivery_failed",
+        PoolLow = "pool_low",
+    }
+}
+
+/// Who an email goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient {
+    /// The order's customer, in the order's language; nobody once their data is erased.
+    Customer,
+    /// Each of the store's owners, in English.
+    Owners,
+}

@@ -1,0 +1,14 @@
+//! The events Kassa records and sends to webhook endpoints.
+
+crate::names::named_enum! {
+    /// Every event type, in the order of an order's life.
+    EventKind {
+        OrderCreated = "order.created",
+        PaymentSucceeded = "payment.succeeded",
+        PaymentFailed = "payment.failed",
+        ProductDelivered = "product.delivered",
+        OrderDelivered = "order.delivered",
+        OrderDeleted = "order.deleted",
+        LicensePoolLowStock = "license_pool.low_stock",
+    }
+}

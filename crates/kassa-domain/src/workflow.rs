@@ -1,0 +1,771 @@
+//! The order workflow: what may happen to an order, and what must follow when it does.
+//!
+//! A use case loads an [`Order`] (its states, not its view), asks it for a transition
+//! with the facts from outside (a payment's result, the licenses got, the time), and
+//! hands what comes back to storage, which writes the change and its [`Followups`]
+//! (events to record, emails to queue, lines to deliver) in one transaction. Every rule
+//! of the money path is checked here and nowhere else: a payment by a method the order
+//! or the store does not allow, a second payment, a delivery of an unpaid line are
+//! [`Refused`], whichever endpoint or job asks. Nothing here touches a database or the
+//! clock; times come in as arguments.
+
+use chrono::{DateTime, Utc};
+
+use crate::email::{EmailKind, Recipient};
+use crate::event::EventKind;
+use crate::ids::{LicensePoolId, OrderId, PaymentId, WebhookEndpointId};
+use crate::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod, PaymentStatus};
+
+/// An order's states, as the workflow needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub status: OrderStatus,
+    pub delivery_status: DeliveryStatus,
+    pub payment_method: PaymentMethod,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// What must be paid, in minor units.
+    pub total: i64,
+    /// False once the customer's personal data was erased.
+    pub has_customer_email: bool,
+    pub reminded: bool,
+    pub lines: Vec<Line>,
+}
+
+/// One order line's delivery state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line {
+    pub line_no: i64,
+    pub status: LineStatus,
+}
+
+/// What an event's `data` holds beside (or instead of) the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// The order alone.
+    Order,
+    /// The order and this payment attempt.
+    Payment(PaymentId),
+    /// The order and this line.
+    Line(i64),
+    /// A license pool's stock (no order).
+    Pool {
+        id: LicensePoolId,
+        available: i64,
+        threshold: i64,
+    },
+}
+
+/// An event to record (and send to the endpoints that take it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub subject: Subject,
+}
+
+/// An email to queue. `key` says what it is about: the same key is queued once per
+/// recipient (a receipt per order, a notice per failed attempt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub kind: EmailKind,
+    pub to: Recipient,
+    pub key: String,
+}
+
+/// A line to deliver: now, or at a later try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wake {
+    pub line_no: i64,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// What must follow a transition, written by storage in the same transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Followups {
+    pub events: Vec<Event>,
+    pub emails: Vec<Email>,
+    pub deliver: Vec<Wake>,
+}
+
+impl Followups {
+    fn event(mut self, kind: EventKind, subject: Subject) -> Self {
+        self.events.push(Event { kind, subject });
+        self
+    }
+
+    fn email(mut self, kind: EmailKind, to: Recipient, key: String) -> Self {
+        self.emails.push(Email { kind, to, key });
+        self
+    }
+}
+
+/// Why a transition is not allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the order is {0} and no longer waiting for payment")]
+    NotAwaitingPayment(OrderStatus),
+    #[error("{0} is not a payment method this order accepts")]
+    MethodNotAllowed(PaymentMethod),
+    #[error("must be the order total, {0}")]
+    WrongAmount(i64),
+    #[error("the order is in {0}")]
+    WrongCurrency(String),
+    #[error("the order is not paid")]
+    NotPaid,
+    #[error("the order has no line {0}")]
+    NoSuchLine(i64),
+    #[error("the line was delivered already")]
+    AlreadyDelivered,
+    #[error("no license has been delivered yet")]
+    NothingDelivered,
+    #[error("the order's customer data was erased")]
+    Erased,
+}
+
+/// A new order's followups: `order.created`, and the payment instructions when the
+/// customer pays by bank transfer.
+pub fn placed(id: &OrderId, method: PaymentMethod) -> Followups {
+    let created = Followups::default().event(EventKind::OrderCreated, Subject::Order);
+    instructions(created, id, method)
+}
+
+/// The bank transfer instructions, once per order.
+fn instructions(followups: Followups, id: &OrderId, method: PaymentMethod) -> Followups {
+    match method {
+        PaymentMethod::BankTransfer => followups.email(
+            EmailKind::PaymentInstructions,
+            Recipient::Customer,
+            format!("instructions:{id}"),
+        ),
+        PaymentMethod::TestCard => followups,
+    }
+}
+
+/// A payment attempt's result, as the gateway or the merchant reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentFacts {
+    pub id: PaymentId,
+    pub method: PaymentMethod,
+    pub amount: i64,
+    pub currency: String,
+    pub succeeded: bool,
+}
+
+/// What recording a payment attempt does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub status: PaymentStatus,
+    /// The order becomes `paid` (paid by `method`, in test mode when it is a sandbox).
+    pub order_paid: bool,
+    pub test_mode: bool,
+    pub followups: Followups,
+}
+
+/// What a line delivery does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// It was the last line: the order becomes `delivered`.
+    pub order_delivered: bool,
+    pub followups: Followups,
+}
+
+/// What a delivery that did not work does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineFailure {
+    /// `pending` when retried, `failed` when given up.
+    pub status: LineStatus,
+    pub followups: Followups,
+}
+
+impl Order {
+    fn waiting_for_payment(&self) -> Result<(), Refused> {
+        match self.status {
+            OrderStatus::NotPaid => Ok(()),
+            other => Err(Refused::NotAwaitingPayment(other)),
+        }
+    }
+
+    fn line(&self, line_no: i64) -> Result<&Line, Refused> {
+        self.lines
+            .iter()
+            .find(|l| l.line_no == line_no)
+            .ok_or(Refused::NoSuchLine(line_no))
+    }
+
+    /// A line that may still get its licenses: the order is paid, the line not
+    /// delivered.
+    fn deliverable(&self, line_no: i64) -> Result<&Line, Refused> {
+        if self.status != OrderStatus::Paid {
+            return Err(Refused::NotPaid);
+        }
+        let line = self.line(line_no)?;
+        if line.status == LineStatus::Delivered {
+            return Err(Refused::AlreadyDelivered);
+        }
+        Ok(line)
+    }
+
+    /// Whether `method` may pay this order, in a store offering `enabled`.
+    pub fn accepts(&self, method: PaymentMethod, enabled: &[PaymentMethod]) -> bool {
+        match method {
+            // The sandbox pays only an order placed (or switched) to be paid with it,
+            // in a store that offers it.
+            PaymentMethod::TestCard => self.payment_method == method && enabled.contains(&method),
+            // Money received offline: the customer chose it, or the store offers it.
+            PaymentMethod::BankTransfer => {
+                self.payment_method == method || enabled.contains(&method)
+            }
+        }
+    }
+
+    /// The customer picks another of the store's methods while the order is unpaid.
+    pub fn switch_method(
+        &self,
+        method: PaymentMethod,
+        enabled: &[PaymentMethod],
+    ) -> Result<Followups, Refused> {
+        self.waiting_for_payment()?;
+        if !enabled.contains(&method) {
+            return Err(Refused::MethodNotAllowed(method));
+        }
+        Ok(instructions(Followups::default(), &self.id, method))
+    }
+
+    /// Records a payment attempt: checked against the order (waiting for payment, a
+    /// method it accepts, its total in its currency) before anything is written. A
+    /// success pays the order and makes every pending line due.
+    pub fn pay(&self, p: &PaymentFacts, enabled: &[PaymentMethod]) -> Result<Payment, Refused> {
+        self.waiting_for_payment()?;
+        if !self.accepts(p.method, enabled) {
+            return Err(Refused::MethodNotAllowed(p.method));
+        }
+        if !p.currency.eq_ignore_ascii_case(&self.currency) {
+            return Err(Refused::WrongCurrency(self.currency.clone()));
+        }
+        if p.amount != self.total {
+            return Err(Refused::WrongAmount(self.total));
+        }
+        if !p.succeeded {
+            let followups = Followups::default()
+                .event(EventKind::PaymentFailed, Subject::Payment(p.id.clone()))
+                .email(
+                    EmailKind::PaymentFailed,
+                    Recipient::Customer,
+                    format!("failed:{}", p.id),
+                );
+            return Ok(Payment {
+                status: PaymentStatus::Failed,
+                order_paid: false,
+                test_mode: false,
+                followups,
+            });
+        }
+        let mut followups = Followups::default()
+            .event(EventKind::PaymentSucceeded, Subject::Payment(p.id.clone()))
+            .email(
+                EmailKind::PaymentSucceeded,
+                Recipient::Customer,
+                format!("receipt:{}", self.id),
+            );
+        followups.deliver = self
+            .lines
+            .iter()
+            .filter(|l| l.status == LineStatus::Pending)
+            .map(|l| Wake {
+                line_no: l.line_no,
+                at: None,
+            })
+            .collect();
+        Ok(Payment {
+            status: PaymentStatus::Succeeded,
+            order_paid: true,
+            test_mode: p.method.is_sandbox(),
+            followups,
+        })
+    }
+
+    /// A line got its licenses: `product.delivered` and the licenses email, and when it
+    /// was the last line, `order.delivered`.
+    pub fn deliver(&self, line_no: i64) -> Result<Delivered, Refused> {
+        self.deliverable(line_no)?;
+        let order_delivered = self
+            .lines
+            .iter()
+            .all(|l| l.line_no == line_no || l.status == LineStatus::Delivered);
+        let mut followups = Followups::default()
+            .event(EventKind::ProductDelivered, Subject::Line(line_no))
+            .email(
+                EmailKind::Licenses,
+                Recipient::Customer,
+                format!("licenses:{}:{line_no}", self.id),
+            );
+        if order_delivered {
+            followups = followups.event(EventKind::OrderDelivered, Subject::Order);
+        }
+        Ok(Delivered {
+            order_delivered,
+            followups,
+        })
+    }
+
+    /// A line's pool has too few keys: it waits, and the owners hear of it once.
+    pub fn wait_for_stock(&self, line_no: i64) -> Result<Followups, Refused> {
+        let line = self.deliverable(line_no)?;
+        let followups = Followups::default();
+        Ok(if line.status == LineStatus::WaitingStock {
+            followups
+        } else {
+            followups.email(
+                EmailKind::PoolEmpty,
+                Recipient::Owners,
+                format!("pool_empty:{}:{line_no}", self.id),
+            )
+        })
+    }
+
+    /// A delivery did not work: tried again at `retry_at`, or, with no try left,
+    /// failed for good and the owners told.
+    pub fn delivery_failed(
+        &self,
+        line_no: i64,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<LineFailure, Refused> {
+        self.deliverable(line_no)?;
+        Ok(match retry_at {
+            Some(at) => LineFailure {
+                status: LineStatus::Pending,
+                followups: Followups {
+                    deliver: vec![Wake {
+                        line_no,
+                        at: Some(at),
+                    }],
+                    ..Followups::default()
+                },
+            },
+            None => LineFailure {
+                status: LineStatus::Failed,
+                followups: Followups::default().email(
+                    EmailKind::DeliveryFailed,
+                    Recipient::Owners,
+                    format!("delivery_failed:{}:{line_no}", self.id),
+                ),
+            },
+        })
+    }
+
+    /// The customer is reminded of an unpaid order, once.
+    pub fn remind(&self) -> Result<Followups, Refused> {
+        self.waiting_for_payment()?;
+        Ok(Followups::default().email(
+            EmailKind::UnpaidReminder,
+            Recipient::Customer,
+            format!("reminder:{}", self.id),
+        ))
+    }
+
+    /// An unpaid order is deleted, its personal data erased.
+    pub fn delete(&self) -> Result<Followups, Refused> {
+        self.waiting_for_payment()?;
+        Ok(Followups::default().event(EventKind::OrderDeleted, Subject::Order))
+    }
+
+    /// The customer gets the licenses delivered so far again.
+    pub fn resend_licenses(&self, now: DateTime<Utc>) -> Result<Followups, Refused> {
+        if !self.lines.iter().any(|l| l.status == LineStatus::Delivered) {
+            return Err(Refused::NothingDelivered);
+        }
+        if !self.has_customer_email {
+            return Err(Refused::Erased);
+        }
+        Ok(Followups::default().email(
+            EmailKind::Licenses,
+            Recipient::Customer,
+            format!("licenses:{}:resend:{}", self.id, now.timestamp_millis()),
+        ))
+    }
+}
+
+/// Keys arrived: every line waiting for this pool is due now.
+pub fn restocked(waiting: &[i64]) -> Followups {
+    Followups {
+        deliver: waiting
+            .iter()
+            .map(|&line_no| Wake { line_no, at: None })
+            .collect(),
+        ..Followups::default()
+    }
+}
+
+/// After `taken` keys left a pool that now has `available`: when that crossed the
+/// pool's threshold, `license_pool.low_stock` and an email to the owners.
+pub fn low_stock(
+    pool: &LicensePoolId,
+    threshold: Option<i64>,
+    available: i64,
+    taken: i64,
+    now: DateTime<Utc>,
+) -> Followups {
+    match threshold {
+        Some(threshold) if available <= threshold && available + taken > threshold => {
+            Followups::default()
+                .event(
+                    EventKind::LicensePoolLowStock,
+                    Subject::Pool {
+                        id: pool.clone(),
+                        available,
+                        threshold,
+                    },
+                )
+                .email(
+                    EmailKind::PoolLow,
+                    Recipient::Owners,
+                    format!("pool_low:{pool}:{}", now.timestamp_millis()),
+                )
+        }
+        _ => Followups::default(),
+    }
+}
+
+/// A webhook endpoint was disabled: the owners are told.
+pub fn endpoint_disabled(endpoint: &WebhookEndpointId, now: DateTime<Utc>) -> Followups {
+    Followups::default().email(
+        EmailKind::EndpointDisabled,
+        Recipient::Owners,
+        format!("endpoint_disabled:{endpoint}:{}", now.timestamp_millis()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOTH: &[PaymentMethod] = &[PaymentMethod::TestCard, PaymentMethod::BankTransfer];
+
+    fn order(method: PaymentMethod, lines: &[LineStatus]) -> Order {
+        Order {
+            id: OrderId::generate(),
+            status: OrderStatus::NotPaid,
+            delivery_status: DeliveryStatus::NotDelivered,
+            payment_method: method,
+            currency: "USD".into(),
+            total: 1999,
+            has_customer_email: true,
+            reminded: false,
+            lines: lines
+                .iter()
+                .zip(1..)
+                .map(|(&status, line_no)| Line { line_no, status })
+                .collect(),
+        }
+    }
+
+    fn paid(mut o: Order) -> Order {
+        o.status = OrderStatus::Paid;
+        o
+    }
+
+    fn card(succeeded: bool) -> PaymentFacts {
+        PaymentFacts {
+            id: PaymentId::generate(),
+            method: PaymentMethod::TestCard,
+            amount: 1999,
+            currency: "USD".into(),
+            succeeded,
+        }
+    }
+
+    fn transfer() -> PaymentFacts {
+        PaymentFacts {
+            method: PaymentMethod::BankTransfer,
+            ..card(true)
+        }
+    }
+
+    fn kinds(f: &Followups) -> (Vec<EventKind>, Vec<EmailKind>) {
+        (
+            f.events.iter().map(|e| e.kind).collect(),
+            f.emails.iter().map(|e| e.kind).collect(),
+        )
+    }
+
+    #[test]
+    fn placing_records_the_order_and_sends_transfer_instructions() {
+        let id = OrderId::generate();
+        let by_card = placed(&id, PaymentMethod::TestCard);
+        assert_eq!(kinds(&by_card), (vec![EventKind::OrderCreated], vec![]));
+        let by_transfer = placed(&id, PaymentMethod::BankTransfer);
+        assert_eq!(
+            kinds(&by_transfer),
+            (
+                vec![EventKind::OrderCreated],
+                vec![EmailKind::PaymentInstructions]
+            )
+        );
+        assert_eq!(by_transfer.emails[0].key, format!("instructions:{id}"));
+    }
+
+    #[test]
+    fn a_payment_pays_the_order_and_makes_pending_lines_due() {
+        let o = order(
+            PaymentMethod::TestCard,
+            &[LineStatus::Pending, LineStatus::Pending],
+        );
+        let p = o.pay(&card(true), BOTH).unwrap();
+        assert!(p.order_paid && p.test_mode);
+        assert_eq!(p.status, PaymentStatus::Succeeded);
+        assert_eq!(
+            kinds(&p.followups),
+            (
+                vec![EventKind::PaymentSucceeded],
+                vec![EmailKind::PaymentSucceeded]
+            )
+        );
+        assert_eq!(
+            p.followups
+                .deliver
+                .iter()
+                .map(|w| w.line_no)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn a_declined_payment_is_recorded_and_pays_nothing() {
+        let o = order(PaymentMethod::TestCard, &[LineStatus::Pending]);
+        let facts = card(false);
+        let p = o.pay(&facts, BOTH).unwrap();
+        assert!(!p.order_paid);
+        assert_eq!(p.status, PaymentStatus::Failed);
+        assert!(p.followups.deliver.is_empty());
+        assert_eq!(
+            kinds(&p.followups),
+            (
+                vec![EventKind::PaymentFailed],
+                vec![EmailKind::PaymentFailed]
+            )
+        );
+        assert_eq!(p.followups.emails[0].key, format!("failed:{}", facts.id));
+    }
+
+    #[test]
+    fn a_paid_or_deleted_order_is_never_paid_again() {
+        for status in [
+            OrderStatus::Paid,
+            OrderStatus::Deleted,
+            OrderStatus::Refunded,
+        ] {
+            let mut o = order(PaymentMethod::TestCard, &[LineStatus::Pending]);
+            o.status = status;
+            assert_eq!(
+                o.pay(&card(true), BOTH),
+                Err(Refused::NotAwaitingPayment(status))
+            );
+            assert_eq!(
+                o.pay(&transfer(), BOTH),
+                Err(Refused::NotAwaitingPayment(status))
+            );
+        }
+    }
+
+    #[test]
+    fn the_sandbox_pays_only_orders_meant_for_it_in_stores_that_offer_it() {
+        // A bank transfer order, in a store that offers only bank transfer: the test
+        // card posted to its pay form is refused.
+        let o = order(PaymentMethod::BankTransfer, &[LineStatus::Pending]);
+        let transfer_only = &[PaymentMethod::BankTransfer];
+        assert_eq!(
+            o.pay(&card(true), transfer_only),
+            Err(Refused::MethodNotAllowed(PaymentMethod::TestCard))
+        );
+        // Nor when the store offers both but the order was placed for a transfer.
+        assert_eq!(
+            o.pay(&card(true), BOTH),
+            Err(Refused::MethodNotAllowed(PaymentMethod::TestCard))
+        );
+        // A card order in a store that no longer offers the card.
+        let o = order(PaymentMethod::TestCard, &[LineStatus::Pending]);
+        assert_eq!(
+            o.pay(&card(true), transfer_only),
+            Err(Refused::MethodNotAllowed(PaymentMethod::TestCard))
+        );
+        // Money received by transfer is recorded for a card order in a store that
+        // offers transfers, and is not a sandbox payment.
+        let p = o.pay(&transfer(), BOTH).unwrap();
+        assert!(p.order_paid && !p.test_mode);
+        assert_eq!(
+            o.pay(&transfer(), &[PaymentMethod::TestCard]),
+            Err(Refused::MethodNotAllowed(PaymentMethod::BankTransfer))
+        );
+    }
+
+    #[test]
+    fn a_payment_must_be_the_total_in_the_orders_currency() {
+        let o = order(PaymentMethod::BankTransfer, &[LineStatus::Pending]);
+        let short = PaymentFacts {
+            amount: 1998,
+            ..transfer()
+        };
+        assert_eq!(o.pay(&short, BOTH), Err(Refused::WrongAmount(1999)));
+        let euros = PaymentFacts {
+            currency: "EUR".into(),
+            ..transfer()
+        };
+        assert_eq!(
+            o.pay(&euros, BOTH),
+            Err(Refused::WrongCurrency("USD".into()))
+        );
+        let lower = PaymentFacts {
+            currency: "usd".into(),
+            ..transfer()
+        };
+        assert!(o.pay(&lower, BOTH).is_ok());
+    }
+
+    #[test]
+    fn switching_method_only_while_unpaid_and_to_an_offered_method() {
+        let o = order(PaymentMethod::TestCard, &[LineStatus::Pending]);
+        let f = o.switch_method(PaymentMethod::BankTransfer, BOTH).unwrap();
+        assert_eq!(kinds(&f), (vec![], vec![EmailKind::PaymentInstructions]));
+        assert_eq!(
+            o.switch_method(PaymentMethod::BankTransfer, &[PaymentMethod::TestCard]),
+            Err(Refused::MethodNotAllowed(PaymentMethod::BankTransfer))
+        );
+        let done = paid(o);
+        assert_eq!(
+            done.switch_method(PaymentMethod::BankTransfer, BOTH),
+            Err(Refused::NotAwaitingPayment(OrderStatus::Paid))
+        );
+    }
+
+    #[test]
+    fn unpaid_lines_are_never_delivered() {
+        let o = order(PaymentMethod::TestCard, &[LineStatus::Pending]);
+        assert_eq!(o.deliver(1), Err(Refused::NotPaid));
+        assert_eq!(o.wait_for_stock(1), Err(Refused::NotPaid));
+        assert_eq!(o.delivery_failed(1, None), Err(Refused::NotPaid));
+    }
+
+    #[test]
+    fn a_line_is_delivered_once_and_the_last_one_delivers_the_order() {
+        let o = paid(order(
+            PaymentMethod::TestCard,
+            &[
+                LineStatus::Delivered,
+                LineStatus::Pending,
+                LineStatus::WaitingStock,
+            ],
+        ));
+        assert_eq!(o.deliver(1), Err(Refused::AlreadyDelivered));
+        assert_eq!(o.deliver(9), Err(Refused::NoSuchLine(9)));
+        let second = o.deliver(2).unwrap();
+        assert!(!second.order_delivered);
+        assert_eq!(
+            kinds(&second.followups),
+            (vec![EventKind::ProductDelivered], vec![EmailKind::Licenses])
+        );
+        let mut o = o;
+        o.lines[1].status = LineStatus::Delivered;
+        let last = o.deliver(3).unwrap();
+        assert!(last.order_delivered);
+        assert_eq!(
+            kinds(&last.followups).0,
+            [EventKind::ProductDelivered, EventKind::OrderDelivered]
+        );
+    }
+
+    #[test]
+    fn owners_hear_once_that_a_line_waits_for_stock() {
+        let o = paid(order(
+            PaymentMethod::TestCard,
+            &[LineStatus::Pending, LineStatus::WaitingStock],
+        ));
+        assert_eq!(
+            kinds(&o.wait_for_stock(1).unwrap()).1,
+            [EmailKind::PoolEmpty]
+        );
+        assert_eq!(o.wait_for_stock(2).unwrap(), Followups::default());
+    }
+
+    #[test]
+    fn failed_deliveries_are_retried_then_given_up_with_the_owners_told() {
+        let o = paid(order(PaymentMethod::TestCard, &[LineStatus::Pending]));
+        let at = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let retry = o.delivery_failed(1, Some(at)).unwrap();
+        assert_eq!(retry.status, LineStatus::Pending);
+        assert_eq!(
+            retry.followups.deliver,
+            [Wake {
+                line_no: 1,
+                at: Some(at)
+            }]
+        );
+        assert!(retry.followups.emails.is_empty());
+        let given_up = o.delivery_failed(1, None).unwrap();
+        assert_eq!(given_up.status, LineStatus::Failed);
+        assert_eq!(kinds(&given_up.followups).1, [EmailKind::DeliveryFailed]);
+    }
+
+    #[test]
+    fn only_unpaid_orders_are_reminded_and_deleted() {
+        let o = order(PaymentMethod::BankTransfer, &[LineStatus::Pending]);
+        assert_eq!(kinds(&o.remind().unwrap()).1, [EmailKind::UnpaidReminder]);
+        assert_eq!(kinds(&o.delete().unwrap()).0, [EventKind::OrderDeleted]);
+        let o = paid(o);
+        assert!(o.remind().is_err());
+        assert_eq!(
+            o.delete(),
+            Err(Refused::NotAwaitingPayment(OrderStatus::Paid))
+        );
+    }
+
+    #[test]
+    fn licenses_are_resent_only_when_some_were_delivered_to_a_known_customer() {
+        let now = Utc::now();
+        let mut o = paid(order(PaymentMethod::TestCard, &[LineStatus::Pending]));
+        assert_eq!(o.resend_licenses(now), Err(Refused::NothingDelivered));
+        o.lines[0].status = LineStatus::Delivered;
+        assert_eq!(
+            kinds(&o.resend_licenses(now).unwrap()).1,
+            [EmailKind::Licenses]
+        );
+        o.has_customer_email = false;
+        assert_eq!(o.resend_licenses(now), Err(Refused::Erased));
+    }
+
+    #[test]
+    fn low_stock_is_reported_when_the_threshold_is_crossed() {
+        let pool = LicensePoolId::generate();
+        let now = Utc::now();
+        // 12 → 10 with a threshold of 10: crossed.
+        assert_eq!(
+            kinds(&low_stock(&pool, Some(10), 10, 2, now)),
+            (
+                vec![EventKind::LicensePoolLowStock],
+                vec![EmailKind::PoolLow]
+            )
+        );
+        // Already below before: told once, not again.
+        assert_eq!(low_stock(&pool, Some(10), 8, 1, now), Followups::default());
+        assert_eq!(low_stock(&pool, None, 0, 5, now), Followups::default());
+        assert_eq!(low_stock(&pool, Some(10), 11, 1, now), Followups::default());
+    }
+
+    #[test]
+    fn restocked_lines_are_due_now() {
+        assert_eq!(
+            restocked(&[2, 5]).deliver,
+            [
+                Wake {
+                    line_no: 2,
+                    at: None
+                },
+                Wake {
+                    line_no: 5,
+                    at: None
+                }
+            ]
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! The order as merchants see it, in the API and in every event's `data`: read here,
+//! with its lines, payments and consents, in a fixed number of queries.
+
+use kassa_domain::ids::{OrderId, TenantId};
+use kassa_domain::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod, PaymentStatus};
+use kassa_domain::workflow;
+use serde::Serialize;
+use sqlx::AssertSqlSafe;
+
+use crate::catalog::{HasId, list_page};
+use crate::error::corrupt;
+use crate::time::{rfc3339, serialize_millis};
+use crate::{Page, PageRequest, Store, StoreError, Tx};
+
+/// An accepted consent, with the evidence Kassa keeps of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Consent {
+    /// `terms` or `personal_data`.
+    pub kind: String,
+    /// Which text was accepted (a version name or a hash of the text).
+    pub text_version: String,
+    /// Milliseconds since the epoch; RFC 3339 in JSON, as in the API.
+    #[serde(serialize_with = "serialize_millis")]
+    pub accepted_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Customer {
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderLineRecord {
+    pub line_no: i64,
+    pub product_id: String,
+    pub name: String,
+    pub quantity: i64,
+    pub unit_amount: i64,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub total: i64,
+    pub delivery_status: LineStatus,
+    pub licenses: Vec<String>,
+    /// Why the last delivery attempt did not work, while it is not delivered.
+    pub delivery_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentRecord {
+    pub id: String,
+    pub method: PaymentMethod,
+    pub status: PaymentStatus,
+    pub amount: i64,
+    pub currency: String,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub reference: Option<String>,
+    pub created_at: String,
+}
+
+/// An order as merchants see it in the API and in webhook payloads.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderRecord {
+    pub id: String,
+    pub number: i64,
+    pub status: OrderStatus,
+    pub delivery_status: DeliveryStatus,
+    pub currency: String,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub customer: Customer,
+    pub lines: Vec<OrderLineRecord>,
+    pub payments: Vec<PaymentRecord>,
+    pub consents: Vec<Consent>,
+    pub payment_method: PaymentMethod,
+    pub payment_reference: String,
+    pub coupon_code: Option<String>,
+    pub custom: serde_json::Value,
+    pub test_mode: bool,
+    pub locale: String,
+    pub return_url: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub paid_at: Option<String>,
+    /// The capability for the customer's pages; not part of the merchant's view.
+    #[serde(skip)]
+    pub token: String,
+}
+
+impl OrderRecord {
+    /// The order's states, for the workflow to check a command before it is run (it is
+    /// checked again, on the stored row, when it is written).
+    pub fn state(&self) -> Result<workflow::Order, StoreError> {
+        Ok(workflow::Order {
+            id: OrderId::parse(&self.id).map_err(corrupt)?,
+            status: self.status,
+            delivery_status: self.delivery_status,
+            payment_method: self.payment_method,
+            currency: self.currency.clone(),
+            total: self.total,
+            has_customer_email: self.customer.email.is_some(),
+            reminded: false,
+            lines: self
+                .lines
+                .iter()
+                .map(|l| workflow::Line {
+                    line_no: l.line_no,
+                    status: l.delivery_status,
+                })
+                .collect(),
+        })
+    }
+}
+
+impl HasId for OrderRecord {
+    fn id_str(&self) -> &str {
+        &self.id
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: String,
+    number: i64,
+    token: String,
+    status: String,
+    delivery_status: String,
+    currency: String,
+    subtotal: i64,
+    discount: i64,
+    tax: i64,
+    total: i64,
+    email: Option<String>,
+    name: Option<String>,
+    locale: String,
+    payment_method: String,
+    payment_reference: String,
+    coupon_code: Option<String>,
+    custom: String,
+    test_mode: i64,
+    return_url: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    paid_at: Option<i64>,
+}
+
+impl TryFrom<OrderRow> for OrderRecord {
+    type Error = StoreError;
+    fn try_from(r: OrderRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.id,
+            number: r.number,
+            token: r.token,
+            status: OrderStatus::from_name(&r.status).ok_or_else(|| corrupt("order status"))?,
+            delivery_status: DeliveryStatus::from_name(&r.delivery_status)
+                .ok_or_else(|| corrupt("delivery status"))?,
+            currency: r.currency,
+            subtotal: r.subtotal,
+            discount: r.discount,
+            tax: r.tax,
+            total: r.total,
+            customer: Customer {
+                email: r.email,
+                name: r.name,
+            },
+            lines: Vec::new(),
+            payments: Vec::new(),
+            consents: Vec::new(),
+            payment_method: PaymentMethod::from_name(&r.payment_method)
+                .ok_or_else(|| corrupt("payment method"))?,
+            payment_reference: r.payment_reference,
+            coupon_code: r.coupon_code,
+            custom: serde_json::from_str(&r.custom).map_err(corrupt)?,
+            test_mode: r.test_mode != 0,
+            locale: r.locale,
+            return_url: r.return_url,
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+            paid_at: r.paid_at.map(rfc3339),
+        })
+    }
+}
+
+const ORDER_COLUMNS: &str = "id, number, token, status, delivery_status, currency, subtotal, \
+    discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code, \
+    custom, test_mode, return_url, created_at, updated_at, paid_at";
+
+impl Store {
+    pub async fn order(&self, tenant: &TenantId, id: &str) -> Result<OrderRecord, StoreError> {
+        let mut conn = self.pool.begin().await?;
+        let order = load_order(&mut conn, tenant, id).await?;
+        conn.commit().await?;
+        Ok(order)
+    }
+
+    /// The order a customer's token opens.
+    pub async fn order_by_token(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+    ) -> Result<OrderRecord, StoreError> {
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT id FROM orders WHERE tenant_id = $1 AND token = $2")
+                .bind(tenant.as_str())
+                .bind(token)
+                .fetch_optional(&self.pool)
+                .await?;
+        self.order(tenant, &id.ok_or(StoreError::NotFound)?).await
+    }
+
+    /// Orders newest first, optionally only those with `status`.
+    pub async fn list_orders(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<OrderRecord>, StoreError> {
+        let page =
+            list_page::<OrderRow, OrderRecord>(self, ORDER_COLUMNS, "orders", tenant, page).await?;
+        let mut data = Vec::with_capacity(page.data.len());
+        for o in page.data {
+            data.push(self.order(tenant, &o.id).await?);
+        }
+        Ok(Page {
+            data,
+            next_cursor: page.next_cursor,
+        })
+    }
+}
+
+/// Reads an order with its lines, payments and consents.
+pub(crate) async fn load_order(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<OrderRecord, StoreError> {
+    let row: Option<OrderRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND id = $2"
+    )))
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let mut order = OrderRecord::try_from(row.ok_or(StoreError::NotFound)?)?;
+    #[derive(sqlx::FromRow)]
+    struct LineRow {
+        line_no: i64,
+        product_id: String,
+        name: String,
+        quantity: i64,
+        unit_amount: i64,
+        subtotal: i64,
+        discount: i64,
+        total: i64,
+        delivery_status: String,
+        licenses: String,
+        delivery_error: Option<String>,
+    }
+    let lines: Vec<LineRow> = sqlx::query_as(
+        "SELECT line_no, product_id, name, quantity, unit_amount, subtotal, discount, total,
+         delivery_status, licenses, delivery_error FROM order_lines WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for l in lines {
+        order.lines.push(OrderLineRecord {
+            line_no: l.line_no,
+            product_id: l.product_id,
+            name: l.name,
+            quantity: l.quantity,
+            unit_amount: l.unit_amount,
+            subtotal: l.subtotal,
+            discount: l.discount,
+            total: l.total,
+            delivery_status: LineStatus::from_name(&l.delivery_status)
+                .ok_or_else(|| corrupt("line status"))?,
+            licenses: serde_json::from_str(&l.licenses).map_err(corrupt)?,
+            delivery_error: l.delivery_error,
+        });
+    }
+    #[derive(sqlx::FromRow)]
+    struct PaymentRow {
+        id: String,
+        method: String,
+        status: String,
+        amount: i64,
+        currency: String,
+        failure_code: Option<String>,
+        failure_message: Option<String>,
+        card_brand: Option<String>,
+        card_last4: Option<String>,
+        reference: Option<String>,
+        created_at: i64,
+    }
+    let payments: Vec<PaymentRow> = sqlx::query_as(
+        "SELECT id, method, status, amount, currency, failure_code, failure_message, card_brand,
+         card_last4, reference, created_at FROM payments WHERE tenant_id = $1 AND order_id = $2 ORDER BY id",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    order.payments = payments
+        .into_iter()
+        .map(|p| {
+            Ok(PaymentRecord {
+                id: p.id,
+                method: PaymentMethod::from_name(&p.method)
+                    .ok_or_else(|| corrupt("payment method"))?,
+                status: PaymentStatus::from_name(&p.status)
+                    .ok_or_else(|| corrupt("payment status"))?,
+                amount: p.amount,
+                currency: p.currency,
+                failure_code: p.failure_code,
+                failure_message: p.failure_message,
+                card_brand: p.card_brand,
+                card_last4: p.card_last4,
+                reference: p.reference,
+                created_at: rfc3339(p.created_at),
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    #[derive(sqlx::FromRow)]
+    struct ConsentRow {
+        kind: String,
+        text_version: String,
+        accepted_at: i64,
+        ip: Option<String>,
+        user_agent: Option<String>,
+    }
+    let consents: Vec<ConsentRow> = sqlx::query_as(
+        "SELECT kind, text_version, accepted_at, ip, user_agent FROM order_consents
+         WHERE tenant_id = $1 AND order_id = $2 ORDER BY kind",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    order.consents = consents
+        .into_iter()
+        .map(|c| Consent {
+            kind: c.kind,
+            text_version: c.text_version,
+            accepted_at: c.accepted_at,
+            ip: c.ip,
+            user_agent: c.user_agent,
+        })
+        .collect();
+    Ok(order)
+}

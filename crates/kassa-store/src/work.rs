@@ -1,0 +1,241 @@
+//! Writing the order workflow: a [`Work`] is the one write transaction of one command.
+//!
+//! The use case (`kassa-orders`) reads the order's states through it (held against
+//! concurrent changes until the commit), asks the domain what happens, writes the change
+//! with `Work`'s methods (in `orders.rs`, `fulfillment.rs`, `pools.rs`, `unpaid.rs`),
+//! then what must follow with [`Work::follow`], and commits. Nothing here decides: which
+//! events, emails and deliveries follow comes from `kassa_domain::workflow`.
+
+use kassa_domain::email::Recipient;
+use kassa_domain::ids::{OrderId, TenantId};
+use kassa_domain::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod};
+use kassa_domain::workflow::{self, Followups, Subject};
+
+use crate::emails::{email_owners, queue_email};
+use crate::error::corrupt;
+use crate::events::insert_event;
+use crate::jobs::{DeliverLine, enqueue};
+use crate::view::{OrderRecord, load_order};
+use crate::{Backend, Store, StoreError, Timestamp, Tx};
+
+/// One command's write transaction, for one store.
+pub struct Work {
+    pub(crate) tx: Tx,
+    pub(crate) tenant: TenantId,
+    pub(crate) backend: Backend,
+    /// The transaction's time, the same on every row it writes.
+    pub(crate) now: Timestamp,
+}
+
+impl Store {
+    /// Begins a command's write transaction in `tenant`.
+    pub async fn work(&self, tenant: &TenantId) -> Result<Work, StoreError> {
+        Ok(Work {
+            tx: self.begin_write().await?,
+            tenant: tenant.clone(),
+            backend: self.backend,
+            now: Timestamp::now(),
+        })
+    }
+}
+
+impl Work {
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The transaction's time.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// An order's states, for the workflow to decide on. On PostgreSQL the order's row
+    /// is locked until the commit, so two commands on one order run one after the
+    /// other (SQLite's write transaction already holds the one write lock).
+    pub async fn order(&mut self, id: &str) -> Result<workflow::Order, StoreError> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let row: Option<OrderStateRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT status, delivery_status, payment_method, currency, total, email, reminded_at
+                 FROM orders WHERE tenant_id = $1 AND id = $2{lock}"
+        )))
+        .bind(self.tenant.as_str())
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let (status, delivery, method, currency, total, email, reminded_at) =
+            row.ok_or(StoreError::NotFound)?;
+        let lines: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT line_no, delivery_status FROM order_lines
+             WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
+        )
+        .bind(self.tenant.as_str())
+        .bind(id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(workflow::Order {
+            id: OrderId::parse(id).map_err(corrupt)?,
+            status: named(OrderStatus::from_name(&status), "order status")?,
+            delivery_status: named(DeliveryStatus::from_name(&delivery), "delivery status")?,
+            payment_method: named(PaymentMethod::from_name(&method), "payment method")?,
+            currency,
+            total,
+            has_customer_email: email.is_some(),
+            reminded: reminded_at.is_some(),
+            lines: lines
+                .into_iter()
+                .map(|(line_no, status)| {
+                    Ok(workflow::Line {
+                        line_no,
+                        status: named(LineStatus::from_name(&status), "line status")?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
+
+    /// An order as merchants see it, as this transaction has written it so far.
+    pub async fn view(&mut self, id: &str) -> Result<OrderRecord, StoreError> {
+        load_order(&mut self.tx, &self.tenant, id).await
+    }
+
+    /// Writes what follows a transition of the order `order` (`None` for a store-wide
+    /// one): its events with their deliveries, its emails, and the deliveries of the
+    /// lines it makes due, each with its job.
+    pub async fn follow(
+        &mut self,
+        order: Option<&str>,
+        followups: &Followups,
+    ) -> Result<(), StoreError> {
+        let about_order = followups
+            .events
+            .iter()
+            .any(|e| !matches!(e.subject, Subject::Pool { .. }))
+            || followups.emails.iter().any(|e| e.to == Recipient::Customer);
+        let view = match (order, about_order) {
+            (Some(id), true) => Some(self.view(id).await?),
+            _ => None,
+        };
+        let tenant = self.tenant.clone();
+        for event in &followups.events {
+            let (order_id, data) = match (&event.subject, &view) {
+                (
+                    Subject::Pool {
+                        id,
+                        available,
+                        threshold,
+                    },
+                    _,
+                ) => {
+                    let name: String = sqlx::query_scalar(
+                        "SELECT name FROM license_pools WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                    let pool = serde_json::json!({
+                        "id": id, "name": name, "available": available, "low_stock_threshold": threshold,
+                    });
+                    (None, serde_json::json!({ "license_pool": pool }))
+                }
+                (Subject::Order, Some(o)) => {
+                    (Some(o.id.as_str()), serde_json::json!({ "order": o }))
+                }
+                (Subject::Payment(p), Some(o)) => {
+                    let payment = o.payments.iter().find(|x| x.id == p.as_str());
+                    (
+                        Some(o.id.as_str()),
+                        serde_json::json!({ "order": o, "payment": payment }),
+                    )
+                }
+                (Subject::Line(n), Some(o)) => {
+                    let line = o.lines.iter().find(|l| l.line_no == *n);
+                    (
+                        Some(o.id.as_str()),
+                        serde_json::json!({ "order": o, "line": line }),
+                    )
+                }
+                (_, None) => return Err(corrupt("an order event without its order")),
+            };
+            insert_event(&mut self.tx, &tenant, event.kind.as_str(), order_id, data).await?;
+        }
+        for email in &followups.emails {
+            match email.to {
+                Recipient::Owners => {
+                    email_owners(
+                        &mut self.tx,
+                        &tenant,
+                        email.kind.as_str(),
+                        order,
+                        &email.key,
+                    )
+                    .await?
+                }
+                Recipient::Customer => {
+                    // Nobody to write to once the customer's data was erased.
+                    let Some(o) = &view else { continue };
+                    let Some(to) = &o.customer.email else {
+                        continue;
+                    };
+                    queue_email(
+                        &mut self.tx,
+                        &tenant,
+                        email.kind.as_str(),
+                        Some(&o.id),
+                        &email.key,
+                        to,
+                        &o.locale,
+                    )
+                    .await?;
+                }
+            }
+        }
+        if let (Some(order), false) = (order, followups.deliver.is_empty()) {
+            for wake in &followups.deliver {
+                let at = wake.at.map_or(self.now, Timestamp::from).millis();
+                sqlx::query(
+                    "UPDATE order_lines SET next_delivery_at = $4
+                     WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+                )
+                .bind(tenant.as_str())
+                .bind(order)
+                .bind(wake.line_no)
+                .bind(at)
+                .execute(&mut *self.tx)
+                .await?;
+                let job = DeliverLine {
+                    tenant_id: tenant.clone(),
+                    order_id: order.to_owned(),
+                    line_no: wake.line_no,
+                };
+                enqueue(&mut self.tx, &job, at).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An order's states as stored: status, delivery status, payment method, currency,
+/// total, email, reminded at.
+type OrderStateRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
+/// A stored name read back as its enum; anything else is a corrupt row.
+fn named<T>(value: Option<T>, what: &str) -> Result<T, StoreError> {
+    value.ok_or_else(|| corrupt(format!("unknown {what}")))
+}
