@@ -1,5 +1,5 @@
 //! `/orders`: orders placed on the checkout pages or by the merchant's own checkout
-//! through this API (same rules, through `kassa-checkout`), their payments and events.
+//! through this API (same rules, through `kassa-orders`), their payments and events.
 
 use std::collections::BTreeMap;
 

@@ -24,3 +24,16 @@ pub enum Recipient {
     /// Each of the store's owners, in English.
     Owners,
 }
+
+impl EmailKind {
+    /// Written to the store's owners (in English), not to a customer.
+    pub fn to_merchant(self) -> bool {
+        matches!(
+            self,
+            EmailKind::EndpointDisabled
+                | EmailKind::PoolEmpty
+                | EmailKind::DeliveryFailed
+                | EmailKind::PoolLow
+        )
+    }
+}

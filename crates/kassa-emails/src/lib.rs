@@ -9,7 +9,7 @@ mod templates;
 mod texts;
 mod view;
 
-pub use render::{EMAIL_KINDS, RenderError, RenderedEmail, render};
+pub use render::{RenderError, RenderedEmail, render};
 pub use templates::environment;
 pub use texts::{Texts, default_locale, supported, texts};
 pub use view::{Brand, OrderView, brand, method_label, money, order_view};

@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+use kassa_domain::email::EmailKind;
 use kassa_domain::ids::TenantId;
 use kassa_domain::order::LineStatus;
 use kassa_domain::tenant::TenantSettings;
@@ -46,19 +47,6 @@ static EMAILS: LazyLock<Environment<'static>> = LazyLock::new(|| {
     ])
 });
 
-/// Every kind of email Kassa queues; each has a `.txt` and an `.html` template.
-pub const EMAIL_KINDS: &[&str] = &[
-    "payment_instructions",
-    "payment_succeeded",
-    "payment_failed",
-    "unpaid_reminder",
-    "endpoint_disabled",
-    "licenses",
-    "pool_empty",
-    "delivery_failed",
-    "pool_low",
-];
-
 /// A rendered email, with who it is from.
 #[derive(Debug, Clone)]
 pub struct RenderedEmail {
@@ -93,7 +81,9 @@ pub async fn render(
         TenantId::parse(&email.tenant_id).map_err(|e| RenderError::Gone(e.to_string()))?;
     let tenant = store.tenant(&tenant_id).await?;
     let settings = TenantSettings::from_json(&tenant.settings);
-    if email.kind == "endpoint_disabled" {
+    let kind = EmailKind::from_name(&email.kind)
+        .ok_or_else(|| RenderError::Gone(format!("no email is called {}", email.kind)))?;
+    if kind == EmailKind::EndpointDisabled {
         return render_endpoint_disabled(store, public_url, email, tenant, settings).await;
     }
     let order_id = email
@@ -105,11 +95,7 @@ pub async fn render(
         Err(StoreError::NotFound) => return Err(RenderError::Gone("the order is gone".into())),
         Err(e) => return Err(e.into()),
     };
-    let to_merchant = matches!(
-        email.kind.as_str(),
-        "pool_empty" | "delivery_failed" | "pool_low"
-    );
-    if order.customer.email.is_none() && !to_merchant {
+    if order.customer.email.is_none() && !kind.to_merchant() {
         return Err(RenderError::Gone("the customer's data was erased".into()));
     }
     let t = texts(&email.locale);
@@ -227,7 +213,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_both_templates() {
-        for kind in EMAIL_KINDS {
+        for kind in EmailKind::ALL {
             for ext in ["txt", "html"] {
                 assert!(
                     EMAILS.get_template(&format!("{kind}.{ext}")).is_ok(),

@@ -3,7 +3,7 @@
 //! Pages are rendered on the server from `web/templates` with the texts and branding
 //! of `kassa-emails` (they work with JavaScript off). Every form carries a CSRF token
 //! (a double-submit cookie); every error is shown next to its field with what was
-//! typed kept. Business rules are in `kassa-checkout`; this crate only speaks HTTP.
+//! typed kept. Business rules are in `kassa-orders`; this crate only speaks HTTP.
 
 mod buy;
 mod checkout;
