@@ -1,7 +1,7 @@
 //! Runs Kassa's background work: one file per job, and the apalis runner that starts them.
 //!
 //! The jobs deliver webhooks, send emails, deliver licenses, remind and delete unpaid
-//! orders, and clean up.
+//! orders, clean up, and start again the jobs whose every attempt failed.
 //!
 //! Each job (see `kassa_store::jobs`) is written by the transaction of the change that
 //! causes it and wakes a worker for one row of Kassa's tables; the handler loads the
@@ -17,6 +17,7 @@
 mod clean_up;
 mod deliver_line;
 mod deliver_webhook;
+mod revive_jobs;
 mod runner;
 mod send_email;
 mod sweep_unpaid;

@@ -9,7 +9,7 @@ use apalis_cron::CronScheduler;
 use kassa_store::{DeliverLine, DeliverWebhook, Job, JobPool, SendEmail};
 
 use crate::workers::{Error, Workers};
-use crate::{clean_up, deliver_line, deliver_webhook, send_email, sweep_unpaid};
+use crate::{clean_up, deliver_line, deliver_webhook, revive_jobs, send_email, sweep_unpaid};
 
 /// The three queues' workers on a monitor; `$backend::<Job>(pool, heartbeat)` makes
 /// a factory of the queue's backend (a restarted worker gets a new one). A macro,
@@ -124,6 +124,9 @@ const CLEAN_UP_SCHEDULE: &str = "0 */10 * * * *";
 /// When unpaid orders are looked at: every second.
 const UNPAID_SWEEP_SCHEDULE: &str = "* * * * * *";
 
+/// Dead jobs are looked for every minute.
+const REVIVE_SCHEDULE: &str = "30 * * * * *";
+
 impl Workers {
     /// Runs until `shutdown` resolves; jobs in flight are finished first.
     pub async fn run(
@@ -164,6 +167,14 @@ impl Workers {
                 .backend(clean())
                 .data(me.clone())
                 .build(clean_up::run)
+        });
+        let revive = every(REVIVE_SCHEDULE);
+        let (me, name) = (self.clone(), node.clone());
+        let monitor = monitor.register(move |restarts| {
+            WorkerBuilder::new(format!("{name}-revive-jobs-{restarts}"))
+                .backend(revive())
+                .data(me.clone())
+                .build(revive_jobs::run)
         });
         tracing::info!(node = %node, "workers started");
         monitor

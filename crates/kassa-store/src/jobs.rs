@@ -160,6 +160,37 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Starts again the jobs whose every attempt failed (a handler fails only on a
+    /// database error: the database was down, say) and that have been dead for `after`.
+    /// A handler reads its row's state first, so a job revived for work done meanwhile
+    /// does nothing. Returns how many were revived.
+    pub async fn revive_dead_jobs(&self, after: Duration) -> Result<u64, StoreError> {
+        let secs = i64::try_from(after.as_secs()).unwrap_or(i64::MAX);
+        let revived = match self.backend {
+            // apalis keeps whole seconds on SQLite.
+            Backend::Sqlite => sqlx::query(
+                "UPDATE Jobs SET status = 'Pending', attempts = 0, run_at = strftime('%s', 'now'),
+                 lock_by = NULL, lock_at = NULL, done_at = NULL
+                 WHERE job_type LIKE 'kassa::%' AND (status = 'Killed'
+                 OR (status = 'Failed' AND attempts >= max_attempts))
+                 AND done_at <= strftime('%s', 'now') - $1",
+            ),
+            Backend::Postgres => sqlx::query(
+                "UPDATE apalis.jobs SET status = 'Pending', attempts = 0, run_at = now(),
+                 lock_by = NULL, lock_at = NULL, done_at = NULL
+                 WHERE job_type LIKE 'kassa::%' AND (status = 'Killed'
+                 OR (status = 'Failed' AND attempts >= max_attempts))
+                 AND done_at <= now() - $1 * interval '1 second'",
+            ),
+        }
+        .bind(secs)
+        .execute(&self.pool)
+        .await?;
+        Ok(revived.rows_affected())
+    }
+}
+
 /// apalis's migrations for the backend, tracked apart from Kassa's.
 pub(crate) fn apalis_migrations(backend: Backend) -> sqlx::migrate::Migrator {
     let mut migrator = match backend {

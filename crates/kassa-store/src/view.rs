@@ -223,10 +223,9 @@ impl Store {
     ) -> Result<Page<OrderRecord>, StoreError> {
         let page =
             list_page::<OrderRow, OrderRecord>(self, ORDER_COLUMNS, "orders", tenant, page).await?;
-        let mut data = Vec::with_capacity(page.data.len());
-        for o in page.data {
-            data.push(self.order(tenant, &o.id).await?);
-        }
+        let mut tx = self.pool.begin().await?;
+        let data = with_children(&mut tx, tenant, page.data).await?;
+        tx.commit().await?;
         Ok(Page {
             data,
             next_cursor: page.next_cursor,
@@ -247,9 +246,46 @@ pub(crate) async fn load_order(
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?;
-    let mut order = OrderRecord::try_from(row.ok_or(StoreError::NotFound)?)?;
+    let order = OrderRecord::try_from(row.ok_or(StoreError::NotFound)?)?;
+    with_children(tx, tenant, vec![order])
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)
+}
+
+/// `$from, $from+1, …`: `count` placeholders for an `IN (…)`.
+fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads the lines, payments and consents of `orders`: three queries, however many
+/// orders there are.
+async fn with_children(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    mut orders: Vec<OrderRecord>,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    if orders.is_empty() {
+        return Ok(orders);
+    }
+    let index: std::collections::HashMap<String, usize> = orders
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.id.clone(), i))
+        .collect();
+    let ids = placeholders(2, orders.len());
+    let at = |order_id: &str| {
+        index
+            .get(order_id)
+            .copied()
+            .ok_or_else(|| corrupt("a row of another order"))
+    };
     #[derive(sqlx::FromRow)]
     struct LineRow {
+        order_id: String,
         line_no: i64,
         product_id: String,
         name: String,
@@ -262,16 +298,19 @@ pub(crate) async fn load_order(
         licenses: String,
         delivery_error: Option<String>,
     }
-    let lines: Vec<LineRow> = sqlx::query_as(
-        "SELECT line_no, product_id, name, quantity, unit_amount, subtotal, discount, total,
-         delivery_status, licenses, delivery_error FROM order_lines WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_all(&mut **tx)
-    .await?;
+    let mut query = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT order_id, line_no, product_id, name, quantity, unit_amount, subtotal, discount, total,
+         delivery_status, licenses, delivery_error FROM order_lines
+         WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY order_id, line_no"
+    )))
+    .bind(tenant.as_str());
+    for o in &orders {
+        query = query.bind(o.id.clone());
+    }
+    let lines: Vec<LineRow> = query.fetch_all(&mut **tx).await?;
     for l in lines {
-        order.lines.push(OrderLineRecord {
+        let i = at(&l.order_id)?;
+        orders[i].lines.push(OrderLineRecord {
             line_no: l.line_no,
             product_id: l.product_id,
             name: l.name,
@@ -288,6 +327,7 @@ pub(crate) async fn load_order(
     }
     #[derive(sqlx::FromRow)]
     struct PaymentRow {
+        order_id: String,
         id: String,
         method: String,
         status: String,
@@ -300,59 +340,59 @@ pub(crate) async fn load_order(
         reference: Option<String>,
         created_at: i64,
     }
-    let payments: Vec<PaymentRow> = sqlx::query_as(
-        "SELECT id, method, status, amount, currency, failure_code, failure_message, card_brand,
-         card_last4, reference, created_at FROM payments WHERE tenant_id = $1 AND order_id = $2 ORDER BY id",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_all(&mut **tx)
-    .await?;
-    order.payments = payments
-        .into_iter()
-        .map(|p| {
-            Ok(PaymentRecord {
-                id: p.id,
-                method: PaymentMethod::from_name(&p.method)
-                    .ok_or_else(|| corrupt("payment method"))?,
-                status: PaymentStatus::from_name(&p.status)
-                    .ok_or_else(|| corrupt("payment status"))?,
-                amount: p.amount,
-                currency: p.currency,
-                failure_code: p.failure_code,
-                failure_message: p.failure_message,
-                card_brand: p.card_brand,
-                card_last4: p.card_last4,
-                reference: p.reference,
-                created_at: rfc3339(p.created_at),
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let mut query = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT order_id, id, method, status, amount, currency, failure_code, failure_message,
+         card_brand, card_last4, reference, created_at FROM payments
+         WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY id"
+    )))
+    .bind(tenant.as_str());
+    for o in &orders {
+        query = query.bind(o.id.clone());
+    }
+    let payments: Vec<PaymentRow> = query.fetch_all(&mut **tx).await?;
+    for p in payments {
+        let i = at(&p.order_id)?;
+        orders[i].payments.push(PaymentRecord {
+            id: p.id,
+            method: PaymentMethod::from_name(&p.method).ok_or_else(|| corrupt("payment method"))?,
+            status: PaymentStatus::from_name(&p.status).ok_or_else(|| corrupt("payment status"))?,
+            amount: p.amount,
+            currency: p.currency,
+            failure_code: p.failure_code,
+            failure_message: p.failure_message,
+            card_brand: p.card_brand,
+            card_last4: p.card_last4,
+            reference: p.reference,
+            created_at: rfc3339(p.created_at),
+        });
+    }
     #[derive(sqlx::FromRow)]
     struct ConsentRow {
+        order_id: String,
         kind: String,
         text_version: String,
         accepted_at: i64,
         ip: Option<String>,
         user_agent: Option<String>,
     }
-    let consents: Vec<ConsentRow> = sqlx::query_as(
-        "SELECT kind, text_version, accepted_at, ip, user_agent FROM order_consents
-         WHERE tenant_id = $1 AND order_id = $2 ORDER BY kind",
-    )
-    .bind(tenant.as_str())
-    .bind(id)
-    .fetch_all(&mut **tx)
-    .await?;
-    order.consents = consents
-        .into_iter()
-        .map(|c| Consent {
+    let mut query = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT order_id, kind, text_version, accepted_at, ip, user_agent FROM order_consents
+         WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY order_id, kind"
+    )))
+    .bind(tenant.as_str());
+    for o in &orders {
+        query = query.bind(o.id.clone());
+    }
+    let consents: Vec<ConsentRow> = query.fetch_all(&mut **tx).await?;
+    for c in consents {
+        let i = at(&c.order_id)?;
+        orders[i].consents.push(Consent {
             kind: c.kind,
             text_version: c.text_version,
             accepted_at: c.accepted_at,
             ip: c.ip,
             user_agent: c.user_agent,
-        })
-        .collect();
-    Ok(order)
+        });
+    }
+    Ok(orders)
 }

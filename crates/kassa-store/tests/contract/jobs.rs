@@ -10,7 +10,10 @@ use tokio::sync::mpsc;
 
 use crate::Fixture;
 
-on_both_backends!(apalis_runs_the_jobs_the_store_writes);
+on_both_backends!(
+    apalis_runs_the_jobs_the_store_writes,
+    jobs_whose_every_attempt_failed_are_revived,
+);
 
 type Got = mpsc::UnboundedSender<SendEmail>;
 
@@ -124,4 +127,58 @@ async fn apalis_runs_the_jobs_the_store_writes(backend: Backend) {
     raw.close().await;
     let done = fx.store.clean_up().await.unwrap();
     assert_eq!((done.jobs, done.job_workers), (1, 1));
+}
+
+/// A job that failed on every attempt (the database was down) is started again once it
+/// has been dead for a while, and not before.
+async fn jobs_whose_every_attempt_failed_are_revived(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (created, _) = fx.tenant("acme").await;
+    let raw = fx.raw().await;
+    sqlx::query(
+        "INSERT INTO emails (tenant_id, id, kind, dedupe_key, to_address, locale, status, attempts,
+         next_attempt_at, created_at) VALUES ($1, $2, 'licenses', 'k', 'c@example.com',
+         'en', 'kept', 1, 1000, 1000)",
+    )
+    .bind(created.tenant.id.as_str())
+    .bind(kassa_domain::ids::EmailId::generate().as_str())
+    .execute(&raw)
+    .await
+    .unwrap();
+    assert_eq!(fx.store.queue_kept_emails().await.unwrap(), 1);
+    let (died_now, died_long_ago) = match backend {
+        Backend::Sqlite => (
+            "UPDATE Jobs SET status = 'Failed', attempts = max_attempts, done_at = strftime('%s', 'now')",
+            "UPDATE Jobs SET done_at = 1000",
+        ),
+        Backend::Postgres => (
+            "UPDATE apalis.jobs SET status = 'Failed', attempts = max_attempts, done_at = now()",
+            "UPDATE apalis.jobs SET done_at = to_timestamp(1000)",
+        ),
+    };
+    sqlx::query(died_now).execute(&raw).await.unwrap();
+    assert_eq!(
+        fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(),
+        0,
+        "dead"
+    );
+    let minute = Duration::from_secs(60);
+    assert_eq!(
+        fx.store.revive_dead_jobs(minute).await.unwrap(),
+        0,
+        "not yet"
+    );
+    sqlx::query(died_long_ago).execute(&raw).await.unwrap();
+    raw.close().await;
+    assert_eq!(fx.store.revive_dead_jobs(minute).await.unwrap(), 1);
+    assert_eq!(
+        fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(),
+        1,
+        "runnable again"
+    );
+    assert_eq!(
+        fx.store.revive_dead_jobs(minute).await.unwrap(),
+        0,
+        "revived once"
+    );
 }
