@@ -8,7 +8,7 @@ use kassa_store::Store;
 use kassa_web::WebContext;
 use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::middleware::{CatchPanic, Tracing};
+use poem::middleware::CatchPanic;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 use tokio::io::AsyncReadExt;
 
@@ -26,9 +26,9 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
         .nest("/api", kassa_api::routes(ctx));
     kassa_web::mount(routes, web)
         .around(limit_body)
+        .around(crate::request_log::log_request)
         .catch_all_error(kassa_api::error::to_problem)
         .with(CatchPanic::new())
-        .with(Tracing)
 }
 
 #[handler]
