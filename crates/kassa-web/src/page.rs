@@ -153,6 +153,17 @@ pub fn not_found(tenant: Option<&TenantRecord>, lang: &str) -> Response {
     )
 }
 
+/// The page for a request whose body is over the server's limit.
+pub fn too_large(req: &Request) -> Response {
+    error_page(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        None,
+        pick_locale(None, req),
+        "too_large_title",
+        "too_large",
+    )
+}
+
 /// Logs a storage failure and answers with a plain 500 page.
 pub fn failure(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "page failed");
@@ -248,9 +259,10 @@ pub fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
-/// Parses a form body; an unreadable one reads as empty (and then fails CSRF).
+/// Parses a form body (its size is bounded by the server's one body limit); an
+/// unreadable one reads as empty (and then fails CSRF).
 pub async fn read_form(body: poem::Body) -> Vec<(String, String)> {
-    match body.into_bytes_limit(256 * 1024).await {
+    match body.into_bytes().await {
         Ok(bytes) => url::form_urlencoded::parse(&bytes).into_owned().collect(),
         Err(_) => Vec::new(),
     }
