@@ -32,8 +32,8 @@ pub struct Problem {
     pub status: u16,
     #[oai(skip_serializing_if_is_none)]
     pub detail: Option<String>,
-    /// The invalid fields, for `validation_error`.
-    #[oai(skip_serializing_if_is_empty)]
+    /// The invalid fields, for `validation_error`; empty for other problems. Always
+    /// present, so every problem has one shape.
     pub errors: Vec<FieldProblem>,
 }
 
@@ -51,17 +51,12 @@ impl Problem {
     /// The problem as a response with the right status and content type.
     pub fn into_http(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({
-            "type": self.kind,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-            "errors": self.errors.iter().map(|e| serde_json::json!({"field": e.field, "message": e.message})).collect::<Vec<_>>(),
-        });
+        // The same serialization as the typed responses, so the document holds.
+        let body = poem_openapi::types::ToJSON::to_json_string(&self);
         Response::builder()
             .status(status)
             .content_type(PROBLEM_JSON)
-            .body(body.to_string())
+            .body(body)
     }
 }
 

@@ -36,6 +36,7 @@ macro_rules! list_type {
         pub struct $name {
             pub data: Vec<$item>,
             /// Pass as `cursor` to get the next page; absent on the last page.
+            #[oai(skip_serializing_if_is_none)]
             pub next_cursor: Option<String>,
         }
 

@@ -11,5 +11,5 @@ mod view;
 
 pub use render::{RenderError, RenderedEmail, render};
 pub use templates::environment;
-pub use texts::{Texts, default_locale, supported, texts};
+pub use texts::{Texts, default_locale, language_of, texts};
 pub use view::{Brand, OrderView, brand, method_label, money, order_view};

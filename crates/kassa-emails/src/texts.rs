@@ -20,9 +20,14 @@ static LOCALES: LazyLock<Vec<(&'static str, Texts)>> = LazyLock::new(|| {
     .collect()
 });
 
-/// The language, when Kassa speaks it.
-pub fn supported(lang: &str) -> Option<&'static str> {
-    LOCALES.iter().map(|(l, _)| *l).find(|l| *l == lang)
+/// The language Kassa speaks for a language tag (`ru`, `ru-RU`, `EN_us`), if it
+/// speaks it. Any text is a fine input: it is compared, never cut by bytes.
+pub fn language_of(tag: &str) -> Option<&'static str> {
+    let primary = tag.trim().split(['-', '_']).next().unwrap_or_default();
+    LOCALES
+        .iter()
+        .map(|(l, _)| *l)
+        .find(|l| l.eq_ignore_ascii_case(primary))
 }
 
 /// The language spoken when no other is asked for or known.

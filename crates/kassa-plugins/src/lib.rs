@@ -176,27 +176,23 @@ impl Host for State {
                 "{host} is not on this plugin's list of allowed hosts"
             ));
         }
-        if !self.policy.allow_private_network {
-            let literal = match url.host() {
-                Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-                Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-                _ => None,
-            };
-            if literal.is_some_and(kassa_webhooks::is_forbidden_ip) {
-                return Err(format!("{host} is a private or reserved address"));
-            }
+        kassa_webhooks::NetworkPolicy {
+            allow_private: self.policy.allow_private_network,
         }
+        .check_url(&url)
+        .map_err(|blocked| format!("{host}: {blocked}"))?;
         let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| format!("{:?} is not an HTTP method", request.method))?;
         let mut builder = self.http.request(method, url);
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let mut response = builder
-            .body(request.body)
-            .send()
-            .await
-            .map_err(|e| format!("the request failed: {e}"))?;
+        let mut response = builder.body(request.body).send().await.map_err(|e| {
+            format!(
+                "the request failed: {}",
+                kassa_webhooks::explain(&e, limits::FETCH_TIMEOUT)
+            )
+        })?;
         let status = response.status().as_u16();
         let headers = response
             .headers()

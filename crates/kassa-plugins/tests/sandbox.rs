@@ -203,12 +203,22 @@ async fn http_fetch_reaches_only_allowed_public_hosts() {
         (
             "https://127.0.0.1/",
             vec!["127.0.0.1"],
-            "private or reserved",
+            "the address is not allowed",
         ),
         (
             "https://169.254.169.254/latest/meta-data/",
             vec!["169.254.169.254"],
-            "private or reserved",
+            "the address is not allowed",
+        ),
+        (
+            "https://[::127.0.0.1]/",
+            vec!["[::7f00:1]"],
+            "the address is not allowed",
+        ),
+        (
+            "https://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+            vec!["[64:ff9b::a9fe:a9fe]"],
+            "the address is not allowed",
         ),
         (
             "https://api.example.com/keys",
@@ -220,7 +230,11 @@ async fn http_fetch_reaches_only_allowed_public_hosts() {
             vec!["api.example.com"],
             "use https",
         ),
-        ("https://localhost/", vec!["localhost"], "request failed"),
+        (
+            "https://localhost/",
+            vec!["localhost"],
+            "the host could not be reached",
+        ),
     ] {
         let outcome = host
             .call(

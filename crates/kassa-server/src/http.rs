@@ -8,7 +8,7 @@ use kassa_store::Store;
 use kassa_web::WebContext;
 use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::middleware::{CatchPanic, Tracing};
+use poem::middleware::CatchPanic;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 use tokio::io::AsyncReadExt;
 
@@ -26,9 +26,9 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
         .nest("/api", kassa_api::routes(ctx));
     kassa_web::mount(routes, web)
         .around(limit_body)
+        .around(crate::request_log::log_request)
         .catch_all_error(kassa_api::error::to_problem)
         .with(CatchPanic::new())
-        .with(Tracing)
 }
 
 #[handler]
@@ -50,36 +50,56 @@ async fn readyz(store: poem::web::Data<&Store>) -> Response {
 /// Oversized bodies up to this size are read (and dropped) before the 413 is sent.
 const DRAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
 
-/// Refuses bodies over the limit by their length, and cuts off bodies that give
-/// none, so no request can make Kassa hold more than the limit in memory.
+/// The one rule for request bodies, whatever reads them afterwards (API payloads, key
+/// uploads, plugin uploads, page forms): a body over [`MAX_BODY_BYTES`] is refused
+/// with 413, whether it declares its length or comes in chunks, so nothing is ever
+/// cut short and stored. Handlers then read a body that is known to fit.
 async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let declared = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        // Read and drop a moderately oversized body, so the client is done sending
-        // and reliably reads the 413 instead of a broken pipe.
-        if declared.is_some_and(|len| len <= DRAIN_LIMIT_BYTES) {
-            let mut body = req
-                .take_body()
-                .into_async_read()
-                .take(DRAIN_LIMIT_BYTES as u64);
-            tokio::io::copy(&mut body, &mut tokio::io::sink())
+    let fits = match declared {
+        Some(len) => len <= MAX_BODY_BYTES,
+        None => {
+            let mut body = req.take_body().into_async_read();
+            let mut kept = Vec::new();
+            (&mut body)
+                .take(MAX_BODY_BYTES as u64 + 1)
+                .read_to_end(&mut kept)
                 .await
-                .ok();
+                .map_err(|e| poem::Error::from_string(e.to_string(), StatusCode::BAD_REQUEST))?;
+            let fits = kept.len() <= MAX_BODY_BYTES;
+            req.set_body(if fits {
+                Body::from(kept)
+            } else {
+                Body::from_async_read(body)
+            });
+            fits
         }
+    };
+    if fits {
+        return next.call(req).await.map(IntoResponse::into_response);
+    }
+    // Read and drop a moderately oversized body, so the client is done sending and
+    // reliably reads the 413 instead of a broken pipe.
+    if declared.is_none_or(|len| len <= DRAIN_LIMIT_BYTES) {
+        let mut rest = req
+            .take_body()
+            .into_async_read()
+            .take(DRAIN_LIMIT_BYTES as u64);
+        tokio::io::copy(&mut rest, &mut tokio::io::sink())
+            .await
+            .ok();
+    }
+    if req.uri().path().starts_with("/api/") {
         return Err(poem::Error::from_string(
             format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
             StatusCode::PAYLOAD_TOO_LARGE,
         ));
     }
-    if declared.is_none() {
-        let body = req.take_body().into_async_read();
-        req.set_body(Body::from_async_read(body.take(MAX_BODY_BYTES as u64)));
-    }
-    next.call(req).await.map(IntoResponse::into_response)
+    Ok(kassa_web::too_large(&req))
 }
 
 /// A bound, not yet running server.

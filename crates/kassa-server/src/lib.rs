@@ -5,6 +5,7 @@
 pub mod config;
 pub mod demo;
 mod http;
+mod request_log;
 
 pub use config::Config;
 pub use http::{Server, app};

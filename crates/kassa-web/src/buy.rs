@@ -177,8 +177,7 @@ pub async fn buy(
         cart.name = Some(name.chars().take(300).collect());
     }
     if let Some(locale) = param("locale") {
-        cart.locale = Some(lang.to_owned())
-            .filter(|_| page::supported(&locale.to_ascii_lowercase()).is_some());
+        cart.locale = page::language_of(&locale).map(str::to_owned);
     }
     if let Some(url) = param("return_url") {
         match parse_outgoing_url("return_url", &url) {

@@ -10,7 +10,7 @@ mod checkout;
 mod order;
 mod page;
 
-pub use page::WebContext;
+pub use page::{WebContext, too_large};
 use poem::{EndpointExt, Route, get, post};
 
 /// Adds the customer pages at the root of `route`: `/{tenant}/buy/{product}`,

@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use kassa_domain::tenant::TenantSettings;
-pub use kassa_emails::{Brand, Texts, brand, method_label, money, supported, texts};
+pub use kassa_emails::{Brand, Texts, brand, language_of, method_label, money, texts};
 use kassa_emails::{default_locale, environment};
 use kassa_store::{Store, StoreError, TenantRecord};
 use minijinja::Environment;
@@ -54,8 +54,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 
 /// Picks the language: an explicit choice, else the browser's `Accept-Language`.
 pub fn pick_locale(explicit: Option<&str>, req: &Request) -> &'static str {
-    if let Some(lang) = explicit.and_then(|l| supported(&l.to_ascii_lowercase()[..l.len().min(2)]))
-    {
+    if let Some(lang) = explicit.and_then(language_of) {
         return lang;
     }
     let accept = req
@@ -63,18 +62,10 @@ pub fn pick_locale(explicit: Option<&str>, req: &Request) -> &'static str {
         .get("accept-language")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    for part in accept.split(',') {
-        let tag = part.split(';').next().unwrap_or_default().trim();
-        let primary = tag
-            .split('-')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if let Some(lang) = supported(&primary) {
-            return lang;
-        }
-    }
-    default_locale()
+    accept
+        .split(',')
+        .find_map(|part| language_of(part.split(';').next().unwrap_or_default()))
+        .unwrap_or_else(default_locale)
 }
 
 /// A payment method as a choice on a page.
@@ -159,6 +150,17 @@ pub fn not_found(tenant: Option<&TenantRecord>, lang: &str) -> Response {
         lang,
         "not_found_title",
         "not_found",
+    )
+}
+
+/// The page for a request whose body is over the server's limit.
+pub fn too_large(req: &Request) -> Response {
+    error_page(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        None,
+        pick_locale(None, req),
+        "too_large_title",
+        "too_large",
     )
 }
 
@@ -257,9 +259,10 @@ pub fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
-/// Parses a form body; an unreadable one reads as empty (and then fails CSRF).
+/// Parses a form body (its size is bounded by the server's one body limit); an
+/// unreadable one reads as empty (and then fails CSRF).
 pub async fn read_form(body: poem::Body) -> Vec<(String, String)> {
-    match body.into_bytes_limit(256 * 1024).await {
+    match body.into_bytes().await {
         Ok(bytes) => url::form_urlencoded::parse(&bytes).into_owned().collect(),
         Err(_) => Vec::new(),
     }

@@ -8,7 +8,7 @@ mod schedule;
 mod sender;
 mod signature;
 
-pub use network::{NetworkPolicy, is_forbidden_ip};
+pub use network::{Blocked, NetworkPolicy, explain, is_forbidden_ip};
 pub use schedule::RetrySchedule;
 pub use sender::{Attempt, Sender, guarded_client};
 pub use signature::{sign, signature_header};

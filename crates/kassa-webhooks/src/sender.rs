@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::network::{NetworkPolicy, is_forbidden_ip, resolver};
+use crate::network::{NetworkPolicy, explain, resolver};
 use crate::signature::signature_header;
 
 /// How much of a response body is kept in the attempt log.
@@ -42,7 +42,7 @@ pub struct Sender {
 
 /// An HTTP client for requests on merchants' behalf: no redirects followed, and
 /// unless `policy` allows them, names that resolve to private or reserved addresses
-/// refused (IP literals must be checked by the caller with [`is_forbidden_ip`]).
+/// refused (IP literals must be checked by the caller with [`NetworkPolicy::check_url`]).
 pub fn guarded_client(
     policy: NetworkPolicy,
     timeout: Duration,
@@ -102,15 +102,8 @@ impl Sender {
             Ok(u) => u,
             Err(e) => return refused(format!("invalid URL: {e}")),
         };
-        if !self.policy.allow_private {
-            let literal = match parsed.host() {
-                Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-                Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-                _ => None,
-            };
-            if literal.is_some_and(is_forbidden_ip) {
-                return refused("refused: the URL points at a private or reserved address".into());
-            }
+        if let Err(blocked) = self.policy.check_url(&parsed) {
+            return refused(blocked.to_string());
         }
         let result = self
             .client
@@ -128,7 +121,7 @@ impl Sender {
         let response = match result {
             Ok(r) => r,
             Err(e) => {
-                let mut attempt = refused(describe(&e));
+                let mut attempt = refused(explain(&e, TIMEOUT));
                 attempt.latency_ms = elapsed_ms(started);
                 return attempt;
             }
@@ -167,20 +160,33 @@ async fn read_prefix(mut response: reqwest::Response, max: usize) -> String {
     String::from_utf8_lossy(&kept).into_owned()
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut text = if e.is_timeout() {
-        format!("timed out after {} s", TIMEOUT.as_secs())
-    } else if e.is_connect() {
-        "could not connect".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a merchant reads of a refused request names neither the host nor the
+    /// address it resolved to.
+    #[tokio::test]
+    async fn refusals_name_no_internal_host_or_address() {
+        let sender = Sender::new(NetworkPolicy {
+            allow_private: false,
+        })
+        .unwrap();
+        for (url, told) in [
+            ("http://[::127.0.0.1]:9/", "the address is not allowed"),
+            ("http://[::ffff:127.0.0.1]:9/", "the address is not allowed"),
+            ("http://[64:ff9b::7f00:1]:9/", "the address is not allowed"),
+            ("http://198.18.0.1:9/", "the address is not allowed"),
+            ("http://localhost:9/", "the host could not be reached"),
+            ("http://localhost.:9/", "the host could not be reached"),
+            (
+                "http://no-such-host.invalid:9/",
+                "the host could not be reached",
+            ),
+        ] {
+            let attempt = sender.send(url, "msg_1", 0, b"{}", &["whsec_AAAA"]).await;
+            assert_eq!(attempt.status, None, "{url}");
+            assert_eq!(attempt.response, told, "{url}");
+        }
     }
-    text
 }

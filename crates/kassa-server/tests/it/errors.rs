@@ -9,6 +9,7 @@ use crate::harness::TestApp;
 on_both_backends!(
     bad_product_bodies_are_refused_and_nothing_is_stored,
     huge_and_broken_bodies_are_refused,
+    chunked_bodies_over_the_limit_are_refused_whole,
     requests_without_a_valid_key_get_401,
     unknown_paths_and_ids_are_404_problems,
     health_and_readiness,
@@ -194,6 +195,92 @@ async fn huge_and_broken_bodies_are_refused(backend: Backend) {
     let data = pools.ok()["data"].as_array().unwrap();
     assert_eq!(data.len(), 1);
     assert_eq!(data[0]["available"], 0, "nothing was stored");
+}
+
+/// A body sent in chunks, without `Content-Length`, as a client streaming it would.
+fn chunked(body: Vec<u8>) -> reqwest::Body {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+}
+
+/// The attack: a chunked upload over the limit used to be cut at 2 MiB and stored,
+/// its last key truncated, with 200 OK. Every body follows one rule: over the limit
+/// it is refused whole (problem+json in the API, a page for the pages); under it,
+/// it is read whole.
+async fn chunked_bodies_over_the_limit_are_refused_whole(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let pool = app.pool_with_keys(&[]).await;
+    let keys_path = format!("/api/v1/license-pools/{pool}/keys");
+    // 5,000 keys of 500 characters: within the per-upload key rules, over 2 MiB.
+    let over: String = (0..5_000)
+        .map(|i| format!("KEY-{i:08}-{}\n", "A".repeat(487)))
+        .collect();
+    assert!(over.len() > 2 * 1024 * 1024);
+    for content_type in ["text/plain", "text/csv"] {
+        let answer = app
+            .send(
+                app.request(Method::POST, &app.key, &keys_path)
+                    .header("content-type", content_type)
+                    .body(chunked(over.clone().into_bytes())),
+            )
+            .await;
+        assert_eq!(answer.problem(413)["type"], "payload_too_large");
+    }
+    let json_over = serde_json::to_vec(&json!({"keys": over.lines().collect::<Vec<_>>()})).unwrap();
+    let answer = app
+        .send(
+            app.request(Method::POST, &app.key, &keys_path)
+                .header("content-type", "application/json")
+                .body(chunked(json_over)),
+        )
+        .await;
+    answer.problem(413);
+    let plugin = app
+        .send(
+            app.request(Method::POST, &app.key, "/api/v1/plugins")
+                .header("content-type", "application/wasm")
+                .body(chunked(vec![0; 3 * 1024 * 1024])),
+        )
+        .await;
+    plugin.problem(413);
+    let stock = app.get(&format!("/api/v1/license-pools/{pool}")).await;
+    assert_eq!(stock.ok()["available"], 0, "nothing was stored");
+
+    // Under the limit, a chunked upload is read to its last byte.
+    let under: String = (0..1000)
+        .map(|i| format!("KEY-{i:08}-ABCDEFGH\n"))
+        .collect();
+    let answer = app
+        .send(
+            app.request(Method::POST, &app.key, &keys_path)
+                .header("content-type", "text/plain")
+                .body(chunked(under.into_bytes())),
+        )
+        .await;
+    assert_eq!(answer.ok()["added"], 1000);
+    let last = app
+        .post(&keys_path, json!({"keys": ["KEY-00000999-ABCDEFGH"]}))
+        .await;
+    assert_eq!(last.ok()["duplicates"], 1, "the last key was stored whole");
+
+    // A page form: a page that says so, not a CSRF error or a cut form.
+    let form = format!("csrf=x&email={}", "a".repeat(3 * 1024 * 1024));
+    let page = reqwest::Client::new()
+        .post(app.url("/acme/checkout"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(chunked(form.into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 413);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text().await.unwrap().contains("too large"));
 }
 
 async fn requests_without_a_valid_key_get_401(backend: Backend) {

@@ -63,6 +63,8 @@ impl Answer {
         );
         assert_eq!(self.body["status"], status, "{}", self.text);
         assert!(self.body["type"].is_string(), "{}", self.text);
+        // One shape, as the published `Problem` schema says: `errors` always there.
+        assert!(self.body["errors"].is_array(), "{}", self.text);
         &self.body
     }
 

@@ -126,7 +126,10 @@ async fn an_order_with_a_coupon_paid_by_bank_transfer(backend: Backend) {
     assert_eq!(app.get(&format!("/api/v1/orders/{id}")).await.ok(), &order);
     let listed = app.get("/api/v1/orders").await;
     assert_eq!(listed.ok()["data"], json!([order.clone()]));
-    assert_eq!(listed.body["next_cursor"], Value::Null);
+    assert!(
+        listed.body.get("next_cursor").is_none(),
+        "absent on the last page"
+    );
 
     let paid = app
         .post(

@@ -18,6 +18,7 @@ on_both_backends!(
     signed_links_fix_prices_and_refuse_tampering,
     bank_transfer_shows_a_reference_and_an_invoice,
     pages_speak_russian,
+    non_ascii_locales_fall_back_to_english,
     the_sandbox_card_never_pays_a_bank_transfer_order,
 );
 
@@ -569,6 +570,38 @@ async fn pages_speak_russian(backend: Backend) {
         .await
         .unwrap();
     assert!(resp.text().await.unwrap().contains("Оформление заказа"));
+}
+
+/// The attack: a `locale` (or `Accept-Language`) of non-ASCII text used to panic the
+/// page handler; every page shows English instead, and a real tag still counts.
+async fn non_ascii_locales_fall_back_to_english(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prd = product(&app, 1999).await;
+    for locale in ["ééé", "é", "aé", "русский", "日本語", "r\u{301}u", "%FF%FE"] {
+        let b = Browser::new(&app);
+        let page = b.open(&format!("/acme/buy/{prd}?locale={locale}")).await;
+        assert_eq!(page.status, 200, "locale={locale}: {}", page.html);
+        assert!(page.html.contains("Checkout"), "locale={locale}");
+        let missing = b.get(&format!("/acme/buy/prd_nope?locale={locale}")).await;
+        assert_eq!(missing.status, 404, "locale={locale}");
+    }
+    let b = Browser::new(&app);
+    let page = b.open(&format!("/acme/buy/{prd}?locale=RU-ru")).await;
+    assert!(page.html.contains("Оформление заказа"));
+    for header in ["ééé".as_bytes(), "日本語,ru;q=0.5".as_bytes(), b"\xff\xfe"] {
+        let resp = Browser::new(&app)
+            .client
+            .get(format!("{}/acme/checkout", app.base))
+            .header(
+                "accept-language",
+                reqwest::header::HeaderValue::from_bytes(header).unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.text().await.unwrap().contains("<html"));
+    }
 }
 
 /// The attack: the sandbox card posted to the pay form of a bank transfer order pays

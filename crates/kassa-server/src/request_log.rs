@@ -1,0 +1,33 @@
+//! What a served request leaves in the log, decided here and nowhere else.
+//!
+//! A line per request: the method, the route's pattern (`/:tenant/orders/:token`),
+//! the status and the time taken. Never the request's path or query: paths carry
+//! capability tokens (an order token opens its license page) and buy links carry
+//! signatures, emails and custom data. A request that matched no route is logged as
+//! such, without its path.
+
+use std::time::Instant;
+
+use poem::{Endpoint, IntoResponse, PathPattern, Request, Response};
+
+/// Logged in place of the pattern when no route matched.
+const NO_ROUTE: &str = "(no route)";
+
+/// Logs one line per request, at INFO (WARN for a server error).
+pub(crate) async fn log_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let method = req.method().clone();
+    let started = Instant::now();
+    let result = next.call(req).await.map(IntoResponse::into_response);
+    let (status, pattern) = match &result {
+        Ok(resp) => (resp.status(), resp.data::<PathPattern>()),
+        Err(err) => (err.status(), err.data::<PathPattern>()),
+    };
+    let route = pattern.map_or(NO_ROUTE, |p| &p.0);
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if status.is_server_error() {
+        tracing::warn!(%method, route, status = status.as_u16(), duration_ms, "request");
+    } else {
+        tracing::info!(%method, route, status = status.as_u16(), duration_ms, "request");
+    }
+    result
+}
