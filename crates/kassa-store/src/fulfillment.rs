@@ -14,11 +14,12 @@ use crate::emails::{email_owners, queue_email};
 use crate::error::corrupt;
 use crate::events::insert_event;
 use crate::jobs::{DeliverLine, EARLY_MILLIS, enqueue};
-use crate::orders::{Tx, load_order};
+use crate::orders::load_order;
 use crate::pools::claim_keys;
-use crate::{Store, StoreError, Timestamp};
+use crate::{Store, StoreError, Timestamp, Tx, db_run};
 use kassa_domain::catalog::{Delivery, KeysPer};
 use kassa_domain::ids::TenantId;
+use sqlx::types::Json;
 
 /// A paid line waiting for its licenses.
 #[derive(Debug, Clone)]
@@ -46,20 +47,19 @@ pub enum PoolDelivery {
 
 /// A line's delivery status, `None` when there is no such line.
 async fn line_status(tx: &mut Tx, line: &DueLine) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(db_run!(tx, c => sqlx::query_scalar(
         "SELECT delivery_status FROM order_lines WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
     )
     .bind(line.tenant_id.as_str())
     .bind(&line.order_id)
     .bind(line.line_no)
-    .fetch_optional(&mut **tx)
-    .await?)
+    .fetch_optional(c).await?))
 }
 
 impl Store {
     /// The line a job is for, when it still waits for its licenses and is due.
     pub async fn due_line(&self, job: &DeliverLine) -> Result<Option<DueLine>, StoreError> {
-        let row: Option<(String, i64, String, i64)> = sqlx::query_as(
+        let row: Option<(String, i64, Json<Delivery>, i64)> = db_run!(self, c => sqlx::query_as(
             "SELECT product_id, quantity, delivery, delivery_attempts FROM order_lines
              WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3
              AND delivery_status IN ('pending', 'waiting_stock') AND next_delivery_at <= $4",
@@ -67,9 +67,8 @@ impl Store {
         .bind(job.tenant_id.as_str())
         .bind(&job.order_id)
         .bind(job.line_no)
-        .bind(Timestamp::now().millis() + EARLY_MILLIS)
-        .fetch_optional(&self.pool)
-        .await?;
+        .bind(Timestamp::from(Timestamp::now().millis() + EARLY_MILLIS))
+        .fetch_optional(c).await?);
         let Some((product_id, quantity, delivery, attempts)) = row else {
             return Ok(None);
         };
@@ -79,7 +78,7 @@ impl Store {
             line_no: job.line_no,
             product_id,
             quantity,
-            delivery: serde_json::from_str(&delivery).map_err(corrupt)?,
+            delivery: delivery.0,
             attempts,
         }))
     }
@@ -100,13 +99,12 @@ impl Store {
             KeysPer::Unit => line.quantity,
             KeysPer::Line => 1,
         };
-        let (pool_name, threshold): (String, Option<i64>) = sqlx::query_as(
+        let (pool_name, threshold): (String, Option<i64>) = db_run!(&mut tx, c => sqlx::query_as(
             "SELECT name, low_stock_threshold FROM license_pools WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_str())
         .bind(pool_id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c).await?);
         let claimed = claim_keys(
             &mut tx,
             self.backend,
@@ -119,7 +117,7 @@ impl Store {
         .await?;
         let Some(licenses) = claimed else {
             let first_wait = status.as_deref() != Some("waiting_stock");
-            sqlx::query(
+            db_run!(&mut tx, c => sqlx::query(
                 "UPDATE order_lines SET delivery_status = 'waiting_stock', next_delivery_at = NULL,
                  delivery_error = $4 WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
             )
@@ -129,8 +127,7 @@ impl Store {
             .bind(format!(
                 "the pool {pool_name} has fewer than {needed} keys left"
             ))
-            .execute(&mut *tx)
-            .await?;
+            .execute(c).await?.rows_affected());
             if first_wait {
                 let about = format!("pool_empty:{}:{}", line.order_id, line.line_no);
                 email_owners(&mut tx, tenant, "pool_empty", Some(&line.order_id), &about).await?;
@@ -139,13 +136,12 @@ impl Store {
             return Ok(PoolDelivery::WaitingStock);
         };
         mark_delivered(&mut tx, line, &licenses, now).await?;
-        let available: i64 = sqlx::query_scalar(
+        let available: i64 = db_run!(&mut tx, c => sqlx::query_scalar(
             "SELECT COUNT(*) FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'",
         )
         .bind(tenant.as_str())
         .bind(pool_id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c).await?);
         if let Some(threshold) = threshold
             && available <= threshold
             && available + needed > threshold
@@ -193,7 +189,7 @@ impl Store {
         retry_at: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let recorded = sqlx::query(
+        let recorded = db_run!(&mut tx, c => sqlx::query(
             "UPDATE order_lines SET delivery_status = $4, next_delivery_at = $5,
              delivery_attempts = delivery_attempts + 1, delivery_error = $6
              WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3 AND delivery_status <> 'delivered'",
@@ -202,11 +198,10 @@ impl Store {
         .bind(&line.order_id)
         .bind(line.line_no)
         .bind(if retry_at.is_some() { "pending" } else { "failed" })
-        .bind(retry_at)
+        .bind(retry_at.map(Timestamp::from))
         .bind(error)
-        .execute(&mut *tx)
-        .await?;
-        if recorded.rows_affected() == 0 {
+        .execute(c).await?.rows_affected());
+        if recorded == 0 {
             return Ok(());
         }
         if let Some(at) = retry_at {
@@ -268,7 +263,7 @@ pub(crate) async fn mark_delivered(
     now: i64,
 ) -> Result<(), StoreError> {
     let tenant = &line.tenant_id;
-    sqlx::query(
+    db_run!(tx, c => sqlx::query(
         "UPDATE order_lines SET delivery_status = 'delivered', licenses = $4, delivered_at = $5,
          next_delivery_at = NULL, delivery_error = NULL,
          delivery_attempts = delivery_attempts + 1
@@ -277,26 +272,23 @@ pub(crate) async fn mark_delivered(
     .bind(tenant.as_str())
     .bind(&line.order_id)
     .bind(line.line_no)
-    .bind(serde_json::to_string(licenses).map_err(corrupt)?)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    let left: i64 = sqlx::query_scalar(
+    .bind(Json(licenses))
+    .bind(Timestamp::from(now))
+    .execute(c).await?.rows_affected());
+    let left: i64 = db_run!(tx, c => sqlx::query_scalar(
         "SELECT COUNT(*) FROM order_lines WHERE tenant_id = $1 AND order_id = $2 AND delivery_status <> 'delivered'",
     )
     .bind(tenant.as_str())
     .bind(&line.order_id)
-    .fetch_one(&mut **tx)
-    .await?;
+    .fetch_one(c).await?);
     if left == 0 {
-        sqlx::query(
+        db_run!(tx, c => sqlx::query(
             "UPDATE orders SET delivery_status = 'delivered', updated_at = $3 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_str())
         .bind(&line.order_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        .bind(Timestamp::from(now))
+        .execute(c).await?.rows_affected());
     }
     let order = load_order(tx, tenant, &line.order_id).await?;
     let delivered_line = order

@@ -6,14 +6,13 @@ use kassa_domain::ids::{CartId, OrderId, PaymentId, ProductId, TenantId};
 use kassa_domain::order::{OrderStatus, PaymentMethod, Quote};
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
+use sqlx::types::Json;
 
 use crate::catalog::{HasId, list_page};
 use crate::emails::queue_email;
 use crate::error::corrupt;
 use crate::events::insert_event;
-use crate::{Page, PageRequest, Store, StoreError, Timestamp};
-
-pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+use crate::{Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
 
 /// One line of a cart, before prices are fixed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,14 +49,14 @@ pub struct CartRecord {
 struct CartRow {
     id: String,
     token: String,
-    lines: String,
+    lines: Json<Vec<CartLine>>,
     currency: Option<String>,
     coupon_code: Option<String>,
     email: Option<String>,
     name: Option<String>,
     locale: Option<String>,
     return_url: Option<String>,
-    custom: String,
+    custom: Json<serde_json::Map<String, serde_json::Value>>,
     payment_method: Option<String>,
     order_id: Option<String>,
 }
@@ -68,14 +67,14 @@ impl TryFrom<CartRow> for CartRecord {
         Ok(Self {
             id: Some(CartId::parse(&r.id).map_err(corrupt)?),
             token: r.token,
-            lines: serde_json::from_str(&r.lines).map_err(corrupt)?,
+            lines: r.lines.0,
             currency: r.currency,
             coupon_code: r.coupon_code,
             email: r.email,
             name: r.name,
             locale: r.locale,
             return_url: r.return_url,
-            custom: serde_json::from_str(&r.custom).map_err(corrupt)?,
+            custom: r.custom.0,
             payment_method: r.payment_method,
             order_id: r
                 .order_id
@@ -209,12 +208,12 @@ struct OrderRow {
     payment_method: String,
     payment_reference: String,
     coupon_code: Option<String>,
-    custom: String,
-    test_mode: i64,
+    custom: Json<serde_json::Value>,
+    test_mode: bool,
     return_url: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-    paid_at: Option<i64>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    paid_at: Option<Timestamp>,
 }
 
 fn serialize_millis<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -251,13 +250,13 @@ impl TryFrom<OrderRow> for OrderRecord {
             payment_method: r.payment_method,
             payment_reference: r.payment_reference,
             coupon_code: r.coupon_code,
-            custom: serde_json::from_str(&r.custom).map_err(corrupt)?,
-            test_mode: r.test_mode != 0,
+            custom: r.custom.0,
+            test_mode: r.test_mode,
             locale: r.locale,
             return_url: r.return_url,
-            created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
-            paid_at: r.paid_at.map(rfc3339),
+            created_at: rfc3339(r.created_at.millis()),
+            updated_at: rfc3339(r.updated_at.millis()),
+            paid_at: r.paid_at.map(|t| rfc3339(t.millis())),
         })
     }
 }
@@ -288,14 +287,13 @@ impl Store {
         tenant: &TenantId,
         token: &str,
     ) -> Result<CartRecord, StoreError> {
-        let row: Option<CartRow> = sqlx::query_as(
+        let row: Option<CartRow> = db_run!(self, c => sqlx::query_as(
             "SELECT id, token, lines, currency, coupon_code, email, name, locale,
              return_url, custom, payment_method, order_id FROM carts WHERE tenant_id = $1 AND token = $2",
         )
         .bind(tenant.as_str())
         .bind(token)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c).await?);
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
@@ -306,11 +304,11 @@ impl Store {
         cart: &CartRecord,
     ) -> Result<CartRecord, StoreError> {
         let now = Timestamp::now().millis();
-        let lines = serde_json::to_string(&cart.lines).map_err(corrupt)?;
-        let custom = serde_json::to_string(&cart.custom).map_err(corrupt)?;
+        let lines = Json(&cart.lines);
+        let custom = Json(&cart.custom);
         let id = cart.id.clone().unwrap_or_else(CartId::generate);
         // A cart that became an order is not changed any more.
-        sqlx::query(
+        db_run!(self, c => sqlx::query(
             "INSERT INTO carts (tenant_id, id, token, lines, currency, coupon_code, email,
              name, locale, return_url, custom, payment_method, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
@@ -333,9 +331,8 @@ impl Store {
         .bind(cart.return_url.as_deref())
         .bind(custom)
         .bind(cart.payment_method.as_deref())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        .bind(Timestamp::from(now))
+        .execute(c).await?.rows_affected());
         let mut saved = cart.clone();
         saved.id = Some(id);
         Ok(saved)
@@ -355,53 +352,49 @@ impl Store {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
         if let Some(cart) = &new.cart_id {
-            let claimed = sqlx::query(
+            let claimed = db_run!(&mut tx, c => sqlx::query(
                 "UPDATE carts SET order_id = $3 WHERE tenant_id = $1 AND id = $2 AND order_id IS NULL",
             )
             .bind(tenant.as_str())
             .bind(cart.as_str())
             .bind(id.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if claimed.rows_affected() == 0 {
-                let existing: Option<Option<String>> = sqlx::query_scalar(
+            .execute(c).await?.rows_affected());
+            if claimed == 0 {
+                let existing: Option<Option<String>> = db_run!(&mut tx, c => sqlx::query_scalar(
                     "SELECT order_id FROM carts WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind(tenant.as_str())
                 .bind(cart.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(c).await?);
                 drop(tx);
                 let order = existing.flatten().ok_or(StoreError::NotFound)?;
                 return self.order(tenant, &order).await;
             }
         }
         if let Some(code) = &new.coupon_code {
-            let redeemed = sqlx::query(
+            let redeemed = db_run!(&mut tx, c => sqlx::query(
                 "UPDATE coupons SET times_redeemed = times_redeemed + 1
-                 WHERE tenant_id = $1 AND code = $2 AND active = 1
+                 WHERE tenant_id = $1 AND code = $2 AND active = TRUE
                  AND (max_redemptions IS NULL OR times_redeemed < max_redemptions)
                  AND (expires_at IS NULL OR expires_at > $3)",
             )
             .bind(tenant.as_str())
             .bind(code)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if redeemed.rows_affected() == 0 {
+            .bind(Timestamp::from(now))
+            .execute(c).await?.rows_affected());
+            if redeemed == 0 {
                 return Err(StoreError::Conflict(
                     "the coupon can no longer be used".into(),
                 ));
             }
         }
-        let number: i64 = sqlx::query_scalar(
+        let number: i64 = db_run!(&mut tx, c => sqlx::query_scalar(
             "UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1 RETURNING order_seq",
         )
         .bind(tenant.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(c).await?);
         let q = &new.quote;
-        sqlx::query(
+        db_run!(&mut tx, c => sqlx::query(
             "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
              discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
              custom, test_mode, return_url, created_at, updated_at)
@@ -423,27 +416,26 @@ impl Store {
         .bind(new.payment_method.as_str())
         .bind(kassa_domain::order::payment_reference())
         .bind(q.coupon_code.as_deref())
-        .bind(serde_json::to_string(&new.custom).map_err(corrupt)?)
-        .bind(i64::from(test_mode))
+        .bind(Json(&new.custom))
+        .bind(test_mode)
         .bind(new.return_url.as_deref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        .bind(Timestamp::from(now))
+        .execute(c).await?.rows_affected());
         for (i, line) in q.lines.iter().enumerate() {
             // The line keeps the delivery method it was sold with.
-            let delivery: String = sqlx::query_scalar(
+            let delivery: Json<serde_json::Value> = db_run!(&mut tx, c => sqlx::query_scalar(
                 "SELECT delivery FROM products WHERE tenant_id = $1 AND id = $2",
             )
             .bind(tenant.as_str())
             .bind(line.product_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
+            .fetch_optional(c).await?)
             .ok_or(StoreError::NotFound)?;
-            let pool_id = match serde_json::from_str::<Delivery>(&delivery).map_err(corrupt)? {
-                Delivery::LicensePool { pool_id, .. } => Some(pool_id.to_string()),
-                _ => None,
-            };
-            sqlx::query(
+            let pool_id =
+                match serde_json::from_value::<Delivery>(delivery.0.clone()).map_err(corrupt)? {
+                    Delivery::LicensePool { pool_id, .. } => Some(pool_id.to_string()),
+                    _ => None,
+                };
+            db_run!(&mut tx, c => sqlx::query(
                 "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
                  unit_amount, subtotal, discount, total, delivery_status, licenses, delivery, pool_id)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', '[]', $11, $12)",
@@ -460,11 +452,10 @@ impl Store {
             .bind(line.total)
             .bind(&delivery)
             .bind(pool_id)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c).await?.rows_affected());
         }
         for c in &new.consents {
-            sqlx::query(
+            db_run!(&mut tx, conn => sqlx::query(
                 "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
@@ -472,11 +463,10 @@ impl Store {
             .bind(id.as_str())
             .bind(&c.kind)
             .bind(&c.text_version)
-            .bind(c.accepted_at)
+            .bind(Timestamp::from(c.accepted_at))
             .bind(c.ip.as_deref())
             .bind(c.user_agent.as_deref())
-            .execute(&mut *tx)
-            .await?;
+            .execute(conn).await?.rows_affected());
         }
         let order = load_order(&mut tx, tenant, id.as_str()).await?;
         insert_event(
@@ -495,7 +485,7 @@ impl Store {
     }
 
     pub async fn order(&self, tenant: &TenantId, id: &str) -> Result<OrderRecord, StoreError> {
-        let mut conn = self.pool.begin().await?;
+        let mut conn = self.begin_read().await?;
         let order = load_order(&mut conn, tenant, id).await?;
         conn.commit().await?;
         Ok(order)
@@ -507,12 +497,10 @@ impl Store {
         tenant: &TenantId,
         token: &str,
     ) -> Result<OrderRecord, StoreError> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT id FROM orders WHERE tenant_id = $1 AND token = $2")
+        let id: Option<String> = db_run!(self, c => sqlx::query_scalar("SELECT id FROM orders WHERE tenant_id = $1 AND token = $2")
                 .bind(tenant.as_str())
                 .bind(token)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(c).await?);
         self.order(tenant, &id.ok_or(StoreError::NotFound)?).await
     }
 
@@ -543,17 +531,16 @@ impl Store {
         method: PaymentMethod,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
+        let done = db_run!(&mut tx, c => sqlx::query(
             "UPDATE orders SET payment_method = $3, updated_at = $4
              WHERE tenant_id = $1 AND id = $2 AND status = 'not_paid'",
         )
         .bind(tenant.as_str())
         .bind(order)
         .bind(method.as_str())
-        .bind(Timestamp::now().millis())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
+        .bind(Timestamp::now())
+        .execute(c).await?.rows_affected());
+        if done == 0 {
             return Err(StoreError::Conflict(
                 "the order is no longer waiting for payment".into(),
             ));
@@ -578,12 +565,10 @@ impl Store {
     ) -> Result<(OrderRecord, PaymentRecord), StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM orders WHERE tenant_id = $1 AND id = $2")
+        let status: Option<String> = db_run!(&mut tx, c => sqlx::query_scalar("SELECT status FROM orders WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_str())
                 .bind(order)
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(c).await?);
         let status = OrderStatus::parse(&status.ok_or(StoreError::NotFound)?)
             .ok_or_else(|| corrupt("order status"))?;
         if !status.can_become(OrderStatus::Paid) {
@@ -593,7 +578,7 @@ impl Store {
             )));
         }
         let id = PaymentId::generate();
-        sqlx::query(
+        db_run!(&mut tx, c => sqlx::query(
             "INSERT INTO payments (tenant_id, id, order_id, method, status, amount, currency, failure_code,
              failure_message, card_brand, card_last4, reference, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -610,31 +595,28 @@ impl Store {
         .bind(attempt.card_brand.as_deref())
         .bind(attempt.card_last4.as_deref())
         .bind(attempt.reference.as_deref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        .bind(Timestamp::from(now))
+        .execute(c).await?.rows_affected());
         if attempt.succeeded {
-            sqlx::query(
+            db_run!(&mut tx, c => sqlx::query(
                 "UPDATE orders SET status = 'paid', paid_at = $3, updated_at = $3, payment_method = $4,
                  test_mode = $5 WHERE tenant_id = $1 AND id = $2",
             )
             .bind(tenant.as_str())
             .bind(order)
-            .bind(now)
+            .bind(Timestamp::from(now))
             .bind(attempt.method.as_str())
-            .bind(i64::from(attempt.test_mode))
-            .execute(&mut *tx)
-            .await?;
+            .bind(attempt.test_mode)
+            .execute(c).await?.rows_affected());
             // Paid: every line is now due for delivery.
-            let due = sqlx::query_as(
+            let due = db_run!(&mut tx, c => sqlx::query_as(
                 "UPDATE order_lines SET next_delivery_at = $3 WHERE tenant_id = $1 AND order_id = $2
                  AND delivery_status = 'pending' RETURNING tenant_id, order_id, line_no",
             )
             .bind(tenant.as_str())
             .bind(order)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(Timestamp::from(now))
+            .fetch_all(c).await?);
             crate::fulfillment::wake_lines(&mut tx, due, now).await?;
         }
         let record = load_order(&mut tx, tenant, order).await?;
@@ -699,19 +681,17 @@ impl Store {
         column: &'static str,
         fresh: &str,
     ) -> Result<String, StoreError> {
-        sqlx::query(AssertSqlSafe(format!(
+        db_run!(self, c => sqlx::query(AssertSqlSafe(format!(
             "UPDATE tenants SET {column} = $2 WHERE id = $1 AND {column} = ''"
         )))
         .bind(tenant.as_str())
         .bind(fresh)
-        .execute(&self.pool)
-        .await?;
-        sqlx::query_scalar(AssertSqlSafe(format!(
+        .execute(c).await?.rows_affected());
+        db_run!(self, c => sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT {column} FROM tenants WHERE id = $1"
         )))
         .bind(tenant.as_str())
-        .fetch_optional(&self.pool)
-        .await?
+        .fetch_optional(c).await?)
         .ok_or(StoreError::NotFound)
     }
 
@@ -721,11 +701,10 @@ impl Store {
         tenant: &TenantId,
         settings: &kassa_domain::tenant::TenantSettings,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tenants SET settings = $2 WHERE id = $1")
+        db_run!(self, c => sqlx::query("UPDATE tenants SET settings = $2 WHERE id = $1")
             .bind(tenant.as_str())
-            .bind(serde_json::to_string(settings).map_err(corrupt)?)
-            .execute(&self.pool)
-            .await?;
+            .bind(Json(settings))
+            .execute(c).await?.rows_affected());
         Ok(())
     }
 }
@@ -759,13 +738,12 @@ pub(crate) async fn load_order(
     tenant: &TenantId,
     id: &str,
 ) -> Result<OrderRecord, StoreError> {
-    let row: Option<OrderRow> = sqlx::query_as(AssertSqlSafe(format!(
+    let row: Option<OrderRow> = db_run!(conn, c => sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND id = $2"
     )))
     .bind(tenant.as_str())
     .bind(id)
-    .fetch_optional(&mut **conn)
-    .await?;
+    .fetch_optional(c).await?);
     let mut order = OrderRecord::try_from(row.ok_or(StoreError::NotFound)?)?;
     #[derive(sqlx::FromRow)]
     struct LineRow {
@@ -778,17 +756,16 @@ pub(crate) async fn load_order(
         discount: i64,
         total: i64,
         delivery_status: String,
-        licenses: String,
+        licenses: Json<Vec<String>>,
         delivery_error: Option<String>,
     }
-    let lines: Vec<LineRow> = sqlx::query_as(
+    let lines: Vec<LineRow> = db_run!(conn, c => sqlx::query_as(
         "SELECT line_no, product_id, name, quantity, unit_amount, subtotal, discount, total,
          delivery_status, licenses, delivery_error FROM order_lines WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
     )
     .bind(tenant.as_str())
     .bind(id)
-    .fetch_all(&mut **conn)
-    .await?;
+    .fetch_all(c).await?);
     for l in lines {
         order.lines.push(OrderLineRecord {
             line_no: l.line_no,
@@ -800,7 +777,7 @@ pub(crate) async fn load_order(
             discount: l.discount,
             total: l.total,
             delivery_status: l.delivery_status,
-            licenses: serde_json::from_str(&l.licenses).map_err(corrupt)?,
+            licenses: l.licenses.0,
             delivery_error: l.delivery_error,
         });
     }
@@ -816,16 +793,15 @@ pub(crate) async fn load_order(
         card_brand: Option<String>,
         card_last4: Option<String>,
         reference: Option<String>,
-        created_at: i64,
+        created_at: Timestamp,
     }
-    let payments: Vec<PaymentRow> = sqlx::query_as(
+    let payments: Vec<PaymentRow> = db_run!(conn, c => sqlx::query_as(
         "SELECT id, method, status, amount, currency, failure_code, failure_message, card_brand,
          card_last4, reference, created_at FROM payments WHERE tenant_id = $1 AND order_id = $2 ORDER BY id",
     )
     .bind(tenant.as_str())
     .bind(id)
-    .fetch_all(&mut **conn)
-    .await?;
+    .fetch_all(c).await?);
     order.payments = payments
         .into_iter()
         .map(|p| PaymentRecord {
@@ -839,31 +815,30 @@ pub(crate) async fn load_order(
             card_brand: p.card_brand,
             card_last4: p.card_last4,
             reference: p.reference,
-            created_at: rfc3339(p.created_at),
+            created_at: rfc3339(p.created_at.millis()),
         })
         .collect();
     #[derive(sqlx::FromRow)]
     struct ConsentRow {
         kind: String,
         text_version: String,
-        accepted_at: i64,
+        accepted_at: Timestamp,
         ip: Option<String>,
         user_agent: Option<String>,
     }
-    let consents: Vec<ConsentRow> = sqlx::query_as(
+    let consents: Vec<ConsentRow> = db_run!(conn, c => sqlx::query_as(
         "SELECT kind, text_version, accepted_at, ip, user_agent FROM order_consents
          WHERE tenant_id = $1 AND order_id = $2 ORDER BY kind",
     )
     .bind(tenant.as_str())
     .bind(id)
-    .fetch_all(&mut **conn)
-    .await?;
+    .fetch_all(c).await?);
     order.consents = consents
         .into_iter()
         .map(|c| Consent {
             kind: c.kind,
             text_version: c.text_version,
-            accepted_at: c.accepted_at,
+            accepted_at: c.accepted_at.millis(),
             ip: c.ip,
             user_agent: c.user_agent,
         })

@@ -6,8 +6,7 @@ use crate::catalog::{HasId, fetch_one, list_page};
 use sqlx::AssertSqlSafe;
 
 use crate::error::corrupt;
-use crate::orders::Tx;
-use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp};
+use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
 
 #[derive(Debug, Clone)]
 pub struct LicensePoolRecord {
@@ -28,7 +27,7 @@ struct PoolRow {
     low_stock_threshold: Option<i64>,
     available: i64,
     assigned: i64,
-    created_at: i64,
+    created_at: Timestamp,
 }
 
 impl TryFrom<PoolRow> for LicensePoolRecord {
@@ -40,7 +39,7 @@ impl TryFrom<PoolRow> for LicensePoolRecord {
             low_stock_threshold: row.low_stock_threshold,
             available: row.available,
             assigned: row.assigned,
-            created_at: row.created_at.into(),
+            created_at: row.created_at,
         })
     }
 }
@@ -87,20 +86,19 @@ pub(crate) async fn claim_keys(
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let keys: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+    let keys: Vec<(String, String)> = db_run!(tx, c => sqlx::query_as(AssertSqlSafe(format!(
         "SELECT id, value FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'
          ORDER BY id LIMIT $3{lock}"
     )))
     .bind(tenant.as_str())
     .bind(pool)
     .bind(count)
-    .fetch_all(&mut **tx)
-    .await?;
+    .fetch_all(c).await?);
     if i64::try_from(keys.len()).unwrap_or(0) < count {
         return Ok(None);
     }
     for (id, _) in &keys {
-        let taken = sqlx::query(
+        let taken = db_run!(tx, c => sqlx::query(
             "UPDATE license_keys SET status = 'assigned', order_id = $3, line_no = $4, assigned_at = $5
              WHERE tenant_id = $1 AND id = $2 AND status = 'available'",
         )
@@ -108,10 +106,9 @@ pub(crate) async fn claim_keys(
         .bind(id)
         .bind(order)
         .bind(line_no)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        if taken.rows_affected() != 1 {
+        .bind(Timestamp::from(now))
+        .execute(c).await?.rows_affected());
+        if taken != 1 {
             // Another transaction took it; try again later with other keys.
             return Err(StoreError::Conflict("a key was taken concurrently".into()));
         }
@@ -128,7 +125,7 @@ impl Store {
     ) -> Result<LicensePoolRecord, StoreError> {
         let id = LicensePoolId::generate();
         let now = Timestamp::now();
-        sqlx::query(
+        db_run!(self, c => sqlx::query(
             "INSERT INTO license_pools (tenant_id, id, name, low_stock_threshold, created_at)
              VALUES ($1, $2, $3, $4, $5)",
         )
@@ -136,9 +133,8 @@ impl Store {
         .bind(id.as_str())
         .bind(name)
         .bind(low_stock_threshold)
-        .bind(now.millis())
-        .execute(&self.pool)
-        .await?;
+        .bind(now)
+        .execute(c).await?.rows_affected());
         Ok(LicensePoolRecord {
             id,
             name: name.to_owned(),
@@ -180,7 +176,7 @@ impl Store {
         name: &str,
         low_stock_threshold: Option<i64>,
     ) -> Result<LicensePoolRecord, StoreError> {
-        let done = sqlx::query(
+        let done = db_run!(self, c => sqlx::query(
             "UPDATE license_pools SET name = $3, low_stock_threshold = $4
              WHERE tenant_id = $1 AND id = $2",
         )
@@ -188,9 +184,8 @@ impl Store {
         .bind(id.as_str())
         .bind(name)
         .bind(low_stock_threshold)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        .execute(c).await?.rows_affected());
+        if done == 0 {
             return Err(StoreError::NotFound);
         }
         self.license_pool(tenant, id).await
@@ -206,19 +201,16 @@ impl Store {
     ) -> Result<KeysAdded, StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM license_pools WHERE tenant_id = $1 AND id = $2")
+        let exists: Option<i32> = db_run!(&mut tx, c => sqlx::query_scalar("SELECT 1 FROM license_pools WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_str())
                 .bind(pool.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(c).await?);
         if exists.is_none() {
             return Err(StoreError::NotFound);
         }
         let mut inserted = std::collections::HashSet::new();
         for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-            // `$n` placeholders written out: sqlx's QueryBuilder writes `?` for `Any`,
-            // which PostgreSQL does not read.
+            // `$n` placeholders written out, which both backends read.
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let n = i * 5;
@@ -237,29 +229,30 @@ impl Store {
                  ON CONFLICT (tenant_id, pool_id, value) DO NOTHING RETURNING value",
                 rows.join(", ")
             );
-            let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
-            for key in chunk {
-                query = query
-                    .bind(tenant.as_str())
-                    .bind(LicenseKeyId::generate().to_string())
-                    .bind(pool.as_str())
-                    .bind(key.as_str())
-                    .bind(now);
-            }
-            let values: Vec<String> = query.fetch_all(&mut *tx).await?;
+            let values: Vec<String> = db_run!(&mut tx, c => {
+                let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
+                for key in chunk {
+                    query = query
+                        .bind(tenant.as_str())
+                        .bind(LicenseKeyId::generate().to_string())
+                        .bind(pool.as_str())
+                        .bind(key.as_str())
+                        .bind(Timestamp::from(now));
+                }
+                query.fetch_all(c).await?
+            });
             inserted.extend(values);
         }
         if !inserted.is_empty() {
             // Lines waiting for this pool's stock are due again.
-            let waiting = sqlx::query_as(
+            let waiting = db_run!(&mut tx, c => sqlx::query_as(
                 "UPDATE order_lines SET next_delivery_at = $3 WHERE tenant_id = $1 AND pool_id = $2
                  AND delivery_status = 'waiting_stock' RETURNING tenant_id, order_id, line_no",
             )
             .bind(tenant.as_str())
             .bind(pool.as_str())
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(Timestamp::from(now))
+            .fetch_all(c).await?);
             crate::fulfillment::wake_lines(&mut tx, waiting, now).await?;
         }
         tx.commit().await?;

@@ -6,7 +6,7 @@ use kassa_domain::ids::TenantId;
 
 use crate::emails::queue_email;
 use crate::events::insert_event;
-use crate::{Store, StoreError, Timestamp};
+use crate::{Store, StoreError, Timestamp, db_run};
 
 /// A store's unpaid-order policy, in milliseconds.
 #[derive(Debug, Clone, Copy)]
@@ -25,10 +25,8 @@ pub struct UnpaidSweep {
 impl Store {
     /// Every store with its settings, for sweeps that apply per-store policies.
     pub async fn tenant_settings(&self) -> Result<Vec<(TenantId, String)>, StoreError> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, settings FROM tenants ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, String)> = db_run!(self, c => sqlx::query_as("SELECT id, CAST(settings AS TEXT) FROM tenants ORDER BY id")
+                .fetch_all(c).await?);
         rows.into_iter()
             .map(|(id, s)| Ok((TenantId::parse(&id).map_err(crate::error::corrupt)?, s)))
             .collect()
@@ -44,30 +42,28 @@ impl Store {
         let mut sweep = UnpaidSweep::default();
         // Most sweeps find nothing: look first, without taking the write lock.
         let remind_before = policy.remind_after.map_or(i64::MIN, |after| now - after);
-        let due: Option<i64> = sqlx::query_scalar(
+        let due: Option<i32> = db_run!(self, c => sqlx::query_scalar(
             "SELECT 1 FROM orders WHERE tenant_id = $1 AND status = 'not_paid'
              AND ((reminded_at IS NULL AND created_at <= $2) OR created_at <= $3) LIMIT 1",
         )
         .bind(tenant.as_str())
-        .bind(remind_before)
-        .bind(now - policy.delete_after)
-        .fetch_optional(&self.pool)
-        .await?;
+        .bind(Timestamp::from(remind_before))
+        .bind(Timestamp::from(now - policy.delete_after))
+        .fetch_optional(c).await?);
         if due.is_none() {
             return Ok(sweep);
         }
         let mut tx = self.begin_write().await?;
         if let Some(after) = policy.remind_after {
-            let due: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            let due: Vec<(String, Option<String>, String)> = db_run!(&mut tx, c => sqlx::query_as(
                 "UPDATE orders SET reminded_at = $3
                  WHERE tenant_id = $1 AND status = 'not_paid' AND reminded_at IS NULL AND created_at <= $2
                  RETURNING id, email, locale",
             )
             .bind(tenant.as_str())
-            .bind(now - after)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(Timestamp::from(now - after))
+            .bind(Timestamp::from(now))
+            .fetch_all(c).await?);
             for (order, email, locale) in due {
                 if let Some(to) = email {
                     let key = format!("reminder:{order}");
@@ -85,16 +81,15 @@ impl Store {
                 }
             }
         }
-        let deleted: Vec<(String,)> = sqlx::query_as(
+        let deleted: Vec<(String,)> = db_run!(&mut tx, c => sqlx::query_as(
             "UPDATE orders SET status = 'deleted', email = NULL, name = NULL, custom = '{}',
              return_url = NULL, updated_at = $3
              WHERE tenant_id = $1 AND status = 'not_paid' AND created_at <= $2 RETURNING id",
         )
         .bind(tenant.as_str())
-        .bind(now - policy.delete_after)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(Timestamp::from(now - policy.delete_after))
+        .bind(Timestamp::from(now))
+        .fetch_all(c).await?);
         for (order,) in deleted {
             for erase in [
                 "UPDATE order_consents SET ip = NULL, user_agent = NULL WHERE tenant_id = $1 AND order_id = $2",
@@ -104,11 +99,10 @@ impl Store {
                  WHERE tenant_id = $1 AND order_id = $2",
                 "UPDATE carts SET email = NULL, name = NULL, custom = '{}' WHERE tenant_id = $1 AND order_id = $2",
             ] {
-                sqlx::query(erase)
+                db_run!(&mut tx, c => sqlx::query(erase)
                     .bind(tenant.as_str())
                     .bind(&order)
-                    .execute(&mut *tx)
-                    .await?;
+                    .execute(c).await?.rows_affected());
             }
             let record = crate::orders::load_order(&mut tx, tenant, &order).await?;
             insert_event(

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use apalis::prelude::*;
-use kassa_store::{Job, JobPool, SendEmail};
+use kassa_store::{Job, JobPool, SendEmail, Timestamp};
 use kassa_testkit::{Backend, on_both_backends};
 use tokio::sync::mpsc;
 
-use crate::Fixture;
+use crate::{Arg, Fixture};
 
 on_both_backends!(apalis_runs_the_jobs_the_store_writes);
 
@@ -63,16 +63,17 @@ async fn apalis_runs_the_jobs_the_store_writes(backend: Backend) {
     let tenant = &created.tenant.id;
     let id = kassa_domain::ids::EmailId::generate();
     let raw = fx.raw().await;
-    sqlx::query(
+    raw.execute(
         "INSERT INTO emails (tenant_id, id, kind, dedupe_key, to_address, locale, status, attempts,
          next_attempt_at, created_at) VALUES ($1, $2, 'licenses', 'k', 'c@example.com',
-         'en', 'kept', 1, 1000, 1000)",
+         'en', 'kept', 1, $3, $3)",
+        &[
+            Arg::Text(tenant.as_str()),
+            Arg::Text(id.as_str()),
+            Arg::Time(Timestamp::from(1000)),
+        ],
     )
-    .bind(tenant.as_str())
-    .bind(id.as_str())
-    .execute(&raw)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(), 0);
     // Queuing the kept email writes its job in the same transaction.
     assert_eq!(fx.store.queue_kept_emails().await.unwrap(), 1);
@@ -84,7 +85,7 @@ async fn apalis_runs_the_jobs_the_store_writes(backend: Backend) {
     assert_eq!(fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(), 1);
 
     let (to, mut jobs) = mpsc::unbounded_channel();
-    let running = tokio::spawn(worker(fx.store.job_pool(2).await.unwrap(), to));
+    let running = tokio::spawn(worker(fx.store.job_pool(), to));
     let job = tokio::time::timeout(Duration::from_secs(20), jobs.recv())
         .await
         .expect("apalis ran the job")
@@ -119,7 +120,7 @@ async fn apalis_runs_the_jobs_the_store_writes(backend: Backend) {
     let done = fx.store.clean_up().await.unwrap();
     assert_eq!((done.jobs, done.job_workers), (0, 0), "kept while fresh");
     for sql in age {
-        sqlx::query(sql).execute(&raw).await.unwrap();
+        raw.execute(sql, &[]).await;
     }
     raw.close().await;
     let done = fx.store.clean_up().await.unwrap();
