@@ -83,7 +83,7 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
 fi
 echo "== plugins (wasm32-wasip2)"
 cargo build --quiet --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release
-export KASSA_PLUGINS_DIR="$root/plugins/target/wasm32-wasip2/release"
+export KASSA_PLUGINS_DIR="${CARGO_TARGET_DIR:-$root/plugins/target}/wasm32-wasip2/release"
 
 echo "== cargo test (SQLite and PostgreSQL)"
 cargo test --workspace --all-targets "$@"
