@@ -48,8 +48,8 @@ fn out(e: EmailRecord) -> EmailOut {
         html_body: e.html_body,
         attempts: e.attempts,
         last_error: e.last_error,
-        sent_at: e.sent_at.map(|ms| kassa_store::Timestamp::from(ms).0),
-        created_at: kassa_store::Timestamp::from(e.created_at).0,
+        sent_at: e.sent_at.map(|at| at.0),
+        created_at: e.created_at.0,
     }
 }
 

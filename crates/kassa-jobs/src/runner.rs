@@ -71,6 +71,28 @@ impl futures_core::Stream for Ticks {
     }
 }
 
+/// apalis's insert notifications, until the pool closes. The workers share the store's
+/// pool, and apalis's `Pubsub` loops without end on a closed pool (its listener then
+/// only yields errors, which it skips), so the stream ends when the pool closes.
+struct UntilClosed {
+    inserts: apalis_postgres::Pubsub,
+    pool: sqlx::PgPool,
+}
+
+impl futures_core::Stream for UntilClosed {
+    type Item = <apalis_postgres::Pubsub as futures_core::Stream>::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.pool.is_closed() {
+            return std::task::Poll::Ready(None);
+        }
+        std::pin::Pin::new(&mut self.inserts).poll_next(cx)
+    }
+}
+
 /// A queue's backend on SQLite, polled.
 fn sqlite_backend<J: Job>(
     pool: &sqlx::SqlitePool,
@@ -101,10 +123,10 @@ fn postgres_backend<J: Job>(
     let pool = pool.clone();
     move || {
         let wake = Strategy::new()
-            .stream(apalis_postgres::Pubsub::new(
-                pool.clone(),
-                J::QUEUE.to_owned(),
-            ))
+            .stream(UntilClosed {
+                inserts: apalis_postgres::Pubsub::new(pool.clone(), J::QUEUE.to_owned()),
+                pool: pool.clone(),
+            })
             .stream(ticks());
         apalis_postgres::PostgresStorage::new(&pool)
             .with_config(config.clone())
@@ -142,7 +164,7 @@ impl Workers {
                 );
             }
         }
-        let pool = self.store.job_pool(4).await?;
+        let pool = self.store.job_pool();
         // Unique per start: apalis refuses a name whose heartbeat is still fresh.
         let node = format!("kassa-{}-{}", std::process::id(), ulid::Ulid::new());
         let monitor = match pool {

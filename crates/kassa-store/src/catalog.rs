@@ -4,9 +4,10 @@ use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::{CheckoutLinkId, CouponId, ProductId, TenantId};
 
 use sqlx::AssertSqlSafe;
+use sqlx::types::Json;
 
 use crate::error::corrupt;
-use crate::{Page, PageRequest, Store, StoreError, Timestamp};
+use crate::{Page, PageRequest, Store, StoreError, Timestamp, db_run};
 
 /// A price as stored: integer minor units in an ISO 4217 currency.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -38,11 +39,11 @@ struct ProductRow {
     id: String,
     name: String,
     description: Option<String>,
-    prices: String,
-    delivery: String,
-    active: i64,
-    created_at: i64,
-    updated_at: i64,
+    prices: Json<Vec<Price>>,
+    delivery: Json<Delivery>,
+    active: bool,
+    created_at: Timestamp,
+    updated_at: Timestamp,
 }
 
 impl TryFrom<ProductRow> for ProductRecord {
@@ -53,12 +54,12 @@ impl TryFrom<ProductRow> for ProductRecord {
             fields: ProductFields {
                 name: row.name,
                 description: row.description,
-                prices: serde_json::from_str(&row.prices).map_err(corrupt)?,
-                delivery: serde_json::from_str(&row.delivery).map_err(corrupt)?,
-                active: row.active != 0,
+                prices: row.prices.0,
+                delivery: row.delivery.0,
+                active: row.active,
             },
-            created_at: row.created_at.into(),
-            updated_at: row.updated_at.into(),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
         })
     }
 }
@@ -94,12 +95,12 @@ struct CouponRow {
     percent_off: Option<i64>,
     amount_off: Option<i64>,
     currency: Option<String>,
-    expires_at: Option<i64>,
+    expires_at: Option<Timestamp>,
     max_redemptions: Option<i64>,
     times_redeemed: i64,
-    product_ids: String,
-    active: i64,
-    created_at: i64,
+    product_ids: Json<Vec<ProductId>>,
+    active: bool,
+    created_at: Timestamp,
 }
 
 impl TryFrom<CouponRow> for CouponRecord {
@@ -112,13 +113,13 @@ impl TryFrom<CouponRow> for CouponRecord {
                 percent_off: row.percent_off,
                 amount_off: row.amount_off,
                 currency: row.currency,
-                expires_at: row.expires_at.map(Timestamp::from),
+                expires_at: row.expires_at,
                 max_redemptions: row.max_redemptions,
-                product_ids: serde_json::from_str(&row.product_ids).map_err(corrupt)?,
-                active: row.active != 0,
+                product_ids: row.product_ids.0,
+                active: row.active,
             },
             times_redeemed: row.times_redeemed,
-            created_at: row.created_at.into(),
+            created_at: row.created_at,
         })
     }
 }
@@ -149,7 +150,7 @@ struct CheckoutLinkRow {
     quantity: i64,
     currency: Option<String>,
     coupon_code: Option<String>,
-    created_at: i64,
+    created_at: Timestamp,
 }
 
 impl TryFrom<CheckoutLinkRow> for CheckoutLinkRecord {
@@ -163,16 +164,12 @@ impl TryFrom<CheckoutLinkRow> for CheckoutLinkRecord {
                 currency: row.currency,
                 coupon_code: row.coupon_code,
             },
-            created_at: row.created_at.into(),
+            created_at: row.created_at,
         })
     }
 }
 
 const LINK_COLUMNS: &str = "id, product_id, quantity, currency, coupon_code, created_at";
-
-fn json(value: &impl serde::Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(corrupt)
-}
 
 /// Runs a tenant-scoped list query `SELECT <columns> FROM <table> WHERE tenant_id = $1`,
 /// newest first, one page at a time.
@@ -184,19 +181,21 @@ pub(crate) async fn list_page<Row, Rec>(
     page: &PageRequest,
 ) -> Result<Page<Rec>, StoreError>
 where
-    Row: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    Row: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
     Rec: TryFrom<Row, Error = StoreError> + HasId,
 {
     let sql = format!(
         "SELECT {columns} FROM {table} WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
          ORDER BY id DESC LIMIT $3"
     );
-    let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(sql))
+    let rows: Vec<Row> = db_run!(store, c => sqlx::query_as(AssertSqlSafe(sql))
         .bind(tenant.as_str())
         .bind(page.after.as_deref())
         .bind(page.limit + 1)
-        .fetch_all(&store.pool)
-        .await?;
+        .fetch_all(c).await?);
     let records = rows
         .into_iter()
         .map(Rec::try_from)
@@ -216,15 +215,17 @@ pub(crate) async fn fetch_one<Row, Rec>(
     value: &str,
 ) -> Result<Rec, StoreError>
 where
-    Row: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    Row: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
     Rec: TryFrom<Row, Error = StoreError>,
 {
     let sql = format!("SELECT {columns} FROM {table} WHERE tenant_id = $1 AND {key} = $2");
-    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(sql))
+    let row: Option<Row> = db_run!(store, c => sqlx::query_as(AssertSqlSafe(sql))
         .bind(tenant.as_str())
         .bind(value)
-        .fetch_optional(&store.pool)
-        .await?;
+        .fetch_optional(c).await?);
     row.ok_or(StoreError::NotFound)?.try_into()
 }
 
@@ -236,12 +237,11 @@ pub(crate) async fn delete_one(
     id: &str,
 ) -> Result<(), StoreError> {
     let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND id = $2");
-    let done = sqlx::query(AssertSqlSafe(sql))
+    let done = db_run!(store, c => sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.as_str())
         .bind(id)
-        .execute(&store.pool)
-        .await?;
-    if done.rows_affected() == 0 {
+        .execute(c).await?.rows_affected());
+    if done == 0 {
         return Err(StoreError::NotFound);
     }
     Ok(())
@@ -276,7 +276,7 @@ impl Store {
     ) -> Result<ProductRecord, StoreError> {
         let id = ProductId::generate();
         let now = Timestamp::now();
-        sqlx::query(
+        db_run!(self, c => sqlx::query(
             "INSERT INTO products (tenant_id, id, name, description, prices, delivery, active, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         )
@@ -284,12 +284,11 @@ impl Store {
         .bind(id.as_str())
         .bind(&fields.name)
         .bind(fields.description.as_deref())
-        .bind(json(&fields.prices)?)
-        .bind(json(&fields.delivery)?)
-        .bind(i64::from(fields.active))
-        .bind(now.millis())
-        .execute(&self.pool)
-        .await?;
+        .bind(Json(&fields.prices))
+        .bind(Json(&fields.delivery))
+        .bind(fields.active)
+        .bind(now)
+        .execute(c).await?.rows_affected());
         Ok(ProductRecord {
             id,
             fields: fields.clone(),
@@ -322,7 +321,7 @@ impl Store {
         id: &ProductId,
         fields: &ProductFields,
     ) -> Result<ProductRecord, StoreError> {
-        let done = sqlx::query(
+        let done = db_run!(self, c => sqlx::query(
             "UPDATE products SET name = $3, description = $4, prices = $5, delivery = $6,
              active = $7, updated_at = $8 WHERE tenant_id = $1 AND id = $2",
         )
@@ -330,13 +329,12 @@ impl Store {
         .bind(id.as_str())
         .bind(&fields.name)
         .bind(fields.description.as_deref())
-        .bind(json(&fields.prices)?)
-        .bind(json(&fields.delivery)?)
-        .bind(i64::from(fields.active))
-        .bind(Timestamp::now().millis())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        .bind(Json(&fields.prices))
+        .bind(Json(&fields.delivery))
+        .bind(fields.active)
+        .bind(Timestamp::now())
+        .execute(c).await?.rows_affected());
+        if done == 0 {
             return Err(StoreError::NotFound);
         }
         self.product(tenant, id).await
@@ -349,7 +347,7 @@ impl Store {
     ) -> Result<CouponRecord, StoreError> {
         let id = CouponId::generate();
         let now = Timestamp::now();
-        sqlx::query(
+        db_run!(self, c => sqlx::query(
             "INSERT INTO coupons (tenant_id, id, code, percent_off, amount_off, currency, expires_at,
              max_redemptions, times_redeemed, product_ids, active, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11)",
@@ -360,14 +358,13 @@ impl Store {
         .bind(fields.percent_off)
         .bind(fields.amount_off)
         .bind(fields.currency.as_deref())
-        .bind(fields.expires_at.map(|t| t.millis()))
+        .bind(fields.expires_at)
         .bind(fields.max_redemptions)
-        .bind(json(&fields.product_ids)?)
-        .bind(i64::from(fields.active))
-        .bind(now.millis())
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::on_unique("a coupon with this code already exists"))?;
+        .bind(Json(&fields.product_ids))
+        .bind(fields.active)
+        .bind(now)
+        .execute(c).await
+        .map_err(StoreError::on_unique("a coupon with this code already exists"))?.rows_affected());
         Ok(CouponRecord {
             id,
             fields: fields.clone(),
@@ -410,18 +407,17 @@ impl Store {
         expires_at: Option<Timestamp>,
         max_redemptions: Option<i64>,
     ) -> Result<CouponRecord, StoreError> {
-        let done = sqlx::query(
+        let done = db_run!(self, c => sqlx::query(
             "UPDATE coupons SET active = $3, expires_at = $4, max_redemptions = $5
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
-        .bind(i64::from(active))
-        .bind(expires_at.map(|t| t.millis()))
+        .bind(active)
+        .bind(expires_at)
         .bind(max_redemptions)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        .execute(c).await?.rows_affected());
+        if done == 0 {
             return Err(StoreError::NotFound);
         }
         self.coupon(tenant, id).await
@@ -434,7 +430,7 @@ impl Store {
     ) -> Result<CheckoutLinkRecord, StoreError> {
         let id = CheckoutLinkId::generate();
         let now = Timestamp::now();
-        sqlx::query(
+        db_run!(self, c => sqlx::query(
             "INSERT INTO checkout_links (tenant_id, id, product_id, quantity, currency, coupon_code, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -444,9 +440,8 @@ impl Store {
         .bind(fields.quantity)
         .bind(fields.currency.as_deref())
         .bind(fields.coupon_code.as_deref())
-        .bind(now.millis())
-        .execute(&self.pool)
-        .await?;
+        .bind(now)
+        .execute(c).await?.rows_affected());
         Ok(CheckoutLinkRecord {
             id,
             fields: fields.clone(),

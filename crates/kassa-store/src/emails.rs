@@ -4,9 +4,8 @@
 use kassa_domain::ids::{EmailId, TenantId};
 use sqlx::AssertSqlSafe;
 
-use crate::Tx;
 use crate::jobs::{EARLY_MILLIS, SendEmail, enqueue};
-use crate::{Page, PageRequest, Store, StoreError, Timestamp};
+use crate::{Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
 
 /// Queues an email; the same `dedupe_key` is queued once (a receipt per order, a
 /// failure notice per payment attempt).
@@ -21,7 +20,7 @@ pub(crate) async fn queue_email(
 ) -> Result<(), StoreError> {
     let now = Timestamp::now().millis();
     let id = EmailId::generate();
-    let queued = sqlx::query(
+    let queued = db_run!(tx, c => sqlx::query(
         "INSERT INTO emails (tenant_id, id, kind, order_id, dedupe_key, to_address, locale, status,
          attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8)
          ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
@@ -33,10 +32,9 @@ pub(crate) async fn queue_email(
     .bind(dedupe_key)
     .bind(to)
     .bind(locale)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    if queued.rows_affected() == 1 {
+    .bind(Timestamp::from(now))
+    .execute(c).await?.rows_affected());
+    if queued == 1 {
         let job = SendEmail {
             tenant_id: tenant.clone(),
             email_id: id,
@@ -55,13 +53,12 @@ pub(crate) async fn email_owners(
     order_id: Option<&str>,
     about: &str,
 ) -> Result<(), StoreError> {
-    let owners: Vec<String> = sqlx::query_scalar(
+    let owners: Vec<String> = db_run!(tx, c => sqlx::query_scalar(
         "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
          WHERE m.tenant_id = $1 ORDER BY u.email",
     )
     .bind(tenant.as_str())
-    .fetch_all(&mut **tx)
-    .await?;
+    .fetch_all(c).await?);
     for owner in owners {
         let key = format!("{about}:{owner}");
         queue_email(tx, tenant, kind, order_id, &key, &owner, "en").await?;
@@ -88,8 +85,8 @@ pub struct EmailRecord {
     pub html_body: Option<String>,
     pub attempts: i64,
     pub last_error: Option<String>,
-    pub sent_at: Option<i64>,
-    pub created_at: i64,
+    pub sent_at: Option<Timestamp>,
+    pub created_at: Timestamp,
 }
 
 impl crate::catalog::HasId for EmailRecord {
@@ -121,15 +118,14 @@ pub enum EmailOutcome {
 impl Store {
     /// The email a job is for, when it is still to be sent and due.
     pub async fn due_email(&self, job: &SendEmail) -> Result<Option<EmailRecord>, StoreError> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
+        Ok(db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {EMAIL_COLUMNS} FROM emails WHERE tenant_id = $1 AND id = $2
              AND status = 'queued' AND next_attempt_at <= $3"
         )))
         .bind(job.tenant_id.as_str())
         .bind(job.email_id.as_str())
-        .bind(Timestamp::now().millis() + EARLY_MILLIS)
-        .fetch_optional(&self.pool)
-        .await?)
+        .bind(Timestamp::from(Timestamp::now().millis() + EARLY_MILLIS))
+        .fetch_optional(c).await?))
     }
 
     /// Queues again the emails kept in the outbox while there was no SMTP: a worker
@@ -137,13 +133,12 @@ impl Store {
     pub async fn queue_kept_emails(&self) -> Result<u64, StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        let kept: Vec<(String, String)> = sqlx::query_as(
+        let kept: Vec<(String, String)> = db_run!(&mut tx, c => sqlx::query_as(
             "UPDATE emails SET status = 'queued', next_attempt_at = $1 WHERE status = 'kept'
              RETURNING tenant_id, id",
         )
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(Timestamp::from(now))
+        .fetch_all(c).await?);
         for (tenant, id) in &kept {
             let job = SendEmail {
                 tenant_id: TenantId::parse(tenant).map_err(crate::error::corrupt)?,
@@ -176,7 +171,7 @@ impl Store {
             None => (None, None, None),
         };
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        db_run!(&mut tx, c => sqlx::query(
             "UPDATE emails SET status = $3, next_attempt_at = $4, last_error = $5, sent_at = $6,
              subject = COALESCE($7, subject), text_body = COALESCE($8, text_body),
              html_body = COALESCE($9, html_body), attempts = attempts + 1
@@ -185,14 +180,13 @@ impl Store {
         .bind(&email.tenant_id)
         .bind(&email.id)
         .bind(status)
-        .bind(next)
+        .bind(next.map(Timestamp::from))
         .bind(error)
-        .bind(sent_at)
+        .bind(sent_at.map(Timestamp::from))
         .bind(subject)
         .bind(text)
         .bind(html)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c).await?.rows_affected());
         if let EmailOutcome::RetryAt { at, .. } = outcome {
             let job = SendEmail {
                 tenant_id: TenantId::parse(&email.tenant_id).map_err(crate::error::corrupt)?,
@@ -210,15 +204,14 @@ impl Store {
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<EmailRecord>, StoreError> {
-        let rows: Vec<EmailRecord> = sqlx::query_as(AssertSqlSafe(format!(
+        let rows: Vec<EmailRecord> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {EMAIL_COLUMNS} FROM emails WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
              ORDER BY id DESC LIMIT $3"
         )))
         .bind(tenant.as_str())
         .bind(page.after.as_deref())
         .bind(page.limit + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c).await?);
         Ok(Page::from_rows(rows, page.limit, |e| e.id.clone()))
     }
 }

@@ -12,12 +12,24 @@ pub enum StoreError {
     #[error("database configuration: {0}")]
     Config(String),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored value that does not parse: a bug or a hand-edited row.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A column that does not decode (bad JSON, an unknown type) is a corrupt row.
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            e => StoreError::Database(e),
+        }
+    }
 }
 
 impl StoreError {

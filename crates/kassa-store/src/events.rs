@@ -6,11 +6,11 @@
 use kassa_domain::email::EmailKind;
 use kassa_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookEndpointId};
 
-use crate::Tx;
 use crate::error::corrupt;
 use crate::jobs::{DeliverWebhook, EARLY_MILLIS, enqueue};
 use crate::time::rfc3339;
-use crate::{Page, PageRequest, Store, StoreError, Timestamp};
+use crate::{Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
+use sqlx::types::Json;
 
 /// Writes an event and queues its deliveries.
 pub(crate) async fn insert_event(
@@ -28,25 +28,23 @@ pub(crate) async fn insert_event(
         "timestamp": rfc3339(now.millis()),
         "data": data,
     });
-    sqlx::query(
+    db_run!(tx, c => sqlx::query(
         "INSERT INTO events (tenant_id, id, type, order_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(tenant.as_str())
     .bind(id.as_str())
     .bind(kind)
     .bind(order_id)
-    .bind(payload.to_string())
-    .bind(now.millis())
-    .execute(&mut **tx)
-    .await?;
-    let endpoints: Vec<(String, String)> = sqlx::query_as(
+    .bind(Json(&payload))
+    .bind(now)
+    .execute(c).await?.rows_affected());
+    let endpoints: Vec<(String, Json<Vec<String>>)> = db_run!(tx, c => sqlx::query_as(
         "SELECT id, event_types FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NULL",
     )
     .bind(tenant.as_str())
-    .fetch_all(&mut **tx)
-    .await?;
+    .fetch_all(c).await?);
     for (endpoint, filter) in endpoints {
-        let types: Vec<String> = serde_json::from_str(&filter).map_err(corrupt)?;
+        let types = filter.0;
         if types.is_empty() || types.iter().any(|t| t == kind) {
             queue_delivery(tx, tenant, &endpoint, id.as_str(), now.millis()).await?;
         }
@@ -62,7 +60,7 @@ async fn queue_delivery(
     now: i64,
 ) -> Result<(), StoreError> {
     let id = DeliveryId::generate();
-    sqlx::query(
+    db_run!(tx, c => sqlx::query(
         "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, status, attempts,
          next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)",
     )
@@ -70,9 +68,8 @@ async fn queue_delivery(
     .bind(id.as_str())
     .bind(endpoint)
     .bind(event)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    .bind(Timestamp::from(now))
+    .execute(c).await?.rows_affected());
     let job = DeliverWebhook {
         tenant_id: tenant.clone(),
         delivery_id: id,
@@ -94,8 +91,8 @@ struct EventRow {
     id: String,
     #[sqlx(rename = "type")]
     kind: String,
-    payload: String,
-    created_at: i64,
+    payload: Json<serde_json::Value>,
+    created_at: Timestamp,
 }
 
 impl TryFrom<EventRow> for EventRecord {
@@ -104,8 +101,8 @@ impl TryFrom<EventRow> for EventRecord {
         Ok(Self {
             id: r.id,
             kind: r.kind,
-            payload: serde_json::from_str(&r.payload).map_err(corrupt)?,
-            created_at: r.created_at.into(),
+            payload: r.payload.0,
+            created_at: r.created_at,
         })
     }
 }
@@ -176,7 +173,7 @@ impl Store {
         kind: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<EventRecord>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(
+        let rows: Vec<EventRow> = db_run!(self, c => sqlx::query_as(
             "SELECT id, type, payload, created_at FROM events WHERE tenant_id = $1
              AND ($2 IS NULL OR id < $2) AND ($3 IS NULL OR type = $3) ORDER BY id DESC LIMIT $4",
         )
@@ -184,8 +181,7 @@ impl Store {
         .bind(page.after.as_deref())
         .bind(kind)
         .bind(page.limit + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c).await?);
         let records = rows
             .into_iter()
             .map(EventRecord::try_from)
@@ -194,13 +190,12 @@ impl Store {
     }
 
     pub async fn event(&self, tenant: &TenantId, id: &str) -> Result<EventRecord, StoreError> {
-        let row: Option<EventRow> = sqlx::query_as(
+        let row: Option<EventRow> = db_run!(self, c => sqlx::query_as(
             "SELECT id, type, payload, created_at FROM events WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_str())
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c).await?);
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
@@ -210,13 +205,12 @@ impl Store {
         tenant: &TenantId,
         order: &str,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(
+        let rows: Vec<EventRow> = db_run!(self, c => sqlx::query_as(
             "SELECT id, type, payload, created_at FROM events WHERE tenant_id = $1 AND order_id = $2 ORDER BY id",
         )
         .bind(tenant.as_str())
         .bind(order)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c).await?);
         rows.into_iter().map(EventRecord::try_from).collect()
     }
 
@@ -235,12 +229,12 @@ impl Store {
             url: String,
             secret: String,
             previous_secret: Option<String>,
-            previous_secret_expires_at: Option<i64>,
-            failing_since: Option<i64>,
-            payload: String,
-            event_created_at: i64,
+            previous_secret_expires_at: Option<Timestamp>,
+            failing_since: Option<Timestamp>,
+            payload: Json<serde_json::Value>,
+            event_created_at: Timestamp,
         }
-        let row: Option<Row> = sqlx::query_as(
+        let row: Option<Row> = db_run!(self, c => sqlx::query_as(
             "SELECT d.endpoint_id, d.event_id, d.attempts, e.url, e.secret, e.previous_secret,
              e.previous_secret_expires_at, e.failing_since, v.payload, v.created_at AS event_created_at
              FROM webhook_deliveries d
@@ -250,15 +244,14 @@ impl Store {
         )
         .bind(job.tenant_id.as_str())
         .bind(job.delivery_id.as_str())
-        .bind(now + EARLY_MILLIS)
-        .fetch_optional(&self.pool)
-        .await?;
+        .bind(Timestamp::from(now + EARLY_MILLIS))
+        .fetch_optional(c).await?);
         let Some(row) = row else {
             return Ok(None);
         };
         let mut secrets = vec![row.secret];
         if let (Some(old), Some(until)) = (row.previous_secret, row.previous_secret_expires_at)
-            && until > now
+            && until.millis() > now
         {
             secrets.push(old);
         }
@@ -270,9 +263,9 @@ impl Store {
             attempts: row.attempts,
             url: row.url,
             secrets,
-            payload: row.payload,
-            event_created_at: row.event_created_at.into(),
-            failing_since: row.failing_since.map(Timestamp::from),
+            payload: row.payload.0.to_string(),
+            event_created_at: row.event_created_at,
+            failing_since: row.failing_since,
         }))
     }
 
@@ -288,7 +281,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        db_run!(&mut tx, c => sqlx::query(
             "INSERT INTO webhook_attempts (tenant_id, id, delivery_id, endpoint_id, event_id, attempt, url,
              status_code, latency_ms, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
@@ -302,26 +295,24 @@ impl Store {
         .bind(status_code.map(i64::from))
         .bind(latency_ms)
         .bind(response)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        .bind(Timestamp::from(now))
+        .execute(c).await?.rows_affected());
         let (status, next) = match outcome {
             DeliveryOutcome::Succeeded => ("succeeded", None),
             DeliveryOutcome::RetryAt(at) => ("pending", Some(at)),
             DeliveryOutcome::Failed | DeliveryOutcome::EndpointDisabled => ("failed", None),
         };
-        sqlx::query(
+        db_run!(&mut tx, c => sqlx::query(
             "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, next_attempt_at = $4,
              last_status = $5, updated_at = $6 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(d.tenant_id.as_str())
         .bind(d.id.as_str())
         .bind(status)
-        .bind(next)
+        .bind(next.map(Timestamp::from))
         .bind(status_code.map(i64::from))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        .bind(Timestamp::from(now))
+        .execute(c).await?.rows_affected());
         if let DeliveryOutcome::RetryAt(at) = outcome {
             let job = DeliverWebhook {
                 tenant_id: d.tenant_id.clone(),
@@ -331,7 +322,7 @@ impl Store {
         }
         let endpoint_sql = match outcome {
             DeliveryOutcome::Succeeded => {
-                "UPDATE webhook_endpoints SET failing_since = NULL WHERE tenant_id = $1 AND id = $2 AND $3 > 0"
+                "UPDATE webhook_endpoints SET failing_since = NULL WHERE tenant_id = $1 AND id = $2 AND $3 IS NOT NULL"
             }
             DeliveryOutcome::EndpointDisabled => {
                 "UPDATE webhook_endpoints SET disabled_at = COALESCE(disabled_at, $3) WHERE tenant_id = $1 AND id = $2"
@@ -340,12 +331,11 @@ impl Store {
                 "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $3) WHERE tenant_id = $1 AND id = $2"
             }
         };
-        sqlx::query(endpoint_sql)
+        db_run!(&mut tx, c => sqlx::query(endpoint_sql)
             .bind(d.tenant_id.as_str())
             .bind(d.endpoint_id.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            .bind(Timestamp::from(now))
+            .execute(c).await?.rows_affected());
         if outcome == DeliveryOutcome::EndpointDisabled {
             let about = format!("endpoint_disabled:{}:{now}", d.endpoint_id);
             crate::emails::email_owners(
@@ -375,8 +365,8 @@ impl Store {
             event_id: String,
             event_type: String,
             status: String,
-            next_attempt_at: Option<i64>,
-            created_at: i64,
+            next_attempt_at: Option<Timestamp>,
+            created_at: Timestamp,
         }
         #[derive(sqlx::FromRow)]
         struct AttemptRow {
@@ -386,9 +376,9 @@ impl Store {
             status_code: Option<i64>,
             latency_ms: i64,
             response: String,
-            created_at: i64,
+            created_at: Timestamp,
         }
-        let rows: Vec<DeliveryRow> = sqlx::query_as(
+        let rows: Vec<DeliveryRow> = db_run!(self, c => sqlx::query_as(
             "SELECT d.id, d.endpoint_id, d.event_id, v.type AS event_type, d.status, d.next_attempt_at, d.created_at
              FROM webhook_deliveries d JOIN events v ON v.tenant_id = d.tenant_id AND v.id = d.event_id
              WHERE d.tenant_id = $1 AND d.endpoint_id = $2 AND ($3 IS NULL OR d.id < $3)
@@ -398,18 +388,16 @@ impl Store {
         .bind(endpoint.as_str())
         .bind(page.after.as_deref())
         .bind(page.limit + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(c).await?);
         let mut records = Vec::with_capacity(rows.len());
         for d in rows {
-            let attempts: Vec<AttemptRow> = sqlx::query_as(
+            let attempts: Vec<AttemptRow> = db_run!(self, c => sqlx::query_as(
                 "SELECT id, attempt, url, status_code, latency_ms, response, created_at FROM webhook_attempts
                  WHERE tenant_id = $1 AND delivery_id = $2 ORDER BY attempt",
             )
             .bind(tenant.as_str())
             .bind(&d.id)
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(c).await?);
             records.push(DeliveryRecord {
                 id: d.id,
                 endpoint_id: d.endpoint_id,
@@ -425,11 +413,11 @@ impl Store {
                         status_code: a.status_code,
                         latency_ms: a.latency_ms,
                         response: a.response,
-                        created_at: a.created_at.into(),
+                        created_at: a.created_at,
                     })
                     .collect(),
-                next_attempt_at: d.next_attempt_at.map(Timestamp::from),
-                created_at: d.created_at.into(),
+                next_attempt_at: d.next_attempt_at,
+                created_at: d.created_at,
             });
         }
         Ok(Page::from_rows(records, page.limit, |d| d.id.clone()))
@@ -445,22 +433,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
+        let found: Option<i32> = db_run!(&mut tx, c => sqlx::query_scalar("SELECT 1 FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_str())
                 .bind(endpoint.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let event_found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM events WHERE tenant_id = $1 AND id = $2")
+                .fetch_optional(c).await?);
+        let event_found: Option<i32> = db_run!(&mut tx, c => sqlx::query_scalar("SELECT 1 FROM events WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_str())
                 .bind(event)
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(c).await?);
         if found.is_none() || event_found.is_none() {
             return Err(StoreError::NotFound);
         }
-        let reset: Vec<String> = sqlx::query_scalar(
+        let reset: Vec<String> = db_run!(&mut tx, c => sqlx::query_scalar(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4,
              attempts = 0, updated_at = $4 WHERE tenant_id = $1 AND endpoint_id = $2 AND event_id = $3
              RETURNING id",
@@ -468,9 +452,8 @@ impl Store {
         .bind(tenant.as_str())
         .bind(endpoint.as_str())
         .bind(event)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(Timestamp::from(now))
+        .fetch_all(c).await?);
         if reset.is_empty() {
             queue_delivery(&mut tx, tenant, endpoint.as_str(), event, now).await?;
         }

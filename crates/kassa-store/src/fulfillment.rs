@@ -2,13 +2,13 @@
 //! its line. A line is due once its order is paid, and the payment's transaction
 //! writes its job (`DeliverLine`); what follows a delivery is the workflow's to say.
 
-use crate::error::corrupt;
 use crate::jobs::{DeliverLine, EARLY_MILLIS};
 use crate::work::Work;
-use crate::{Store, StoreError, Timestamp};
+use crate::{Store, StoreError, Timestamp, db_run};
 use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::TenantId;
 use kassa_domain::order::LineStatus;
+use sqlx::types::Json;
 
 /// A paid line waiting for its licenses.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub struct DueLine {
 impl Store {
     /// The line a job is for, when it still waits for its licenses and is due.
     pub async fn due_line(&self, job: &DeliverLine) -> Result<Option<DueLine>, StoreError> {
-        let row: Option<(String, i64, String, i64)> = sqlx::query_as(
+        let row: Option<(String, i64, Json<Delivery>, i64)> = db_run!(self, c => sqlx::query_as(
             "SELECT product_id, quantity, delivery, delivery_attempts FROM order_lines
              WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3
              AND delivery_status IN ('pending', 'waiting_stock') AND next_delivery_at <= $4",
@@ -33,9 +33,8 @@ impl Store {
         .bind(job.tenant_id.as_str())
         .bind(&job.order_id)
         .bind(job.line_no)
-        .bind(Timestamp::now().millis() + EARLY_MILLIS)
-        .fetch_optional(&self.pool)
-        .await?;
+        .bind(Timestamp::from(Timestamp::now().millis() + EARLY_MILLIS))
+        .fetch_optional(c).await?);
         let Some((product_id, quantity, delivery, attempts)) = row else {
             return Ok(None);
         };
@@ -45,7 +44,7 @@ impl Store {
             line_no: job.line_no,
             product_id,
             quantity,
-            delivery: serde_json::from_str(&delivery).map_err(corrupt)?,
+            delivery: delivery.0,
             attempts,
         }))
     }
@@ -61,8 +60,8 @@ impl Work {
         licenses: &[String],
         order_delivered: bool,
     ) -> Result<(), StoreError> {
-        let now = self.now.millis();
-        sqlx::query(
+        let now = self.now;
+        db_run!(&mut self.tx, c => sqlx::query(
             "UPDATE order_lines SET delivery_status = 'delivered', licenses = $4, delivered_at = $5,
              next_delivery_at = NULL, delivery_error = NULL,
              delivery_attempts = delivery_attempts + 1
@@ -71,19 +70,17 @@ impl Work {
         .bind(self.tenant.as_str())
         .bind(order)
         .bind(line_no)
-        .bind(serde_json::to_string(licenses).map_err(corrupt)?)
+        .bind(Json(licenses))
         .bind(now)
-        .execute(&mut *self.tx)
-        .await?;
+        .execute(c).await?.rows_affected());
         if order_delivered {
-            sqlx::query(
+            db_run!(&mut self.tx, c => sqlx::query(
                 "UPDATE orders SET delivery_status = 'delivered', updated_at = $3 WHERE tenant_id = $1 AND id = $2",
             )
             .bind(self.tenant.as_str())
             .bind(order)
             .bind(now)
-            .execute(&mut *self.tx)
-            .await?;
+            .execute(c).await?.rows_affected());
         }
         Ok(())
     }
@@ -99,7 +96,7 @@ impl Work {
         error: &str,
     ) -> Result<(), StoreError> {
         let attempted = i64::from(status != LineStatus::WaitingStock);
-        sqlx::query(
+        db_run!(&mut self.tx, c => sqlx::query(
             "UPDATE order_lines SET delivery_status = $4, next_delivery_at = NULL,
              delivery_attempts = delivery_attempts + $5, delivery_error = $6
              WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
@@ -110,8 +107,7 @@ impl Work {
         .bind(status.as_str())
         .bind(attempted)
         .bind(error)
-        .execute(&mut *self.tx)
-        .await?;
+        .execute(c).await?.rows_affected());
         Ok(())
     }
 }

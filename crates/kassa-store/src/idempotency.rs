@@ -2,7 +2,7 @@
 
 use kassa_domain::ids::TenantId;
 
-use crate::{Store, StoreError, Timestamp};
+use crate::{Store, StoreError, Timestamp, db_run};
 
 /// How long a key is remembered.
 pub const IDEMPOTENCY_TTL_MILLIS: i64 = 24 * 60 * 60 * 1000;
@@ -35,25 +35,23 @@ impl Store {
     ) -> Result<IdempotencyStart, StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        db_run!(&mut tx, c => sqlx::query(
             "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND created_at < $3",
         )
         .bind(tenant.as_str())
         .bind(key)
-        .bind(now - IDEMPOTENCY_TTL_MILLIS)
-        .execute(&mut *tx)
-        .await?;
-        let claimed = sqlx::query(
+        .bind(Timestamp::from(now - IDEMPOTENCY_TTL_MILLIS))
+        .execute(c).await?.rows_affected());
+        let claimed = db_run!(&mut tx, c => sqlx::query(
             "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (tenant_id, key) DO NOTHING",
         )
         .bind(tenant.as_str())
         .bind(key)
         .bind(fingerprint)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let start = if claimed.rows_affected() == 1 {
+        .bind(Timestamp::from(now))
+        .execute(c).await?.rows_affected());
+        let start = if claimed == 1 {
             IdempotencyStart::Proceed
         } else {
             let (stored, status, content_type, body): (
@@ -61,14 +59,13 @@ impl Store {
                 Option<i64>,
                 Option<String>,
                 Option<String>,
-            ) = sqlx::query_as(
+            ) = db_run!(&mut tx, c => sqlx::query_as(
                 "SELECT fingerprint, status_code, content_type, body FROM idempotency_keys
                      WHERE tenant_id = $1 AND key = $2",
             )
             .bind(tenant.as_str())
             .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
+            .fetch_one(c).await?);
             match status {
                 _ if stored != fingerprint => IdempotencyStart::Mismatch,
                 None => IdempotencyStart::InProgress,
@@ -92,7 +89,7 @@ impl Store {
         content_type: Option<&str>,
         body: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        db_run!(self, c => sqlx::query(
             "UPDATE idempotency_keys SET status_code = $3, content_type = $4, body = $5
              WHERE tenant_id = $1 AND key = $2",
         )
@@ -101,8 +98,7 @@ impl Store {
         .bind(i64::from(status))
         .bind(content_type)
         .bind(body)
-        .execute(&self.pool)
-        .await?;
+        .execute(c).await?.rows_affected());
         Ok(())
     }
 
@@ -112,11 +108,10 @@ impl Store {
         tenant: &TenantId,
         key: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
+        db_run!(self, c => sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
             .bind(tenant.as_str())
             .bind(key)
-            .execute(&self.pool)
-            .await?;
+            .execute(c).await?.rows_affected());
         Ok(())
     }
 }

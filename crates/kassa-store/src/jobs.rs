@@ -2,20 +2,18 @@
 //! webhook delivery, an email, an order line), which keeps the state, the attempt log
 //! and what the API shows. A job is written by the transaction of the change that
 //! causes it: a raw INSERT into apalis's table (`Jobs` on SQLite, `apalis.jobs` on
-//! PostgreSQL) on the same connection, because apalis's own push functions cannot take
-//! part in a transaction of sqlx's `Any` driver. A contract test checks that apalis
+//! PostgreSQL) on the same connection, so it commits or rolls back with the change (the
+//! row is what apalis's own push writes). A contract test checks that apalis
 //! runs what these INSERTs write. apalis's schema is created by `Store::migrate`, with
 //! its own migration history (`_apalis_migrations`).
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use kassa_domain::ids::{DeliveryId, EmailId, TenantId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::Tx;
-use crate::{Backend, Store, StoreError};
+use crate::{Backend, Store, StoreError, Tx, db_run};
 
 /// A kind of job: its arguments and its apalis queue.
 pub trait Job: Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + 'static {
@@ -69,7 +67,7 @@ pub(crate) async fn enqueue<J: Job>(tx: &mut Tx, job: &J, run_at: i64) -> Result
     let args = serde_json::to_vec(job).map_err(crate::error::corrupt)?;
     let id = ulid::Ulid::new().to_string();
     let now = crate::Timestamp::now().millis();
-    let (sql, run_at) = match backend_of(tx) {
+    let (sql, run_at) = match tx.backend() {
         // apalis keeps whole seconds on SQLite: a later job is rounded up, so it never
         // runs before its row is due.
         Backend::Sqlite => (
@@ -89,26 +87,19 @@ pub(crate) async fn enqueue<J: Job>(tx: &mut Tx, job: &J, run_at: i64) -> Result
             if run_at <= now { 0 } else { run_at },
         ),
     };
-    sqlx::query(sql)
-        .bind(args)
-        .bind(id)
+    db_run!(tx, c => sqlx::query(sql)
+        .bind(&args)
+        .bind(&id)
         .bind(J::QUEUE)
         .bind(MAX_ATTEMPTS)
         .bind(run_at)
-        .execute(&mut **tx)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
-fn backend_of(tx: &Tx) -> Backend {
-    if tx.backend_name() == "SQLite" {
-        Backend::Sqlite
-    } else {
-        Backend::Postgres
-    }
-}
-
-/// A typed pool on the store's database, for apalis's workers.
+/// The store's own pool, for apalis's workers: jobs and Kassa's rows share it.
 #[derive(Debug, Clone)]
 pub enum JobPool {
     Sqlite(sqlx::SqlitePool),
@@ -116,29 +107,15 @@ pub enum JobPool {
 }
 
 impl Store {
-    /// Opens a pool for apalis on the same database, with the same settings.
-    pub async fn job_pool(&self, max_connections: u32) -> Result<JobPool, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => {
-                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url)?
-                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10));
-                JobPool::Sqlite(
-                    sqlx::sqlite::SqlitePoolOptions::new()
-                        .max_connections(max_connections)
-                        .connect_with(options)
-                        .await?,
-                )
-            }
-            Backend::Postgres => JobPool::Postgres(
-                sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(&self.url)
-                    .await?,
-            ),
-        })
+    /// The store's pool, for apalis's storages (a clone: the same connections).
+    pub fn job_pool(&self) -> JobPool {
+        self.state
+            .shared_with_workers
+            .store(true, std::sync::atomic::Ordering::Release);
+        match &self.pool {
+            crate::Pool::Sqlite(p) => JobPool::Sqlite(p.clone()),
+            crate::Pool::Postgres(p) => JobPool::Postgres(p.clone()),
+        }
     }
 
     /// Jobs written and not finished yet, by queue: for tests and operators.
@@ -153,10 +130,10 @@ impl Store {
                  AND NOT (status = 'Failed' AND attempts >= max_attempts)"
             }
         };
-        Ok(sqlx::query_scalar(sql)
+        Ok(db_run!(self, c => sqlx::query_scalar(sql)
             .bind(queue)
-            .fetch_one(&self.pool)
-            .await?)
+            .fetch_one(c)
+            .await?))
     }
 }
 
@@ -167,27 +144,24 @@ impl Store {
     /// does nothing. Returns how many were revived.
     pub async fn revive_dead_jobs(&self, after: Duration) -> Result<u64, StoreError> {
         let secs = i64::try_from(after.as_secs()).unwrap_or(i64::MAX);
-        let revived = match self.backend {
+        let sql = match self.backend {
             // apalis keeps whole seconds on SQLite.
-            Backend::Sqlite => sqlx::query(
+            Backend::Sqlite => {
                 "UPDATE Jobs SET status = 'Pending', attempts = 0, run_at = strftime('%s', 'now'),
                  lock_by = NULL, lock_at = NULL, done_at = NULL
                  WHERE job_type LIKE 'kassa::%' AND (status = 'Killed'
                  OR (status = 'Failed' AND attempts >= max_attempts))
-                 AND done_at <= strftime('%s', 'now') - $1",
-            ),
-            Backend::Postgres => sqlx::query(
+                 AND done_at <= strftime('%s', 'now') - $1"
+            }
+            Backend::Postgres => {
                 "UPDATE apalis.jobs SET status = 'Pending', attempts = 0, run_at = now(),
                  lock_by = NULL, lock_at = NULL, done_at = NULL
                  WHERE job_type LIKE 'kassa::%' AND (status = 'Killed'
                  OR (status = 'Failed' AND attempts >= max_attempts))
-                 AND done_at <= now() - $1 * interval '1 second'",
-            ),
-        }
-        .bind(secs)
-        .execute(&self.pool)
-        .await?;
-        Ok(revived.rows_affected())
+                 AND done_at <= now() - $1 * interval '1 second'"
+            }
+        };
+        Ok(db_run!(self, c => sqlx::query(sql).bind(secs).execute(c).await?.rows_affected()))
     }
 }
 

@@ -1,12 +1,14 @@
 //! Kassa's storage: every SQL statement lives here, in small named functions.
 //!
-//! One set of queries serves SQLite (the embedded default) and PostgreSQL through
-//! sqlx's `Any` driver: the schema keeps to types both share (TEXT, BIGINT/INTEGER),
-//! and placeholders are `$n`, which both accept. Migrations are per backend under
-//! `migrations/`. Every tenant-owned query is scoped by `tenant_id`; an object of
+//! The store holds a typed pool, SQLite (the embedded default) or PostgreSQL, and each
+//! query is written once and compiled for both with `db_run!` (see `db.rs` and
+//! `docs/storage.md`); each backend keeps its native types (times, JSON, flags), and
+//! placeholders are `$n`, which both accept. apalis's workers share the same pool.
+//! Migrations are per backend under `migrations/`. Every tenant-owned query is scoped by `tenant_id`; an object of
 //! another tenant is simply not found. This crate must not know about HTTP.
 
 mod catalog;
+mod db;
 mod emails;
 mod error;
 mod events;
@@ -25,6 +27,7 @@ mod webhooks;
 mod work;
 
 pub use catalog::*;
+pub use db::Tx;
 pub use emails::*;
 pub use error::StoreError;
 pub use events::*;
@@ -44,11 +47,11 @@ pub use work::Work;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-/// A write transaction.
-pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub(crate) use db::{Pool, db_run};
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +63,16 @@ pub enum Backend {
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: Pool,
     pub(crate) backend: Backend,
-    /// Where the database is, for apalis's typed pool (see `Store::job_pool`).
-    url: std::sync::Arc<str>,
+    /// Set by `close`; and whether apalis's workers were given the pool.
+    state: std::sync::Arc<StoreState>,
+}
+
+#[derive(Debug, Default)]
+struct StoreState {
+    closed: std::sync::atomic::AtomicBool,
+    shared_with_workers: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -74,78 +83,111 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How long `close` waits for connections in use to come back.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Which backend a URL names.
+fn backend_of(url: &str) -> Result<Backend, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(StoreError::Config(
+            "database URL must start with sqlite:// or postgres://".into(),
+        ))
+    }
+}
+
+/// SQLite's settings: WAL lets readers go on while one writer writes; foreign keys on;
+/// writers queue on the busy timeout.
+fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)))
+}
+
+fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    Ok(PgConnectOptions::from_str(url)?
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)))
+}
 
 impl Store {
     /// Connects to `sqlite://…` or `postgres://…`. A SQLite file and its directory
     /// are created when missing.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError::Config(
-                "database URL must start with sqlite:// or postgres://".into(),
-            ));
+        let backend = backend_of(url)?;
+        let pool = match backend {
+            Backend::Sqlite => Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(sqlite_options(&prepare_sqlite_url(url)?)?)
+                    .await?,
+            ),
+            Backend::Postgres => Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(postgres_options(url)?)
+                    .await?,
+            ),
         };
-        let url = match backend {
-            Backend::Sqlite => prepare_sqlite_url(url)?,
-            Backend::Postgres => url.to_owned(),
-        };
-        let options = AnyConnectOptions::from_str(&url)?
-            .log_statements(tracing::log::LevelFilter::Trace)
-            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers go on while one writer writes.
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 10000")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        Ok(Self {
+        Ok(Self::new(pool, backend))
+    }
+
+    fn new(pool: Pool, backend: Backend) -> Self {
+        Self {
             pool,
             backend,
-            url: url.into(),
-        })
+            state: Default::default(),
+        }
     }
 
     /// A store that connects on first use: enough for code that only needs a handle,
     /// such as printing the API document.
     pub fn connect_lazy(url: &str) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else {
             Backend::Postgres
         };
-        let pool = AnyPoolOptions::new().connect_lazy(url)?;
-        Ok(Self {
-            pool,
-            backend,
-            url: url.into(),
-        })
+        let pool = match backend {
+            Backend::Sqlite => {
+                Pool::Sqlite(SqlitePoolOptions::new().connect_lazy_with(sqlite_options(url)?))
+            }
+            Backend::Postgres => {
+                Pool::Postgres(PgPoolOptions::new().connect_lazy_with(postgres_options(url)?))
+            }
+        };
+        Ok(Self::new(pool, backend))
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The store's own pool when it runs on SQLite (for apalis's storages).
+    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.pool {
+            Pool::Sqlite(p) => Some(p),
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// The store's own pool when it runs on PostgreSQL (for apalis's storages).
+    pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
     }
 
     /// Applies the backend's pending migrations: apalis's job tables (Kassa's
@@ -155,31 +197,84 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        jobs::apalis_migrations(self.backend)
-            .run(&self.pool)
-            .await?;
-        migrator.run(&self.pool).await?;
+        self.migrate_with(migrator).await
+    }
+
+    /// Applies apalis's migrations, then `migrator`'s: for tests that build a
+    /// database as an older version left it.
+    #[doc(hidden)]
+    pub async fn migrate_with(&self, migrator: &sqlx::migrate::Migrator) -> Result<(), StoreError> {
+        let apalis = jobs::apalis_migrations(self.backend);
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                apalis.run(p).await?;
+                migrator.run(p).await?;
+            }
+            Pool::Postgres(p) => {
+                apalis.run(p).await?;
+                migrator.run(p).await?;
+            }
+        }
         Ok(())
+    }
+
+    /// Kassa's embedded migrations for this store's backend.
+    #[doc(hidden)]
+    pub fn migrations(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
     }
 
     /// True when the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        self.check_open()?;
+        db_run!(self, c => sqlx::query("SELECT 1").execute(c).await?.rows_affected());
         Ok(())
     }
 
+    /// Closes the store: it refuses new work at once. The pool itself is closed unless
+    /// apalis's workers were given it (`job_pool`): their listeners and restarts loop
+    /// without end on a closed pool, so theirs closes when the process ends.
     pub async fn close(&self) {
-        self.pool.close().await;
+        use std::sync::atomic::Ordering;
+        self.state.closed.store(true, Ordering::Release);
+        if self.state.shared_with_workers.load(Ordering::Acquire) {
+            return;
+        }
+        let closing = async {
+            match &self.pool {
+                Pool::Sqlite(p) => p.close().await,
+                Pool::Postgres(p) => p.close().await,
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
+    }
+
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.state.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Database(sqlx::Error::PoolClosed));
+        }
+        Ok(())
     }
 
     /// A write transaction. On SQLite it takes the write lock up front, so two writers
     /// queue on the busy timeout instead of failing on a lock upgrade.
     async fn begin_write(&self) -> Result<Tx, StoreError> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
-        Ok(tx)
+        self.check_open()?;
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// A read transaction: one consistent view for reads of several statements.
+    async fn begin_read(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
     }
 }
 

@@ -7,11 +7,12 @@ use kassa_domain::order::{PaymentMethod, PaymentStatus, Quote};
 use kassa_domain::workflow::PaymentFacts;
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
+use sqlx::types::Json;
 
 use crate::error::corrupt;
 use crate::view::Consent;
 use crate::work::Work;
-use crate::{Store, StoreError, Timestamp};
+use crate::{Store, StoreError, Timestamp, db_run};
 
 /// One line of a cart, before prices are fixed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,14 +49,14 @@ pub struct CartRecord {
 struct CartRow {
     id: String,
     token: String,
-    lines: String,
+    lines: Json<Vec<CartLine>>,
     currency: Option<String>,
     coupon_code: Option<String>,
     email: Option<String>,
     name: Option<String>,
     locale: Option<String>,
     return_url: Option<String>,
-    custom: String,
+    custom: Json<serde_json::Map<String, serde_json::Value>>,
     payment_method: Option<String>,
     order_id: Option<String>,
 }
@@ -66,14 +67,14 @@ impl TryFrom<CartRow> for CartRecord {
         Ok(Self {
             id: Some(CartId::parse(&r.id).map_err(corrupt)?),
             token: r.token,
-            lines: serde_json::from_str(&r.lines).map_err(corrupt)?,
+            lines: r.lines.0,
             currency: r.currency,
             coupon_code: r.coupon_code,
             email: r.email,
             name: r.name,
             locale: r.locale,
             return_url: r.return_url,
-            custom: serde_json::from_str(&r.custom).map_err(corrupt)?,
+            custom: r.custom.0,
             payment_method: r.payment_method,
             order_id: r
                 .order_id
@@ -129,14 +130,13 @@ impl Store {
         tenant: &TenantId,
         token: &str,
     ) -> Result<CartRecord, StoreError> {
-        let row: Option<CartRow> = sqlx::query_as(
+        let row: Option<CartRow> = db_run!(self, c => sqlx::query_as(
             "SELECT id, token, lines, currency, coupon_code, email, name, locale,
              return_url, custom, payment_method, order_id FROM carts WHERE tenant_id = $1 AND token = $2",
         )
         .bind(tenant.as_str())
         .bind(token)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c).await?);
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
@@ -147,11 +147,11 @@ impl Store {
         cart: &CartRecord,
     ) -> Result<CartRecord, StoreError> {
         let now = Timestamp::now().millis();
-        let lines = serde_json::to_string(&cart.lines).map_err(corrupt)?;
-        let custom = serde_json::to_string(&cart.custom).map_err(corrupt)?;
+        let lines = Json(&cart.lines);
+        let custom = Json(&cart.custom);
         let id = cart.id.clone().unwrap_or_else(CartId::generate);
         // A cart that became an order is not changed any more.
-        sqlx::query(
+        db_run!(self, c => sqlx::query(
             "INSERT INTO carts (tenant_id, id, token, lines, currency, coupon_code, email,
              name, locale, return_url, custom, payment_method, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
@@ -174,9 +174,8 @@ impl Store {
         .bind(cart.return_url.as_deref())
         .bind(custom)
         .bind(cart.payment_method.as_deref())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        .bind(Timestamp::from(now))
+        .execute(c).await?.rows_affected());
         let mut saved = cart.clone();
         saved.id = Some(id);
         Ok(saved)
@@ -203,19 +202,17 @@ impl Store {
         column: &'static str,
         fresh: &str,
     ) -> Result<String, StoreError> {
-        sqlx::query(AssertSqlSafe(format!(
+        db_run!(self, c => sqlx::query(AssertSqlSafe(format!(
             "UPDATE tenants SET {column} = $2 WHERE id = $1 AND {column} = ''"
         )))
         .bind(tenant.as_str())
         .bind(fresh)
-        .execute(&self.pool)
-        .await?;
-        sqlx::query_scalar(AssertSqlSafe(format!(
+        .execute(c).await?.rows_affected());
+        db_run!(self, c => sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT {column} FROM tenants WHERE id = $1"
         )))
         .bind(tenant.as_str())
-        .fetch_optional(&self.pool)
-        .await?
+        .fetch_optional(c).await?)
         .ok_or(StoreError::NotFound)
     }
 
@@ -225,11 +222,10 @@ impl Store {
         tenant: &TenantId,
         settings: &kassa_domain::tenant::TenantSettings,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tenants SET settings = $2 WHERE id = $1")
+        db_run!(self, c => sqlx::query("UPDATE tenants SET settings = $2 WHERE id = $1")
             .bind(tenant.as_str())
-            .bind(serde_json::to_string(settings).map_err(corrupt)?)
-            .execute(&self.pool)
-            .await?;
+            .bind(Json(settings))
+            .execute(c).await?.rows_affected());
         Ok(())
     }
 }
@@ -241,54 +237,50 @@ impl Work {
     pub async fn insert_order(&mut self, new: &NewOrder) -> Result<Placement, StoreError> {
         let id = OrderId::generate();
         let tenant = self.tenant.clone();
-        let now = self.now.millis();
+        let now = self.now;
         if let Some(cart) = &new.cart_id {
-            let claimed = sqlx::query(
+            let claimed = db_run!(&mut self.tx, c => sqlx::query(
                 "UPDATE carts SET order_id = $3 WHERE tenant_id = $1 AND id = $2 AND order_id IS NULL",
             )
             .bind(tenant.as_str())
             .bind(cart.as_str())
             .bind(id.as_str())
-            .execute(&mut *self.tx)
-            .await?;
-            if claimed.rows_affected() == 0 {
-                let existing: Option<Option<String>> = sqlx::query_scalar(
+            .execute(c).await?.rows_affected());
+            if claimed == 0 {
+                let existing: Option<Option<String>> = db_run!(&mut self.tx, c => sqlx::query_scalar(
                     "SELECT order_id FROM carts WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind(tenant.as_str())
                 .bind(cart.as_str())
-                .fetch_optional(&mut *self.tx)
-                .await?;
+                .fetch_optional(c).await?);
                 let order = existing.flatten().ok_or(StoreError::NotFound)?;
                 return Ok(Placement::Existing(order));
             }
         }
         if let Some(code) = &new.coupon_code {
-            let redeemed = sqlx::query(
+            let redeemed = db_run!(&mut self.tx, c => sqlx::query(
                 "UPDATE coupons SET times_redeemed = times_redeemed + 1
-                 WHERE tenant_id = $1 AND code = $2 AND active = 1
+                 WHERE tenant_id = $1 AND code = $2 AND active = TRUE
                  AND (max_redemptions IS NULL OR times_redeemed < max_redemptions)
                  AND (expires_at IS NULL OR expires_at > $3)",
             )
             .bind(tenant.as_str())
             .bind(code)
             .bind(now)
-            .execute(&mut *self.tx)
-            .await?;
-            if redeemed.rows_affected() == 0 {
+            .execute(c).await?.rows_affected());
+            if redeemed == 0 {
                 return Err(StoreError::Conflict(
                     "the coupon can no longer be used".into(),
                 ));
             }
         }
-        let number: i64 = sqlx::query_scalar(
+        let number: i64 = db_run!(&mut self.tx, c => sqlx::query_scalar(
             "UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1 RETURNING order_seq",
         )
         .bind(tenant.as_str())
-        .fetch_one(&mut *self.tx)
-        .await?;
+        .fetch_one(c).await?);
         let q = &new.quote;
-        sqlx::query(
+        db_run!(&mut self.tx, c => sqlx::query(
             "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
              discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
              custom, test_mode, return_url, created_at, updated_at)
@@ -310,27 +302,26 @@ impl Work {
         .bind(new.payment_method.as_str())
         .bind(kassa_domain::order::payment_reference())
         .bind(q.coupon_code.as_deref())
-        .bind(serde_json::to_string(&new.custom).map_err(corrupt)?)
-        .bind(i64::from(new.test_mode))
+        .bind(Json(&new.custom))
+        .bind(new.test_mode)
         .bind(new.return_url.as_deref())
         .bind(now)
-        .execute(&mut *self.tx)
-        .await?;
+        .execute(c).await?.rows_affected());
         for (i, line) in q.lines.iter().enumerate() {
             // The line keeps the delivery method it was sold with.
-            let delivery: String = sqlx::query_scalar(
+            let delivery: Json<serde_json::Value> = db_run!(&mut self.tx, c => sqlx::query_scalar(
                 "SELECT delivery FROM products WHERE tenant_id = $1 AND id = $2",
             )
             .bind(tenant.as_str())
             .bind(line.product_id.as_str())
-            .fetch_optional(&mut *self.tx)
-            .await?
+            .fetch_optional(c).await?)
             .ok_or(StoreError::NotFound)?;
-            let pool_id = match serde_json::from_str::<Delivery>(&delivery).map_err(corrupt)? {
-                Delivery::LicensePool { pool_id, .. } => Some(pool_id.to_string()),
-                _ => None,
-            };
-            sqlx::query(
+            let pool_id =
+                match serde_json::from_value::<Delivery>(delivery.0.clone()).map_err(corrupt)? {
+                    Delivery::LicensePool { pool_id, .. } => Some(pool_id.to_string()),
+                    _ => None,
+                };
+            db_run!(&mut self.tx, c => sqlx::query(
                 "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
                  unit_amount, subtotal, discount, total, delivery_status, licenses, delivery, pool_id)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', '[]', $11, $12)",
@@ -347,23 +338,21 @@ impl Work {
             .bind(line.total)
             .bind(&delivery)
             .bind(pool_id)
-            .execute(&mut *self.tx)
-            .await?;
+            .execute(c).await?.rows_affected());
         }
-        for c in &new.consents {
-            sqlx::query(
+        for consent in &new.consents {
+            db_run!(&mut self.tx, c => sqlx::query(
                 "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(tenant.as_str())
             .bind(id.as_str())
-            .bind(&c.kind)
-            .bind(&c.text_version)
-            .bind(c.accepted_at)
-            .bind(c.ip.as_deref())
-            .bind(c.user_agent.as_deref())
-            .execute(&mut *self.tx)
-            .await?;
+            .bind(&consent.kind)
+            .bind(&consent.text_version)
+            .bind(Timestamp::from(consent.accepted_at))
+            .bind(consent.ip.as_deref())
+            .bind(consent.user_agent.as_deref())
+            .execute(c).await?.rows_affected());
         }
         Ok(Placement::New(id))
     }
@@ -374,15 +363,14 @@ impl Work {
         order: &str,
         method: PaymentMethod,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        db_run!(&mut self.tx, c => sqlx::query(
             "UPDATE orders SET payment_method = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(self.tenant.as_str())
         .bind(order)
         .bind(method.as_str())
-        .bind(self.now.millis())
-        .execute(&mut *self.tx)
-        .await?;
+        .bind(self.now)
+        .execute(c).await?.rows_affected());
         Ok(())
     }
 
@@ -394,7 +382,7 @@ impl Work {
         status: PaymentStatus,
     ) -> Result<(), StoreError> {
         let p = &payment.facts;
-        sqlx::query(
+        db_run!(&mut self.tx, c => sqlx::query(
             "INSERT INTO payments (tenant_id, id, order_id, method, status, amount, currency, failure_code,
              failure_message, card_brand, card_last4, reference, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -411,9 +399,8 @@ impl Work {
         .bind(payment.card_brand.as_deref())
         .bind(payment.card_last4.as_deref())
         .bind(payment.reference.as_deref())
-        .bind(self.now.millis())
-        .execute(&mut *self.tx)
-        .await?;
+        .bind(self.now)
+        .execute(c).await?.rows_affected());
         Ok(())
     }
 
@@ -424,17 +411,16 @@ impl Work {
         method: PaymentMethod,
         test_mode: bool,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        db_run!(&mut self.tx, c => sqlx::query(
             "UPDATE orders SET status = 'paid', paid_at = $3, updated_at = $3, payment_method = $4,
              test_mode = $5 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(self.tenant.as_str())
         .bind(order)
-        .bind(self.now.millis())
+        .bind(self.now)
         .bind(method.as_str())
-        .bind(i64::from(test_mode))
-        .execute(&mut *self.tx)
-        .await?;
+        .bind(test_mode)
+        .execute(c).await?.rows_affected());
         Ok(())
     }
 }

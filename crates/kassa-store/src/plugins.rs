@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use kassa_domain::ids::{PluginId, TenantId};
 use sqlx::AssertSqlSafe;
+use sqlx::types::Json;
 
 use crate::catalog::{HasId, list_page};
 use crate::error::corrupt;
-use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp};
+use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
 
 /// A plugin as the merchant sees it (secret values are never read back).
 #[derive(Debug, Clone)]
@@ -38,29 +39,28 @@ struct PluginRow {
     current_version: i64,
     sha256: String,
     size: i64,
-    config: String,
-    secrets: String,
-    allowed_hosts: String,
-    created_at: i64,
-    updated_at: i64,
+    config: Json<BTreeMap<String, String>>,
+    secrets: Json<BTreeMap<String, String>>,
+    allowed_hosts: Json<Vec<String>>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
 }
 
 impl TryFrom<PluginRow> for PluginRecord {
     type Error = StoreError;
     fn try_from(r: PluginRow) -> Result<Self, StoreError> {
-        let secrets: BTreeMap<String, String> =
-            serde_json::from_str(&r.secrets).map_err(corrupt)?;
+        let secrets: BTreeMap<String, String> = r.secrets.0;
         Ok(Self {
             id: PluginId::parse(&r.id).map_err(corrupt)?,
             name: r.name,
             version: r.current_version,
             sha256: r.sha256,
             size: r.size,
-            config: serde_json::from_str(&r.config).map_err(corrupt)?,
+            config: r.config.0,
             secret_names: secrets.into_keys().collect(),
-            allowed_hosts: serde_json::from_str(&r.allowed_hosts).map_err(corrupt)?,
-            created_at: r.created_at.into(),
-            updated_at: r.updated_at.into(),
+            allowed_hosts: r.allowed_hosts.0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
         })
     }
 }
@@ -102,16 +102,15 @@ impl Store {
         let id = PluginId::generate();
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        db_run!(&mut tx, c => sqlx::query(
             "INSERT INTO plugins (tenant_id, id, name, current_version, config, secrets, allowed_hosts, created_at, updated_at)
              VALUES ($1, $2, $3, 1, '{}', '{}', '[]', $4, $4)",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        .bind(Timestamp::from(now))
+        .execute(c).await?.rows_affected());
         insert_version(&mut tx, tenant, &id, 1, wasm, sha256, now).await?;
         tx.commit().await?;
         self.plugin(tenant, &id).await
@@ -131,22 +130,20 @@ impl Store {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let current: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+        let current: Option<i64> = db_run!(&mut tx, c => sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT current_version FROM plugins WHERE tenant_id = $1 AND id = $2{lock}"
         )))
         .bind(tenant.as_str())
         .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c).await?);
         let next = current.ok_or(StoreError::NotFound)? + 1;
         insert_version(&mut tx, tenant, id, next, wasm, sha256, now).await?;
-        sqlx::query("UPDATE plugins SET current_version = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+        db_run!(&mut tx, c => sqlx::query("UPDATE plugins SET current_version = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_str())
             .bind(id.as_str())
             .bind(next)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            .bind(Timestamp::from(now))
+            .execute(c).await?.rows_affected());
         tx.commit().await?;
         self.plugin(tenant, id).await
     }
@@ -156,13 +153,12 @@ impl Store {
         tenant: &TenantId,
         id: &PluginId,
     ) -> Result<PluginRecord, StoreError> {
-        let row: Option<PluginRow> = sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<PluginRow> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {PLUGIN_COLUMNS} FROM {PLUGIN_FROM} WHERE plugins.tenant_id = $1 AND plugins.id = $2"
         )))
         .bind(tenant.as_str())
         .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c).await?);
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
@@ -208,19 +204,18 @@ impl Store {
             .allowed_hosts
             .clone()
             .unwrap_or(current.allowed_hosts);
-        sqlx::query(
+        db_run!(self, c => sqlx::query(
             "UPDATE plugins SET name = $3, config = $4, secrets = $5, allowed_hosts = $6, updated_at = $7
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(name)
-        .bind(serde_json::to_string(&config).map_err(corrupt)?)
-        .bind(serde_json::to_string(&secrets).map_err(corrupt)?)
-        .bind(serde_json::to_string(&hosts).map_err(corrupt)?)
-        .bind(Timestamp::now().millis())
-        .execute(&self.pool)
-        .await?;
+        .bind(Json(&config))
+        .bind(Json(&secrets))
+        .bind(Json(&hosts))
+        .bind(Timestamp::now())
+        .execute(c).await?.rows_affected());
         self.plugin(tenant, id).await
     }
 
@@ -234,27 +229,26 @@ impl Store {
         struct Row {
             current_version: i64,
             wasm: Vec<u8>,
-            config: String,
-            secrets: String,
-            allowed_hosts: String,
+            config: Json<BTreeMap<String, String>>,
+            secrets: Json<BTreeMap<String, String>>,
+            allowed_hosts: Json<Vec<String>>,
         }
-        let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<Row> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT plugins.current_version AS current_version, v.wasm AS wasm, plugins.config AS config,
              plugins.secrets AS secrets, plugins.allowed_hosts AS allowed_hosts
              FROM {PLUGIN_FROM} WHERE plugins.tenant_id = $1 AND plugins.id = $2"
         )))
         .bind(tenant.as_str())
         .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c).await?);
         let row = row.ok_or(StoreError::NotFound)?;
         Ok(RunnablePlugin {
             id: id.clone(),
             version: row.current_version,
             wasm: row.wasm,
-            config: serde_json::from_str(&row.config).map_err(corrupt)?,
-            secrets: serde_json::from_str(&row.secrets).map_err(corrupt)?,
-            allowed_hosts: serde_json::from_str(&row.allowed_hosts).map_err(corrupt)?,
+            config: row.config.0,
+            secrets: row.secrets.0,
+            allowed_hosts: row.allowed_hosts.0,
         })
     }
 
@@ -270,15 +264,14 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        let held: Vec<String> = sqlx::query_scalar(
+        let held: Vec<String> = db_run!(&mut tx, c => sqlx::query_scalar(
             "SELECT value FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND order_id = $3 AND line_no = $4 ORDER BY id",
         )
         .bind(tenant.as_str())
         .bind(pool)
         .bind(order)
         .bind(line_no)
-        .fetch_all(&mut *tx)
-        .await?;
+        .fetch_all(c).await?);
         if !held.is_empty() {
             return Ok(held);
         }
@@ -323,7 +316,7 @@ impl HasId for PluginIdRecord {
 }
 
 async fn insert_version(
-    tx: &mut crate::Tx,
+    tx: &mut Tx,
     tenant: &TenantId,
     id: &PluginId,
     version: i64,
@@ -331,7 +324,7 @@ async fn insert_version(
     sha256: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    db_run!(tx, c => sqlx::query(
         "INSERT INTO plugin_versions (tenant_id, plugin_id, version, wasm, sha256, size, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -341,8 +334,7 @@ async fn insert_version(
     .bind(wasm.to_vec())
     .bind(sha256)
     .bind(i64::try_from(wasm.len()).unwrap_or(i64::MAX))
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    .bind(Timestamp::from(now))
+    .execute(c).await?.rows_affected());
     Ok(())
 }

@@ -7,7 +7,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::error::corrupt;
 use crate::work::Work;
-use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp, Tx};
+use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
 
 #[derive(Debug, Clone)]
 pub struct LicensePoolRecord {
@@ -28,7 +28,7 @@ struct PoolRow {
     low_stock_threshold: Option<i64>,
     available: i64,
     assigned: i64,
-    created_at: i64,
+    created_at: Timestamp,
 }
 
 impl TryFrom<PoolRow> for LicensePoolRecord {
@@ -40,7 +40,7 @@ impl TryFrom<PoolRow> for LicensePoolRecord {
             low_stock_threshold: row.low_stock_threshold,
             available: row.available,
             assigned: row.assigned,
-            created_at: row.created_at.into(),
+            created_at: row.created_at,
         })
     }
 }
@@ -94,20 +94,19 @@ pub(crate) async fn claim_keys(
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let keys: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(format!(
+    let keys: Vec<(String, String)> = db_run!(tx, c => sqlx::query_as(AssertSqlSafe(format!(
         "SELECT id, value FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'
          ORDER BY id LIMIT $3{lock}"
     )))
     .bind(tenant.as_str())
     .bind(pool)
     .bind(count)
-    .fetch_all(&mut **tx)
-    .await?;
+    .fetch_all(c).await?);
     if i64::try_from(keys.len()).unwrap_or(0) < count {
         return Ok(None);
     }
     for (id, _) in &keys {
-        let taken = sqlx::query(
+        let taken = db_run!(tx, c => sqlx::query(
             "UPDATE license_keys SET status = 'assigned', order_id = $3, line_no = $4, assigned_at = $5
              WHERE tenant_id = $1 AND id = $2 AND status = 'available'",
         )
@@ -115,10 +114,9 @@ pub(crate) async fn claim_keys(
         .bind(id)
         .bind(order)
         .bind(line_no)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        if taken.rows_affected() != 1 {
+        .bind(Timestamp::from(now))
+        .execute(c).await?.rows_affected());
+        if taken != 1 {
             // Another transaction took it; try again later with other keys.
             return Err(StoreError::Conflict("a key was taken concurrently".into()));
         }
@@ -135,7 +133,7 @@ impl Store {
     ) -> Result<LicensePoolRecord, StoreError> {
         let id = LicensePoolId::generate();
         let now = Timestamp::now();
-        sqlx::query(
+        db_run!(self, c => sqlx::query(
             "INSERT INTO license_pools (tenant_id, id, name, low_stock_threshold, created_at)
              VALUES ($1, $2, $3, $4, $5)",
         )
@@ -143,9 +141,8 @@ impl Store {
         .bind(id.as_str())
         .bind(name)
         .bind(low_stock_threshold)
-        .bind(now.millis())
-        .execute(&self.pool)
-        .await?;
+        .bind(now)
+        .execute(c).await?.rows_affected());
         Ok(LicensePoolRecord {
             id,
             name: name.to_owned(),
@@ -187,7 +184,7 @@ impl Store {
         name: &str,
         low_stock_threshold: Option<i64>,
     ) -> Result<LicensePoolRecord, StoreError> {
-        let done = sqlx::query(
+        let done = db_run!(self, c => sqlx::query(
             "UPDATE license_pools SET name = $3, low_stock_threshold = $4
              WHERE tenant_id = $1 AND id = $2",
         )
@@ -195,9 +192,8 @@ impl Store {
         .bind(id.as_str())
         .bind(name)
         .bind(low_stock_threshold)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        .execute(c).await?.rows_affected());
+        if done == 0 {
             return Err(StoreError::NotFound);
         }
         self.license_pool(tenant, id).await
@@ -216,8 +212,7 @@ impl Work {
         let tenant = self.tenant.clone();
         let mut inserted = std::collections::HashSet::new();
         for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-            // `$n` placeholders written out: sqlx's QueryBuilder writes `?` for `Any`,
-            // which PostgreSQL does not read.
+            // `$n` placeholders written out, which both backends read.
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let n = i * 5;
@@ -236,16 +231,18 @@ impl Work {
                  ON CONFLICT (tenant_id, pool_id, value) DO NOTHING RETURNING value",
                 rows.join(", ")
             );
-            let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
-            for key in chunk {
-                query = query
-                    .bind(tenant.as_str())
-                    .bind(LicenseKeyId::generate().to_string())
-                    .bind(pool.as_str())
-                    .bind(key.as_str())
-                    .bind(now);
-            }
-            let values: Vec<String> = query.fetch_all(&mut *self.tx).await?;
+            let values: Vec<String> = db_run!(&mut self.tx, c => {
+                let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
+                for key in chunk {
+                    query = query
+                        .bind(tenant.as_str())
+                        .bind(LicenseKeyId::generate().to_string())
+                        .bind(pool.as_str())
+                        .bind(key.as_str())
+                        .bind(Timestamp::from(now));
+                }
+                query.fetch_all(c).await?
+            });
             inserted.extend(values);
         }
         let duplicates: Vec<String> = keys
@@ -264,14 +261,13 @@ impl Work {
         &mut self,
         pool: &LicensePoolId,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(db_run!(&mut self.tx, c => sqlx::query_as(
             "SELECT order_id, line_no FROM order_lines WHERE tenant_id = $1 AND pool_id = $2
              AND delivery_status = 'waiting_stock' ORDER BY order_id, line_no",
         )
         .bind(self.tenant.as_str())
         .bind(pool.as_str())
-        .fetch_all(&mut *self.tx)
-        .await?)
+        .fetch_all(c).await?))
     }
 
     /// Gives `count` available keys of a pool to an order line; `None` when the pool
@@ -311,25 +307,23 @@ impl Work {
             (Backend::Postgres, false) => " FOR SHARE",
             (Backend::Sqlite, _) => "",
         };
-        let (name, threshold): (String, Option<i64>) = sqlx::query_as(AssertSqlSafe(format!(
+        let (name, threshold): (String, Option<i64>) = db_run!(&mut self.tx, c => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT name, low_stock_threshold FROM license_pools WHERE tenant_id = $1 AND id = $2{lock}"
         )))
         .bind(self.tenant.as_str())
         .bind(pool.as_str())
-        .fetch_optional(&mut *self.tx)
-        .await?
+        .fetch_optional(c).await?)
         .ok_or(StoreError::NotFound)?;
         Ok(PoolStock { name, threshold })
     }
 
     /// The keys a pool has left.
     pub async fn available_keys(&mut self, pool: &LicensePoolId) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(db_run!(&mut self.tx, c => sqlx::query_scalar(
             "SELECT COUNT(*) FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND status = 'available'",
         )
         .bind(self.tenant.as_str())
         .bind(pool.as_str())
-        .fetch_one(&mut *self.tx)
-        .await?)
+        .fetch_one(c).await?))
     }
 }

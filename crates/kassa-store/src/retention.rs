@@ -2,7 +2,7 @@
 //! without end. Orders, payments and events are kept (orders are deleted only by the
 //! unpaid-order rules).
 
-use crate::{Backend, Store, StoreError, Timestamp};
+use crate::{Backend, Store, StoreError, Timestamp, db_run};
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
 
@@ -34,13 +34,9 @@ impl Store {
         let webhooks_before = now - WEBHOOK_LOG_DAYS * DAY;
         let mut done = CleanUp::default();
         let run = |sql: &'static str, before: i64| async move {
-            Ok::<u64, StoreError>(
-                sqlx::query(sql)
-                    .bind(before)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected(),
-            )
+            Ok::<u64, StoreError>(db_run!(self, c => sqlx::query(sql)
+                    .bind(Timestamp::from(before))
+                    .execute(c).await?.rows_affected()))
         };
         done.webhook_attempts = run(
             "DELETE FROM webhook_attempts WHERE created_at < $1 AND delivery_id IN
@@ -69,18 +65,18 @@ impl Store {
         )
         .await?;
         // apalis keeps whole seconds (SQLite) or timestamps (PostgreSQL).
-        let jobs_before = (now - JOB_DAYS * DAY) / 1000;
+        let jobs_before = now - JOB_DAYS * DAY;
         let (jobs, workers) = match self.backend {
             Backend::Sqlite => (
-                "DELETE FROM Jobs WHERE done_at < $1 AND (status IN ('Done', 'Killed')
+                "DELETE FROM Jobs WHERE done_at < $1 / 1000 AND (status IN ('Done', 'Killed')
                  OR (status = 'Failed' AND attempts >= max_attempts))",
-                "DELETE FROM Workers WHERE last_seen < $1
+                "DELETE FROM Workers WHERE last_seen < $1 / 1000
                  AND id NOT IN (SELECT lock_by FROM Jobs WHERE lock_by IS NOT NULL)",
             ),
             Backend::Postgres => (
-                "DELETE FROM apalis.jobs WHERE done_at < to_timestamp($1) AND (status IN ('Done', 'Killed')
+                "DELETE FROM apalis.jobs WHERE done_at < $1 AND (status IN ('Done', 'Killed')
                  OR (status = 'Failed' AND attempts >= max_attempts))",
-                "DELETE FROM apalis.workers WHERE last_seen < to_timestamp($1)
+                "DELETE FROM apalis.workers WHERE last_seen < $1
                  AND id NOT IN (SELECT lock_by FROM apalis.jobs WHERE lock_by IS NOT NULL)",
             ),
         };

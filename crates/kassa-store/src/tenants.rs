@@ -4,7 +4,7 @@ use kassa_domain::ids::{ApiKeyId, TenantId, UserId};
 use kassa_domain::tenant::{EmailAddress, NewApiKey, Role, TenantSlug};
 
 use crate::error::corrupt;
-use crate::{Store, StoreError, Timestamp};
+use crate::{Store, StoreError, Timestamp, Tx, db_run};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TenantRecord {
@@ -12,8 +12,8 @@ pub struct TenantRecord {
     pub id: TenantId,
     pub slug: String,
     pub name: String,
+    /// The settings document as JSON text.
     pub settings: String,
-    #[sqlx(try_from = "i64")]
     pub created_at: Timestamp,
 }
 
@@ -25,9 +25,8 @@ pub struct ApiKeyRecord {
     pub tenant_id: TenantId,
     pub name: String,
     pub prefix: String,
-    #[sqlx(try_from = "i64")]
     pub created_at: Timestamp,
-    pub revoked_at: Option<i64>,
+    pub revoked_at: Option<Timestamp>,
 }
 
 /// What `create_tenant` made.
@@ -51,43 +50,39 @@ impl Store {
         let now = Timestamp::now();
         let id = TenantId::generate();
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        db_run!(&mut tx, c => sqlx::query(
             "INSERT INTO tenants (id, slug, name, settings, created_at) VALUES ($1, $2, $3, '{}', $4)",
         )
         .bind(id.as_str())
         .bind(slug.as_str())
         .bind(name)
-        .bind(now.millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::on_unique("a tenant with this slug already exists"))?;
+        .bind(now)
+        .execute(c).await
+        .map_err(StoreError::on_unique("a tenant with this slug already exists"))?.rows_affected());
 
-        let existing: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        let existing: Option<String> = db_run!(&mut tx, c => sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
             .bind(owner_email.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+            .fetch_optional(c).await?);
         let owner_id = match existing {
             Some(raw) => UserId::parse(&raw).map_err(corrupt)?,
             None => {
                 let user = UserId::generate();
-                sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)")
+                db_run!(&mut tx, c => sqlx::query("INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)")
                     .bind(user.as_str())
                     .bind(owner_email.as_str())
-                    .bind(now.millis())
-                    .execute(&mut *tx)
-                    .await?;
+                    .bind(now)
+                    .execute(c).await?.rows_affected());
                 user
             }
         };
-        sqlx::query(
+        db_run!(&mut tx, c => sqlx::query(
             "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(id.as_str())
         .bind(owner_id.as_str())
         .bind(Role::Owner.as_str())
-        .bind(now.millis())
-        .execute(&mut *tx)
-        .await?;
+        .bind(now)
+        .execute(c).await?.rows_affected());
         let api_key_id = insert_api_key(&mut tx, &id, "Default", api_key, now).await?;
         tx.commit().await?;
         Ok(CreatedTenant {
@@ -104,18 +99,16 @@ impl Store {
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<TenantRecord, StoreError> {
-        sqlx::query_as("SELECT id, slug, name, settings, created_at FROM tenants WHERE id = $1")
+        db_run!(self, c => sqlx::query_as("SELECT id, slug, name, CAST(settings AS TEXT) AS settings, created_at FROM tenants WHERE id = $1")
             .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
+            .fetch_optional(c).await?)
             .ok_or(StoreError::NotFound)
     }
 
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<TenantRecord, StoreError> {
-        sqlx::query_as("SELECT id, slug, name, settings, created_at FROM tenants WHERE slug = $1")
+        db_run!(self, c => sqlx::query_as("SELECT id, slug, name, CAST(settings AS TEXT) AS settings, created_at FROM tenants WHERE slug = $1")
             .bind(slug)
-            .fetch_optional(&self.pool)
-            .await?
+            .fetch_optional(c).await?)
             .ok_or(StoreError::NotFound)
     }
 
@@ -124,12 +117,11 @@ impl Store {
         &self,
         key_hash: &str,
     ) -> Result<(TenantRecord, ApiKeyId), StoreError> {
-        let row: Option<(String, String)> = sqlx::query_as(
+        let row: Option<(String, String)> = db_run!(self, c => sqlx::query_as(
             "SELECT tenant_id, id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(c).await?);
         let (tenant_id, key_id) = row.ok_or(StoreError::NotFound)?;
         let tenant = self
             .tenant(&TenantId::parse(&tenant_id).map_err(corrupt)?)
@@ -158,26 +150,24 @@ impl Store {
     }
 
     pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(db_run!(self, c => sqlx::query_as(
             "SELECT id, tenant_id, name, prefix, created_at, revoked_at FROM api_keys
              WHERE tenant_id = $1 ORDER BY id DESC",
         )
         .bind(tenant.as_str())
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(c).await?))
     }
 
     /// Revokes a key; it stops working at once. Revoking twice is fine.
     pub async fn revoke_api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<(), StoreError> {
-        let done = sqlx::query(
+        let done = db_run!(self, c => sqlx::query(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
-        .bind(Timestamp::now().millis())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        .bind(Timestamp::now())
+        .execute(c).await?.rows_affected());
+        if done == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
@@ -191,12 +181,11 @@ impl Store {
         email: &str,
         password_hash: &str,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE email = $1")
+        let done = db_run!(self, c => sqlx::query("UPDATE users SET password_hash = $2 WHERE email = $1")
             .bind(email)
             .bind(password_hash)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
+            .execute(c).await?.rows_affected());
+        if done == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
@@ -204,24 +193,22 @@ impl Store {
 
     /// A merchant user's stored password hash, if a password was set.
     pub async fn user_password_hash(&self, email: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<Option<String>> =
-            sqlx::query_scalar("SELECT password_hash FROM users WHERE email = $1")
+        let row: Option<Option<String>> = db_run!(self, c => sqlx::query_scalar("SELECT password_hash FROM users WHERE email = $1")
                 .bind(email)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(c).await?);
         row.ok_or(StoreError::NotFound)
     }
 }
 
 async fn insert_api_key(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut Tx,
     tenant: &TenantId,
     name: &str,
     key: &NewApiKey,
     now: Timestamp,
 ) -> Result<ApiKeyId, StoreError> {
     let id = ApiKeyId::generate();
-    sqlx::query(
+    db_run!(tx, c => sqlx::query(
         "INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -230,8 +217,7 @@ async fn insert_api_key(
     .bind(name)
     .bind(&key.prefix)
     .bind(&key.hash)
-    .bind(now.millis())
-    .execute(&mut **tx)
-    .await?;
+    .bind(now)
+    .execute(c).await?.rows_affected());
     Ok(id)
 }

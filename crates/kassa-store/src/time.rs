@@ -1,6 +1,10 @@
-//! Times are stored as Unix milliseconds, which both backends hold as a BIGINT.
+//! Times: Unix milliseconds in INTEGER columns on SQLite (so existing files need no
+//! rewrite), `timestamptz` on PostgreSQL.
 
 use chrono::{DateTime, TimeZone, Utc};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::{Database, Decode, Encode, Postgres, Sqlite, Type};
 
 /// A stored instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,4 +43,56 @@ pub(crate) fn rfc3339(ms: i64) -> String {
     Timestamp::from(ms)
         .0
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Type<Sqlite> for Timestamp {
+    fn type_info() -> <Sqlite as Database>::TypeInfo {
+        <i64 as Type<Sqlite>>::type_info()
+    }
+
+    fn compatible(ty: &<Sqlite as Database>::TypeInfo) -> bool {
+        <i64 as Type<Sqlite>>::compatible(ty)
+    }
+}
+
+impl Encode<'_, Sqlite> for Timestamp {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <i64 as Encode<Sqlite>>::encode(self.millis(), buf)
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for Timestamp {
+    fn decode(value: <Sqlite as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(Self::from(<i64 as Decode<Sqlite>>::decode(value)?))
+    }
+}
+
+impl Type<Postgres> for Timestamp {
+    fn type_info() -> <Postgres as Database>::TypeInfo {
+        <DateTime<Utc> as Type<Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &<Postgres as Database>::TypeInfo) -> bool {
+        <DateTime<Utc> as Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl Encode<'_, Postgres> for Timestamp {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Postgres as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <DateTime<Utc> as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for Timestamp {
+    fn decode(value: <Postgres as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(Self::from(<DateTime<Utc> as Decode<Postgres>>::decode(
+            value,
+        )?))
+    }
 }

@@ -4,15 +4,13 @@
 use kassa_domain::ids::TenantId;
 
 use crate::work::Work;
-use crate::{Store, StoreError, Timestamp};
+use crate::{Store, StoreError, Timestamp, db_run};
 
 impl Store {
     /// Every store with its settings, for sweeps that apply per-store policies.
     pub async fn tenant_settings(&self) -> Result<Vec<(TenantId, String)>, StoreError> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, settings FROM tenants ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, String)> = db_run!(self, c => sqlx::query_as("SELECT id, CAST(settings AS TEXT) FROM tenants ORDER BY id")
+                .fetch_all(c).await?);
         rows.into_iter()
             .map(|(id, s)| Ok((TenantId::parse(&id).map_err(crate::error::corrupt)?, s)))
             .collect()
@@ -27,15 +25,14 @@ impl Store {
         remind_before: Option<Timestamp>,
         delete_before: Timestamp,
     ) -> Result<bool, StoreError> {
-        let due: Option<i64> = sqlx::query_scalar(
+        let due: Option<i32> = db_run!(self, c => sqlx::query_scalar(
             "SELECT 1 FROM orders WHERE tenant_id = $1 AND status = 'not_paid'
-             AND ((reminded_at IS NULL AND created_at <= $2) OR created_at <= $3) LIMIT 1",
+             AND ((reminded_at IS NULL AND $2 IS NOT NULL AND created_at <= $2) OR created_at <= $3) LIMIT 1",
         )
         .bind(tenant.as_str())
-        .bind(remind_before.map_or(i64::MIN, |t| t.millis()))
-        .bind(delete_before.millis())
-        .fetch_optional(&self.pool)
-        .await?;
+        .bind(remind_before)
+        .bind(delete_before)
+        .fetch_optional(c).await?);
         Ok(due.is_some())
     }
 }
@@ -44,42 +41,39 @@ impl Work {
     /// Marks the unpaid orders created before `before` and not reminded yet as
     /// reminded, and returns them. One UPDATE: several workers never claim one twice.
     pub async fn claim_reminders(&mut self, before: Timestamp) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(db_run!(&mut self.tx, c => sqlx::query_scalar(
             "UPDATE orders SET reminded_at = $3
              WHERE tenant_id = $1 AND status = 'not_paid' AND reminded_at IS NULL AND created_at <= $2
              RETURNING id",
         )
         .bind(self.tenant.as_str())
-        .bind(before.millis())
-        .bind(self.now.millis())
-        .fetch_all(&mut *self.tx)
-        .await?)
+        .bind(before)
+        .bind(self.now)
+        .fetch_all(c).await?))
     }
 
     /// The unpaid orders created before `before`.
     pub async fn unpaid_before(&mut self, before: Timestamp) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
+        Ok(db_run!(&mut self.tx, c => sqlx::query_scalar(
             "SELECT id FROM orders WHERE tenant_id = $1 AND status = 'not_paid' AND created_at <= $2
              ORDER BY id",
         )
         .bind(self.tenant.as_str())
-        .bind(before.millis())
-        .fetch_all(&mut *self.tx)
-        .await?)
+        .bind(before)
+        .fetch_all(c).await?))
     }
 
     /// Marks an order deleted and erases its customer's personal data: on the order,
     /// its consents, its cart, and the emails not sent yet (which are then dropped).
     pub async fn erase_order(&mut self, order: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        db_run!(&mut self.tx, c => sqlx::query(
             "UPDATE orders SET status = 'deleted', email = NULL, name = NULL, custom = '{}',
              return_url = NULL, updated_at = $3 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(self.tenant.as_str())
         .bind(order)
-        .bind(self.now.millis())
-        .execute(&mut *self.tx)
-        .await?;
+        .bind(self.now)
+        .execute(c).await?.rows_affected());
         for erase in [
             "UPDATE order_consents SET ip = NULL, user_agent = NULL WHERE tenant_id = $1 AND order_id = $2",
             "UPDATE emails SET to_address = '', subject = NULL, text_body = NULL, html_body = NULL,
@@ -88,11 +82,10 @@ impl Work {
              WHERE tenant_id = $1 AND order_id = $2",
             "UPDATE carts SET email = NULL, name = NULL, custom = '{}' WHERE tenant_id = $1 AND order_id = $2",
         ] {
-            sqlx::query(erase)
+            db_run!(&mut self.tx, c => sqlx::query(erase)
                 .bind(self.tenant.as_str())
                 .bind(order)
-                .execute(&mut *self.tx)
-                .await?;
+                .execute(c).await?.rows_affected());
         }
         Ok(())
     }

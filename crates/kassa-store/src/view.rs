@@ -10,7 +10,8 @@ use sqlx::AssertSqlSafe;
 use crate::catalog::{HasId, list_page};
 use crate::error::corrupt;
 use crate::time::{rfc3339, serialize_millis};
-use crate::{Page, PageRequest, Store, StoreError, Tx};
+use crate::{Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
+use sqlx::types::Json;
 
 /// An accepted consent, with the evidence Kassa keeps of it.
 #[derive(Debug, Clone, Serialize)]
@@ -143,12 +144,12 @@ struct OrderRow {
     payment_method: String,
     payment_reference: String,
     coupon_code: Option<String>,
-    custom: String,
-    test_mode: i64,
+    custom: Json<serde_json::Value>,
+    test_mode: bool,
     return_url: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-    paid_at: Option<i64>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    paid_at: Option<Timestamp>,
 }
 
 impl TryFrom<OrderRow> for OrderRecord {
@@ -177,13 +178,13 @@ impl TryFrom<OrderRow> for OrderRecord {
                 .ok_or_else(|| corrupt("payment method"))?,
             payment_reference: r.payment_reference,
             coupon_code: r.coupon_code,
-            custom: serde_json::from_str(&r.custom).map_err(corrupt)?,
-            test_mode: r.test_mode != 0,
+            custom: r.custom.0,
+            test_mode: r.test_mode,
             locale: r.locale,
             return_url: r.return_url,
-            created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
-            paid_at: r.paid_at.map(rfc3339),
+            created_at: rfc3339(r.created_at.millis()),
+            updated_at: rfc3339(r.updated_at.millis()),
+            paid_at: r.paid_at.map(|t| rfc3339(t.millis())),
         })
     }
 }
@@ -194,7 +195,7 @@ const ORDER_COLUMNS: &str = "id, number, token, status, delivery_status, currenc
 
 impl Store {
     pub async fn order(&self, tenant: &TenantId, id: &str) -> Result<OrderRecord, StoreError> {
-        let mut conn = self.pool.begin().await?;
+        let mut conn = self.begin_read().await?;
         let order = load_order(&mut conn, tenant, id).await?;
         conn.commit().await?;
         Ok(order)
@@ -206,12 +207,10 @@ impl Store {
         tenant: &TenantId,
         token: &str,
     ) -> Result<OrderRecord, StoreError> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT id FROM orders WHERE tenant_id = $1 AND token = $2")
+        let id: Option<String> = db_run!(self, c => sqlx::query_scalar("SELECT id FROM orders WHERE tenant_id = $1 AND token = $2")
                 .bind(tenant.as_str())
                 .bind(token)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(c).await?);
         self.order(tenant, &id.ok_or(StoreError::NotFound)?).await
     }
 
@@ -223,7 +222,7 @@ impl Store {
     ) -> Result<Page<OrderRecord>, StoreError> {
         let page =
             list_page::<OrderRow, OrderRecord>(self, ORDER_COLUMNS, "orders", tenant, page).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_read().await?;
         let data = with_children(&mut tx, tenant, page.data).await?;
         tx.commit().await?;
         Ok(Page {
@@ -239,13 +238,12 @@ pub(crate) async fn load_order(
     tenant: &TenantId,
     id: &str,
 ) -> Result<OrderRecord, StoreError> {
-    let row: Option<OrderRow> = sqlx::query_as(AssertSqlSafe(format!(
+    let row: Option<OrderRow> = db_run!(tx, c => sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND id = $2"
     )))
     .bind(tenant.as_str())
     .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
+    .fetch_optional(c).await?);
     let order = OrderRecord::try_from(row.ok_or(StoreError::NotFound)?)?;
     with_children(tx, tenant, vec![order])
         .await?
@@ -295,19 +293,21 @@ async fn with_children(
         discount: i64,
         total: i64,
         delivery_status: String,
-        licenses: String,
+        licenses: Json<Vec<String>>,
         delivery_error: Option<String>,
     }
-    let mut query = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT order_id, line_no, product_id, name, quantity, unit_amount, subtotal, discount, total,
-         delivery_status, licenses, delivery_error FROM order_lines
-         WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY order_id, line_no"
-    )))
-    .bind(tenant.as_str());
-    for o in &orders {
-        query = query.bind(o.id.clone());
-    }
-    let lines: Vec<LineRow> = query.fetch_all(&mut **tx).await?;
+    let lines: Vec<LineRow> = db_run!(tx, c => {
+        let mut query = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT order_id, line_no, product_id, name, quantity, unit_amount, subtotal, discount, total,
+             delivery_status, licenses, delivery_error FROM order_lines
+             WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY order_id, line_no"
+        )))
+        .bind(tenant.as_str());
+        for o in &orders {
+            query = query.bind(o.id.clone());
+        }
+        query.fetch_all(c).await?
+    });
     for l in lines {
         let i = at(&l.order_id)?;
         orders[i].lines.push(OrderLineRecord {
@@ -321,7 +321,7 @@ async fn with_children(
             total: l.total,
             delivery_status: LineStatus::from_name(&l.delivery_status)
                 .ok_or_else(|| corrupt("line status"))?,
-            licenses: serde_json::from_str(&l.licenses).map_err(corrupt)?,
+            licenses: l.licenses.0,
             delivery_error: l.delivery_error,
         });
     }
@@ -338,18 +338,20 @@ async fn with_children(
         card_brand: Option<String>,
         card_last4: Option<String>,
         reference: Option<String>,
-        created_at: i64,
+        created_at: Timestamp,
     }
-    let mut query = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT order_id, id, method, status, amount, currency, failure_code, failure_message,
-         card_brand, card_last4, reference, created_at FROM payments
-         WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY id"
-    )))
-    .bind(tenant.as_str());
-    for o in &orders {
-        query = query.bind(o.id.clone());
-    }
-    let payments: Vec<PaymentRow> = query.fetch_all(&mut **tx).await?;
+    let payments: Vec<PaymentRow> = db_run!(tx, c => {
+        let mut query = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT order_id, id, method, status, amount, currency, failure_code, failure_message,
+             card_brand, card_last4, reference, created_at FROM payments
+             WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY id"
+        )))
+        .bind(tenant.as_str());
+        for o in &orders {
+            query = query.bind(o.id.clone());
+        }
+        query.fetch_all(c).await?
+    });
     for p in payments {
         let i = at(&p.order_id)?;
         orders[i].payments.push(PaymentRecord {
@@ -363,7 +365,7 @@ async fn with_children(
             card_brand: p.card_brand,
             card_last4: p.card_last4,
             reference: p.reference,
-            created_at: rfc3339(p.created_at),
+            created_at: rfc3339(p.created_at.millis()),
         });
     }
     #[derive(sqlx::FromRow)]
@@ -371,25 +373,27 @@ async fn with_children(
         order_id: String,
         kind: String,
         text_version: String,
-        accepted_at: i64,
+        accepted_at: Timestamp,
         ip: Option<String>,
         user_agent: Option<String>,
     }
-    let mut query = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT order_id, kind, text_version, accepted_at, ip, user_agent FROM order_consents
-         WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY order_id, kind"
-    )))
-    .bind(tenant.as_str());
-    for o in &orders {
-        query = query.bind(o.id.clone());
-    }
-    let consents: Vec<ConsentRow> = query.fetch_all(&mut **tx).await?;
+    let consents: Vec<ConsentRow> = db_run!(tx, c => {
+        let mut query = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT order_id, kind, text_version, accepted_at, ip, user_agent FROM order_consents
+             WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY order_id, kind"
+        )))
+        .bind(tenant.as_str());
+        for o in &orders {
+            query = query.bind(o.id.clone());
+        }
+        query.fetch_all(c).await?
+    });
     for c in consents {
         let i = at(&c.order_id)?;
         orders[i].consents.push(Consent {
             kind: c.kind,
             text_version: c.text_version,
-            accepted_at: c.accepted_at,
+            accepted_at: c.accepted_at.millis(),
             ip: c.ip,
             user_agent: c.user_agent,
         });

@@ -5,7 +5,8 @@ use kassa_domain::ids::{TenantId, WebhookEndpointId};
 use crate::catalog::{HasId, fetch_one, list_page};
 
 use crate::error::corrupt;
-use crate::{Page, PageRequest, Store, StoreError, Timestamp};
+use crate::{Page, PageRequest, Store, StoreError, Timestamp, db_run};
+use sqlx::types::Json;
 
 /// How long a rotated-out secret keeps signing, so receivers can switch over.
 pub const SECRET_OVERLAP_MILLIS: i64 = 24 * 60 * 60 * 1000;
@@ -34,12 +35,12 @@ struct EndpointRow {
     id: String,
     url: String,
     description: Option<String>,
-    event_types: String,
+    event_types: Json<Vec<String>>,
     secret: String,
     previous_secret: Option<String>,
-    previous_secret_expires_at: Option<i64>,
-    disabled_at: Option<i64>,
-    created_at: i64,
+    previous_secret_expires_at: Option<Timestamp>,
+    disabled_at: Option<Timestamp>,
+    created_at: Timestamp,
 }
 
 impl TryFrom<EndpointRow> for WebhookEndpointRecord {
@@ -50,13 +51,13 @@ impl TryFrom<EndpointRow> for WebhookEndpointRecord {
             fields: WebhookEndpointFields {
                 url: row.url,
                 description: row.description,
-                event_types: serde_json::from_str(&row.event_types).map_err(corrupt)?,
+                event_types: row.event_types.0,
                 disabled: row.disabled_at.is_some(),
             },
             secret: row.secret,
             previous_secret: row.previous_secret,
-            previous_secret_expires_at: row.previous_secret_expires_at.map(Timestamp::from),
-            created_at: row.created_at.into(),
+            previous_secret_expires_at: row.previous_secret_expires_at,
+            created_at: row.created_at,
         })
     }
 }
@@ -79,7 +80,7 @@ impl Store {
     ) -> Result<WebhookEndpointRecord, StoreError> {
         let id = WebhookEndpointId::generate();
         let now = Timestamp::now();
-        sqlx::query(
+        db_run!(self, c => sqlx::query(
             "INSERT INTO webhook_endpoints (tenant_id, id, url, description, event_types, secret, disabled_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -87,12 +88,11 @@ impl Store {
         .bind(id.as_str())
         .bind(&fields.url)
         .bind(fields.description.as_deref())
-        .bind(serde_json::to_string(&fields.event_types).map_err(corrupt)?)
+        .bind(Json(&fields.event_types))
         .bind(secret)
-        .bind(fields.disabled.then_some(now.millis()))
-        .bind(now.millis())
-        .execute(&self.pool)
-        .await?;
+        .bind(fields.disabled.then_some(now))
+        .bind(now)
+        .execute(c).await?.rows_affected());
         self.webhook_endpoint(tenant, &id).await
     }
 
@@ -126,7 +126,7 @@ impl Store {
         id: &WebhookEndpointId,
         fields: &WebhookEndpointFields,
     ) -> Result<WebhookEndpointRecord, StoreError> {
-        let done = sqlx::query(
+        let done = db_run!(self, c => sqlx::query(
             "UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5,
              disabled_at = CASE WHEN $6 = 0 THEN NULL ELSE COALESCE(disabled_at, $7) END
              WHERE tenant_id = $1 AND id = $2",
@@ -135,12 +135,11 @@ impl Store {
         .bind(id.as_str())
         .bind(&fields.url)
         .bind(fields.description.as_deref())
-        .bind(serde_json::to_string(&fields.event_types).map_err(corrupt)?)
+        .bind(Json(&fields.event_types))
         .bind(i64::from(fields.disabled))
-        .bind(Timestamp::now().millis())
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        .bind(Timestamp::now())
+        .execute(c).await?.rows_affected());
+        if done == 0 {
             return Err(StoreError::NotFound);
         }
         self.webhook_endpoint(tenant, id).await
@@ -153,17 +152,16 @@ impl Store {
         id: &WebhookEndpointId,
         new_secret: &str,
     ) -> Result<WebhookEndpointRecord, StoreError> {
-        let done = sqlx::query(
+        let done = db_run!(self, c => sqlx::query(
             "UPDATE webhook_endpoints SET previous_secret = secret, secret = $3,
              previous_secret_expires_at = $4 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(new_secret)
-        .bind(Timestamp::now().millis() + SECRET_OVERLAP_MILLIS)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        .bind(Timestamp::from(Timestamp::now().millis() + SECRET_OVERLAP_MILLIS))
+        .execute(c).await?.rows_affected());
+        if done == 0 {
             return Err(StoreError::NotFound);
         }
         self.webhook_endpoint(tenant, id).await

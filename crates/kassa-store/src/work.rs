@@ -16,7 +16,7 @@ use crate::error::corrupt;
 use crate::events::insert_event;
 use crate::jobs::{DeliverLine, enqueue};
 use crate::view::{OrderRecord, load_order};
-use crate::{Backend, Store, StoreError, Timestamp, Tx};
+use crate::{Backend, Store, StoreError, Timestamp, Tx, db_run};
 
 /// One command's write transaction, for one store.
 pub struct Work {
@@ -62,24 +62,22 @@ impl Work {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let row: Option<OrderStateRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: Option<OrderStateRow> = db_run!(&mut self.tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT status, delivery_status, payment_method, currency, total, email, reminded_at
                  FROM orders WHERE tenant_id = $1 AND id = $2{lock}"
         )))
         .bind(self.tenant.as_str())
         .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
+        .fetch_optional(c).await?);
         let (status, delivery, method, currency, total, email, reminded_at) =
             row.ok_or(StoreError::NotFound)?;
-        let lines: Vec<(i64, String)> = sqlx::query_as(
+        let lines: Vec<(i64, String)> = db_run!(&mut self.tx, c => sqlx::query_as(
             "SELECT line_no, delivery_status FROM order_lines
              WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
         )
         .bind(self.tenant.as_str())
         .bind(id)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        .fetch_all(c).await?);
         Ok(workflow::Order {
             id: OrderId::parse(id).map_err(corrupt)?,
             status: named(OrderStatus::from_name(&status), "order status")?,
@@ -134,13 +132,12 @@ impl Work {
                     },
                     _,
                 ) => {
-                    let name: String = sqlx::query_scalar(
+                    let name: String = db_run!(&mut self.tx, c => sqlx::query_scalar(
                         "SELECT name FROM license_pools WHERE tenant_id = $1 AND id = $2",
                     )
                     .bind(tenant.as_str())
                     .bind(id.as_str())
-                    .fetch_one(&mut *self.tx)
-                    .await?;
+                    .fetch_one(c).await?);
                     let pool = serde_json::json!({
                         "id": id, "name": name, "available": available, "low_stock_threshold": threshold,
                     });
@@ -200,8 +197,8 @@ impl Work {
         }
         if let (Some(order), false) = (order, followups.deliver.is_empty()) {
             for wake in &followups.deliver {
-                let at = wake.at.map_or(self.now, Timestamp::from).millis();
-                sqlx::query(
+                let at = wake.at.map_or(self.now, Timestamp::from);
+                db_run!(&mut self.tx, c => sqlx::query(
                     "UPDATE order_lines SET next_delivery_at = $4
                      WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
                 )
@@ -209,14 +206,13 @@ impl Work {
                 .bind(order)
                 .bind(wake.line_no)
                 .bind(at)
-                .execute(&mut *self.tx)
-                .await?;
+                .execute(c).await?.rows_affected());
                 let job = DeliverLine {
                     tenant_id: tenant.clone(),
                     order_id: order.to_owned(),
                     line_no: wake.line_no,
                 };
-                enqueue(&mut self.tx, &job, at).await?;
+                enqueue(&mut self.tx, &job, at.millis()).await?;
             }
         }
         Ok(())
@@ -232,7 +228,7 @@ type OrderStateRow = (
     String,
     i64,
     Option<String>,
-    Option<i64>,
+    Option<Timestamp>,
 );
 
 /// A stored name read back as its enum; anything else is a corrupt row.

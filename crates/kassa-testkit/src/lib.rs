@@ -36,12 +36,11 @@ impl TestDatabase {
                     "KASSA_TEST_POSTGRES_URL is not set: run the suite with `bash tests/run.sh`, \
                      which starts PostgreSQL",
                 );
-                sqlx::any::install_default_drivers();
                 let name = format!(
                     "kassa_test_{}",
                     ulid::Ulid::new().to_string().to_lowercase()
                 );
-                let mut conn = sqlx::AnyConnection::connect(&admin)
+                let mut conn = sqlx::PgConnection::connect(&admin)
                     .await
                     .expect("connecting to the test PostgreSQL server");
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))

@@ -3,7 +3,7 @@
 use kassa_store::{IDEMPOTENCY_TTL_MILLIS, IdempotencyStart, Timestamp};
 use kassa_testkit::Backend;
 
-use crate::Fixture;
+use crate::{Arg, Fixture};
 
 kassa_testkit::on_both_backends!(
     a_key_proceeds_once_then_replays,
@@ -189,15 +189,12 @@ async fn an_expired_key_is_forgotten(backend: Backend) {
 
     let raw = fx.raw().await;
     let long_ago = Timestamp::now().millis() - IDEMPOTENCY_TTL_MILLIS - 60_000;
-    sqlx::query(
+    raw.execute(
         "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status_code, content_type, body, created_at)
          VALUES ($1, 'req-old', 'fp-old', 200, NULL, 'old', $2)",
+        &[Arg::Text(tenant.as_str()), Arg::Time(Timestamp::from(long_ago))],
     )
-    .bind(tenant.as_str())
-    .bind(long_ago)
-    .execute(&raw)
-    .await
-    .expect("planting an expired key");
+    .await;
     raw.close().await;
 
     assert_eq!(

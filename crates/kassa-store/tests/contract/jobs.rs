@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use apalis::prelude::*;
-use kassa_store::{Job, JobPool, SendEmail};
+use kassa_store::{Job, JobPool, SendEmail, Timestamp};
 use kassa_testkit::{Backend, on_both_backends};
 use tokio::sync::mpsc;
 
-use crate::Fixture;
+use crate::{Arg, Fixture};
 
 on_both_backends!(
     apalis_runs_the_jobs_the_store_writes,
@@ -66,16 +66,17 @@ async fn apalis_runs_the_jobs_the_store_writes(backend: Backend) {
     let tenant = &created.tenant.id;
     let id = kassa_domain::ids::EmailId::generate();
     let raw = fx.raw().await;
-    sqlx::query(
+    raw.execute(
         "INSERT INTO emails (tenant_id, id, kind, dedupe_key, to_address, locale, status, attempts,
          next_attempt_at, created_at) VALUES ($1, $2, 'licenses', 'k', 'c@example.com',
-         'en', 'kept', 1, 1000, 1000)",
+         'en', 'kept', 1, $3, $3)",
+        &[
+            Arg::Text(tenant.as_str()),
+            Arg::Text(id.as_str()),
+            Arg::Time(Timestamp::from(1000)),
+        ],
     )
-    .bind(tenant.as_str())
-    .bind(id.as_str())
-    .execute(&raw)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(), 0);
     // Queuing the kept email writes its job in the same transaction.
     assert_eq!(fx.store.queue_kept_emails().await.unwrap(), 1);
@@ -87,7 +88,7 @@ async fn apalis_runs_the_jobs_the_store_writes(backend: Backend) {
     assert_eq!(fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(), 1);
 
     let (to, mut jobs) = mpsc::unbounded_channel();
-    let running = tokio::spawn(worker(fx.store.job_pool(2).await.unwrap(), to));
+    let running = tokio::spawn(worker(fx.store.job_pool(), to));
     let job = tokio::time::timeout(Duration::from_secs(20), jobs.recv())
         .await
         .expect("apalis ran the job")
@@ -122,7 +123,7 @@ async fn apalis_runs_the_jobs_the_store_writes(backend: Backend) {
     let done = fx.store.clean_up().await.unwrap();
     assert_eq!((done.jobs, done.job_workers), (0, 0), "kept while fresh");
     for sql in age {
-        sqlx::query(sql).execute(&raw).await.unwrap();
+        raw.execute(sql, &[]).await;
     }
     raw.close().await;
     let done = fx.store.clean_up().await.unwrap();
@@ -135,16 +136,17 @@ async fn jobs_whose_every_attempt_failed_are_revived(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let (created, _) = fx.tenant("acme").await;
     let raw = fx.raw().await;
-    sqlx::query(
+    raw.execute(
         "INSERT INTO emails (tenant_id, id, kind, dedupe_key, to_address, locale, status, attempts,
          next_attempt_at, created_at) VALUES ($1, $2, 'licenses', 'k', 'c@example.com',
-         'en', 'kept', 1, 1000, 1000)",
+         'en', 'kept', 1, $3, $3)",
+        &[
+            Arg::Text(created.tenant.id.as_str()),
+            Arg::Text(kassa_domain::ids::EmailId::generate().as_str()),
+            Arg::Time(Timestamp::from(1000)),
+        ],
     )
-    .bind(created.tenant.id.as_str())
-    .bind(kassa_domain::ids::EmailId::generate().as_str())
-    .execute(&raw)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(fx.store.queue_kept_emails().await.unwrap(), 1);
     let (died_now, died_long_ago) = match backend {
         Backend::Sqlite => (
@@ -156,7 +158,7 @@ async fn jobs_whose_every_attempt_failed_are_revived(backend: Backend) {
             "UPDATE apalis.jobs SET done_at = to_timestamp(1000)",
         ),
     };
-    sqlx::query(died_now).execute(&raw).await.unwrap();
+    raw.execute(died_now, &[]).await;
     assert_eq!(
         fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(),
         0,
@@ -168,7 +170,7 @@ async fn jobs_whose_every_attempt_failed_are_revived(backend: Backend) {
         0,
         "not yet"
     );
-    sqlx::query(died_long_ago).execute(&raw).await.unwrap();
+    raw.execute(died_long_ago, &[]).await;
     raw.close().await;
     assert_eq!(fx.store.revive_dead_jobs(minute).await.unwrap(), 1);
     assert_eq!(

@@ -8,12 +8,13 @@ mod jobs;
 mod pools;
 mod retention;
 mod tenants;
+mod upgrade;
 mod webhooks;
 
 use std::fmt::Debug;
 
 use kassa_domain::tenant::{EmailAddress, NewApiKey, TenantSlug};
-use kassa_store::{CreatedTenant, PageRequest, Store, StoreError};
+use kassa_store::{CreatedTenant, PageRequest, Store, StoreError, Timestamp};
 use kassa_testkit::{Backend, TestDatabase};
 
 /// A migrated store on its own database. The database lives as long as this value.
@@ -49,25 +50,100 @@ impl Fixture {
     }
 
     /// A second pool on the same database, for reading rows the API does not expose.
-    pub async fn raw(&self) -> sqlx::AnyPool {
-        sqlx::any::install_default_drivers();
-        sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&self.db.url)
-            .await
-            .expect("opening a raw connection to the test database")
+    pub async fn raw(&self) -> Raw {
+        Raw::connect(&self.db.url).await
     }
 
     /// `SELECT COUNT(*) …` with one text parameter.
     pub async fn count(&self, sql: &'static str, arg: &str) -> i64 {
         let raw = self.raw().await;
-        let n = sqlx::query_scalar(sql)
-            .bind(arg)
-            .fetch_one(&raw)
-            .await
-            .expect("counting rows");
+        let n = raw.count(sql, &[Arg::Text(arg)]).await;
         raw.close().await;
         n
+    }
+}
+
+/// A value for a raw statement.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+    Time(Timestamp),
+}
+
+/// A raw pool typed for the test database's backend.
+pub enum Raw {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Binds `Arg`s in order to a query of either backend.
+macro_rules! bind_args {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match *arg {
+                Arg::Text(v) => query.bind(v),
+                Arg::Int(v) => query.bind(v),
+                Arg::Time(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+impl Raw {
+    pub async fn connect(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Raw::Sqlite(
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect(url)
+                    .await
+                    .expect("opening a raw connection to the test database"),
+            )
+        } else {
+            Raw::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(url)
+                    .await
+                    .expect("opening a raw connection to the test database"),
+            )
+        }
+    }
+
+    /// Runs one statement; returns the rows it changed.
+    pub async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> u64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            Raw::Sqlite(p) => bind_args!(sqlx::query(sql), args)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            Raw::Postgres(p) => bind_args!(sqlx::query(sql), args)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+        }
+        .unwrap_or_else(|e| panic!("raw statement failed: {e}"))
+    }
+
+    /// A statement's one integer.
+    pub async fn count(&self, sql: &str, args: &[Arg<'_>]) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            Raw::Sqlite(p) => bind_args!(sqlx::query_scalar(sql), args).fetch_one(p).await,
+            Raw::Postgres(p) => bind_args!(sqlx::query_scalar(sql), args).fetch_one(p).await,
+        }
+        .unwrap_or_else(|e| panic!("raw query failed: {e}"))
+    }
+
+    pub async fn close(self) {
+        match self {
+            Raw::Sqlite(p) => p.close().await,
+            Raw::Postgres(p) => p.close().await,
+        }
     }
 }
 

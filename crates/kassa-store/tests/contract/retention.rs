@@ -1,9 +1,9 @@
 //! Clean-up removes finished work past its retention, and nothing else.
 
-use kassa_store::CartRecord;
+use kassa_store::{CartRecord, Timestamp};
 use kassa_testkit::{Backend, on_both_backends};
 
-use crate::Fixture;
+use crate::{Arg, Fixture};
 
 on_both_backends!(clean_up_removes_only_what_is_old);
 
@@ -32,14 +32,17 @@ async fn clean_up_removes_only_what_is_old(backend: Backend) {
         .await
         .unwrap();
     let raw = fx.raw().await;
-    sqlx::query("UPDATE carts SET updated_at = 1000 WHERE token = 'old-cart'")
-        .execute(&raw)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE idempotency_keys SET created_at = 1000 WHERE key = 'old-key'")
-        .execute(&raw)
-        .await
-        .unwrap();
+    let long_ago = [Arg::Time(Timestamp::from(1000))];
+    raw.execute(
+        "UPDATE carts SET updated_at = $1 WHERE token = 'old-cart'",
+        &long_ago,
+    )
+    .await;
+    raw.execute(
+        "UPDATE idempotency_keys SET created_at = $1 WHERE key = 'old-key'",
+        &long_ago,
+    )
+    .await;
     raw.close().await;
     let done = fx.store.clean_up().await.unwrap();
     assert_eq!((done.carts, done.idempotency_keys), (1, 1));
