@@ -14,7 +14,7 @@ use kassa_store::{
     CartLine, Consent, NewOrder, OrderRecord, Placement, Store, StoreError, TenantRecord,
 };
 
-use crate::OrdersError;
+use crate::error::OrdersError;
 
 /// The consents a customer must give, and the text they accept.
 pub const CONSENTS: [&str; 2] = ["terms", "personal_data"];

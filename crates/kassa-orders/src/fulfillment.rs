@@ -10,7 +10,7 @@ use kassa_domain::order::LineStatus;
 use kassa_domain::workflow::{self, Refused};
 use kassa_store::{DueLine, KeysAdded, Store, StoreError, Timestamp};
 
-use crate::OrdersError;
+use crate::error::OrdersError;
 
 /// What a pool delivery did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use kassa_domain::workflow::PaymentFacts;
 use kassa_payments::{Card, CardInput, CardProvider, TestCardGateway};
 use kassa_store::{NewPayment, OrderRecord, PaymentRecord, Store, TenantRecord};
 
-use crate::OrdersError;
+use crate::error::OrdersError;
 
 /// The result of a card payment.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 use kassa_domain::ids::TenantId;
 use kassa_store::{Store, Timestamp};
 
-use crate::OrdersError;
+use crate::error::OrdersError;
 
 /// A store's unpaid-order policy, in milliseconds.
 #[derive(Debug, Clone, Copy)]

@@ -6,8 +6,12 @@ use kassa_domain::ids::{CheckoutLinkId, CouponId, ProductId, TenantId};
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
+use crate::db::db_run;
+use crate::error::StoreError;
 use crate::error::corrupt;
-use crate::{Page, PageRequest, Store, StoreError, Timestamp, db_run};
+use crate::page::{Page, PageRequest};
+use crate::store::Store;
+use crate::time::Timestamp;
 
 /// A price as stored: integer minor units in an ISO 4217 currency.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -10,7 +10,14 @@
 
 use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use crate::{Backend, StoreError};
+use crate::error::StoreError;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
 
 /// The store's pool, typed for its backend.
 #[derive(Debug, Clone)]
@@ -68,12 +75,6 @@ impl TypedRef for Pool {
     }
 }
 
-impl TypedRef for crate::Store {
-    fn typed(&self) -> On<&SqlitePool, &PgPool> {
-        self.pool.typed()
-    }
-}
-
 impl TypedMut for Tx {
     fn typed(&mut self) -> On<&mut SqliteConnection, &mut PgConnection> {
         match self {
@@ -84,7 +85,7 @@ impl TypedMut for Tx {
 }
 
 /// Runs `$body` with `$c` bound to `$on`'s executor typed for its backend: a
-/// `&SqlitePool`/`&PgPool` for a [`Store`](crate::Store), a `&mut SqliteConnection`/
+/// `&SqlitePool`/`&PgPool` for a [`Store`](crate::store::Store), a `&mut SqliteConnection`/
 /// `&mut PgConnection` for a [`Tx`]. The body is written once and compiled once per
 /// backend; both expansions must have the same type (use `.rows_affected()` on an
 /// `execute`'s result).

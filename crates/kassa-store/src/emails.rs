@@ -4,8 +4,12 @@
 use kassa_domain::ids::{EmailId, TenantId};
 use sqlx::AssertSqlSafe;
 
+use crate::db::{Tx, db_run};
+use crate::error::StoreError;
 use crate::jobs::{EARLY_MILLIS, SendEmail, enqueue};
-use crate::{Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
+use crate::page::{Page, PageRequest};
+use crate::store::Store;
+use crate::time::Timestamp;
 
 /// Queues an email; the same `dedupe_key` is queued once (a receipt per order, a
 /// failure notice per payment attempt).

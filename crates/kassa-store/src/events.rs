@@ -6,10 +6,14 @@
 use kassa_domain::email::EmailKind;
 use kassa_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookEndpointId};
 
+use crate::db::{Tx, db_run};
+use crate::error::StoreError;
 use crate::error::corrupt;
 use crate::jobs::{DeliverWebhook, EARLY_MILLIS, enqueue};
+use crate::page::{Page, PageRequest};
+use crate::store::Store;
+use crate::time::Timestamp;
 use crate::time::rfc3339;
-use crate::{Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
 use sqlx::types::Json;
 
 /// Writes an event and queues its deliveries.

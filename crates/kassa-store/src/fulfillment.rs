@@ -2,9 +2,12 @@
 //! its line. A line is due once its order is paid, and the payment's transaction
 //! writes its job (`DeliverLine`); what follows a delivery is the workflow's to say.
 
+use crate::db::db_run;
+use crate::error::StoreError;
 use crate::jobs::{DeliverLine, EARLY_MILLIS};
+use crate::store::Store;
+use crate::time::Timestamp;
 use crate::work::Work;
-use crate::{Store, StoreError, Timestamp, db_run};
 use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::TenantId;
 use kassa_domain::order::LineStatus;

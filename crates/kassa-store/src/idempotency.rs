@@ -2,7 +2,10 @@
 
 use kassa_domain::ids::TenantId;
 
-use crate::{Store, StoreError, Timestamp, db_run};
+use crate::db::db_run;
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::time::Timestamp;
 
 /// How long a key is remembered.
 pub const IDEMPOTENCY_TTL_MILLIS: i64 = 24 * 60 * 60 * 1000;

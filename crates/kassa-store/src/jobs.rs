@@ -13,7 +13,9 @@ use kassa_domain::ids::{DeliveryId, EmailId, TenantId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Backend, Store, StoreError, Tx, db_run};
+use crate::db::{Backend, Tx, db_run};
+use crate::error::StoreError;
+use crate::store::Store;
 
 /// A kind of job: its arguments and its apalis queue.
 pub trait Job: Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + 'static {
@@ -66,7 +68,7 @@ const MAX_ATTEMPTS: i32 = 5;
 pub(crate) async fn enqueue<J: Job>(tx: &mut Tx, job: &J, run_at: i64) -> Result<(), StoreError> {
     let args = serde_json::to_vec(job).map_err(crate::error::corrupt)?;
     let id = ulid::Ulid::new().to_string();
-    let now = crate::Timestamp::now().millis();
+    let now = crate::time::Timestamp::now().millis();
     let (sql, run_at) = match tx.backend() {
         // apalis keeps whole seconds on SQLite: a later job is rounded up, so it never
         // runs before its row is due.
@@ -113,8 +115,8 @@ impl Store {
             .shared_with_workers
             .store(true, std::sync::atomic::Ordering::Release);
         match &self.pool {
-            crate::Pool::Sqlite(p) => JobPool::Sqlite(p.clone()),
-            crate::Pool::Postgres(p) => JobPool::Postgres(p.clone()),
+            crate::db::Pool::Sqlite(p) => JobPool::Sqlite(p.clone()),
+            crate::db::Pool::Postgres(p) => JobPool::Postgres(p.clone()),
         }
     }
 
@@ -163,14 +165,4 @@ impl Store {
         };
         Ok(db_run!(self, c => sqlx::query(sql).bind(secs).execute(c).await?.rows_affected()))
     }
-}
-
-/// apalis's migrations for the backend, tracked apart from Kassa's.
-pub(crate) fn apalis_migrations(backend: Backend) -> sqlx::migrate::Migrator {
-    let mut migrator = match backend {
-        Backend::Sqlite => apalis_sqlite::SqliteStorage::<()>::migrations(),
-        Backend::Postgres => apalis_postgres::PostgresStorage::<()>::migrations(),
-    };
-    migrator.dangerous_set_table_name("_apalis_migrations");
-    migrator
 }

@@ -16,9 +16,11 @@ mod fulfillment;
 mod idempotency;
 mod jobs;
 mod orders;
+mod page;
 mod plugins;
 mod pools;
 mod retention;
+mod store;
 mod tenants;
 mod time;
 mod unpaid;
@@ -27,7 +29,7 @@ mod webhooks;
 mod work;
 
 pub use catalog::*;
-pub use db::Tx;
+pub use db::{Backend, Tx};
 pub use emails::*;
 pub use error::StoreError;
 pub use events::*;
@@ -35,299 +37,13 @@ pub use fulfillment::*;
 pub use idempotency::*;
 pub use jobs::{DeliverLine, DeliverWebhook, Job, JobPool, SendEmail};
 pub use orders::*;
+pub use page::{Page, PageRequest};
 pub use plugins::*;
 pub use pools::*;
 pub use retention::*;
+pub use store::Store;
 pub use tenants::*;
 pub use time::Timestamp;
 pub use view::*;
 pub use webhooks::*;
 pub use work::Work;
-
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-
-pub(crate) use db::{Pool, db_run};
-
-/// Which database a store runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A handle on the database; cheap to clone.
-#[derive(Clone)]
-pub struct Store {
-    pub(crate) pool: Pool,
-    pub(crate) backend: Backend,
-    /// Set by `close`; and whether apalis's workers were given the pool.
-    state: std::sync::Arc<StoreState>,
-}
-
-#[derive(Debug, Default)]
-struct StoreState {
-    closed: std::sync::atomic::AtomicBool,
-    shared_with_workers: std::sync::atomic::AtomicBool,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
-    }
-}
-
-/// How long `close` waits for connections in use to come back.
-const CLOSE_WAIT: Duration = Duration::from_secs(2);
-
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
-
-/// Which backend a URL names.
-fn backend_of(url: &str) -> Result<Backend, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Backend::Sqlite)
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Backend::Postgres)
-    } else {
-        Err(StoreError::Config(
-            "database URL must start with sqlite:// or postgres://".into(),
-        ))
-    }
-}
-
-/// SQLite's settings: WAL lets readers go on while one writer writes; foreign keys on;
-/// writers queue on the busy timeout.
-fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
-    Ok(SqliteConnectOptions::from_str(url)?
-        .journal_mode(SqliteJournalMode::Wal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10))
-        .log_statements(tracing::log::LevelFilter::Trace)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)))
-}
-
-fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
-    Ok(PgConnectOptions::from_str(url)?
-        .log_statements(tracing::log::LevelFilter::Trace)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)))
-}
-
-impl Store {
-    /// Connects to `sqlite://…` or `postgres://…`. A SQLite file and its directory
-    /// are created when missing.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let backend = backend_of(url)?;
-        let pool = match backend {
-            Backend::Sqlite => Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(sqlite_options(&prepare_sqlite_url(url)?)?)
-                    .await?,
-            ),
-            Backend::Postgres => Pool::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(postgres_options(url)?)
-                    .await?,
-            ),
-        };
-        Ok(Self::new(pool, backend))
-    }
-
-    fn new(pool: Pool, backend: Backend) -> Self {
-        Self {
-            pool,
-            backend,
-            state: Default::default(),
-        }
-    }
-
-    /// A store that connects on first use: enough for code that only needs a handle,
-    /// such as printing the API document.
-    pub fn connect_lazy(url: &str) -> Result<Self, StoreError> {
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        };
-        let pool = match backend {
-            Backend::Sqlite => {
-                Pool::Sqlite(SqlitePoolOptions::new().connect_lazy_with(sqlite_options(url)?))
-            }
-            Backend::Postgres => {
-                Pool::Postgres(PgPoolOptions::new().connect_lazy_with(postgres_options(url)?))
-            }
-        };
-        Ok(Self::new(pool, backend))
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
-    /// The store's own pool when it runs on SQLite (for apalis's storages).
-    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
-        match &self.pool {
-            Pool::Sqlite(p) => Some(p),
-            Pool::Postgres(_) => None,
-        }
-    }
-
-    /// The store's own pool when it runs on PostgreSQL (for apalis's storages).
-    pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
-        match &self.pool {
-            Pool::Postgres(p) => Some(p),
-            Pool::Sqlite(_) => None,
-        }
-    }
-
-    /// Applies the backend's pending migrations: apalis's job tables (Kassa's
-    /// migrations write jobs), then Kassa's.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        self.migrate_with(migrator).await
-    }
-
-    /// Applies apalis's migrations, then `migrator`'s: for tests that build a
-    /// database as an older version left it.
-    #[doc(hidden)]
-    pub async fn migrate_with(&self, migrator: &sqlx::migrate::Migrator) -> Result<(), StoreError> {
-        let apalis = jobs::apalis_migrations(self.backend);
-        match &self.pool {
-            Pool::Sqlite(p) => {
-                apalis.run(p).await?;
-                migrator.run(p).await?;
-            }
-            Pool::Postgres(p) => {
-                apalis.run(p).await?;
-                migrator.run(p).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Kassa's embedded migrations for this store's backend.
-    #[doc(hidden)]
-    pub fn migrations(&self) -> &'static sqlx::migrate::Migrator {
-        match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        }
-    }
-
-    /// True when the database answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.check_open()?;
-        db_run!(self, c => sqlx::query("SELECT 1").execute(c).await?.rows_affected());
-        Ok(())
-    }
-
-    /// Closes the store: it refuses new work at once. The pool itself is closed unless
-    /// apalis's workers were given it (`job_pool`): their listeners and restarts loop
-    /// without end on a closed pool, so theirs closes when the process ends.
-    pub async fn close(&self) {
-        use std::sync::atomic::Ordering;
-        self.state.closed.store(true, Ordering::Release);
-        if self.state.shared_with_workers.load(Ordering::Acquire) {
-            return;
-        }
-        let closing = async {
-            match &self.pool {
-                Pool::Sqlite(p) => p.close().await,
-                Pool::Postgres(p) => p.close().await,
-            }
-        };
-        let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
-    }
-
-    fn check_open(&self) -> Result<(), StoreError> {
-        if self.state.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(StoreError::Database(sqlx::Error::PoolClosed));
-        }
-        Ok(())
-    }
-
-    /// A write transaction. On SQLite it takes the write lock up front, so two writers
-    /// queue on the busy timeout instead of failing on a lock upgrade.
-    async fn begin_write(&self) -> Result<Tx, StoreError> {
-        self.check_open()?;
-        Ok(match &self.pool {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
-        })
-    }
-
-    /// A read transaction: one consistent view for reads of several statements.
-    async fn begin_read(&self) -> Result<Tx, StoreError> {
-        Ok(match &self.pool {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
-        })
-    }
-}
-
-/// Makes sure a file database can be created: `mode=rwc` and its directory exists.
-fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let dir = std::path::Path::new(path).parent();
-    if let Some(dir) = dir.filter(|d| path != ":memory:" && !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let query = if query.contains("mode=") {
-        query.to_owned()
-    } else if query.is_empty() {
-        "mode=rwc".to_owned()
-    } else {
-        format!("{query}&mode=rwc")
-    };
-    Ok(format!("sqlite://{path}?{query}"))
-}
-
-/// A page of a list, newest first, and the cursor for the next page.
-#[derive(Debug)]
-pub struct Page<T> {
-    pub data: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
-impl<T> Page<T> {
-    /// Builds a page from `limit + 1` fetched rows: the extra row says there is more.
-    fn from_rows(mut rows: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Self {
-        let limit = usize::try_from(limit).unwrap_or(0);
-        let next_cursor = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(cursor_of)
-        } else {
-            None
-        };
-        Self {
-            data: rows,
-            next_cursor,
-        }
-    }
-}
-
-/// Where a list starts and how long it is.
-#[derive(Debug, Clone, Default)]
-pub struct PageRequest {
-    /// The id after which to continue (exclusive), from a previous page.
-    pub after: Option<String>,
-    pub limit: i64,
-}

@@ -9,10 +9,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
+use crate::db::db_run;
+use crate::error::StoreError;
 use crate::error::corrupt;
+use crate::store::Store;
+use crate::time::Timestamp;
 use crate::view::Consent;
 use crate::work::Work;
-use crate::{Store, StoreError, Timestamp, db_run};
 
 /// One line of a cart, before prices are fixed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

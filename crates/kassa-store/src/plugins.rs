@@ -8,8 +8,12 @@ use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
 use crate::catalog::{HasId, list_page};
+use crate::db::{Backend, Tx, db_run};
+use crate::error::StoreError;
 use crate::error::corrupt;
-use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
+use crate::page::{Page, PageRequest};
+use crate::store::Store;
+use crate::time::Timestamp;
 
 /// A plugin as the merchant sees it (secret values are never read back).
 #[derive(Debug, Clone)]

@@ -5,9 +5,13 @@ use kassa_domain::ids::{LicenseKeyId, LicensePoolId, TenantId};
 use crate::catalog::{HasId, fetch_one, list_page};
 use sqlx::AssertSqlSafe;
 
+use crate::db::{Backend, Tx, db_run};
+use crate::error::StoreError;
 use crate::error::corrupt;
+use crate::page::{Page, PageRequest};
+use crate::store::Store;
+use crate::time::Timestamp;
 use crate::work::Work;
-use crate::{Backend, Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
 
 #[derive(Debug, Clone)]
 pub struct LicensePoolRecord {

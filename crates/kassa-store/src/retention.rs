@@ -2,7 +2,10 @@
 //! without end. Orders, payments and events are kept (orders are deleted only by the
 //! unpaid-order rules).
 
-use crate::{Backend, Store, StoreError, Timestamp, db_run};
+use crate::db::{Backend, db_run};
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::time::Timestamp;
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
 

@@ -3,8 +3,11 @@
 use kassa_domain::ids::{ApiKeyId, TenantId, UserId};
 use kassa_domain::tenant::{EmailAddress, NewApiKey, Role, TenantSlug};
 
+use crate::db::{Tx, db_run};
+use crate::error::StoreError;
 use crate::error::corrupt;
-use crate::{Store, StoreError, Timestamp, Tx, db_run};
+use crate::store::Store;
+use crate::time::Timestamp;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TenantRecord {

@@ -3,8 +3,11 @@
 
 use kassa_domain::ids::TenantId;
 
+use crate::db::db_run;
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::time::Timestamp;
 use crate::work::Work;
-use crate::{Store, StoreError, Timestamp, db_run};
 
 impl Store {
     /// Every store with its settings, for sweeps that apply per-store policies.

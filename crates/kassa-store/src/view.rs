@@ -8,9 +8,13 @@ use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
 use crate::catalog::{HasId, list_page};
+use crate::db::{Tx, db_run};
+use crate::error::StoreError;
 use crate::error::corrupt;
+use crate::page::{Page, PageRequest};
+use crate::store::Store;
+use crate::time::Timestamp;
 use crate::time::{rfc3339, serialize_millis};
-use crate::{Page, PageRequest, Store, StoreError, Timestamp, Tx, db_run};
 use sqlx::types::Json;
 
 /// An accepted consent, with the evidence Kassa keeps of it.

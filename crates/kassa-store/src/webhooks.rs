@@ -4,8 +4,12 @@ use kassa_domain::ids::{TenantId, WebhookEndpointId};
 
 use crate::catalog::{HasId, fetch_one, list_page};
 
+use crate::db::db_run;
+use crate::error::StoreError;
 use crate::error::corrupt;
-use crate::{Page, PageRequest, Store, StoreError, Timestamp, db_run};
+use crate::page::{Page, PageRequest};
+use crate::store::Store;
+use crate::time::Timestamp;
 use sqlx::types::Json;
 
 /// How long a rotated-out secret keeps signing, so receivers can switch over.

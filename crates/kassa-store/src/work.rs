@@ -11,12 +11,15 @@ use kassa_domain::ids::{OrderId, TenantId};
 use kassa_domain::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod};
 use kassa_domain::workflow::{self, Followups, Subject};
 
+use crate::db::{Backend, Tx, db_run};
 use crate::emails::{email_owners, queue_email};
+use crate::error::StoreError;
 use crate::error::corrupt;
 use crate::events::insert_event;
 use crate::jobs::{DeliverLine, enqueue};
+use crate::store::Store;
+use crate::time::Timestamp;
 use crate::view::{OrderRecord, load_order};
-use crate::{Backend, Store, StoreError, Timestamp, Tx, db_run};
 
 /// One command's write transaction, for one store.
 pub struct Work {

@@ -1,0 +1,44 @@
+//! The use cases' one error type, in the terms the pages, the API and the jobs act on.
+
+use kassa_domain::Invalid;
+use kassa_domain::workflow::Refused;
+use kassa_store::StoreError;
+
+/// Why a command did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum OrdersError {
+    /// Input to fix, field by field.
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error("not found")]
+    NotFound,
+    /// The workflow does not allow this (a paid order paid again, a method the order
+    /// does not accept, licenses resent before any was delivered).
+    #[error("{0}")]
+    Refused(Refused),
+    /// A concurrent change got there first (a coupon used up, a key taken).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for OrdersError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => OrdersError::NotFound,
+            StoreError::Conflict(m) => OrdersError::Conflict(m),
+            other => OrdersError::Store(other),
+        }
+    }
+}
+
+impl From<Refused> for OrdersError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::WrongAmount(_) => Invalid::field("amount", r.to_string()).into(),
+            Refused::WrongCurrency(_) => Invalid::field("currency", r.to_string()).into(),
+            other => OrdersError::Refused(other),
+        }
+    }
+}
