@@ -4,6 +4,7 @@
 # Prints nothing when there is none.
 import os,re,sys
 root=sys.argv[1]
+bad=False
 for crate in sorted(os.listdir(root)):
     src=os.path.join(root,crate,'src')
     if not os.path.isdir(src): continue
@@ -40,7 +41,7 @@ for crate in sorted(os.listdir(root)):
     for n,ts in edges.items():
         E.setdefault(n.split('::')[0],set()).update(t for t in ts if t!=n.split('::')[0])
     found=[(a,b) for a in E for b in E[a] if a<b and a in E.get(b,())]
-    if found: print(crate, 'pairs', found)
+    if found: print(crate, 'pairs', found); bad=True
     # any cycle: Tarjan
     idx={};low={};st=[];on=set();out=[];c=[0]
     def sc(v):
@@ -56,4 +57,6 @@ for crate in sorted(os.listdir(root)):
             if len(comp)>1: out.append(comp)
     for v in list(E):
         if v not in idx: sc(v)
-    if out: print(crate,'cycles',out)
+    if out: print(crate,'cycles',out); bad=True
+
+sys.exit(1 if bad else 0)
