@@ -20,7 +20,7 @@ pub struct UnpaidSweep {
     pub deleted: usize,
 }
 
-/// Reminds and deletes this store's unpaid orders that are due, in one transaction.
+/// Reminds and deletes this store's unpaid orders that are due.
 /// Reminders are claimed by one UPDATE and deletions re-checked on the locked order, so
 /// several workers on one database never remind or delete an order twice.
 pub async fn sweep_unpaid(
@@ -40,8 +40,10 @@ pub async fn sweep_unpaid(
     {
         return Ok(sweep);
     }
-    let mut work = store.work(tenant).await?;
+    // Reminders and deletions in two transactions: a node holding reminded orders never
+    // waits for another node's while it holds orders of its own.
     if let Some(before) = remind_before {
+        let mut work = store.work(tenant).await?;
         for id in work.claim_reminders(before).await? {
             let order = work.order(&id).await?;
             let Ok(followups) = order.remind() else {
@@ -52,7 +54,9 @@ pub async fn sweep_unpaid(
                 sweep.reminded += 1;
             }
         }
+        work.commit().await?;
     }
+    let mut work = store.work(tenant).await?;
     for id in work.unpaid_before(delete_before).await? {
         let order = work.order(&id).await?;
         // Paid or deleted by another worker meanwhile.
