@@ -252,7 +252,7 @@ pub(crate) async fn load_order(
 }
 
 /// `$from, $from+1, …`: `count` placeholders for an `IN (…)`.
-fn placeholders(from: usize, count: usize) -> String {
+pub(crate) fn placeholders(from: usize, count: usize) -> String {
     (from..from + count)
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()
