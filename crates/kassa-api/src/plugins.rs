@@ -8,15 +8,15 @@ use kassa_domain::Invalid;
 use kassa_domain::error::parse_text;
 use kassa_domain::ids::PluginId;
 use kassa_plugins::{CallContext, Customer, PluginError, Request};
-use kassa_store::{PluginChanges, PluginRecord};
+use kassa_store::{PluginChanges, PluginRecord, PluginVersionRecord, StoreError};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
-use poem_openapi::{ApiRequest, Object, OpenApi};
+use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
 use sha2::{Digest, Sha256};
 
 use crate::auth::ApiKey;
 use crate::context::ApiContext;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::pagination::{list_type, page_request};
 
 pub struct PluginsApi(pub ApiContext);
@@ -48,6 +48,51 @@ pub struct PluginOut {
 }
 
 list_type!(PluginList, PluginOut);
+
+/// One stored version of a plugin.
+#[derive(Debug, Object)]
+pub struct PluginVersionOut {
+    pub version: i64,
+    pub sha256: String,
+    pub size: i64,
+    /// The version that runs; it cannot be deleted.
+    pub live: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+list_type!(PluginVersionList, PluginVersionOut);
+
+/// The answer to deleting a version: only what this endpoint can say.
+#[derive(Debug, ApiResponse)]
+pub enum VersionDeleted {
+    /// Deleted with its component.
+    #[oai(status = 204)]
+    Deleted,
+    /// No valid API key.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>),
+    /// No such plugin or version in this store.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// It is the live version; make another version live first.
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Live(Json<Problem>),
+    /// Kassa failed; the cause is in the server log.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl From<ApiError> for VersionDeleted {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::NotFound(p) => VersionDeleted::NotFound(p),
+            ApiError::Conflict(p) => VersionDeleted::Live(p),
+            ApiError::Unauthorized(p) => VersionDeleted::Unauthorized(p),
+            ApiError::Internal(p) => VersionDeleted::Internal(p),
+            other => ApiError::internal(format!("unexpected answer to a delete: {other:?}")).into(),
+        }
+    }
+}
 
 /// Changes to a plugin; absent fields stay as they are.
 #[derive(Debug, Object)]
@@ -96,6 +141,16 @@ fn out(p: PluginRecord) -> PluginOut {
 
 fn plugin_id(raw: &str) -> Result<PluginId, ApiError> {
     PluginId::parse(raw).map_err(|_| ApiError::not_found("plugin"))
+}
+
+fn version_out(v: PluginVersionRecord) -> PluginVersionOut {
+    PluginVersionOut {
+        version: v.version,
+        sha256: v.sha256,
+        size: v.size,
+        live: v.live,
+        created_at: v.created_at.0,
+    }
 }
 
 impl PluginsApi {
@@ -188,6 +243,70 @@ impl PluginsApi {
             .await
             .map_err(ApiError::from_store("plugin"))?;
         Ok(Json(out(record)))
+    }
+
+    /// List a plugin's versions, newest first
+    #[oai(path = "/:id/versions", method = "get")]
+    async fn list_versions(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<PluginVersionList>, ApiError> {
+        let id = plugin_id(&id)?;
+        let page = page_request(limit.0, cursor.0)?;
+        let after = match page.after.as_deref().map(str::parse::<i64>) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => {
+                return Err(
+                    Invalid::field("cursor", "is not a cursor from a previous page").into(),
+                );
+            }
+        };
+        let store = &self.0.store;
+        let tenant = &auth.tenant().id;
+        store
+            .plugin(tenant, &id)
+            .await
+            .map_err(ApiError::from_store("plugin"))?;
+        let versions = store
+            .list_plugin_versions(tenant, &id, after, page.limit)
+            .await
+            .map_err(ApiError::from_store("plugin"))?;
+        Ok(Json(PluginVersionList::from_page(versions, version_out)))
+    }
+
+    /// Delete a version that does not run
+    ///
+    /// Frees its stored component. The live version is refused with a 409: upload
+    /// another version (it becomes live) before deleting this one.
+    #[oai(path = "/:id/versions/:version", method = "delete")]
+    async fn delete_version(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        /// A version number from the plugin's versions.
+        version: Path<String>,
+    ) -> VersionDeleted {
+        let not_found = || ApiError::not_found("plugin version");
+        let Ok(id) = PluginId::parse(&id) else {
+            return not_found().into();
+        };
+        let Ok(version) = version.parse::<i64>() else {
+            return not_found().into();
+        };
+        match self
+            .0
+            .store
+            .delete_plugin_version(&auth.tenant().id, &id, version)
+            .await
+        {
+            Ok(()) => VersionDeleted::Deleted,
+            Err(StoreError::NotFound) => not_found().into(),
+            Err(e) => ApiError::from_store("plugin version")(e).into(),
+        }
     }
 
     /// List plugins, newest first

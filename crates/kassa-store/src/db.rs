@@ -100,3 +100,11 @@ macro_rules! db_run {
     }};
 }
 pub(crate) use db_run;
+
+/// `$from, $from+1, …`: `count` placeholders for an `IN (…)`.
+pub(crate) fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

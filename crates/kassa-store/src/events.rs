@@ -3,10 +3,12 @@
 //! takes it and the job that sends it, so no event is ever lost or sent for a change
 //! that did not happen.
 
+use std::collections::HashMap;
+
 use kassa_domain::email::EmailKind;
 use kassa_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookEndpointId};
 
-use crate::db::{Tx, db_run};
+use crate::db::{Tx, db_run, placeholders};
 use crate::error::StoreError;
 use crate::error::corrupt;
 use crate::jobs::{DeliverWebhook, EARLY_MILLIS, enqueue};
@@ -14,6 +16,7 @@ use crate::page::{Page, PageRequest};
 use crate::store::Store;
 use crate::time::Timestamp;
 use crate::time::rfc3339;
+use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
 /// Writes an event and queues its deliveries.
@@ -355,7 +358,8 @@ impl Store {
         Ok(())
     }
 
-    /// Deliveries to one endpoint, newest first, each with its attempts.
+    /// Deliveries to one endpoint, newest first, each with its attempts: two queries,
+    /// however long the page.
     pub async fn list_deliveries(
         &self,
         tenant: &TenantId,
@@ -374,6 +378,7 @@ impl Store {
         }
         #[derive(sqlx::FromRow)]
         struct AttemptRow {
+            delivery_id: String,
             id: String,
             attempt: i64,
             url: String,
@@ -393,24 +398,26 @@ impl Store {
         .bind(page.after.as_deref())
         .bind(page.limit + 1)
         .fetch_all(c).await?);
-        let mut records = Vec::with_capacity(rows.len());
-        for d in rows {
-            let attempts: Vec<AttemptRow> = db_run!(self, c => sqlx::query_as(
-                "SELECT id, attempt, url, status_code, latency_ms, response, created_at FROM webhook_attempts
-                 WHERE tenant_id = $1 AND delivery_id = $2 ORDER BY attempt",
-            )
-            .bind(tenant.as_str())
-            .bind(&d.id)
-            .fetch_all(c).await?);
-            records.push(DeliveryRecord {
-                id: d.id,
-                endpoint_id: d.endpoint_id,
-                event_id: d.event_id,
-                event_type: d.event_type,
-                status: d.status,
-                attempts: attempts
-                    .into_iter()
-                    .map(|a| AttemptRecord {
+        let mut attempts: HashMap<String, Vec<AttemptRecord>> = HashMap::new();
+        if !rows.is_empty() {
+            let ids = placeholders(2, rows.len());
+            let found: Vec<AttemptRow> = db_run!(self, c => {
+                let mut query = sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT delivery_id, id, attempt, url, status_code, latency_ms, response, created_at
+                     FROM webhook_attempts WHERE tenant_id = $1 AND delivery_id IN ({ids})
+                     ORDER BY delivery_id, attempt"
+                )))
+                .bind(tenant.as_str());
+                for d in &rows {
+                    query = query.bind(d.id.clone());
+                }
+                query.fetch_all(c).await?
+            });
+            for a in found {
+                attempts
+                    .entry(a.delivery_id)
+                    .or_default()
+                    .push(AttemptRecord {
                         id: a.id,
                         attempt: a.attempt,
                         url: a.url,
@@ -418,12 +425,22 @@ impl Store {
                         latency_ms: a.latency_ms,
                         response: a.response,
                         created_at: a.created_at,
-                    })
-                    .collect(),
+                    });
+            }
+        }
+        let records = rows
+            .into_iter()
+            .map(|d| DeliveryRecord {
+                attempts: attempts.remove(&d.id).unwrap_or_default(),
+                id: d.id,
+                endpoint_id: d.endpoint_id,
+                event_id: d.event_id,
+                event_type: d.event_type,
+                status: d.status,
                 next_attempt_at: d.next_attempt_at,
                 created_at: d.created_at,
-            });
-        }
+            })
+            .collect();
         Ok(Page::from_rows(records, page.limit, |d| d.id.clone()))
     }
 

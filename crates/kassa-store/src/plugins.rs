@@ -75,6 +75,17 @@ const PLUGIN_COLUMNS: &str = "plugins.id AS id, plugins.name AS name, plugins.cu
 const PLUGIN_FROM: &str = "plugins JOIN plugin_versions v ON v.tenant_id = plugins.tenant_id \
     AND v.plugin_id = plugins.id AND v.version = plugins.current_version";
 
+/// One stored version of a plugin, without its bytes.
+#[derive(Debug, Clone)]
+pub struct PluginVersionRecord {
+    pub version: i64,
+    pub sha256: String,
+    pub size: i64,
+    /// The version that runs.
+    pub live: bool,
+    pub created_at: Timestamp,
+}
+
 /// What a delivery needs to run a plugin.
 #[derive(Debug, Clone)]
 pub struct RunnablePlugin {
@@ -130,17 +141,7 @@ impl Store {
     ) -> Result<PluginRecord, StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
-        let current: Option<i64> = db_run!(&mut tx, c => sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT current_version FROM plugins WHERE tenant_id = $1 AND id = $2{lock}"
-        )))
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_optional(c).await?);
-        let next = current.ok_or(StoreError::NotFound)? + 1;
+        let next = live_version(&mut tx, self.backend, tenant, id).await? + 1;
         insert_version(&mut tx, tenant, id, next, wasm, sha256, now).await?;
         db_run!(&mut tx, c => sqlx::query("UPDATE plugins SET current_version = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_str())
@@ -150,6 +151,77 @@ impl Store {
             .execute(c).await?.rows_affected());
         tx.commit().await?;
         self.plugin(tenant, id).await
+    }
+
+    /// Deletes a version's component. The live version stays: deleting it is a
+    /// `Conflict` (the plugin would have nothing to run); an unknown one is `NotFound`.
+    pub async fn delete_plugin_version(
+        &self,
+        tenant: &TenantId,
+        id: &PluginId,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let live = live_version(&mut tx, self.backend, tenant, id).await?;
+        if version == live {
+            return Err(StoreError::Conflict(format!(
+                "version {version} is the plugin's live version; make another version live \
+                 (upload a new one) before deleting it"
+            )));
+        }
+        let deleted = db_run!(&mut tx, c => sqlx::query(
+            "DELETE FROM plugin_versions WHERE tenant_id = $1 AND plugin_id = $2 AND version = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(version)
+        .execute(c).await?.rows_affected());
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A plugin's stored versions, newest first, without their bytes; the cursor is a
+    /// version number.
+    pub async fn list_plugin_versions(
+        &self,
+        tenant: &TenantId,
+        id: &PluginId,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Page<PluginVersionRecord>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            version: i64,
+            sha256: String,
+            size: i64,
+            live: bool,
+            created_at: Timestamp,
+        }
+        let rows: Vec<Row> = db_run!(self, c => sqlx::query_as(
+            "SELECT v.version, v.sha256, v.size, v.version = p.current_version AS live, v.created_at
+             FROM plugin_versions v JOIN plugins p ON p.tenant_id = v.tenant_id AND p.id = v.plugin_id
+             WHERE v.tenant_id = $1 AND v.plugin_id = $2 AND ($3 IS NULL OR v.version < $3)
+             ORDER BY v.version DESC LIMIT $4",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(c).await?);
+        let records = rows
+            .into_iter()
+            .map(|r| PluginVersionRecord {
+                version: r.version,
+                sha256: r.sha256,
+                size: r.size,
+                live: r.live,
+                created_at: r.created_at,
+            })
+            .collect();
+        Ok(Page::from_rows(records, limit, |v| v.version.to_string()))
     }
 
     pub async fn plugin(
@@ -317,6 +389,27 @@ impl HasId for PluginIdRecord {
     fn id_str(&self) -> &str {
         self.0.as_str()
     }
+}
+
+/// The version that runs, the plugin's row held until the commit (on SQLite the write
+/// transaction already holds the database).
+async fn live_version(
+    tx: &mut Tx,
+    backend: Backend,
+    tenant: &TenantId,
+    id: &PluginId,
+) -> Result<i64, StoreError> {
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let live: Option<i64> = db_run!(tx, c => sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT current_version FROM plugins WHERE tenant_id = $1 AND id = $2{lock}"
+    )))
+    .bind(tenant.as_str())
+    .bind(id.as_str())
+    .fetch_optional(c).await?);
+    live.ok_or(StoreError::NotFound)
 }
 
 async fn insert_version(

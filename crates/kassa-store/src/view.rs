@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
 use crate::catalog::{HasId, list_page};
-use crate::db::{Tx, db_run};
+use crate::db::{Tx, db_run, placeholders};
 use crate::error::StoreError;
 use crate::error::corrupt;
 use crate::page::{Page, PageRequest};
@@ -253,14 +253,6 @@ pub(crate) async fn load_order(
         .await?
         .pop()
         .ok_or(StoreError::NotFound)
-}
-
-/// `$from, $from+1, …`: `count` placeholders for an `IN (…)`.
-fn placeholders(from: usize, count: usize) -> String {
-    (from..from + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Reads the lines, payments and consents of `orders`: three queries, however many

@@ -14,6 +14,7 @@ on_both_backends!(
     a_key_generator_plugin_delivers_signed_keys,
     a_hostile_plugin_fails_only_its_own_delivery,
     a_plugin_written_against_the_wit_alone_calls_its_license_service,
+    versions_no_longer_live_can_be_deleted,
 );
 
 fn component(name: &str) -> Vec<u8> {
@@ -30,6 +31,20 @@ fn component(name: &str) -> Vec<u8> {
 async fn upload(app: &TestApp, key: &str, name: &str, bytes: Vec<u8>) -> crate::harness::Answer {
     app.send(
         app.request(Method::POST, key, &format!("/api/v1/plugins?name={name}"))
+            .header("content-type", "application/wasm")
+            .body(bytes),
+    )
+    .await
+}
+
+async fn upload_version(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+    bytes: Vec<u8>,
+) -> crate::harness::Answer {
+    app.send(
+        app.request(Method::POST, key, &format!("/api/v1/plugins/{id}/versions"))
             .header("content-type", "application/wasm")
             .body(bytes),
     )
@@ -141,17 +156,7 @@ async fn a_key_generator_plugin_delivers_signed_keys(backend: Backend) {
     );
     assert_ne!(keys[0], keys[1]);
 
-    let v2 = app
-        .send(
-            app.request(
-                Method::POST,
-                &app.key,
-                &format!("/api/v1/plugins/{id}/versions"),
-            )
-            .header("content-type", "application/wasm")
-            .body(component("kassa_keygen")),
-        )
-        .await;
+    let v2 = upload_version(&app, &app.key, &id, component("kassa_keygen")).await;
     assert_eq!(v2.ok()["version"], 2);
     assert_eq!(
         v2.body["config"],
@@ -269,6 +274,61 @@ async fn a_plugin_written_against_the_wit_alone_calls_its_license_service(backen
             .as_str()
             .unwrap()
             .contains("allowed hosts"),
+        "{}",
+        run.text
+    );
+}
+
+async fn versions_no_longer_live_can_be_deleted(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let created = upload(&app, &app.key, "Keygen", component("kassa_keygen")).await;
+    let id = created.ok()["id"].as_str().unwrap().to_owned();
+    let v2 = upload_version(&app, &app.key, &id, component("kassa_keygen")).await;
+    assert_eq!(v2.ok()["version"], 2);
+    let versions = format!("/api/v1/plugins/{id}/versions");
+    let listed = app.get_as(&app.key, &versions).await;
+    let data = listed.ok()["data"].clone();
+    assert_eq!(data[0]["version"], 2, "{data}");
+    assert_eq!(data[0]["live"], true, "{data}");
+    assert_eq!(data[1]["version"], 1, "{data}");
+    assert_eq!(data[1]["live"], false, "{data}");
+
+    // Another store sees neither the plugin nor its versions.
+    let other = app.new_tenant("other").await;
+    app.delete_as(&other, &format!("{versions}/1"))
+        .await
+        .problem(404);
+    app.get_as(&other, &versions).await.problem(404);
+
+    let live = app.delete_as(&app.key, &format!("{versions}/2")).await;
+    let why = live.problem(409)["detail"].as_str().unwrap().to_owned();
+    assert!(why.contains("live"), "{why}");
+
+    let deleted = app.delete_as(&app.key, &format!("{versions}/1")).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    let listed = app.get_as(&app.key, &versions).await;
+    let data = listed.ok()["data"].as_array().unwrap().clone();
+    assert_eq!(data.len(), 1, "{data:?}");
+    assert_eq!(data[0]["version"], 2);
+
+    for gone in ["1", "7", "latest"] {
+        app.delete_as(&app.key, &format!("{versions}/{gone}"))
+            .await
+            .problem(404);
+    }
+    app.delete_as(&app.key, "/api/v1/plugins/plg_nope/versions/1")
+        .await
+        .problem(404);
+    app.get_as(&app.key, &format!("{versions}?cursor=abc"))
+        .await
+        .problem(422);
+
+    // The live version still runs (and says what it lacks).
+    let run = app
+        .post(&format!("/api/v1/plugins/{id}/test-run"), json!({}))
+        .await;
+    assert!(
+        run.ok()["error"].as_str().unwrap().contains("signing-key"),
         "{}",
         run.text
     );
