@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kassa_domain::Invalid;
 use kassa_domain::error::parse_text;
 use kassa_domain::ids::PluginId;
+use kassa_domain::{Invalid, Secret};
 use kassa_plugins::{CallContext, Customer, PluginError, Request};
 use kassa_store::{PluginChanges, PluginRecord};
 use poem_openapi::param::{Path, Query};
@@ -49,8 +49,9 @@ pub struct PluginOut {
 
 list_type!(PluginList, PluginOut);
 
-/// Changes to a plugin; absent fields stay as they are.
-#[derive(Debug, Object)]
+/// Changes to a plugin; absent fields stay as they are (not `Debug`: it holds
+/// secrets).
+#[derive(Object)]
 #[oai(deny_unknown_fields)]
 pub struct PluginPatch {
     pub name: Option<String>,
@@ -242,7 +243,11 @@ impl PluginsApi {
         let changes = PluginChanges {
             name,
             config: body.config,
-            secrets: body.secrets.map(|s| s.into_iter().collect()),
+            secrets: body.secrets.map(|s| {
+                s.into_iter()
+                    .map(|(name, value)| (name, value.map(Secret::from)))
+                    .collect()
+            }),
             allowed_hosts: hosts,
         };
         let record = self

@@ -48,8 +48,9 @@ pub struct WebhookEndpointOut {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// An endpoint with its signing secret, shown only when created or rotated.
-#[derive(Debug, Object)]
+/// An endpoint with its signing secret, shown only when created or rotated (not
+/// `Debug`: it holds the secret).
+#[derive(Object)]
 pub struct WebhookEndpointWithSecret {
     #[oai(flatten)]
     pub endpoint: WebhookEndpointOut,
@@ -139,7 +140,7 @@ fn out(e: WebhookEndpointRecord) -> WebhookEndpointOut {
 }
 
 fn with_secret(e: WebhookEndpointRecord) -> WebhookEndpointWithSecret {
-    let secret = e.secret.clone();
+    let secret = e.secret.expose_secret().to_owned();
     WebhookEndpointWithSecret {
         endpoint: out(e),
         secret,
