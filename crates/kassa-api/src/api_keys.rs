@@ -32,7 +32,8 @@ pub struct ApiKeyOut {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A new key with its secret, shown once (not `Debug`: it holds the secret).
+/// A new key with its secret, shown once.
+// Not `Debug`: it holds the secret.
 #[derive(Object)]
 pub struct ApiKeyCreated {
     #[oai(flatten)]

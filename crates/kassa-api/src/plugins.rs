@@ -49,8 +49,8 @@ pub struct PluginOut {
 
 list_type!(PluginList, PluginOut);
 
-/// Changes to a plugin; absent fields stay as they are (not `Debug`: it holds
-/// secrets).
+/// Changes to a plugin; absent fields stay as they are.
+// Not `Debug`: it holds secrets.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 pub struct PluginPatch {

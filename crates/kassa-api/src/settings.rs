@@ -25,7 +25,7 @@ pub struct BankDetailsIo {
     pub bic: String,
 }
 
-/// Not `Debug`: it holds the store's signing secrets.
+// Not `Debug`: it holds the store's signing secrets.
 #[derive(Object)]
 pub struct SettingsOut {
     /// The store's name in URLs: `{public_url}/{slug}/buy/…`.

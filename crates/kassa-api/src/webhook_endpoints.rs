@@ -48,8 +48,8 @@ pub struct WebhookEndpointOut {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// An endpoint with its signing secret, shown only when created or rotated (not
-/// `Debug`: it holds the secret).
+/// An endpoint with its signing secret, shown only when created or rotated.
+// Not `Debug`: it holds the secret.
 #[derive(Object)]
 pub struct WebhookEndpointWithSecret {
     #[oai(flatten)]
