@@ -33,7 +33,8 @@ pub struct ApiKeyOut {
 }
 
 /// A new key with its secret, shown once.
-#[derive(Debug, Object)]
+// Not `Debug`: it holds the secret.
+#[derive(Object)]
 pub struct ApiKeyCreated {
     #[oai(flatten)]
     pub key: ApiKeyOut,
@@ -75,7 +76,7 @@ impl ApiKeysApi {
             .map_err(ApiError::from_store("API key"))?;
         Ok(Json(ApiKeyCreated {
             key: out(record),
-            api_key: key.secret,
+            api_key: key.secret.expose_secret().to_owned(),
         }))
     }
 

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kassa_domain::Invalid;
 use kassa_domain::error::parse_text;
 use kassa_domain::ids::PluginId;
+use kassa_domain::{Invalid, Secret};
 use kassa_plugins::{CallContext, Customer, PluginError, Request};
 use kassa_store::{PluginChanges, PluginRecord, PluginVersionRecord, StoreError};
 use poem_openapi::param::{Path, Query};
@@ -95,7 +95,8 @@ impl From<ApiError> for VersionDeleted {
 }
 
 /// Changes to a plugin; absent fields stay as they are.
-#[derive(Debug, Object)]
+// Not `Debug`: it holds secrets.
+#[derive(Object)]
 #[oai(deny_unknown_fields)]
 pub struct PluginPatch {
     pub name: Option<String>,
@@ -361,7 +362,11 @@ impl PluginsApi {
         let changes = PluginChanges {
             name,
             config: body.config,
-            secrets: body.secrets.map(|s| s.into_iter().collect()),
+            secrets: body.secrets.map(|s| {
+                s.into_iter()
+                    .map(|(name, value)| (name, value.map(Secret::from)))
+                    .collect()
+            }),
             allowed_hosts: hosts,
         };
         let record = self

@@ -25,7 +25,8 @@ pub struct BankDetailsIo {
     pub bic: String,
 }
 
-#[derive(Debug, Object)]
+// Not `Debug`: it holds the store's signing secrets.
+#[derive(Object)]
 pub struct SettingsOut {
     /// The store's name in URLs: `{public_url}/{slug}/buy/…`.
     pub slug: String,
@@ -141,8 +142,8 @@ impl SettingsApi {
                 bic: b.bic,
             }),
             payment_methods,
-            link_signing_secret,
-            web_service_signing_secret,
+            link_signing_secret: link_signing_secret.expose_secret().to_owned(),
+            web_service_signing_secret: web_service_signing_secret.expose_secret().to_owned(),
             unpaid_reminder_after: settings.unpaid_reminder_after,
             unpaid_delete_after: settings.unpaid_delete_after,
         })

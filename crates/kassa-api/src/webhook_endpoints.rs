@@ -49,7 +49,8 @@ pub struct WebhookEndpointOut {
 }
 
 /// An endpoint with its signing secret, shown only when created or rotated.
-#[derive(Debug, Object)]
+// Not `Debug`: it holds the secret.
+#[derive(Object)]
 pub struct WebhookEndpointWithSecret {
     #[oai(flatten)]
     pub endpoint: WebhookEndpointOut,
@@ -139,7 +140,7 @@ fn out(e: WebhookEndpointRecord) -> WebhookEndpointOut {
 }
 
 fn with_secret(e: WebhookEndpointRecord) -> WebhookEndpointWithSecret {
-    let secret = e.secret.clone();
+    let secret = e.secret.expose_secret().to_owned();
     WebhookEndpointWithSecret {
         endpoint: out(e),
         secret,

@@ -14,9 +14,11 @@ pub mod ids;
 pub mod money;
 mod names;
 pub mod order;
+pub mod secret;
 pub mod signed_link;
 pub mod tenant;
 pub mod webhook;
 pub mod workflow;
 
 pub use error::{FieldError, Invalid};
+pub use secret::Secret;

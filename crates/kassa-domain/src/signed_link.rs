@@ -79,14 +79,15 @@ pub fn verify(
 }
 
 /// A new secret for signing a store's links.
-pub fn generate_secret() -> String {
+pub fn generate_secret() -> crate::Secret {
     use rand::Rng;
     use rand::distributions::Alphanumeric;
-    rand::thread_rng()
+    let secret: String = rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(40)
         .map(char::from)
-        .collect()
+        .collect();
+    crate::Secret::from(secret)
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::Invalid;
 use crate::error::parse_text;
+use crate::{Invalid, Secret};
 
 /// Paths at the top of the URL space that a store's slug must not shadow.
 const RESERVED_SLUGS: &[&str] = &[
@@ -147,7 +147,7 @@ mod tests {
 #[derive(Debug)]
 pub struct NewApiKey {
     /// The whole key, `kassa_sk_…`; shown once, never stored.
-    pub secret: String,
+    pub secret: Secret,
     /// The first characters, kept to tell keys apart in lists.
     pub prefix: String,
     /// SHA-256 of the key, hex. Keys carry 238 bits of randomness, so a fast hash is
@@ -170,7 +170,7 @@ impl NewApiKey {
         Self {
             prefix: secret[..API_KEY_PREFIX.len() + 6].to_owned(),
             hash: hash_api_key(&secret),
-            secret,
+            secret: Secret::from(secret),
         }
     }
 }

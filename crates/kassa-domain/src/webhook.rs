@@ -4,8 +4,8 @@
 use base64::Engine;
 use rand::RngCore;
 
-use crate::Invalid;
 use crate::event::EventKind;
+use crate::{Invalid, Secret};
 
 /// An endpoint's filter: the listed types only, or every type when empty.
 pub fn parse_event_types(raw: &[String]) -> Result<Vec<String>, Invalid> {
@@ -26,13 +26,13 @@ pub fn parse_event_types(raw: &[String]) -> Result<Vec<String>, Invalid> {
 
 /// A new signing secret: `whsec_` and 24 random bytes in base64, as Standard
 /// Webhooks libraries expect.
-pub fn generate_secret() -> String {
+pub fn generate_secret() -> Secret {
     let mut bytes = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut bytes);
-    format!(
+    Secret::from(format!(
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -51,7 +51,7 @@ mod tests {
     #[test]
     fn secrets_are_standard_webhooks_shaped() {
         let secret = generate_secret();
-        let body = secret.strip_prefix("whsec_").unwrap();
+        let body = secret.expose_secret().strip_prefix("whsec_").unwrap();
         assert_eq!(
             base64::engine::general_purpose::STANDARD
                 .decode(body)
@@ -59,6 +59,6 @@ mod tests {
                 .len(),
             24
         );
-        assert_ne!(secret, generate_secret());
+        assert_ne!(secret.expose_secret(), generate_secret().expose_secret());
     }
 }

@@ -126,7 +126,7 @@ async fn deliver_from_service(
             &key,
             Timestamp::now().0.timestamp(),
             body.to_string().as_bytes(),
-            &[secret.as_str()],
+            &[secret.expose_secret()],
             MAX_SERVICE_RESPONSE,
         )
         .await;

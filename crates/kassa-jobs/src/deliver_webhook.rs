@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use apalis::prelude::Data;
+use kassa_domain::Secret;
 use kassa_store::{DeliverWebhook, DeliveryOutcome, DueDelivery, StoreError, Timestamp};
 
 use crate::workers::{Error, Workers};
@@ -30,7 +31,10 @@ async fn deliver(workers: &Workers, d: DueDelivery) -> Result<(), StoreError> {
             &d.event_id,
             now.0.timestamp(),
             d.payload.as_bytes(),
-            &d.secrets.iter().map(String::as_str).collect::<Vec<_>>(),
+            &d.secrets
+                .iter()
+                .map(Secret::expose_secret)
+                .collect::<Vec<_>>(),
         )
         .await;
     let failing_too_long = d

@@ -47,7 +47,7 @@ async fn main() {
         idempotency_key: "k".into(),
     };
     let context = || CallContext {
-        secrets: HashMap::from([("signing-key".to_owned(), "s3cret".to_owned())]),
+        secrets: HashMap::from([("signing-key".to_owned(), "s3cret".into())]),
         allowed_hosts: vec![],
         pool_keys: Arc::new(|_, _| Box::pin(async { Err("no pools in the benchmark".to_owned()) })),
     };

@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kassa_domain::Secret;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
@@ -84,7 +85,7 @@ pub type PoolKeys = Arc<
 /// What a call may use besides the request.
 #[derive(Clone)]
 pub struct CallContext {
-    pub secrets: HashMap<String, String>,
+    pub secrets: HashMap<String, Secret>,
     /// Hosts `http-fetch` may reach, exactly as written (`api.example.com`).
     pub allowed_hosts: Vec<String>,
     pub pool_keys: PoolKeys,
@@ -221,7 +222,10 @@ impl Host for State {
     }
 
     async fn secret(&mut self, name: String) -> Option<String> {
-        self.context.secrets.get(&name).cloned()
+        self.context
+            .secrets
+            .get(&name)
+            .map(|s| s.expose_secret().to_owned())
     }
 
     async fn log(&mut self, message: String) {

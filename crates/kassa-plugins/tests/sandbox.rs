@@ -53,7 +53,7 @@ fn context(secrets: &[(&str, &str)], hosts: &[&str]) -> CallContext {
     CallContext {
         secrets: secrets
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .map(|(k, v)| ((*k).to_owned(), kassa_domain::Secret::from(*v)))
             .collect::<HashMap<_, _>>(),
         allowed_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
         pool_keys: Arc::new(|pool, count| {

@@ -1,6 +1,7 @@
 //! `kassa serve --demo`: a demo store with a product, keys and a coupon, so a first
 //! start shows a working buy link. Seeding twice changes nothing.
 
+use kassa_domain::Secret;
 use kassa_domain::catalog::{Delivery, KeysPer};
 use kassa_domain::tenant::{BankDetails, EmailAddress, NewApiKey, TenantSettings, TenantSlug};
 use kassa_store::{CouponFields, PageRequest, Price, ProductFields, Store, StoreError};
@@ -10,7 +11,7 @@ pub const DEMO_SLUG: &str = "demo";
 /// What a first look needs: where to buy, and the key (only when just created).
 pub struct Demo {
     pub buy_url: String,
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
 }
 
 pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use kassa_domain::Secret;
 use kassa_domain::email::EmailKind;
 use kassa_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookEndpointId};
 
@@ -123,7 +124,7 @@ pub struct DueDelivery {
     pub event_id: String,
     pub attempts: i64,
     pub url: String,
-    pub secrets: Vec<String>,
+    pub secrets: Vec<Secret>,
     pub payload: String,
     pub event_created_at: Timestamp,
     pub failing_since: Option<Timestamp>,
@@ -256,11 +257,11 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let mut secrets = vec![row.secret];
+        let mut secrets = vec![Secret::from(row.secret)];
         if let (Some(old), Some(until)) = (row.previous_secret, row.previous_secret_expires_at)
             && until.millis() > now
         {
-            secrets.push(old);
+            secrets.push(Secret::from(old));
         }
         Ok(Some(DueDelivery {
             tenant_id: job.tenant_id.clone(),

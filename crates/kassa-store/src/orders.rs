@@ -185,14 +185,17 @@ impl Store {
     }
 
     /// The secret a store signs its buy links with; made on first use.
-    pub async fn link_secret(&self, tenant: &TenantId) -> Result<String, StoreError> {
+    pub async fn link_secret(&self, tenant: &TenantId) -> Result<kassa_domain::Secret, StoreError> {
         let fresh = kassa_domain::signed_link::generate_secret();
         self.tenant_secret(tenant, "link_secret", &fresh).await
     }
 
     /// The `whsec_` secret a store's license web service requests are signed with;
     /// made on first use.
-    pub async fn service_secret(&self, tenant: &TenantId) -> Result<String, StoreError> {
+    pub async fn service_secret(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<kassa_domain::Secret, StoreError> {
         let fresh = kassa_domain::webhook::generate_secret();
         self.tenant_secret(tenant, "service_secret", &fresh).await
     }
@@ -203,19 +206,20 @@ impl Store {
         &self,
         tenant: &TenantId,
         column: &'static str,
-        fresh: &str,
-    ) -> Result<String, StoreError> {
+        fresh: &kassa_domain::Secret,
+    ) -> Result<kassa_domain::Secret, StoreError> {
         db_run!(self, c => sqlx::query(AssertSqlSafe(format!(
             "UPDATE tenants SET {column} = $2 WHERE id = $1 AND {column} = ''"
         )))
         .bind(tenant.as_str())
-        .bind(fresh)
+        .bind(fresh.expose_secret())
         .execute(c).await?.rows_affected());
         db_run!(self, c => sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT {column} FROM tenants WHERE id = $1"
         )))
         .bind(tenant.as_str())
         .fetch_optional(c).await?)
+        .map(|s: String| kassa_domain::Secret::from(s))
         .ok_or(StoreError::NotFound)
     }
 

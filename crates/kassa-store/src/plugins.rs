@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use kassa_domain::Secret;
 use kassa_domain::ids::{PluginId, TenantId};
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
@@ -93,7 +94,7 @@ pub struct RunnablePlugin {
     pub version: i64,
     pub wasm: Vec<u8>,
     pub config: BTreeMap<String, String>,
-    pub secrets: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, Secret>,
     pub allowed_hosts: Vec<String>,
 }
 
@@ -102,7 +103,7 @@ pub struct RunnablePlugin {
 pub struct PluginChanges {
     pub name: Option<String>,
     pub config: Option<BTreeMap<String, String>>,
-    pub secrets: Option<BTreeMap<String, Option<String>>>,
+    pub secrets: Option<BTreeMap<String, Option<Secret>>>,
     pub allowed_hosts: Option<Vec<String>>,
 }
 
@@ -288,7 +289,12 @@ impl Store {
         .bind(id.as_str())
         .bind(name)
         .bind(Json(&config))
-        .bind(Json(&secrets))
+        .bind(Json(
+            secrets
+                .iter()
+                .map(|(k, v)| (k, v.expose_secret()))
+                .collect::<BTreeMap<_, _>>()
+        ))
         .bind(Json(&hosts))
         .bind(Timestamp::now())
         .execute(c).await?.rows_affected());
@@ -323,7 +329,9 @@ impl Store {
             version: row.current_version,
             wasm: row.wasm,
             config: row.config.0,
-            secrets: row.secrets.0,
+            secrets: (row.secrets.0.into_iter())
+                .map(|(k, v)| (k, Secret::from(v)))
+                .collect(),
             allowed_hosts: row.allowed_hosts.0,
         })
     }

@@ -1,5 +1,6 @@
 //! Webhook endpoints: where events go, which ones, and the signing secrets.
 
+use kassa_domain::Secret;
 use kassa_domain::ids::{TenantId, WebhookEndpointId};
 
 use crate::catalog::{HasId, fetch_one, list_page};
@@ -28,8 +29,8 @@ pub struct WebhookEndpointFields {
 pub struct WebhookEndpointRecord {
     pub id: WebhookEndpointId,
     pub fields: WebhookEndpointFields,
-    pub secret: String,
-    pub previous_secret: Option<String>,
+    pub secret: Secret,
+    pub previous_secret: Option<Secret>,
     pub previous_secret_expires_at: Option<Timestamp>,
     pub created_at: Timestamp,
 }
@@ -58,8 +59,8 @@ impl TryFrom<EndpointRow> for WebhookEndpointRecord {
                 event_types: row.event_types.0,
                 disabled: row.disabled_at.is_some(),
             },
-            secret: row.secret,
-            previous_secret: row.previous_secret,
+            secret: Secret::from(row.secret),
+            previous_secret: row.previous_secret.map(Secret::from),
             previous_secret_expires_at: row.previous_secret_expires_at,
             created_at: row.created_at,
         })
@@ -80,7 +81,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         fields: &WebhookEndpointFields,
-        secret: &str,
+        secret: &Secret,
     ) -> Result<WebhookEndpointRecord, StoreError> {
         let id = WebhookEndpointId::generate();
         let now = Timestamp::now();
@@ -93,7 +94,7 @@ impl Store {
         .bind(&fields.url)
         .bind(fields.description.as_deref())
         .bind(Json(&fields.event_types))
-        .bind(secret)
+        .bind(secret.expose_secret())
         .bind(fields.disabled.then_some(now))
         .bind(now)
         .execute(c).await?.rows_affected());
@@ -154,7 +155,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         id: &WebhookEndpointId,
-        new_secret: &str,
+        new_secret: &Secret,
     ) -> Result<WebhookEndpointRecord, StoreError> {
         let done = db_run!(self, c => sqlx::query(
             "UPDATE webhook_endpoints SET previous_secret = secret, secret = $3,
@@ -162,7 +163,7 @@ impl Store {
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
-        .bind(new_secret)
+        .bind(new_secret.expose_secret())
         .bind(Timestamp::from(Timestamp::now().millis() + SECRET_OVERLAP_MILLIS))
         .execute(c).await?.rows_affected());
         if done == 0 {

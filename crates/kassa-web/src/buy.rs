@@ -75,7 +75,12 @@ pub async fn buy(
         Err(e) => return page::failure(e),
     };
     let path = req.uri().path().to_owned();
-    let signed = match signed_link::verify(&secret, &path, &params, Utc::now().timestamp()) {
+    let signed = match signed_link::verify(
+        secret.expose_secret(),
+        &path,
+        &params,
+        Utc::now().timestamp(),
+    ) {
         Ok(signed) => signed,
         Err(problem) => {
             let key = match problem {

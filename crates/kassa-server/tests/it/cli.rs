@@ -208,24 +208,44 @@ async fn with_no_configuration_kassa_serve_creates_its_sqlite_file() {
     assert!(dir.path().join("data/kassa.db").exists());
 }
 
+/// What `kassa <command>` logs when its database, a PostgreSQL URL with a password on
+/// port 1 where nothing listens, cannot be reached.
+fn log_of_unreachable_database(command: &str, smtp_url: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = kassa(dir.path());
+    cmd.env(
+        "KASSA_DATABASE_URL",
+        "postgres://kassa:s3cret-pw@127.0.0.1:1/kassa",
+    );
+    if let Some(url) = smtp_url {
+        cmd.env("KASSA_SMTP_URL", url);
+    }
+    let out = cmd.arg(command).output().unwrap();
+    assert!(!out.status.success(), "nothing listens on port 1");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[tokio::test]
 async fn database_passwords_do_not_reach_the_logs() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = kassa(dir.path())
-        .env(
-            "KASSA_DATABASE_URL",
-            "postgres://kassa:s3cret-pw@127.0.0.1:1/kassa",
-        )
-        .arg("migrate")
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "nothing listens on port 1");
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let logs = log_of_unreachable_database("migrate", None);
     assert!(
         logs.contains("postgres://kassa:***@127.0.0.1:1/kassa"),
         "{logs}"
     );
     assert!(!logs.contains("s3cret-pw"), "{logs}");
+}
+
+#[tokio::test]
+async fn the_startup_log_holds_no_smtp_or_database_password() {
+    let logs = log_of_unreachable_database("serve", Some("smtp://user:hunter2@127.0.0.1:1"));
+    assert!(logs.contains("starting"), "{logs}");
+    assert!(logs.contains("smtp://user:***@127.0.0.1:1"), "{logs}");
+    for password in ["hunter2", "s3cret-pw"] {
+        assert!(
+            !logs.contains(password),
+            "the log holds {password}:\n{logs}"
+        );
+    }
 }
 
 /// `kassa serve` is killed (SIGKILL) while a receiver holds the first delivery; after a

@@ -187,7 +187,7 @@ impl TestApp {
             )
             .await
             .expect("tenant");
-        key.secret
+        key.secret.expose_secret().to_owned()
     }
 
     pub fn url(&self, path: &str) -> String {

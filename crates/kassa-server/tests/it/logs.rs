@@ -54,7 +54,7 @@ async fn request_logs_keep_no_tokens_signatures_or_emails(backend: Backend) {
         ("email".to_owned(), email.clone()),
         ("price".to_owned(), "999".to_owned()),
     ];
-    let sig = signed_link::sign(&secret, &path, &params);
+    let sig = signed_link::sign(secret.expose_secret(), &path, &params);
     let b = Browser::new(&app);
     let checkout = b
         .open(&format!(

@@ -487,7 +487,7 @@ async fn signed_links_fix_prices_and_refuse_tampering(backend: Backend) {
         ("price".to_owned(), "999".to_owned()),
         ("expires".to_owned(), far.clone()),
     ];
-    let sig = signed_link::sign(&secret, &path, &params);
+    let sig = signed_link::sign(secret.expose_secret(), &path, &params);
     let b = Browser::new(&app);
     let page = b
         .open(&format!(
@@ -505,7 +505,7 @@ async fn signed_links_fix_prices_and_refuse_tampering(backend: Backend) {
     let unsigned = b.get(&format!("{path}?price=1")).await;
     assert_eq!(unsigned.status, 400);
     let past = vec![("expires".to_owned(), "1000".to_owned())];
-    let old = signed_link::sign(&secret, &path, &past);
+    let old = signed_link::sign(secret.expose_secret(), &path, &past);
     let expired = b.get(&format!("{path}?expires=1000&sig={old}")).await;
     assert_eq!(expired.status, 400);
     assert!(expired.html.contains("expired"));

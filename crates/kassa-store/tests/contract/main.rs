@@ -7,6 +7,7 @@ mod idempotency;
 mod jobs;
 mod pools;
 mod retention;
+mod secrets;
 mod tenants;
 mod upgrade;
 mod webhooks;

@@ -42,7 +42,7 @@ async fn create_tenant_returns_the_tenant_and_a_working_key(backend: Backend) {
 
     let (tenant, key_id) = fx
         .store
-        .authenticate_api_key(&hash_api_key(&key.secret))
+        .authenticate_api_key(&hash_api_key(key.secret.expose_secret()))
         .await
         .expect("the first key authenticates");
     assert_eq!(tenant.id, created.tenant.id);
@@ -167,7 +167,7 @@ async fn a_revoked_key_stops_working(backend: Backend) {
 
     let (found, found_key) = fx
         .store
-        .authenticate_api_key(&hash_api_key(&second_key.secret))
+        .authenticate_api_key(&hash_api_key(second_key.secret.expose_secret()))
         .await
         .expect("the second key authenticates");
     assert_eq!(found.id, *tenant);
@@ -179,7 +179,7 @@ async fn a_revoked_key_stops_working(backend: Backend) {
         .expect("revoking the first key");
     assert_not_found(
         fx.store
-            .authenticate_api_key(&hash_api_key(&first_key.secret))
+            .authenticate_api_key(&hash_api_key(first_key.secret.expose_secret()))
             .await,
     );
     fx.store

@@ -1,5 +1,6 @@
 //! Webhook endpoints and their signing secrets.
 
+use kassa_domain::Secret;
 use kassa_domain::ids::WebhookEndpointId;
 use kassa_store::{SECRET_OVERLAP_MILLIS, Timestamp, WebhookEndpointFields};
 use kassa_testkit::Backend;
@@ -31,7 +32,7 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
         .create_webhook_endpoint(
             tenant,
             &endpoint("https://hooks.acme.test/kassa"),
-            "whsec_one",
+            &"whsec_one".into(),
         )
         .await
         .expect("creating an endpoint");
@@ -47,8 +48,8 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
         ["order.completed", "order.refunded"]
     );
     assert!(!read.fields.disabled);
-    assert_eq!(read.secret, "whsec_one");
-    assert_eq!(read.previous_secret, None);
+    assert_eq!(read.secret.expose_secret(), "whsec_one");
+    assert!(read.previous_secret.is_none());
     assert_eq!(read.previous_secret_expires_at, None);
 
     let disabled = WebhookEndpointFields {
@@ -66,7 +67,11 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
     assert_eq!(updated.fields.url, "https://hooks.acme.test/v2");
     assert_eq!(updated.fields.description, None);
     assert!(updated.fields.event_types.is_empty());
-    assert_eq!(updated.secret, "whsec_one", "an update keeps the secret");
+    assert_eq!(
+        updated.secret.expose_secret(),
+        "whsec_one",
+        "an update keeps the secret"
+    );
 
     // Saving a disabled endpoint again leaves it disabled.
     let still = fx
@@ -103,7 +108,7 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
                 disabled: true,
                 ..endpoint("https://hooks.acme.test/later")
             },
-            "whsec_two",
+            &"whsec_two".into(),
         )
         .await
         .expect("creating a disabled endpoint");
@@ -133,7 +138,7 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
     );
     assert_not_found(
         fx.store
-            .rotate_webhook_secret(tenant, &created.id, "whsec_x")
+            .rotate_webhook_secret(tenant, &created.id, &"whsec_x".into())
             .await,
     );
     let listed: Vec<WebhookEndpointId> = fx
@@ -157,7 +162,7 @@ async fn rotating_a_secret_keeps_the_old_one_for_a_day(backend: Backend) {
         .create_webhook_endpoint(
             tenant,
             &endpoint("https://hooks.acme.test/kassa"),
-            "whsec_one",
+            &"whsec_one".into(),
         )
         .await
         .expect("creating an endpoint");
@@ -165,12 +170,15 @@ async fn rotating_a_secret_keeps_the_old_one_for_a_day(backend: Backend) {
     let before = Timestamp::now().millis();
     let rotated = fx
         .store
-        .rotate_webhook_secret(tenant, &created.id, "whsec_two")
+        .rotate_webhook_secret(tenant, &created.id, &"whsec_two".into())
         .await
         .expect("rotating the secret");
     let after = Timestamp::now().millis();
-    assert_eq!(rotated.secret, "whsec_two");
-    assert_eq!(rotated.previous_secret.as_deref(), Some("whsec_one"));
+    assert_eq!(rotated.secret.expose_secret(), "whsec_two");
+    assert_eq!(
+        rotated.previous_secret.as_ref().map(Secret::expose_secret),
+        Some("whsec_one")
+    );
     let expires = rotated
         .previous_secret_expires_at
         .expect("the old secret has an expiry")
@@ -186,8 +194,11 @@ async fn rotating_a_secret_keeps_the_old_one_for_a_day(backend: Backend) {
         .webhook_endpoint(tenant, &created.id)
         .await
         .expect("reading the endpoint");
-    assert_eq!(read.secret, "whsec_two");
-    assert_eq!(read.previous_secret.as_deref(), Some("whsec_one"));
+    assert_eq!(read.secret.expose_secret(), "whsec_two");
+    assert_eq!(
+        read.previous_secret.as_ref().map(Secret::expose_secret),
+        Some("whsec_one")
+    );
     assert_eq!(
         read.previous_secret_expires_at.map(|t| t.millis()),
         Some(expires)
@@ -195,11 +206,14 @@ async fn rotating_a_secret_keeps_the_old_one_for_a_day(backend: Backend) {
 
     let again = fx
         .store
-        .rotate_webhook_secret(tenant, &created.id, "whsec_three")
+        .rotate_webhook_secret(tenant, &created.id, &"whsec_three".into())
         .await
         .expect("rotating again");
-    assert_eq!(again.secret, "whsec_three");
-    assert_eq!(again.previous_secret.as_deref(), Some("whsec_two"));
+    assert_eq!(again.secret.expose_secret(), "whsec_three");
+    assert_eq!(
+        again.previous_secret.as_ref().map(Secret::expose_secret),
+        Some("whsec_two")
+    );
 }
 
 async fn endpoints_of_another_tenant_are_not_found(backend: Backend) {
@@ -211,7 +225,7 @@ async fn endpoints_of_another_tenant_are_not_found(backend: Backend) {
         .create_webhook_endpoint(
             &acme.tenant.id,
             &endpoint("https://hooks.acme.test/kassa"),
-            "whsec_one",
+            &"whsec_one".into(),
         )
         .await
         .expect("creating an endpoint");
@@ -226,7 +240,7 @@ async fn endpoints_of_another_tenant_are_not_found(backend: Backend) {
     );
     assert_not_found(
         fx.store
-            .rotate_webhook_secret(intruder, &created.id, "whsec_evil")
+            .rotate_webhook_secret(intruder, &created.id, &"whsec_evil".into())
             .await,
     );
     assert_not_found(
@@ -249,6 +263,6 @@ async fn endpoints_of_another_tenant_are_not_found(backend: Backend) {
         .await
         .expect("acme's endpoint survives");
     assert_eq!(untouched.fields.url, "https://hooks.acme.test/kassa");
-    assert_eq!(untouched.secret, "whsec_one");
-    assert_eq!(untouched.previous_secret, None);
+    assert_eq!(untouched.secret.expose_secret(), "whsec_one");
+    assert!(untouched.previous_secret.is_none());
 }
