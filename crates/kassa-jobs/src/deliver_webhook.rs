@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use apalis::prelude::Data;
 use kassa_domain::Secret;
+use kassa_domain::workflow;
 use kassa_store::{DeliverWebhook, DeliveryOutcome, DueDelivery, StoreError, Timestamp};
 
 use crate::workers::{Error, Workers};
@@ -63,9 +64,12 @@ async fn deliver(workers: &Workers, d: DueDelivery) -> Result<(), StoreError> {
         status = ?attempt.status, latency_ms = attempt.latency_ms, outcome = ?outcome,
         "webhook attempt"
     );
-    if outcome == DeliveryOutcome::EndpointDisabled {
+    let followups = if outcome == DeliveryOutcome::EndpointDisabled {
         tracing::warn!(tenant = %d.tenant_id, endpoint = %d.endpoint_id, "webhook endpoint disabled");
-    }
+        workflow::endpoint_disabled(&d.endpoint_id, now.0)
+    } else {
+        workflow::Followups::default()
+    };
     // Not recorded: the job fails and apalis runs it again (at least once).
     workers
         .store
@@ -75,6 +79,7 @@ async fn deliver(workers: &Workers, d: DueDelivery) -> Result<(), StoreError> {
             attempt.latency_ms,
             &attempt.response,
             outcome,
+            &followups,
         )
         .await
 }

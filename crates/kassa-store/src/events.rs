@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 
 use kassa_domain::Secret;
-use kassa_domain::email::EmailKind;
-use kassa_domain::ids::{AttemptId, DeliveryId, EventId, TenantId, WebhookEndpointId};
+use kassa_domain::ids::{DeliveryId, EventId, TenantId, WebhookEndpointId};
 
 use crate::db::{Tx, db_run, placeholders};
 use crate::error::StoreError;
@@ -275,88 +274,6 @@ impl Store {
             event_created_at: row.event_created_at,
             failing_since: row.failing_since,
         }))
-    }
-
-    /// Logs an attempt and moves the delivery on, in one transaction.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_delivery_attempt(
-        &self,
-        d: &DueDelivery,
-        status_code: Option<u16>,
-        latency_ms: i64,
-        response: &str,
-        outcome: DeliveryOutcome,
-    ) -> Result<(), StoreError> {
-        let now = Timestamp::now().millis();
-        let mut tx = self.begin_write().await?;
-        db_run!(&mut tx, c => sqlx::query(
-            "INSERT INTO webhook_attempts (tenant_id, id, delivery_id, endpoint_id, event_id, attempt, url,
-             status_code, latency_ms, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(d.tenant_id.as_str())
-        .bind(AttemptId::generate().as_str())
-        .bind(d.id.as_str())
-        .bind(d.endpoint_id.as_str())
-        .bind(&d.event_id)
-        .bind(d.attempts + 1)
-        .bind(&d.url)
-        .bind(status_code.map(i64::from))
-        .bind(latency_ms)
-        .bind(response)
-        .bind(Timestamp::from(now))
-        .execute(c).await?.rows_affected());
-        let (status, next) = match outcome {
-            DeliveryOutcome::Succeeded => ("succeeded", None),
-            DeliveryOutcome::RetryAt(at) => ("pending", Some(at)),
-            DeliveryOutcome::Failed | DeliveryOutcome::EndpointDisabled => ("failed", None),
-        };
-        db_run!(&mut tx, c => sqlx::query(
-            "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, next_attempt_at = $4,
-             last_status = $5, updated_at = $6 WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(d.tenant_id.as_str())
-        .bind(d.id.as_str())
-        .bind(status)
-        .bind(next.map(Timestamp::from))
-        .bind(status_code.map(i64::from))
-        .bind(Timestamp::from(now))
-        .execute(c).await?.rows_affected());
-        if let DeliveryOutcome::RetryAt(at) = outcome {
-            let job = DeliverWebhook {
-                tenant_id: d.tenant_id.clone(),
-                delivery_id: d.id.clone(),
-            };
-            enqueue(&mut tx, &job, at).await?;
-        }
-        let endpoint_sql = match outcome {
-            DeliveryOutcome::Succeeded => {
-                "UPDATE webhook_endpoints SET failing_since = NULL WHERE tenant_id = $1 AND id = $2 AND $3 IS NOT NULL"
-            }
-            DeliveryOutcome::EndpointDisabled => {
-                "UPDATE webhook_endpoints SET disabled_at = COALESCE(disabled_at, $3) WHERE tenant_id = $1 AND id = $2"
-            }
-            _ => {
-                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $3) WHERE tenant_id = $1 AND id = $2"
-            }
-        };
-        db_run!(&mut tx, c => sqlx::query(endpoint_sql)
-            .bind(d.tenant_id.as_str())
-            .bind(d.endpoint_id.as_str())
-            .bind(Timestamp::from(now))
-            .execute(c).await?.rows_affected());
-        if outcome == DeliveryOutcome::EndpointDisabled {
-            let about = format!("endpoint_disabled:{}:{now}", d.endpoint_id);
-            crate::emails::email_owners(
-                &mut tx,
-                &d.tenant_id,
-                EmailKind::EndpointDisabled.as_str(),
-                None,
-                &about,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Deliveries to one endpoint, newest first, each with its attempts: two queries,

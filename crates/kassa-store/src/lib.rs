@@ -9,6 +9,7 @@
 
 mod catalog;
 mod db;
+mod deliveries;
 mod emails;
 mod error;
 mod events;
