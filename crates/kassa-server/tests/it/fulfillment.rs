@@ -11,6 +11,7 @@ use crate::harness::TestApp;
 on_both_backends!(
     a_paid_order_is_delivered_from_the_pool,
     forty_orders_on_twenty_keys_wait_for_a_restock,
+    restocks_racing_deliveries_leave_no_line_waiting,
     one_key_per_line_when_the_product_says_so,
     a_license_web_service_delivers_after_a_retry,
     a_failing_license_web_service_fails_the_line_visibly,
@@ -284,6 +285,36 @@ async fn forty_orders_on_twenty_keys_wait_for_a_restock(backend: Backend) {
     let pool = app.get(&format!("/api/v1/license-pools/{pool_id}")).await;
     assert_eq!(pool.ok()["available"], 0);
     assert_eq!(pool.body["assigned"], 40);
+}
+
+/// Keys uploaded one by one while paid lines are being delivered from the same empty
+/// pool: a delivery that finds too few keys and a restock that wakes waiting lines
+/// never interleave, so every line ends delivered, none waits while keys are free.
+async fn restocks_racing_deliveries_leave_no_line_waiting(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let pool_id = pool(&app, &[], None).await;
+    let prd = product(&app, &pool_id, "unit").await;
+    let orders = futures::future::join_all((0..30).map(|_| paid_order(&app, &prd, 1)));
+    let restocks = futures::future::join_all(keys(30, "R").into_iter().map(|key| {
+        let app = &app;
+        let pool_id = &pool_id;
+        async move {
+            app.post(
+                &format!("/api/v1/license-pools/{pool_id}/keys"),
+                json!({"keys": [key]}),
+            )
+            .await
+            .ok();
+        }
+    }));
+    let (ids, _) = futures::join!(orders, restocks);
+    for id in &ids {
+        let o = wait_delivered(&app, id).await;
+        assert_eq!(o["delivery_status"], "delivered", "{o}");
+    }
+    let pool = app.get(&format!("/api/v1/license-pools/{pool_id}")).await;
+    assert_eq!(pool.ok()["available"], 0);
+    assert_eq!(pool.body["assigned"], 30);
 }
 
 async fn one_key_per_line_when_the_product_says_so(backend: Backend) {
