@@ -35,6 +35,14 @@ macro_rules! named_enum {
             }
         }
 
+        impl std::str::FromStr for $name {
+            type Err = crate::names::UnknownName;
+
+            fn from_str(raw: &str) -> Result<Self, Self::Err> {
+                Self::from_name(raw).ok_or(crate::names::UnknownName)
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -63,3 +71,8 @@ macro_rules! named_enum {
 }
 
 pub(crate) use named_enum;
+
+/// A name that is none of an enum's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a known name")]
+pub struct UnknownName;

@@ -45,3 +45,9 @@ impl StoreError {
 pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
+
+/// A stored name (a status, a method) read back as its enum; any other is corrupt.
+pub(crate) fn named<T: std::str::FromStr>(raw: &str) -> Result<T, StoreError> {
+    raw.parse()
+        .map_err(|_| corrupt(format!("unknown {} {raw:?}", std::any::type_name::<T>())))
+}

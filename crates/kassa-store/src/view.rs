@@ -10,7 +10,7 @@ use sqlx::AssertSqlSafe;
 use crate::catalog::{HasId, list_page};
 use crate::db::{Tx, db_run, placeholders};
 use crate::error::StoreError;
-use crate::error::corrupt;
+use crate::error::{corrupt, named};
 use crate::page::{Page, PageRequest};
 use crate::store::Store;
 use crate::time::Timestamp;
@@ -163,9 +163,8 @@ impl TryFrom<OrderRow> for OrderRecord {
             id: r.id,
             number: r.number,
             token: r.token,
-            status: OrderStatus::from_name(&r.status).ok_or_else(|| corrupt("order status"))?,
-            delivery_status: DeliveryStatus::from_name(&r.delivery_status)
-                .ok_or_else(|| corrupt("delivery status"))?,
+            status: named(&r.status)?,
+            delivery_status: named(&r.delivery_status)?,
             currency: r.currency,
             subtotal: r.subtotal,
             discount: r.discount,
@@ -178,8 +177,7 @@ impl TryFrom<OrderRow> for OrderRecord {
             lines: Vec::new(),
             payments: Vec::new(),
             consents: Vec::new(),
-            payment_method: PaymentMethod::from_name(&r.payment_method)
-                .ok_or_else(|| corrupt("payment method"))?,
+            payment_method: named(&r.payment_method)?,
             payment_reference: r.payment_reference,
             coupon_code: r.coupon_code,
             custom: r.custom.0,
@@ -255,6 +253,33 @@ pub(crate) async fn load_order(
         .ok_or(StoreError::NotFound)
 }
 
+/// The rows of `select` (`SELECT … FROM table`, with an `order_id` column) that
+/// belong to `orders`, in one query, sorted by `order_by`.
+async fn rows_of<R>(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    orders: &[OrderRecord],
+    select: &str,
+    order_by: &str,
+) -> Result<Vec<R>, StoreError>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    let ids = placeholders(2, orders.len());
+    let sql = format!("{select} WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY {order_by}");
+    Ok(db_run!(tx, c => {
+        let mut query = sqlx::query_as(AssertSqlSafe(sql));
+        query = query.bind(tenant.as_str());
+        for o in orders {
+            query = query.bind(o.id.as_str());
+        }
+        query.fetch_all(c).await?
+    }))
+}
+
 /// Reads the lines, payments and consents of `orders`: three queries, however many
 /// orders there are.
 async fn with_children(
@@ -270,7 +295,6 @@ async fn with_children(
         .enumerate()
         .map(|(i, o)| (o.id.clone(), i))
         .collect();
-    let ids = placeholders(2, orders.len());
     let at = |order_id: &str| {
         index
             .get(order_id)
@@ -292,18 +316,15 @@ async fn with_children(
         licenses: Json<Vec<String>>,
         delivery_error: Option<String>,
     }
-    let lines: Vec<LineRow> = db_run!(tx, c => {
-        let mut query = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT order_id, line_no, product_id, name, quantity, unit_amount, subtotal, discount, total,
-             delivery_status, licenses, delivery_error FROM order_lines
-             WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY order_id, line_no"
-        )))
-        .bind(tenant.as_str());
-        for o in &orders {
-            query = query.bind(o.id.clone());
-        }
-        query.fetch_all(c).await?
-    });
+    let lines: Vec<LineRow> = rows_of(
+        tx,
+        tenant,
+        &orders,
+        "SELECT order_id, line_no, product_id, name, quantity, unit_amount, subtotal, discount, \
+         total, delivery_status, licenses, delivery_error FROM order_lines",
+        "order_id, line_no",
+    )
+    .await?;
     for l in lines {
         let i = at(&l.order_id)?;
         orders[i].lines.push(OrderLineRecord {
@@ -315,8 +336,7 @@ async fn with_children(
             subtotal: l.subtotal,
             discount: l.discount,
             total: l.total,
-            delivery_status: LineStatus::from_name(&l.delivery_status)
-                .ok_or_else(|| corrupt("line status"))?,
+            delivery_status: named(&l.delivery_status)?,
             licenses: l.licenses.0,
             delivery_error: l.delivery_error,
         });
@@ -336,24 +356,21 @@ async fn with_children(
         reference: Option<String>,
         created_at: Timestamp,
     }
-    let payments: Vec<PaymentRow> = db_run!(tx, c => {
-        let mut query = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT order_id, id, method, status, amount, currency, failure_code, failure_message,
-             card_brand, card_last4, reference, created_at FROM payments
-             WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY id"
-        )))
-        .bind(tenant.as_str());
-        for o in &orders {
-            query = query.bind(o.id.clone());
-        }
-        query.fetch_all(c).await?
-    });
+    let payments: Vec<PaymentRow> = rows_of(
+        tx,
+        tenant,
+        &orders,
+        "SELECT order_id, id, method, status, amount, currency, failure_code, failure_message, \
+         card_brand, card_last4, reference, created_at FROM payments",
+        "id",
+    )
+    .await?;
     for p in payments {
         let i = at(&p.order_id)?;
         orders[i].payments.push(PaymentRecord {
             id: p.id,
-            method: PaymentMethod::from_name(&p.method).ok_or_else(|| corrupt("payment method"))?,
-            status: PaymentStatus::from_name(&p.status).ok_or_else(|| corrupt("payment status"))?,
+            method: named(&p.method)?,
+            status: named(&p.status)?,
             amount: p.amount,
             currency: p.currency,
             failure_code: p.failure_code,
@@ -373,17 +390,14 @@ async fn with_children(
         ip: Option<String>,
         user_agent: Option<String>,
     }
-    let consents: Vec<ConsentRow> = db_run!(tx, c => {
-        let mut query = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT order_id, kind, text_version, accepted_at, ip, user_agent FROM order_consents
-             WHERE tenant_id = $1 AND order_id IN ({ids}) ORDER BY order_id, kind"
-        )))
-        .bind(tenant.as_str());
-        for o in &orders {
-            query = query.bind(o.id.clone());
-        }
-        query.fetch_all(c).await?
-    });
+    let consents: Vec<ConsentRow> = rows_of(
+        tx,
+        tenant,
+        &orders,
+        "SELECT order_id, kind, text_version, accepted_at, ip, user_agent FROM order_consents",
+        "order_id, kind",
+    )
+    .await?;
     for c in consents {
         let i = at(&c.order_id)?;
         orders[i].consents.push(Consent {

@@ -8,13 +8,12 @@
 
 use kassa_domain::email::Recipient;
 use kassa_domain::ids::{OrderId, TenantId};
-use kassa_domain::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod};
 use kassa_domain::workflow::{self, Followups, Subject};
 
 use crate::db::{Backend, Tx, db_run};
 use crate::emails::{email_owners, queue_email};
 use crate::error::StoreError;
-use crate::error::corrupt;
+use crate::error::{corrupt, named};
 use crate::events::insert_event;
 use crate::jobs::{DeliverLine, enqueue};
 use crate::store::Store;
@@ -83,9 +82,9 @@ impl Work {
         .fetch_all(c).await?);
         Ok(workflow::Order {
             id: OrderId::parse(id).map_err(corrupt)?,
-            status: named(OrderStatus::from_name(&status), "order status")?,
-            delivery_status: named(DeliveryStatus::from_name(&delivery), "delivery status")?,
-            payment_method: named(PaymentMethod::from_name(&method), "payment method")?,
+            status: named(&status)?,
+            delivery_status: named(&delivery)?,
+            payment_method: named(&method)?,
             currency,
             total,
             has_customer_email: email.is_some(),
@@ -95,7 +94,7 @@ impl Work {
                 .map(|(line_no, status)| {
                     Ok(workflow::Line {
                         line_no,
-                        status: named(LineStatus::from_name(&status), "line status")?,
+                        status: named(&status)?,
                     })
                 })
                 .collect::<Result<_, StoreError>>()?,
@@ -233,8 +232,3 @@ type OrderStateRow = (
     Option<String>,
     Option<Timestamp>,
 );
-
-/// A stored name read back as its enum; anything else is a corrupt row.
-fn named<T>(value: Option<T>, what: &str) -> Result<T, StoreError> {
-    value.ok_or_else(|| corrupt(format!("unknown {what}")))
-}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kassa_domain::order::{OrderStatus, PaymentMethod};
 use kassa_domain::tenant::TenantSettings;
+use kassa_domain::workflow::Refused;
 use kassa_orders::{CardOutcome, OrdersError};
 use kassa_payments::CardInput;
 use kassa_store::{OrderRecord, StoreError, TenantRecord};
@@ -248,21 +249,22 @@ pub async fn change_method(
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    let settings = TenantSettings::from_json(&tenant.settings);
-    let chosen = form_value(&form, "payment_method").unwrap_or_default();
-    let method = match PaymentMethod::parse("payment_method", chosen) {
-        Ok(m) if settings.enabled_methods().contains(&m) => m,
-        _ => {
-            let mut errors = Errors::new();
-            errors.insert(
-                "payment_method".into(),
-                "choose one of the payment methods".into(),
-            );
-            return render_pay(ctx, req, &tenant, &order, None, errors, "");
-        }
+    let wrong_method = || {
+        let mut errors = Errors::new();
+        errors.insert(
+            "payment_method".into(),
+            "choose one of the payment methods".into(),
+        );
+        render_pay(ctx, req, &tenant, &order, None, errors, "")
     };
+    let chosen = form_value(&form, "payment_method").unwrap_or_default();
+    let Ok(method) = PaymentMethod::parse("payment_method", chosen) else {
+        return wrong_method();
+    };
+    // Whether the store offers the method is the workflow's to say.
     match kassa_orders::switch_method(&ctx.store, &tenant, &order.id, method).await {
         Ok(()) => page::see_other(&urls(&tenant, &order).1, &[]),
+        Err(OrdersError::Refused(Refused::MethodNotAllowed(_))) => wrong_method(),
         Err(OrdersError::Refused(_)) => page::see_other(&urls(&tenant, &order).0, &[]),
         Err(e) => page::failure(e),
     }
