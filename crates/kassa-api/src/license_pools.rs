@@ -91,24 +91,6 @@ fn pool_id(raw: &str) -> Result<LicensePoolId, ApiError> {
     LicensePoolId::parse(raw).map_err(|_| ApiError::not_found("license pool"))
 }
 
-fn csv_keys(text: &str) -> Result<Vec<String>, ApiError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let mut keys = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let record =
-            record.map_err(|e| Invalid::field("body", format!("is not valid CSV: {e}")))?;
-        let first = record.get(0).unwrap_or_default().trim();
-        if i == 0 && first.eq_ignore_ascii_case("key") {
-            continue;
-        }
-        keys.push(first.to_owned());
-    }
-    Ok(keys)
-}
-
 #[OpenApi(
     prefix_path = "/license-pools",
     tag = "crate::context::Tag::LicensePools"
@@ -216,7 +198,7 @@ impl LicensePoolsApi {
         let raw: Vec<String> = match body {
             KeysUpload::Json(Json(k)) => k.keys,
             KeysUpload::Text(PlainText(text)) => text.lines().map(str::to_owned).collect(),
-            KeysUpload::Csv(PlainText(text)) => csv_keys(&text)?,
+            KeysUpload::Csv(PlainText(text)) => kassa_domain::catalog::csv_keys("body", &text)?,
         };
         let upload = parse_license_keys(raw.iter().map(String::as_str))?;
         let added = kassa_orders::add_keys(&self.0.store, tenant, &id, &upload.keys)

@@ -2,10 +2,11 @@
 
 use kassa_domain::Invalid;
 use kassa_domain::catalog::{
-    Delivery, KeysPer, parse_description, parse_outgoing_url, parse_prices, parse_product_name,
+    Delivery, KeysPer, parse_description, parse_prices, parse_product_name,
 };
-use kassa_domain::ids::{LicensePoolId, PluginId, ProductId};
-use kassa_store::{Price, ProductFields, ProductRecord, StoreError};
+use kassa_domain::ids::ProductId;
+use kassa_orders::DeliveryChoice;
+use kassa_store::{Price, ProductFields, ProductRecord};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi, Union};
@@ -137,38 +138,22 @@ impl ProductsApi {
         auth: &ApiKey,
         raw: DeliveryIo,
     ) -> Result<Result<Delivery, Invalid>, ApiError> {
-        let tenant = &auth.tenant().id;
-        Ok(match raw {
-            DeliveryIo::LicensePool(d) => {
-                let keys_per = match d.keys_per.unwrap_or(KeysPerIo::Unit) {
+        let choice = match &raw {
+            DeliveryIo::LicensePool(d) => DeliveryChoice::LicensePool {
+                pool_id: &d.pool_id,
+                keys_per: match d.keys_per.unwrap_or(KeysPerIo::Unit) {
                     KeysPerIo::Unit => KeysPer::Unit,
                     KeysPerIo::Line => KeysPer::Line,
-                };
-                let no_pool = || Invalid::field("delivery.pool_id", "no such license pool");
-                match LicensePoolId::parse(&d.pool_id) {
-                    Err(_) => Err(no_pool()),
-                    Ok(pool_id) => match self.0.store.license_pool(tenant, &pool_id).await {
-                        Ok(_) => Ok(Delivery::LicensePool { pool_id, keys_per }),
-                        Err(StoreError::NotFound) => Err(no_pool()),
-                        Err(e) => return Err(ApiError::internal(e)),
-                    },
-                }
-            }
-            DeliveryIo::WebService(d) => {
-                parse_outgoing_url("delivery.url", &d.url).map(|url| Delivery::WebService { url })
-            }
-            DeliveryIo::Plugin(d) => {
-                let no_plugin = || Invalid::field("delivery.plugin_id", "no such plugin");
-                match PluginId::parse(&d.plugin_id) {
-                    Err(_) => Err(no_plugin()),
-                    Ok(plugin_id) => match self.0.store.plugin(tenant, &plugin_id).await {
-                        Ok(_) => Ok(Delivery::Plugin { plugin_id }),
-                        Err(StoreError::NotFound) => Err(no_plugin()),
-                        Err(e) => return Err(ApiError::internal(e)),
-                    },
-                }
-            }
-        })
+                },
+            },
+            DeliveryIo::WebService(d) => DeliveryChoice::WebService { url: &d.url },
+            DeliveryIo::Plugin(d) => DeliveryChoice::Plugin {
+                plugin_id: &d.plugin_id,
+            },
+        };
+        kassa_orders::delivery(&self.0.store, &auth.tenant().id, choice)
+            .await
+            .map_err(ApiError::internal)
     }
 
     async fn parse_fields(

@@ -2,7 +2,6 @@
 //! and the secret its signed buy links are made with.
 
 use kassa_domain::Invalid;
-use kassa_domain::error::parse_text;
 use kassa_domain::tenant::{BankDetails, TenantSettings};
 use kassa_store::TenantRecord;
 use poem_openapi::payload::Json;
@@ -84,24 +83,7 @@ fn patch_text(current: &mut Option<String>, patch: Option<String>) {
 }
 
 fn parse_bank(raw: BankDetailsIo) -> Result<BankDetails, Invalid> {
-    let mut invalid = Invalid::default();
-    let mut text = |field: &str, value: &str, required: bool| -> String {
-        let value = value.trim();
-        if value.is_empty() && !required {
-            return String::new();
-        }
-        invalid
-            .check(parse_text(&format!("bank.{field}"), value, 200))
-            .unwrap_or_default()
-    };
-    let bank = BankDetails {
-        account_holder: text("account_holder", &raw.account_holder, true),
-        bank_name: text("bank_name", &raw.bank_name, false),
-        iban: text("iban", &raw.iban, true),
-        bic: text("bic", &raw.bic, false),
-    };
-    invalid.into_result()?;
-    Ok(bank)
+    BankDetails::parse(&raw.account_holder, &raw.bank_name, &raw.iban, &raw.bic)
 }
 
 impl SettingsApi {

@@ -313,6 +313,25 @@ pub fn parse_license_keys<'a>(
     invalid.into_result().map(|()| upload)
 }
 
+/// The keys of a CSV upload: the first column of each row, skipping a `key` header.
+/// `field` names the upload in errors.
+pub fn csv_keys(field: &str, text: &str) -> Result<Vec<String>, Invalid> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut keys = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| Invalid::field(field, format!("is not valid CSV: {e}")))?;
+        let first = record.get(0).unwrap_or_default().trim();
+        if i == 0 && first.eq_ignore_ascii_case("key") {
+            continue;
+        }
+        keys.push(first.to_owned());
+    }
+    Ok(keys)
+}
+
 pub fn parse_pool_name(raw: &str) -> Result<String, Invalid> {
     parse_text("name", raw, 200)
 }

@@ -85,6 +85,7 @@ id_type!(PaymentId, "pay");
 id_type!(DeliveryId, "whd");
 id_type!(AttemptId, "wha");
 id_type!(EmailId, "eml");
+id_type!(InvitationId, "inv");
 
 #[cfg(test)]
 mod tests {

@@ -64,6 +64,40 @@ impl Money {
         Ok(Self { amount, currency })
     }
 
+    /// An amount as people type it, in major units (`19.99`, `19,99`, `1500`), turned
+    /// into minor units exactly: no more decimals than the currency has.
+    pub fn parse_major(field: &str, raw: &str, currency: Currency) -> Result<Self, Invalid> {
+        let raw = raw.trim();
+        let exp = currency.exponent() as usize;
+        let (whole, frac) = match raw.split_once(['.', ',']) {
+            Some((w, f)) => (w, f),
+            None => (raw, ""),
+        };
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        let shape = format!(
+            "must be an amount like {}",
+            if exp == 0 {
+                "1500".to_owned()
+            } else {
+                format!("19.{}", "9".repeat(exp))
+            }
+        );
+        if whole.is_empty() || whole.len() > 15 || !digits(whole) || !digits(frac) {
+            return Err(Invalid::field(field, shape));
+        }
+        if frac.len() > exp {
+            return Err(Invalid::field(
+                field,
+                format!("{} has {exp} decimal places at most", currency.code()),
+            ));
+        }
+        let padded = format!("{whole}{frac:0<exp$}");
+        let amount: i64 = padded
+            .parse()
+            .map_err(|_| Invalid::field(field, shape.clone()))?;
+        Self::parse_price(field, amount, currency)
+    }
+
     /// The amount written for people, e.g. `19.99 USD` or `1500 JPY`.
     pub fn display(&self) -> String {
         let exp = self.currency.exponent();
@@ -95,6 +129,29 @@ mod tests {
         assert!(Currency::parse("c", "XYZ").is_err());
         assert!(Currency::parse("c", "").is_err());
         assert!(Currency::parse("c", "XAU").is_err());
+    }
+
+    #[test]
+    fn amounts_typed_in_major_units_are_exact() {
+        let usd = Currency::parse("c", "USD").unwrap();
+        let jpy = Currency::parse("c", "JPY").unwrap();
+        let minor = |raw: &str, c| Money::parse_major("a", raw, c).map(|m| m.amount);
+        assert_eq!(minor("19.99", usd), Ok(1999));
+        assert_eq!(minor("19,9", usd), Ok(1990));
+        assert_eq!(minor("20", usd), Ok(2000));
+        assert_eq!(minor("1500", jpy), Ok(1500));
+        for bad in [
+            "",
+            "1.999",
+            "-1",
+            "1e3",
+            "abc",
+            "1.2.3",
+            "99999999999999999",
+        ] {
+            assert!(minor(bad, usd).is_err(), "{bad}");
+        }
+        assert!(minor("15.5", jpy).is_err());
     }
 
     #[test]

@@ -88,22 +88,6 @@ impl EmailAddress {
     }
 }
 
-/// What a member may do in a store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Owner,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +194,36 @@ pub struct BankDetails {
     pub bank_name: String,
     pub iban: String,
     pub bic: String,
+}
+
+impl BankDetails {
+    /// Bank details as a merchant typed them: the holder and IBAN required, the bank's
+    /// name and BIC optional.
+    pub fn parse(
+        account_holder: &str,
+        bank_name: &str,
+        iban: &str,
+        bic: &str,
+    ) -> Result<Self, Invalid> {
+        let mut invalid = Invalid::default();
+        let mut text = |field: &str, value: &str, required: bool| -> String {
+            let value = value.trim();
+            if value.is_empty() && !required {
+                return String::new();
+            }
+            invalid
+                .check(parse_text(&format!("bank.{field}"), value, 200))
+                .unwrap_or_default()
+        };
+        let bank = Self {
+            account_holder: text("account_holder", account_holder, true),
+            bank_name: text("bank_name", bank_name, false),
+            iban: text("iban", iban, true),
+            bic: text("bic", bic, false),
+        };
+        invalid.into_result()?;
+        Ok(bank)
+    }
 }
 
 impl TenantSettings {

@@ -19,6 +19,7 @@ mod deliver_line;
 mod deliver_webhook;
 mod revive_jobs;
 mod runner;
+mod send_account_email;
 mod send_email;
 mod sweep_unpaid;
 mod workers;

@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_cron::CronScheduler;
-use kassa_store::{DeliverLine, DeliverWebhook, Job, JobPool, SendEmail};
+use kassa_store::{DeliverLine, DeliverWebhook, Job, JobPool, SendAccountEmail, SendEmail};
 
 use crate::workers::{Error, Workers};
-use crate::{clean_up, deliver_line, deliver_webhook, revive_jobs, send_email, sweep_unpaid};
+use crate::{
+    clean_up, deliver_line, deliver_webhook, revive_jobs, send_account_email, send_email,
+    sweep_unpaid,
+};
 
-/// The three queues' workers on a monitor; `$backend::<Job>(pool, heartbeat)` makes
+/// The queues' workers on a monitor; `$backend::<Job>(pool, heartbeat)` makes
 /// a factory of the queue's backend (a restarted worker gets a new one). A macro,
 /// because each backend's worker has its own type.
 macro_rules! queue_workers {
@@ -21,6 +24,8 @@ macro_rules! queue_workers {
             DeliverWebhook, "webhooks", 32, deliver_webhook::run);
         let monitor = queue_workers!(@one monitor, $workers, $node, $backend, $pool,
             SendEmail, "emails", 8, send_email::run);
+        let monitor = queue_workers!(@one monitor, $workers, $node, $backend, $pool,
+            SendAccountEmail, "account-emails", 2, send_account_email::run);
         queue_workers!(@one monitor, $workers, $node, $backend, $pool,
             DeliverLine, "lines", 16, deliver_line::run)
     }};

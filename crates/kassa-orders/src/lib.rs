@@ -4,12 +4,14 @@
 //! `kassa-store`, which writes it all in one transaction. No SQL here, no HTTP: the
 //! pages, the API and the jobs are the callers.
 
+mod catalog;
 mod checkout;
 mod error;
 mod fulfillment;
 mod payments;
 mod unpaid;
 
+pub use catalog::{DeliveryChoice, delivery};
 pub use checkout::{CONSENTS, OrderInput, consent_version, place_order, price};
 pub use error::OrdersError;
 pub use fulfillment::{

@@ -15,6 +15,7 @@ use tokio::io::AsyncReadExt;
 /// Every route Kassa serves.
 pub fn app(ctx: ApiContext) -> impl Endpoint {
     let store = ctx.store.clone();
+    let ctx_store_for_dashboard = ctx.store.clone();
     let web = WebContext {
         store: ctx.store.clone(),
         secure_cookies: ctx.public_url.starts_with("https://"),
@@ -24,6 +25,13 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz).data(store))
         .nest("/api", kassa_api::routes(ctx));
+    let dashboard = kassa_dashboard::Dash {
+        store: ctx_store_for_dashboard,
+        public_url: web.public_url.clone(),
+        secure_cookies: web.secure_cookies,
+        limits: kassa_dashboard::Limits::default(),
+    };
+    let routes = kassa_dashboard::mount(routes, dashboard);
     kassa_web::mount(routes, web)
         .around(limit_body)
         .around(crate::request_log::log_request)

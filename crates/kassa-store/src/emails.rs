@@ -59,7 +59,7 @@ pub(crate) async fn email_owners(
 ) -> Result<(), StoreError> {
     let owners: Vec<String> = db_run!(tx, c => sqlx::query_scalar(
         "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
-         WHERE m.tenant_id = $1 ORDER BY u.email",
+         WHERE m.tenant_id = $1 AND m.role = 'owner' ORDER BY u.email",
     )
     .bind(tenant.as_str())
     .fetch_all(c).await?);

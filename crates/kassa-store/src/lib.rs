@@ -7,6 +7,7 @@
 //! Migrations are per backend under `migrations/`. Every tenant-owned query is scoped by `tenant_id`; an object of
 //! another tenant is simply not found. This crate must not know about HTTP.
 
+mod accounts;
 mod catalog;
 mod db;
 mod deliveries;
@@ -20,15 +21,18 @@ mod orders;
 mod page;
 mod plugins;
 mod pools;
+mod reports;
 mod retention;
 mod store;
 mod tenants;
 mod time;
+mod timeline;
 mod unpaid;
 mod view;
 mod webhooks;
 mod work;
 
+pub use accounts::*;
 pub use catalog::*;
 pub use db::{Backend, Tx};
 pub use emails::*;
@@ -41,10 +45,12 @@ pub use orders::*;
 pub use page::{Page, PageRequest};
 pub use plugins::*;
 pub use pools::*;
+pub use reports::*;
 pub use retention::*;
 pub use store::Store;
 pub use tenants::*;
 pub use time::Timestamp;
+pub use timeline::*;
 pub use view::*;
 pub use webhooks::*;
 pub use work::Work;

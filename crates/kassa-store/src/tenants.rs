@@ -1,7 +1,8 @@
 //! Tenants, merchant users, memberships and API keys.
 
+use kassa_domain::account::Role;
 use kassa_domain::ids::{ApiKeyId, TenantId, UserId};
-use kassa_domain::tenant::{EmailAddress, NewApiKey, Role, TenantSlug};
+use kassa_domain::tenant::{EmailAddress, NewApiKey, TenantSlug};
 
 use crate::db::{Tx, db_run};
 use crate::error::StoreError;
@@ -40,6 +41,41 @@ pub struct CreatedTenant {
     pub api_key_id: ApiKeyId,
 }
 
+/// Writes a new store and its owner's membership.
+pub(crate) async fn insert_tenant(
+    tx: &mut Tx,
+    slug: &TenantSlug,
+    name: &str,
+    owner: &UserId,
+) -> Result<TenantRecord, StoreError> {
+    let now = Timestamp::now();
+    let id = TenantId::generate();
+    db_run!(tx, c => sqlx::query(
+        "INSERT INTO tenants (id, slug, name, settings, created_at) VALUES ($1, $2, $3, '{}', $4)",
+    )
+    .bind(id.as_str())
+    .bind(slug.as_str())
+    .bind(name)
+    .bind(now)
+    .execute(c).await
+    .map_err(StoreError::on_unique("a store with this URL name already exists"))?.rows_affected());
+    db_run!(tx, c => sqlx::query(
+        "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id.as_str())
+    .bind(owner.as_str())
+    .bind(Role::Owner.as_str())
+    .bind(now)
+    .execute(c).await?.rows_affected());
+    Ok(TenantRecord {
+        id,
+        slug: slug.as_str().to_owned(),
+        name: name.to_owned(),
+        settings: "{}".into(),
+        created_at: now,
+    })
+}
+
 impl Store {
     /// Creates a tenant, its owner (a new user, or the existing one with that email),
     /// the owner's membership and a first API key, in one transaction.
@@ -51,18 +87,7 @@ impl Store {
         api_key: &NewApiKey,
     ) -> Result<CreatedTenant, StoreError> {
         let now = Timestamp::now();
-        let id = TenantId::generate();
         let mut tx = self.begin_write().await?;
-        db_run!(&mut tx, c => sqlx::query(
-            "INSERT INTO tenants (id, slug, name, settings, created_at) VALUES ($1, $2, $3, '{}', $4)",
-        )
-        .bind(id.as_str())
-        .bind(slug.as_str())
-        .bind(name)
-        .bind(now)
-        .execute(c).await
-        .map_err(StoreError::on_unique("a tenant with this slug already exists"))?.rows_affected());
-
         let existing: Option<String> = db_run!(&mut tx, c => sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
             .bind(owner_email.as_str())
             .fetch_optional(c).await?);
@@ -78,24 +103,11 @@ impl Store {
                 user
             }
         };
-        db_run!(&mut tx, c => sqlx::query(
-            "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id.as_str())
-        .bind(owner_id.as_str())
-        .bind(Role::Owner.as_str())
-        .bind(now)
-        .execute(c).await?.rows_affected());
-        let api_key_id = insert_api_key(&mut tx, &id, "Default", api_key, now).await?;
+        let tenant = insert_tenant(&mut tx, slug, name, &owner_id).await?;
+        let api_key_id = insert_api_key(&mut tx, &tenant.id, "Default", api_key, now).await?;
         tx.commit().await?;
         Ok(CreatedTenant {
-            tenant: TenantRecord {
-                id,
-                slug: slug.as_str().to_owned(),
-                name: name.to_owned(),
-                settings: "{}".into(),
-                created_at: now,
-            },
+            tenant,
             owner_id,
             api_key_id,
         })

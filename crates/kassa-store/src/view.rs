@@ -234,6 +234,67 @@ impl Store {
     }
 }
 
+/// What the dashboard's order list is narrowed to; every part is optional.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub delivery_status: Option<DeliveryStatus>,
+    /// Part of the customer's email, any case.
+    pub email: Option<String>,
+    /// Created at or after.
+    pub from: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+}
+
+impl Store {
+    /// Orders newest first, narrowed by `filter`.
+    pub async fn search_orders(
+        &self,
+        tenant: &TenantId,
+        filter: &OrderFilter,
+        page: &PageRequest,
+    ) -> Result<Page<OrderRecord>, StoreError> {
+        let email = filter.email.as_deref().map(|e| {
+            let escaped = e
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
+             AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR delivery_status = $4)
+             AND ($5 IS NULL OR LOWER(email) LIKE $5 ESCAPE '\\')
+             AND ($6 IS NULL OR created_at >= $6) AND ($7 IS NULL OR created_at < $7)
+             ORDER BY id DESC LIMIT $8"
+        );
+        let rows: Vec<OrderRow> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(sql.clone()))
+            .bind(tenant.as_str())
+            .bind(page.after.as_deref())
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(filter.delivery_status.map(|s| s.as_str()))
+            .bind(email.as_deref())
+            .bind(filter.from)
+            .bind(filter.until)
+            .bind(page.limit + 1)
+            .fetch_all(c).await?);
+        let records = rows
+            .into_iter()
+            .map(OrderRecord::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let page = Page::from_rows(records, page.limit, |r| r.id_str().to_owned());
+        let mut tx = self.begin_read().await?;
+        let data = with_children(&mut tx, tenant, page.data).await?;
+        tx.commit().await?;
+        Ok(Page {
+            data,
+            next_cursor: page.next_cursor,
+        })
+    }
+}
+
 /// Reads an order with its lines, payments and consents.
 pub(crate) async fn load_order(
     tx: &mut Tx,

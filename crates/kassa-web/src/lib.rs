@@ -8,7 +8,7 @@
 mod buy;
 mod checkout;
 mod order;
-mod page;
+pub mod page;
 
 pub use page::{WebContext, too_large};
 use poem::{EndpointExt, Route, get, post};

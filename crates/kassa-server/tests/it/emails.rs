@@ -21,7 +21,7 @@ on_both_backends!(
 );
 
 /// The SMTP sink, killed when dropped.
-struct Sink {
+pub(crate) struct Sink {
     child: Child,
     port: u16,
     out: PathBuf,
@@ -36,7 +36,7 @@ impl Drop for Sink {
 }
 
 impl Sink {
-    fn start(port: Option<u16>) -> Self {
+    pub(crate) fn start(port: Option<u16>) -> Self {
         let script = std::env::var("KASSA_SMTP_SINK").expect(
             "KASSA_SMTP_SINK is not set: run the suite with `bash tests/run.sh`, which installs aiosmtpd",
         );
@@ -69,7 +69,7 @@ impl Sink {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
@@ -81,7 +81,7 @@ impl Sink {
             .collect()
     }
 
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Value> {
         for _ in 0..300 {
             if self.mails().len() >= n {
                 break;

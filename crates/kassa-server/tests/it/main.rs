@@ -9,6 +9,7 @@ mod browser;
 mod catalog;
 mod cli;
 mod config;
+mod dashboard;
 mod emails;
 mod errors;
 mod fulfillment;

@@ -96,6 +96,18 @@ impl Browser {
         page
     }
 
+    pub(crate) async fn post_multipart(&self, path: &str, form: reqwest::multipart::Form) -> Page {
+        Self::page(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .multipart(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         Self::page(
             self.client

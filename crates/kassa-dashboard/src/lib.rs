@@ -1,0 +1,68 @@
+//! The merchant dashboard under `/dashboard`: accounts (sign up, verify, log in,
+//! reset), stores and their settings, the catalog, orders with their timeline and
+//! actions, developers' tools (API keys, webhooks) and the team.
+//!
+//! Pages are rendered on the server from `web/dashboard` and work without JavaScript.
+//! Who may do what is decided by `kassa_domain::account::Role::may`; what happens to
+//! orders by `kassa-orders`; this crate only speaks HTTP and must not hold SQL.
+
+// A handler's refusal is the page it answers with, built once per request.
+#![allow(clippy::result_large_err)]
+
+mod account;
+mod home;
+mod limits;
+mod orders;
+mod page;
+mod pools;
+mod products;
+mod stores;
+mod team;
+mod templates;
+
+use std::sync::Arc;
+
+pub use limits::Limits;
+pub use page::Dash;
+use poem::{EndpointExt, Route, get, post};
+
+/// Adds the dashboard under `/dashboard`, and each store's logo at `/{slug}/logo`.
+pub fn mount(route: Route, dash: Dash) -> Route {
+    let ctx = Arc::new(dash);
+    let pages = Route::new()
+        .at("/", get(home::show))
+        .at("/signup", get(account::signup_page).post(account::signup))
+        .at("/verify", get(account::verify_page).post(account::verify))
+        .at("/verify/resend", post(account::resend_verification))
+        .at("/login", get(account::login_page).post(account::login))
+        .at("/logout", post(account::logout))
+        .at("/forgot", get(account::forgot_page).post(account::forgot))
+        .at("/reset", get(account::reset_page).post(account::reset))
+        .at("/stores", get(stores::list).post(stores::switch))
+        .at("/stores/new", get(stores::new_page).post(stores::create))
+        .at(
+            "/settings",
+            get(stores::settings_page).post(stores::save_settings),
+        )
+        .at("/settings/logo", post(stores::upload_logo))
+        .at("/products", get(products::list))
+        .at(
+            "/products/new",
+            get(products::new_page).post(products::create),
+        )
+        .at("/products/:id", get(products::show))
+        .at("/pools", get(pools::list).post(pools::create))
+        .at("/pools/:id", get(pools::show))
+        .at("/pools/:id/keys", post(pools::upload_keys))
+        .at("/orders", get(orders::list))
+        .at("/orders/:id", get(orders::show))
+        .at("/orders/:id/payments", post(orders::record_payment))
+        .at("/orders/:id/resend", post(orders::resend))
+        .at("/team", get(team::show).post(team::invite))
+        .at("/team/remove", post(team::remove))
+        .at("/invitations", get(team::accept_page).post(team::accept))
+        .data(ctx.clone());
+    route
+        .nest("/dashboard", pages)
+        .at("/:tenant/logo", get(stores::logo).data(ctx))
+}

@@ -1,0 +1,324 @@
+//! Orders: the list with filters and pages, and an order's page with its timeline
+//! (events, payment attempts, emails, webhook attempts) and the actions a member may
+//! take: record a bank transfer, resend the licenses.
+
+use chrono::NaiveDate;
+use kassa_domain::account::Permission;
+use kassa_domain::money::{Currency, Money};
+use kassa_domain::order::{DeliveryStatus, OrderStatus, PaymentMethod};
+use kassa_orders::OrdersError;
+use kassa_store::{OrderFilter, OrderRecord, PageRequest, StoreError, Timestamp};
+use minijinja::{Value, context};
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{Body, Request, Response, handler};
+
+use crate::page::{
+    Ctx, Errors, Staff, errors_of, failure, field, not_found, one_error, page, query, redirect,
+    staff, staff_posting, when, with_notice,
+};
+
+const PAGE_SIZE: i64 = 25;
+
+fn date(raw: &str, field: &str, errors: &mut Errors) -> Option<Timestamp> {
+    if raw.is_empty() {
+        return None;
+    }
+    match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        Ok(d) => d.and_hms_opt(0, 0, 0).map(|t| Timestamp::from(t.and_utc())),
+        Err(_) => {
+            errors.insert(field.into(), "must be a date like 2026-12-31".into());
+            None
+        }
+    }
+}
+
+#[handler]
+pub async fn list(ctx: Data<&Ctx>, req: &Request) -> Response {
+    let staff = match staff(&ctx, req, Permission::SeeOrders).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let q = |name: &str| query(req, name).unwrap_or_default().trim().to_owned();
+    let (status, delivery, email, from, to) = (
+        q("status"),
+        q("delivery_status"),
+        q("email"),
+        q("from"),
+        q("to"),
+    );
+    let mut errors = Errors::new();
+    let filter = OrderFilter {
+        status: OrderStatus::from_name(&status),
+        delivery_status: DeliveryStatus::from_name(&delivery),
+        email: Some(email.clone()).filter(|e| !e.is_empty()),
+        from: date(&from, "from", &mut errors),
+        // Up to and including the day chosen.
+        until: date(&to, "to", &mut errors).map(|t| Timestamp::from(t.millis() + 86_400_000)),
+    };
+    let request = PageRequest {
+        after: query(req, "after").filter(|a| a.starts_with("ord_")),
+        limit: PAGE_SIZE,
+    };
+    let found = match ctx
+        .store
+        .search_orders(&staff.tenant.id, &filter, &request)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return failure(e),
+    };
+    let orders: Vec<_> = found.data.iter().map(row).collect();
+    let next = found.next_cursor.map(|after| {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("status", &status)
+            .append_pair("delivery_status", &delivery)
+            .append_pair("email", &email)
+            .append_pair("from", &from)
+            .append_pair("to", &to)
+            .append_pair("after", &after)
+            .finish();
+        format!("/dashboard/orders?{query}")
+    });
+    let statuses: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let deliveries: Vec<&str> = DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
+    page(
+        &staff,
+        StatusCode::OK,
+        "orders.html",
+        "orders",
+        context! {
+            orders, next, errors, statuses, deliveries,
+            filter => context! { status, delivery_status => delivery, email, from, to },
+        },
+    )
+}
+
+fn row(o: &OrderRecord) -> Value {
+    context! {
+        id => o.id.clone(), number => o.number, status => o.status.as_str(),
+        delivery_status => o.delivery_status.as_str(),
+        email => o.customer.email.clone(), total => kassa_emails::money(o.total, &o.currency),
+        created_at => o.created_at.clone(), test_mode => o.test_mode,
+    }
+}
+
+async fn order_page(
+    ctx: &Ctx,
+    staff: &Staff,
+    id: &str,
+    status: StatusCode,
+    errors: Errors,
+    notice: Option<String>,
+) -> Response {
+    let tenant = &staff.tenant.id;
+    let order = match ctx.store.order(tenant, id).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound) => return not_found(staff),
+        Err(e) => return failure(e),
+    };
+    let (events, emails, attempts) = match tokio::try_join!(
+        ctx.store.order_events(tenant, id),
+        ctx.store.order_emails(tenant, id),
+        ctx.store.order_webhook_attempts(tenant, id),
+    ) {
+        Ok(all) => all,
+        Err(e) => return failure(e),
+    };
+    let mut timeline: Vec<(String, Value)> = Vec::new();
+    for e in &events {
+        timeline.push((
+            e.created_at.0.to_rfc3339(),
+            context! { at => when(&e.created_at), what => "event", title => e.kind.clone(), detail => e.id.clone() },
+        ));
+    }
+    for e in &emails {
+        let detail = match &e.last_error {
+            Some(err) => format!("to {} · {} · {err}", e.to_address, e.status),
+            None => format!("to {} · {}", e.to_address, e.status),
+        };
+        timeline.push((
+            e.created_at.0.to_rfc3339(),
+            context! { at => when(&e.created_at), what => "email", title => e.kind.replace('_', " "), detail },
+        ));
+    }
+    for a in &attempts {
+        let outcome = a
+            .status_code
+            .map_or_else(|| "no answer".to_owned(), |c| format!("HTTP {c}"));
+        timeline.push((
+            a.created_at.0.to_rfc3339(),
+            context! {
+                at => when(&a.created_at), what => "webhook",
+                title => format!("{} → {}", a.event_type, a.url),
+                detail => format!("attempt {} · {outcome} · {} ms", a.attempt, a.latency_ms),
+            },
+        ));
+    }
+    timeline.sort_by(|a, b| a.0.cmp(&b.0));
+    let timeline: Vec<Value> = timeline.into_iter().map(|(_, v)| v).collect();
+    let lines: Vec<_> = order
+        .lines
+        .iter()
+        .map(|l| {
+            context! {
+                name => l.name.clone(), quantity => l.quantity,
+                unit_amount => kassa_emails::money(l.unit_amount, &order.currency),
+                total => kassa_emails::money(l.total, &order.currency),
+                delivery_status => l.delivery_status.as_str(), licenses => l.licenses.clone(),
+            }
+        })
+        .collect();
+    let payments: Vec<_> = order
+        .payments
+        .iter()
+        .map(|p| {
+            context! {
+                method => p.method.as_str(), status => p.status.as_str(),
+                amount => kassa_emails::money(p.amount, &p.currency),
+                failure => p.failure_message.clone(), card => p.card_last4.clone(),
+                reference => p.reference.clone(), created_at => p.created_at.clone(),
+            }
+        })
+        .collect();
+    let unpaid = order.status == OrderStatus::NotPaid;
+    let delivered_any = order.lines.iter().any(|l| !l.licenses.is_empty());
+    let amount_major = Currency::parse("currency", &order.currency)
+        .map(|c| {
+            Money {
+                amount: order.total,
+                currency: c,
+            }
+            .display()
+        })
+        .unwrap_or_default();
+    let amount_major = amount_major
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    page(
+        staff,
+        status,
+        "order.html",
+        "orders",
+        context! {
+            order => row(&order), lines, payments, timeline, errors, notice,
+            currency => order.currency.clone(), amount => amount_major,
+            subtotal => kassa_emails::money(order.subtotal, &order.currency),
+            discount => (order.discount > 0).then(|| kassa_emails::money(order.discount, &order.currency)),
+            name => order.customer.name.clone(), method => order.payment_method.as_str(),
+            reference => order.payment_reference.clone(),
+            can_record => unpaid && staff.may(Permission::RecordPayments) && !order.payment_method.is_sandbox(),
+            can_resend => delivered_any && staff.may(Permission::HelpCustomers),
+        },
+    )
+}
+
+#[handler]
+pub async fn show(ctx: Data<&Ctx>, req: &Request, Path(id): Path<String>) -> Response {
+    let staff = match staff(&ctx, req, Permission::SeeOrders).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    order_page(
+        &ctx,
+        &staff,
+        &id,
+        StatusCode::OK,
+        Errors::new(),
+        query(req, "notice"),
+    )
+    .await
+}
+
+/// What the workflow's refusal means to the member, on the order's page.
+fn refused(staff: &Staff, e: OrdersError) -> Result<Errors, Response> {
+    match e {
+        OrdersError::Invalid(invalid) => Ok(errors_of(&invalid)),
+        OrdersError::Refused(r) => Ok(one_error("action", r.to_string())),
+        OrdersError::Conflict(m) => Ok(one_error("action", m)),
+        OrdersError::NotFound => Err(not_found(staff)),
+        e => Err(failure(e)),
+    }
+}
+
+#[handler]
+pub async fn record_payment(
+    ctx: Data<&Ctx>,
+    req: &Request,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let form = kassa_web::page::read_form(body).await;
+    let staff = match staff_posting(&ctx, req, &form, Permission::RecordPayments).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let order = match ctx.store.order(&staff.tenant.id, &id).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound) => return not_found(&staff),
+        Err(e) => return failure(e),
+    };
+    let amount = match Currency::parse("currency", &order.currency)
+        .and_then(|c| Money::parse_major("amount", field(&form, "amount"), c))
+    {
+        Ok(m) => m.amount,
+        Err(invalid) => {
+            return order_page(
+                &ctx,
+                &staff,
+                &id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                errors_of(&invalid),
+                None,
+            )
+            .await;
+        }
+    };
+    let reference = Some(field(&form, "reference").to_owned()).filter(|r| !r.is_empty());
+    let result = kassa_orders::record_offline_payment(
+        &ctx.store,
+        &staff.tenant,
+        &id,
+        PaymentMethod::BankTransfer.as_str(),
+        amount,
+        &order.currency,
+        reference,
+    )
+    .await;
+    match result {
+        Ok(_) => redirect(&with_notice(
+            &format!("/dashboard/orders/{id}"),
+            "Payment recorded. The order is paid and its licenses are on their way.",
+        )),
+        Err(e) => match refused(&staff, e) {
+            Ok(errors) => order_page(&ctx, &staff, &id, StatusCode::CONFLICT, errors, None).await,
+            Err(resp) => resp,
+        },
+    }
+}
+
+#[handler]
+pub async fn resend(
+    ctx: Data<&Ctx>,
+    req: &Request,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let form = kassa_web::page::read_form(body).await;
+    let staff = match staff_posting(&ctx, req, &form, Permission::HelpCustomers).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    match kassa_orders::resend_licenses(&ctx.store, &staff.tenant.id, &id).await {
+        Ok(()) => redirect(&with_notice(
+            &format!("/dashboard/orders/{id}"),
+            "The licenses email is on its way to the customer.",
+        )),
+        Err(e) => match refused(&staff, e) {
+            Ok(errors) => order_page(&ctx, &staff, &id, StatusCode::CONFLICT, errors, None).await,
+            Err(resp) => resp,
+        },
+    }
+}

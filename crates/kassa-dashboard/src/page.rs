@@ -1,0 +1,359 @@
+//! What every dashboard page shares: the templates, the signed-in member (session,
+//! store, role), CSRF, form errors and the answers (a page, a redirect, a refusal).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use kassa_domain::Invalid;
+use kassa_domain::account::{Permission, Role, hash_token};
+use kassa_domain::ids::UserId;
+use kassa_store::{Store, StoreError, TenantRecord};
+use kassa_web::page::{cookie, csrf, csrf_ok};
+use minijinja::{Environment, Value, context};
+use poem::http::StatusCode;
+use poem::{Request, Response};
+
+use crate::limits::Limits;
+
+/// What every dashboard handler is given.
+pub struct Dash {
+    pub store: Store,
+    /// Where merchants and customers reach Kassa, without a trailing slash.
+    pub public_url: String,
+    pub secure_cookies: bool,
+    pub limits: Limits,
+}
+
+pub type Ctx = Arc<Dash>;
+
+pub const SESSION_COOKIE: &str = "kassa_session";
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = kassa_emails::environment(crate::templates::ALL.iter().copied());
+    env.add_filter("money", |amount: i64, currency: String| {
+        kassa_emails::money(amount, &currency)
+    });
+    env
+});
+
+/// Field errors of a form, by field name, shown next to each field.
+pub type Errors = BTreeMap<String, String>;
+
+/// The errors of a domain parse, by field.
+pub fn errors_of(invalid: &Invalid) -> Errors {
+    let mut errors = Errors::new();
+    for e in &invalid.errors {
+        errors
+            .entry(e.field.clone())
+            .or_insert_with(|| e.message.clone());
+    }
+    errors
+}
+
+pub fn one_error(field: &str, message: impl Into<String>) -> Errors {
+    Errors::from([(field.to_owned(), message.into())])
+}
+
+/// A signed-in member working in a store.
+pub struct Staff {
+    pub user_id: UserId,
+    pub email: String,
+    pub tenant: TenantRecord,
+    pub role: Role,
+    pub csrf: String,
+    new_csrf_cookie: Option<String>,
+}
+
+impl Staff {
+    pub fn may(&self, p: Permission) -> bool {
+        self.role.may(p)
+    }
+}
+
+/// A signed-in user, in a store or not yet.
+pub struct SignedIn {
+    pub session_hash: String,
+    pub user_id: UserId,
+    pub email: String,
+    pub store: Option<(TenantRecord, Role)>,
+}
+
+/// The session of this request, if it has a live one.
+pub async fn signed_in(ctx: &Dash, req: &Request) -> Result<Option<SignedIn>, Response> {
+    let Some(token) = cookie(req, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let session_hash = hash_token(&token);
+    match ctx.store.session(&session_hash).await {
+        Ok(s) => Ok(Some(SignedIn {
+            session_hash,
+            user_id: s.user_id,
+            email: s.email,
+            store: s.store,
+        })),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(failure(e)),
+    }
+}
+
+/// The signed-in user behind a form post (in a store or not), its CSRF token checked;
+/// not signed in: to the login page.
+pub async fn user_posting(
+    ctx: &Dash,
+    req: &Request,
+    form: &[(String, String)],
+) -> Result<SignedIn, Response> {
+    if !csrf_ok(req, form) {
+        return Err(csrf_refused());
+    }
+    match signed_in(ctx, req).await? {
+        Some(me) => Ok(me),
+        None => Err(redirect("/dashboard/login")),
+    }
+}
+
+/// The time `lifetime` from now (when a link or a session expires).
+pub fn expires_in(lifetime: std::time::Duration) -> kassa_store::Timestamp {
+    let ms = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
+    kassa_store::Timestamp::from(kassa_store::Timestamp::now().millis().saturating_add(ms))
+}
+
+/// The member behind this request, allowed to do `need` in their store. Not signed
+/// in: to the login page; no store yet: to creating one; not allowed: a 403 page.
+pub async fn staff(ctx: &Dash, req: &Request, need: Permission) -> Result<Staff, Response> {
+    let Some(me) = signed_in(ctx, req).await? else {
+        let next = req
+            .original_uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/dashboard");
+        let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        return Err(redirect(&format!("/dashboard/login?next={next}")));
+    };
+    let Some((tenant, role)) = me.store else {
+        return Err(redirect("/dashboard/stores/new"));
+    };
+    let (csrf, new_csrf_cookie) = csrf_pair(ctx, req);
+    let staff = Staff {
+        user_id: me.user_id,
+        email: me.email,
+        tenant,
+        role,
+        csrf,
+        new_csrf_cookie,
+    };
+    if !staff.may(need) {
+        return Err(forbidden(&staff));
+    }
+    Ok(staff)
+}
+
+/// Like [`staff`] for a form post: the CSRF token must match too.
+pub async fn staff_posting(
+    ctx: &Dash,
+    req: &Request,
+    form: &[(String, String)],
+    need: Permission,
+) -> Result<Staff, Response> {
+    if !csrf_ok(req, form) {
+        return Err(csrf_refused());
+    }
+    staff(ctx, req, need).await
+}
+
+/// This browser's CSRF token, and the cookie to set when it is new.
+pub fn csrf_pair(ctx: &Dash, req: &Request) -> (String, Option<String>) {
+    let web = kassa_web::WebContext {
+        store: ctx.store.clone(),
+        public_url: ctx.public_url.clone(),
+        secure_cookies: ctx.secure_cookies,
+    };
+    csrf(&web, req)
+}
+
+/// The page for a form whose CSRF token is missing or forged.
+pub fn csrf_refused() -> Response {
+    public(
+        StatusCode::FORBIDDEN,
+        "message.html",
+        context! {
+            title => "This form has expired",
+            message => "The form was sent without its security token, or from another site. Go back, reload the page and try again.",
+        },
+        None,
+    )
+}
+
+fn forbidden(staff: &Staff) -> Response {
+    page(
+        staff,
+        StatusCode::FORBIDDEN,
+        "message.html",
+        "",
+        context! {
+            title => "Not allowed",
+            message => format!("Your role in {} ({}) does not allow this. Ask an owner of the store.", staff.tenant.name, staff.role),
+        },
+    )
+}
+
+/// Renders a page of the signed-in dashboard: the layout gets the member, the
+/// store, the navigation (`section` marks the current one) and the CSRF token.
+pub fn page(
+    staff: &Staff,
+    status: StatusCode,
+    template: &str,
+    section: &str,
+    vars: Value,
+) -> Response {
+    let nav = [
+        ("home", "Home", "/dashboard", Permission::SeeOrders),
+        (
+            "orders",
+            "Orders",
+            "/dashboard/orders",
+            Permission::SeeOrders,
+        ),
+        (
+            "products",
+            "Products",
+            "/dashboard/products",
+            Permission::SeeCatalog,
+        ),
+        (
+            "pools",
+            "License pools",
+            "/dashboard/pools",
+            Permission::SeeCatalog,
+        ),
+        (
+            "webhooks",
+            "Webhooks",
+            "/dashboard/webhooks",
+            Permission::Develop,
+        ),
+        (
+            "api-keys",
+            "API keys",
+            "/dashboard/api-keys",
+            Permission::Develop,
+        ),
+        (
+            "outbox",
+            "Emails",
+            "/dashboard/outbox",
+            Permission::SeeOrders,
+        ),
+        ("team", "Team", "/dashboard/team", Permission::SeeOrders),
+        (
+            "settings",
+            "Settings",
+            "/dashboard/settings",
+            Permission::EditSettings,
+        ),
+    ];
+    let nav: Vec<Value> = nav
+        .iter()
+        .filter(|(_, _, _, need)| staff.may(*need))
+        .map(|(id, label, href, _)| context! { id, label, href, current => *id == section })
+        .collect();
+    let layout = context! {
+        me => context! { email => staff.email.clone(), role => staff.role.as_str() },
+        shop => context! { name => staff.tenant.name.clone(), slug => staff.tenant.slug.clone() },
+        nav => nav,
+        csrf => staff.csrf.clone(),
+    };
+    let resp = render(status, template, context! { ..layout, ..vars });
+    with_csrf_cookie(resp, staff.new_csrf_cookie.as_deref())
+}
+
+/// Renders a page outside the signed-in dashboard (sign up, log in, messages).
+pub fn public(
+    status: StatusCode,
+    template: &str,
+    vars: Value,
+    csrf_cookie: Option<&str>,
+) -> Response {
+    with_csrf_cookie(render(status, template, vars), csrf_cookie)
+}
+
+fn with_csrf_cookie(mut resp: Response, cookie: Option<&str>) -> Response {
+    if let Some(c) = cookie
+        && let Ok(v) = poem::http::HeaderValue::from_str(c)
+    {
+        resp.headers_mut().append("set-cookie", v);
+    }
+    resp
+}
+
+fn render(status: StatusCode, template: &str, vars: Value) -> Response {
+    match TEMPLATES.get_template(template).and_then(|t| t.render(vars)) {
+        Ok(html) => Response::builder()
+            .status(status)
+            .content_type("text/html; charset=utf-8")
+            .header("cache-control", "no-store")
+            .header("x-frame-options", "DENY")
+            .header("referrer-policy", "same-origin")
+            .header("content-security-policy", "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'")
+            .body(html),
+        Err(e) => failure(e),
+    }
+}
+
+/// A 303 to `location`, so a refresh does not post again.
+pub fn redirect(location: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header("location", location)
+        .finish()
+}
+
+/// Logs a failure and answers with a plain 500 page.
+pub fn failure(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "dashboard page failed");
+    Response::builder()
+        .status(StatusCode::INTERNAL_SERVER_ERROR)
+        .content_type("text/plain; charset=utf-8")
+        .body("Something went wrong on our side; it has been logged. Please try again.")
+}
+
+/// The page for an object that is not in the member's store.
+pub fn not_found(staff: &Staff) -> Response {
+    page(
+        staff,
+        StatusCode::NOT_FOUND,
+        "message.html",
+        "",
+        context! { title => "Not found", message => "There is no such page in this store." },
+    )
+}
+
+/// The value of a form field, trimmed; empty when absent.
+pub fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    kassa_web::page::form_value(form, name).map_or("", str::trim)
+}
+
+/// A form field that may be left empty.
+pub fn optional(form: &[(String, String)], name: &str) -> Option<String> {
+    Some(field(form, name))
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// The URL of a page with a notice to show once (`?notice=…`).
+pub fn with_notice(path: &str, notice: &str) -> String {
+    let notice: String = url::form_urlencoded::byte_serialize(notice.as_bytes()).collect();
+    format!("{path}?notice={notice}")
+}
+
+/// A query parameter of the request.
+pub fn query(req: &Request, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(req.original_uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// A time as the dashboard shows it: `2026-12-05 14:03 UTC`.
+pub fn when(at: &kassa_store::Timestamp) -> String {
+    at.0.format("%Y-%m-%d %H:%M UTC").to_string()
+}
