@@ -1,12 +1,10 @@
 //! `/coupons`: percent or fixed-amount discounts customers enter by code.
 
 use chrono::{DateTime, Utc};
-use kassa_domain::Invalid;
-use kassa_domain::catalog::{
-    CouponCode, Discount, coupon_unusable_reason, parse_coupon_limits, parse_product_scope,
-};
+use kassa_domain::catalog::{coupon_unusable_reason, parse_coupon_limits};
 use kassa_domain::ids::CouponId;
-use kassa_store::{CouponFields, CouponRecord, StoreError, Timestamp};
+use kassa_orders::CouponInput;
+use kassa_store::{CouponRecord, Timestamp};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -112,53 +110,20 @@ impl CouponsApi {
     ) -> Result<Json<CouponOut>, ApiError> {
         let tenant = &auth.tenant().id;
         let body = body.0;
-        let mut invalid = Invalid::default();
-        let code = invalid.check(CouponCode::parse("code", &body.code));
-        let discount = invalid.check(Discount::parse(
-            body.percent_off,
-            body.amount_off,
-            body.currency.as_deref(),
-        ));
-        invalid.check(parse_coupon_limits(
-            body.expires_at,
-            body.max_redemptions,
-            Utc::now(),
-        ));
-        let scope = invalid
-            .check(parse_product_scope(&body.product_ids.unwrap_or_default()))
-            .unwrap_or_default();
-        for (i, product) in scope.iter().enumerate() {
-            match self.0.store.product(tenant, product).await {
-                Ok(_) => {}
-                Err(StoreError::NotFound) => {
-                    invalid.push(format!("product_ids[{i}]"), "no such product")
-                }
-                Err(e) => return Err(ApiError::internal(e)),
-            }
-        }
-        let (Some(code), Some(discount), true) = (code, discount, invalid.errors.is_empty()) else {
-            return Err(invalid.into());
-        };
-        let (percent_off, amount_off, currency) = match discount {
-            Discount::Percent(p) => (Some(p), None, None),
-            Discount::Amount(m) => (None, Some(m.amount), Some(m.currency.code().to_owned())),
-        };
-        let fields = CouponFields {
-            code: code.as_str().to_owned(),
-            percent_off,
-            amount_off,
-            currency,
-            expires_at: body.expires_at.map(Timestamp::from),
+        let product_ids = body.product_ids.unwrap_or_default();
+        let input = CouponInput {
+            code: &body.code,
+            percent_off: body.percent_off,
+            amount_off: body.amount_off,
+            currency: body.currency.as_deref(),
+            expires_at: body.expires_at,
             max_redemptions: body.max_redemptions,
-            product_ids: scope,
+            product_ids: &product_ids,
             active: body.active.unwrap_or(true),
         };
-        let record = self
-            .0
-            .store
-            .create_coupon(tenant, &fields)
+        let record = kassa_orders::create_coupon(&self.0.store, tenant, &input)
             .await
-            .map_err(ApiError::from_store("coupon"))?;
+            .map_err(ApiError::from_orders("coupon"))?;
         Ok(Json(out(record)))
     }
 

@@ -58,6 +58,7 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/orders/:id", get(orders::show))
         .at("/orders/:id/payments", post(orders::record_payment))
         .at("/orders/:id/resend", post(orders::resend))
+        .at("/orders/:id/lines/:line/retry", post(orders::retry))
         .at("/team", get(team::show).post(team::invite))
         .at("/team/remove", post(team::remove))
         .at("/invitations", get(team::accept_page).post(team::accept))

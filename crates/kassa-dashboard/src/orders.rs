@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 use kassa_domain::account::Permission;
 use kassa_domain::money::{Currency, Money};
-use kassa_domain::order::{DeliveryStatus, OrderStatus, PaymentMethod};
+use kassa_domain::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod};
 use kassa_orders::OrdersError;
 use kassa_store::{OrderFilter, OrderRecord, PageRequest, StoreError, Timestamp};
 use minijinja::{Value, context};
@@ -166,6 +166,8 @@ async fn order_page(
                 unit_amount => kassa_emails::money(l.unit_amount, &order.currency),
                 total => kassa_emails::money(l.total, &order.currency),
                 delivery_status => l.delivery_status.as_str(), licenses => l.licenses.clone(),
+                line_no => l.line_no, error => l.delivery_error.clone(),
+                can_retry => l.delivery_status == LineStatus::Failed && staff.may(Permission::HelpCustomers),
             }
         })
         .collect();
@@ -315,6 +317,30 @@ pub async fn resend(
         Ok(()) => redirect(&with_notice(
             &format!("/dashboard/orders/{id}"),
             "The licenses email is on its way to the customer.",
+        )),
+        Err(e) => match refused(&staff, e) {
+            Ok(errors) => order_page(&ctx, &staff, &id, StatusCode::CONFLICT, errors, None).await,
+            Err(resp) => resp,
+        },
+    }
+}
+
+#[handler]
+pub async fn retry(
+    ctx: Data<&Ctx>,
+    req: &Request,
+    Path((id, line_no)): Path<(String, i64)>,
+    body: Body,
+) -> Response {
+    let form = kassa_web::page::read_form(body).await;
+    let staff = match staff_posting(&ctx, req, &form, Permission::HelpCustomers).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    match kassa_orders::retry_delivery(&ctx.store, &staff.tenant.id, &id, line_no).await {
+        Ok(()) => redirect(&with_notice(
+            &format!("/dashboard/orders/{id}"),
+            "The delivery is being tried again.",
         )),
         Err(e) => match refused(&staff, e) {
             Ok(errors) => order_page(&ctx, &staff, &id, StatusCode::CONFLICT, errors, None).await,

@@ -121,6 +121,8 @@ pub enum Refused {
     NothingDelivered,
     #[error("the order's customer data was erased")]
     Erased,
+    #[error("the line's delivery has not failed")]
+    NotFailed,
 }
 
 /// A new order's followups: `order.created`, and the payment instructions when the
@@ -351,6 +353,19 @@ impl Order {
                     format!("delivery_failed:{}:{line_no}", self.id),
                 ),
             },
+        })
+    }
+
+    /// The merchant asks to try a failed line again: it is due at once, with a fresh
+    /// round of retries.
+    pub fn retry_delivery(&self, line_no: i64) -> Result<Followups, Refused> {
+        let line = self.deliverable(line_no)?;
+        if line.status != LineStatus::Failed {
+            return Err(Refused::NotFailed);
+        }
+        Ok(Followups {
+            deliver: vec![Wake { line_no, at: None }],
+            ..Followups::default()
         })
     }
 
@@ -705,6 +720,25 @@ mod tests {
         let given_up = o.delivery_failed(1, None).unwrap();
         assert_eq!(given_up.status, LineStatus::Failed);
         assert_eq!(kinds(&given_up.followups).1, [EmailKind::DeliveryFailed]);
+    }
+
+    #[test]
+    fn only_a_failed_line_is_tried_again_at_once() {
+        let mut o = paid(order(PaymentMethod::TestCard, &[LineStatus::Pending]));
+        assert_eq!(o.retry_delivery(1), Err(Refused::NotFailed));
+        assert_eq!(o.retry_delivery(2), Err(Refused::NoSuchLine(2)));
+        o.lines[0].status = LineStatus::Failed;
+        assert_eq!(
+            o.retry_delivery(1).unwrap().deliver,
+            [Wake {
+                line_no: 1,
+                at: None
+            }]
+        );
+        o.lines[0].status = LineStatus::Delivered;
+        assert_eq!(o.retry_delivery(1), Err(Refused::AlreadyDelivered));
+        let unpaid = order(PaymentMethod::BankTransfer, &[LineStatus::Failed]);
+        assert_eq!(unpaid.retry_delivery(1), Err(Refused::NotPaid));
     }
 
     #[test]

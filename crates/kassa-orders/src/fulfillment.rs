@@ -118,6 +118,21 @@ pub async fn delivery_failed(
 }
 
 /// Sends the customer their licenses again.
+/// Tries a failed line again, at once, with a fresh round of retries.
+pub async fn retry_delivery(
+    store: &Store,
+    tenant: &TenantId,
+    order_id: &str,
+    line_no: i64,
+) -> Result<(), OrdersError> {
+    let mut work = store.work(tenant).await?;
+    let followups = work.order(order_id).await?.retry_delivery(line_no)?;
+    work.reset_delivery(order_id, line_no).await?;
+    work.follow(Some(order_id), &followups).await?;
+    work.commit().await?;
+    Ok(())
+}
+
 pub async fn resend_licenses(
     store: &Store,
     tenant: &TenantId,

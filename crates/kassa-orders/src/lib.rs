@@ -11,11 +11,12 @@ mod fulfillment;
 mod payments;
 mod unpaid;
 
-pub use catalog::{DeliveryChoice, delivery};
+pub use catalog::{CouponInput, DeliveryChoice, create_coupon, delivery};
 pub use checkout::{CONSENTS, OrderInput, consent_version, place_order, price};
 pub use error::OrdersError;
 pub use fulfillment::{
     PoolDelivery, add_keys, deliver_from_pool, deliver_with, delivery_failed, resend_licenses,
+    retry_delivery,
 };
 pub use payments::{CardOutcome, pay_with_card, record_offline_payment, switch_method};
 pub use unpaid::{UnpaidPolicy, UnpaidSweep, sweep_unpaid};

@@ -88,6 +88,20 @@ impl Work {
         Ok(())
     }
 
+    /// Makes a failed line pending again with its attempts counted from zero (the
+    /// merchant asked to try again).
+    pub async fn reset_delivery(&mut self, order: &str, line_no: i64) -> Result<(), StoreError> {
+        db_run!(&mut self.tx, c => sqlx::query(
+            "UPDATE order_lines SET delivery_status = 'pending', delivery_attempts = 0
+             WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(line_no)
+        .execute(c).await?.rows_affected());
+        Ok(())
+    }
+
     /// Records a delivery that did not happen: the line's new status (`waiting_stock`,
     /// `pending` for a retry, `failed`) and why. An attempt is counted unless the line
     /// only waits for stock.
