@@ -1,14 +1,18 @@
 //! API key authentication: `Authorization: Bearer kassa_sk_…` names one tenant.
 
+use kassa_domain::ids::ApiKeyId;
 use kassa_domain::tenant::hash_api_key;
 use kassa_store::{Store, StoreError, TenantRecord};
 use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-/// The tenant whose key signed the request.
+/// The tenant whose key signed the request, and which of its keys it was.
 #[derive(Debug, Clone)]
-pub struct AuthedTenant(pub TenantRecord);
+pub struct AuthedTenant {
+    pub tenant: TenantRecord,
+    pub key: ApiKeyId,
+}
 
 /// A merchant's API key.
 #[derive(SecurityScheme)]
@@ -29,7 +33,7 @@ async fn check_api_key(req: &Request, bearer: Bearer) -> poem::Result<AuthedTena
 
 pub(crate) async fn authenticate(store: &Store, token: &str) -> poem::Result<AuthedTenant> {
     match store.authenticate_api_key(&hash_api_key(token)).await {
-        Ok((tenant, _key)) => Ok(AuthedTenant(tenant)),
+        Ok((tenant, key)) => Ok(AuthedTenant { tenant, key }),
         Err(StoreError::NotFound) => Err(poem::Error::from_string(
             "the API key is missing, unknown or revoked",
             poem::http::StatusCode::UNAUTHORIZED,
@@ -45,6 +49,6 @@ pub(crate) async fn authenticate(store: &Store, token: &str) -> poem::Result<Aut
 
 impl ApiKey {
     pub fn tenant(&self) -> &TenantRecord {
-        &self.0.0
+        &self.0.tenant
     }
 }
