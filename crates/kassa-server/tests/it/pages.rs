@@ -53,10 +53,16 @@ impl Page {
 
 impl Browser {
     pub(crate) fn new(app: &TestApp) -> Self {
+        Self::with_user_agent(app, "kassa-tests")
+    }
+
+    /// A browser that says it is `user_agent`.
+    pub(crate) fn with_user_agent(app: &TestApp, user_agent: &str) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
+                .user_agent(user_agent)
                 .build()
                 .unwrap(),
             base: app.base.clone(),
