@@ -80,6 +80,10 @@ pub enum ApiError {
     /// The request was read but some fields are invalid; see `errors`.
     #[oai(status = 422, content_type = "application/problem+json")]
     Invalid(Json<Problem>),
+    /// Too many requests of this kind (the store's orders); try again after
+    /// `Retry-After` seconds.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// Kassa failed; the cause is in the server log.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -142,6 +146,22 @@ impl ApiError {
     }
 }
 
+impl From<kassa_limits::TooMany> for ApiError {
+    fn from(refused: kassa_limits::TooMany) -> Self {
+        let secs = refused.retry_after_secs();
+        ApiError::TooManyRequests(
+            Json(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                Some(format!(
+                    "too many requests of this kind; retry after {secs} seconds"
+                )),
+            )),
+            secs,
+        )
+    }
+}
+
 impl From<Invalid> for ApiError {
     fn from(invalid: Invalid) -> Self {
         let mut problem = Problem::new(
@@ -184,6 +204,7 @@ pub async fn to_problem(err: poem::Error) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
         s if s.is_server_error() => "internal_error",
         _ => "bad_request",
     };

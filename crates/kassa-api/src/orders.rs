@@ -407,6 +407,11 @@ impl OrdersApi {
         if body.consents.personal_data {
             consents.push("personal_data".to_owned());
         }
+        self.0.limits.check(kassa_limits::Action::PlaceOrder {
+            ip: None,
+            store: tenant.id.as_str(),
+            email: None,
+        })?;
         let user_agent = req
             .headers()
             .get(poem::http::header::USER_AGENT)

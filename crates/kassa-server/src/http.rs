@@ -19,6 +19,7 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
         store: ctx.store.clone(),
         secure_cookies: ctx.public_url.starts_with("https://"),
         public_url: ctx.public_url.clone(),
+        limits: ctx.limits.clone(),
     };
     let routes = Route::new()
         .at("/healthz", get(healthz))

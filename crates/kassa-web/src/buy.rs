@@ -15,6 +15,7 @@ use kassa_domain::catalog::{CouponCode, MAX_QUANTITY, parse_outgoing_url};
 use kassa_domain::ids::ProductId;
 use kassa_domain::money::Currency;
 use kassa_domain::signed_link::{self, LinkProblem};
+use kassa_limits::Action;
 use kassa_store::{CartLine, CartRecord, StoreError};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
@@ -54,6 +55,13 @@ pub async fn buy(
             .filter(|v| !v.is_empty())
     };
     let lang = page::pick_locale(param("locale").as_deref(), req);
+    // Every buy link opened may write a cart.
+    let form = Action::Form {
+        ip: page::client_addr(req),
+    };
+    if let Some(resp) = page::over_limit(ctx, form, &tenant, lang) {
+        return resp;
+    }
     let product = match ProductId::parse(&product) {
         Ok(id) => match ctx.store.product(&tenant.id, &id).await {
             Ok(p) if p.fields.active => p,

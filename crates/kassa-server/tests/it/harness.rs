@@ -25,15 +25,18 @@ pub struct Options {
     pub smtp_url: Option<String>,
     pub remind_after: Option<std::time::Duration>,
     pub delete_after: std::time::Duration,
+    pub limits: kassa_limits::LimitsConfig,
 }
 
 impl Default for Options {
-    /// No SMTP; reminders after a day and deletion after 90 days, as in production.
+    /// No SMTP; reminders after a day, deletion after 90 days and the rate limits, as
+    /// in production.
     fn default() -> Self {
         Self {
             smtp_url: None,
             remind_after: Some(std::time::Duration::from_secs(86_400)),
             delete_after: std::time::Duration::from_secs(90 * 86_400),
+            limits: kassa_limits::LimitsConfig::default(),
         }
     }
 }
@@ -128,6 +131,9 @@ impl TestApp {
             store: store.clone(),
             public_url: base.clone(),
             plugins: Some(plugins.clone()),
+            limits: std::sync::Arc::new(
+                kassa_limits::Limits::new(&options.limits).expect("rate limits"),
+            ),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let (stop_workers, workers_stopped) = oneshot::channel::<()>();

@@ -14,6 +14,7 @@ mod errors;
 mod fulfillment;
 mod idempotency;
 mod isolation;
+mod limits;
 mod logs;
 mod openapi;
 mod orders_api;
