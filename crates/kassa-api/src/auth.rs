@@ -1,17 +1,22 @@
-//! API key authentication: `Authorization: Bearer kassa_sk_…` names one tenant.
+//! API key authentication: `Authorization: Bearer kassa_sk_…` names one tenant and one
+//! of its keys, whose scope says what the request may do. Handlers reach the tenant
+//! only through [`ApiKey::allowed`], naming what they do, so none can forget to ask;
+//! which scope an action needs is `kassa_domain::access`'s one rule.
 
-use kassa_domain::ids::ApiKeyId;
+use kassa_domain::access::ApiAction;
 use kassa_domain::tenant::hash_api_key;
-use kassa_store::{Store, StoreError, TenantRecord};
+use kassa_store::{ApiKeyRecord, Store, StoreError, TenantRecord};
 use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-/// The tenant whose key signed the request, and which of its keys it was.
+use crate::error::ApiError;
+
+/// The tenant whose key signed the request, and the key.
 #[derive(Debug, Clone)]
 pub struct AuthedTenant {
     pub tenant: TenantRecord,
-    pub key: ApiKeyId,
+    pub key: ApiKeyRecord,
 }
 
 /// A merchant's API key.
@@ -48,7 +53,14 @@ pub(crate) async fn authenticate(store: &Store, token: &str) -> poem::Result<Aut
 }
 
 impl ApiKey {
-    pub fn tenant(&self) -> &TenantRecord {
-        &self.0.tenant
+    /// The key's tenant, when the key's scope allows `action`; a 403 naming the scope
+    /// needed when it does not.
+    pub fn allowed(&self, action: ApiAction) -> Result<&TenantRecord, ApiError> {
+        let scope = self.0.key.scope;
+        if scope.allows(action) {
+            Ok(&self.0.tenant)
+        } else {
+            Err(ApiError::forbidden(scope, action.minimal_scope()))
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use kassa_domain::Invalid;
+use kassa_domain::access::ApiAction;
 use kassa_domain::catalog::{
     CouponCode, Discount, coupon_unusable_reason, parse_coupon_limits, parse_product_scope,
 };
@@ -110,7 +111,7 @@ impl CouponsApi {
         auth: ApiKey,
         body: Json<CouponIn>,
     ) -> Result<Json<CouponOut>, ApiError> {
-        let tenant = &auth.tenant().id;
+        let tenant = &auth.allowed(ApiAction::EditCatalog)?.id;
         let body = body.0;
         let mut invalid = Invalid::default();
         let code = invalid.check(CouponCode::parse("code", &body.code));
@@ -173,7 +174,10 @@ impl CouponsApi {
         let page = self
             .0
             .store
-            .list_coupons(&auth.tenant().id, &page_request(limit.0, cursor.0)?)
+            .list_coupons(
+                &auth.allowed(ApiAction::Read)?.id,
+                &page_request(limit.0, cursor.0)?,
+            )
             .await
             .map_err(ApiError::from_store("coupon"))?;
         Ok(Json(CouponList::from_page(page, out)))
@@ -185,7 +189,7 @@ impl CouponsApi {
         let record = self
             .0
             .store
-            .coupon(&auth.tenant().id, &coupon_id(&id)?)
+            .coupon(&auth.allowed(ApiAction::Read)?.id, &coupon_id(&id)?)
             .await
             .map_err(ApiError::from_store("coupon"))?;
         Ok(Json(out(record)))
@@ -199,7 +203,7 @@ impl CouponsApi {
         id: Path<String>,
         body: Json<CouponPatch>,
     ) -> Result<Json<CouponOut>, ApiError> {
-        let tenant = &auth.tenant().id;
+        let tenant = &auth.allowed(ApiAction::EditCatalog)?.id;
         let id = coupon_id(&id)?;
         let current = self
             .0

@@ -5,6 +5,7 @@
 //! opaque 500, so no internals or secrets leak into responses.
 
 use kassa_domain::Invalid;
+use kassa_domain::access::KeyScope;
 use kassa_orders::OrdersError;
 use kassa_store::StoreError;
 use poem::Response;
@@ -70,6 +71,9 @@ pub enum ApiError {
     /// No valid API key.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>),
+    /// The API key's scope does not allow this; `detail` names the scope needed.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
     /// No such object in this store.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
@@ -103,6 +107,17 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             "not_found",
             Some(format!("no such {what}")),
+        )))
+    }
+
+    /// A key of scope `has` asked for what needs `needs`.
+    pub fn forbidden(has: KeyScope, needs: KeyScope) -> Self {
+        ApiError::Forbidden(Json(Problem::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            Some(format!(
+                "this API key's scope is `{has}`; this request needs a `{needs}` key"
+            )),
         )))
     }
 
@@ -200,6 +215,7 @@ pub async fn to_problem(err: poem::Error) -> Response {
         .filter(|s| !s.is_empty());
     let kind = match status {
         StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",

@@ -126,7 +126,7 @@ impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
         };
         let authed = authenticate(&self.store, &token).await?;
         let tenant_id = authed.tenant.id.clone();
-        let caller = authed.key.clone();
+        let caller = authed.key.id.clone();
         req.extensions_mut().insert(authed);
         let body = req.take_body().into_bytes().await?;
         let mut hash = Sha256::new();

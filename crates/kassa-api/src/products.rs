@@ -1,6 +1,7 @@
 //! `/products`: what a store sells, its prices per currency and how it is delivered.
 
 use kassa_domain::Invalid;
+use kassa_domain::access::ApiAction;
 use kassa_domain::catalog::{
     Delivery, KeysPer, parse_description, parse_outgoing_url, parse_prices, parse_product_name,
 };
@@ -137,7 +138,7 @@ impl ProductsApi {
         auth: &ApiKey,
         raw: DeliveryIo,
     ) -> Result<Result<Delivery, Invalid>, ApiError> {
-        let tenant = &auth.tenant().id;
+        let tenant = &auth.allowed(ApiAction::EditCatalog)?.id;
         Ok(match raw {
             DeliveryIo::LicensePool(d) => {
                 let keys_per = match d.keys_per.unwrap_or(KeysPerIo::Unit) {
@@ -251,7 +252,7 @@ impl ProductsApi {
                 body.active.unwrap_or(true),
             )
             .await?;
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::EditCatalog)?;
         let record = self
             .0
             .store
@@ -269,7 +270,7 @@ impl ProductsApi {
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<ProductList>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::Read)?;
         let page = self
             .0
             .store
@@ -284,7 +285,7 @@ impl ProductsApi {
     /// Get a product
     #[oai(path = "/:id", method = "get")]
     async fn get(&self, auth: ApiKey, id: Path<String>) -> Result<Json<ProductOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::Read)?;
         let record = self
             .0
             .store
@@ -304,7 +305,7 @@ impl ProductsApi {
         id: Path<String>,
         body: Json<ProductPatch>,
     ) -> Result<Json<ProductOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::EditCatalog)?;
         let id = product_id(&id)?;
         let current = self
             .0

@@ -2,6 +2,7 @@
 //! and the secret its signed buy links are made with.
 
 use kassa_domain::Invalid;
+use kassa_domain::access::ApiAction;
 use kassa_domain::error::parse_text;
 use kassa_domain::tenant::{BankDetails, TenantSettings};
 use kassa_store::TenantRecord;
@@ -155,7 +156,7 @@ impl SettingsApi {
     /// Get the store's settings
     #[oai(path = "/", method = "get")]
     async fn get(&self, auth: ApiKey) -> Result<Json<SettingsOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::ManageSecrets)?;
         let settings = TenantSettings::from_json(&tenant.settings);
         Ok(Json(self.out(tenant, settings).await?))
     }
@@ -167,7 +168,7 @@ impl SettingsApi {
         auth: ApiKey,
         body: Json<SettingsPatch>,
     ) -> Result<Json<SettingsOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::EditSettings)?;
         let patch = body.0;
         let mut settings = TenantSettings::from_json(&tenant.settings);
         patch_text(&mut settings.logo_url, patch.logo_url);
