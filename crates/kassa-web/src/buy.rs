@@ -78,33 +78,29 @@ pub async fn buy(
         },
         Err(_) => return page::not_found(Some(&tenant), lang),
     };
-    let secret = match ctx.store.link_secret(&tenant.id).await {
+    let secrets = match ctx.store.link_secrets(&tenant.id).await {
         Ok(s) => s,
         Err(e) => return page::failure(e),
     };
     let path = req.uri().path().to_owned();
-    let signed = match signed_link::verify(
-        secret.expose_secret(),
-        &path,
-        &params,
-        Utc::now().timestamp(),
-    ) {
-        Ok(signed) => signed,
-        Err(problem) => {
-            let key = match problem {
-                LinkProblem::Tampered => "link_tampered",
-                LinkProblem::Expired => "link_expired",
-                LinkProblem::Unsigned => "link_unsigned",
-            };
-            return page::error_page(
-                StatusCode::BAD_REQUEST,
-                Some(&tenant),
-                lang,
-                "bad_link_title",
-                key,
-            );
-        }
-    };
+    let signed =
+        match signed_link::verify_any(&secrets.valid(), &path, &params, Utc::now().timestamp()) {
+            Ok(signed) => signed,
+            Err(problem) => {
+                let key = match problem {
+                    LinkProblem::Tampered => "link_tampered",
+                    LinkProblem::Expired => "link_expired",
+                    LinkProblem::Unsigned => "link_unsigned",
+                };
+                return page::error_page(
+                    StatusCode::BAD_REQUEST,
+                    Some(&tenant),
+                    lang,
+                    "bad_link_title",
+                    key,
+                );
+            }
+        };
 
     let mut cart = match checkout::current_cart(ctx, &tenant, req).await {
         Ok(Some(cart)) if cart.order_id.is_none() => cart,

@@ -20,5 +20,6 @@ mod openapi;
 mod orders_api;
 mod pages;
 mod plugins;
+mod rotation;
 mod unpaid;
 mod webhooks;
