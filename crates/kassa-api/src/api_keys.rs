@@ -1,5 +1,8 @@
-//! `/api-keys`: the store's API keys. A key is shown once, when created.
+//! `/api-keys`: the store's API keys. A key is shown once, when created, and has a
+//! scope (`kassa_domain::access`); only `full` keys make and revoke keys.
 
+use kassa_domain::Invalid;
+use kassa_domain::access::{ApiAction, KeyScope};
 use kassa_domain::error::parse_text;
 use kassa_domain::ids::ApiKeyId;
 use kassa_domain::tenant::NewApiKey;
@@ -19,6 +22,10 @@ pub struct ApiKeysApi(pub ApiContext);
 pub struct ApiKeyIn {
     /// What the key is for, e.g. `CI` or `Storefront`.
     pub name: String,
+    /// What the key may do: `read_only` (read everything but secrets), `orders` (read,
+    /// place orders, record payments, resend licenses) or `full` (everything: keys,
+    /// secrets, webhooks, plugins, catalog, settings). Default `full`.
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Object)]
@@ -28,6 +35,8 @@ pub struct ApiKeyOut {
     pub name: String,
     /// The key's first characters, to recognise it.
     pub prefix: String,
+    /// `read_only`, `orders` or `full`.
+    pub scope: String,
     pub revoked: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -52,6 +61,7 @@ fn out(k: ApiKeyRecord) -> ApiKeyOut {
         id: k.id.to_string(),
         name: k.name,
         prefix: k.prefix,
+        scope: k.scope.as_str().to_owned(),
         revoked: k.revoked_at.is_some(),
         created_at: k.created_at.0,
     }
@@ -66,12 +76,18 @@ impl ApiKeysApi {
         auth: ApiKey,
         body: Json<ApiKeyIn>,
     ) -> Result<Json<ApiKeyCreated>, ApiError> {
-        let name = parse_text("name", &body.name, 100)?;
+        let tenant = auth.allowed(ApiAction::ManageKeys)?;
+        let mut invalid = Invalid::default();
+        let name = invalid.check(parse_text("name", &body.name, 100));
+        let scope = invalid.check(KeyScope::parse("scope", body.scope.as_deref()));
+        let (Some(name), Some(scope)) = (name, scope) else {
+            return Err(invalid.into());
+        };
         let key = NewApiKey::generate();
         let record = self
             .0
             .store
-            .create_api_key(&auth.tenant().id, &name, &key)
+            .create_api_key(&tenant.id, &name, &key, scope)
             .await
             .map_err(ApiError::from_store("API key"))?;
         Ok(Json(ApiKeyCreated {
@@ -86,7 +102,7 @@ impl ApiKeysApi {
         let keys = self
             .0
             .store
-            .list_api_keys(&auth.tenant().id)
+            .list_api_keys(&auth.allowed(ApiAction::Read)?.id)
             .await
             .map_err(ApiError::from_store("API key"))?;
         Ok(Json(ApiKeyList {
@@ -102,7 +118,7 @@ impl ApiKeysApi {
         let id = ApiKeyId::parse(&id).map_err(|_| ApiError::not_found("API key"))?;
         self.0
             .store
-            .revoke_api_key(&auth.tenant().id, &id)
+            .revoke_api_key(&auth.allowed(ApiAction::ManageKeys)?.id, &id)
             .await
             .map_err(ApiError::from_store("API key"))?;
         Ok(Deleted::Deleted)

@@ -1,14 +1,23 @@
-//! API key authentication: `Authorization: Bearer kassa_sk_…` names one tenant.
+//! API key authentication: `Authorization: Bearer kassa_sk_…` names one tenant and one
+//! of its keys, whose scope says what the request may do. Handlers reach the tenant
+//! only through [`ApiKey::allowed`], naming what they do, so none can forget to ask;
+//! which scope an action needs is `kassa_domain::access`'s one rule.
 
+use kassa_domain::access::ApiAction;
 use kassa_domain::tenant::hash_api_key;
-use kassa_store::{Store, StoreError, TenantRecord};
+use kassa_store::{ApiKeyRecord, Store, StoreError, TenantRecord};
 use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 
-/// The tenant whose key signed the request.
+use crate::error::ApiError;
+
+/// The tenant whose key signed the request, and the key.
 #[derive(Debug, Clone)]
-pub struct AuthedTenant(pub TenantRecord);
+pub struct AuthedTenant {
+    pub tenant: TenantRecord,
+    pub key: ApiKeyRecord,
+}
 
 /// A merchant's API key.
 #[derive(SecurityScheme)]
@@ -29,7 +38,7 @@ async fn check_api_key(req: &Request, bearer: Bearer) -> poem::Result<AuthedTena
 
 pub(crate) async fn authenticate(store: &Store, token: &str) -> poem::Result<AuthedTenant> {
     match store.authenticate_api_key(&hash_api_key(token)).await {
-        Ok((tenant, _key)) => Ok(AuthedTenant(tenant)),
+        Ok((tenant, key)) => Ok(AuthedTenant { tenant, key }),
         Err(StoreError::NotFound) => Err(poem::Error::from_string(
             "the API key is missing, unknown or revoked",
             poem::http::StatusCode::UNAUTHORIZED,
@@ -44,7 +53,14 @@ pub(crate) async fn authenticate(store: &Store, token: &str) -> poem::Result<Aut
 }
 
 impl ApiKey {
-    pub fn tenant(&self) -> &TenantRecord {
-        &self.0.0
+    /// The key's tenant, when the key's scope allows `action`; a 403 naming the scope
+    /// needed when it does not.
+    pub fn allowed(&self, action: ApiAction) -> Result<&TenantRecord, ApiError> {
+        let scope = self.0.key.scope;
+        if scope.allows(action) {
+            Ok(&self.0.tenant)
+        } else {
+            Err(ApiError::forbidden(scope, action.minimal_scope()))
+        }
     }
 }

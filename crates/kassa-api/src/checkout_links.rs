@@ -1,6 +1,7 @@
 //! `/checkout-links`: a product's buy link with preset quantity, currency or coupon.
 
 use kassa_domain::Invalid;
+use kassa_domain::access::ApiAction;
 use kassa_domain::catalog::{CouponCode, parse_quantity};
 use kassa_domain::ids::{CheckoutLinkId, ProductId};
 use kassa_domain::money::Currency;
@@ -83,7 +84,7 @@ impl CheckoutLinksApi {
         auth: ApiKey,
         body: Json<CheckoutLinkIn>,
     ) -> Result<Json<CheckoutLinkOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::EditCatalog)?;
         let body = body.0;
         let mut invalid = Invalid::default();
         let quantity = invalid.check(parse_quantity("quantity", body.quantity.unwrap_or(1)));
@@ -149,7 +150,7 @@ impl CheckoutLinksApi {
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<CheckoutLinkList>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::Read)?;
         let page = self
             .0
             .store
@@ -164,7 +165,7 @@ impl CheckoutLinksApi {
     /// Get a checkout link
     #[oai(path = "/:id", method = "get")]
     async fn get(&self, auth: ApiKey, id: Path<String>) -> Result<Json<CheckoutLinkOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::Read)?;
         let record = self
             .0
             .store
@@ -181,7 +182,7 @@ impl CheckoutLinksApi {
     async fn delete(&self, auth: ApiKey, id: Path<String>) -> Result<Deleted, ApiError> {
         self.0
             .store
-            .delete_checkout_link(&auth.tenant().id, &link_id(&id)?)
+            .delete_checkout_link(&auth.allowed(ApiAction::EditCatalog)?.id, &link_id(&id)?)
             .await
             .map_err(ApiError::from_store("checkout link"))?;
         Ok(Deleted::Deleted)

@@ -46,4 +46,6 @@ pub struct ApiContext {
     pub public_url: String,
     /// Runs plugins for test runs and checks uploads; `None` where none is needed.
     pub plugins: Option<std::sync::Arc<kassa_plugins::PluginHost>>,
+    /// Rate limits, shared with the pages: orders and resends email customers.
+    pub limits: std::sync::Arc<kassa_limits::Limits>,
 }

@@ -1,6 +1,7 @@
 //! `/coupons`: percent or fixed-amount discounts customers enter by code.
 
 use chrono::{DateTime, Utc};
+use kassa_domain::access::ApiAction;
 use kassa_domain::catalog::{coupon_unusable_reason, parse_coupon_limits};
 use kassa_domain::ids::CouponId;
 use kassa_orders::CouponInput;
@@ -108,7 +109,7 @@ impl CouponsApi {
         auth: ApiKey,
         body: Json<CouponIn>,
     ) -> Result<Json<CouponOut>, ApiError> {
-        let tenant = &auth.tenant().id;
+        let tenant = &auth.allowed(ApiAction::EditCatalog)?.id;
         let body = body.0;
         let product_ids = body.product_ids.unwrap_or_default();
         let input = CouponInput {
@@ -138,7 +139,10 @@ impl CouponsApi {
         let page = self
             .0
             .store
-            .list_coupons(&auth.tenant().id, &page_request(limit.0, cursor.0)?)
+            .list_coupons(
+                &auth.allowed(ApiAction::Read)?.id,
+                &page_request(limit.0, cursor.0)?,
+            )
             .await
             .map_err(ApiError::from_store("coupon"))?;
         Ok(Json(CouponList::from_page(page, out)))
@@ -150,7 +154,7 @@ impl CouponsApi {
         let record = self
             .0
             .store
-            .coupon(&auth.tenant().id, &coupon_id(&id)?)
+            .coupon(&auth.allowed(ApiAction::Read)?.id, &coupon_id(&id)?)
             .await
             .map_err(ApiError::from_store("coupon"))?;
         Ok(Json(out(record)))
@@ -164,7 +168,7 @@ impl CouponsApi {
         id: Path<String>,
         body: Json<CouponPatch>,
     ) -> Result<Json<CouponOut>, ApiError> {
-        let tenant = &auth.tenant().id;
+        let tenant = &auth.allowed(ApiAction::EditCatalog)?.id;
         let id = coupon_id(&id)?;
         let current = self
             .0

@@ -1,6 +1,7 @@
 //! `/emails`: the store's email outbox: what was sent to customers, and what is kept
 //! because no SMTP server is configured.
 
+use kassa_domain::access::ApiAction;
 use kassa_store::EmailRecord;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
@@ -66,7 +67,10 @@ impl EmailsApi {
         let page = self
             .0
             .store
-            .list_emails(&auth.tenant().id, &page_request(limit.0, cursor.0)?)
+            .list_emails(
+                &auth.allowed(ApiAction::Read)?.id,
+                &page_request(limit.0, cursor.0)?,
+            )
             .await
             .map_err(ApiError::from_store("email"))?;
         Ok(Json(EmailList::from_page(page, out)))

@@ -5,6 +5,7 @@
 //! opaque 500, so no internals or secrets leak into responses.
 
 use kassa_domain::Invalid;
+use kassa_domain::access::KeyScope;
 use kassa_orders::OrdersError;
 use kassa_store::StoreError;
 use poem::Response;
@@ -70,6 +71,9 @@ pub enum ApiError {
     /// No valid API key.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>),
+    /// The API key's scope does not allow this; `detail` names the scope needed.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
     /// No such object in this store.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
@@ -80,6 +84,10 @@ pub enum ApiError {
     /// The request was read but some fields are invalid; see `errors`.
     #[oai(status = 422, content_type = "application/problem+json")]
     Invalid(Json<Problem>),
+    /// Too many requests of this kind (the store's orders); try again after
+    /// `Retry-After` seconds.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>, #[oai(header = "Retry-After")] u64),
     /// Kassa failed; the cause is in the server log.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -99,6 +107,17 @@ impl ApiError {
             StatusCode::NOT_FOUND,
             "not_found",
             Some(format!("no such {what}")),
+        )))
+    }
+
+    /// A key of scope `has` asked for what needs `needs`.
+    pub fn forbidden(has: KeyScope, needs: KeyScope) -> Self {
+        ApiError::Forbidden(Json(Problem::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            Some(format!(
+                "this API key's scope is `{has}`; this request needs a `{needs}` key"
+            )),
         )))
     }
 
@@ -142,6 +161,22 @@ impl ApiError {
     }
 }
 
+impl From<kassa_limits::TooMany> for ApiError {
+    fn from(refused: kassa_limits::TooMany) -> Self {
+        let secs = refused.retry_after_secs();
+        ApiError::TooManyRequests(
+            Json(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                Some(format!(
+                    "too many requests of this kind; retry after {secs} seconds"
+                )),
+            )),
+            secs,
+        )
+    }
+}
+
 impl From<Invalid> for ApiError {
     fn from(invalid: Invalid) -> Self {
         let mut problem = Problem::new(
@@ -180,10 +215,12 @@ pub async fn to_problem(err: poem::Error) -> Response {
         .filter(|s| !s.is_empty());
     let kind = match status {
         StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
         s if s.is_server_error() => "internal_error",
         _ => "bad_request",
     };

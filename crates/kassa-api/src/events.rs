@@ -1,6 +1,7 @@
 //! `/events`: every event of the store, newest first, for replay and reconciliation.
 //! Each carries the same payload its webhooks carried.
 
+use kassa_domain::access::ApiAction;
 use kassa_domain::event::EventKind;
 use kassa_store::EventRecord;
 use poem_openapi::param::{Path, Query};
@@ -63,7 +64,7 @@ impl EventsApi {
             .0
             .store
             .list_events(
-                &auth.tenant().id,
+                &auth.allowed(ApiAction::Read)?.id,
                 kind.0.as_deref(),
                 &page_request(limit.0, cursor.0)?,
             )
@@ -78,7 +79,7 @@ impl EventsApi {
         let record = self
             .0
             .store
-            .event(&auth.tenant().id, &id)
+            .event(&auth.allowed(ApiAction::Read)?.id, &id)
             .await
             .map_err(ApiError::from_store("event"))?;
         Ok(Json(out(record)))

@@ -1,10 +1,22 @@
 //! `Idempotency-Key` on POST: the first response for a key is kept for 24 hours and
 //! replayed for a retry with the same request; the same key with another request is
 //! a 409. A 5xx is not kept, so a request Kassa failed can be retried.
+//!
+//! Some answers carry a secret shown once (a new API key, a `whsec_` secret) or a
+//! customer's personal data, so the kept answer is sealed (ChaCha20-Poly1305) under a key
+//! derived from the caller's API key and the idempotency key. Kassa keeps API keys only
+//! hashed: whoever reads the database cannot open it, while the same caller's retry gets
+//! the whole first answer, secret included, as Stripe's and Svix's clients expect. A key
+//! is one caller's: another API key of the store reusing it gets a 409.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use kassa_domain::ids::TenantId;
 use kassa_store::{IdempotencyStart, Store};
 use poem::http::{Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
 use crate::auth::authenticate;
@@ -40,6 +52,51 @@ fn problem(status: StatusCode, kind: &str, detail: &str) -> Response {
     Problem::new(status, kind, Some(detail.to_owned())).into_http()
 }
 
+/// The key one kept answer is sealed with: HMAC-SHA256 of the tenant and the
+/// idempotency key under the caller's API key.
+struct Seal(LessSafeKey);
+
+impl Seal {
+    fn new(api_key: &str, tenant: &TenantId, idempotency_key: &str) -> Self {
+        let mac = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, api_key.as_bytes()),
+            format!("kassa idempotency v1\0{tenant}\0{idempotency_key}").as_bytes(),
+        );
+        let key = UnboundKey::new(&CHACHA20_POLY1305, mac.as_ref())
+            .expect("an HMAC-SHA256 tag is a ChaCha20 key's length");
+        Self(LessSafeKey::new(key))
+    }
+
+    /// `body` sealed, bound to the request's fingerprint, as base64 of nonce and
+    /// ciphertext.
+    fn seal(&self, fingerprint: &str, body: &[u8]) -> Result<String, ring::error::Unspecified> {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new().fill(&mut nonce)?;
+        let mut sealed = body.to_vec();
+        self.0.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(fingerprint.as_bytes()),
+            &mut sealed,
+        )?;
+        Ok(BASE64.encode([nonce.as_slice(), &sealed].concat()))
+    }
+
+    fn open(&self, fingerprint: &str, kept: &str) -> Option<Vec<u8>> {
+        let kept = BASE64.decode(kept).ok()?;
+        let (nonce, sealed) = kept.split_at_checked(NONCE_LEN)?;
+        let mut sealed = sealed.to_vec();
+        let body = self
+            .0
+            .open_in_place(
+                Nonce::try_assume_unique_for_key(nonce).ok()?,
+                Aad::from(fingerprint.as_bytes()),
+                &mut sealed,
+            )
+            .ok()?;
+        Some(body.to_vec())
+    }
+}
+
 impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
     type Output = Response;
 
@@ -67,10 +124,15 @@ impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
                 ));
             }
         };
-        let tenant = authenticate(&self.store, &token).await?;
-        req.extensions_mut().insert(tenant.clone());
+        let authed = authenticate(&self.store, &token).await?;
+        let tenant_id = authed.tenant.id.clone();
+        let caller = authed.key.id.clone();
+        req.extensions_mut().insert(authed);
         let body = req.take_body().into_bytes().await?;
         let mut hash = Sha256::new();
+        // One caller's key: another API key's retry could not open the kept answer.
+        hash.update(caller.as_str());
+        hash.update([0]);
         hash.update(req.method().as_str());
         hash.update([0]);
         hash.update(req.uri().to_string());
@@ -79,7 +141,7 @@ impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
         hash.update([0]);
         hash.update(&body);
         let fingerprint = hex::encode(hash.finalize());
-        let tenant_id = tenant.0.id.clone();
+        let seal = Seal::new(&token, &tenant_id, &key);
         let start = self
             .store
             .start_idempotency(&tenant_id, &key, &fingerprint)
@@ -94,6 +156,14 @@ impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
                 content_type,
                 body,
             } => {
+                let Some(body) = seal.open(&fingerprint, &body) else {
+                    tracing::error!("a kept idempotent answer does not open");
+                    return Ok(problem(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        "Kassa failed to handle this request; it has been logged.",
+                    ));
+                };
                 let mut resp = Response::builder()
                     .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
                     .header("idempotent-replayed", "true");
@@ -122,18 +192,20 @@ impl<E: Endpoint> Endpoint for IdempotencyEndpoint<E> {
                 let content_type = resp.content_type().map(str::to_owned);
                 let (parts, body) = resp.into_parts();
                 let bytes = body.into_bytes().await?;
-                let stored = if status.is_server_error() {
-                    self.store.abandon_idempotency(&tenant_id, &key).await
-                } else {
-                    self.store
-                        .finish_idempotency(
-                            &tenant_id,
-                            &key,
-                            status.as_u16(),
-                            content_type.as_deref(),
-                            &String::from_utf8_lossy(&bytes),
-                        )
-                        .await
+                let sealed = seal.seal(&fingerprint, &bytes);
+                let stored = match sealed {
+                    Ok(sealed) if !status.is_server_error() => {
+                        self.store
+                            .finish_idempotency(
+                                &tenant_id,
+                                &key,
+                                status.as_u16(),
+                                content_type.as_deref(),
+                                &sealed,
+                            )
+                            .await
+                    }
+                    _ => self.store.abandon_idempotency(&tenant_id, &key).await,
                 };
                 if let Err(e) = stored {
                     tracing::error!(error = %e, "storing an idempotent response failed");

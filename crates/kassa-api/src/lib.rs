@@ -79,6 +79,7 @@ pub fn openapi_json() -> String {
         store: Store::connect_lazy("sqlite::memory:").expect("an in-memory SQLite URL parses"),
         public_url: String::new(),
         plugins: None,
+        limits: std::sync::Arc::new(kassa_limits::Limits::off()),
     };
     service(&ctx).spec()
 }

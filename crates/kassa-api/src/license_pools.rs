@@ -1,6 +1,7 @@
 //! `/license-pools`: stocks of license keys that products deliver from.
 
 use kassa_domain::Invalid;
+use kassa_domain::access::ApiAction;
 use kassa_domain::catalog::{parse_license_keys, parse_low_stock_threshold, parse_pool_name};
 use kassa_domain::ids::LicensePoolId;
 use kassa_store::LicensePoolRecord;
@@ -112,7 +113,7 @@ impl LicensePoolsApi {
         let record = self
             .0
             .store
-            .create_license_pool(&auth.tenant().id, &name, threshold)
+            .create_license_pool(&auth.allowed(ApiAction::EditCatalog)?.id, &name, threshold)
             .await
             .map_err(ApiError::from_store("license pool"))?;
         Ok(Json(out(record)))
@@ -129,7 +130,10 @@ impl LicensePoolsApi {
         let page = self
             .0
             .store
-            .list_license_pools(&auth.tenant().id, &page_request(limit.0, cursor.0)?)
+            .list_license_pools(
+                &auth.allowed(ApiAction::Read)?.id,
+                &page_request(limit.0, cursor.0)?,
+            )
             .await
             .map_err(ApiError::from_store("license pool"))?;
         Ok(Json(LicensePoolList::from_page(page, out)))
@@ -141,7 +145,7 @@ impl LicensePoolsApi {
         let record = self
             .0
             .store
-            .license_pool(&auth.tenant().id, &pool_id(&id)?)
+            .license_pool(&auth.allowed(ApiAction::Read)?.id, &pool_id(&id)?)
             .await
             .map_err(ApiError::from_store("license pool"))?;
         Ok(Json(out(record)))
@@ -155,7 +159,7 @@ impl LicensePoolsApi {
         id: Path<String>,
         body: Json<LicensePoolPatch>,
     ) -> Result<Json<LicensePoolOut>, ApiError> {
-        let tenant = &auth.tenant().id;
+        let tenant = &auth.allowed(ApiAction::EditCatalog)?.id;
         let id = pool_id(&id)?;
         let current = self
             .0
@@ -193,7 +197,7 @@ impl LicensePoolsApi {
         id: Path<String>,
         body: KeysUpload,
     ) -> Result<Json<KeysAddedOut>, ApiError> {
-        let tenant = &auth.tenant().id;
+        let tenant = &auth.allowed(ApiAction::EditCatalog)?.id;
         let id = pool_id(&id)?;
         let raw: Vec<String> = match body {
             KeysUpload::Json(Json(k)) => k.keys,

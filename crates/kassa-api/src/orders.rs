@@ -1,6 +1,7 @@
 //! `/orders`: orders placed on the checkout pages or by the merchant's own checkout
 //! through this API (same rules, through `kassa-orders`), their payments and events.
 
+use kassa_domain::access::ApiAction;
 use std::collections::BTreeMap;
 
 use kassa_domain::Invalid;
@@ -371,7 +372,7 @@ impl OrdersApi {
         req: &poem::Request,
         body: Json<OrderIn>,
     ) -> Result<Json<OrderOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::PlaceOrder)?;
         let body = body.0;
         let mut invalid = Invalid::default();
         if body.lines.len() > MAX_LINES {
@@ -407,6 +408,11 @@ impl OrdersApi {
         if body.consents.personal_data {
             consents.push("personal_data".to_owned());
         }
+        self.0.limits.check(kassa_limits::Action::PlaceOrder {
+            ip: None,
+            store: tenant.id.as_str(),
+            email: None,
+        })?;
         let user_agent = req
             .headers()
             .get(poem::http::header::USER_AGENT)
@@ -453,7 +459,7 @@ impl OrdersApi {
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<OrderList>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::Read)?;
         let page = self
             .0
             .store
@@ -468,7 +474,7 @@ impl OrdersApi {
     /// Get an order
     #[oai(path = "/:id", method = "get")]
     async fn get(&self, auth: ApiKey, id: Path<String>) -> Result<Json<OrderOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::Read)?;
         let record = self
             .0
             .store
@@ -490,7 +496,7 @@ impl OrdersApi {
         id: Path<String>,
         body: Json<PaymentIn>,
     ) -> Result<Json<OrderOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::RecordPayment)?;
         let id = order_id(&id)?;
         let body = body.0;
         let reference = match body.reference.as_deref().map(str::trim) {
@@ -520,7 +526,7 @@ impl OrdersApi {
         auth: ApiKey,
         id: Path<String>,
     ) -> Result<Json<OrderEventList>, ApiError> {
-        let tenant = &auth.tenant().id;
+        let tenant = &auth.allowed(ApiAction::Read)?.id;
         let id = order_id(&id)?;
         // An order with no events is still another store's order or none: check first.
         self.0
@@ -556,9 +562,13 @@ impl OrdersApi {
         id: Path<String>,
     ) -> Result<Json<ResendOut>, ApiError> {
         let id = order_id(&id)?;
-        kassa_orders::resend_licenses(&self.0.store, &auth.tenant().id, id.as_str())
-            .await
-            .map_err(ApiError::from_orders("order"))?;
+        kassa_orders::resend_licenses(
+            &self.0.store,
+            &auth.allowed(ApiAction::ResendEmails)?.id,
+            id.as_str(),
+        )
+        .await
+        .map_err(ApiError::from_orders("order"))?;
         Ok(Json(ResendOut {
             order_id: id.to_string(),
             status: "queued".into(),

@@ -1,6 +1,7 @@
 //! `/plugins`: WebAssembly fulfillment components, their versions, config, secrets and
 //! allowed hosts, and a test run on a sample order.
 
+use kassa_domain::access::ApiAction;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -71,6 +72,9 @@ pub enum VersionDeleted {
     /// No valid API key.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>),
+    /// The API key is not a `full` key.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
     /// No such plugin or version in this store.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
@@ -88,6 +92,7 @@ impl From<ApiError> for VersionDeleted {
             ApiError::NotFound(p) => VersionDeleted::NotFound(p),
             ApiError::Conflict(p) => VersionDeleted::Live(p),
             ApiError::Unauthorized(p) => VersionDeleted::Unauthorized(p),
+            ApiError::Forbidden(p) => VersionDeleted::Forbidden(p),
             ApiError::Internal(p) => VersionDeleted::Internal(p),
             other => ApiError::internal(format!("unexpected answer to a delete: {other:?}")).into(),
         }
@@ -215,7 +220,12 @@ impl PluginsApi {
         let record = self
             .0
             .store
-            .create_plugin(&auth.tenant().id, &name, &bytes, &sha)
+            .create_plugin(
+                &auth.allowed(ApiAction::ManagePlugins)?.id,
+                &name,
+                &bytes,
+                &sha,
+            )
             .await
             .map_err(ApiError::from_store("plugin"))?;
         Ok(Json(out(record)))
@@ -233,14 +243,19 @@ impl PluginsApi {
         let WasmUpload::Wasm(Binary(bytes)) = body;
         self.0
             .store
-            .plugin(&auth.tenant().id, &id)
+            .plugin(&auth.allowed(ApiAction::ManagePlugins)?.id, &id)
             .await
             .map_err(ApiError::from_store("plugin"))?;
         let sha = self.check(&bytes)?;
         let record = self
             .0
             .store
-            .add_plugin_version(&auth.tenant().id, &id, &bytes, &sha)
+            .add_plugin_version(
+                &auth.allowed(ApiAction::ManagePlugins)?.id,
+                &id,
+                &bytes,
+                &sha,
+            )
             .await
             .map_err(ApiError::from_store("plugin"))?;
         Ok(Json(out(record)))
@@ -267,7 +282,7 @@ impl PluginsApi {
             }
         };
         let store = &self.0.store;
-        let tenant = &auth.tenant().id;
+        let tenant = &auth.allowed(ApiAction::Read)?.id;
         store
             .plugin(tenant, &id)
             .await
@@ -292,6 +307,10 @@ impl PluginsApi {
         version: Path<String>,
     ) -> VersionDeleted {
         let not_found = || ApiError::not_found("plugin version");
+        let tenant = match auth.allowed(ApiAction::ManagePlugins) {
+            Ok(tenant) => tenant,
+            Err(refused) => return refused.into(),
+        };
         let Ok(id) = PluginId::parse(&id) else {
             return not_found().into();
         };
@@ -301,7 +320,7 @@ impl PluginsApi {
         match self
             .0
             .store
-            .delete_plugin_version(&auth.tenant().id, &id, version)
+            .delete_plugin_version(&tenant.id, &id, version)
             .await
         {
             Ok(()) => VersionDeleted::Deleted,
@@ -321,7 +340,10 @@ impl PluginsApi {
         let page = self
             .0
             .store
-            .list_plugins(&auth.tenant().id, &page_request(limit.0, cursor.0)?)
+            .list_plugins(
+                &auth.allowed(ApiAction::Read)?.id,
+                &page_request(limit.0, cursor.0)?,
+            )
             .await
             .map_err(ApiError::from_store("plugin"))?;
         Ok(Json(PluginList::from_page(page, out)))
@@ -333,7 +355,7 @@ impl PluginsApi {
         let record = self
             .0
             .store
-            .plugin(&auth.tenant().id, &plugin_id(&id)?)
+            .plugin(&auth.allowed(ApiAction::Read)?.id, &plugin_id(&id)?)
             .await
             .map_err(ApiError::from_store("plugin"))?;
         Ok(Json(out(record)))
@@ -372,7 +394,7 @@ impl PluginsApi {
         let record = self
             .0
             .store
-            .update_plugin(&auth.tenant().id, &id, &changes)
+            .update_plugin(&auth.allowed(ApiAction::ManagePlugins)?.id, &id, &changes)
             .await
             .map_err(ApiError::from_store("plugin"))?;
         Ok(Json(out(record)))
@@ -393,7 +415,7 @@ impl PluginsApi {
         let plugin = self
             .0
             .store
-            .runnable_plugin(&auth.tenant().id, &id)
+            .runnable_plugin(&auth.allowed(ApiAction::ManagePlugins)?.id, &id)
             .await
             .map_err(ApiError::from_store("plugin"))?;
         let quantity = body.quantity.unwrap_or(1);

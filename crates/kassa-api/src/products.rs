@@ -1,6 +1,7 @@
 //! `/products`: what a store sells, its prices per currency and how it is delivered.
 
 use kassa_domain::Invalid;
+use kassa_domain::access::ApiAction;
 use kassa_domain::catalog::{
     Delivery, KeysPer, parse_description, parse_prices, parse_product_name,
 };
@@ -138,6 +139,7 @@ impl ProductsApi {
         auth: &ApiKey,
         raw: DeliveryIo,
     ) -> Result<Result<Delivery, Invalid>, ApiError> {
+        let tenant = auth.allowed(ApiAction::EditCatalog)?.id.clone();
         let choice = match &raw {
             DeliveryIo::LicensePool(d) => DeliveryChoice::LicensePool {
                 pool_id: &d.pool_id,
@@ -151,7 +153,7 @@ impl ProductsApi {
                 plugin_id: &d.plugin_id,
             },
         };
-        kassa_orders::delivery(&self.0.store, &auth.tenant().id, choice)
+        kassa_orders::delivery(&self.0.store, &tenant, choice)
             .await
             .map_err(ApiError::internal)
     }
@@ -236,7 +238,7 @@ impl ProductsApi {
                 body.active.unwrap_or(true),
             )
             .await?;
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::EditCatalog)?;
         let record = self
             .0
             .store
@@ -254,7 +256,7 @@ impl ProductsApi {
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<ProductList>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::Read)?;
         let page = self
             .0
             .store
@@ -269,7 +271,7 @@ impl ProductsApi {
     /// Get a product
     #[oai(path = "/:id", method = "get")]
     async fn get(&self, auth: ApiKey, id: Path<String>) -> Result<Json<ProductOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::Read)?;
         let record = self
             .0
             .store
@@ -289,7 +291,7 @@ impl ProductsApi {
         id: Path<String>,
         body: Json<ProductPatch>,
     ) -> Result<Json<ProductOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::EditCatalog)?;
         let id = product_id(&id)?;
         let current = self
             .0

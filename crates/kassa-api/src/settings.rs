@@ -1,9 +1,13 @@
 //! `/settings`: the store's branding, legal links, bank details and payment methods,
-//! and the secret its signed buy links are made with.
+//! and its signing secrets (buy links, license web services), which rotate with an
+//! overlap window.
 
 use kassa_domain::Invalid;
+use kassa_domain::access::ApiAction;
+use kassa_domain::secret::parse_overlap;
 use kassa_domain::tenant::{BankDetails, TenantSettings};
-use kassa_store::TenantRecord;
+use kassa_store::{StoreSecret, TenantRecord, Timestamp};
+use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
@@ -44,9 +48,15 @@ pub struct SettingsOut {
     /// The secret buy links with fixed prices or discounts are signed with
     /// (HMAC-SHA256). Keep it on your server.
     pub link_signing_secret: String,
+    /// Until when the link-signing secret the last rotation replaced still verifies
+    /// links; absent when none does.
+    pub link_signing_secret_previous_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The `whsec_` secret requests to license web services are signed with
     /// (Standard Webhooks headers, like webhooks).
     pub web_service_signing_secret: String,
+    /// Until when requests also carry a signature with the web-service secret the last
+    /// rotation replaced; absent when they do not.
+    pub web_service_signing_secret_previous_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When customers are reminded of unpaid orders (`24h`), `off`, or absent for the
     /// operator's default.
     pub unpaid_reminder_after: Option<String>,
@@ -87,21 +97,40 @@ fn parse_bank(raw: BankDetailsIo) -> Result<BankDetails, Invalid> {
 }
 
 impl SettingsApi {
+    async fn rotate(
+        &self,
+        auth: ApiKey,
+        which: StoreSecret,
+        fresh: &kassa_domain::Secret,
+        overlap: Option<String>,
+    ) -> Result<Json<SettingsOut>, ApiError> {
+        let tenant = auth.allowed(ApiAction::ManageSecrets)?;
+        let overlap = parse_overlap("overlap", overlap.as_deref())?;
+        let until = Timestamp::from(Timestamp::now().millis() + overlap);
+        self.0
+            .store
+            .rotate_store_secret(&tenant.id, which, fresh, until)
+            .await
+            .map_err(ApiError::from_store("store"))?;
+        let settings = TenantSettings::from_json(&tenant.settings);
+        Ok(Json(self.out(tenant, settings).await?))
+    }
+
     async fn out(
         &self,
         tenant: &TenantRecord,
         settings: TenantSettings,
     ) -> Result<SettingsOut, ApiError> {
-        let link_signing_secret = self
+        let link = self
             .0
             .store
-            .link_secret(&tenant.id)
+            .link_secrets(&tenant.id)
             .await
             .map_err(ApiError::from_store("store"))?;
-        let web_service_signing_secret = self
+        let service = self
             .0
             .store
-            .service_secret(&tenant.id)
+            .service_secrets(&tenant.id)
             .await
             .map_err(ApiError::from_store("store"))?;
         let payment_methods = settings
@@ -124,8 +153,12 @@ impl SettingsApi {
                 bic: b.bic,
             }),
             payment_methods,
-            link_signing_secret: link_signing_secret.expose_secret().to_owned(),
-            web_service_signing_secret: web_service_signing_secret.expose_secret().to_owned(),
+            link_signing_secret: link.current.expose_secret().to_owned(),
+            link_signing_secret_previous_expires_at: link.previous.map(|(_, until)| until.0),
+            web_service_signing_secret: service.current.expose_secret().to_owned(),
+            web_service_signing_secret_previous_expires_at: service
+                .previous
+                .map(|(_, until)| until.0),
             unpaid_reminder_after: settings.unpaid_reminder_after,
             unpaid_delete_after: settings.unpaid_delete_after,
         })
@@ -137,9 +170,42 @@ impl SettingsApi {
     /// Get the store's settings
     #[oai(path = "/", method = "get")]
     async fn get(&self, auth: ApiKey) -> Result<Json<SettingsOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::ManageSecrets)?;
         let settings = TenantSettings::from_json(&tenant.settings);
         Ok(Json(self.out(tenant, settings).await?))
+    }
+
+    /// Rotate the link-signing secret
+    ///
+    /// A new secret signs links from now on; links signed with the one it replaces keep
+    /// working for `overlap` (a duration, default `24h`, at most `7d`; `0s` ends them
+    /// now, e.g. after a leak). The answer is the settings with the new secret.
+    #[oai(path = "/link-signing-secret/rotate", method = "post")]
+    async fn rotate_link_secret(
+        &self,
+        auth: ApiKey,
+        overlap: Query<Option<String>>,
+    ) -> Result<Json<SettingsOut>, ApiError> {
+        let fresh = kassa_domain::signed_link::generate_secret();
+        self.rotate(auth, StoreSecret::Link, &fresh, overlap.0)
+            .await
+    }
+
+    /// Rotate the web-service signing secret
+    ///
+    /// Requests to license web services are signed with the new secret and, for
+    /// `overlap` (default `24h`, at most `7d`), also with the one it replaces
+    /// (`webhook-signature: v1,<new> v1,<previous>`), so services switch without a
+    /// failed request.
+    #[oai(path = "/web-service-signing-secret/rotate", method = "post")]
+    async fn rotate_service_secret(
+        &self,
+        auth: ApiKey,
+        overlap: Query<Option<String>>,
+    ) -> Result<Json<SettingsOut>, ApiError> {
+        let fresh = kassa_domain::webhook::generate_secret();
+        self.rotate(auth, StoreSecret::Service, &fresh, overlap.0)
+            .await
     }
 
     /// Change the store's settings
@@ -149,7 +215,7 @@ impl SettingsApi {
         auth: ApiKey,
         body: Json<SettingsPatch>,
     ) -> Result<Json<SettingsOut>, ApiError> {
-        let tenant = auth.tenant();
+        let tenant = auth.allowed(ApiAction::EditSettings)?;
         let patch = body.0;
         let mut settings = TenantSettings::from_json(&tenant.settings);
         patch_text(&mut settings.logo_url, patch.logo_url);

@@ -1,6 +1,7 @@
 //! `/webhook-endpoints`: where a store receives events, signed with its `whsec_` secret.
 
 use kassa_domain::Invalid;
+use kassa_domain::access::ApiAction;
 use kassa_domain::catalog::{parse_description, parse_outgoing_url};
 use kassa_domain::ids::WebhookEndpointId;
 use kassa_domain::webhook::{generate_secret, parse_event_types};
@@ -195,7 +196,11 @@ impl WebhookEndpointsApi {
         let record = self
             .0
             .store
-            .create_webhook_endpoint(&auth.tenant().id, &fields, &generate_secret())
+            .create_webhook_endpoint(
+                &auth.allowed(ApiAction::ManageWebhooks)?.id,
+                &fields,
+                &generate_secret(),
+            )
             .await
             .map_err(ApiError::from_store("webhook endpoint"))?;
         Ok(Json(with_secret(record)))
@@ -212,7 +217,10 @@ impl WebhookEndpointsApi {
         let page = self
             .0
             .store
-            .list_webhook_endpoints(&auth.tenant().id, &page_request(limit.0, cursor.0)?)
+            .list_webhook_endpoints(
+                &auth.allowed(ApiAction::Read)?.id,
+                &page_request(limit.0, cursor.0)?,
+            )
             .await
             .map_err(ApiError::from_store("webhook endpoint"))?;
         Ok(Json(WebhookEndpointList::from_page(page, out)))
@@ -228,7 +236,7 @@ impl WebhookEndpointsApi {
         let record = self
             .0
             .store
-            .webhook_endpoint(&auth.tenant().id, &endpoint_id(&id)?)
+            .webhook_endpoint(&auth.allowed(ApiAction::Read)?.id, &endpoint_id(&id)?)
             .await
             .map_err(ApiError::from_store("webhook endpoint"))?;
         Ok(Json(out(record)))
@@ -242,7 +250,7 @@ impl WebhookEndpointsApi {
         id: Path<String>,
         body: Json<WebhookEndpointPatch>,
     ) -> Result<Json<WebhookEndpointOut>, ApiError> {
-        let tenant = &auth.tenant().id;
+        let tenant = &auth.allowed(ApiAction::ManageWebhooks)?.id;
         let id = endpoint_id(&id)?;
         let current = self
             .0
@@ -283,7 +291,11 @@ impl WebhookEndpointsApi {
         let record = self
             .0
             .store
-            .rotate_webhook_secret(&auth.tenant().id, &endpoint_id(&id)?, &generate_secret())
+            .rotate_webhook_secret(
+                &auth.allowed(ApiAction::ManageWebhooks)?.id,
+                &endpoint_id(&id)?,
+                &generate_secret(),
+            )
             .await
             .map_err(ApiError::from_store("webhook endpoint"))?;
         Ok(Json(with_secret(record)))
@@ -298,7 +310,7 @@ impl WebhookEndpointsApi {
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<DeliveryList>, ApiError> {
-        let tenant = &auth.tenant().id;
+        let tenant = &auth.allowed(ApiAction::Read)?.id;
         let id = endpoint_id(&id)?;
         self.0
             .store
@@ -328,7 +340,11 @@ impl WebhookEndpointsApi {
         let id = endpoint_id(&id)?;
         self.0
             .store
-            .redeliver(&auth.tenant().id, &id, &body.event_id)
+            .redeliver(
+                &auth.allowed(ApiAction::ManageWebhooks)?.id,
+                &id,
+                &body.event_id,
+            )
             .await
             .map_err(ApiError::from_store("webhook endpoint or event"))?;
         Ok(Json(RedeliverOut {
@@ -343,7 +359,10 @@ impl WebhookEndpointsApi {
     async fn delete(&self, auth: ApiKey, id: Path<String>) -> Result<Deleted, ApiError> {
         self.0
             .store
-            .delete_webhook_endpoint(&auth.tenant().id, &endpoint_id(&id)?)
+            .delete_webhook_endpoint(
+                &auth.allowed(ApiAction::ManageWebhooks)?.id,
+                &endpoint_id(&id)?,
+            )
             .await
             .map_err(ApiError::from_store("webhook endpoint"))?;
         Ok(Deleted::Deleted)

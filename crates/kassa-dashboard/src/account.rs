@@ -7,6 +7,7 @@ use kassa_domain::account::{
     AccountEmailKind, NewPassword, OneTimeToken, SESSION_LIFETIME, SignUp, TokenPurpose,
 };
 use kassa_domain::tenant::{EmailAddress, verify_password};
+use kassa_limits::Action;
 use kassa_store::{AccountEmail, LinkToken, SignUpOutcome, StoreError};
 use minijinja::context;
 use poem::http::StatusCode;
@@ -15,15 +16,21 @@ use poem::{Body, Request, Response, handler};
 
 use crate::page::{
     Ctx, Dash, Errors, SESSION_COOKIE, csrf_pair, csrf_refused, errors_of, expires_in, failure,
-    field, one_error, public, query, redirect, signed_in,
+    field, limited, one_error, public, query, redirect, signed_in,
 };
 
-fn too_many() -> String {
-    "Too many attempts from here or for this account. Wait a few minutes and try again.".into()
+fn client(req: &Request) -> Option<std::net::IpAddr> {
+    kassa_web::page::client_addr(req)
 }
 
-fn client(req: &Request) -> String {
-    kassa_web::page::client_ip(req).unwrap_or_default()
+fn account_emails(ctx: &Dash, req: &Request, to: &str) -> Result<(), String> {
+    limited(
+        ctx,
+        Action::EmailAccount {
+            ip: client(req),
+            email: to,
+        },
+    )
 }
 
 async fn form(req: &Request, body: Body) -> Result<Vec<(String, String)>, Response> {
@@ -139,11 +146,8 @@ pub async fn signup(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         Ok(s) => s,
         Err(invalid) => return again(StatusCode::UNPROCESSABLE_ENTITY, errors_of(&invalid)),
     };
-    if !ctx.limits.mail(&client(req), signup.email.as_str()) {
-        return again(
-            StatusCode::TOO_MANY_REQUESTS,
-            one_error("email", too_many()),
-        );
+    if let Err(m) = account_emails(&ctx, req, signup.email.as_str()) {
+        return again(StatusCode::TOO_MANY_REQUESTS, one_error("email", m));
     }
     let token = OneTimeToken::generate();
     let message = match verify_message(&ctx, signup.email.as_str(), &token) {
@@ -184,7 +188,7 @@ pub async fn resend_verification(ctx: Data<&Ctx>, req: &Request, body: Body) -> 
     let Ok(email) = EmailAddress::parse("email", field(&form, "email")) else {
         return redirect("/dashboard/signup");
     };
-    if ctx.limits.mail(&client(req), email.as_str()) {
+    if account_emails(&ctx, req, email.as_str()).is_ok() {
         let verified = ctx
             .store
             .account(email.as_str())
@@ -306,8 +310,14 @@ pub async fn login(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
             context! { email, next, errors },
         )
     };
-    if !ctx.limits.login(&client(req), email) {
-        return again(StatusCode::TOO_MANY_REQUESTS, one_error("form", too_many()));
+    if let Err(m) = limited(
+        &ctx,
+        Action::SignIn {
+            ip: client(req),
+            account: email,
+        },
+    ) {
+        return again(StatusCode::TOO_MANY_REQUESTS, one_error("form", m));
     }
     let password = kassa_web::page::form_value(&form, "password")
         .unwrap_or_default()
@@ -396,13 +406,13 @@ pub async fn forgot(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
             );
         }
     };
-    if !ctx.limits.mail(&client(req), email.as_str()) {
+    if let Err(m) = account_emails(&ctx, req, email.as_str()) {
         return account_page(
             &ctx,
             req,
             StatusCode::TOO_MANY_REQUESTS,
             "forgot.html",
-            context! { email => email.as_str(), errors => one_error("email", too_many()) },
+            context! { email => email.as_str(), errors => one_error("email", m) },
         );
     }
     let token = OneTimeToken::generate();

@@ -11,7 +11,6 @@
 
 mod account;
 mod home;
-mod limits;
 mod orders;
 mod page;
 mod pools;
@@ -22,7 +21,6 @@ mod templates;
 
 use std::sync::Arc;
 
-pub use limits::Limits;
 pub use page::Dash;
 use poem::{EndpointExt, Route, get, post};
 

@@ -13,15 +13,14 @@ use minijinja::{Environment, Value, context};
 use poem::http::StatusCode;
 use poem::{Request, Response};
 
-use crate::limits::Limits;
-
 /// What every dashboard handler is given.
 pub struct Dash {
     pub store: Store,
     /// Where merchants and customers reach Kassa, without a trailing slash.
     pub public_url: String,
     pub secure_cookies: bool,
-    pub limits: Limits,
+    /// The node's rate limits, shared with the customer pages.
+    pub limits: Arc<kassa_limits::Limits>,
 }
 
 pub type Ctx = Arc<Dash>;
@@ -167,6 +166,7 @@ pub fn csrf_pair(ctx: &Dash, req: &Request) -> (String, Option<String>) {
         store: ctx.store.clone(),
         public_url: ctx.public_url.clone(),
         secure_cookies: ctx.secure_cookies,
+        limits: ctx.limits.clone(),
     };
     csrf(&web, req)
 }
@@ -338,6 +338,18 @@ pub fn optional(form: &[(String, String)], name: &str) -> Option<String> {
     Some(field(form, name))
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
+}
+
+/// Counts a visitor's action against the rate limits: `Err` with a message to show
+/// next to the field when over.
+pub fn limited(ctx: &Dash, action: kassa_limits::Action<'_>) -> Result<(), String> {
+    ctx.limits.check(action).map_err(|too_many| {
+        let minutes = too_many.retry_after_secs().div_ceil(60);
+        format!(
+            "Too many attempts from here or for this account. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        )
+    })
 }
 
 /// The URL of a page with a notice to show once (`?notice=…`).

@@ -15,8 +15,8 @@ use poem::{Body, Request, Response, handler};
 
 use crate::account::account_email;
 use crate::page::{
-    Ctx, Errors, Staff, csrf_pair, errors_of, expires_in, failure, field, one_error, page, public,
-    query, redirect, signed_in, staff, staff_posting, user_posting, when, with_notice,
+    Ctx, Errors, Staff, csrf_pair, errors_of, expires_in, failure, field, limited, one_error, page,
+    public, query, redirect, signed_in, staff, staff_posting, user_posting, when, with_notice,
 };
 
 async fn team_page(
@@ -94,14 +94,12 @@ pub async fn invite(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         )
         .await;
     };
-    if !ctx.limits.mail(
-        &kassa_web::page::client_ip(req).unwrap_or_default(),
-        parsed_email.as_str(),
-    ) {
-        let errors = one_error(
-            "email",
-            "Too many invitations to this address; try again later.",
-        );
+    let action = kassa_limits::Action::EmailAccount {
+        ip: kassa_web::page::client_addr(req),
+        email: parsed_email.as_str(),
+    };
+    if let Err(m) = limited(&ctx, action) {
+        let errors = one_error("email", m);
         return team_page(
             &ctx,
             &staff,

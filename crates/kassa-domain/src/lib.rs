@@ -6,6 +6,7 @@
 //! wrong and why. This crate does no I/O: no database, no network, no clock except
 //! what a caller passes in.
 
+pub mod access;
 pub mod account;
 pub mod catalog;
 pub mod email;

@@ -43,6 +43,14 @@ macro_rules! named_enum {
             }
         }
 
+        impl TryFrom<String> for $name {
+            type Error = crate::names::UnknownName;
+
+            fn try_from(raw: String) -> Result<Self, Self::Error> {
+                raw.parse()
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())

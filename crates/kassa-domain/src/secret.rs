@@ -41,10 +41,38 @@ impl fmt::Display for Secret {
     }
 }
 
+/// How long a rotated secret stays valid beside its successor unless the merchant
+/// says otherwise: links already handed out and receivers not yet updated keep working.
+pub const DEFAULT_OVERLAP_MILLIS: i64 = 24 * 60 * 60 * 1000;
+/// The longest overlap a merchant may ask for.
+pub const MAX_OVERLAP_MILLIS: i64 = 7 * DEFAULT_OVERLAP_MILLIS;
+
+/// A rotation's overlap (`24h`, `0s` for none), in milliseconds; absent is 24 hours.
+pub fn parse_overlap(field: &str, raw: Option<&str>) -> Result<i64, crate::Invalid> {
+    let Some(raw) = raw.map(str::trim) else {
+        return Ok(DEFAULT_OVERLAP_MILLIS);
+    };
+    humantime::parse_duration(raw)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .filter(|ms| *ms <= MAX_OVERLAP_MILLIS)
+        .ok_or_else(|| crate::Invalid::field(field, "must be a duration from 0s to 7d, e.g. 24h"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tenant::NewApiKey;
+
+    #[test]
+    fn overlaps_are_durations_up_to_a_week() {
+        assert_eq!(parse_overlap("o", None).unwrap(), DEFAULT_OVERLAP_MILLIS);
+        assert_eq!(parse_overlap("o", Some("0s")).unwrap(), 0);
+        assert_eq!(parse_overlap("o", Some("1h")).unwrap(), 3_600_000);
+        for bad in ["", "soon", "8d", "-1h"] {
+            assert!(parse_overlap("o", Some(bad)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_secret_prints_redacted() {

@@ -103,9 +103,10 @@ async fn deliver_from_service(
         .order(&line.tenant_id, &line.order_id)
         .await
         .map_err(|e| (e.to_string(), next_try()))?;
-    let secret = workers
+    // Both secrets while a rotation's overlap lasts: `v1,<new> v1,<previous>`.
+    let secrets = workers
         .store
-        .service_secret(&line.tenant_id)
+        .service_secrets(&line.tenant_id)
         .await
         .map_err(|e| (e.to_string(), next_try()))?;
     let key = format!("ful_{}_{}", line.order_id, line.line_no);
@@ -126,7 +127,7 @@ async fn deliver_from_service(
             &key,
             Timestamp::now().0.timestamp(),
             body.to_string().as_bytes(),
-            &[secret.expose_secret()],
+            &secrets.valid(),
             MAX_SERVICE_RESPONSE,
         )
         .await;

@@ -1,6 +1,7 @@
 //! Configuration: defaults, then `kassa.toml` (or `--config`), then `KASSA_*`
-//! environment variables, each overriding the one before. `deploy/kassa.toml`
-//! documents every setting; a test loads it so it cannot drift from this file.
+//! environment variables, each overriding the one before (`KASSA_RATE_LIMIT_<NAME>`
+//! sets `<name>` of `[rate_limits]`). `deploy/kassa.toml` documents every setting; a
+//! test loads it so it cannot drift from this file.
 
 use std::net::SocketAddr;
 
@@ -44,6 +45,9 @@ pub struct Config {
     /// How often a worker sends its heartbeat (`10s`); after three missed heartbeats
     /// another worker takes over its jobs.
     pub job_heartbeat: String,
+    /// Rate limits on what anonymous visitors can make Kassa do (`[rate_limits]`, or
+    /// `KASSA_RATE_LIMIT_<NAME>`), each `N/period` or `off`.
+    pub rate_limits: kassa_limits::LimitsConfig,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -100,6 +104,7 @@ impl Default for Config {
             unpaid_reminder_after: "24h".to_owned(),
             unpaid_delete_after: "90d".to_owned(),
             job_heartbeat: "10s".to_owned(),
+            rate_limits: kassa_limits::LimitsConfig::default(),
         }
     }
 }
@@ -129,6 +134,7 @@ impl std::fmt::Debug for Config {
             .field("unpaid_reminder_after", &self.unpaid_reminder_after)
             .field("unpaid_delete_after", &self.unpaid_delete_after)
             .field("job_heartbeat", &self.job_heartbeat)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }
@@ -161,6 +167,9 @@ impl Config {
         }
         figment
             .merge(Env::prefixed("KASSA_").only(KEYS))
+            .merge(
+                Env::prefixed("KASSA_RATE_LIMIT_").map(|name| format!("rate_limits.{name}").into()),
+            )
             .extract()
             .map_err(Box::new)
     }

@@ -238,10 +238,12 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let plugins = plugin_host(&config)?;
+    let limits = kassa_limits::Limits::new(&config.rate_limits).context("rate_limits")?;
     let ctx = ApiContext {
         store: store.clone(),
         public_url: config.public_url(),
         plugins: Some(plugins.clone()),
+        limits: std::sync::Arc::new(limits),
     };
     tracing::info!(
         "Kassa is listening on http://{} (public URL {}); API docs at {}/api/docs",

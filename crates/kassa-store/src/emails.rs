@@ -175,11 +175,13 @@ impl Store {
             None => (None, None, None),
         };
         let mut tx = self.begin_write().await?;
-        db_run!(&mut tx, c => sqlx::query(
+        // An email erased meanwhile (its order was deleted while it was rendered or
+        // sent) gets none of its content back: at most the fact that it was sent.
+        let recorded = db_run!(&mut tx, c => sqlx::query(
             "UPDATE emails SET status = $3, next_attempt_at = $4, last_error = $5, sent_at = $6,
              subject = COALESCE($7, subject), text_body = COALESCE($8, text_body),
              html_body = COALESCE($9, html_body), attempts = attempts + 1
-             WHERE tenant_id = $1 AND id = $2",
+             WHERE tenant_id = $1 AND id = $2 AND to_address <> ''",
         )
         .bind(&email.tenant_id)
         .bind(&email.id)
@@ -191,7 +193,18 @@ impl Store {
         .bind(text)
         .bind(html)
         .execute(c).await?.rows_affected());
-        if let EmailOutcome::RetryAt { at, .. } = outcome {
+        if recorded == 0 {
+            if let Some(at) = sent_at {
+                db_run!(&mut tx, c => sqlx::query(
+                    "UPDATE emails SET status = 'sent', last_error = NULL, sent_at = $3
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(&email.tenant_id)
+                .bind(&email.id)
+                .bind(Timestamp::from(at))
+                .execute(c).await?.rows_affected());
+            }
+        } else if let EmailOutcome::RetryAt { at, .. } = outcome {
             let job = SendEmail {
                 tenant_id: TenantId::parse(&email.tenant_id).map_err(crate::error::corrupt)?,
                 email_id: EmailId::parse(&email.id).map_err(crate::error::corrupt)?,

@@ -1,4 +1,6 @@
 //! Idempotency keys: a POST retried with the same key gets the first answer again.
+//! The answer's body is kept as the API hands it over: sealed, never in clear (it may
+//! carry a secret shown once or a customer's personal data).
 
 use kassa_domain::ids::TenantId;
 
@@ -19,6 +21,7 @@ pub enum IdempotencyStart {
     Replay {
         status: u16,
         content_type: Option<String>,
+        /// The sealed body, as given to `finish_idempotency`.
         body: String,
     },
     /// Seen with a different request.
@@ -83,7 +86,7 @@ impl Store {
         Ok(start)
     }
 
-    /// Stores the response to replay for `key`.
+    /// Stores the response to replay for `key`; `body` is sealed by the caller.
     pub async fn finish_idempotency(
         &self,
         tenant: &TenantId,

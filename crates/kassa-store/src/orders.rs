@@ -200,6 +200,69 @@ impl Store {
         self.tenant_secret(tenant, "service_secret", &fresh).await
     }
 
+    /// The secrets a signed buy link may be signed with now: the current one, and the
+    /// one it replaced while its overlap lasts.
+    pub async fn link_secrets(&self, tenant: &TenantId) -> Result<RotatingSecret, StoreError> {
+        let current = self.link_secret(tenant).await?;
+        self.rotating(tenant, StoreSecret::Link, current).await
+    }
+
+    /// The secrets web-service requests are signed with now (each request carries one
+    /// signature per secret).
+    pub async fn service_secrets(&self, tenant: &TenantId) -> Result<RotatingSecret, StoreError> {
+        let current = self.service_secret(tenant).await?;
+        self.rotating(tenant, StoreSecret::Service, current).await
+    }
+
+    /// Replaces a store's secret with `fresh`; the one it replaces stays valid until
+    /// `until` (now, for none).
+    pub async fn rotate_store_secret(
+        &self,
+        tenant: &TenantId,
+        which: StoreSecret,
+        fresh: &kassa_domain::Secret,
+        until: Timestamp,
+    ) -> Result<RotatingSecret, StoreError> {
+        // A secret never used yet is made first, so the rotation replaces a real one.
+        match which {
+            StoreSecret::Link => self.link_secret(tenant).await?,
+            StoreSecret::Service => self.service_secret(tenant).await?,
+        };
+        let column = which.column();
+        db_run!(self, c => sqlx::query(AssertSqlSafe(format!(
+            "UPDATE tenants SET previous_{column} = {column}, previous_{column}_until = $3,
+             {column} = $2 WHERE id = $1"
+        )))
+        .bind(tenant.as_str())
+        .bind(fresh.expose_secret())
+        .bind(until)
+        .execute(c).await?.rows_affected());
+        self.rotating(tenant, which, fresh.clone()).await
+    }
+
+    async fn rotating(
+        &self,
+        tenant: &TenantId,
+        which: StoreSecret,
+        current: kassa_domain::Secret,
+    ) -> Result<RotatingSecret, StoreError> {
+        let column = which.column();
+        let (previous, until): (Option<String>, Option<Timestamp>) =
+            db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT previous_{column}, previous_{column}_until FROM tenants WHERE id = $1"
+        )))
+        .bind(tenant.as_str())
+        .fetch_optional(c).await?)
+            .ok_or(StoreError::NotFound)?;
+        let previous = match (previous, until) {
+            (Some(secret), Some(until)) if until.millis() > Timestamp::now().millis() => {
+                Some((kassa_domain::Secret::from(secret), until))
+            }
+            _ => None,
+        };
+        Ok(RotatingSecret { current, previous })
+    }
+
     /// A store's secret in `column`, set to `fresh` if it has none yet (in one UPDATE,
     /// so concurrent first uses agree on one secret).
     async fn tenant_secret(
@@ -429,5 +492,41 @@ impl Work {
         .bind(test_mode)
         .execute(c).await?.rows_affected());
         Ok(())
+    }
+}
+
+/// A store's signing secrets that rotate with an overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreSecret {
+    /// Signs buy links.
+    Link,
+    /// Signs requests to license web services.
+    Service,
+}
+
+impl StoreSecret {
+    fn column(self) -> &'static str {
+        match self {
+            StoreSecret::Link => "link_secret",
+            StoreSecret::Service => "service_secret",
+        }
+    }
+}
+
+/// A store's secret, and the one a rotation replaced while its overlap lasts.
+#[derive(Debug, Clone)]
+pub struct RotatingSecret {
+    pub current: kassa_domain::Secret,
+    /// The replaced secret and when it stops counting.
+    pub previous: Option<(kassa_domain::Secret, Timestamp)>,
+}
+
+impl RotatingSecret {
+    /// Every secret that counts now, the current one first.
+    pub fn valid(&self) -> Vec<&str> {
+        std::iter::once(&self.current)
+            .chain(self.previous.as_ref().map(|(s, _)| s))
+            .map(|s| s.expose_secret())
+            .collect()
     }
 }

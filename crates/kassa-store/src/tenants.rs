@@ -1,5 +1,6 @@
 //! Tenants, merchant users, memberships and API keys.
 
+use kassa_domain::access::KeyScope;
 use kassa_domain::account::Role;
 use kassa_domain::ids::{ApiKeyId, TenantId, UserId};
 use kassa_domain::tenant::{EmailAddress, NewApiKey, TenantSlug};
@@ -29,6 +30,9 @@ pub struct ApiKeyRecord {
     pub tenant_id: TenantId,
     pub name: String,
     pub prefix: String,
+    /// What the key may do.
+    #[sqlx(try_from = "String")]
+    pub scope: KeyScope,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
 }
@@ -104,7 +108,8 @@ impl Store {
             }
         };
         let tenant = insert_tenant(&mut tx, slug, name, &owner_id).await?;
-        let api_key_id = insert_api_key(&mut tx, &tenant.id, "Default", api_key, now).await?;
+        let api_key_id =
+            insert_api_key(&mut tx, &tenant.id, "Default", api_key, KeyScope::Full, now).await?;
         tx.commit().await?;
         Ok(CreatedTenant {
             tenant,
@@ -127,38 +132,40 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
-    /// The tenant an unrevoked key belongs to.
+    /// The tenant an unrevoked key belongs to, and the key.
     pub async fn authenticate_api_key(
         &self,
         key_hash: &str,
-    ) -> Result<(TenantRecord, ApiKeyId), StoreError> {
-        let row: Option<(String, String)> = db_run!(self, c => sqlx::query_as(
-            "SELECT tenant_id, id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    ) -> Result<(TenantRecord, ApiKeyRecord), StoreError> {
+        let key: Option<ApiKeyRecord> = db_run!(self, c => sqlx::query_as(
+            "SELECT id, tenant_id, name, prefix, scope, created_at, revoked_at FROM api_keys
+             WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(key_hash)
         .fetch_optional(c).await?);
-        let (tenant_id, key_id) = row.ok_or(StoreError::NotFound)?;
-        let tenant = self
-            .tenant(&TenantId::parse(&tenant_id).map_err(corrupt)?)
-            .await?;
-        Ok((tenant, ApiKeyId::parse(&key_id).map_err(corrupt)?))
+        let key = key.ok_or(StoreError::NotFound)?;
+        let tenant = self.tenant(&key.tenant_id).await?;
+        Ok((tenant, key))
     }
 
+    /// A new key of `tenant` that may do what `scope` allows.
     pub async fn create_api_key(
         &self,
         tenant: &TenantId,
         name: &str,
         key: &NewApiKey,
+        scope: KeyScope,
     ) -> Result<ApiKeyRecord, StoreError> {
         let now = Timestamp::now();
         let mut tx = self.begin_write().await?;
-        let id = insert_api_key(&mut tx, tenant, name, key, now).await?;
+        let id = insert_api_key(&mut tx, tenant, name, key, scope, now).await?;
         tx.commit().await?;
         Ok(ApiKeyRecord {
             id,
             tenant_id: tenant.clone(),
             name: name.to_owned(),
             prefix: key.prefix.clone(),
+            scope,
             created_at: now,
             revoked_at: None,
         })
@@ -166,7 +173,7 @@ impl Store {
 
     pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         Ok(db_run!(self, c => sqlx::query_as(
-            "SELECT id, tenant_id, name, prefix, created_at, revoked_at FROM api_keys
+            "SELECT id, tenant_id, name, prefix, scope, created_at, revoked_at FROM api_keys
              WHERE tenant_id = $1 ORDER BY id DESC",
         )
         .bind(tenant.as_str())
@@ -220,18 +227,20 @@ async fn insert_api_key(
     tenant: &TenantId,
     name: &str,
     key: &NewApiKey,
+    scope: KeyScope,
     now: Timestamp,
 ) -> Result<ApiKeyId, StoreError> {
     let id = ApiKeyId::generate();
     db_run!(tx, c => sqlx::query(
-        "INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash, scope, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(tenant.as_str())
     .bind(id.as_str())
     .bind(name)
     .bind(&key.prefix)
     .bind(&key.hash)
+    .bind(scope.as_str())
     .bind(now)
     .execute(c).await?.rows_affected());
     Ok(id)

@@ -1,13 +1,15 @@
 //! Unpaid orders' rows: finding those due for the reminder or the deletion, and
-//! erasing a deleted order's personal data.
+//! erasing a deleted order's personal data from every table that holds it.
 
 use kassa_domain::ids::TenantId;
 
 use crate::db::db_run;
-use crate::error::StoreError;
+use crate::error::{StoreError, corrupt};
 use crate::store::Store;
 use crate::time::Timestamp;
+use crate::view::OrderRecord;
 use crate::work::Work;
+use sqlx::types::Json;
 
 impl Store {
     /// Every store with its settings, for sweeps that apply per-store policies.
@@ -66,8 +68,10 @@ impl Work {
         .fetch_all(c).await?))
     }
 
-    /// Marks an order deleted and erases its customer's personal data: on the order,
-    /// its consents, its cart, and the emails not sent yet (which are then dropped).
+    /// Marks an order deleted and erases its customer's personal data wherever it was
+    /// written: the order, its consents (IP and user agent), its cart, its emails (those
+    /// not sent yet are dropped), its events (the `data.order` webhooks send and replay)
+    /// and what webhook receivers answered to them (a receiver may echo the payload).
     pub async fn erase_order(&mut self, order: &str) -> Result<(), StoreError> {
         db_run!(&mut self.tx, c => sqlx::query(
             "UPDATE orders SET status = 'deleted', email = NULL, name = NULL, custom = '{}',
@@ -81,14 +85,48 @@ impl Work {
             "UPDATE order_consents SET ip = NULL, user_agent = NULL WHERE tenant_id = $1 AND order_id = $2",
             "UPDATE emails SET to_address = '', subject = NULL, text_body = NULL, html_body = NULL,
              status = CASE WHEN status = 'sent' THEN 'sent' ELSE 'failed' END,
-             last_error = CASE WHEN status = 'sent' THEN last_error ELSE 'the order was deleted' END
+             last_error = CASE WHEN status = 'sent' THEN NULL ELSE 'the order was deleted' END
              WHERE tenant_id = $1 AND order_id = $2",
-            "UPDATE carts SET email = NULL, name = NULL, custom = '{}' WHERE tenant_id = $1 AND order_id = $2",
+            "UPDATE carts SET email = NULL, name = NULL, custom = '{}', return_url = NULL
+             WHERE tenant_id = $1 AND order_id = $2",
+            "UPDATE webhook_attempts SET response = '' WHERE tenant_id = $1 AND event_id IN
+             (SELECT id FROM events WHERE tenant_id = $1 AND order_id = $2)",
         ] {
             db_run!(&mut self.tx, c => sqlx::query(erase)
                 .bind(self.tenant.as_str())
                 .bind(order)
                 .execute(c).await?.rows_affected());
+        }
+        self.erase_from_events(order).await
+    }
+
+    /// Rewrites the order's events with the erased order's personal fields, keeping
+    /// everything else as it was when the event happened.
+    async fn erase_from_events(&mut self, order: &str) -> Result<(), StoreError> {
+        let erased = serde_json::to_value(self.view(order).await?).map_err(corrupt)?;
+        let events: Vec<(String, Json<serde_json::Value>)> = db_run!(&mut self.tx, c => sqlx::query_as(
+            "SELECT id, payload FROM events WHERE tenant_id = $1 AND order_id = $2",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .fetch_all(c).await?);
+        for (id, Json(mut payload)) in events {
+            let Some(shown) = payload
+                .pointer_mut("/data/order")
+                .and_then(serde_json::Value::as_object_mut)
+            else {
+                continue;
+            };
+            for field in OrderRecord::PERSONAL_FIELDS {
+                shown.insert(field.to_owned(), erased[field].clone());
+            }
+            db_run!(&mut self.tx, c => sqlx::query(
+                "UPDATE events SET payload = $3 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(self.tenant.as_str())
+            .bind(&id)
+            .bind(Json(&payload))
+            .execute(c).await?.rows_affected());
         }
         Ok(())
     }

@@ -100,6 +100,11 @@ pub struct OrderRecord {
 }
 
 impl OrderRecord {
+    /// The fields of the order as shown (the API, every event's `data.order`) that hold
+    /// the customer's personal data; `Work::erase_order` erases them in the tables and
+    /// copies their erased values into the order's events.
+    pub const PERSONAL_FIELDS: [&str; 4] = ["customer", "consents", "custom", "return_url"];
+
     /// The order's states, for the workflow to check a command before it is run (it is
     /// checked again, on the stored row, when it is written).
     pub fn state(&self) -> Result<workflow::Order, StoreError> {

@@ -15,6 +15,7 @@ use kassa_domain::catalog::{CouponCode, MAX_QUANTITY, parse_outgoing_url};
 use kassa_domain::ids::ProductId;
 use kassa_domain::money::Currency;
 use kassa_domain::signed_link::{self, LinkProblem};
+use kassa_limits::Action;
 use kassa_store::{CartLine, CartRecord, StoreError};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
@@ -54,6 +55,13 @@ pub async fn buy(
             .filter(|v| !v.is_empty())
     };
     let lang = page::pick_locale(param("locale").as_deref(), req);
+    // Every buy link opened may write a cart.
+    let form = Action::Form {
+        ip: page::client_addr(req),
+    };
+    if let Some(resp) = page::over_limit(ctx, form, &tenant, lang) {
+        return resp;
+    }
     let product = match ProductId::parse(&product) {
         Ok(id) => match ctx.store.product(&tenant.id, &id).await {
             Ok(p) if p.fields.active => p,
@@ -70,33 +78,29 @@ pub async fn buy(
         },
         Err(_) => return page::not_found(Some(&tenant), lang),
     };
-    let secret = match ctx.store.link_secret(&tenant.id).await {
+    let secrets = match ctx.store.link_secrets(&tenant.id).await {
         Ok(s) => s,
         Err(e) => return page::failure(e),
     };
     let path = req.uri().path().to_owned();
-    let signed = match signed_link::verify(
-        secret.expose_secret(),
-        &path,
-        &params,
-        Utc::now().timestamp(),
-    ) {
-        Ok(signed) => signed,
-        Err(problem) => {
-            let key = match problem {
-                LinkProblem::Tampered => "link_tampered",
-                LinkProblem::Expired => "link_expired",
-                LinkProblem::Unsigned => "link_unsigned",
-            };
-            return page::error_page(
-                StatusCode::BAD_REQUEST,
-                Some(&tenant),
-                lang,
-                "bad_link_title",
-                key,
-            );
-        }
-    };
+    let signed =
+        match signed_link::verify_any(&secrets.valid(), &path, &params, Utc::now().timestamp()) {
+            Ok(signed) => signed,
+            Err(problem) => {
+                let key = match problem {
+                    LinkProblem::Tampered => "link_tampered",
+                    LinkProblem::Expired => "link_expired",
+                    LinkProblem::Unsigned => "link_unsigned",
+                };
+                return page::error_page(
+                    StatusCode::BAD_REQUEST,
+                    Some(&tenant),
+                    lang,
+                    "bad_link_title",
+                    key,
+                );
+            }
+        };
 
     let mut cart = match checkout::current_cart(ctx, &tenant, req).await {
         Ok(Some(cart)) if cart.order_id.is_none() => cart,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kassa_domain::catalog::parse_quantity;
 use kassa_domain::tenant::TenantSettings;
+use kassa_limits::Action;
 use kassa_orders::{OrderInput, OrdersError, price};
 use kassa_store::{CartRecord, StoreError, TenantRecord};
 use poem::http::StatusCode;
@@ -308,6 +309,10 @@ pub async fn submit(
         Err(resp) => return resp,
     };
     let lang = page::pick_locale(cart.as_ref().and_then(|c| c.locale.as_deref()), req);
+    let ip = page::client_addr(req);
+    if let Some(resp) = page::over_limit(ctx, Action::Form { ip }, &tenant, lang) {
+        return resp;
+    }
     if !page::csrf_ok(req, &form) {
         return page::error_page(
             StatusCode::FORBIDDEN,
@@ -410,6 +415,14 @@ pub async fn submit(
         return render(ctx, req, &tenant, &cart, &state, &typed, errors, vec![]).await;
     }
 
+    let order = Action::PlaceOrder {
+        ip,
+        store: tenant.id.as_str(),
+        email: Some(&state.email),
+    };
+    if let Some(resp) = page::over_limit(ctx, order, &tenant, lang) {
+        return resp;
+    }
     let t = page::texts(lang);
     let mut consents = Vec::new();
     if state.consent_terms {

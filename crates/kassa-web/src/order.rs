@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kassa_domain::order::{OrderStatus, PaymentMethod};
 use kassa_domain::tenant::TenantSettings;
 use kassa_domain::workflow::Refused;
+use kassa_limits::Action;
 use kassa_orders::{CardOutcome, OrdersError};
 use kassa_payments::CardInput;
 use kassa_store::{OrderRecord, StoreError, TenantRecord};
@@ -167,6 +168,23 @@ fn forged(tenant: &TenantRecord, order: &OrderRecord, req: &Request) -> Response
     )
 }
 
+/// Counts a form posted on an order's pages, and `action`, against the rate limits;
+/// over one, the page to answer with instead.
+fn over_limit(
+    ctx: &WebContext,
+    req: &Request,
+    action: Action<'_>,
+    tenant: &TenantRecord,
+    order: &OrderRecord,
+) -> Option<Response> {
+    let lang = page::pick_locale(Some(&order.locale), req);
+    let form = Action::Form {
+        ip: page::client_addr(req),
+    };
+    page::over_limit(ctx, form, tenant, lang)
+        .or_else(|| page::over_limit(ctx, action, tenant, lang))
+}
+
 /// The order a form was posted for, and the form, once its CSRF token checks out.
 async fn load_posted(
     ctx: &WebContext,
@@ -196,6 +214,15 @@ pub async fn pay(
     };
     if order.status != OrderStatus::NotPaid {
         return page::see_other(&urls(&tenant, &order).0, &[]);
+    }
+    let card = Action::CardTry {
+        ip: page::client_addr(req),
+        store: tenant.id.as_str(),
+        order: &order.id,
+        email: order.customer.email.as_deref(),
+    };
+    if let Some(resp) = over_limit(ctx, req, card, &tenant, &order) {
+        return resp;
     }
     let expiry = form_value(&form, "expiry").unwrap_or_default();
     let input = CardInput {
@@ -257,6 +284,13 @@ pub async fn change_method(
         );
         render_pay(ctx, req, &tenant, &order, None, errors, "")
     };
+    // Switching to an offline method emails its instructions.
+    let email = Action::EmailCustomer {
+        email: order.customer.email.as_deref(),
+    };
+    if let Some(resp) = over_limit(ctx, req, email, &tenant, &order) {
+        return resp;
+    }
     let chosen = form_value(&form, "payment_method").unwrap_or_default();
     let Ok(method) = PaymentMethod::parse("payment_method", chosen) else {
         return wrong_method();

@@ -20,6 +20,8 @@ pub struct WebContext {
     pub public_url: String,
     /// Whether cookies are marked `Secure` (true when the public URL is https).
     pub secure_cookies: bool,
+    /// Rate limits on what visitors can make Kassa do.
+    pub limits: std::sync::Arc<kassa_limits::Limits>,
 }
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -115,6 +117,18 @@ pub fn error_page(
     title_key: &str,
     message_key: &str,
 ) -> Response {
+    let message = texts(lang).get(message_key).cloned().unwrap_or_default();
+    error_page_saying(status, tenant, lang, title_key, message)
+}
+
+/// An error page whose message is given, not a text's key.
+fn error_page_saying(
+    status: StatusCode,
+    tenant: Option<&TenantRecord>,
+    lang: &str,
+    title_key: &str,
+    message: String,
+) -> Response {
     let t = texts(lang);
     let settings = tenant
         .map(|t| TenantSettings::from_json(&t.settings))
@@ -138,9 +152,37 @@ pub fn error_page(
             t => t,
             store => store,
             title => t.get(title_key).cloned().unwrap_or_default(),
-            message => t.get(message_key).cloned().unwrap_or_default(),
+            message => message,
         },
     )
+}
+
+/// Counts `action` against the rate limits; over a limit, the page to answer with
+/// instead, which says when to try again (429, with `Retry-After`).
+pub fn over_limit(
+    ctx: &WebContext,
+    action: kassa_limits::Action<'_>,
+    tenant: &TenantRecord,
+    lang: &str,
+) -> Option<Response> {
+    ctx.limits.check(action).err().map(|refused| {
+        let secs = refused.retry_after_secs();
+        let message = texts(lang)
+            .get("too_many")
+            .cloned()
+            .unwrap_or_default()
+            .replace("{minutes}", &secs.div_ceil(60).to_string());
+        let mut resp = error_page_saying(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(tenant),
+            lang,
+            "too_many_title",
+            message,
+        );
+        resp.headers_mut()
+            .insert(poem::http::header::RETRY_AFTER, secs.into());
+        resp
+    })
 }
 
 pub fn not_found(tenant: Option<&TenantRecord>, lang: &str) -> Response {
@@ -289,10 +331,12 @@ pub fn with_cookies(mut resp: Response, cookies: &[String]) -> Response {
 }
 
 /// The client's address as seen by Kassa (behind a proxy, its address).
+pub fn client_addr(req: &Request) -> Option<std::net::IpAddr> {
+    req.remote_addr().as_socket_addr().map(|a| a.ip())
+}
+
 pub fn client_ip(req: &Request) -> Option<String> {
-    req.remote_addr()
-        .as_socket_addr()
-        .map(|a| a.ip().to_string())
+    client_addr(req).map(|ip| ip.to_string())
 }
 
 pub fn user_agent(req: &Request) -> Option<String> {

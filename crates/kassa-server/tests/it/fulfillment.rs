@@ -48,7 +48,7 @@ async fn product(app: &TestApp, pool: &str, keys_per: &str) -> String {
 }
 
 /// Places and pays an order; returns its id.
-async fn paid_order(app: &TestApp, product: &str, quantity: i64) -> String {
+pub(crate) async fn paid_order(app: &TestApp, product: &str, quantity: i64) -> String {
     let order = app
         .post(
             "/api/v1/orders",
@@ -72,7 +72,7 @@ async fn order(app: &TestApp, id: &str) -> Value {
     app.get(&format!("/api/v1/orders/{id}")).await.ok().clone()
 }
 
-async fn wait_delivered(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn wait_delivered(app: &TestApp, id: &str) -> Value {
     let mut o = Value::Null;
     for _ in 0..150 {
         o = order(app, id).await;
@@ -326,7 +326,10 @@ async fn one_key_per_line_when_the_product_says_so(backend: Backend) {
     assert_eq!(o["lines"][0]["licenses"].as_array().unwrap().len(), 1);
 }
 
-async fn service_product(app: &TestApp, plan: &str) -> (String, crate::webhooks::Receiver) {
+pub(crate) async fn service_product(
+    app: &TestApp,
+    plan: &str,
+) -> (String, crate::webhooks::Receiver) {
     let settings = app.get("/api/v1/settings").await;
     let secret = settings.ok()["web_service_signing_secret"]
         .as_str()

@@ -25,15 +25,18 @@ pub struct Options {
     pub smtp_url: Option<String>,
     pub remind_after: Option<std::time::Duration>,
     pub delete_after: std::time::Duration,
+    pub limits: kassa_limits::LimitsConfig,
 }
 
 impl Default for Options {
-    /// No SMTP; reminders after a day and deletion after 90 days, as in production.
+    /// No SMTP; reminders after a day, deletion after 90 days and the rate limits, as
+    /// in production.
     fn default() -> Self {
         Self {
             smtp_url: None,
             remind_after: Some(std::time::Duration::from_secs(86_400)),
             delete_after: std::time::Duration::from_secs(90 * 86_400),
+            limits: kassa_limits::LimitsConfig::default(),
         }
     }
 }
@@ -128,6 +131,9 @@ impl TestApp {
             store: store.clone(),
             public_url: base.clone(),
             plugins: Some(plugins.clone()),
+            limits: std::sync::Arc::new(
+                kassa_limits::Limits::new(&options.limits).expect("rate limits"),
+            ),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let (stop_workers, workers_stopped) = oneshot::channel::<()>();
@@ -277,5 +283,76 @@ impl TestApp {
         .await
         .ok()
         .clone()
+    }
+}
+
+/// Every row of the database, as text: `(table, row)`. Attack tests read the database
+/// the way someone with a copy of it would, on either backend.
+impl TestApp {
+    pub async fn every_row(&self) -> Vec<(String, String)> {
+        use sqlx::Row;
+        let mut rows = Vec::new();
+        if let Some(pool) = self.store.sqlite_pool() {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("tables");
+            for table in tables {
+                let columns: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+                        .bind(&table)
+                        .fetch_all(pool)
+                        .await
+                        .expect("columns");
+                let row = columns
+                    .iter()
+                    .map(|c| format!("COALESCE(CAST(\"{c}\" AS TEXT), '')"))
+                    .collect::<Vec<_>>()
+                    .join(" || '|' || ");
+                // Bytes, not text: binary columns (plugins, job arguments) are not UTF-8.
+                let found = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT CAST({row} AS BLOB) FROM \"{table}\""
+                )))
+                .fetch_all(pool)
+                .await
+                .expect("rows");
+                for r in found {
+                    let bytes = r.get::<Vec<u8>, _>(0);
+                    rows.push((table.clone(), String::from_utf8_lossy(&bytes).into_owned()));
+                }
+            }
+        } else if let Some(pool) = self.store.pg_pool() {
+            let tables: Vec<(String, String)> = sqlx::query_as(
+                "SELECT table_schema::text, table_name::text FROM information_schema.tables
+                 WHERE table_type = 'BASE TABLE'
+                 AND table_schema NOT IN ('pg_catalog', 'information_schema')",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("tables");
+            for (schema, table) in tables {
+                let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT CAST(t AS TEXT) FROM \"{schema}\".\"{table}\" t"
+                )))
+                .fetch_all(pool)
+                .await
+                .expect("rows");
+                rows.extend(found.into_iter().map(|r| (format!("{schema}.{table}"), r)));
+            }
+        }
+        rows
+    }
+
+    /// The rows anywhere in the database that hold `needle`, as text or as the hex of
+    /// its bytes (binary columns).
+    pub async fn rows_holding(&self, needle: &str) -> Vec<(String, String)> {
+        let hex = hex::encode(needle.as_bytes());
+        self.every_row()
+            .await
+            .into_iter()
+            .filter(|(_, row)| row.contains(needle) || row.to_lowercase().contains(&hex))
+            .collect()
     }
 }

@@ -31,6 +31,7 @@ pub(crate) struct Browser {
 pub(crate) struct Page {
     pub(crate) status: u16,
     pub(crate) location: Option<String>,
+    pub(crate) retry_after: Option<String>,
     pub(crate) html: String,
 }
 
@@ -53,8 +54,23 @@ impl Page {
 
 impl Browser {
     pub(crate) fn new(app: &TestApp) -> Self {
+        Self::client(app, reqwest::Client::builder())
+    }
+
+    /// A browser that says it is `user_agent`.
+    pub(crate) fn with_user_agent(app: &TestApp, user_agent: &str) -> Self {
+        Self::client(app, reqwest::Client::builder().user_agent(user_agent))
+    }
+
+    /// A browser connecting from `ip` (any address of 127.0.0.0/8 reaches the server).
+    pub(crate) fn from_address(app: &TestApp, ip: &str) -> Self {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        Self::client(app, reqwest::Client::builder().local_address(ip))
+    }
+
+    fn client(app: &TestApp, builder: reqwest::ClientBuilder) -> Self {
         Self {
-            client: reqwest::Client::builder()
+            client: builder
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -65,13 +81,16 @@ impl Browser {
 
     async fn page(resp: reqwest::Response) -> Page {
         let status = resp.status().as_u16();
-        let location = resp
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let (location, retry_after) = (header("location"), header("retry-after"));
         Page {
             status,
             location,
+            retry_after,
             html: resp.text().await.unwrap(),
         }
     }

@@ -8,12 +8,13 @@ use kassa_testkit::{Backend, on_both_backends};
 use serde_json::{Value, json};
 
 use crate::harness::{Options, TestApp};
-use crate::pages::product;
+use crate::pages::{Browser, details, product};
 
 on_both_backends!(
     an_unpaid_order_is_reminded_then_deleted,
     stores_set_their_own_policy,
     two_workers_never_remind_twice,
+    erasure_leaves_no_trace_in_any_table,
 );
 
 async fn order(app: &TestApp, prd: &str) -> String {
@@ -163,16 +164,21 @@ async fn stores_set_their_own_policy(backend: Backend) {
     );
 }
 
-async fn two_workers_never_remind_twice(backend: Backend) {
-    // No background reminders here: the test drives two sweeps at once itself.
-    let app = TestApp::spawn_with(
+/// A Kassa whose unpaid orders are reminded and deleted only by sweeps a test runs.
+async fn swept_by_hand(backend: Backend) -> TestApp {
+    TestApp::spawn_with(
         backend,
         Options {
             remind_after: None,
             ..Options::default()
         },
     )
-    .await;
+    .await
+}
+
+async fn two_workers_never_remind_twice(backend: Backend) {
+    // No background reminders here: the test drives two sweeps at once itself.
+    let app = swept_by_hand(backend).await;
     let prd = product(&app, 1999).await;
     let id = order(&app, &prd).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -205,5 +211,103 @@ async fn two_workers_never_remind_twice(backend: Backend) {
     assert_eq!(
         app.get(&format!("/api/v1/orders/{id}")).await.ok()["status"],
         "not_paid"
+    );
+}
+
+/// A customer who bought through the pages, failed a card payment and never paid: once
+/// the order is deleted, no row of any table holds their email, name, address, user
+/// agent, custom data or return URL: not the order, its events (which webhooks replay),
+/// its emails, consents, cart, or the idempotency table.
+async fn erasure_leaves_no_trace_in_any_table(backend: Backend) {
+    let app = swept_by_hand(backend).await;
+    app.post(
+        "/api/v1/webhook-endpoints",
+        json!({"url": "http://localhost:9/kassa-hooks"}),
+    )
+    .await
+    .ok();
+    let prd = product(&app, 1999).await;
+    let agent = "ErasureTestBrowser/1.0 (gone-agent)";
+    let b = Browser::with_user_agent(&app, agent);
+    let checkout = b
+        .open(&format!(
+            "/acme/buy/{prd}?email=gone@example.com&custom[crm]=gone-crm-id\
+             &return_url=https://acme.example/back?who%3Dgone-return"
+        ))
+        .await;
+    assert_eq!(checkout.status, 200, "{}", checkout.html);
+    let csrf = checkout.csrf();
+    let mut form = details(&csrf, "test_card");
+    for (field, value) in &mut form {
+        match *field {
+            "email" => *value = "gone@example.com",
+            "name" => *value = "Gone Customer",
+            _ => {}
+        }
+    }
+    let placed = b.post("/acme/checkout", &form).await;
+    assert_eq!(placed.status, 303, "{}", placed.html);
+    let pay_path = placed.location.unwrap();
+    let pay = b.get(&pay_path).await;
+    let declined = b
+        .post(
+            &pay_path,
+            &[
+                ("csrf", pay.csrf().as_str()),
+                ("card_number", "4000 0000 0000 0002"),
+                ("expiry", "12/34"),
+                ("cvc", "123"),
+            ],
+        )
+        .await;
+    assert_eq!(declined.status, 402);
+    // The API's own order, with an idempotency key, holds the same kind of data.
+    let by_api = app
+        .send(
+            app.request(reqwest::Method::POST, &app.key, "/api/v1/orders")
+                .header("idempotency-key", "erasure-1")
+                .json(
+                    &json!({"lines": [{"product_id": prd, "quantity": 1}], "currency": "USD",
+                    "customer": {"email": "gone@example.com", "name": "Gone Customer"},
+                    "payment_method": "bank_transfer", "custom": {"crm": "gone-crm-id"},
+                    "consents": {"terms": true, "personal_data": true}}),
+                ),
+        )
+        .await;
+    by_api.ok();
+
+    let traces = [
+        "gone@example.com",
+        "Gone Customer",
+        "gone-agent",
+        "gone-crm-id",
+        "gone-return",
+    ];
+    let before = app.rows_holding("gone@example.com").await;
+    assert!(
+        before.iter().any(|(table, _)| table.ends_with("events")),
+        "the test reaches the events: {before:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
+    let policy = UnpaidPolicy {
+        remind_after: Some(1),
+        delete_after: 1,
+    };
+    let swept = kassa_orders::sweep_unpaid(&app.store, &tenant.id, policy)
+        .await
+        .unwrap();
+    assert_eq!(swept.deleted, 2);
+    // Let the queued webhook deliveries and emails run on the erased rows.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for trace in traces {
+        let found = app.rows_holding(trace).await;
+        assert!(found.is_empty(), "{trace} outlives the erasure: {found:#?}");
+    }
+    let ip = app.rows_holding("127.0.0.1").await;
+    assert!(
+        !ip.iter()
+            .any(|(table, _)| table.contains("consents") || table.ends_with("events")),
+        "the customer's address outlives the erasure: {ip:#?}"
     );
 }

@@ -5,12 +5,15 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use kassa_domain::ids::{DeliveryId, WebhookEndpointId};
-use kassa_store::{DueDelivery, PluginChanges, Timestamp, WebhookEndpointFields};
+use kassa_store::{DueDelivery, PluginChanges, StoreSecret, Timestamp, WebhookEndpointFields};
 use kassa_testkit::Backend;
 
 use crate::Fixture;
 
-kassa_testkit::on_both_backends!(records_holding_secrets_print_them_redacted);
+kassa_testkit::on_both_backends!(
+    records_holding_secrets_print_them_redacted,
+    a_rotated_store_secret_counts_until_its_overlap_ends,
+);
 
 /// `value`'s `{:?}` shows none of `secrets`, and says where they were.
 fn assert_redacted(value: &impl Debug, secrets: &[&str]) {
@@ -109,4 +112,44 @@ async fn records_holding_secrets_print_them_redacted(backend: Backend) {
         &due,
         &["whsec_known-current-one", "whsec_known-current-two"],
     );
+}
+
+/// The link-signing and web-service secrets: a rotation keeps the replaced secret
+/// valid until its overlap ends, the current one first; each store's own.
+async fn a_rotated_store_secret_counts_until_its_overlap_ends(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let (globex, _) = fx.tenant("globex").await;
+    let tenant = &acme.tenant.id;
+    let first = fx.store.link_secret(tenant).await.expect("link secret");
+    let first = first.expose_secret().to_owned();
+    let hour_on = Timestamp::from(Timestamp::now().millis() + 3_600_000);
+    let rotated = fx
+        .store
+        .rotate_store_secret(tenant, StoreSecret::Link, &"link-two".into(), hour_on)
+        .await
+        .expect("rotating");
+    assert_eq!(rotated.valid(), ["link-two", first.as_str()]);
+    assert_redacted(&rotated, &["link-two", &first]);
+    let read = fx.store.link_secrets(tenant).await.expect("reading");
+    assert_eq!(read.valid(), ["link-two", first.as_str()]);
+    assert_eq!(read.previous.map(|(_, until)| until), Some(hour_on));
+
+    let now = Timestamp::now();
+    fx.store
+        .rotate_store_secret(tenant, StoreSecret::Link, &"link-three".into(), now)
+        .await
+        .expect("rotating without overlap");
+    let read = fx.store.link_secrets(tenant).await.expect("reading");
+    assert_eq!(read.valid(), ["link-three"]);
+
+    let service = fx.store.service_secrets(tenant).await.expect("service");
+    assert_eq!(service.valid().len(), 1, "the other secret did not rotate");
+    let theirs = fx
+        .store
+        .link_secrets(&globex.tenant.id)
+        .await
+        .expect("theirs");
+    assert_eq!(theirs.valid().len(), 1);
+    assert_ne!(theirs.valid()[0], "link-three");
 }

@@ -1,5 +1,6 @@
 //! Tenants, their owners and API keys.
 
+use kassa_domain::access::KeyScope;
 use kassa_domain::ids::ApiKeyId;
 use kassa_domain::tenant::{NewApiKey, hash_api_key};
 use kassa_testkit::Backend;
@@ -40,13 +41,18 @@ async fn create_tenant_returns_the_tenant_and_a_working_key(backend: Backend) {
     assert_eq!(by_slug.id, created.tenant.id);
     assert_not_found(fx.store.tenant_by_slug("acme-2").await);
 
-    let (tenant, key_id) = fx
+    let (tenant, first) = fx
         .store
         .authenticate_api_key(&hash_api_key(key.secret.expose_secret()))
         .await
         .expect("the first key authenticates");
     assert_eq!(tenant.id, created.tenant.id);
-    assert_eq!(key_id, created.api_key_id);
+    assert_eq!(first.id, created.api_key_id);
+    assert_eq!(
+        first.scope,
+        KeyScope::Full,
+        "a store's first key can do everything"
+    );
     assert_not_found(
         fx.store
             .authenticate_api_key(&hash_api_key("kassa_sk_not-a-key"))
@@ -160,10 +166,11 @@ async fn a_revoked_key_stops_working(backend: Backend) {
     let second_key = NewApiKey::generate();
     let second = fx
         .store
-        .create_api_key(tenant, "CI", &second_key)
+        .create_api_key(tenant, "CI", &second_key, KeyScope::ReadOnly)
         .await
         .expect("creating a second key");
     assert_eq!(second.prefix, second_key.prefix);
+    assert_eq!(second.scope, KeyScope::ReadOnly);
 
     let (found, found_key) = fx
         .store
@@ -171,7 +178,10 @@ async fn a_revoked_key_stops_working(backend: Backend) {
         .await
         .expect("the second key authenticates");
     assert_eq!(found.id, *tenant);
-    assert_eq!(found_key, second.id);
+    assert_eq!(
+        (found_key.id, found_key.scope),
+        (second.id.clone(), KeyScope::ReadOnly)
+    );
 
     fx.store
         .revoke_api_key(tenant, &acme.api_key_id)
@@ -194,7 +204,7 @@ async fn a_revoked_key_stops_working(backend: Backend) {
         .authenticate_api_key(&second_key.hash)
         .await
         .expect("the second key still works");
-    assert_eq!(still, second.id);
+    assert_eq!(still.id, second.id);
 
     let keys = fx.store.list_api_keys(tenant).await.expect("listing keys");
     assert_eq!(keys.len(), 2);

@@ -1,0 +1,124 @@
+//! What an API key may do: its scope, and the one rule that says which scope each
+//! action of the merchant API needs ([`ApiAction::minimal_scope`]).
+
+use crate::Invalid;
+
+crate::names::named_enum! {
+    /// How much an API key may do; each scope includes the ones before it.
+    KeyScope {
+        /// Read the store's objects, never its secrets.
+        ReadOnly = "read_only",
+        /// Read, and what a merchant's own checkout or back office does with orders:
+        /// place them, record payments, email licenses again.
+        Orders = "orders",
+        /// Everything, including keys, secrets, webhooks, plugins, catalog and settings.
+        Full = "full",
+    }
+}
+
+impl KeyScope {
+    fn rank(self) -> u8 {
+        match self {
+            KeyScope::ReadOnly => 0,
+            KeyScope::Orders => 1,
+            KeyScope::Full => 2,
+        }
+    }
+
+    /// Whether a key of this scope may do `action`.
+    pub fn allows(self, action: ApiAction) -> bool {
+        self.rank() >= action.minimal_scope().rank()
+    }
+
+    /// A scope as a merchant names it; absent means `full`.
+    pub fn parse(field: &str, raw: Option<&str>) -> Result<Self, Invalid> {
+        match raw.map(str::trim) {
+            None => Ok(KeyScope::Full),
+            Some(name) => Self::from_name(name)
+                .ok_or_else(|| Invalid::field(field, format!("must be one of {}", Self::names()))),
+        }
+    }
+}
+
+/// What a request to the merchant API does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiAction {
+    /// Read the store's objects: catalog, orders, events, emails, deliveries, keys'
+    /// names. No secrets.
+    Read,
+    /// Place an order, as the checkout page does.
+    PlaceOrder,
+    /// Record a payment received outside Kassa.
+    RecordPayment,
+    /// Email a customer their licenses again.
+    ResendEmails,
+    /// Create or change products, coupons, license pools and their keys, checkout links.
+    EditCatalog,
+    /// Change the store's settings.
+    EditSettings,
+    /// Read or rotate the store's signing secrets.
+    ManageSecrets,
+    /// Create and revoke API keys.
+    ManageKeys,
+    /// Add, change, rotate, redeliver to and delete webhook endpoints.
+    ManageWebhooks,
+    /// Upload, configure, test and delete plugins (they hold secrets and run code).
+    ManagePlugins,
+}
+
+impl ApiAction {
+    /// Every action.
+    pub const ALL: [ApiAction; 10] = [
+        ApiAction::Read,
+        ApiAction::PlaceOrder,
+        ApiAction::RecordPayment,
+        ApiAction::ResendEmails,
+        ApiAction::EditCatalog,
+        ApiAction::EditSettings,
+        ApiAction::ManageSecrets,
+        ApiAction::ManageKeys,
+        ApiAction::ManageWebhooks,
+        ApiAction::ManagePlugins,
+    ];
+
+    /// The one rule: the least scope a key needs to do this.
+    pub fn minimal_scope(self) -> KeyScope {
+        use ApiAction::*;
+        match self {
+            Read => KeyScope::ReadOnly,
+            PlaceOrder | RecordPayment | ResendEmails => KeyScope::Orders,
+            EditCatalog | EditSettings | ManageSecrets | ManageKeys | ManageWebhooks
+            | ManagePlugins => KeyScope::Full,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_scope_includes_the_ones_before_it() {
+        use ApiAction::*;
+        let all = ApiAction::ALL;
+        let allowed = |scope: KeyScope| all.iter().filter(|a| scope.allows(**a)).count();
+        assert_eq!(allowed(KeyScope::ReadOnly), 1);
+        assert_eq!(allowed(KeyScope::Orders), 4);
+        assert_eq!(allowed(KeyScope::Full), all.len());
+        assert!(
+            !KeyScope::Orders.allows(ManageKeys),
+            "no key mints a wider one"
+        );
+        assert!(!KeyScope::ReadOnly.allows(ManageSecrets));
+    }
+
+    #[test]
+    fn scopes_are_named() {
+        assert_eq!(KeyScope::parse("scope", None).unwrap(), KeyScope::Full);
+        assert_eq!(
+            KeyScope::parse("scope", Some("read_only")).unwrap(),
+            KeyScope::ReadOnly
+        );
+        assert!(KeyScope::parse("scope", Some("admin")).is_err());
+    }
+}

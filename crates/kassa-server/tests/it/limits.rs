@@ -1,0 +1,142 @@
+//! Rate limits: a flood of orders, card tries or emails to one address is refused with
+//! 429 and `Retry-After` (a page in the customer's language, problem+json in the API),
+//! while other visitors, addresses and stores go on. Low limits set for the test.
+
+use kassa_limits::LimitsConfig;
+use kassa_testkit::{Backend, on_both_backends};
+use serde_json::json;
+
+use crate::harness::{Options, TestApp};
+use crate::pages::{Browser, Page, details, product};
+
+on_both_backends!(floods_are_refused_and_others_go_on);
+
+/// Opens the buy link of `prd` in `store` and places an order for `email`.
+async fn place(b: &Browser, store: &str, prd: &str, email: &str, locale: &str) -> Page {
+    let checkout = b.open(&format!("/{store}/buy/{prd}?locale={locale}")).await;
+    assert_eq!(checkout.status, 200, "{}", checkout.html);
+    let csrf = checkout.csrf();
+    let mut form = details(&csrf, "test_card");
+    for (field, value) in &mut form {
+        if *field == "email" {
+            *value = email;
+        }
+    }
+    b.post(&format!("/{store}/checkout"), &form).await
+}
+
+#[track_caller]
+fn refused(page: &Page, text: &str) {
+    assert_eq!(page.status, 429, "{}", page.html);
+    let wait: u64 = page.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!(wait > 0);
+    assert!(page.html.contains(text), "{}", page.html);
+}
+
+async fn api_order(app: &TestApp, key: &str, prd: &str) -> crate::harness::Answer {
+    app.post_as(
+        key,
+        "/api/v1/orders",
+        json!({"lines": [{"product_id": prd, "quantity": 1}], "currency": "USD",
+               "customer": {"email": "api@example.com", "name": "Api"}, "payment_method": "bank_transfer",
+               "consents": {"terms": true, "personal_data": true}}),
+    )
+    .await
+}
+
+async fn floods_are_refused_and_others_go_on(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            limits: LimitsConfig {
+                orders_per_ip: "2/1h".into(),
+                orders_per_store: "8/1h".into(),
+                emails_per_address: "3/1h".into(),
+                card_tries_per_order: "2/1h".into(),
+                ..LimitsConfig::off()
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let prd = product(&app, 1999).await;
+    let from = |ip: &str| Browser::from_address(&app, ip);
+
+    // One visitor: two orders, then a page that says to wait.
+    let one = from("127.0.0.1");
+    for email in ["a1@example.com", "a2@example.com"] {
+        assert_eq!(place(&one, "acme", &prd, email, "en").await.status, 303);
+    }
+    refused(
+        &place(&one, "acme", &prd, "a3@example.com", "en").await,
+        "Too many attempts",
+    );
+
+    // Another visitor orders and tries a card: two tries on one order, then a page in
+    // the order's language.
+    let two = from("127.0.0.2");
+    let placed = place(&two, "acme", &prd, "a4@example.com", "ru").await;
+    assert_eq!(placed.status, 303, "{}", placed.html);
+    let pay_path = placed.location.unwrap();
+    let pay = two.get(&pay_path).await;
+    let card = [
+        ("csrf", pay.csrf()),
+        ("card_number", "4000 0000 0000 0002".to_owned()),
+        ("expiry", "12/34".to_owned()),
+        ("cvc", "123".to_owned()),
+    ];
+    let card: Vec<(&str, &str)> = card.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        assert_eq!(two.post(&pay_path, &card).await.status, 402);
+    }
+    refused(&two.post(&pay_path, &card).await, "Слишком много попыток");
+
+    // Visitors from three addresses make Kassa email one address three times; the
+    // fourth is refused, another address is not.
+    for ip in ["127.0.0.3", "127.0.0.4", "127.0.0.4"] {
+        let placed = place(&from(ip), "acme", &prd, "same@example.com", "en").await;
+        assert_eq!(placed.status, 303, "{}", placed.html);
+    }
+    let five = from("127.0.0.5");
+    refused(
+        &place(&five, "acme", &prd, "same@example.com", "en").await,
+        "Too many attempts",
+    );
+    assert_eq!(
+        place(&five, "acme", &prd, "else@example.com", "en")
+            .await
+            .status,
+        303
+    );
+
+    // The store has had its eight orders: the API gets 429 problem+json too; another
+    // store goes on.
+    let full = api_order(&app, &app.key, &prd).await;
+    assert_eq!(full.problem(429)["type"], "rate_limited");
+    let wait: u64 = full.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0);
+    let other_key = app.new_tenant("other").await;
+    let pool = app
+        .post_as(&other_key, "/api/v1/license-pools", json!({"name": "Main"}))
+        .await;
+    let theirs = app
+        .post_as(
+            &other_key,
+            "/api/v1/products",
+            json!({"name": "Theirs", "prices": [{"currency": "USD", "amount": 500}],
+                   "delivery": {"method": "license_pool", "pool_id": pool.ok()["id"]}}),
+        )
+        .await;
+    let theirs = theirs.ok()["id"].as_str().unwrap().to_owned();
+    api_order(&app, &other_key, &theirs).await.ok();
+    assert_eq!(
+        place(&from("127.0.0.6"), "other", &theirs, "a6@example.com", "en")
+            .await
+            .status,
+        303
+    );
+}
