@@ -10,8 +10,10 @@
 #![allow(clippy::result_large_err)]
 
 mod account;
+mod coupons;
 mod home;
 mod orders;
+mod outbox;
 mod page;
 mod pools;
 mod products;
@@ -52,6 +54,8 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/pools", get(pools::list).post(pools::create))
         .at("/pools/:id", get(pools::show))
         .at("/pools/:id/keys", post(pools::upload_keys))
+        .at("/coupons", get(coupons::list).post(coupons::create))
+        .at("/outbox", get(outbox::list))
         .at("/orders", get(orders::list))
         .at("/orders/:id", get(orders::show))
         .at("/orders/:id/payments", post(orders::record_payment))

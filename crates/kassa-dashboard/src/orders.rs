@@ -295,7 +295,14 @@ pub async fn record_payment(
             "Payment recorded. The order is paid and its licenses are on their way.",
         )),
         Err(e) => match refused(&staff, e) {
-            Ok(errors) => order_page(&ctx, &staff, &id, StatusCode::CONFLICT, errors, None).await,
+            Ok(mut errors) => {
+                // The workflow speaks in minor units; the member typed major ones.
+                if errors.contains_key("amount") {
+                    let total = kassa_emails::money(order.total, &order.currency);
+                    errors.insert("amount".into(), format!("must be the order total, {total}"));
+                }
+                order_page(&ctx, &staff, &id, StatusCode::CONFLICT, errors, None).await
+            }
             Err(resp) => resp,
         },
     }

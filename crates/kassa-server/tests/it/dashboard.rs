@@ -18,6 +18,8 @@ on_both_backends!(
     a_forgotten_password_is_reset_by_email,
     guessing_passwords_is_slowed_down,
     a_teammate_joins_by_invitation_with_a_role,
+    coupons_apply_at_checkout_and_emails_show_in_the_outbox,
+    a_failed_delivery_is_tried_again_from_the_order,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -819,4 +821,192 @@ async fn a_teammate_joins_by_invitation_with_a_role(backend: Backend) {
     // The invitation was used: it does not work again.
     let again = sam.get(&link).await;
     assert_eq!(again.status, 410);
+}
+
+async fn coupons_apply_at_checkout_and_emails_show_in_the_outbox(backend: Backend) {
+    let sink = Sink::start(None);
+    let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
+    let ada = merchant(&app, &sink, 1, "ada@shop.test", "ada").await;
+    let (_, product) = pool_and_product(&ada, "ADA-1\nADA-2\nADA-3\n").await;
+    let start = product.html.find("<code>prd_").unwrap() + 6;
+    let product_id = product.html[start..].split('<').next().unwrap().to_owned();
+    let coupons = ada.get("/dashboard/coupons").await;
+    let csrf = coupons.csrf();
+    let bad = ada
+        .post(
+            "/dashboard/coupons",
+            &[
+                ("csrf", &csrf),
+                ("code", "HALF"),
+                ("kind", "percent"),
+                ("percent_off", "150"),
+                ("expires_on", "2001-01-01"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(
+        error(&bad, "percent_off")
+            .unwrap()
+            .contains("between 1 and 100")
+    );
+    assert!(
+        error(&bad, "expires_on").unwrap().contains("future"),
+        "{}",
+        bad.html
+    );
+    assert!(bad.html.contains("value=\"HALF\""));
+    let amount = ada
+        .post(
+            "/dashboard/coupons",
+            &[
+                ("csrf", &csrf),
+                ("code", "FIVE"),
+                ("kind", "amount"),
+                ("amount_off", "5.001"),
+                ("currency", "usd"),
+            ],
+        )
+        .await;
+    assert!(
+        error(&amount, "amount_off")
+            .unwrap()
+            .contains("2 decimal places")
+    );
+    let half = ada
+        .post(
+            "/dashboard/coupons",
+            &[
+                ("csrf", &csrf),
+                ("code", "HALF"),
+                ("kind", "percent"),
+                ("percent_off", "50"),
+                ("max_redemptions", "1"),
+                ("product_ids", &product_id),
+            ],
+        )
+        .await;
+    assert_eq!(half.status, 303, "{}", half.html);
+    let again = ada
+        .post(
+            "/dashboard/coupons",
+            &[
+                ("csrf", &csrf),
+                ("code", "HALF"),
+                ("kind", "percent"),
+                ("percent_off", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    assert!(error(&again, "code").is_some());
+    let listed = ada.open(&half.location.unwrap()).await;
+    assert!(listed.html.contains("Coupon HALF created"));
+    assert!(listed.html.contains("<code>HALF</code>"));
+    assert!(listed.html.contains("50 %"));
+
+    // A customer uses it: two at 19.99 with half off is 19.99.
+    let customer = Browser::new(&app);
+    let checkout = customer
+        .open(&format!("/ada/buy/{product_id}?coupon=HALF"))
+        .await;
+    assert!(
+        checkout.html.contains("value=\"HALF\""),
+        "{}",
+        checkout.html
+    );
+    let csrf = checkout.csrf();
+    let mut form = details(&csrf, "bank_transfer");
+    form.push(("coupon", "HALF"));
+    let placed = customer.post("/ada/checkout", &form).await;
+    assert_eq!(placed.status, 303, "{}", placed.html);
+    let orders = ada.get("/dashboard/orders").await;
+    assert!(orders.html.contains("19.99 USD"), "{}", orders.html);
+
+    // The payment instructions went out; the outbox shows them, readable.
+    sink.wait_for(2).await;
+    let mut outbox = ada.get("/dashboard/outbox").await;
+    for _ in 0..50 {
+        if outbox.html.contains("badge good\">sent<") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        outbox = ada.get("/dashboard/outbox").await;
+    }
+    assert!(outbox.html.contains("buyer@example.com"), "{}", outbox.html);
+    assert!(outbox.html.contains("badge good\">sent<"));
+    assert!(
+        outbox.html.contains("KS-"),
+        "the instructions' text with the reference"
+    );
+}
+
+async fn a_failed_delivery_is_tried_again_from_the_order(backend: Backend) {
+    let sink = Sink::start(None);
+    let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
+    let ada = merchant(&app, &sink, 1, "ada@shop.test", "ada").await;
+    let (_, product) = pool_and_product(&ada, "ADA-1\nADA-2\n").await;
+    let start = product.html.find("<code>prd_").unwrap() + 6;
+    let product_id = product.html[start..].split('<').next().unwrap().to_owned();
+    let customer = Browser::new(&app);
+    let checkout = customer.open(&format!("/ada/buy/{product_id}")).await;
+    let placed = customer
+        .post("/ada/checkout", &details(&checkout.csrf(), "bank_transfer"))
+        .await;
+    assert_eq!(placed.status, 303);
+    let orders = ada.get("/dashboard/orders").await;
+    let start = orders.html.find("href=\"/dashboard/orders/ord_").unwrap() + 6;
+    let order_path = orders.html[start..].split('"').next().unwrap().to_owned();
+    let order_id = order_path.rsplit('/').next().unwrap().to_owned();
+    // Nothing to retry on an unpaid order: no button, and a forged post is refused.
+    let order = ada.get(&order_path).await;
+    assert!(!order.html.contains("Try delivery again"));
+    let refused = ada
+        .post(
+            &format!("{order_path}/lines/1/retry"),
+            &[("csrf", &order.csrf())],
+        )
+        .await;
+    assert_eq!(refused.status, 409);
+    assert!(refused.html.contains("the order is not paid"));
+    // The bank transfer is recorded from the order's page: a wrong amount is refused.
+    let wrong = ada
+        .post(
+            &format!("{order_path}/payments"),
+            &[("csrf", &order.csrf()), ("amount", "1.00")],
+        )
+        .await;
+    assert!(
+        error(&wrong, "amount").unwrap().contains("39.98"),
+        "{}",
+        wrong.html
+    );
+    let paid = ada
+        .post(
+            &format!("{order_path}/payments"),
+            &[
+                ("csrf", &order.csrf()),
+                ("amount", "39.98"),
+                ("reference", "BANK-77"),
+            ],
+        )
+        .await;
+    assert_eq!(paid.status, 303, "{}", paid.html);
+    let store = app.store.tenant_by_slug("ada").await.unwrap();
+    let mut delivered = app.store.order(&store.id, &order_id).await.unwrap();
+    for _ in 0..100 {
+        if delivered.delivery_status.as_str() == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        delivered = app.store.order(&store.id, &order_id).await.unwrap();
+    }
+    assert_eq!(delivered.delivery_status.as_str(), "delivered");
+    let order = ada.get(&order_path).await;
+    assert!(order.html.contains("ref BANK-77"), "{}", order.html);
+    assert!(order.html.contains("Resend licenses"));
+    let resent = ada
+        .post(&format!("{order_path}/resend"), &[("csrf", &order.csrf())])
+        .await;
+    assert_eq!(resent.status, 303);
 }
