@@ -57,6 +57,7 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/coupons", get(coupons::list).post(coupons::create))
         .at("/outbox", get(outbox::list))
         .at("/orders", get(orders::list))
+        .at("/orders/live", get(orders::live))
         .at("/orders/:id", get(orders::show))
         .at("/orders/:id/payments", post(orders::record_payment))
         .at("/orders/:id/resend", post(orders::resend))

@@ -355,3 +355,37 @@ pub async fn retry(
         },
     }
 }
+
+/// How often an open order list looks for changes.
+const LIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Server-sent events for an open order list: a `changed` event whenever the store's
+/// orders change (a new one, a payment, a delivery); the page then reloads its list.
+#[handler]
+pub async fn live(ctx: Data<&Ctx>, req: &Request) -> Response {
+    let staff = match staff(&ctx, req, Permission::SeeOrders).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let store = ctx.store.clone();
+    let tenant = staff.tenant.id.clone();
+    let first = store.orders_version(&tenant).await.ok();
+    let changes =
+        futures::stream::unfold((store, tenant, first), |(store, tenant, seen)| async move {
+            loop {
+                tokio::time::sleep(LIVE_EVERY).await;
+                match store.orders_version(&tenant).await {
+                    Ok(now) if Some(now) != seen => {
+                        let event = poem::web::sse::Event::message("changed").event_type("changed");
+                        return Some((event, (store, tenant, Some(now))));
+                    }
+                    Ok(_) => {}
+                    // The database is away: the browser reconnects later.
+                    Err(_) => return None,
+                }
+            }
+        });
+    poem::IntoResponse::into_response(
+        poem::web::sse::SSE::new(changes).keep_alive(std::time::Duration::from_secs(15)),
+    )
+}

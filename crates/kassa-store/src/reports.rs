@@ -105,6 +105,19 @@ impl Store {
         })
     }
 
+    /// When the store's orders last changed (a new order, a payment, a delivery), and
+    /// how many there are: a value that moves whenever the order list would.
+    pub async fn orders_version(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(i64, Option<Timestamp>), StoreError> {
+        Ok(db_run!(self, c => sqlx::query_as(
+            "SELECT COUNT(*), MAX(updated_at) FROM orders WHERE tenant_id = $1",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(c).await?))
+    }
+
     /// Stores a store's logo, replacing the previous one.
     pub async fn set_logo(
         &self,

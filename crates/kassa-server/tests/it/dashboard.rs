@@ -20,6 +20,7 @@ on_both_backends!(
     a_teammate_joins_by_invitation_with_a_role,
     coupons_apply_at_checkout_and_emails_show_in_the_outbox,
     a_failed_delivery_is_tried_again_from_the_order,
+    an_open_order_list_hears_of_new_orders,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -1009,4 +1010,41 @@ async fn a_failed_delivery_is_tried_again_from_the_order(backend: Backend) {
         .post(&format!("{order_path}/resend"), &[("csrf", &order.csrf())])
         .await;
     assert_eq!(resent.status, 303);
+}
+
+async fn an_open_order_list_hears_of_new_orders(backend: Backend) {
+    let sink = Sink::start(None);
+    let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
+    let ada = merchant(&app, &sink, 1, "ada@shop.test", "ada").await;
+    let (_, product) = pool_and_product(&ada, "ADA-1\n").await;
+    let start = product.html.find("<code>prd_").unwrap() + 6;
+    let product_id = product.html[start..].split('<').next().unwrap().to_owned();
+    let live = ada.stream("/dashboard/orders/live").await;
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    // Another member's store is not this one's business: a stranger gets no stream.
+    let anonymous = Browser::new(&app);
+    assert_eq!(
+        anonymous.stream("/dashboard/orders/live").await.status(),
+        303
+    );
+
+    let customer = Browser::new(&app);
+    let checkout = customer.open(&format!("/ada/buy/{product_id}")).await;
+    customer
+        .post("/ada/checkout", &details(&checkout.csrf(), "bank_transfer"))
+        .await;
+    let mut body = live.bytes_stream();
+    let mut seen = String::new();
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        use futures::StreamExt;
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("event: changed") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(heard.is_ok(), "no change event within 10 s: {seen:?}");
 }

@@ -115,6 +115,15 @@ impl Browser {
         page
     }
 
+    /// A streamed GET (server-sent events), with this browser's cookies.
+    pub(crate) async fn stream(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub(crate) async fn post_multipart(&self, path: &str, form: reqwest::multipart::Form) -> Page {
         Self::page(
             self.client
