@@ -1,5 +1,8 @@
 //! The checkout in a real headless Chromium, driven by visible labels
-//! (tests/browser/checkout.mjs, playwright-core), on both databases.
+//! (tests/browser/checkout.mjs, playwright-core) and checked with axe-core, on both
+//! databases.
+
+use std::path::PathBuf;
 
 use kassa_domain::tenant::{BankDetails, TenantSettings};
 use kassa_store::PageRequest;
@@ -17,18 +20,25 @@ on_both_backends!(
 /// One Chromium at a time: the machine has two cores.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn run(scenario: &str, url: &str) -> Value {
-    let script = std::env::var("KASSA_BROWSER_SCRIPT").expect(
+/// A script of tests/browser: `KASSA_BROWSER_SCRIPT` is checkout.mjs, the others are
+/// beside it.
+fn script(name: &str) -> PathBuf {
+    let checkout = std::env::var("KASSA_BROWSER_SCRIPT").expect(
         "KASSA_BROWSER_SCRIPT is not set: run the suite with `bash tests/run.sh`, which installs \
-         Chromium and playwright-core",
+         Chromium, playwright-core and axe-core",
     );
+    PathBuf::from(checkout).with_file_name(name)
+}
+
+/// Runs a browser script with `args` and returns the JSON line it printed.
+async fn run(name: &str, args: &[&str]) -> Value {
+    let script = script(name);
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let _one_at_a_time = BROWSER.lock().await;
-    let (scenario, url) = (scenario.to_owned(), url.to_owned());
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
             .arg(&script)
-            .arg(&scenario)
-            .arg(&url)
+            .args(&args)
             .output()
             .expect("node runs")
     })
@@ -46,6 +56,11 @@ async fn run(scenario: &str, url: &str) -> Value {
         .last()
         .expect("the script prints one JSON line");
     serde_json::from_str(line).expect("JSON from the browser script")
+}
+
+/// A checkout scenario of checkout.mjs on `url`.
+async fn checkout(scenario: &str, url: &str) -> Value {
+    run("checkout.mjs", &[scenario, url]).await
 }
 
 /// A store with bank details and a 19.99 USD product with keys; returns its buy URL.
@@ -72,8 +87,9 @@ async fn store_with_product(app: &TestApp) -> String {
     )
 }
 
-async fn the_order(app: &TestApp) -> kassa_store::OrderRecord {
-    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
+/// The one order of the store `slug`.
+async fn the_order(app: &TestApp, slug: &str) -> kassa_store::OrderRecord {
+    let tenant = app.store.tenant_by_slug(slug).await.unwrap();
     let mut all = app
         .store
         .list_orders(
@@ -93,9 +109,11 @@ async fn the_order(app: &TestApp) -> kassa_store::OrderRecord {
 async fn a_customer_buys_two_with_a_card(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let url = store_with_product(&app).await;
-    let seen = run("happy", &url).await;
+    let seen = checkout("happy", &url).await;
     assert_eq!(seen["status_text"], "Paid");
-    let order = the_order(&app).await;
+    // axe-core found no serious or critical violation on these.
+    assert_eq!(seen["audited"], json!(["checkout", "pay", "order"]));
+    let order = the_order(&app, "acme").await;
     assert_eq!(order.status.as_str(), "paid");
     assert_eq!(order.total, 3998);
     assert_eq!(order.lines[0].quantity, 2);
@@ -109,7 +127,7 @@ async fn a_customer_buys_two_with_a_card(backend: Backend) {
 async fn a_declined_card_then_a_good_one(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let url = store_with_product(&app).await;
-    let seen = run("declined", &url).await;
+    let seen = checkout("declined", &url).await;
     assert!(
         seen["declined_message"]
             .as_str()
@@ -118,7 +136,7 @@ async fn a_declined_card_then_a_good_one(backend: Backend) {
         "{seen}"
     );
     assert_eq!(seen["status_text"], "Paid");
-    let order = the_order(&app).await;
+    let order = the_order(&app, "acme").await;
     let attempts: Vec<_> = order
         .payments
         .iter()
@@ -133,8 +151,8 @@ async fn a_declined_card_then_a_good_one(backend: Backend) {
 async fn bank_transfer_then_the_merchant_records_the_payment(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let url = store_with_product(&app).await;
-    let seen = run("bank_transfer", &url).await;
-    let order = the_order(&app).await;
+    let seen = checkout("bank_transfer", &url).await;
+    let order = the_order(&app, "acme").await;
     assert_eq!(seen["reference"], order.payment_reference.as_str());
     assert_eq!(order.status.as_str(), "not_paid");
     assert_eq!(order.payment_method.as_str(), "bank_transfer");
@@ -145,6 +163,6 @@ async fn bank_transfer_then_the_merchant_records_the_payment(backend: Backend) {
         )
         .await;
     assert_eq!(recorded.ok()["status"], "paid");
-    let reloaded = run("reload", seen["order_url"].as_str().unwrap()).await;
+    let reloaded = checkout("reload", seen["order_url"].as_str().unwrap()).await;
     assert_eq!(reloaded["status_text"], "Paid");
 }
