@@ -1,6 +1,6 @@
-//! The checkout in a real headless Chromium, driven by visible labels
-//! (tests/browser/checkout.mjs, playwright-core) and checked with axe-core, on both
-//! databases.
+//! The checkout and the merchant dashboard in a real headless Chromium, driven by
+//! visible labels (tests/browser/*.mjs, playwright-core) and checked with axe-core, on
+//! both databases.
 
 use std::path::PathBuf;
 
@@ -9,12 +9,14 @@ use kassa_store::PageRequest;
 use kassa_testkit::{Backend, on_both_backends};
 use serde_json::{Value, json};
 
+use crate::emails::Sink;
 use crate::harness::TestApp;
 
 on_both_backends!(
     a_customer_buys_two_with_a_card,
     a_declined_card_then_a_good_one,
     bank_transfer_then_the_merchant_records_the_payment,
+    a_merchant_signs_up_and_sells_in_the_browser,
 );
 
 /// One Chromium at a time: the machine has two cores.
@@ -165,4 +167,90 @@ async fn bank_transfer_then_the_merchant_records_the_payment(backend: Backend) {
     assert_eq!(recorded.ok()["status"], "paid");
     let reloaded = checkout("reload", seen["order_url"].as_str().unwrap()).await;
     assert_eq!(reloaded["status_text"], "Paid");
+}
+
+async fn a_merchant_signs_up_and_sells_in_the_browser(backend: Backend) {
+    let sink = Sink::start(None);
+    let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
+    let mails = sink.file().to_str().unwrap().to_owned();
+    let seen = run("dashboard.mjs", &["merchant", &app.base, &mails]).await;
+    // axe-core found no serious or critical violation on these.
+    assert_eq!(
+        seen["audited"],
+        json!([
+            "signup",
+            "signup-errors",
+            "check-email",
+            "verify",
+            "store-new",
+            "settings",
+            "pools",
+            "pool",
+            "products-empty",
+            "product-new",
+            "product",
+            "branded-checkout",
+            "branded-checkout-errors",
+            "branded-pay",
+            "branded-order",
+            "orders",
+            "order",
+            "team",
+            "login",
+            "home"
+        ])
+    );
+    assert!(
+        seen["keys_uploaded"]
+            .as_str()
+            .unwrap()
+            .contains("Added 3 keys"),
+        "{seen}"
+    );
+    assert!(
+        seen["buy_link"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/ada-software/buy/prd_", app.base)),
+        "{seen}"
+    );
+    assert_eq!(seen["order_row"]["Total"], "39.98 USD", "{seen}");
+    assert_eq!(seen["today"], "1 paid order", "{seen}");
+
+    // What the pages showed is what is stored: the store made in the browser, its one
+    // order paid and delivered with two of the three keys.
+    let tenant = app.store.tenant_by_slug("ada-software").await.unwrap();
+    assert_eq!(tenant.name, "Ada Software");
+    let order = the_order(&app, "ada-software").await;
+    assert_eq!(order.status.as_str(), "paid");
+    assert_eq!(order.delivery_status.as_str(), "delivered");
+    assert_eq!(order.total, 3998);
+    assert_eq!(order.customer.email.as_deref(), Some("buyer@example.com"));
+    let mut licenses = order.lines[0].licenses.clone();
+    licenses.sort();
+    licenses.dedup();
+    assert_eq!(licenses.len(), 2, "{licenses:?}");
+    assert!(licenses.iter().all(|k| k.starts_with("ADA-PRO-")));
+    assert_eq!(seen["licenses"], json!(order.lines[0].licenses), "{seen}");
+    assert!(
+        seen["order_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/dashboard/orders/{}", order.id)),
+        "{seen}"
+    );
+
+    // The customer got the keys by email too.
+    let sent = sink.wait_for(3).await;
+    let to_buyer: Vec<&Value> = sent
+        .iter()
+        .filter(|m| m["rcpt_tos"][0] == "buyer@example.com")
+        .collect();
+    assert!(
+        to_buyer.iter().any(|m| order.lines[0]
+            .licenses
+            .iter()
+            .all(|k| m["text"].as_str().unwrap_or_default().contains(k.as_str()))),
+        "{sent:?}"
+    );
 }
