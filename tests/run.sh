@@ -2,8 +2,8 @@
 # Runs Kassa's whole test suite, every test on SQLite and on PostgreSQL.
 # On a fresh machine it installs what the tests need first (as root, with apt-get):
 # PostgreSQL, and for the browser tests Debian's Chromium and tests/browser's npm
-# packages (playwright-core). It starts a throwaway PostgreSQL server of its own under
-# target/ and stops it afterwards.
+# packages (playwright-core, axe-core). It starts a throwaway PostgreSQL server of its
+# own under target/ and stops it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -30,7 +30,8 @@ if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
 fi
 
 # Browser tests: Debian's Chromium (no browser downloads here: playwright-core drives
-# /usr/bin/chromium) and tests/browser's locked npm packages.
+# /usr/bin/chromium) and tests/browser's locked npm packages (playwright-core, and
+# axe-core for the accessibility check).
 if [ ! -x /usr/bin/chromium ]; then
   echo "== installing Chromium from Debian's packages"
   apt_install chromium

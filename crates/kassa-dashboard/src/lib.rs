@@ -65,6 +65,9 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/team", get(team::show).post(team::invite))
         .at("/team/remove", post(team::remove))
         .at("/invitations", get(team::accept_page).post(team::accept))
+        // Not `/*rest`, which would take `/dashboard` itself from `/`.
+        .at("/:page", page::unknown)
+        .at("/:page/*rest", page::unknown)
         .data(ctx.clone());
     route
         .nest("/dashboard", pages)

@@ -328,6 +328,16 @@ pub fn not_found(staff: &Staff) -> Response {
     )
 }
 
+/// Any other address under `/dashboard`: the dashboard's own "Not found" page (after
+/// signing in), not the API's problem+json, which a browser shows as raw JSON.
+#[poem::handler]
+pub async fn unknown(ctx: poem::web::Data<&Ctx>, req: &Request) -> Response {
+    match staff(&ctx, req, Permission::SeeOrders).await {
+        Ok(staff) => not_found(&staff),
+        Err(resp) => resp,
+    }
+}
+
 /// The value of a form field, trimmed; empty when absent.
 pub fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
     kassa_web::page::form_value(form, name).map_or("", str::trim)

@@ -141,7 +141,7 @@ fn settings_form(settings: &TenantSettings) -> minijinja::Value {
         })
         .collect();
     context! {
-        accent_color => settings.accent_color.clone().unwrap_or_else(|| "#1a56db".into()),
+        accent_color => settings.accent().to_string(),
         support_email => settings.support_email.clone().unwrap_or_default(),
         terms_url => settings.terms_url.clone().unwrap_or_default(),
         privacy_url => settings.privacy_url.clone().unwrap_or_default(),

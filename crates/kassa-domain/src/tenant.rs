@@ -246,12 +246,7 @@ impl TenantSettings {
             }
         }
         if let Some(color) = &self.accent_color {
-            let ok = color.len() == 7
-                && color.starts_with('#')
-                && color[1..].bytes().all(|b| b.is_ascii_hexdigit());
-            if !ok {
-                invalid.push("accent_color", "must be a colour like #1a73e8");
-            }
+            invalid.check(AccentColor::parse("accent_color", color));
         }
         if let Some(email) = &self.support_email {
             invalid.check(EmailAddress::parse("support_email", email));
@@ -298,6 +293,14 @@ impl TenantSettings {
             .map_or(limit, |d| d.min(limit))
     }
 
+    /// The store's accent colour: its own, else Kassa's.
+    pub fn accent(&self) -> AccentColor {
+        self.accent_color
+            .as_deref()
+            .and_then(|raw| AccentColor::parse("accent_color", raw).ok())
+            .unwrap_or(AccentColor::DEFAULT)
+    }
+
     /// The methods customers may choose, in display order.
     pub fn enabled_methods(&self) -> Vec<crate::order::PaymentMethod> {
         crate::order::PaymentMethod::ALL
@@ -308,6 +311,146 @@ impl TenantSettings {
                     || self.payment_methods.iter().any(|s| s == m.as_str())
             })
             .collect()
+    }
+}
+
+/// A store's accent colour (`#rrggbb`): the checkout's buttons and links, the emails'
+/// rule and links. Any colour a brand has must stay readable, so pages never put text
+/// on it or in it as it is: [`AccentColor::text_on`] and [`AccentColor::ink`] say what
+/// to use, at WCAG's AA contrast (4.5:1) or better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccentColor([u8; 3]);
+
+impl AccentColor {
+    /// Kassa's own blue, for a store without one.
+    pub const DEFAULT: Self = Self([0x1a, 0x56, 0xdb]);
+
+    /// AA contrast for normal text.
+    const READABLE: f64 = 4.5;
+
+    /// The darkest page background `ink` must read on: light greys such as the
+    /// checkout's `#f6f7f9` are lighter than this.
+    const LIGHT_BACKGROUND: f64 = 0.9;
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
+        let hex = raw.trim().strip_prefix('#').unwrap_or_default();
+        let channel = |i: usize| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok();
+        match (hex.len(), channel(0), channel(2), channel(4)) {
+            (6, Some(r), Some(g), Some(b)) if hex.is_ascii() => Ok(Self([r, g, b])),
+            _ => Err(Invalid::field(field, "must be a colour like #1a73e8")),
+        }
+    }
+
+    /// Text on the colour (a button's label): white or black, whichever contrasts
+    /// more; one of them always reaches 4.5:1.
+    pub fn text_on(&self) -> Self {
+        let (white, black) = (Self([0xff; 3]), Self([0; 3]));
+        if contrast(self.luminance(), white.luminance())
+            >= contrast(self.luminance(), black.luminance())
+        {
+            white
+        } else {
+            black
+        }
+    }
+
+    /// The colour as text or links on a light page: itself when readable there,
+    /// else the same hue darkened just enough.
+    pub fn ink(&self) -> Self {
+        let mut ink = *self;
+        for step in 1..=20u16 {
+            if contrast(ink.luminance(), Self::LIGHT_BACKGROUND) >= Self::READABLE {
+                break;
+            }
+            // Towards black in twentieths: black itself is the last step.
+            let scale = |c: u8| u8::try_from(u16::from(c) * (20 - step) / 20).unwrap_or(0);
+            ink = Self(self.0.map(scale));
+        }
+        ink
+    }
+
+    /// WCAG 2's relative luminance.
+    fn luminance(&self) -> f64 {
+        let linear = |c: u8| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.04045 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        let [r, g, b] = self.0.map(linear);
+        0.2126 * r + 0.7152 * g + 0.0722 * b
+    }
+}
+
+/// WCAG 2's contrast ratio of two relative luminances.
+fn contrast(a: f64, b: f64) -> f64 {
+    (a.max(b) + 0.05) / (a.min(b) + 0.05)
+}
+
+impl std::fmt::Display for AccentColor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [r, g, b] = self.0;
+        write!(f, "#{r:02x}{g:02x}{b:02x}")
+    }
+}
+
+#[cfg(test)]
+mod accent_tests {
+    use super::*;
+
+    fn accent(raw: &str) -> AccentColor {
+        AccentColor::parse("accent_color", raw).unwrap()
+    }
+
+    #[test]
+    fn a_colour_is_six_hex_digits_after_a_hash() {
+        assert_eq!(accent("#1A56db").to_string(), "#1a56db");
+        for bad in [
+            "blue",
+            "#1a56d",
+            "#1a56dbb",
+            "1a56db",
+            "#gg56db",
+            "#1a5\u{e9}b",
+            "",
+        ] {
+            assert!(AccentColor::parse("accent_color", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn text_on_any_accent_and_the_accent_as_text_are_readable() {
+        for raw in [
+            "#1a56db", "#f5c518", "#ffffff", "#000000", "#777777", "#00ff00", "#aa3300",
+        ] {
+            let a = accent(raw);
+            assert!(
+                contrast(a.luminance(), a.text_on().luminance()) >= 4.5,
+                "{raw} with {}",
+                a.text_on()
+            );
+            let ink = a.ink();
+            assert!(
+                contrast(ink.luminance(), 1.0) >= 4.5,
+                "{raw} as {ink} on white"
+            );
+            assert!(
+                contrast(ink.luminance(), accent("#f6f7f9").luminance()) >= 4.5,
+                "{raw} as {ink} on the checkout's grey"
+            );
+        }
+    }
+
+    #[test]
+    fn a_readable_accent_is_kept_and_a_light_one_darkened_in_its_hue() {
+        assert_eq!(AccentColor::DEFAULT.ink(), AccentColor::DEFAULT);
+        assert_eq!(AccentColor::DEFAULT.text_on().to_string(), "#ffffff");
+        let yellow = accent("#f5c518");
+        assert_eq!(yellow.text_on().to_string(), "#000000");
+        let [r, g, b] = yellow.ink().0;
+        assert!(r > g && g > b, "still a yellow-brown: {}", yellow.ink());
     }
 }
 

@@ -14,25 +14,41 @@ pub struct Brand {
     pub name: String,
     pub slug: String,
     pub logo_url: Option<String>,
+    /// The store's colour, for backgrounds and rules.
     pub accent_color: String,
+    /// Text on `accent_color` (a button's label), readable.
+    pub accent_text: String,
+    /// The accent as text or links on a light page, readable.
+    pub accent_ink: String,
     pub terms_url: Option<String>,
     pub privacy_url: Option<String>,
     pub support_email: Option<String>,
 }
 
-pub fn brand(tenant: &TenantRecord, settings: &TenantSettings) -> Brand {
-    Brand {
-        name: tenant.name.clone(),
-        slug: tenant.slug.clone(),
-        logo_url: settings.logo_url.clone(),
-        accent_color: settings
-            .accent_color
-            .clone()
-            .unwrap_or_else(|| "#1a56db".to_owned()),
-        terms_url: settings.terms_url.clone(),
-        privacy_url: settings.privacy_url.clone(),
-        support_email: settings.support_email.clone(),
+impl Brand {
+    /// Kassa's own, for a page that belongs to no known store.
+    pub fn kassa() -> Self {
+        Self::new("Kassa", "", &TenantSettings::default())
     }
+
+    fn new(name: &str, slug: &str, settings: &TenantSettings) -> Self {
+        let accent = settings.accent();
+        Self {
+            name: name.to_owned(),
+            slug: slug.to_owned(),
+            logo_url: settings.logo_url.clone(),
+            accent_color: accent.to_string(),
+            accent_text: accent.text_on().to_string(),
+            accent_ink: accent.ink().to_string(),
+            terms_url: settings.terms_url.clone(),
+            privacy_url: settings.privacy_url.clone(),
+            support_email: settings.support_email.clone(),
+        }
+    }
+}
+
+pub fn brand(tenant: &TenantRecord, settings: &TenantSettings) -> Brand {
+    Brand::new(&tenant.name, &tenant.slug, settings)
 }
 
 pub fn method_label(m: PaymentMethod, t: &Texts) -> String {

@@ -135,15 +135,7 @@ fn error_page_saying(
         .unwrap_or_default();
     let store = match tenant {
         Some(tenant) => brand(tenant, &settings),
-        None => Brand {
-            name: "Kassa".into(),
-            slug: String::new(),
-            logo_url: None,
-            accent_color: "#1a56db".into(),
-            terms_url: None,
-            privacy_url: None,
-            support_email: None,
-        },
+        None => Brand::kassa(),
     };
     render(
         status,

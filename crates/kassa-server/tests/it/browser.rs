@@ -1,34 +1,46 @@
-//! The checkout in a real headless Chromium, driven by visible labels
-//! (tests/browser/checkout.mjs, playwright-core), on both databases.
+//! The checkout and the merchant dashboard in a real headless Chromium, driven by
+//! visible labels (tests/browser/*.mjs, playwright-core) and checked with axe-core, on
+//! both databases.
+
+use std::path::PathBuf;
 
 use kassa_domain::tenant::{BankDetails, TenantSettings};
 use kassa_store::PageRequest;
 use kassa_testkit::{Backend, on_both_backends};
 use serde_json::{Value, json};
 
+use crate::emails::Sink;
 use crate::harness::TestApp;
 
 on_both_backends!(
     a_customer_buys_two_with_a_card,
     a_declined_card_then_a_good_one,
     bank_transfer_then_the_merchant_records_the_payment,
+    a_merchant_signs_up_and_sells_in_the_browser,
 );
 
 /// One Chromium at a time: the machine has two cores.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn run(scenario: &str, url: &str) -> Value {
-    let script = std::env::var("KASSA_BROWSER_SCRIPT").expect(
+/// A script of tests/browser: `KASSA_BROWSER_SCRIPT` is checkout.mjs, the others are
+/// beside it.
+fn script(name: &str) -> PathBuf {
+    let checkout = std::env::var("KASSA_BROWSER_SCRIPT").expect(
         "KASSA_BROWSER_SCRIPT is not set: run the suite with `bash tests/run.sh`, which installs \
-         Chromium and playwright-core",
+         Chromium, playwright-core and axe-core",
     );
+    PathBuf::from(checkout).with_file_name(name)
+}
+
+/// Runs a browser script with `args` and returns the JSON line it printed.
+async fn run(name: &str, args: &[&str]) -> Value {
+    let script = script(name);
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let _one_at_a_time = BROWSER.lock().await;
-    let (scenario, url) = (scenario.to_owned(), url.to_owned());
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
             .arg(&script)
-            .arg(&scenario)
-            .arg(&url)
+            .args(&args)
             .output()
             .expect("node runs")
     })
@@ -46,6 +58,11 @@ async fn run(scenario: &str, url: &str) -> Value {
         .last()
         .expect("the script prints one JSON line");
     serde_json::from_str(line).expect("JSON from the browser script")
+}
+
+/// A checkout scenario of checkout.mjs on `url`.
+async fn checkout(scenario: &str, url: &str) -> Value {
+    run("checkout.mjs", &[scenario, url]).await
 }
 
 /// A store with bank details and a 19.99 USD product with keys; returns its buy URL.
@@ -72,8 +89,9 @@ async fn store_with_product(app: &TestApp) -> String {
     )
 }
 
-async fn the_order(app: &TestApp) -> kassa_store::OrderRecord {
-    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
+/// The one order of the store `slug`.
+async fn the_order(app: &TestApp, slug: &str) -> kassa_store::OrderRecord {
+    let tenant = app.store.tenant_by_slug(slug).await.unwrap();
     let mut all = app
         .store
         .list_orders(
@@ -93,9 +111,11 @@ async fn the_order(app: &TestApp) -> kassa_store::OrderRecord {
 async fn a_customer_buys_two_with_a_card(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let url = store_with_product(&app).await;
-    let seen = run("happy", &url).await;
+    let seen = checkout("happy", &url).await;
     assert_eq!(seen["status_text"], "Paid");
-    let order = the_order(&app).await;
+    // axe-core found no serious or critical violation on these.
+    assert_eq!(seen["audited"], json!(["checkout", "pay", "order"]));
+    let order = the_order(&app, "acme").await;
     assert_eq!(order.status.as_str(), "paid");
     assert_eq!(order.total, 3998);
     assert_eq!(order.lines[0].quantity, 2);
@@ -109,7 +129,7 @@ async fn a_customer_buys_two_with_a_card(backend: Backend) {
 async fn a_declined_card_then_a_good_one(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let url = store_with_product(&app).await;
-    let seen = run("declined", &url).await;
+    let seen = checkout("declined", &url).await;
     assert!(
         seen["declined_message"]
             .as_str()
@@ -118,7 +138,7 @@ async fn a_declined_card_then_a_good_one(backend: Backend) {
         "{seen}"
     );
     assert_eq!(seen["status_text"], "Paid");
-    let order = the_order(&app).await;
+    let order = the_order(&app, "acme").await;
     let attempts: Vec<_> = order
         .payments
         .iter()
@@ -133,8 +153,8 @@ async fn a_declined_card_then_a_good_one(backend: Backend) {
 async fn bank_transfer_then_the_merchant_records_the_payment(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let url = store_with_product(&app).await;
-    let seen = run("bank_transfer", &url).await;
-    let order = the_order(&app).await;
+    let seen = checkout("bank_transfer", &url).await;
+    let order = the_order(&app, "acme").await;
     assert_eq!(seen["reference"], order.payment_reference.as_str());
     assert_eq!(order.status.as_str(), "not_paid");
     assert_eq!(order.payment_method.as_str(), "bank_transfer");
@@ -145,6 +165,92 @@ async fn bank_transfer_then_the_merchant_records_the_payment(backend: Backend) {
         )
         .await;
     assert_eq!(recorded.ok()["status"], "paid");
-    let reloaded = run("reload", seen["order_url"].as_str().unwrap()).await;
+    let reloaded = checkout("reload", seen["order_url"].as_str().unwrap()).await;
     assert_eq!(reloaded["status_text"], "Paid");
+}
+
+async fn a_merchant_signs_up_and_sells_in_the_browser(backend: Backend) {
+    let sink = Sink::start(None);
+    let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
+    let mails = sink.file().to_str().unwrap().to_owned();
+    let seen = run("dashboard.mjs", &["merchant", &app.base, &mails]).await;
+    // axe-core found no serious or critical violation on these.
+    assert_eq!(
+        seen["audited"],
+        json!([
+            "signup",
+            "signup-errors",
+            "check-email",
+            "verify",
+            "store-new",
+            "settings",
+            "pools",
+            "pool",
+            "products-empty",
+            "product-new",
+            "product",
+            "branded-checkout",
+            "branded-checkout-errors",
+            "branded-pay",
+            "branded-order",
+            "orders",
+            "order",
+            "team",
+            "login",
+            "home"
+        ])
+    );
+    assert!(
+        seen["keys_uploaded"]
+            .as_str()
+            .unwrap()
+            .contains("Added 3 keys"),
+        "{seen}"
+    );
+    assert!(
+        seen["buy_link"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/ada-software/buy/prd_", app.base)),
+        "{seen}"
+    );
+    assert_eq!(seen["order_row"]["Total"], "39.98 USD", "{seen}");
+    assert_eq!(seen["today"], "1 paid order", "{seen}");
+
+    // What the pages showed is what is stored: the store made in the browser, its one
+    // order paid and delivered with two of the three keys.
+    let tenant = app.store.tenant_by_slug("ada-software").await.unwrap();
+    assert_eq!(tenant.name, "Ada Software");
+    let order = the_order(&app, "ada-software").await;
+    assert_eq!(order.status.as_str(), "paid");
+    assert_eq!(order.delivery_status.as_str(), "delivered");
+    assert_eq!(order.total, 3998);
+    assert_eq!(order.customer.email.as_deref(), Some("buyer@example.com"));
+    let mut licenses = order.lines[0].licenses.clone();
+    licenses.sort();
+    licenses.dedup();
+    assert_eq!(licenses.len(), 2, "{licenses:?}");
+    assert!(licenses.iter().all(|k| k.starts_with("ADA-PRO-")));
+    assert_eq!(seen["licenses"], json!(order.lines[0].licenses), "{seen}");
+    assert!(
+        seen["order_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/dashboard/orders/{}", order.id)),
+        "{seen}"
+    );
+
+    // The customer got the keys by email too.
+    let sent = sink.wait_for(3).await;
+    let to_buyer: Vec<&Value> = sent
+        .iter()
+        .filter(|m| m["rcpt_tos"][0] == "buyer@example.com")
+        .collect();
+    assert!(
+        to_buyer.iter().any(|m| order.lines[0]
+            .licenses
+            .iter()
+            .all(|k| m["text"].as_str().unwrap_or_default().contains(k.as_str()))),
+        "{sent:?}"
+    );
 }

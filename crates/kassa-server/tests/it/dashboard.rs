@@ -511,6 +511,14 @@ async fn a_member_of_one_store_never_sees_another(backend: Backend) {
         assert_eq!(seen.status, 404, "{path}: {}", seen.html);
         assert!(!seen.html.contains("ADA-1") && !seen.html.contains("buyer@example.com"));
     }
+    // An address the dashboard does not have is a page of its own, not the API's JSON.
+    let unknown = mallory.get("/dashboard/no-such-page").await;
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.html.contains("<h1>Not found</h1>"),
+        "{}",
+        unknown.html
+    );
     let mine = mallory.get("/dashboard/orders").await;
     assert!(!mine.html.contains("buyer@example.com"));
     let csrf = mine.csrf();

@@ -2,7 +2,7 @@
 //! when it is down, and kept in the outbox without one. Both databases.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -71,6 +71,11 @@ impl Sink {
 
     pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The file it appends each mail to, one JSON object a line.
+    pub(crate) fn file(&self) -> &Path {
+        &self.out
     }
 
     fn mails(&self) -> Vec<Value> {
