@@ -7,6 +7,7 @@
 
 mod buy;
 mod checkout;
+mod link;
 mod order;
 mod page;
 

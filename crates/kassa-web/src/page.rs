@@ -12,6 +12,9 @@ use poem::http::StatusCode;
 use poem::{Request, Response};
 use serde::Serialize;
 
+/// Field errors keyed by form field name (`email`, `quantity_0`, `consents.terms`).
+pub type Errors = std::collections::BTreeMap<String, String>;
+
 /// What every page needs.
 #[derive(Clone)]
 pub struct WebContext {
@@ -115,6 +118,18 @@ pub fn error_page(
     title_key: &str,
     message_key: &str,
 ) -> Response {
+    error_page_with(status, tenant, lang, title_key, message_key, None)
+}
+
+/// [`error_page`] with a line of detail under the message (which parameter, say).
+pub fn error_page_with(
+    status: StatusCode,
+    tenant: Option<&TenantRecord>,
+    lang: &str,
+    title_key: &str,
+    message_key: &str,
+    detail: Option<String>,
+) -> Response {
     let t = texts(lang);
     let settings = tenant
         .map(|t| TenantSettings::from_json(&t.settings))
@@ -139,6 +154,7 @@ pub fn error_page(
             store => store,
             title => t.get(title_key).cloned().unwrap_or_default(),
             message => t.get(message_key).cloned().unwrap_or_default(),
+            detail => detail,
         },
     )
 }

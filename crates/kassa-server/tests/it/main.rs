@@ -15,6 +15,7 @@ mod fulfillment;
 mod idempotency;
 mod isolation;
 mod logs;
+mod offers;
 mod openapi;
 mod orders_api;
 mod pages;
