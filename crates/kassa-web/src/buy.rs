@@ -21,7 +21,8 @@ use kassa_store::CartRecord;
 use poem::web::{Data, Path};
 use poem::{Request, Response, handler};
 
-use crate::checkout::{self, FormState};
+use crate::checkout;
+use crate::form::FormState;
 use crate::link;
 use crate::page::{self, WebContext};
 

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kassa_domain::catalog::parse_quantity;
 use kassa_domain::tenant::TenantSettings;
 use kassa_orders::{OrderInput, OrdersError, price};
 use kassa_store::{CartRecord, StoreError, TenantRecord};
@@ -13,38 +12,11 @@ use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
 use serde::Serialize;
 
+use crate::form::{self, FormState};
 use crate::link;
 use crate::page::{self, Errors, Texts, WebContext, form_value, money};
 
 pub const CART_COOKIE: &str = "kassa_cart";
-
-/// What the customer typed, shown again on the page.
-#[derive(Debug, Default, Serialize)]
-pub struct FormState {
-    pub email: String,
-    pub name: String,
-    pub coupon: String,
-    pub payment_method: String,
-    pub consent_terms: bool,
-    pub consent_personal_data: bool,
-    /// The buy link the page was opened from while no cart is saved: the first POST
-    /// makes the cart from it (see `buy`).
-    pub link: Option<String>,
-}
-
-impl FormState {
-    pub fn from_cart(cart: &CartRecord) -> Self {
-        Self {
-            email: cart.email.clone().unwrap_or_default(),
-            name: cart.name.clone().unwrap_or_default(),
-            coupon: cart.coupon_code.clone().unwrap_or_default(),
-            payment_method: cart.payment_method.clone().unwrap_or_default(),
-            consent_terms: false,
-            consent_personal_data: false,
-            link: None,
-        }
-    }
-}
 
 #[derive(Serialize)]
 struct LineView {
@@ -393,70 +365,13 @@ pub async fn submit(
     };
     let new_cart = link.is_some();
 
-    let mut errors = Errors::new();
-    let text = |name: &str| {
-        form_value(&form, name)
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
-    };
-    let state = FormState {
-        email: text("email"),
-        name: text("name"),
-        coupon: text("coupon"),
-        payment_method: text("payment_method"),
-        consent_terms: form_value(&form, "consent_terms").is_some(),
-        consent_personal_data: form_value(&form, "consent_personal_data").is_some(),
-        link: None,
-    };
-    // Keep what was typed, within reason: the page shows it again, errors included.
-    cart.email = Some(state.email.chars().take(300).collect()).filter(|s: &String| !s.is_empty());
-    cart.name = Some(state.name.chars().take(300).collect()).filter(|s: &String| !s.is_empty());
-    cart.coupon_code =
-        Some(state.coupon.to_ascii_uppercase()).filter(|s| !s.is_empty() && s.len() <= 64);
-    if state.coupon.len() > 64 {
-        errors.insert("coupon".into(), "this coupon does not exist".into());
-    }
-    cart.payment_method =
-        Some(state.payment_method.clone()).filter(|s| !s.is_empty() && s.len() <= 40);
-    if let Some(c) = form_value(&form, "currency")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        cart.currency = Some(c.chars().take(3).collect::<String>().to_ascii_uppercase());
-    }
-    let mut typed = BTreeMap::new();
-    for (i, line) in cart.lines.iter_mut().enumerate() {
-        let Some(raw) = form_value(&form, &format!("quantity_{i}")) else {
-            continue;
-        };
-        match raw
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| ())
-            .and_then(|q| parse_quantity("quantity", q).map_err(|_| ()))
-        {
-            Ok(q) => line.quantity = q,
-            Err(()) => {
-                typed.insert(i, raw.chars().take(20).collect());
-                errors.insert(
-                    format!("quantity_{i}"),
-                    format!(
-                        "must be a whole number between 1 and {}",
-                        kassa_domain::catalog::MAX_QUANTITY
-                    ),
-                );
-            }
-        }
-    }
-    let action = form_value(&form, "action").unwrap_or("update");
-    if let Some(index) = action
-        .strip_prefix("remove:")
-        .and_then(|i| i.parse::<usize>().ok())
-        && index < cart.lines.len()
-    {
-        cart.lines.remove(index);
-    }
+    let form::Submitted {
+        state,
+        action,
+        mut errors,
+        typed,
+    } = form::apply(&form, &mut cart);
+    let action = action.as_str();
     let cart = match ctx.store.save_cart(&tenant.id, &cart).await {
         Ok(saved) => saved,
         Err(e) => return page::failure(e),

@@ -7,6 +7,7 @@
 
 mod buy;
 mod checkout;
+pub mod form;
 mod link;
 mod order;
 mod page;
