@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let sent = kassa_web::form::apply(&form, &mut cart);
     assert!(cart.lines.len() >= 2);
-    assert!(cart.lines.iter().all(|l| (1..=MAX_QUANTITY).contains(&l.quantity)));
+    assert!(
+        cart.lines
+            .iter()
+            .all(|l| (1..=MAX_QUANTITY).contains(&l.quantity))
+    );
     assert!(cart.email.as_ref().is_none_or(|e| e.chars().count() <= 300));
     assert!(sent.action.chars().count() <= 40);
 });

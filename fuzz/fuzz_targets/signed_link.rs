@@ -11,8 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let now = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
     let params = signed_link::parse_query(&query);
     let _ = signed_link::verify("secret", "acme", "prd_x", &params, now);
-    let unsigned: Vec<(String, String)> =
-        params.into_iter().filter(|(k, _)| k != "sig").collect();
+    let unsigned: Vec<(String, String)> = params.into_iter().filter(|(k, _)| k != "sig").collect();
     if let Ok(signed) = signed_link::signed_query("secret", "acme", "prd_x", &unsigned) {
         let back = signed_link::parse_query(&signed);
         match signed_link::verify("secret", "acme", "prd_x", &back, now) {
