@@ -1,11 +1,17 @@
-//! `/checkout-links`: a product's buy link with preset quantity, currency or coupon.
+//! `/checkout-links`: a product's buy link with preset quantity, currency or coupon,
+//! and, signed with the store's link-signing secret, an offer the customer cannot
+//! change (a price, a fixed discount, quantity bounds, an expiry). The signing is
+//! `kassa_domain::signed_link`'s and the offer's rules `kassa_domain::offer`'s, the
+//! same a merchant's own signed links follow.
 
 use kassa_domain::Invalid;
 use kassa_domain::access::ApiAction;
 use kassa_domain::catalog::{CouponCode, parse_quantity};
 use kassa_domain::ids::{CheckoutLinkId, ProductId};
 use kassa_domain::money::Currency;
-use kassa_store::{CheckoutLinkFields, CheckoutLinkRecord, StoreError};
+use kassa_domain::offer::{Offer, OfferTerms};
+use kassa_domain::signed_link;
+use kassa_store::{CheckoutLinkFields, CheckoutLinkRecord, StoreError, TenantRecord};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -27,6 +33,20 @@ pub struct CheckoutLinkIn {
     pub currency: Option<String>,
     /// A coupon code applied when the page opens.
     pub coupon: Option<String>,
+    /// A unit price in minor units of `currency` that the customer cannot change.
+    /// Any of `price`, `discount`, `min_quantity`, `max_quantity` and `expires_at`
+    /// makes a signed link: then `quantity` is fixed unless bounds are given, and a
+    /// price or discount needs `currency`.
+    pub price: Option<i64>,
+    /// A fixed amount off the line, in minor units of `currency`.
+    pub discount: Option<i64>,
+    /// The fewest units the customer may buy on the signed offer.
+    pub min_quantity: Option<i64>,
+    /// The most units the customer may buy on the signed offer.
+    pub max_quantity: Option<i64>,
+    /// When the signed offer stops holding: the link, a cart holding it and an
+    /// order placed with it cannot be used (or paid online) after.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Object)]
@@ -37,6 +57,13 @@ pub struct CheckoutLinkOut {
     pub quantity: i64,
     pub currency: Option<String>,
     pub coupon: Option<String>,
+    /// Whether `url` carries a signed offer.
+    pub signed: bool,
+    pub price: Option<i64>,
+    pub discount: Option<i64>,
+    pub min_quantity: Option<i64>,
+    pub max_quantity: Option<i64>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The link to hand to customers.
     pub url: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -45,27 +72,122 @@ pub struct CheckoutLinkOut {
 list_type!(CheckoutLinkList, CheckoutLinkOut);
 
 impl CheckoutLinksApi {
-    fn out(&self, slug: &str, l: CheckoutLinkRecord) -> CheckoutLinkOut {
-        let mut url = format!(
-            "{}/{}/buy/{}?quantity={}",
-            self.0.public_url, slug, l.fields.product_id, l.fields.quantity
-        );
-        if let Some(c) = &l.fields.currency {
-            url.push_str(&format!("&currency={c}"));
-        }
-        if let Some(c) = &l.fields.coupon_code {
-            url.push_str(&format!("&coupon={c}"));
-        }
+    /// The store's link-signing secret, which signed links' URLs are made with.
+    async fn secret(&self, tenant: &TenantRecord) -> Result<kassa_domain::Secret, ApiError> {
+        self.0
+            .store
+            .link_secret(&tenant.id)
+            .await
+            .map_err(ApiError::internal)
+    }
+
+    fn out(&self, tenant: &TenantRecord, secret: &str, l: CheckoutLinkRecord) -> CheckoutLinkOut {
+        let f = &l.fields;
+        let base = format!("{}/{}/buy/{}", self.0.public_url, tenant.slug, f.product_id);
+        let url = match &f.offer {
+            None => {
+                let mut url = format!("{base}?quantity={}", f.quantity);
+                if let Some(c) = &f.currency {
+                    url.push_str(&format!("&currency={c}"));
+                }
+                if let Some(c) = &f.coupon_code {
+                    url.push_str(&format!("&coupon={c}"));
+                }
+                url
+            }
+            // `link_params` names each known key once, which always signs.
+            Some(offer) => match signed_link::signed_query(
+                secret,
+                &tenant.slug,
+                f.product_id.as_str(),
+                &link_params(&l.fields, offer),
+            ) {
+                Ok(query) => format!("{base}?{query}"),
+                Err(problem) => {
+                    tracing::error!(?problem, link = %l.id, "a checkout link does not sign");
+                    base
+                }
+            },
+        };
+        let offer = f.offer.as_ref();
+        let bounded = offer.is_some_and(|o| o.min_quantity != o.max_quantity);
         CheckoutLinkOut {
             id: l.id.to_string(),
-            product_id: l.fields.product_id.to_string(),
-            quantity: l.fields.quantity,
-            currency: l.fields.currency,
-            coupon: l.fields.coupon_code,
+            product_id: f.product_id.to_string(),
+            quantity: f.quantity,
+            currency: f.currency.clone(),
+            coupon: f.coupon_code.clone(),
+            signed: offer.is_some(),
+            price: offer.and_then(|o| o.unit_amount),
+            discount: offer.and_then(|o| o.discount),
+            min_quantity: offer.filter(|_| bounded).map(|o| o.min_quantity),
+            max_quantity: offer.filter(|_| bounded).map(|o| o.max_quantity),
+            expires_at: offer.and_then(|o| o.expires_at()),
             url,
             created_at: l.created_at.0,
         }
     }
+}
+
+/// The parameters of a signed link, as `signed_link` signs them.
+fn link_params(f: &CheckoutLinkFields, offer: &Offer) -> Vec<(String, String)> {
+    let mut params = vec![("quantity".to_owned(), f.quantity.to_string())];
+    let mut add = |key: &str, value: Option<String>| {
+        if let Some(value) = value {
+            params.push((key.to_owned(), value));
+        }
+    };
+    add("currency", f.currency.clone());
+    add("coupon", f.coupon_code.clone());
+    add("price", offer.unit_amount.map(|v| v.to_string()));
+    add("discount", offer.discount.map(|v| v.to_string()));
+    if offer.min_quantity != offer.max_quantity {
+        add("min_quantity", Some(offer.min_quantity.to_string()));
+        add("max_quantity", Some(offer.max_quantity.to_string()));
+    }
+    add("expires", offer.expires.map(|v| v.to_string()));
+    params
+}
+
+/// The offer a link's body asks for, by the rules of signed links, with errors named
+/// by the body's fields. `None` when the link is not to be signed.
+fn offer_of(
+    body: &CheckoutLinkIn,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Offer>, Invalid> {
+    let signed = body.price.is_some()
+        || body.discount.is_some()
+        || body.min_quantity.is_some()
+        || body.max_quantity.is_some()
+        || body.expires_at.is_some();
+    if !signed {
+        return Ok(None);
+    }
+    if body.expires_at.is_some_and(|at| at <= now) {
+        return Err(Invalid::field("expires_at", "must be in the future"));
+    }
+    let text = |v: Option<i64>| v.map(|v| v.to_string());
+    let (price, discount, quantity) = (text(body.price), text(body.discount), text(body.quantity));
+    let (min, max) = (text(body.min_quantity), text(body.max_quantity));
+    let expires = body.expires_at.map(|at| at.timestamp().to_string());
+    Offer::parse(&OfferTerms {
+        price: price.as_deref(),
+        discount: discount.as_deref(),
+        currency: body.currency.as_deref(),
+        quantity: quantity.as_deref(),
+        min_quantity: min.as_deref(),
+        max_quantity: max.as_deref(),
+        expires: expires.as_deref(),
+    })
+    .map(|(offer, _)| Some(offer))
+    .map_err(|mut invalid| {
+        for e in &mut invalid.errors {
+            if e.field == "expires" {
+                e.field = "expires_at".into();
+            }
+        }
+        invalid
+    })
 }
 
 fn link_id(raw: &str) -> Result<CheckoutLinkId, ApiError> {
@@ -123,15 +245,23 @@ impl CheckoutLinksApi {
                 Err(e) => return Err(ApiError::internal(e)),
             }
         }
+        let offer = if invalid.errors.is_empty() {
+            invalid.check(offer_of(&body, chrono::Utc::now())).flatten()
+        } else {
+            None
+        };
         let (Some(product), Some(quantity), true) = (product, quantity, invalid.errors.is_empty())
         else {
             return Err(invalid.into());
         };
         let fields = CheckoutLinkFields {
             product_id: product.id,
-            quantity,
+            quantity: offer
+                .as_ref()
+                .map_or(quantity, |o| quantity.max(o.min_quantity)),
             currency: currency.map(|c| c.code().to_owned()),
             coupon_code: coupon.map(|c| c.as_str().to_owned()),
+            offer,
         };
         let record = self
             .0
@@ -139,7 +269,8 @@ impl CheckoutLinksApi {
             .create_checkout_link(&tenant.id, &fields)
             .await
             .map_err(ApiError::from_store("checkout link"))?;
-        Ok(Json(self.out(&tenant.slug, record)))
+        let secret = self.secret(tenant).await?;
+        Ok(Json(self.out(tenant, secret.expose_secret(), record)))
     }
 
     /// List checkout links, newest first
@@ -157,8 +288,9 @@ impl CheckoutLinksApi {
             .list_checkout_links(&tenant.id, &page_request(limit.0, cursor.0)?)
             .await
             .map_err(ApiError::from_store("checkout link"))?;
+        let secret = self.secret(tenant).await?;
         Ok(Json(CheckoutLinkList::from_page(page, |l| {
-            self.out(&tenant.slug, l)
+            self.out(tenant, secret.expose_secret(), l)
         })))
     }
 
@@ -172,7 +304,8 @@ impl CheckoutLinksApi {
             .checkout_link(&tenant.id, &link_id(&id)?)
             .await
             .map_err(ApiError::from_store("checkout link"))?;
-        Ok(Json(self.out(&tenant.slug, record)))
+        let secret = self.secret(tenant).await?;
+        Ok(Json(self.out(tenant, secret.expose_secret(), record)))
     }
 
     /// Delete a checkout link

@@ -397,8 +397,7 @@ impl OrdersApi {
                 product_id: ProductId::parse(&l.product_id)
                     .unwrap_or_else(|_| ProductId::generate()),
                 quantity: l.quantity,
-                unit_amount: None,
-                discount: None,
+                offer: None,
             })
             .collect();
         let mut consents = Vec::new();

@@ -15,6 +15,7 @@ pub mod event;
 pub mod ids;
 pub mod money;
 mod names;
+pub mod offer;
 pub mod order;
 pub mod secret;
 pub mod signed_link;

@@ -31,6 +31,8 @@ pub struct Order {
     pub has_customer_email: bool,
     pub reminded: bool,
     pub lines: Vec<Line>,
+    /// When the earliest signed offer among its lines stops holding, if any.
+    pub offer_expires_at: Option<DateTime<Utc>>,
 }
 
 /// One order line's delivery state.
@@ -123,6 +125,11 @@ pub enum Refused {
     Erased,
     #[error("the line's delivery has not failed")]
     NotFailed,
+    #[error(
+        "the offer this order was placed with expired on {}; ask the store for a new link",
+        .0.format("%Y-%m-%d %H:%M UTC")
+    )]
+    OfferExpired(DateTime<Utc>),
 }
 
 /// A new order's followups: `order.created`, and the payment instructions when the
@@ -152,6 +159,8 @@ pub struct PaymentFacts {
     pub amount: i64,
     pub currency: String,
     pub succeeded: bool,
+    /// When the attempt is made.
+    pub at: DateTime<Utc>,
 }
 
 /// What recording a payment attempt does.
@@ -221,6 +230,14 @@ impl Order {
         }
     }
 
+    /// Ok while the signed offers the order was placed with hold at `now`.
+    pub fn offer_open(&self, now: DateTime<Utc>) -> Result<(), Refused> {
+        match self.offer_expires_at {
+            Some(at) if now >= at => Err(Refused::OfferExpired(at)),
+            _ => Ok(()),
+        }
+    }
+
     /// The customer picks another of the store's methods while the order is unpaid.
     pub fn switch_method(
         &self,
@@ -235,12 +252,19 @@ impl Order {
     }
 
     /// Records a payment attempt: checked against the order (waiting for payment, a
-    /// method it accepts, its total in its currency) before anything is written. A
+    /// method it accepts, its total in its currency, and for a payment the customer
+    /// makes online, signed offers that still hold) before anything is written. A
     /// success pays the order and makes every pending line due.
     pub fn pay(&self, p: &PaymentFacts, enabled: &[PaymentMethod]) -> Result<Payment, Refused> {
         self.waiting_for_payment()?;
         if !self.accepts(p.method, enabled) {
             return Err(Refused::MethodNotAllowed(p.method));
+        }
+        match p.method {
+            PaymentMethod::TestCard => self.offer_open(p.at)?,
+            // Money the merchant received offline was sent on the instructions given
+            // while the offer held; the merchant, who signed it, records it or not.
+            PaymentMethod::BankTransfer => {}
         }
         if !p.currency.eq_ignore_ascii_case(&self.currency) {
             return Err(Refused::WrongCurrency(self.currency.clone()));
@@ -472,6 +496,7 @@ mod tests {
                 .zip(1..)
                 .map(|(&status, line_no)| Line { line_no, status })
                 .collect(),
+            offer_expires_at: None,
         }
     }
 
@@ -487,6 +512,7 @@ mod tests {
             amount: 1999,
             currency: "USD".into(),
             succeeded,
+            at: DateTime::from_timestamp(1_000, 0).unwrap(),
         }
     }
 
@@ -613,6 +639,30 @@ mod tests {
             o.pay(&transfer(), &[PaymentMethod::TestCard]),
             Err(Refused::MethodNotAllowed(PaymentMethod::BankTransfer))
         );
+    }
+
+    /// The attack: a signed offer's price kept after its expiry. The customer's card
+    /// is refused once it has expired; money the merchant received offline is theirs
+    /// to record.
+    #[test]
+    fn an_expired_offer_is_not_paid_online() {
+        let mut o = order(PaymentMethod::TestCard, &[LineStatus::Pending]);
+        let expiry = DateTime::from_timestamp(1_000, 0).unwrap();
+        o.offer_expires_at = Some(expiry);
+        let refused = o.pay(&card(true), BOTH).unwrap_err();
+        assert_eq!(refused, Refused::OfferExpired(expiry));
+        assert!(
+            refused
+                .to_string()
+                .contains("expired on 1970-01-01 00:16 UTC")
+        );
+        assert_eq!(o.offer_open(expiry), Err(Refused::OfferExpired(expiry)));
+        let before = PaymentFacts {
+            at: DateTime::from_timestamp(999, 0).unwrap(),
+            ..card(true)
+        };
+        assert!(o.pay(&before, BOTH).unwrap().order_paid);
+        assert!(o.pay(&transfer(), BOTH).unwrap().order_paid);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use kassa_domain::catalog::{CouponCode, Discount, coupon_unusable_reason};
 use kassa_domain::error::parse_text;
 use kassa_domain::ids::{CartId, TenantId};
 use kassa_domain::money::Currency;
+use kassa_domain::offer;
 use kassa_domain::order::{CouponInput, LineInput, PaymentMethod, Quote, quote};
 use kassa_domain::tenant::{EmailAddress, TenantSettings};
 use kassa_domain::workflow;
@@ -19,8 +20,10 @@ use crate::error::OrdersError;
 /// The consents a customer must give, and the text they accept.
 pub const CONSENTS: [&str; 2] = ["terms", "personal_data"];
 
-/// Prices `lines` in `currency`, with the coupon `coupon_code` if given. Errors name
-/// `lines[i].product_id`, `lines[i].quantity`, `currency` and `coupon`.
+/// Prices `lines` in `currency`, with the coupon `coupon_code` if given. A line from a
+/// signed link is priced by its offer, which must hold now for the line's quantity and
+/// this currency. Errors name `lines[i].product_id`, `lines[i].quantity`,
+/// `lines[i].offer`, `currency` and `coupon`.
 pub async fn price(
     store: &Store,
     tenant: &TenantId,
@@ -31,6 +34,7 @@ pub async fn price(
     let mut invalid = Invalid::default();
     let currency = invalid.check(Currency::parse("currency", currency));
     let mut inputs = Vec::with_capacity(lines.len());
+    let now = Utc::now();
     for (i, line) in lines.iter().enumerate() {
         let product = match store.product(tenant, &line.product_id).await {
             Ok(p) if p.fields.active => p,
@@ -56,12 +60,22 @@ pub async fn price(
             );
             continue;
         };
+        let Some((unit_amount, fixed_discount)) = invalid.check(offer::line_amounts(
+            i,
+            line.offer.as_ref(),
+            line.quantity,
+            currency,
+            price.amount,
+            now,
+        )) else {
+            continue;
+        };
         inputs.push(LineInput {
             product_id: product.id,
             name: product.fields.name,
             quantity: line.quantity,
-            unit_amount: line.unit_amount.unwrap_or(price.amount),
-            fixed_discount: line.discount.unwrap_or(0),
+            unit_amount,
+            fixed_discount,
         });
     }
     let coupon = match coupon_code.map(str::trim).filter(|c| !c.is_empty()) {
@@ -230,6 +244,12 @@ pub async fn place_order(
         cart_id: input.cart_id.clone(),
         coupon_code,
         test_mode: method.is_sandbox(),
+        // Priced above while every offer held; paying online is checked against this.
+        offer_expires_at: input
+            .lines
+            .iter()
+            .filter_map(|l| l.offer.as_ref().and_then(|o| o.expires_at()))
+            .min(),
     };
     let mut work = store.work(&tenant.id).await?;
     let id = match work.insert_order(&new).await {

@@ -38,6 +38,8 @@ impl From<Refused> for OrdersError {
         match r {
             Refused::WrongAmount(_) => Invalid::field("amount", r.to_string()).into(),
             Refused::WrongCurrency(_) => Invalid::field("currency", r.to_string()).into(),
+            // The customer's to see, on the page, beside what they pay.
+            Refused::OfferExpired(_) => Invalid::field("offer", r.to_string()).into(),
             other => OrdersError::Refused(other),
         }
     }

@@ -35,6 +35,7 @@ fn facts(order: &OrderRecord, method: PaymentMethod, succeeded: bool) -> Payment
         amount: order.total,
         currency: order.currency.clone(),
         succeeded,
+        at: Utc::now(),
     }
 }
 
@@ -100,6 +101,7 @@ pub async fn record_offline_payment(
             amount,
             currency: currency.to_ascii_uppercase(),
             succeeded: true,
+            at: Utc::now(),
         },
         failure_code: None,
         failure_message: None,

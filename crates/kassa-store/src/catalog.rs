@@ -2,6 +2,7 @@
 
 use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::{CheckoutLinkId, CouponId, ProductId, TenantId};
+use kassa_domain::offer::Offer;
 
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
@@ -138,6 +139,8 @@ pub struct CheckoutLinkFields {
     pub quantity: i64,
     pub currency: Option<String>,
     pub coupon_code: Option<String>,
+    /// The terms the link is signed for, if it is signed.
+    pub offer: Option<Offer>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +157,7 @@ struct CheckoutLinkRow {
     quantity: i64,
     currency: Option<String>,
     coupon_code: Option<String>,
+    offer: Option<Json<Offer>>,
     created_at: Timestamp,
 }
 
@@ -167,13 +171,14 @@ impl TryFrom<CheckoutLinkRow> for CheckoutLinkRecord {
                 quantity: row.quantity,
                 currency: row.currency,
                 coupon_code: row.coupon_code,
+                offer: row.offer.map(|o| o.0),
             },
             created_at: row.created_at,
         })
     }
 }
 
-const LINK_COLUMNS: &str = "id, product_id, quantity, currency, coupon_code, created_at";
+const LINK_COLUMNS: &str = "id, product_id, quantity, currency, coupon_code, offer, created_at";
 
 /// Runs a tenant-scoped list query `SELECT <columns> FROM <table> WHERE tenant_id = $1`,
 /// newest first, one page at a time.
@@ -435,8 +440,9 @@ impl Store {
         let id = CheckoutLinkId::generate();
         let now = Timestamp::now();
         db_run!(self, c => sqlx::query(
-            "INSERT INTO checkout_links (tenant_id, id, product_id, quantity, currency, coupon_code, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO checkout_links (tenant_id, id, product_id, quantity, currency, coupon_code,
+             offer, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
@@ -444,6 +450,7 @@ impl Store {
         .bind(fields.quantity)
         .bind(fields.currency.as_deref())
         .bind(fields.coupon_code.as_deref())
+        .bind(fields.offer.as_ref().map(Json))
         .bind(now)
         .execute(c).await?.rows_affected());
         Ok(CheckoutLinkRecord {

@@ -1,8 +1,10 @@
 //! Carts, orders, payment attempts and the events they emit. Every state change and
 //! its event are written in one transaction.
 
+use chrono::{DateTime, Utc};
 use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::{CartId, OrderId, ProductId, TenantId};
+use kassa_domain::offer::Offer;
 use kassa_domain::order::{PaymentMethod, PaymentStatus, Quote};
 use kassa_domain::workflow::PaymentFacts;
 use serde::{Deserialize, Serialize};
@@ -22,12 +24,11 @@ use crate::work::Work;
 pub struct CartLine {
     pub product_id: ProductId,
     pub quantity: i64,
-    /// A unit price fixed by a signed link.
+    /// The terms of the signed link the line came from, checked whenever the line is
+    /// priced. (Lines saved in the first format carried `unit_amount` and `discount`
+    /// instead; those are no longer read, so such a line costs the catalog price.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit_amount: Option<i64>,
-    /// A fixed discount on the line from a signed link.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub discount: Option<i64>,
+    pub offer: Option<Offer>,
 }
 
 /// A customer's cart in one store, kept across visits by a cookie.
@@ -105,6 +106,8 @@ pub struct NewOrder {
     pub coupon_code: Option<String>,
     /// Placed to be paid in the sandbox.
     pub test_mode: bool,
+    /// When the earliest signed offer of its lines stops holding.
+    pub offer_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A payment attempt to record.
@@ -149,22 +152,49 @@ impl Store {
         tenant: &TenantId,
         cart: &CartRecord,
     ) -> Result<CartRecord, StoreError> {
-        let now = Timestamp::now().millis();
-        let lines = Json(&cart.lines);
-        let custom = Json(&cart.custom);
-        let id = cart.id.clone().unwrap_or_else(CartId::generate);
         // A cart that became an order is not changed any more.
-        db_run!(self, c => sqlx::query(
-            "INSERT INTO carts (tenant_id, id, token, lines, currency, coupon_code, email,
-             name, locale, return_url, custom, payment_method, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
-             ON CONFLICT (tenant_id, id) DO UPDATE SET lines = excluded.lines,
+        self.write_cart(
+            tenant,
+            cart,
+            "ON CONFLICT (tenant_id, id) DO UPDATE SET lines = excluded.lines,
              currency = excluded.currency, coupon_code = excluded.coupon_code, email = excluded.email,
              name = excluded.name, locale = excluded.locale, return_url = excluded.return_url,
              custom = excluded.custom, payment_method = excluded.payment_method,
              updated_at = excluded.updated_at
              WHERE carts.order_id IS NULL",
         )
+        .await
+    }
+
+    /// The cart with `cart`'s token: inserted now unless it exists (two submits of
+    /// one page racing to make it), in which case the stored one.
+    pub async fn insert_cart_if_new(
+        &self,
+        tenant: &TenantId,
+        cart: &CartRecord,
+    ) -> Result<CartRecord, StoreError> {
+        self.write_cart(tenant, cart, "ON CONFLICT DO NOTHING")
+            .await?;
+        self.cart_by_token(tenant, &cart.token).await
+    }
+
+    /// Inserts `cart`, with `on_conflict` deciding what an existing row gets.
+    async fn write_cart(
+        &self,
+        tenant: &TenantId,
+        cart: &CartRecord,
+        on_conflict: &'static str,
+    ) -> Result<CartRecord, StoreError> {
+        let now = Timestamp::now().millis();
+        let lines = Json(&cart.lines);
+        let custom = Json(&cart.custom);
+        let id = cart.id.clone().unwrap_or_else(CartId::generate);
+        db_run!(self, c => sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO carts (tenant_id, id, token, lines, currency, coupon_code, email,
+             name, locale, return_url, custom, payment_method, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+             {on_conflict}"
+        )))
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(&cart.token)
@@ -353,9 +383,9 @@ impl Work {
         db_run!(&mut self.tx, c => sqlx::query(
             "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
              discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
-             custom, test_mode, return_url, created_at, updated_at)
+             custom, test_mode, return_url, offer_expires_at, created_at, updated_at)
              VALUES ($1, $2, $3, $4, 'not_paid', 'not_delivered', $5, $6, $7, $8, $9, $10, $11, $12, $13,
-             $14, $15, $16, $17, $18, $19, $19)",
+             $14, $15, $16, $17, $18, $19, $20, $20)",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
@@ -375,6 +405,7 @@ impl Work {
         .bind(Json(&new.custom))
         .bind(new.test_mode)
         .bind(new.return_url.as_deref())
+        .bind(new.offer_expires_at.map(Timestamp::from))
         .bind(now)
         .execute(c).await?.rows_affected());
         for (i, line) in q.lines.iter().enumerate() {

@@ -97,6 +97,10 @@ pub struct OrderRecord {
     /// The capability for the customer's pages; not part of the merchant's view.
     #[serde(skip)]
     pub token: String,
+    /// When the earliest signed offer of its lines stops holding: after it the
+    /// customer cannot pay online.
+    #[serde(skip)]
+    pub offer_expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl OrderRecord {
@@ -117,6 +121,7 @@ impl OrderRecord {
             total: self.total,
             has_customer_email: self.customer.email.is_some(),
             reminded: false,
+            offer_expires_at: self.offer_expires_at,
             lines: self
                 .lines
                 .iter()
@@ -159,6 +164,7 @@ struct OrderRow {
     created_at: Timestamp,
     updated_at: Timestamp,
     paid_at: Option<Timestamp>,
+    offer_expires_at: Option<Timestamp>,
 }
 
 impl TryFrom<OrderRow> for OrderRecord {
@@ -192,13 +198,14 @@ impl TryFrom<OrderRow> for OrderRecord {
             created_at: rfc3339(r.created_at.millis()),
             updated_at: rfc3339(r.updated_at.millis()),
             paid_at: r.paid_at.map(|t| rfc3339(t.millis())),
+            offer_expires_at: r.offer_expires_at.map(|t| t.0),
         })
     }
 }
 
 const ORDER_COLUMNS: &str = "id, number, token, status, delivery_status, currency, subtotal, \
     discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code, \
-    custom, test_mode, return_url, created_at, updated_at, paid_at";
+    custom, test_mode, return_url, created_at, updated_at, paid_at, offer_expires_at";
 
 impl Store {
     pub async fn order(&self, tenant: &TenantId, id: &str) -> Result<OrderRecord, StoreError> {

@@ -65,13 +65,13 @@ impl Work {
             Backend::Sqlite => "",
         };
         let row: Option<OrderStateRow> = db_run!(&mut self.tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT status, delivery_status, payment_method, currency, total, email, reminded_at
-                 FROM orders WHERE tenant_id = $1 AND id = $2{lock}"
+            "SELECT status, delivery_status, payment_method, currency, total, email, reminded_at,
+                 offer_expires_at FROM orders WHERE tenant_id = $1 AND id = $2{lock}"
         )))
         .bind(self.tenant.as_str())
         .bind(id)
         .fetch_optional(c).await?);
-        let (status, delivery, method, currency, total, email, reminded_at) =
+        let (status, delivery, method, currency, total, email, reminded_at, offer_expires_at) =
             row.ok_or(StoreError::NotFound)?;
         let lines: Vec<(i64, String)> = db_run!(&mut self.tx, c => sqlx::query_as(
             "SELECT line_no, delivery_status FROM order_lines
@@ -89,6 +89,7 @@ impl Work {
             total,
             has_customer_email: email.is_some(),
             reminded: reminded_at.is_some(),
+            offer_expires_at: offer_expires_at.map(|t: Timestamp| t.0),
             lines: lines
                 .into_iter()
                 .map(|(line_no, status)| {
@@ -222,7 +223,7 @@ impl Work {
 }
 
 /// An order's states as stored: status, delivery status, payment method, currency,
-/// total, email, reminded at.
+/// total, email, reminded at, when its signed offers expire.
 type OrderStateRow = (
     String,
     String,
@@ -230,5 +231,6 @@ type OrderStateRow = (
     String,
     i64,
     Option<String>,
+    Option<Timestamp>,
     Option<Timestamp>,
 );

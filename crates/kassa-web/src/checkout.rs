@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kassa_domain::catalog::parse_quantity;
 use kassa_domain::tenant::TenantSettings;
 use kassa_limits::Action;
 use kassa_orders::{OrderInput, OrdersError, price};
@@ -14,33 +13,11 @@ use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
 use serde::Serialize;
 
-use crate::page::{self, Texts, WebContext, form_value, money};
+use crate::form::{self, FormState};
+use crate::link;
+use crate::page::{self, Errors, Texts, WebContext, form_value, money};
 
 pub const CART_COOKIE: &str = "kassa_cart";
-
-/// What the customer typed, shown again on the page.
-#[derive(Debug, Default, Serialize)]
-pub struct FormState {
-    pub email: String,
-    pub name: String,
-    pub coupon: String,
-    pub payment_method: String,
-    pub consent_terms: bool,
-    pub consent_personal_data: bool,
-}
-
-impl FormState {
-    pub fn from_cart(cart: &CartRecord) -> Self {
-        Self {
-            email: cart.email.clone().unwrap_or_default(),
-            name: cart.name.clone().unwrap_or_default(),
-            coupon: cart.coupon_code.clone().unwrap_or_default(),
-            payment_method: cart.payment_method.clone().unwrap_or_default(),
-            consent_terms: false,
-            consent_personal_data: false,
-        }
-    }
-}
 
 #[derive(Serialize)]
 struct LineView {
@@ -59,9 +36,6 @@ struct Totals {
     total: String,
     coupon: Option<String>,
 }
-
-/// Field errors keyed by form field name (`email`, `quantity_0`, `consents.terms`).
-pub type Errors = BTreeMap<String, String>;
 
 /// Maps the checkout service's field names to the page's.
 pub fn page_field(field: &str) -> String {
@@ -92,6 +66,16 @@ pub async fn current_cart(
         Ok(cart) => Ok(Some(cart)),
         Err(StoreError::NotFound) => Ok(None),
         Err(e) => Err(page::failure(e)),
+    }
+}
+
+/// The token a cart not saved yet will have: the one the browser's cookie names when
+/// no cart has it yet (a page shown from a buy link set it), else a new one (after a
+/// cart that became an order).
+pub fn unsaved_cart_token(req: &Request, current: Option<&CartRecord>) -> String {
+    match current {
+        None => page::cookie(req, CART_COOKIE).unwrap_or_else(page::random_token),
+        Some(_) => page::random_token(),
     }
 }
 
@@ -206,6 +190,7 @@ pub async fn render(
         payment_method: form.payment_method.clone(),
         consent_terms: form.consent_terms,
         consent_personal_data: form.consent_personal_data,
+        link: form.link.clone(),
     };
     let methods = page::method_choices(&settings, t);
     if form_view.payment_method.is_empty()
@@ -264,21 +249,48 @@ pub async fn show(
             )
             .await
         }
-        None => {
-            let empty = CartRecord::default();
-            render(
-                ctx,
-                req,
-                &tenant,
-                &empty,
-                &FormState::default(),
-                &BTreeMap::new(),
-                Errors::new(),
-                vec![],
-            )
-            .await
-        }
+        None => empty_cart(ctx, req, &tenant).await,
     }
+}
+
+/// The checkout page of a browser without a cart.
+async fn empty_cart(ctx: &WebContext, req: &Request, tenant: &TenantRecord) -> Response {
+    let empty = CartRecord::default();
+    render(
+        ctx,
+        req,
+        tenant,
+        &empty,
+        &FormState::default(),
+        &BTreeMap::new(),
+        Errors::new(),
+        vec![],
+    )
+    .await
+}
+
+/// Applies the buy link a page carried to `cart`, or gives the page to show instead.
+async fn take_link(
+    ctx: &WebContext,
+    req: &Request,
+    tenant: &TenantRecord,
+    cart: &mut CartRecord,
+    link: &str,
+) -> Result<(), Response> {
+    let Some((product, query)) = link::split_link(tenant, link) else {
+        return Err(page::error_page(
+            StatusCode::BAD_REQUEST,
+            Some(tenant),
+            page::pick_locale(None, req),
+            "bad_link_title",
+            "link_tampered",
+        ));
+    };
+    // The link's own problems (a quantity out of range) were shown when it was opened;
+    // what the customer sends now takes their place.
+    link::apply(ctx, req, tenant, cart, product, query)
+        .await
+        .map(|_| ())
 }
 
 /// A spent cart (its order exists) leads to that order's payment page.
@@ -322,97 +334,73 @@ pub async fn submit(
             "form_expired",
         );
     }
-    let Some(mut cart) = cart else {
-        let empty = CartRecord::default();
-        return render(
-            ctx,
-            req,
-            &tenant,
-            &empty,
-            &FormState::default(),
-            &BTreeMap::new(),
-            Errors::new(),
-            vec![],
-        )
-        .await;
-    };
-    if cart.order_id.is_some() {
-        return redirect_to_order(ctx, &tenant, &cart).await;
-    }
-
-    let mut errors = Errors::new();
-    let text = |name: &str| {
-        form_value(&form, name)
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
-    };
-    let state = FormState {
-        email: text("email"),
-        name: text("name"),
-        coupon: text("coupon"),
-        payment_method: text("payment_method"),
-        consent_terms: form_value(&form, "consent_terms").is_some(),
-        consent_personal_data: form_value(&form, "consent_personal_data").is_some(),
-    };
-    // Keep what was typed, within reason: the page shows it again, errors included.
-    cart.email = Some(state.email.chars().take(300).collect()).filter(|s: &String| !s.is_empty());
-    cart.name = Some(state.name.chars().take(300).collect()).filter(|s: &String| !s.is_empty());
-    cart.coupon_code =
-        Some(state.coupon.to_ascii_uppercase()).filter(|s| !s.is_empty() && s.len() <= 64);
-    if state.coupon.len() > 64 {
-        errors.insert("coupon".into(), "this coupon does not exist".into());
-    }
-    cart.payment_method =
-        Some(state.payment_method.clone()).filter(|s| !s.is_empty() && s.len() <= 40);
-    if let Some(c) = form_value(&form, "currency")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        cart.currency = Some(c.chars().take(3).collect::<String>().to_ascii_uppercase());
-    }
-    let mut typed = BTreeMap::new();
-    for (i, line) in cart.lines.iter_mut().enumerate() {
-        let Some(raw) = form_value(&form, &format!("quantity_{i}")) else {
-            continue;
-        };
-        match raw
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| ())
-            .and_then(|q| parse_quantity("quantity", q).map_err(|_| ()))
-        {
-            Ok(q) => line.quantity = q,
-            Err(()) => {
-                typed.insert(i, raw.chars().take(20).collect());
-                errors.insert(
-                    format!("quantity_{i}"),
-                    format!(
-                        "must be a whole number between 1 and {}",
-                        kassa_domain::catalog::MAX_QUANTITY
-                    ),
-                );
+    // The page of a buy link opened without a cart carries the link: the customer's
+    // first action makes the cart from it (the link is checked again, expiry too).
+    let link = form_value(&form, "link").filter(|l| !l.is_empty());
+    let mut cart = match (cart, link) {
+        (Some(cart), link) if cart.order_id.is_none() => {
+            let mut cart = cart;
+            if let Some(link) = link
+                && let Err(resp) = take_link(ctx, req, &tenant, &mut cart, link).await
+            {
+                return resp;
+            }
+            cart
+        }
+        // A double submit of the order's own form.
+        (Some(spent), _) => return redirect_to_order(ctx, &tenant, &spent).await,
+        (None, Some(link)) => {
+            let mut fresh = CartRecord {
+                token: unsaved_cart_token(req, None),
+                ..CartRecord::default()
+            };
+            if let Err(resp) = take_link(ctx, req, &tenant, &mut fresh, link).await {
+                return resp;
+            }
+            // Two submits of the page race to make the cart: one makes it.
+            match ctx.store.insert_cart_if_new(&tenant.id, &fresh).await {
+                Ok(cart) if cart.order_id.is_some() => {
+                    return redirect_to_order(ctx, &tenant, &cart).await;
+                }
+                Ok(cart) => cart,
+                Err(e) => return page::failure(e),
             }
         }
+        (None, None) => return empty_cart(ctx, req, &tenant).await,
+    };
+    let new_cart = link.is_some();
+
+    let form::Submitted {
+        state,
+        action,
+        mut errors,
+        typed,
+    } = form::apply(&form, &mut cart);
+    let action = action.as_str();
+    let cart = match ctx.store.save_cart(&tenant.id, &cart).await {
+        Ok(saved) => saved,
+        Err(e) => return page::failure(e),
+    };
+    // A cart made from the page's link now has the link's language.
+    let lang = page::pick_locale(cart.locale.as_deref(), req);
+    let cookies: Vec<String> = if new_cart {
+        vec![cart_cookie(ctx, &tenant, &cart)]
+    } else {
+        vec![]
+    };
+    if action.starts_with("remove:") {
+        return page::see_other(&format!("/{}/checkout", tenant.slug), &cookies);
     }
-    let action = form_value(&form, "action").unwrap_or("update");
-    if let Some(index) = action
-        .strip_prefix("remove:")
-        .and_then(|i| i.parse::<usize>().ok())
-    {
-        if index < cart.lines.len() {
-            cart.lines.remove(index);
-        }
-        if let Err(e) = ctx.store.save_cart(&tenant.id, &cart).await {
-            return page::failure(e);
-        }
-        return page::see_other(&format!("/{}/checkout", tenant.slug), &[]);
-    }
-    if let Err(e) = ctx.store.save_cart(&tenant.id, &cart).await {
-        return page::failure(e);
+    if action == "back" {
+        // Back to the merchant's site, the cart saved for the customer's return.
+        let to = cart
+            .return_url
+            .clone()
+            .unwrap_or_else(|| format!("/{}/checkout", tenant.slug));
+        return page::see_other(&to, &cookies);
     }
     if action != "continue" || !errors.is_empty() {
-        return render(ctx, req, &tenant, &cart, &state, &typed, errors, vec![]).await;
+        return render(ctx, req, &tenant, &cart, &state, &typed, errors, cookies).await;
     }
 
     let order = Action::PlaceOrder {
@@ -472,7 +460,10 @@ pub async fn submit(
         cart_id: cart.id.clone(),
     };
     match kassa_orders::place_order(&ctx.store, &tenant, &input).await {
-        Ok(order) => page::see_other(&format!("/{}/orders/{}/pay", tenant.slug, order.token), &[]),
+        Ok(order) => page::see_other(
+            &format!("/{}/orders/{}/pay", tenant.slug, order.token),
+            &cookies,
+        ),
         Err(OrdersError::Invalid(invalid)) => {
             for e in invalid.errors {
                 let field = match e.field.as_str() {
@@ -484,7 +475,7 @@ pub async fn submit(
                 };
                 errors.entry(field).or_insert(e.message);
             }
-            render(ctx, req, &tenant, &cart, &state, &typed, errors, vec![]).await
+            render(ctx, req, &tenant, &cart, &state, &typed, errors, cookies).await
         }
         Err(e) => page::failure(e),
     }

@@ -7,6 +7,8 @@
 
 mod buy;
 mod checkout;
+pub mod form;
+mod link;
 mod order;
 pub mod page;
 

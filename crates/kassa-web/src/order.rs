@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use chrono::Utc;
+
 use kassa_domain::order::{OrderStatus, PaymentMethod};
 use kassa_domain::tenant::TenantSettings;
 use kassa_domain::workflow::Refused;
@@ -15,8 +17,7 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
 
-use crate::checkout::Errors;
-use crate::page::{self, WebContext, form_value};
+use crate::page::{self, Errors, WebContext, form_value};
 use kassa_emails::order_view;
 
 /// The store and order a page is about, or the page to show instead.
@@ -116,6 +117,9 @@ fn render_pay(
     let (_, pay_action, method_action, invoice_url) = urls(tenant, order);
     let status = if failure.is_some() {
         StatusCode::PAYMENT_REQUIRED
+    } else if errors.contains_key("offer") {
+        // The signed offer expired: this order can no longer be paid here.
+        StatusCode::GONE
     } else if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -155,7 +159,15 @@ pub async fn pay_page(
     if order.status != OrderStatus::NotPaid {
         return page::see_other(&urls(&tenant, &order).0, &[]);
     }
-    render_pay(ctx, req, &tenant, &order, None, Errors::new(), "")
+    let mut errors = Errors::new();
+    match order.state().map(|o| o.offer_open(Utc::now())) {
+        Ok(Ok(())) => {}
+        Ok(Err(expired)) => {
+            errors.insert("offer".into(), expired.to_string());
+        }
+        Err(e) => return page::failure(e),
+    }
+    render_pay(ctx, req, &tenant, &order, None, errors, "")
 }
 
 fn forged(tenant: &TenantRecord, order: &OrderRecord, req: &Request) -> Response {

@@ -12,6 +12,9 @@ use poem::http::StatusCode;
 use poem::{Request, Response};
 use serde::Serialize;
 
+/// Field errors keyed by form field name (`email`, `quantity_0`, `consents.terms`).
+pub type Errors = std::collections::BTreeMap<String, String>;
+
 /// What every page needs.
 #[derive(Clone)]
 pub struct WebContext {
@@ -117,8 +120,20 @@ pub fn error_page(
     title_key: &str,
     message_key: &str,
 ) -> Response {
+    error_page_with(status, tenant, lang, title_key, message_key, None)
+}
+
+/// [`error_page`] with a line of detail under the message (which parameter, say).
+pub fn error_page_with(
+    status: StatusCode,
+    tenant: Option<&TenantRecord>,
+    lang: &str,
+    title_key: &str,
+    message_key: &str,
+    detail: Option<String>,
+) -> Response {
     let message = texts(lang).get(message_key).cloned().unwrap_or_default();
-    error_page_saying(status, tenant, lang, title_key, message)
+    error_page_saying(status, tenant, lang, title_key, message, detail)
 }
 
 /// An error page whose message is given, not a text's key.
@@ -128,6 +143,7 @@ fn error_page_saying(
     lang: &str,
     title_key: &str,
     message: String,
+    detail: Option<String>,
 ) -> Response {
     let t = texts(lang);
     let settings = tenant
@@ -145,6 +161,7 @@ fn error_page_saying(
             store => store,
             title => t.get(title_key).cloned().unwrap_or_default(),
             message => message,
+            detail => detail,
         },
     )
 }
@@ -170,6 +187,7 @@ pub fn over_limit(
             lang,
             "too_many_title",
             message,
+            None,
         );
         resp.headers_mut()
             .insert(poem::http::header::RETRY_AFTER, secs.into());

@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::harness::TestApp;
+use crate::pages::Browser;
 
 on_both_backends!(
     pool_keys_and_a_product_priced_in_two_currencies,
@@ -12,6 +13,7 @@ on_both_backends!(
     products_can_be_changed_and_listed_page_by_page,
     coupons_percent_and_amount,
     checkout_links_carry_their_presets,
+    signed_checkout_links_sign_the_whole_offer,
     webhook_endpoints_show_their_secret_once_and_rotate,
 );
 
@@ -285,6 +287,85 @@ async fn checkout_links_carry_their_presets(backend: Backend) {
     app.get(&format!("/api/v1/checkout-links/{id}"))
         .await
         .problem(404);
+}
+
+/// A checkout link with a price, discount, quantity bounds or expiry is signed: its
+/// URL carries the whole offer in the canonical form and its signature, the page
+/// sells on its terms, and a changed URL is refused.
+async fn signed_checkout_links_sign_the_whole_offer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let pool = app.pool_with_keys(&[]).await;
+    let product = app.product(&pool).await;
+    let pid = product["id"].as_str().unwrap();
+    let expires_at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let link = app
+        .post(
+            "/api/v1/checkout-links",
+            json!({"product_id": pid, "currency": "usd", "price": 900, "discount": 100,
+                   "min_quantity": 1, "max_quantity": 5, "expires_at": expires_at}),
+        )
+        .await;
+    let l = link.ok().clone();
+    assert_eq!(l["signed"], true);
+    assert_eq!(
+        (l["price"].as_i64(), l["discount"].as_i64()),
+        (Some(900), Some(100))
+    );
+    assert_eq!(
+        (l["min_quantity"].as_i64(), l["max_quantity"].as_i64()),
+        (Some(1), Some(5))
+    );
+    let expires = chrono::DateTime::parse_from_rfc3339(l["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(expires.timestamp(), expires_at.timestamp(), "to the second");
+    let url = l["url"].as_str().unwrap();
+    let path = url.strip_prefix(&app.base).unwrap();
+    assert!(
+        path.starts_with(&format!(
+            "/acme/buy/{pid}?currency=USD&discount=100&expires={}&max_quantity=5&min_quantity=1&price=900&quantity=1&sig=",
+            expires_at.timestamp()
+        )),
+        "the canonical query, then sig: {path}"
+    );
+    let id = l["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v1/checkout-links/{id}")).await.ok(),
+        &l
+    );
+    assert_eq!(app.get("/api/v1/checkout-links").await.ok()["data"][0], l);
+
+    let b = Browser::new(&app);
+    let page = b.open(path).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("8.00 USD"), "9.00 − 1.00: {}", page.html);
+    let changed = b.get(&path.replace("price=900", "price=1")).await;
+    assert_eq!(changed.status, 400);
+
+    for (body, fields) in [
+        (json!({"product_id": pid, "price": 100}), vec!["currency"]),
+        (
+            json!({"product_id": pid, "price": 100, "currency": "USD", "expires_at": "2001-01-01T00:00:00Z"}),
+            vec!["expires_at"],
+        ),
+        (
+            json!({"product_id": pid, "min_quantity": 5, "max_quantity": 2}),
+            vec!["min_quantity"],
+        ),
+        (
+            json!({"product_id": pid, "quantity": 9, "max_quantity": 2}),
+            vec!["quantity"],
+        ),
+        (
+            json!({"product_id": pid, "price": -1, "currency": "USD"}),
+            vec!["price"],
+        ),
+    ] {
+        assert_eq!(
+            app.post("/api/v1/checkout-links", body)
+                .await
+                .invalid_fields(),
+            fields
+        );
+    }
 }
 
 async fn webhook_endpoints_show_their_secret_once_and_rotate(backend: Backend) {

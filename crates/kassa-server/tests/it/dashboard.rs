@@ -195,7 +195,11 @@ async fn a_merchant_signs_up_and_sells_without_curl(backend: Backend) {
     let checkout = customer.open(&path_of(&app, &buy_url)).await;
     assert!(checkout.html.contains("Shop of ada"));
     let placed = customer
-        .post("/ada/checkout", &details(&checkout.csrf(), "test_card"))
+        .submit(
+            &checkout,
+            "/ada/checkout",
+            &details(&checkout.csrf(), "test_card"),
+        )
         .await;
     let pay_path = placed.location.expect("the order is placed");
     let pay = customer.get(&pay_path).await;
@@ -495,7 +499,11 @@ async fn a_member_of_one_store_never_sees_another(backend: Backend) {
     let customer = Browser::new(&app);
     let checkout = customer.open(&format!("/ada/buy/{product_id}")).await;
     let placed = customer
-        .post("/ada/checkout", &details(&checkout.csrf(), "test_card"))
+        .submit(
+            &checkout,
+            "/ada/checkout",
+            &details(&checkout.csrf(), "test_card"),
+        )
         .await;
     assert_eq!(placed.status, 303, "{}", placed.html);
     let orders = ada.get("/dashboard/orders").await;
@@ -927,7 +935,7 @@ async fn coupons_apply_at_checkout_and_emails_show_in_the_outbox(backend: Backen
     let csrf = checkout.csrf();
     let mut form = details(&csrf, "bank_transfer");
     form.push(("coupon", "HALF"));
-    let placed = customer.post("/ada/checkout", &form).await;
+    let placed = customer.submit(&checkout, "/ada/checkout", &form).await;
     assert_eq!(placed.status, 303, "{}", placed.html);
     let orders = ada.get("/dashboard/orders").await;
     assert!(orders.html.contains("19.99 USD"), "{}", orders.html);
@@ -960,7 +968,11 @@ async fn a_failed_delivery_is_tried_again_from_the_order(backend: Backend) {
     let customer = Browser::new(&app);
     let checkout = customer.open(&format!("/ada/buy/{product_id}")).await;
     let placed = customer
-        .post("/ada/checkout", &details(&checkout.csrf(), "bank_transfer"))
+        .submit(
+            &checkout,
+            "/ada/checkout",
+            &details(&checkout.csrf(), "bank_transfer"),
+        )
         .await;
     assert_eq!(placed.status, 303);
     let orders = ada.get("/dashboard/orders").await;
@@ -1040,7 +1052,11 @@ async fn an_open_order_list_hears_of_new_orders(backend: Backend) {
     let customer = Browser::new(&app);
     let checkout = customer.open(&format!("/ada/buy/{product_id}")).await;
     customer
-        .post("/ada/checkout", &details(&checkout.csrf(), "bank_transfer"))
+        .submit(
+            &checkout,
+            "/ada/checkout",
+            &details(&checkout.csrf(), "bank_transfer"),
+        )
         .await;
     let mut body = live.bytes_stream();
     let mut seen = String::new();

@@ -174,7 +174,11 @@ async fn a_purchase_sends_the_failure_notice_and_the_receipt(backend: Backend) {
     let b = Browser::new(&app);
     let checkout = b.open(&format!("/acme/buy/{prd}?quantity=2")).await;
     let placed = b
-        .post("/acme/checkout", &details(&checkout.csrf(), "test_card"))
+        .submit(
+            &checkout,
+            "/acme/checkout",
+            &details(&checkout.csrf(), "test_card"),
+        )
         .await;
     let pay_path = placed.location.unwrap();
     let pay = b.get(&pay_path).await;

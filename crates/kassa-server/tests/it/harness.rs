@@ -196,6 +196,18 @@ impl TestApp {
         key.secret.expose_secret().to_owned()
     }
 
+    /// How many rows `table` holds, whatever they are (for tests that check that
+    /// something was not written).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+        match (self.store.sqlite_pool(), self.store.pg_pool()) {
+            (Some(pool), _) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            (_, Some(pool)) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            _ => unreachable!("a store has a pool"),
+        }
+        .expect("counting rows")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -22,7 +22,8 @@ async fn place(b: &Browser, store: &str, prd: &str, email: &str, locale: &str) -
             *value = email;
         }
     }
-    b.post(&format!("/{store}/checkout"), &form).await
+    b.submit(&checkout, &format!("/{store}/checkout"), &form)
+        .await
 }
 
 #[track_caller]

@@ -53,17 +53,22 @@ async fn request_logs_keep_no_tokens_signatures_or_emails(backend: Backend) {
         ("custom[ref]".to_owned(), custom.clone()),
         ("email".to_owned(), email.clone()),
         ("price".to_owned(), "999".to_owned()),
+        ("max_quantity".to_owned(), "10".to_owned()),
     ];
-    let sig = signed_link::sign(secret.expose_secret(), &path, &params);
+    let sig = signed_link::sign(secret.expose_secret(), "acme", &prd, &params).unwrap();
     let b = Browser::new(&app);
     let checkout = b
         .open(&format!(
-            "{path}?currency=USD&email={email}&price=999&sig={sig}&custom[ref]={custom}"
+            "{path}?currency=USD&email={email}&price=999&max_quantity=10&sig={sig}&custom[ref]={custom}"
         ))
         .await;
     assert!(checkout.html.contains("9.99 USD"), "the signed link worked");
     let paid = b
-        .post("/acme/checkout", &details(&checkout.csrf(), "test_card"))
+        .submit(
+            &checkout,
+            "/acme/checkout",
+            &details(&checkout.csrf(), "test_card"),
+        )
         .await;
     let pay_path = paid
         .location

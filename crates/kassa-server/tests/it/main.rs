@@ -17,6 +17,7 @@ mod idempotency;
 mod isolation;
 mod limits;
 mod logs;
+mod offers;
 mod openapi;
 mod orders_api;
 mod pages;

@@ -148,7 +148,11 @@ async fn an_order_with_a_coupon_paid_by_bank_transfer(backend: Backend) {
     assert_eq!(payments[0]["amount"], 3598);
     assert_eq!(payments[0]["currency"], "USD");
     assert_eq!(payments[0]["reference"], "BANK-7");
-    assert_eq!(app.get(&format!("/api/v1/orders/{id}")).await.ok(), &paid);
+    // Delivery may have finished meanwhile: the payment is what must read the same.
+    let read = app.get(&format!("/api/v1/orders/{id}")).await.ok().clone();
+    assert_eq!(read["status"], "paid");
+    assert_eq!(read["payments"], paid["payments"]);
+    assert_eq!(read["paid_at"], paid["paid_at"]);
 
     let again = app
         .post(

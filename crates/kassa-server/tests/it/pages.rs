@@ -1,7 +1,6 @@
 //! The customer pages at the HTTP level, as a browser without JavaScript uses them:
 //! buy links, the cart, Continue, payment, and every kind of bad input.
 
-use kassa_domain::signed_link;
 use kassa_domain::tenant::TenantSettings;
 use kassa_store::{PageRequest, Store};
 use kassa_testkit::{Backend, on_both_backends};
@@ -15,7 +14,8 @@ on_both_backends!(
     continue_refuses_bad_details_and_creates_nothing,
     forged_forms_and_double_submits_create_nothing_more,
     the_cart_is_kept_across_products,
-    signed_links_fix_prices_and_refuse_tampering,
+    buy_link_gets_write_no_cart_until_the_customer_acts,
+    a_buy_link_never_overwrites_what_the_customer_typed,
     bank_transfer_shows_a_reference_and_an_invoice,
     pages_speak_russian,
     non_ascii_locales_fall_back_to_english,
@@ -37,11 +37,29 @@ pub(crate) struct Page {
 
 impl Page {
     /// The message shown next to `field`, if any.
-    fn error(&self, field: &str) -> Option<String> {
+    pub(crate) fn error(&self, field: &str) -> Option<String> {
         let marker = format!("id=\"{field}-error\">");
         let start = self.html.find(&marker)? + marker.len();
         let end = self.html[start..].find('<')? + start;
         Some(self.html[start..end].to_owned())
+    }
+
+    /// The hidden fields of the page's forms (a browser sends them with the form).
+    pub(crate) fn hidden(&self) -> Vec<(String, String)> {
+        let attr = |tag: &str, name: &str| {
+            let marker = format!("{name}=\"");
+            let start = tag.find(&marker)? + marker.len();
+            let end = tag[start..].find('"')? + start;
+            Some(unescape(&tag[start..end]))
+        };
+        self.html
+            .split("<input type=\"hidden\"")
+            .skip(1)
+            .filter_map(|rest| {
+                let tag = &rest[..rest.find('>')?];
+                Some((attr(tag, "name")?, attr(tag, "value")?))
+            })
+            .collect()
     }
 
     pub(crate) fn csrf(&self) -> String {
@@ -136,6 +154,23 @@ impl Browser {
         .await
     }
 
+    /// Sends `page`'s form as a browser does: its hidden fields, then `fields` (which
+    /// take the place of hidden fields of the same name).
+    pub(crate) async fn submit(&self, page: &Page, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut form: Vec<(String, String)> = page
+            .hidden()
+            .into_iter()
+            .filter(|(k, _)| !fields.iter().any(|(f, _)| f == k))
+            .collect();
+        form.extend(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.post(path, &pairs).await
+    }
+
     pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         Self::page(
             self.client
@@ -147,6 +182,16 @@ impl Browser {
         )
         .await
     }
+}
+
+/// Reads back text a template escaped.
+fn unescape(text: &str) -> String {
+    text.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 pub(crate) async fn product(app: &TestApp, usd: i64) -> String {
@@ -161,7 +206,7 @@ pub(crate) async fn product(app: &TestApp, usd: i64) -> String {
     p.ok()["id"].as_str().unwrap().to_owned()
 }
 
-async fn orders(store: &Store, slug: &str) -> Vec<kassa_store::OrderRecord> {
+pub(crate) async fn orders(store: &Store, slug: &str) -> Vec<kassa_store::OrderRecord> {
     let tenant = store.tenant_by_slug(slug).await.unwrap();
     store
         .list_orders(
@@ -200,7 +245,11 @@ async fn buy_two_decline_then_pay(backend: Backend) {
     assert!(checkout.html.contains("value=\"2\""));
     assert!(checkout.html.contains("39.98 USD"), "quantity 2 × 19.99");
     let placed = b
-        .post("/acme/checkout", &details(&checkout.csrf(), "test_card"))
+        .submit(
+            &checkout,
+            "/acme/checkout",
+            &details(&checkout.csrf(), "test_card"),
+        )
         .await;
     assert_eq!(placed.status, 303, "{}", placed.html);
     let pay_path = placed.location.unwrap();
@@ -352,7 +401,8 @@ async fn continue_refuses_bad_details_and_creates_nothing(backend: Backend) {
     let csrf = page.csrf();
     let long_name = "N".repeat(100 * 1024);
     let page = b
-        .post(
+        .submit(
+            &page,
             "/acme/checkout",
             &[
                 ("csrf", &csrf),
@@ -426,8 +476,12 @@ async fn forged_forms_and_double_submits_create_nothing_more(backend: Backend) {
     assert!(orders(&app.store, "acme").await.is_empty());
 
     let csrf = page.csrf();
-    let first = b.post("/acme/checkout", &details(&csrf, "test_card")).await;
-    let second = b.post("/acme/checkout", &details(&csrf, "test_card")).await;
+    let first = b
+        .submit(&page, "/acme/checkout", &details(&csrf, "test_card"))
+        .await;
+    let second = b
+        .submit(&page, "/acme/checkout", &details(&csrf, "test_card"))
+        .await;
     assert_eq!(first.status, 303);
     assert_eq!(second.status, 303);
     assert_eq!(first.location, second.location, "the same order");
@@ -470,10 +524,17 @@ async fn the_cart_is_kept_across_products(backend: Backend) {
         .await;
     let bb = second.ok()["id"].as_str().unwrap().to_owned();
     let b = Browser::new(&app);
-    b.open(&format!(
-        "/acme/buy/{a}?quantity=3&return_url=https://acme.example/store"
-    ))
-    .await;
+    let first = b
+        .open(&format!(
+            "/acme/buy/{a}?quantity=3&return_url=https://acme.example/store"
+        ))
+        .await;
+    // Back to the merchant's site: the cart is kept for the customer's return.
+    let back = b
+        .submit(&first, "/acme/checkout", &[("action", "back")])
+        .await;
+    assert_eq!(back.status, 303);
+    assert_eq!(back.location.as_deref(), Some("https://acme.example/store"));
     let page = b.open(&format!("/acme/buy/{bb}")).await;
     assert!(
         page.html.contains("Pro License") && page.html.contains("Add-on Pack"),
@@ -481,7 +542,7 @@ async fn the_cart_is_kept_across_products(backend: Backend) {
     );
     assert!(page.html.contains("35.00 USD"), "3 × 10.00 + 5.00");
     assert!(
-        page.html.contains("acme.example"),
+        page.html.contains("Back to the store"),
         "the way back to the merchant"
     );
     let again = b.open(&format!("/acme/buy/{a}")).await;
@@ -515,40 +576,108 @@ async fn the_cart_is_kept_across_products(backend: Backend) {
     );
 }
 
-async fn signed_links_fix_prices_and_refuse_tampering(backend: Backend) {
+/// The attack: every cookieless GET of a buy link wrote a cart row, so a flood of
+/// anonymous GETs grew the database. A GET writes nothing: the page carries the link
+/// until the customer acts on it.
+async fn buy_link_gets_write_no_cart_until_the_customer_acts(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let prd = product(&app, 1999).await;
-    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
-    let secret = app.store.link_secret(&tenant.id).await.unwrap();
-    let path = format!("/acme/buy/{prd}");
-    let far = (chrono::Utc::now().timestamp() + 3600).to_string();
-    let params = vec![
-        ("currency".to_owned(), "USD".to_owned()),
-        ("price".to_owned(), "999".to_owned()),
-        ("expires".to_owned(), far.clone()),
-    ];
-    let sig = signed_link::sign(secret.expose_secret(), &path, &params);
+    for i in 0..25 {
+        let page = Browser::new(&app)
+            .get(&format!(
+                "/acme/buy/{prd}?quantity=2&email=flood{i}@example.com"
+            ))
+            .await;
+        assert_eq!(page.status, 200);
+        assert!(page.html.contains("39.98 USD"), "the page shows the cart");
+        assert!(
+            page.html
+                .contains(&format!("value=\"flood{i}@example.com\"")),
+            "the link fills in the email"
+        );
+    }
+    let b = Browser::new(&app);
+    b.get(&format!("/acme/buy/{prd}")).await;
+    let page = b.get(&format!("/acme/buy/{prd}")).await;
+    assert_eq!(app.count_rows("carts").await, 0, "no cart for a GET");
+
+    // The customer acts: one cart. Two submits of the page at once make one order.
+    let csrf = page.csrf();
+    let form = details(&csrf, "test_card");
+    let (first, second) = tokio::join!(
+        b.submit(&page, "/acme/checkout", &form),
+        b.submit(&page, "/acme/checkout", &form)
+    );
+    assert_eq!((first.status, second.status), (303, 303), "{}", first.html);
+    assert_eq!(first.location, second.location, "the same order");
+    assert_eq!(app.count_rows("carts").await, 1);
+    assert_eq!(orders(&app.store, "acme").await.len(), 1);
+    assert_eq!(
+        b.get("/acme/checkout").await.location,
+        first.location,
+        "the cart became that order"
+    );
+}
+
+/// The attack: a GET of a buy link, which a page on any site can make the customer's
+/// browser send with the cart cookie, overwrote the cart's email, return URL and
+/// custom data. A link only fills in what the cart does not have yet.
+async fn a_buy_link_never_overwrites_what_the_customer_typed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prd = product(&app, 1999).await;
     let b = Browser::new(&app);
     let page = b
         .open(&format!(
-            "{path}?currency=USD&price=999&expires={far}&sig={sig}"
+            "/acme/buy/{prd}?return_url=https://acme.example/store&custom[account]=ada"
         ))
         .await;
-    assert!(page.html.contains("9.99 USD"), "the signed price");
-    let tampered = b
-        .get(&format!(
-            "{path}?currency=USD&price=1&expires={far}&sig={sig}"
+    let typed = b
+        .submit(
+            &page,
+            "/acme/checkout",
+            &[
+                ("email", "ada@example.com"),
+                ("name", "Ada"),
+                ("action", "update"),
+            ],
+        )
+        .await;
+    assert!(typed.html.contains("value=\"ada@example.com\""));
+
+    let evil = b
+        .open(&format!(
+            "/acme/buy/{prd}?email=mallory@evil.example&name=Mallory\
+             &return_url=https://evil.example/&custom[account]=mallory"
         ))
         .await;
-    assert_eq!(tampered.status, 400);
-    assert!(tampered.html.contains("has been changed"));
-    let unsigned = b.get(&format!("{path}?price=1")).await;
-    assert_eq!(unsigned.status, 400);
-    let past = vec![("expires".to_owned(), "1000".to_owned())];
-    let old = signed_link::sign(secret.expose_secret(), &path, &past);
-    let expired = b.get(&format!("{path}?expires=1000&sig={old}")).await;
-    assert_eq!(expired.status, 400);
-    assert!(expired.html.contains("expired"));
+    assert_eq!(evil.status, 200, "{}", evil.html);
+    assert!(
+        evil.html.contains("value=\"ada@example.com\""),
+        "{}",
+        evil.html
+    );
+    assert!(evil.html.contains("value=\"Ada\""));
+    assert!(!evil.html.to_lowercase().contains("mallory"));
+    let back = b
+        .submit(
+            &evil,
+            "/acme/checkout",
+            &[("email", "ada@example.com"), ("action", "back")],
+        )
+        .await;
+    assert_eq!(back.location.as_deref(), Some("https://acme.example/store"));
+
+    let page = b.get("/acme/checkout").await;
+    let placed = b
+        .submit(&page, "/acme/checkout", &details(&page.csrf(), "test_card"))
+        .await;
+    assert_eq!(placed.status, 303, "{}", placed.html);
+    let order = &orders(&app.store, "acme").await[0];
+    assert_eq!(order.custom["account"], "ada");
+    assert_eq!(
+        order.return_url.as_deref(),
+        Some("https://acme.example/store")
+    );
 }
 
 async fn bank_transfer_shows_a_reference_and_an_invoice(backend: Backend) {
@@ -571,7 +700,7 @@ async fn bank_transfer_shows_a_reference_and_an_invoice(backend: Backend) {
     let b = Browser::new(&app);
     let page = b.open(&format!("/acme/buy/{prd}")).await;
     let placed = b
-        .post("/acme/checkout", &details(&page.csrf(), "test_card"))
+        .submit(&page, "/acme/checkout", &details(&page.csrf(), "test_card"))
         .await;
     let pay_path = placed.location.unwrap();
     let pay = b.get(&pay_path).await;
@@ -662,7 +791,11 @@ async fn the_sandbox_card_never_pays_a_bank_transfer_order(backend: Backend) {
         let b = Browser::new(&app);
         let page = b.open(&format!("/acme/buy/{prd}")).await;
         let placed = b
-            .post("/acme/checkout", &details(&page.csrf(), "bank_transfer"))
+            .submit(
+                &page,
+                "/acme/checkout",
+                &details(&page.csrf(), "bank_transfer"),
+            )
             .await;
         assert_eq!(placed.status, 303, "{}", placed.html);
         let pay_path = placed.location.unwrap();

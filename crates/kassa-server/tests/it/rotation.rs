@@ -18,13 +18,12 @@ on_both_backends!(
 
 /// A buy link of `prd` with a signed price, signed with `secret`.
 fn signed(secret: &str, prd: &str) -> String {
-    let path = format!("/acme/buy/{prd}");
     let params = vec![
         ("currency".to_owned(), "USD".to_owned()),
         ("price".to_owned(), "999".to_owned()),
     ];
-    let sig = signed_link::sign(secret, &path, &params);
-    format!("{path}?currency=USD&price=999&sig={sig}")
+    let query = signed_link::signed_query(secret, "acme", prd, &params).expect("a valid offer");
+    format!("/acme/buy/{prd}?{query}")
 }
 
 async fn rotate(app: &TestApp, which: &str, overlap: Option<&str>) -> serde_json::Value {

@@ -245,7 +245,7 @@ async fn erasure_leaves_no_trace_in_any_table(backend: Backend) {
             _ => {}
         }
     }
-    let placed = b.post("/acme/checkout", &form).await;
+    let placed = b.submit(&checkout, "/acme/checkout", &form).await;
     assert_eq!(placed.status, 303, "{}", placed.html);
     let pay_path = placed.location.unwrap();
     let pay = b.get(&pay_path).await;

@@ -403,6 +403,14 @@ fn link_to(product: &ProductId, quantity: i64) -> CheckoutLinkFields {
         quantity,
         currency: Some("EUR".into()),
         coupon_code: Some("SAVE10".into()),
+        offer: Some(kassa_domain::offer::Offer {
+            unit_amount: Some(900),
+            discount: None,
+            currency: Some("EUR".into()),
+            min_quantity: quantity,
+            max_quantity: quantity,
+            expires: Some(2_000_000_000),
+        }),
     }
 }
 
@@ -426,6 +434,11 @@ async fn checkout_links_are_created_listed_and_deleted(backend: Backend) {
     assert_eq!(read.fields.quantity, 3);
     assert_eq!(read.fields.currency.as_deref(), Some("EUR"));
     assert_eq!(read.fields.coupon_code.as_deref(), Some("SAVE10"));
+    assert_eq!(
+        read.fields.offer,
+        link_to(&product, 3).offer,
+        "the signed offer"
+    );
     assert_eq!(read.created_at, first.created_at);
 
     tokio::time::sleep(Duration::from_millis(2)).await;
@@ -434,6 +447,7 @@ async fn checkout_links_are_created_listed_and_deleted(backend: Backend) {
         quantity: 1,
         currency: None,
         coupon_code: None,
+        offer: None,
     };
     let second = fx
         .store
@@ -447,6 +461,7 @@ async fn checkout_links_are_created_listed_and_deleted(backend: Backend) {
         .expect("reading the second link");
     assert_eq!(read.fields.currency, None);
     assert_eq!(read.fields.coupon_code, None);
+    assert_eq!(read.fields.offer, None);
 
     let listed: Vec<CheckoutLinkId> = fx
         .store
