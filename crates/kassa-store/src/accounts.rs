@@ -124,38 +124,54 @@ async fn queue_account_email(tx: &mut Tx, email: &AccountEmail) -> Result<(), St
     enqueue(tx, &SendAccountEmail { email_id: id }, now.millis()).await
 }
 
-async fn insert_token(tx: &mut Tx, user: &UserId, token: &LinkToken<'_>) -> Result<(), StoreError> {
+/// Writes a link token; a sign-up's link carries the password it will set.
+async fn insert_token(
+    tx: &mut Tx,
+    user: &UserId,
+    token: &LinkToken<'_>,
+    password_hash: Option<&str>,
+) -> Result<(), StoreError> {
     db_run!(tx, c => sqlx::query(
-        "INSERT INTO account_tokens (token_hash, user_id, purpose, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO account_tokens (token_hash, user_id, purpose, expires_at, created_at, password_hash)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(token.hash)
     .bind(user.as_str())
     .bind(token.purpose.as_str())
     .bind(token.expires_at)
     .bind(Timestamp::now())
+    .bind(password_hash)
     .execute(c).await?.rows_affected());
     Ok(())
 }
 
-/// Uses a link token once: the user it is for, if it is unused and not expired.
-async fn use_token(tx: &mut Tx, hash: &str, purpose: TokenPurpose) -> Result<UserId, StoreError> {
+/// Uses a link token once: the user it is for (and the password a sign-up's link
+/// sets), if it is unused and not expired.
+async fn use_token(
+    tx: &mut Tx,
+    hash: &str,
+    purpose: TokenPurpose,
+) -> Result<(UserId, Option<String>), StoreError> {
     let now = Timestamp::now();
-    let user: Option<String> = db_run!(tx, c => sqlx::query_scalar(
+    let row: Option<(String, Option<String>)> = db_run!(tx, c => sqlx::query_as(
         "UPDATE account_tokens SET used_at = $3
          WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
-         RETURNING user_id",
+         RETURNING user_id, password_hash",
     )
     .bind(hash)
     .bind(purpose.as_str())
     .bind(now)
     .fetch_optional(c).await?);
-    UserId::parse(&user.ok_or(StoreError::NotFound)?).map_err(corrupt)
+    let (user, password_hash) = row.ok_or(StoreError::NotFound)?;
+    Ok((UserId::parse(&user).map_err(corrupt)?, password_hash))
 }
 
 impl Store {
     /// Signs up an email with a password hash and queues the verification link, in
-    /// one transaction. A verified account with this email is left alone.
+    /// one transaction. The password waits in the link's row and becomes the account's
+    /// when that link is used, so a sign-up by someone else with the same email sets
+    /// nothing the owner of the inbox did not confirm. A verified account with this
+    /// email is left alone.
     pub async fn sign_up(
         &self,
         email: &EmailAddress,
@@ -171,22 +187,14 @@ impl Store {
         .fetch_optional(c).await?);
         let user = match existing {
             Some((_, true)) => return Ok(SignUpOutcome::Taken),
-            Some((id, false)) => {
-                let id = UserId::parse(&id).map_err(corrupt)?;
-                db_run!(&mut tx, c => sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-                    .bind(id.as_str())
-                    .bind(password_hash)
-                    .execute(c).await?.rows_affected());
-                id
-            }
+            Some((id, false)) => UserId::parse(&id).map_err(corrupt)?,
             None => {
                 let id = UserId::generate();
                 db_run!(&mut tx, c => sqlx::query(
-                    "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO users (id, email, created_at) VALUES ($1, $2, $3)",
                 )
                 .bind(id.as_str())
                 .bind(email.as_str())
-                .bind(password_hash)
                 .bind(Timestamp::now())
                 .execute(c).await
                 .map_err(StoreError::on_unique("an account with this email already exists"))?
@@ -194,7 +202,7 @@ impl Store {
                 id
             }
         };
-        insert_token(&mut tx, &user, token).await?;
+        insert_token(&mut tx, &user, token, Some(password_hash)).await?;
         queue_account_email(&mut tx, message).await?;
         tx.commit().await?;
         Ok(SignUpOutcome::LinkSent)
@@ -214,7 +222,7 @@ impl Store {
             .fetch_optional(c).await?);
         if let Some(user) = user {
             let user = UserId::parse(&user).map_err(corrupt)?;
-            insert_token(&mut tx, &user, token).await?;
+            insert_token(&mut tx, &user, token, None).await?;
             queue_account_email(&mut tx, message).await?;
             tx.commit().await?;
         }
@@ -225,9 +233,22 @@ impl Store {
     /// unknown, used or expired.
     pub async fn verify_email(&self, token_hash: &str) -> Result<UserId, StoreError> {
         let mut tx = self.begin_write().await?;
-        let user = use_token(&mut tx, token_hash, TokenPurpose::VerifyEmail).await?;
+        let (user, password_hash) =
+            use_token(&mut tx, token_hash, TokenPurpose::VerifyEmail).await?;
+        // The first link used sets the password; the account's other sign-up links
+        // (someone else's, perhaps) are spent with it.
         db_run!(&mut tx, c => sqlx::query(
-            "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1",
+            "UPDATE users SET password_hash = CASE WHEN email_verified_at IS NULL
+             THEN COALESCE($3, password_hash) ELSE password_hash END,
+             email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1",
+        )
+        .bind(user.as_str())
+        .bind(Timestamp::now())
+        .bind(password_hash)
+        .execute(c).await?.rows_affected());
+        db_run!(&mut tx, c => sqlx::query(
+            "UPDATE account_tokens SET used_at = $2
+             WHERE user_id = $1 AND purpose = 'verify_email' AND used_at IS NULL",
         )
         .bind(user.as_str())
         .bind(Timestamp::now())
@@ -244,7 +265,7 @@ impl Store {
         password_hash: &str,
     ) -> Result<UserId, StoreError> {
         let mut tx = self.begin_write().await?;
-        let user = use_token(&mut tx, token_hash, TokenPurpose::ResetPassword).await?;
+        let (user, _) = use_token(&mut tx, token_hash, TokenPurpose::ResetPassword).await?;
         db_run!(&mut tx, c => sqlx::query(
             "UPDATE users SET password_hash = $2, email_verified_at = COALESCE(email_verified_at, $3) WHERE id = $1",
         )

@@ -21,6 +21,7 @@ on_both_backends!(
     coupons_apply_at_checkout_and_emails_show_in_the_outbox,
     a_failed_delivery_is_tried_again_from_the_order,
     an_open_order_list_hears_of_new_orders,
+    signing_up_first_with_someone_elses_email_gains_nothing,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -1071,4 +1072,80 @@ async fn an_open_order_list_hears_of_new_orders(backend: Backend) {
     })
     .await;
     assert!(heard.is_ok(), "no change event within 10 s: {seen:?}");
+}
+
+async fn signing_up_first_with_someone_elses_email_gains_nothing(backend: Backend) {
+    let sink = Sink::start(None);
+    let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
+    // Mallory signs up with Ada's email before Ada does; the link goes to Ada's inbox.
+    let mallory = Browser::new(&app);
+    let form = mallory.get("/dashboard/signup").await;
+    let mallorys_password = "mallory knows this one";
+    mallory
+        .post(
+            "/dashboard/signup",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", "ada@shop.test"),
+                ("password", mallorys_password),
+                ("password_confirm", mallorys_password),
+            ],
+        )
+        .await;
+    sink.wait_for(1).await;
+    // Ada signs up herself and confirms with her own link (the second email).
+    let ada = merchant(&app, &sink, 2, "ada@shop.test", "ada").await;
+    assert!(ada.get("/dashboard").await.status == 200);
+    let login = mallory.get("/dashboard/login").await;
+    let tried = mallory
+        .post(
+            "/dashboard/login",
+            &[
+                ("csrf", &login.csrf()),
+                ("email", "ada@shop.test"),
+                ("password", mallorys_password),
+            ],
+        )
+        .await;
+    assert_eq!(tried.status, 401, "Mallory's password was never confirmed");
+    let b = Browser::new(&app);
+    let login = b.get("/dashboard/login").await;
+    let ok = b
+        .post(
+            "/dashboard/login",
+            &[
+                ("csrf", &login.csrf()),
+                ("email", "ada@shop.test"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 303);
+    // The first link, Mallory's, no longer sets anything once the account is verified:
+    // a verified account cannot take another sign-up's password.
+    let mails = sink.wait_for(2).await;
+    let link = path_of(
+        &app,
+        &link_in(&mails[0], &format!("{}/dashboard/verify?token=", app.base)),
+    );
+    let token = link.split("token=").nth(1).unwrap();
+    let page = mallory.get(&link).await;
+    mallory
+        .post(
+            "/dashboard/verify",
+            &[("csrf", &page.csrf()), ("token", token)],
+        )
+        .await;
+    let login = mallory.get("/dashboard/login").await;
+    let tried = mallory
+        .post(
+            "/dashboard/login",
+            &[
+                ("csrf", &login.csrf()),
+                ("email", "ada@shop.test"),
+                ("password", mallorys_password),
+            ],
+        )
+        .await;
+    assert_eq!(tried.status, 401);
 }
