@@ -46,4 +46,7 @@ pub struct ApiContext {
     pub public_url: String,
     /// Runs plugins for test runs and checks uploads; `None` where none is needed.
     pub plugins: Option<std::sync::Arc<kassa_plugins::PluginHost>>,
+    /// Which addresses outgoing requests may reach (webhook endpoints are checked
+    /// against it when they are saved).
+    pub network: kassa_webhooks::NetworkPolicy,
 }

@@ -79,6 +79,9 @@ pub fn openapi_json() -> String {
         store: Store::connect_lazy("sqlite::memory:").expect("an in-memory SQLite URL parses"),
         public_url: String::new(),
         plugins: None,
+        network: kassa_webhooks::NetworkPolicy {
+            allow_private: false,
+        },
     };
     service(&ctx).spec()
 }

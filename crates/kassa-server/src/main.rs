@@ -242,6 +242,9 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
         store: store.clone(),
         public_url: config.public_url(),
         plugins: Some(plugins.clone()),
+        network: kassa_webhooks::NetworkPolicy {
+            allow_private: config.allow_private_network,
+        },
     };
     tracing::info!(
         "Kassa is listening on http://{} (public URL {}); API docs at {}/api/docs",
