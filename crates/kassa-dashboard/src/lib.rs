@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod account;
+mod api_keys;
 mod home;
 mod limits;
 mod orders;
@@ -23,7 +24,7 @@ mod templates;
 use std::sync::Arc;
 
 pub use limits::Limits;
-pub use page::Dash;
+pub use page::{Dash, too_large};
 use poem::{EndpointExt, Route, get, post};
 
 /// Adds the dashboard under `/dashboard`, and each store's logo at `/{slug}/logo`.
@@ -58,6 +59,11 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/orders/:id", get(orders::show))
         .at("/orders/:id/payments", post(orders::record_payment))
         .at("/orders/:id/resend", post(orders::resend))
+        .at("/api-keys", get(api_keys::list).post(api_keys::create))
+        .at(
+            "/api-keys/:id/revoke",
+            get(api_keys::confirm_revoke).post(api_keys::revoke),
+        )
         .at("/team", get(team::show).post(team::invite))
         .at("/team/remove", post(team::remove))
         .at("/invitations", get(team::accept_page).post(team::accept))

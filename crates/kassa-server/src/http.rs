@@ -15,22 +15,24 @@ use tokio::io::AsyncReadExt;
 /// Every route Kassa serves.
 pub fn app(ctx: ApiContext) -> impl Endpoint {
     let store = ctx.store.clone();
-    let ctx_store_for_dashboard = ctx.store.clone();
     let web = WebContext {
         store: ctx.store.clone(),
         secure_cookies: ctx.public_url.starts_with("https://"),
         public_url: ctx.public_url.clone(),
     };
+    let dashboard = kassa_dashboard::Dash {
+        store: ctx.store.clone(),
+        public_url: web.public_url.clone(),
+        secure_cookies: web.secure_cookies,
+        limits: kassa_dashboard::Limits::default(),
+        plugins: ctx.plugins.clone(),
+        network: ctx.network,
+        max_body_bytes: MAX_BODY_BYTES,
+    };
     let routes = Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz).data(store))
         .nest("/api", kassa_api::routes(ctx));
-    let dashboard = kassa_dashboard::Dash {
-        store: ctx_store_for_dashboard,
-        public_url: web.public_url.clone(),
-        secure_cookies: web.secure_cookies,
-        limits: kassa_dashboard::Limits::default(),
-    };
     let routes = kassa_dashboard::mount(routes, dashboard);
     kassa_web::mount(routes, web)
         .around(limit_body)
@@ -106,6 +108,9 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
             format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
             StatusCode::PAYLOAD_TOO_LARGE,
         ));
+    }
+    if req.uri().path().starts_with("/dashboard/") {
+        return Ok(kassa_dashboard::too_large(&req, MAX_BODY_BYTES));
     }
     Ok(kassa_web::too_large(&req))
 }
