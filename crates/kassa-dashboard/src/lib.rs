@@ -20,6 +20,7 @@ mod products;
 mod stores;
 mod team;
 mod templates;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -64,6 +65,12 @@ pub fn mount(route: Route, dash: Dash) -> Route {
             "/api-keys/:id/revoke",
             get(api_keys::confirm_revoke).post(api_keys::revoke),
         )
+        .at("/webhooks", get(webhooks::list).post(webhooks::create))
+        .at("/webhooks/:id", get(webhooks::show))
+        .at("/webhooks/:id/secret", post(webhooks::reveal_secret))
+        .at("/webhooks/:id/rotate", post(webhooks::rotate_secret))
+        .at("/webhooks/:id/state", post(webhooks::set_state))
+        .at("/webhooks/:id/redeliver", post(webhooks::redeliver))
         .at("/team", get(team::show).post(team::invite))
         .at("/team/remove", post(team::remove))
         .at("/invitations", get(team::accept_page).post(team::accept))

@@ -17,7 +17,7 @@ pub const ALL: &[(&str, &str)] = templates!("dashboard":
     "stores.html", "store_new.html", "settings.html", "home.html",
     "products.html", "product_new.html", "product.html",
     "pools.html", "pool.html", "orders.html", "order.html", "team.html", "invitation.html",
-    "api_keys.html", "api_key_revoke.html",
+    "api_keys.html", "api_key_revoke.html", "webhooks.html", "webhook.html",
 );
 
 const EMAILS: &[(&str, &str)] = templates!("dashboard/emails":
