@@ -1,6 +1,6 @@
 //! The merchant dashboard under `/dashboard`: accounts (sign up, verify, log in,
 //! reset), stores and their settings, the catalog, orders with their timeline and
-//! actions, developers' tools (API keys, webhooks) and the team.
+//! actions, developers' tools (API keys, webhooks, plugins) and the team.
 //!
 //! Pages are rendered on the server from `web/dashboard` and work without JavaScript.
 //! Who may do what is decided by `kassa_domain::account::Role::may`; what happens to
@@ -15,6 +15,7 @@ mod home;
 mod limits;
 mod orders;
 mod page;
+mod plugins;
 mod pools;
 mod products;
 mod stores;
@@ -71,6 +72,14 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/webhooks/:id/rotate", post(webhooks::rotate_secret))
         .at("/webhooks/:id/state", post(webhooks::set_state))
         .at("/webhooks/:id/redeliver", post(webhooks::redeliver))
+        .at("/plugins", get(plugins::list).post(plugins::create))
+        .at("/plugins/:id", get(plugins::show))
+        .at("/plugins/:id/versions", post(plugins::add_version))
+        .at("/plugins/:id/config", post(plugins::save_config))
+        .at("/plugins/:id/secrets", post(plugins::set_secret))
+        .at("/plugins/:id/secrets/remove", post(plugins::remove_secret))
+        .at("/plugins/:id/hosts", post(plugins::save_hosts))
+        .at("/plugins/:id/test-run", post(plugins::test_run))
         .at("/team", get(team::show).post(team::invite))
         .at("/team/remove", post(team::remove))
         .at("/invitations", get(team::accept_page).post(team::accept))

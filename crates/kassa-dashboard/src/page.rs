@@ -258,6 +258,12 @@ pub fn page(
             Permission::Develop,
         ),
         (
+            "plugins",
+            "Plugins",
+            "/dashboard/plugins",
+            Permission::Develop,
+        ),
+        (
             "outbox",
             "Emails",
             "/dashboard/outbox",

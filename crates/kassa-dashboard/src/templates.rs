@@ -18,6 +18,7 @@ pub const ALL: &[(&str, &str)] = templates!("dashboard":
     "products.html", "product_new.html", "product.html",
     "pools.html", "pool.html", "orders.html", "order.html", "team.html", "invitation.html",
     "api_keys.html", "api_key_revoke.html", "webhooks.html", "webhook.html",
+    "plugins.html", "plugin.html",
 );
 
 const EMAILS: &[(&str, &str)] = templates!("dashboard/emails":
