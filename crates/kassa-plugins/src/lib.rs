@@ -365,6 +365,13 @@ impl PluginHost {
                 limits::COMPONENT_BYTES
             )));
         }
+        // wasmtime's own answer to bytes that are not WebAssembly at all is a dump of
+        // the header it expected; say it in words.
+        if !bytes.starts_with(b"\0asm") {
+            return Err(PluginError::Invalid(
+                "not a WebAssembly file (a component begins with the bytes \\0asm)".into(),
+            ));
+        }
         let component = Component::new(&self.engine, bytes).map_err(|e| {
             PluginError::Invalid(format!("not a WebAssembly component: {}", root_cause(&e)))
         })?;

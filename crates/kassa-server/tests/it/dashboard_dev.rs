@@ -717,7 +717,7 @@ async fn bad_developer_input_is_answered_next_to_the_field(backend: Backend) {
     assert!(
         error(&text, "file")
             .unwrap()
-            .contains("not a plugin Kassa can run"),
+            .contains("not a plugin Kassa can run: not a WebAssembly file"),
         "{}",
         text.html
     );
