@@ -48,4 +48,7 @@ pub struct ApiContext {
     pub plugins: Option<std::sync::Arc<kassa_plugins::PluginHost>>,
     /// Rate limits, shared with the pages: orders and resends email customers.
     pub limits: std::sync::Arc<kassa_limits::Limits>,
+    /// Which addresses outgoing requests may reach (webhook endpoints are checked
+    /// against it when they are saved).
+    pub network: kassa_webhooks::NetworkPolicy,
 }

@@ -80,6 +80,9 @@ pub fn openapi_json() -> String {
         public_url: String::new(),
         plugins: None,
         limits: std::sync::Arc::new(kassa_limits::Limits::off()),
+        network: kassa_webhooks::NetworkPolicy {
+            allow_private: false,
+        },
     };
     service(&ctx).spec()
 }

@@ -5,15 +5,15 @@ use kassa_domain::access::ApiAction;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kassa_domain::error::parse_text;
+use kassa_domain::catalog::parse_quantity;
 use kassa_domain::ids::PluginId;
+use kassa_domain::plugin::{parse_allowed_hosts, parse_plugin_name, parse_setting_name};
 use kassa_domain::{Invalid, Secret};
-use kassa_plugins::{CallContext, Customer, PluginError, Request};
+use kassa_plugins::PluginError;
 use kassa_store::{PluginChanges, PluginRecord, PluginVersionRecord, StoreError};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
-use sha2::{Digest, Sha256};
 
 use crate::auth::ApiKey;
 use crate::context::ApiContext;
@@ -128,6 +128,9 @@ pub struct TestRunOut {
     pub retryable: Option<bool>,
     pub logs: Vec<String>,
     pub duration_ms: i64,
+    /// The sandbox limit the run ran into, e.g. `fuel (2000000000 units of
+    /// computation)`; absent when it stayed within every limit.
+    pub limit: Option<String>,
 }
 
 fn out(p: PluginRecord) -> PluginOut {
@@ -167,37 +170,19 @@ impl PluginsApi {
             .ok_or_else(|| ApiError::internal("no plugin host in this process"))
     }
 
-    /// Checks that the bytes are a component for Kassa's world.
+    /// Checks that the bytes are a component for Kassa's world; their SHA-256.
     fn check(&self, bytes: &[u8]) -> Result<String, ApiError> {
-        match self.host()?.compile(bytes) {
-            Ok(_) => Ok(hex::encode(Sha256::digest(bytes))),
-            Err(PluginError::Invalid(why)) | Err(PluginError::Failed { message: why, .. }) => {
-                Err(Invalid::field("body", why).into())
-            }
-        }
+        self.host()?
+            .check(bytes)
+            .map_err(|why| Invalid::field("body", why).into())
     }
 }
 
-fn parse_hosts(hosts: &[String]) -> Result<Vec<String>, Invalid> {
-    let mut invalid = Invalid::default();
-    let mut out = Vec::new();
-    for (i, h) in hosts.iter().enumerate() {
-        let host = h.trim().to_ascii_lowercase();
-        let ok = !host.is_empty()
-            && host.len() <= 253
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
-        if ok {
-            out.push(host);
-        } else {
-            invalid.push(
-                format!("allowed_hosts[{i}]"),
-                "must be a host name like api.example.com",
-            );
-        }
+/// The names of config entries and secrets, checked.
+fn check_names<'a>(field: &str, names: impl Iterator<Item = &'a String>, invalid: &mut Invalid) {
+    for name in names {
+        invalid.check(parse_setting_name(&format!("{field}.{name}"), name));
     }
-    invalid.into_result().map(|()| out)
 }
 
 #[OpenApi(prefix_path = "/plugins", tag = "crate::context::Tag::Plugins")]
@@ -215,7 +200,7 @@ impl PluginsApi {
         body: WasmUpload,
     ) -> Result<Json<PluginOut>, ApiError> {
         let WasmUpload::Wasm(Binary(bytes)) = body;
-        let name = parse_text("name", name.0.as_deref().unwrap_or("plugin"), 100)?;
+        let name = parse_plugin_name(name.0.as_deref().unwrap_or("plugin"))?;
         let sha = self.check(&bytes)?;
         let record = self
             .0
@@ -375,11 +360,17 @@ impl PluginsApi {
         let name = body
             .name
             .as_deref()
-            .and_then(|n| invalid.check(parse_text("name", n, 100)));
+            .and_then(|n| invalid.check(parse_plugin_name(n)));
         let hosts = body
             .allowed_hosts
             .as_deref()
-            .and_then(|h| invalid.check(parse_hosts(h)));
+            .and_then(|h| invalid.check(parse_allowed_hosts(h)));
+        if let Some(config) = &body.config {
+            check_names("config", config.keys(), &mut invalid);
+        }
+        if let Some(secrets) = &body.secrets {
+            check_names("secrets", secrets.keys(), &mut invalid);
+        }
         invalid.into_result()?;
         let changes = PluginChanges {
             name,
@@ -418,40 +409,21 @@ impl PluginsApi {
             .runnable_plugin(&auth.allowed(ApiAction::ManagePlugins)?.id, &id)
             .await
             .map_err(ApiError::from_store("plugin"))?;
-        let quantity = body.quantity.unwrap_or(1);
-        if !(1..=1000).contains(&quantity) {
-            return Err(Invalid::field("quantity", "must be between 1 and 1000").into());
-        }
+        let quantity = parse_quantity("quantity", i64::from(body.quantity.unwrap_or(1)))?;
         let host = self.host()?;
         let compiled = host
             .compiled(&format!("{}:{}", plugin.id, plugin.version), &plugin.wasm)
             .map_err(ApiError::internal)?;
-        let request = Request {
-            order_id: "ord_test".into(),
-            line_no: 1,
-            product_id: "prd_test".into(),
-            product_name: "Sample product".into(),
-            quantity,
-            customer: Customer {
-                email: "customer@example.com".into(),
-                name: Some("Sample Customer".into()),
-            },
-            test_mode: true,
-            config: plugin.config.into_iter().collect(),
-            idempotency_key: format!("test-run-{}", chrono::Utc::now().timestamp_millis()),
-        };
-        let context = CallContext {
-            secrets: plugin.secrets.into_iter().collect(),
-            allowed_hosts: plugin.allowed_hosts,
-            pool_keys: Arc::new(|pool, count| {
-                Box::pin(
-                    async move { Ok((1..=count).map(|i| format!("SAMPLE-{pool}-{i}")).collect()) },
-                )
-            }),
-        };
-        let started = std::time::Instant::now();
-        let outcome = host.call(&compiled, &request, context).await;
-        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let run = host
+            .test_run(
+                &compiled,
+                u32::try_from(quantity).unwrap_or(1),
+                plugin.config.into_iter().collect(),
+                plugin.secrets.into_iter().collect(),
+                plugin.allowed_hosts,
+            )
+            .await;
+        let outcome = run.outcome;
         let (licenses, error, retryable) = match outcome.result {
             Ok(l) => (Some(l), None, None),
             Err(PluginError::Failed { message, retryable }) => {
@@ -464,7 +436,8 @@ impl PluginsApi {
             error,
             retryable,
             logs: outcome.logs,
-            duration_ms,
+            duration_ms: run.duration_ms,
+            limit: outcome.limit.map(|l| l.to_string()),
         }))
     }
 }

@@ -1,11 +1,10 @@
 //! `/webhook-endpoints`: where a store receives events, signed with its `whsec_` secret.
 
-use kassa_domain::Invalid;
 use kassa_domain::access::ApiAction;
-use kassa_domain::catalog::{parse_description, parse_outgoing_url};
 use kassa_domain::ids::WebhookEndpointId;
-use kassa_domain::webhook::{generate_secret, parse_event_types};
-use kassa_store::{WebhookEndpointFields, WebhookEndpointRecord};
+use kassa_domain::webhook::generate_secret;
+use kassa_orders::{EndpointInput, endpoint_fields};
+use kassa_store::WebhookEndpointRecord;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -152,27 +151,6 @@ fn endpoint_id(raw: &str) -> Result<WebhookEndpointId, ApiError> {
     WebhookEndpointId::parse(raw).map_err(|_| ApiError::not_found("webhook endpoint"))
 }
 
-fn parse_fields(
-    url: &str,
-    description: Option<&str>,
-    event_types: &[String],
-    disabled: bool,
-) -> Result<WebhookEndpointFields, Invalid> {
-    let mut invalid = Invalid::default();
-    let url = invalid.check(parse_outgoing_url("url", url));
-    let description = invalid.check(parse_description(description));
-    let event_types = invalid.check(parse_event_types(event_types));
-    match (url, description, event_types) {
-        (Some(url), Some(description), Some(event_types)) => Ok(WebhookEndpointFields {
-            url,
-            description,
-            event_types,
-            disabled,
-        }),
-        _ => Err(invalid),
-    }
-}
-
 #[OpenApi(
     prefix_path = "/webhook-endpoints",
     tag = "crate::context::Tag::WebhookEndpoints"
@@ -187,11 +165,14 @@ impl WebhookEndpointsApi {
         auth: ApiKey,
         body: Json<WebhookEndpointIn>,
     ) -> Result<Json<WebhookEndpointWithSecret>, ApiError> {
-        let fields = parse_fields(
-            &body.url,
-            body.description.as_deref(),
-            body.event_types.as_deref().unwrap_or_default(),
-            body.disabled.unwrap_or(false),
+        let fields = endpoint_fields(
+            EndpointInput {
+                url: &body.url,
+                description: body.description.as_deref(),
+                event_types: body.event_types.as_deref().unwrap_or_default(),
+                disabled: body.disabled.unwrap_or(false),
+            },
+            self.0.network,
         )?;
         let record = self
             .0
@@ -259,15 +240,20 @@ impl WebhookEndpointsApi {
             .await
             .map_err(ApiError::from_store("webhook endpoint"))?;
         let body = body.0;
-        let fields = parse_fields(
-            body.url.as_deref().unwrap_or(&current.fields.url),
-            body.description
-                .as_deref()
-                .or(current.fields.description.as_deref()),
-            body.event_types
-                .as_deref()
-                .unwrap_or(&current.fields.event_types),
-            body.disabled.unwrap_or(current.fields.disabled),
+        let fields = endpoint_fields(
+            EndpointInput {
+                url: body.url.as_deref().unwrap_or(&current.fields.url),
+                description: body
+                    .description
+                    .as_deref()
+                    .or(current.fields.description.as_deref()),
+                event_types: body
+                    .event_types
+                    .as_deref()
+                    .unwrap_or(&current.fields.event_types),
+                disabled: body.disabled.unwrap_or(current.fields.disabled),
+            },
+            self.0.network,
         )?;
         let record = self
             .0

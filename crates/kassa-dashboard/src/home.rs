@@ -110,6 +110,7 @@ pub async fn show(ctx: Data<&Ctx>, req: &Request) -> Response {
             failed => attention.failed_deliveries,
             buy_base,
             notice => query(req, "notice"),
+            can_develop => staff.may(Permission::Develop),
         },
     )
 }

@@ -1,6 +1,6 @@
 //! The merchant dashboard under `/dashboard`: accounts (sign up, verify, log in,
 //! reset), stores and their settings, the catalog, orders with their timeline and
-//! actions, developers' tools (API keys, webhooks) and the team.
+//! actions, developers' tools (API keys, webhooks, plugins) and the team.
 //!
 //! Pages are rendered on the server from `web/dashboard` and work without JavaScript.
 //! Who may do what is decided by `kassa_domain::account::Role::may`; what happens to
@@ -10,20 +10,23 @@
 #![allow(clippy::result_large_err)]
 
 mod account;
+mod api_keys;
 mod coupons;
 mod home;
 mod orders;
 mod outbox;
 mod page;
+mod plugins;
 mod pools;
 mod products;
 mod stores;
 mod team;
 mod templates;
+mod webhooks;
 
 use std::sync::Arc;
 
-pub use page::Dash;
+pub use page::{Dash, too_large};
 use poem::{EndpointExt, Route, get, post};
 
 /// Adds the dashboard under `/dashboard`, and each store's logo at `/{slug}/logo`.
@@ -62,6 +65,25 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/orders/:id/payments", post(orders::record_payment))
         .at("/orders/:id/resend", post(orders::resend))
         .at("/orders/:id/lines/:line/retry", post(orders::retry))
+        .at("/api-keys", get(api_keys::list).post(api_keys::create))
+        .at(
+            "/api-keys/:id/revoke",
+            get(api_keys::confirm_revoke).post(api_keys::revoke),
+        )
+        .at("/webhooks", get(webhooks::list).post(webhooks::create))
+        .at("/webhooks/:id", get(webhooks::show))
+        .at("/webhooks/:id/secret", post(webhooks::reveal_secret))
+        .at("/webhooks/:id/rotate", post(webhooks::rotate_secret))
+        .at("/webhooks/:id/state", post(webhooks::set_state))
+        .at("/webhooks/:id/redeliver", post(webhooks::redeliver))
+        .at("/plugins", get(plugins::list).post(plugins::create))
+        .at("/plugins/:id", get(plugins::show))
+        .at("/plugins/:id/versions", post(plugins::add_version))
+        .at("/plugins/:id/config", post(plugins::save_config))
+        .at("/plugins/:id/secrets", post(plugins::set_secret))
+        .at("/plugins/:id/secrets/remove", post(plugins::remove_secret))
+        .at("/plugins/:id/hosts", post(plugins::save_hosts))
+        .at("/plugins/:id/test-run", post(plugins::test_run))
         .at("/team", get(team::show).post(team::invite))
         .at("/team/remove", post(team::remove))
         .at("/invitations", get(team::accept_page).post(team::accept))

@@ -21,6 +21,13 @@ pub struct Dash {
     pub secure_cookies: bool,
     /// The node's rate limits, shared with the customer pages.
     pub limits: Arc<kassa_limits::Limits>,
+    /// Checks plugin uploads and runs test runs; `None` where no host runs.
+    pub plugins: Option<Arc<kassa_plugins::PluginHost>>,
+    /// Which addresses outgoing requests may reach (webhook endpoints are checked
+    /// against it when they are saved).
+    pub network: kassa_webhooks::NetworkPolicy,
+    /// The largest request body the server reads: an upload must fit in it.
+    pub max_body_bytes: usize,
 }
 
 pub type Ctx = Arc<Dash>;
@@ -160,6 +167,18 @@ pub async fn staff_posting(
     staff(ctx, req, need).await
 }
 
+/// Like [`staff_posting`] for a form in the request's body: the member, and the form.
+pub async fn staff_form(
+    ctx: &Dash,
+    req: &Request,
+    body: poem::Body,
+    need: Permission,
+) -> Result<(Staff, Vec<(String, String)>), Response> {
+    let form = kassa_web::page::read_form(body).await;
+    let staff = staff_posting(ctx, req, &form, need).await?;
+    Ok((staff, form))
+}
+
 /// This browser's CSRF token, and the cookie to set when it is new.
 pub fn csrf_pair(ctx: &Dash, req: &Request) -> (String, Option<String>) {
     let web = kassa_web::WebContext {
@@ -236,6 +255,12 @@ pub fn page(
             "api-keys",
             "API keys",
             "/dashboard/api-keys",
+            Permission::Develop,
+        ),
+        (
+            "plugins",
+            "Plugins",
+            "/dashboard/plugins",
             Permission::Develop,
         ),
         (
@@ -338,6 +363,35 @@ pub async fn unknown(ctx: poem::web::Data<&Ctx>, req: &Request) -> Response {
     }
 }
 
+/// A file chosen on a form: its name as the browser gave it, and its bytes.
+pub struct Upload {
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A form sent as `multipart/form-data`: its text fields, and the file in
+/// `file_field` when one was chosen (an empty file counts as none).
+pub async fn multipart(
+    mut parts: poem::web::Multipart,
+    file_field: &str,
+) -> (Vec<(String, String)>, Option<Upload>) {
+    let mut form = Vec::new();
+    let mut file = None;
+    while let Ok(Some(part)) = parts.next_field().await {
+        let name = part.name().unwrap_or_default().to_owned();
+        if name == file_field {
+            let file_name = part.file_name().unwrap_or_default().to_owned();
+            let bytes = part.bytes().await.unwrap_or_default();
+            if !bytes.is_empty() {
+                file = Some(Upload { file_name, bytes });
+            }
+        } else if let Ok(text) = part.text().await {
+            form.push((name, text));
+        }
+    }
+    (form, file)
+}
+
 /// The value of a form field, trimmed; empty when absent.
 pub fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
     kassa_web::page::form_value(form, name).map_or("", str::trim)
@@ -368,6 +422,14 @@ pub fn with_notice(path: &str, notice: &str) -> String {
     format!("{path}?notice={notice}")
 }
 
+/// The whole of a store's list, for the pages that show every item at once.
+pub fn all() -> kassa_store::PageRequest {
+    kassa_store::PageRequest {
+        after: None,
+        limit: 500,
+    }
+}
+
 /// A query parameter of the request.
 pub fn query(req: &Request, name: &str) -> Option<String> {
     url::form_urlencoded::parse(req.original_uri().query().unwrap_or("").as_bytes())
@@ -378,4 +440,65 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
 /// A time as the dashboard shows it: `2026-12-05 14:03 UTC`.
 pub fn when(at: &kassa_store::Timestamp) -> String {
     at.0.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A size in bytes as people read it: `512 bytes`, `340 KiB`, `2 MiB`, `1.5 MiB`.
+pub fn size(bytes: i64) -> String {
+    const KIB: i64 = 1024;
+    const MIB: i64 = 1024 * 1024;
+    if bytes < KIB {
+        format!("{bytes} bytes")
+    } else if bytes < MIB {
+        format!("{} KiB", (bytes + KIB / 2) / KIB)
+    } else {
+        let tenths = (bytes * 10 + MIB / 2) / MIB;
+        if tenths % 10 == 0 {
+            format!("{} MiB", tenths / 10)
+        } else {
+            format!("{}.{} MiB", tenths / 10, tenths % 10)
+        }
+    }
+}
+
+/// The answer to a dashboard form whose body is larger than the server reads (the
+/// server's body limit answers before any handler): what happened, and the way back
+/// to the page the form was on.
+pub fn too_large(req: &Request, max_body_bytes: usize) -> Response {
+    let back = req
+        .headers()
+        .get("referer")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_owned(),
+        })
+        .filter(|p| p.starts_with("/dashboard") && !p.contains("//"))
+        .unwrap_or_else(|| "/dashboard".to_owned());
+    public(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "message.html",
+        context! {
+            title => "The file is too large",
+            message => format!(
+                "Kassa accepts uploads of at most {} for now, and nothing was saved. Go back and choose a smaller file.",
+                size(i64::try_from(max_body_bytes).unwrap_or(i64::MAX))
+            ),
+            link => context! { href => back, label => "Go back" },
+        },
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size;
+
+    #[test]
+    fn sizes_read_as_people_say_them() {
+        assert_eq!(size(512), "512 bytes");
+        assert_eq!(size(340 * 1024), "340 KiB");
+        assert_eq!(size(2 * 1024 * 1024), "2 MiB");
+        assert_eq!(size(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
 }

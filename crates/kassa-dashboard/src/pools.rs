@@ -9,15 +9,15 @@ use kassa_domain::catalog::{
 };
 use kassa_domain::ids::LicensePoolId;
 use kassa_orders::OrdersError;
-use kassa_store::{LicensePoolRecord, PageRequest, StoreError};
+use kassa_store::{LicensePoolRecord, StoreError};
 use minijinja::{Value, context};
 use poem::http::StatusCode;
 use poem::web::{Data, Multipart, Path};
 use poem::{Body, Request, Response, handler};
 
 use crate::page::{
-    Ctx, Errors, Staff, errors_of, failure, field, not_found, one_error, page, query, redirect,
-    staff, staff_posting, with_notice,
+    Ctx, Errors, Staff, Upload, all, errors_of, failure, field, multipart, not_found, one_error,
+    page, query, redirect, staff, staff_posting, with_notice,
 };
 
 /// Refused keys listed on the page at most.
@@ -39,11 +39,7 @@ async fn list_page(
     errors: Errors,
     notice: Option<String>,
 ) -> Response {
-    let all = PageRequest {
-        after: None,
-        limit: 500,
-    };
-    let pools = match ctx.store.list_license_pools(&staff.tenant.id, &all).await {
+    let pools = match ctx.store.list_license_pools(&staff.tenant.id, &all()).await {
         Ok(p) => p.data,
         Err(e) => return failure(e),
     };
@@ -183,22 +179,9 @@ pub async fn upload_keys(
     ctx: Data<&Ctx>,
     req: &Request,
     Path(id): Path<String>,
-    mut parts: Multipart,
+    parts: Multipart,
 ) -> Response {
-    let mut form = Vec::new();
-    let mut file: Option<(String, Vec<u8>)> = None;
-    while let Ok(Some(part)) = parts.next_field().await {
-        let name = part.name().unwrap_or_default().to_owned();
-        if name == "file" {
-            let file_name = part.file_name().unwrap_or_default().to_owned();
-            let bytes = part.bytes().await.unwrap_or_default();
-            if !bytes.is_empty() {
-                file = Some((file_name, bytes));
-            }
-        } else if let Ok(text) = part.text().await {
-            form.push((name, text));
-        }
-    }
+    let (form, file) = multipart(parts, "file").await;
     let staff = match staff_posting(&ctx, req, &form, Permission::EditCatalog).await {
         Ok(s) => s,
         Err(resp) => return resp,
@@ -208,7 +191,7 @@ pub async fn upload_keys(
         pool_page(&ctx, &staff, &id, StatusCode::UNPROCESSABLE_ENTITY, extra)
     };
     let raw: Vec<String> = match &file {
-        Some((name, bytes)) => {
+        Some(Upload { file_name, bytes }) => {
             let Ok(text) = std::str::from_utf8(bytes) else {
                 return refuse(one_error(
                     "keys",
@@ -216,7 +199,7 @@ pub async fn upload_keys(
                 ))
                 .await;
             };
-            if name.to_lowercase().ends_with(".csv") {
+            if file_name.to_lowercase().ends_with(".csv") {
                 match csv_keys("keys", text) {
                     Ok(keys) => keys,
                     Err(invalid) => return refuse(errors_of(&invalid)).await,

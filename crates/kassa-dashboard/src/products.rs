@@ -9,26 +9,19 @@ use kassa_domain::catalog::{
 use kassa_domain::ids::ProductId;
 use kassa_domain::money::{Currency, Money};
 use kassa_orders::DeliveryChoice;
-use kassa_store::{PageRequest, Price, ProductFields, ProductRecord, StoreError};
+use kassa_store::{Price, ProductFields, ProductRecord, StoreError};
 use minijinja::{Value, context};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
 
 use crate::page::{
-    Ctx, Errors, Staff, errors_of, failure, field, not_found, page, query, redirect, staff,
+    Ctx, Errors, Staff, all, errors_of, failure, field, not_found, page, query, redirect, staff,
     staff_posting, with_notice,
 };
 
 /// Price rows on the form.
 const PRICE_ROWS: usize = 3;
-
-fn all() -> PageRequest {
-    PageRequest {
-        after: None,
-        limit: 500,
-    }
-}
 
 fn view(ctx: &Ctx, staff: &Staff, p: &ProductRecord) -> Value {
     let prices: Vec<String> = p

@@ -13,8 +13,8 @@ use poem::web::{Data, Multipart, Path};
 use poem::{Body, Request, Response, handler};
 
 use crate::page::{
-    Ctx, Errors, csrf_pair, errors_of, failure, field, one_error, optional, page, public, query,
-    redirect, signed_in, staff, staff_posting, user_posting, with_notice,
+    Ctx, Errors, csrf_pair, errors_of, failure, field, multipart, one_error, optional, page,
+    public, query, redirect, signed_in, staff, staff_posting, user_posting, with_notice,
 };
 
 /// The largest logo accepted.
@@ -267,22 +267,8 @@ fn logo_type(bytes: &[u8]) -> Option<&'static str> {
 }
 
 #[handler]
-pub async fn upload_logo(ctx: Data<&Ctx>, req: &Request, mut parts: Multipart) -> Response {
-    let mut form = Vec::new();
-    let mut image: Option<Result<Vec<u8>, ()>> = None;
-    while let Ok(Some(part)) = parts.next_field().await {
-        let name = part.name().unwrap_or_default().to_owned();
-        if name == "logo" {
-            let bytes = part.bytes().await.unwrap_or_default();
-            image = Some(if bytes.len() > MAX_LOGO_BYTES {
-                Err(())
-            } else {
-                Ok(bytes)
-            });
-        } else if let Ok(text) = part.text().await {
-            form.push((name, text));
-        }
-    }
+pub async fn upload_logo(ctx: Data<&Ctx>, req: &Request, parts: Multipart) -> Response {
+    let (form, image) = multipart(parts, "logo").await;
     let staff = match staff_posting(&ctx, req, &form, Permission::EditSettings).await {
         Ok(s) => s,
         Err(resp) => return resp,
@@ -299,9 +285,10 @@ pub async fn upload_logo(ctx: Data<&Ctx>, req: &Request, mut parts: Multipart) -
     };
     let bytes = match image {
         None => return refuse("Choose an image file."),
-        Some(Err(())) => return refuse("The logo is larger than 512 KB; use a smaller image."),
-        Some(Ok(bytes)) if bytes.is_empty() => return refuse("Choose an image file."),
-        Some(Ok(bytes)) => bytes,
+        Some(image) if image.bytes.len() > MAX_LOGO_BYTES => {
+            return refuse("The logo is larger than 512 KB; use a smaller image.");
+        }
+        Some(image) => image.bytes,
     };
     let Some(content_type) = logo_type(&bytes) else {
         return refuse("The logo must be a PNG, JPEG, GIF or WebP image.");

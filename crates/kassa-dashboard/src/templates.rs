@@ -16,7 +16,10 @@ pub const ALL: &[(&str, &str)] = templates!("dashboard":
     "signup.html", "login.html", "check_email.html", "verify.html", "forgot.html", "reset.html",
     "stores.html", "store_new.html", "settings.html", "home.html",
     "products.html", "product_new.html", "product.html",
-    "pools.html", "pool.html", "orders.html", "order.html", "team.html", "invitation.html", "coupons.html", "outbox.html",
+    "pools.html", "pool.html", "orders.html", "order.html", "team.html", "invitation.html",
+    "coupons.html", "outbox.html",
+    "api_keys.html", "api_key_revoke.html", "webhooks.html", "webhook.html",
+    "plugins.html", "plugin.html",
 );
 
 const EMAILS: &[(&str, &str)] = templates!("dashboard/emails":

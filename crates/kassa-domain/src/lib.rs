@@ -1,6 +1,6 @@
 //! Kassa's business rules: typed ids, money, the merchant's catalog (products,
-//! coupons, checkout links, license pools, webhook endpoints), and the order workflow
-//! (`workflow`): what may happen to an order and what must follow, as data.
+//! coupons, checkout links, license pools, webhook endpoints, plugins), and the order
+//! workflow (`workflow`): what may happen to an order and what must follow, as data.
 //!
 //! Raw input becomes a domain value here, through a `parse` that says which field is
 //! wrong and why. This crate does no I/O: no database, no network, no clock except
@@ -17,6 +17,7 @@ pub mod money;
 mod names;
 pub mod offer;
 pub mod order;
+pub mod plugin;
 pub mod secret;
 pub mod signed_link;
 pub mod tenant;

@@ -1,8 +1,11 @@
 //! Kassa's use cases: each command of the order workflow (place an order, record a
 //! payment or a failure, switch method, deliver a line, restock a pool, remind,
 //! delete) loads what it needs, asks `kassa_domain::workflow`, and hands the result to
-//! `kassa-store`, which writes it all in one transaction. No SQL here, no HTTP: the
-//! pages, the API and the jobs are the callers.
+//! `kassa-store`, which writes it all in one transaction. Beside them, the checks of
+//! what a merchant saves that need more than the domain (a product's delivery names a
+//! pool or plugin of the store; a webhook endpoint's URL is one Kassa may send to), so
+//! the API and the dashboard apply the same ones. No SQL here, no HTTP: the pages, the
+//! API and the jobs are the callers.
 
 mod catalog;
 mod checkout;
@@ -10,6 +13,7 @@ mod error;
 mod fulfillment;
 mod payments;
 mod unpaid;
+mod webhooks;
 
 pub use catalog::{CouponInput, DeliveryChoice, create_coupon, delivery};
 pub use checkout::{CONSENTS, OrderInput, consent_version, place_order, price};
@@ -20,3 +24,4 @@ pub use fulfillment::{
 };
 pub use payments::{CardOutcome, pay_with_card, record_offline_payment, switch_method};
 pub use unpaid::{UnpaidPolicy, UnpaidSweep, sweep_unpaid};
+pub use webhooks::{EndpointInput, endpoint_fields};

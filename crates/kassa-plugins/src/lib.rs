@@ -96,6 +96,56 @@ pub struct CallContext {
 pub struct CallOutcome {
     pub result: Result<Vec<String>, PluginError>,
     pub logs: Vec<String>,
+    /// The sandbox limit the call ran into, if it ran into one (a call may hit a limit
+    /// and still succeed, e.g. when it logs more lines than are kept).
+    pub limit: Option<Limit>,
+}
+
+/// A limit of the sandbox, as the merchant is told about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Fuel,
+    Deadline,
+    Memory,
+    Output,
+    Fetches,
+    FetchBody,
+    Logs,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Limit::Fuel => write!(f, "fuel ({} units of computation)", limits::FUEL),
+            Limit::Deadline => write!(f, "time ({} s per call)", limits::DEADLINE.as_secs()),
+            Limit::Memory => write!(f, "memory ({} MiB)", limits::MEMORY_BYTES / (1024 * 1024)),
+            Limit::Output => write!(
+                f,
+                "output (1 to {} licenses, {} bytes in all)",
+                limits::MAX_LICENSES,
+                limits::OUTPUT_BYTES
+            ),
+            Limit::Fetches => write!(f, "http-fetch calls ({} per call)", limits::FETCHES),
+            Limit::FetchBody => write!(
+                f,
+                "http-fetch response size ({} bytes)",
+                limits::FETCH_BODY_BYTES
+            ),
+            Limit::Logs => write!(
+                f,
+                "log lines ({} per call, {} bytes each)",
+                limits::LOG_LINES,
+                limits::LOG_LINE_BYTES
+            ),
+        }
+    }
+}
+
+/// A run on a sample order, as a test run shows it.
+#[derive(Debug, Clone)]
+pub struct TestRun {
+    pub outcome: CallOutcome,
+    pub duration_ms: i64,
 }
 
 /// The operator's settings for plugins.
@@ -138,6 +188,8 @@ pub struct State {
     fetches: u32,
     http: reqwest::Client,
     policy: HostPolicy,
+    /// A limit a host function ran into.
+    limit: Option<Limit>,
 }
 
 impl WasiView for State {
@@ -154,6 +206,7 @@ impl bindings::kassa::plugin::types::Host for State {}
 impl Host for State {
     async fn http_fetch(&mut self, request: HttpRequest) -> Result<HttpResponse, String> {
         if self.fetches >= limits::FETCHES {
+            self.limit = Some(Limit::Fetches);
             return Err(format!(
                 "at most {} http-fetch calls per delivery",
                 limits::FETCHES
@@ -207,6 +260,7 @@ impl Host for State {
             .map_err(|e| format!("reading the response: {e}"))?
         {
             if body.len() + chunk.len() > limits::FETCH_BODY_BYTES {
+                self.limit = Some(Limit::FetchBody);
                 return Err(format!(
                     "the response is larger than {} bytes",
                     limits::FETCH_BODY_BYTES
@@ -229,9 +283,12 @@ impl Host for State {
     }
 
     async fn log(&mut self, message: String) {
-        if self.logs.len() < limits::LOG_LINES {
+        if self.logs.len() >= limits::LOG_LINES {
+            self.limit = Some(Limit::Logs);
+        } else {
             let mut line = message;
             if line.len() > limits::LOG_LINE_BYTES {
+                self.limit = Some(Limit::Logs);
                 let mut cut = limits::LOG_LINE_BYTES;
                 while !line.is_char_boundary(cut) {
                     cut -= 1;
@@ -308,6 +365,13 @@ impl PluginHost {
                 limits::COMPONENT_BYTES
             )));
         }
+        // wasmtime's own answer to bytes that are not WebAssembly at all is a dump of
+        // the header it expected; say it in words.
+        if !bytes.starts_with(b"\0asm") {
+            return Err(PluginError::Invalid(
+                "not a WebAssembly file (a component begins with the bytes \\0asm)".into(),
+            ));
+        }
         let component = Component::new(&self.engine, bytes).map_err(|e| {
             PluginError::Invalid(format!("not a WebAssembly component: {}", root_cause(&e)))
         })?;
@@ -368,6 +432,7 @@ impl PluginHost {
             fetches: 0,
             http: self.http.clone(),
             policy: self.policy,
+            limit: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -375,13 +440,80 @@ impl PluginHost {
         let ticks = (limits::DEADLINE.as_millis() / limits::TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        let result = match fuel_ok {
-            Err(e) => Err(failed(format!("could not set the fuel budget: {e}"), true)),
-            Ok(()) => run(&compiled.0, &mut store, request).await,
+        let (result, limit) = match fuel_ok {
+            Err(e) => (
+                Err(failed(format!("could not set the fuel budget: {e}"), true)),
+                None,
+            ),
+            Ok(()) => match run(&compiled.0, &mut store, request).await {
+                Ok(licenses) => (Ok(licenses), None),
+                Err((e, limit)) => (Err(e), limit),
+            },
         };
+        let state = store.data_mut();
         CallOutcome {
             result,
-            logs: std::mem::take(&mut store.data_mut().logs),
+            logs: std::mem::take(&mut state.logs),
+            limit: limit.or(state.limit),
+        }
+    }
+
+    /// Checks that `bytes` are a component for Kassa's world (as an upload must be)
+    /// and returns their SHA-256, hex.
+    pub fn check(&self, bytes: &[u8]) -> Result<String, String> {
+        use sha2::Digest;
+        match self.compile(bytes) {
+            Ok(_) => Ok(hex::encode(sha2::Sha256::digest(bytes))),
+            Err(PluginError::Invalid(why)) | Err(PluginError::Failed { message: why, .. }) => {
+                Err(why)
+            }
+        }
+    }
+
+    /// Runs a plugin on a sample order of `quantity` units, with its config, secrets
+    /// and allowed hosts. Nothing is delivered: keys it asks from a pool are samples
+    /// (`SAMPLE-<pool>-1`…), not taken from the pool.
+    pub async fn test_run(
+        &self,
+        compiled: &Compiled,
+        quantity: u32,
+        config: Vec<(String, String)>,
+        secrets: HashMap<String, Secret>,
+        allowed_hosts: Vec<String>,
+    ) -> TestRun {
+        let request = Request {
+            order_id: "ord_test".into(),
+            line_no: 1,
+            product_id: "prd_test".into(),
+            product_name: "Sample product".into(),
+            quantity,
+            customer: Customer {
+                email: "customer@example.com".into(),
+                name: Some("Sample Customer".into()),
+            },
+            test_mode: true,
+            config,
+            idempotency_key: format!(
+                "test-run-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis())
+            ),
+        };
+        let context = CallContext {
+            secrets,
+            allowed_hosts,
+            pool_keys: Arc::new(|pool, count| {
+                Box::pin(
+                    async move { Ok((1..=count).map(|i| format!("SAMPLE-{pool}-{i}")).collect()) },
+                )
+            }),
+        };
+        let started = std::time::Instant::now();
+        let outcome = self.call(compiled, &request, context).await;
+        TestRun {
+            outcome,
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
         }
     }
 }
@@ -390,7 +522,7 @@ async fn run(
     pre: &FulfillmentPre<State>,
     store: &mut Store<State>,
     request: &Request,
-) -> Result<Vec<String>, PluginError> {
+) -> Result<Vec<String>, (PluginError, Option<Limit>)> {
     let instance = pre
         .instantiate_async(&mut *store)
         .await
@@ -401,33 +533,46 @@ async fn run(
         .map_err(trap_reason)?;
     match answer {
         Ok(licenses) => check_output(licenses),
-        Err(FulfillError::Retryable(m)) => Err(failed(format!("the plugin says: {m}"), true)),
-        Err(FulfillError::Permanent(m)) => Err(failed(format!("the plugin says: {m}"), false)),
+        Err(FulfillError::Retryable(m)) => {
+            Err((failed(format!("the plugin says: {m}"), true), None))
+        }
+        Err(FulfillError::Permanent(m)) => {
+            Err((failed(format!("the plugin says: {m}"), false), None))
+        }
     }
 }
 
-fn check_output(licenses: Vec<String>) -> Result<Vec<String>, PluginError> {
+fn check_output(licenses: Vec<String>) -> Result<Vec<String>, (PluginError, Option<Limit>)> {
     if licenses.is_empty() || licenses.len() > limits::MAX_LICENSES {
-        return Err(failed(
-            format!(
-                "the plugin must return 1 to {} licenses",
-                limits::MAX_LICENSES
+        return Err((
+            failed(
+                format!(
+                    "the plugin must return 1 to {} licenses",
+                    limits::MAX_LICENSES
+                ),
+                false,
             ),
-            false,
+            Some(Limit::Output),
         ));
     }
     let total: usize = licenses.iter().map(String::len).sum();
     if total > limits::OUTPUT_BYTES {
-        return Err(failed(
-            format!(
-                "the plugin returned more than {} bytes",
-                limits::OUTPUT_BYTES
+        return Err((
+            failed(
+                format!(
+                    "the plugin returned more than {} bytes",
+                    limits::OUTPUT_BYTES
+                ),
+                false,
             ),
-            false,
+            Some(Limit::Output),
         ));
     }
     if licenses.iter().any(|l| l.trim().is_empty()) {
-        return Err(failed("the plugin returned an empty license".into(), false));
+        return Err((
+            failed("the plugin returned an empty license".into(), false),
+            None,
+        ));
     }
     Ok(licenses)
 }
@@ -443,26 +588,36 @@ fn root_cause(e: &wasmtime::Error) -> String {
         .unwrap_or_else(|| e.to_string())
 }
 
-/// A trap or an error from the sandbox, in words a merchant can act on.
-fn trap_reason(e: wasmtime::Error) -> PluginError {
+/// A trap or an error from the sandbox, in words a merchant can act on, with the
+/// limit that caused it.
+fn trap_reason(e: wasmtime::Error) -> (PluginError, Option<Limit>) {
     let text = format!("{e:?}");
-    let message = match e.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => "the plugin ran out of fuel: it computed for too long".to_owned(),
-        Some(Trap::Interrupt) => format!(
-            "the plugin ran past its {} s deadline",
-            limits::DEADLINE.as_secs()
+    let (message, limit) = match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => (
+            "the plugin ran out of fuel: it computed for too long".to_owned(),
+            Some(Limit::Fuel),
         ),
-        Some(trap) => format!("the plugin trapped: {trap}"),
-        None if text.contains("memory") || text.contains("grow") => format!(
-            "the plugin used more than {} MiB of memory",
-            limits::MEMORY_BYTES / (1024 * 1024)
+        Some(Trap::Interrupt) => (
+            format!(
+                "the plugin ran past its {} s deadline",
+                limits::DEADLINE.as_secs()
+            ),
+            Some(Limit::Deadline),
         ),
-        None => format!("the plugin failed: {}", root_cause(&e)),
+        Some(trap) => (format!("the plugin trapped: {trap}"), None),
+        None if text.contains("memory") || text.contains("grow") => (
+            format!(
+                "the plugin used more than {} MiB of memory",
+                limits::MEMORY_BYTES / (1024 * 1024)
+            ),
+            Some(Limit::Memory),
+        ),
+        None => (format!("the plugin failed: {}", root_cause(&e)), None),
     };
     // A deadline may pass because a service was slow: worth another try. Other
     // failures are in the plugin and will recur.
     let retryable = matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt));
-    failed(message, retryable)
+    (failed(message, retryable), limit)
 }
 
 /// The default deadline, for callers that need to wait for a call.
@@ -520,6 +675,7 @@ pub mod bare {
                     allow_private_network: true,
                     allow_plain_http: true,
                 },
+                limit: None,
             };
             let mut store = Store::new(&self.engine, state);
             let instance = self

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kassa_plugins::{CallContext, Customer, HostPolicy, PluginError, PluginHost, Request};
+use kassa_plugins::{CallContext, Customer, HostPolicy, Limit, PluginError, PluginHost, Request};
 
 fn component(name: &str) -> Vec<u8> {
     let dir = std::env::var("KASSA_PLUGINS_DIR").unwrap_or_else(|_| {
@@ -140,6 +140,12 @@ async fn a_plugin_that_loops_forever_is_stopped_and_others_go_on() {
         "{reason}"
     );
     assert!(
+        matches!(looped.limit, Some(Limit::Fuel | Limit::Deadline)),
+        "{:?}",
+        looped.limit
+    );
+    assert_eq!(fine.limit, None);
+    assert!(
         started.elapsed() < Duration::from_secs(15),
         "stopped within the deadline"
     );
@@ -163,6 +169,7 @@ async fn memory_output_and_traps_fail_only_their_call() {
         "{:?}",
         memory.result
     );
+    assert_eq!(memory.limit, Some(Limit::Memory));
     let big = host
         .call(
             &hostile,
@@ -187,6 +194,7 @@ async fn memory_output_and_traps_fail_only_their_call() {
         "{:?}",
         trap.result
     );
+    assert_eq!(trap.limit, None, "a panic is no limit");
     let fine = host
         .call(&hostile, &request(&[("mode", "ok")], 1), context(&[], &[]))
         .await;

@@ -26,6 +26,9 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
         public_url: web.public_url.clone(),
         secure_cookies: web.secure_cookies,
         limits: ctx.limits.clone(),
+        plugins: ctx.plugins.clone(),
+        network: ctx.network,
+        max_body_bytes: MAX_BODY_BYTES,
     };
     let routes = Route::new()
         .at("/healthz", get(healthz))
@@ -106,6 +109,9 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
             format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
             StatusCode::PAYLOAD_TOO_LARGE,
         ));
+    }
+    if req.uri().path().starts_with("/dashboard/") {
+        return Ok(kassa_dashboard::too_large(&req, MAX_BODY_BYTES));
     }
     Ok(kassa_web::too_large(&req))
 }

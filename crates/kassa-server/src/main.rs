@@ -244,6 +244,9 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
         public_url: config.public_url(),
         plugins: Some(plugins.clone()),
         limits: std::sync::Arc::new(limits),
+        network: kassa_webhooks::NetworkPolicy {
+            allow_private: config.allow_private_network,
+        },
     };
     tracing::info!(
         "Kassa is listening on http://{} (public URL {}); API docs at {}/api/docs",

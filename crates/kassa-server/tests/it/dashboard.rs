@@ -24,10 +24,10 @@ on_both_backends!(
     signing_up_first_with_someone_elses_email_gains_nothing,
 );
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// The message shown next to a dashboard field.
-fn error(page: &Page, field: &str) -> Option<String> {
+pub(crate) fn error(page: &Page, field: &str) -> Option<String> {
     let marker = format!("id=\"e-{field}\">");
     let start = page.html.find(&marker)? + marker.len();
     let end = page.html[start..].find('<')? + start;
@@ -35,13 +35,13 @@ fn error(page: &Page, field: &str) -> Option<String> {
 }
 
 /// The first link in a mail's text that starts with `prefix`.
-fn link_in(mail: &serde_json::Value, prefix: &str) -> String {
+pub(crate) fn link_in(mail: &serde_json::Value, prefix: &str) -> String {
     let text = mail["text"].as_str().expect("a text part");
     let start = text.find(prefix).expect("the link is in the email");
     text[start..].split_whitespace().next().unwrap().to_owned()
 }
 
-fn path_of(app: &TestApp, url: &str) -> String {
+pub(crate) fn path_of(app: &TestApp, url: &str) -> String {
     url.strip_prefix(&app.base)
         .expect("a link to this Kassa")
         .to_owned()
@@ -49,7 +49,13 @@ fn path_of(app: &TestApp, url: &str) -> String {
 
 /// Signs up `email`, confirms it through the emailed link (the `nth` mail of the sink)
 /// and creates the store `slug`; returns the signed-in browser.
-async fn merchant(app: &TestApp, sink: &Sink, nth: usize, email: &str, slug: &str) -> Browser {
+pub(crate) async fn merchant(
+    app: &TestApp,
+    sink: &Sink,
+    nth: usize,
+    email: &str,
+    slug: &str,
+) -> Browser {
     let b = Browser::new(app);
     let form = b.get("/dashboard/signup").await;
     assert_eq!(form.status, 200);
@@ -108,7 +114,7 @@ async fn merchant(app: &TestApp, sink: &Sink, nth: usize, email: &str, slug: &st
 
 /// Creates a pool holding `keys` (uploaded as a file) and a product delivered from
 /// it; returns the product's page.
-async fn pool_and_product(b: &Browser, keys: &str) -> (String, Page) {
+pub(crate) async fn pool_and_product(b: &Browser, keys: &str) -> (String, Page) {
     let pools = b.get("/dashboard/pools").await;
     let created = b
         .post(
@@ -454,7 +460,12 @@ async fn bad_input_is_answered_next_to_the_field(backend: Backend) {
 }
 
 /// Signs up and verifies `email`, without creating a store.
-async fn merchant_without_store(app: &TestApp, sink: &Sink, nth: usize, email: &str) -> Browser {
+pub(crate) async fn merchant_without_store(
+    app: &TestApp,
+    sink: &Sink,
+    nth: usize,
+    email: &str,
+) -> Browser {
     let b = Browser::new(app);
     let form = b.get("/dashboard/signup").await;
     b.post(

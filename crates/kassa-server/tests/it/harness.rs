@@ -26,17 +26,21 @@ pub struct Options {
     pub remind_after: Option<std::time::Duration>,
     pub delete_after: std::time::Duration,
     pub limits: kassa_limits::LimitsConfig,
+    /// Outgoing requests may reach loopback (the tests' receivers live there).
+    pub allow_private_network: bool,
 }
 
 impl Default for Options {
     /// No SMTP; reminders after a day, deletion after 90 days and the rate limits, as
-    /// in production.
+    /// in production; private addresses allowed, so the tests' receivers on loopback
+    /// can be reached.
     fn default() -> Self {
         Self {
             smtp_url: None,
             remind_after: Some(std::time::Duration::from_secs(86_400)),
             delete_after: std::time::Duration::from_secs(90 * 86_400),
             limits: kassa_limits::LimitsConfig::default(),
+            allow_private_network: true,
         }
     }
 }
@@ -122,7 +126,7 @@ impl TestApp {
         let base = format!("http://{}", server.local_addr);
         let plugins = std::sync::Arc::new(
             kassa_plugins::PluginHost::new(kassa_plugins::HostPolicy {
-                allow_private_network: true,
+                allow_private_network: options.allow_private_network,
                 allow_plain_http: true,
             })
             .expect("a plugin host"),
@@ -134,13 +138,16 @@ impl TestApp {
             limits: std::sync::Arc::new(
                 kassa_limits::Limits::new(&options.limits).expect("rate limits"),
             ),
+            network: kassa_webhooks::NetworkPolicy {
+                allow_private: options.allow_private_network,
+            },
         };
         let (tx, rx) = oneshot::channel::<()>();
         let (stop_workers, workers_stopped) = oneshot::channel::<()>();
         let workers = kassa_jobs::Workers::new(
             store.clone(),
             kassa_webhooks::Sender::new(kassa_webhooks::NetworkPolicy {
-                allow_private: true,
+                allow_private: options.allow_private_network,
             })
             .expect("an HTTP client"),
             kassa_webhooks::RetrySchedule::parse(WEBHOOK_SCHEDULE).expect("a schedule"),

@@ -10,6 +10,7 @@ mod catalog;
 mod cli;
 mod config;
 mod dashboard;
+mod dashboard_dev;
 mod emails;
 mod errors;
 mod fulfillment;

@@ -17,7 +17,7 @@ on_both_backends!(
     versions_no_longer_live_can_be_deleted,
 );
 
-fn component(name: &str) -> Vec<u8> {
+pub(crate) fn component(name: &str) -> Vec<u8> {
     let dir = std::env::var("KASSA_PLUGINS_DIR").unwrap_or_else(|_| {
         format!(
             "{}/../../plugins/target/wasm32-wasip2/release",
