@@ -91,7 +91,7 @@ fn link_token(token: &OneTimeToken, purpose: TokenPurpose) -> LinkToken<'_> {
 fn verify_message(ctx: &Dash, to: &str, token: &OneTimeToken) -> Result<AccountEmail, Response> {
     let link = format!(
         "{}/dashboard/verify?token={}",
-        ctx.public_url,
+        ctx.web.public_url,
         token.secret.expose_secret()
     );
     account_email(
@@ -155,6 +155,7 @@ pub async fn signup(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         Err(resp) => return resp,
     };
     let outcome = ctx
+        .web
         .store
         .sign_up(
             &signup.email,
@@ -190,6 +191,7 @@ pub async fn resend_verification(ctx: Data<&Ctx>, req: &Request, body: Body) -> 
     };
     if account_emails(&ctx, req, email.as_str()).is_ok() {
         let verified = ctx
+            .web
             .store
             .account(email.as_str())
             .await
@@ -202,6 +204,7 @@ pub async fn resend_verification(ctx: Data<&Ctx>, req: &Request, body: Body) -> 
             };
             let link = link_token(&token, TokenPurpose::VerifyEmail);
             if let Err(e) = ctx
+                .web
                 .store
                 .send_account_link(email.as_str(), &link, &message)
                 .await
@@ -229,6 +232,7 @@ pub async fn verify(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     };
     let token = field(&form, "token");
     match ctx
+        .web
         .store
         .verify_email(&kassa_domain::account::hash_token(token))
         .await
@@ -252,10 +256,19 @@ pub async fn verify(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
 async fn start_session(ctx: &Dash, user: &kassa_domain::ids::UserId, next: &str) -> Response {
     let token = OneTimeToken::generate();
     let expires = expires_in(SESSION_LIFETIME);
-    if let Err(e) = ctx.store.create_session(user, &token.hash, expires).await {
+    if let Err(e) = ctx
+        .web
+        .store
+        .create_session(user, &token.hash, expires)
+        .await
+    {
         return failure(e);
     }
-    let secure = if ctx.secure_cookies { "; Secure" } else { "" };
+    let secure = if ctx.web.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
         "{SESSION_COOKIE}={}; Path=/dashboard; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
         token.secret.expose_secret(),
@@ -322,7 +335,7 @@ pub async fn login(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     let password = kassa_web::page::form_value(&form, "password")
         .unwrap_or_default()
         .to_owned();
-    let account = match ctx.store.account(email).await {
+    let account = match ctx.web.store.account(email).await {
         Ok(a) => Some(a),
         Err(StoreError::NotFound) => None,
         Err(e) => return failure(e),
@@ -364,7 +377,7 @@ pub async fn logout(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         return csrf_refused();
     }
     if let Ok(Some(me)) = signed_in(&ctx, req).await
-        && let Err(e) = ctx.store.end_session(&me.session_hash).await
+        && let Err(e) = ctx.web.store.end_session(&me.session_hash).await
     {
         return failure(e);
     }
@@ -418,7 +431,7 @@ pub async fn forgot(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     let token = OneTimeToken::generate();
     let link = format!(
         "{}/dashboard/reset?token={}",
-        ctx.public_url,
+        ctx.web.public_url,
         token.secret.expose_secret()
     );
     let message = match account_email(
@@ -432,6 +445,7 @@ pub async fn forgot(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     };
     let token = link_token(&token, TokenPurpose::ResetPassword);
     if let Err(e) = ctx
+        .web
         .store
         .send_account_link(email.as_str(), &token, &message)
         .await
@@ -472,6 +486,7 @@ pub async fn reset(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         Err(invalid) => return again(StatusCode::UNPROCESSABLE_ENTITY, errors_of(&invalid)),
     };
     match ctx
+        .web
         .store
         .reset_password(&kassa_domain::account::hash_token(token), &password.hash)
         .await

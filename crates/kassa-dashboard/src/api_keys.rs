@@ -36,7 +36,7 @@ async fn keys_page(
     errors: Errors,
     extra: Value,
 ) -> Response {
-    let keys = match ctx.store.list_api_keys(&staff.tenant.id).await {
+    let keys = match ctx.web.store.list_api_keys(&staff.tenant.id).await {
         Ok(k) => k,
         Err(e) => return failure(e),
     };
@@ -85,6 +85,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     let scope = KeyScope::from_name(field(&form, "scope")).unwrap_or(KeyScope::Full);
     let key = NewApiKey::generate();
     let record = match ctx
+        .web
         .store
         .create_api_key(&staff.tenant.id, &name, &key, scope)
         .await
@@ -113,7 +114,7 @@ async fn key_of(ctx: &Ctx, staff: &Staff, id: &str) -> Result<ApiKeyRecord, Resp
     let Ok(id) = ApiKeyId::parse(id) else {
         return Err(not_found(staff));
     };
-    match ctx.store.list_api_keys(&staff.tenant.id).await {
+    match ctx.web.store.list_api_keys(&staff.tenant.id).await {
         Ok(keys) => keys
             .into_iter()
             .find(|k| k.id == id)
@@ -155,7 +156,7 @@ pub async fn revoke(
     let Ok(key) = ApiKeyId::parse(&id) else {
         return not_found(&staff);
     };
-    match ctx.store.revoke_api_key(&staff.tenant.id, &key).await {
+    match ctx.web.store.revoke_api_key(&staff.tenant.id, &key).await {
         Ok(()) => redirect(&with_notice(
             "/dashboard/api-keys",
             "The key is revoked: requests with it are refused from now on.",

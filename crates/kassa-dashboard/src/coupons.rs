@@ -35,8 +35,8 @@ async fn coupons_page(
 ) -> Response {
     let all = all();
     let (coupons, products) = match tokio::try_join!(
-        ctx.store.list_coupons(&staff.tenant.id, &all),
-        ctx.store.list_products(&staff.tenant.id, &all),
+        ctx.web.store.list_coupons(&staff.tenant.id, &all),
+        ctx.web.store.list_products(&staff.tenant.id, &all),
     ) {
         Ok((c, p)) => (c.data, p.data),
         Err(e) => return failure(e),
@@ -194,7 +194,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         product_ids: &product_ids,
         active: true,
     };
-    match kassa_orders::create_coupon(&ctx.store, &staff.tenant.id, &input).await {
+    match kassa_orders::create_coupon(&ctx.web.store, &staff.tenant.id, &input).await {
         Ok(c) => redirect(&with_notice(
             "/dashboard/coupons",
             &format!(

@@ -77,11 +77,11 @@ pub async fn show(ctx: Data<&Ctx>, req: &Request) -> Response {
         .with_day(1)
         .map_or(today, |d| d.timestamp_millis().div_euclid(DAY_MS));
     let since = Timestamp::from((today - 29).min(month_start) * DAY_MS);
-    let sales = match ctx.store.daily_sales(&staff.tenant.id, since).await {
+    let sales = match ctx.web.store.daily_sales(&staff.tenant.id, since).await {
         Ok(s) => s,
         Err(e) => return failure(e),
     };
-    let attention = match ctx.store.attention(&staff.tenant.id).await {
+    let attention = match ctx.web.store.attention(&staff.tenant.id).await {
         Ok(a) => a,
         Err(e) => return failure(e),
     };
@@ -95,7 +95,7 @@ pub async fn show(ctx: Data<&Ctx>, req: &Request) -> Response {
         .iter()
         .map(|(id, url, disabled)| context! { id, url, disabled })
         .collect();
-    let buy_base = format!("{}/{}/buy/", ctx.public_url, staff.tenant.slug);
+    let buy_base = format!("{}/{}/buy/", ctx.web.public_url, staff.tenant.slug);
     page(
         &staff,
         StatusCode::OK,

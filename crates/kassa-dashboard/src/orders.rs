@@ -61,6 +61,7 @@ pub async fn list(ctx: Data<&Ctx>, req: &Request) -> Response {
         limit: PAGE_SIZE,
     };
     let found = match ctx
+        .web
         .store
         .search_orders(&staff.tenant.id, &filter, &request)
         .await
@@ -112,15 +113,15 @@ async fn order_page(
     notice: Option<String>,
 ) -> Response {
     let tenant = &staff.tenant.id;
-    let order = match ctx.store.order(tenant, id).await {
+    let order = match ctx.web.store.order(tenant, id).await {
         Ok(o) => o,
         Err(StoreError::NotFound) => return not_found(staff),
         Err(e) => return failure(e),
     };
     let (events, emails, attempts) = match tokio::try_join!(
-        ctx.store.order_events(tenant, id),
-        ctx.store.order_emails(tenant, id),
-        ctx.store.order_webhook_attempts(tenant, id),
+        ctx.web.store.order_events(tenant, id),
+        ctx.web.store.order_emails(tenant, id),
+        ctx.web.store.order_webhook_attempts(tenant, id),
     ) {
         Ok(all) => all,
         Err(e) => return failure(e),
@@ -257,7 +258,7 @@ pub async fn record_payment(
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let order = match ctx.store.order(&staff.tenant.id, &id).await {
+    let order = match ctx.web.store.order(&staff.tenant.id, &id).await {
         Ok(o) => o,
         Err(StoreError::NotFound) => return not_found(&staff),
         Err(e) => return failure(e),
@@ -280,7 +281,7 @@ pub async fn record_payment(
     };
     let reference = Some(field(&form, "reference").to_owned()).filter(|r| !r.is_empty());
     let result = kassa_orders::record_offline_payment(
-        &ctx.store,
+        &ctx.web.store,
         &staff.tenant,
         &id,
         PaymentMethod::BankTransfer.as_str(),
@@ -320,7 +321,7 @@ pub async fn resend(
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    match kassa_orders::resend_licenses(&ctx.store, &staff.tenant.id, &id).await {
+    match kassa_orders::resend_licenses(&ctx.web.store, &staff.tenant.id, &id).await {
         Ok(()) => redirect(&with_notice(
             &format!("/dashboard/orders/{id}"),
             "The licenses email is on its way to the customer.",
@@ -344,7 +345,7 @@ pub async fn retry(
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    match kassa_orders::retry_delivery(&ctx.store, &staff.tenant.id, &id, line_no).await {
+    match kassa_orders::retry_delivery(&ctx.web.store, &staff.tenant.id, &id, line_no).await {
         Ok(()) => redirect(&with_notice(
             &format!("/dashboard/orders/{id}"),
             "The delivery is being tried again.",
@@ -367,7 +368,7 @@ pub async fn live(ctx: Data<&Ctx>, req: &Request) -> Response {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let store = ctx.store.clone();
+    let store = ctx.web.store.clone();
     let tenant = staff.tenant.id.clone();
     let first = store.orders_version(&tenant).await.ok();
     let changes =

@@ -7,7 +7,7 @@ use std::sync::{Arc, LazyLock};
 use kassa_domain::Invalid;
 use kassa_domain::account::{Permission, Role, hash_token};
 use kassa_domain::ids::UserId;
-use kassa_store::{Store, StoreError, TenantRecord};
+use kassa_store::{StoreError, TenantRecord};
 use kassa_web::page::{cookie, csrf, csrf_ok};
 use minijinja::{Environment, Value, context};
 use poem::http::StatusCode;
@@ -15,12 +15,9 @@ use poem::{Request, Response};
 
 /// What every dashboard handler is given.
 pub struct Dash {
-    pub store: Store,
-    /// Where merchants and customers reach Kassa, without a trailing slash.
-    pub public_url: String,
-    pub secure_cookies: bool,
-    /// The node's rate limits, shared with the customer pages.
-    pub limits: Arc<kassa_limits::Limits>,
+    /// What the customer pages have too: the store, the public URL, whether cookies
+    /// are `Secure`, and the node's rate limits.
+    pub web: kassa_web::WebContext,
     /// Checks plugin uploads and runs test runs; `None` where no host runs.
     pub plugins: Option<Arc<kassa_plugins::PluginHost>>,
     /// Which addresses outgoing requests may reach (webhook endpoints are checked
@@ -90,7 +87,7 @@ pub async fn signed_in(ctx: &Dash, req: &Request) -> Result<Option<SignedIn>, Re
         return Ok(None);
     };
     let session_hash = hash_token(&token);
-    match ctx.store.session(&session_hash).await {
+    match ctx.web.store.session(&session_hash).await {
         Ok(s) => Ok(Some(SignedIn {
             session_hash,
             user_id: s.user_id,
@@ -181,13 +178,7 @@ pub async fn staff_form(
 
 /// This browser's CSRF token, and the cookie to set when it is new.
 pub fn csrf_pair(ctx: &Dash, req: &Request) -> (String, Option<String>) {
-    let web = kassa_web::WebContext {
-        store: ctx.store.clone(),
-        public_url: ctx.public_url.clone(),
-        secure_cookies: ctx.secure_cookies,
-        limits: ctx.limits.clone(),
-    };
-    csrf(&web, req)
+    csrf(&ctx.web, req)
 }
 
 /// The page for a form whose CSRF token is missing or forged.
@@ -407,7 +398,7 @@ pub fn optional(form: &[(String, String)], name: &str) -> Option<String> {
 /// Counts a visitor's action against the rate limits: `Err` with a message to show
 /// next to the field when over.
 pub fn limited(ctx: &Dash, action: kassa_limits::Action<'_>) -> Result<(), String> {
-    ctx.limits.check(action).map_err(|too_many| {
+    ctx.web.limits.check(action).map_err(|too_many| {
         let minutes = too_many.retry_after_secs().div_ceil(60);
         format!(
             "Too many attempts from here or for this account. Try again in {minutes} minute{}.",

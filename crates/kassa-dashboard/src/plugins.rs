@@ -62,7 +62,7 @@ async fn list_page(
     errors: Errors,
     notice: Option<String>,
 ) -> Response {
-    let plugins = match ctx.store.list_plugins(&staff.tenant.id, &all()).await {
+    let plugins = match ctx.web.store.list_plugins(&staff.tenant.id, &all()).await {
         Ok(p) => p.data,
         Err(e) => return failure(e),
     };
@@ -158,6 +158,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, parts: Multipart) -> Respons
         .await;
     };
     match ctx
+        .web
         .store
         .create_plugin(&staff.tenant.id, &name, &file.bytes, &sha)
         .await
@@ -197,12 +198,13 @@ async fn plugin_page(
         return not_found(staff);
     };
     let tenant = &staff.tenant.id;
-    let plugin = match ctx.store.plugin(tenant, &id).await {
+    let plugin = match ctx.web.store.plugin(tenant, &id).await {
         Ok(p) => p,
         Err(StoreError::NotFound) => return not_found(staff),
         Err(e) => return failure(e),
     };
     let versions = match ctx
+        .web
         .store
         .list_plugin_versions(tenant, &id, None, VERSIONS_SHOWN)
         .await
@@ -279,7 +281,7 @@ pub async fn add_version(
     let Ok(plugin) = PluginId::parse(&id) else {
         return not_found(&staff);
     };
-    match ctx.store.plugin(&staff.tenant.id, &plugin).await {
+    match ctx.web.store.plugin(&staff.tenant.id, &plugin).await {
         Ok(_) => {}
         Err(StoreError::NotFound) => return not_found(&staff),
         Err(e) => return failure(e),
@@ -292,6 +294,7 @@ pub async fn add_version(
         }
     };
     match ctx
+        .web
         .store
         .add_plugin_version(&staff.tenant.id, &plugin, &file.bytes, &sha)
         .await
@@ -318,6 +321,7 @@ async fn save(
         return not_found(staff);
     };
     match ctx
+        .web
         .store
         .update_plugin(&staff.tenant.id, &plugin, &changes)
         .await
@@ -516,6 +520,7 @@ pub async fn test_run(
         }
     };
     let plugin = match ctx
+        .web
         .store
         .runnable_plugin(&staff.tenant.id, &plugin_id)
         .await

@@ -39,7 +39,12 @@ async fn list_page(
     errors: Errors,
     notice: Option<String>,
 ) -> Response {
-    let pools = match ctx.store.list_license_pools(&staff.tenant.id, &all()).await {
+    let pools = match ctx
+        .web
+        .store
+        .list_license_pools(&staff.tenant.id, &all())
+        .await
+    {
         Ok(p) => p.data,
         Err(e) => return failure(e),
     };
@@ -106,6 +111,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         .await;
     };
     match ctx
+        .web
         .store
         .create_license_pool(&staff.tenant.id, &parsed_name, parsed_threshold)
         .await
@@ -128,7 +134,7 @@ async fn pool_page(
     let Ok(id) = LicensePoolId::parse(id) else {
         return not_found(staff);
     };
-    match ctx.store.license_pool(&staff.tenant.id, &id).await {
+    match ctx.web.store.license_pool(&staff.tenant.id, &id).await {
         Ok(pool) => page(
             staff,
             status,
@@ -217,12 +223,18 @@ pub async fn upload_keys(
     let Ok(pool_id) = LicensePoolId::parse(&id) else {
         return not_found(&staff);
     };
-    let added =
-        match kassa_orders::add_keys(&ctx.store, &staff.tenant.id, &pool_id, &upload.keys).await {
-            Ok(a) => a,
-            Err(OrdersError::NotFound) => return not_found(&staff),
-            Err(e) => return failure(e),
-        };
+    let added = match kassa_orders::add_keys(
+        &ctx.web.store,
+        &staff.tenant.id,
+        &pool_id,
+        &upload.keys,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(OrdersError::NotFound) => return not_found(&staff),
+        Err(e) => return failure(e),
+    };
     let mut refused = upload.repeated;
     refused.extend(added.duplicates);
     let extra = context! {

@@ -43,7 +43,7 @@ fn view(ctx: &Ctx, staff: &Staff, p: &ProductRecord) -> Value {
         id => p.id.as_str(), name => p.fields.name.clone(),
         description => p.fields.description.clone(), prices, delivery,
         active => p.fields.active,
-        buy_url => format!("{}/{}/buy/{}", ctx.public_url, staff.tenant.slug, p.id),
+        buy_url => format!("{}/{}/buy/{}", ctx.web.public_url, staff.tenant.slug, p.id),
     }
 }
 
@@ -53,7 +53,7 @@ pub async fn list(ctx: Data<&Ctx>, req: &Request) -> Response {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let products = match ctx.store.list_products(&staff.tenant.id, &all()).await {
+    let products = match ctx.web.store.list_products(&staff.tenant.id, &all()).await {
         Ok(p) => p.data,
         Err(e) => return failure(e),
     };
@@ -75,11 +75,16 @@ async fn form_page(
     typed: &[(String, String)],
     errors: Errors,
 ) -> Response {
-    let pools = match ctx.store.list_license_pools(&staff.tenant.id, &all()).await {
+    let pools = match ctx
+        .web
+        .store
+        .list_license_pools(&staff.tenant.id, &all())
+        .await
+    {
         Ok(p) => p.data,
         Err(e) => return failure(e),
     };
-    let plugins = match ctx.store.list_plugins(&staff.tenant.id, &all()).await {
+    let plugins = match ctx.web.store.list_plugins(&staff.tenant.id, &all()).await {
         Ok(p) => p.data,
         Err(e) => return failure(e),
     };
@@ -195,7 +200,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
             },
         },
     };
-    let delivery = match kassa_orders::delivery(&ctx.store, &staff.tenant.id, choice).await {
+    let delivery = match kassa_orders::delivery(&ctx.web.store, &staff.tenant.id, choice).await {
         Ok(d) => invalid.check(d),
         Err(e) => return failure(e),
     };
@@ -218,7 +223,12 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         delivery,
         active: true,
     };
-    match ctx.store.create_product(&staff.tenant.id, &fields).await {
+    match ctx
+        .web
+        .store
+        .create_product(&staff.tenant.id, &fields)
+        .await
+    {
         Ok(p) => redirect(&with_notice(
             &format!("/dashboard/products/{}", p.id),
             "Product created. Share its buy link to sell it.",
@@ -236,7 +246,7 @@ pub async fn show(ctx: Data<&Ctx>, req: &Request, Path(id): Path<String>) -> Res
     let Ok(id) = ProductId::parse(&id) else {
         return not_found(&staff);
     };
-    match ctx.store.product(&staff.tenant.id, &id).await {
+    match ctx.web.store.product(&staff.tenant.id, &id).await {
         Ok(p) => page(
             &staff,
             StatusCode::OK,

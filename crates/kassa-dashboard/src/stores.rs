@@ -27,7 +27,7 @@ pub async fn list(ctx: Data<&Ctx>, req: &Request) -> Response {
         Ok(None) => return redirect("/dashboard/login"),
         Err(resp) => return resp,
     };
-    let stores = match ctx.store.memberships(&me.user_id).await {
+    let stores = match ctx.web.store.memberships(&me.user_id).await {
         Ok(m) => m,
         Err(e) => return failure(e),
     };
@@ -62,6 +62,7 @@ pub async fn switch(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         return redirect("/dashboard/stores");
     };
     match ctx
+        .web
         .store
         .switch_store(&me.session_hash, &me.user_id, &tenant)
         .await
@@ -82,7 +83,7 @@ pub async fn new_page(ctx: Data<&Ctx>, req: &Request) -> Response {
     public(
         StatusCode::OK,
         "store_new.html",
-        context! { csrf, name => "", slug => "", errors => Errors::new(), public_url => ctx.public_url.clone() },
+        context! { csrf, name => "", slug => "", errors => Errors::new(), public_url => ctx.web.public_url.clone() },
         cookie.as_deref(),
     )
 }
@@ -100,7 +101,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         public(
             status,
             "store_new.html",
-            context! { csrf, name, slug, errors, public_url => ctx.public_url.clone() },
+            context! { csrf, name, slug, errors, public_url => ctx.web.public_url.clone() },
             cookie.as_deref(),
         )
     };
@@ -111,6 +112,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         return again(StatusCode::UNPROCESSABLE_ENTITY, errors_of(&invalid));
     };
     match ctx
+        .web
         .store
         .create_store(&me.user_id, &me.session_hash, &parsed_slug, &parsed_name)
         .await
@@ -246,6 +248,7 @@ pub async fn save_settings(ctx: Data<&Ctx>, req: &Request, body: Body) -> Respon
         );
     }
     match ctx
+        .web
         .store
         .update_tenant_settings(&staff.tenant.id, &settings)
         .await
@@ -294,6 +297,7 @@ pub async fn upload_logo(ctx: Data<&Ctx>, req: &Request, parts: Multipart) -> Re
         return refuse("The logo must be a PNG, JPEG, GIF or WebP image.");
     };
     if let Err(e) = ctx
+        .web
         .store
         .set_logo(&staff.tenant.id, content_type, &bytes)
         .await
@@ -303,11 +307,12 @@ pub async fn upload_logo(ctx: Data<&Ctx>, req: &Request, parts: Multipart) -> Re
     let mut updated = settings.clone();
     updated.logo_url = Some(format!(
         "{}/{}/logo?v={}",
-        ctx.public_url,
+        ctx.web.public_url,
         staff.tenant.slug,
         kassa_store::Timestamp::now().millis()
     ));
     match ctx
+        .web
         .store
         .update_tenant_settings(&staff.tenant.id, &updated)
         .await
@@ -320,12 +325,12 @@ pub async fn upload_logo(ctx: Data<&Ctx>, req: &Request, parts: Multipart) -> Re
 /// A store's logo, for its checkout pages and emails.
 #[handler]
 pub async fn logo(ctx: Data<&Ctx>, Path(slug): Path<String>) -> Response {
-    let tenant = match ctx.store.tenant_by_slug(&slug).await {
+    let tenant = match ctx.web.store.tenant_by_slug(&slug).await {
         Ok(t) => t,
         Err(StoreError::NotFound) => return StatusCode::NOT_FOUND.into(),
         Err(e) => return failure(e),
     };
-    match ctx.store.logo(&tenant.id).await {
+    match ctx.web.store.logo(&tenant.id).await {
         Ok((content_type, bytes)) => Response::builder()
             .content_type(content_type)
             .header("cache-control", "public, max-age=86400")

@@ -27,7 +27,7 @@ async fn team_page(
     errors: Errors,
     notice: Option<String>,
 ) -> Response {
-    let team = match ctx.store.team(&staff.tenant.id).await {
+    let team = match ctx.web.store.team(&staff.tenant.id).await {
         Ok(t) => t,
         Err(e) => return failure(e),
     };
@@ -113,7 +113,7 @@ pub async fn invite(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     let token = OneTimeToken::generate();
     let link = format!(
         "{}/dashboard/invitations?token={}",
-        ctx.public_url,
+        ctx.web.public_url,
         token.secret.expose_secret()
     );
     let message = match account_email(
@@ -133,6 +133,7 @@ pub async fn invite(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         expires_at: expires_in(INVITATION_LIFETIME),
     };
     match ctx
+        .web
         .store
         .invite(&staff.tenant.id, &invitation, &message)
         .await
@@ -164,9 +165,10 @@ pub async fn remove(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         Err(resp) => return resp,
     };
     let result = if let Ok(user) = UserId::parse(field(&form, "user_id")) {
-        ctx.store.remove_member(&staff.tenant.id, &user).await
+        ctx.web.store.remove_member(&staff.tenant.id, &user).await
     } else if let Ok(invitation) = InvitationId::parse(field(&form, "invitation_id")) {
-        ctx.store
+        ctx.web
+            .store
             .withdraw_invitation(&staff.tenant.id, &invitation)
             .await
     } else {
@@ -204,7 +206,7 @@ pub async fn remove(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
 #[handler]
 pub async fn accept_page(ctx: Data<&Ctx>, req: &Request) -> Response {
     let token = query(req, "token").unwrap_or_default();
-    let invitation = match ctx.store.invitation(&hash_token(&token)).await {
+    let invitation = match ctx.web.store.invitation(&hash_token(&token)).await {
         Ok(i) => i,
         Err(StoreError::NotFound) => return expired(),
         Err(e) => return failure(e),
@@ -251,7 +253,7 @@ pub async fn accept(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     };
     let token = hash_token(field(&form, "token"));
     // The invitation is for the person at its email, not for whoever holds the link.
-    match ctx.store.invitation(&token).await {
+    match ctx.web.store.invitation(&token).await {
         Ok((_, _, email)) if email.eq_ignore_ascii_case(&me.email) => {}
         Ok(_) => {
             return public(
@@ -268,6 +270,7 @@ pub async fn accept(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         Err(e) => return failure(e),
     }
     match ctx
+        .web
         .store
         .accept_invitation(&token, &me.user_id, &me.session_hash)
         .await

@@ -51,6 +51,7 @@ async fn list_page(
     notice: Option<String>,
 ) -> Response {
     let endpoints = match ctx
+        .web
         .store
         .list_webhook_endpoints(&staff.tenant.id, &all())
         .await
@@ -139,6 +140,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         }
     };
     match ctx
+        .web
         .store
         .create_webhook_endpoint(&staff.tenant.id, &fields, &generate_secret())
         .await
@@ -182,7 +184,7 @@ async fn endpoint_of(
     let Ok(id) = WebhookEndpointId::parse(id) else {
         return Err(not_found(staff));
     };
-    match ctx.store.webhook_endpoint(&staff.tenant.id, &id).await {
+    match ctx.web.store.webhook_endpoint(&staff.tenant.id, &id).await {
         Ok(e) => Ok(e),
         Err(StoreError::NotFound) => Err(not_found(staff)),
         Err(e) => Err(failure(e)),
@@ -209,6 +211,7 @@ async fn endpoint_page(
         limit: PAGE_SIZE,
     };
     let deliveries = match ctx
+        .web
         .store
         .list_deliveries(&staff.tenant.id, id, &request)
         .await
@@ -284,6 +287,7 @@ async fn secret_page(ctx: &Ctx, req: &Request, id: &str, body: Body, rotate: boo
     };
     if rotate {
         endpoint = match ctx
+            .web
             .store
             .rotate_webhook_secret(&staff.tenant.id, &endpoint.id, &generate_secret())
             .await
@@ -321,6 +325,7 @@ pub async fn set_state(
         "Endpoint turned on: new events are sent to it."
     };
     match ctx
+        .web
         .store
         .update_webhook_endpoint(&staff.tenant.id, &endpoint.id, &fields)
         .await
@@ -351,6 +356,7 @@ pub async fn redeliver(
     };
     let event = field(&form, "event_id");
     match ctx
+        .web
         .store
         .redeliver(&staff.tenant.id, &endpoint.id, event)
         .await

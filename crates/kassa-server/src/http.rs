@@ -22,10 +22,7 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
         limits: ctx.limits.clone(),
     };
     let dashboard = kassa_dashboard::Dash {
-        store: ctx.store.clone(),
-        public_url: web.public_url.clone(),
-        secure_cookies: web.secure_cookies,
-        limits: ctx.limits.clone(),
+        web: web.clone(),
         plugins: ctx.plugins.clone(),
         network: ctx.network,
         max_body_bytes: MAX_BODY_BYTES,
