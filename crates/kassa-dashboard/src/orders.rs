@@ -5,7 +5,8 @@
 use chrono::NaiveDate;
 use kassa_domain::account::Permission;
 use kassa_domain::money::{Currency, Money};
-use kassa_domain::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod};
+use kassa_domain::order::{DeliveryStatus, OrderStatus, PaymentMethod};
+use kassa_domain::tenant::TenantSettings;
 use kassa_orders::OrdersError;
 use kassa_store::{OrderFilter, OrderRecord, PageRequest, StoreError, Timestamp};
 use minijinja::{Value, context};
@@ -118,6 +119,14 @@ async fn order_page(
         Err(StoreError::NotFound) => return not_found(staff),
         Err(e) => return failure(e),
     };
+    // What the page offers is what the workflow would allow.
+    let state = match order.state() {
+        Ok(s) => s,
+        Err(e) => return failure(e),
+    };
+    let enabled = TenantSettings::from_json(&staff.tenant.settings).enabled_methods();
+    let takes_transfer = state.status == OrderStatus::NotPaid
+        && state.accepts(PaymentMethod::BankTransfer, &enabled);
     let (events, emails, attempts) = match tokio::try_join!(
         ctx.web.store.order_events(tenant, id),
         ctx.web.store.order_emails(tenant, id),
@@ -168,7 +177,7 @@ async fn order_page(
                 total => kassa_emails::money(l.total, &order.currency),
                 delivery_status => l.delivery_status.as_str(), licenses => l.licenses.clone(),
                 line_no => l.line_no, error => l.delivery_error.clone(),
-                can_retry => l.delivery_status == LineStatus::Failed && staff.may(Permission::HelpCustomers),
+                can_retry => staff.may(Permission::HelpCustomers) && state.retry_delivery(l.line_no).is_ok(),
             }
         })
         .collect();
@@ -184,8 +193,6 @@ async fn order_page(
             }
         })
         .collect();
-    let unpaid = order.status == OrderStatus::NotPaid;
-    let delivered_any = order.lines.iter().any(|l| !l.licenses.is_empty());
     let amount_major = Currency::parse("currency", &order.currency)
         .map(|c| {
             Money {
@@ -212,8 +219,8 @@ async fn order_page(
             discount => (order.discount > 0).then(|| kassa_emails::money(order.discount, &order.currency)),
             name => order.customer.name.clone(), method => order.payment_method.as_str(),
             reference => order.payment_reference.clone(),
-            can_record => unpaid && staff.may(Permission::RecordPayments) && !order.payment_method.is_sandbox(),
-            can_resend => delivered_any && staff.may(Permission::HelpCustomers),
+            can_record => staff.may(Permission::RecordPayments) && takes_transfer,
+            can_resend => staff.may(Permission::HelpCustomers) && state.resend_licenses(chrono::Utc::now()).is_ok(),
         },
     )
 }
@@ -235,15 +242,24 @@ pub async fn show(ctx: Data<&Ctx>, req: &Request, Path(id): Path<String>) -> Res
     .await
 }
 
-/// What the workflow's refusal means to the member, on the order's page.
-fn refused(staff: &Staff, e: OrdersError) -> Result<Errors, Response> {
-    match e {
-        OrdersError::Invalid(invalid) => Ok(errors_of(&invalid)),
-        OrdersError::Refused(r) => Ok(one_error("action", r.to_string())),
-        OrdersError::Conflict(m) => Ok(one_error("action", m)),
-        OrdersError::NotFound => Err(not_found(staff)),
-        e => Err(failure(e)),
-    }
+/// The answer to an action on an order: back to its page with `notice`, or the page
+/// with what the workflow refused next to the action (or the field).
+async fn answer(
+    ctx: &Ctx,
+    staff: &Staff,
+    id: &str,
+    done: Result<(), OrdersError>,
+    notice: &str,
+) -> Response {
+    let errors = match done {
+        Ok(()) => return redirect(&with_notice(&format!("/dashboard/orders/{id}"), notice)),
+        Err(OrdersError::Invalid(invalid)) => errors_of(&invalid),
+        Err(OrdersError::Refused(r)) => one_error("action", r.to_string()),
+        Err(OrdersError::Conflict(m)) => one_error("action", m),
+        Err(OrdersError::NotFound) => return not_found(staff),
+        Err(e) => return failure(e),
+    };
+    order_page(ctx, staff, id, StatusCode::CONFLICT, errors, None).await
 }
 
 #[handler]
@@ -290,23 +306,19 @@ pub async fn record_payment(
         reference,
     )
     .await;
-    match result {
-        Ok(_) => redirect(&with_notice(
-            &format!("/dashboard/orders/{id}"),
-            "Payment recorded. The order is paid and its licenses are on their way.",
-        )),
-        Err(e) => match refused(&staff, e) {
-            Ok(mut errors) => {
-                // The workflow speaks in minor units; the member typed major ones.
-                if errors.contains_key("amount") {
-                    let total = kassa_emails::money(order.total, &order.currency);
-                    errors.insert("amount".into(), format!("must be the order total, {total}"));
-                }
-                order_page(&ctx, &staff, &id, StatusCode::CONFLICT, errors, None).await
+    // The workflow speaks in minor units; the member typed major ones.
+    let done = result.map(|_| ()).map_err(|e| match e {
+        OrdersError::Invalid(mut invalid) => {
+            let total = kassa_emails::money(order.total, &order.currency);
+            for error in invalid.errors.iter_mut().filter(|e| e.field == "amount") {
+                error.message = format!("must be the order total, {total}");
             }
-            Err(resp) => resp,
-        },
-    }
+            OrdersError::Invalid(invalid)
+        }
+        e => e,
+    });
+    let notice = "Payment recorded. The order is paid and its licenses are on their way.";
+    answer(&ctx, &staff, &id, done, notice).await
 }
 
 #[handler]
@@ -321,16 +333,9 @@ pub async fn resend(
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    match kassa_orders::resend_licenses(&ctx.web.store, &staff.tenant.id, &id).await {
-        Ok(()) => redirect(&with_notice(
-            &format!("/dashboard/orders/{id}"),
-            "The licenses email is on its way to the customer.",
-        )),
-        Err(e) => match refused(&staff, e) {
-            Ok(errors) => order_page(&ctx, &staff, &id, StatusCode::CONFLICT, errors, None).await,
-            Err(resp) => resp,
-        },
-    }
+    let done = kassa_orders::resend_licenses(&ctx.web.store, &staff.tenant.id, &id).await;
+    let notice = "The licenses email is on its way to the customer.";
+    answer(&ctx, &staff, &id, done, notice).await
 }
 
 #[handler]
@@ -345,16 +350,15 @@ pub async fn retry(
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    match kassa_orders::retry_delivery(&ctx.web.store, &staff.tenant.id, &id, line_no).await {
-        Ok(()) => redirect(&with_notice(
-            &format!("/dashboard/orders/{id}"),
-            "The delivery is being tried again.",
-        )),
-        Err(e) => match refused(&staff, e) {
-            Ok(errors) => order_page(&ctx, &staff, &id, StatusCode::CONFLICT, errors, None).await,
-            Err(resp) => resp,
-        },
-    }
+    let done = kassa_orders::retry_delivery(&ctx.web.store, &staff.tenant.id, &id, line_no).await;
+    answer(
+        &ctx,
+        &staff,
+        &id,
+        done,
+        "The delivery is being tried again.",
+    )
+    .await
 }
 
 /// How often an open order list looks for changes.
