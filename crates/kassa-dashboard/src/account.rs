@@ -264,21 +264,15 @@ async fn start_session(ctx: &Dash, user: &kassa_domain::ids::UserId, next: &str)
     {
         return failure(e);
     }
-    let secure = if ctx.web.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/dashboard; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+    let days = u32::try_from(SESSION_LIFETIME.as_secs() / 86_400).unwrap_or(u32::MAX);
+    let cookie = kassa_web::page::set_cookie(
+        &ctx.web,
+        SESSION_COOKIE,
         token.secret.expose_secret(),
-        SESSION_LIFETIME.as_secs()
+        "/dashboard",
+        days,
     );
-    let mut resp = redirect(next);
-    if let Ok(v) = poem::http::HeaderValue::from_str(&cookie) {
-        resp.headers_mut().append("set-cookie", v);
-    }
-    resp
+    kassa_web::page::see_other(next, &[cookie])
 }
 
 /// Where a sign-in goes on to: a dashboard page, never another site.
@@ -381,12 +375,8 @@ pub async fn logout(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     {
         return failure(e);
     }
-    let mut resp = redirect("/dashboard/login");
-    let clear = format!("{SESSION_COOKIE}=; Path=/dashboard; Max-Age=0; HttpOnly; SameSite=Lax");
-    if let Ok(v) = poem::http::HeaderValue::from_str(&clear) {
-        resp.headers_mut().append("set-cookie", v);
-    }
-    resp
+    let clear = kassa_web::page::set_cookie(&ctx.web, SESSION_COOKIE, "", "/dashboard", 0);
+    kassa_web::page::see_other("/dashboard/login", &[clear])
 }
 
 #[handler]

@@ -318,10 +318,7 @@ fn render(status: StatusCode, template: &str, vars: Value) -> Response {
 
 /// A 303 to `location`, so a refresh does not post again.
 pub fn redirect(location: &str) -> Response {
-    Response::builder()
-        .status(StatusCode::SEE_OTHER)
-        .header("location", location)
-        .finish()
+    kassa_web::page::see_other(location, &[])
 }
 
 /// Logs a failure and answers with a plain 500 page.
