@@ -1,11 +1,11 @@
 //! Kassa's use cases: each command of the order workflow (place an order, record a
 //! payment or a failure, switch method, deliver a line or try a failed one again,
 //! restock a pool, remind, delete) loads what it needs, asks `kassa_domain::workflow`,
-//! and hands the result to `kassa-store`, which writes it all in one transaction. Beside them, the checks of
-//! what a merchant saves that need more than the domain (a product's delivery names a
-//! pool or plugin of the store; a webhook endpoint's URL is one Kassa may send to), so
-//! the API and the dashboard apply the same ones. No SQL here, no HTTP: the pages, the
-//! API and the jobs are the callers.
+//! and hands the result to `kassa-store`, which writes it all in one transaction.
+//! Beside them, the checks of what a merchant saves that need more than the domain (a
+//! product's delivery names a pool or plugin of the store; a webhook endpoint's URL is
+//! one Kassa may send to), so the API and the dashboard apply the same ones. No SQL
+//! here, no HTTP: the pages, the API and the jobs are the callers.
 
 mod catalog;
 mod checkout;
