@@ -57,6 +57,15 @@ if ! python3 -c "import aiosmtpd" 2>/dev/null; then
   echo "== pip install aiosmtpd"
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "aiosmtpd==1.4.6"
 fi
+# The contract test runs schemathesis against the published API document; it gets a
+# virtual environment of its own under target/, so its many dependencies stay apart.
+st_venv="$root/target/schemathesis"
+if [ ! -x "$st_venv/bin/schemathesis" ]; then
+  echo "== pip install schemathesis (in target/schemathesis)"
+  python3 -m venv "$st_venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$st_venv"; }
+  "$st_venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
+fi
+export KASSA_SCHEMATHESIS="$st_venv/bin/schemathesis"
 export KASSA_WEBHOOK_RECEIVER="$root/tests/webhooks/receiver.py"
 export KASSA_SMTP_SINK="$root/tests/email/smtp_sink.py"
 export KASSA_BROWSER_SCRIPT="$root/tests/browser/checkout.mjs"

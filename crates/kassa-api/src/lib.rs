@@ -9,6 +9,7 @@ mod api_keys;
 mod auth;
 mod checkout_links;
 mod context;
+mod contract;
 mod coupons;
 mod emails;
 pub mod error;
@@ -84,19 +85,21 @@ pub fn openapi_json() -> String {
             allow_private: false,
         },
     };
-    service(&ctx).spec()
+    contract::publish(&service(&ctx).spec())
 }
 
 /// `/api/v1/…`, `/api/openapi.json` and `/api/docs`, to be nested under `/api`.
 pub fn routes(ctx: ApiContext) -> impl Endpoint {
     let api = service(&ctx);
-    let spec = api.spec();
+    let spec = contract::publish(&api.spec());
     let docs = api.swagger_ui();
+    let contract = contract::Contract::of(&spec);
     Route::new()
         .nest(
             "/v1",
             api.with(idempotency::Idempotency::new(ctx.store.clone()))
-                .data(ctx.store.clone()),
+                .data(ctx.store.clone())
+                .around(move |next, req| contract::keep(next, req, contract.clone())),
         )
         .at(
             "/openapi.json",

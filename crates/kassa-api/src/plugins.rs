@@ -117,7 +117,7 @@ pub struct PluginPatch {
 #[oai(deny_unknown_fields)]
 pub struct TestRunIn {
     /// Units in the sample order line; default 1.
-    pub quantity: Option<u32>,
+    pub quantity: Option<i64>,
 }
 
 /// What the plugin did with a sample order (nothing is stored or delivered).
@@ -409,7 +409,7 @@ impl PluginsApi {
             .runnable_plugin(&auth.allowed(ApiAction::ManagePlugins)?.id, &id)
             .await
             .map_err(ApiError::from_store("plugin"))?;
-        let quantity = parse_quantity("quantity", i64::from(body.quantity.unwrap_or(1)))?;
+        let quantity = parse_quantity("quantity", body.quantity.unwrap_or(1))?;
         let host = self.host()?;
         let compiled = host
             .compiled(&format!("{}:{}", plugin.id, plugin.version), &plugin.wasm)

@@ -28,6 +28,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Let outgoing requests (webhooks) reach loopback and private addresses.
     pub allow_private_network: bool,
+    /// The proxies in front of Kassa whose `X-Forwarded-For` is believed: addresses
+    /// or networks, comma-separated (`10.0.0.0/8, 127.0.0.1`). Empty: none.
+    pub trusted_proxies: String,
     /// Let plugins' `http-fetch` use plain `http://` (development, tests).
     pub plugins_allow_plain_http: bool,
     /// Delays before each webhook attempt, e.g. `0s,5s,5m`; ±20 % jitter is added.
@@ -65,6 +68,7 @@ const KEYS: &[&str] = &[
     "public_url",
     "log_format",
     "allow_private_network",
+    "trusted_proxies",
     "webhook_retry_schedule",
     "plugins_allow_plain_http",
     "smtp_url",
@@ -97,6 +101,7 @@ impl Default for Config {
             public_url: None,
             log_format: LogFormat::Text,
             allow_private_network: false,
+            trusted_proxies: String::new(),
             webhook_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,14h,20h,24h".to_owned(),
             plugins_allow_plain_http: false,
             smtp_url: None,
@@ -121,6 +126,7 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
             .field("allow_private_network", &self.allow_private_network)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("webhook_retry_schedule", &self.webhook_retry_schedule)
             .field("plugins_allow_plain_http", &self.plugins_allow_plain_http)
             .field(
@@ -172,6 +178,20 @@ impl Config {
             )
             .extract()
             .map_err(Box::new)
+    }
+
+    /// [`Config::trusted_proxies`], parsed.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{s:?} is not an IP address or network (CIDR)"))
+            })
+            .collect()
     }
 
     pub fn public_url(&self) -> String {

@@ -1,8 +1,9 @@
 //! The HTTP server: health checks, the API, error shaping, body limits, logging.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use kassa_api::{ApiContext, MAX_BODY_BYTES};
 use kassa_store::Store;
 use kassa_web::WebContext;
@@ -12,8 +13,8 @@ use poem::middleware::CatchPanic;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 use tokio::io::AsyncReadExt;
 
-/// Every route Kassa serves.
-pub fn app(ctx: ApiContext) -> impl Endpoint {
+/// Every route Kassa serves; `X-Forwarded-For` is believed from `trusted_proxies`.
+pub fn app(ctx: ApiContext, trusted_proxies: Vec<IpNet>) -> impl Endpoint {
     let store = ctx.store.clone();
     let web = WebContext {
         store: ctx.store.clone(),
@@ -34,6 +35,15 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
     let routes = kassa_dashboard::mount(routes, dashboard);
     kassa_web::mount(routes, web)
         .around(limit_body)
+        .around(move |next, mut req: Request| {
+            let client = client_addr(&req, &trusted_proxies);
+            async move {
+                if let Some(ip) = client {
+                    req.extensions_mut().insert(kassa_web::page::ClientAddr(ip));
+                }
+                next.call(req).await
+            }
+        })
         .around(crate::request_log::log_request)
         .catch_all_error(kassa_api::error::to_problem)
         .with(CatchPanic::new())
@@ -113,10 +123,33 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
     Ok(kassa_web::too_large(&req))
 }
 
+/// The client's address: the peer's, or, when the peer is one of the trusted proxies,
+/// the nearest address in `X-Forwarded-For` that is not (each proxy appends the
+/// address it was reached from, so entries left of an untrusted one may be forged).
+fn client_addr(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded = req.headers().get_all("x-forwarded-for").iter();
+    let hops: Option<Vec<IpAddr>> = forwarded
+        .flat_map(|v| v.to_str().unwrap_or("").split(','))
+        .map(|hop| hop.trim().parse().ok())
+        .collect();
+    let Some(hops) = hops else {
+        // An entry that is not an address: believe nothing the proxies relayed.
+        return Some(peer);
+    };
+    let first_untrusted = hops.iter().rev().find(|ip| !is_trusted(ip));
+    Some(first_untrusted.or(hops.first()).copied().unwrap_or(peer))
+}
+
 /// A bound, not yet running server.
 pub struct Server {
     acceptor: poem::listener::TcpAcceptor,
     pub local_addr: SocketAddr,
+    trusted_proxies: Vec<IpNet>,
 }
 
 impl Server {
@@ -131,7 +164,14 @@ impl Server {
         Ok(Self {
             acceptor,
             local_addr,
+            trusted_proxies: Vec::new(),
         })
+    }
+
+    /// Believes `X-Forwarded-For` from these proxies (see [`client_addr`]).
+    pub fn trust_proxies(mut self, proxies: Vec<IpNet>) -> Self {
+        self.trusted_proxies = proxies;
+        self
     }
 
     /// Serves until `shutdown` resolves, then lets requests in flight finish.
@@ -141,7 +181,11 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
         poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app(ctx), shutdown, Some(Duration::from_secs(20)))
+            .run_with_graceful_shutdown(
+                app(ctx, self.trusted_proxies),
+                shutdown,
+                Some(Duration::from_secs(20)),
+            )
             .await
     }
 }

@@ -234,9 +234,13 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
             None => println!("(The demo store's API key was printed when it was first created.)\n"),
         }
     }
+    let trusted_proxies = config
+        .trusted_proxies()
+        .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
     let server = kassa::Server::bind(config.listen)
         .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+        .with_context(|| format!("listening on {}", config.listen))?
+        .trust_proxies(trusted_proxies);
     let plugins = plugin_host(&config)?;
     let limits = kassa_limits::Limits::new(&config.rate_limits).context("rate_limits")?;
     let ctx = ApiContext {

@@ -340,9 +340,17 @@ pub fn with_cookies(mut resp: Response, cookies: &[String]) -> Response {
     resp
 }
 
-/// The client's address as seen by Kassa (behind a proxy, its address).
+/// The client's address, when the server found it (behind a trusted proxy, from
+/// `X-Forwarded-For`); set on each request before the pages see it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// The client's address: [`ClientAddr`], or else the peer's.
 pub fn client_addr(req: &Request) -> Option<std::net::IpAddr> {
-    req.remote_addr().as_socket_addr().map(|a| a.ip())
+    match req.extensions().get::<ClientAddr>() {
+        Some(ClientAddr(ip)) => Some(*ip),
+        None => req.remote_addr().as_socket_addr().map(|a| a.ip()),
+    }
 }
 
 pub fn client_ip(req: &Request) -> Option<String> {

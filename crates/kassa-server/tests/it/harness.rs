@@ -28,6 +28,8 @@ pub struct Options {
     pub limits: kassa_limits::LimitsConfig,
     /// Outgoing requests may reach loopback (the tests' receivers live there).
     pub allow_private_network: bool,
+    /// Proxies whose `X-Forwarded-For` is believed (none by default).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             delete_after: std::time::Duration::from_secs(90 * 86_400),
             limits: kassa_limits::LimitsConfig::default(),
             allow_private_network: true,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -122,7 +125,8 @@ impl TestApp {
         store.migrate().await.expect("migrate");
         let server = Server::bind("127.0.0.1:0".parse().expect("addr"))
             .await
-            .expect("bind");
+            .expect("bind")
+            .trust_proxies(options.trusted_proxies.clone());
         let base = format!("http://{}", server.local_addr);
         let plugins = std::sync::Arc::new(
             kassa_plugins::PluginHost::new(kassa_plugins::HostPolicy {

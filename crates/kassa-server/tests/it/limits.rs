@@ -9,7 +9,10 @@ use serde_json::json;
 use crate::harness::{Options, TestApp};
 use crate::pages::{Browser, Page, details, product};
 
-on_both_backends!(floods_are_refused_and_others_go_on);
+on_both_backends!(
+    floods_are_refused_and_others_go_on,
+    a_trusted_proxy_names_the_client
+);
 
 /// Opens the buy link of `prd` in `store` and places an order for `email`.
 async fn place(b: &Browser, store: &str, prd: &str, email: &str, locale: &str) -> Page {
@@ -139,5 +142,78 @@ async fn floods_are_refused_and_others_go_on(backend: Backend) {
             .await
             .status,
         303
+    );
+}
+
+/// Behind a trusted proxy the client is the address the proxy relays, for the per-IP
+/// limits and the consent record; a header from anyone else is not believed.
+async fn a_trusted_proxy_names_the_client(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            limits: LimitsConfig {
+                orders_per_ip: "1/1h".into(),
+                ..LimitsConfig::off()
+            },
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            ..Options::default()
+        },
+    )
+    .await;
+    let prd = product(&app, 1999).await;
+
+    // Through the proxy, two visitors are two: each orders once, then is refused.
+    let first = Browser::forwarding(&app, "127.0.0.1", "203.0.113.7");
+    assert_eq!(
+        place(&first, "acme", &prd, "p1@example.com", "en")
+            .await
+            .status,
+        303
+    );
+    refused(
+        &place(&first, "acme", &prd, "p2@example.com", "en").await,
+        "Too many attempts",
+    );
+    // A client's own claim left of what the proxy appended does not make it another.
+    let forged = Browser::forwarding(&app, "127.0.0.1", "198.51.100.9, 203.0.113.7");
+    refused(
+        &place(&forged, "acme", &prd, "p3@example.com", "en").await,
+        "Too many attempts",
+    );
+    let second = Browser::forwarding(&app, "127.0.0.1", "203.0.113.8");
+    assert_eq!(
+        place(&second, "acme", &prd, "p4@example.com", "en")
+            .await
+            .status,
+        303
+    );
+
+    // The order records the relayed address as the one that consented.
+    let orders = app.get("/api/v1/orders").await;
+    let ips: Vec<&str> = orders.ok()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|o| o["consents"].as_array().unwrap())
+        .map(|c| c["ip"].as_str().unwrap())
+        .collect();
+    assert!(
+        ips.contains(&"203.0.113.7") && ips.contains(&"203.0.113.8"),
+        "{ips:?}"
+    );
+
+    // Not through the proxy, the header is anyone's to write: the peer is the client,
+    // whatever it claims.
+    let direct = Browser::forwarding(&app, "127.0.0.2", "203.0.113.20");
+    assert_eq!(
+        place(&direct, "acme", &prd, "p5@example.com", "en")
+            .await
+            .status,
+        303
+    );
+    let direct = Browser::forwarding(&app, "127.0.0.2", "203.0.113.21");
+    refused(
+        &place(&direct, "acme", &prd, "p6@example.com", "en").await,
+        "Too many attempts",
     );
 }

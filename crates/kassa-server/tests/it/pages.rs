@@ -86,6 +86,20 @@ impl Browser {
         Self::client(app, reqwest::Client::builder().local_address(ip))
     }
 
+    /// A visitor at `ip` whose requests carry `X-Forwarded-For: forwarded`, as a proxy
+    /// relays them (or as anyone may forge them).
+    pub(crate) fn forwarding(app: &TestApp, ip: &str, forwarded: &str) -> Self {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", forwarded.parse().unwrap());
+        Self::client(
+            app,
+            reqwest::Client::builder()
+                .local_address(ip)
+                .default_headers(headers),
+        )
+    }
+
     fn client(app: &TestApp, builder: reqwest::ClientBuilder) -> Self {
         Self {
             client: builder
