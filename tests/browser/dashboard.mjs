@@ -153,6 +153,16 @@ async function merchant(run, base, mailsFile) {
   await run.audit('product');
   const buyLink = (await (await run.field('Buy link')).inputValue()).trim();
   if (!/\/buy\/prd_/.test(buyLink)) throw new StepError(`the field "Buy link" holds "${buyLink}", expected a /{store}/buy/prd_… address`);
+
+  run.step = 'checkout-link';
+  await run.follow('Coupons');
+  await run.audit('coupons');
+  await run.follow('Checkout links');
+  await run.audit('checkout-links');
+  await run.fill('Quantity', '2');
+  await run.submit('Create checkout link');
+  await run.text(/checkout link created/i, 'saying "Checkout link created"');
+  await run.audit('checkout-links-made');
   const merchantPage = run.page;
 
   run.step = 'customer';

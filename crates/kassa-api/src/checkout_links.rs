@@ -1,17 +1,12 @@
 //! `/checkout-links`: a product's buy link with preset quantity, currency or coupon,
 //! and, signed with the store's link-signing secret, an offer the customer cannot
-//! change (a price, a fixed discount, quantity bounds, an expiry). The signing is
-//! `kassa_domain::signed_link`'s and the offer's rules `kassa_domain::offer`'s, the
-//! same a merchant's own signed links follow.
+//! change (a price, a fixed discount, quantity bounds, an expiry). The rules are
+//! `kassa_orders::create_checkout_link`'s (the dashboard's too), the signing
+//! `kassa_domain::signed_link`'s, the same a merchant's own signed links follow.
 
-use kassa_domain::Invalid;
 use kassa_domain::access::ApiAction;
-use kassa_domain::catalog::{CouponCode, parse_quantity};
-use kassa_domain::ids::{CheckoutLinkId, ProductId};
-use kassa_domain::money::Currency;
-use kassa_domain::offer::{Offer, OfferTerms};
-use kassa_domain::signed_link;
-use kassa_store::{CheckoutLinkFields, CheckoutLinkRecord, StoreError, TenantRecord};
+use kassa_domain::ids::CheckoutLinkId;
+use kassa_store::{CheckoutLinkRecord, TenantRecord};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -83,32 +78,7 @@ impl CheckoutLinksApi {
 
     fn out(&self, tenant: &TenantRecord, secret: &str, l: CheckoutLinkRecord) -> CheckoutLinkOut {
         let f = &l.fields;
-        let base = format!("{}/{}/buy/{}", self.0.public_url, tenant.slug, f.product_id);
-        let url = match &f.offer {
-            None => {
-                let mut url = format!("{base}?quantity={}", f.quantity);
-                if let Some(c) = &f.currency {
-                    url.push_str(&format!("&currency={c}"));
-                }
-                if let Some(c) = &f.coupon_code {
-                    url.push_str(&format!("&coupon={c}"));
-                }
-                url
-            }
-            // `link_params` names each known key once, which always signs.
-            Some(offer) => match signed_link::signed_query(
-                secret,
-                &tenant.slug,
-                f.product_id.as_str(),
-                &link_params(&l.fields, offer),
-            ) {
-                Ok(query) => format!("{base}?{query}"),
-                Err(problem) => {
-                    tracing::error!(?problem, link = %l.id, "a checkout link does not sign");
-                    base
-                }
-            },
-        };
+        let url = kassa_orders::checkout_link_url(&self.0.public_url, &tenant.slug, secret, f);
         let offer = f.offer.as_ref();
         let bounded = offer.is_some_and(|o| o.min_quantity != o.max_quantity);
         CheckoutLinkOut {
@@ -129,67 +99,6 @@ impl CheckoutLinksApi {
     }
 }
 
-/// The parameters of a signed link, as `signed_link` signs them.
-fn link_params(f: &CheckoutLinkFields, offer: &Offer) -> Vec<(String, String)> {
-    let mut params = vec![("quantity".to_owned(), f.quantity.to_string())];
-    let mut add = |key: &str, value: Option<String>| {
-        if let Some(value) = value {
-            params.push((key.to_owned(), value));
-        }
-    };
-    add("currency", f.currency.clone());
-    add("coupon", f.coupon_code.clone());
-    add("price", offer.unit_amount.map(|v| v.to_string()));
-    add("discount", offer.discount.map(|v| v.to_string()));
-    if offer.min_quantity != offer.max_quantity {
-        add("min_quantity", Some(offer.min_quantity.to_string()));
-        add("max_quantity", Some(offer.max_quantity.to_string()));
-    }
-    add("expires", offer.expires.map(|v| v.to_string()));
-    params
-}
-
-/// The offer a link's body asks for, by the rules of signed links, with errors named
-/// by the body's fields. `None` when the link is not to be signed.
-fn offer_of(
-    body: &CheckoutLinkIn,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<Offer>, Invalid> {
-    let signed = body.price.is_some()
-        || body.discount.is_some()
-        || body.min_quantity.is_some()
-        || body.max_quantity.is_some()
-        || body.expires_at.is_some();
-    if !signed {
-        return Ok(None);
-    }
-    if body.expires_at.is_some_and(|at| at <= now) {
-        return Err(Invalid::field("expires_at", "must be in the future"));
-    }
-    let text = |v: Option<i64>| v.map(|v| v.to_string());
-    let (price, discount, quantity) = (text(body.price), text(body.discount), text(body.quantity));
-    let (min, max) = (text(body.min_quantity), text(body.max_quantity));
-    let expires = body.expires_at.map(|at| at.timestamp().to_string());
-    Offer::parse(&OfferTerms {
-        price: price.as_deref(),
-        discount: discount.as_deref(),
-        currency: body.currency.as_deref(),
-        quantity: quantity.as_deref(),
-        min_quantity: min.as_deref(),
-        max_quantity: max.as_deref(),
-        expires: expires.as_deref(),
-    })
-    .map(|(offer, _)| Some(offer))
-    .map_err(|mut invalid| {
-        for e in &mut invalid.errors {
-            if e.field == "expires" {
-                e.field = "expires_at".into();
-            }
-        }
-        invalid
-    })
-}
-
 fn link_id(raw: &str) -> Result<CheckoutLinkId, ApiError> {
     CheckoutLinkId::parse(raw).map_err(|_| ApiError::not_found("checkout link"))
 }
@@ -208,67 +117,20 @@ impl CheckoutLinksApi {
     ) -> Result<Json<CheckoutLinkOut>, ApiError> {
         let tenant = auth.allowed(ApiAction::EditCatalog)?;
         let body = body.0;
-        let mut invalid = Invalid::default();
-        let quantity = invalid.check(parse_quantity("quantity", body.quantity.unwrap_or(1)));
-        let product = match ProductId::parse(&body.product_id) {
-            Err(_) => None,
-            Ok(id) => match self.0.store.product(&tenant.id, &id).await {
-                Ok(p) => Some(p),
-                Err(StoreError::NotFound) => None,
-                Err(e) => return Err(ApiError::internal(e)),
-            },
+        let input = kassa_orders::CheckoutLinkInput {
+            product_id: &body.product_id,
+            quantity: body.quantity,
+            currency: body.currency.as_deref(),
+            coupon: body.coupon.as_deref(),
+            price: body.price,
+            discount: body.discount,
+            min_quantity: body.min_quantity,
+            max_quantity: body.max_quantity,
+            expires_at: body.expires_at,
         };
-        if product.is_none() {
-            invalid.push("product_id", "no such product");
-        }
-        let currency = body
-            .currency
-            .as_deref()
-            .and_then(|c| invalid.check(Currency::parse("currency", c)));
-        if let (Some(p), Some(c)) = (&product, currency)
-            && !p
-                .fields
-                .prices
-                .iter()
-                .any(|price| price.currency == c.code())
-        {
-            invalid.push("currency", format!("the product has no {c} price"));
-        }
-        let coupon = body
-            .coupon
-            .as_deref()
-            .and_then(|c| invalid.check(CouponCode::parse("coupon", c)));
-        if let Some(code) = &coupon {
-            match self.0.store.coupon_by_code(&tenant.id, code.as_str()).await {
-                Ok(_) => {}
-                Err(StoreError::NotFound) => invalid.push("coupon", "no such coupon"),
-                Err(e) => return Err(ApiError::internal(e)),
-            }
-        }
-        let offer = if invalid.errors.is_empty() {
-            invalid.check(offer_of(&body, chrono::Utc::now())).flatten()
-        } else {
-            None
-        };
-        let (Some(product), Some(quantity), true) = (product, quantity, invalid.errors.is_empty())
-        else {
-            return Err(invalid.into());
-        };
-        let fields = CheckoutLinkFields {
-            product_id: product.id,
-            quantity: offer
-                .as_ref()
-                .map_or(quantity, |o| quantity.max(o.min_quantity)),
-            currency: currency.map(|c| c.code().to_owned()),
-            coupon_code: coupon.map(|c| c.as_str().to_owned()),
-            offer,
-        };
-        let record = self
-            .0
-            .store
-            .create_checkout_link(&tenant.id, &fields)
+        let record = kassa_orders::create_checkout_link(&self.0.store, &tenant.id, &input)
             .await
-            .map_err(ApiError::from_store("checkout link"))?;
+            .map_err(ApiError::from_orders("checkout link"))?;
         let secret = self.secret(tenant).await?;
         Ok(Json(self.out(tenant, secret.expose_secret(), record)))
     }

@@ -1,29 +1,21 @@
 //! Coupons: the list with how often each was used, and a new coupon (a percentage or
 //! an amount in one currency, optionally limited in time, uses and products).
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use kassa_domain::Invalid;
 use kassa_domain::account::Permission;
 use kassa_domain::catalog::coupon_unusable_reason;
 use kassa_domain::money::{Currency, Money};
 use kassa_orders::{CouponInput, OrdersError};
-use kassa_store::PageRequest;
 use minijinja::context;
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
 
 use crate::page::{
-    Ctx, Errors, Staff, errors_of, failure, field, one_error, page, query, redirect, staff,
-    staff_posting, when, with_notice,
+    Ctx, Errors, Staff, all, errors_of, failure, field, last_day, number, one_error, page, query,
+    redirect, staff, staff_posting, when, with_notice,
 };
-
-fn all() -> PageRequest {
-    PageRequest {
-        after: None,
-        limit: 500,
-    }
-}
 
 async fn coupons_page(
     ctx: &Ctx,
@@ -109,17 +101,6 @@ pub async fn list(ctx: Data<&Ctx>, req: &Request) -> Response {
     .await
 }
 
-/// A whole number typed in a form field; empty is `None`.
-fn number(form: &[(String, String)], name: &str, invalid: &mut Invalid) -> Option<i64> {
-    let raw = field(form, name);
-    if raw.is_empty() {
-        return None;
-    }
-    raw.parse()
-        .map_err(|_| invalid.push(name, "must be a whole number"))
-        .ok()
-}
-
 #[handler]
 pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     let form = kassa_web::page::read_form(body).await;
@@ -153,20 +134,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     {
         invalid.push("percent_off", "Give the percentage taken off.");
     }
-    let expires_at = match field(&form, "expires_on") {
-        "" => None,
-        raw => match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-            // The coupon works through the whole day chosen (UTC).
-            Ok(d) => d
-                .succ_opt()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|t| t.and_utc()),
-            Err(_) => {
-                invalid.push("expires_on", "must be a date like 2026-12-31");
-                None
-            }
-        },
-    };
+    let expires_at = last_day(&form, "expires_on", &mut invalid);
     let max_redemptions = number(&form, "max_redemptions", &mut invalid);
     let product_ids: Vec<String> = form
         .iter()

@@ -11,6 +11,7 @@
 
 mod account;
 mod api_keys;
+mod checkout_links;
 mod coupons;
 mod home;
 mod orders;
@@ -58,6 +59,11 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/pools/:id", get(pools::show))
         .at("/pools/:id/keys", post(pools::upload_keys))
         .at("/coupons", get(coupons::list).post(coupons::create))
+        .at(
+            "/checkout-links",
+            get(checkout_links::list).post(checkout_links::create),
+        )
+        .at("/checkout-links/:id/delete", post(checkout_links::delete))
         .at("/outbox", get(outbox::list))
         .at("/orders", get(orders::list))
         .at("/orders/live", get(orders::live))

@@ -231,6 +231,18 @@ pub fn page(
             Permission::SeeCatalog,
         ),
         (
+            "checkout-links",
+            "Checkout links",
+            "/dashboard/checkout-links",
+            Permission::SeeCatalog,
+        ),
+        (
+            "coupons",
+            "Coupons",
+            "/dashboard/coupons",
+            Permission::SeeCatalog,
+        ),
+        (
             "pools",
             "License pools",
             "/dashboard/pools",
@@ -386,6 +398,39 @@ pub fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
 }
 
 /// A form field that may be left empty.
+/// A whole number typed in a form field; empty is `None`.
+pub fn number(form: &[(String, String)], name: &str, invalid: &mut Invalid) -> Option<i64> {
+    let raw = field(form, name);
+    if raw.is_empty() {
+        return None;
+    }
+    raw.parse()
+        .map_err(|_| invalid.push(name, "must be a whole number"))
+        .ok()
+}
+
+/// A last day typed in a form field (`2026-12-31`): the end of that day, UTC, so it
+/// holds through the whole day; empty is `None`.
+pub fn last_day(
+    form: &[(String, String)],
+    name: &str,
+    invalid: &mut Invalid,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    match field(form, name) {
+        "" => None,
+        raw => match chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+            Ok(d) => d
+                .succ_opt()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc()),
+            Err(_) => {
+                invalid.push(name, "must be a date like 2026-12-31");
+                None
+            }
+        },
+    }
+}
+
 pub fn optional(form: &[(String, String)], name: &str) -> Option<String> {
     Some(field(form, name))
         .filter(|v| !v.is_empty())

@@ -17,7 +17,7 @@ pub const ALL: &[(&str, &str)] = templates!("dashboard":
     "stores.html", "store_new.html", "settings.html", "home.html",
     "products.html", "product_new.html", "product.html",
     "pools.html", "pool.html", "orders.html", "order.html", "team.html", "invitation.html",
-    "coupons.html", "outbox.html",
+    "coupons.html", "checkout_links.html", "outbox.html",
     "api_keys.html", "api_key_revoke.html", "webhooks.html", "webhook.html",
     "plugins.html", "plugin.html",
 );

@@ -1,14 +1,21 @@
 //! The catalog's rules that need the store: a product's delivery names a pool or a
-//! plugin of the same store; a coupon's products are the store's own.
+//! plugin of the same store; a coupon's products are the store's own; a checkout
+//! link's product, currency and coupon are the store's, and its offer signs.
 
 use chrono::{DateTime, Utc};
 use kassa_domain::Invalid;
 use kassa_domain::catalog::{
     CouponCode, Delivery, Discount, KeysPer, parse_coupon_limits, parse_outgoing_url,
-    parse_product_scope,
+    parse_product_scope, parse_quantity,
 };
-use kassa_domain::ids::{LicensePoolId, PluginId, TenantId};
-use kassa_store::{CouponFields, CouponRecord, Store, StoreError, Timestamp};
+use kassa_domain::ids::{LicensePoolId, PluginId, ProductId, TenantId};
+use kassa_domain::money::Currency;
+use kassa_domain::offer::{Offer, OfferTerms};
+use kassa_domain::signed_link;
+use kassa_store::{
+    CheckoutLinkFields, CheckoutLinkRecord, CouponFields, CouponRecord, Store, StoreError,
+    Timestamp,
+};
 
 use crate::OrdersError;
 
@@ -118,4 +125,181 @@ pub async fn create_coupon(
         active: input.active,
     };
     Ok(store.create_coupon(tenant, &fields).await?)
+}
+
+/// A checkout link as the merchant asks for it (an API body, a dashboard form). Any of
+/// `price`, `discount`, `min_quantity`, `max_quantity` and `expires_at` makes it a
+/// signed offer (`kassa_domain::offer`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckoutLinkInput<'a> {
+    pub product_id: &'a str,
+    /// Default 1.
+    pub quantity: Option<i64>,
+    pub currency: Option<&'a str>,
+    pub coupon: Option<&'a str>,
+    /// A unit price in minor units of `currency`.
+    pub price: Option<i64>,
+    /// A fixed amount off the line, in minor units of `currency`.
+    pub discount: Option<i64>,
+    pub min_quantity: Option<i64>,
+    pub max_quantity: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Checks a checkout link against the store (its product, the product's currencies,
+/// its coupon) and the rules of signed offers, and stores it. Errors name the input's
+/// fields.
+pub async fn create_checkout_link(
+    store: &Store,
+    tenant: &TenantId,
+    input: &CheckoutLinkInput<'_>,
+) -> Result<CheckoutLinkRecord, OrdersError> {
+    let mut invalid = Invalid::default();
+    let quantity = invalid.check(parse_quantity("quantity", input.quantity.unwrap_or(1)));
+    let product = match ProductId::parse(input.product_id) {
+        Err(_) => None,
+        Ok(id) => match store.product(tenant, &id).await {
+            Ok(p) => Some(p),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+    };
+    if product.is_none() {
+        invalid.push("product_id", "no such product");
+    }
+    let currency = input
+        .currency
+        .and_then(|c| invalid.check(Currency::parse("currency", c)));
+    if let (Some(p), Some(c)) = (&product, currency)
+        && !p
+            .fields
+            .prices
+            .iter()
+            .any(|price| price.currency == c.code())
+    {
+        invalid.push("currency", format!("the product has no {c} price"));
+    }
+    let coupon = input
+        .coupon
+        .and_then(|c| invalid.check(CouponCode::parse("coupon", c)));
+    if let Some(code) = &coupon {
+        match store.coupon_by_code(tenant, code.as_str()).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => invalid.push("coupon", "no such coupon"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let offer = if invalid.errors.is_empty() {
+        invalid.check(offer_of(input, Utc::now())).flatten()
+    } else {
+        None
+    };
+    let (Some(product), Some(quantity), true) = (product, quantity, invalid.errors.is_empty())
+    else {
+        return Err(invalid.into());
+    };
+    let fields = CheckoutLinkFields {
+        product_id: product.id,
+        quantity: offer
+            .as_ref()
+            .map_or(quantity, |o| quantity.max(o.min_quantity)),
+        currency: currency.map(|c| c.code().to_owned()),
+        coupon_code: coupon.map(|c| c.as_str().to_owned()),
+        offer,
+    };
+    Ok(store.create_checkout_link(tenant, &fields).await?)
+}
+
+/// The offer `input` asks for, by the rules of signed links; `None` when the link is
+/// not to be signed.
+fn offer_of(input: &CheckoutLinkInput<'_>, now: DateTime<Utc>) -> Result<Option<Offer>, Invalid> {
+    let signed = input.price.is_some()
+        || input.discount.is_some()
+        || input.min_quantity.is_some()
+        || input.max_quantity.is_some()
+        || input.expires_at.is_some();
+    if !signed {
+        return Ok(None);
+    }
+    if input.expires_at.is_some_and(|at| at <= now) {
+        return Err(Invalid::field("expires_at", "must be in the future"));
+    }
+    let text = |v: Option<i64>| v.map(|v| v.to_string());
+    let (price, discount) = (text(input.price), text(input.discount));
+    let quantity = text(input.quantity);
+    let (min, max) = (text(input.min_quantity), text(input.max_quantity));
+    let expires = input.expires_at.map(|at| at.timestamp().to_string());
+    Offer::parse(&OfferTerms {
+        price: price.as_deref(),
+        discount: discount.as_deref(),
+        currency: input.currency,
+        quantity: quantity.as_deref(),
+        min_quantity: min.as_deref(),
+        max_quantity: max.as_deref(),
+        expires: expires.as_deref(),
+    })
+    .map(|(offer, _)| Some(offer))
+    .map_err(|mut invalid| {
+        for e in &mut invalid.errors {
+            if e.field == "expires" {
+                e.field = "expires_at".into();
+            }
+        }
+        invalid
+    })
+}
+
+/// The address customers open for a checkout link of the store `slug`: the product's
+/// buy link with the presets, signed with the store's link-signing `secret` when it
+/// holds an offer.
+pub fn checkout_link_url(
+    public_url: &str,
+    slug: &str,
+    secret: &str,
+    link: &CheckoutLinkFields,
+) -> String {
+    let base = format!("{public_url}/{slug}/buy/{}", link.product_id);
+    let Some(offer) = &link.offer else {
+        let mut url = format!("{base}?quantity={}", link.quantity);
+        if let Some(c) = &link.currency {
+            url.push_str(&format!("&currency={c}"));
+        }
+        if let Some(c) = &link.coupon_code {
+            url.push_str(&format!("&coupon={c}"));
+        }
+        return url;
+    };
+    // `link_params` names each known key once, which always signs.
+    match signed_link::signed_query(
+        secret,
+        slug,
+        link.product_id.as_str(),
+        &link_params(link, offer),
+    ) {
+        Ok(query) => format!("{base}?{query}"),
+        Err(problem) => {
+            tracing::error!(?problem, product = %link.product_id, "a checkout link does not sign");
+            base
+        }
+    }
+}
+
+/// The parameters of a signed link, as `signed_link` signs them.
+fn link_params(f: &CheckoutLinkFields, offer: &Offer) -> Vec<(String, String)> {
+    let mut params = vec![("quantity".to_owned(), f.quantity.to_string())];
+    let mut add = |key: &str, value: Option<String>| {
+        if let Some(value) = value {
+            params.push((key.to_owned(), value));
+        }
+    };
+    add("currency", f.currency.clone());
+    add("coupon", f.coupon_code.clone());
+    add("price", offer.unit_amount.map(|v| v.to_string()));
+    add("discount", offer.discount.map(|v| v.to_string()));
+    if offer.min_quantity != offer.max_quantity {
+        add("min_quantity", Some(offer.min_quantity.to_string()));
+        add("max_quantity", Some(offer.max_quantity.to_string()));
+    }
+    add("expires", offer.expires.map(|v| v.to_string()));
+    params
 }

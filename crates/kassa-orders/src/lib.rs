@@ -15,7 +15,10 @@ mod payments;
 mod unpaid;
 mod webhooks;
 
-pub use catalog::{CouponInput, DeliveryChoice, create_coupon, delivery};
+pub use catalog::{
+    CheckoutLinkInput, CouponInput, DeliveryChoice, checkout_link_url, create_checkout_link,
+    create_coupon, delivery,
+};
 pub use checkout::{CONSENTS, OrderInput, consent_version, place_order, price};
 pub use error::OrdersError;
 pub use fulfillment::{

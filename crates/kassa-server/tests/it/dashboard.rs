@@ -9,7 +9,7 @@ use kassa_testkit::{Backend, on_both_backends};
 
 use crate::emails::Sink;
 use crate::harness::TestApp;
-use crate::pages::{Browser, Page, details};
+use crate::pages::{Browser, Page, details, unescape};
 
 on_both_backends!(
     a_merchant_signs_up_and_sells_without_curl,
@@ -22,6 +22,7 @@ on_both_backends!(
     a_failed_delivery_is_tried_again_from_the_order,
     an_open_order_list_hears_of_new_orders,
     signing_up_first_with_someone_elses_email_gains_nothing,
+    a_checkout_link_from_the_dashboard_sells_its_signed_offer,
 );
 
 pub(crate) const PASSWORD: &str = "correct horse battery";
@@ -1159,4 +1160,120 @@ async fn signing_up_first_with_someone_elses_email_gains_nothing(backend: Backen
         )
         .await;
     assert_eq!(tried.status, 401);
+}
+
+async fn a_checkout_link_from_the_dashboard_sells_its_signed_offer(backend: Backend) {
+    let sink = Sink::start(None);
+    let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
+    let ada = merchant(&app, &sink, 1, "ada@shop.test", "ada").await;
+    let (_, product) = pool_and_product(&ada, "ADA-1\nADA-2\nADA-3\n").await;
+    let start = product.html.find("<code>prd_").unwrap() + 6;
+    let product_id = product.html[start..].split('<').next().unwrap().to_owned();
+
+    let links = ada.get("/dashboard/checkout-links").await;
+    assert!(
+        unescape(&links.html).contains("href=\"/dashboard/checkout-links\""),
+        "in the menu: {}",
+        links.html
+    );
+    assert!(links.html.contains("No checkout links yet"));
+    let csrf = links.csrf();
+    // A price needs its currency; a last day must be to come; nothing is stored.
+    let bad = ada
+        .post(
+            "/dashboard/checkout-links",
+            &[
+                ("csrf", &csrf),
+                ("product_id", &product_id),
+                ("price", "9.00"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(
+        error(&bad, "currency")
+            .unwrap()
+            .contains("currency of the price")
+    );
+    assert!(bad.html.contains("value=\"9.00\""), "what was typed stays");
+    let past = ada
+        .post(
+            "/dashboard/checkout-links",
+            &[
+                ("csrf", &csrf),
+                ("product_id", &product_id),
+                ("currency", "usd"),
+                ("price", "9.00"),
+                ("expires_on", "2001-01-01"),
+            ],
+        )
+        .await;
+    assert!(
+        error(&past, "expires_on").unwrap().contains("future"),
+        "{}",
+        past.html
+    );
+    let yen = ada
+        .post(
+            "/dashboard/checkout-links",
+            &[
+                ("csrf", &csrf),
+                ("product_id", &product_id),
+                ("currency", "JPY"),
+            ],
+        )
+        .await;
+    assert!(error(&yen, "currency").unwrap().contains("no JPY price"));
+    assert_eq!(app.count_rows("checkout_links").await, 0);
+
+    // Two units at 9.00 each, signed, until a day far off.
+    let made = ada
+        .post(
+            "/dashboard/checkout-links",
+            &[
+                ("csrf", &csrf),
+                ("product_id", &product_id),
+                ("quantity", "2"),
+                ("currency", "usd"),
+                ("price", "9.00"),
+                ("expires_on", "2099-12-31"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    let listed = ada.open(&made.location.unwrap()).await;
+    assert!(listed.html.contains("Checkout link created"));
+    assert!(listed.html.contains("signed offer"));
+    assert!(listed.html.contains("9.00"), "{}", listed.html);
+    let marker = "readonly value=\"";
+    let start = listed.html.find(marker).unwrap() + marker.len();
+    let url = unescape(listed.html[start..].split('"').next().unwrap());
+    assert!(url.contains("&sig="), "{url}");
+
+    // A customer opens it: 2 × 9.00, whatever the product's own price; a bent link is
+    // refused.
+    let customer = Browser::new(&app);
+    let checkout = customer.open(&path_of(&app, &url)).await;
+    assert_eq!(checkout.status, 200, "{}", checkout.html);
+    assert!(checkout.html.contains("18.00"), "{}", checkout.html);
+    let bent = customer
+        .open(&path_of(&app, &url.replace("price=900", "price=1")))
+        .await;
+    assert_ne!(bent.status, 200);
+
+    // Deleted, it leaves the list.
+    let id_start = listed.html.find("/dashboard/checkout-links/lnk_").unwrap();
+    let action = listed.html[id_start..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let deleted = ada.post(&action, &[("csrf", &listed.csrf())]).await;
+    assert_eq!(deleted.status, 303);
+    let after = ada.open(&deleted.location.unwrap()).await;
+    assert!(
+        after.html.contains("No checkout links yet"),
+        "{}",
+        after.html
+    );
 }

@@ -199,7 +199,7 @@ impl Browser {
 }
 
 /// Reads back text a template escaped.
-fn unescape(text: &str) -> String {
+pub(crate) fn unescape(text: &str) -> String {
     text.replace("&#x2f;", "/")
         .replace("&#x27;", "'")
         .replace("&quot;", "\"")
