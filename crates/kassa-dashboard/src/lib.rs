@@ -81,6 +81,8 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/webhooks/:id/secret", post(webhooks::reveal_secret))
         .at("/webhooks/:id/rotate", post(webhooks::rotate_secret))
         .at("/webhooks/:id/state", post(webhooks::set_state))
+        .at("/webhooks/:id/edit", post(webhooks::edit))
+        .at("/webhooks/:id/delete", post(webhooks::delete))
         .at("/webhooks/:id/redeliver", post(webhooks::redeliver))
         .at("/plugins", get(plugins::list).post(plugins::create))
         .at("/plugins/:id", get(plugins::show))

@@ -1,7 +1,8 @@
 //! Webhook endpoints: the list, a new endpoint (URL, description, the event types it
 //! takes), and an endpoint's page: its signing secret revealed on request and
-//! rotated (the old one keeps signing for a day), turning it off and on, the log of
-//! its delivery attempts page by page, and sending an event again. The URL rules are
+//! rotated (the old one keeps signing for a day), turning it off and on, changing and
+//! deleting it, the log of its delivery attempts page by page, and sending an event
+//! again. The URL rules are
 //! the API's (`kassa_orders::endpoint_fields`).
 
 use kassa_domain::account::Permission;
@@ -97,6 +98,23 @@ pub async fn list(ctx: Data<&Ctx>, req: &Request) -> Response {
     .await
 }
 
+/// The endpoint a form (new or changed) describes, or the messages for its fields.
+fn fields_of(
+    form: &[(String, String)],
+    disabled: bool,
+    network: kassa_webhooks::NetworkPolicy,
+) -> Result<kassa_store::WebhookEndpointFields, Errors> {
+    let types = chosen_types(form);
+    let description = optional(form, "description");
+    let input = EndpointInput {
+        url: field(form, "url"),
+        description: description.as_deref(),
+        event_types: &types,
+        disabled,
+    };
+    endpoint_fields(input, network).map_err(|invalid| form_errors(&invalid))
+}
+
 /// Field errors as the form shows them: one message for the event type checkboxes.
 fn form_errors(invalid: &kassa_domain::Invalid) -> Errors {
     let mut errors = errors_of(invalid);
@@ -117,26 +135,11 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let types = chosen_types(&form);
-    let description = optional(&form, "description");
-    let input = EndpointInput {
-        url: field(&form, "url"),
-        description: description.as_deref(),
-        event_types: &types,
-        disabled: false,
-    };
-    let fields = match endpoint_fields(input, ctx.network) {
+    let fields = match fields_of(&form, false, ctx.network) {
         Ok(f) => f,
-        Err(invalid) => {
-            return list_page(
-                &ctx,
-                &staff,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &form,
-                form_errors(&invalid),
-                None,
-            )
-            .await;
+        Err(errors) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return list_page(&ctx, &staff, status, &form, errors, None).await;
         }
     };
     match ctx
@@ -228,13 +231,22 @@ async fn endpoint_page(
         .previous_secret_expires_at
         .filter(|t| t.millis() > kassa_store::Timestamp::now().millis())
         .map(|t| when(&t));
+    // The change form holds the endpoint as it is, or what was just typed (`extra`).
+    let typed = extra.get_attr("edit").ok().filter(|v| !v.is_undefined());
+    let current = typed.unwrap_or_else(|| {
+        context! {
+            url => endpoint.fields.url.clone(),
+            description => endpoint.fields.description.clone().unwrap_or_default(),
+            events => event_choices(&endpoint.fields.event_types),
+        }
+    });
     page(
         staff,
         status,
         "webhook.html",
         "webhooks",
         context! {
-            endpoint => view(&endpoint), previous_until,
+            endpoint => view(&endpoint), previous_until, edit => current,
             deliveries => deliveries.data.iter().map(delivery_view).collect::<Vec<_>>(),
             older, newest,
             notice => query(req, "notice"),
@@ -380,6 +392,86 @@ pub async fn redeliver(
             )
             .await
         }
+        Err(e) => failure(e),
+    }
+}
+
+/// Changes the endpoint's URL, description and event types, by the rules of a new one.
+#[handler]
+pub async fn edit(ctx: Data<&Ctx>, req: &Request, Path(id): Path<String>, body: Body) -> Response {
+    let (staff, form) = match staff_form(&ctx, req, body, Permission::Develop).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let endpoint = match endpoint_of(&ctx, &staff, &id).await {
+        Ok(e) => e,
+        Err(resp) => return resp,
+    };
+    let fields = match fields_of(&form, endpoint.fields.disabled, ctx.network) {
+        Ok(f) => f,
+        Err(errors) => {
+            // The form shows what was typed, with the messages beside it.
+            let typed = context! {
+                url => field(&form, "url"), description => field(&form, "description"),
+                events => event_choices(&chosen_types(&form)),
+            };
+            let extra = context! { errors, edit => typed };
+            return endpoint_page(
+                &ctx,
+                &staff,
+                req,
+                &id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                extra,
+            )
+            .await;
+        }
+    };
+    match ctx
+        .web
+        .store
+        .update_webhook_endpoint(&staff.tenant.id, &endpoint.id, &fields)
+        .await
+    {
+        Ok(_) => redirect(&with_notice(
+            &format!("/dashboard/webhooks/{id}"),
+            "Endpoint changed. New events are sent as it says now.",
+        )),
+        Err(StoreError::NotFound) => not_found(&staff),
+        Err(e) => failure(e),
+    }
+}
+
+/// Deletes the endpoint: nothing more is sent to it, its log goes with it.
+#[handler]
+pub async fn delete(
+    ctx: Data<&Ctx>,
+    req: &Request,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let (staff, _) = match staff_form(&ctx, req, body, Permission::Develop).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let endpoint = match endpoint_of(&ctx, &staff, &id).await {
+        Ok(e) => e,
+        Err(resp) => return resp,
+    };
+    match ctx
+        .web
+        .store
+        .delete_webhook_endpoint(&staff.tenant.id, &endpoint.id)
+        .await
+    {
+        Ok(()) => redirect(&with_notice(
+            "/dashboard/webhooks",
+            &format!(
+                "Endpoint {} deleted: no more events are sent to it.",
+                endpoint.fields.url
+            ),
+        )),
+        Err(StoreError::NotFound) => not_found(&staff),
         Err(e) => failure(e),
     }
 }

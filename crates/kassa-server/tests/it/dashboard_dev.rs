@@ -330,6 +330,61 @@ async fn a_webhook_endpoint_made_in_the_dashboard_gets_signed_events(backend: Ba
     let page = ada.open(&off.location.unwrap()).await;
     assert!(page.html.contains("Endpoint turned off"), "{}", page.html);
     assert!(page.html.contains("Turn the endpoint on"));
+
+    // Changed: a URL Kassa cannot send to is refused beside the field, what was typed
+    // stays; a good change is saved, and the endpoint stays off.
+    let bad = ada
+        .post(
+            &format!("{path}/edit"),
+            &[
+                ("csrf", &page.csrf()),
+                ("url", "ftp://example.com/x"),
+                ("description", "CRM"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.html);
+    assert!(
+        crate::dashboard::error(&bad, "url").is_some(),
+        "{}",
+        bad.html
+    );
+    assert!(bad.html.contains("value=\"CRM\""));
+    let changed = ada
+        .post(
+            &format!("{path}/edit"),
+            &[
+                ("csrf", &page.csrf()),
+                ("url", &url),
+                ("description", "CRM"),
+                ("event_types", "order.created"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, 303, "{}", changed.html);
+    let page = ada.open(&changed.location.unwrap()).await;
+    assert!(page.html.contains("Endpoint changed"), "{}", page.html);
+    assert!(page.html.contains("<dd>CRM</dd>"));
+    assert!(
+        page.html.contains("<dd>order.created</dd>"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("Turn the endpoint on"), "still off");
+
+    // Deleted, it is gone from the list and its page.
+    let deleted = ada
+        .post(&format!("{path}/delete"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(deleted.status, 303, "{}", deleted.html);
+    let list = ada.open(&deleted.location.unwrap()).await;
+    assert!(
+        list.html.contains("deleted: no more events are sent to it"),
+        "{}",
+        list.html
+    );
+    assert!(!list.html.contains(&format!("href=\"{path}\"")));
+    assert_eq!(ada.get(&path).await.status, 404);
 }
 
 async fn a_plugin_is_uploaded_configured_and_test_run_in_the_dashboard(backend: Backend) {
