@@ -88,12 +88,23 @@ fn link_token(token: &OneTimeToken, purpose: TokenPurpose) -> LinkToken<'_> {
     }
 }
 
-fn verify_message(ctx: &Dash, to: &str, token: &OneTimeToken) -> Result<AccountEmail, Response> {
-    let link = format!(
+/// The verification email; its link goes on to `next` (a dashboard page, such as the
+/// invitation the person signed up for) once confirmed.
+fn verify_message(
+    ctx: &Dash,
+    to: &str,
+    token: &OneTimeToken,
+    next: &str,
+) -> Result<AccountEmail, Response> {
+    let mut link = format!(
         "{}/dashboard/verify?token={}",
         ctx.web.public_url,
         token.secret.expose_secret()
     );
+    if next != "/dashboard" {
+        link.push_str("&next=");
+        link.extend(url::form_urlencoded::byte_serialize(next.as_bytes()));
+    }
     account_email(
         AccountEmailKind::VerifyEmail,
         to,
@@ -119,12 +130,15 @@ fn check_email(ctx: &Dash, req: &Request, email: &str, purpose: TokenPurpose) ->
 
 #[handler]
 pub async fn signup_page(ctx: Data<&Ctx>, req: &Request) -> Response {
+    // From an invitation: its email, and the invitation to return to once confirmed.
+    let email = query(req, "email").unwrap_or_default();
+    let next = safe_next(&query(req, "next").unwrap_or_default()).to_owned();
     account_page(
         &ctx,
         req,
         StatusCode::OK,
         "signup.html",
-        context! { email => "", errors => Errors::new() },
+        context! { email, next, errors => Errors::new() },
     )
 }
 
@@ -135,8 +149,15 @@ pub async fn signup(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         Err(resp) => return resp,
     };
     let email = field(&form, "email");
+    let next = safe_next(field(&form, "next"));
     let again = |status, errors: Errors| {
-        account_page(&ctx, req, status, "signup.html", context! { email, errors })
+        account_page(
+            &ctx,
+            req,
+            status,
+            "signup.html",
+            context! { email, next, errors },
+        )
     };
     let signup = match SignUp::parse(
         email,
@@ -150,7 +171,7 @@ pub async fn signup(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         return again(StatusCode::TOO_MANY_REQUESTS, one_error("email", m));
     }
     let token = OneTimeToken::generate();
-    let message = match verify_message(&ctx, signup.email.as_str(), &token) {
+    let message = match verify_message(&ctx, signup.email.as_str(), &token, next) {
         Ok(m) => m,
         Err(resp) => return resp,
     };
@@ -198,7 +219,7 @@ pub async fn resend_verification(ctx: Data<&Ctx>, req: &Request, body: Body) -> 
             .is_ok_and(|a| a.verified);
         if !verified {
             let token = OneTimeToken::generate();
-            let message = match verify_message(&ctx, email.as_str(), &token) {
+            let message = match verify_message(&ctx, email.as_str(), &token, "/dashboard") {
                 Ok(m) => m,
                 Err(resp) => return resp,
             };
@@ -221,7 +242,14 @@ pub async fn resend_verification(ctx: Data<&Ctx>, req: &Request, body: Body) -> 
 #[handler]
 pub async fn verify_page(ctx: Data<&Ctx>, req: &Request) -> Response {
     let token = query(req, "token").unwrap_or_default();
-    account_page(&ctx, req, StatusCode::OK, "verify.html", context! { token })
+    let next = safe_next(&query(req, "next").unwrap_or_default()).to_owned();
+    account_page(
+        &ctx,
+        req,
+        StatusCode::OK,
+        "verify.html",
+        context! { token, next },
+    )
 }
 
 #[handler]
@@ -237,7 +265,7 @@ pub async fn verify(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         .verify_email(&kassa_domain::account::hash_token(token))
         .await
     {
-        Ok(user) => start_session(&ctx, &user, "/dashboard").await,
+        Ok(user) => start_session(&ctx, &user, safe_next(field(&form, "next"))).await,
         Err(StoreError::NotFound) => public(
             StatusCode::GONE,
             "message.html",

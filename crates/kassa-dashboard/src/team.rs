@@ -221,12 +221,14 @@ pub async fn accept_page(ctx: Data<&Ctx>, req: &Request) -> Response {
         format!("/dashboard/invitations?token={token}").as_bytes(),
     )
     .collect();
+    let email_param: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
+    let signup = format!("/dashboard/signup?next={next}&email={email_param}");
     public(
         StatusCode::OK,
         "invitation.html",
         context! {
             csrf, token, store => tenant.name, role => role.as_str(), email,
-            signed_in_as => me.map(|m| m.email), next,
+            signed_in_as => me.map(|m| m.email), next, signup,
         },
         cookie.as_deref(),
     )

@@ -784,9 +784,48 @@ async fn a_teammate_joins_by_invitation_with_a_role(backend: Backend) {
         Some("/dashboard/stores/new")
     );
 
-    let sam = merchant_without_store(&app, &sink, 4, "sam@shop.test").await;
+    // Sam has no account yet: the invitation's page leads to the sign-up, with his
+    // address filled in, and the confirmation email back to the invitation.
+    let sam = Browser::new(&app);
     let page = sam.get(&link).await;
     assert!(page.html.contains("as <strong>support</strong>"));
+    let html = unescape(&page.html);
+    let start = html.find("/dashboard/signup?next=").unwrap();
+    let signup_path = html[start..].split('"').next().unwrap().to_owned();
+    let signup = sam.get(&signup_path).await;
+    assert!(
+        signup.html.contains("value=\"sam@shop.test\""),
+        "{}",
+        signup.html
+    );
+    let sent = sam
+        .submit(
+            &signup,
+            "/dashboard/signup",
+            &[
+                ("email", "sam@shop.test"),
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(sent.html.contains("Check your email"), "{}", sent.html);
+    let mails = sink.wait_for(4).await;
+    assert_eq!(mails[3]["rcpt_tos"][0], "sam@shop.test");
+    let verify_link = path_of(
+        &app,
+        &link_in(&mails[3], &format!("{}/dashboard/verify?token=", app.base)),
+    );
+    let confirm = sam.get(&verify_link).await;
+    let verified = sam.submit(&confirm, "/dashboard/verify", &[]).await;
+    assert_eq!(verified.status, 303, "{}", verified.html);
+    assert_eq!(verified.location.as_deref(), Some(link.as_str()));
+    let page = sam.get(&link).await;
+    assert!(
+        page.html.contains("You are logged in as sam@shop.test"),
+        "{}",
+        page.html
+    );
     let joined = sam
         .post(
             "/dashboard/invitations",
