@@ -9,12 +9,15 @@ use std::time::{Duration, Instant};
 use kassa_plugins::{CallContext, Customer, HostPolicy, Limit, PluginError, PluginHost, Request};
 
 fn component(name: &str) -> Vec<u8> {
-    let dir = std::env::var("KASSA_PLUGINS_DIR").unwrap_or_else(|_| {
-        format!(
-            "{}/../../plugins/target/wasm32-wasip2/release",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
+    // The Rust plugins are built by cargo, the Python and JavaScript examples by their
+    // own tools (tests/run.sh builds both).
+    let (var, default) = if name.starts_with("python_") || name.starts_with("js_") {
+        ("KASSA_LANG_PLUGINS_DIR", "target/plugin-langs")
+    } else {
+        ("KASSA_PLUGINS_DIR", "plugins/target/wasm32-wasip2/release")
+    };
+    let dir = std::env::var(var)
+        .unwrap_or_else(|_| format!("{}/../../{default}", env!("CARGO_MANIFEST_DIR")));
     let path = format!("{dir}/{name}.wasm");
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!("{path}: {e}; build the plugins first: cargo build --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release")
@@ -22,11 +25,19 @@ fn component(name: &str) -> Vec<u8> {
 }
 
 fn host() -> PluginHost {
+    // Compiled components are kept across tests and runs (keyed by content and engine),
+    // so each component is compiled once.
     PluginHost::new(HostPolicy {
-        allow_private_network: false,
-        allow_plain_http: false,
+        cache_dir: Some(format!("{}/plugin-cache", env!("CARGO_TARGET_TMPDIR")).into()),
+        ..HostPolicy::default()
     })
     .expect("a plugin host")
+}
+
+fn prepared(host: &PluginHost, name: &str) -> kassa_plugins::Compiled {
+    let bytes = component(name);
+    host.prepare(&kassa_plugins::sha256_hex(&bytes), &bytes)
+        .expect("the component compiles")
 }
 
 fn request(config: &[(&str, &str)], quantity: u32) -> Request {
@@ -51,6 +62,7 @@ fn request(config: &[(&str, &str)], quantity: u32) -> Request {
 
 fn context(secrets: &[(&str, &str)], hosts: &[&str]) -> CallContext {
     CallContext {
+        tenant: "ten_test".into(),
         secrets: secrets
             .iter()
             .map(|(k, v)| ((*k).to_owned(), kassa_domain::Secret::from(*v)))
@@ -72,9 +84,7 @@ fn failure(outcome: &Result<Vec<String>, PluginError>) -> String {
 #[tokio::test]
 async fn the_key_generator_derives_the_same_signed_keys_every_time() {
     let host = host();
-    let keygen = host
-        .compiled("keygen-v1", &component("kassa_keygen"))
-        .unwrap();
+    let keygen = prepared(&host, "kassa_keygen");
     let ctx = context(&[("signing-key", "s3cret")], &[]);
     let req = request(&[("prefix", "ACME")], 3);
     let first = host.call(&keygen, &req, ctx.clone()).await;
@@ -110,9 +120,7 @@ async fn uploads_that_are_not_plugins_are_refused() {
 #[tokio::test]
 async fn a_plugin_that_loops_forever_is_stopped_and_others_go_on() {
     let host = Arc::new(host());
-    let hostile = host
-        .compiled("hostile", &component("kassa_hostile"))
-        .unwrap();
+    let hostile = prepared(&host, "kassa_hostile");
     let started = Instant::now();
     let looping = {
         let (host, hostile) = (host.clone(), hostile.clone());
@@ -140,7 +148,7 @@ async fn a_plugin_that_loops_forever_is_stopped_and_others_go_on() {
         "{reason}"
     );
     assert!(
-        matches!(looped.limit, Some(Limit::Fuel | Limit::Deadline)),
+        matches!(looped.limit, Some(Limit::Fuel(_) | Limit::Deadline(_))),
         "{:?}",
         looped.limit
     );
@@ -154,9 +162,7 @@ async fn a_plugin_that_loops_forever_is_stopped_and_others_go_on() {
 #[tokio::test]
 async fn memory_output_and_traps_fail_only_their_call() {
     let host = host();
-    let hostile = host
-        .compiled("hostile", &component("kassa_hostile"))
-        .unwrap();
+    let hostile = prepared(&host, "kassa_hostile");
     let memory = host
         .call(
             &hostile,
@@ -169,7 +175,11 @@ async fn memory_output_and_traps_fail_only_their_call() {
         "{:?}",
         memory.result
     );
-    assert_eq!(memory.limit, Some(Limit::Memory));
+    assert!(
+        matches!(memory.limit, Some(Limit::Memory(_))),
+        "{:?}",
+        memory.limit
+    );
     let big = host
         .call(
             &hostile,
@@ -204,9 +214,7 @@ async fn memory_output_and_traps_fail_only_their_call() {
 #[tokio::test]
 async fn http_fetch_reaches_only_allowed_public_hosts() {
     let host = host();
-    let hostile = host
-        .compiled("hostile", &component("kassa_hostile"))
-        .unwrap();
+    let hostile = prepared(&host, "kassa_hostile");
     for (url, hosts, expected) in [
         (
             "https://127.0.0.1/",
@@ -259,9 +267,7 @@ async fn http_fetch_reaches_only_allowed_public_hosts() {
 #[tokio::test]
 async fn plugins_take_keys_from_the_stores_pools_through_the_host() {
     let host = host();
-    let hostile = host
-        .compiled("hostile", &component("kassa_hostile"))
-        .unwrap();
+    let hostile = prepared(&host, "kassa_hostile");
     let outcome = host
         .call(
             &hostile,
@@ -270,4 +276,43 @@ async fn plugins_take_keys_from_the_stores_pools_through_the_host() {
         )
         .await;
     assert_eq!(outcome.result.unwrap(), ["lpl_x-KEY-1", "lpl_x-KEY-2"]);
+}
+
+#[tokio::test]
+async fn a_python_plugin_signs_the_same_keys_as_the_rust_one() {
+    let host = host();
+    let python = prepared(&host, "python_keygen");
+    let rust = prepared(&host, "kassa_keygen");
+    let req = request(&[("prefix", "ACME")], 2);
+    let ctx = context(&[("signing-key", "s3cret")], &[]);
+    let from_python = host.call(&python, &req, ctx.clone()).await;
+    assert_eq!(from_python.limit, None);
+    let logs = from_python.logs.clone();
+    let keys = from_python
+        .result
+        .unwrap_or_else(|e| panic!("{e:?} {logs:?}"));
+    assert_eq!(keys, host.call(&rust, &req, ctx).await.result.unwrap());
+    assert_eq!(from_python.logs.len(), 1, "{:?}", from_python.logs);
+    let no_secret = host.call(&python, &req, context(&[], &[])).await;
+    assert!(failure(&no_secret.result).contains("signing-key is not set"));
+}
+
+#[tokio::test]
+async fn a_javascript_plugin_is_refused_hosts_off_its_list() {
+    let host = host();
+    let js = prepared(&host, "js_license_client");
+    let outcome = host
+        .call(
+            &js,
+            &request(&[("url", "https://licenses.example.com/keys")], 1),
+            context(&[("api-token", "tok")], &["other.example.com"]),
+        )
+        .await;
+    let reason = failure(&outcome.result);
+    assert!(
+        reason.contains("unreachable") && reason.contains("allowed hosts"),
+        "{reason}"
+    );
+    let unset = host.call(&js, &request(&[], 1), context(&[], &[])).await;
+    assert!(failure(&unset.result).contains("set the config `url`"));
 }

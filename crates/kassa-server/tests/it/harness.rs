@@ -28,6 +28,8 @@ pub struct Options {
     pub limits: kassa_limits::LimitsConfig,
     /// Outgoing requests may reach loopback (the tests' receivers live there).
     pub allow_private_network: bool,
+    /// The largest plugin component taken (64 MiB, as in production).
+    pub max_component_bytes: usize,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             delete_after: std::time::Duration::from_secs(90 * 86_400),
             limits: kassa_limits::LimitsConfig::default(),
             allow_private_network: true,
+            max_component_bytes: kassa_plugins::HostPolicy::default().max_component_bytes,
         }
     }
 }
@@ -128,6 +131,11 @@ impl TestApp {
             kassa_plugins::PluginHost::new(kassa_plugins::HostPolicy {
                 allow_private_network: options.allow_private_network,
                 allow_plain_http: true,
+                max_component_bytes: options.max_component_bytes,
+                // Compiled components are shared by every test (and kept between
+                // runs): each is compiled once, whatever the number of tests using it.
+                cache_dir: Some(format!("{}/plugin-cache", env!("CARGO_TARGET_TMPDIR")).into()),
+                ..kassa_plugins::HostPolicy::default()
             })
             .expect("a plugin host"),
         );
