@@ -1,8 +1,9 @@
 //! The WebAssembly plugin host: runs a merchant's fulfillment component (the
 //! `kassa:plugin/fulfillment` world in `plugins/wit/`) in wasmtime, sandboxed.
 //!
-//! Every call gets a fuel budget, a wall-clock deadline (epoch interruption for wasm
-//! code, a timer around the whole call so host calls such as `http-fetch` count too), a
+//! Every call gets a fuel budget, a wall-clock deadline (a timer around the whole call,
+//! so host calls such as `http-fetch` count too; wasm code yields to the executor at
+//! every epoch tick, so a busy plugin never holds an async thread), a
 //! memory cap, and capped input, output and logs; the component sees no filesystem,
 //! sockets or environment (an empty WASI context), only the host functions of the
 //! world: `http-fetch` (the plugin's allow-listed hosts, HTTPS unless plain HTTP is
@@ -744,18 +745,18 @@ impl PluginHost {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let fuel_ok = store.set_fuel(limits.fuel);
-        let ticks = (limits.deadline.as_millis() / fixed::TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Every tick the call yields to the executor, so a plugin computing hard never
+        // holds an async worker thread; the timer below ends it at its deadline.
+        store.epoch_deadline_async_yield_and_update(1);
         let (result, limit) = match fuel_ok {
             Err(e) => (
                 Err(failed(format!("could not set the fuel budget: {e}"), true)),
                 None,
             ),
-            // The epoch stops wasm code; the timer also stops a call waiting in a host
-            // function (a slow `http-fetch`).
+            // The deadline covers the whole call: wasm code (which yields every tick)
+            // and host functions (a slow `http-fetch`).
             Ok(()) => match tokio::time::timeout(
-                limits.deadline + fixed::TICK,
+                limits.deadline,
                 run(&compiled.0, &mut store, request, limits),
             )
             .await

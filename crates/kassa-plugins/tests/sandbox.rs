@@ -316,3 +316,149 @@ async fn a_javascript_plugin_is_refused_hosts_off_its_list() {
     let unset = host.call(&js, &request(&[], 1), context(&[], &[])).await;
     assert!(failure(&unset.result).contains("set the config `url`"));
 }
+
+/// A host whose calls may last `deadline`, with `instances` at once (`per_store` for
+/// one store) and one test run at a time, reaching loopback over plain HTTP.
+fn small_host(deadline: Duration, instances: u32, per_store: u32) -> PluginHost {
+    PluginHost::new(HostPolicy {
+        allow_private_network: true,
+        allow_plain_http: true,
+        limits: kassa_plugins::CallLimits {
+            deadline,
+            ..kassa_plugins::CallLimits::default()
+        },
+        cache_dir: Some(format!("{}/plugin-cache", env!("CARGO_TARGET_TMPDIR")).into()),
+        instances,
+        instances_per_store: per_store,
+        test_runs: 1,
+        ..HostPolicy::default()
+    })
+    .expect("a plugin host")
+}
+
+/// The attack: a plugin waiting on a service that never answers used to hold its
+/// instance for the whole fetch timeout, past the call's deadline. The deadline
+/// covers host calls too, and the merchant is told which limit, at what value.
+#[tokio::test]
+async fn a_host_call_that_hangs_ends_at_the_deadline() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/keys", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        // Accepts and never answers.
+        let mut kept = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            kept.push(socket);
+        }
+    });
+    let host = small_host(Duration::from_millis(500), 4, 2);
+    let hostile = prepared(&host, "kassa_hostile");
+    let outcome = host
+        .call(
+            &hostile,
+            &request(&[("mode", "fetch"), ("url", &url)], 1),
+            context(&[], &["127.0.0.1"]),
+        )
+        .await;
+    assert_eq!(
+        outcome.limit,
+        Some(Limit::Deadline(Duration::from_millis(500)))
+    );
+    let reason = failure(&outcome.result);
+    assert!(
+        reason.contains("deadline (limit: time (500 ms per call))"),
+        "{reason}"
+    );
+    held.abort();
+}
+
+/// The attack: one store's slow plugin used to take every instance of the shared
+/// pool, and other stores' deliveries failed for good. A store now runs at most its
+/// quota of calls at once (the rest wait their turn, then are retried), and another
+/// store's call finds an instance.
+#[tokio::test]
+async fn one_stores_slow_plugin_leaves_room_for_the_others() {
+    let host = Arc::new(small_host(Duration::from_millis(800), 4, 2));
+    let hostile = prepared(&host, "kassa_hostile");
+    let slow_calls: Vec<_> = (0..6)
+        .map(|_| {
+            let (host, hostile) = (host.clone(), hostile.clone());
+            tokio::spawn(async move {
+                host.call(
+                    &hostile,
+                    &request(&[("mode", "loop")], 1),
+                    context(&[], &[]),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other_store = CallContext {
+        tenant: "ten_other".into(),
+        ..context(&[], &[])
+    };
+    let fine = host
+        .call(&hostile, &request(&[("mode", "ok")], 1), other_store)
+        .await;
+    assert_eq!(
+        fine.result.unwrap(),
+        ["OK-ord_01jz0000000000000000000000:1"]
+    );
+    let mut waited = 0;
+    for call in slow_calls {
+        let outcome = call.await.unwrap();
+        match outcome.limit {
+            Some(Limit::Concurrency(2)) => {
+                waited += 1;
+                assert!(
+                    matches!(
+                        outcome.result,
+                        Err(PluginError::Failed {
+                            retryable: true,
+                            ..
+                        })
+                    ),
+                    "{:?}",
+                    outcome.result
+                );
+            }
+            Some(Limit::Deadline(_) | Limit::Fuel(_)) => {}
+            other => panic!("{other:?} {:?}", outcome.result),
+        }
+    }
+    assert!(
+        waited > 0,
+        "the store's calls beyond its quota waited their turn"
+    );
+}
+
+#[tokio::test]
+async fn test_runs_beyond_the_limit_are_refused() {
+    let host = Arc::new(small_host(Duration::from_millis(800), 4, 2));
+    let hostile = prepared(&host, "kassa_hostile");
+    let first = {
+        let (host, hostile) = (host.clone(), hostile.clone());
+        tokio::spawn(async move {
+            host.test_run(
+                &hostile,
+                "ten_test",
+                1,
+                vec![("mode".into(), "loop".into())],
+                HashMap::new(),
+                vec![],
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = host
+        .test_run(&hostile, "ten_test", 1, vec![], HashMap::new(), vec![])
+        .await;
+    assert_eq!(second.unwrap_err(), kassa_plugins::Busy { running: 1 });
+    let first = first.await.unwrap().expect("the first one ran");
+    assert!(first.outcome.limit.is_some());
+    let again = host
+        .test_run(&hostile, "ten_test", 1, vec![], HashMap::new(), vec![])
+        .await;
+    assert!(again.expect("room again").outcome.result.is_ok());
+}
