@@ -58,6 +58,14 @@ use bindings::{Fulfillment, FulfillmentPre};
 
 const MIB: usize = 1024 * 1024;
 
+/// The WIT plugins are built against, as Kassa serves it (`/api/wit/…`).
+pub const WIT: &str = include_str!("../../../plugins/wit/kassa-plugin.wit");
+/// The version of the `kassa:plugin` package in [`WIT`]. It only grows within a
+/// version (new functions, new interfaces), so a plugin built against an older text of
+/// the same version keeps linking; a change that would break one gets a new version,
+/// and Kassa keeps giving the old one too.
+pub const WIT_VERSION: &str = "0.1.0";
+
 /// Why a plugin cannot be used or a call did not deliver.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PluginError {
@@ -1030,6 +1038,11 @@ pub mod bare {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_served_wit_is_the_version_it_says() {
+        assert!(WIT.contains(&format!("package kassa:plugin@{WIT_VERSION};")));
+    }
 
     #[test]
     fn the_header_tells_a_component_from_everything_else() {

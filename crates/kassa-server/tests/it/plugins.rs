@@ -18,6 +18,7 @@ on_both_backends!(
     a_python_plugin_signs_keys_and_delivers_a_paid_order,
     a_javascript_plugin_calls_its_license_service_and_delivers_a_paid_order,
     uploads_that_are_not_plugins_say_why_and_the_live_version_keeps_serving,
+    kassa_serves_the_wit_plugins_are_built_against,
 );
 
 pub(crate) fn component(name: &str) -> Vec<u8> {
@@ -489,4 +490,24 @@ async fn uploads_that_are_not_plugins_say_why_and_the_live_version_keeps_serving
         "{}",
         run.text
     );
+}
+
+async fn kassa_serves_the_wit_plugins_are_built_against(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let committed = std::fs::read_to_string(format!(
+        "{}/../../plugins/wit/kassa-plugin.wit",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    for path in [
+        "/api/wit/kassa-plugin.wit",
+        "/api/wit/kassa-plugin@0.1.0.wit",
+    ] {
+        let served = reqwest::get(format!("{}{path}", app.base)).await.unwrap();
+        assert_eq!(served.status(), 200, "{path}");
+        let text = served.text().await.unwrap();
+        assert_eq!(text, committed, "{path}");
+        assert!(text.contains("package kassa:plugin@0.1.0;"));
+        assert!(text.contains("world fulfillment"));
+    }
 }
