@@ -95,5 +95,41 @@ echo "== plugins (wasm32-wasip2)"
 cargo build --quiet --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release
 export KASSA_PLUGINS_DIR="${CARGO_TARGET_DIR:-$root/plugins/target}/wasm32-wasip2/release"
 
+# The Python and JavaScript example plugins, built from source with their pinned
+# tools: componentize-py from PyPI (in a virtualenv under target/) and componentize-js
+# from npm (the example's locked package.json). A component is built again only when
+# its source or the WIT changed; the outputs stay in target/plugin-langs.
+tools="$root/target/plugin-tools"
+langs="$root/target/plugin-langs"
+mkdir -p "$tools" "$langs"
+py_example=plugins/examples/python-keygen
+if ! "$tools/py/bin/componentize-py" --version 2>/dev/null | grep -q "$(sed -n 's/^componentize-py==//p' "$py_example/requirements.txt")"; then
+  echo "== pip install componentize-py (plugins/examples/python-keygen)"
+  python3 -m venv "$tools/py"
+  "$tools/py/bin/pip" install --quiet --disable-pip-version-check -r "$py_example/requirements.txt"
+fi
+js_example=plugins/examples/js-license-client
+if [ ! -f "$js_example/node_modules/.package-lock.json" ] ||
+  [ "$js_example/package-lock.json" -nt "$js_example/node_modules/.package-lock.json" ]; then
+  echo "== npm ci (plugins/examples/js-license-client)"
+  npm ci --prefix "$js_example" --no-audit --no-fund --loglevel=error >/dev/null
+fi
+stale() { # stale OUTPUT SOURCE...: whether OUTPUT is missing or older than a source
+  local out=$1
+  shift
+  [ ! -f "$out" ] || [ -n "$(find "$@" -newer "$out" -print -quit)" ]
+}
+if stale "$langs/python_keygen.wasm" "$py_example/app.py" plugins/wit; then
+  echo "== componentize-py (python-keygen)"
+  (cd "$py_example" && "$tools/py/bin/componentize-py" -d ../../wit -w fulfillment componentize app -o "$langs/python_keygen.wasm" >/dev/null)
+  rm -rf "$py_example/__pycache__"
+fi
+if stale "$langs/js_license_client.wasm" "$js_example/plugin.js" plugins/wit; then
+  echo "== componentize-js (js-license-client)"
+  (cd "$js_example" && npx --no-install componentize-js plugin.js --wit ../../wit --world-name fulfillment \
+    --disable http fetch-event -o "$langs/js_license_client.wasm" >/dev/null)
+fi
+export KASSA_LANG_PLUGINS_DIR="$langs"
+
 echo "== cargo test (SQLite and PostgreSQL)"
 cargo test --workspace --all-targets "$@"

@@ -88,7 +88,8 @@ pub fn openapi_json() -> String {
     contract::publish(&service(&ctx).spec())
 }
 
-/// `/api/v1/…`, `/api/openapi.json` and `/api/docs`, to be nested under `/api`.
+/// `/api/v1/…`, `/api/openapi.json`, `/api/docs` and the plugins' WIT
+/// (`/api/wit/…`), to be nested under `/api`.
 pub fn routes(ctx: ApiContext) -> impl Endpoint {
     let api = service(&ctx);
     let spec = contract::publish(&api.spec());
@@ -110,4 +111,20 @@ pub fn routes(ctx: ApiContext) -> impl Endpoint {
             }),
         )
         .nest("/docs", docs)
+        .at(
+            "/wit/kassa-plugin.wit",
+            poem::endpoint::make_sync(|_| wit()),
+        )
+        .at(
+            format!("/wit/kassa-plugin@{}.wit", kassa_plugins::WIT_VERSION),
+            poem::endpoint::make_sync(|_| wit()),
+        )
+}
+
+/// The WIT plugins are built against (`/api/wit/kassa-plugin.wit`, and by version
+/// `/api/wit/kassa-plugin@0.1.0.wit`).
+fn wit() -> poem::Response {
+    poem::Response::builder()
+        .content_type("text/plain; charset=utf-8")
+        .body(kassa_plugins::WIT)
 }

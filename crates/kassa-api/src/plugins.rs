@@ -11,6 +11,8 @@ use kassa_domain::plugin::{parse_allowed_hosts, parse_plugin_name, parse_setting
 use kassa_domain::{Invalid, Secret};
 use kassa_plugins::PluginError;
 use kassa_store::{PluginChanges, PluginRecord, PluginVersionRecord, StoreError};
+use poem::http::StatusCode;
+use poem::{Body, Request};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
@@ -23,10 +25,125 @@ use crate::pagination::{list_type, page_request};
 pub struct PluginsApi(pub ApiContext);
 
 /// A component built for `wasm32-wasip2` against `plugins/wit`.
-#[derive(Debug, ApiRequest)]
+#[derive(ApiRequest)]
 pub enum WasmUpload {
     #[oai(content_type = "application/wasm")]
-    Wasm(Binary<Vec<u8>>),
+    Wasm(Binary<Body>),
+}
+
+/// The answer to an upload: only what these endpoints can say.
+#[derive(Debug, ApiResponse)]
+pub enum Uploaded {
+    /// Stored and compiled: it runs from now on.
+    #[oai(status = 200)]
+    Ok(Json<PluginOut>),
+    /// The body could not be read.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// No valid API key.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<Problem>),
+    /// The API key is not a `full` key.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
+    /// (A new version) no such plugin in this store.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// The component is larger than this Kassa accepts (`plugins_max_component_mib`).
+    #[oai(status = 413, content_type = "application/problem+json")]
+    TooLarge(Json<Problem>),
+    /// Not a component Kassa can run; `errors` says why (field `body`): not
+    /// WebAssembly, truncated, a core module, or not the world
+    /// `kassa:plugin/fulfillment` (naming the import or export at fault).
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Invalid(Json<Problem>),
+    /// Kassa failed; the cause is in the server log.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl From<ApiError> for Uploaded {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::BadRequest(p) => Uploaded::BadRequest(p),
+            ApiError::Unauthorized(p) => Uploaded::Unauthorized(p),
+            ApiError::Forbidden(p) => Uploaded::Forbidden(p),
+            ApiError::NotFound(p) => Uploaded::NotFound(p),
+            ApiError::Invalid(p) => Uploaded::Invalid(p),
+            ApiError::Internal(p) => Uploaded::Internal(p),
+            other => {
+                ApiError::internal(format!("unexpected answer to an upload: {other:?}")).into()
+            }
+        }
+    }
+}
+
+impl From<Result<Json<PluginOut>, ApiError>> for Uploaded {
+    fn from(r: Result<Json<PluginOut>, ApiError>) -> Self {
+        r.map_or_else(Uploaded::from, Uploaded::Ok)
+    }
+}
+
+/// Reads an upload as it arrives: the header is checked as soon as its first bytes are
+/// in (a file that is not a component is refused before the rest is read), the SHA-256
+/// is computed chunk by chunk, and a body past `max` bytes is refused the moment it
+/// passes it. The bytes are held once, in the vector returned.
+async fn read_component(
+    body: Body,
+    declared: Option<usize>,
+    max: usize,
+) -> Result<(Vec<u8>, String), Uploaded> {
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+
+    const CHUNK: usize = 256 * 1024;
+    let too_large = || {
+        Uploaded::TooLarge(Json(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            Some(format!(
+                "the component is larger than {max} bytes ({} MiB), the most this Kassa \
+                 accepts (setting plugins_max_component_mib)",
+                max / (1024 * 1024)
+            )),
+        )))
+    };
+    let invalid = |why: String| Uploaded::from(ApiError::from(Invalid::field("body", why)));
+    if declared.is_some_and(|len| len > max) {
+        return Err(too_large());
+    }
+    let mut reader = body.into_async_read();
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(CHUNK).min(max) + 1);
+    let mut hasher = sha2::Sha256::new();
+    let mut header_checked = false;
+    loop {
+        if bytes.capacity() == bytes.len() {
+            bytes.reserve(CHUNK);
+        }
+        let start = bytes.len();
+        let read = reader.read_buf(&mut bytes).await.map_err(|e| {
+            Uploaded::BadRequest(Json(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                Some(format!("the body could not be read: {e}")),
+            )))
+        })?;
+        if read == 0 {
+            break;
+        }
+        if bytes.len() > max {
+            return Err(too_large());
+        }
+        hasher.update(&bytes[start..]);
+        if !header_checked && bytes.len() >= 8 {
+            kassa_plugins::check_header(&bytes[..8]).map_err(|e| invalid(e.to_string()))?;
+            header_checked = true;
+        }
+    }
+    if !header_checked {
+        kassa_plugins::check_header(&bytes).map_err(|e| invalid(e.to_string()))?;
+    }
+    Ok((bytes, hex::encode(hasher.finalize())))
 }
 
 #[derive(Debug, Object)]
@@ -128,8 +245,9 @@ pub struct TestRunOut {
     pub retryable: Option<bool>,
     pub logs: Vec<String>,
     pub duration_ms: i64,
-    /// The sandbox limit the run ran into, e.g. `fuel (2000000000 units of
-    /// computation)`; absent when it stayed within every limit.
+    /// The sandbox limit the run ran into, with its value, e.g. `fuel (5000000000
+    /// units of computation)` or `memory (256 MiB)`; absent when it stayed within every
+    /// limit.
     pub limit: Option<String>,
 }
 
@@ -170,12 +288,53 @@ impl PluginsApi {
             .ok_or_else(|| ApiError::internal("no plugin host in this process"))
     }
 
-    /// Checks that the bytes are a component for Kassa's world; their SHA-256.
-    fn check(&self, bytes: &[u8]) -> Result<String, ApiError> {
-        self.host()?
-            .check(bytes)
-            .map_err(|why| Invalid::field("body", why).into())
+    /// Reads an upload, checks it against Kassa's world and compiles it (on a blocking
+    /// thread), so that it is ready to run when the answer goes out: the bytes and
+    /// their SHA-256.
+    async fn receive(
+        &self,
+        req: &Request,
+        body: WasmUpload,
+    ) -> Result<(Vec<u8>, String), Uploaded> {
+        let WasmUpload::Wasm(Binary(body)) = body;
+        let host = self.host()?;
+        let declared = req
+            .headers()
+            .get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let (bytes, sha) =
+            read_component(body, declared, host.policy().max_component_bytes).await?;
+        let (bytes, compiled) = host.prepare_async(sha.clone(), bytes).await;
+        match compiled {
+            Ok(_) => Ok((bytes, sha)),
+            Err(PluginError::Invalid(why)) => {
+                Err(ApiError::from(Invalid::field("body", why)).into())
+            }
+            Err(e) => Err(ApiError::internal(e).into()),
+        }
     }
+}
+
+/// The compiled component of a plugin's live version: ready on this node, or compiled
+/// now on a blocking thread (a test run may wait for it; a delivery never does).
+pub(crate) async fn compiled(
+    host: &Arc<kassa_plugins::PluginHost>,
+    store: &kassa_store::Store,
+    tenant: &kassa_domain::ids::TenantId,
+    plugin: &kassa_store::RunnablePlugin,
+) -> Result<kassa_plugins::Compiled, ApiError> {
+    if let Some(ready) = host.ready(&plugin.sha256).await {
+        return Ok(ready);
+    }
+    let wasm = store
+        .plugin_version_wasm(tenant, &plugin.id, plugin.version)
+        .await
+        .map_err(ApiError::from_store("plugin"))?;
+    host.prepare_async(plugin.sha256.clone(), wasm)
+        .await
+        .1
+        .map_err(ApiError::internal)
 }
 
 /// The names of config entries and secrets, checked.
@@ -189,61 +348,71 @@ fn check_names<'a>(field: &str, names: impl Iterator<Item = &'a String>, invalid
 impl PluginsApi {
     /// Upload a plugin
     ///
-    /// The body is the component (`content-type: application/wasm`, at most 2 MiB). It
-    /// is checked against Kassa's WIT world before it is stored.
+    /// The body is the component (`content-type: application/wasm`, at most 64 MiB
+    /// unless the operator set another size). It is streamed: hashed and checked while
+    /// it arrives, then checked against Kassa's WIT world and compiled before it is
+    /// stored, so it is ready to run when this answers.
     #[oai(path = "/", method = "post")]
     async fn create(
         &self,
+        req: &Request,
         auth: ApiKey,
         /// A name for the plugin; default `plugin`.
         name: Query<Option<String>>,
         body: WasmUpload,
-    ) -> Result<Json<PluginOut>, ApiError> {
-        let WasmUpload::Wasm(Binary(bytes)) = body;
-        let name = parse_plugin_name(name.0.as_deref().unwrap_or("plugin"))?;
-        let sha = self.check(&bytes)?;
-        let record = self
-            .0
+    ) -> Uploaded {
+        let tenant = match auth.allowed(ApiAction::ManagePlugins) {
+            Ok(tenant) => tenant.id.clone(),
+            Err(refused) => return refused.into(),
+        };
+        let name = match parse_plugin_name(name.0.as_deref().unwrap_or("plugin")) {
+            Ok(name) => name,
+            Err(invalid) => return ApiError::from(invalid).into(),
+        };
+        let (bytes, sha) = match self.receive(req, body).await {
+            Ok(received) => received,
+            Err(refused) => return refused,
+        };
+        self.0
             .store
-            .create_plugin(
-                &auth.allowed(ApiAction::ManagePlugins)?.id,
-                &name,
-                &bytes,
-                &sha,
-            )
+            .create_plugin(&tenant, &name, bytes, &sha)
             .await
-            .map_err(ApiError::from_store("plugin"))?;
-        Ok(Json(out(record)))
+            .map(|record| Json(out(record)))
+            .map_err(ApiError::from_store("plugin"))
+            .into()
     }
 
     /// Upload a new version of a plugin; it runs from now on
     #[oai(path = "/:id/versions", method = "post")]
     async fn add_version(
         &self,
+        req: &Request,
         auth: ApiKey,
         id: Path<String>,
         body: WasmUpload,
-    ) -> Result<Json<PluginOut>, ApiError> {
-        let id = plugin_id(&id)?;
-        let WasmUpload::Wasm(Binary(bytes)) = body;
+    ) -> Uploaded {
+        let tenant = match auth.allowed(ApiAction::ManagePlugins) {
+            Ok(tenant) => tenant.id.clone(),
+            Err(refused) => return refused.into(),
+        };
+        let id = match plugin_id(&id) {
+            Ok(id) => id,
+            Err(e) => return e.into(),
+        };
+        if let Err(e) = self.0.store.plugin(&tenant, &id).await {
+            return ApiError::from_store("plugin")(e).into();
+        }
+        let (bytes, sha) = match self.receive(req, body).await {
+            Ok(received) => received,
+            Err(refused) => return refused,
+        };
         self.0
             .store
-            .plugin(&auth.allowed(ApiAction::ManagePlugins)?.id, &id)
+            .add_plugin_version(&tenant, &id, bytes, &sha)
             .await
-            .map_err(ApiError::from_store("plugin"))?;
-        let sha = self.check(&bytes)?;
-        let record = self
-            .0
-            .store
-            .add_plugin_version(
-                &auth.allowed(ApiAction::ManagePlugins)?.id,
-                &id,
-                &bytes,
-                &sha,
-            )
-            .await
-            .map_err(ApiError::from_store("plugin"))?;
-        Ok(Json(out(record)))
+            .map(|record| Json(out(record)))
+            .map_err(ApiError::from_store("plugin"))
+            .into()
     }
 
     /// List a plugin's versions, newest first
@@ -403,26 +572,36 @@ impl PluginsApi {
         body: Json<TestRunIn>,
     ) -> Result<Json<TestRunOut>, ApiError> {
         let id = plugin_id(&id)?;
+        let tenant = &auth.allowed(ApiAction::ManagePlugins)?.id;
         let plugin = self
             .0
             .store
-            .runnable_plugin(&auth.allowed(ApiAction::ManagePlugins)?.id, &id)
+            .runnable_plugin(tenant, &id)
             .await
             .map_err(ApiError::from_store("plugin"))?;
         let quantity = parse_quantity("quantity", body.quantity.unwrap_or(1))?;
         let host = self.host()?;
-        let compiled = host
-            .compiled(&format!("{}:{}", plugin.id, plugin.version), &plugin.wasm)
-            .map_err(ApiError::internal)?;
+        let compiled = compiled(host, &self.0.store, tenant, &plugin).await?;
         let run = host
             .test_run(
                 &compiled,
+                tenant.as_str(),
                 u32::try_from(quantity).unwrap_or(1),
                 plugin.config.into_iter().collect(),
                 plugin.secrets.into_iter().collect(),
                 plugin.allowed_hosts,
             )
-            .await;
+            .await
+            .map_err(|busy| {
+                ApiError::TooManyRequests(
+                    Json(Problem::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        Some(busy.to_string()),
+                    )),
+                    1,
+                )
+            })?;
         let outcome = run.outcome;
         let (licenses, error, retryable) = match outcome.result {
             Ok(l) => (Some(l), None, None),

@@ -25,6 +25,9 @@ pub struct Dash {
     pub network: kassa_webhooks::NetworkPolicy,
     /// The largest request body the server reads: an upload must fit in it.
     pub max_body_bytes: usize,
+    /// The largest plugin component the server takes (its upload forms may be that
+    /// large, plus the form's other fields).
+    pub max_component_bytes: usize,
 }
 
 pub type Ctx = Arc<Dash>;

@@ -28,9 +28,6 @@ use crate::page::{
 const BLANK_ROWS: usize = 3;
 /// Versions listed on a plugin's page.
 const VERSIONS_SHOWN: i64 = 50;
-/// Room left in the body limit for the form's other fields and the multipart framing.
-const FORM_OVERHEAD_BYTES: usize = 16 * 1024;
-
 fn host(ctx: &Ctx) -> Result<&Arc<PluginHost>, Response> {
     ctx.plugins
         .as_ref()
@@ -40,8 +37,8 @@ fn host(ctx: &Ctx) -> Result<&Arc<PluginHost>, Response> {
 /// What the upload forms need to say about the size limit.
 fn upload_limit(ctx: &Ctx) -> Value {
     context! {
-        max_file_bytes => ctx.max_body_bytes.saturating_sub(FORM_OVERHEAD_BYTES),
-        max_size => size(i64::try_from(ctx.max_body_bytes).unwrap_or(i64::MAX)),
+        max_file_bytes => ctx.max_component_bytes,
+        max_size => size(i64::try_from(ctx.max_component_bytes).unwrap_or(i64::MAX)),
     }
 }
 
@@ -93,21 +90,36 @@ pub async fn list(ctx: Data<&Ctx>, req: &Request) -> Response {
     .await
 }
 
-/// The uploaded component with its SHA-256 when it is one Kassa can run; otherwise
-/// what is wrong with it, for the `file` field.
-fn check_upload(host: &PluginHost, file: Option<Upload>) -> Result<(Upload, String), Errors> {
+/// The uploaded component with its SHA-256 when it is one Kassa can run (checked and
+/// compiled on a blocking thread, so it is ready to run); otherwise what is wrong with
+/// it, for the `file` field.
+async fn check_upload(
+    host: &Arc<PluginHost>,
+    file: Option<Upload>,
+) -> Result<(Vec<u8>, String), Errors> {
     let Some(file) = file else {
         return Err(one_error(
             "file",
             "Choose a plugin file: a .wasm component built for wasm32-wasip2.",
         ));
     };
-    match host.check(&file.bytes) {
-        Ok(sha) => Ok((file, sha)),
-        Err(why) => Err(one_error(
+    let refused = |why: String| {
+        one_error(
             "file",
             format!("This file is not a plugin Kassa can run: {why}."),
-        )),
+        )
+    };
+    if file.bytes.len() > host.policy().max_component_bytes {
+        return Err(refused(format!(
+            "it is larger than {}, the most this Kassa accepts",
+            size(i64::try_from(host.policy().max_component_bytes).unwrap_or(i64::MAX))
+        )));
+    }
+    let sha = kassa_plugins::sha256_hex(&file.bytes);
+    match host.prepare_async(sha.clone(), file.bytes).await {
+        (bytes, Ok(_)) => Ok((bytes, sha)),
+        (_, Err(PluginError::Invalid(why))) => Err(refused(why)),
+        (_, Err(e)) => Err(refused(format!("it could not be compiled: {e}"))),
     }
 }
 
@@ -139,14 +151,14 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, parts: Multipart) -> Respons
             None
         }
     };
-    let checked = match check_upload(host, file) {
+    let checked = match check_upload(host, file).await {
         Ok(checked) => Some(checked),
         Err(e) => {
             errors.extend(e);
             None
         }
     };
-    let (Some(name), Some((file, sha))) = (name, checked) else {
+    let (Some(name), Some((bytes, sha))) = (name, checked) else {
         return list_page(
             &ctx,
             &staff,
@@ -160,7 +172,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, parts: Multipart) -> Respons
     match ctx
         .web
         .store
-        .create_plugin(&staff.tenant.id, &name, &file.bytes, &sha)
+        .create_plugin(&staff.tenant.id, &name, bytes, &sha)
         .await
     {
         Ok(p) => redirect(&with_notice(
@@ -286,7 +298,7 @@ pub async fn add_version(
         Err(StoreError::NotFound) => return not_found(&staff),
         Err(e) => return failure(e),
     }
-    let (file, sha) = match check_upload(host, file) {
+    let (bytes, sha) = match check_upload(host, file).await {
         Ok(checked) => checked,
         Err(errors) => {
             let extra = context! { errors };
@@ -296,7 +308,7 @@ pub async fn add_version(
     match ctx
         .web
         .store
-        .add_plugin_version(&staff.tenant.id, &plugin, &file.bytes, &sha)
+        .add_plugin_version(&staff.tenant.id, &plugin, bytes, &sha)
         .await
     {
         Ok(p) => redirect(&with_notice(
@@ -529,19 +541,43 @@ pub async fn test_run(
         Err(StoreError::NotFound) => return not_found(&staff),
         Err(e) => return failure(e),
     };
-    let compiled = match host.compiled(&format!("{}:{}", plugin.id, plugin.version), &plugin.wasm) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
+    let compiled = match host.ready(&plugin.sha256).await {
+        Some(c) => c,
+        None => {
+            let wasm = match ctx
+                .web
+                .store
+                .plugin_version_wasm(&staff.tenant.id, &plugin.id, plugin.version)
+                .await
+            {
+                Ok(wasm) => wasm,
+                Err(e) => return failure(e),
+            };
+            match host.prepare_async(plugin.sha256.clone(), wasm).await.1 {
+                Ok(c) => c,
+                Err(e) => return failure(e),
+            }
+        }
     };
-    let run = host
+    let run = match host
         .test_run(
             &compiled,
+            staff.tenant.id.as_str(),
             quantity,
             plugin.config.into_iter().collect(),
             plugin.secrets.into_iter().collect(),
             plugin.allowed_hosts,
         )
-        .await;
+        .await
+    {
+        Ok(run) => run,
+        Err(busy) => {
+            let extra = context! {
+                errors => one_error("quantity", format!("{busy}.")), quantity
+            };
+            return refused(&ctx, &staff, req, &id, extra).await;
+        }
+    };
     let (licenses, error, retryable) = match run.outcome.result {
         Ok(l) => (Some(l), None, None),
         Err(PluginError::Failed { message, retryable }) => (None, Some(message), Some(retryable)),

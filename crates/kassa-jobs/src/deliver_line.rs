@@ -166,9 +166,23 @@ async fn deliver_from_plugin(
         .runnable_plugin(&line.tenant_id, plugin_id)
         .await
         .map_err(|e| (format!("the plugin cannot be loaded: {e}"), None))?;
-    let compiled = host
-        .compiled(&format!("{}:{}", plugin.id, plugin.version), &plugin.wasm)
-        .map_err(|e| (e.to_string(), None))?;
+    // A delivery never waits on a compiler: a version this node has not compiled yet
+    // is prepared in the background and the delivery tried again shortly.
+    let Some(compiled) = host.ready(&plugin.sha256).await else {
+        if !host.is_preparing(&plugin.sha256) {
+            let wasm = workers
+                .store
+                .plugin_version_wasm(&line.tenant_id, plugin_id, plugin.version)
+                .await
+                .map_err(|e| (format!("the plugin cannot be loaded: {e}"), next_try()))?;
+            host.prepare_in_background(plugin.sha256.clone(), wasm);
+        }
+        return Err((
+            "the plugin is being prepared on this node; the delivery is tried again shortly"
+                .to_owned(),
+            Some(Timestamp::now().millis() + 1_000),
+        ));
+    };
     let order = workers
         .store
         .order(&line.tenant_id, &line.order_id)
@@ -201,6 +215,7 @@ async fn deliver_from_plugin(
         line.line_no,
     );
     let context = kassa_plugins::CallContext {
+        tenant: line.tenant_id.to_string(),
         secrets: plugin.secrets.into_iter().collect(),
         allowed_hosts: plugin.allowed_hosts,
         pool_keys: Arc::new(move |pool, count| {

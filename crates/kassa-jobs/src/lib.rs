@@ -17,6 +17,7 @@
 mod clean_up;
 mod deliver_line;
 mod deliver_webhook;
+mod prepare_plugins;
 mod revive_jobs;
 mod runner;
 mod send_account_email;

@@ -169,6 +169,12 @@ impl Workers {
                 );
             }
         }
+        if let Some(host) = &self.plugins {
+            tokio::spawn(crate::prepare_plugins::run(
+                self.store.clone(),
+                host.clone(),
+            ));
+        }
         let pool = self.store.job_pool();
         // Unique per start: apalis refuses a name whose heartbeat is still fresh.
         let node = format!("kassa-{}-{}", std::process::id(), ulid::Ulid::new());

@@ -47,18 +47,15 @@ async fn main() {
         idempotency_key: "k".into(),
     };
     let context = || CallContext {
+        tenant: "ten_bench".into(),
         secrets: HashMap::from([("signing-key".to_owned(), "s3cret".into())]),
         allowed_hosts: vec![],
         pool_keys: Arc::new(|_, _| Box::pin(async { Err("no pools in the benchmark".to_owned()) })),
     };
 
-    let host = PluginHost::new(HostPolicy {
-        allow_private_network: false,
-        allow_plain_http: false,
-    })
-    .expect("a plugin host");
+    let host = PluginHost::new(HostPolicy::default()).expect("a plugin host");
     let compiled = host
-        .compiled("keygen", &bytes)
+        .prepare(&kassa_plugins::sha256_hex(&bytes), &bytes)
         .expect("the key generator compiles");
     let mut kassa = Vec::with_capacity(RUNS);
     for i in 0..RUNS + WARM_UP {

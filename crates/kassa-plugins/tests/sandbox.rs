@@ -9,12 +9,15 @@ use std::time::{Duration, Instant};
 use kassa_plugins::{CallContext, Customer, HostPolicy, Limit, PluginError, PluginHost, Request};
 
 fn component(name: &str) -> Vec<u8> {
-    let dir = std::env::var("KASSA_PLUGINS_DIR").unwrap_or_else(|_| {
-        format!(
-            "{}/../../plugins/target/wasm32-wasip2/release",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
+    // The Rust plugins are built by cargo, the Python and JavaScript examples by their
+    // own tools (tests/run.sh builds both).
+    let (var, default) = if name.starts_with("python_") || name.starts_with("js_") {
+        ("KASSA_LANG_PLUGINS_DIR", "target/plugin-langs")
+    } else {
+        ("KASSA_PLUGINS_DIR", "plugins/target/wasm32-wasip2/release")
+    };
+    let dir = std::env::var(var)
+        .unwrap_or_else(|_| format!("{}/../../{default}", env!("CARGO_MANIFEST_DIR")));
     let path = format!("{dir}/{name}.wasm");
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!("{path}: {e}; build the plugins first: cargo build --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release")
@@ -22,11 +25,19 @@ fn component(name: &str) -> Vec<u8> {
 }
 
 fn host() -> PluginHost {
+    // Compiled components are kept across tests and runs (keyed by content and engine),
+    // so each component is compiled once.
     PluginHost::new(HostPolicy {
-        allow_private_network: false,
-        allow_plain_http: false,
+        cache_dir: Some(format!("{}/plugin-cache", env!("CARGO_TARGET_TMPDIR")).into()),
+        ..HostPolicy::default()
     })
     .expect("a plugin host")
+}
+
+fn prepared(host: &PluginHost, name: &str) -> kassa_plugins::Compiled {
+    let bytes = component(name);
+    host.prepare(&kassa_plugins::sha256_hex(&bytes), &bytes)
+        .expect("the component compiles")
 }
 
 fn request(config: &[(&str, &str)], quantity: u32) -> Request {
@@ -51,6 +62,7 @@ fn request(config: &[(&str, &str)], quantity: u32) -> Request {
 
 fn context(secrets: &[(&str, &str)], hosts: &[&str]) -> CallContext {
     CallContext {
+        tenant: "ten_test".into(),
         secrets: secrets
             .iter()
             .map(|(k, v)| ((*k).to_owned(), kassa_domain::Secret::from(*v)))
@@ -72,9 +84,7 @@ fn failure(outcome: &Result<Vec<String>, PluginError>) -> String {
 #[tokio::test]
 async fn the_key_generator_derives_the_same_signed_keys_every_time() {
     let host = host();
-    let keygen = host
-        .compiled("keygen-v1", &component("kassa_keygen"))
-        .unwrap();
+    let keygen = prepared(&host, "kassa_keygen");
     let ctx = context(&[("signing-key", "s3cret")], &[]);
     let req = request(&[("prefix", "ACME")], 3);
     let first = host.call(&keygen, &req, ctx.clone()).await;
@@ -110,9 +120,7 @@ async fn uploads_that_are_not_plugins_are_refused() {
 #[tokio::test]
 async fn a_plugin_that_loops_forever_is_stopped_and_others_go_on() {
     let host = Arc::new(host());
-    let hostile = host
-        .compiled("hostile", &component("kassa_hostile"))
-        .unwrap();
+    let hostile = prepared(&host, "kassa_hostile");
     let started = Instant::now();
     let looping = {
         let (host, hostile) = (host.clone(), hostile.clone());
@@ -140,7 +148,7 @@ async fn a_plugin_that_loops_forever_is_stopped_and_others_go_on() {
         "{reason}"
     );
     assert!(
-        matches!(looped.limit, Some(Limit::Fuel | Limit::Deadline)),
+        matches!(looped.limit, Some(Limit::Fuel(_) | Limit::Deadline(_))),
         "{:?}",
         looped.limit
     );
@@ -154,9 +162,7 @@ async fn a_plugin_that_loops_forever_is_stopped_and_others_go_on() {
 #[tokio::test]
 async fn memory_output_and_traps_fail_only_their_call() {
     let host = host();
-    let hostile = host
-        .compiled("hostile", &component("kassa_hostile"))
-        .unwrap();
+    let hostile = prepared(&host, "kassa_hostile");
     let memory = host
         .call(
             &hostile,
@@ -169,7 +175,11 @@ async fn memory_output_and_traps_fail_only_their_call() {
         "{:?}",
         memory.result
     );
-    assert_eq!(memory.limit, Some(Limit::Memory));
+    assert!(
+        matches!(memory.limit, Some(Limit::Memory(_))),
+        "{:?}",
+        memory.limit
+    );
     let big = host
         .call(
             &hostile,
@@ -204,9 +214,7 @@ async fn memory_output_and_traps_fail_only_their_call() {
 #[tokio::test]
 async fn http_fetch_reaches_only_allowed_public_hosts() {
     let host = host();
-    let hostile = host
-        .compiled("hostile", &component("kassa_hostile"))
-        .unwrap();
+    let hostile = prepared(&host, "kassa_hostile");
     for (url, hosts, expected) in [
         (
             "https://127.0.0.1/",
@@ -259,9 +267,7 @@ async fn http_fetch_reaches_only_allowed_public_hosts() {
 #[tokio::test]
 async fn plugins_take_keys_from_the_stores_pools_through_the_host() {
     let host = host();
-    let hostile = host
-        .compiled("hostile", &component("kassa_hostile"))
-        .unwrap();
+    let hostile = prepared(&host, "kassa_hostile");
     let outcome = host
         .call(
             &hostile,
@@ -270,4 +276,189 @@ async fn plugins_take_keys_from_the_stores_pools_through_the_host() {
         )
         .await;
     assert_eq!(outcome.result.unwrap(), ["lpl_x-KEY-1", "lpl_x-KEY-2"]);
+}
+
+#[tokio::test]
+async fn a_python_plugin_signs_the_same_keys_as_the_rust_one() {
+    let host = host();
+    let python = prepared(&host, "python_keygen");
+    let rust = prepared(&host, "kassa_keygen");
+    let req = request(&[("prefix", "ACME")], 2);
+    let ctx = context(&[("signing-key", "s3cret")], &[]);
+    let from_python = host.call(&python, &req, ctx.clone()).await;
+    assert_eq!(from_python.limit, None);
+    let logs = from_python.logs.clone();
+    let keys = from_python
+        .result
+        .unwrap_or_else(|e| panic!("{e:?} {logs:?}"));
+    assert_eq!(keys, host.call(&rust, &req, ctx).await.result.unwrap());
+    assert_eq!(from_python.logs.len(), 1, "{:?}", from_python.logs);
+    let no_secret = host.call(&python, &req, context(&[], &[])).await;
+    assert!(failure(&no_secret.result).contains("signing-key is not set"));
+}
+
+#[tokio::test]
+async fn a_javascript_plugin_is_refused_hosts_off_its_list() {
+    let host = host();
+    let js = prepared(&host, "js_license_client");
+    let outcome = host
+        .call(
+            &js,
+            &request(&[("url", "https://licenses.example.com/keys")], 1),
+            context(&[("api-token", "tok")], &["other.example.com"]),
+        )
+        .await;
+    let reason = failure(&outcome.result);
+    assert!(
+        reason.contains("unreachable") && reason.contains("allowed hosts"),
+        "{reason}"
+    );
+    let unset = host.call(&js, &request(&[], 1), context(&[], &[])).await;
+    assert!(failure(&unset.result).contains("set the config `url`"));
+}
+
+/// A host whose calls may last `deadline`, with `instances` at once (`per_store` for
+/// one store) and one test run at a time, reaching loopback over plain HTTP.
+fn small_host(deadline: Duration, instances: u32, per_store: u32) -> PluginHost {
+    PluginHost::new(HostPolicy {
+        allow_private_network: true,
+        allow_plain_http: true,
+        limits: kassa_plugins::CallLimits {
+            deadline,
+            ..kassa_plugins::CallLimits::default()
+        },
+        cache_dir: Some(format!("{}/plugin-cache", env!("CARGO_TARGET_TMPDIR")).into()),
+        instances,
+        instances_per_store: per_store,
+        test_runs: 1,
+        ..HostPolicy::default()
+    })
+    .expect("a plugin host")
+}
+
+/// The attack: a plugin waiting on a service that never answers used to hold its
+/// instance for the whole fetch timeout, past the call's deadline. The deadline
+/// covers host calls too, and the merchant is told which limit, at what value.
+#[tokio::test]
+async fn a_host_call_that_hangs_ends_at_the_deadline() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/keys", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        // Accepts and never answers.
+        let mut kept = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            kept.push(socket);
+        }
+    });
+    let host = small_host(Duration::from_millis(500), 4, 2);
+    let hostile = prepared(&host, "kassa_hostile");
+    let outcome = host
+        .call(
+            &hostile,
+            &request(&[("mode", "fetch"), ("url", &url)], 1),
+            context(&[], &["127.0.0.1"]),
+        )
+        .await;
+    assert_eq!(
+        outcome.limit,
+        Some(Limit::Deadline(Duration::from_millis(500)))
+    );
+    let reason = failure(&outcome.result);
+    assert!(
+        reason.contains("deadline (limit: time (500 ms per call))"),
+        "{reason}"
+    );
+    held.abort();
+}
+
+/// The attack: one store's slow plugin used to take every instance of the shared
+/// pool, and other stores' deliveries failed for good. A store now runs at most its
+/// quota of calls at once (the rest wait their turn, then are retried), and another
+/// store's call finds an instance.
+#[tokio::test]
+async fn one_stores_slow_plugin_leaves_room_for_the_others() {
+    let host = Arc::new(small_host(Duration::from_millis(800), 4, 2));
+    let hostile = prepared(&host, "kassa_hostile");
+    let slow_calls: Vec<_> = (0..6)
+        .map(|_| {
+            let (host, hostile) = (host.clone(), hostile.clone());
+            tokio::spawn(async move {
+                host.call(
+                    &hostile,
+                    &request(&[("mode", "loop")], 1),
+                    context(&[], &[]),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other_store = CallContext {
+        tenant: "ten_other".into(),
+        ..context(&[], &[])
+    };
+    let fine = host
+        .call(&hostile, &request(&[("mode", "ok")], 1), other_store)
+        .await;
+    assert_eq!(
+        fine.result.unwrap(),
+        ["OK-ord_01jz0000000000000000000000:1"]
+    );
+    let mut waited = 0;
+    for call in slow_calls {
+        let outcome = call.await.unwrap();
+        match outcome.limit {
+            Some(Limit::Concurrency(2)) => {
+                waited += 1;
+                assert!(
+                    matches!(
+                        outcome.result,
+                        Err(PluginError::Failed {
+                            retryable: true,
+                            ..
+                        })
+                    ),
+                    "{:?}",
+                    outcome.result
+                );
+            }
+            Some(Limit::Deadline(_) | Limit::Fuel(_)) => {}
+            other => panic!("{other:?} {:?}", outcome.result),
+        }
+    }
+    assert!(
+        waited > 0,
+        "the store's calls beyond its quota waited their turn"
+    );
+}
+
+#[tokio::test]
+async fn test_runs_beyond_the_limit_are_refused() {
+    let host = Arc::new(small_host(Duration::from_millis(800), 4, 2));
+    let hostile = prepared(&host, "kassa_hostile");
+    let first = {
+        let (host, hostile) = (host.clone(), hostile.clone());
+        tokio::spawn(async move {
+            host.test_run(
+                &hostile,
+                "ten_test",
+                1,
+                vec![("mode".into(), "loop".into())],
+                HashMap::new(),
+                vec![],
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = host
+        .test_run(&hostile, "ten_test", 1, vec![], HashMap::new(), vec![])
+        .await;
+    assert_eq!(second.unwrap_err(), kassa_plugins::Busy { running: 1 });
+    let first = first.await.unwrap().expect("the first one ran");
+    assert!(first.outcome.limit.is_some());
+    let again = host
+        .test_run(&hostile, "ten_test", 1, vec![], HashMap::new(), vec![])
+        .await;
+    assert!(again.expect("room again").outcome.result.is_ok());
 }

@@ -33,6 +33,25 @@ pub struct Config {
     pub trusted_proxies: String,
     /// Let plugins' `http-fetch` use plain `http://` (development, tests).
     pub plugins_allow_plain_http: bool,
+    /// The largest plugin component accepted, in MiB (uploads stream up to it).
+    pub plugins_max_component_mib: u32,
+    /// Linear memory of one plugin call, in MiB.
+    pub plugins_memory_mib: u32,
+    /// Units of computation (fuel) of one plugin call.
+    pub plugins_fuel: u64,
+    /// Wall-clock time of one plugin call, host calls included (`5s`).
+    pub plugins_timeout: String,
+    /// Where compiled plugins are kept, so a restart does not compile them again;
+    /// empty: memory only.
+    pub plugins_cache_dir: String,
+    /// Compiled plugin code kept in memory at most, in MiB.
+    pub plugins_cache_memory_mib: u32,
+    /// Plugin calls running at once on this node, all stores together.
+    pub plugins_instances: u32,
+    /// Plugin calls running at once for one store.
+    pub plugins_instances_per_store: u32,
+    /// Test runs running at once on this node.
+    pub plugins_test_runs: u32,
     /// Delays before each webhook attempt, e.g. `0s,5s,5m`; ±20 % jitter is added.
     pub webhook_retry_schedule: String,
     /// `smtp://user:pass@host:587` or `smtps://…`; without it emails stay in the outbox.
@@ -71,6 +90,15 @@ const KEYS: &[&str] = &[
     "trusted_proxies",
     "webhook_retry_schedule",
     "plugins_allow_plain_http",
+    "plugins_max_component_mib",
+    "plugins_memory_mib",
+    "plugins_fuel",
+    "plugins_timeout",
+    "plugins_cache_dir",
+    "plugins_cache_memory_mib",
+    "plugins_instances",
+    "plugins_instances_per_store",
+    "plugins_test_runs",
     "smtp_url",
     "email_from",
     "unpaid_reminder_after",
@@ -104,6 +132,15 @@ impl Default for Config {
             trusted_proxies: String::new(),
             webhook_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,14h,20h,24h".to_owned(),
             plugins_allow_plain_http: false,
+            plugins_max_component_mib: 64,
+            plugins_memory_mib: 256,
+            plugins_fuel: 5_000_000_000,
+            plugins_timeout: "5s".to_owned(),
+            plugins_cache_dir: "data/plugin-cache".to_owned(),
+            plugins_cache_memory_mib: 1024,
+            plugins_instances: 32,
+            plugins_instances_per_store: 4,
+            plugins_test_runs: 4,
             smtp_url: None,
             email_from: "kassa@localhost".to_owned(),
             unpaid_reminder_after: "24h".to_owned(),
@@ -129,6 +166,18 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("webhook_retry_schedule", &self.webhook_retry_schedule)
             .field("plugins_allow_plain_http", &self.plugins_allow_plain_http)
+            .field("plugins_max_component_mib", &self.plugins_max_component_mib)
+            .field("plugins_memory_mib", &self.plugins_memory_mib)
+            .field("plugins_fuel", &self.plugins_fuel)
+            .field("plugins_timeout", &self.plugins_timeout)
+            .field("plugins_cache_dir", &self.plugins_cache_dir)
+            .field("plugins_cache_memory_mib", &self.plugins_cache_memory_mib)
+            .field("plugins_instances", &self.plugins_instances)
+            .field(
+                "plugins_instances_per_store",
+                &self.plugins_instances_per_store,
+            )
+            .field("plugins_test_runs", &self.plugins_test_runs)
             .field(
                 "smtp_url",
                 &self
@@ -192,6 +241,32 @@ impl Config {
                     .map_err(|_| format!("{s:?} is not an IP address or network (CIDR)"))
             })
             .collect()
+    }
+
+    /// The plugin host's settings.
+    pub fn plugin_policy(&self) -> Result<kassa_plugins::HostPolicy, String> {
+        const MIB: usize = 1024 * 1024;
+        let deadline = humantime::parse_duration(&self.plugins_timeout)
+            .map_err(|e| format!("plugins_timeout: {e}"))?;
+        if deadline.is_zero() {
+            return Err("plugins_timeout: must be more than 0s".into());
+        }
+        Ok(kassa_plugins::HostPolicy {
+            allow_private_network: self.allow_private_network,
+            allow_plain_http: self.plugins_allow_plain_http,
+            max_component_bytes: self.plugins_max_component_mib as usize * MIB,
+            limits: kassa_plugins::CallLimits {
+                memory_bytes: self.plugins_memory_mib as usize * MIB,
+                fuel: self.plugins_fuel,
+                deadline,
+            },
+            cache_dir: (!self.plugins_cache_dir.is_empty())
+                .then(|| self.plugins_cache_dir.clone().into()),
+            cache_memory_bytes: self.plugins_cache_memory_mib as usize * MIB,
+            instances: self.plugins_instances,
+            instances_per_store: self.plugins_instances_per_store,
+            test_runs: self.plugins_test_runs,
+        })
     }
 
     pub fn public_url(&self) -> String {

@@ -22,11 +22,17 @@ pub fn app(ctx: ApiContext, trusted_proxies: Vec<IpNet>) -> impl Endpoint {
         public_url: ctx.public_url.clone(),
         limits: ctx.limits.clone(),
     };
+    // Plugin uploads may be as large as the operator lets components be.
+    let component_bytes = ctx
+        .plugins
+        .as_ref()
+        .map_or(MAX_BODY_BYTES, |host| host.policy().max_component_bytes);
     let dashboard = kassa_dashboard::Dash {
         web: web.clone(),
         plugins: ctx.plugins.clone(),
         network: ctx.network,
         max_body_bytes: MAX_BODY_BYTES,
+        max_component_bytes: component_bytes,
     };
     let routes = Route::new()
         .at("/healthz", get(healthz))
@@ -34,7 +40,7 @@ pub fn app(ctx: ApiContext, trusted_proxies: Vec<IpNet>) -> impl Endpoint {
         .nest("/api", kassa_api::routes(ctx));
     let routes = kassa_dashboard::mount(routes, dashboard);
     kassa_web::mount(routes, web)
-        .around(limit_body)
+        .around(move |next, req| limit_body(next, req, component_bytes))
         .around(move |next, mut req: Request| {
             let client = client_addr(&req, &trusted_proxies);
             async move {
@@ -68,18 +74,51 @@ async fn readyz(store: poem::web::Data<&Store>) -> Response {
 /// Oversized bodies up to this size are read (and dropped) before the 413 is sent.
 const DRAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
 
+/// Room for a dashboard upload form's other fields and its multipart framing.
+const FORM_OVERHEAD_BYTES: usize = 16 * 1024;
+
+/// Whether a request uploads a plugin component (API or dashboard): those bodies may be
+/// as large as a component may be, and are streamed to the handler, never buffered here.
+fn uploads_component(req: &Request) -> bool {
+    let path = req.uri().path().trim_end_matches('/');
+    req.method() == poem::http::Method::POST
+        && (path == "/api/v1/plugins"
+            || path == "/dashboard/plugins"
+            || ((path.starts_with("/api/v1/plugins/") || path.starts_with("/dashboard/plugins/"))
+                && path.ends_with("/versions")))
+}
+
 /// The one rule for request bodies, whatever reads them afterwards (API payloads, key
-/// uploads, plugin uploads, page forms): a body over [`MAX_BODY_BYTES`] is refused
-/// with 413, whether it declares its length or comes in chunks, so nothing is ever
-/// cut short and stored. Handlers then read a body that is known to fit.
-async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+/// uploads, plugin uploads, page forms): a body over [`MAX_BODY_BYTES`] (a plugin
+/// upload: over the operator's component size) is refused with 413, whether it
+/// declares its length or comes in chunks, so nothing is ever cut short and stored.
+/// Handlers then read a body that is known to fit; a chunked plugin upload is passed
+/// on as it arrives, cut one byte past the limit, and its handler, which hashes and
+/// checks it while it arrives, refuses it there.
+async fn limit_body<E: Endpoint>(
+    next: E,
+    mut req: Request,
+    component_bytes: usize,
+) -> poem::Result<Response> {
+    let upload = uploads_component(&req);
+    let from_dashboard = req.uri().path().starts_with("/dashboard/");
+    let limit = match (upload, from_dashboard) {
+        (true, true) => component_bytes + FORM_OVERHEAD_BYTES,
+        (true, false) => component_bytes,
+        (false, _) => MAX_BODY_BYTES,
+    };
     let declared = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let fits = match declared {
-        Some(len) => len <= MAX_BODY_BYTES,
+        Some(len) => len <= limit,
+        None if upload => {
+            let body = req.take_body().into_async_read().take(limit as u64 + 1);
+            req.set_body(Body::from_async_read(body));
+            true
+        }
         None => {
             let mut body = req.take_body().into_async_read();
             let mut kept = Vec::new();
@@ -113,12 +152,20 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
     }
     if req.uri().path().starts_with("/api/") {
         return Err(poem::Error::from_string(
-            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            if upload {
+                format!(
+                    "the component is larger than {limit} bytes ({} MiB), the most this Kassa \
+                     accepts (setting plugins_max_component_mib)",
+                    limit / (1024 * 1024)
+                )
+            } else {
+                format!("the request body is larger than {limit} bytes")
+            },
             StatusCode::PAYLOAD_TOO_LARGE,
         ));
     }
     if req.uri().path().starts_with("/dashboard/") {
-        return Ok(kassa_dashboard::too_large(&req, MAX_BODY_BYTES));
+        return Ok(kassa_dashboard::too_large(&req, limit));
     }
     Ok(kassa_web::too_large(&req))
 }

@@ -150,11 +150,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn plugin_host(config: &Config) -> anyhow::Result<std::sync::Arc<kassa_plugins::PluginHost>> {
-    let host = kassa_plugins::PluginHost::new(kassa_plugins::HostPolicy {
-        allow_private_network: config.allow_private_network,
-        allow_plain_http: config.plugins_allow_plain_http,
-    })
-    .map_err(|e| anyhow::anyhow!("starting the plugin host: {e}"))?;
+    let policy = config.plugin_policy().map_err(|e| anyhow::anyhow!(e))?;
+    let host = kassa_plugins::PluginHost::new(policy)
+        .map_err(|e| anyhow::anyhow!("starting the plugin host: {e}"))?;
     Ok(std::sync::Arc::new(host))
 }
 

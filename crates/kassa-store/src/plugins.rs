@@ -87,15 +87,27 @@ pub struct PluginVersionRecord {
     pub created_at: Timestamp,
 }
 
-/// What a delivery needs to run a plugin.
+/// What a delivery needs to run a plugin: its component is found by content hash in
+/// the plugin host's compiled cache (read with [`Store::plugin_version_wasm`] only when
+/// this node has not compiled it yet).
 #[derive(Debug, Clone)]
 pub struct RunnablePlugin {
     pub id: PluginId,
     pub version: i64,
-    pub wasm: Vec<u8>,
+    /// SHA-256 of the component, hex.
+    pub sha256: String,
     pub config: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, Secret>,
     pub allowed_hosts: Vec<String>,
+}
+
+/// A plugin's live version, across stores (for preparing them at start).
+#[derive(Debug, Clone)]
+pub struct LivePluginVersion {
+    pub tenant: TenantId,
+    pub id: PluginId,
+    pub version: i64,
+    pub sha256: String,
 }
 
 /// Changes to a plugin; `None` keeps what is there. A secret set to `None` is removed.
@@ -112,7 +124,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         name: &str,
-        wasm: &[u8],
+        wasm: Vec<u8>,
         sha256: &str,
     ) -> Result<PluginRecord, StoreError> {
         let id = PluginId::generate();
@@ -137,7 +149,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         id: &PluginId,
-        wasm: &[u8],
+        wasm: Vec<u8>,
         sha256: &str,
     ) -> Result<PluginRecord, StoreError> {
         let now = Timestamp::now().millis();
@@ -310,13 +322,13 @@ impl Store {
         #[derive(sqlx::FromRow)]
         struct Row {
             current_version: i64,
-            wasm: Vec<u8>,
+            sha256: String,
             config: Json<BTreeMap<String, String>>,
             secrets: Json<BTreeMap<String, String>>,
             allowed_hosts: Json<Vec<String>>,
         }
         let row: Option<Row> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT plugins.current_version AS current_version, v.wasm AS wasm, plugins.config AS config,
+            "SELECT plugins.current_version AS current_version, v.sha256 AS sha256, plugins.config AS config,
              plugins.secrets AS secrets, plugins.allowed_hosts AS allowed_hosts
              FROM {PLUGIN_FROM} WHERE plugins.tenant_id = $1 AND plugins.id = $2"
         )))
@@ -327,13 +339,60 @@ impl Store {
         Ok(RunnablePlugin {
             id: id.clone(),
             version: row.current_version,
-            wasm: row.wasm,
+            sha256: row.sha256,
             config: row.config.0,
             secrets: (row.secrets.0.into_iter())
                 .map(|(k, v)| (k, Secret::from(v)))
                 .collect(),
             allowed_hosts: row.allowed_hosts.0,
         })
+    }
+
+    /// The component of one version of a plugin.
+    pub async fn plugin_version_wasm(
+        &self,
+        tenant: &TenantId,
+        id: &PluginId,
+        version: i64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let wasm: Option<Vec<u8>> = db_run!(self, c => sqlx::query_scalar(
+            "SELECT wasm FROM plugin_versions WHERE tenant_id = $1 AND plugin_id = $2 AND version = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(version)
+        .fetch_optional(c).await?);
+        wasm.ok_or(StoreError::NotFound)
+    }
+
+    /// The live version of every plugin of every store, one per distinct component:
+    /// what a node prepares (compiles, or reads back compiled) when it starts.
+    pub async fn live_plugin_versions(&self) -> Result<Vec<LivePluginVersion>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            tenant_id: String,
+            id: String,
+            current_version: i64,
+            sha256: String,
+        }
+        let rows: Vec<Row> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT plugins.tenant_id AS tenant_id, plugins.id AS id, \
+             plugins.current_version AS current_version, v.sha256 AS sha256 \
+             FROM {PLUGIN_FROM} ORDER BY plugins.updated_at DESC"
+        )))
+        .fetch_all(c).await?);
+        let mut seen = std::collections::HashSet::new();
+        rows.into_iter()
+            .filter(|r| seen.insert(r.sha256.clone()))
+            .map(|r| {
+                Ok(LivePluginVersion {
+                    tenant: TenantId::parse(&r.tenant_id).map_err(corrupt)?,
+                    id: PluginId::parse(&r.id).map_err(corrupt)?,
+                    version: r.current_version,
+                    sha256: r.sha256,
+                })
+            })
+            .collect()
     }
 
     /// Takes `count` keys from a pool for an order line; asking again for the same line
@@ -425,10 +484,11 @@ async fn insert_version(
     tenant: &TenantId,
     id: &PluginId,
     version: i64,
-    wasm: &[u8],
+    wasm: Vec<u8>,
     sha256: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    let size = i64::try_from(wasm.len()).unwrap_or(i64::MAX);
     db_run!(tx, c => sqlx::query(
         "INSERT INTO plugin_versions (tenant_id, plugin_id, version, wasm, sha256, size, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -436,9 +496,9 @@ async fn insert_version(
     .bind(tenant.as_str())
     .bind(id.as_str())
     .bind(version)
-    .bind(wasm.to_vec())
+    .bind(wasm)
     .bind(sha256)
-    .bind(i64::try_from(wasm.len()).unwrap_or(i64::MAX))
+    .bind(size)
     .bind(Timestamp::from(now))
     .execute(c).await?.rows_affected());
     Ok(())

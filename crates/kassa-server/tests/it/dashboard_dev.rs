@@ -666,6 +666,8 @@ async fn bad_developer_input_is_answered_next_to_the_field(backend: Backend) {
         Options {
             smtp_url: Some(sink.url()),
             allow_private_network: false,
+            // Small enough that the test sends a component over it.
+            max_component_bytes: 2 * 1024 * 1024,
             ..Options::default()
         },
     )

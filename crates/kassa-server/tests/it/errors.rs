@@ -209,7 +209,14 @@ fn chunked(body: Vec<u8>) -> reqwest::Body {
 /// it is refused whole (problem+json in the API, a page for the pages); under it,
 /// it is read whole.
 async fn chunked_bodies_over_the_limit_are_refused_whole(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(
+        backend,
+        crate::harness::Options {
+            max_component_bytes: 2 * 1024 * 1024,
+            ..crate::harness::Options::default()
+        },
+    )
+    .await;
     let pool = app.pool_with_keys(&[]).await;
     let keys_path = format!("/api/v1/license-pools/{pool}/keys");
     // 5,000 keys of 500 characters: within the per-upload key rules, over 2 MiB.
@@ -240,7 +247,9 @@ async fn chunked_bodies_over_the_limit_are_refused_whole(backend: Backend) {
         .send(
             app.request(Method::POST, &app.key, "/api/v1/plugins")
                 .header("content-type", "application/wasm")
-                .body(chunked(vec![0; 3 * 1024 * 1024])),
+                .body(chunked(
+                    [b"\0asm\x0d\0\x01\0".as_slice(), &[0; 3 * 1024 * 1024]].concat(),
+                )),
         )
         .await;
     plugin.problem(413);

@@ -30,6 +30,8 @@ pub struct Options {
     pub allow_private_network: bool,
     /// Proxies whose `X-Forwarded-For` is believed (none by default).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The largest plugin component taken (64 MiB, as in production).
+    pub max_component_bytes: usize,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             limits: kassa_limits::LimitsConfig::default(),
             allow_private_network: true,
             trusted_proxies: Vec::new(),
+            max_component_bytes: kassa_plugins::HostPolicy::default().max_component_bytes,
         }
     }
 }
@@ -132,6 +135,11 @@ impl TestApp {
             kassa_plugins::PluginHost::new(kassa_plugins::HostPolicy {
                 allow_private_network: options.allow_private_network,
                 allow_plain_http: true,
+                max_component_bytes: options.max_component_bytes,
+                // Compiled components are shared by every test (and kept between
+                // runs): each is compiled once, whatever the number of tests using it.
+                cache_dir: Some(format!("{}/plugin-cache", env!("CARGO_TARGET_TMPDIR")).into()),
+                ..kassa_plugins::HostPolicy::default()
             })
             .expect("a plugin host"),
         );

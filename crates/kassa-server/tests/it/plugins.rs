@@ -15,15 +15,22 @@ on_both_backends!(
     a_hostile_plugin_fails_only_its_own_delivery,
     a_plugin_written_against_the_wit_alone_calls_its_license_service,
     versions_no_longer_live_can_be_deleted,
+    a_python_plugin_signs_keys_and_delivers_a_paid_order,
+    a_javascript_plugin_calls_its_license_service_and_delivers_a_paid_order,
+    uploads_that_are_not_plugins_say_why_and_the_live_version_keeps_serving,
+    kassa_serves_the_wit_plugins_are_built_against,
 );
 
 pub(crate) fn component(name: &str) -> Vec<u8> {
-    let dir = std::env::var("KASSA_PLUGINS_DIR").unwrap_or_else(|_| {
-        format!(
-            "{}/../../plugins/target/wasm32-wasip2/release",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
+    // The Rust plugins are built by cargo, the Python and JavaScript examples by their
+    // own tools (tests/run.sh builds both).
+    let (var, default) = if name.starts_with("python_") || name.starts_with("js_") {
+        ("KASSA_LANG_PLUGINS_DIR", "target/plugin-langs")
+    } else {
+        ("KASSA_PLUGINS_DIR", "plugins/target/wasm32-wasip2/release")
+    };
+    let dir = std::env::var(var)
+        .unwrap_or_else(|_| format!("{}/../../{default}", env!("CARGO_MANIFEST_DIR")));
     std::fs::read(format!("{dir}/{name}.wasm"))
         .expect("the plugins are built (bash tests/run.sh builds them)")
 }
@@ -85,6 +92,24 @@ async fn paid_order(app: &TestApp, key: &str, product: &str, quantity: i64) -> S
     id
 }
 
+/// A paid order of `quantity` units of `product` in the store `acme`, once its line
+/// is delivered: its id and the line.
+async fn delivered(app: &TestApp, product: &str, quantity: i64) -> (String, Value) {
+    let order = paid_order(app, &app.key, product, quantity).await;
+    let line = line_when(app, &app.key, &order, |l| {
+        l["delivery_status"] == "delivered"
+    })
+    .await;
+    assert_eq!(line["delivery_status"], "delivered", "{line}");
+    (order, line)
+}
+
+/// The two licenses the tests' license service hands out for an order's first line.
+fn service_licenses(order: &str) -> Value {
+    let key = format!("ful_{order}_1");
+    json!([format!("SVC-{key}-1"), format!("SVC-{key}-2")])
+}
+
 async fn line_when(app: &TestApp, key: &str, order: &str, done: impl Fn(&Value) -> bool) -> Value {
     let mut line = Value::Null;
     for _ in 0..150 {
@@ -142,12 +167,7 @@ async fn a_key_generator_plugin_delivers_signed_keys(backend: Backend) {
     assert_eq!(run.body["logs"].as_array().unwrap().len(), 1);
 
     let product = plugin_product(&app, &app.key, &id).await;
-    let order = paid_order(&app, &app.key, &product, 2).await;
-    let line = line_when(&app, &app.key, &order, |l| {
-        l["delivery_status"] == "delivered"
-    })
-    .await;
-    assert_eq!(line["delivery_status"], "delivered", "{line}");
+    let (_, line) = delivered(&app, &product, 2).await;
     let keys = line["licenses"].as_array().unwrap();
     assert_eq!(keys.len(), 2);
     assert!(
@@ -239,17 +259,8 @@ async fn a_plugin_written_against_the_wit_alone_calls_its_license_service(backen
     .await
     .ok();
     let product = plugin_product(&app, &app.key, &id).await;
-    let order = paid_order(&app, &app.key, &product, 2).await;
-    let line = line_when(&app, &app.key, &order, |l| {
-        l["delivery_status"] == "delivered"
-    })
-    .await;
-    assert_eq!(line["delivery_status"], "delivered", "{line}");
-    let key = format!("ful_{order}_1");
-    assert_eq!(
-        line["licenses"],
-        json!([format!("SVC-{key}-1"), format!("SVC-{key}-2")])
-    );
+    let (order, line) = delivered(&app, &product, 2).await;
+    assert_eq!(line["licenses"], service_licenses(&order));
     let asked = service.received();
     assert_eq!(asked.len(), 2, "a 500 first (retryable), then the keys");
     assert_eq!(
@@ -332,4 +343,171 @@ async fn versions_no_longer_live_can_be_deleted(backend: Backend) {
         "{}",
         run.text
     );
+}
+
+async fn a_python_plugin_signs_keys_and_delivers_a_paid_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let created = upload(&app, &app.key, "Python keygen", component("python_keygen")).await;
+    let plugin = created.ok().clone();
+    let id = plugin["id"].as_str().unwrap().to_owned();
+    assert!(
+        plugin["size"].as_i64().unwrap() > 2 * 1024 * 1024,
+        "a real CPython component"
+    );
+    app.patch_as(
+        &app.key,
+        &format!("/api/v1/plugins/{id}"),
+        json!({"config": {"prefix": "PY"}, "secrets": {"signing-key": "s3cret"}}),
+    )
+    .await
+    .ok();
+    let run = app
+        .post(
+            &format!("/api/v1/plugins/{id}/test-run"),
+            json!({"quantity": 2}),
+        )
+        .await;
+    let run = run.ok().clone();
+    let licenses = run["licenses"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{run}"))
+        .clone();
+    assert_eq!(licenses.len(), 2, "{run}");
+    assert!(
+        licenses
+            .iter()
+            .all(|k| k.as_str().unwrap().starts_with("PY-")),
+        "{run}"
+    );
+    assert_eq!(
+        run["logs"][0], "generating 2 key(s) for ord_test line 1",
+        "{run}"
+    );
+    assert!(run["limit"].is_null(), "{run}");
+
+    let product = plugin_product(&app, &app.key, &id).await;
+    let (_, line) = delivered(&app, &product, 2).await;
+    let keys = line["licenses"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys.iter().all(|k| k.as_str().unwrap().starts_with("PY-")),
+        "{line}"
+    );
+    assert_ne!(keys[0], keys[1]);
+}
+
+async fn a_javascript_plugin_calls_its_license_service_and_delivers_a_paid_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let service =
+        crate::webhooks::Receiver::start_with("unused", "", 0.0, &["--licenses", "--no-verify"]);
+    let created = upload(&app, &app.key, "JS client", component("js_license_client")).await;
+    let id = created.ok()["id"].as_str().unwrap().to_owned();
+    app.patch_as(
+        &app.key,
+        &format!("/api/v1/plugins/{id}"),
+        json!({"config": {"url": service.url}, "secrets": {"api-token": "tok_js"},
+               "allowed_hosts": ["127.0.0.1"]}),
+    )
+    .await
+    .ok();
+    let run = app
+        .post(&format!("/api/v1/plugins/{id}/test-run"), json!({}))
+        .await;
+    let run = run.ok().clone();
+    let licenses = run["licenses"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{run}"));
+    assert_eq!(licenses.len(), 1, "{run}");
+    assert!(
+        licenses[0].as_str().unwrap().starts_with("SVC-test-run-"),
+        "{run}"
+    );
+    assert_eq!(
+        run["logs"],
+        json!(["license service answered 200"]),
+        "{run}"
+    );
+
+    let product = plugin_product(&app, &app.key, &id).await;
+    let (order, line) = delivered(&app, &product, 2).await;
+    assert_eq!(line["licenses"], service_licenses(&order));
+    let asked = service.received();
+    let last = asked.last().unwrap();
+    assert_eq!(
+        last["authorization"], "Bearer tok_js",
+        "the plugin's secret"
+    );
+    assert_eq!(last["event"]["email"], "buyer@example.com");
+}
+
+async fn uploads_that_are_not_plugins_say_why_and_the_live_version_keeps_serving(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let keygen = component("kassa_keygen");
+    let created = upload(&app, &app.key, "Keygen", keygen.clone()).await;
+    let id = created.ok()["id"].as_str().unwrap().to_owned();
+    app.patch_as(
+        &app.key,
+        &format!("/api/v1/plugins/{id}"),
+        json!({"secrets": {"signing-key": "s3cret"}}),
+    )
+    .await
+    .ok();
+    // An empty component: valid WebAssembly of another world (it exports nothing).
+    let empty_component = b"\0asm\x0d\0\x01\0".to_vec();
+    for (bytes, expected) in [
+        (b"just text".to_vec(), "not a WebAssembly file"),
+        (b"\0as".to_vec(), "truncated"),
+        (
+            keygen[..keygen.len() / 2].to_vec(),
+            "not a valid WebAssembly component",
+        ),
+        (
+            b"\0asm\x01\0\0\0".to_vec(),
+            "a core WebAssembly module, not a component",
+        ),
+        (
+            empty_component,
+            "does not export the world kassa:plugin/fulfillment",
+        ),
+    ] {
+        let refused = upload_version(&app, &app.key, &id, bytes).await;
+        assert_eq!(refused.invalid_fields(), ["body"], "{}", refused.text);
+        let why = refused.body["errors"][0]["message"].as_str().unwrap();
+        assert!(why.contains(expected), "{expected}: {why}");
+    }
+    let plugin = app.get(&format!("/api/v1/plugins/{id}")).await;
+    assert_eq!(
+        plugin.ok()["version"],
+        1,
+        "nothing refused became a version"
+    );
+    let run = app
+        .post(&format!("/api/v1/plugins/{id}/test-run"), json!({}))
+        .await;
+    assert_eq!(
+        run.ok()["licenses"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        run.text
+    );
+}
+
+async fn kassa_serves_the_wit_plugins_are_built_against(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let committed = std::fs::read_to_string(format!(
+        "{}/../../plugins/wit/kassa-plugin.wit",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    for path in [
+        "/api/wit/kassa-plugin.wit",
+        "/api/wit/kassa-plugin@0.1.0.wit",
+    ] {
+        let served = reqwest::get(format!("{}{path}", app.base)).await.unwrap();
+        assert_eq!(served.status(), 200, "{path}");
+        let text = served.text().await.unwrap();
+        assert_eq!(text, committed, "{path}");
+        assert!(text.contains("package kassa:plugin@0.1.0;"));
+        assert!(text.contains("world fulfillment"));
+    }
 }

@@ -67,7 +67,7 @@ async fn records_holding_secrets_print_them_redacted(backend: Backend) {
 
     let plugin = fx
         .store
-        .create_plugin(tenant, "licenses", b"\0asm", "sha")
+        .create_plugin(tenant, "licenses", b"\0asm".to_vec(), "sha")
         .await
         .expect("creating a plugin");
     let changes = PluginChanges {
