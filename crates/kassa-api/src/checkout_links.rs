@@ -8,6 +8,7 @@ use kassa_domain::Invalid;
 use kassa_domain::access::ApiAction;
 use kassa_domain::catalog::{CouponCode, parse_quantity};
 use kassa_domain::ids::{CheckoutLinkId, ProductId};
+use kassa_domain::mode::Mode;
 use kassa_domain::money::Currency;
 use kassa_domain::offer::{Offer, OfferTerms};
 use kassa_domain::signed_link;
@@ -81,9 +82,17 @@ impl CheckoutLinksApi {
             .map_err(ApiError::internal)
     }
 
-    fn out(&self, tenant: &TenantRecord, secret: &str, l: CheckoutLinkRecord) -> CheckoutLinkOut {
+    /// The link opens the checkout of the key's mode (`mode`).
+    fn out(
+        &self,
+        tenant: &TenantRecord,
+        mode: Mode,
+        secret: &str,
+        l: CheckoutLinkRecord,
+    ) -> CheckoutLinkOut {
         let f = &l.fields;
-        let base = format!("{}/{}/buy/{}", self.0.public_url, tenant.slug, f.product_id);
+        let store_path = mode.store_path(&tenant.slug);
+        let base = format!("{}{store_path}/buy/{}", self.0.public_url, f.product_id);
         let url = match &f.offer {
             None => {
                 let mut url = format!("{base}?quantity={}", f.quantity);
@@ -270,7 +279,12 @@ impl CheckoutLinksApi {
             .await
             .map_err(ApiError::from_store("checkout link"))?;
         let secret = self.secret(tenant).await?;
-        Ok(Json(self.out(tenant, secret.expose_secret(), record)))
+        Ok(Json(self.out(
+            tenant,
+            auth.mode(),
+            secret.expose_secret(),
+            record,
+        )))
     }
 
     /// List checkout links, newest first
@@ -290,7 +304,7 @@ impl CheckoutLinksApi {
             .map_err(ApiError::from_store("checkout link"))?;
         let secret = self.secret(tenant).await?;
         Ok(Json(CheckoutLinkList::from_page(page, |l| {
-            self.out(tenant, secret.expose_secret(), l)
+            self.out(tenant, auth.mode(), secret.expose_secret(), l)
         })))
     }
 
@@ -305,7 +319,12 @@ impl CheckoutLinksApi {
             .await
             .map_err(ApiError::from_store("checkout link"))?;
         let secret = self.secret(tenant).await?;
-        Ok(Json(self.out(tenant, secret.expose_secret(), record)))
+        Ok(Json(self.out(
+            tenant,
+            auth.mode(),
+            secret.expose_secret(),
+            record,
+        )))
     }
 
     /// Delete a checkout link
