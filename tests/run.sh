@@ -47,6 +47,13 @@ if [ ! -f tests/browser/node_modules/.package-lock.json ] ||
   echo "== npm ci (tests/browser)"
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null
 fi
+# kassa-payments' Stripe tests run against a local stand-in of Stripe's API written by
+# others (stripe-stateful-mock), from tests/stripe's locked npm packages.
+if [ ! -f tests/stripe/node_modules/.package-lock.json ] ||
+  [ tests/stripe/package-lock.json -nt tests/stripe/node_modules/.package-lock.json ]; then
+  echo "== npm ci (tests/stripe)"
+  npm ci --prefix tests/stripe --no-audit --no-fund --loglevel=error >/dev/null
+fi
 # The webhook tests verify every delivery with the official Standard Webhooks library.
 if ! python3 -c "import standardwebhooks" 2>/dev/null; then
   echo "== pip install standardwebhooks"
@@ -69,6 +76,7 @@ export KASSA_SCHEMATHESIS="$st_venv/bin/schemathesis"
 export KASSA_WEBHOOK_RECEIVER="$root/tests/webhooks/receiver.py"
 export KASSA_SMTP_SINK="$root/tests/email/smtp_sink.py"
 export KASSA_BROWSER_SCRIPT="$root/tests/browser/checkout.mjs"
+export KASSA_STRIPE_STAND_IN="$root/tests/stripe/node_modules/stripe-stateful-mock/dist/cli.js"
 export KASSA_CHROMIUM=/usr/bin/chromium
 
 # A private cluster: its own directory, port and socket, trusted local connections.

@@ -37,6 +37,9 @@ pub struct ApiKeyOut {
     pub prefix: String,
     /// `read_only`, `orders` or `full`.
     pub scope: String,
+    /// A live key (`kassa_sk_live_…`) or a test key (`kassa_sk_test_…`): the world of
+    /// every order, pool and event it makes and sees.
+    pub livemode: bool,
     pub revoked: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -62,6 +65,7 @@ fn out(k: ApiKeyRecord) -> ApiKeyOut {
         name: k.name,
         prefix: k.prefix,
         scope: k.scope.as_str().to_owned(),
+        livemode: k.livemode,
         revoked: k.revoked_at.is_some(),
         created_at: k.created_at.0,
     }
@@ -83,7 +87,8 @@ impl ApiKeysApi {
         let (Some(name), Some(scope)) = (name, scope) else {
             return Err(invalid.into());
         };
-        let key = NewApiKey::generate();
+        // A key makes keys of its own world, as the dashboard does in its mode.
+        let key = NewApiKey::generate(auth.mode());
         let record = self
             .0
             .store

@@ -4,6 +4,7 @@
 //! which scope an action needs is `kassa_domain::access`'s one rule.
 
 use kassa_domain::access::ApiAction;
+use kassa_domain::mode::Mode;
 use kassa_domain::tenant::hash_api_key;
 use kassa_store::{ApiKeyRecord, Store, StoreError, TenantRecord};
 use poem::Request;
@@ -53,6 +54,11 @@ pub(crate) async fn authenticate(store: &Store, token: &str) -> poem::Result<Aut
 }
 
 impl ApiKey {
+    /// The key's world: it makes and sees only that mode's orders, pools and events.
+    pub fn mode(&self) -> Mode {
+        Mode::from_livemode(self.0.key.livemode)
+    }
+
     /// The key's tenant, when the key's scope allows `action`; a 403 naming the scope
     /// needed when it does not.
     pub fn allowed(&self, action: ApiAction) -> Result<&TenantRecord, ApiError> {

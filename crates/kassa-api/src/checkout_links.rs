@@ -6,6 +6,7 @@
 
 use kassa_domain::access::ApiAction;
 use kassa_domain::ids::CheckoutLinkId;
+use kassa_domain::mode::Mode;
 use kassa_store::{CheckoutLinkRecord, TenantRecord};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -76,9 +77,17 @@ impl CheckoutLinksApi {
             .map_err(ApiError::internal)
     }
 
-    fn out(&self, tenant: &TenantRecord, secret: &str, l: CheckoutLinkRecord) -> CheckoutLinkOut {
+    /// The link opens the checkout of the key's mode (`mode`).
+    fn out(
+        &self,
+        tenant: &TenantRecord,
+        mode: Mode,
+        secret: &str,
+        l: CheckoutLinkRecord,
+    ) -> CheckoutLinkOut {
         let f = &l.fields;
-        let url = kassa_orders::checkout_link_url(&self.0.public_url, &tenant.slug, secret, f);
+        let url =
+            kassa_orders::checkout_link_url(&self.0.public_url, &tenant.slug, mode, secret, f);
         let offer = f.offer.as_ref();
         let bounded = offer.is_some_and(|o| o.min_quantity != o.max_quantity);
         CheckoutLinkOut {
@@ -132,7 +141,12 @@ impl CheckoutLinksApi {
             .await
             .map_err(ApiError::from_orders("checkout link"))?;
         let secret = self.secret(tenant).await?;
-        Ok(Json(self.out(tenant, secret.expose_secret(), record)))
+        Ok(Json(self.out(
+            tenant,
+            auth.mode(),
+            secret.expose_secret(),
+            record,
+        )))
     }
 
     /// List checkout links, newest first
@@ -152,7 +166,7 @@ impl CheckoutLinksApi {
             .map_err(ApiError::from_store("checkout link"))?;
         let secret = self.secret(tenant).await?;
         Ok(Json(CheckoutLinkList::from_page(page, |l| {
-            self.out(tenant, secret.expose_secret(), l)
+            self.out(tenant, auth.mode(), secret.expose_secret(), l)
         })))
     }
 
@@ -167,7 +181,12 @@ impl CheckoutLinksApi {
             .await
             .map_err(ApiError::from_store("checkout link"))?;
         let secret = self.secret(tenant).await?;
-        Ok(Json(self.out(tenant, secret.expose_secret(), record)))
+        Ok(Json(self.out(
+            tenant,
+            auth.mode(),
+            secret.expose_secret(),
+            record,
+        )))
     }
 
     /// Delete a checkout link

@@ -65,6 +65,7 @@ impl EventsApi {
             .store
             .list_events(
                 &auth.allowed(ApiAction::Read)?.id,
+                auth.mode(),
                 kind.0.as_deref(),
                 &page_request(limit.0, cursor.0)?,
             )
@@ -82,6 +83,10 @@ impl EventsApi {
             .event(&auth.allowed(ApiAction::Read)?.id, &id)
             .await
             .map_err(ApiError::from_store("event"))?;
+        // The other mode's events are not this key's to see.
+        if record.livemode != auth.mode().is_live() {
+            return Err(ApiError::not_found("event"));
+        }
         Ok(Json(out(record)))
     }
 }

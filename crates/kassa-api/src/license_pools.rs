@@ -3,7 +3,7 @@
 use kassa_domain::Invalid;
 use kassa_domain::access::ApiAction;
 use kassa_domain::catalog::{parse_license_keys, parse_low_stock_threshold, parse_pool_name};
-use kassa_domain::ids::LicensePoolId;
+use kassa_domain::ids::{LicensePoolId, TenantId};
 use kassa_store::LicensePoolRecord;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Json, PlainText};
@@ -40,6 +40,9 @@ pub struct LicensePoolOut {
     pub id: String,
     pub name: String,
     pub low_stock_threshold: Option<i64>,
+    /// A live pool (else a test one): only orders of its mode take its keys, and only
+    /// keys of its mode see it.
+    pub livemode: bool,
     /// Keys ready to be delivered.
     pub available: i64,
     /// Keys already delivered to order lines.
@@ -82,9 +85,26 @@ fn out(p: LicensePoolRecord) -> LicensePoolOut {
         id: p.id.to_string(),
         name: p.name,
         low_stock_threshold: p.low_stock_threshold,
+        livemode: p.livemode,
         available: p.available,
         assigned: p.assigned,
         created_at: p.created_at.0,
+    }
+}
+
+impl LicensePoolsApi {
+    /// The pool, when it is of the key's world (another mode's pool is not found).
+    async fn pool_in_mode(
+        &self,
+        auth: &ApiKey,
+        tenant: &TenantId,
+        id: &LicensePoolId,
+    ) -> Result<LicensePoolRecord, ApiError> {
+        match self.0.store.license_pool(tenant, id).await {
+            Ok(pool) if pool.livemode == auth.mode().is_live() => Ok(pool),
+            Ok(_) => Err(ApiError::not_found("license pool")),
+            Err(e) => Err(ApiError::from_store("license pool")(e)),
+        }
     }
 }
 
@@ -113,7 +133,12 @@ impl LicensePoolsApi {
         let record = self
             .0
             .store
-            .create_license_pool(&auth.allowed(ApiAction::EditCatalog)?.id, &name, threshold)
+            .create_license_pool(
+                &auth.allowed(ApiAction::EditCatalog)?.id,
+                auth.mode(),
+                &name,
+                threshold,
+            )
             .await
             .map_err(ApiError::from_store("license pool"))?;
         Ok(Json(out(record)))
@@ -130,8 +155,9 @@ impl LicensePoolsApi {
         let page = self
             .0
             .store
-            .list_license_pools(
+            .list_license_pools_of(
                 &auth.allowed(ApiAction::Read)?.id,
+                auth.mode(),
                 &page_request(limit.0, cursor.0)?,
             )
             .await
@@ -142,13 +168,10 @@ impl LicensePoolsApi {
     /// Get a license pool and its stock
     #[oai(path = "/:id", method = "get")]
     async fn get(&self, auth: ApiKey, id: Path<String>) -> Result<Json<LicensePoolOut>, ApiError> {
-        let record = self
-            .0
-            .store
-            .license_pool(&auth.allowed(ApiAction::Read)?.id, &pool_id(&id)?)
-            .await
-            .map_err(ApiError::from_store("license pool"))?;
-        Ok(Json(out(record)))
+        let tenant = &auth.allowed(ApiAction::Read)?.id;
+        Ok(Json(out(self
+            .pool_in_mode(&auth, tenant, &pool_id(&id)?)
+            .await?)))
     }
 
     /// Rename a pool or change its low-stock threshold
@@ -161,12 +184,7 @@ impl LicensePoolsApi {
     ) -> Result<Json<LicensePoolOut>, ApiError> {
         let tenant = &auth.allowed(ApiAction::EditCatalog)?.id;
         let id = pool_id(&id)?;
-        let current = self
-            .0
-            .store
-            .license_pool(tenant, &id)
-            .await
-            .map_err(ApiError::from_store("license pool"))?;
+        let current = self.pool_in_mode(&auth, tenant, &id).await?;
         let mut invalid = Invalid::default();
         let name = invalid.check(parse_pool_name(
             body.name.as_deref().unwrap_or(&current.name),
@@ -204,6 +222,7 @@ impl LicensePoolsApi {
             KeysUpload::Text(PlainText(text)) => text.lines().map(str::to_owned).collect(),
             KeysUpload::Csv(PlainText(text)) => kassa_domain::catalog::csv_keys("body", &text)?,
         };
+        self.pool_in_mode(&auth, tenant, &id).await?;
         let upload = parse_license_keys(raw.iter().map(String::as_str))?;
         let added = kassa_orders::add_keys(&self.0.store, tenant, &id, &upload.keys)
             .await

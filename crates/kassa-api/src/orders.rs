@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use kassa_domain::Invalid;
 use kassa_domain::error::parse_text;
 use kassa_domain::ids::{OrderId, ProductId};
+use kassa_domain::mode::Mode;
 use kassa_orders::{OrderInput, OrdersError};
-use kassa_store::{CartLine, OrderRecord, Timestamp};
+use kassa_store::{CartLine, OrderRecord, TenantRecord, Timestamp};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -187,8 +188,11 @@ pub struct OrderOut {
     pub coupon_code: Option<String>,
     /// The merchant's own data.
     pub custom: BTreeMap<String, serde_json::Value>,
-    /// Paid with the sandbox card gateway.
+    /// A test mode order (the opposite of `livemode`).
     pub test_mode: bool,
+    /// A live order: real money, live stock. Test keys see only test orders, live keys
+    /// only live ones.
+    pub livemode: bool,
     pub locale: String,
     pub return_url: Option<String>,
     /// RFC 3339.
@@ -301,11 +305,29 @@ impl OrdersApi {
                 _ => BTreeMap::new(),
             },
             test_mode: o.test_mode,
+            livemode: o.livemode,
             locale: o.locale,
             return_url: o.return_url,
             created_at: o.created_at,
             updated_at: o.updated_at,
             paid_at: o.paid_at,
+        }
+    }
+}
+
+impl OrdersApi {
+    /// The order, when it is of the key's world: a test key never reads or changes a
+    /// live order, nor a live key a test one (a 404, as for another store's).
+    async fn order_in_mode(
+        &self,
+        auth: &ApiKey,
+        tenant: &TenantRecord,
+        id: &OrderId,
+    ) -> Result<OrderRecord, ApiError> {
+        match self.0.store.order(&tenant.id, id.as_str()).await {
+            Ok(order) if Mode::from_livemode(order.livemode) == auth.mode() => Ok(order),
+            Ok(_) => Err(ApiError::not_found("order")),
+            Err(e) => Err(ApiError::from_store("order")(e)),
         }
     }
 }
@@ -435,6 +457,7 @@ impl OrdersApi {
             ip: None,
             user_agent,
             cart_id: None,
+            mode: auth.mode(),
         };
         let order = kassa_orders::place_order(&self.0.store, tenant, &input)
             .await
@@ -462,7 +485,7 @@ impl OrdersApi {
         let page = self
             .0
             .store
-            .list_orders(&tenant.id, &page_request(limit.0, cursor.0)?)
+            .list_orders(&tenant.id, auth.mode(), &page_request(limit.0, cursor.0)?)
             .await
             .map_err(ApiError::from_store("order"))?;
         Ok(Json(OrderList::from_page(page, |o| {
@@ -474,12 +497,7 @@ impl OrdersApi {
     #[oai(path = "/:id", method = "get")]
     async fn get(&self, auth: ApiKey, id: Path<String>) -> Result<Json<OrderOut>, ApiError> {
         let tenant = auth.allowed(ApiAction::Read)?;
-        let record = self
-            .0
-            .store
-            .order(&tenant.id, order_id(&id)?.as_str())
-            .await
-            .map_err(ApiError::from_store("order"))?;
+        let record = self.order_in_mode(&auth, tenant, &order_id(&id)?).await?;
         Ok(Json(self.out(&tenant.slug, record)))
     }
 
@@ -497,6 +515,7 @@ impl OrdersApi {
     ) -> Result<Json<OrderOut>, ApiError> {
         let tenant = auth.allowed(ApiAction::RecordPayment)?;
         let id = order_id(&id)?;
+        self.order_in_mode(&auth, tenant, &id).await?;
         let body = body.0;
         let reference = match body.reference.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -525,14 +544,11 @@ impl OrdersApi {
         auth: ApiKey,
         id: Path<String>,
     ) -> Result<Json<OrderEventList>, ApiError> {
-        let tenant = &auth.allowed(ApiAction::Read)?.id;
+        let store = auth.allowed(ApiAction::Read)?;
+        let tenant = &store.id;
         let id = order_id(&id)?;
         // An order with no events is still another store's order or none: check first.
-        self.0
-            .store
-            .order(tenant, id.as_str())
-            .await
-            .map_err(ApiError::from_store("order"))?;
+        self.order_in_mode(&auth, store, &id).await?;
         let events = self
             .0
             .store
@@ -561,13 +577,11 @@ impl OrdersApi {
         id: Path<String>,
     ) -> Result<Json<ResendOut>, ApiError> {
         let id = order_id(&id)?;
-        kassa_orders::resend_licenses(
-            &self.0.store,
-            &auth.allowed(ApiAction::ResendEmails)?.id,
-            id.as_str(),
-        )
-        .await
-        .map_err(ApiError::from_orders("order"))?;
+        let tenant = auth.allowed(ApiAction::ResendEmails)?;
+        self.order_in_mode(&auth, tenant, &id).await?;
+        kassa_orders::resend_licenses(&self.0.store, &tenant.id, id.as_str())
+            .await
+            .map_err(ApiError::from_orders("order"))?;
         Ok(Json(ResendOut {
             order_id: id.to_string(),
             status: "queued".into(),

@@ -111,9 +111,11 @@ pub struct ProductOut {
 list_type!(ProductList, ProductOut);
 
 impl ProductsApi {
-    fn out(&self, slug: &str, p: ProductRecord) -> ProductOut {
+    /// `store_path` is the store's path in the key's mode (`/{slug}` or
+    /// `/{slug}/test`): a test key's buy links open the test checkout.
+    fn out(&self, store_path: &str, p: ProductRecord) -> ProductOut {
         ProductOut {
-            buy_url: format!("{}/{}/buy/{}", self.0.public_url, slug, p.id),
+            buy_url: format!("{}{}/buy/{}", self.0.public_url, store_path, p.id),
             id: p.id.to_string(),
             name: p.fields.name,
             description: p.fields.description,
@@ -245,7 +247,9 @@ impl ProductsApi {
             .create_product(&tenant.id, &fields)
             .await
             .map_err(ApiError::from_store("product"))?;
-        Ok(Json(self.out(&tenant.slug, record)))
+        Ok(Json(
+            self.out(&auth.mode().store_path(&tenant.slug), record),
+        ))
     }
 
     /// List products, newest first
@@ -264,7 +268,7 @@ impl ProductsApi {
             .await
             .map_err(ApiError::from_store("product"))?;
         Ok(Json(ProductList::from_page(page, |p| {
-            self.out(&tenant.slug, p)
+            self.out(&auth.mode().store_path(&tenant.slug), p)
         })))
     }
 
@@ -278,7 +282,9 @@ impl ProductsApi {
             .product(&tenant.id, &product_id(&id)?)
             .await
             .map_err(ApiError::from_store("product"))?;
-        Ok(Json(self.out(&tenant.slug, record)))
+        Ok(Json(
+            self.out(&auth.mode().store_path(&tenant.slug), record),
+        ))
     }
 
     /// Update a product
@@ -332,6 +338,8 @@ impl ProductsApi {
             .update_product(&tenant.id, &id, &fields)
             .await
             .map_err(ApiError::from_store("product"))?;
-        Ok(Json(self.out(&tenant.slug, record)))
+        Ok(Json(
+            self.out(&auth.mode().store_path(&tenant.slug), record),
+        ))
     }
 }

@@ -83,7 +83,8 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     };
     // A key does everything unless the form narrows it.
     let scope = KeyScope::from_name(field(&form, "scope")).unwrap_or(KeyScope::Full);
-    let key = NewApiKey::generate();
+    // A key of the world the dashboard shows.
+    let key = NewApiKey::generate(staff.mode);
     let record = match ctx
         .web
         .store

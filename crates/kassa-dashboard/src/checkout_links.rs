@@ -53,6 +53,7 @@ async fn links_page(
             let url = kassa_orders::checkout_link_url(
                 &ctx.web.public_url,
                 &staff.tenant.slug,
+                staff.mode,
                 secret.expose_secret(),
                 f,
             );

@@ -95,7 +95,11 @@ pub async fn show(ctx: Data<&Ctx>, req: &Request) -> Response {
         .iter()
         .map(|(id, url, disabled)| context! { id, url, disabled })
         .collect();
-    let buy_base = format!("{}/{}/buy/", ctx.web.public_url, staff.tenant.slug);
+    let buy_base = format!(
+        "{}{}/buy/",
+        ctx.web.public_url,
+        staff.mode.store_path(&staff.tenant.slug)
+    );
     page(
         &staff,
         StatusCode::OK,

@@ -14,6 +14,7 @@ mod api_keys;
 mod checkout_links;
 mod coupons;
 mod home;
+mod mode;
 mod orders;
 mod outbox;
 mod page;
@@ -42,6 +43,7 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/logout", post(account::logout))
         .at("/forgot", get(account::forgot_page).post(account::forgot))
         .at("/reset", get(account::reset_page).post(account::reset))
+        .at("/mode", post(mode::switch))
         .at("/stores", get(stores::list).post(stores::switch))
         .at("/stores/new", get(stores::new_page).post(stores::create))
         .at(

@@ -56,6 +56,7 @@ pub async fn list(ctx: Data<&Ctx>, req: &Request) -> Response {
         from: date(&from, "from", &mut errors),
         // Up to and including the day chosen.
         until: date(&to, "to", &mut errors).map(|t| Timestamp::from(t.millis() + 86_400_000)),
+        mode: Some(staff.mode),
     };
     let request = PageRequest {
         after: query(req, "after").filter(|a| a.starts_with("ord_")),

@@ -1,6 +1,7 @@
 //! What every dashboard page shares: the templates, the signed-in member (session,
 //! store, role), CSRF, form errors and the answers (a page, a redirect, a refusal).
 
+use kassa_domain::mode::Mode;
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
@@ -67,7 +68,21 @@ pub struct Staff {
     pub tenant: TenantRecord,
     pub role: Role,
     pub csrf: String,
+    /// The world the dashboard shows (test or live), switched in its header.
+    pub mode: Mode,
     new_csrf_cookie: Option<String>,
+}
+
+/// The cookie holding the dashboard's mode: `live`, else test. A new store starts
+/// in test mode, where it can sell from its first minute, as on Stripe.
+pub const MODE_COOKIE: &str = "kassa_mode";
+
+/// The mode this browser's dashboard shows.
+pub fn mode(req: &Request) -> Mode {
+    match kassa_web::page::cookie(req, MODE_COOKIE).as_deref() {
+        Some("live") => Mode::Live,
+        _ => Mode::Test,
+    }
 }
 
 impl Staff {
@@ -146,6 +161,7 @@ pub async fn staff(ctx: &Dash, req: &Request, need: Permission) -> Result<Staff,
         tenant,
         role,
         csrf,
+        mode: mode(req),
         new_csrf_cookie,
     };
     if !staff.may(need) {
@@ -293,6 +309,7 @@ pub fn page(
         shop => context! { name => staff.tenant.name.clone(), slug => staff.tenant.slug.clone() },
         nav => nav,
         csrf => staff.csrf.clone(),
+        livemode => staff.mode.is_live(),
     };
     let resp = render(status, template, context! { ..layout, ..vars });
     with_csrf_cookie(resp, staff.new_csrf_cookie.as_deref())

@@ -42,7 +42,7 @@ async fn list_page(
     let pools = match ctx
         .web
         .store
-        .list_license_pools(&staff.tenant.id, &all())
+        .list_license_pools_of(&staff.tenant.id, staff.mode, &all())
         .await
     {
         Ok(p) => p.data,
@@ -113,7 +113,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     match ctx
         .web
         .store
-        .create_license_pool(&staff.tenant.id, &parsed_name, parsed_threshold)
+        .create_license_pool(&staff.tenant.id, staff.mode, &parsed_name, parsed_threshold)
         .await
     {
         Ok(pool) => redirect(&with_notice(

@@ -43,7 +43,7 @@ fn view(ctx: &Ctx, staff: &Staff, p: &ProductRecord) -> Value {
         id => p.id.as_str(), name => p.fields.name.clone(),
         description => p.fields.description.clone(), prices, delivery,
         active => p.fields.active,
-        buy_url => format!("{}/{}/buy/{}", ctx.web.public_url, staff.tenant.slug, p.id),
+        buy_url => format!("{}{}/buy/{}", ctx.web.public_url, staff.mode.store_path(&staff.tenant.slug), p.id),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod email;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod mode;
 pub mod money;
 mod names;
 pub mod offer;

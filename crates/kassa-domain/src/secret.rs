@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn a_new_api_key_prints_without_its_secret() {
-        let key = NewApiKey::generate();
+        let key = NewApiKey::generate(crate::mode::Mode::Test);
         let shown = format!("{key:?}");
         assert!(!shown.contains(key.secret.expose_secret()), "{shown}");
         assert!(shown.contains("[redacted]"), "{shown}");

@@ -130,19 +130,24 @@ mod tests {
 /// A new API key as the merchant sees it once, and what Kassa keeps of it.
 #[derive(Debug)]
 pub struct NewApiKey {
-    /// The whole key, `kassa_sk_…`; shown once, never stored.
+    /// The whole key, `kassa_sk_test_…` or `kassa_sk_live_…`; shown once, never stored.
     pub secret: Secret,
     /// The first characters, kept to tell keys apart in lists.
     pub prefix: String,
     /// SHA-256 of the key, hex. Keys carry 238 bits of randomness, so a fast hash is
     /// as safe as a slow one and keeps each request cheap.
     pub hash: String,
+    /// The world the key belongs to.
+    pub mode: crate::mode::Mode,
 }
 
 pub const API_KEY_PREFIX: &str = "kassa_sk_";
 
 impl NewApiKey {
-    pub fn generate() -> Self {
+    /// A key of `mode`'s world: it makes and sees only that mode's orders, pools and
+    /// events. The mode is in the key itself (`kassa_sk_test_…`, `kassa_sk_live_…`), as
+    /// in Stripe, so a merchant sees at a glance which one a config holds.
+    pub fn generate(mode: crate::mode::Mode) -> Self {
         use rand::Rng;
         use rand::distributions::Alphanumeric;
         let body: String = rand::thread_rng()
@@ -150,11 +155,12 @@ impl NewApiKey {
             .take(40)
             .map(char::from)
             .collect();
-        let secret = format!("{API_KEY_PREFIX}{body}");
+        let secret = format!("{API_KEY_PREFIX}{mode}_{body}");
         Self {
-            prefix: secret[..API_KEY_PREFIX.len() + 6].to_owned(),
+            prefix: secret[..API_KEY_PREFIX.len() + mode.as_str().len() + 7].to_owned(),
             hash: hash_api_key(&secret),
             secret: Secret::from(secret),
+            mode,
         }
     }
 }

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::email::{EmailKind, Recipient};
 use crate::event::EventKind;
 use crate::ids::{LicensePoolId, OrderId, PaymentId, WebhookEndpointId};
+use crate::mode::Mode;
 use crate::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod, PaymentStatus};
 
 /// An order's states, as the workflow needs them.
@@ -23,6 +24,8 @@ pub struct Order {
     pub status: OrderStatus,
     pub delivery_status: DeliveryStatus,
     pub payment_method: PaymentMethod,
+    /// The world it was placed in, for good: a live order is never paid by a sandbox.
+    pub mode: Mode,
     /// ISO 4217 code.
     pub currency: String,
     /// What must be paid, in minor units.
@@ -109,6 +112,8 @@ pub enum Refused {
     NotAwaitingPayment(OrderStatus),
     #[error("{0} is not a payment method this order accepts")]
     MethodNotAllowed(PaymentMethod),
+    #[error("{0} is a test mode method and cannot pay a live order")]
+    SandboxInLiveMode(PaymentMethod),
     #[error("must be the order total, {0}")]
     WrongAmount(i64),
     #[error("the order is in {0}")]
@@ -117,6 +122,8 @@ pub enum Refused {
     NotPaid,
     #[error("the order has no line {0}")]
     NoSuchLine(i64),
+    #[error("a {order} mode order takes no keys from a {pool} mode license pool")]
+    PoolOfOtherMode { order: Mode, pool: Mode },
     #[error("the line was delivered already")]
     AlreadyDelivered,
     #[error("no license has been delivered yet")]
@@ -167,10 +174,25 @@ pub struct PaymentFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
     pub status: PaymentStatus,
-    /// The order becomes `paid` (paid by `method`, in test mode when it is a sandbox).
+    /// The order becomes `paid` (paid by `method`).
     pub order_paid: bool,
-    pub test_mode: bool,
     pub followups: Followups,
+}
+
+/// A new order placed in `mode` to be paid by `method`: refused when the method does
+/// not exist in that mode (the sandbox in live mode) or the store does not offer it.
+pub fn may_place(
+    mode: Mode,
+    method: PaymentMethod,
+    enabled: &[PaymentMethod],
+) -> Result<(), Refused> {
+    if !mode.allows(method) {
+        return Err(Refused::SandboxInLiveMode(method));
+    }
+    if !enabled.contains(&method) {
+        return Err(Refused::MethodNotAllowed(method));
+    }
+    Ok(())
 }
 
 /// What a line delivery does.
@@ -219,6 +241,9 @@ impl Order {
 
     /// Whether `method` may pay this order, in a store offering `enabled`.
     pub fn accepts(&self, method: PaymentMethod, enabled: &[PaymentMethod]) -> bool {
+        if !self.mode.allows(method) {
+            return false;
+        }
         match method {
             // The sandbox pays only an order placed (or switched) to be paid with it,
             // in a store that offers it.
@@ -245,9 +270,7 @@ impl Order {
         enabled: &[PaymentMethod],
     ) -> Result<Followups, Refused> {
         self.waiting_for_payment()?;
-        if !enabled.contains(&method) {
-            return Err(Refused::MethodNotAllowed(method));
-        }
+        may_place(self.mode, method, enabled)?;
         Ok(instructions(Followups::default(), &self.id, method))
     }
 
@@ -257,6 +280,9 @@ impl Order {
     /// success pays the order and makes every pending line due.
     pub fn pay(&self, p: &PaymentFacts, enabled: &[PaymentMethod]) -> Result<Payment, Refused> {
         self.waiting_for_payment()?;
+        if !self.mode.allows(p.method) {
+            return Err(Refused::SandboxInLiveMode(p.method));
+        }
         if !self.accepts(p.method, enabled) {
             return Err(Refused::MethodNotAllowed(p.method));
         }
@@ -283,7 +309,6 @@ impl Order {
             return Ok(Payment {
                 status: PaymentStatus::Failed,
                 order_paid: false,
-                test_mode: false,
                 followups,
             });
         }
@@ -306,7 +331,6 @@ impl Order {
         Ok(Payment {
             status: PaymentStatus::Succeeded,
             order_paid: true,
-            test_mode: p.method.is_sandbox(),
             followups,
         })
     }
@@ -333,6 +357,19 @@ impl Order {
             order_delivered,
             followups,
         })
+    }
+
+    /// A line takes its keys from a pool of `pool` mode: only a pool of the order's
+    /// own world (a test order never takes live stock, nor a live order test keys).
+    pub fn deliver_from_pool(&self, line_no: i64, pool: Mode) -> Result<Delivered, Refused> {
+        self.deliverable(line_no)?;
+        if pool != self.mode {
+            return Err(Refused::PoolOfOtherMode {
+                order: self.mode,
+                pool,
+            });
+        }
+        self.deliver(line_no)
     }
 
     /// A line's pool has too few keys: it waits, and the owners hear of it once.
@@ -487,6 +524,7 @@ mod tests {
             status: OrderStatus::NotPaid,
             delivery_status: DeliveryStatus::NotDelivered,
             payment_method: method,
+            mode: Mode::Test,
             currency: "USD".into(),
             total: 1999,
             has_customer_email: true,
@@ -553,7 +591,7 @@ mod tests {
             &[LineStatus::Pending, LineStatus::Pending],
         );
         let p = o.pay(&card(true), BOTH).unwrap();
-        assert!(p.order_paid && p.test_mode);
+        assert!(p.order_paid);
         assert_eq!(p.status, PaymentStatus::Succeeded);
         assert_eq!(
             kinds(&p.followups),
@@ -634,10 +672,54 @@ mod tests {
         // Money received by transfer is recorded for a card order in a store that
         // offers transfers, and is not a sandbox payment.
         let p = o.pay(&transfer(), BOTH).unwrap();
-        assert!(p.order_paid && !p.test_mode);
+        assert!(p.order_paid);
         assert_eq!(
             o.pay(&transfer(), &[PaymentMethod::TestCard]),
             Err(Refused::MethodNotAllowed(PaymentMethod::BankTransfer))
+        );
+    }
+
+    /// The attack: the test card posted for a live order, whatever the order was placed
+    /// for and whatever the store enabled. Nothing lets a sandbox pay it, switch to it,
+    /// or place a live order with it; money received offline still pays it.
+    #[test]
+    fn no_sandbox_payment_ever_pays_a_live_order() {
+        for method in [PaymentMethod::TestCard, PaymentMethod::BankTransfer] {
+            let mut o = order(method, &[LineStatus::Pending]);
+            o.mode = Mode::Live;
+            for enabled in [
+                BOTH,
+                &[PaymentMethod::BankTransfer][..],
+                &[PaymentMethod::TestCard][..],
+            ] {
+                assert_eq!(
+                    o.pay(&card(true), enabled),
+                    Err(Refused::SandboxInLiveMode(PaymentMethod::TestCard))
+                );
+                assert_eq!(
+                    o.pay(&card(false), enabled),
+                    Err(Refused::SandboxInLiveMode(PaymentMethod::TestCard))
+                );
+                assert!(!o.accepts(PaymentMethod::TestCard, enabled));
+                assert_eq!(
+                    o.switch_method(PaymentMethod::TestCard, enabled),
+                    Err(Refused::SandboxInLiveMode(PaymentMethod::TestCard))
+                );
+                assert_eq!(
+                    may_place(Mode::Live, PaymentMethod::TestCard, enabled),
+                    Err(Refused::SandboxInLiveMode(PaymentMethod::TestCard))
+                );
+            }
+            assert!(o.pay(&transfer(), BOTH).unwrap().order_paid);
+        }
+        assert_eq!(may_place(Mode::Test, PaymentMethod::TestCard, BOTH), Ok(()));
+        assert_eq!(
+            may_place(
+                Mode::Test,
+                PaymentMethod::TestCard,
+                &[PaymentMethod::BankTransfer]
+            ),
+            Err(Refused::MethodNotAllowed(PaymentMethod::TestCard))
         );
     }
 
@@ -738,6 +820,24 @@ mod tests {
             kinds(&last.followups).0,
             [EventKind::ProductDelivered, EventKind::OrderDelivered]
         );
+    }
+
+    /// The attack: a test order paid with the sandbox, delivered from a live pool.
+    #[test]
+    fn a_test_order_never_takes_live_stock() {
+        let o = paid(order(PaymentMethod::TestCard, &[LineStatus::Pending]));
+        assert_eq!(
+            o.deliver_from_pool(1, Mode::Live),
+            Err(Refused::PoolOfOtherMode {
+                order: Mode::Test,
+                pool: Mode::Live
+            })
+        );
+        assert!(o.deliver_from_pool(1, Mode::Test).is_ok());
+        let mut live = o.clone();
+        live.mode = Mode::Live;
+        assert!(live.deliver_from_pool(1, Mode::Test).is_err());
+        assert!(live.deliver_from_pool(1, Mode::Live).is_ok());
     }
 
     #[test]

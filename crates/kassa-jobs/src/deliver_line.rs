@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use apalis::prelude::Data;
 use kassa_domain::catalog::Delivery;
+use kassa_domain::workflow::Refused;
 use kassa_orders::OrdersError;
 use kassa_store::{DeliverLine, DueLine, Timestamp};
 
@@ -59,6 +60,10 @@ async fn deliver(workers: &Workers, line: DueLine) -> Result<(), OrdersError> {
                 }
                 // A key taken by a concurrent delivery: soon again, with other keys.
                 Err(OrdersError::Conflict(why)) => Err((why, retry_in(200))),
+                // A pool of the other mode never will do: failed, the owners told why.
+                Err(OrdersError::Refused(why @ Refused::PoolOfOtherMode { .. })) => {
+                    Err((why.to_string(), None))
+                }
                 Err(e) => Err((e.to_string(), retry_in(5_000))),
             }
         }

@@ -9,6 +9,7 @@ use kassa_domain::catalog::{
     parse_product_scope, parse_quantity,
 };
 use kassa_domain::ids::{LicensePoolId, PluginId, ProductId, TenantId};
+use kassa_domain::mode::Mode;
 use kassa_domain::money::Currency;
 use kassa_domain::offer::{Offer, OfferTerms};
 use kassa_domain::signed_link;
@@ -250,15 +251,17 @@ fn offer_of(input: &CheckoutLinkInput<'_>, now: DateTime<Utc>) -> Result<Option<
 }
 
 /// The address customers open for a checkout link of the store `slug`: the product's
-/// buy link with the presets, signed with the store's link-signing `secret` when it
-/// holds an offer.
+/// buy link in the checkout of `mode` with the presets, signed with the store's
+/// link-signing `secret` when it holds an offer.
 pub fn checkout_link_url(
     public_url: &str,
     slug: &str,
+    mode: Mode,
     secret: &str,
     link: &CheckoutLinkFields,
 ) -> String {
-    let base = format!("{public_url}/{slug}/buy/{}", link.product_id);
+    let store_path = mode.store_path(slug);
+    let base = format!("{public_url}{store_path}/buy/{}", link.product_id);
     let Some(offer) = &link.offer else {
         let mut url = format!("{base}?quantity={}", link.quantity);
         if let Some(c) = &link.currency {

@@ -6,11 +6,12 @@ use kassa_domain::Invalid;
 use kassa_domain::catalog::{CouponCode, Discount, coupon_unusable_reason};
 use kassa_domain::error::parse_text;
 use kassa_domain::ids::{CartId, TenantId};
+use kassa_domain::mode::Mode;
 use kassa_domain::money::Currency;
 use kassa_domain::offer;
 use kassa_domain::order::{CouponInput, LineInput, PaymentMethod, Quote, quote};
 use kassa_domain::tenant::{EmailAddress, TenantSettings};
-use kassa_domain::workflow;
+use kassa_domain::workflow::{self, Refused};
 use kassa_store::{
     CartLine, Consent, NewOrder, OrderRecord, Placement, Store, StoreError, TenantRecord,
 };
@@ -147,6 +148,9 @@ pub struct OrderInput {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub cart_id: Option<CartId>,
+    /// The world the order is placed in, for good: the checkout's (`/{store}/test/…`
+    /// is test) or the API key's.
+    pub mode: Mode,
 }
 
 /// A short, stable identifier of a consent text, stored as what was accepted.
@@ -179,10 +183,14 @@ pub async fn place_order(
         "payment_method",
         &input.payment_method,
     ));
-    if let Some(m) = method
-        && !settings.enabled_methods().contains(&m)
-    {
-        invalid.push("payment_method", "this payment method is not available");
+    if let Some(m) = method {
+        match workflow::may_place(input.mode, m, &settings.enabled_methods()) {
+            Ok(()) => {}
+            Err(refused @ Refused::SandboxInLiveMode(_)) => {
+                invalid.push("payment_method", refused.to_string())
+            }
+            Err(_) => invalid.push("payment_method", "this payment method is not available"),
+        }
     }
     for kind in CONSENTS {
         if !input.consents.iter().any(|c| c == kind) {
@@ -243,7 +251,7 @@ pub async fn place_order(
         consents,
         cart_id: input.cart_id.clone(),
         coupon_code,
-        test_mode: method.is_sandbox(),
+        test_mode: !input.mode.is_live(),
         // Priced above while every offer held; paying online is checked against this.
         offer_expires_at: input
             .lines

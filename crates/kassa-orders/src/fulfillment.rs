@@ -32,7 +32,8 @@ pub async fn deliver_from_pool(store: &Store, line: &DueLine) -> Result<PoolDeli
     };
     let mut work = store.work(&line.tenant_id).await?;
     let order = work.order(&line.order_id).await?;
-    let delivered = match order.deliver(line.line_no) {
+    let stock = work.lock_pool(pool_id, false).await?;
+    let delivered = match order.deliver_from_pool(line.line_no, stock.mode) {
         Err(Refused::AlreadyDelivered) => return Ok(PoolDelivery::AlreadyDelivered),
         decided => decided?,
     };
@@ -40,7 +41,6 @@ pub async fn deliver_from_pool(store: &Store, line: &DueLine) -> Result<PoolDeli
         KeysPer::Unit => line.quantity,
         KeysPer::Line => 1,
     };
-    let stock = work.lock_pool(pool_id, false).await?;
     let claimed = work
         .claim_keys(pool_id, (&line.order_id, line.line_no), needed)
         .await?;

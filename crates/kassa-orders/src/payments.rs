@@ -128,8 +128,7 @@ async fn record(
     work.insert_payment(order_id, &payment, decided.status)
         .await?;
     if decided.order_paid {
-        work.mark_paid(order_id, payment.facts.method, decided.test_mode)
-            .await?;
+        work.mark_paid(order_id, payment.facts.method).await?;
     }
     work.follow(Some(order_id), &decided.followups).await?;
     let order = work.view(order_id).await?;

@@ -2,10 +2,17 @@
 //! moved; it never sees the order store. Card numbers pass through here and are
 //! dropped: only the brand and last four digits leave this crate.
 //!
-//! Today there is one provider, the `test_card` sandbox (like Stripe's test mode):
+//! Real providers implement [`provider::PaymentProvider`] (create a payment, read its
+//! signed webhook, refund); [`stripe`] is the first. They report facts; whether an
+//! order is paid is `kassa_domain::workflow`'s to decide.
+//!
+//! The `test_card` sandbox (test mode only, like Stripe's test cards):
 //! `4242 4242 4242 4242` succeeds, `4000 0000 0000 0002` is declined with
 //! `card_declined`, `4000 0000 0000 9995` fails with `insufficient_funds`; any other
 //! number that passes the Luhn check succeeds; any future expiry and any CVC.
+
+pub mod provider;
+pub mod stripe;
 
 use chrono::Datelike;
 use kassa_domain::Invalid;

@@ -3,6 +3,7 @@
 
 use kassa_domain::Secret;
 use kassa_domain::catalog::{Delivery, KeysPer};
+use kassa_domain::mode::Mode;
 use kassa_domain::tenant::{BankDetails, EmailAddress, NewApiKey, TenantSettings, TenantSlug};
 use kassa_store::{CouponFields, PageRequest, Price, ProductFields, Store, StoreError};
 
@@ -24,11 +25,17 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
     let (tenant, api_key) = match existing {
         Some(t) => (t, None),
         None => {
-            let key = NewApiKey::generate();
+            let key = NewApiKey::generate(Mode::Live);
             let owner = EmailAddress::parse("owner_email", "owner@demo.kassa.test")
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let created = store
-                .create_tenant(&slug, "Kassa Demo Store", &owner, &key)
+                .create_tenant(
+                    &slug,
+                    "Kassa Demo Store",
+                    &owner,
+                    &key,
+                    &NewApiKey::generate(Mode::Test),
+                )
                 .await?;
             (created.tenant, Some(key.secret))
         }
@@ -62,7 +69,7 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
                 )
                 .await?;
             let pool = store
-                .create_license_pool(&tenant.id, "Demo Pro keys", Some(5))
+                .create_license_pool(&tenant.id, Mode::Test, "Demo Pro keys", Some(5))
                 .await?;
             let keys: Vec<String> = (1..=50)
                 .map(|n| format!("DEMO-PRO-{n:04}-{:04X}", n * 7919 % 65536))
@@ -115,7 +122,7 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
         }
     };
     Ok(Demo {
-        buy_url: format!("{public_url}/{DEMO_SLUG}/buy/{}", product.id),
+        buy_url: format!("{public_url}/{DEMO_SLUG}/test/buy/{}", product.id),
         api_key,
     })
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use kassa::Config;
 use kassa::config::LogFormat;
 use kassa_api::ApiContext;
+use kassa_domain::mode::Mode;
 use kassa_domain::tenant::{EmailAddress, NewApiKey, TenantSlug, parse_tenant_name};
 use kassa_store::Store;
 use secrecy::ExposeSecret;
@@ -312,8 +313,11 @@ async fn create_tenant(
     let name = parse_tenant_name(name)?;
     let email = EmailAddress::parse("owner_email", owner_email)?;
     let store = open_store(config).await?;
-    let key = NewApiKey::generate();
-    let created = store.create_tenant(&slug, &name, &email, &key).await?;
+    let key = NewApiKey::generate(Mode::Live);
+    let test_key = NewApiKey::generate(Mode::Test);
+    let created = store
+        .create_tenant(&slug, &name, &email, &key, &test_key)
+        .await?;
     store.close().await;
     println!(
         "{}",
@@ -323,6 +327,7 @@ async fn create_tenant(
             "name": created.tenant.name,
             "owner_id": created.owner_id,
             "api_key": key.secret.expose_secret(),
+            "test_api_key": test_key.secret.expose_secret(),
         })
     );
     Ok(())

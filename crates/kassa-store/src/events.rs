@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use kassa_domain::Secret;
 use kassa_domain::ids::{DeliveryId, EventId, TenantId, WebhookEndpointId};
+use kassa_domain::mode::Mode;
 
 use crate::db::{Tx, db_run, placeholders};
 use crate::error::StoreError;
@@ -19,12 +20,14 @@ use crate::time::rfc3339;
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
-/// Writes an event and queues its deliveries.
+/// Writes an event of the `mode` world (said in its payload's `livemode`) and queues
+/// its deliveries.
 pub(crate) async fn insert_event(
     tx: &mut Tx,
     tenant: &TenantId,
     kind: &str,
     order_id: Option<&str>,
+    mode: Mode,
     data: serde_json::Value,
 ) -> Result<EventId, StoreError> {
     let id = EventId::generate();
@@ -33,15 +36,18 @@ pub(crate) async fn insert_event(
         "id": id,
         "type": kind,
         "timestamp": rfc3339(now.millis()),
+        "livemode": mode.is_live(),
         "data": data,
     });
     db_run!(tx, c => sqlx::query(
-        "INSERT INTO events (tenant_id, id, type, order_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO events (tenant_id, id, type, order_id, livemode, payload, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(tenant.as_str())
     .bind(id.as_str())
     .bind(kind)
     .bind(order_id)
+    .bind(mode.is_live())
     .bind(Json(&payload))
     .bind(now)
     .execute(c).await?.rows_affected());
@@ -89,6 +95,8 @@ async fn queue_delivery(
 pub struct EventRecord {
     pub id: String,
     pub kind: String,
+    /// A live event (else a test one).
+    pub livemode: bool,
     pub payload: serde_json::Value,
     pub created_at: Timestamp,
 }
@@ -98,6 +106,7 @@ struct EventRow {
     id: String,
     #[sqlx(rename = "type")]
     kind: String,
+    livemode: bool,
     payload: Json<serde_json::Value>,
     created_at: Timestamp,
 }
@@ -108,6 +117,7 @@ impl TryFrom<EventRow> for EventRecord {
         Ok(Self {
             id: r.id,
             kind: r.kind,
+            livemode: r.livemode,
             payload: r.payload.0,
             created_at: r.created_at,
         })
@@ -173,21 +183,23 @@ impl crate::catalog::HasId for DeliveryRecord {
 }
 
 impl Store {
-    /// Events, newest first, optionally of one type.
+    /// Events of one mode, newest first, optionally of one type.
     pub async fn list_events(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         kind: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<EventRecord>, StoreError> {
         let rows: Vec<EventRow> = db_run!(self, c => sqlx::query_as(
-            "SELECT id, type, payload, created_at FROM events WHERE tenant_id = $1
+            "SELECT id, type, livemode, payload, created_at FROM events WHERE tenant_id = $1 AND livemode = $5
              AND ($2 IS NULL OR id < $2) AND ($3 IS NULL OR type = $3) ORDER BY id DESC LIMIT $4",
         )
         .bind(tenant.as_str())
         .bind(page.after.as_deref())
         .bind(kind)
         .bind(page.limit + 1)
+        .bind(mode.is_live())
         .fetch_all(c).await?);
         let records = rows
             .into_iter()
@@ -198,7 +210,7 @@ impl Store {
 
     pub async fn event(&self, tenant: &TenantId, id: &str) -> Result<EventRecord, StoreError> {
         let row: Option<EventRow> = db_run!(self, c => sqlx::query_as(
-            "SELECT id, type, payload, created_at FROM events WHERE tenant_id = $1 AND id = $2",
+            "SELECT id, type, livemode, payload, created_at FROM events WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_str())
         .bind(id)
@@ -213,7 +225,7 @@ impl Store {
         order: &str,
     ) -> Result<Vec<EventRecord>, StoreError> {
         let rows: Vec<EventRow> = db_run!(self, c => sqlx::query_as(
-            "SELECT id, type, payload, created_at FROM events WHERE tenant_id = $1 AND order_id = $2 ORDER BY id",
+            "SELECT id, type, livemode, payload, created_at FROM events WHERE tenant_id = $1 AND order_id = $2 ORDER BY id",
         )
         .bind(tenant.as_str())
         .bind(order)

@@ -505,22 +505,21 @@ impl Work {
         Ok(())
     }
 
-    /// Marks an order paid by `method`.
+    /// Marks an order paid by `method`. Its mode (`test_mode`) was set when it was
+    /// placed and never changes.
     pub async fn mark_paid(
         &mut self,
         order: &str,
         method: PaymentMethod,
-        test_mode: bool,
     ) -> Result<(), StoreError> {
         db_run!(&mut self.tx, c => sqlx::query(
-            "UPDATE orders SET status = 'paid', paid_at = $3, updated_at = $3, payment_method = $4,
-             test_mode = $5 WHERE tenant_id = $1 AND id = $2",
+            "UPDATE orders SET status = 'paid', paid_at = $3, updated_at = $3, payment_method = $4
+             WHERE tenant_id = $1 AND id = $2",
         )
         .bind(self.tenant.as_str())
         .bind(order)
         .bind(self.now)
         .bind(method.as_str())
-        .bind(test_mode)
         .execute(c).await?.rows_affected());
         Ok(())
     }

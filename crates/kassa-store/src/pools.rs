@@ -1,6 +1,7 @@
 //! License pools and the keys merchants upload to them.
 
 use kassa_domain::ids::{LicenseKeyId, LicensePoolId, TenantId};
+use kassa_domain::mode::Mode;
 
 use crate::catalog::{HasId, fetch_one, list_page};
 use sqlx::AssertSqlSafe;
@@ -18,6 +19,8 @@ pub struct LicensePoolRecord {
     pub id: LicensePoolId,
     pub name: String,
     pub low_stock_threshold: Option<i64>,
+    /// A live pool (else a test one): only orders of its mode take its keys.
+    pub livemode: bool,
     /// Keys not yet given to an order line.
     pub available: i64,
     /// Keys given to order lines.
@@ -30,6 +33,7 @@ struct PoolRow {
     id: String,
     name: String,
     low_stock_threshold: Option<i64>,
+    livemode: bool,
     available: i64,
     assigned: i64,
     created_at: Timestamp,
@@ -42,6 +46,7 @@ impl TryFrom<PoolRow> for LicensePoolRecord {
             id: LicensePoolId::parse(&row.id).map_err(corrupt)?,
             name: row.name,
             low_stock_threshold: row.low_stock_threshold,
+            livemode: row.livemode,
             available: row.available,
             assigned: row.assigned,
             created_at: row.created_at,
@@ -56,7 +61,7 @@ impl HasId for LicensePoolRecord {
 }
 
 /// Stock is counted when read; a pool's keys are indexed by status.
-const POOL_COLUMNS: &str = "id, name, low_stock_threshold, created_at,
+const POOL_COLUMNS: &str = "id, name, low_stock_threshold, livemode, created_at,
     (SELECT COUNT(*) FROM license_keys k WHERE k.tenant_id = license_pools.tenant_id
         AND k.pool_id = license_pools.id AND k.status = 'available') AS available,
     (SELECT COUNT(*) FROM license_keys k WHERE k.tenant_id = license_pools.tenant_id
@@ -75,6 +80,8 @@ pub struct KeysAdded {
 pub struct PoolStock {
     pub name: String,
     pub threshold: Option<i64>,
+    /// The world its keys belong to.
+    pub mode: Mode,
 }
 
 /// Rows per multi-row INSERT: well under both backends' parameter limits.
@@ -129,28 +136,32 @@ pub(crate) async fn claim_keys(
 }
 
 impl Store {
+    /// A new pool of `mode`'s world.
     pub async fn create_license_pool(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         name: &str,
         low_stock_threshold: Option<i64>,
     ) -> Result<LicensePoolRecord, StoreError> {
         let id = LicensePoolId::generate();
         let now = Timestamp::now();
         db_run!(self, c => sqlx::query(
-            "INSERT INTO license_pools (tenant_id, id, name, low_stock_threshold, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO license_pools (tenant_id, id, name, low_stock_threshold, livemode, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(name)
         .bind(low_stock_threshold)
+        .bind(mode.is_live())
         .bind(now)
         .execute(c).await?.rows_affected());
         Ok(LicensePoolRecord {
             id,
             name: name.to_owned(),
             low_stock_threshold,
+            livemode: mode.is_live(),
             available: 0,
             assigned: 0,
             created_at: now,
@@ -179,6 +190,32 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<LicensePoolRecord>, StoreError> {
         list_page::<PoolRow, _>(self, POOL_COLUMNS, "license_pools", tenant, page).await
+    }
+
+    /// The pools of one mode, newest first.
+    pub async fn list_license_pools_of(
+        &self,
+        tenant: &TenantId,
+        mode: Mode,
+        page: &PageRequest,
+    ) -> Result<Page<LicensePoolRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {POOL_COLUMNS} FROM license_pools WHERE tenant_id = $1 AND livemode = $4
+             AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+        );
+        let rows: Vec<PoolRow> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(sql.clone()))
+            .bind(tenant.as_str())
+            .bind(page.after.as_deref())
+            .bind(page.limit + 1)
+            .bind(mode.is_live())
+            .fetch_all(c).await?);
+        let records = rows
+            .into_iter()
+            .map(LicensePoolRecord::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(records, page.limit, |r| {
+            r.id_str().to_owned()
+        }))
     }
 
     pub async fn update_license_pool(
@@ -311,14 +348,20 @@ impl Work {
             (Backend::Postgres, false) => " FOR SHARE",
             (Backend::Sqlite, _) => "",
         };
-        let (name, threshold): (String, Option<i64>) = db_run!(&mut self.tx, c => sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT name, low_stock_threshold FROM license_pools WHERE tenant_id = $1 AND id = $2{lock}"
+        let (name, threshold, livemode): (String, Option<i64>, bool) =
+            db_run!(&mut self.tx, c => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT name, low_stock_threshold, livemode FROM license_pools
+             WHERE tenant_id = $1 AND id = $2{lock}"
         )))
         .bind(self.tenant.as_str())
         .bind(pool.as_str())
         .fetch_optional(c).await?)
-        .ok_or(StoreError::NotFound)?;
-        Ok(PoolStock { name, threshold })
+            .ok_or(StoreError::NotFound)?;
+        Ok(PoolStock {
+            name,
+            threshold,
+            mode: Mode::from_livemode(livemode),
+        })
     }
 
     /// The keys a pool has left.

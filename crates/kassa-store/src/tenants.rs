@@ -33,6 +33,8 @@ pub struct ApiKeyRecord {
     /// What the key may do.
     #[sqlx(try_from = "String")]
     pub scope: KeyScope,
+    /// The world the key makes and sees: live (true) or test.
+    pub livemode: bool,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
 }
@@ -43,6 +45,7 @@ pub struct CreatedTenant {
     pub tenant: TenantRecord,
     pub owner_id: UserId,
     pub api_key_id: ApiKeyId,
+    pub test_api_key_id: ApiKeyId,
 }
 
 /// Writes a new store and its owner's membership.
@@ -82,13 +85,14 @@ pub(crate) async fn insert_tenant(
 
 impl Store {
     /// Creates a tenant, its owner (a new user, or the existing one with that email),
-    /// the owner's membership and a first API key, in one transaction.
+    /// the owner's membership and a first live and test API key, in one transaction.
     pub async fn create_tenant(
         &self,
         slug: &TenantSlug,
         name: &str,
         owner_email: &EmailAddress,
         api_key: &NewApiKey,
+        test_api_key: &NewApiKey,
     ) -> Result<CreatedTenant, StoreError> {
         let now = Timestamp::now();
         let mut tx = self.begin_write().await?;
@@ -110,11 +114,21 @@ impl Store {
         let tenant = insert_tenant(&mut tx, slug, name, &owner_id).await?;
         let api_key_id =
             insert_api_key(&mut tx, &tenant.id, "Default", api_key, KeyScope::Full, now).await?;
+        let test_api_key_id = insert_api_key(
+            &mut tx,
+            &tenant.id,
+            "Default (test)",
+            test_api_key,
+            KeyScope::Full,
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(CreatedTenant {
             tenant,
             owner_id,
             api_key_id,
+            test_api_key_id,
         })
     }
 
@@ -138,7 +152,7 @@ impl Store {
         key_hash: &str,
     ) -> Result<(TenantRecord, ApiKeyRecord), StoreError> {
         let key: Option<ApiKeyRecord> = db_run!(self, c => sqlx::query_as(
-            "SELECT id, tenant_id, name, prefix, scope, created_at, revoked_at FROM api_keys
+            "SELECT id, tenant_id, name, prefix, scope, livemode, created_at, revoked_at FROM api_keys
              WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(key_hash)
@@ -166,6 +180,7 @@ impl Store {
             name: name.to_owned(),
             prefix: key.prefix.clone(),
             scope,
+            livemode: key.mode.is_live(),
             created_at: now,
             revoked_at: None,
         })
@@ -173,7 +188,7 @@ impl Store {
 
     pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         Ok(db_run!(self, c => sqlx::query_as(
-            "SELECT id, tenant_id, name, prefix, scope, created_at, revoked_at FROM api_keys
+            "SELECT id, tenant_id, name, prefix, scope, livemode, created_at, revoked_at FROM api_keys
              WHERE tenant_id = $1 ORDER BY id DESC",
         )
         .bind(tenant.as_str())
@@ -232,8 +247,8 @@ async fn insert_api_key(
 ) -> Result<ApiKeyId, StoreError> {
     let id = ApiKeyId::generate();
     db_run!(tx, c => sqlx::query(
-        "INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash, scope, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO api_keys (tenant_id, id, name, prefix, key_hash, scope, livemode, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(tenant.as_str())
     .bind(id.as_str())
@@ -241,6 +256,7 @@ async fn insert_api_key(
     .bind(&key.prefix)
     .bind(&key.hash)
     .bind(scope.as_str())
+    .bind(key.mode.is_live())
     .bind(now)
     .execute(c).await?.rows_affected());
     Ok(id)

@@ -2,12 +2,13 @@
 //! with its lines, payments and consents, in a fixed number of queries.
 
 use kassa_domain::ids::{OrderId, TenantId};
+use kassa_domain::mode::Mode;
 use kassa_domain::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod, PaymentStatus};
 use kassa_domain::workflow;
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
 
-use crate::catalog::{HasId, list_page};
+use crate::catalog::HasId;
 use crate::db::{Tx, db_run, placeholders};
 use crate::error::StoreError;
 use crate::error::{corrupt, named};
@@ -88,7 +89,10 @@ pub struct OrderRecord {
     pub payment_reference: String,
     pub coupon_code: Option<String>,
     pub custom: serde_json::Value,
+    /// Placed in test mode (the opposite of `livemode`; both are shown).
     pub test_mode: bool,
+    /// Placed in live mode: real money, live stock.
+    pub livemode: bool,
     pub locale: String,
     pub return_url: Option<String>,
     pub created_at: String,
@@ -117,6 +121,7 @@ impl OrderRecord {
             status: self.status,
             delivery_status: self.delivery_status,
             payment_method: self.payment_method,
+            mode: Mode::from_livemode(self.livemode),
             currency: self.currency.clone(),
             total: self.total,
             has_customer_email: self.customer.email.is_some(),
@@ -193,6 +198,7 @@ impl TryFrom<OrderRow> for OrderRecord {
             coupon_code: r.coupon_code,
             custom: r.custom.0,
             test_mode: r.test_mode,
+            livemode: !r.test_mode,
             locale: r.locale,
             return_url: r.return_url,
             created_at: rfc3339(r.created_at.millis()),
@@ -228,21 +234,18 @@ impl Store {
         self.order(tenant, &id.ok_or(StoreError::NotFound)?).await
     }
 
-    /// Orders newest first, optionally only those with `status`.
+    /// The orders of one mode, newest first.
     pub async fn list_orders(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         page: &PageRequest,
     ) -> Result<Page<OrderRecord>, StoreError> {
-        let page =
-            list_page::<OrderRow, OrderRecord>(self, ORDER_COLUMNS, "orders", tenant, page).await?;
-        let mut tx = self.begin_read().await?;
-        let data = with_children(&mut tx, tenant, page.data).await?;
-        tx.commit().await?;
-        Ok(Page {
-            data,
-            next_cursor: page.next_cursor,
-        })
+        let filter = OrderFilter {
+            mode: Some(mode),
+            ..OrderFilter::default()
+        };
+        self.search_orders(tenant, &filter, page).await
     }
 }
 
@@ -257,6 +260,8 @@ pub struct OrderFilter {
     pub from: Option<Timestamp>,
     /// Created before.
     pub until: Option<Timestamp>,
+    /// Only test or only live orders.
+    pub mode: Option<Mode>,
 }
 
 impl Store {
@@ -280,6 +285,7 @@ impl Store {
              AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR delivery_status = $4)
              AND ($5 IS NULL OR LOWER(email) LIKE $5 ESCAPE '\\')
              AND ($6 IS NULL OR created_at >= $6) AND ($7 IS NULL OR created_at < $7)
+             AND ($9 IS NULL OR test_mode = $9)
              ORDER BY id DESC LIMIT $8"
         );
         let rows: Vec<OrderRow> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(sql.clone()))
@@ -291,6 +297,7 @@ impl Store {
             .bind(filter.from)
             .bind(filter.until)
             .bind(page.limit + 1)
+            .bind(filter.mode.map(|m| !m.is_live()))
             .fetch_all(c).await?);
         let records = rows
             .into_iter()

@@ -8,6 +8,7 @@
 
 use kassa_domain::email::Recipient;
 use kassa_domain::ids::{OrderId, TenantId};
+use kassa_domain::mode::Mode;
 use kassa_domain::workflow::{self, Followups, Subject};
 
 use crate::db::{Backend, Tx, db_run};
@@ -66,13 +67,22 @@ impl Work {
         };
         let row: Option<OrderStateRow> = db_run!(&mut self.tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT status, delivery_status, payment_method, currency, total, email, reminded_at,
-                 offer_expires_at FROM orders WHERE tenant_id = $1 AND id = $2{lock}"
+                 offer_expires_at, test_mode FROM orders WHERE tenant_id = $1 AND id = $2{lock}"
         )))
         .bind(self.tenant.as_str())
         .bind(id)
         .fetch_optional(c).await?);
-        let (status, delivery, method, currency, total, email, reminded_at, offer_expires_at) =
-            row.ok_or(StoreError::NotFound)?;
+        let (
+            status,
+            delivery,
+            method,
+            currency,
+            total,
+            email,
+            reminded_at,
+            offer_expires_at,
+            test_mode,
+        ) = row.ok_or(StoreError::NotFound)?;
         let lines: Vec<(i64, String)> = db_run!(&mut self.tx, c => sqlx::query_as(
             "SELECT line_no, delivery_status FROM order_lines
              WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
@@ -85,6 +95,7 @@ impl Work {
             status: named(&status)?,
             delivery_status: named(&delivery)?,
             payment_method: named(&method)?,
+            mode: Mode::from_livemode(!test_mode),
             currency,
             total,
             has_customer_email: email.is_some(),
@@ -126,7 +137,7 @@ impl Work {
         };
         let tenant = self.tenant.clone();
         for event in &followups.events {
-            let (order_id, data) = match (&event.subject, &view) {
+            let (order_id, mode, data) = match (&event.subject, &view) {
                 (
                     Subject::Pool {
                         id,
@@ -135,8 +146,8 @@ impl Work {
                     },
                     _,
                 ) => {
-                    let name: String = db_run!(&mut self.tx, c => sqlx::query_scalar(
-                        "SELECT name FROM license_pools WHERE tenant_id = $1 AND id = $2",
+                    let (name, livemode): (String, bool) = db_run!(&mut self.tx, c => sqlx::query_as(
+                        "SELECT name, livemode FROM license_pools WHERE tenant_id = $1 AND id = $2",
                     )
                     .bind(tenant.as_str())
                     .bind(id.as_str())
@@ -144,15 +155,19 @@ impl Work {
                     let pool = serde_json::json!({
                         "id": id, "name": name, "available": available, "low_stock_threshold": threshold,
                     });
-                    (None, serde_json::json!({ "license_pool": pool }))
+                    let data = serde_json::json!({ "license_pool": pool });
+                    (None, Mode::from_livemode(livemode), data)
                 }
-                (Subject::Order, Some(o)) => {
-                    (Some(o.id.as_str()), serde_json::json!({ "order": o }))
-                }
+                (Subject::Order, Some(o)) => (
+                    Some(o.id.as_str()),
+                    Mode::from_livemode(o.livemode),
+                    serde_json::json!({ "order": o }),
+                ),
                 (Subject::Payment(p), Some(o)) => {
                     let payment = o.payments.iter().find(|x| x.id == p.as_str());
                     (
                         Some(o.id.as_str()),
+                        Mode::from_livemode(o.livemode),
                         serde_json::json!({ "order": o, "payment": payment }),
                     )
                 }
@@ -160,12 +175,21 @@ impl Work {
                     let line = o.lines.iter().find(|l| l.line_no == *n);
                     (
                         Some(o.id.as_str()),
+                        Mode::from_livemode(o.livemode),
                         serde_json::json!({ "order": o, "line": line }),
                     )
                 }
                 (_, None) => return Err(corrupt("an order event without its order")),
             };
-            insert_event(&mut self.tx, &tenant, event.kind.as_str(), order_id, data).await?;
+            insert_event(
+                &mut self.tx,
+                &tenant,
+                event.kind.as_str(),
+                order_id,
+                mode,
+                data,
+            )
+            .await?;
         }
         for email in &followups.emails {
             match email.to {
@@ -223,7 +247,7 @@ impl Work {
 }
 
 /// An order's states as stored: status, delivery status, payment method, currency,
-/// total, email, reminded at, when its signed offers expire.
+/// total, email, reminded at, when its signed offers expire, whether it is a test order.
 type OrderStateRow = (
     String,
     String,
@@ -233,4 +257,5 @@ type OrderStateRow = (
     Option<String>,
     Option<Timestamp>,
     Option<Timestamp>,
+    bool,
 );

@@ -70,19 +70,24 @@ pub async fn buy(
             Err(e) => return page::failure(e),
         };
         if applied.errors.is_empty() {
-            let cookie = checkout::cart_cookie(ctx, &tenant, &cart);
-            return page::see_other(&format!("/{}/checkout", tenant.slug), &[cookie]);
+            let cookie = checkout::cart_cookie(ctx, req, &tenant, &cart);
+            let to = format!("{}/checkout", page::store_path(req, &tenant));
+            return page::see_other(&to, &[cookie]);
         }
         // The problems are shown on the checkout page; opening the link again is harmless.
         FormState::from_cart(&cart)
     } else {
         // Nothing is written until the customer acts: the page carries the link.
         FormState {
-            link: Some(link::link_path(&tenant, &product, query)),
+            link: Some(link::link_path(
+                &page::store_path(req, &tenant),
+                &product,
+                query,
+            )),
             ..FormState::from_cart(&cart)
         }
     };
-    let cookie = checkout::cart_cookie(ctx, &tenant, &cart);
+    let cookie = checkout::cart_cookie(ctx, req, &tenant, &cart);
     checkout::render(
         ctx,
         req,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kassa_domain::mode::Mode;
 use kassa_domain::tenant::TenantSettings;
 use kassa_limits::Action;
 use kassa_orders::{OrderInput, OrdersError, price};
@@ -17,7 +18,13 @@ use crate::form::{self, FormState};
 use crate::link;
 use crate::page::{self, Errors, Texts, WebContext, form_value, money};
 
-pub const CART_COOKIE: &str = "kassa_cart";
+/// The cart cookies, one per mode, so a test cart and a live cart never mix.
+pub fn cart_cookie_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Live => "kassa_cart",
+        Mode::Test => "kassa_cart_test",
+    }
+}
 
 #[derive(Serialize)]
 struct LineView {
@@ -59,7 +66,7 @@ pub async fn current_cart(
     tenant: &TenantRecord,
     req: &Request,
 ) -> Result<Option<CartRecord>, Response> {
-    let Some(token) = page::cookie(req, CART_COOKIE) else {
+    let Some(token) = page::cookie(req, cart_cookie_name(page::mode(req))) else {
         return Ok(None);
     };
     match ctx.store.cart_by_token(&tenant.id, &token).await {
@@ -74,15 +81,22 @@ pub async fn current_cart(
 /// cart that became an order).
 pub fn unsaved_cart_token(req: &Request, current: Option<&CartRecord>) -> String {
     match current {
-        None => page::cookie(req, CART_COOKIE).unwrap_or_else(page::random_token),
+        None => {
+            page::cookie(req, cart_cookie_name(page::mode(req))).unwrap_or_else(page::random_token)
+        }
         Some(_) => page::random_token(),
     }
 }
 
-pub fn cart_cookie(ctx: &WebContext, tenant: &TenantRecord, cart: &CartRecord) -> String {
+pub fn cart_cookie(
+    ctx: &WebContext,
+    req: &Request,
+    tenant: &TenantRecord,
+    cart: &CartRecord,
+) -> String {
     page::set_cookie(
         ctx,
-        CART_COOKIE,
+        cart_cookie_name(page::mode(req)),
         &cart.token,
         &format!("/{}", tenant.slug),
         30,
@@ -192,7 +206,7 @@ pub async fn render(
         consent_personal_data: form.consent_personal_data,
         link: form.link.clone(),
     };
-    let methods = page::method_choices(&settings, t);
+    let methods = page::method_choices(&settings, page::mode(req), t);
     if form_view.payment_method.is_empty()
         && let Some(first) = methods.first()
     {
@@ -204,7 +218,7 @@ pub async fn render(
         minijinja::context! {
             t => t,
             store => page::brand(tenant, &settings),
-            action => format!("/{}/checkout", tenant.slug),
+            action => format!("{}/checkout", page::store_path(req, tenant)),
             csrf => csrf,
             lines => lines,
             currencies => currencies.unwrap_or_default(),
@@ -277,7 +291,7 @@ async fn take_link(
     cart: &mut CartRecord,
     link: &str,
 ) -> Result<(), Response> {
-    let Some((product, query)) = link::split_link(tenant, link) else {
+    let Some((product, query)) = link::split_link(&page::store_path(req, tenant), link) else {
         return Err(page::error_page(
             StatusCode::BAD_REQUEST,
             Some(tenant),
@@ -384,19 +398,22 @@ pub async fn submit(
     // A cart made from the page's link now has the link's language.
     let lang = page::pick_locale(cart.locale.as_deref(), req);
     let cookies: Vec<String> = if new_cart {
-        vec![cart_cookie(ctx, &tenant, &cart)]
+        vec![cart_cookie(ctx, req, &tenant, &cart)]
     } else {
         vec![]
     };
     if action.starts_with("remove:") {
-        return page::see_other(&format!("/{}/checkout", tenant.slug), &cookies);
+        return page::see_other(
+            &format!("{}/checkout", page::store_path(req, &tenant)),
+            &cookies,
+        );
     }
     if action == "back" {
         // Back to the merchant's site, the cart saved for the customer's return.
         let to = cart
             .return_url
             .clone()
-            .unwrap_or_else(|| format!("/{}/checkout", tenant.slug));
+            .unwrap_or_else(|| format!("{}/checkout", page::store_path(req, &tenant)));
         return page::see_other(&to, &cookies);
     }
     if action != "continue" || !errors.is_empty() {
@@ -458,6 +475,7 @@ pub async fn submit(
         ip: page::client_ip(req),
         user_agent: page::user_agent(req),
         cart_id: cart.id.clone(),
+        mode: page::mode(req),
     };
     match kassa_orders::place_order(&ctx.store, &tenant, &input).await {
         Ok(order) => page::see_other(

@@ -12,18 +12,39 @@ mod link;
 mod order;
 pub mod page;
 
+use kassa_domain::mode::Mode;
 pub use page::{WebContext, too_large};
 use poem::{EndpointExt, Route, get, post};
 
 /// Adds the customer pages at the root of `route`: `/{tenant}/buy/{product}`,
 /// `/{tenant}/checkout`, `/{tenant}/orders/{token}` and below.
+///
+/// The test mode checkout is the same pages under `/{tenant}/test/`: what a customer
+/// places there is a test order, paid with the sandbox, delivered from test pools.
 pub fn mount(route: Route, ctx: WebContext) -> Route {
     let ctx = std::sync::Arc::new(ctx);
     route
-        .at("/:tenant/buy/:product", get(buy::buy).data(ctx.clone()))
+        .at(
+            "/:tenant/buy/:product",
+            get(buy::buy).data(ctx.clone()).data(Mode::Live),
+        )
         .at(
             "/:tenant/checkout",
-            get(checkout::show).post(checkout::submit).data(ctx.clone()),
+            get(checkout::show)
+                .post(checkout::submit)
+                .data(ctx.clone())
+                .data(Mode::Live),
+        )
+        .at(
+            "/:tenant/test/buy/:product",
+            get(buy::buy).data(ctx.clone()).data(Mode::Test),
+        )
+        .at(
+            "/:tenant/test/checkout",
+            get(checkout::show)
+                .post(checkout::submit)
+                .data(ctx.clone())
+                .data(Mode::Test),
         )
         .at("/:tenant/orders/:token", get(order::show).data(ctx.clone()))
         .at(

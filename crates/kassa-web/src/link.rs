@@ -30,15 +30,16 @@ pub(crate) struct Applied {
     pub typed: BTreeMap<usize, String>,
 }
 
-/// The path a link was opened at (`/{store}/buy/{product}?{query}`), carried by the
-/// page while no cart is saved.
-pub(crate) fn link_path(tenant: &TenantRecord, product: &str, query: &str) -> String {
-    format!("/{}/buy/{product}?{query}", tenant.slug)
+/// The path a link was opened at (`{store_path}/buy/{product}?{query}`, the store's
+/// path in the page's mode), carried by the page while no cart is saved.
+pub(crate) fn link_path(store_path: &str, product: &str, query: &str) -> String {
+    format!("{store_path}/buy/{product}?{query}")
 }
 
-/// The product and query of a link carried by a page, if it is one of this store's.
-pub(crate) fn split_link<'a>(tenant: &TenantRecord, link: &'a str) -> Option<(&'a str, &'a str)> {
-    let rest = link.strip_prefix(&format!("/{}/buy/", tenant.slug))?;
+/// The product and query of a link carried by a page, if it is one of this store's in
+/// the page's mode (a live page never takes a test link, nor the reverse).
+pub(crate) fn split_link<'a>(store_path: &str, link: &'a str) -> Option<(&'a str, &'a str)> {
+    let rest = link.strip_prefix(&format!("{store_path}/buy/"))?;
     Some(rest.split_once('?').unwrap_or((rest, "")))
 }
 

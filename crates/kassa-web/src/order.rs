@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
+use kassa_domain::mode::Mode;
 use kassa_domain::order::{OrderStatus, PaymentMethod};
 use kassa_domain::tenant::TenantSettings;
 use kassa_domain::workflow::Refused;
@@ -132,7 +133,7 @@ fn render_pay(
             t => t,
             store => page::brand(tenant, &settings),
             order => order_view(order, t),
-            methods => page::method_choices(&settings, t),
+            methods => page::method_choices(&settings, Mode::from_livemode(order.livemode), t),
             csrf => csrf,
             pay_action => pay_action,
             method_action => method_action,
@@ -168,6 +169,15 @@ pub async fn pay_page(
         Err(e) => return page::failure(e),
     }
     render_pay(ctx, req, &tenant, &order, None, errors, "")
+}
+
+/// A use case's field errors, to show next to their fields.
+fn by_field(invalid: kassa_domain::Invalid) -> Errors {
+    invalid
+        .errors
+        .into_iter()
+        .map(|e| (e.field, e.message))
+        .collect()
 }
 
 fn forged(tenant: &TenantRecord, order: &OrderRecord, req: &Request) -> Response {
@@ -263,12 +273,7 @@ pub async fn pay(
             )
         }
         Err(OrdersError::Invalid(invalid)) => {
-            let errors = invalid
-                .errors
-                .into_iter()
-                .map(|e| (e.field, e.message))
-                .collect();
-            render_pay(ctx, req, &tenant, &order, None, errors, expiry)
+            render_pay(ctx, req, &tenant, &order, None, by_field(invalid), expiry)
         }
         Err(OrdersError::Refused(_) | OrdersError::Conflict(_)) => {
             page::see_other(&urls(&tenant, &order).0, &[])
@@ -311,6 +316,10 @@ pub async fn change_method(
     match kassa_orders::switch_method(&ctx.store, &tenant, &order.id, method).await {
         Ok(()) => page::see_other(&urls(&tenant, &order).1, &[]),
         Err(OrdersError::Refused(Refused::MethodNotAllowed(_))) => wrong_method(),
+        // The sandbox for a live order: said next to the methods.
+        Err(OrdersError::Invalid(invalid)) => {
+            render_pay(ctx, req, &tenant, &order, None, by_field(invalid), "")
+        }
         Err(OrdersError::Refused(_)) => page::see_other(&urls(&tenant, &order).0, &[]),
         Err(e) => page::failure(e),
     }

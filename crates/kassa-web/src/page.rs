@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+use kassa_domain::mode::Mode;
 use kassa_domain::tenant::TenantSettings;
 pub use kassa_emails::{Brand, Texts, brand, language_of, method_label, money, texts};
 use kassa_emails::{default_locale, environment};
@@ -80,15 +81,24 @@ pub struct MethodChoice {
     pub label: String,
 }
 
-pub fn method_choices(settings: &TenantSettings, t: &Texts) -> Vec<MethodChoice> {
-    settings
-        .enabled_methods()
+pub fn method_choices(settings: &TenantSettings, mode: Mode, t: &Texts) -> Vec<MethodChoice> {
+    mode.methods(&settings.enabled_methods())
         .into_iter()
         .map(|m| MethodChoice {
             value: m.as_str(),
             label: method_label(m, t),
         })
         .collect()
+}
+
+/// The mode of the checkout page asked for: test under `/{store}/test/`, else live.
+pub fn mode(req: &Request) -> Mode {
+    req.data::<Mode>().copied().unwrap_or(Mode::Live)
+}
+
+/// Where the checkout of this request's mode lives: `/{store}` or `/{store}/test`.
+pub fn store_path(req: &Request, tenant: &TenantRecord) -> String {
+    mode(req).store_path(&tenant.slug)
 }
 
 /// Renders a template into an HTML response.

@@ -15,11 +15,15 @@ async fn a_new_key_works_until_revoked(backend: Backend) {
     let created = app.post("/api/v1/api-keys", json!({"name": "CI"})).await;
     let secret = created.ok()["api_key"].as_str().unwrap().to_owned();
     let id = created.body["id"].as_str().unwrap().to_owned();
-    assert!(secret.starts_with("kassa_sk_"));
+    assert!(
+        secret.starts_with("kassa_sk_test_"),
+        "a test key makes test keys"
+    );
     assert!(secret.starts_with(created.body["prefix"].as_str().unwrap()));
 
+    // The store's first live and test keys, and this one.
     let listed = app.get_as(&secret, "/api/v1/api-keys").await;
-    assert_eq!(listed.ok()["data"].as_array().unwrap().len(), 2);
+    assert_eq!(listed.ok()["data"].as_array().unwrap().len(), 3);
     assert!(!listed.text.contains(&secret), "secrets are never listed");
 
     app.delete_as(&app.key, &format!("/api/v1/api-keys/{id}"))
@@ -160,7 +164,7 @@ async fn keys_do_only_what_their_scope_allows(backend: Backend) {
 
     // Nothing was made by the refused requests; the store's full key does it all.
     let keys = app.get("/api/v1/api-keys").await;
-    assert_eq!(keys.ok()["data"].as_array().unwrap().len(), 4);
+    assert_eq!(keys.ok()["data"].as_array().unwrap().len(), 5);
     let key_id = keys.body["data"][0]["id"].as_str().unwrap().to_owned();
     refused(
         app.delete_as(&orders, &format!("/api/v1/api-keys/{key_id}"))

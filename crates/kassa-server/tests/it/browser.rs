@@ -94,8 +94,9 @@ async fn the_order(app: &TestApp, slug: &str) -> kassa_store::OrderRecord {
     let tenant = app.store.tenant_by_slug(slug).await.unwrap();
     let mut all = app
         .store
-        .list_orders(
+        .search_orders(
             &tenant.id,
+            &kassa_store::OrderFilter::default(),
             &PageRequest {
                 after: None,
                 limit: 10,
@@ -214,7 +215,7 @@ async fn a_merchant_signs_up_and_sells_in_the_browser(backend: Backend) {
         seen["buy_link"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("{}/ada-software/buy/prd_", app.base)),
+            .starts_with(&format!("{}/ada-software/test/buy/prd_", app.base)),
         "{seen}"
     );
     assert_eq!(seen["order_row"]["Total"], "39.98 USD", "{seen}");

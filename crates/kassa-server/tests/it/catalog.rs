@@ -62,7 +62,7 @@ async fn pool_keys_and_a_product_priced_in_two_currencies(backend: Backend) {
         json!({"method": "license_pool", "pool_id": pool_id, "keys_per": "unit"})
     );
     assert_eq!(p["active"], true);
-    assert_eq!(p["buy_url"], format!("{}/acme/buy/{id}", app.base));
+    assert_eq!(p["buy_url"], format!("{}/acme/test/buy/{id}", app.base));
 
     let fetched = app.get(&format!("/api/v1/products/{id}")).await;
     assert_eq!(fetched.ok(), p);
@@ -259,7 +259,7 @@ async fn checkout_links_carry_their_presets(backend: Backend) {
     assert_eq!(
         l["url"],
         format!(
-            "{}/acme/buy/{pid}?quantity=3&currency=EUR&coupon=TEN",
+            "{}/acme/test/buy/{pid}?quantity=3&currency=EUR&coupon=TEN",
             app.base
         )
     );
@@ -321,7 +321,7 @@ async fn signed_checkout_links_sign_the_whole_offer(backend: Backend) {
     let path = url.strip_prefix(&app.base).unwrap();
     assert!(
         path.starts_with(&format!(
-            "/acme/buy/{pid}?currency=USD&discount=100&expires={}&max_quantity=5&min_quantity=1&price=900&quantity=1&sig=",
+            "/acme/test/buy/{pid}?currency=USD&discount=100&expires={}&max_quantity=5&min_quantity=1&price=900&quantity=1&sig=",
             expires_at.timestamp()
         )),
         "the canonical query, then sig: {path}"

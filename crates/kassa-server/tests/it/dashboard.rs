@@ -194,7 +194,7 @@ async fn a_merchant_signs_up_and_sells_without_curl(backend: Backend) {
         .unwrap()
         .replace("&#x2f;", "/");
     assert!(
-        buy_url.starts_with(&format!("{}/ada/buy/prd_", app.base)),
+        buy_url.starts_with(&format!("{}/ada/test/buy/prd_", app.base)),
         "{buy_url}"
     );
 
@@ -205,7 +205,7 @@ async fn a_merchant_signs_up_and_sells_without_curl(backend: Backend) {
     let placed = customer
         .submit(
             &checkout,
-            "/ada/checkout",
+            "/ada/test/checkout",
             &details(&checkout.csrf(), "test_card"),
         )
         .await;
@@ -510,11 +510,11 @@ async fn a_member_of_one_store_never_sees_another(backend: Backend) {
     let ada_store = app.store.tenant_by_slug("ada").await.unwrap();
     let mallory = merchant(&app, &sink, 2, "mallory@evil.test", "mallory").await;
     let customer = Browser::new(&app);
-    let checkout = customer.open(&format!("/ada/buy/{product_id}")).await;
+    let checkout = customer.open(&format!("/ada/test/buy/{product_id}")).await;
     let placed = customer
         .submit(
             &checkout,
-            "/ada/checkout",
+            "/ada/test/checkout",
             &details(&checkout.csrf(), "test_card"),
         )
         .await;
@@ -977,7 +977,7 @@ async fn coupons_apply_at_checkout_and_emails_show_in_the_outbox(backend: Backen
     // A customer uses it: two at 19.99 with half off is 19.99.
     let customer = Browser::new(&app);
     let checkout = customer
-        .open(&format!("/ada/buy/{product_id}?coupon=HALF"))
+        .open(&format!("/ada/test/buy/{product_id}?coupon=HALF"))
         .await;
     assert!(
         checkout.html.contains("value=\"HALF\""),
@@ -987,7 +987,9 @@ async fn coupons_apply_at_checkout_and_emails_show_in_the_outbox(backend: Backen
     let csrf = checkout.csrf();
     let mut form = details(&csrf, "bank_transfer");
     form.push(("coupon", "HALF"));
-    let placed = customer.submit(&checkout, "/ada/checkout", &form).await;
+    let placed = customer
+        .submit(&checkout, "/ada/test/checkout", &form)
+        .await;
     assert_eq!(placed.status, 303, "{}", placed.html);
     let orders = ada.get("/dashboard/orders").await;
     assert!(orders.html.contains("19.99 USD"), "{}", orders.html);
@@ -1018,11 +1020,11 @@ async fn a_failed_delivery_is_tried_again_from_the_order(backend: Backend) {
     let start = product.html.find("<code>prd_").unwrap() + 6;
     let product_id = product.html[start..].split('<').next().unwrap().to_owned();
     let customer = Browser::new(&app);
-    let checkout = customer.open(&format!("/ada/buy/{product_id}")).await;
+    let checkout = customer.open(&format!("/ada/test/buy/{product_id}")).await;
     let placed = customer
         .submit(
             &checkout,
-            "/ada/checkout",
+            "/ada/test/checkout",
             &details(&checkout.csrf(), "bank_transfer"),
         )
         .await;
@@ -1102,11 +1104,11 @@ async fn an_open_order_list_hears_of_new_orders(backend: Backend) {
     );
 
     let customer = Browser::new(&app);
-    let checkout = customer.open(&format!("/ada/buy/{product_id}")).await;
+    let checkout = customer.open(&format!("/ada/test/buy/{product_id}")).await;
     customer
         .submit(
             &checkout,
-            "/ada/checkout",
+            "/ada/test/checkout",
             &details(&checkout.csrf(), "bank_transfer"),
         )
         .await;

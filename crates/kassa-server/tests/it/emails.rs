@@ -172,11 +172,11 @@ async fn a_purchase_sends_the_failure_notice_and_the_receipt(backend: Backend) {
     brand(&app).await;
     let prd = product(&app, 1999).await;
     let b = Browser::new(&app);
-    let checkout = b.open(&format!("/acme/buy/{prd}?quantity=2")).await;
+    let checkout = b.open(&format!("/acme/test/buy/{prd}?quantity=2")).await;
     let placed = b
         .submit(
             &checkout,
-            "/acme/checkout",
+            "/acme/test/checkout",
             &details(&checkout.csrf(), "test_card"),
         )
         .await;

@@ -276,7 +276,7 @@ async fn chunked_bodies_over_the_limit_are_refused_whole(backend: Backend) {
     // A page form: a page that says so, not a CSRF error or a cut form.
     let form = format!("csrf=x&email={}", "a".repeat(3 * 1024 * 1024));
     let page = reqwest::Client::new()
-        .post(app.url("/acme/checkout"))
+        .post(app.url("/acme/test/checkout"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(chunked(form.into_bytes()))
         .send()

@@ -2,6 +2,7 @@
 
 use kassa::Server;
 use kassa_api::ApiContext;
+use kassa_domain::mode::Mode;
 use kassa_domain::tenant::{EmailAddress, NewApiKey, TenantSlug};
 use kassa_store::Store;
 use kassa_testkit::{Backend, TestDatabase};
@@ -11,8 +12,10 @@ use tokio::sync::oneshot;
 
 pub struct TestApp {
     pub base: String,
-    /// The API key of the store `acme`.
+    /// The test mode API key of the store `acme` (most tests sell in test mode).
     pub key: String,
+    /// Its live mode API key.
+    pub live_key: String,
     pub store: Store,
     _db: TestDatabase,
     client: reqwest::Client,
@@ -190,29 +193,40 @@ impl TestApp {
         let mut app = Self {
             base,
             key: String::new(),
+            live_key: String::new(),
             store,
             _db: db,
             client: reqwest::Client::new(),
             _shutdown: tx,
             _stop_workers: stop_workers,
         };
-        app.key = app.new_tenant("acme").await;
+        (app.key, app.live_key) = app.new_tenant_keys("acme").await;
         app
     }
 
-    /// Creates another store and returns its API key.
+    /// Creates another store and returns its test mode API key.
     pub async fn new_tenant(&self, slug: &str) -> String {
-        let key = NewApiKey::generate();
+        self.new_tenant_keys(slug).await.0
+    }
+
+    /// Creates another store and returns its test and live API keys.
+    pub async fn new_tenant_keys(&self, slug: &str) -> (String, String) {
+        let live = NewApiKey::generate(Mode::Live);
+        let test = NewApiKey::generate(Mode::Test);
         self.store
             .create_tenant(
                 &TenantSlug::parse(slug).expect("slug"),
                 "Test store",
                 &EmailAddress::parse("e", &format!("owner@{slug}.test")).expect("email"),
-                &key,
+                &live,
+                &test,
             )
             .await
             .expect("tenant");
-        key.secret.expose_secret().to_owned()
+        (
+            test.secret.expose_secret().to_owned(),
+            live.secret.expose_secret().to_owned(),
+        )
     }
 
     /// How many rows `table` holds, whatever they are (for tests that check that

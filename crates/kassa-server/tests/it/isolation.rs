@@ -168,7 +168,8 @@ async fn another_stores_objects_are_not_found_on_every_endpoint(backend: Backend
             .as_array()
             .unwrap()
             .len(),
-        1
+        2,
+        "A's own live and test keys"
     );
     assert_eq!(
         app.get_as(&b, &format!("/api/v1/products/{product}"))

@@ -16,7 +16,9 @@ on_both_backends!(
 
 /// Opens the buy link of `prd` in `store` and places an order for `email`.
 async fn place(b: &Browser, store: &str, prd: &str, email: &str, locale: &str) -> Page {
-    let checkout = b.open(&format!("/{store}/buy/{prd}?locale={locale}")).await;
+    let checkout = b
+        .open(&format!("/{store}/test/buy/{prd}?locale={locale}"))
+        .await;
     assert_eq!(checkout.status, 200, "{}", checkout.html);
     let csrf = checkout.csrf();
     let mut form = details(&csrf, "test_card");
@@ -25,7 +27,7 @@ async fn place(b: &Browser, store: &str, prd: &str, email: &str, locale: &str) -
             *value = email;
         }
     }
-    b.submit(&checkout, &format!("/{store}/checkout"), &form)
+    b.submit(&checkout, &format!("/{store}/test/checkout"), &form)
         .await
 }
 

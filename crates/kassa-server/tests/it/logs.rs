@@ -45,7 +45,7 @@ async fn request_logs_keep_no_tokens_signatures_or_emails(backend: Backend) {
     let prd = product(&app, 1999).await;
     let tenant = app.store.tenant_by_slug("acme").await.unwrap();
     let secret = app.store.link_secret(&tenant.id).await.unwrap();
-    let path = format!("/acme/buy/{prd}");
+    let path = format!("/acme/test/buy/{prd}");
     let email = format!("leak-{}@example.com", &prd[4..]);
     let custom = format!("private-ref-{}", &prd[4..]);
     let params = vec![
@@ -66,7 +66,7 @@ async fn request_logs_keep_no_tokens_signatures_or_emails(backend: Backend) {
     let paid = b
         .submit(
             &checkout,
-            "/acme/checkout",
+            "/acme/test/checkout",
             &details(&checkout.csrf(), "test_card"),
         )
         .await;
@@ -83,7 +83,7 @@ async fn request_logs_keep_no_tokens_signatures_or_emails(backend: Backend) {
     for secret in [token, &sig, &email, &custom, "buyer@example.com"] {
         assert!(!text.contains(secret), "the log holds {secret}:\n{text}");
     }
-    for logged in ["/:tenant/buy/:product", "/:tenant/orders/:token"] {
+    for logged in ["/:tenant/test/buy/:product", "/:tenant/orders/:token"] {
         assert!(text.contains(logged), "the log names the route {logged}");
     }
 }

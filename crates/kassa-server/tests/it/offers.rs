@@ -36,7 +36,7 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 async fn signed_path(app: &TestApp, prd: &str, params: &[(&str, &str)]) -> String {
     let query = signed_link::signed_query(&secret(app).await, "acme", prd, &pairs(params))
         .expect("a link that signs");
-    format!("/acme/buy/{prd}?{query}")
+    format!("/acme/test/buy/{prd}?{query}")
 }
 
 /// `details` with another quantity and currency.
@@ -66,11 +66,11 @@ async fn signed_links_fix_prices_and_refuse_tampering(backend: Backend) {
     let tampered = b.get(&path.replace("price=999", "price=1")).await;
     assert_eq!(tampered.status, 400);
     assert!(tampered.html.contains("has been changed"));
-    let unsigned = b.get(&format!("/acme/buy/{prd}?price=1")).await;
+    let unsigned = b.get(&format!("/acme/test/buy/{prd}?price=1")).await;
     assert_eq!(unsigned.status, 400);
     assert!(unsigned.html.contains("is not signed"));
     for key in ["discount", "min_quantity", "max_quantity", "expires"] {
-        let page = b.get(&format!("/acme/buy/{prd}?{key}=1")).await;
+        let page = b.get(&format!("/acme/test/buy/{prd}?{key}=1")).await;
         assert_eq!(page.status, 400, "{key} needs a signature");
     }
     let expired = signed_path(&app, &prd, &[("expires", "1000")]).await;
@@ -85,7 +85,7 @@ async fn signed_links_fix_prices_and_refuse_tampering(backend: Backend) {
     assert!(added.html.contains("utm_source"));
 
     // The first format (path + "?" + unencoded pairs) is refused.
-    let old_message = format!("/acme/buy/{prd}?currency=USD&price=999");
+    let old_message = format!("/acme/test/buy/{prd}?currency=USD&price=999");
     let old = {
         use hmac::Mac;
         let mut mac =
@@ -94,7 +94,9 @@ async fn signed_links_fix_prices_and_refuse_tampering(backend: Backend) {
         hex::encode(mac.finalize().into_bytes())
     };
     let old = b
-        .get(&format!("/acme/buy/{prd}?currency=USD&price=999&sig={old}"))
+        .get(&format!(
+            "/acme/test/buy/{prd}?currency=USD&price=999&sig={old}"
+        ))
         .await;
     assert_eq!(old.status, 400);
     assert!(old.html.contains("has been changed"));
@@ -124,7 +126,7 @@ async fn a_signed_price_holds_only_in_its_currency_and_quantity(backend: Backend
     let csrf = page.csrf();
 
     let euros = b
-        .submit(&page, "/acme/checkout", &order_form(&csrf, "1", "EUR"))
+        .submit(&page, "/acme/test/checkout", &order_form(&csrf, "1", "EUR"))
         .await;
     assert_eq!(euros.status, 422, "{}", euros.html);
     assert!(
@@ -133,7 +135,7 @@ async fn a_signed_price_holds_only_in_its_currency_and_quantity(backend: Backend
         euros.html
     );
     let many = b
-        .post("/acme/checkout", &order_form(&csrf, "1000", "USD"))
+        .post("/acme/test/checkout", &order_form(&csrf, "1000", "USD"))
         .await;
     assert_eq!(many.status, 422);
     assert_eq!(
@@ -146,7 +148,7 @@ async fn a_signed_price_holds_only_in_its_currency_and_quantity(backend: Backend
     );
 
     let placed = b
-        .post("/acme/checkout", &order_form(&csrf, "1", "USD"))
+        .post("/acme/test/checkout", &order_form(&csrf, "1", "USD"))
         .await;
     assert_eq!(placed.status, 303, "{}", placed.html);
     let order = &orders(&app.store, "acme").await[0];
@@ -175,7 +177,7 @@ async fn a_signed_discount_holds_only_for_its_quantity(backend: Backend) {
     let one = b
         .submit(
             &page,
-            "/acme/checkout",
+            "/acme/test/checkout",
             &order_form(&page.csrf(), "1", "USD"),
         )
         .await;
@@ -188,7 +190,7 @@ async fn a_signed_discount_holds_only_for_its_quantity(backend: Backend) {
         !one.html.contains("0.00 USD"),
         "no price for terms not signed"
     );
-    let cart = b.get("/acme/checkout").await;
+    let cart = b.get("/acme/test/checkout").await;
     assert!(
         cart.error("quantity_0").is_some(),
         "the cart says it too: {}",
@@ -217,7 +219,7 @@ async fn a_signed_discount_holds_only_for_its_quantity(backend: Backend) {
     let six = b
         .submit(
             &page,
-            "/acme/checkout",
+            "/acme/test/checkout",
             &order_form(&page.csrf(), "6", "USD"),
         )
         .await;
@@ -226,7 +228,7 @@ async fn a_signed_discount_holds_only_for_its_quantity(backend: Backend) {
         "this offer is for a quantity between 2 and 5"
     );
     let five = b
-        .post("/acme/checkout", &order_form(&page.csrf(), "5", "USD"))
+        .post("/acme/test/checkout", &order_form(&page.csrf(), "5", "USD"))
         .await;
     assert_eq!(five.status, 303, "{}", five.html);
     assert_eq!(orders(&app.store, "acme").await[0].total, 4500);
@@ -249,14 +251,14 @@ async fn the_signed_string_reads_one_way_only(backend: Backend) {
     let b = Browser::new(&app);
     let split = b
         .get(&format!(
-            "/acme/buy/{prd}?currency=USD&custom[ref]=x&price=1&sig={sig}"
+            "/acme/test/buy/{prd}?currency=USD&custom[ref]=x&price=1&sig={sig}"
         ))
         .await;
     assert_eq!(split.status, 400, "the value read as a price is refused");
     assert!(split.html.contains("has been changed"));
     let honest = b
         .open(&format!(
-            "/acme/buy/{prd}?currency=USD&custom%5Bref%5D=x%26price%3D1&sig={sig}"
+            "/acme/test/buy/{prd}?currency=USD&custom%5Bref%5D=x%26price%3D1&sig={sig}"
         ))
         .await;
     assert_eq!(honest.status, 200, "{}", honest.html);
@@ -294,7 +296,11 @@ async fn an_expired_offer_is_refused_when_placed_and_when_paid(backend: Backend)
     let early = Browser::new(&app);
     let page = early.open(&path).await;
     let placed = early
-        .submit(&page, "/acme/checkout", &details(&page.csrf(), "test_card"))
+        .submit(
+            &page,
+            "/acme/test/checkout",
+            &details(&page.csrf(), "test_card"),
+        )
         .await;
     assert_eq!(placed.status, 303, "{}", placed.html);
     let pay_path = placed.location.unwrap();
@@ -303,14 +309,14 @@ async fn an_expired_offer_is_refused_when_placed_and_when_paid(backend: Backend)
     let late = Browser::new(&app);
     let page = late.open(&path).await;
     let kept = late
-        .submit(&page, "/acme/checkout", &[("action", "update")])
+        .submit(&page, "/acme/test/checkout", &[("action", "update")])
         .await;
     assert!(kept.html.contains("5.00 USD"), "{}", kept.html);
 
     let wait = expires - Utc::now().timestamp() + 1;
     tokio::time::sleep(std::time::Duration::from_secs(wait.max(0).unsigned_abs())).await;
 
-    let cart = late.get("/acme/checkout").await;
+    let cart = late.get("/acme/test/checkout").await;
     assert!(
         cart.error("line_0")
             .unwrap()
@@ -319,7 +325,7 @@ async fn an_expired_offer_is_refused_when_placed_and_when_paid(backend: Backend)
         cart.html
     );
     let refused = late
-        .post("/acme/checkout", &details(&cart.csrf(), "test_card"))
+        .post("/acme/test/checkout", &details(&cart.csrf(), "test_card"))
         .await;
     assert_eq!(refused.status, 422);
     assert!(

@@ -84,7 +84,9 @@ async fn an_order_with_a_coupon_paid_by_bank_transfer(backend: Backend) {
     );
     assert_eq!(order["locale"], "ru");
     assert_eq!(order["custom"], json!({"crm_id": "42"}));
-    assert_eq!(order["test_mode"], false);
+    // Placed with the store's test key: a test order.
+    assert_eq!(order["test_mode"], true);
+    assert_eq!(order["livemode"], false);
     assert_eq!(
         order["customer"],
         json!({"email": "buyer@example.com", "name": "Ann Buyer"})

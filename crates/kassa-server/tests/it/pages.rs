@@ -185,6 +185,31 @@ impl Browser {
         self.post(path, &pairs).await
     }
 
+    /// Opens `link`, places the order on the checkout at `checkout` with `method`, and
+    /// returns the path of its payment page.
+    pub(crate) async fn place(&self, link: &str, checkout: &str, method: &str) -> String {
+        let page = self.open(link).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        let placed = self
+            .submit(&page, checkout, &details(&page.csrf(), method))
+            .await;
+        assert_eq!(placed.status, 303, "{}", placed.html);
+        placed.location.unwrap()
+    }
+
+    /// Posts a card (any future expiry and CVC) to the payment page at `pay_path`.
+    pub(crate) async fn pay_by_card(&self, pay_path: &str, number: &str) -> Page {
+        let pay = self.get(pay_path).await;
+        let csrf = pay.csrf();
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("card_number", number),
+            ("expiry", "12/34"),
+            ("cvc", "123"),
+        ];
+        self.post(pay_path, &form).await
+    }
+
     pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         Self::page(
             self.client
@@ -220,11 +245,25 @@ pub(crate) async fn product(app: &TestApp, usd: i64) -> String {
     p.ok()["id"].as_str().unwrap().to_owned()
 }
 
+/// Sets the payment methods the store `acme` offers (all when empty).
+pub(crate) async fn offer_methods(app: &TestApp, methods: &[String]) {
+    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
+    let settings = TenantSettings {
+        payment_methods: methods.to_vec(),
+        ..TenantSettings::default()
+    };
+    app.store
+        .update_tenant_settings(&tenant.id, &settings)
+        .await
+        .unwrap();
+}
+
 pub(crate) async fn orders(store: &Store, slug: &str) -> Vec<kassa_store::OrderRecord> {
     let tenant = store.tenant_by_slug(slug).await.unwrap();
     store
-        .list_orders(
+        .search_orders(
             &tenant.id,
+            &kassa_store::OrderFilter::default(),
             &PageRequest {
                 after: None,
                 limit: 100,
@@ -253,7 +292,7 @@ async fn buy_two_decline_then_pay(backend: Backend) {
     let prd = product(&app, 1999).await;
     let b = Browser::new(&app);
     let checkout = b
-        .open(&format!("/acme/buy/{prd}?quantity=2&locale=en"))
+        .open(&format!("/acme/test/buy/{prd}?quantity=2&locale=en"))
         .await;
     assert_eq!(checkout.status, 200);
     assert!(checkout.html.contains("value=\"2\""));
@@ -261,7 +300,7 @@ async fn buy_two_decline_then_pay(backend: Backend) {
     let placed = b
         .submit(
             &checkout,
-            "/acme/checkout",
+            "/acme/test/checkout",
             &details(&checkout.csrf(), "test_card"),
         )
         .await;
@@ -373,7 +412,7 @@ async fn bad_buy_links_say_what_is_wrong_on_the_page(backend: Backend) {
         .unwrap();
     for q in ["0", "-1", "1000000000", "abc"] {
         let b = Browser::new(&app);
-        let page = b.get(&format!("/acme/buy/{prd}?quantity={q}")).await;
+        let page = b.get(&format!("/acme/test/buy/{prd}?quantity={q}")).await;
         assert_eq!(page.status, 422, "quantity={q}");
         assert!(
             page.error("quantity_0")
@@ -387,22 +426,22 @@ async fn bad_buy_links_say_what_is_wrong_on_the_page(backend: Backend) {
         );
     }
     let b = Browser::new(&app);
-    let page = b.get(&format!("/acme/buy/{prd}?currency=XYZ")).await;
+    let page = b.get(&format!("/acme/test/buy/{prd}?currency=XYZ")).await;
     assert!(page.error("currency").unwrap().contains("not a currency"));
-    let page = b.get(&format!("/acme/buy/{prd}?currency=GBP")).await;
+    let page = b.get(&format!("/acme/test/buy/{prd}?currency=GBP")).await;
     assert!(page.error("currency").unwrap().contains("not sold in GBP"));
-    let page = b.open(&format!("/acme/buy/{prd}?coupon=ONCE")).await;
+    let page = b.open(&format!("/acme/test/buy/{prd}?coupon=ONCE")).await;
     assert!(
         page.error("coupon").unwrap().contains("expired"),
         "{}",
         page.html
     );
-    let page = b.open(&format!("/acme/buy/{prd}?coupon=NOPE")).await;
+    let page = b.open(&format!("/acme/test/buy/{prd}?coupon=NOPE")).await;
     assert!(page.error("coupon").unwrap().contains("does not exist"));
-    let page = b.get("/acme/buy/prd_01jz0000000000000000000000").await;
+    let page = b.get("/acme/test/buy/prd_01jz0000000000000000000000").await;
     assert_eq!(page.status, 404);
     assert!(page.html.contains("not available"));
-    assert_eq!(b.get("/nobody/buy/prd_x").await.status, 404);
+    assert_eq!(b.get("/nobody/test/buy/prd_x").await.status, 404);
     assert_eq!(b.get("/acme/orders/notatoken").await.status, 404);
     assert!(orders(&app.store, "acme").await.is_empty());
 }
@@ -411,13 +450,13 @@ async fn continue_refuses_bad_details_and_creates_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let prd = product(&app, 1999).await;
     let b = Browser::new(&app);
-    let page = b.open(&format!("/acme/buy/{prd}")).await;
+    let page = b.open(&format!("/acme/test/buy/{prd}")).await;
     let csrf = page.csrf();
     let long_name = "N".repeat(100 * 1024);
     let page = b
         .submit(
             &page,
-            "/acme/checkout",
+            "/acme/test/checkout",
             &[
                 ("csrf", &csrf),
                 ("quantity_0", "1"),
@@ -444,7 +483,7 @@ async fn continue_refuses_bad_details_and_creates_nothing(backend: Backend) {
     );
     let page = b
         .post(
-            "/acme/checkout",
+            "/acme/test/checkout",
             &[
                 ("csrf", &csrf),
                 ("quantity_0", "1"),
@@ -456,7 +495,7 @@ async fn continue_refuses_bad_details_and_creates_nothing(backend: Backend) {
     assert_eq!(page.error("email").unwrap(), "is required");
     let page = b
         .post(
-            "/acme/checkout",
+            "/acme/test/checkout",
             &[
                 ("csrf", &csrf),
                 ("quantity_0", "abc"),
@@ -476,30 +515,30 @@ async fn forged_forms_and_double_submits_create_nothing_more(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let prd = product(&app, 1999).await;
     let b = Browser::new(&app);
-    let page = b.open(&format!("/acme/buy/{prd}")).await;
+    let page = b.open(&format!("/acme/test/buy/{prd}")).await;
     let forged = b
         .post(
-            "/acme/checkout",
+            "/acme/test/checkout",
             &details("forged-token-0000000000000000000", "test_card"),
         )
         .await;
     assert_eq!(forged.status, 403);
     let mut no_token = details("", "test_card");
     no_token.remove(0);
-    assert_eq!(b.post("/acme/checkout", &no_token).await.status, 403);
+    assert_eq!(b.post("/acme/test/checkout", &no_token).await.status, 403);
     assert!(orders(&app.store, "acme").await.is_empty());
 
     let csrf = page.csrf();
     let first = b
-        .submit(&page, "/acme/checkout", &details(&csrf, "test_card"))
+        .submit(&page, "/acme/test/checkout", &details(&csrf, "test_card"))
         .await;
     let second = b
-        .submit(&page, "/acme/checkout", &details(&csrf, "test_card"))
+        .submit(&page, "/acme/test/checkout", &details(&csrf, "test_card"))
         .await;
     assert_eq!(first.status, 303);
     assert_eq!(second.status, 303);
     assert_eq!(first.location, second.location, "the same order");
-    let back = b.get("/acme/checkout").await;
+    let back = b.get("/acme/test/checkout").await;
     assert_eq!(
         back.location, first.location,
         "back to checkout leads to the order"
@@ -540,16 +579,16 @@ async fn the_cart_is_kept_across_products(backend: Backend) {
     let b = Browser::new(&app);
     let first = b
         .open(&format!(
-            "/acme/buy/{a}?quantity=3&return_url=https://acme.example/store"
+            "/acme/test/buy/{a}?quantity=3&return_url=https://acme.example/store"
         ))
         .await;
     // Back to the merchant's site: the cart is kept for the customer's return.
     let back = b
-        .submit(&first, "/acme/checkout", &[("action", "back")])
+        .submit(&first, "/acme/test/checkout", &[("action", "back")])
         .await;
     assert_eq!(back.status, 303);
     assert_eq!(back.location.as_deref(), Some("https://acme.example/store"));
-    let page = b.open(&format!("/acme/buy/{bb}")).await;
+    let page = b.open(&format!("/acme/test/buy/{bb}")).await;
     assert!(
         page.html.contains("Pro License") && page.html.contains("Add-on Pack"),
         "both lines"
@@ -559,7 +598,7 @@ async fn the_cart_is_kept_across_products(backend: Backend) {
         page.html.contains("Back to the store"),
         "the way back to the merchant"
     );
-    let again = b.open(&format!("/acme/buy/{a}")).await;
+    let again = b.open(&format!("/acme/test/buy/{a}")).await;
     assert!(
         again.html.contains("35.00 USD"),
         "opening a link again adds nothing"
@@ -567,7 +606,7 @@ async fn the_cart_is_kept_across_products(backend: Backend) {
     let csrf = again.csrf();
     let removed = b
         .post(
-            "/acme/checkout",
+            "/acme/test/checkout",
             &[
                 ("csrf", &csrf),
                 ("quantity_0", "3"),
@@ -577,13 +616,13 @@ async fn the_cart_is_kept_across_products(backend: Backend) {
         )
         .await;
     assert_eq!(removed.status, 303);
-    let page = b.get("/acme/checkout").await;
+    let page = b.get("/acme/test/checkout").await;
     assert!(!page.html.contains("Pro License"));
     assert!(page.html.contains("5.00 USD"));
     let other_browser = Browser::new(&app);
     assert!(
         other_browser
-            .get("/acme/checkout")
+            .get("/acme/test/checkout")
             .await
             .html
             .contains("Your cart is empty")
@@ -599,7 +638,7 @@ async fn buy_link_gets_write_no_cart_until_the_customer_acts(backend: Backend) {
     for i in 0..25 {
         let page = Browser::new(&app)
             .get(&format!(
-                "/acme/buy/{prd}?quantity=2&email=flood{i}@example.com"
+                "/acme/test/buy/{prd}?quantity=2&email=flood{i}@example.com"
             ))
             .await;
         assert_eq!(page.status, 200);
@@ -611,23 +650,23 @@ async fn buy_link_gets_write_no_cart_until_the_customer_acts(backend: Backend) {
         );
     }
     let b = Browser::new(&app);
-    b.get(&format!("/acme/buy/{prd}")).await;
-    let page = b.get(&format!("/acme/buy/{prd}")).await;
+    b.get(&format!("/acme/test/buy/{prd}")).await;
+    let page = b.get(&format!("/acme/test/buy/{prd}")).await;
     assert_eq!(app.count_rows("carts").await, 0, "no cart for a GET");
 
     // The customer acts: one cart. Two submits of the page at once make one order.
     let csrf = page.csrf();
     let form = details(&csrf, "test_card");
     let (first, second) = tokio::join!(
-        b.submit(&page, "/acme/checkout", &form),
-        b.submit(&page, "/acme/checkout", &form)
+        b.submit(&page, "/acme/test/checkout", &form),
+        b.submit(&page, "/acme/test/checkout", &form)
     );
     assert_eq!((first.status, second.status), (303, 303), "{}", first.html);
     assert_eq!(first.location, second.location, "the same order");
     assert_eq!(app.count_rows("carts").await, 1);
     assert_eq!(orders(&app.store, "acme").await.len(), 1);
     assert_eq!(
-        b.get("/acme/checkout").await.location,
+        b.get("/acme/test/checkout").await.location,
         first.location,
         "the cart became that order"
     );
@@ -642,13 +681,13 @@ async fn a_buy_link_never_overwrites_what_the_customer_typed(backend: Backend) {
     let b = Browser::new(&app);
     let page = b
         .open(&format!(
-            "/acme/buy/{prd}?return_url=https://acme.example/store&custom[account]=ada"
+            "/acme/test/buy/{prd}?return_url=https://acme.example/store&custom[account]=ada"
         ))
         .await;
     let typed = b
         .submit(
             &page,
-            "/acme/checkout",
+            "/acme/test/checkout",
             &[
                 ("email", "ada@example.com"),
                 ("name", "Ada"),
@@ -660,7 +699,7 @@ async fn a_buy_link_never_overwrites_what_the_customer_typed(backend: Backend) {
 
     let evil = b
         .open(&format!(
-            "/acme/buy/{prd}?email=mallory@evil.example&name=Mallory\
+            "/acme/test/buy/{prd}?email=mallory@evil.example&name=Mallory\
              &return_url=https://evil.example/&custom[account]=mallory"
         ))
         .await;
@@ -675,15 +714,19 @@ async fn a_buy_link_never_overwrites_what_the_customer_typed(backend: Backend) {
     let back = b
         .submit(
             &evil,
-            "/acme/checkout",
+            "/acme/test/checkout",
             &[("email", "ada@example.com"), ("action", "back")],
         )
         .await;
     assert_eq!(back.location.as_deref(), Some("https://acme.example/store"));
 
-    let page = b.get("/acme/checkout").await;
+    let page = b.get("/acme/test/checkout").await;
     let placed = b
-        .submit(&page, "/acme/checkout", &details(&page.csrf(), "test_card"))
+        .submit(
+            &page,
+            "/acme/test/checkout",
+            &details(&page.csrf(), "test_card"),
+        )
         .await;
     assert_eq!(placed.status, 303, "{}", placed.html);
     let order = &orders(&app.store, "acme").await[0];
@@ -712,9 +755,13 @@ async fn bank_transfer_shows_a_reference_and_an_invoice(backend: Backend) {
         .await
         .unwrap();
     let b = Browser::new(&app);
-    let page = b.open(&format!("/acme/buy/{prd}")).await;
+    let page = b.open(&format!("/acme/test/buy/{prd}")).await;
     let placed = b
-        .submit(&page, "/acme/checkout", &details(&page.csrf(), "test_card"))
+        .submit(
+            &page,
+            "/acme/test/checkout",
+            &details(&page.csrf(), "test_card"),
+        )
         .await;
     let pay_path = placed.location.unwrap();
     let pay = b.get(&pay_path).await;
@@ -741,7 +788,7 @@ async fn pages_speak_russian(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let prd = product(&app, 1999).await;
     let b = Browser::new(&app);
-    let page = b.open(&format!("/acme/buy/{prd}?locale=ru")).await;
+    let page = b.open(&format!("/acme/test/buy/{prd}?locale=ru")).await;
     assert!(page.html.contains("Оформление заказа"));
     assert!(page.html.contains("Я принимаю условия продажи"));
     let by_header = Browser::new(&app);
@@ -762,14 +809,18 @@ async fn non_ascii_locales_fall_back_to_english(backend: Backend) {
     let prd = product(&app, 1999).await;
     for locale in ["ééé", "é", "aé", "русский", "日本語", "r\u{301}u", "%FF%FE"] {
         let b = Browser::new(&app);
-        let page = b.open(&format!("/acme/buy/{prd}?locale={locale}")).await;
+        let page = b
+            .open(&format!("/acme/test/buy/{prd}?locale={locale}"))
+            .await;
         assert_eq!(page.status, 200, "locale={locale}: {}", page.html);
         assert!(page.html.contains("Checkout"), "locale={locale}");
-        let missing = b.get(&format!("/acme/buy/prd_nope?locale={locale}")).await;
+        let missing = b
+            .get(&format!("/acme/test/buy/prd_nope?locale={locale}"))
+            .await;
         assert_eq!(missing.status, 404, "locale={locale}");
     }
     let b = Browser::new(&app);
-    let page = b.open(&format!("/acme/buy/{prd}?locale=RU-ru")).await;
+    let page = b.open(&format!("/acme/test/buy/{prd}?locale=RU-ru")).await;
     assert!(page.html.contains("Оформление заказа"));
     for header in ["ééé".as_bytes(), "日本語,ru;q=0.5".as_bytes(), b"\xff\xfe"] {
         let resp = Browser::new(&app)
@@ -792,16 +843,8 @@ async fn non_ascii_locales_fall_back_to_english(backend: Backend) {
 async fn the_sandbox_card_never_pays_a_bank_transfer_order(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let prd = product(&app, 1999).await;
-    let tenant = app.store.tenant_by_slug("acme").await.unwrap();
     for offered in [vec!["bank_transfer".to_owned()], vec![]] {
-        let settings = TenantSettings {
-            payment_methods: offered.clone(),
-            ..TenantSettings::default()
-        };
-        app.store
-            .update_tenant_settings(&tenant.id, &settings)
-            .await
-            .unwrap();
+        offer_methods(&app, &offered).await;
         let b = Browser::new(&app);
         let page = b.open(&format!("/acme/buy/{prd}")).await;
         let placed = b
@@ -825,8 +868,10 @@ async fn the_sandbox_card_never_pays_a_bank_transfer_order(backend: Backend) {
                 ],
             )
             .await;
-        assert_eq!(attack.status, 303, "offered {offered:?}: {}", attack.html);
-        let order_page = b.open(&attack.location.unwrap()).await;
+        // A live order: the sandbox is refused next to the payment method.
+        assert_eq!(attack.status, 422, "offered {offered:?}: {}", attack.html);
+        assert!(attack.error("payment_method").is_some(), "{}", attack.html);
+        let order_page = b.open(pay_path.trim_end_matches("/pay")).await;
         assert!(
             order_page
                 .html

@@ -23,7 +23,7 @@ fn signed(secret: &str, prd: &str) -> String {
         ("price".to_owned(), "999".to_owned()),
     ];
     let query = signed_link::signed_query(secret, "acme", prd, &params).expect("a valid offer");
-    format!("/acme/buy/{prd}?{query}")
+    format!("/acme/test/buy/{prd}?{query}")
 }
 
 async fn rotate(app: &TestApp, which: &str, overlap: Option<&str>) -> serde_json::Value {

@@ -231,7 +231,7 @@ async fn erasure_leaves_no_trace_in_any_table(backend: Backend) {
     let b = Browser::with_user_agent(&app, agent);
     let checkout = b
         .open(&format!(
-            "/acme/buy/{prd}?email=gone@example.com&custom[crm]=gone-crm-id\
+            "/acme/test/buy/{prd}?email=gone@example.com&custom[crm]=gone-crm-id\
              &return_url=https://acme.example/back?who%3Dgone-return"
         ))
         .await;
@@ -245,7 +245,7 @@ async fn erasure_leaves_no_trace_in_any_table(backend: Backend) {
             _ => {}
         }
     }
-    let placed = b.submit(&checkout, "/acme/checkout", &form).await;
+    let placed = b.submit(&checkout, "/acme/test/checkout", &form).await;
     assert_eq!(placed.status, 303, "{}", placed.html);
     let pay_path = placed.location.unwrap();
     let pay = b.get(&pay_path).await;

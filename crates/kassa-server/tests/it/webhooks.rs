@@ -140,11 +140,11 @@ async fn a_purchase_with_a_declined_card_sends_every_event(backend: Backend) {
     let (_, receiver) = endpoint_with_receiver(&app, "", json!([])).await;
     let prd = product(&app, 1999).await;
     let b = Browser::new(&app);
-    let checkout = b.open(&format!("/acme/buy/{prd}?quantity=2")).await;
+    let checkout = b.open(&format!("/acme/test/buy/{prd}?quantity=2")).await;
     let placed = b
         .submit(
             &checkout,
-            "/acme/checkout",
+            "/acme/test/checkout",
             &details(&checkout.csrf(), "test_card"),
         )
         .await;

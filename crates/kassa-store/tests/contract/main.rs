@@ -36,7 +36,7 @@ impl Fixture {
 
     /// A tenant with a fresh key, owned by `owner@<slug>.test`.
     pub async fn tenant(&self, slug: &str) -> (CreatedTenant, NewApiKey) {
-        let key = NewApiKey::generate();
+        let key = NewApiKey::generate(kassa_domain::mode::Mode::Live);
         let created = self
             .store
             .create_tenant(
@@ -44,6 +44,7 @@ impl Fixture {
                 &format!("{slug} Ltd"),
                 &email(&format!("owner@{slug}.test")),
                 &key,
+                &NewApiKey::generate(kassa_domain::mode::Mode::Test),
             )
             .await
             .expect("creating a tenant");

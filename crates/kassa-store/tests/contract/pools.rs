@@ -36,7 +36,7 @@ async fn uploads_count_new_keys_and_report_duplicates(backend: Backend) {
     let tenant = &acme.tenant.id;
     let pool = fx
         .store
-        .create_license_pool(tenant, "Pro keys", Some(3))
+        .create_license_pool(tenant, kassa_domain::mode::Mode::Live, "Pro keys", Some(3))
         .await
         .expect("creating a pool");
     assert_eq!(pool.available, 0);
@@ -92,7 +92,7 @@ async fn uploads_count_new_keys_and_report_duplicates(backend: Backend) {
     tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     let other = fx
         .store
-        .create_license_pool(tenant, "Basic keys", None)
+        .create_license_pool(tenant, kassa_domain::mode::Mode::Live, "Basic keys", None)
         .await
         .expect("creating a second pool");
     let added = add_keys(&fx.store, tenant, &other.id, &keys(&["AAAA-1"]))
@@ -138,7 +138,12 @@ async fn pools_of_another_tenant_are_not_found_and_get_no_keys(backend: Backend)
     let (globex, _) = fx.tenant("globex").await;
     let pool = fx
         .store
-        .create_license_pool(&acme.tenant.id, "Pro keys", None)
+        .create_license_pool(
+            &acme.tenant.id,
+            kassa_domain::mode::Mode::Live,
+            "Pro keys",
+            None,
+        )
         .await
         .expect("creating a pool");
     add_keys(&fx.store, &acme.tenant.id, &pool.id, &keys(&["AAAA-1"]))
@@ -193,7 +198,7 @@ async fn an_upload_larger_than_one_statement_is_stored_whole(backend: Backend) {
     let tenant = &acme.tenant.id;
     let pool = fx
         .store
-        .create_license_pool(tenant, "Bulk", None)
+        .create_license_pool(tenant, kassa_domain::mode::Mode::Live, "Bulk", None)
         .await
         .expect("creating a pool");
 

@@ -17,7 +17,7 @@ kassa_testkit::on_both_backends!(
 
 async fn create_tenant_returns_the_tenant_and_a_working_key(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let key = NewApiKey::generate();
+    let key = NewApiKey::generate(kassa_domain::mode::Mode::Live);
     let created = fx
         .store
         .create_tenant(
@@ -25,6 +25,7 @@ async fn create_tenant_returns_the_tenant_and_a_working_key(backend: Backend) {
             "Acme Ltd",
             &email("owner@acme.test"),
             &key,
+            &NewApiKey::generate(kassa_domain::mode::Mode::Test),
         )
         .await
         .expect("creating a tenant");
@@ -64,17 +65,24 @@ async fn create_tenant_returns_the_tenant_and_a_working_key(backend: Backend) {
         .list_api_keys(&created.tenant.id)
         .await
         .expect("listing keys");
-    assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0].id, created.api_key_id);
-    assert_eq!(keys[0].prefix, key.prefix);
-    assert_eq!(keys[0].revoked_at, None);
+    // A live key and a test key.
+    assert_eq!(keys.len(), 2);
+    let live = keys.iter().find(|k| k.id == created.api_key_id).unwrap();
+    assert_eq!(live.prefix, key.prefix);
+    assert!(live.livemode && key.prefix.starts_with("kassa_sk_live_"));
+    let test = keys
+        .iter()
+        .find(|k| k.id == created.test_api_key_id)
+        .unwrap();
+    assert!(!test.livemode && test.prefix.starts_with("kassa_sk_test_"));
+    assert!(keys.iter().all(|k| k.revoked_at.is_none()));
 }
 
 async fn a_taken_slug_is_a_conflict_and_stores_nothing(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let (first, _) = fx.tenant("acme").await;
 
-    let second_key = NewApiKey::generate();
+    let second_key = NewApiKey::generate(kassa_domain::mode::Mode::Live);
     assert_conflict(
         fx.store
             .create_tenant(
@@ -82,6 +90,7 @@ async fn a_taken_slug_is_a_conflict_and_stores_nothing(backend: Backend) {
                 "Another Acme",
                 &email("someone-else@acme.test"),
                 &second_key,
+                &NewApiKey::generate(kassa_domain::mode::Mode::Test),
             )
             .await,
     );
@@ -130,7 +139,13 @@ async fn one_owner_email_is_one_user_across_tenants(backend: Backend) {
     for slug in ["first-shop", "second-shop"] {
         created.push(
             fx.store
-                .create_tenant(&parse_slug(slug), slug, &owner, &NewApiKey::generate())
+                .create_tenant(
+                    &parse_slug(slug),
+                    slug,
+                    &owner,
+                    &NewApiKey::generate(kassa_domain::mode::Mode::Live),
+                    &NewApiKey::generate(kassa_domain::mode::Mode::Test),
+                )
                 .await
                 .expect("creating a tenant"),
         );
@@ -163,7 +178,7 @@ async fn a_revoked_key_stops_working(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let (acme, first_key) = fx.tenant("acme").await;
     let tenant = &acme.tenant.id;
-    let second_key = NewApiKey::generate();
+    let second_key = NewApiKey::generate(kassa_domain::mode::Mode::Live);
     let second = fx
         .store
         .create_api_key(tenant, "CI", &second_key, KeyScope::ReadOnly)
@@ -207,7 +222,11 @@ async fn a_revoked_key_stops_working(backend: Backend) {
     assert_eq!(still.id, second.id);
 
     let keys = fx.store.list_api_keys(tenant).await.expect("listing keys");
-    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys.len(),
+        3,
+        "the first live and test keys, and the second"
+    );
     for key in &keys {
         assert_eq!(
             key.revoked_at.is_some(),
@@ -241,6 +260,6 @@ async fn a_tenant_cannot_revoke_another_tenants_key(backend: Backend) {
         .list_api_keys(&globex.tenant.id)
         .await
         .expect("listing keys");
-    assert_eq!(globex_keys.len(), 1);
-    assert_eq!(globex_keys[0].id, globex.api_key_id);
+    assert_eq!(globex_keys.len(), 2);
+    assert!(globex_keys.iter().any(|k| k.id == globex.api_key_id));
 }

@@ -249,7 +249,10 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
     assert_eq!(got.consents[0].accepted_at, T0 + 7);
     let by_token = store.order_by_token(&tenant, "tok-1").await.unwrap();
     assert_eq!(by_token.id, order.as_str());
-    let listed = store.list_orders(&tenant, &first_page(10)).await.unwrap();
+    let listed = store
+        .list_orders(&tenant, kassa_domain::mode::Mode::Test, &first_page(10))
+        .await
+        .unwrap();
     assert_eq!(listed.data.len(), 1);
 
     let stock = store.license_pool(&tenant, &pool).await.unwrap();

@@ -1,0 +1,138 @@
+//! The payment-provider interface: what Kassa asks of a real provider (Stripe first)
+//! and what comes back, in Kassa's terms. A provider creates a payment for an order
+//! (a page the customer is sent to), tells from its own signed webhook whether the
+//! money moved, and refunds. It never decides whether an order is paid: the facts it
+//! reports (amount, currency, mode) go to `kassa_domain::workflow`, which checks them
+//! against the order before anything is written.
+
+use std::future::Future;
+
+use kassa_domain::money::Money;
+
+/// A payment to create for an order.
+#[derive(Debug, Clone)]
+pub struct PaymentRequest {
+    /// The store's id (`ten_…`) and the order's (`ord_…`), carried by the provider and
+    /// read back from its webhook.
+    pub tenant_id: String,
+    pub order_id: String,
+    /// The order's total in its currency.
+    pub amount: Money,
+    /// What the customer sees on the provider's page.
+    pub description: String,
+    pub customer_email: Option<String>,
+    /// Where the provider sends the customer back. Coming back proves nothing: only
+    /// the provider's signed webhook pays the order.
+    pub success_url: String,
+    pub cancel_url: String,
+    /// Sent to the provider so a retried request makes one payment, not two.
+    pub idempotency_key: String,
+}
+
+/// A payment created at the provider: where to send the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedPayment {
+    /// The provider's id for it (a Stripe Checkout Session `cs_…`).
+    pub reference: String,
+    /// The provider's payment page.
+    pub redirect_url: String,
+    /// Whether the provider made it in its test mode.
+    pub livemode: bool,
+}
+
+/// What a provider's webhook says happened to a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentEvent {
+    /// The provider's event id: the same event delivered twice is recorded once.
+    pub event_id: String,
+    /// The provider's payment id (a Stripe Checkout Session `cs_…`).
+    pub reference: String,
+    /// The provider's id to refund it with (a Stripe PaymentIntent `pi_…`).
+    pub charge_reference: Option<String>,
+    /// The store and order the payment was created for, as the provider kept them.
+    pub tenant_id: Option<String>,
+    pub order_id: Option<String>,
+    /// What was paid, in minor units, and the ISO 4217 code (upper case).
+    pub amount: i64,
+    pub currency: String,
+    /// The provider's live mode (false for its test mode).
+    pub livemode: bool,
+    pub outcome: Outcome,
+}
+
+/// Whether the money moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    /// Refused, with the provider's code and message for the customer.
+    Failed {
+        code: String,
+        message: String,
+    },
+}
+
+/// What a webhook carried that was not a payment to record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// No signature, a wrong one, or one made with another secret: nothing is read.
+    #[error("the webhook signature does not verify")]
+    BadSignature,
+    /// Signed too long ago (or in the future): a replay, refused.
+    #[error("the webhook was signed outside the tolerance window")]
+    Stale,
+    #[error("the webhook body is not a provider event: {0}")]
+    Malformed(String),
+    /// A genuine event Kassa does not act on (answered 2xx so the provider stops).
+    #[error("event type {0} is not one Kassa acts on")]
+    Ignored(String),
+}
+
+/// Why a call to the provider did not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider refused, with its code and message (a bad key, an amount it does
+    /// not take, a refund above what was paid): retrying will not help.
+    #[error("the provider refused: {message} ({code})")]
+    Refused { code: String, message: String },
+    /// The provider is down, slow or answered garbage: nothing happened that Kassa
+    /// knows of; the same request (same idempotency key) may be tried again.
+    #[error("the provider could not be reached: {0}")]
+    Unavailable(String),
+}
+
+/// A refund made at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedRefund {
+    /// The provider's id for it (a Stripe Refund `re_…`).
+    pub reference: String,
+    pub amount: i64,
+    /// `succeeded`, or `pending` while the provider works on it.
+    pub succeeded: bool,
+}
+
+/// A real payment provider.
+pub trait PaymentProvider: Send + Sync {
+    /// Creates a payment of the order's total; the customer is sent to its page.
+    fn create_payment(
+        &self,
+        request: &PaymentRequest,
+    ) -> impl Future<Output = Result<CreatedPayment, ProviderError>> + Send;
+
+    /// Reads a webhook: its signature is checked (with the provider's own scheme,
+    /// against `now`, Unix seconds) before a byte of the body is trusted.
+    fn payment_event(
+        &self,
+        signature_header: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<PaymentEvent, WebhookError>;
+
+    /// Refunds `amount` (minor units) of a payment; `idempotency_key` makes a retry
+    /// refund once.
+    fn refund(
+        &self,
+        charge_reference: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<CreatedRefund, ProviderError>> + Send;
+}

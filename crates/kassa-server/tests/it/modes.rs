@@ -1,0 +1,367 @@
+//! Test and live modes, tried as an attacker and as a merchant would: no sandbox
+//! payment of any kind pays a live order, whatever is posted to which URL; a test
+//! order never takes a key from a live pool; a test key never sees, reads or changes
+//! live orders, pools or events, nor a live key test ones.
+
+use std::time::Duration;
+
+use kassa_testkit::{Backend, on_both_backends};
+use serde_json::{Value, json};
+
+use crate::harness::TestApp;
+use crate::pages::{Browser, details, offer_methods};
+
+on_both_backends!(
+    no_sandbox_payment_pays_a_live_order,
+    a_test_order_never_takes_a_key_from_a_live_pool,
+    each_key_sees_only_its_own_world,
+    a_store_sells_in_test_mode_from_its_first_minute,
+);
+
+/// A product delivered from a pool of three keys made with `key` (so of its mode).
+async fn product_as(app: &TestApp, key: &str) -> (String, String) {
+    let pool = app
+        .post_as(key, "/api/v1/license-pools", json!({"name": "Keys"}))
+        .await;
+    let pool = pool.ok()["id"].as_str().unwrap().to_owned();
+    app.post_as(
+        key,
+        &format!("/api/v1/license-pools/{pool}/keys"),
+        json!({"keys": ["LIVE-1", "LIVE-2", "LIVE-3"]}),
+    )
+    .await
+    .ok();
+    let p = app
+        .post_as(
+            key,
+            "/api/v1/products",
+            json!({"name": "Pro", "prices": [{"currency": "USD", "amount": 1999}],
+                   "delivery": {"method": "license_pool", "pool_id": pool}}),
+        )
+        .await;
+    (p.ok()["id"].as_str().unwrap().to_owned(), pool)
+}
+
+async fn available(app: &TestApp, key: &str, pool: &str) -> Value {
+    app.get_as(key, &format!("/api/v1/license-pools/{pool}"))
+        .await
+        .ok()["available"]
+        .clone()
+}
+
+/// The order `id` as `key` sees it, once `done` holds (or after 10 s).
+async fn order_once(app: &TestApp, key: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut order = Value::Null;
+    for _ in 0..100 {
+        order = app
+            .get_as(key, &format!("/api/v1/orders/{id}"))
+            .await
+            .ok()
+            .clone();
+        if done(&order) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    order
+}
+
+/// The newest order `key` sees.
+async fn newest_order(app: &TestApp, key: &str) -> String {
+    let listed = app.get_as(key, "/api/v1/orders").await;
+    listed.ok()["data"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// The attack and its variants, on the live checkout of a store that offers
+/// every method (the default) and of one that offers only bank transfer.
+async fn no_sandbox_payment_pays_a_live_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (prd, pool) = product_as(&app, &app.live_key).await;
+    for offered in [vec![], vec!["bank_transfer".to_owned()]] {
+        offer_methods(&app, &offered).await;
+        let b = Browser::new(&app);
+        let page = b.open(&format!("/acme/buy/{prd}")).await;
+        assert_eq!(page.status, 200);
+        assert!(
+            !page.html.contains("value=\"test_card\""),
+            "the live checkout offers no sandbox card ({offered:?})"
+        );
+        // The sandbox posted to the live checkout: refused next to the method.
+        let refused = b
+            .submit(&page, "/acme/checkout", &details(&page.csrf(), "test_card"))
+            .await;
+        assert_eq!(refused.status, 422, "{}", refused.html);
+        assert!(
+            refused
+                .error("payment_method")
+                .is_some_and(|e| !e.is_empty()),
+            "{}",
+            refused.html
+        );
+        let placed = b
+            .submit(
+                &refused,
+                "/acme/checkout",
+                &details(&refused.csrf(), "bank_transfer"),
+            )
+            .await;
+        assert_eq!(placed.status, 303, "{}", placed.html);
+        let pay_path = placed.location.unwrap();
+        let pay = b.get(&pay_path).await;
+        assert!(!pay.html.contains("value=\"test_card\""));
+        // The test card posted to the live order's pay form.
+        let attack = b.pay_by_card(&pay_path, "4242 4242 4242 4242").await;
+        assert_eq!(attack.status, 422, "{}", attack.html);
+        assert!(
+            attack
+                .error("payment_method")
+                .is_some_and(|e| e.contains("test mode")),
+            "{}",
+            attack.html
+        );
+        // Switching the live order to the sandbox, then paying.
+        let switch = b
+            .post(
+                &pay_path.replace("/pay", "/method"),
+                &[("csrf", &pay.csrf()), ("payment_method", "test_card")],
+            )
+            .await;
+        assert_eq!(switch.status, 422, "{}", switch.html);
+        assert!(switch.error("payment_method").is_some(), "{}", switch.html);
+        b.pay_by_card(&pay_path, "4242424242424242").await;
+        // The same order through its test mode twin URL: there is none; the order
+        // pages are the order's, whatever path the form is posted to.
+        let twin = pay_path.replacen("/acme/", "/acme/test/", 1);
+        let csrf = b.get(&pay_path).await.csrf();
+        let card = [
+            ("csrf", csrf.as_str()),
+            ("card_number", "4242 4242 4242 4242"),
+            ("expiry", "12/34"),
+            ("cvc", "123"),
+        ];
+        let forged = b.post(&twin, &card).await;
+        assert_eq!(forged.status, 404);
+
+        let order = b.open(pay_path.trim_end_matches("/pay")).await;
+        assert!(
+            order
+                .html
+                .contains("data-testid=\"order-status\">Not paid<"),
+            "{offered:?}"
+        );
+        let listed = app.get_as(&app.live_key, "/api/v1/orders").await;
+        let o = &listed.ok()["data"][0];
+        assert_eq!(o["livemode"], true);
+        assert_eq!(o["status"], "not_paid");
+        assert_eq!(o["payments"], json!([]), "no attempt recorded");
+    }
+    // The API, with the live key: no order placed for the sandbox, no sandbox payment
+    // recorded.
+    let placed = app
+        .post_as(
+            &app.live_key,
+            "/api/v1/orders",
+            json!({"lines": [{"product_id": prd, "quantity": 1}], "currency": "USD",
+                   "customer": {"email": "x@example.com"}, "payment_method": "test_card",
+                   "consents": {"terms": true, "personal_data": true}}),
+        )
+        .await;
+    placed.problem(422);
+    assert_eq!(placed.invalid_fields(), ["payment_method"]);
+    let id = newest_order(&app, &app.live_key).await;
+    let recorded = app
+        .post_as(
+            &app.live_key,
+            &format!("/api/v1/orders/{id}/payments"),
+            json!({"method": "test_card", "amount": 3998, "currency": "USD"}),
+        )
+        .await;
+    recorded.problem(422);
+    assert_eq!(recorded.invalid_fields(), ["method"]);
+    // A test key cannot record anything for it either: it does not see it.
+    let from_test = app
+        .post(
+            &format!("/api/v1/orders/{id}/payments"),
+            json!({"method": "bank_transfer", "amount": 3998, "currency": "USD"}),
+        )
+        .await;
+    from_test.problem(404);
+    assert_eq!(
+        available(&app, &app.live_key, &pool).await,
+        3,
+        "no key left the pool"
+    );
+    // Money received by transfer still pays the live order.
+    let paid = app
+        .post_as(
+            &app.live_key,
+            &format!("/api/v1/orders/{id}/payments"),
+            json!({"method": "bank_transfer", "amount": 3998, "currency": "USD"}),
+        )
+        .await;
+    assert_eq!(paid.ok()["status"], "paid");
+    assert_eq!(paid.ok()["livemode"], true);
+}
+
+/// A product whose pool is live, bought through the test link and paid with the
+/// sandbox: the order is a paid test order, its line fails with the reason, and the
+/// live pool keeps every key.
+async fn a_test_order_never_takes_a_key_from_a_live_pool(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (prd, pool) = product_as(&app, &app.live_key).await;
+    let b = Browser::new(&app);
+    let link = format!("/acme/test/buy/{prd}");
+    let pay_path = b.place(&link, "/acme/test/checkout", "test_card").await;
+    let paid = b.pay_by_card(&pay_path, "4242 4242 4242 4242").await;
+    assert_eq!(paid.status, 303, "{}", paid.html);
+    let id = newest_order(&app, &app.key).await;
+    let order = order_once(&app, &app.key, &id, |o| {
+        o["lines"][0]["delivery_status"] == "failed"
+    })
+    .await;
+    assert_eq!(order["livemode"], false);
+    assert_eq!(order["status"], "paid");
+    assert_eq!(order["lines"][0]["delivery_status"], "failed", "{order}");
+    assert_eq!(order["lines"][0]["licenses"], json!([]));
+    assert_eq!(available(&app, &app.live_key, &pool).await, 3);
+}
+
+async fn each_key_sees_only_its_own_world(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    assert!(app.key.starts_with("kassa_sk_test_"));
+    assert!(app.live_key.starts_with("kassa_sk_live_"));
+    let (prd, test_pool) = product_as(&app, &app.key).await;
+    let order = |method: &str| {
+        json!({"lines": [{"product_id": prd, "quantity": 1}], "currency": "USD",
+               "customer": {"email": "x@example.com"}, "payment_method": method,
+               "consents": {"terms": true, "personal_data": true}})
+    };
+    let test = app.post("/api/v1/orders", order("test_card")).await;
+    let test = test.ok().clone();
+    assert_eq!(
+        (test["livemode"].clone(), test["test_mode"].clone()),
+        (json!(false), json!(true))
+    );
+    let live = app
+        .post_as(&app.live_key, "/api/v1/orders", order("bank_transfer"))
+        .await;
+    let live = live.ok().clone();
+    assert_eq!(live["livemode"], true);
+    let (test_id, live_id) = (test["id"].as_str().unwrap(), live["id"].as_str().unwrap());
+
+    for (key, mine, other) in [
+        (&app.key, test_id, live_id),
+        (&app.live_key, live_id, test_id),
+    ] {
+        let listed = app.get_as(key, "/api/v1/orders").await;
+        let ids: Vec<&str> = listed.ok()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [mine]);
+        app.get_as(key, &format!("/api/v1/orders/{other}"))
+            .await
+            .problem(404);
+        app.get_as(key, &format!("/api/v1/orders/{other}/events"))
+            .await
+            .problem(404);
+        app.post_as(
+            key,
+            &format!("/api/v1/orders/{other}/resend-licenses"),
+            json!({}),
+        )
+        .await
+        .problem(404);
+        let events = app.get_as(key, "/api/v1/events").await;
+        let events = events.ok()["data"].as_array().unwrap().clone();
+        assert!(!events.is_empty());
+        for e in &events {
+            assert_eq!(e["payload"]["livemode"], json!(key == &app.live_key), "{e}");
+            assert_eq!(e["payload"]["data"]["order"]["id"], mine, "{e}");
+        }
+        let other_event = app
+            .get_as(
+                if key == &app.key {
+                    &app.live_key
+                } else {
+                    &app.key
+                },
+                "/api/v1/events",
+            )
+            .await;
+        let other_event = other_event.ok()["data"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.get_as(key, &format!("/api/v1/events/{other_event}"))
+            .await
+            .problem(404);
+    }
+    // Pools: a test key's pool is a test pool, unseen by the live key.
+    let pools = app.get_as(&app.live_key, "/api/v1/license-pools").await;
+    assert_eq!(pools.ok()["data"], json!([]));
+    app.get_as(&app.live_key, &format!("/api/v1/license-pools/{test_pool}"))
+        .await
+        .problem(404);
+    let pool = app.get(&format!("/api/v1/license-pools/{test_pool}")).await;
+    assert_eq!(pool.ok()["livemode"], false);
+    // Keys a key makes are of its own world.
+    let made = app
+        .post_as(&app.live_key, "/api/v1/api-keys", json!({"name": "CI"}))
+        .await;
+    assert!(
+        made.ok()["api_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("kassa_sk_live_")
+    );
+    assert_eq!(made.ok()["livemode"], true);
+    // A test key's buy links open the test checkout.
+    let product = app.get(&format!("/api/v1/products/{prd}")).await;
+    assert!(
+        product.ok()["buy_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/acme/test/buy/{prd}"))
+    );
+    let product = app
+        .get_as(&app.live_key, &format!("/api/v1/products/{prd}"))
+        .await;
+    assert!(
+        product.ok()["buy_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/acme/buy/{prd}"))
+    );
+}
+
+/// A new store, nothing configured: its test key's pool, product and buy link sell
+/// with the sandbox card and deliver a key at once.
+async fn a_store_sells_in_test_mode_from_its_first_minute(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (test_key, _) = app.new_tenant_keys("fresh").await;
+    let (prd, _) = product_as(&app, &test_key).await;
+    let product = app
+        .get_as(&test_key, &format!("/api/v1/products/{prd}"))
+        .await;
+    let buy_url = product.ok()["buy_url"].as_str().unwrap().to_owned();
+    let path = buy_url.strip_prefix(&app.base).unwrap().to_owned();
+    let b = Browser::new(&app);
+    let pay_path = b.place(&path, "/fresh/test/checkout", "test_card").await;
+    let paid = b.pay_by_card(&pay_path, "4242 4242 4242 4242").await;
+    assert_eq!(paid.status, 303);
+    let id = newest_order(&app, &test_key).await;
+    let order = order_once(&app, &test_key, &id, |o| {
+        o["delivery_status"] == "delivered"
+    })
+    .await;
+    assert_eq!(order["delivery_status"], "delivered", "{order}");
+    assert_eq!(order["livemode"], false);
+    assert_eq!(
+        order["lines"][0]["licenses"].as_array().unwrap().len(),
+        2,
+        "quantity 2"
+    );
+}
