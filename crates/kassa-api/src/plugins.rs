@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use kassa_domain::catalog::parse_quantity;
 use kassa_domain::ids::PluginId;
-use kassa_domain::plugin::{parse_allowed_hosts, parse_plugin_name, parse_setting_name};
+use kassa_domain::plugin::{
+    PluginLimits, limits_within, parse_allowed_hosts, parse_plugin_name, parse_setting_name,
+};
 use kassa_domain::{Invalid, Secret};
 use kassa_plugins::PluginError;
 use kassa_store::{PluginChanges, PluginRecord, PluginVersionRecord, StoreError};
@@ -161,11 +163,35 @@ pub struct PluginOut {
     pub secrets: Vec<String>,
     /// Hosts the plugin's `http-fetch` may reach.
     pub allowed_hosts: Vec<String>,
+    /// What one call may use: the plugin's own limits where set, else the operator's
+    /// defaults.
+    pub limits: PluginLimitsOut,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 list_type!(PluginList, PluginOut);
+
+/// The limits of one call of a plugin.
+#[derive(Debug, Object)]
+pub struct PluginLimitsOut {
+    /// Linear memory, in MiB.
+    pub memory_mib: u64,
+    /// Units of computation (roughly wasm instructions).
+    pub fuel: u64,
+    /// Wall-clock time, `http-fetch` calls included, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// A plugin's own limits; each at most the operator's cap. A field left out (or
+/// `null`) takes the operator's default.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct PluginLimitsIn {
+    pub memory_mib: Option<u32>,
+    pub fuel: Option<u64>,
+    pub timeout_ms: Option<u64>,
+}
 
 /// One stored version of a plugin.
 #[derive(Debug, Object)]
@@ -228,6 +254,8 @@ pub struct PluginPatch {
     pub secrets: Option<HashMap<String, Option<String>>>,
     /// Replaces the list of hosts, e.g. `["licenses.example.com"]`.
     pub allowed_hosts: Option<Vec<String>>,
+    /// Replaces the plugin's own limits (memory, fuel, time of one call).
+    pub limits: Option<PluginLimitsIn>,
 }
 
 #[derive(Debug, Object)]
@@ -251,8 +279,14 @@ pub struct TestRunOut {
     pub limit: Option<String>,
 }
 
-fn out(p: PluginRecord) -> PluginOut {
+fn out(p: PluginRecord, host: Option<&kassa_plugins::PluginHost>) -> PluginOut {
+    let limits = host.map(|h| h.limits_for(&p.limits)).unwrap_or_default();
     PluginOut {
+        limits: PluginLimitsOut {
+            memory_mib: (limits.memory_bytes / (1024 * 1024)) as u64,
+            fuel: limits.fuel,
+            timeout_ms: u64::try_from(limits.deadline.as_millis()).unwrap_or(u64::MAX),
+        },
         id: p.id.to_string(),
         name: p.name,
         version: p.version,
@@ -377,7 +411,7 @@ impl PluginsApi {
             .store
             .create_plugin(&tenant, &name, bytes, &sha)
             .await
-            .map(|record| Json(out(record)))
+            .map(|record| Json(out(record, self.0.plugins.as_deref())))
             .map_err(ApiError::from_store("plugin"))
             .into()
     }
@@ -410,7 +444,7 @@ impl PluginsApi {
             .store
             .add_plugin_version(&tenant, &id, bytes, &sha)
             .await
-            .map(|record| Json(out(record)))
+            .map(|record| Json(out(record, self.0.plugins.as_deref())))
             .map_err(ApiError::from_store("plugin"))
             .into()
     }
@@ -500,7 +534,8 @@ impl PluginsApi {
             )
             .await
             .map_err(ApiError::from_store("plugin"))?;
-        Ok(Json(PluginList::from_page(page, out)))
+        let host = self.0.plugins.as_deref();
+        Ok(Json(PluginList::from_page(page, |p| out(p, host))))
     }
 
     /// Get a plugin
@@ -512,7 +547,7 @@ impl PluginsApi {
             .plugin(&auth.allowed(ApiAction::Read)?.id, &plugin_id(&id)?)
             .await
             .map_err(ApiError::from_store("plugin"))?;
-        Ok(Json(out(record)))
+        Ok(Json(out(record, self.0.plugins.as_deref())))
     }
 
     /// Change a plugin's name, config, secrets or allowed hosts
@@ -540,6 +575,17 @@ impl PluginsApi {
         if let Some(secrets) = &body.secrets {
             check_names("secrets", secrets.keys(), &mut invalid);
         }
+        let limits = match (&body.limits, &self.0.plugins) {
+            (Some(l), Some(host)) => invalid.check(limits_within(
+                PluginLimits {
+                    memory_mib: l.memory_mib,
+                    fuel: l.fuel,
+                    timeout_ms: l.timeout_ms,
+                },
+                host.caps(),
+            )),
+            _ => None,
+        };
         invalid.into_result()?;
         let changes = PluginChanges {
             name,
@@ -550,6 +596,7 @@ impl PluginsApi {
                     .collect()
             }),
             allowed_hosts: hosts,
+            limits,
         };
         let record = self
             .0
@@ -557,7 +604,7 @@ impl PluginsApi {
             .update_plugin(&auth.allowed(ApiAction::ManagePlugins)?.id, &id, &changes)
             .await
             .map_err(ApiError::from_store("plugin"))?;
-        Ok(Json(out(record)))
+        Ok(Json(out(record, self.0.plugins.as_deref())))
     }
 
     /// Run the plugin on a sample order
@@ -582,14 +629,19 @@ impl PluginsApi {
         let quantity = parse_quantity("quantity", body.quantity.unwrap_or(1))?;
         let host = self.host()?;
         let compiled = compiled(host, &self.0.store, tenant, &plugin).await?;
+        let context = kassa_plugins::CallContext {
+            tenant: tenant.to_string(),
+            secrets: plugin.secrets.into_iter().collect(),
+            allowed_hosts: plugin.allowed_hosts,
+            pool_keys: std::sync::Arc::new(|_, _| Box::pin(async { Ok(Vec::new()) })),
+            limits: Some(host.limits_for(&plugin.limits)),
+        };
         let run = host
             .test_run(
                 &compiled,
-                tenant.as_str(),
                 u32::try_from(quantity).unwrap_or(1),
                 plugin.config.into_iter().collect(),
-                plugin.secrets.into_iter().collect(),
-                plugin.allowed_hosts,
+                context,
             )
             .await
             .map_err(|busy| {

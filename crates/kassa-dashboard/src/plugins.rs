@@ -559,14 +559,19 @@ pub async fn test_run(
             }
         }
     };
+    let context = kassa_plugins::CallContext {
+        tenant: staff.tenant.id.to_string(),
+        secrets: plugin.secrets.into_iter().collect(),
+        allowed_hosts: plugin.allowed_hosts,
+        pool_keys: Arc::new(|_, _| Box::pin(async { Ok(Vec::new()) })),
+        limits: Some(host.limits_for(&plugin.limits)),
+    };
     let run = match host
         .test_run(
             &compiled,
-            staff.tenant.id.as_str(),
             quantity,
             plugin.config.into_iter().collect(),
-            plugin.secrets.into_iter().collect(),
-            plugin.allowed_hosts,
+            context,
         )
         .await
     {

@@ -66,3 +66,79 @@ mod tests {
         assert!(parse_setting_name("k", "").is_err());
     }
 }
+
+/// A plugin's own limits, as its merchant set them; `None` takes the operator's
+/// default. Each must stay within the operator's cap (`limits_within`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PluginLimits {
+    /// Linear memory of one call, in MiB.
+    pub memory_mib: Option<u32>,
+    /// Units of computation of one call.
+    pub fuel: Option<u64>,
+    /// Wall-clock time of one call, in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+/// The operator's caps on what a merchant may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitCaps {
+    pub memory_mib: u32,
+    pub fuel: u64,
+    pub timeout_ms: u64,
+}
+
+/// Checks a merchant's limits against the operator's caps: each more than 0 and at
+/// most its cap.
+pub fn limits_within(limits: PluginLimits, caps: LimitCaps) -> Result<PluginLimits, Invalid> {
+    let mut invalid = Invalid::default();
+    let mut check = |field: &str, value: Option<u64>, cap: u64| {
+        if let Some(v) = value
+            && (v == 0 || v > cap)
+        {
+            invalid.push(
+                format!("limits.{field}"),
+                format!("must be between 1 and {cap} (the most this Kassa allows)"),
+            );
+        }
+    };
+    check(
+        "memory_mib",
+        limits.memory_mib.map(u64::from),
+        u64::from(caps.memory_mib),
+    );
+    check("fuel", limits.fuel, caps.fuel);
+    check("timeout_ms", limits.timeout_ms, caps.timeout_ms);
+    invalid.into_result().map(|()| limits)
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn limits_above_the_operators_cap_are_refused() {
+        let caps = LimitCaps {
+            memory_mib: 1024,
+            fuel: 10,
+            timeout_ms: 30_000,
+        };
+        let fine = PluginLimits {
+            memory_mib: Some(512),
+            fuel: None,
+            timeout_ms: Some(30_000),
+        };
+        assert_eq!(limits_within(fine, caps), Ok(fine));
+        let over = PluginLimits {
+            memory_mib: Some(2048),
+            fuel: Some(0),
+            timeout_ms: None,
+        };
+        let fields: Vec<_> = limits_within(over, caps)
+            .unwrap_err()
+            .errors
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["limits.memory_mib", "limits.fuel"]);
+    }
+}

@@ -220,6 +220,7 @@ async fn deliver_from_plugin(
         line.line_no,
     );
     let context = kassa_plugins::CallContext {
+        limits: Some(host.limits_for(&plugin.limits)),
         tenant: line.tenant_id.to_string(),
         secrets: plugin.secrets.into_iter().collect(),
         allowed_hosts: plugin.allowed_hosts,

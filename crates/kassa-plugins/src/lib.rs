@@ -93,6 +93,9 @@ pub struct CallContext {
     /// Hosts `http-fetch` may reach, exactly as written (`api.example.com`).
     pub allowed_hosts: Vec<String>,
     pub pool_keys: PoolKeys,
+    /// The plugin's own limits (see [`PluginHost::limits_for`]); `None`: the
+    /// operator's defaults.
+    pub limits: Option<CallLimits>,
 }
 
 /// What a call produced.
@@ -103,6 +106,8 @@ pub struct CallOutcome {
     /// The sandbox limit the call ran into, if it ran into one (a call may hit a limit
     /// and still succeed, e.g. when it logs more lines than are kept).
     pub limit: Option<Limit>,
+    /// The linear memory the instance took.
+    pub memory_bytes: usize,
 }
 
 /// A run on a sample order, as a test run shows it.
@@ -128,8 +133,10 @@ pub struct HostPolicy {
     pub allow_plain_http: bool,
     /// The largest component accepted (a CPython component is about 18 MiB).
     pub max_component_bytes: usize,
-    /// Memory, fuel and time of every call.
+    /// Memory, fuel and time of every call, unless its plugin sets its own.
     pub limits: CallLimits,
+    /// The most a merchant may set for a plugin.
+    pub max_limits: CallLimits,
     /// Where compiled components are kept on disk (none: compiled again after a
     /// restart). Only Kassa may write there: what is in it is run as machine code.
     pub cache_dir: Option<PathBuf>,
@@ -151,6 +158,11 @@ impl Default for HostPolicy {
             allow_plain_http: false,
             max_component_bytes: 64 * MIB,
             limits: CallLimits::default(),
+            max_limits: CallLimits {
+                memory_bytes: 1024 * MIB,
+                fuel: 50_000_000_000,
+                deadline: Duration::from_secs(30),
+            },
             cache_dir: None,
             cache_memory_bytes: 1024 * MIB,
             instances: 32,
@@ -193,11 +205,61 @@ struct Network {
     allow_plain_http: bool,
 }
 
+/// The store's limits, counting the linear memory the instance takes.
+struct Meter {
+    limits: StoreLimits,
+    memory_bytes: usize,
+}
+
+impl wasmtime::ResourceLimiter for Meter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory_bytes += desired.saturating_sub(current);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
 /// The state of one call.
 pub struct State {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Meter,
     context: CallContext,
     logs: Vec<String>,
     fetches: u32,
@@ -232,7 +294,10 @@ impl State {
                 .build(),
             output,
             table: ResourceTable::new(),
-            limits: limits.build(),
+            limits: Meter {
+                limits: limits.build(),
+                memory_bytes: 0,
+            },
             context,
             logs: Vec::new(),
             fetches: 0,
@@ -430,7 +495,12 @@ impl PluginHost {
             .max_tables_per_component(24)
             .max_core_instance_size(2 * MIB)
             .table_elements(100_000)
-            .max_memory_size(policy.limits.memory_bytes);
+            .max_memory_size(
+                policy
+                    .limits
+                    .memory_bytes
+                    .max(policy.max_limits.memory_bytes),
+            );
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| e.to_string())?;
         let mut linker = Linker::new(&engine);
@@ -478,6 +548,36 @@ impl PluginHost {
     /// The operator's settings.
     pub fn policy(&self) -> &HostPolicy {
         &self.policy
+    }
+
+    /// The operator's caps on a plugin's own limits.
+    pub fn caps(&self) -> kassa_domain::plugin::LimitCaps {
+        let max = self.policy.max_limits;
+        kassa_domain::plugin::LimitCaps {
+            memory_mib: u32::try_from(max.memory_bytes / MIB).unwrap_or(u32::MAX),
+            fuel: max.fuel,
+            timeout_ms: u64::try_from(max.deadline.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The limits of a call of a plugin with its own `limits`: each the plugin's,
+    /// or the operator's default, and never above the operator's cap.
+    pub fn limits_for(&self, limits: &kassa_domain::plugin::PluginLimits) -> CallLimits {
+        let (default, max) = (self.policy.limits, self.policy.max_limits);
+        CallLimits {
+            memory_bytes: limits
+                .memory_mib
+                .map_or(default.memory_bytes, |m| m as usize * MIB)
+                .min(max.memory_bytes.max(default.memory_bytes)),
+            fuel: limits
+                .fuel
+                .unwrap_or(default.fuel)
+                .min(max.fuel.max(default.fuel)),
+            deadline: limits
+                .timeout_ms
+                .map_or(default.deadline, Duration::from_millis)
+                .min(max.deadline.max(default.deadline)),
+        }
     }
 
     /// Compiled code kept in memory (bytes) and how many components.
@@ -697,8 +797,8 @@ impl PluginHost {
     async fn admit(
         &self,
         tenant: &str,
+        wait: Duration,
     ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), (PluginError, Option<Limit>)> {
-        let wait = self.policy.limits.deadline;
         let quota = self.policy.instances_per_store.max(1);
         let Ok(Ok(mine)) =
             tokio::time::timeout(wait, self.store_slots(tenant).acquire_owned()).await
@@ -733,14 +833,15 @@ impl PluginHost {
         request: &Request,
         context: CallContext,
     ) -> CallOutcome {
-        let limits = self.policy.limits;
-        let _permits = match self.admit(&context.tenant).await {
+        let limits = context.limits.unwrap_or(self.policy.limits);
+        let _permits = match self.admit(&context.tenant, limits.deadline).await {
             Ok(permits) => permits,
             Err((e, limit)) => {
                 return CallOutcome {
                     result: Err(e),
                     logs: Vec::new(),
                     limit,
+                    memory_bytes: 0,
                 };
             }
         };
@@ -783,20 +884,20 @@ impl PluginHost {
             result,
             logs,
             limit: limit.or(state.limit),
+            memory_bytes: state.limits.memory_bytes,
         }
     }
 
-    /// Runs a plugin on a sample order of `quantity` units, with its config, secrets
-    /// and allowed hosts. Nothing is delivered: keys it asks from a pool are samples
-    /// (`SAMPLE-<pool>-1`…), not taken from the pool. At most `test_runs` run at once.
+    /// Runs a plugin on a sample order of `quantity` units, with its config and its
+    /// store, secrets, allowed hosts and limits (`context`). Nothing is delivered: keys
+    /// it asks from a pool are samples (`SAMPLE-<pool>-1`…), not taken from the pool,
+    /// whatever `context` says. At most `test_runs` run at once.
     pub async fn test_run(
         &self,
         compiled: &Compiled,
-        tenant: &str,
         quantity: u32,
         config: Vec<(String, String)>,
-        secrets: HashMap<String, Secret>,
-        allowed_hosts: Vec<String>,
+        context: CallContext,
     ) -> Result<TestRun, Busy> {
         let Ok(_running) = self.test_runs.clone().try_acquire_owned() else {
             return Err(Busy {
@@ -823,14 +924,12 @@ impl PluginHost {
             ),
         };
         let context = CallContext {
-            tenant: tenant.to_owned(),
-            secrets,
-            allowed_hosts,
             pool_keys: Arc::new(|pool, count| {
                 Box::pin(
                     async move { Ok((1..=count).map(|i| format!("SAMPLE-{pool}-{i}")).collect()) },
                 )
             }),
+            ..context
         };
         let started = std::time::Instant::now();
         let outcome = self.call(compiled, &request, context).await;

@@ -71,6 +71,7 @@ fn context(secrets: &[(&str, &str)], hosts: &[&str]) -> CallContext {
         pool_keys: Arc::new(|pool, count| {
             Box::pin(async move { Ok((1..=count).map(|i| format!("{pool}-KEY-{i}")).collect()) })
         }),
+        limits: None,
     }
 }
 
@@ -441,24 +442,47 @@ async fn test_runs_beyond_the_limit_are_refused() {
         tokio::spawn(async move {
             host.test_run(
                 &hostile,
-                "ten_test",
                 1,
                 vec![("mode".into(), "loop".into())],
-                HashMap::new(),
-                vec![],
+                context(&[], &[]),
             )
             .await
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let second = host
-        .test_run(&hostile, "ten_test", 1, vec![], HashMap::new(), vec![])
-        .await;
+    let second = host.test_run(&hostile, 1, vec![], context(&[], &[])).await;
     assert_eq!(second.unwrap_err(), kassa_plugins::Busy { running: 1 });
     let first = first.await.unwrap().expect("the first one ran");
     assert!(first.outcome.limit.is_some());
-    let again = host
-        .test_run(&hostile, "ten_test", 1, vec![], HashMap::new(), vec![])
-        .await;
+    let again = host.test_run(&hostile, 1, vec![], context(&[], &[])).await;
     assert!(again.expect("room again").outcome.result.is_ok());
+}
+
+#[tokio::test]
+async fn a_plugins_own_limits_apply_within_the_operators_cap() {
+    let host = host();
+    let hostile = prepared(&host, "kassa_hostile");
+    let own = host.limits_for(&kassa_domain::plugin::PluginLimits {
+        memory_mib: Some(64),
+        fuel: None,
+        timeout_ms: Some(600_000),
+    });
+    assert_eq!(
+        own.deadline,
+        Duration::from_secs(30),
+        "capped by the operator"
+    );
+    let outcome = host
+        .call(
+            &hostile,
+            &request(&[("mode", "memory")], 1),
+            CallContext {
+                limits: Some(own),
+                ..context(&[], &[])
+            },
+        )
+        .await;
+    assert_eq!(outcome.limit, Some(Limit::Memory(64 * 1024 * 1024)));
+    let reason = failure(&outcome.result);
+    assert!(reason.contains("(limit: memory (64 MiB))"), "{reason}");
 }

@@ -41,6 +41,11 @@ pub struct Config {
     pub plugins_fuel: u64,
     /// Wall-clock time of one plugin call, host calls included (`5s`).
     pub plugins_timeout: String,
+    /// The most memory (MiB), fuel and time a merchant may set for one of their
+    /// plugins (its own limits); the defaults above apply where it sets none.
+    pub plugins_max_memory_mib: u32,
+    pub plugins_max_fuel: u64,
+    pub plugins_max_timeout: String,
     /// Where compiled plugins are kept, so a restart does not compile them again;
     /// empty: memory only.
     pub plugins_cache_dir: String,
@@ -94,6 +99,9 @@ const KEYS: &[&str] = &[
     "plugins_memory_mib",
     "plugins_fuel",
     "plugins_timeout",
+    "plugins_max_memory_mib",
+    "plugins_max_fuel",
+    "plugins_max_timeout",
     "plugins_cache_dir",
     "plugins_cache_memory_mib",
     "plugins_instances",
@@ -136,6 +144,9 @@ impl Default for Config {
             plugins_memory_mib: 256,
             plugins_fuel: 5_000_000_000,
             plugins_timeout: "5s".to_owned(),
+            plugins_max_memory_mib: 1024,
+            plugins_max_fuel: 50_000_000_000,
+            plugins_max_timeout: "30s".to_owned(),
             plugins_cache_dir: "data/plugin-cache".to_owned(),
             plugins_cache_memory_mib: 1024,
             plugins_instances: 32,
@@ -170,6 +181,9 @@ impl std::fmt::Debug for Config {
             .field("plugins_memory_mib", &self.plugins_memory_mib)
             .field("plugins_fuel", &self.plugins_fuel)
             .field("plugins_timeout", &self.plugins_timeout)
+            .field("plugins_max_memory_mib", &self.plugins_max_memory_mib)
+            .field("plugins_max_fuel", &self.plugins_max_fuel)
+            .field("plugins_max_timeout", &self.plugins_max_timeout)
             .field("plugins_cache_dir", &self.plugins_cache_dir)
             .field("plugins_cache_memory_mib", &self.plugins_cache_memory_mib)
             .field("plugins_instances", &self.plugins_instances)
@@ -251,6 +265,8 @@ impl Config {
         if deadline.is_zero() {
             return Err("plugins_timeout: must be more than 0s".into());
         }
+        let max_deadline = humantime::parse_duration(&self.plugins_max_timeout)
+            .map_err(|e| format!("plugins_max_timeout: {e}"))?;
         Ok(kassa_plugins::HostPolicy {
             allow_private_network: self.allow_private_network,
             allow_plain_http: self.plugins_allow_plain_http,
@@ -259,6 +275,11 @@ impl Config {
                 memory_bytes: self.plugins_memory_mib as usize * MIB,
                 fuel: self.plugins_fuel,
                 deadline,
+            },
+            max_limits: kassa_plugins::CallLimits {
+                memory_bytes: self.plugins_max_memory_mib as usize * MIB,
+                fuel: self.plugins_max_fuel,
+                deadline: max_deadline,
             },
             cache_dir: (!self.plugins_cache_dir.is_empty())
                 .then(|| self.plugins_cache_dir.clone().into()),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use kassa_domain::Secret;
 use kassa_domain::ids::{PluginId, TenantId};
+use kassa_domain::plugin::PluginLimits;
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
@@ -27,6 +28,8 @@ pub struct PluginRecord {
     pub config: BTreeMap<String, String>,
     pub secret_names: Vec<String>,
     pub allowed_hosts: Vec<String>,
+    /// The plugin's own limits; absent ones are the operator's defaults.
+    pub limits: PluginLimits,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -47,6 +50,7 @@ struct PluginRow {
     config: Json<BTreeMap<String, String>>,
     secrets: Json<BTreeMap<String, String>>,
     allowed_hosts: Json<Vec<String>>,
+    limits: Json<PluginLimits>,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
@@ -64,6 +68,7 @@ impl TryFrom<PluginRow> for PluginRecord {
             config: r.config.0,
             secret_names: secrets.into_keys().collect(),
             allowed_hosts: r.allowed_hosts.0,
+            limits: r.limits.0,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -72,7 +77,7 @@ impl TryFrom<PluginRow> for PluginRecord {
 
 const PLUGIN_COLUMNS: &str = "plugins.id AS id, plugins.name AS name, plugins.current_version AS current_version, \
     v.sha256 AS sha256, v.size AS size, plugins.config AS config, plugins.secrets AS secrets, \
-    plugins.allowed_hosts AS allowed_hosts, plugins.created_at AS created_at, plugins.updated_at AS updated_at";
+    plugins.allowed_hosts AS allowed_hosts, plugins.limits AS limits, plugins.created_at AS created_at, plugins.updated_at AS updated_at";
 const PLUGIN_FROM: &str = "plugins JOIN plugin_versions v ON v.tenant_id = plugins.tenant_id \
     AND v.plugin_id = plugins.id AND v.version = plugins.current_version";
 
@@ -99,6 +104,7 @@ pub struct RunnablePlugin {
     pub config: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, Secret>,
     pub allowed_hosts: Vec<String>,
+    pub limits: PluginLimits,
 }
 
 /// A plugin's live version, across stores (for preparing them at start).
@@ -117,6 +123,7 @@ pub struct PluginChanges {
     pub config: Option<BTreeMap<String, String>>,
     pub secrets: Option<BTreeMap<String, Option<Secret>>>,
     pub allowed_hosts: Option<Vec<String>>,
+    pub limits: Option<PluginLimits>,
 }
 
 impl Store {
@@ -293,8 +300,9 @@ impl Store {
             .allowed_hosts
             .clone()
             .unwrap_or(current.allowed_hosts);
+        let limits = changes.limits.unwrap_or(current.limits);
         db_run!(self, c => sqlx::query(
-            "UPDATE plugins SET name = $3, config = $4, secrets = $5, allowed_hosts = $6, updated_at = $7
+            "UPDATE plugins SET name = $3, config = $4, secrets = $5, allowed_hosts = $6, updated_at = $7, limits = $8
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_str())
@@ -309,6 +317,7 @@ impl Store {
         ))
         .bind(Json(&hosts))
         .bind(Timestamp::now())
+        .bind(Json(&limits))
         .execute(c).await?.rows_affected());
         self.plugin(tenant, id).await
     }
@@ -326,10 +335,11 @@ impl Store {
             config: Json<BTreeMap<String, String>>,
             secrets: Json<BTreeMap<String, String>>,
             allowed_hosts: Json<Vec<String>>,
+            limits: Json<PluginLimits>,
         }
         let row: Option<Row> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT plugins.current_version AS current_version, v.sha256 AS sha256, plugins.config AS config,
-             plugins.secrets AS secrets, plugins.allowed_hosts AS allowed_hosts
+             plugins.secrets AS secrets, plugins.allowed_hosts AS allowed_hosts, plugins.limits AS limits
              FROM {PLUGIN_FROM} WHERE plugins.tenant_id = $1 AND plugins.id = $2"
         )))
         .bind(tenant.as_str())
@@ -345,6 +355,7 @@ impl Store {
                 .map(|(k, v)| (k, Secret::from(v)))
                 .collect(),
             allowed_hosts: row.allowed_hosts.0,
+            limits: row.limits.0,
         })
     }
 

@@ -19,6 +19,7 @@ on_both_backends!(
     a_javascript_plugin_calls_its_license_service_and_delivers_a_paid_order,
     uploads_that_are_not_plugins_say_why_and_the_live_version_keeps_serving,
     kassa_serves_the_wit_plugins_are_built_against,
+    a_plugins_own_limits_stay_under_the_operators_cap_and_are_reported,
 );
 
 pub(crate) fn component(name: &str) -> Vec<u8> {
@@ -510,4 +511,48 @@ async fn kassa_serves_the_wit_plugins_are_built_against(backend: Backend) {
         assert!(text.contains("package kassa:plugin@0.1.0;"));
         assert!(text.contains("world fulfillment"));
     }
+}
+
+async fn a_plugins_own_limits_stay_under_the_operators_cap_and_are_reported(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let created = upload(&app, &app.key, "Hostile", component("kassa_hostile")).await;
+    let plugin = created.ok().clone();
+    assert_eq!(
+        plugin["limits"],
+        json!({"memory_mib": 256, "fuel": 5_000_000_000u64, "timeout_ms": 5000}),
+        "the operator's defaults"
+    );
+    let id = plugin["id"].as_str().unwrap().to_owned();
+    let over = app
+        .patch_as(
+            &app.key,
+            &format!("/api/v1/plugins/{id}"),
+            json!({"limits": {"memory_mib": 4096, "timeout_ms": 0}}),
+        )
+        .await;
+    assert_eq!(
+        over.invalid_fields(),
+        ["limits.memory_mib", "limits.timeout_ms"]
+    );
+    let set = app
+        .patch_as(
+            &app.key,
+            &format!("/api/v1/plugins/{id}"),
+            json!({"limits": {"memory_mib": 64}, "config": {"mode": "memory"}}),
+        )
+        .await;
+    assert_eq!(set.ok()["limits"]["memory_mib"], 64);
+    assert_eq!(set.body["limits"]["timeout_ms"], 5000);
+    let run = app
+        .post(&format!("/api/v1/plugins/{id}/test-run"), json!({}))
+        .await;
+    let run = run.ok().clone();
+    assert_eq!(run["limit"], "memory (64 MiB)", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("(limit: memory (64 MiB))"),
+        "{run}"
+    );
 }
