@@ -10,10 +10,19 @@ use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
+use secrecy::SecretString;
 use tokio::io::AsyncReadExt;
 
-/// Every route Kassa serves.
+use crate::metrics::MetricsAccess;
+
+/// Every route Kassa serves, `/metrics` closed.
 pub fn app(ctx: ApiContext) -> impl Endpoint {
+    app_with(ctx, MetricsAccess { token: None })
+}
+
+/// Every route Kassa serves, `/metrics` to whom `metrics` lets in.
+fn app_with(ctx: ApiContext, metrics: MetricsAccess) -> impl Endpoint {
+    crate::metrics::install();
     let store = ctx.store.clone();
     let web = WebContext {
         store: ctx.store.clone(),
@@ -29,7 +38,11 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
     };
     let routes = Route::new()
         .at("/healthz", get(healthz))
-        .at("/readyz", get(readyz).data(store))
+        .at("/readyz", get(readyz).data(store.clone()))
+        .at(
+            "/metrics",
+            get(crate::metrics::scrape).data(metrics).data(store),
+        )
         .nest("/api", kassa_api::routes(ctx));
     let routes = kassa_dashboard::mount(routes, dashboard);
     kassa_web::mount(routes, web)
@@ -117,6 +130,7 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
 pub struct Server {
     acceptor: poem::listener::TcpAcceptor,
     pub local_addr: SocketAddr,
+    metrics: MetricsAccess,
 }
 
 impl Server {
@@ -128,10 +142,18 @@ impl Server {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .unwrap_or(addr);
+        crate::metrics::install();
         Ok(Self {
             acceptor,
             local_addr,
+            metrics: MetricsAccess { token: None },
         })
+    }
+
+    /// Opens `/metrics` to scrapes that send `Authorization: Bearer <token>`.
+    pub fn with_metrics_token(mut self, token: Option<SecretString>) -> Self {
+        self.metrics = MetricsAccess { token };
+        self
     }
 
     /// Serves until `shutdown` resolves, then lets requests in flight finish.
@@ -141,7 +163,11 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
         poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app(ctx), shutdown, Some(Duration::from_secs(20)))
+            .run_with_graceful_shutdown(
+                app_with(ctx, self.metrics),
+                shutdown,
+                Some(Duration::from_secs(20)),
+            )
             .await
     }
 }

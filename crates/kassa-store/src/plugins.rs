@@ -281,7 +281,7 @@ impl Store {
             .allowed_hosts
             .clone()
             .unwrap_or(current.allowed_hosts);
-        db_run!(self, c => sqlx::query(
+        db_run!(self.writer(), c => sqlx::query(
             "UPDATE plugins SET name = $3, config = $4, secrets = $5, allowed_hosts = $6, updated_at = $7
              WHERE tenant_id = $1 AND id = $2",
         )

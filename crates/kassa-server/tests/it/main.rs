@@ -18,6 +18,7 @@ mod idempotency;
 mod isolation;
 mod limits;
 mod logs;
+mod metrics;
 mod offers;
 mod openapi;
 mod orders_api;
