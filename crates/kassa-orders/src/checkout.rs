@@ -263,7 +263,7 @@ pub async fn place_order(
     };
     work.follow(Some(id.as_str()), &workflow::placed(&id, method))
         .await?;
-    let order = work.view(id.as_str()).await?;
+    let order = work.view_after_follow(id.as_str()).await?;
     work.commit().await?;
     metrics::counter!("kassa_orders_placed_total", "method" => method.as_str()).increment(1);
     Ok(order)

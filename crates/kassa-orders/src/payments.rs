@@ -132,7 +132,7 @@ async fn record(
             .await?;
     }
     work.follow(Some(order_id), &decided.followups).await?;
-    let order = work.view(order_id).await?;
+    let order = work.view_after_follow(order_id).await?;
     work.commit().await?;
     let method = payment.facts.method.as_str();
     if decided.order_paid {

@@ -30,6 +30,8 @@ pub struct Work {
     /// The number of the order this transaction places, when taken before it began
     /// ([`Store::work_for_order`]).
     pub(crate) order_number: Option<i64>,
+    /// The order as [`Work::follow`] read it for its events and emails.
+    followed: Option<OrderRecord>,
 }
 
 impl Store {
@@ -41,6 +43,7 @@ impl Store {
             backend: self.backend,
             now: Timestamp::now(),
             order_number: None,
+            followed: None,
         })
     }
 
@@ -242,7 +245,18 @@ impl Work {
                 enqueue(&mut self.tx, &job, at.millis()).await?;
             }
         }
+        self.followed = view;
         Ok(())
+    }
+
+    /// The order as merchants see it once [`Work::follow`] wrote what follows: the view
+    /// `follow` read (what it writes, events, emails and jobs, is not part of the view),
+    /// else read now. For the answer of a command whose last write was `follow`.
+    pub async fn view_after_follow(&mut self, id: &str) -> Result<OrderRecord, StoreError> {
+        match self.followed.take() {
+            Some(view) if view.id == id => Ok(view),
+            _ => self.view(id).await,
+        }
     }
 }
 
