@@ -4,7 +4,7 @@
 //! - an optional field is `nullable`: an `Option` is written as `null` when empty;
 //! - request objects take no fields but their own (they deny unknown fields);
 //! - an operation with a body may answer 415 when the body is of another type;
-//! - `limit` is bounded as [`crate::pagination`] bounds it;
+//! - `limit` is bounded as [`crate::pagination`] bounds it, unsigned integers by 0;
 //! - a method a path does not have is answered 405 with `Allow` naming those it has,
 //!   and a number or boolean where a string is declared is refused ([`keep`]).
 
@@ -39,7 +39,27 @@ pub fn publish(derived: &str) -> String {
             }
         }
     }
+    unsigned_minimum(&mut doc);
     serde_json::to_string_pretty(&doc).expect("a JSON value serializes")
+}
+
+/// An unsigned integer (`format: uint64`, …) is at least 0: poem-openapi refuses a
+/// negative one, so the document says so.
+fn unsigned_minimum(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            let unsigned = map
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| f.starts_with("uint"));
+            if unsigned && map.get("type") == Some(&json!("integer")) {
+                map.entry("minimum").or_insert(json!(0));
+            }
+            map.values_mut().for_each(unsigned_minimum);
+        }
+        Value::Array(items) => items.iter_mut().for_each(unsigned_minimum),
+        _ => {}
+    }
 }
 
 /// Every property not in `required` may be `null`. A `$ref` cannot carry `nullable`

@@ -205,7 +205,9 @@ pub fn quote(
     })
 }
 
-/// Spreads `off` over the covered lines in proportion to their totals.
+/// Spreads `off` (at most `base`, the covered lines' total) over the covered lines in
+/// proportion to their totals, all of it: the shares round down, and what rounding
+/// left over is taken from the covered lines that still have room, in order.
 fn spread(lines: &mut [PricedLine], covered: &[usize], base: i64, off: i64) {
     let mut left = off;
     for (n, &i) in covered.iter().enumerate() {
@@ -216,6 +218,12 @@ fn spread(lines: &mut [PricedLine], covered: &[usize], base: i64, off: i64) {
                 .unwrap_or(0)
         };
         let share = share.clamp(0, lines[i].total);
+        lines[i].discount += share;
+        lines[i].total -= share;
+        left -= share;
+    }
+    for &i in covered {
+        let share = left.clamp(0, lines[i].total);
         lines[i].discount += share;
         lines[i].total -= share;
         left -= share;
@@ -328,5 +336,117 @@ mod tests {
     fn references_are_distinct() {
         assert_ne!(payment_reference(), payment_reference());
         assert_eq!(order_token().len(), 32);
+    }
+
+    #[test]
+    fn an_amount_coupon_comes_off_in_full_over_small_lines() {
+        // Three lines of 0.01 and a coupon of 0.02: the proportional shares round down
+        // to nothing, and the last line alone cannot take the 0.02.
+        let lines = [line(1, 1), line(1, 1), line(1, 1)];
+        let coupon = CouponInput {
+            code: "TWO".into(),
+            discount: Discount::Amount(Money {
+                amount: 2,
+                currency: usd(),
+            }),
+            product_ids: vec![],
+        };
+        let q = quote(usd(), &lines, Some(&coupon)).unwrap();
+        assert_eq!((q.subtotal, q.discount, q.total), (3, 2, 1));
+    }
+
+    mod money_maths {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::money::MAX_AMOUNT;
+
+        fn usd() -> Currency {
+            Currency::parse("c", "USD").unwrap()
+        }
+
+        /// A line as a cart or an API call can make it: quantity and price within the
+        /// bounds the edges enforce, and any fixed discount a signed link may carry.
+        fn a_line() -> impl Strategy<Value = LineInput> {
+            (
+                1..=MAX_QUANTITY,
+                prop_oneof![0..=100i64, 0..=MAX_AMOUNT],
+                prop_oneof![Just(0i64), -10..=10_000i64, any::<i64>()],
+            )
+                .prop_map(|(quantity, unit_amount, fixed_discount)| LineInput {
+                    product_id: ProductId::generate(),
+                    name: "P".into(),
+                    quantity,
+                    unit_amount,
+                    fixed_discount,
+                })
+        }
+
+        fn a_discount() -> impl Strategy<Value = Discount> {
+            prop_oneof![
+                (1..=100i64).prop_map(Discount::Percent),
+                prop_oneof![1..=1_000i64, 1..=MAX_AMOUNT].prop_map(|amount| Discount::Amount(
+                    Money {
+                        amount,
+                        currency: usd()
+                    }
+                )),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            /// Totals never go negative, never overflow, and always add up: each line's
+            /// total is its subtotal less its discount, the order's figures are the sums
+            /// of its lines', and a coupon takes off exactly what it says, in full,
+            /// from the lines it covers.
+            #[test]
+            fn totals_add_up(
+                lines in proptest::collection::vec(a_line(), 1..=100),
+                discount in proptest::option::of(a_discount()),
+                scope in proptest::collection::vec(any::<bool>(), 100),
+            ) {
+                let coupon = discount.map(|discount| CouponInput {
+                    code: "C".into(),
+                    discount,
+                    product_ids: lines
+                        .iter()
+                        .zip(&scope)
+                        .filter(|(_, covered)| **covered)
+                        .map(|(l, _)| l.product_id.clone())
+                        .collect(),
+                });
+                let q = quote(usd(), &lines, coupon.as_ref()).unwrap();
+                let mut fixed_total = 0i64;
+                let mut base = 0i64;
+                for (l, input) in q.lines.iter().zip(&lines) {
+                    prop_assert_eq!(l.subtotal, input.quantity * input.unit_amount);
+                    prop_assert!(0 <= l.discount && l.discount <= l.subtotal, "{:?}", l);
+                    prop_assert_eq!(l.total, l.subtotal - l.discount);
+                    let fixed = input.fixed_discount.clamp(0, l.subtotal);
+                    fixed_total += fixed;
+                    let covered = coupon.as_ref().is_some_and(|c| {
+                        c.product_ids.is_empty() || c.product_ids.contains(&l.product_id)
+                    });
+                    if covered {
+                        base += l.subtotal - fixed;
+                    } else {
+                        prop_assert_eq!(l.discount, fixed, "a line the coupon does not cover");
+                    }
+                }
+                prop_assert_eq!(q.subtotal, q.lines.iter().map(|l| l.subtotal).sum::<i64>());
+                prop_assert_eq!(q.discount, q.lines.iter().map(|l| l.discount).sum::<i64>());
+                prop_assert_eq!(q.total, q.lines.iter().map(|l| l.total).sum::<i64>());
+                prop_assert_eq!(q.total, q.subtotal - q.discount);
+                prop_assert!(q.total >= 0);
+                let off = coupon.as_ref().map_or(0, |c| {
+                    c.discount.amount_off(Money { amount: base, currency: usd() })
+                });
+                prop_assert!(off <= base);
+                prop_assert_eq!(q.discount - fixed_total, off, "the coupon comes off in full");
+                prop_assert_eq!(q.coupon_code.is_some(), off > 0);
+            }
+        }
     }
 }

@@ -51,11 +51,17 @@ pub(crate) async fn run(job: DeliverLine, workers: Data<Workers>) -> Result<(), 
 /// Gets a paid line's license information by its product's delivery method.
 async fn deliver(workers: &Workers, line: DueLine) -> Result<(), OrdersError> {
     let retry_in = |ms: i64| Some(Timestamp::now().millis() + ms);
+    let mut counted = "delivered";
     let result = match &line.delivery {
         Delivery::LicensePool { .. } => {
             match kassa_orders::deliver_from_pool(&workers.store, &line).await {
                 Ok(outcome) => {
                     tracing::info!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, outcome = ?outcome, "pool delivery");
+                    counted = match outcome {
+                        kassa_orders::PoolDelivery::Delivered { .. } => "delivered",
+                        kassa_orders::PoolDelivery::WaitingStock => "waiting_stock",
+                        kassa_orders::PoolDelivery::AlreadyDelivered => "already_delivered",
+                    };
                     Ok(())
                 }
                 // A key taken by a concurrent delivery: soon again, with other keys.
@@ -70,6 +76,18 @@ async fn deliver(workers: &Workers, line: DueLine) -> Result<(), OrdersError> {
         Delivery::WebService { url } => deliver_from_service(workers, &line, url).await,
         Delivery::Plugin { plugin_id } => deliver_from_plugin(workers, &line, plugin_id).await,
     };
+    let method = match &line.delivery {
+        Delivery::LicensePool { .. } => "license_pool",
+        Delivery::WebService { .. } => "web_service",
+        Delivery::Plugin { .. } => "plugin",
+    };
+    let outcome = match (&result, retry_at_of(&result)) {
+        (Ok(()), _) => counted,
+        (Err(_), Some(_)) => "retrying",
+        (Err(_), None) => "failed",
+    };
+    metrics::counter!("kassa_deliveries_total", "method" => method, "outcome" => outcome)
+        .increment(1);
     if let Err((error, retry_at)) = result {
         tracing::warn!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, error = %error, "delivery did not happen");
         let retry_at = retry_at.map(Timestamp::from);
@@ -81,6 +99,11 @@ async fn deliver(workers: &Workers, line: DueLine) -> Result<(), OrdersError> {
         }
     }
     Ok(())
+}
+
+/// When a failed try is tried again, if it is.
+fn retry_at_of(result: &Result<(), (String, Option<i64>)>) -> Option<i64> {
+    result.as_ref().err().and_then(|(_, at)| *at)
 }
 
 /// When a line's delivery from a service or plugin is tried next, on the webhook
@@ -234,7 +257,9 @@ async fn deliver_from_plugin(
             })
         }),
     };
+    let started = std::time::Instant::now();
     let outcome = host.call(&compiled, &request, context).await;
+    metrics::histogram!("kassa_plugin_call_seconds").record(started.elapsed().as_secs_f64());
     for log in &outcome.logs {
         tracing::info!(tenant = %line.tenant_id, order = %line.order_id, plugin = %plugin_id, "plugin log: {log}");
     }

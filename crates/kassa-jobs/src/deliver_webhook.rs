@@ -59,6 +59,14 @@ async fn deliver(workers: &Workers, d: DueDelivery) -> Result<(), StoreError> {
             }
         }
     };
+    let counted = match outcome {
+        DeliveryOutcome::Succeeded => "succeeded",
+        DeliveryOutcome::RetryAt(_) => "retrying",
+        DeliveryOutcome::Failed => "failed",
+        DeliveryOutcome::EndpointDisabled => "endpoint_disabled",
+    };
+    metrics::counter!("kassa_webhook_attempts_total", "outcome" => counted).increment(1);
+    metrics::histogram!("kassa_webhook_attempt_seconds").record(attempt.latency_ms as f64 / 1000.0);
     tracing::info!(
         tenant = %d.tenant_id, event = %d.event_id, endpoint = %d.endpoint_id,
         status = ?attempt.status, latency_ms = attempt.latency_ms, outcome = ?outcome,

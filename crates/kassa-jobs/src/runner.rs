@@ -76,6 +76,56 @@ impl futures_core::Stream for Ticks {
     }
 }
 
+/// Yields when this process wrote a job (SQLite: apalis-sqlite only polls).
+struct JobsWritten {
+    next: std::pin::Pin<Box<dyn std::future::Future<Output = Changed> + Send + Sync>>,
+}
+
+/// The receiver back, and whether its sender is still there.
+type Changed = (tokio::sync::watch::Receiver<u64>, bool);
+
+impl JobsWritten {
+    fn new() -> Self {
+        Self {
+            next: Self::wait(kassa_store::jobs_written_here()),
+        }
+    }
+
+    fn wait(
+        mut rx: tokio::sync::watch::Receiver<u64>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Changed> + Send + Sync>> {
+        Box::pin(async move {
+            let open = rx.changed().await.is_ok();
+            (rx, open)
+        })
+    }
+}
+
+impl futures_core::Stream for JobsWritten {
+    type Item = ();
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<()>> {
+        use std::task::Poll;
+        // Take every change so far, so the next wait is armed when this returns.
+        let mut fired = false;
+        loop {
+            match self.next.as_mut().poll(cx) {
+                Poll::Ready((mut rx, true)) => {
+                    rx.mark_unchanged();
+                    self.next = Self::wait(rx);
+                    fired = true;
+                }
+                Poll::Ready((_, false)) => return Poll::Ready(None),
+                Poll::Pending if fired => return Poll::Ready(Some(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
 /// apalis's insert notifications, until the pool closes. The workers share the store's
 /// pool, and apalis's `Pubsub` loops without end on a closed pool (its listener then
 /// only yields errors, which it skips), so the stream ends when the pool closes.
@@ -98,7 +148,7 @@ impl futures_core::Stream for UntilClosed {
     }
 }
 
-/// A queue's backend on SQLite, polled.
+/// A queue's backend on SQLite: polled, and woken when this process writes a job.
 fn sqlite_backend<J: Job>(
     pool: &sqlx::SqlitePool,
     heartbeat: Duration,
@@ -111,7 +161,7 @@ fn sqlite_backend<J: Job>(
     move || {
         apalis_sqlite::SqliteStorage::new(&pool)
             .with_config(config.clone())
-            .poll_with_strategy(Strategy::new().stream(ticks()))
+            .poll_with_strategy(Strategy::new().stream(JobsWritten::new()).stream(ticks()))
     }
 }
 

@@ -259,7 +259,7 @@ pub async fn place_order(
             .filter_map(|l| l.offer.as_ref().and_then(|o| o.expires_at()))
             .min(),
     };
-    let mut work = store.work(&tenant.id).await?;
+    let mut work = store.work_for_order(&tenant.id).await?;
     let id = match work.insert_order(&new).await {
         Ok(Placement::New(id)) => id,
         Ok(Placement::Existing(id)) => {
@@ -271,7 +271,8 @@ pub async fn place_order(
     };
     work.follow(Some(id.as_str()), &workflow::placed(&id, method))
         .await?;
-    let order = work.view(id.as_str()).await?;
+    let order = work.view_after_follow(id.as_str()).await?;
     work.commit().await?;
+    metrics::counter!("kassa_orders_placed_total", "method" => method.as_str()).increment(1);
     Ok(order)
 }

@@ -131,8 +131,14 @@ async fn record(
         work.mark_paid(order_id, payment.facts.method).await?;
     }
     work.follow(Some(order_id), &decided.followups).await?;
-    let order = work.view(order_id).await?;
+    let order = work.view_after_follow(order_id).await?;
     work.commit().await?;
+    let method = payment.facts.method.as_str();
+    if decided.order_paid {
+        metrics::counter!("kassa_orders_paid_total", "method" => method).increment(1);
+    } else if !payment.facts.succeeded {
+        metrics::counter!("kassa_payment_failures_total", "method" => method).increment(1);
+    }
     let recorded = order
         .payments
         .iter()

@@ -433,7 +433,9 @@ async fn one_stores_slow_plugin_leaves_room_for_the_others() {
     );
 }
 
-#[tokio::test]
+// Two worker threads: the looping run holds one while the second asks on the other
+// (on one thread the loop would hold it until its fuel runs out, ~0.5 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_runs_beyond_the_limit_are_refused() {
     let host = Arc::new(small_host(Duration::from_millis(800), 4, 2));
     let hostile = prepared(&host, "kassa_hostile");

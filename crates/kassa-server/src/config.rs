@@ -72,6 +72,9 @@ pub struct Config {
     /// How often a worker sends its heartbeat (`10s`); after three missed heartbeats
     /// another worker takes over its jobs.
     pub job_heartbeat: String,
+    /// The bearer token a scrape of `/metrics` must send; without it `/metrics` is off.
+    #[serde(serialize_with = "expose_opt")]
+    pub metrics_token: Option<SecretString>,
     /// Rate limits on what anonymous visitors can make Kassa do (`[rate_limits]`, or
     /// `KASSA_RATE_LIMIT_<NAME>`), each `N/period` or `off`.
     pub rate_limits: kassa_limits::LimitsConfig,
@@ -112,6 +115,7 @@ const KEYS: &[&str] = &[
     "unpaid_reminder_after",
     "unpaid_delete_after",
     "job_heartbeat",
+    "metrics_token",
 ];
 
 fn expose_opt<S: serde::Serializer>(
@@ -157,6 +161,7 @@ impl Default for Config {
             unpaid_reminder_after: "24h".to_owned(),
             unpaid_delete_after: "90d".to_owned(),
             job_heartbeat: "10s".to_owned(),
+            metrics_token: None,
             rate_limits: kassa_limits::LimitsConfig::default(),
         }
     }
@@ -203,6 +208,7 @@ impl std::fmt::Debug for Config {
             .field("unpaid_reminder_after", &self.unpaid_reminder_after)
             .field("unpaid_delete_after", &self.unpaid_delete_after)
             .field("job_heartbeat", &self.job_heartbeat)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .field("rate_limits", &self.rate_limits)
             .finish()
     }

@@ -11,10 +11,20 @@ use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
+use secrecy::SecretString;
 use tokio::io::AsyncReadExt;
 
-/// Every route Kassa serves; `X-Forwarded-For` is believed from `trusted_proxies`.
-pub fn app(ctx: ApiContext, trusted_proxies: Vec<IpNet>) -> impl Endpoint {
+use crate::metrics::MetricsAccess;
+
+/// Every route Kassa serves, `/metrics` closed, no proxy trusted.
+pub fn app(ctx: ApiContext) -> impl Endpoint {
+    app_with(ctx, MetricsAccess { token: None }, Vec::new())
+}
+
+/// Every route Kassa serves: `/metrics` to whom `metrics` lets in, and
+/// `X-Forwarded-For` believed from `trusted_proxies`.
+fn app_with(ctx: ApiContext, metrics: MetricsAccess, trusted_proxies: Vec<IpNet>) -> impl Endpoint {
+    crate::metrics::install();
     let store = ctx.store.clone();
     let web = WebContext {
         store: ctx.store.clone(),
@@ -36,7 +46,11 @@ pub fn app(ctx: ApiContext, trusted_proxies: Vec<IpNet>) -> impl Endpoint {
     };
     let routes = Route::new()
         .at("/healthz", get(healthz))
-        .at("/readyz", get(readyz).data(store))
+        .at("/readyz", get(readyz).data(store.clone()))
+        .at(
+            "/metrics",
+            get(crate::metrics::scrape).data(metrics).data(store),
+        )
         .nest("/api", kassa_api::routes(ctx));
     let routes = kassa_dashboard::mount(routes, dashboard);
     kassa_web::mount(routes, web)
@@ -197,6 +211,7 @@ pub struct Server {
     acceptor: poem::listener::TcpAcceptor,
     pub local_addr: SocketAddr,
     trusted_proxies: Vec<IpNet>,
+    metrics: MetricsAccess,
 }
 
 impl Server {
@@ -208,16 +223,24 @@ impl Server {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .unwrap_or(addr);
+        crate::metrics::install();
         Ok(Self {
             acceptor,
             local_addr,
             trusted_proxies: Vec::new(),
+            metrics: MetricsAccess { token: None },
         })
     }
 
     /// Believes `X-Forwarded-For` from these proxies (see [`client_addr`]).
     pub fn trust_proxies(mut self, proxies: Vec<IpNet>) -> Self {
         self.trusted_proxies = proxies;
+        self
+    }
+
+    /// Opens `/metrics` to scrapes that send `Authorization: Bearer <token>`.
+    pub fn with_metrics_token(mut self, token: Option<SecretString>) -> Self {
+        self.metrics = MetricsAccess { token };
         self
     }
 
@@ -229,7 +252,7 @@ impl Server {
     ) -> std::io::Result<()> {
         poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
-                app(ctx, self.trusted_proxies),
+                app_with(ctx, self.metrics, self.trusted_proxies),
                 shutdown,
                 Some(Duration::from_secs(20)),
             )

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod demo;
 mod http;
+pub mod metrics;
 mod request_log;
 
 pub use config::Config;

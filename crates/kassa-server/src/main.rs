@@ -239,7 +239,8 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
     let server = kassa::Server::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?
-        .trust_proxies(trusted_proxies);
+        .trust_proxies(trusted_proxies)
+        .with_metrics_token(config.metrics_token.clone());
     let plugins = plugin_host(&config)?;
     let limits = kassa_limits::Limits::new(&config.rate_limits).context("rate_limits")?;
     let ctx = ApiContext {

@@ -23,7 +23,12 @@ pub(crate) async fn log_request<E: Endpoint>(next: E, req: Request) -> poem::Res
         Err(err) => (err.status(), err.data::<PathPattern>()),
     };
     let route = pattern.map_or(NO_ROUTE, |p| &p.0);
-    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let took = started.elapsed();
+    metrics::counter!("kassa_http_requests_total", "route" => route.to_owned(), "status" => status.as_str().to_owned())
+        .increment(1);
+    metrics::histogram!("kassa_http_request_seconds", "route" => route.to_owned())
+        .record(took.as_secs_f64());
+    let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
     if status.is_server_error() {
         tracing::warn!(%method, route, status = status.as_u16(), duration_ms, "request");
     } else {

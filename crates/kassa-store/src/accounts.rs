@@ -355,7 +355,7 @@ impl Store {
     }
 
     pub async fn end_session(&self, token_hash: &str) -> Result<(), StoreError> {
-        db_run!(self, c => sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        db_run!(self.writer(), c => sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
             .execute(c).await?.rows_affected());
         Ok(())
@@ -368,7 +368,7 @@ impl Store {
         user: &UserId,
         tenant: &TenantId,
     ) -> Result<(), StoreError> {
-        let done = db_run!(self, c => sqlx::query(
+        let done = db_run!(self.writer(), c => sqlx::query(
             "UPDATE sessions SET tenant_id = $3 WHERE token_hash = $1 AND user_id = $2
              AND EXISTS (SELECT 1 FROM memberships WHERE tenant_id = $3 AND user_id = $2)",
         )
@@ -587,7 +587,7 @@ impl Store {
         tenant: &TenantId,
         id: &InvitationId,
     ) -> Result<(), StoreError> {
-        let done = db_run!(self, c => sqlx::query(
+        let done = db_run!(self.writer(), c => sqlx::query(
             "DELETE FROM invitations WHERE tenant_id = $1 AND id = $2 AND accepted_at IS NULL",
         )
         .bind(tenant.as_str())

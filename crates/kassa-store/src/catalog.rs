@@ -285,7 +285,7 @@ impl Store {
     ) -> Result<ProductRecord, StoreError> {
         let id = ProductId::generate();
         let now = Timestamp::now();
-        db_run!(self, c => sqlx::query(
+        db_run!(self.writer(), c => sqlx::query(
             "INSERT INTO products (tenant_id, id, name, description, prices, delivery, active, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         )
@@ -330,7 +330,7 @@ impl Store {
         id: &ProductId,
         fields: &ProductFields,
     ) -> Result<ProductRecord, StoreError> {
-        let done = db_run!(self, c => sqlx::query(
+        let done = db_run!(self.writer(), c => sqlx::query(
             "UPDATE products SET name = $3, description = $4, prices = $5, delivery = $6,
              active = $7, updated_at = $8 WHERE tenant_id = $1 AND id = $2",
         )
@@ -356,7 +356,7 @@ impl Store {
     ) -> Result<CouponRecord, StoreError> {
         let id = CouponId::generate();
         let now = Timestamp::now();
-        db_run!(self, c => sqlx::query(
+        db_run!(self.writer(), c => sqlx::query(
             "INSERT INTO coupons (tenant_id, id, code, percent_off, amount_off, currency, expires_at,
              max_redemptions, times_redeemed, product_ids, active, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11)",
@@ -416,7 +416,7 @@ impl Store {
         expires_at: Option<Timestamp>,
         max_redemptions: Option<i64>,
     ) -> Result<CouponRecord, StoreError> {
-        let done = db_run!(self, c => sqlx::query(
+        let done = db_run!(self.writer(), c => sqlx::query(
             "UPDATE coupons SET active = $3, expires_at = $4, max_redemptions = $5
              WHERE tenant_id = $1 AND id = $2",
         )
@@ -439,7 +439,7 @@ impl Store {
     ) -> Result<CheckoutLinkRecord, StoreError> {
         let id = CheckoutLinkId::generate();
         let now = Timestamp::now();
-        db_run!(self, c => sqlx::query(
+        db_run!(self.writer(), c => sqlx::query(
             "INSERT INTO checkout_links (tenant_id, id, product_id, quantity, currency, coupon_code,
              offer, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -95,7 +95,7 @@ impl Store {
         content_type: Option<&str>,
         body: &str,
     ) -> Result<(), StoreError> {
-        db_run!(self, c => sqlx::query(
+        db_run!(self.writer(), c => sqlx::query(
             "UPDATE idempotency_keys SET status_code = $3, content_type = $4, body = $5
              WHERE tenant_id = $1 AND key = $2",
         )
@@ -114,7 +114,7 @@ impl Store {
         tenant: &TenantId,
         key: &str,
     ) -> Result<(), StoreError> {
-        db_run!(self, c => sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
+        db_run!(self.writer(), c => sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2")
             .bind(tenant.as_str())
             .bind(key)
             .execute(c).await?.rows_affected());

@@ -64,6 +64,23 @@ pub(crate) const EARLY_MILLIS: i64 = 1_000;
 /// record every other failure on Kassa's own row and schedule the retry themselves.
 const MAX_ATTEMPTS: i32 = 5;
 
+/// Counts the jobs this process wrote on SQLite, so its idle workers look for them at
+/// once instead of at their next poll (apalis-sqlite has no notification of its own;
+/// on PostgreSQL apalis's insert trigger NOTIFYs).
+static JOBS_WRITTEN: std::sync::OnceLock<tokio::sync::watch::Sender<u64>> =
+    std::sync::OnceLock::new();
+
+fn jobs_written() -> &'static tokio::sync::watch::Sender<u64> {
+    JOBS_WRITTEN.get_or_init(|| tokio::sync::watch::channel(0).0)
+}
+
+/// Changes each time this process writes a job on SQLite. It changes before the
+/// job's transaction commits; a worker woken by it looks for jobs through the store's
+/// one writer connection, which it gets only once that transaction has ended.
+pub fn jobs_written_here() -> tokio::sync::watch::Receiver<u64> {
+    jobs_written().subscribe()
+}
+
 /// Writes a job that runs at `run_at` (Unix milliseconds), in `tx`.
 pub(crate) async fn enqueue<J: Job>(tx: &mut Tx, job: &J, run_at: i64) -> Result<(), StoreError> {
     let args = serde_json::to_vec(job).map_err(crate::error::corrupt)?;
@@ -98,10 +115,14 @@ pub(crate) async fn enqueue<J: Job>(tx: &mut Tx, job: &J, run_at: i64) -> Result
         .execute(c)
         .await?
         .rows_affected());
+    if tx.backend() == Backend::Sqlite {
+        jobs_written().send_modify(|n| *n = n.wrapping_add(1));
+    }
     Ok(())
 }
 
-/// The store's own pool, for apalis's workers: jobs and Kassa's rows share it.
+/// The store's writer pool, for apalis's workers: jobs and Kassa's rows share it (on
+/// SQLite its one connection, so apalis's fetches and acks queue with Kassa's writes).
 #[derive(Debug, Clone)]
 pub enum JobPool {
     Sqlite(sqlx::SqlitePool),
@@ -114,7 +135,7 @@ impl Store {
         self.state
             .shared_with_workers
             .store(true, std::sync::atomic::Ordering::Release);
-        match &self.pool {
+        match &self.writer {
             crate::db::Pool::Sqlite(p) => JobPool::Sqlite(p.clone()),
             crate::db::Pool::Postgres(p) => JobPool::Postgres(p.clone()),
         }
@@ -163,6 +184,98 @@ impl Store {
                  AND done_at <= now() - $1 * interval '1 second'"
             }
         };
-        Ok(db_run!(self, c => sqlx::query(sql).bind(secs).execute(c).await?.rows_affected()))
+        Ok(
+            db_run!(self.writer(), c => sqlx::query(sql).bind(secs).execute(c).await?.rows_affected()),
+        )
+    }
+}
+
+/// One queue's jobs, for operators (`/metrics`).
+#[derive(Debug, Clone)]
+pub struct QueueUse {
+    /// apalis's `job_type`, e.g. `kassa::deliver_webhook`.
+    pub queue: String,
+    /// Waiting for a worker now.
+    pub due: i64,
+    /// Waiting for their time (retries, later deliveries).
+    pub scheduled: i64,
+    /// Taken by a worker.
+    pub running: i64,
+    /// How long the oldest due job has waited, in seconds (0 when none waits).
+    pub oldest_due_seconds: f64,
+}
+
+/// A pool's connections, for operators (`/metrics`).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolUse {
+    /// `main` on PostgreSQL; `readers` and `writer` on SQLite.
+    pub name: &'static str,
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+impl Store {
+    /// Every queue's jobs not finished yet: due, scheduled, running, and how late the
+    /// oldest due one is.
+    pub async fn job_queues(&self) -> Result<Vec<QueueUse>, StoreError> {
+        let sql = match self.backend {
+            // apalis keeps whole seconds on SQLite.
+            Backend::Sqlite => {
+                "SELECT job_type,
+                   SUM(CASE WHEN status IN ('Pending', 'Failed') AND run_at <= CAST(strftime('%s', 'now') AS INTEGER) THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN status IN ('Pending', 'Failed') AND run_at > CAST(strftime('%s', 'now') AS INTEGER) THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN status IN ('Queued', 'Running') THEN 1 ELSE 0 END),
+                   CAST(COALESCE(MAX(CASE WHEN status IN ('Pending', 'Failed') AND run_at <= CAST(strftime('%s', 'now') AS INTEGER)
+                     THEN CAST(strftime('%s', 'now') AS INTEGER) - run_at END), 0) AS REAL)
+                 FROM Jobs WHERE status IN ('Pending', 'Queued', 'Running', 'Failed')
+                   AND NOT (status = 'Failed' AND attempts >= max_attempts)
+                 GROUP BY job_type ORDER BY job_type"
+            }
+            Backend::Postgres => {
+                "SELECT job_type,
+                   COUNT(*) FILTER (WHERE status IN ('Pending', 'Failed') AND run_at <= now()),
+                   COUNT(*) FILTER (WHERE status IN ('Pending', 'Failed') AND run_at > now()),
+                   COUNT(*) FILTER (WHERE status IN ('Queued', 'Running')),
+                   COALESCE(EXTRACT(EPOCH FROM now() - MIN(run_at) FILTER (WHERE status IN ('Pending', 'Failed')
+                     AND run_at <= now())), 0)::float8
+                 FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running', 'Failed')
+                   AND NOT (status = 'Failed' AND attempts >= max_attempts)
+                 GROUP BY job_type ORDER BY job_type"
+            }
+        };
+        let rows: Vec<(String, i64, i64, i64, f64)> =
+            db_run!(self, c => sqlx::query_as(sql).fetch_all(c).await?);
+        Ok(rows
+            .into_iter()
+            .map(
+                |(queue, due, scheduled, running, oldest_due_seconds)| QueueUse {
+                    queue,
+                    due,
+                    scheduled,
+                    running,
+                    oldest_due_seconds,
+                },
+            )
+            .collect())
+    }
+
+    /// The pools' connections in use and idle.
+    pub fn pool_use(&self) -> Vec<PoolUse> {
+        fn of<DB: sqlx::Database>(name: &'static str, p: &sqlx::Pool<DB>) -> PoolUse {
+            PoolUse {
+                name,
+                size: p.size(),
+                idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+                max: p.options().get_max_connections(),
+            }
+        }
+        match (&self.pool, &self.writer) {
+            (crate::db::Pool::Sqlite(r), crate::db::Pool::Sqlite(w)) => {
+                vec![of("readers", r), of("writer", w)]
+            }
+            (crate::db::Pool::Postgres(p), _) => vec![of("main", p)],
+            (crate::db::Pool::Sqlite(r), _) => vec![of("readers", r)],
+        }
     }
 }

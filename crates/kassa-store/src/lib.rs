@@ -40,7 +40,9 @@ pub use error::StoreError;
 pub use events::*;
 pub use fulfillment::*;
 pub use idempotency::*;
-pub use jobs::{DeliverLine, DeliverWebhook, Job, JobPool, SendEmail};
+pub use jobs::{
+    DeliverLine, DeliverWebhook, Job, JobPool, PoolUse, QueueUse, SendEmail, jobs_written_here,
+};
 pub use orders::*;
 pub use page::{Page, PageRequest};
 pub use plugins::*;

@@ -189,7 +189,7 @@ impl Store {
         let lines = Json(&cart.lines);
         let custom = Json(&cart.custom);
         let id = cart.id.clone().unwrap_or_else(CartId::generate);
-        db_run!(self, c => sqlx::query(AssertSqlSafe(format!(
+        db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO carts (tenant_id, id, token, lines, currency, coupon_code, email,
              name, locale, return_url, custom, payment_method, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
@@ -259,7 +259,7 @@ impl Store {
             StoreSecret::Service => self.service_secret(tenant).await?,
         };
         let column = which.column();
-        db_run!(self, c => sqlx::query(AssertSqlSafe(format!(
+        db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
             "UPDATE tenants SET previous_{column} = {column}, previous_{column}_until = $3,
              {column} = $2 WHERE id = $1"
         )))
@@ -301,7 +301,7 @@ impl Store {
         column: &'static str,
         fresh: &kassa_domain::Secret,
     ) -> Result<kassa_domain::Secret, StoreError> {
-        db_run!(self, c => sqlx::query(AssertSqlSafe(format!(
+        db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
             "UPDATE tenants SET {column} = $2 WHERE id = $1 AND {column} = ''"
         )))
         .bind(tenant.as_str())
@@ -322,7 +322,7 @@ impl Store {
         tenant: &TenantId,
         settings: &kassa_domain::tenant::TenantSettings,
     ) -> Result<(), StoreError> {
-        db_run!(self, c => sqlx::query("UPDATE tenants SET settings = $2 WHERE id = $1")
+        db_run!(self.writer(), c => sqlx::query("UPDATE tenants SET settings = $2 WHERE id = $1")
             .bind(tenant.as_str())
             .bind(Json(settings))
             .execute(c).await?.rows_affected());
@@ -374,11 +374,14 @@ impl Work {
                 ));
             }
         }
-        let number: i64 = db_run!(&mut self.tx, c => sqlx::query_scalar(
-            "UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1 RETURNING order_seq",
-        )
-        .bind(tenant.as_str())
-        .fetch_one(c).await?);
+        let number: i64 = match self.order_number.take() {
+            Some(taken) => taken,
+            None => db_run!(&mut self.tx, c => sqlx::query_scalar(
+                "UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1 RETURNING order_seq",
+            )
+            .bind(tenant.as_str())
+            .fetch_one(c).await?),
+        };
         let q = &new.quote;
         db_run!(&mut self.tx, c => sqlx::query(
             "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,

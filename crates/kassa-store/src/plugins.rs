@@ -301,7 +301,7 @@ impl Store {
             .clone()
             .unwrap_or(current.allowed_hosts);
         let limits = changes.limits.unwrap_or(current.limits);
-        db_run!(self, c => sqlx::query(
+        db_run!(self.writer(), c => sqlx::query(
             "UPDATE plugins SET name = $3, config = $4, secrets = $5, allowed_hosts = $6, updated_at = $7, limits = $8
              WHERE tenant_id = $1 AND id = $2",
         )

@@ -146,7 +146,7 @@ impl Store {
     ) -> Result<LicensePoolRecord, StoreError> {
         let id = LicensePoolId::generate();
         let now = Timestamp::now();
-        db_run!(self, c => sqlx::query(
+        db_run!(self.writer(), c => sqlx::query(
             "INSERT INTO license_pools (tenant_id, id, name, low_stock_threshold, livemode, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -225,7 +225,7 @@ impl Store {
         name: &str,
         low_stock_threshold: Option<i64>,
     ) -> Result<LicensePoolRecord, StoreError> {
-        let done = db_run!(self, c => sqlx::query(
+        let done = db_run!(self.writer(), c => sqlx::query(
             "UPDATE license_pools SET name = $3, low_stock_threshold = $4
              WHERE tenant_id = $1 AND id = $2",
         )

@@ -125,7 +125,7 @@ impl Store {
         content_type: &str,
         data: &[u8],
     ) -> Result<(), StoreError> {
-        db_run!(self, c => sqlx::query(
+        db_run!(self.writer(), c => sqlx::query(
             "INSERT INTO tenant_logos (tenant_id, content_type, data, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (tenant_id) DO UPDATE SET content_type = excluded.content_type,
              data = excluded.data, updated_at = excluded.updated_at",

@@ -37,7 +37,7 @@ impl Store {
         let webhooks_before = now - WEBHOOK_LOG_DAYS * DAY;
         let mut done = CleanUp::default();
         let run = |sql: &'static str, before: i64| async move {
-            Ok::<u64, StoreError>(db_run!(self, c => sqlx::query(sql)
+            Ok::<u64, StoreError>(db_run!(self.writer(), c => sqlx::query(sql)
                     .bind(Timestamp::from(before))
                     .execute(c).await?.rows_affected()))
         };

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::db::{Backend, On, Pool, Tx, TypedRef, db_run};
 use crate::error::StoreError;
@@ -14,7 +14,14 @@ use crate::error::StoreError;
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// Where reads go, and every write on PostgreSQL.
     pub(crate) pool: Pool,
+    /// Where writes go: on SQLite one connection of its own, so writers (Kassa's and
+    /// apalis's) wait their turn in the pool's queue, first come first served, instead
+    /// of in SQLite's busy handler, which sleeps up to 100 ms between tries and lets a
+    /// newcomer overtake a writer that has waited for a second. On PostgreSQL the same
+    /// pool as `pool`.
+    pub(crate) writer: Pool,
     pub(crate) backend: Backend,
     /// Set by `close`; and whether apalis's workers were given the pool.
     pub(crate) state: std::sync::Arc<StoreState>,
@@ -54,10 +61,14 @@ fn backend_of(url: &str) -> Result<Backend, StoreError> {
 }
 
 /// SQLite's settings: WAL lets readers go on while one writer writes; foreign keys on;
-/// writers queue on the busy timeout.
+/// `synchronous = NORMAL`, which in WAL mode syncs at checkpoints instead of at every
+/// commit: a commit survives the process being killed (`kill -9`), and only a power
+/// loss or an operating system crash can take back the last commits; writers queue
+/// on the busy timeout (in-process they queue on the writer pool first).
 fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
     Ok(SqliteConnectOptions::from_str(url)?
         .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10))
         .log_statements(tracing::log::LevelFilter::Trace)
@@ -75,31 +86,53 @@ impl Store {
     /// are created when missing.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let backend = backend_of(url)?;
-        let pool = match backend {
-            Backend::Sqlite => Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(max_connections)
+        let (pool, writer) = match backend {
+            Backend::Sqlite => {
+                let options = sqlite_options(&prepare_sqlite_url(url)?)?;
+                // The writer connects first: it switches the file to WAL.
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(sqlite_options(&prepare_sqlite_url(url)?)?)
-                    .await?,
-            ),
-            Backend::Postgres => Pool::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(postgres_options(url)?)
-                    .await?,
-            ),
+                    .connect_with(options.clone())
+                    .await?;
+                let readers = if url.contains(":memory:") {
+                    // Each connection would have its own database.
+                    writer.clone()
+                } else {
+                    SqlitePoolOptions::new()
+                        .max_connections(max_connections)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect_with(options)
+                        .await?
+                };
+                (Pool::Sqlite(readers), Pool::Sqlite(writer))
+            }
+            Backend::Postgres => {
+                let pool = Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(max_connections)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect_with(postgres_options(url)?)
+                        .await?,
+                );
+                (pool.clone(), pool)
+            }
         };
-        Ok(Self::new(pool, backend))
+        Ok(Self::new(pool, writer, backend))
     }
 
-    fn new(pool: Pool, backend: Backend) -> Self {
+    fn new(pool: Pool, writer: Pool, backend: Backend) -> Self {
         Self {
             pool,
+            writer,
             backend,
             state: Default::default(),
         }
+    }
+
+    /// Where a write outside a [`Tx`] goes (`db_run!(self.writer(), …)`).
+    pub(crate) fn writer(&self) -> &Pool {
+        &self.writer
     }
 
     /// A store that connects on first use: enough for code that only needs a handle,
@@ -118,16 +151,16 @@ impl Store {
                 Pool::Postgres(PgPoolOptions::new().connect_lazy_with(postgres_options(url)?))
             }
         };
-        Ok(Self::new(pool, backend))
+        Ok(Self::new(pool.clone(), pool, backend))
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    /// The store's own pool when it runs on SQLite (for apalis's storages).
+    /// The store's writer pool when it runs on SQLite (for tests that write directly).
     pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
-        match &self.pool {
+        match &self.writer {
             Pool::Sqlite(p) => Some(p),
             Pool::Postgres(_) => None,
         }
@@ -156,7 +189,7 @@ impl Store {
     #[doc(hidden)]
     pub async fn migrate_with(&self, migrator: &sqlx::migrate::Migrator) -> Result<(), StoreError> {
         let apalis = apalis_migrations(self.backend);
-        match &self.pool {
+        match &self.writer {
             Pool::Sqlite(p) => {
                 apalis.run(p).await?;
                 migrator.run(p).await?;
@@ -195,9 +228,11 @@ impl Store {
             return;
         }
         let closing = async {
-            match &self.pool {
-                Pool::Sqlite(p) => p.close().await,
-                Pool::Postgres(p) => p.close().await,
+            for pool in [&self.pool, &self.writer] {
+                match pool {
+                    Pool::Sqlite(p) => p.close().await,
+                    Pool::Postgres(p) => p.close().await,
+                }
             }
         };
         let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
@@ -214,7 +249,7 @@ impl Store {
     /// queue on the busy timeout instead of failing on a lock upgrade.
     pub(crate) async fn begin_write(&self) -> Result<Tx, StoreError> {
         self.check_open()?;
-        Ok(match &self.pool {
+        Ok(match &self.writer {
             Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
         })

@@ -197,7 +197,7 @@ impl Store {
 
     /// Revokes a key; it stops working at once. Revoking twice is fine.
     pub async fn revoke_api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<(), StoreError> {
-        let done = db_run!(self, c => sqlx::query(
+        let done = db_run!(self.writer(), c => sqlx::query(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.as_str())
@@ -218,7 +218,7 @@ impl Store {
         email: &str,
         password_hash: &str,
     ) -> Result<(), StoreError> {
-        let done = db_run!(self, c => sqlx::query("UPDATE users SET password_hash = $2 WHERE email = $1")
+        let done = db_run!(self.writer(), c => sqlx::query("UPDATE users SET password_hash = $2 WHERE email = $1")
             .bind(email)
             .bind(password_hash)
             .execute(c).await?.rows_affected());

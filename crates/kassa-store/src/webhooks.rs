@@ -85,7 +85,7 @@ impl Store {
     ) -> Result<WebhookEndpointRecord, StoreError> {
         let id = WebhookEndpointId::generate();
         let now = Timestamp::now();
-        db_run!(self, c => sqlx::query(
+        db_run!(self.writer(), c => sqlx::query(
             "INSERT INTO webhook_endpoints (tenant_id, id, url, description, event_types, secret, disabled_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -131,7 +131,7 @@ impl Store {
         id: &WebhookEndpointId,
         fields: &WebhookEndpointFields,
     ) -> Result<WebhookEndpointRecord, StoreError> {
-        let done = db_run!(self, c => sqlx::query(
+        let done = db_run!(self.writer(), c => sqlx::query(
             "UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5,
              disabled_at = CASE WHEN $6 = 0 THEN NULL ELSE COALESCE(disabled_at, $7) END
              WHERE tenant_id = $1 AND id = $2",
@@ -157,7 +157,7 @@ impl Store {
         id: &WebhookEndpointId,
         new_secret: &Secret,
     ) -> Result<WebhookEndpointRecord, StoreError> {
-        let done = db_run!(self, c => sqlx::query(
+        let done = db_run!(self.writer(), c => sqlx::query(
             "UPDATE webhook_endpoints SET previous_secret = secret, secret = $3,
              previous_secret_expires_at = $4 WHERE tenant_id = $1 AND id = $2",
         )

@@ -28,6 +28,11 @@ pub struct Work {
     pub(crate) backend: Backend,
     /// The transaction's time, the same on every row it writes.
     pub(crate) now: Timestamp,
+    /// The number of the order this transaction places, when taken before it began
+    /// ([`Store::work_for_order`]).
+    pub(crate) order_number: Option<i64>,
+    /// The order as [`Work::follow`] read it for its events and emails.
+    followed: Option<OrderRecord>,
 }
 
 impl Store {
@@ -38,7 +43,29 @@ impl Store {
             tenant: tenant.clone(),
             backend: self.backend,
             now: Timestamp::now(),
+            order_number: None,
+            followed: None,
         })
+    }
+
+    /// Begins the transaction that places an order in `tenant`. On PostgreSQL the
+    /// order's number is taken first, in a statement of its own, so the store's counter
+    /// row is locked for that statement only and not for the whole placement: orders of
+    /// one store are then placed side by side instead of one after the other. A
+    /// placement that fails after that leaves a gap in the numbers. On SQLite, where
+    /// writers take turns anyway, the number is taken inside the transaction.
+    pub async fn work_for_order(&self, tenant: &TenantId) -> Result<Work, StoreError> {
+        let number = match self.backend {
+            Backend::Postgres => Some(db_run!(self.writer(), c => sqlx::query_scalar(
+                "UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1 RETURNING order_seq",
+            )
+            .bind(tenant.as_str())
+            .fetch_one(c).await?)),
+            Backend::Sqlite => None,
+        };
+        let mut work = self.work(tenant).await?;
+        work.order_number = number;
+        Ok(work)
     }
 }
 
@@ -242,7 +269,18 @@ impl Work {
                 enqueue(&mut self.tx, &job, at.millis()).await?;
             }
         }
+        self.followed = view;
         Ok(())
+    }
+
+    /// The order as merchants see it once [`Work::follow`] wrote what follows: the view
+    /// `follow` read (what it writes, events, emails and jobs, is not part of the view),
+    /// else read now. For the answer of a command whose last write was `follow`.
+    pub async fn view_after_follow(&mut self, id: &str) -> Result<OrderRecord, StoreError> {
+        match self.followed.take() {
+            Some(view) if view.id == id => Ok(view),
+            _ => self.view(id).await,
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use kassa_testkit::{Backend, TestDatabase, on_both_backends};
 on_both_backends!(
     tenant_create_prints_a_key_that_the_server_accepts,
     a_webhook_survives_kill_9_mid_delivery,
+    paid_orders_survive_kill_9_mid_stream,
 );
 
 fn kassa(dir: &std::path::Path) -> Command {
@@ -39,6 +40,27 @@ fn create_acme(dir: &std::path::Path, url: &str) -> std::process::Output {
         ])
         .output()
         .unwrap()
+}
+
+/// The API key `kassa tenant create` prints for `acme`.
+fn acme_key(dir: &std::path::Path, url: &str) -> String {
+    let out = create_acme(dir, url);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `kassa serve` as the `kill -9` tests start it: webhooks may reach loopback, retried
+/// on `schedule`, and a heartbeat a second, so a killed worker's jobs are taken over
+/// within seconds of the restart.
+fn serve_recovering_fast(dir: &std::path::Path, url: &str, schedule: &str) -> Running {
+    let mut cmd = kassa(dir);
+    cmd.env("KASSA_DATABASE_URL", url)
+        .env("KASSA_ALLOW_PRIVATE_NETWORK", "true")
+        .env("KASSA_WEBHOOK_RETRY_SCHEDULE", schedule)
+        .env("KASSA_JOB_HEARTBEAT", "1s");
+    serve(cmd)
 }
 
 /// A `kassa serve` process, killed when dropped.
@@ -254,19 +276,8 @@ async fn the_startup_log_holds_no_smtp_or_database_password() {
 async fn a_webhook_survives_kill_9_mid_delivery(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let dir = tempfile::tempdir().unwrap();
-    let out = create_acme(dir.path(), &db.url);
-    let key = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let start = || {
-        let mut cmd = kassa(dir.path());
-        cmd.env("KASSA_DATABASE_URL", &db.url)
-            .env("KASSA_ALLOW_PRIVATE_NETWORK", "true")
-            .env("KASSA_WEBHOOK_RETRY_SCHEDULE", "1s,1s,1s")
-            .env("KASSA_JOB_HEARTBEAT", "1s");
-        serve(cmd)
-    };
+    let key = acme_key(dir.path(), &db.url);
+    let start = || serve_recovering_fast(dir.path(), &db.url, "1s,1s,1s");
     let client = reqwest::Client::new();
     let api = |server: &Running, path: &str| format!("{}/api/v1{path}", server.base);
     let mut server = start();
@@ -359,4 +370,225 @@ async fn a_webhook_survives_kill_9_mid_delivery(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(deliveries["data"][0]["status"], "succeeded", "{deliveries}");
+}
+
+/// `kassa serve` is killed (SIGKILL) while payments of a stream of orders are in
+/// flight, then started again and the stream goes on: every order that ended paid is
+/// delivered exactly once (no line twice, no key twice), its `product.delivered`
+/// reaches the receiver (verified, with the event's id as `webhook-id` on every try),
+/// and its licenses email is in the outbox.
+async fn paid_orders_survive_kill_9_mid_stream(backend: Backend) {
+    use serde_json::{Value, json};
+    let db = TestDatabase::create(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = acme_key(dir.path(), &db.url);
+    let start = || serve_recovering_fast(dir.path(), &db.url, "0s,1s,1s,1s,1s");
+    let client = reqwest::Client::new();
+    let post = |base: String, path: String, body: Value| {
+        let (client, key) = (client.clone(), key.clone());
+        async move {
+            let r = client
+                .post(format!("{base}/api/v1{path}"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await?;
+            let ok = r.status().is_success();
+            let v: Value = r.json().await?;
+            Ok::<_, reqwest::Error>(ok.then_some(v))
+        }
+    };
+    let mut server = start();
+    let base = server.base.clone();
+    let endpoint = post(
+        base.clone(),
+        "/webhook-endpoints".into(),
+        json!({"url": "https://placeholder.example/", "disabled": true,
+               "event_types": ["product.delivered"]}),
+    )
+    .await
+    .unwrap()
+    .expect("an endpoint");
+    let receiver = crate::webhooks::Receiver::start(endpoint["secret"].as_str().unwrap(), "", 0.0);
+    client
+        .patch(format!(
+            "{base}/api/v1/webhook-endpoints/{}",
+            endpoint["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&key)
+        .json(&json!({"url": receiver.url, "disabled": false}))
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..40).map(|i| format!("K9-{i:03}")).collect();
+    let pool = post(base.clone(), "/license-pools".into(), json!({"name": "P"}))
+        .await
+        .unwrap()
+        .expect("a pool");
+    let pool_id = pool["id"].as_str().unwrap().to_owned();
+    post(
+        base.clone(),
+        format!("/license-pools/{pool_id}/keys"),
+        json!({"keys": keys}),
+    )
+    .await
+    .unwrap()
+    .expect("keys");
+    let product = post(
+        base.clone(),
+        "/products".into(),
+        json!({"name": "P", "prices": [{"currency": "USD", "amount": 100}],
+               "delivery": {"method": "license_pool", "pool_id": pool_id}}),
+    )
+    .await
+    .unwrap()
+    .expect("a product");
+    let product = product["id"].as_str().unwrap().to_owned();
+    let place = |base: String, n: usize| {
+        let post = &post;
+        let product = product.clone();
+        async move {
+            let order = post(
+                base.clone(),
+                "/orders".into(),
+                json!({"lines": [{"product_id": product, "quantity": 1}], "currency": "USD",
+                       "customer": {"email": format!("c{n}@example.com")}, "payment_method": "bank_transfer",
+                       "consents": {"terms": true, "personal_data": true}}),
+            )
+            .await
+            .ok()
+            .flatten()?;
+            let id = order["id"].as_str()?.to_owned();
+            // Paid or not (the server may die first): the order's status says.
+            post(
+                base,
+                format!("/orders/{id}/payments"),
+                json!({"method": "bank_transfer", "amount": 100, "currency": "USD"}),
+            )
+            .await
+            .ok();
+            Some(id)
+        }
+    };
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.extend(place(base.clone(), n).await);
+    }
+    // Ten more at once, and the server killed while they are in flight.
+    let burst = futures::future::join_all((10..20).map(|n| place(base.clone(), n)));
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+    };
+    let (placed, ()) = tokio::join!(burst, kill);
+    ids.extend(placed.into_iter().flatten());
+    server = start();
+    let base = server.base.clone();
+    for n in 20..30 {
+        ids.extend(place(base.clone(), n).await);
+    }
+
+    let get = |path: String| {
+        let (client, key, base) = (client.clone(), key.clone(), base.clone());
+        async move {
+            client
+                .get(format!("{base}/api/v1{path}"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    // Every order that ended paid is delivered.
+    let mut paid = Vec::new();
+    for _ in 0..600 {
+        paid.clear();
+        let mut waiting = 0;
+        for id in &ids {
+            let o = get(format!("/orders/{id}")).await;
+            if o["status"] == "paid" {
+                if o["delivery_status"] != "delivered" {
+                    waiting += 1;
+                }
+                paid.push(o);
+            }
+        }
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        paid.len() >= 20,
+        "the orders before and after the kill were paid: {}",
+        paid.len()
+    );
+    let mut licenses = Vec::new();
+    for o in &paid {
+        assert_eq!(o["delivery_status"], "delivered", "{o}");
+        let line: Vec<String> = serde_json::from_value(o["lines"][0]["licenses"].clone()).unwrap();
+        assert_eq!(line.len(), 1, "one key for one unit: {o}");
+        licenses.extend(line);
+    }
+    let mut distinct = licenses.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), paid.len(), "no key went to two lines");
+    let stock = get(format!("/license-pools/{pool_id}")).await;
+    assert_eq!(stock["assigned"], paid.len(), "{stock}");
+
+    // Each paid order's product.delivered reached the receiver, verified; one event per
+    // order, and every try of an event carries its id as webhook-id.
+    let mut events: std::collections::BTreeMap<String, String> = Default::default();
+    for _ in 0..600 {
+        events.clear();
+        for r in receiver.received() {
+            assert_eq!(r["verified"], true, "{r}");
+            let event = r["event"]["id"].as_str().unwrap().to_owned();
+            assert_eq!(r["webhook_id"].as_str(), Some(event.as_str()), "{r}");
+            let order = r["event"]["data"]["order"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            if let Some(before) = events.insert(event.clone(), order.clone()) {
+                assert_eq!(before, order, "one event, one order");
+            }
+        }
+        if events.len() >= paid.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut orders: Vec<&String> = events.values().collect();
+    orders.sort();
+    orders.dedup();
+    assert_eq!(
+        events.len(),
+        paid.len(),
+        "one product.delivered per paid order"
+    );
+    assert_eq!(orders.len(), paid.len());
+
+    // No email lost: each paid order's licenses email is in the outbox, once.
+    let mut emails = Vec::new();
+    let mut page = "/emails?limit=100".to_owned();
+    loop {
+        let body = get(page.clone()).await;
+        emails.extend(body["data"].as_array().unwrap().iter().cloned());
+        match body["next_cursor"].as_str() {
+            Some(cursor) => page = format!("/emails?limit=100&cursor={cursor}"),
+            None => break,
+        }
+    }
+    for o in &paid {
+        let sent = emails
+            .iter()
+            .filter(|e| e["kind"] == "licenses" && e["order_id"] == o["id"])
+            .count();
+        assert_eq!(sent, 1, "the licenses email of {}", o["id"]);
+    }
 }

@@ -11,6 +11,7 @@ use crate::harness::TestApp;
 on_both_backends!(
     a_paid_order_is_delivered_from_the_pool,
     forty_orders_on_twenty_keys_wait_for_a_restock,
+    two_hundred_buyers_on_fifty_keys_wait_for_a_restock,
     restocks_racing_deliveries_leave_no_line_waiting,
     one_key_per_line_when_the_product_says_so,
     a_license_web_service_delivers_after_a_retry,
@@ -221,12 +222,28 @@ async fn a_paid_order_is_delivered_from_the_pool(backend: Backend) {
 }
 
 async fn forty_orders_on_twenty_keys_wait_for_a_restock(backend: Backend) {
+    buyers_wait_for_a_restock(backend, 40, 20).await;
+}
+
+/// 200 buyers (50 at a time) on a pool of 50 keys: exactly 50 delivered, 150
+/// waiting, and every one delivered after the restock, no key twice.
+async fn two_hundred_buyers_on_fifty_keys_wait_for_a_restock(backend: Backend) {
+    buyers_wait_for_a_restock(backend, 200, 50).await;
+}
+
+/// `buyers` orders paid at once on a pool of `stock` keys.
+async fn buyers_wait_for_a_restock(backend: Backend, buyers: usize, stock: usize) {
     let app = TestApp::spawn(backend).await;
-    let pool_id = pool(&app, &keys(20, "A"), None).await;
+    let pool_id = pool(&app, &keys(stock, "A"), None).await;
     let prd = product(&app, &pool_id, "unit").await;
-    let ids: Vec<String> =
-        futures::future::join_all((0..40).map(|_| paid_order(&app, &prd, 1))).await;
-    // Wait until every line was tried: 20 delivered, 20 waiting.
+    // Fifty buyers at a time: the test's server has a pool of 5 connections, and 200
+    // payments at once wait longer than its 10 s acquire timeout on a loaded machine.
+    let ids: Vec<String> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
+        futures::stream::iter((0..buyers).map(|_| paid_order(&app, &prd, 1))),
+        50,
+    ))
+    .await;
+    // Wait until every line was tried: `stock` delivered, the others waiting.
     let mut states = Vec::new();
     for _ in 0..200 {
         states = Vec::new();
@@ -242,30 +259,41 @@ async fn forty_orders_on_twenty_keys_wait_for_a_restock(backend: Backend) {
             .iter()
             .filter(|s| *s == "delivered" || *s == "waiting_stock")
             .count();
-        if done == 40 {
+        if done == buyers {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
         states.iter().filter(|s| *s == "delivered").count(),
-        20,
+        stock,
         "{states:?}"
     );
-    assert_eq!(states.iter().filter(|s| *s == "waiting_stock").count(), 20);
-    let emails = app.get("/api/v1/emails?limit=100").await;
-    assert!(
-        emails.ok()["data"]
+    assert_eq!(
+        states.iter().filter(|s| *s == "waiting_stock").count(),
+        buyers - stock
+    );
+    // The merchant is told, among every email the orders made.
+    let mut told = false;
+    let mut page = "/api/v1/emails?limit=100".to_owned();
+    loop {
+        let emails = app.get(&page).await;
+        let body = emails.ok();
+        told |= body["data"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["kind"] == "pool_empty"),
-        "the merchant is told"
-    );
+            .any(|m| m["kind"] == "pool_empty");
+        match body["next_cursor"].as_str() {
+            Some(cursor) if !told => page = format!("/api/v1/emails?limit=100&cursor={cursor}"),
+            _ => break,
+        }
+    }
+    assert!(told, "the merchant is told");
 
     app.post(
         &format!("/api/v1/license-pools/{pool_id}/keys"),
-        json!({"keys": keys(20, "B")}),
+        json!({"keys": keys(buyers - stock, "B")}),
     )
     .await
     .ok();
@@ -277,14 +305,14 @@ async fn forty_orders_on_twenty_keys_wait_for_a_restock(backend: Backend) {
             serde_json::from_value::<Vec<String>>(o["lines"][0]["licenses"].clone()).unwrap(),
         );
     }
-    assert_eq!(all.len(), 40);
+    assert_eq!(all.len(), buyers);
     let mut distinct = all.clone();
     distinct.sort();
     distinct.dedup();
-    assert_eq!(distinct.len(), 40, "no key went to two lines");
+    assert_eq!(distinct.len(), buyers, "no key went to two lines");
     let pool = app.get(&format!("/api/v1/license-pools/{pool_id}")).await;
     assert_eq!(pool.ok()["available"], 0);
-    assert_eq!(pool.body["assigned"], 40);
+    assert_eq!(pool.body["assigned"], buyers);
 }
 
 /// Keys uploaded one by one while paid lines are being delivered from the same empty

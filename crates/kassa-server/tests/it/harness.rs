@@ -54,6 +54,9 @@ impl Default for Options {
     }
 }
 
+/// The operator's token for `/metrics` in tests.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
 /// Webhook retries in tests: the first attempt at once, then after 1 s and 1 s.
 pub const WEBHOOK_SCHEDULE: &str = "0s,1s,1s";
 
@@ -132,7 +135,8 @@ impl TestApp {
         let server = Server::bind("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("bind")
-            .trust_proxies(options.trusted_proxies.clone());
+            .trust_proxies(options.trusted_proxies.clone())
+            .with_metrics_token(Some(METRICS_TOKEN.into()));
         let base = format!("http://{}", server.local_addr);
         let plugins = std::sync::Arc::new(
             kassa_plugins::PluginHost::new(kassa_plugins::HostPolicy {

@@ -18,6 +18,7 @@ mod idempotency;
 mod isolation;
 mod limits;
 mod logs;
+mod metrics;
 mod modes;
 mod offers;
 mod openapi;
