@@ -336,16 +336,7 @@ pub async fn set_state(
     } else {
         "Endpoint turned on: new events are sent to it."
     };
-    match ctx
-        .web
-        .store
-        .update_webhook_endpoint(&staff.tenant.id, &endpoint.id, &fields)
-        .await
-    {
-        Ok(_) => redirect(&with_notice(&format!("/dashboard/webhooks/{id}"), notice)),
-        Err(StoreError::NotFound) => not_found(&staff),
-        Err(e) => failure(e),
-    }
+    save(&ctx, &staff, &endpoint.id, &fields, notice).await
 }
 
 /// Sends an event to the endpoint again, now.
@@ -427,17 +418,26 @@ pub async fn edit(ctx: Data<&Ctx>, req: &Request, Path(id): Path<String>, body: 
             .await;
         }
     };
+    let notice = "Endpoint changed. New events are sent as it says now.";
+    save(&ctx, &staff, &endpoint.id, &fields, notice).await
+}
+
+/// Stores the endpoint's new fields and goes back to its page with `notice`.
+async fn save(
+    ctx: &Ctx,
+    staff: &Staff,
+    id: &WebhookEndpointId,
+    fields: &kassa_store::WebhookEndpointFields,
+    notice: &str,
+) -> Response {
     match ctx
         .web
         .store
-        .update_webhook_endpoint(&staff.tenant.id, &endpoint.id, &fields)
+        .update_webhook_endpoint(&staff.tenant.id, id, fields)
         .await
     {
-        Ok(_) => redirect(&with_notice(
-            &format!("/dashboard/webhooks/{id}"),
-            "Endpoint changed. New events are sent as it says now.",
-        )),
-        Err(StoreError::NotFound) => not_found(&staff),
+        Ok(_) => redirect(&with_notice(&format!("/dashboard/webhooks/{id}"), notice)),
+        Err(StoreError::NotFound) => not_found(staff),
         Err(e) => failure(e),
     }
 }

@@ -6,6 +6,17 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
 
+/// Whether `sent` is `secret`, compared in time that does not depend on where they
+/// differ (tokens a client sends: CSRF, the metrics token).
+pub fn same(secret: &str, sent: &str) -> bool {
+    secret.len() == sent.len()
+        && secret
+            .bytes()
+            .zip(sent.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// A secret value, built on `secrecy` (zeroed when dropped).
 #[derive(Clone)]
 pub struct Secret(SecretString);

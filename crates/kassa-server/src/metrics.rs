@@ -49,16 +49,6 @@ pub struct MetricsAccess {
     pub token: Option<SecretString>,
 }
 
-/// True when `sent` is the token, compared in constant time.
-fn token_matches(token: &str, sent: &str) -> bool {
-    token.len() == sent.len()
-        && token
-            .bytes()
-            .zip(sent.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
 #[handler]
 pub(crate) async fn scrape(
     req: &Request,
@@ -74,7 +64,7 @@ pub(crate) async fn scrape(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !token_matches(token.expose_secret(), sent) {
+    if !kassa_domain::secret::same(token.expose_secret(), sent) {
         return Response::builder()
             .status(StatusCode::UNAUTHORIZED)
             .header("www-authenticate", "Bearer")

@@ -303,14 +303,7 @@ pub fn csrf_ok(req: &Request, form: &[(String, String)]) -> bool {
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.as_str());
     match (cookie(req, CSRF_COOKIE), sent) {
-        (Some(cookie), Some(sent)) => {
-            cookie.len() == sent.len()
-                && cookie
-                    .bytes()
-                    .zip(sent.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        }
+        (Some(cookie), Some(sent)) => kassa_domain::secret::same(&cookie, sent),
         _ => false,
     }
 }
