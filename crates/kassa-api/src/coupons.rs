@@ -56,10 +56,14 @@ pub struct CouponOut {
     pub currency: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub max_redemptions: Option<i64>,
+    /// How many paid orders used it. Unpaid orders hold a use for the store's
+    /// `coupon_hold` (a day by default) without counting here; while they hold it,
+    /// no other order can take it.
     pub times_redeemed: i64,
     pub product_ids: Vec<String>,
     pub active: bool,
-    /// Whether a customer could use it now (active, not expired, not used up).
+    /// Whether a customer could use it now (active, not expired, not used up by paid
+    /// orders; unpaid orders holding its last uses are not counted here).
     pub valid: bool,
     pub created_at: DateTime<Utc>,
 }

@@ -63,6 +63,9 @@ pub struct SettingsOut {
     /// When unpaid orders are deleted (`30d`), or absent for the operator's limit
     /// (90 days unless configured); a store can only shorten it.
     pub unpaid_delete_after: Option<String>,
+    /// How long an unpaid order holds the use of a limited coupon (`24h`), or absent
+    /// for a day. A use is counted for good when the order is paid.
+    pub coupon_hold: Option<String>,
 }
 
 /// Changes to the settings. Absent (or `null`) fields stay as they are; an empty string
@@ -82,6 +85,8 @@ pub struct SettingsPatch {
     pub unpaid_reminder_after: Option<String>,
     /// A duration (`30d`); empty returns to the operator's limit.
     pub unpaid_delete_after: Option<String>,
+    /// A duration (`30m`, `24h`, at most `30d`); empty returns to a day.
+    pub coupon_hold: Option<String>,
 }
 
 /// A patched optional text: absent keeps `current`, empty clears it.
@@ -161,6 +166,7 @@ impl SettingsApi {
                 .map(|(_, until)| until.0),
             unpaid_reminder_after: settings.unpaid_reminder_after,
             unpaid_delete_after: settings.unpaid_delete_after,
+            coupon_hold: settings.coupon_hold,
         })
     }
 }
@@ -228,6 +234,7 @@ impl SettingsApi {
             patch.unpaid_reminder_after,
         );
         patch_text(&mut settings.unpaid_delete_after, patch.unpaid_delete_after);
+        patch_text(&mut settings.coupon_hold, patch.coupon_hold);
         if let Some(methods) = patch.payment_methods {
             settings.payment_methods = methods;
         }

@@ -152,6 +152,7 @@ fn settings_form(settings: &TenantSettings) -> minijinja::Value {
         methods,
         unpaid_reminder_after => settings.unpaid_reminder_after.clone().unwrap_or_default(),
         unpaid_delete_after => settings.unpaid_delete_after.clone().unwrap_or_default(),
+        coupon_hold => settings.coupon_hold.clone().unwrap_or_default(),
         logo_url => settings.logo_url.clone(),
     }
 }
@@ -229,6 +230,7 @@ pub async fn save_settings(ctx: Data<&Ctx>, req: &Request, body: Body) -> Respon
         payment_methods: methods,
         unpaid_reminder_after: optional(&form, "unpaid_reminder_after"),
         unpaid_delete_after: optional(&form, "unpaid_delete_after"),
+        coupon_hold: optional(&form, "coupon_hold"),
     };
     invalid.check(settings.validate());
     if !invalid.errors.is_empty() {

@@ -190,7 +190,13 @@ pub struct TenantSettings {
     pub unpaid_reminder_after: Option<String>,
     /// When to delete an unpaid order (`30d`); at most the operator's limit.
     pub unpaid_delete_after: Option<String>,
+    /// How long an unpaid order holds the use of a limited coupon (`24h`, `30m`); a day
+    /// when absent.
+    pub coupon_hold: Option<String>,
 }
+
+/// The longest a store may let an unpaid order hold a coupon's use.
+const MAX_COUPON_HOLD: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Where customers paying by bank transfer send the money.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -271,6 +277,14 @@ impl TenantSettings {
         {
             invalid.push("unpaid_delete_after", "must be a duration like 30d");
         }
+        if let Some(raw) = &self.coupon_hold
+            && humantime::parse_duration(raw).map_or(true, |d| d > MAX_COUPON_HOLD)
+        {
+            invalid.push(
+                "coupon_hold",
+                "must be a duration like 30m or 24h, at most 30d",
+            );
+        }
         for (i, m) in self.payment_methods.iter().enumerate() {
             invalid.check(crate::order::PaymentMethod::parse(
                 &format!("payment_methods[{i}]"),
@@ -288,6 +302,18 @@ impl TenantSettings {
             Some(raw) => humantime::parse_duration(raw).ok().or(default),
             None => default,
         }
+    }
+
+    /// How long an unpaid order holds the use of a limited coupon: the store's setting,
+    /// else a day. Long enough to pay by card or by Stripe (whose sessions last a day
+    /// at most); a transfer that arrives after it still pays (see docs/security.md).
+    pub fn coupon_hold(&self) -> chrono::TimeDelta {
+        self.coupon_hold
+            .as_deref()
+            .and_then(|raw| humantime::parse_duration(raw).ok())
+            .filter(|d| *d <= MAX_COUPON_HOLD)
+            .and_then(|d| chrono::TimeDelta::from_std(d).ok())
+            .unwrap_or(chrono::TimeDelta::days(1))
     }
 
     /// When this store deletes unpaid orders: its own setting, never later than the

@@ -36,6 +36,33 @@ pub struct Order {
     pub lines: Vec<Line>,
     /// When the earliest signed offer among its lines stops holding, if any.
     pub offer_expires_at: Option<DateTime<Utc>>,
+    /// The use of a limited coupon the order was placed with, if any.
+    pub coupon: Option<CouponUse>,
+}
+
+/// How an unpaid order holds the use of the coupon it was placed with. A use is held
+/// while the order waits for payment, so that the price it was quoted stays payable,
+/// and counted for good when the order is paid; a hold that lapsed gave the use back
+/// to other customers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponUse {
+    /// The coupon's code.
+    pub code: String,
+    /// Until when the order holds its use (`None`: it holds none).
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+/// How a payment counts the use of the order's coupon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redemption {
+    /// The order still holds its use: it becomes a redemption.
+    Held,
+    /// The hold lapsed and the customer is paying now: the use is counted only if the
+    /// coupon still has one free, else the payment is refused before money moves.
+    IfStillFree,
+    /// The hold lapsed but the money already moved (the merchant received a transfer
+    /// made on the instructions given): counted even past the coupon's limit.
+    Regardless,
 }
 
 /// One order line's delivery state.
@@ -132,6 +159,8 @@ pub enum Refused {
     Erased,
     #[error("the line's delivery has not failed")]
     NotFailed,
+    #[error("the coupon this order was placed with has been used up meanwhile; place a new order")]
+    CouponUsedUp,
     #[error(
         "the offer this order was placed with expired on {}; ask the store for a new link",
         .0.format("%Y-%m-%d %H:%M UTC")
@@ -176,7 +205,20 @@ pub struct Payment {
     pub status: PaymentStatus,
     /// The order becomes `paid` (paid by `method`).
     pub order_paid: bool,
+    /// How the use of its coupon is counted, when it is paid with one.
+    pub redemption: Option<Redemption>,
     pub followups: Followups,
+}
+
+/// How a successful payment `p` counts the use of a coupon the order holds as `c`.
+fn redemption(c: &CouponUse, p: &PaymentFacts) -> Redemption {
+    match c.held_until {
+        Some(until) if p.at < until => Redemption::Held,
+        _ => match p.method {
+            PaymentMethod::TestCard => Redemption::IfStillFree,
+            PaymentMethod::BankTransfer => Redemption::Regardless,
+        },
+    }
 }
 
 /// A new order placed in `mode` to be paid by `method`: refused when the method does
@@ -309,6 +351,7 @@ impl Order {
             return Ok(Payment {
                 status: PaymentStatus::Failed,
                 order_paid: false,
+                redemption: None,
                 followups,
             });
         }
@@ -331,6 +374,7 @@ impl Order {
         Ok(Payment {
             status: PaymentStatus::Succeeded,
             order_paid: true,
+            redemption: self.coupon.as_ref().map(|c| redemption(c, p)),
             followups,
         })
     }
@@ -535,12 +579,55 @@ mod tests {
                 .map(|(&status, line_no)| Line { line_no, status })
                 .collect(),
             offer_expires_at: None,
+            coupon: None,
         }
     }
 
     fn paid(mut o: Order) -> Order {
         o.status = OrderStatus::Paid;
         o
+    }
+
+    #[test]
+    fn a_held_coupon_use_is_redeemed_and_a_lapsed_one_only_if_free_unless_money_moved() {
+        let at = card(true).at;
+        let with_hold = |held_until| {
+            let mut o = order(PaymentMethod::TestCard, &[LineStatus::Pending]);
+            o.coupon = Some(CouponUse {
+                code: "LAUNCH".into(),
+                held_until,
+            });
+            o
+        };
+        let later = at + chrono::Duration::seconds(1);
+        let redeemed = |o: &Order, p: &PaymentFacts| o.pay(p, BOTH).unwrap().redemption;
+        assert_eq!(
+            redeemed(&with_hold(Some(later)), &card(true)),
+            Some(Redemption::Held)
+        );
+        assert_eq!(
+            redeemed(&with_hold(Some(at)), &card(true)),
+            Some(Redemption::IfStillFree)
+        );
+        assert_eq!(
+            redeemed(&with_hold(None), &card(true)),
+            Some(Redemption::IfStillFree)
+        );
+        let mut transfer = card(true);
+        transfer.method = PaymentMethod::BankTransfer;
+        assert_eq!(
+            redeemed(&with_hold(Some(at)), &transfer),
+            Some(Redemption::Regardless)
+        );
+        let plain = order(PaymentMethod::TestCard, &[LineStatus::Pending]);
+        assert_eq!(redeemed(&plain, &card(true)), None);
+        assert_eq!(
+            with_hold(Some(later))
+                .pay(&card(false), BOTH)
+                .unwrap()
+                .redemption,
+            None
+        );
     }
 
     fn card(succeeded: bool) -> PaymentFacts {

@@ -111,11 +111,16 @@ async fn load_coupon(
         Err(e) => return Err(e.into()),
     };
     let f = &coupon.fields;
+    // A limited coupon's uses: those counted for paid orders and those unpaid orders hold.
+    let used = match f.max_redemptions {
+        Some(_) => coupon.times_redeemed + store.coupon_holds(tenant, &f.code).await?,
+        None => coupon.times_redeemed,
+    };
     if let Some(reason) = coupon_unusable_reason(
         f.active,
         f.expires_at.map(|t| t.0),
         f.max_redemptions,
-        coupon.times_redeemed,
+        used,
         Utc::now(),
     ) {
         return Ok(Err(Invalid::field("coupon", reason)));
@@ -251,6 +256,7 @@ pub async fn place_order(
         consents,
         cart_id: input.cart_id.clone(),
         coupon_code,
+        coupon_hold: settings.coupon_hold(),
         test_mode: !input.mode.is_live(),
         // Priced above while every offer held; paying online is checked against this.
         offer_expires_at: input

@@ -40,6 +40,7 @@ impl From<Refused> for OrdersError {
             Refused::WrongCurrency(_) => Invalid::field("currency", r.to_string()).into(),
             // The customer's to see, on the page, beside what they pay.
             Refused::OfferExpired(_) => Invalid::field("offer", r.to_string()).into(),
+            Refused::CouponUsedUp => Invalid::field("coupon", r.to_string()).into(),
             // A live order and the sandbox: the customer (or the merchant's code) is
             // told next to the method chosen.
             Refused::SandboxInLiveMode(_) => Invalid::field("payment_method", r.to_string()).into(),

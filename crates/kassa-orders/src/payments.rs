@@ -9,7 +9,7 @@ use kassa_domain::ids::PaymentId;
 use kassa_domain::money::{Currency, Money};
 use kassa_domain::order::{PaymentMethod, PaymentStatus};
 use kassa_domain::tenant::TenantSettings;
-use kassa_domain::workflow::PaymentFacts;
+use kassa_domain::workflow::{PaymentFacts, Refused};
 use kassa_payments::{Card, CardInput, CardProvider, TestCardGateway};
 use kassa_store::{NewPayment, OrderRecord, PaymentRecord, Store, TenantRecord};
 
@@ -125,6 +125,11 @@ async fn record(
     let mut work = store.work(&tenant.id).await?;
     let order = work.order(order_id).await?;
     let decided = order.pay(&payment.facts, &enabled)?;
+    if let (Some(coupon), Some(redemption)) = (&order.coupon, decided.redemption)
+        && !work.redeem_coupon(&coupon.code, redemption).await?
+    {
+        return Err(Refused::CouponUsedUp.into());
+    }
     work.insert_payment(order_id, &payment, decided.status)
         .await?;
     if decided.order_paid {

@@ -6,7 +6,7 @@ use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::{CartId, OrderId, ProductId, TenantId};
 use kassa_domain::offer::Offer;
 use kassa_domain::order::{PaymentMethod, PaymentStatus, Quote};
-use kassa_domain::workflow::PaymentFacts;
+use kassa_domain::workflow::{PaymentFacts, Redemption};
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
@@ -104,6 +104,8 @@ pub struct NewOrder {
     pub cart_id: Option<CartId>,
     /// The coupon to redeem, if one took something off.
     pub coupon_code: Option<String>,
+    /// How long the unpaid order holds the use of its coupon.
+    pub coupon_hold: chrono::TimeDelta,
     /// Placed to be paid in the sandbox.
     pub test_mode: bool,
     /// When the earliest signed offer of its lines stops holding.
@@ -357,23 +359,17 @@ impl Work {
                 return Ok(Placement::Existing(order));
             }
         }
-        if let Some(code) = &new.coupon_code {
-            let redeemed = db_run!(&mut self.tx, c => sqlx::query(
-                "UPDATE coupons SET times_redeemed = times_redeemed + 1
-                 WHERE tenant_id = $1 AND code = $2 AND active = TRUE
-                 AND (max_redemptions IS NULL OR times_redeemed < max_redemptions)
-                 AND (expires_at IS NULL OR expires_at > $3)",
-            )
-            .bind(tenant.as_str())
-            .bind(code)
-            .bind(now)
-            .execute(c).await?.rows_affected());
-            if redeemed == 0 {
-                return Err(StoreError::Conflict(
-                    "the coupon can no longer be used".into(),
-                ));
+        let coupon_held_until = match &new.coupon_code {
+            Some(code) => {
+                if !self.coupon_has_room(code).await? {
+                    return Err(StoreError::Conflict(
+                        "the coupon can no longer be used".into(),
+                    ));
+                }
+                Some(Timestamp::from(now.0 + new.coupon_hold))
             }
-        }
+            None => None,
+        };
         let number: i64 = match self.order_number.take() {
             Some(taken) => taken,
             None => db_run!(&mut self.tx, c => sqlx::query_scalar(
@@ -386,9 +382,9 @@ impl Work {
         db_run!(&mut self.tx, c => sqlx::query(
             "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
              discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
-             custom, test_mode, return_url, offer_expires_at, created_at, updated_at)
+             custom, test_mode, return_url, offer_expires_at, coupon_held_until, created_at, updated_at)
              VALUES ($1, $2, $3, $4, 'not_paid', 'not_delivered', $5, $6, $7, $8, $9, $10, $11, $12, $13,
-             $14, $15, $16, $17, $18, $19, $20, $20)",
+             $14, $15, $16, $17, $18, $19, $21, $20, $20)",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
@@ -410,6 +406,7 @@ impl Work {
         .bind(new.return_url.as_deref())
         .bind(new.offer_expires_at.map(Timestamp::from))
         .bind(now)
+        .bind(coupon_held_until)
         .execute(c).await?.rows_affected());
         for (i, line) in q.lines.iter().enumerate() {
             // The line keeps the delivery method it was sold with.
@@ -516,7 +513,8 @@ impl Work {
         method: PaymentMethod,
     ) -> Result<(), StoreError> {
         db_run!(&mut self.tx, c => sqlx::query(
-            "UPDATE orders SET status = 'paid', paid_at = $3, updated_at = $3, payment_method = $4
+            "UPDATE orders SET status = 'paid', paid_at = $3, updated_at = $3, payment_method = $4,
+             coupon_held_until = NULL
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(self.tenant.as_str())
@@ -525,6 +523,72 @@ impl Work {
         .bind(method.as_str())
         .execute(c).await?.rows_affected());
         Ok(())
+    }
+}
+
+impl Work {
+    /// Whether the coupon `code` works now and has a use left: its redemptions (paid
+    /// orders) and the uses unpaid orders hold stay under its limit. The coupon's row
+    /// is locked first, so on PostgreSQL two orders taking its last use count one
+    /// after the other (each statement reads what committed before it).
+    async fn coupon_has_room(&mut self, code: &str) -> Result<bool, StoreError> {
+        let now = self.now;
+        let limits: Option<(Option<i64>, i64)> = db_run!(&mut self.tx, c => sqlx::query_as(
+            "UPDATE coupons SET times_redeemed = times_redeemed
+             WHERE tenant_id = $1 AND code = $2 AND active = TRUE
+             AND (expires_at IS NULL OR expires_at > $3)
+             RETURNING max_redemptions, times_redeemed",
+        )
+        .bind(self.tenant.as_str())
+        .bind(code)
+        .bind(now)
+        .fetch_optional(c).await?);
+        let Some((max, redeemed)) = limits else {
+            return Ok(false);
+        };
+        let Some(max) = max else {
+            return Ok(true);
+        };
+        let held: i64 = db_run!(&mut self.tx, c => sqlx::query_scalar(COUPON_HOLDS)
+            .bind(self.tenant.as_str())
+            .bind(code)
+            .bind(now)
+            .fetch_one(c).await?);
+        Ok(redeemed + held < max)
+    }
+
+    /// Counts the use of the coupon `code` by an order being paid, as the workflow
+    /// decided; false when it wanted a free use and none is left.
+    pub async fn redeem_coupon(
+        &mut self,
+        code: &str,
+        redemption: Redemption,
+    ) -> Result<bool, StoreError> {
+        if redemption == Redemption::IfStillFree && !self.coupon_has_room(code).await? {
+            return Ok(false);
+        }
+        db_run!(&mut self.tx, c => sqlx::query(
+            "UPDATE coupons SET times_redeemed = times_redeemed + 1 WHERE tenant_id = $1 AND code = $2",
+        )
+        .bind(self.tenant.as_str())
+        .bind(code)
+        .execute(c).await?.rows_affected());
+        Ok(true)
+    }
+}
+
+/// How many uses of a coupon (`$2`) unpaid orders hold at `$3`.
+const COUPON_HOLDS: &str = "SELECT COUNT(*) FROM orders WHERE tenant_id = $1 AND coupon_code = $2
+     AND status = 'not_paid' AND coupon_held_until > $3";
+
+impl Store {
+    /// How many uses of the coupon `code` unpaid orders hold now.
+    pub async fn coupon_holds(&self, tenant: &TenantId, code: &str) -> Result<i64, StoreError> {
+        Ok(db_run!(self, c => sqlx::query_scalar(COUPON_HOLDS)
+            .bind(tenant.as_str())
+            .bind(code)
+            .bind(Timestamp::now())
+            .fetch_one(c).await?))
     }
 }
 

@@ -105,6 +105,9 @@ pub struct OrderRecord {
     /// customer cannot pay online.
     #[serde(skip)]
     pub offer_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Until when the order, unpaid, holds the use of its coupon.
+    #[serde(skip)]
+    pub coupon_held_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl OrderRecord {
@@ -127,6 +130,10 @@ impl OrderRecord {
             has_customer_email: self.customer.email.is_some(),
             reminded: false,
             offer_expires_at: self.offer_expires_at,
+            coupon: self.coupon_code.clone().map(|code| workflow::CouponUse {
+                code,
+                held_until: self.coupon_held_until,
+            }),
             lines: self
                 .lines
                 .iter()
@@ -170,6 +177,7 @@ struct OrderRow {
     updated_at: Timestamp,
     paid_at: Option<Timestamp>,
     offer_expires_at: Option<Timestamp>,
+    coupon_held_until: Option<Timestamp>,
 }
 
 impl TryFrom<OrderRow> for OrderRecord {
@@ -205,13 +213,15 @@ impl TryFrom<OrderRow> for OrderRecord {
             updated_at: rfc3339(r.updated_at.millis()),
             paid_at: r.paid_at.map(|t| rfc3339(t.millis())),
             offer_expires_at: r.offer_expires_at.map(|t| t.0),
+            coupon_held_until: r.coupon_held_until.map(|t| t.0),
         })
     }
 }
 
 const ORDER_COLUMNS: &str = "id, number, token, status, delivery_status, currency, subtotal, \
     discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code, \
-    custom, test_mode, return_url, created_at, updated_at, paid_at, offer_expires_at";
+    custom, test_mode, return_url, created_at, updated_at, paid_at, offer_expires_at, \
+    coupon_held_until";
 
 impl Store {
     pub async fn order(&self, tenant: &TenantId, id: &str) -> Result<OrderRecord, StoreError> {

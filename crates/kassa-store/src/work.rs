@@ -94,7 +94,7 @@ impl Work {
         };
         let row: Option<OrderStateRow> = db_run!(&mut self.tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT status, delivery_status, payment_method, currency, total, email, reminded_at,
-                 offer_expires_at, test_mode FROM orders WHERE tenant_id = $1 AND id = $2{lock}"
+                 offer_expires_at, test_mode, coupon_code, coupon_held_until FROM orders WHERE tenant_id = $1 AND id = $2{lock}"
         )))
         .bind(self.tenant.as_str())
         .bind(id)
@@ -109,6 +109,8 @@ impl Work {
             reminded_at,
             offer_expires_at,
             test_mode,
+            coupon_code,
+            coupon_held_until,
         ) = row.ok_or(StoreError::NotFound)?;
         let lines: Vec<(i64, String)> = db_run!(&mut self.tx, c => sqlx::query_as(
             "SELECT line_no, delivery_status FROM order_lines
@@ -128,6 +130,10 @@ impl Work {
             has_customer_email: email.is_some(),
             reminded: reminded_at.is_some(),
             offer_expires_at: offer_expires_at.map(|t: Timestamp| t.0),
+            coupon: coupon_code.map(|code| workflow::CouponUse {
+                code,
+                held_until: coupon_held_until.map(|t: Timestamp| t.0),
+            }),
             lines: lines
                 .into_iter()
                 .map(|(line_no, status)| {
@@ -285,7 +291,8 @@ impl Work {
 }
 
 /// An order's states as stored: status, delivery status, payment method, currency,
-/// total, email, reminded at, when its signed offers expire, whether it is a test order.
+/// total, email, reminded at, when its signed offers expire, whether it is a test order,
+/// its coupon and until when it holds the coupon's use.
 type OrderStateRow = (
     String,
     String,
@@ -296,4 +303,6 @@ type OrderStateRow = (
     Option<Timestamp>,
     Option<Timestamp>,
     bool,
+    Option<String>,
+    Option<Timestamp>,
 );

@@ -118,8 +118,9 @@ fn render_pay(
     let (_, pay_action, method_action, invoice_url) = urls(tenant, order);
     let status = if failure.is_some() {
         StatusCode::PAYMENT_REQUIRED
-    } else if errors.contains_key("offer") {
-        // The signed offer expired: this order can no longer be paid here.
+    } else if errors.contains_key("offer") || errors.contains_key("coupon") {
+        // The signed offer expired, or the coupon's use it held went to another
+        // order: this order can no longer be paid here.
         StatusCode::GONE
     } else if errors.is_empty() {
         StatusCode::OK

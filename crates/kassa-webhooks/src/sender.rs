@@ -43,6 +43,8 @@ pub struct Sender {
 /// An HTTP client for requests on merchants' behalf: no redirects followed, and
 /// unless `policy` allows them, names that resolve to private or reserved addresses
 /// refused (IP literals must be checked by the caller with [`NetworkPolicy::check_url`]).
+/// It never goes through a proxy from the environment (`HTTP_PROXY`, `HTTPS_PROXY`,
+/// `ALL_PROXY`): a proxy resolves and connects in Kassa's stead, past the guard.
 pub fn guarded_client(
     policy: NetworkPolicy,
     timeout: Duration,
@@ -51,6 +53,7 @@ pub fn guarded_client(
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .user_agent(concat!("Kassa/", env!("CARGO_PKG_VERSION")));
     if !policy.allow_private {
         builder = builder.dns_resolver(resolver());

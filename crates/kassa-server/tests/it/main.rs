@@ -9,6 +9,7 @@ mod browser;
 mod catalog;
 mod cli;
 mod config;
+mod coupons;
 mod dashboard;
 mod dashboard_dev;
 mod emails;
