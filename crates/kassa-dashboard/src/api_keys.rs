@@ -40,7 +40,13 @@ async fn keys_page(
         Ok(k) => k,
         Err(e) => return failure(e),
     };
-    let keys: Vec<_> = keys.iter().map(view).collect();
+    // The keys of the world the dashboard shows, as on Stripe: a test key is listed in
+    // test mode, a live key in live mode.
+    let keys: Vec<_> = keys
+        .iter()
+        .filter(|k| k.livemode == staff.mode.is_live())
+        .map(view)
+        .collect();
     page(
         staff,
         status,

@@ -7,6 +7,7 @@ use kassa_domain::catalog::{
     Delivery, KeysPer, parse_description, parse_prices, parse_product_name,
 };
 use kassa_domain::ids::ProductId;
+use kassa_domain::mode::Mode;
 use kassa_domain::money::{Currency, Money};
 use kassa_orders::DeliveryChoice;
 use kassa_store::{Price, ProductFields, ProductRecord, StoreError};
@@ -88,9 +89,16 @@ async fn form_page(
         Ok(p) => p.data,
         Err(e) => return failure(e),
     };
+    // A pool serves orders of its own mode only: the dashboard's mode's pools are
+    // offered first, and each says its mode.
+    let mut pools: Vec<_> = pools.iter().collect();
+    pools.sort_by_key(|p| p.livemode != staff.mode.is_live());
     let pools: Vec<_> = pools
         .iter()
-        .map(|p| context! { id => p.id.as_str(), name => p.name.clone(), available => p.available })
+        .map(|p| {
+            let mode = Mode::from_livemode(p.livemode);
+            context! { id => p.id.as_str(), name => p.name.clone(), available => p.available, mode => mode.as_str() }
+        })
         .collect();
     let plugins: Vec<_> = plugins
         .iter()

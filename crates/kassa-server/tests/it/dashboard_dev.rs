@@ -24,6 +24,7 @@ on_both_backends!(
     a_plugin_is_uploaded_configured_and_test_run_in_the_dashboard,
     developer_pages_belong_to_owners_and_developers_of_the_store,
     bad_developer_input_is_answered_next_to_the_field,
+    the_dashboard_shows_one_world_at_a_time,
 );
 
 /// The value of the read-only field `id` (a key or a secret shown once).
@@ -872,4 +873,69 @@ async fn bad_developer_input_is_answered_next_to_the_field(backend: Backend) {
         .await;
     assert_eq!(forged.status, 403);
     assert!(!ada.get(&path).await.html.contains("FORGED"));
+}
+
+/// The test/live switch: API keys are listed in their own mode only, and the product
+/// form says which mode each pool serves, the dashboard's first.
+async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
+    let (_sink, _app, ada) = ada_signed_up(backend).await;
+    let (test_secret, _) = api_key(&ada, "Test shop").await;
+    assert!(
+        test_secret.starts_with("kassa_sk_test_"),
+        "a new session is in test mode"
+    );
+    let pools = ada.get("/dashboard/pools").await;
+    ada.post(
+        "/dashboard/pools",
+        &[
+            ("csrf", &pools.csrf()),
+            ("name", "Test keys"),
+            ("low_stock_threshold", "1"),
+        ],
+    )
+    .await;
+
+    let home = ada.get("/dashboard").await;
+    let switched = ada
+        .post(
+            "/dashboard/mode",
+            &[("csrf", &home.csrf()), ("mode", "live")],
+        )
+        .await;
+    assert_eq!(switched.status, 303);
+    let keys = ada.get("/dashboard/api-keys").await;
+    assert!(keys.html.contains("Live mode"), "{}", keys.html);
+    assert!(
+        !keys.html.contains("Test shop"),
+        "a test key is not listed in live mode"
+    );
+    let (live_secret, _) = api_key(&ada, "Live shop").await;
+    assert!(live_secret.starts_with("kassa_sk_live_"));
+    let keys = ada.get("/dashboard/api-keys").await;
+    assert!(keys.html.contains("Live shop") && !keys.html.contains("Test shop"));
+    let pools = ada.get("/dashboard/pools").await;
+    ada.post(
+        "/dashboard/pools",
+        &[
+            ("csrf", &pools.csrf()),
+            ("name", "Live keys"),
+            ("low_stock_threshold", "1"),
+        ],
+    )
+    .await;
+
+    let form = ada.get("/dashboard/products/new").await;
+    let live = form.html.find("Live keys (live mode, 0 keys)");
+    let test = form.html.find("Test keys (test mode, 0 keys)");
+    assert!(live.is_some() && test.is_some(), "{}", form.html);
+    assert!(live < test, "the dashboard's mode first");
+
+    let home = ada.get("/dashboard").await;
+    ada.post(
+        "/dashboard/mode",
+        &[("csrf", &home.csrf()), ("mode", "test")],
+    )
+    .await;
+    let keys = ada.get("/dashboard/api-keys").await;
+    assert!(keys.html.contains("Test shop") && !keys.html.contains("Live shop"));
 }
