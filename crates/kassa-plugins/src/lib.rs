@@ -628,8 +628,7 @@ impl PluginHost {
         let pre = self.linker.instantiate_pre(component).map_err(|e| {
             PluginError::Invalid(format!(
                 "the component needs imports Kassa does not give (Kassa gives the world \
-                 kassa:plugin/fulfillment and WASI without files, sockets or environment): {}",
-                root_cause(&e)
+                 kassa:plugin/fulfillment and WASI without files, sockets or environment): {e:#}"
             ))
         })?;
         let pre = FulfillmentPre::new(pre).map_err(|e| {

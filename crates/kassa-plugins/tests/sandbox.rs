@@ -488,3 +488,42 @@ async fn a_plugins_own_limits_apply_within_the_operators_cap() {
     let reason = failure(&outcome.result);
     assert!(reason.contains("(limit: memory (64 MiB))"), "{reason}");
 }
+
+#[tokio::test]
+async fn a_component_asking_for_wasi_http_is_refused_naming_it() {
+    let host = host();
+    let bytes = component("kassa_wants_http");
+    match host.compile(&bytes) {
+        Err(PluginError::Invalid(why)) => {
+            assert!(
+                why.contains("needs imports Kassa does not give") && why.contains("wasi:http"),
+                "{why}"
+            );
+        }
+        Ok(_) => panic!("a component importing wasi:http was accepted"),
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
+/// A Rust plugin's constructors run when it is first called (wit-bindgen runs them
+/// before the export), so a plugin whose start traps fails each call, and says so.
+#[tokio::test]
+async fn a_plugin_that_traps_at_start_fails_its_call_and_says_so() {
+    let host = host();
+    let broken = prepared(&host, "kassa_traps_at_start");
+    let outcome = host
+        .call(&broken, &request(&[], 1), context(&[], &[]))
+        .await;
+    let why = failure(&outcome.result);
+    assert!(why.contains("trapped"), "{why}");
+    assert_eq!(outcome.limit, None);
+    let fine = prepared(&host, "kassa_keygen");
+    let keys = host
+        .call(
+            &fine,
+            &request(&[("prefix", "ACME")], 1),
+            context(&[("signing-key", "s3cret")], &[]),
+        )
+        .await;
+    assert!(keys.result.is_ok(), "other plugins go on");
+}
