@@ -527,3 +527,17 @@ async fn a_plugin_that_traps_at_start_fails_its_call_and_says_so() {
         .await;
     assert!(keys.result.is_ok(), "other plugins go on");
 }
+
+/// A plugin built against an older, smaller copy of the WIT (its host gives only
+/// `log`) keeps working in today's Kassa: a component names only what it imports.
+#[tokio::test]
+async fn a_plugin_built_against_an_older_wit_still_runs() {
+    let host = host();
+    let older = prepared(&host, "kassa_older_wit");
+    let outcome = host.call(&older, &request(&[], 1), context(&[], &[])).await;
+    assert_eq!(
+        outcome.result.unwrap(),
+        ["OLD-ord_01jz0000000000000000000000:1"]
+    );
+    assert_eq!(outcome.logs, ["built against an older WIT"]);
+}
