@@ -74,7 +74,7 @@ impl CheckoutLinksApi {
             .store
             .link_secret(&tenant.id)
             .await
-            .map_err(ApiError::internal)
+            .map_err(ApiError::store_failed)
     }
 
     /// The link opens the checkout of the key's mode (`mode`).

@@ -2,7 +2,10 @@
 //!
 //! Policy: a client mistake is a 4xx that says what to fix (with the list of invalid
 //! fields for validation); a server fault is logged with its cause and returned as an
-//! opaque 500, so no internals or secrets leak into responses.
+//! opaque 500, so no internals or secrets leak into responses. A database that cannot
+//! be reached (restarting, down, or no connection free within the pool's acquire
+//! timeout) is a 503 `unavailable` with `Retry-After`: the client may send the same
+//! request again, and nothing was done.
 
 use kassa_domain::Invalid;
 use kassa_domain::access::KeyScope;
@@ -91,6 +94,25 @@ pub enum ApiError {
     /// Kassa failed; the cause is in the server log.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
+    /// The database cannot be reached right now; nothing was done. Send the same
+    /// request again after `Retry-After` seconds.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u64),
+}
+
+/// What a 503 asks the client to wait, in seconds.
+pub const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 2;
+
+/// The problem of a 503: the database cannot be reached, try again.
+fn unavailable_problem() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        Some(format!(
+            "Kassa cannot reach its database right now; nothing was done. \
+             Retry after {RETRY_AFTER_UNAVAILABLE_SECS} seconds."
+        )),
+    )
 }
 
 fn bad_request(err: poem::Error) -> ApiError {
@@ -134,7 +156,18 @@ impl ApiError {
         move |e| match e {
             StoreError::NotFound => ApiError::not_found(what),
             StoreError::Conflict(detail) => ApiError::conflict(detail),
-            other => ApiError::internal(other),
+            other => ApiError::store_failed(other),
+        }
+    }
+
+    /// A storage failure: 503 when the database cannot be reached now, else 500.
+    #[track_caller]
+    pub fn store_failed(err: StoreError) -> Self {
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "database unavailable");
+            ApiError::Unavailable(Json(unavailable_problem()), RETRY_AFTER_UNAVAILABLE_SECS)
+        } else {
+            ApiError::internal(err)
         }
     }
 
@@ -145,7 +178,7 @@ impl ApiError {
             OrdersError::NotFound => ApiError::not_found(what),
             OrdersError::Refused(refused) => ApiError::conflict(refused.to_string()),
             OrdersError::Conflict(detail) => ApiError::conflict(detail),
-            OrdersError::Store(e) => ApiError::internal(e),
+            OrdersError::Store(e) => ApiError::store_failed(e),
         }
     }
 
@@ -221,6 +254,15 @@ pub async fn to_problem(err: poem::Error) -> Response {
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => {
+            // The API key or idempotency lookup could not reach the database.
+            let mut resp = unavailable_problem().into_http();
+            resp.headers_mut().insert(
+                poem::http::header::RETRY_AFTER,
+                RETRY_AFTER_UNAVAILABLE_SECS.into(),
+            );
+            return resp;
+        }
         s if s.is_server_error() => "internal_error",
         _ => "bad_request",
     };

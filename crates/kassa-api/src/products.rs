@@ -157,7 +157,7 @@ impl ProductsApi {
         };
         kassa_orders::delivery(&self.0.store, &tenant, choice)
             .await
-            .map_err(ApiError::internal)
+            .map_err(ApiError::store_failed)
     }
 
     async fn parse_fields(

@@ -353,13 +353,10 @@ pub fn redirect(location: &str) -> Response {
     kassa_web::page::see_other(location, &[])
 }
 
-/// Logs a failure and answers with a plain 500 page.
-pub fn failure(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "dashboard page failed");
-    Response::builder()
-        .status(StatusCode::INTERNAL_SERVER_ERROR)
-        .content_type("text/plain; charset=utf-8")
-        .body("Something went wrong on our side; it has been logged. Please try again.")
+/// Logs a failure and answers with a plain page (503 when the database cannot be
+/// reached right now, else 500): the customer pages' one error answer.
+pub fn failure<E: std::fmt::Display + 'static>(e: E) -> Response {
+    kassa_web::page::failure(e)
 }
 
 /// The page for an object that is not in the member's store.

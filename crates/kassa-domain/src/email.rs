@@ -26,6 +26,12 @@ pub enum Recipient {
 }
 
 impl EmailKind {
+    /// Tells a customer their order is paid or delivered: sent before the other
+    /// emails waiting (a burst of payment instructions).
+    pub fn reports_paid_order(self) -> bool {
+        matches!(self, EmailKind::PaymentSucceeded | EmailKind::Licenses)
+    }
+
     /// Written to the store's owners (in English), not to a customer.
     pub fn to_merchant(self) -> bool {
         matches!(

@@ -12,3 +12,14 @@ crate::names::named_enum! {
         LicensePoolLowStock = "license_pool.low_stock",
     }
 }
+
+impl EventKind {
+    /// Reports a paid order's progress: its webhooks are sent before the other events'
+    /// waiting (a burst of `order.created`), so a delivery is not queued behind them.
+    pub fn reports_paid_order(self) -> bool {
+        matches!(
+            self,
+            EventKind::PaymentSucceeded | EventKind::ProductDelivered | EventKind::OrderDelivered
+        )
+    }
+}

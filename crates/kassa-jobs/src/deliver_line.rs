@@ -42,10 +42,13 @@ fn parse_licenses(body: &str) -> Result<Vec<String>, String> {
 }
 
 pub(crate) async fn run(job: DeliverLine, workers: Data<Workers>) -> Result<(), Error> {
-    if let Some(line) = workers.store.due_line(&job).await? {
-        deliver(&workers, line).await?;
-    }
-    Ok(())
+    crate::workers::caused_by(&job, async {
+        if let Some(line) = workers.store.due_line(&job).await? {
+            deliver(&workers, line).await?;
+        }
+        Ok::<(), Error>(())
+    })
+    .await
 }
 
 /// Gets a paid line's license information by its product's delivery method.

@@ -17,10 +17,13 @@ const DISABLE_AFTER_FAILING_MILLIS: i64 = 5 * 24 * 60 * 60 * 1000;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 pub(crate) async fn run(job: DeliverWebhook, workers: Data<Workers>) -> Result<(), Error> {
-    if let Some(delivery) = workers.store.due_delivery(&job).await? {
-        deliver(&workers, delivery).await?;
-    }
-    Ok(())
+    crate::workers::caused_by(&job, async {
+        if let Some(delivery) = workers.store.due_delivery(&job).await? {
+            deliver(&workers, delivery).await?;
+        }
+        Ok::<(), Error>(())
+    })
+    .await
 }
 
 async fn deliver(workers: &Workers, d: DueDelivery) -> Result<(), StoreError> {

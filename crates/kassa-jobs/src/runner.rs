@@ -44,34 +44,70 @@ macro_rules! queue_workers {
     }};
 }
 
-/// Wakes a worker every `POLL`, and is always armed when it returns: apalis polls a
-/// strategy once per look for jobs, and its own `IntervalStrategy` re-arms its timer
-/// without polling it, so an idle worker slept until its next heartbeat.
-struct Ticks(tokio_stream::wrappers::IntervalStream);
-
-fn ticks() -> Ticks {
-    let mut every = tokio::time::interval(POLL);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    Ticks(tokio_stream::wrappers::IntervalStream::new(every))
+/// When a worker looks for jobs: at once when `woken` yields (apalis's NOTIFY of an
+/// insert on PostgreSQL, a job written by this process on SQLite), and otherwise on a
+/// timer for the jobs whose time has come (retries) or that were taken over: every
+/// `POLL` while the worker finds work, doubling while it finds none, up to
+/// `IDLE_POLL_MAX`, so an idle node does not poll its database twice a second per
+/// queue. The timer is always armed when this returns Pending (apalis's own
+/// `IntervalStrategy` re-arms its timer without polling it, so an idle worker slept
+/// until its next heartbeat).
+struct Wake<S> {
+    /// `None` once the stream ended (the pool closed): the timer goes on alone.
+    woken: Option<S>,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    every: Duration,
 }
 
-impl futures_core::Stream for Ticks {
-    type Item = ();
+fn wake<S>(woken: S) -> Wake<S> {
+    Wake {
+        woken: Some(woken),
+        timer: Box::pin(tokio::time::sleep(POLL)),
+        every: POLL,
+    }
+}
 
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
+impl<S: futures_core::Stream + Unpin> PollStrategy for Wake<S> {
+    fn poll_drive(
+        &mut self,
         cx: &mut std::task::Context<'_>,
+        _: &PollSnapshot,
     ) -> std::task::Poll<Option<()>> {
         use std::task::Poll;
         let mut fired = false;
-        // Take every tick that is due, so the timer is armed for the next one.
-        while let Poll::Ready(Some(_)) = std::pin::Pin::new(&mut self.0).poll_next(cx) {
-            fired = true;
+        // Take every wake-up so far, so the stream is armed for the next one.
+        while let Some(woken) = self.woken.as_mut() {
+            match std::pin::Pin::new(woken).poll_next(cx) {
+                Poll::Ready(Some(_)) => {
+                    fired = true;
+                    self.every = POLL;
+                }
+                Poll::Ready(None) => self.woken = None,
+                Poll::Pending => break,
+            }
         }
-        if fired {
-            Poll::Ready(Some(()))
-        } else {
-            Poll::Pending
+        if self.timer.as_mut().poll(cx).is_ready() {
+            fired = true;
+            self.every = (self.every * 2).min(IDLE_POLL_MAX);
+        }
+        if !fired {
+            return Poll::Pending;
+        }
+        self.timer
+            .as_mut()
+            .reset(tokio::time::Instant::now() + self.every);
+        // Registers the waker with the new deadline.
+        let _ = self.timer.as_mut().poll(cx);
+        Poll::Ready(Some(()))
+    }
+
+    fn on_poll(&mut self, snapshot: &PollSnapshot) {
+        // Found a job: look again soon after this one, not after the idle wait.
+        if snapshot.consecutive_ready > 0 && self.every != POLL {
+            self.every = POLL;
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + POLL);
         }
     }
 }
@@ -152,7 +188,8 @@ impl futures_core::Stream for UntilClosed {
 fn sqlite_backend<J: Job>(
     pool: &sqlx::SqlitePool,
     heartbeat: Duration,
-) -> impl Fn() -> PollWith<apalis_sqlite::SqliteStorage<J>, Strategy> + Send + Sync + 'static {
+) -> impl Fn() -> PollWith<apalis_sqlite::SqliteStorage<J>, Wake<JobsWritten>> + Send + Sync + 'static
+{
     let config = apalis_sqlite::Config::default()
         .queue(J::QUEUE)
         .heartbeat_interval(heartbeat)
@@ -161,7 +198,7 @@ fn sqlite_backend<J: Job>(
     move || {
         apalis_sqlite::SqliteStorage::new(&pool)
             .with_config(config.clone())
-            .poll_with_strategy(Strategy::new().stream(JobsWritten::new()).stream(ticks()))
+            .poll_with_strategy(wake(JobsWritten::new()))
     }
 }
 
@@ -170,28 +207,29 @@ fn sqlite_backend<J: Job>(
 fn postgres_backend<J: Job>(
     pool: &sqlx::PgPool,
     heartbeat: Duration,
-) -> impl Fn() -> PollWith<apalis_postgres::PostgresStorage<J>, Strategy> + Send + Sync + 'static {
+) -> impl Fn() -> PollWith<apalis_postgres::PostgresStorage<J>, Wake<UntilClosed>> + Send + Sync + 'static
+{
     let config = apalis_postgres::Config::default()
         .queue(J::QUEUE)
         .heartbeat_interval(heartbeat)
         .missed_heartbeats(MISSED_HEARTBEATS);
     let pool = pool.clone();
     move || {
-        let wake = Strategy::new()
-            .stream(UntilClosed {
-                inserts: apalis_postgres::Pubsub::new(pool.clone(), J::QUEUE.to_owned()),
-                pool: pool.clone(),
-            })
-            .stream(ticks());
+        let inserts = UntilClosed {
+            inserts: apalis_postgres::Pubsub::new(pool.clone(), J::QUEUE.to_owned()),
+            pool: pool.clone(),
+        };
         apalis_postgres::PostgresStorage::new(&pool)
             .with_config(config.clone())
-            .poll_with_strategy(wake)
+            .poll_with_strategy(wake(inserts))
     }
 }
 
-/// How often an idle worker looks for due jobs (on PostgreSQL, new jobs also wake it
-/// at once by NOTIFY).
+/// How often a busy worker looks for due jobs (new jobs also wake it at once: NOTIFY
+/// on PostgreSQL, this process's writes on SQLite).
 const POLL: Duration = Duration::from_millis(500);
+/// The longest an idle worker waits between two looks for jobs whose time has come.
+const IDLE_POLL_MAX: Duration = Duration::from_secs(5);
 /// Heartbeats a worker may miss before its jobs go to another worker.
 const MISSED_HEARTBEATS: usize = 3;
 

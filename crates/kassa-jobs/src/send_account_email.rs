@@ -11,13 +11,16 @@ use kassa_store::{AccountEmailRecord, EmailOutcome, SendAccountEmail, Timestamp}
 use crate::workers::{Error, Workers};
 
 pub(crate) async fn run(job: SendAccountEmail, workers: Data<Workers>) -> Result<(), Error> {
-    let Some(email) = workers.store.due_account_email(&job).await? else {
-        return Ok(());
-    };
-    let outcome = send(&workers, &email).await;
-    tracing::info!(email = %email.id, kind = %email.kind, outcome = ?outcome, "account email");
-    workers.store.finish_account_email(&email, &outcome).await?;
-    Ok(())
+    crate::workers::caused_by(&job, async {
+        let Some(email) = workers.store.due_account_email(&job).await? else {
+            return Ok(());
+        };
+        let outcome = send(&workers, &email).await;
+        tracing::info!(email = %email.id, kind = %email.kind, outcome = ?outcome, "account email");
+        workers.store.finish_account_email(&email, &outcome).await?;
+        Ok::<(), Error>(())
+    })
+    .await
 }
 
 async fn send(workers: &Workers, email: &AccountEmailRecord) -> EmailOutcome {

@@ -15,10 +15,13 @@ use crate::workers::{Error, Workers};
 const MAX_EMAIL_BACKOFF: Duration = Duration::from_secs(600);
 
 pub(crate) async fn run(job: SendEmail, workers: Data<Workers>) -> Result<(), Error> {
-    if let Some(email) = workers.store.due_email(&job).await? {
-        send(&workers, email).await?;
-    }
-    Ok(())
+    crate::workers::caused_by(&job, async {
+        if let Some(email) = workers.store.due_email(&job).await? {
+            send(&workers, email).await?;
+        }
+        Ok::<(), Error>(())
+    })
+    .await
 }
 
 async fn send(workers: &Workers, email: EmailRecord) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 //! What every job is given: the store, the webhook sender and its retry schedule, the
-//! mailer, the plugin host and the operator's unpaid-order policy.
+//! mailer, the plugin host and the operator's unpaid-order policy; and the scope of
+//! the request a job was caused by, which every handler runs in.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,5 +68,22 @@ impl Workers {
     pub fn with_plugins(mut self, host: Arc<kassa_plugins::PluginHost>) -> Self {
         self.plugins = Some(host);
         self
+    }
+}
+
+/// Runs a job's handler as part of the request that caused it, if one did: its log
+/// lines (each webhook attempt, say) carry the request's id, and the jobs it writes
+/// carry it on.
+pub(crate) async fn caused_by<J: kassa_store::Job, F: std::future::Future>(
+    job: &J,
+    work: F,
+) -> F::Output {
+    use tracing::Instrument;
+    match job.request_id() {
+        Some(id) => {
+            let span = tracing::info_span!("job", request_id = %id);
+            id.clone().scope(work.instrument(span)).await
+        }
+        None => work.await,
     }
 }

@@ -23,6 +23,13 @@ pub enum OrdersError {
     Store(StoreError),
 }
 
+impl OrdersError {
+    /// Whether the database could not be reached: the same command may succeed shortly.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, OrdersError::Store(e) if e.is_unavailable())
+    }
+}
+
 impl From<StoreError> for OrdersError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -19,6 +19,9 @@ pub struct Config {
     pub database_url: SecretString,
     /// Connections in the database pool.
     pub database_max_connections: u32,
+    /// How long a request waits for a database connection (`10s`) before it gets a
+    /// 503 with `Retry-After`: while the database restarts or every connection is busy.
+    pub database_acquire_timeout: String,
     /// Address and port to listen on.
     pub listen: SocketAddr,
     /// The address customers and merchants reach Kassa at; links are built from it.
@@ -91,6 +94,7 @@ pub enum LogFormat {
 const KEYS: &[&str] = &[
     "database_url",
     "database_max_connections",
+    "database_acquire_timeout",
     "listen",
     "public_url",
     "log_format",
@@ -137,6 +141,7 @@ impl Default for Config {
         Self {
             database_url: SecretString::from("sqlite://data/kassa.db"),
             database_max_connections: 10,
+            database_acquire_timeout: "10s".to_owned(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             log_format: LogFormat::Text,
@@ -175,6 +180,7 @@ impl std::fmt::Debug for Config {
                 &redact_url(self.database_url.expose_secret()),
             )
             .field("database_max_connections", &self.database_max_connections)
+            .field("database_acquire_timeout", &self.database_acquire_timeout)
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)

@@ -93,7 +93,9 @@ fn init_logs(format: LogFormat) {
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let url = config.database_url.expose_secret();
-    let store = Store::connect(url, config.database_max_connections)
+    let acquire_timeout = humantime::parse_duration(&config.database_acquire_timeout)
+        .map_err(|e| anyhow::anyhow!("database_acquire_timeout: {e}"))?;
+    let store = Store::connect_with(url, config.database_max_connections, acquire_timeout)
         .await
         .with_context(|| format!("connecting to {}", kassa::config::redact_url(url)))?;
     store.migrate().await.context("applying migrations")?;

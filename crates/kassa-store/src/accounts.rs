@@ -9,7 +9,7 @@ use kassa_domain::tenant::{EmailAddress, TenantSlug};
 use crate::db::{Tx, db_run};
 use crate::emails::EmailOutcome;
 use crate::error::{StoreError, corrupt, named};
-use crate::jobs::{Job, enqueue};
+use crate::jobs::enqueue;
 use crate::store::Store;
 use crate::tenants::{TenantRecord, insert_tenant};
 use crate::time::Timestamp;
@@ -18,11 +18,11 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SendAccountEmail {
     pub email_id: EmailId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<crate::RequestId>,
 }
 
-impl Job for SendAccountEmail {
-    const QUEUE: &'static str = "kassa::send_account_email";
-}
+crate::jobs::job!(SendAccountEmail, "kassa::send_account_email");
 
 /// A rendered account email, ready to queue.
 #[derive(Debug, Clone)]
@@ -121,7 +121,11 @@ async fn queue_account_email(tx: &mut Tx, email: &AccountEmail) -> Result<(), St
     .bind(&email.html)
     .bind(now)
     .execute(c).await?.rows_affected());
-    enqueue(tx, &SendAccountEmail { email_id: id }, now.millis()).await
+    let job = SendAccountEmail {
+        email_id: id,
+        request_id: crate::RequestId::current(),
+    };
+    enqueue(tx, &job, now.millis()).await
 }
 
 /// Writes a link token; a sign-up's link carries the password it will set.
@@ -642,6 +646,7 @@ impl Store {
         if let EmailOutcome::RetryAt { at, .. } = outcome {
             let job = SendAccountEmail {
                 email_id: EmailId::parse(&email.id).map_err(corrupt)?,
+                request_id: crate::RequestId::current(),
             };
             enqueue(&mut tx, &job, *at).await?;
         }

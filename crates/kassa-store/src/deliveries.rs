@@ -63,6 +63,7 @@ impl Store {
             let job = DeliverWebhook {
                 tenant_id: d.tenant_id.clone(),
                 delivery_id: d.id.clone(),
+                request_id: crate::RequestId::current(),
             };
             enqueue(tx, &job, at).await?;
         }

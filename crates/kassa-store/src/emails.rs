@@ -6,7 +6,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::db::{Tx, db_run};
 use crate::error::StoreError;
-use crate::jobs::{EARLY_MILLIS, SendEmail, enqueue};
+use crate::jobs::{EARLY_MILLIS, Priority, SendEmail, enqueue, enqueue_with};
 use crate::page::{Page, PageRequest};
 use crate::store::Store;
 use crate::time::Timestamp;
@@ -42,8 +42,13 @@ pub(crate) async fn queue_email(
         let job = SendEmail {
             tenant_id: tenant.clone(),
             email_id: id,
+            request_id: crate::RequestId::current(),
         };
-        enqueue(tx, &job, now).await?;
+        let priority = Priority::paid_order_if(
+            kind.parse::<kassa_domain::email::EmailKind>()
+                .is_ok_and(kassa_domain::email::EmailKind::reports_paid_order),
+        );
+        enqueue_with(tx, &job, now, priority).await?;
     }
     Ok(())
 }
@@ -147,6 +152,7 @@ impl Store {
             let job = SendEmail {
                 tenant_id: TenantId::parse(tenant).map_err(crate::error::corrupt)?,
                 email_id: EmailId::parse(id).map_err(crate::error::corrupt)?,
+                request_id: crate::RequestId::current(),
             };
             enqueue(&mut tx, &job, now).await?;
         }
@@ -208,6 +214,7 @@ impl Store {
             let job = SendEmail {
                 tenant_id: TenantId::parse(&email.tenant_id).map_err(crate::error::corrupt)?,
                 email_id: EmailId::parse(&email.id).map_err(crate::error::corrupt)?,
+                request_id: crate::RequestId::current(),
             };
             enqueue(&mut tx, &job, *at).await?;
         }

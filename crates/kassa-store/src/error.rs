@@ -13,6 +13,11 @@ pub enum StoreError {
     Config(String),
     #[error("database: {0}")]
     Database(sqlx::Error),
+    /// The database cannot be reached now: it restarts or is down (connections refused
+    /// or ended by the server), or no connection came free within the pool's acquire
+    /// timeout. The same request may succeed a moment later (a 503, never a 500).
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored value that does not parse: a bug or a hand-edited row.
@@ -27,6 +32,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
                 StoreError::Corrupt(e.to_string())
             }
+            e if unavailable(&e) => StoreError::Unavailable(e),
             e => StoreError::Database(e),
         }
     }
@@ -37,8 +43,35 @@ impl StoreError {
     pub(crate) fn on_unique(what: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
         move |e| match e.as_database_error() {
             Some(db) if db.is_unique_violation() => StoreError::Conflict(what.to_owned()),
-            _ => StoreError::Database(e),
+            _ => StoreError::from(e),
         }
+    }
+
+    /// Whether the database could not be reached (try again shortly), as opposed to a
+    /// failure that trying again would not fix.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// SQLSTATE classes and codes meaning "the server is not there right now": connection
+/// exceptions (08…), the server shutting down or starting up (57P01–57P03), and too
+/// many connections (53300).
+const UNAVAILABLE_STATES: [&str; 5] = ["08", "57P01", "57P02", "57P03", "53300"];
+
+/// Whether `e` says the database cannot be reached now, rather than that the query
+/// was wrong.
+fn unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| UNAVAILABLE_STATES.iter().any(|s| code.starts_with(s))),
+        _ => false,
     }
 }
 
@@ -50,4 +83,28 @@ pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
 pub(crate) fn named<T: std::str::FromStr>(raw: &str) -> Result<T, StoreError> {
     raw.parse()
         .map_err(|_| corrupt(format!("unknown {} {raw:?}", std::any::type_name::<T>())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn a_database_out_of_reach_is_unavailable_and_a_failed_query_is_not() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for reach in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(refused),
+        ] {
+            assert!(StoreError::from(reach).is_unavailable());
+        }
+        for failed in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::Protocol("unexpected message".into()),
+            sqlx::Error::ColumnNotFound("x".into()),
+        ] {
+            assert!(!StoreError::from(failed).is_unavailable());
+        }
+    }
 }

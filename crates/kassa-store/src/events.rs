@@ -12,7 +12,7 @@ use kassa_domain::mode::Mode;
 use crate::db::{Tx, db_run, placeholders};
 use crate::error::StoreError;
 use crate::error::corrupt;
-use crate::jobs::{DeliverWebhook, EARLY_MILLIS, enqueue};
+use crate::jobs::{DeliverWebhook, EARLY_MILLIS, Priority, enqueue, enqueue_with};
 use crate::page::{Page, PageRequest};
 use crate::store::Store;
 use crate::time::Timestamp;
@@ -56,10 +56,14 @@ pub(crate) async fn insert_event(
     )
     .bind(tenant.as_str())
     .fetch_all(c).await?);
+    let priority = Priority::paid_order_if(
+        kind.parse::<kassa_domain::event::EventKind>()
+            .is_ok_and(kassa_domain::event::EventKind::reports_paid_order),
+    );
     for (endpoint, filter) in endpoints {
         let types = filter.0;
         if types.is_empty() || types.iter().any(|t| t == kind) {
-            queue_delivery(tx, tenant, &endpoint, id.as_str(), now.millis()).await?;
+            queue_delivery(tx, tenant, &endpoint, id.as_str(), now.millis(), priority).await?;
         }
     }
     Ok(id)
@@ -71,6 +75,7 @@ async fn queue_delivery(
     endpoint: &str,
     event: &str,
     now: i64,
+    priority: Priority,
 ) -> Result<(), StoreError> {
     let id = DeliveryId::generate();
     db_run!(tx, c => sqlx::query(
@@ -86,8 +91,9 @@ async fn queue_delivery(
     let job = DeliverWebhook {
         tenant_id: tenant.clone(),
         delivery_id: id,
+        request_id: crate::RequestId::current(),
     };
-    enqueue(tx, &job, now).await
+    enqueue_with(tx, &job, now, priority).await
 }
 
 /// An event as stored.
@@ -406,12 +412,21 @@ impl Store {
         .bind(Timestamp::from(now))
         .fetch_all(c).await?);
         if reset.is_empty() {
-            queue_delivery(&mut tx, tenant, endpoint.as_str(), event, now).await?;
+            queue_delivery(
+                &mut tx,
+                tenant,
+                endpoint.as_str(),
+                event,
+                now,
+                Priority::Normal,
+            )
+            .await?;
         }
         for id in reset {
             let job = DeliverWebhook {
                 tenant_id: tenant.clone(),
                 delivery_id: DeliveryId::parse(&id).map_err(corrupt)?,
+                request_id: crate::RequestId::current(),
             };
             enqueue(&mut tx, &job, now).await?;
         }

@@ -15,34 +15,52 @@ use serde::de::DeserializeOwned;
 
 use crate::db::{Backend, Tx, db_run};
 use crate::error::StoreError;
+use crate::request_id::RequestId;
 use crate::store::Store;
 
 /// A kind of job: its arguments and its apalis queue.
 pub trait Job: Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + 'static {
     const QUEUE: &'static str;
+
+    /// The request that caused the job (directly, or through the job that wrote it).
+    fn request_id(&self) -> Option<&RequestId>;
 }
+
+/// Implements [`Job`] for job arguments with a `request_id` field.
+macro_rules! job {
+    ($job:ty, $queue:literal) => {
+        impl $crate::jobs::Job for $job {
+            const QUEUE: &'static str = $queue;
+
+            fn request_id(&self) -> Option<&$crate::RequestId> {
+                self.request_id.as_ref()
+            }
+        }
+    };
+}
+pub(crate) use job;
 
 /// Sends a webhook delivery's next attempt.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DeliverWebhook {
     pub tenant_id: TenantId,
     pub delivery_id: DeliveryId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
 }
 
-impl Job for DeliverWebhook {
-    const QUEUE: &'static str = "kassa::deliver_webhook";
-}
+job!(DeliverWebhook, "kassa::deliver_webhook");
 
 /// Renders and sends (or keeps) an email of the outbox.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SendEmail {
     pub tenant_id: TenantId,
     pub email_id: EmailId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
 }
 
-impl Job for SendEmail {
-    const QUEUE: &'static str = "kassa::send_email";
-}
+job!(SendEmail, "kassa::send_email");
 
 /// Delivers a paid order line's licenses.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -50,11 +68,11 @@ pub struct DeliverLine {
     pub tenant_id: TenantId,
     pub order_id: String,
     pub line_no: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
 }
 
-impl Job for DeliverLine {
-    const QUEUE: &'static str = "kassa::deliver_line";
-}
+job!(DeliverLine, "kassa::deliver_line");
 
 /// A job may run up to this much before its row's time (the clocks of two machines);
 /// handlers take a row as due within it.
@@ -81,8 +99,39 @@ pub fn jobs_written_here() -> tokio::sync::watch::Receiver<u64> {
     jobs_written().subscribe()
 }
 
+/// Which of a queue's due jobs a worker takes first: apalis fetches by priority, then
+/// by run time. A paid order's progress (its line deliveries' webhooks, its receipt
+/// and licenses emails) goes before a backlog of other work, such as a burst of
+/// `order.created` webhooks, so a delivery is not queued behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Priority {
+    Normal = 0,
+    PaidOrder = 1,
+}
+
+impl Priority {
+    /// `PaidOrder` when `paid_order` holds.
+    pub(crate) fn paid_order_if(paid_order: bool) -> Self {
+        if paid_order {
+            Priority::PaidOrder
+        } else {
+            Priority::Normal
+        }
+    }
+}
+
 /// Writes a job that runs at `run_at` (Unix milliseconds), in `tx`.
 pub(crate) async fn enqueue<J: Job>(tx: &mut Tx, job: &J, run_at: i64) -> Result<(), StoreError> {
+    enqueue_with(tx, job, run_at, Priority::Normal).await
+}
+
+/// [`enqueue`], taken before the queue's `Normal` jobs when `priority` says so.
+pub(crate) async fn enqueue_with<J: Job>(
+    tx: &mut Tx,
+    job: &J,
+    run_at: i64,
+    priority: Priority,
+) -> Result<(), StoreError> {
     let args = serde_json::to_vec(job).map_err(crate::error::corrupt)?;
     let id = ulid::Ulid::new().to_string();
     let now = crate::time::Timestamp::now().millis();
@@ -91,7 +140,7 @@ pub(crate) async fn enqueue<J: Job>(tx: &mut Tx, job: &J, run_at: i64) -> Result
         // runs before its row is due.
         Backend::Sqlite => (
             "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata)
-             VALUES ($1, $2, $3, 'Pending', 0, $4, $5, 0, '{}')",
+             VALUES ($1, $2, $3, 'Pending', 0, $4, $5, $6, '{}')",
             if run_at <= now {
                 run_at.div_euclid(1000)
             } else {
@@ -102,7 +151,7 @@ pub(crate) async fn enqueue<J: Job>(tx: &mut Tx, job: &J, run_at: i64) -> Result
         // NOTIFYs workers only of jobs due by then.
         Backend::Postgres => (
             "INSERT INTO apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority)
-             VALUES ($1, $2, $3, 'Pending', 0, $4, CASE WHEN $5 > 0 THEN to_timestamp($5 / 1000.0) ELSE now() END, 0)",
+             VALUES ($1, $2, $3, 'Pending', 0, $4, CASE WHEN $5 > 0 THEN to_timestamp($5 / 1000.0) ELSE now() END, $6)",
             if run_at <= now { 0 } else { run_at },
         ),
     };
@@ -112,6 +161,7 @@ pub(crate) async fn enqueue<J: Job>(tx: &mut Tx, job: &J, run_at: i64) -> Result
         .bind(J::QUEUE)
         .bind(MAX_ATTEMPTS)
         .bind(run_at)
+        .bind(priority as i32)
         .execute(c)
         .await?
         .rows_affected());

@@ -81,10 +81,24 @@ fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)))
 }
 
+/// How long a query waits for a connection by default.
+const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Store {
     /// Connects to `sqlite://…` or `postgres://…`. A SQLite file and its directory
     /// are created when missing.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_with(url, max_connections, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`Store::connect`], waiting at most `acquire_timeout` for a connection before a
+    /// query fails with [`StoreError::Unavailable`] (while the database restarts, or
+    /// every connection is busy).
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let backend = backend_of(url)?;
         let (pool, writer) = match backend {
             Backend::Sqlite => {
@@ -92,7 +106,7 @@ impl Store {
                 // The writer connects first: it switches the file to WAL.
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(acquire_timeout)
                     .connect_with(options.clone())
                     .await?;
                 let readers = if url.contains(":memory:") {
@@ -101,7 +115,7 @@ impl Store {
                 } else {
                     SqlitePoolOptions::new()
                         .max_connections(max_connections)
-                        .acquire_timeout(Duration::from_secs(10))
+                        .acquire_timeout(acquire_timeout)
                         .connect_with(options)
                         .await?
                 };
@@ -111,7 +125,7 @@ impl Store {
                 let pool = Pool::Postgres(
                     PgPoolOptions::new()
                         .max_connections(max_connections)
-                        .acquire_timeout(Duration::from_secs(10))
+                        .acquire_timeout(acquire_timeout)
                         .connect_with(postgres_options(url)?)
                         .await?,
                 );
@@ -240,7 +254,7 @@ impl Store {
 
     pub(crate) fn check_open(&self) -> Result<(), StoreError> {
         if self.state.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(StoreError::Database(sqlx::Error::PoolClosed));
+            return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
         }
         Ok(())
     }

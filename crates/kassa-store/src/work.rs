@@ -271,6 +271,7 @@ impl Work {
                     tenant_id: tenant.clone(),
                     order_id: order.to_owned(),
                     line_no: wake.line_no,
+                    request_id: crate::RequestId::current(),
                 };
                 enqueue(&mut self.tx, &job, at.millis()).await?;
             }

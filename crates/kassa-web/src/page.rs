@@ -226,14 +226,35 @@ pub fn too_large(req: &Request) -> Response {
     )
 }
 
-/// Logs a storage failure and answers with a plain 500 page.
-pub fn failure(e: impl std::fmt::Display) -> Response {
+/// Logs a failure and answers with a plain page: 503 with `Retry-After` when the
+/// database cannot be reached right now (restarting, down, no connection free in
+/// time), else 500. The pages' and the dashboard's one error answer.
+pub fn failure<E: std::fmt::Display + 'static>(e: E) -> Response {
+    let any: &dyn std::any::Any = &e;
+    let unavailable = any
+        .downcast_ref::<StoreError>()
+        .is_some_and(StoreError::is_unavailable)
+        || any
+            .downcast_ref::<kassa_orders::OrdersError>()
+            .is_some_and(kassa_orders::OrdersError::is_unavailable);
+    if unavailable {
+        tracing::warn!(error = %e, "page failed: database unavailable");
+        return Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .content_type("text/plain; charset=utf-8")
+            .header(poem::http::header::RETRY_AFTER, RETRY_AFTER_SECS)
+            .header("cache-control", "no-store")
+            .body("We cannot reach our database right now; nothing was changed. Please try again in a moment.");
+    }
     tracing::error!(error = %e, "page failed");
     Response::builder()
         .status(StatusCode::INTERNAL_SERVER_ERROR)
         .content_type("text/plain; charset=utf-8")
         .body("Something went wrong on our side; it has been logged. Please try again.")
 }
+
+/// What a 503 page asks the browser to wait, in seconds.
+const RETRY_AFTER_SECS: u64 = 2;
 
 /// Finds the store a page belongs to.
 pub async fn tenant(ctx: &WebContext, slug: &str, req: &Request) -> Result<TenantRecord, Response> {

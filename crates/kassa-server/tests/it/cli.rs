@@ -12,7 +12,7 @@ on_both_backends!(
     paid_orders_survive_kill_9_mid_stream,
 );
 
-fn kassa(dir: &std::path::Path) -> Command {
+pub(crate) fn kassa(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kassa"));
     cmd.current_dir(dir);
     for (name, _) in std::env::vars() {
@@ -43,7 +43,7 @@ fn create_acme(dir: &std::path::Path, url: &str) -> std::process::Output {
 }
 
 /// The API key `kassa tenant create` prints for `acme`.
-fn acme_key(dir: &std::path::Path, url: &str) -> String {
+pub(crate) fn acme_key(dir: &std::path::Path, url: &str) -> String {
     let out = create_acme(dir, url);
     serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["api_key"]
         .as_str()
@@ -64,9 +64,11 @@ fn serve_recovering_fast(dir: &std::path::Path, url: &str, schedule: &str) -> Ru
 }
 
 /// A `kassa serve` process, killed when dropped.
-struct Running {
-    child: Child,
-    base: String,
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    /// What it logged so far, a line each.
+    pub(crate) log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Running {
@@ -77,7 +79,7 @@ impl Drop for Running {
 }
 
 /// Starts `kassa serve` on a free port and waits until it says where it listens.
-fn serve(mut cmd: Command) -> Running {
+pub(crate) fn serve(mut cmd: Command) -> Running {
     let mut child = cmd
         .args(["serve"])
         .env("KASSA_LISTEN", "127.0.0.1:0")
@@ -86,8 +88,11 @@ fn serve(mut cmd: Command) -> Running {
         .expect("kassa serve starts");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let logged = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            logged.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 let addr = rest
                     .split_whitespace()
@@ -104,6 +109,7 @@ fn serve(mut cmd: Command) -> Running {
     Running {
         child,
         base: format!("http://{addr}"),
+        log,
     }
 }
 

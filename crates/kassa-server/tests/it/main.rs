@@ -14,6 +14,7 @@ mod dashboard;
 mod dashboard_dev;
 mod emails;
 mod errors;
+mod faults;
 mod fulfillment;
 mod idempotency;
 mod isolation;
