@@ -151,7 +151,17 @@ async fn limit_body<E: Endpoint>(
         }
     };
     if fits {
-        return next.call(req).await.map(IntoResponse::into_response);
+        let mut resp = next.call(req).await?.into_response();
+        if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            // A handler refused the body while it arrived (a chunked plugin upload past
+            // the limit): the rest is unread, so this connection cannot carry another
+            // request. Saying so keeps the client from sending its next one on it.
+            resp.headers_mut().insert(
+                poem::http::header::CONNECTION,
+                poem::http::HeaderValue::from_static("close"),
+            );
+        }
+        return Ok(resp);
     }
     // Read and drop a moderately oversized body, so the client is done sending and
     // reliably reads the 413 instead of a broken pipe.
