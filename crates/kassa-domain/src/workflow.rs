@@ -326,11 +326,15 @@ impl Order {
 
     /// Records what a provider's signed webhook reported: the payment must be of the
     /// order's mode (`payment`, the provider's: a Stripe test mode event never pays a
-    /// live order), then everything `pay` checks.
+    /// live order), then everything `pay` checks. `sent_there`: Kassa recorded the
+    /// attempt the provider names (it sent the customer to that page), so the order
+    /// takes that payment even if the customer switched method since; otherwise only
+    /// an order placed for the provider does.
     pub fn pay_online(
         &self,
         p: &PaymentFacts,
         payment: Mode,
+        sent_there: bool,
         enabled: &[PaymentMethod],
     ) -> Result<Payment, Refused> {
         if payment != self.mode {
@@ -338,6 +342,13 @@ impl Order {
                 order: self.mode,
                 payment,
             });
+        }
+        if sent_there && p.method.is_provider() {
+            let sent = Order {
+                payment_method: p.method,
+                ..self.clone()
+            };
+            return sent.pay(p, enabled);
         }
         self.pay(p, enabled)
     }
@@ -1024,13 +1035,13 @@ mod tests {
                 Mode::Live
             };
             assert_eq!(
-                o.pay_online(&stripe(true), other, &[]),
+                o.pay_online(&stripe(true), other, true, &[]),
                 Err(Refused::PaymentOfOtherMode {
                     order: mode,
                     payment: other
                 })
             );
-            let p = o.pay_online(&stripe(true), mode, &[]).unwrap();
+            let p = o.pay_online(&stripe(true), mode, true, &[]).unwrap();
             assert!(p.order_paid);
             assert_eq!(kinds(&p.followups).0, [EventKind::PaymentSucceeded]);
         }
@@ -1039,7 +1050,7 @@ mod tests {
             ..stripe(true)
         };
         assert_eq!(
-            o.pay_online(&cheaper, o.mode, &[]),
+            o.pay_online(&cheaper, o.mode, true, &[]),
             Err(Refused::WrongAmount(1999))
         );
         let euros = PaymentFacts {
@@ -1047,10 +1058,10 @@ mod tests {
             ..stripe(true)
         };
         assert_eq!(
-            o.pay_online(&euros, o.mode, &[]),
+            o.pay_online(&euros, o.mode, true, &[]),
             Err(Refused::WrongCurrency("USD".into()))
         );
-        let failed = o.pay_online(&stripe(false), o.mode, &[]).unwrap();
+        let failed = o.pay_online(&stripe(false), o.mode, true, &[]).unwrap();
         assert!(!failed.order_paid);
         assert_eq!(
             kinds(&failed.followups),
@@ -1059,14 +1070,21 @@ mod tests {
                 vec![EmailKind::PaymentFailed]
             )
         );
-        // An order placed for another method is not paid by Stripe, nor twice.
+        // An order placed for another method is not paid by Stripe unless Kassa sent
+        // its customer there (who then switched method); nor is any order paid twice.
         let transfer = order(PaymentMethod::BankTransfer, &[LineStatus::Pending]);
         assert_eq!(
-            transfer.pay_online(&stripe(true), Mode::Test, &[PaymentMethod::Stripe]),
+            transfer.pay_online(&stripe(true), Mode::Test, false, &[PaymentMethod::Stripe]),
             Err(Refused::MethodNotAllowed(PaymentMethod::Stripe))
         );
+        assert!(
+            transfer
+                .pay_online(&stripe(true), Mode::Test, true, &[])
+                .unwrap()
+                .order_paid
+        );
         assert_eq!(
-            paid(o.clone()).pay_online(&stripe(true), o.mode, &[]),
+            paid(o.clone()).pay_online(&stripe(true), o.mode, true, &[]),
             Err(Refused::NotAwaitingPayment(OrderStatus::Paid))
         );
         assert_eq!(same_store("ten_a", Some("ten_a")), Ok(()));

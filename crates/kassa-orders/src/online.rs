@@ -248,7 +248,9 @@ pub async fn stripe_event(
         // The offer had to hold when the customer was sent to Stripe.
         at: attempt.as_ref().map_or_else(Utc::now, |a| a.created_at.0),
     };
-    let decided = order.pay_online(&facts, paid_in, &[]).map_err(refused)?;
+    let decided = order
+        .pay_online(&facts, paid_in, attempt.is_some(), &[])
+        .map_err(refused)?;
     if attempt.is_none() {
         // A session Kassa made but did not get to record (it stopped in between).
         let payment = NewPayment {

@@ -34,6 +34,7 @@ on_both_backends!(
     stripe_keys_are_never_shown_again,
     the_dashboard_sets_stripe_keys,
     a_failed_stripe_payment_is_told_and_the_customer_pays_again,
+    money_paid_at_stripe_after_switching_method_still_pays_the_order,
 );
 
 const TEST_KEY: &str = "rk_test_51KassaRestrictedKey0001";
@@ -862,4 +863,45 @@ async fn a_failed_stripe_payment_is_told_and_the_customer_pays_again(backend: Ba
         statuses.contains(&json!("failed")) && statuses.contains(&json!("succeeded")),
         "{statuses:?}"
     );
+}
+
+/// The customer was sent to Stripe, came back, switched to bank transfer, then paid in
+/// Stripe's tab after all: the money moved into the store's account, so the order is
+/// paid (by Stripe), not left unpaid with the money taken.
+async fn money_paid_at_stripe_after_switching_method_still_pays_the_order(backend: Backend) {
+    let stand_in = StandIn::start().await;
+    let app = spawn(backend, &stand_in, None).await;
+    set_up_stripe(&app, &app.key, "test", TEST_KEY, TEST_WHSEC).await;
+    let b = Browser::new(&app);
+    let (session, order_id) = test_order_sent_to_stripe(&app, &stand_in, &b).await;
+    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
+    let pay_path = order.ok()["pay_url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&app.base)
+        .unwrap()
+        .to_owned();
+    let pay = b.get(&pay_path).await;
+    let method_path = pay_path.replace("/pay", "/method");
+    let switched = b
+        .post(
+            &method_path,
+            &[("csrf", &pay.csrf()), ("payment_method", "bank_transfer")],
+        )
+        .await;
+    assert_eq!(switched.status, 303, "{}", switched.html);
+    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(order.ok()["payment_method"], "bank_transfer");
+    let paid = deliver(
+        &app,
+        "/acme/test/webhooks/stripe",
+        TEST_WHSEC,
+        &completed("evt_late", &session),
+        0,
+    )
+    .await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(order.ok()["status"], "paid");
+    assert_eq!(order.body["payment_method"], "stripe");
 }
