@@ -35,6 +35,7 @@ on_both_backends!(
     the_dashboard_sets_stripe_keys,
     a_failed_stripe_payment_is_told_and_the_customer_pays_again,
     money_paid_at_stripe_after_switching_method_still_pays_the_order,
+    events_arriving_at_once_pay_once,
 );
 
 const TEST_KEY: &str = "rk_test_51KassaRestrictedKey0001";
@@ -904,4 +905,50 @@ async fn money_paid_at_stripe_after_switching_method_still_pays_the_order(backen
     let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
     assert_eq!(order.ok()["status"], "paid");
     assert_eq!(order.body["payment_method"], "stripe");
+}
+
+/// Stripe delivering the same event several times at once, and two different "paid"
+/// events for one order at once: paid once, one `payment.succeeded`.
+async fn events_arriving_at_once_pay_once(backend: Backend) {
+    let stand_in = StandIn::start().await;
+    let app = spawn(backend, &stand_in, None).await;
+    set_up_stripe(&app, &app.key, "test", TEST_KEY, TEST_WHSEC).await;
+    let b = Browser::new(&app);
+    let (session, order_id) = test_order_sent_to_stripe(&app, &stand_in, &b).await;
+    let hook = "/acme/test/webhooks/stripe";
+    let same = completed("evt_same", &session);
+    let other = completed("evt_other", &session);
+    let answers = futures::future::join_all((0..6).map(|i| {
+        deliver(
+            &app,
+            hook,
+            TEST_WHSEC,
+            if i % 3 == 2 { &other } else { &same },
+            0,
+        )
+    }))
+    .await;
+    let paid = answers
+        .iter()
+        .filter(|a| a.body["status"] == "paid")
+        .count();
+    assert_eq!(
+        paid,
+        1,
+        "{:?}",
+        answers.iter().map(|a| &a.text).collect::<Vec<_>>()
+    );
+    for a in &answers {
+        assert!(
+            a.body["status"] == "paid"
+                || a.body["replayed"] == true
+                || (a.status == 422 && a.text.contains("no longer waiting")),
+            "{} {}",
+            a.status,
+            a.text
+        );
+    }
+    assert_eq!(events_of(&app, &app.key, "payment.succeeded").await, 1);
+    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(order.ok()["payments"].as_array().unwrap().len(), 1);
 }
