@@ -51,4 +51,6 @@ pub struct ApiContext {
     /// Which addresses outgoing requests may reach (webhook endpoints are checked
     /// against it when they are saved).
     pub network: kassa_webhooks::NetworkPolicy,
+    /// Where the payment providers (Stripe) are reached.
+    pub providers: kassa_orders::Providers,
 }

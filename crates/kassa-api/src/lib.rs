@@ -20,6 +20,7 @@ mod orders;
 mod pagination;
 mod plugins;
 mod products;
+mod provider_webhooks;
 mod settings;
 mod webhook_endpoints;
 
@@ -84,6 +85,7 @@ pub fn openapi_json() -> String {
         network: kassa_webhooks::NetworkPolicy {
             allow_private: false,
         },
+        providers: kassa_orders::Providers::default(),
     };
     contract::publish(&service(&ctx).spec())
 }
@@ -118,6 +120,26 @@ pub fn routes(ctx: ApiContext) -> impl Endpoint {
         .at(
             format!("/wit/kassa-plugin@{}.wit", kassa_plugins::WIT_VERSION),
             poem::endpoint::make_sync(|_| wit()),
+        )
+}
+
+/// Stripe's webhooks, added at the root of `route`: `/{store}/webhooks/stripe` for the
+/// store's live mode and `/{store}/test/webhooks/stripe` for its test mode (beside the
+/// test checkout's `/{store}/test/…`). Not in the published document.
+pub fn mount_provider_webhooks(route: Route, ctx: ApiContext) -> Route {
+    let ctx = std::sync::Arc::new(ctx);
+    route
+        .at(
+            "/:tenant/webhooks/stripe",
+            poem::post(provider_webhooks::stripe)
+                .data(ctx.clone())
+                .data(kassa_domain::mode::Mode::Live),
+        )
+        .at(
+            "/:tenant/test/webhooks/stripe",
+            poem::post(provider_webhooks::stripe)
+                .data(ctx)
+                .data(kassa_domain::mode::Mode::Test),
         )
 }
 

@@ -4,10 +4,11 @@
 
 use kassa_domain::Invalid;
 use kassa_domain::access::ApiAction;
+use kassa_domain::mode::Mode;
 use kassa_domain::secret::parse_overlap;
-use kassa_domain::tenant::{BankDetails, TenantSettings};
+use kassa_domain::tenant::{BankDetails, StripeAccount, TenantSettings, last4};
 use kassa_store::{StoreSecret, TenantRecord, Timestamp};
-use poem_openapi::param::Query;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
@@ -66,6 +67,45 @@ pub struct SettingsOut {
     /// How long an unpaid order holds the use of a limited coupon (`24h`), or absent
     /// for a day. A use is counted for good when the order is paid.
     pub coupon_hold: Option<String>,
+    /// The store's Stripe account in each mode (`PUT /settings/stripe/{mode}`). Its
+    /// keys are never shown again, only their last four characters.
+    pub stripe: StripeSettingsOut,
+}
+
+/// The store's Stripe accounts: test mode's serves test orders, live mode's live ones.
+#[derive(Debug, Object)]
+pub struct StripeSettingsOut {
+    pub test: StripeAccountOut,
+    pub live: StripeAccountOut,
+}
+
+/// One mode's Stripe account, as far as it is shown.
+#[derive(Debug, Object)]
+pub struct StripeAccountOut {
+    /// Whether the secret key and webhook signing secret are set: `stripe` is offered
+    /// at the checkout of this mode when they are and `payment_methods` lists it.
+    pub configured: bool,
+    /// The last four characters of the secret key, when set.
+    pub secret_key_last4: Option<String>,
+    /// The last four characters of the webhook signing secret, when set.
+    pub webhook_secret_last4: Option<String>,
+    /// The URL to add as a webhook endpoint in Stripe's dashboard (in this mode), with
+    /// the events `checkout.session.completed`,
+    /// `checkout.session.async_payment_succeeded` and
+    /// `checkout.session.async_payment_failed`.
+    pub webhook_url: String,
+}
+
+/// A mode's Stripe keys, as pasted from Stripe's dashboard. Not `Debug`: secrets.
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+pub struct StripeKeysIn {
+    /// A secret key (`sk_…`) or, better, a restricted key (`rk_…`) allowed to write
+    /// Checkout Sessions and Refunds; a test mode key (`…_test_…`) for test mode, a live
+    /// key for live mode.
+    pub secret_key: String,
+    /// The signing secret (`whsec_…`) of the webhook endpoint made with `webhook_url`.
+    pub webhook_secret: String,
 }
 
 /// Changes to the settings. Absent (or `null`) fields stay as they are; an empty string
@@ -79,7 +119,8 @@ pub struct SettingsPatch {
     pub privacy_url: Option<String>,
     pub support_email: Option<String>,
     pub bank: MaybeUndefined<BankDetailsIo>,
-    /// `test_card`, `bank_transfer`; an empty list enables every method.
+    /// `test_card`, `bank_transfer`, `stripe`; an empty list enables every method
+    /// but `stripe` (offered only when listed and its mode's keys are set).
     pub payment_methods: Option<Vec<String>>,
     /// A duration (`24h`, `3d`) or `off`; empty returns to the operator's default.
     pub unpaid_reminder_after: Option<String>,
@@ -138,6 +179,10 @@ impl SettingsApi {
             .service_secrets(&tenant.id)
             .await
             .map_err(ApiError::from_store("store"))?;
+        let stripe = StripeSettingsOut {
+            test: self.stripe_out(tenant, Mode::Test).await?,
+            live: self.stripe_out(tenant, Mode::Live).await?,
+        };
         let payment_methods = settings
             .enabled_methods()
             .iter()
@@ -167,7 +212,60 @@ impl SettingsApi {
             unpaid_reminder_after: settings.unpaid_reminder_after,
             unpaid_delete_after: settings.unpaid_delete_after,
             coupon_hold: settings.coupon_hold,
+            stripe,
         })
+    }
+
+    async fn stripe_out(
+        &self,
+        tenant: &TenantRecord,
+        mode: Mode,
+    ) -> Result<StripeAccountOut, ApiError> {
+        let account = self
+            .0
+            .store
+            .stripe_account(&tenant.id, mode)
+            .await
+            .map_err(ApiError::from_store("store"))?;
+        Ok(StripeAccountOut {
+            configured: account.is_some(),
+            secret_key_last4: account.as_ref().map(|a| last4(&a.secret_key)),
+            webhook_secret_last4: account.as_ref().map(|a| last4(&a.webhook_secret)),
+            webhook_url: format!(
+                "{}{}/webhooks/stripe",
+                self.0.public_url,
+                mode.store_path(&tenant.slug)
+            ),
+        })
+    }
+
+    async fn set_stripe(
+        &self,
+        auth: ApiKey,
+        mode: &str,
+        account: Option<StripeKeysIn>,
+    ) -> Result<Json<SettingsOut>, ApiError> {
+        let tenant = auth.allowed(ApiAction::ManageSecrets)?;
+        let mode = match mode {
+            "test" => Mode::Test,
+            "live" => Mode::Live,
+            _ => return Err(Invalid::field("mode", "must be test or live").into()),
+        };
+        let account = match account {
+            Some(keys) => Some(StripeAccount::parse(
+                mode,
+                &keys.secret_key,
+                &keys.webhook_secret,
+            )?),
+            None => None,
+        };
+        self.0
+            .store
+            .set_stripe_account(&tenant.id, mode, account.as_ref())
+            .await
+            .map_err(ApiError::from_store("store"))?;
+        let settings = TenantSettings::from_json(&tenant.settings);
+        Ok(Json(self.out(tenant, settings).await?))
     }
 }
 
@@ -212,6 +310,35 @@ impl SettingsApi {
         let fresh = kassa_domain::webhook::generate_secret();
         self.rotate(auth, StoreSecret::Service, &fresh, overlap.0)
             .await
+    }
+
+    /// Set a mode's Stripe keys
+    ///
+    /// `mode` is `test` or `live`. The keys are checked for their shape and mode (a
+    /// Stripe test key is refused for live mode and the reverse), kept as secrets and
+    /// never returned: the answer shows their last four characters. Add `stripe` to
+    /// `payment_methods` to offer it.
+    #[oai(path = "/stripe/:mode", method = "put")]
+    async fn set_stripe_keys(
+        &self,
+        auth: ApiKey,
+        mode: Path<String>,
+        body: Json<StripeKeysIn>,
+    ) -> Result<Json<SettingsOut>, ApiError> {
+        self.set_stripe(auth, &mode.0, Some(body.0)).await
+    }
+
+    /// Remove a mode's Stripe keys
+    ///
+    /// Stripe is no longer offered in that mode; orders already sent to Stripe are
+    /// still paid by Stripe's webhooks only while the keys are set.
+    #[oai(path = "/stripe/:mode", method = "delete")]
+    async fn delete_stripe_keys(
+        &self,
+        auth: ApiKey,
+        mode: Path<String>,
+    ) -> Result<Json<SettingsOut>, ApiError> {
+        self.set_stripe(auth, &mode.0, None).await
     }
 
     /// Change the store's settings

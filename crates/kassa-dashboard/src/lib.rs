@@ -51,6 +51,7 @@ pub fn mount(route: Route, dash: Dash) -> Route {
             get(stores::settings_page).post(stores::save_settings),
         )
         .at("/settings/logo", post(stores::upload_logo))
+        .at("/settings/stripe", post(stores::save_stripe))
         .at("/products", get(products::list))
         .at(
             "/products/new",

@@ -1,11 +1,15 @@
 //! Stores: create one (the first run after signing up), switch between the stores a
 //! member belongs to, and the store's settings: branding (logo, accent colour),
-//! support email, legal links, bank details, payment methods, reminders and retention.
+//! support email, legal links, bank details, payment methods, each mode's Stripe keys,
+//! reminders and retention.
 
 use kassa_domain::Invalid;
 use kassa_domain::account::Permission;
+use kassa_domain::mode::Mode;
 use kassa_domain::order::PaymentMethod;
-use kassa_domain::tenant::{BankDetails, TenantSettings, TenantSlug, parse_tenant_name};
+use kassa_domain::tenant::{
+    BankDetails, StripeAccount, TenantSettings, TenantSlug, last4, parse_tenant_name,
+};
 use kassa_store::StoreError;
 use minijinja::context;
 use poem::http::StatusCode;
@@ -132,13 +136,14 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
 /// The settings form's values: the stored settings, or what was typed.
 fn settings_form(settings: &TenantSettings) -> minijinja::Value {
     let bank = settings.bank.clone().unwrap_or_default();
+    let enabled = settings.enabled_methods();
     let methods: Vec<_> = PaymentMethod::ALL
         .iter()
         .map(|m| {
             context! {
                 value => m.as_str(),
                 label => method_name(*m),
-                checked => settings.payment_methods.is_empty() || settings.payment_methods.iter().any(|s| s == m.as_str()),
+                checked => enabled.contains(m),
             }
         })
         .collect();
@@ -161,6 +166,94 @@ pub fn method_name(m: PaymentMethod) -> &'static str {
     match m {
         PaymentMethod::TestCard => "Test card (sandbox)",
         PaymentMethod::BankTransfer => "Bank transfer",
+        PaymentMethod::Stripe => "Stripe (cards, wallets; needs the mode's Stripe keys below)",
+    }
+}
+
+/// The store's Stripe accounts as the settings page shows them: whether each mode's
+/// keys are set, their last four characters, and the webhook URL to give Stripe.
+async fn stripe_view(
+    ctx: &Ctx,
+    tenant: &kassa_store::TenantRecord,
+) -> Result<minijinja::Value, Response> {
+    let mut modes = Vec::new();
+    for mode in [Mode::Test, Mode::Live] {
+        let account = ctx
+            .web
+            .store
+            .stripe_account(&tenant.id, mode)
+            .await
+            .map_err(failure)?;
+        modes.push(context! {
+            mode => mode.as_str(),
+            configured => account.is_some(),
+            secret_key_last4 => account.as_ref().map(|a| last4(&a.secret_key)),
+            webhook_secret_last4 => account.as_ref().map(|a| last4(&a.webhook_secret)),
+            webhook_url => format!("{}{}/webhooks/stripe", ctx.web.public_url, mode.store_path(&tenant.slug)),
+        });
+    }
+    Ok(minijinja::Value::from_serialize(&modes))
+}
+
+/// Saves (or with `remove`, removes) one mode's Stripe keys; only their last four
+/// characters are shown again.
+#[handler]
+pub async fn save_stripe(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
+    let form = kassa_web::page::read_form(body).await;
+    let staff = match staff_posting(&ctx, req, &form, Permission::EditSettings).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let mode = match field(&form, "mode") {
+        "live" => Mode::Live,
+        _ => Mode::Test,
+    };
+    let account = if field(&form, "action") == "remove" {
+        None
+    } else {
+        let key = field(&form, &format!("stripe_{mode}.secret_key"));
+        let whsec = field(&form, &format!("stripe_{mode}.webhook_secret"));
+        match StripeAccount::parse(mode, key, whsec) {
+            Ok(account) => Some(account),
+            Err(invalid) => {
+                let stripe = match stripe_view(&ctx, &staff.tenant).await {
+                    Ok(v) => v,
+                    Err(resp) => return resp,
+                };
+                let settings = TenantSettings::from_json(&staff.tenant.settings);
+                // Errors are named by mode so each form shows its own.
+                let errors: Errors = errors_of(&invalid)
+                    .into_iter()
+                    .map(|(k, v)| (format!("stripe_{mode}.{k}"), v))
+                    .collect();
+                return page(
+                    &staff,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "settings.html",
+                    "settings",
+                    context! { form => settings_form(&settings), stripe, errors },
+                );
+            }
+        }
+    };
+    match ctx
+        .web
+        .store
+        .set_stripe_account(&staff.tenant.id, mode, account.as_ref())
+        .await
+    {
+        Ok(()) => redirect(&with_notice(
+            "/dashboard/settings",
+            &format!(
+                "Stripe {} for {mode} mode.",
+                if account.is_some() {
+                    "keys saved"
+                } else {
+                    "keys removed"
+                }
+            ),
+        )),
+        Err(e) => failure(e),
     }
 }
 
@@ -171,12 +264,16 @@ pub async fn settings_page(ctx: Data<&Ctx>, req: &Request) -> Response {
         Err(resp) => return resp,
     };
     let settings = TenantSettings::from_json(&staff.tenant.settings);
+    let stripe = match stripe_view(&ctx, &staff.tenant).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
     page(
         &staff,
         StatusCode::OK,
         "settings.html",
         "settings",
-        context! { form => settings_form(&settings), errors => Errors::new(), notice => query(req, "notice") },
+        context! { form => settings_form(&settings), stripe, errors => Errors::new(), notice => query(req, "notice") },
     )
 }
 
@@ -241,12 +338,16 @@ pub async fn save_settings(ctx: Data<&Ctx>, req: &Request, body: Body) -> Respon
             iban: field(&form, "iban").into(),
             bic: field(&form, "bic").into(),
         });
+        let stripe = match stripe_view(&ctx, &staff.tenant).await {
+            Ok(v) => v,
+            Err(resp) => return resp,
+        };
         return page(
             &staff,
             StatusCode::UNPROCESSABLE_ENTITY,
             "settings.html",
             "settings",
-            context! { form => settings_form(&shown), errors => errors_of(&invalid) },
+            context! { form => settings_form(&shown), stripe, errors => errors_of(&invalid) },
         );
     }
     match ctx

@@ -76,4 +76,10 @@ mod tests {
         assert!(Mode::from_livemode(true).is_live());
         assert_eq!(Mode::from_livemode(false), Mode::Test);
     }
+
+    #[test]
+    fn stripe_exists_in_both_modes() {
+        assert!(Mode::Live.allows(PaymentMethod::Stripe));
+        assert!(Mode::Test.allows(PaymentMethod::Stripe));
+    }
 }

@@ -69,6 +69,10 @@ crate::names::named_enum! {
         TestCard = "test_card",
         /// Offline: the customer transfers the money; the merchant records it.
         BankTransfer = "bank_transfer",
+        /// Online through the store's own Stripe account (Checkout Sessions): paid
+        /// when Stripe's signed webhook says so, in both modes (the store's Stripe
+        /// test keys serve test orders, its live keys live ones).
+        Stripe = "stripe",
     }
 }
 
@@ -82,6 +86,11 @@ impl PaymentMethod {
     /// A sandbox method: no real money moves.
     pub fn is_sandbox(self) -> bool {
         self == PaymentMethod::TestCard
+    }
+
+    /// Paid through a provider's page and confirmed by its signed webhook.
+    pub fn is_provider(self) -> bool {
+        self == PaymentMethod::Stripe
     }
 }
 

@@ -165,6 +165,69 @@ impl NewApiKey {
     }
 }
 
+/// A store's Stripe account in one mode: its secret key (restricted `rk_…` or
+/// secret `sk_…`) and its webhook endpoint's signing secret (`whsec_…`). Neither
+/// prints; once saved, only their last four characters are ever shown.
+#[derive(Debug, Clone)]
+pub struct StripeAccount {
+    pub secret_key: Secret,
+    pub webhook_secret: Secret,
+}
+
+/// Whether a Stripe secret key is one of its test mode keys (`sk_test_…`,
+/// `rk_test_…`), which serve Kassa's test mode, or a live one.
+pub fn is_stripe_test_key(key: &str) -> bool {
+    key.starts_with("sk_test_") || key.starts_with("rk_test_")
+}
+
+impl StripeAccount {
+    /// Keys as a merchant pasted them for `mode`: a Stripe test key for test mode and
+    /// a live key for live mode (`secret_key`), and a `whsec_` signing secret
+    /// (`webhook_secret`).
+    pub fn parse(
+        mode: crate::mode::Mode,
+        secret_key: &str,
+        webhook_secret: &str,
+    ) -> Result<Self, Invalid> {
+        let mut invalid = Invalid::default();
+        let (key, whsec) = (secret_key.trim(), webhook_secret.trim());
+        let shaped = |k: &str| {
+            k.len() > 12
+                && k.len() <= 255
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        };
+        let mode_prefix = if mode.is_live() { "live" } else { "test" };
+        if !(key.starts_with("sk_") || key.starts_with("rk_")) || !shaped(key) {
+            invalid.push(
+                "secret_key",
+                "must be a Stripe secret key (sk_…) or restricted key (rk_…)",
+            );
+        } else if is_stripe_test_key(key) == mode.is_live() {
+            invalid.push(
+                "secret_key",
+                format!("must be a {mode_prefix} mode key (sk_{mode_prefix}_… or rk_{mode_prefix}_…) for {mode} mode"),
+            );
+        }
+        if !whsec.starts_with("whsec_") || !shaped(whsec) {
+            invalid.push(
+                "webhook_secret",
+                "must be the endpoint's signing secret from Stripe (whsec_…)",
+            );
+        }
+        invalid.into_result()?;
+        Ok(Self {
+            secret_key: Secret::from(key),
+            webhook_secret: Secret::from(whsec),
+        })
+    }
+}
+
+/// The last four characters of a saved secret: all that is ever shown of it again.
+pub fn last4(secret: &Secret) -> String {
+    let s = secret.expose_secret();
+    s[s.len().saturating_sub(4)..].to_owned()
+}
+
 /// The stored form of a presented key.
 pub fn hash_api_key(secret: &str) -> String {
     use sha2::Digest;
@@ -183,7 +246,8 @@ pub struct TenantSettings {
     pub privacy_url: Option<String>,
     pub support_email: Option<String>,
     pub bank: Option<BankDetails>,
-    /// The enabled payment methods (`test_card`, `bank_transfer`); all when empty.
+    /// The enabled payment methods (`test_card`, `bank_transfer`, `stripe`); when
+    /// empty, every method but `stripe` (which needs keys and is enabled by name).
     pub payment_methods: Vec<String>,
     /// When to remind a customer of an unpaid order (`24h`, `3d`), or `off`; the
     /// operator's default when absent.
@@ -333,15 +397,30 @@ impl TenantSettings {
             .unwrap_or(AccentColor::DEFAULT)
     }
 
-    /// The methods customers may choose, in display order.
+    /// The methods the merchant enabled, in display order. An empty list enables
+    /// every method that needs no setting up; a provider (`stripe`) only when listed.
     pub fn enabled_methods(&self) -> Vec<crate::order::PaymentMethod> {
         crate::order::PaymentMethod::ALL
             .iter()
             .copied()
             .filter(|m| {
-                self.payment_methods.is_empty()
-                    || self.payment_methods.iter().any(|s| s == m.as_str())
+                self.payment_methods.iter().any(|s| s == m.as_str())
+                    || (self.payment_methods.is_empty() && !m.is_provider())
             })
+            .collect()
+    }
+
+    /// The methods customers may choose in `mode`: enabled, existing in that mode
+    /// (no sandbox in live mode), and for Stripe, only when that mode's Stripe keys
+    /// are set (`stripe_ready`).
+    pub fn offered_methods(
+        &self,
+        mode: crate::mode::Mode,
+        stripe_ready: bool,
+    ) -> Vec<crate::order::PaymentMethod> {
+        mode.methods(&self.enabled_methods())
+            .into_iter()
+            .filter(|m| *m != crate::order::PaymentMethod::Stripe || stripe_ready)
             .collect()
     }
 }
@@ -530,5 +609,67 @@ mod password_tests {
             hash_password("correct horse battery").unwrap(),
             "salted"
         );
+    }
+}
+
+#[cfg(test)]
+mod stripe_tests {
+    use super::*;
+
+    #[test]
+    fn stripe_keys_go_with_their_mode_and_never_print() {
+        use crate::mode::Mode;
+        let test = StripeAccount::parse(Mode::Test, " rk_test_abcdef123456 ", "whsec_abcdef123456")
+            .unwrap();
+        assert_eq!(last4(&test.secret_key), "3456");
+        assert!(!format!("{test:?}").contains("abcdef"));
+        assert!(
+            StripeAccount::parse(Mode::Live, "sk_live_abcdef123456", "whsec_abcdef123456").is_ok()
+        );
+        let fields = |mode, key: &str, whsec: &str| -> Vec<String> {
+            StripeAccount::parse(mode, key, whsec)
+                .unwrap_err()
+                .errors
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        // A test key for live mode and the reverse; a publishable key; no whsec_.
+        assert_eq!(
+            fields(Mode::Live, "sk_test_abcdef123456", "whsec_abcdef123456"),
+            ["secret_key"]
+        );
+        assert_eq!(
+            fields(Mode::Test, "rk_live_abcdef123456", "whsec_abcdef123456"),
+            ["secret_key"]
+        );
+        assert_eq!(
+            fields(Mode::Test, "pk_test_abcdef123456", "whsec_abcdef123456"),
+            ["secret_key"]
+        );
+        assert_eq!(
+            fields(Mode::Test, "sk_test_abcdef123456", "abcdef123456"),
+            ["webhook_secret"]
+        );
+    }
+
+    #[test]
+    fn stripe_is_offered_only_when_enabled_by_name_and_its_keys_are_set() {
+        use crate::mode::Mode;
+        use crate::order::PaymentMethod::*;
+        let all = TenantSettings::default();
+        assert_eq!(all.enabled_methods(), [TestCard, BankTransfer]);
+        assert_eq!(
+            all.offered_methods(Mode::Test, true),
+            [TestCard, BankTransfer]
+        );
+        let stripe = TenantSettings {
+            payment_methods: vec!["stripe".into(), "test_card".into()],
+            ..TenantSettings::default()
+        };
+        assert_eq!(stripe.offered_methods(Mode::Test, true), [TestCard, Stripe]);
+        assert_eq!(stripe.offered_methods(Mode::Test, false), [TestCard]);
+        assert_eq!(stripe.offered_methods(Mode::Live, true), [Stripe]);
+        assert!(stripe.offered_methods(Mode::Live, false).is_empty());
     }
 }

@@ -52,6 +52,15 @@ pub struct CouponUse {
     pub held_until: Option<DateTime<Utc>>,
 }
 
+/// An order's coupon use to hold until `until`; `lapsed`: its hold had lapsed, so
+/// only a use still free may be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponHold {
+    pub code: String,
+    pub until: DateTime<Utc>,
+    pub lapsed: bool,
+}
+
 /// How a payment counts the use of the order's coupon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redemption {
@@ -145,6 +154,16 @@ pub enum Refused {
     WrongAmount(i64),
     #[error("the order is in {0}")]
     WrongCurrency(String),
+    /// A provider's payment made in its other mode: a Stripe test mode payment never
+    /// pays a live order, nor a live one a test order.
+    #[error("a {payment} mode payment cannot pay a {order} mode order")]
+    PaymentOfOtherMode { order: Mode, payment: Mode },
+    /// A provider's event naming another store than the one whose endpoint got it.
+    #[error("the payment was made for another store")]
+    OtherStore,
+    /// A provider's event naming no order of this store.
+    #[error("the payment names no order of this store")]
+    UnknownOrder,
     #[error("the order is not paid")]
     NotPaid,
     #[error("the order has no line {0}")]
@@ -183,7 +202,7 @@ fn instructions(followups: Followups, id: &OrderId, method: PaymentMethod) -> Fo
             Recipient::Customer,
             format!("instructions:{id}"),
         ),
-        PaymentMethod::TestCard => followups,
+        PaymentMethod::TestCard | PaymentMethod::Stripe => followups,
     }
 }
 
@@ -216,7 +235,10 @@ fn redemption(c: &CouponUse, p: &PaymentFacts) -> Redemption {
         Some(until) if p.at < until => Redemption::Held,
         _ => match p.method {
             PaymentMethod::TestCard => Redemption::IfStillFree,
-            PaymentMethod::BankTransfer => Redemption::Regardless,
+            // Money that moved: a transfer made on the order's instructions, or a
+            // provider's payment (whose page is only made while the order holds its
+            // use: see `Order::hold_coupon_for_provider`).
+            PaymentMethod::BankTransfer | PaymentMethod::Stripe => Redemption::Regardless,
         },
     }
 }
@@ -235,6 +257,15 @@ pub fn may_place(
         return Err(Refused::MethodNotAllowed(method));
     }
     Ok(())
+}
+
+/// A provider's event arrived at `store`'s endpoint: the store it names (kept by the
+/// provider since Kassa created the payment) must be that one.
+pub fn same_store(store: &str, named: Option<&str>) -> Result<(), Refused> {
+    match named {
+        Some(named) if named == store => Ok(()),
+        _ => Err(Refused::OtherStore),
+    }
 }
 
 /// What a line delivery does.
@@ -294,6 +325,10 @@ impl Order {
             PaymentMethod::BankTransfer => {
                 self.payment_method == method || enabled.contains(&method)
             }
+            // A provider pays the order the customer sent there. Whether the store
+            // still offers it does not matter once the money moved: it moved into the
+            // store's own account.
+            PaymentMethod::Stripe => self.payment_method == method,
         }
     }
 
@@ -316,11 +351,9 @@ impl Order {
         Ok(instructions(Followups::default(), &self.id, method))
     }
 
-    /// Records a payment attempt: checked against the order (waiting for payment, a
-    /// method it accepts, its total in its currency, and for a payment the customer
-    /// makes online, signed offers that still hold) before anything is written. A
-    /// success pays the order and makes every pending line due.
-    pub fn pay(&self, p: &PaymentFacts, enabled: &[PaymentMethod]) -> Result<Payment, Refused> {
+    /// Whether a payment attempt `p` may be made or recorded: the order waits for
+    /// payment, accepts the method, and `p` is its total in its currency.
+    pub fn may_pay(&self, p: &PaymentFacts, enabled: &[PaymentMethod]) -> Result<(), Refused> {
         self.waiting_for_payment()?;
         if !self.mode.allows(p.method) {
             return Err(Refused::SandboxInLiveMode(p.method));
@@ -329,7 +362,9 @@ impl Order {
             return Err(Refused::MethodNotAllowed(p.method));
         }
         match p.method {
-            PaymentMethod::TestCard => self.offer_open(p.at)?,
+            // Online, `at` is when the customer started paying (for a provider, when
+            // its page was made): the offer must hold then.
+            PaymentMethod::TestCard | PaymentMethod::Stripe => self.offer_open(p.at)?,
             // Money the merchant received offline was sent on the instructions given
             // while the offer held; the merchant, who signed it, records it or not.
             PaymentMethod::BankTransfer => {}
@@ -340,6 +375,44 @@ impl Order {
         if p.amount != self.total {
             return Err(Refused::WrongAmount(self.total));
         }
+        Ok(())
+    }
+
+    /// Records what a provider's signed webhook reported: the payment must be of the
+    /// order's mode (`payment`, the provider's: a Stripe test mode event never pays a
+    /// live order), then everything `pay` checks. `sent_there`: Kassa recorded the
+    /// attempt the provider names (it sent the customer to that page), so the order
+    /// takes that payment even if the customer switched method since; otherwise only
+    /// an order placed for the provider does.
+    pub fn pay_online(
+        &self,
+        p: &PaymentFacts,
+        payment: Mode,
+        sent_there: bool,
+        enabled: &[PaymentMethod],
+    ) -> Result<Payment, Refused> {
+        if payment != self.mode {
+            return Err(Refused::PaymentOfOtherMode {
+                order: self.mode,
+                payment,
+            });
+        }
+        if sent_there && p.method.is_provider() {
+            let sent = Order {
+                payment_method: p.method,
+                ..self.clone()
+            };
+            return sent.pay(p, enabled);
+        }
+        self.pay(p, enabled)
+    }
+
+    /// Records a payment attempt: checked against the order (waiting for payment, a
+    /// method it accepts, its total in its currency, and for a payment the customer
+    /// makes online, signed offers that still hold) before anything is written. A
+    /// success pays the order and makes every pending line due.
+    pub fn pay(&self, p: &PaymentFacts, enabled: &[PaymentMethod]) -> Result<Payment, Refused> {
+        self.may_pay(p, enabled)?;
         if !p.succeeded {
             let followups = Followups::default()
                 .event(EventKind::PaymentFailed, Subject::Payment(p.id.clone()))
@@ -377,6 +450,31 @@ impl Order {
             redemption: self.coupon.as_ref().map(|c| redemption(c, p)),
             followups,
         })
+    }
+
+    /// Before the customer is sent to a provider's page, valid until `until`: whether
+    /// the order's coupon use must be held (again) until then. A hold that lapsed must
+    /// find a use still free (`lapsed`), since the provider's payment, once made, is
+    /// counted whatever the coupon has left.
+    pub fn hold_coupon_for_provider(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Option<CouponHold> {
+        let coupon = self.coupon.as_ref()?;
+        match coupon.held_until {
+            Some(held) if held >= until => None,
+            Some(held) if held > now => Some(CouponHold {
+                code: coupon.code.clone(),
+                until,
+                lapsed: false,
+            }),
+            _ => Some(CouponHold {
+                code: coupon.code.clone(),
+                until,
+                lapsed: true,
+            }),
+        }
     }
 
     /// A line got its licenses: `product.delivered` and the licenses email, and when it
@@ -1038,5 +1136,83 @@ mod tests {
                 }
             ]
         );
+    }
+
+    fn stripe(succeeded: bool) -> PaymentFacts {
+        PaymentFacts {
+            method: PaymentMethod::Stripe,
+            ..card(succeeded)
+        }
+    }
+
+    /// The attacks on a provider's payment: its other mode, another amount or
+    /// currency, another store, an order not meant for it. Each is refused before
+    /// anything is written; the genuine one pays.
+    #[test]
+    fn a_provider_payment_pays_only_the_order_it_was_made_for() {
+        let mut o = order(PaymentMethod::Stripe, &[LineStatus::Pending]);
+        for mode in [Mode::Test, Mode::Live] {
+            o.mode = mode;
+            let other = if mode.is_live() {
+                Mode::Test
+            } else {
+                Mode::Live
+            };
+            assert_eq!(
+                o.pay_online(&stripe(true), other, true, &[]),
+                Err(Refused::PaymentOfOtherMode {
+                    order: mode,
+                    payment: other
+                })
+            );
+            let p = o.pay_online(&stripe(true), mode, true, &[]).unwrap();
+            assert!(p.order_paid);
+            assert_eq!(kinds(&p.followups).0, [EventKind::PaymentSucceeded]);
+        }
+        let cheaper = PaymentFacts {
+            amount: 1,
+            ..stripe(true)
+        };
+        assert_eq!(
+            o.pay_online(&cheaper, o.mode, true, &[]),
+            Err(Refused::WrongAmount(1999))
+        );
+        let euros = PaymentFacts {
+            currency: "EUR".into(),
+            ..stripe(true)
+        };
+        assert_eq!(
+            o.pay_online(&euros, o.mode, true, &[]),
+            Err(Refused::WrongCurrency("USD".into()))
+        );
+        let failed = o.pay_online(&stripe(false), o.mode, true, &[]).unwrap();
+        assert!(!failed.order_paid);
+        assert_eq!(
+            kinds(&failed.followups),
+            (
+                vec![EventKind::PaymentFailed],
+                vec![EmailKind::PaymentFailed]
+            )
+        );
+        // An order placed for another method is not paid by Stripe unless Kassa sent
+        // its customer there (who then switched method); nor is any order paid twice.
+        let transfer = order(PaymentMethod::BankTransfer, &[LineStatus::Pending]);
+        assert_eq!(
+            transfer.pay_online(&stripe(true), Mode::Test, false, &[PaymentMethod::Stripe]),
+            Err(Refused::MethodNotAllowed(PaymentMethod::Stripe))
+        );
+        assert!(
+            transfer
+                .pay_online(&stripe(true), Mode::Test, true, &[])
+                .unwrap()
+                .order_paid
+        );
+        assert_eq!(
+            paid(o.clone()).pay_online(&stripe(true), o.mode, true, &[]),
+            Err(Refused::NotAwaitingPayment(OrderStatus::Paid))
+        );
+        assert_eq!(same_store("ten_a", Some("ten_a")), Ok(()));
+        assert_eq!(same_store("ten_a", Some("ten_b")), Err(Refused::OtherStore));
+        assert_eq!(same_store("ten_a", None), Err(Refused::OtherStore));
     }
 }

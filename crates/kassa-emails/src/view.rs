@@ -1,7 +1,7 @@
 //! The store and the order as emails and pages show them.
 
 use kassa_domain::money::{Currency, Money};
-use kassa_domain::order::{OrderStatus, PaymentMethod};
+use kassa_domain::order::{OrderStatus, PaymentMethod, PaymentStatus};
 use kassa_domain::tenant::TenantSettings;
 use kassa_store::{OrderRecord, TenantRecord};
 use serde::Serialize;
@@ -89,6 +89,10 @@ pub struct OrderView {
     awaiting_payment: bool,
     by_card: bool,
     by_transfer: bool,
+    by_stripe: bool,
+    /// Sent to Stripe and not paid yet: the payment is being confirmed (only Stripe's
+    /// signed webhook pays the order).
+    confirming: bool,
     status_text: String,
     delivery_text: String,
     method_text: String,
@@ -114,6 +118,13 @@ pub fn order_view(order: &OrderRecord, t: &Texts) -> OrderView {
         awaiting_payment: order.status == OrderStatus::NotPaid,
         by_card: order.payment_method == PaymentMethod::TestCard,
         by_transfer: order.payment_method == PaymentMethod::BankTransfer,
+        by_stripe: order.payment_method == PaymentMethod::Stripe,
+        confirming: order.status == OrderStatus::NotPaid
+            && order.payment_method == PaymentMethod::Stripe
+            && order
+                .payments
+                .iter()
+                .any(|p| p.method == PaymentMethod::Stripe && p.status == PaymentStatus::Pending),
         status_text: text(format!("status_{}", order.status)),
         delivery_text: text(format!("delivery_{}", order.delivery_status)),
         method_text: method_label(order.payment_method, t),

@@ -189,7 +189,8 @@ pub async fn place_order(
         &input.payment_method,
     ));
     if let Some(m) = method {
-        match workflow::may_place(input.mode, m, &settings.enabled_methods()) {
+        let offered = settings.offered_methods(input.mode, tenant.stripe_ready(input.mode));
+        match workflow::may_place(input.mode, m, &offered) {
             Ok(()) => {}
             Err(refused @ Refused::SandboxInLiveMode(_)) => {
                 invalid.push("payment_method", refused.to_string())

@@ -11,6 +11,7 @@ mod catalog;
 mod checkout;
 mod error;
 mod fulfillment;
+mod online;
 mod payments;
 mod unpaid;
 mod webhooks;
@@ -24,6 +25,9 @@ pub use error::OrdersError;
 pub use fulfillment::{
     PoolDelivery, add_keys, deliver_from_pool, deliver_with, delivery_failed, resend_licenses,
     retry_delivery,
+};
+pub use online::{
+    ProviderEventError, ProviderEventOutcome, Providers, ReturnUrls, pay_with_stripe, stripe_event,
 };
 pub use payments::{CardOutcome, pay_with_card, record_offline_payment, switch_method};
 pub use unpaid::{UnpaidPolicy, UnpaidSweep, sweep_unpaid};

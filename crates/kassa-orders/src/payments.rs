@@ -9,9 +9,9 @@ use kassa_domain::ids::PaymentId;
 use kassa_domain::money::{Currency, Money};
 use kassa_domain::order::{PaymentMethod, PaymentStatus};
 use kassa_domain::tenant::TenantSettings;
-use kassa_domain::workflow::{PaymentFacts, Refused};
+use kassa_domain::workflow::{self, PaymentFacts, Refused};
 use kassa_payments::{Card, CardInput, CardProvider, TestCardGateway};
-use kassa_store::{NewPayment, OrderRecord, PaymentRecord, Store, TenantRecord};
+use kassa_store::{NewPayment, OrderRecord, PaymentRecord, Store, TenantRecord, Work};
 
 use crate::error::OrdersError;
 
@@ -94,6 +94,12 @@ pub async fn record_offline_payment(
     if method.is_sandbox() {
         return Err(Invalid::field("method", "card payments are taken on the payment page").into());
     }
+    if method.is_provider() {
+        // Only the provider's signed webhook says its money moved.
+        return Err(
+            Invalid::field("method", "Stripe payments are recorded by Stripe's webhook").into(),
+        );
+    }
     let payment = NewPayment {
         facts: PaymentFacts {
             id: PaymentId::generate(),
@@ -125,25 +131,9 @@ async fn record(
     let mut work = store.work(&tenant.id).await?;
     let order = work.order(order_id).await?;
     let decided = order.pay(&payment.facts, &enabled)?;
-    if let (Some(coupon), Some(redemption)) = (&order.coupon, decided.redemption)
-        && !work.redeem_coupon(&coupon.code, redemption).await?
-    {
-        return Err(Refused::CouponUsedUp.into());
-    }
     work.insert_payment(order_id, &payment, decided.status)
         .await?;
-    if decided.order_paid {
-        work.mark_paid(order_id, payment.facts.method).await?;
-    }
-    work.follow(Some(order_id), &decided.followups).await?;
-    let order = work.view_after_follow(order_id).await?;
-    work.commit().await?;
-    let method = payment.facts.method.as_str();
-    if decided.order_paid {
-        metrics::counter!("kassa_orders_paid_total", "method" => method).increment(1);
-    } else if !payment.facts.succeeded {
-        metrics::counter!("kassa_payment_failures_total", "method" => method).increment(1);
-    }
+    let order = finish_payment(work, &order, &payment.facts, &decided).await?;
     let recorded = order
         .payments
         .iter()
@@ -153,6 +143,36 @@ async fn record(
     Ok((order, recorded))
 }
 
+/// Writes what a recorded payment attempt makes follow (the use of the order's coupon
+/// counted, the order paid, its events, emails and deliveries) and commits: the end of
+/// every payment, whatever recorded it.
+pub(crate) async fn finish_payment(
+    mut work: Work,
+    order: &workflow::Order,
+    facts: &PaymentFacts,
+    decided: &workflow::Payment,
+) -> Result<OrderRecord, OrdersError> {
+    let order_id = order.id.as_str();
+    if let (Some(coupon), Some(redemption)) = (&order.coupon, decided.redemption)
+        && !work.redeem_coupon(&coupon.code, redemption).await?
+    {
+        return Err(Refused::CouponUsedUp.into());
+    }
+    if decided.order_paid {
+        work.mark_paid(order_id, facts.method).await?;
+    }
+    work.follow(Some(order_id), &decided.followups).await?;
+    let order = work.view_after_follow(order_id).await?;
+    work.commit().await?;
+    let method = facts.method.as_str();
+    if decided.order_paid {
+        metrics::counter!("kassa_orders_paid_total", "method" => method).increment(1);
+    } else if !facts.succeeded {
+        metrics::counter!("kassa_payment_failures_total", "method" => method).increment(1);
+    }
+    Ok(order)
+}
+
 /// The customer picks another of the store's payment methods for an unpaid order.
 pub async fn switch_method(
     store: &Store,
@@ -160,9 +180,10 @@ pub async fn switch_method(
     order_id: &str,
     method: PaymentMethod,
 ) -> Result<(), OrdersError> {
-    let enabled = TenantSettings::from_json(&tenant.settings).enabled_methods();
     let mut work = store.work(&tenant.id).await?;
     let order = work.order(order_id).await?;
+    let enabled = TenantSettings::from_json(&tenant.settings)
+        .offered_methods(order.mode, tenant.stripe_ready(order.mode));
     let followups = order.switch_method(method, &enabled)?;
     work.set_payment_method(order_id, method).await?;
     work.follow(Some(order_id), &followups).await?;

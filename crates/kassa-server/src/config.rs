@@ -78,6 +78,11 @@ pub struct Config {
     /// The bearer token a scrape of `/metrics` must send; without it `/metrics` is off.
     #[serde(serialize_with = "expose_opt")]
     pub metrics_token: Option<SecretString>,
+    /// Stripe's API (`https://api.stripe.com`); another URL only for a local stand-in.
+    pub stripe_api_base: String,
+    /// How long a call to a payment provider may take before the customer is told to
+    /// try again (`10s`).
+    pub provider_timeout: String,
     /// Rate limits on what anonymous visitors can make Kassa do (`[rate_limits]`, or
     /// `KASSA_RATE_LIMIT_<NAME>`), each `N/period` or `off`.
     pub rate_limits: kassa_limits::LimitsConfig,
@@ -120,6 +125,8 @@ const KEYS: &[&str] = &[
     "unpaid_delete_after",
     "job_heartbeat",
     "metrics_token",
+    "stripe_api_base",
+    "provider_timeout",
 ];
 
 fn expose_opt<S: serde::Serializer>(
@@ -167,6 +174,8 @@ impl Default for Config {
             unpaid_delete_after: "90d".to_owned(),
             job_heartbeat: "10s".to_owned(),
             metrics_token: None,
+            stripe_api_base: "https://api.stripe.com".to_owned(),
+            provider_timeout: "10s".to_owned(),
             rate_limits: kassa_limits::LimitsConfig::default(),
         }
     }
@@ -215,6 +224,8 @@ impl std::fmt::Debug for Config {
             .field("unpaid_delete_after", &self.unpaid_delete_after)
             .field("job_heartbeat", &self.job_heartbeat)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("stripe_api_base", &self.stripe_api_base)
+            .field("provider_timeout", &self.provider_timeout)
             .field("rate_limits", &self.rate_limits)
             .finish()
     }
@@ -299,6 +310,19 @@ impl Config {
             instances: self.plugins_instances,
             instances_per_store: self.plugins_instances_per_store,
             test_runs: self.plugins_test_runs,
+        })
+    }
+
+    /// Where the payment providers are reached, and for how long.
+    pub fn providers(&self) -> Result<kassa_orders::Providers, String> {
+        let timeout = humantime::parse_duration(&self.provider_timeout)
+            .map_err(|e| format!("provider_timeout: {e}"))?;
+        if timeout.is_zero() {
+            return Err("provider_timeout: must be more than 0s".into());
+        }
+        Ok(kassa_orders::Providers {
+            stripe_api_base: self.stripe_api_base.trim_end_matches('/').to_owned(),
+            timeout,
         })
     }
 

@@ -31,6 +31,7 @@ fn app_with(ctx: ApiContext, metrics: MetricsAccess, trusted_proxies: Vec<IpNet>
         secure_cookies: ctx.public_url.starts_with("https://"),
         public_url: ctx.public_url.clone(),
         limits: ctx.limits.clone(),
+        providers: ctx.providers.clone(),
     };
     // Plugin uploads may be as large as the operator lets components be.
     let component_bytes = ctx
@@ -51,7 +52,8 @@ fn app_with(ctx: ApiContext, metrics: MetricsAccess, trusted_proxies: Vec<IpNet>
             "/metrics",
             get(crate::metrics::scrape).data(metrics).data(store),
         )
-        .nest("/api", kassa_api::routes(ctx));
+        .nest("/api", kassa_api::routes(ctx.clone()));
+    let routes = kassa_api::mount_provider_webhooks(routes, ctx);
     let routes = kassa_dashboard::mount(routes, dashboard);
     kassa_web::mount(routes, web)
         .around(move |next, req| limit_body(next, req, component_bytes))

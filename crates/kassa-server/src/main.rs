@@ -253,6 +253,7 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
         network: kassa_webhooks::NetworkPolicy {
             allow_private: config.allow_private_network,
         },
+        providers: config.providers().map_err(anyhow::Error::msg)?,
     };
     tracing::info!(
         "Kassa is listening on http://{} (public URL {}); API docs at {}/api/docs",

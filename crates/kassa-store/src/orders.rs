@@ -6,7 +6,7 @@ use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::{CartId, OrderId, ProductId, TenantId};
 use kassa_domain::offer::Offer;
 use kassa_domain::order::{PaymentMethod, PaymentStatus, Quote};
-use kassa_domain::workflow::{PaymentFacts, Redemption};
+use kassa_domain::workflow::{CouponHold, PaymentFacts, Redemption};
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
@@ -555,6 +555,26 @@ impl Work {
             .bind(now)
             .fetch_one(c).await?);
         Ok(redeemed + held < max)
+    }
+
+    /// Holds the use of its coupon for the unpaid order `order` until `hold.until`, as
+    /// the workflow decided; false when its hold had lapsed and no use is left.
+    pub async fn hold_coupon(
+        &mut self,
+        order: &str,
+        hold: &CouponHold,
+    ) -> Result<bool, StoreError> {
+        if hold.lapsed && !self.coupon_has_room(&hold.code).await? {
+            return Ok(false);
+        }
+        db_run!(&mut self.tx, c => sqlx::query(
+            "UPDATE orders SET coupon_held_until = $3 WHERE tenant_id = $1 AND id = $2 AND status = 'not_paid'",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(Timestamp::from(hold.until))
+        .execute(c).await?.rows_affected());
+        Ok(true)
     }
 
     /// Counts the use of the coupon `code` by an order being paid, as the workflow

@@ -5,6 +5,8 @@ use kassa_domain::account::Role;
 use kassa_domain::ids::{ApiKeyId, TenantId, UserId};
 use kassa_domain::tenant::{EmailAddress, NewApiKey, TenantSlug};
 
+use sqlx::AssertSqlSafe;
+
 use crate::db::{Tx, db_run};
 use crate::error::StoreError;
 use crate::error::corrupt;
@@ -20,7 +22,25 @@ pub struct TenantRecord {
     /// The settings document as JSON text.
     pub settings: String,
     pub created_at: Timestamp,
+    /// Whether the store's Stripe keys are set, in test and in live mode.
+    pub stripe_test_ready: bool,
+    pub stripe_live_ready: bool,
 }
+
+impl TenantRecord {
+    /// Whether the store's Stripe keys for `mode` are set.
+    pub fn stripe_ready(&self, mode: kassa_domain::mode::Mode) -> bool {
+        match mode {
+            kassa_domain::mode::Mode::Test => self.stripe_test_ready,
+            kassa_domain::mode::Mode::Live => self.stripe_live_ready,
+        }
+    }
+}
+
+/// The columns of a [`TenantRecord`].
+const TENANT_COLUMNS: &str = "id, slug, name, CAST(settings AS TEXT) AS settings, created_at,
+    (stripe_test_secret_key IS NOT NULL) AS stripe_test_ready,
+    (stripe_live_secret_key IS NOT NULL) AS stripe_live_ready";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRecord {
@@ -80,6 +100,8 @@ pub(crate) async fn insert_tenant(
         name: name.to_owned(),
         settings: "{}".into(),
         created_at: now,
+        stripe_test_ready: false,
+        stripe_live_ready: false,
     })
 }
 
@@ -133,14 +155,14 @@ impl Store {
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<TenantRecord, StoreError> {
-        db_run!(self, c => sqlx::query_as("SELECT id, slug, name, CAST(settings AS TEXT) AS settings, created_at FROM tenants WHERE id = $1")
+        db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1")))
             .bind(id.as_str())
             .fetch_optional(c).await?)
             .ok_or(StoreError::NotFound)
     }
 
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<TenantRecord, StoreError> {
-        db_run!(self, c => sqlx::query_as("SELECT id, slug, name, CAST(settings AS TEXT) AS settings, created_at FROM tenants WHERE slug = $1")
+        db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1")))
             .bind(slug)
             .fetch_optional(c).await?)
             .ok_or(StoreError::NotFound)

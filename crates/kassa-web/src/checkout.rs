@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kassa_domain::mode::Mode;
+use kassa_domain::order::PaymentMethod;
 use kassa_domain::tenant::TenantSettings;
 use kassa_limits::Action;
 use kassa_orders::{OrderInput, OrdersError, price};
@@ -206,7 +207,7 @@ pub async fn render(
         consent_personal_data: form.consent_personal_data,
         link: form.link.clone(),
     };
-    let methods = page::method_choices(&settings, page::mode(req), t);
+    let methods = page::method_choices(tenant, &settings, page::mode(req), t);
     if form_view.payment_method.is_empty()
         && let Some(first) = methods.first()
     {
@@ -478,6 +479,10 @@ pub async fn submit(
         mode: page::mode(req),
     };
     match kassa_orders::place_order(&ctx.store, &tenant, &input).await {
+        // Stripe chosen: straight to Stripe's page.
+        Ok(order) if order.payment_method == PaymentMethod::Stripe => {
+            crate::order::to_stripe(ctx, req, &tenant, &order, &cookies).await
+        }
         Ok(order) => page::see_other(
             &format!("/{}/orders/{}/pay", tenant.slug, order.token),
             &cookies,

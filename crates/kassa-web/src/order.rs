@@ -134,7 +134,7 @@ fn render_pay(
             t => t,
             store => page::brand(tenant, &settings),
             order => order_view(order, t),
-            methods => page::method_choices(&settings, Mode::from_livemode(order.livemode), t),
+            methods => page::method_choices(tenant, &settings, Mode::from_livemode(order.livemode), t),
             csrf => csrf,
             pay_action => pay_action,
             method_action => method_action,
@@ -247,6 +247,9 @@ pub async fn pay(
     if let Some(resp) = over_limit(ctx, req, card, &tenant, &order) {
         return resp;
     }
+    if order.payment_method == PaymentMethod::Stripe {
+        return to_stripe(ctx, req, &tenant, &order, &[]).await;
+    }
     let expiry = form_value(&form, "expiry").unwrap_or_default();
     let input = CardInput {
         number: form_value(&form, "card_number").unwrap_or_default(),
@@ -278,6 +281,36 @@ pub async fn pay(
         }
         Err(OrdersError::Refused(_) | OrdersError::Conflict(_)) => {
             page::see_other(&urls(&tenant, &order).0, &[])
+        }
+        Err(e) => page::failure(e),
+    }
+}
+
+/// Sends the customer to Stripe's page for `order` (a new Checkout Session, recorded
+/// as a pending attempt), or shows the payment page with why not next to the method.
+/// Coming back from Stripe leads to the order page, which pays nothing.
+pub(crate) async fn to_stripe(
+    ctx: &WebContext,
+    req: &Request,
+    tenant: &TenantRecord,
+    order: &OrderRecord,
+    cookies: &[String],
+) -> Response {
+    let (order_url, pay_url, _, _) = urls(tenant, order);
+    let return_urls = kassa_orders::ReturnUrls {
+        success: format!("{}{order_url}", ctx.public_url),
+        cancel: format!("{}{pay_url}", ctx.public_url),
+    };
+    match kassa_orders::pay_with_stripe(&ctx.store, &ctx.providers, tenant, order, &return_urls)
+        .await
+    {
+        Ok(stripe_page) => page::see_other(&stripe_page, cookies),
+        Err(OrdersError::Invalid(invalid)) => {
+            let resp = render_pay(ctx, req, tenant, order, None, by_field(invalid), "");
+            page::with_cookies(resp, cookies)
+        }
+        Err(OrdersError::Refused(_) | OrdersError::Conflict(_)) => {
+            page::see_other(&order_url, cookies)
         }
         Err(e) => page::failure(e),
     }

@@ -26,6 +26,8 @@ pub struct WebContext {
     pub secure_cookies: bool,
     /// Rate limits on what visitors can make Kassa do.
     pub limits: std::sync::Arc<kassa_limits::Limits>,
+    /// Where the payment providers (Stripe) are reached.
+    pub providers: kassa_orders::Providers,
 }
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -81,8 +83,16 @@ pub struct MethodChoice {
     pub label: String,
 }
 
-pub fn method_choices(settings: &TenantSettings, mode: Mode, t: &Texts) -> Vec<MethodChoice> {
-    mode.methods(&settings.enabled_methods())
+/// The methods a customer may choose in `mode` (Stripe only once that mode's keys are
+/// set).
+pub fn method_choices(
+    tenant: &TenantRecord,
+    settings: &TenantSettings,
+    mode: Mode,
+    t: &Texts,
+) -> Vec<MethodChoice> {
+    settings
+        .offered_methods(mode, tenant.stripe_ready(mode))
         .into_iter()
         .map(|m| MethodChoice {
             value: m.as_str(),

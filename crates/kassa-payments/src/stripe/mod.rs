@@ -58,7 +58,7 @@ impl Stripe {
     /// Whether a key is Stripe's test mode key (`sk_test_…`, `rk_test_…`), which
     /// must go with a Kassa test mode order, or a live one.
     pub fn is_test_key(key: &str) -> bool {
-        key.starts_with("sk_test_") || key.starts_with("rk_test_")
+        kassa_domain::tenant::is_stripe_test_key(key)
     }
 
     async fn post<T: serde::de::DeserializeOwned>(

@@ -35,6 +35,9 @@ pub struct Options {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The largest plugin component taken (64 MiB, as in production).
     pub max_component_bytes: usize,
+    /// Where Stripe is reached (a stand-in in the Stripe tests; by default a closed
+    /// port, so nothing leaves the machine).
+    pub providers: kassa_orders::Providers,
 }
 
 impl Default for Options {
@@ -50,6 +53,10 @@ impl Default for Options {
             allow_private_network: true,
             trusted_proxies: Vec::new(),
             max_component_bytes: kassa_plugins::HostPolicy::default().max_component_bytes,
+            providers: kassa_orders::Providers {
+                stripe_api_base: "http://127.0.0.1:9".into(),
+                timeout: std::time::Duration::from_secs(5),
+            },
         }
     }
 }
@@ -160,6 +167,7 @@ impl TestApp {
             network: kassa_webhooks::NetworkPolicy {
                 allow_private: options.allow_private_network,
             },
+            providers: options.providers.clone(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let (stop_workers, workers_stopped) = oneshot::channel::<()>();

@@ -28,5 +28,6 @@ mod orders_api;
 mod pages;
 mod plugins;
 mod rotation;
+mod stripe;
 mod unpaid;
 mod webhooks;

@@ -50,7 +50,12 @@ async fn available(app: &TestApp, key: &str, pool: &str) -> Value {
 }
 
 /// The order `id` as `key` sees it, once `done` holds (or after 10 s).
-async fn order_once(app: &TestApp, key: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn order_once(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let mut order = Value::Null;
     for _ in 0..100 {
         order = app

@@ -1,0 +1,289 @@
+//! Payments through a provider's page (Stripe Checkout): the customer is sent to the
+//! provider with a pending attempt recorded, and the order is paid only when the
+//! provider's signed webhook says the money moved, after the workflow checked it
+//! against the order (its store, mode, amount and currency), in one transaction with
+//! the payment, the provider's event id (each acted on once) and what follows.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use kassa_domain::Invalid;
+use kassa_domain::ids::PaymentId;
+use kassa_domain::mode::Mode;
+use kassa_domain::money::{Currency, Money};
+use kassa_domain::order::{PaymentMethod, PaymentStatus};
+use kassa_domain::tenant::{StripeAccount, TenantSettings};
+use kassa_domain::workflow::{self, PaymentFacts, Refused};
+use kassa_payments::provider::{Outcome, PaymentProvider, PaymentRequest, WebhookError};
+use kassa_payments::stripe::Stripe;
+use kassa_store::{NewPayment, OrderRecord, Settlement, Store, StoreError, TenantRecord};
+
+use crate::error::OrdersError;
+use crate::payments::finish_payment;
+
+/// Where Kassa reaches the providers, and how long it waits for them.
+#[derive(Debug, Clone)]
+pub struct Providers {
+    /// Stripe's API (`https://api.stripe.com`), or a stand-in's in tests.
+    pub stripe_api_base: String,
+    /// Every call to a provider gives up after this: the customer is told and may
+    /// try again.
+    pub timeout: Duration,
+}
+
+impl Default for Providers {
+    fn default() -> Self {
+        Self {
+            stripe_api_base: kassa_payments::stripe::API_BASE.to_owned(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Providers {
+    fn stripe(&self, account: StripeAccount) -> Result<Stripe, OrdersError> {
+        Stripe::new(
+            &self.stripe_api_base,
+            account.secret_key,
+            account.webhook_secret,
+            self.timeout,
+        )
+        .map_err(|e| OrdersError::Conflict(e.to_string()))
+    }
+}
+
+/// Where the provider sends the customer back: the order page after paying (which
+/// says the payment is being confirmed; coming back pays nothing), the payment page
+/// when they cancel.
+#[derive(Debug, Clone)]
+pub struct ReturnUrls {
+    pub success: String,
+    pub cancel: String,
+}
+
+/// The message next to the method when Stripe cannot be used now.
+const UNAVAILABLE: &str =
+    "Stripe could not be reached, nothing was charged: please try again in a moment";
+const NOT_OFFERED: &str = "this store does not take payments with Stripe at the moment";
+
+/// Starts paying `order` with Stripe: a Checkout Session for its total (idempotent
+/// per order and attempt), recorded as a pending attempt. Returns the page to send
+/// the customer to. Stripe down, slow or refusing: a field error on
+/// `payment_method`, nothing recorded, the customer may try again.
+pub async fn pay_with_stripe(
+    store: &Store,
+    providers: &Providers,
+    tenant: &TenantRecord,
+    order: &OrderRecord,
+    urls: &ReturnUrls,
+) -> Result<String, OrdersError> {
+    let mode = Mode::from_livemode(order.livemode);
+    let state = order.state()?;
+    let facts = PaymentFacts {
+        id: PaymentId::generate(),
+        method: PaymentMethod::Stripe,
+        amount: order.total,
+        currency: order.currency.clone(),
+        succeeded: true,
+        at: Utc::now(),
+    };
+    state.may_pay(&facts, &[])?;
+    let offered = TenantSettings::from_json(&tenant.settings)
+        .offered_methods(mode, tenant.stripe_ready(mode));
+    let account = match store.stripe_account(&tenant.id, mode).await? {
+        Some(account) if offered.contains(&PaymentMethod::Stripe) => account,
+        _ => return Err(Invalid::field("payment_method", NOT_OFFERED).into()),
+    };
+    // The page lives a day at most (Stripe's longest): the order holds its coupon's use
+    // until then, so the payment it brings is one the coupon still had.
+    let now = Utc::now();
+    if let Some(hold) = state.hold_coupon_for_provider(now, now + chrono::TimeDelta::hours(24)) {
+        let mut work = store.work(&tenant.id).await?;
+        work.order(&order.id).await?;
+        if !work.hold_coupon(&order.id, &hold).await? {
+            return Err(Refused::CouponUsedUp.into());
+        }
+        work.commit().await?;
+    }
+    // One session per attempt, the attempt counted by the Stripe attempts that ended:
+    // while one is pending (the customer clicks again, submits twice, or retries after
+    // Stripe was unreachable) the same idempotency key gives back the same session, so
+    // a customer is never sent to two sessions that could both be paid.
+    let attempt = 1 + order
+        .payments
+        .iter()
+        .filter(|p| p.method == PaymentMethod::Stripe && p.status != PaymentStatus::Pending)
+        .count();
+    let request = PaymentRequest {
+        tenant_id: tenant.id.as_str().to_owned(),
+        order_id: order.id.clone(),
+        amount: Money {
+            amount: order.total,
+            currency: Currency::parse("currency", &order.currency)?,
+        },
+        description: format!("{} order {}", tenant.name, order.number),
+        customer_email: order.customer.email.clone(),
+        success_url: urls.success.clone(),
+        cancel_url: urls.cancel.clone(),
+        idempotency_key: format!("kassa_{}_{attempt}", order.id),
+    };
+    let created = match providers.stripe(account)?.create_payment(&request).await {
+        Ok(created) => created,
+        Err(e) => {
+            tracing::warn!(order = %order.id, error = %e, "a Stripe Checkout Session was not made");
+            return Err(Invalid::field("payment_method", UNAVAILABLE).into());
+        }
+    };
+    let mut work = store.work(&tenant.id).await?;
+    work.order(&order.id).await?.may_pay(&facts, &[])?;
+    if work
+        .provider_attempt(&order.id, &created.reference)
+        .await?
+        .is_none()
+    {
+        let payment = NewPayment {
+            facts,
+            failure_code: None,
+            failure_message: None,
+            card_brand: None,
+            card_last4: None,
+            reference: Some(created.reference.clone()),
+        };
+        work.insert_payment(&order.id, &payment, PaymentStatus::Pending)
+            .await?;
+    }
+    work.commit().await?;
+    tracing::info!(order = %order.id, session = %created.reference, "sent to Stripe");
+    Ok(created.redirect_url)
+}
+
+/// What a provider's webhook did.
+#[derive(Debug)]
+pub enum ProviderEventOutcome {
+    /// The payment was recorded (the order paid, or the attempt failed).
+    Recorded(Box<OrderRecord>),
+    /// The event was acted on before: nothing done.
+    Replayed,
+    /// A genuine event Kassa does not act on (its type).
+    Ignored(String),
+}
+
+/// Why a provider's webhook was not acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderEventError {
+    /// The store has no Stripe account in this mode: nothing can be verified.
+    #[error("this store takes no Stripe payments in {0} mode")]
+    NotSetUp(Mode),
+    /// The signature does not verify, is stale, or the body is not an event: nothing
+    /// was read.
+    #[error("{0}")]
+    Unverified(WebhookError),
+    /// Genuine, but the workflow refuses it (another store's or an unknown order, the
+    /// other mode, another amount or currency, an order not waiting for it).
+    #[error("{0}")]
+    Refused(Refused),
+    #[error("{0}")]
+    Orders(#[from] OrdersError),
+}
+
+impl From<StoreError> for ProviderEventError {
+    fn from(e: StoreError) -> Self {
+        Self::Orders(e.into())
+    }
+}
+
+/// Acts on a Stripe webhook that reached `tenant`'s endpoint for `mode`: verified
+/// with that store's and mode's signing secret (at `now`, Unix seconds), then, for a
+/// payment of one of its orders, the payment recorded once per Stripe event id.
+pub async fn stripe_event(
+    store: &Store,
+    providers: &Providers,
+    tenant: &TenantRecord,
+    mode: Mode,
+    signature: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<ProviderEventOutcome, ProviderEventError> {
+    let account = store
+        .stripe_account(&tenant.id, mode)
+        .await?
+        .ok_or(ProviderEventError::NotSetUp(mode))?;
+    let event = match providers
+        .stripe(account)?
+        .payment_event(signature, body, now)
+    {
+        Ok(event) => event,
+        Err(WebhookError::Ignored(kind)) => return Ok(ProviderEventOutcome::Ignored(kind)),
+        Err(e) => return Err(ProviderEventError::Unverified(e)),
+    };
+    let refused = ProviderEventError::Refused;
+    workflow::same_store(tenant.id.as_str(), event.tenant_id.as_deref()).map_err(refused)?;
+    let paid_in = Mode::from_livemode(event.livemode);
+    if paid_in != mode {
+        // A test mode event at the live endpoint (or the reverse).
+        return Err(refused(Refused::PaymentOfOtherMode {
+            order: mode,
+            payment: paid_in,
+        }));
+    }
+    let order_id = event
+        .order_id
+        .as_deref()
+        .ok_or(refused(Refused::UnknownOrder))?;
+    let mut work = store.work(&tenant.id).await?;
+    let order = match work.order(order_id).await {
+        Ok(order) => order,
+        Err(StoreError::NotFound) => return Err(refused(Refused::UnknownOrder)),
+        Err(e) => return Err(e.into()),
+    };
+    if !work
+        .first_provider_event("stripe", &event.event_id, order_id)
+        .await?
+    {
+        return Ok(ProviderEventOutcome::Replayed);
+    }
+    let attempt = work.provider_attempt(order_id, &event.reference).await?;
+    let (failure_code, failure_message) = match &event.outcome {
+        Outcome::Succeeded => (None, None),
+        Outcome::Failed { code, message } => (Some(code.as_str()), Some(message.as_str())),
+    };
+    let facts = PaymentFacts {
+        id: attempt
+            .as_ref()
+            .and_then(|a| PaymentId::parse(&a.id).ok())
+            .unwrap_or_else(PaymentId::generate),
+        method: PaymentMethod::Stripe,
+        amount: event.amount,
+        currency: event.currency.clone(),
+        succeeded: event.outcome == Outcome::Succeeded,
+        // The offer had to hold when the customer was sent to Stripe.
+        at: attempt.as_ref().map_or_else(Utc::now, |a| a.created_at.0),
+    };
+    let decided = order
+        .pay_online(&facts, paid_in, attempt.is_some(), &[])
+        .map_err(refused)?;
+    if attempt.is_none() {
+        // A session Kassa made but did not get to record (it stopped in between).
+        let payment = NewPayment {
+            facts: facts.clone(),
+            failure_code: None,
+            failure_message: None,
+            card_brand: None,
+            card_last4: None,
+            reference: Some(event.reference.clone()),
+        };
+        work.insert_payment(order_id, &payment, decided.status)
+            .await?;
+    }
+    let settlement = Settlement {
+        status: decided.status,
+        charge_reference: event.charge_reference.as_deref(),
+        failure_code,
+        failure_message,
+    };
+    work.settle_payment(order_id, facts.id.as_str(), &settlement)
+        .await?;
+    let order = finish_payment(work, &order, &facts, &decided).await?;
+    tracing::info!(order = %order.id, event = %event.event_id, status = %decided.status, "Stripe payment");
+    Ok(ProviderEventOutcome::Recorded(Box::new(order)))
+}

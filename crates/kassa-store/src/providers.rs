@@ -1,0 +1,151 @@
+//! Payment providers' side of storage: a store's Stripe account per mode (its keys,
+//! kept like the store's other secrets), the provider events already acted on (each
+//! once), and a provider's payment attempt settled by its webhook.
+
+use kassa_domain::Secret;
+use kassa_domain::ids::TenantId;
+use kassa_domain::mode::Mode;
+use kassa_domain::order::PaymentStatus;
+use kassa_domain::tenant::StripeAccount;
+use sqlx::AssertSqlSafe;
+
+use crate::db::db_run;
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::time::Timestamp;
+use crate::work::Work;
+
+/// The columns of `mode`'s Stripe account on `tenants`.
+fn stripe_columns(mode: Mode) -> (&'static str, &'static str) {
+    match mode {
+        Mode::Test => ("stripe_test_secret_key", "stripe_test_webhook_secret"),
+        Mode::Live => ("stripe_live_secret_key", "stripe_live_webhook_secret"),
+    }
+}
+
+/// A provider's payment attempt of an order, as its webhook finds it.
+#[derive(Debug, Clone)]
+pub struct ProviderAttempt {
+    pub id: String,
+    /// When the provider's page was made for it.
+    pub created_at: Timestamp,
+}
+
+/// What a provider's webhook says became of an attempt.
+#[derive(Debug, Clone)]
+pub struct Settlement<'a> {
+    pub status: PaymentStatus,
+    /// What the provider refunds it by (a Stripe PaymentIntent `pi_…`).
+    pub charge_reference: Option<&'a str>,
+    pub failure_code: Option<&'a str>,
+    pub failure_message: Option<&'a str>,
+}
+
+impl Store {
+    /// The store's Stripe account in `mode`, when its keys are set.
+    pub async fn stripe_account(
+        &self,
+        tenant: &TenantId,
+        mode: Mode,
+    ) -> Result<Option<StripeAccount>, StoreError> {
+        let (key, whsec) = stripe_columns(mode);
+        let row: Option<(Option<String>, Option<String>)> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {key}, {whsec} FROM tenants WHERE id = $1"
+        )))
+        .bind(tenant.as_str())
+        .fetch_optional(c).await?);
+        let Some(row) = row else {
+            return Err(StoreError::NotFound);
+        };
+        Ok(match row {
+            (Some(key), Some(whsec)) => Some(StripeAccount {
+                secret_key: Secret::from(key),
+                webhook_secret: Secret::from(whsec),
+            }),
+            _ => None,
+        })
+    }
+
+    /// Saves (or, with `None`, removes) the store's Stripe account in `mode`.
+    pub async fn set_stripe_account(
+        &self,
+        tenant: &TenantId,
+        mode: Mode,
+        account: Option<&StripeAccount>,
+    ) -> Result<(), StoreError> {
+        let (key, whsec) = stripe_columns(mode);
+        let done = db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
+            "UPDATE tenants SET {key} = $2, {whsec} = $3 WHERE id = $1"
+        )))
+        .bind(tenant.as_str())
+        .bind(account.map(|a| a.secret_key.expose_secret()))
+        .bind(account.map(|a| a.webhook_secret.expose_secret()))
+        .execute(c).await?.rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+impl Work {
+    /// Notes that `provider`'s event `event_id` is being acted on; false when it was
+    /// already (a replay or a redelivery), and then nothing else should be written.
+    pub async fn first_provider_event(
+        &mut self,
+        provider: &str,
+        event_id: &str,
+        order: &str,
+    ) -> Result<bool, StoreError> {
+        let inserted = db_run!(&mut self.tx, c => sqlx::query(
+            "INSERT INTO provider_events (provider, event_id, tenant_id, order_id, received_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (provider, event_id) DO NOTHING",
+        )
+        .bind(provider)
+        .bind(event_id)
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(self.now)
+        .execute(c).await?.rows_affected());
+        Ok(inserted == 1)
+    }
+
+    /// The order's attempt whose provider id is `reference` (a Stripe Checkout
+    /// Session), if Kassa recorded it.
+    pub async fn provider_attempt(
+        &mut self,
+        order: &str,
+        reference: &str,
+    ) -> Result<Option<ProviderAttempt>, StoreError> {
+        let row: Option<(String, Timestamp)> = db_run!(&mut self.tx, c => sqlx::query_as(
+            "SELECT id, created_at FROM payments WHERE tenant_id = $1 AND order_id = $2 AND reference = $3",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(reference)
+        .fetch_optional(c).await?);
+        Ok(row.map(|(id, created_at)| ProviderAttempt { id, created_at }))
+    }
+
+    /// Writes what became of an attempt.
+    pub async fn settle_payment(
+        &mut self,
+        order: &str,
+        payment: &str,
+        settled: &Settlement<'_>,
+    ) -> Result<(), StoreError> {
+        db_run!(&mut self.tx, c => sqlx::query(
+            "UPDATE payments SET status = $4, charge_reference = $5, failure_code = $6, failure_message = $7
+             WHERE tenant_id = $1 AND order_id = $2 AND id = $3",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(payment)
+        .bind(settled.status.as_str())
+        .bind(settled.charge_reference)
+        .bind(settled.failure_code)
+        .bind(settled.failure_message)
+        .execute(c).await?.rows_affected());
+        Ok(())
+    }
+}
