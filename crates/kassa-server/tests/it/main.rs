@@ -25,6 +25,7 @@ mod openapi;
 mod orders_api;
 mod pages;
 mod plugins;
+mod refunds;
 mod rotation;
 mod unpaid;
 mod webhooks;

@@ -116,7 +116,11 @@ async fn api_order(app: &TestApp, product: &str) -> String {
 }
 
 /// Starts a receiver whose secret is only known once the endpoint exists.
-async fn endpoint_with_receiver(app: &TestApp, plan: &str, filter: Value) -> (String, Receiver) {
+pub(crate) async fn endpoint_with_receiver(
+    app: &TestApp,
+    plan: &str,
+    filter: Value,
+) -> (String, Receiver) {
     // The endpoint needs the URL and the receiver needs the secret: create the
     // endpoint disabled, start the receiver, point the endpoint at it and enable it.
     let (id, secret) = endpoint(
