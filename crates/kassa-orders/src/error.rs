@@ -47,9 +47,7 @@ impl From<Refused> for OrdersError {
             Refused::RefundNotPositive | Refused::RefundAboveLeft(_) => {
                 Invalid::field("amount", r.to_string()).into()
             }
-            Refused::UnknownLine(_) | Refused::LineRefunded(_) => {
-                Invalid::field("lines", r.to_string()).into()
-            }
+            Refused::UnknownLine(_) => Invalid::field("lines", r.to_string()).into(),
             Refused::RefundsNotAvailable(_) => {
                 Invalid::field("payment_method", r.to_string()).into()
             }

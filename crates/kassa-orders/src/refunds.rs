@@ -4,10 +4,11 @@
 //! ([`send_back`], the one place that knows how); storage writes the refund, the
 //! order's new sum and status, the revoked keys and what follows in one transaction.
 
+use kassa_domain::Invalid;
 use kassa_domain::ids::{RefundId, TenantId};
 use kassa_domain::money::{Currency, Money};
 use kassa_domain::order::{PaymentMethod, RefundStatus};
-use kassa_domain::workflow::{self, RefundRequest};
+use kassa_domain::workflow::{self, RefundRequest, Refused};
 use kassa_payments::TestCardGateway;
 use kassa_store::{NewRefund, OrderRecord, RefundRecord, Store};
 
@@ -75,7 +76,12 @@ pub async fn refund(
     // On PostgreSQL the order's row is held until the commit: two refunds of one
     // order run one after the other, the second seeing what the first took.
     let order = work.order(order_id).await?;
-    let decided = order.refund(&request)?;
+    let decided = order.refund(&request).map_err(|r| match r {
+        // Named again in a refund: told next to `lines` (a delivery refused for it is
+        // a refusal like any other).
+        Refused::LineRefunded(_) => OrdersError::from(Invalid::field("lines", r.to_string())),
+        other => other.into(),
+    })?;
     let currency = Currency::parse("currency", &order.currency)?;
     let sent = send_back(
         order.payment_method,

@@ -18,7 +18,7 @@ use crate::webhooks::endpoint_with_receiver;
 
 on_both_backends!(
     a_sandbox_order_refunded_in_full_revokes_its_key,
-    a_bank_transfer_is_refunded_in_part_then_in_full_by_record,
+    a_bank_transfer_is_refunded_in_parts_then_in_full_by_record,
     no_refund_takes_more_than_was_paid,
     concurrent_refunds_never_add_up_to_more_than_was_paid,
     no_refund_of_what_is_not_paid_or_not_yours,
@@ -222,7 +222,7 @@ async fn a_sandbox_order_refunded_in_full_revokes_its_key(backend: Backend) {
     assert_eq!(pool(&app, &app.key, &pool_id).await["available"], 1);
 }
 
-async fn a_bank_transfer_is_refunded_in_part_then_in_full_by_record(backend: Backend) {
+async fn a_bank_transfer_is_refunded_in_parts_then_in_full_by_record(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (prd, pool_id) = stocked_product(&app, &app.key, &["A-1", "A-2", "A-3"], false).await;
     // Two units (20.00 USD), paid by bank transfer and recorded.
@@ -246,16 +246,30 @@ async fn a_bank_transfer_is_refunded_in_part_then_in_full_by_record(backend: Bac
     assert_eq!(o["lines"][0]["refunded"], false);
     assert_eq!(o["lines"][0]["revoked_licenses"], json!([]));
 
-    let rest = app.post(&refunds_path(&id), json!({})).await;
-    assert_eq!(rest.ok()["amount"], 1500, "the rest");
-    assert_eq!(rest.body["lines"], json!([1]));
+    // The line given back for 1.00: its keys are revoked, the order stays paid.
+    let line = app
+        .post(&refunds_path(&id), json!({"amount": 100, "lines": [1]}))
+        .await;
+    assert_eq!(line.ok()["lines"], json!([1]));
     let o = order(&app, &app.key, &id).await;
-    assert_eq!(o["status"], "refunded");
-    assert_eq!(o["amount_refunded"], 2000);
+    assert_eq!(
+        (o["status"].as_str(), o["amount_refunded"].as_i64()),
+        (Some("paid"), Some(600))
+    );
+    assert_eq!(o["lines"][0]["refunded"], true);
     assert_eq!(
         o["lines"][0]["revoked_licenses"], o["lines"][0]["licenses"],
         "both keys revoked"
     );
+    let again = app.post(&refunds_path(&id), json!({"lines": [1]})).await;
+    assert_eq!(again.invalid_fields(), ["lines"]);
+
+    let rest = app.post(&refunds_path(&id), json!({})).await;
+    assert_eq!(rest.ok()["amount"], 1400, "the rest");
+    assert_eq!(rest.body["lines"], json!([]), "no line left to refund");
+    let o = order(&app, &app.key, &id).await;
+    assert_eq!(o["status"], "refunded");
+    assert_eq!(o["amount_refunded"], 2000);
     // The pool keeps refunded keys out (its default): still given out, not available.
     let p = pool(&app, &app.key, &pool_id).await;
     assert_eq!(
@@ -270,8 +284,13 @@ async fn a_bank_transfer_is_refunded_in_part_then_in_full_by_record(backend: Bac
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert_eq!(
-        kinds[kinds.len() - 3..],
-        ["refund.succeeded", "refund.succeeded", "order.refunded"]
+        kinds[kinds.len() - 4..],
+        [
+            "refund.succeeded",
+            "refund.succeeded",
+            "refund.succeeded",
+            "order.refunded"
+        ]
     );
     let emails = app.get("/api/v1/emails").await;
     let refund_mails = emails.ok()["data"]
@@ -280,7 +299,7 @@ async fn a_bank_transfer_is_refunded_in_part_then_in_full_by_record(backend: Bac
         .iter()
         .filter(|m| m["kind"] == "refund")
         .count();
-    assert_eq!(refund_mails, 2, "one email per refund");
+    assert_eq!(refund_mails, 3, "one email per refund");
 }
 
 /// The attack: more than was paid, in one refund or as the sum of several; nothing,
