@@ -378,8 +378,9 @@ async fn concurrent_refunds_never_add_up_to_more_than_was_paid(backend: Backend)
     assert_eq!(o["status"], "paid");
 }
 
-/// The attack: refunding an order that was never paid, another store's order, and a
-/// live order with a test key (each a 404, as if it did not exist).
+/// The attack: refunding an order that was never paid, one deleted unpaid, another
+/// store's order, and a live order with a test key (each a 404, as if it did not
+/// exist).
 async fn no_refund_of_what_is_not_paid_or_not_yours(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (prd, _) = stocked_product(&app, &app.key, &["D-1"], false).await;
@@ -400,6 +401,27 @@ async fn no_refund_of_what_is_not_paid_or_not_yours(backend: Backend) {
             .contains("only a paid order can be refunded"),
         "{}",
         refused.text
+    );
+
+    // Deleted as unpaid (its personal data erased): never refunded either.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let acme = app.store.tenant_by_slug("acme").await.unwrap();
+    let policy = kassa_orders::UnpaidPolicy {
+        remind_after: None,
+        delete_after: 1,
+    };
+    let swept = kassa_orders::sweep_unpaid(&app.store, &acme.id, policy)
+        .await
+        .unwrap();
+    assert_eq!(swept.deleted, 1);
+    let deleted = app.post(&refunds_path(&unpaid), json!({"amount": 1})).await;
+    assert!(
+        deleted.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the order is deleted"),
+        "{}",
+        deleted.text
     );
 
     let paid = paid_order(&app, &prd, 1).await;
