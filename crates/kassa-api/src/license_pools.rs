@@ -25,6 +25,9 @@ pub struct LicensePoolIn {
     pub name: String,
     /// When available keys fall to this number, `license_pool.low_stock` is sent.
     pub low_stock_threshold: Option<i64>,
+    /// The keys of a line refunded in full come back to the pool, available to the
+    /// next buyer (default false: they stay the line's, revoked).
+    pub return_refunded_keys: Option<bool>,
 }
 
 #[derive(Debug, Object)]
@@ -32,6 +35,7 @@ pub struct LicensePoolIn {
 pub struct LicensePoolPatch {
     pub name: Option<String>,
     pub low_stock_threshold: Option<i64>,
+    pub return_refunded_keys: Option<bool>,
 }
 
 #[derive(Debug, Object)]
@@ -45,8 +49,10 @@ pub struct LicensePoolOut {
     pub livemode: bool,
     /// Keys ready to be delivered.
     pub available: i64,
-    /// Keys already delivered to order lines.
+    /// Keys already delivered to order lines (revoked ones included).
     pub assigned: i64,
+    /// The keys of refunded lines come back to the pool.
+    pub return_refunded_keys: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -88,6 +94,7 @@ fn out(p: LicensePoolRecord) -> LicensePoolOut {
         livemode: p.livemode,
         available: p.available,
         assigned: p.assigned,
+        return_refunded_keys: p.return_refunded_keys,
         created_at: p.created_at.0,
     }
 }
@@ -130,17 +137,21 @@ impl LicensePoolsApi {
         let (Some(name), Some(threshold)) = (name, threshold) else {
             return Err(invalid.into());
         };
-        let record = self
+        let tenant = &auth.allowed(ApiAction::EditCatalog)?.id;
+        let mut record = self
             .0
             .store
-            .create_license_pool(
-                &auth.allowed(ApiAction::EditCatalog)?.id,
-                auth.mode(),
-                &name,
-                threshold,
-            )
+            .create_license_pool(tenant, auth.mode(), &name, threshold)
             .await
             .map_err(ApiError::from_store("license pool"))?;
+        if body.return_refunded_keys == Some(true) {
+            record = self
+                .0
+                .store
+                .set_return_refunded_keys(tenant, &record.id, true)
+                .await
+                .map_err(ApiError::from_store("license pool"))?;
+        }
         Ok(Json(out(record)))
     }
 
@@ -195,12 +206,20 @@ impl LicensePoolsApi {
         let (Some(name), Some(threshold)) = (name, threshold) else {
             return Err(invalid.into());
         };
-        let record = self
+        let mut record = self
             .0
             .store
             .update_license_pool(tenant, &id, &name, threshold)
             .await
             .map_err(ApiError::from_store("license pool"))?;
+        if let Some(back) = body.return_refunded_keys {
+            record = self
+                .0
+                .store
+                .set_return_refunded_keys(tenant, &id, back)
+                .await
+                .map_err(ApiError::from_store("license pool"))?;
+        }
         Ok(Json(out(record)))
     }
 

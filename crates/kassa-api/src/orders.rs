@@ -8,8 +8,8 @@ use kassa_domain::Invalid;
 use kassa_domain::error::parse_text;
 use kassa_domain::ids::{OrderId, ProductId};
 use kassa_domain::mode::Mode;
-use kassa_orders::{OrderInput, OrdersError};
-use kassa_store::{CartLine, OrderRecord, TenantRecord, Timestamp};
+use kassa_orders::{OrderInput, OrdersError, RefundInput};
+use kassa_store::{CartLine, OrderRecord, RefundRecord, TenantRecord, Timestamp};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -99,6 +99,71 @@ pub struct PaymentIn {
     pub reference: Option<String>,
 }
 
+/// Money to give back to the customer.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct RefundIn {
+    /// Minor units, more than 0 and at most what was paid less what was refunded
+    /// before. Absent: all that is left, or, with `lines`, those lines' totals.
+    pub amount: Option<i64>,
+    /// The order's currency; refused if it is another.
+    pub currency: Option<String>,
+    /// Why, for your records and the customer's email; at most 500 characters.
+    pub reason: Option<String>,
+    /// The `line_no`s the customer gives back: those lines are refunded in full and
+    /// their licenses revoked, whatever the amount. When the whole order is refunded
+    /// every line is.
+    pub lines: Option<Vec<i64>>,
+}
+
+/// Money given back to the customer.
+#[derive(Debug, Object)]
+pub struct RefundOut {
+    /// `rfd_…`
+    pub id: String,
+    pub order_id: String,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    /// How it went back: the order's payment method (`test_card`: the sandbox;
+    /// `bank_transfer`: recorded as sent back by the merchant).
+    pub method: String,
+    /// `succeeded` (or `pending` while a provider works on it).
+    pub status: String,
+    pub reason: Option<String>,
+    /// The provider's id for it (`test_re_…` in the sandbox).
+    pub reference: Option<String>,
+    /// The lines it refunded in full; their licenses are revoked.
+    pub lines: Vec<i64>,
+    pub livemode: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<RefundRecord> for RefundOut {
+    fn from(r: RefundRecord) -> Self {
+        Self {
+            id: r.id,
+            order_id: r.order_id,
+            amount: r.amount,
+            currency: r.currency,
+            method: r.method.to_string(),
+            status: r.status.to_string(),
+            reason: r.reason,
+            reference: r.reference,
+            lines: r.lines,
+            livemode: r.livemode,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct RefundList {
+    /// Oldest first.
+    pub data: Vec<RefundOut>,
+}
+
 #[derive(Debug, Object)]
 pub struct CustomerOut {
     pub email: Option<String>,
@@ -125,6 +190,11 @@ pub struct OrderLineOut {
     pub licenses: Vec<String>,
     /// Why the last delivery attempt did not work (`waiting_stock`, retries, `failed`).
     pub delivery_error: Option<String>,
+    /// Refunded in full (named in a refund, or the whole order refunded): never
+    /// delivered after that.
+    pub refunded: bool,
+    /// The licenses revoked by a refund: every license of a line refunded in full.
+    pub revoked_licenses: Vec<String>,
 }
 
 #[derive(Debug, Object)]
@@ -177,9 +247,13 @@ pub struct OrderOut {
     pub tax: i64,
     /// Minor units to pay.
     pub total: i64,
+    /// Minor units given back so far; `status` is `refunded` once it is the total.
+    pub amount_refunded: i64,
     pub customer: CustomerOut,
     pub lines: Vec<OrderLineOut>,
     pub payments: Vec<PaymentOut>,
+    /// Oldest first.
+    pub refunds: Vec<RefundOut>,
     pub consents: Vec<ConsentOut>,
     /// The method chosen (or used, once paid).
     pub payment_method: String,
@@ -248,6 +322,7 @@ impl OrdersApi {
             discount: o.discount,
             tax: o.tax,
             total: o.total,
+            amount_refunded: o.amount_refunded,
             customer: CustomerOut {
                 email: o.customer.email,
                 name: o.customer.name,
@@ -267,6 +342,8 @@ impl OrdersApi {
                     delivery_status: l.delivery_status.to_string(),
                     licenses: l.licenses,
                     delivery_error: l.delivery_error,
+                    refunded: l.refunded,
+                    revoked_licenses: l.revoked_licenses,
                 })
                 .collect(),
             payments: o
@@ -286,6 +363,7 @@ impl OrdersApi {
                     created_at: p.created_at,
                 })
                 .collect(),
+            refunds: o.refunds.into_iter().map(RefundOut::from).collect(),
             consents: o
                 .consents
                 .into_iter()
@@ -533,6 +611,71 @@ impl OrdersApi {
         .await
         .map_err(ApiError::from_orders("order"))?;
         Ok(Json(self.out(&tenant.slug, order)))
+    }
+
+    /// Refund an order, in full or in part
+    ///
+    /// Gives money back by the method the order was paid with (the sandbox card at
+    /// once; a bank transfer is recorded as sent back by you). Sends
+    /// `refund.succeeded`, and `order.refunded` when everything paid went back (the
+    /// order becomes `refunded`); emails the customer. The licenses of the lines
+    /// refunded in full are revoked (and returned to their pool when it says so). An
+    /// order that is not paid is a 409; an amount above what is left, another
+    /// currency or an unknown line a 422.
+    #[oai(path = "/:id/refunds", method = "post")]
+    async fn create_refund(
+        &self,
+        auth: ApiKey,
+        id: Path<String>,
+        body: Json<RefundIn>,
+    ) -> Result<Json<RefundOut>, ApiError> {
+        let tenant = auth.allowed(ApiAction::Refund)?;
+        let id = order_id(&id)?;
+        self.order_in_mode(&auth, tenant, &id).await?;
+        let body = body.0;
+        let mut invalid = Invalid::default();
+        let reason = match body.reason.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(r) => invalid.check(parse_text("reason", r, 500)),
+        };
+        let lines = body.lines.unwrap_or_default();
+        if lines.len() > MAX_LINES {
+            invalid.push("lines", format!("must have at most {MAX_LINES} lines"));
+        }
+        invalid.into_result()?;
+        let input = RefundInput {
+            amount: body.amount,
+            currency: body.currency,
+            reason,
+            lines,
+        };
+        let (_, refund) = kassa_orders::refund(
+            &self.0.store,
+            &self.0.providers,
+            &tenant.id,
+            id.as_str(),
+            input,
+        )
+        .await
+        .map_err(ApiError::from_orders("order"))?;
+        Ok(Json(refund.into()))
+    }
+
+    /// List an order's refunds, oldest first
+    #[oai(path = "/:id/refunds", method = "get")]
+    async fn refunds(&self, auth: ApiKey, id: Path<String>) -> Result<Json<RefundList>, ApiError> {
+        let tenant = auth.allowed(ApiAction::Read)?;
+        let id = order_id(&id)?;
+        self.order_in_mode(&auth, tenant, &id).await?;
+        let refunds = self
+            .0
+            .store
+            .refunds(&tenant.id, &id)
+            .await
+            .map_err(ApiError::from_store("order"))?;
+        Ok(Json(RefundList {
+            data: refunds.into_iter().map(RefundOut::from).collect(),
+        }))
     }
 
     /// List an order's events, oldest first

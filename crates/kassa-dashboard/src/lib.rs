@@ -73,6 +73,7 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/orders/:id", get(orders::show))
         .at("/orders/:id/payments", post(orders::record_payment))
         .at("/orders/:id/resend", post(orders::resend))
+        .at("/orders/:id/refunds", post(orders::refund))
         .at("/orders/:id/lines/:line/retry", post(orders::retry))
         .at("/api-keys", get(api_keys::list).post(api_keys::create))
         .at(

@@ -1,10 +1,12 @@
 //! Orders: the list with filters and pages, and an order's page with its timeline
 //! (events, payment attempts, emails, webhook attempts) and the actions a member may
-//! take: record a bank transfer, resend the licenses.
+//! take: record a bank transfer, refund, resend the licenses.
 
 use chrono::NaiveDate;
+use kassa_domain::Invalid;
 use kassa_domain::account::Permission;
-use kassa_domain::money::{Currency, Money};
+use kassa_domain::error::parse_text;
+use kassa_domain::money::{Currency, Money, left_to_refund};
 use kassa_domain::order::{DeliveryStatus, OrderStatus, PaymentMethod};
 use kassa_domain::tenant::TenantSettings;
 use kassa_orders::OrdersError;
@@ -177,6 +179,7 @@ async fn order_page(
                 unit_amount => kassa_emails::money(l.unit_amount, &order.currency),
                 total => kassa_emails::money(l.total, &order.currency),
                 delivery_status => l.delivery_status.as_str(), licenses => l.licenses.clone(),
+                refunded => l.refunded,
                 line_no => l.line_no, error => l.delivery_error.clone(),
                 can_retry => staff.may(Permission::HelpCustomers) && state.retry_delivery(l.line_no).is_ok(),
             }
@@ -194,6 +197,19 @@ async fn order_page(
             }
         })
         .collect();
+    let refunds: Vec<_> = order
+        .refunds
+        .iter()
+        .map(|r| {
+            context! {
+                id => r.id.clone(), method => r.method.as_str(), status => r.status.as_str(),
+                amount => kassa_emails::money(r.amount, &r.currency),
+                reason => r.reason.clone(), reference => r.reference.clone(),
+                lines => r.lines.clone(), created_at => r.created_at.clone(),
+            }
+        })
+        .collect();
+    let left = left_to_refund(order.total, order.amount_refunded);
     let amount_major = Currency::parse("currency", &order.currency)
         .map(|c| {
             Money {
@@ -214,7 +230,10 @@ async fn order_page(
         "order.html",
         "orders",
         context! {
-            order => row(&order), lines, payments, timeline, errors, notice,
+            order => row(&order), lines, payments, refunds, timeline, errors, notice,
+            refunded => (order.amount_refunded > 0).then(|| kassa_emails::money(order.amount_refunded, &order.currency)),
+            refundable => kassa_emails::money(left, &order.currency),
+            can_refund => staff.may(Permission::RecordPayments) && state.status == OrderStatus::Paid && left > 0,
             currency => order.currency.clone(), amount => amount_major,
             subtotal => kassa_emails::money(order.subtotal, &order.currency),
             discount => (order.discount > 0).then(|| kassa_emails::money(order.discount, &order.currency)),
@@ -254,13 +273,61 @@ async fn answer(
 ) -> Response {
     let errors = match done {
         Ok(()) => return redirect(&with_notice(&format!("/dashboard/orders/{id}"), notice)),
-        Err(OrdersError::Invalid(invalid)) => errors_of(&invalid),
+        Err(OrdersError::Invalid(invalid)) => {
+            let errors = errors_of(&invalid);
+            return order_page(
+                ctx,
+                staff,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                errors,
+                None,
+            )
+            .await;
+        }
         Err(OrdersError::Refused(r)) => one_error("action", r.to_string()),
         Err(OrdersError::Conflict(m)) => one_error("action", m),
         Err(OrdersError::NotFound) => return not_found(staff),
         Err(e) => return failure(e),
     };
     order_page(ctx, staff, id, StatusCode::CONFLICT, errors, None).await
+}
+
+/// A form that moves money (record a payment, refund): its member, who must be
+/// allowed to, and its order.
+async fn money_form(
+    ctx: &Ctx,
+    req: &Request,
+    id: &str,
+    body: Body,
+) -> Result<(Vec<(String, String)>, Staff, OrderRecord), Response> {
+    let form = kassa_web::page::read_form(body).await;
+    let staff = staff_posting(ctx, req, &form, Permission::RecordPayments).await?;
+    match ctx.web.store.order(&staff.tenant.id, id).await {
+        Ok(order) => Ok((form, staff, order)),
+        Err(StoreError::NotFound) => Err(not_found(&staff)),
+        Err(e) => Err(failure(e)),
+    }
+}
+
+/// An amount the member typed in the order's currency, in major units.
+fn typed_amount(order: &OrderRecord, raw: &str) -> Result<i64, Invalid> {
+    let currency = Currency::parse("currency", &order.currency)?;
+    Ok(Money::parse_major("amount", raw, currency)?.amount)
+}
+
+/// The workflow speaks in minor units, the member typed major ones: a refused amount
+/// is told as `message`, in the order's currency.
+fn in_major_units(e: OrdersError, message: &str) -> OrdersError {
+    match e {
+        OrdersError::Invalid(mut invalid) => {
+            for error in invalid.errors.iter_mut().filter(|e| e.field == "amount") {
+                error.message = message.to_owned();
+            }
+            OrdersError::Invalid(invalid)
+        }
+        e => e,
+    }
 }
 
 #[handler]
@@ -270,56 +337,80 @@ pub async fn record_payment(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    let form = kassa_web::page::read_form(body).await;
-    let staff = match staff_posting(&ctx, req, &form, Permission::RecordPayments).await {
-        Ok(s) => s,
+    let (form, staff, order) = match money_form(&ctx, req, &id, body).await {
+        Ok(all) => all,
         Err(resp) => return resp,
     };
-    let order = match ctx.web.store.order(&staff.tenant.id, &id).await {
-        Ok(o) => o,
-        Err(StoreError::NotFound) => return not_found(&staff),
-        Err(e) => return failure(e),
-    };
-    let amount = match Currency::parse("currency", &order.currency)
-        .and_then(|c| Money::parse_major("amount", field(&form, "amount"), c))
-    {
-        Ok(m) => m.amount,
-        Err(invalid) => {
-            return order_page(
-                &ctx,
-                &staff,
+    let done = match typed_amount(&order, field(&form, "amount")) {
+        Ok(amount) => {
+            let reference = Some(field(&form, "reference").to_owned()).filter(|r| !r.is_empty());
+            kassa_orders::record_offline_payment(
+                &ctx.web.store,
+                &staff.tenant,
                 &id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                errors_of(&invalid),
-                None,
+                PaymentMethod::BankTransfer.as_str(),
+                amount,
+                &order.currency,
+                reference,
             )
-            .await;
+            .await
+            .map(|_| ())
         }
+        Err(invalid) => Err(invalid.into()),
     };
-    let reference = Some(field(&form, "reference").to_owned()).filter(|r| !r.is_empty());
-    let result = kassa_orders::record_offline_payment(
-        &ctx.web.store,
-        &staff.tenant,
-        &id,
-        PaymentMethod::BankTransfer.as_str(),
-        amount,
-        &order.currency,
-        reference,
-    )
-    .await;
-    // The workflow speaks in minor units; the member typed major ones.
-    let done = result.map(|_| ()).map_err(|e| match e {
-        OrdersError::Invalid(mut invalid) => {
-            let total = kassa_emails::money(order.total, &order.currency);
-            for error in invalid.errors.iter_mut().filter(|e| e.field == "amount") {
-                error.message = format!("must be the order total, {total}");
-            }
-            OrdersError::Invalid(invalid)
-        }
-        e => e,
-    });
+    let total = kassa_emails::money(order.total, &order.currency);
+    let done = done.map_err(|e| in_major_units(e, &format!("must be the order total, {total}")));
     let notice = "Payment recorded. The order is paid and its licenses are on their way.";
     answer(&ctx, &staff, &id, done, notice).await
+}
+
+/// The "Refund" form: an amount in major units (empty: all that is left) and a
+/// reason.
+#[handler]
+pub async fn refund(
+    ctx: Data<&Ctx>,
+    req: &Request,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let (form, staff, order) = match money_form(&ctx, req, &id, body).await {
+        Ok(all) => all,
+        Err(resp) => return resp,
+    };
+    let mut invalid = Invalid::default();
+    let amount = match field(&form, "amount").trim() {
+        "" => Some(None),
+        raw => invalid.check(typed_amount(&order, raw)).map(Some),
+    };
+    let reason = match field(&form, "reason").trim() {
+        "" => Some(None),
+        r => invalid.check(parse_text("reason", r, 500)).map(Some),
+    };
+    let done = match (amount, reason, invalid.into_result()) {
+        (Some(amount), Some(reason), Ok(())) => {
+            let input = kassa_orders::RefundInput {
+                amount,
+                reason,
+                ..kassa_orders::RefundInput::default()
+            };
+            kassa_orders::refund(
+                &ctx.web.store,
+                &ctx.web.providers,
+                &staff.tenant.id,
+                &id,
+                input,
+            )
+            .await
+            .map(|_| ())
+        }
+        (_, _, Err(invalid)) => Err(invalid.into()),
+        _ => Err(OrdersError::Invalid(Invalid::default())),
+    };
+    let left = left_to_refund(order.total, order.amount_refunded);
+    let left = kassa_emails::money(left, &order.currency);
+    let done =
+        done.map_err(|e| in_major_units(e, &format!("must be more than 0 and at most {left}")));
+    answer(&ctx, &staff, &id, done, "Refunded.").await
 }
 
 #[handler]

@@ -28,6 +28,7 @@ fn view(p: &LicensePoolRecord) -> Value {
         id => p.id.as_str(), name => p.name.clone(), available => p.available,
         assigned => p.assigned, low_stock_threshold => p.low_stock_threshold,
         low => p.low_stock_threshold.is_some_and(|t| p.available <= t),
+        return_refunded_keys => p.return_refunded_keys,
     }
 }
 
@@ -110,12 +111,22 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         )
         .await;
     };
-    match ctx
+    let give_back = field(&form, "return_refunded_keys") == "true";
+    let created = match ctx
         .web
         .store
         .create_license_pool(&staff.tenant.id, staff.mode, &parsed_name, parsed_threshold)
         .await
     {
+        Ok(pool) if give_back => {
+            ctx.web
+                .store
+                .set_return_refunded_keys(&staff.tenant.id, &pool.id, true)
+                .await
+        }
+        other => other,
+    };
+    match created {
         Ok(pool) => redirect(&with_notice(
             &format!("/dashboard/pools/{}", pool.id),
             "Pool created. Upload its keys.",

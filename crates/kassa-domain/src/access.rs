@@ -9,7 +9,7 @@ crate::names::named_enum! {
         /// Read the store's objects, never its secrets.
         ReadOnly = "read_only",
         /// Read, and what a merchant's own checkout or back office does with orders:
-        /// place them, record payments, email licenses again.
+        /// place them, record payments, refund them, email licenses again.
         Orders = "orders",
         /// Everything, including keys, secrets, webhooks, plugins, catalog and settings.
         Full = "full",
@@ -50,6 +50,8 @@ pub enum ApiAction {
     PlaceOrder,
     /// Record a payment received outside Kassa.
     RecordPayment,
+    /// Give money back to a customer (and revoke the licenses of lines given back).
+    Refund,
     /// Email a customer their licenses again.
     ResendEmails,
     /// Create or change products, coupons, license pools and their keys, checkout links.
@@ -68,10 +70,11 @@ pub enum ApiAction {
 
 impl ApiAction {
     /// Every action.
-    pub const ALL: [ApiAction; 10] = [
+    pub const ALL: [ApiAction; 11] = [
         ApiAction::Read,
         ApiAction::PlaceOrder,
         ApiAction::RecordPayment,
+        ApiAction::Refund,
         ApiAction::ResendEmails,
         ApiAction::EditCatalog,
         ApiAction::EditSettings,
@@ -86,7 +89,7 @@ impl ApiAction {
         use ApiAction::*;
         match self {
             Read => KeyScope::ReadOnly,
-            PlaceOrder | RecordPayment | ResendEmails => KeyScope::Orders,
+            PlaceOrder | RecordPayment | Refund | ResendEmails => KeyScope::Orders,
             EditCatalog | EditSettings | ManageSecrets | ManageKeys | ManageWebhooks
             | ManagePlugins => KeyScope::Full,
         }
@@ -103,7 +106,7 @@ mod tests {
         let all = ApiAction::ALL;
         let allowed = |scope: KeyScope| all.iter().filter(|a| scope.allows(**a)).count();
         assert_eq!(allowed(KeyScope::ReadOnly), 1);
-        assert_eq!(allowed(KeyScope::Orders), 4);
+        assert_eq!(allowed(KeyScope::Orders), 5);
         assert_eq!(allowed(KeyScope::Full), all.len());
         assert!(
             !KeyScope::Orders.allows(ManageKeys),

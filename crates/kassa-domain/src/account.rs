@@ -26,7 +26,7 @@ pub enum Permission {
     SeeOrders,
     /// Resend licenses, retry a failed delivery.
     HelpCustomers,
-    /// Mark an order paid by an offline payment: money, so owners only.
+    /// Mark an order paid by an offline payment, or refund it: money, so owners only.
     RecordPayments,
     /// See the catalog: products, pools, coupons, links.
     SeeCatalog,

@@ -13,6 +13,8 @@ crate::names::named_enum! {
         PoolEmpty = "pool_empty",
         DeliveryFailed = "delivery_failed",
         PoolLow = "pool_low",
+        /// "Your refund": the amount, and the licenses it revoked.
+        Refund = "refund",
     }
 }
 

@@ -9,6 +9,10 @@ crate::names::named_enum! {
         ProductDelivered = "product.delivered",
         OrderDelivered = "order.delivered",
         OrderDeleted = "order.deleted",
+        /// Money went back to the customer (all or part of what was paid).
+        RefundSucceeded = "refund.succeeded",
+        /// Everything paid went back: the order is `refunded`.
+        OrderRefunded = "order.refunded",
         LicensePoolLowStock = "license_pool.low_stock",
     }
 }

@@ -82,6 +82,7 @@ id_type!(EventId, "evt");
 id_type!(PluginId, "plg");
 id_type!(CartId, "crt");
 id_type!(PaymentId, "pay");
+id_type!(RefundId, "rfd");
 id_type!(DeliveryId, "whd");
 id_type!(AttemptId, "wha");
 id_type!(EmailId, "eml");

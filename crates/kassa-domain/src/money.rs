@@ -118,6 +118,12 @@ impl Money {
     }
 }
 
+/// What is left to refund of `paid` once `refunded` went back: never negative, so a
+/// refund can never take more than was paid, however the two were recorded.
+pub fn left_to_refund(paid: i64, refunded: i64) -> i64 {
+    paid.saturating_sub(refunded.max(0)).max(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

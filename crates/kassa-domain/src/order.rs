@@ -63,6 +63,17 @@ crate::names::named_enum! {
 }
 
 crate::names::named_enum! {
+    /// Where one refund stands.
+    RefundStatus {
+        /// Sent to a provider that has not confirmed it yet.
+        Pending = "pending",
+        /// The money went back (the sandbox at once; a bank transfer the merchant
+        /// recorded as sent back).
+        Succeeded = "succeeded",
+    }
+}
+
+crate::names::named_enum! {
     /// How a customer pays.
     PaymentMethod {
         /// The built-in sandbox card gateway.

@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 
 use crate::email::{EmailKind, Recipient};
 use crate::event::EventKind;
-use crate::ids::{LicensePoolId, OrderId, PaymentId, WebhookEndpointId};
+use crate::ids::{LicensePoolId, OrderId, PaymentId, RefundId, WebhookEndpointId};
 use crate::mode::Mode;
+use crate::money::left_to_refund;
 use crate::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod, PaymentStatus};
 
 /// An order's states, as the workflow needs them.
@@ -28,8 +29,10 @@ pub struct Order {
     pub mode: Mode,
     /// ISO 4217 code.
     pub currency: String,
-    /// What must be paid, in minor units.
+    /// What must be paid, in minor units (and, once paid, what was paid).
     pub total: i64,
+    /// What went back to the customer so far, in minor units.
+    pub amount_refunded: i64,
     /// False once the customer's personal data was erased.
     pub has_customer_email: bool,
     pub reminded: bool,
@@ -79,6 +82,10 @@ pub enum Redemption {
 pub struct Line {
     pub line_no: i64,
     pub status: LineStatus,
+    /// What the line cost after discounts, in minor units.
+    pub total: i64,
+    /// Refunded in full: its licenses are revoked and it is never delivered.
+    pub refunded: bool,
 }
 
 /// What an event's `data` holds beside (or instead of) the order.
@@ -90,6 +97,8 @@ pub enum Subject {
     Payment(PaymentId),
     /// The order and this line.
     Line(i64),
+    /// The order and this refund.
+    Refund(RefundId),
     /// A license pool's stock (no order).
     Pool {
         id: LicensePoolId,
@@ -185,6 +194,22 @@ pub enum Refused {
         .0.format("%Y-%m-%d %H:%M UTC")
     )]
     OfferExpired(DateTime<Utc>),
+    #[error("the order is {0}; only a paid order can be refunded")]
+    NotRefundable(OrderStatus),
+    #[error("nothing is left to refund")]
+    NothingLeftToRefund,
+    #[error("must be more than 0")]
+    RefundNotPositive,
+    #[error("must be at most {0} (minor units), what is left to refund")]
+    RefundAboveLeft(i64),
+    #[error("the order has no line {0}")]
+    UnknownLine(i64),
+    #[error("line {0} was refunded already")]
+    LineRefunded(i64),
+    #[error(
+        "a {0} payment cannot be refunded here: its payment reference or the store's keys for its mode are missing"
+    )]
+    RefundsNotAvailable(PaymentMethod),
 }
 
 /// A new order's followups: `order.created`, and the payment instructions when the
@@ -268,6 +293,33 @@ pub fn same_store(store: &str, named: Option<&str>) -> Result<(), Refused> {
     }
 }
 
+/// A refund as the merchant asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub id: RefundId,
+    /// Minor units. `None`: what is left to refund, or, naming lines, their totals
+    /// (at most what is left).
+    pub amount: Option<i64>,
+    /// When given, it must be the order's currency.
+    pub currency: Option<String>,
+    /// The lines the customer gives back: refunded in full, their licenses revoked,
+    /// whatever the amount (a merchant may keep a fee).
+    pub lines: Vec<i64>,
+}
+
+/// What a refund does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    /// Minor units going back, in the order's currency.
+    pub amount: i64,
+    /// Everything paid went back: the order becomes `refunded`.
+    pub order_refunded: bool,
+    /// The lines refunded in full by this refund: the ones named, or, when the order
+    /// is refunded in full, every line not refunded before. Their licenses are revoked.
+    pub refunded_lines: Vec<i64>,
+    pub followups: Followups,
+}
+
 /// What a line delivery does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
@@ -308,6 +360,9 @@ impl Order {
         let line = self.line(line_no)?;
         if line.status == LineStatus::Delivered {
             return Err(Refused::AlreadyDelivered);
+        }
+        if line.refunded {
+            return Err(Refused::LineRefunded(line_no));
         }
         Ok(line)
     }
@@ -588,6 +643,81 @@ impl Order {
         Ok(Followups::default().event(EventKind::OrderDeleted, Subject::Order))
     }
 
+    /// Money goes back to the customer: all that is left to refund, an amount of it,
+    /// or the lines named. Only a paid order is refunded, in its currency, by more than
+    /// 0 and at most what was paid less what went back before (so refunds, one or
+    /// many, never add up to more than was paid). The refund that takes the last of it
+    /// refunds the order (`order.refunded`) and every line; a partial one keeps the
+    /// order `paid` and refunds only the lines it names.
+    pub fn refund(&self, r: &RefundRequest) -> Result<Refund, Refused> {
+        if self.status != OrderStatus::Paid {
+            return Err(Refused::NotRefundable(self.status));
+        }
+        if let Some(currency) = &r.currency
+            && !currency.trim().eq_ignore_ascii_case(&self.currency)
+        {
+            return Err(Refused::WrongCurrency(self.currency.clone()));
+        }
+        let left = left_to_refund(self.total, self.amount_refunded);
+        if left == 0 {
+            return Err(Refused::NothingLeftToRefund);
+        }
+        let mut named: Vec<&Line> = Vec::new();
+        for &line_no in &r.lines {
+            let line = self
+                .lines
+                .iter()
+                .find(|l| l.line_no == line_no)
+                .ok_or(Refused::UnknownLine(line_no))?;
+            if line.refunded {
+                return Err(Refused::LineRefunded(line_no));
+            }
+            if !named.iter().any(|l| l.line_no == line_no) {
+                named.push(line);
+            }
+        }
+        let amount = match r.amount {
+            Some(amount) => amount,
+            None if named.is_empty() => left,
+            None => named
+                .iter()
+                .fold(0i64, |sum, l| sum.saturating_add(l.total.max(0)))
+                .min(left),
+        };
+        if amount <= 0 {
+            return Err(Refused::RefundNotPositive);
+        }
+        if amount > left {
+            return Err(Refused::RefundAboveLeft(left));
+        }
+        let order_refunded = amount == left;
+        let refunded_lines = if order_refunded {
+            self.lines
+                .iter()
+                .filter(|l| !l.refunded)
+                .map(|l| l.line_no)
+                .collect()
+        } else {
+            named.iter().map(|l| l.line_no).collect()
+        };
+        let mut followups =
+            Followups::default().event(EventKind::RefundSucceeded, Subject::Refund(r.id.clone()));
+        if order_refunded {
+            followups = followups.event(EventKind::OrderRefunded, Subject::Order);
+        }
+        let followups = followups.email(
+            EmailKind::Refund,
+            Recipient::Customer,
+            format!("refund:{}", r.id),
+        );
+        Ok(Refund {
+            amount,
+            order_refunded,
+            refunded_lines,
+            followups,
+        })
+    }
+
     /// The customer gets the licenses delivered so far again.
     pub fn resend_licenses(&self, now: DateTime<Utc>) -> Result<Followups, Refused> {
         if !self.lines.iter().any(|l| l.status == LineStatus::Delivered) {
@@ -669,12 +799,18 @@ mod tests {
             mode: Mode::Test,
             currency: "USD".into(),
             total: 1999,
+            amount_refunded: 0,
             has_customer_email: true,
             reminded: false,
             lines: lines
                 .iter()
                 .zip(1..)
-                .map(|(&status, line_no)| Line { line_no, status })
+                .map(|(&status, line_no)| Line {
+                    line_no,
+                    status,
+                    total: 1999,
+                    refunded: false,
+                })
                 .collect(),
             offer_expires_at: None,
             coupon: None,
@@ -1214,5 +1350,179 @@ mod tests {
         assert_eq!(same_store("ten_a", Some("ten_a")), Ok(()));
         assert_eq!(same_store("ten_a", Some("ten_b")), Err(Refused::OtherStore));
         assert_eq!(same_store("ten_a", None), Err(Refused::OtherStore));
+    }
+
+    /// A paid order of two lines, 1000 and 999 (1999 paid).
+    fn paid_two_lines() -> Order {
+        let mut o = paid(order(
+            PaymentMethod::TestCard,
+            &[LineStatus::Delivered, LineStatus::Delivered],
+        ));
+        o.lines[0].total = 1000;
+        o.lines[1].total = 999;
+        o
+    }
+
+    fn refund(amount: Option<i64>, lines: &[i64]) -> RefundRequest {
+        RefundRequest {
+            id: RefundId::generate(),
+            amount,
+            currency: None,
+            lines: lines.to_vec(),
+        }
+    }
+
+    /// `o` once `r` was written: what storage does with a refund.
+    fn after(mut o: Order, r: &Refund) -> Order {
+        o.amount_refunded += r.amount;
+        if r.order_refunded {
+            o.status = OrderStatus::Refunded;
+        }
+        for l in &mut o.lines {
+            if r.refunded_lines.contains(&l.line_no) {
+                l.refunded = true;
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn a_full_refund_refunds_the_order_and_every_line() {
+        let o = paid_two_lines();
+        let r = o.refund(&refund(None, &[])).unwrap();
+        assert_eq!(r.amount, 1999);
+        assert!(r.order_refunded);
+        assert_eq!(r.refunded_lines, [1, 2]);
+        assert_eq!(
+            kinds(&r.followups),
+            (
+                vec![EventKind::RefundSucceeded, EventKind::OrderRefunded],
+                vec![EmailKind::Refund]
+            )
+        );
+        let o = after(o, &r);
+        assert_eq!(
+            o.refund(&refund(None, &[])),
+            Err(Refused::NotRefundable(OrderStatus::Refunded))
+        );
+    }
+
+    #[test]
+    fn a_partial_refund_keeps_the_order_paid_and_then_the_rest() {
+        let o = paid_two_lines();
+        let r = o.refund(&refund(Some(500), &[])).unwrap();
+        assert!(!r.order_refunded);
+        assert!(r.refunded_lines.is_empty(), "no line named, none revoked");
+        assert_eq!(kinds(&r.followups).0, [EventKind::RefundSucceeded]);
+        let o = after(o, &r);
+        assert_eq!(o.status, OrderStatus::Paid);
+        // Naming a line: its total, and only it is refunded.
+        let r = o.refund(&refund(None, &[2])).unwrap();
+        assert_eq!((r.amount, r.order_refunded), (999, false));
+        assert_eq!(r.refunded_lines, [2]);
+        let o = after(o, &r);
+        assert_eq!(o.refund(&refund(None, &[2])), Err(Refused::LineRefunded(2)));
+        assert_eq!(o.deliver(2), Err(Refused::AlreadyDelivered));
+        // The rest: 1999 - 500 - 999 = 500, and the order is refunded.
+        let r = o.refund(&refund(None, &[])).unwrap();
+        assert_eq!((r.amount, r.order_refunded), (500, true));
+        assert_eq!(r.refunded_lines, [1]);
+    }
+
+    /// The attacks: more than was paid, at once or bit by bit; nothing or less than
+    /// nothing; another currency; an order not paid; a line that is not there.
+    #[test]
+    fn a_refund_never_takes_more_than_was_paid() {
+        let o = paid_two_lines();
+        assert_eq!(
+            o.refund(&refund(Some(2000), &[])),
+            Err(Refused::RefundAboveLeft(1999))
+        );
+        let o = after(o.clone(), &o.refund(&refund(Some(1500), &[])).unwrap());
+        assert_eq!(
+            o.refund(&refund(Some(500), &[])),
+            Err(Refused::RefundAboveLeft(499))
+        );
+        assert_eq!(
+            o.refund(&refund(Some(0), &[])),
+            Err(Refused::RefundNotPositive)
+        );
+        assert_eq!(
+            o.refund(&refund(Some(-5), &[])),
+            Err(Refused::RefundNotPositive)
+        );
+        // A line of 1000 named when 499 is left: the rest, not the line's total.
+        assert_eq!(o.refund(&refund(None, &[1])).unwrap().amount, 499);
+        assert_eq!(o.refund(&refund(None, &[7])), Err(Refused::UnknownLine(7)));
+        let euros = RefundRequest {
+            currency: Some("EUR".into()),
+            ..refund(None, &[])
+        };
+        assert_eq!(o.refund(&euros), Err(Refused::WrongCurrency("USD".into())));
+        for status in [OrderStatus::NotPaid, OrderStatus::Deleted] {
+            let mut unpaid = paid_two_lines();
+            unpaid.status = status;
+            assert_eq!(
+                unpaid.refund(&refund(Some(1), &[])),
+                Err(Refused::NotRefundable(status))
+            );
+        }
+        let mut free = paid_two_lines();
+        free.total = 0;
+        assert_eq!(
+            free.refund(&refund(None, &[])),
+            Err(Refused::NothingLeftToRefund)
+        );
+    }
+
+    #[test]
+    fn a_refunded_line_is_never_delivered() {
+        let mut o = paid(order(PaymentMethod::TestCard, &[LineStatus::Pending]));
+        o.total = 5000;
+        let r = o.refund(&refund(Some(100), &[1])).unwrap();
+        let o = after(o, &r);
+        assert_eq!(o.deliver(1), Err(Refused::LineRefunded(1)));
+        assert_eq!(o.wait_for_stock(1), Err(Refused::LineRefunded(1)));
+    }
+
+    mod refund_maths {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            /// Whatever amounts are asked, in any order: what is refunded never goes
+            /// negative, never exceeds what was paid, each refund is more than 0, they
+            /// add up to what the order says went back, and the order is `refunded`
+            /// exactly when all of it did.
+            #[test]
+            fn refunds_add_up_and_never_exceed_what_was_paid(
+                total in 0..=crate::money::MAX_AMOUNT,
+                asks in proptest::collection::vec(
+                    prop_oneof![Just(None), any::<i64>().prop_map(Some), (0..=10_000i64).prop_map(Some)],
+                    1..20,
+                ),
+            ) {
+                let mut o = paid(order(PaymentMethod::TestCard, &[LineStatus::Delivered]));
+                o.total = total;
+                o.lines[0].total = total;
+                let mut sum = 0i64;
+                for ask in asks {
+                    let Ok(r) = o.refund(&refund(ask, &[])) else {
+                        continue;
+                    };
+                    prop_assert!(r.amount > 0);
+                    prop_assert!(r.amount <= total - o.amount_refunded);
+                    sum += r.amount;
+                    o = after(o, &r);
+                    prop_assert_eq!(o.amount_refunded, sum);
+                    prop_assert!(0 <= sum && sum <= total);
+                    prop_assert_eq!(o.status == OrderStatus::Refunded, sum == total);
+                    prop_assert_eq!(left_to_refund(total, sum), total - sum);
+                }
+            }
+        }
     }
 }

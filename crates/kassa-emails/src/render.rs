@@ -44,6 +44,8 @@ static EMAILS: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "pool_low.html",
         "delivery_failed.txt",
         "delivery_failed.html",
+        "refund.txt",
+        "refund.html",
     ])
 });
 
@@ -123,6 +125,7 @@ pub async fn render(
         pay_url => format!("{base}/pay"),
         invoice_url => format!("{base}/invoice"),
         pool => low_pool(store, &tenant.id, email).await?,
+        refund => refund_view(&order, email),
         lines_failed => order
             .lines
             .iter()
@@ -149,6 +152,29 @@ fn compose(
         html: EMAILS.get_template(&format!("{kind}.html"))?.render(ctx)?,
         from_name,
         reply_to,
+    })
+}
+
+/// The refund a `refund` email is about (`refund:<refund id>`): its amount, and the
+/// licenses of the lines it refunded in full, now revoked.
+fn refund_view(order: &kassa_store::OrderRecord, email: &EmailRecord) -> Option<minijinja::Value> {
+    let id = email.dedupe_key.strip_prefix("refund:")?;
+    let refund = order.refunds.iter().find(|r| r.id == id)?;
+    let revoked: Vec<minijinja::Value> = order
+        .lines
+        .iter()
+        .filter(|l| refund.lines.contains(&l.line_no))
+        .flat_map(|l| {
+            l.revoked_licenses
+                .iter()
+                .map(|k| minijinja::context! { name => l.name.clone(), key => k.clone() })
+        })
+        .collect();
+    Some(minijinja::context! {
+        amount => crate::view::money(refund.amount, &refund.currency),
+        reason => refund.reason.clone(),
+        revoked => revoked,
+        full => order.status == kassa_domain::order::OrderStatus::Refunded,
     })
 }
 

@@ -77,6 +77,8 @@ struct LineView {
 struct LicenseView {
     name: String,
     key: String,
+    /// Its line was refunded in full: the key no longer works.
+    revoked: bool,
 }
 
 /// The order as its customer reads it, in their language.
@@ -103,6 +105,8 @@ pub struct OrderView {
     discount: String,
     has_discount: bool,
     total: String,
+    /// Money that went back, when some did.
+    refunded: Option<String>,
     return_url: Option<String>,
     customer_name: String,
     customer_email: String,
@@ -146,6 +150,7 @@ pub fn order_view(order: &OrderRecord, t: &Texts) -> OrderView {
                 l.licenses.iter().map(|k| LicenseView {
                     name: l.name.clone(),
                     key: k.clone(),
+                    revoked: l.refunded,
                 })
             })
             .collect(),
@@ -153,6 +158,8 @@ pub fn order_view(order: &OrderRecord, t: &Texts) -> OrderView {
         discount: money(order.discount, &order.currency),
         has_discount: order.discount > 0,
         total: money(order.total, &order.currency),
+        refunded: (order.amount_refunded > 0)
+            .then(|| money(order.amount_refunded, &order.currency)),
         return_url: order.return_url.clone(),
         customer_name: order.customer.name.clone().unwrap_or_default(),
         customer_email: order.customer.email.clone().unwrap_or_default(),

@@ -51,6 +51,14 @@ impl From<Refused> for OrdersError {
             // A live order and the sandbox: the customer (or the merchant's code) is
             // told next to the method chosen.
             Refused::SandboxInLiveMode(_) => Invalid::field("payment_method", r.to_string()).into(),
+            // A refund's amount or lines, told next to the field.
+            Refused::RefundNotPositive | Refused::RefundAboveLeft(_) => {
+                Invalid::field("amount", r.to_string()).into()
+            }
+            Refused::UnknownLine(_) => Invalid::field("lines", r.to_string()).into(),
+            Refused::RefundsNotAvailable(_) => {
+                Invalid::field("payment_method", r.to_string()).into()
+            }
             other => OrdersError::Refused(other),
         }
     }

@@ -1,6 +1,6 @@
 //! Kassa's use cases: each command of the order workflow (place an order, record a
-//! payment or a failure, switch method, deliver a line or try a failed one again,
-//! restock a pool, remind, delete) loads what it needs, asks `kassa_domain::workflow`,
+//! payment or a failure, refund, switch method, deliver a line or try a failed one
+//! again, restock a pool, remind, delete) loads what it needs, asks `kassa_domain::workflow`,
 //! and hands the result to `kassa-store`, which writes it all in one transaction.
 //! Beside them, the checks of what a merchant saves that need more than the domain (a
 //! product's delivery names a pool or plugin of the store; a webhook endpoint's URL is
@@ -13,6 +13,7 @@ mod error;
 mod fulfillment;
 mod online;
 mod payments;
+mod refunds;
 mod unpaid;
 mod webhooks;
 
@@ -30,5 +31,6 @@ pub use online::{
     ProviderEventError, ProviderEventOutcome, Providers, ReturnUrls, pay_with_stripe, stripe_event,
 };
 pub use payments::{CardOutcome, pay_with_card, record_offline_payment, switch_method};
+pub use refunds::{RefundInput, refund};
 pub use unpaid::{UnpaidPolicy, UnpaidSweep, sweep_unpaid};
 pub use webhooks::{EndpointInput, endpoint_fields};

@@ -41,7 +41,7 @@ impl Default for Providers {
 }
 
 impl Providers {
-    fn stripe(&self, account: StripeAccount) -> Result<Stripe, OrdersError> {
+    pub(crate) fn stripe(&self, account: StripeAccount) -> Result<Stripe, OrdersError> {
         Stripe::new(
             &self.stripe_api_base,
             account.secret_key,

@@ -140,6 +140,34 @@ pub struct Charge {
     pub reference: String,
 }
 
+/// A random id for something the sandbox did, e.g. `test_ch_…`.
+fn sandbox_reference(prefix: &str) -> String {
+    use rand::Rng;
+    use rand::distributions::Alphanumeric;
+    let id: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect();
+    format!("{prefix}_{id}")
+}
+
+/// A refund that went through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRefund {
+    /// The sandbox's id for it, `test_re_…`.
+    pub reference: String,
+}
+
+impl TestCardGateway {
+    /// Gives `amount` of a sandbox charge back: at once, always (no money moved).
+    pub fn refund(&self, _amount: Money) -> SandboxRefund {
+        SandboxRefund {
+            reference: sandbox_reference("test_re"),
+        }
+    }
+}
+
 /// A way to take a card payment.
 pub trait CardProvider: Send + Sync {
     fn charge(&self, card: &Card, amount: Money) -> Result<Charge, Decline>;
@@ -160,18 +188,9 @@ impl CardProvider for TestCardGateway {
                 code: "insufficient_funds",
                 message: "Your card has insufficient funds.",
             }),
-            _ => {
-                use rand::Rng;
-                use rand::distributions::Alphanumeric;
-                let id: String = rand::thread_rng()
-                    .sample_iter(&Alphanumeric)
-                    .take(20)
-                    .map(char::from)
-                    .collect();
-                Ok(Charge {
-                    reference: format!("test_ch_{id}"),
-                })
-            }
+            _ => Ok(Charge {
+                reference: sandbox_reference("test_ch"),
+            }),
         }
     }
 }

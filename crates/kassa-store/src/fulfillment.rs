@@ -31,7 +31,8 @@ impl Store {
         let row: Option<(String, i64, Json<Delivery>, i64)> = db_run!(self, c => sqlx::query_as(
             "SELECT product_id, quantity, delivery, delivery_attempts FROM order_lines
              WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3
-             AND delivery_status IN ('pending', 'waiting_stock') AND next_delivery_at <= $4",
+             AND delivery_status IN ('pending', 'waiting_stock') AND refunded_at IS NULL
+             AND next_delivery_at <= $4",
         )
         .bind(job.tenant_id.as_str())
         .bind(&job.order_id)

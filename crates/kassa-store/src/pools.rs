@@ -21,6 +21,9 @@ pub struct LicensePoolRecord {
     pub low_stock_threshold: Option<i64>,
     /// A live pool (else a test one): only orders of its mode take its keys.
     pub livemode: bool,
+    /// The keys of a line refunded in full come back to the pool (else they stay
+    /// the line's, revoked).
+    pub return_refunded_keys: bool,
     /// Keys not yet given to an order line.
     pub available: i64,
     /// Keys given to order lines.
@@ -34,6 +37,7 @@ struct PoolRow {
     name: String,
     low_stock_threshold: Option<i64>,
     livemode: bool,
+    return_refunded_keys: bool,
     available: i64,
     assigned: i64,
     created_at: Timestamp,
@@ -47,6 +51,7 @@ impl TryFrom<PoolRow> for LicensePoolRecord {
             name: row.name,
             low_stock_threshold: row.low_stock_threshold,
             livemode: row.livemode,
+            return_refunded_keys: row.return_refunded_keys,
             available: row.available,
             assigned: row.assigned,
             created_at: row.created_at,
@@ -61,7 +66,8 @@ impl HasId for LicensePoolRecord {
 }
 
 /// Stock is counted when read; a pool's keys are indexed by status.
-const POOL_COLUMNS: &str = "id, name, low_stock_threshold, livemode, created_at,
+const POOL_COLUMNS: &str =
+    "id, name, low_stock_threshold, livemode, return_refunded_keys, created_at,
     (SELECT COUNT(*) FROM license_keys k WHERE k.tenant_id = license_pools.tenant_id
         AND k.pool_id = license_pools.id AND k.status = 'available') AS available,
     (SELECT COUNT(*) FROM license_keys k WHERE k.tenant_id = license_pools.tenant_id
@@ -162,6 +168,7 @@ impl Store {
             name: name.to_owned(),
             low_stock_threshold,
             livemode: mode.is_live(),
+            return_refunded_keys: false,
             available: 0,
             assigned: 0,
             created_at: now,
@@ -233,6 +240,28 @@ impl Store {
         .bind(id.as_str())
         .bind(name)
         .bind(low_stock_threshold)
+        .execute(c).await?.rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.license_pool(tenant, id).await
+    }
+}
+
+impl Store {
+    /// Whether the keys of refunded lines come back to the pool.
+    pub async fn set_return_refunded_keys(
+        &self,
+        tenant: &TenantId,
+        id: &LicensePoolId,
+        return_refunded_keys: bool,
+    ) -> Result<LicensePoolRecord, StoreError> {
+        let done = db_run!(self.writer(), c => sqlx::query(
+            "UPDATE license_pools SET return_refunded_keys = $3 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(return_refunded_keys)
         .execute(c).await?.rows_affected());
         if done == 0 {
             return Err(StoreError::NotFound);

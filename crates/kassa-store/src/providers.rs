@@ -66,6 +66,24 @@ impl Store {
         })
     }
 
+    /// The provider's id of the payment that paid the order `order` (a Stripe
+    /// PaymentIntent `pi_…`), to refund it with.
+    pub async fn charge_reference(
+        &self,
+        tenant: &TenantId,
+        order: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let found: Option<Option<String>> = db_run!(self, c => sqlx::query_scalar(
+            "SELECT charge_reference FROM payments
+             WHERE tenant_id = $1 AND order_id = $2 AND status = 'succeeded'
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(tenant.as_str())
+        .bind(order)
+        .fetch_optional(c).await?);
+        Ok(found.flatten())
+    }
+
     /// Saves (or, with `None`, removes) the store's Stripe account in `mode`.
     pub async fn set_stripe_account(
         &self,

@@ -3,7 +3,9 @@
 
 use kassa_domain::ids::{OrderId, TenantId};
 use kassa_domain::mode::Mode;
-use kassa_domain::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod, PaymentStatus};
+use kassa_domain::order::{
+    DeliveryStatus, LineStatus, OrderStatus, PaymentMethod, PaymentStatus, RefundStatus,
+};
 use kassa_domain::workflow;
 use serde::Serialize;
 use sqlx::AssertSqlSafe;
@@ -52,6 +54,10 @@ pub struct OrderLineRecord {
     pub licenses: Vec<String>,
     /// Why the last delivery attempt did not work, while it is not delivered.
     pub delivery_error: Option<String>,
+    /// Refunded in full (named in a refund, or the order refunded in full).
+    pub refunded: bool,
+    /// The licenses a refund revoked: every license of a line refunded in full.
+    pub revoked_licenses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +75,62 @@ pub struct PaymentRecord {
     pub created_at: String,
 }
 
+/// A refund as merchants see it, in the API and in `refund.succeeded`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundRecord {
+    pub id: String,
+    pub order_id: String,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    /// How the money went back: the order's payment method.
+    pub method: PaymentMethod,
+    pub status: RefundStatus,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    /// The lines it refunded in full (their licenses revoked).
+    pub lines: Vec<i64>,
+    pub livemode: bool,
+    pub created_at: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefundRow {
+    pub(crate) id: String,
+    pub(crate) order_id: String,
+    amount: i64,
+    currency: String,
+    method: String,
+    status: String,
+    reason: Option<String>,
+    reference: Option<String>,
+    lines: Json<Vec<i64>>,
+    livemode: bool,
+    created_at: Timestamp,
+}
+
+pub(crate) const REFUND_SELECT: &str = "SELECT id, order_id, amount, currency, method, status, \
+    reason, reference, lines, livemode, created_at FROM refunds";
+
+impl TryFrom<RefundRow> for RefundRecord {
+    type Error = StoreError;
+    fn try_from(r: RefundRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.id,
+            order_id: r.order_id,
+            amount: r.amount,
+            currency: r.currency,
+            method: named(&r.method)?,
+            status: named(&r.status)?,
+            reason: r.reason,
+            reference: r.reference,
+            lines: r.lines.0,
+            livemode: r.livemode,
+            created_at: rfc3339(r.created_at.millis()),
+        })
+    }
+}
+
 /// An order as merchants see it in the API and in webhook payloads.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderRecord {
@@ -81,9 +143,13 @@ pub struct OrderRecord {
     pub discount: i64,
     pub tax: i64,
     pub total: i64,
+    /// What went back to the customer so far, in minor units.
+    pub amount_refunded: i64,
     pub customer: Customer,
     pub lines: Vec<OrderLineRecord>,
     pub payments: Vec<PaymentRecord>,
+    /// Oldest first.
+    pub refunds: Vec<RefundRecord>,
     pub consents: Vec<Consent>,
     pub payment_method: PaymentMethod,
     pub payment_reference: String,
@@ -127,6 +193,7 @@ impl OrderRecord {
             mode: Mode::from_livemode(self.livemode),
             currency: self.currency.clone(),
             total: self.total,
+            amount_refunded: self.amount_refunded,
             has_customer_email: self.customer.email.is_some(),
             reminded: false,
             offer_expires_at: self.offer_expires_at,
@@ -140,6 +207,8 @@ impl OrderRecord {
                 .map(|l| workflow::Line {
                     line_no: l.line_no,
                     status: l.delivery_status,
+                    total: l.total,
+                    refunded: l.refunded,
                 })
                 .collect(),
         })
@@ -164,6 +233,7 @@ struct OrderRow {
     discount: i64,
     tax: i64,
     total: i64,
+    amount_refunded: i64,
     email: Option<String>,
     name: Option<String>,
     locale: String,
@@ -194,12 +264,14 @@ impl TryFrom<OrderRow> for OrderRecord {
             discount: r.discount,
             tax: r.tax,
             total: r.total,
+            amount_refunded: r.amount_refunded,
             customer: Customer {
                 email: r.email,
                 name: r.name,
             },
             lines: Vec::new(),
             payments: Vec::new(),
+            refunds: Vec::new(),
             consents: Vec::new(),
             payment_method: named(&r.payment_method)?,
             payment_reference: r.payment_reference,
@@ -219,8 +291,8 @@ impl TryFrom<OrderRow> for OrderRecord {
 }
 
 const ORDER_COLUMNS: &str = "id, number, token, status, delivery_status, currency, subtotal, \
-    discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code, \
-    custom, test_mode, return_url, created_at, updated_at, paid_at, offer_expires_at, \
+    discount, tax, total, amount_refunded, email, name, locale, payment_method, payment_reference, \
+    coupon_code, custom, test_mode, return_url, created_at, updated_at, paid_at, offer_expires_at, \
     coupon_held_until";
 
 impl Store {
@@ -370,8 +442,8 @@ where
     }))
 }
 
-/// Reads the lines, payments and consents of `orders`: three queries, however many
-/// orders there are.
+/// Reads the lines, payments, refunds and consents of `orders`: four queries, however
+/// many orders there are.
 async fn with_children(
     tx: &mut Tx,
     tenant: &TenantId,
@@ -405,13 +477,14 @@ async fn with_children(
         delivery_status: String,
         licenses: Json<Vec<String>>,
         delivery_error: Option<String>,
+        refunded_at: Option<Timestamp>,
     }
     let lines: Vec<LineRow> = rows_of(
         tx,
         tenant,
         &orders,
         "SELECT order_id, line_no, product_id, name, quantity, unit_amount, subtotal, discount, \
-         total, delivery_status, licenses, delivery_error FROM order_lines",
+         total, delivery_status, licenses, delivery_error, refunded_at FROM order_lines",
         "order_id, line_no",
     )
     .await?;
@@ -427,6 +500,11 @@ async fn with_children(
             discount: l.discount,
             total: l.total,
             delivery_status: named(&l.delivery_status)?,
+            revoked_licenses: match l.refunded_at {
+                Some(_) => l.licenses.0.clone(),
+                None => Vec::new(),
+            },
+            refunded: l.refunded_at.is_some(),
             licenses: l.licenses.0,
             delivery_error: l.delivery_error,
         });
@@ -470,6 +548,11 @@ async fn with_children(
             reference: p.reference,
             created_at: rfc3339(p.created_at.millis()),
         });
+    }
+    let refunds: Vec<RefundRow> = rows_of(tx, tenant, &orders, REFUND_SELECT, "id").await?;
+    for r in refunds {
+        let i = at(&r.order_id)?;
+        orders[i].refunds.push(RefundRecord::try_from(r)?);
     }
     #[derive(sqlx::FromRow)]
     struct ConsentRow {

@@ -93,8 +93,9 @@ impl Work {
             Backend::Sqlite => "",
         };
         let row: Option<OrderStateRow> = db_run!(&mut self.tx, c => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT status, delivery_status, payment_method, currency, total, email, reminded_at,
-                 offer_expires_at, test_mode, coupon_code, coupon_held_until FROM orders WHERE tenant_id = $1 AND id = $2{lock}"
+            "SELECT status, delivery_status, payment_method, currency, total, amount_refunded, email,
+                 reminded_at, offer_expires_at, test_mode, coupon_code, coupon_held_until
+                 FROM orders WHERE tenant_id = $1 AND id = $2{lock}"
         )))
         .bind(self.tenant.as_str())
         .bind(id)
@@ -105,6 +106,7 @@ impl Work {
             method,
             currency,
             total,
+            amount_refunded,
             email,
             reminded_at,
             offer_expires_at,
@@ -112,8 +114,8 @@ impl Work {
             coupon_code,
             coupon_held_until,
         ) = row.ok_or(StoreError::NotFound)?;
-        let lines: Vec<(i64, String)> = db_run!(&mut self.tx, c => sqlx::query_as(
-            "SELECT line_no, delivery_status FROM order_lines
+        let lines: Vec<(i64, String, i64, Option<Timestamp>)> = db_run!(&mut self.tx, c => sqlx::query_as(
+            "SELECT line_no, delivery_status, total, refunded_at FROM order_lines
              WHERE tenant_id = $1 AND order_id = $2 ORDER BY line_no",
         )
         .bind(self.tenant.as_str())
@@ -127,6 +129,7 @@ impl Work {
             mode: Mode::from_livemode(!test_mode),
             currency,
             total,
+            amount_refunded,
             has_customer_email: email.is_some(),
             reminded: reminded_at.is_some(),
             offer_expires_at: offer_expires_at.map(|t: Timestamp| t.0),
@@ -136,10 +139,12 @@ impl Work {
             }),
             lines: lines
                 .into_iter()
-                .map(|(line_no, status)| {
+                .map(|(line_no, status, total, refunded_at)| {
                     Ok(workflow::Line {
                         line_no,
                         status: named(&status)?,
+                        total,
+                        refunded: refunded_at.is_some(),
                     })
                 })
                 .collect::<Result<_, StoreError>>()?,
@@ -202,6 +207,14 @@ impl Work {
                         Some(o.id.as_str()),
                         Mode::from_livemode(o.livemode),
                         serde_json::json!({ "order": o, "payment": payment }),
+                    )
+                }
+                (Subject::Refund(r), Some(o)) => {
+                    let refund = o.refunds.iter().find(|x| x.id == r.as_str());
+                    (
+                        Some(o.id.as_str()),
+                        Mode::from_livemode(o.livemode),
+                        serde_json::json!({ "order": o, "refund": refund }),
                     )
                 }
                 (Subject::Line(n), Some(o)) => {
@@ -292,13 +305,14 @@ impl Work {
 }
 
 /// An order's states as stored: status, delivery status, payment method, currency,
-/// total, email, reminded at, when its signed offers expire, whether it is a test order,
-/// its coupon and until when it holds the coupon's use.
+/// total, amount refunded, email, reminded at, when its signed offers expire, whether it
+/// is a test order, its coupon and until when it holds the coupon's use.
 type OrderStateRow = (
     String,
     String,
     String,
     String,
+    i64,
     i64,
     Option<String>,
     Option<Timestamp>,

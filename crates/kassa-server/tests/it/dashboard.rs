@@ -116,15 +116,20 @@ pub(crate) async fn merchant(
 /// Creates a pool holding `keys` (uploaded as a file) and a product delivered from
 /// it; returns the product's page.
 pub(crate) async fn pool_and_product(b: &Browser, keys: &str) -> (String, Page) {
+    pool_and_product_with(b, keys, ("low_stock_threshold", "1")).await
+}
+
+/// [`pool_and_product`], the pool's form with `setting` filled in.
+pub(crate) async fn pool_and_product_with(
+    b: &Browser,
+    keys: &str,
+    setting: (&str, &str),
+) -> (String, Page) {
     let pools = b.get("/dashboard/pools").await;
     let created = b
         .post(
             "/dashboard/pools",
-            &[
-                ("csrf", &pools.csrf()),
-                ("name", "Pro keys"),
-                ("low_stock_threshold", "1"),
-            ],
+            &[("csrf", &pools.csrf()), ("name", "Pro keys"), setting],
         )
         .await;
     let pool_path = created.location.unwrap();

@@ -27,6 +27,7 @@ mod openapi;
 mod orders_api;
 mod pages;
 mod plugins;
+mod refunds;
 mod rotation;
 mod stripe;
 mod unpaid;

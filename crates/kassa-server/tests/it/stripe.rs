@@ -28,6 +28,8 @@ use crate::webhooks::endpoint_with_receiver;
 
 on_both_backends!(
     a_test_store_sells_through_stripe,
+    a_stripe_payment_is_refunded_at_stripe,
+    a_lapsed_coupon_hold_is_not_paid_through_stripe_past_the_limit,
     forged_replayed_and_mismatched_events_pay_nothing,
     a_stripe_test_event_never_pays_a_live_order,
     stripe_down_is_a_clear_error_and_pays_nothing,
@@ -50,6 +52,8 @@ const LIVE_WHSEC: &str = "whsec_kassaLiveEndpointSecret0002";
 struct Sessions {
     by_key: HashMap<String, Value>,
     made: Vec<Value>,
+    /// Refunds as Stripe answers them, one per idempotency key.
+    refunds: Vec<Value>,
 }
 
 struct StandIn {
@@ -124,6 +128,48 @@ fn create_session(
         .body(session.to_string())
 }
 
+/// Stripe's `POST /v1/refunds` of a PaymentIntent: a refund per idempotency key.
+#[handler]
+fn create_refund(
+    req: &Request,
+    Form(form): Form<Vec<(String, String)>>,
+    Data(sessions): Data<&Arc<Mutex<Sessions>>>,
+) -> Response {
+    let idempotency = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut sessions = sessions.lock().unwrap();
+    let refund = match sessions
+        .refunds
+        .iter()
+        .find(|r| r["idempotency_key"] == idempotency.as_str())
+    {
+        Some(refund) => refund.clone(),
+        None => {
+            let refund = json!({
+                "id": format!("re_{}", sessions.refunds.len() + 1), "object": "refund",
+                "amount": field("amount").parse::<i64>().unwrap(),
+                "payment_intent": field("payment_intent"), "status": "succeeded",
+                "idempotency_key": idempotency,
+            });
+            sessions.refunds.push(refund.clone());
+            refund
+        }
+    };
+    Response::builder()
+        .content_type("application/json")
+        .body(refund.to_string())
+}
+
 impl StandIn {
     async fn start() -> Self {
         let sessions = Arc::new(Mutex::new(Sessions::default()));
@@ -132,6 +178,7 @@ impl StandIn {
         drop(listener);
         let app = Route::new()
             .at("/v1/checkout/sessions", post(create_session))
+            .at("/v1/refunds", post(create_refund))
             .data(sessions.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let server = poem::Server::new(poem::listener::TcpListener::bind(addr.to_string()));
@@ -163,6 +210,10 @@ impl StandIn {
 
     fn made(&self) -> Vec<Value> {
         self.sessions.lock().unwrap().made.clone()
+    }
+
+    fn refunds(&self) -> Vec<Value> {
+        self.sessions.lock().unwrap().refunds.clone()
     }
 }
 
@@ -951,4 +1002,130 @@ async fn events_arriving_at_once_pay_once(backend: Backend) {
     assert_eq!(events_of(&app, &app.key, "payment.succeeded").await, 1);
     let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
     assert_eq!(order.ok()["payments"].as_array().unwrap().len(), 1);
+}
+
+/// A refund of an order paid through Stripe goes back through Stripe: the
+/// PaymentIntent that paid it is refunded (once per refund, even when asked twice),
+/// and the order records Stripe's refund; the whole refunded revokes the keys.
+async fn a_stripe_payment_is_refunded_at_stripe(backend: Backend) {
+    let stand_in = StandIn::start().await;
+    let app = spawn(backend, &stand_in, None).await;
+    set_up_stripe(&app, &app.key, "test", TEST_KEY, TEST_WHSEC).await;
+    let b = Browser::new(&app);
+    let (session, order_id) = test_order_sent_to_stripe(&app, &stand_in, &b).await;
+    let paid = deliver(
+        &app,
+        "/acme/test/webhooks/stripe",
+        TEST_WHSEC,
+        &completed("evt_r", &session),
+        0,
+    )
+    .await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    order_once(&app, &app.key, &order_id, |o| {
+        o["delivery_status"] == "delivered"
+    })
+    .await;
+
+    let refunds = format!("/api/v1/orders/{order_id}/refunds");
+    let part = app
+        .post(&refunds, json!({"amount": 1000, "reason": "one seat less"}))
+        .await;
+    assert_eq!(part.ok()["status"], "succeeded", "{}", part.text);
+    assert_eq!(part.body["reference"], "re_1");
+    assert_eq!(
+        stand_in.refunds(),
+        [
+            json!({"id": "re_1", "object": "refund", "amount": 1000, "payment_intent": "pi_evt_r",
+                "status": "succeeded", "idempotency_key": stand_in.refunds()[0]["idempotency_key"]})
+        ]
+    );
+    let too_much = app.post(&refunds, json!({"amount": 5000})).await;
+    assert_eq!(too_much.invalid_fields(), ["amount"]);
+    assert_eq!(stand_in.refunds().len(), 1, "nothing asked of Stripe");
+
+    let rest = app.post(&refunds, json!({})).await;
+    assert_eq!(rest.ok()["amount"], 2998, "{}", rest.text);
+    let at_stripe = stand_in.refunds();
+    assert_eq!(at_stripe.len(), 2);
+    assert_eq!(at_stripe[1]["amount"], 2998);
+    assert_eq!(at_stripe[1]["payment_intent"], "pi_evt_r");
+    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(order.ok()["status"], "refunded");
+    assert_eq!(order.body["amount_refunded"], 3998);
+    assert_eq!(
+        order.body["lines"][0]["revoked_licenses"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{}",
+        order.text
+    );
+}
+
+/// Places an order from `link` with the coupon ONCE, to be paid by card.
+async fn place_with_coupon(b: &Browser, link: &str) -> crate::pages::Page {
+    let page = b.open(link).await;
+    let csrf = page.csrf();
+    let mut fields = details(&csrf, "test_card");
+    fields.push(("coupon", "ONCE"));
+    b.submit(&page, "/acme/test/checkout", &fields).await
+}
+
+/// A Stripe page is made only while the order holds its coupon's use: one whose hold
+/// lapsed, the coupon's last use taken meanwhile, is refused before Stripe is asked,
+/// since a Stripe payment, once made, would count the use past the coupon's limit.
+async fn a_lapsed_coupon_hold_is_not_paid_through_stripe_past_the_limit(backend: Backend) {
+    let stand_in = StandIn::start().await;
+    let app = spawn(backend, &stand_in, None).await;
+    set_up_stripe(&app, &app.key, "test", TEST_KEY, TEST_WHSEC).await;
+    app.patch_as(&app.key, "/api/v1/settings", json!({"coupon_hold": "1s"}))
+        .await
+        .ok();
+    app.post(
+        "/api/v1/coupons",
+        json!({"code": "ONCE", "percent_off": 10, "max_redemptions": 1}),
+    )
+    .await
+    .ok();
+    let prd = product(&app, 1000).await;
+    let link = format!("/acme/test/buy/{prd}?coupon=ONCE");
+    // Ann's order holds the use for a second, and she does not pay.
+    let ann = Browser::new(&app);
+    let placed = place_with_coupon(&ann, &link).await;
+    assert_eq!(placed.status, 303, "{}", placed.html);
+    let ann_pay = placed.location.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Bob takes the lapsed use, and pays for it.
+    let bob = Browser::new(&app);
+    let placed = place_with_coupon(&bob, &link).await;
+    assert_eq!(placed.status, 303, "{}", placed.html);
+    let paid = bob
+        .pay_by_card(placed.location.as_deref().unwrap(), "4242 4242 4242 4242")
+        .await;
+    assert_eq!(paid.status, 303, "{}", paid.html);
+
+    // Ann switches to Stripe: no Stripe page is made for the discounted price.
+    let pay = ann.get(&ann_pay).await;
+    let switched = ann
+        .post(
+            &ann_pay.replace("/pay", "/method"),
+            &[("csrf", &pay.csrf()), ("payment_method", "stripe")],
+        )
+        .await;
+    assert_eq!(switched.status, 303, "{}", switched.html);
+    let pay = ann.get(&ann_pay).await;
+    let refused = ann.post(&ann_pay, &[("csrf", &pay.csrf())]).await;
+    assert!(
+        refused
+            .error("coupon")
+            .is_some_and(|e| e.contains("has been used up meanwhile")),
+        "{} {}",
+        refused.status,
+        refused.html
+    );
+    assert!(stand_in.made().is_empty(), "Stripe was not asked");
+    let coupons = app.get("/api/v1/coupons").await;
+    assert_eq!(coupons.ok()["data"][0]["times_redeemed"], 1);
 }

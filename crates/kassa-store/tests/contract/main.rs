@@ -6,6 +6,7 @@ mod catalog;
 mod idempotency;
 mod jobs;
 mod pools;
+mod refunds;
 mod retention;
 mod secrets;
 mod tenants;

@@ -1,0 +1,193 @@
+//! Refunds: money going back to a customer, all of what was paid or part of it,
+//! optionally naming the lines given back. The workflow decides (paid, in its
+//! currency, never more than is left); the money goes back by the method that took it
+//! ([`send_back`], the one place that knows how); storage writes the refund, the
+//! order's new sum and status, the revoked keys and what follows in one transaction.
+
+use kassa_domain::Invalid;
+use kassa_domain::ids::{RefundId, TenantId};
+use kassa_domain::money::{Currency, Money};
+use kassa_domain::order::{PaymentMethod, RefundStatus};
+use kassa_domain::workflow::{self, RefundRequest, Refused};
+use kassa_payments::TestCardGateway;
+use kassa_payments::provider::{PaymentProvider, ProviderError};
+use kassa_store::{NewRefund, OrderRecord, RefundRecord, Store};
+
+use crate::error::OrdersError;
+use crate::online::Providers;
+
+/// A refund as the merchant asks for it (the API's body, the dashboard's form).
+#[derive(Debug, Clone, Default)]
+pub struct RefundInput {
+    /// Minor units; `None` for the rest (or the named lines' totals).
+    pub amount: Option<i64>,
+    /// When given, it must be the order's.
+    pub currency: Option<String>,
+    pub reason: Option<String>,
+    /// The lines given back: their licenses are revoked.
+    pub lines: Vec<i64>,
+}
+
+/// How the money went back.
+struct SentBack {
+    status: RefundStatus,
+    reference: Option<String>,
+}
+
+/// Gives `amount` back by the method the order was paid with: the one place that
+/// knows how. Called before the transaction that records the refund (a provider is
+/// not called while the order's row, or SQLite's one write lock, is held).
+///
+/// - `test_card`: the sandbox refunds at once (no money moved in the first place).
+/// - `bank_transfer`: Kassa moves no money; the merchant records that they sent it
+///   back, and the refund is that record.
+/// - `stripe`: the PaymentIntent that paid the order is refunded through the store's
+///   Stripe account of the order's mode, with `key` as idempotency key: the same
+///   refund asked again (a retry after a failure) is one refund at Stripe.
+async fn send_back(
+    store: &Store,
+    providers: &Providers,
+    tenant: &TenantId,
+    order: &workflow::Order,
+    amount: Money,
+    key: &str,
+) -> Result<SentBack, OrdersError> {
+    match order.payment_method {
+        PaymentMethod::TestCard => Ok(SentBack {
+            status: RefundStatus::Succeeded,
+            reference: Some(TestCardGateway.refund(amount).reference),
+        }),
+        PaymentMethod::BankTransfer => Ok(SentBack {
+            status: RefundStatus::Succeeded,
+            reference: None,
+        }),
+        PaymentMethod::Stripe => {
+            let unavailable =
+                || OrdersError::from(Refused::RefundsNotAvailable(PaymentMethod::Stripe));
+            let charge = store
+                .charge_reference(tenant, order.id.as_str())
+                .await?
+                .ok_or_else(unavailable)?;
+            let account = store
+                .stripe_account(tenant, order.mode)
+                .await?
+                .ok_or_else(unavailable)?;
+            let created = providers
+                .stripe(account)?
+                .refund(&charge, amount.amount, key)
+                .await
+                .map_err(|e| match e {
+                    ProviderError::Refused { message, .. } => OrdersError::from(Invalid::field(
+                        "amount",
+                        format!("Stripe refused the refund: {message}"),
+                    )),
+                    ProviderError::Unavailable(_) => OrdersError::from(Invalid::field(
+                        "amount",
+                        "Stripe could not be reached, nothing was refunded: please try again in a moment",
+                    )),
+                })?;
+            Ok(SentBack {
+                status: if created.succeeded {
+                    RefundStatus::Succeeded
+                } else {
+                    RefundStatus::Pending
+                },
+                reference: Some(created.reference),
+            })
+        }
+    }
+}
+
+/// Refunds an order, once the workflow accepts it, and returns the order as it is now
+/// with the new refund.
+pub async fn refund(
+    store: &Store,
+    providers: &Providers,
+    tenant: &TenantId,
+    order_id: &str,
+    input: RefundInput,
+) -> Result<(OrderRecord, RefundRecord), OrdersError> {
+    let request = RefundRequest {
+        id: RefundId::generate(),
+        amount: input.amount,
+        currency: input.currency,
+        lines: input.lines,
+    };
+    let refused_here = |r: Refused| match r {
+        // Named again in a refund: told next to `lines` (a delivery refused for it is
+        // a refusal like any other).
+        Refused::LineRefunded(_) => OrdersError::from(Invalid::field("lines", r.to_string())),
+        other => other.into(),
+    };
+    // Decided once to send the money back, before any transaction: a provider is
+    // slow, and nothing may wait on it.
+    let before = store.order(tenant, order_id).await?.state()?;
+    let planned = before.refund(&request).map_err(refused_here)?;
+    let currency = Currency::parse("currency", &before.currency)?;
+    // The same refund of the same order in the same state: the same key, so a retry
+    // after a failure below is one refund at the provider, not two.
+    let key = format!(
+        "kassa_refund_{}_{}_{}",
+        before.id, before.amount_refunded, planned.amount
+    );
+    let sent = send_back(
+        store,
+        providers,
+        tenant,
+        &before,
+        Money {
+            amount: planned.amount,
+            currency,
+        },
+        &key,
+    )
+    .await?;
+    let mut work = store.work(tenant).await?;
+    // Decided again on the row locked until the commit (on PostgreSQL; SQLite has one
+    // writer): two refunds of one order run one after the other, the second seeing
+    // what the first took. One that no longer holds is refused; money a provider
+    // already gave back for it is logged for the merchant to see at the provider.
+    let order = work.order(order_id).await?;
+    let decided = match order.refund(&request).map_err(refused_here) {
+        Ok(decided) if decided.amount == planned.amount => decided,
+        outcome => {
+            if let Some(reference) = &sent.reference
+                && order.payment_method == PaymentMethod::Stripe
+            {
+                tracing::error!(order = %order_id, provider_refund = %reference, "a refund given back by the provider was not recorded: the order changed meanwhile");
+            }
+            return Err(outcome.err().unwrap_or_else(|| {
+                OrdersError::Conflict("another refund of this order was recorded meanwhile".into())
+            }));
+        }
+    };
+    let refund = NewRefund {
+        id: request.id.clone(),
+        method: order.payment_method,
+        status: sent.status,
+        reason: input.reason,
+        reference: sent.reference,
+    };
+    let returned_to = work.insert_refund(&order, &refund, &decided).await?;
+    // Keys back in a pool: the lines waiting for its stock are due now.
+    for pool in &returned_to {
+        work.lock_pool(pool, true).await?;
+        let waiting = work.lines_waiting_for(pool).await?;
+        for (other, line) in waiting {
+            work.follow(Some(&other), &workflow::restocked(&[line]))
+                .await?;
+        }
+    }
+    work.follow(Some(order_id), &decided.followups).await?;
+    let order = work.view_after_follow(order_id).await?;
+    work.commit().await?;
+    metrics::counter!("kassa_refunds_total", "method" => refund.method.as_str()).increment(1);
+    tracing::info!(order = %order.id, refund = %refund.id, amount = decided.amount, full = decided.order_refunded, "refund");
+    let recorded = order
+        .refunds
+        .iter()
+        .find(|r| r.id == refund.id.as_str())
+        .cloned()
+        .ok_or(OrdersError::NotFound)?;
+    Ok((order, recorded))
+}

@@ -1,0 +1,261 @@
+//! Refunds: a refund and what it does to its order are written together; refunds
+//! never add up to more than the order's total, even when asked to; the keys of a
+//! refunded line are revoked, or returned to a pool that takes them back.
+
+use kassa_domain::catalog::{Delivery, KeysPer};
+use kassa_domain::ids::{LicensePoolId, OrderId, RefundId, TenantId};
+use kassa_domain::mode::Mode;
+use kassa_domain::money::Currency;
+use kassa_domain::order::{LineInput, PaymentMethod, RefundStatus, quote};
+use kassa_domain::workflow::{self, RefundRequest};
+use kassa_store::{NewOrder, NewRefund, Placement, Price, ProductFields, Store};
+use kassa_testkit::Backend;
+
+use crate::{Arg, Fixture, assert_conflict};
+
+kassa_testkit::on_both_backends!(
+    a_partial_then_a_full_refund_revoke_the_keys,
+    refunded_keys_go_back_to_a_pool_that_takes_them,
+    refunds_never_add_up_to_more_than_the_total,
+);
+
+/// A paid test order of two units of a product delivered from a pool of three keys;
+/// returns the order's id and the pool.
+async fn delivered_order(
+    store: &Store,
+    tenant: &TenantId,
+    give_back: bool,
+) -> (String, LicensePoolId) {
+    let pool = store
+        .create_license_pool(tenant, Mode::Test, "Keys", None)
+        .await
+        .expect("a pool");
+    if give_back {
+        store
+            .set_return_refunded_keys(tenant, &pool.id, true)
+            .await
+            .expect("the pool takes refunded keys back");
+    }
+    let mut work = store.work(tenant).await.expect("work");
+    work.lock_pool(&pool.id, true).await.expect("the pool");
+    let keys: Vec<String> = ["K-1", "K-2", "K-3"].map(str::to_owned).to_vec();
+    work.insert_keys(&pool.id, &keys).await.expect("keys");
+    work.commit().await.expect("commit");
+    let product = store
+        .create_product(
+            tenant,
+            &ProductFields {
+                name: "Pro".into(),
+                description: None,
+                prices: vec![Price {
+                    currency: "USD".into(),
+                    amount: 1000,
+                }],
+                delivery: Delivery::LicensePool {
+                    pool_id: pool.id.clone(),
+                    keys_per: KeysPer::Unit,
+                },
+                active: true,
+            },
+        )
+        .await
+        .expect("a product");
+    let usd = Currency::parse("currency", "USD").unwrap();
+    let lines = [LineInput {
+        product_id: product.id.clone(),
+        name: "Pro".into(),
+        quantity: 2,
+        unit_amount: 1000,
+        fixed_discount: 0,
+    }];
+    let mut work = store.work_for_order(tenant).await.expect("work");
+    let placed = work
+        .insert_order(&NewOrder {
+            quote: quote(usd, &lines, None).unwrap(),
+            email: "buyer@example.com".into(),
+            name: None,
+            locale: "en".into(),
+            payment_method: PaymentMethod::TestCard,
+            custom: serde_json::Map::new(),
+            return_url: None,
+            consents: Vec::new(),
+            cart_id: None,
+            coupon_code: None,
+            coupon_hold: chrono::TimeDelta::days(1),
+            test_mode: true,
+            offer_expires_at: None,
+        })
+        .await
+        .expect("an order");
+    let Placement::New(id) = placed else {
+        panic!("a new order")
+    };
+    let id = id.to_string();
+    work.mark_paid(&id, PaymentMethod::TestCard)
+        .await
+        .expect("paid");
+    let licenses = work
+        .claim_keys(&pool.id, (&id, 1), 2)
+        .await
+        .expect("keys")
+        .expect("enough keys");
+    work.mark_delivered(&id, 1, &licenses, true)
+        .await
+        .expect("delivered");
+    work.commit().await.expect("commit");
+    (id, pool.id)
+}
+
+/// Asks the workflow for a refund of `amount` (`None`: the rest) and writes it.
+async fn refund(
+    store: &Store,
+    tenant: &TenantId,
+    id: &str,
+    amount: Option<i64>,
+) -> Vec<LicensePoolId> {
+    let mut work = store.work(tenant).await.expect("work");
+    let order = work.order(id).await.expect("the order");
+    let request = RefundRequest {
+        id: RefundId::generate(),
+        amount,
+        currency: None,
+        lines: Vec::new(),
+    };
+    let decided = order
+        .refund(&request)
+        .expect("a refund the workflow allows");
+    let new = NewRefund {
+        id: request.id,
+        method: PaymentMethod::TestCard,
+        status: RefundStatus::Succeeded,
+        reason: Some("asked".into()),
+        reference: Some("test_re_1".into()),
+    };
+    let returned = work
+        .insert_refund(&order, &new, &decided)
+        .await
+        .expect("recorded");
+    work.commit().await.expect("commit");
+    returned
+}
+
+async fn a_partial_then_a_full_refund_revoke_the_keys(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let (id, pool) = delivered_order(&fx.store, tenant, false).await;
+
+    assert!(refund(&fx.store, tenant, &id, Some(500)).await.is_empty());
+    let order = fx.store.order(tenant, &id).await.expect("the order");
+    assert_eq!(order.status.as_str(), "paid");
+    assert_eq!(order.amount_refunded, 500);
+    assert_eq!(order.refunds.len(), 1);
+    assert_eq!(order.refunds[0].amount, 500);
+    assert_eq!(order.refunds[0].currency, "USD");
+    assert!(!order.refunds[0].livemode);
+    assert_eq!(order.refunds[0].reason.as_deref(), Some("asked"));
+    assert!(!order.lines[0].refunded);
+
+    assert!(refund(&fx.store, tenant, &id, None).await.is_empty());
+    let order = fx.store.order(tenant, &id).await.expect("the order");
+    assert_eq!(order.status.as_str(), "refunded");
+    assert_eq!(order.amount_refunded, 2000);
+    assert!(order.lines[0].refunded);
+    assert_eq!(order.lines[0].revoked_licenses, order.lines[0].licenses);
+    let listed = fx
+        .store
+        .refunds(tenant, &OrderId::parse(&order.id).unwrap())
+        .await
+        .expect("the refunds");
+    assert_eq!(
+        listed.iter().map(|r| r.amount).collect::<Vec<_>>(),
+        [500, 1500]
+    );
+    assert_eq!(listed[1].lines, [1]);
+    // The keys stay the line's, revoked: the pool does not get them back.
+    let stock = fx
+        .store
+        .license_pool(tenant, &pool)
+        .await
+        .expect("the pool");
+    assert_eq!((stock.available, stock.assigned), (1, 2));
+    let revoked = fx
+        .count(
+            "SELECT COUNT(*) FROM license_keys WHERE status = 'revoked' AND order_id = $1",
+            &id,
+        )
+        .await;
+    assert_eq!(revoked, 2);
+    // Another store sees no refund of it.
+    let (other, _) = fx.tenant("other").await;
+    let theirs = fx
+        .store
+        .refunds(&other.tenant.id, &OrderId::parse(&order.id).unwrap())
+        .await
+        .expect("a list");
+    assert!(theirs.is_empty());
+}
+
+async fn refunded_keys_go_back_to_a_pool_that_takes_them(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let (id, pool) = delivered_order(&fx.store, tenant, true).await;
+    assert_eq!(
+        refund(&fx.store, tenant, &id, None).await,
+        vec![pool.clone()]
+    );
+    let stock = fx
+        .store
+        .license_pool(tenant, &pool)
+        .await
+        .expect("the pool");
+    assert!(stock.return_refunded_keys);
+    assert_eq!((stock.available, stock.assigned), (3, 0));
+    let order = fx.store.order(tenant, &id).await.expect("the order");
+    assert_eq!(
+        order.lines[0].revoked_licenses.len(),
+        2,
+        "recorded as revoked"
+    );
+    // A returned key belongs to no line until it is claimed again.
+    let raw = fx.raw().await;
+    let on_a_line = raw
+        .count(
+            "SELECT COUNT(*) FROM license_keys WHERE order_id = $1",
+            &[Arg::Text(&id)],
+        )
+        .await;
+    raw.close().await;
+    assert_eq!(on_a_line, 0);
+}
+
+/// The attack at the storage level: a refund the workflow did not decide, above what
+/// is left, is never written.
+async fn refunds_never_add_up_to_more_than_the_total(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let (id, _) = delivered_order(&fx.store, tenant, false).await;
+    refund(&fx.store, tenant, &id, Some(1500)).await;
+    let mut work = fx.store.work(tenant).await.expect("work");
+    let order = work.order(&id).await.expect("the order");
+    let forged = workflow::Refund {
+        amount: 600,
+        order_refunded: false,
+        refunded_lines: Vec::new(),
+        followups: workflow::Followups::default(),
+    };
+    let new = NewRefund {
+        id: RefundId::generate(),
+        method: PaymentMethod::TestCard,
+        status: RefundStatus::Succeeded,
+        reason: None,
+        reference: None,
+    };
+    assert_conflict(work.insert_refund(&order, &new, &forged).await);
+    drop(work);
+    let order = fx.store.order(tenant, &id).await.expect("the order");
+    assert_eq!(order.amount_refunded, 1500);
+    assert_eq!(order.refunds.len(), 1);
+}
