@@ -201,9 +201,10 @@ pub struct OrderLineOut {
 pub struct PaymentOut {
     /// `pay_…`
     pub id: String,
-    /// `test_card` or `bank_transfer`.
+    /// `test_card`, `bank_transfer` or `stripe`.
     pub method: String,
-    /// `succeeded` or `failed`.
+    /// `succeeded` or `failed`; `pending` while the customer is on a provider's page
+    /// (a Stripe page that expires unpaid ends it as `failed`, code `expired`).
     pub status: String,
     pub amount: i64,
     pub currency: String,

@@ -91,8 +91,8 @@ pub struct StripeAccountOut {
     pub webhook_secret_last4: Option<String>,
     /// The URL to add as a webhook endpoint in Stripe's dashboard (in this mode), with
     /// the events `checkout.session.completed`,
-    /// `checkout.session.async_payment_succeeded` and
-    /// `checkout.session.async_payment_failed`.
+    /// `checkout.session.async_payment_succeeded`,
+    /// `checkout.session.async_payment_failed` and `checkout.session.expired`.
     pub webhook_url: String,
 }
 

@@ -64,6 +64,8 @@ pub struct ReturnUrls {
 /// The message next to the method when Stripe cannot be used now.
 const UNAVAILABLE: &str =
     "Stripe could not be reached, nothing was charged: please try again in a moment";
+const EXPIRED_CODE: &str = "expired";
+const EXPIRED: &str = "The Stripe payment page expired before it was paid.";
 const NOT_OFFERED: &str = "this store does not take payments with Stripe at the moment";
 
 /// Starts paying `order` with Stripe: a Checkout Session for its total (idempotent
@@ -246,6 +248,18 @@ pub async fn stripe_event(
     let (failure_code, failure_message) = match &event.outcome {
         Outcome::Succeeded => (None, None),
         Outcome::Failed { code, message } => (Some(code.as_str()), Some(message.as_str())),
+        Outcome::Expired => {
+            // The customer left Stripe's page: the attempt ends (the order page stops
+            // saying the payment is being confirmed, and paying again makes a new
+            // page); no payment failed, so no event and no email.
+            if let Some(attempt) = &attempt {
+                work.end_pending_attempt(order_id, &attempt.id, EXPIRED_CODE, EXPIRED)
+                    .await?;
+            }
+            let order = work.view(order_id).await?;
+            work.commit().await?;
+            return Ok(ProviderEventOutcome::Recorded(Box::new(order)));
+        }
     };
     let facts = PaymentFacts {
         id: attempt

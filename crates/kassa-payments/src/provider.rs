@@ -69,6 +69,9 @@ pub enum Outcome {
         code: String,
         message: String,
     },
+    /// The provider's page expired unpaid (the customer left): the attempt ends,
+    /// nothing else happens.
+    Expired,
 }
 
 /// What a webhook carried that was not a payment to record.

@@ -145,6 +145,28 @@ impl Work {
         Ok(row.map(|(id, created_at)| ProviderAttempt { id, created_at }))
     }
 
+    /// Ends an attempt still pending at the provider (its page expired unpaid) with
+    /// `code` and `message`; an attempt that already ended stays as it is.
+    pub async fn end_pending_attempt(
+        &mut self,
+        order: &str,
+        payment: &str,
+        code: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        db_run!(&mut self.tx, c => sqlx::query(
+            "UPDATE payments SET status = 'failed', failure_code = $4, failure_message = $5
+             WHERE tenant_id = $1 AND order_id = $2 AND id = $3 AND status = 'pending'",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(payment)
+        .bind(code)
+        .bind(message)
+        .execute(c).await?.rows_affected());
+        Ok(())
+    }
+
     /// Writes what became of an attempt.
     pub async fn settle_payment(
         &mut self,

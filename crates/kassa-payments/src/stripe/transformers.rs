@@ -112,7 +112,8 @@ pub struct EventData {
 impl Event {
     /// The payment event it reports: a completed (and paid) session or an
     /// asynchronous payment that succeeded pays; an asynchronous payment that failed
-    /// fails; anything else is not Kassa's to act on.
+    /// fails; an expired session ends its attempt; anything else is not Kassa's to act
+    /// on.
     pub fn payment_event(self) -> Result<PaymentEvent, WebhookError> {
         let outcome = match self.kind.as_str() {
             "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
@@ -122,6 +123,7 @@ impl Event {
                 code: "payment_failed".into(),
                 message: "The payment did not go through.".into(),
             },
+            "checkout.session.expired" => Outcome::Expired,
             other => return Err(WebhookError::Ignored(other.to_owned())),
         };
         let session: CheckoutSession = serde_json::from_value(self.data.object)

@@ -29,6 +29,7 @@ use crate::webhooks::endpoint_with_receiver;
 on_both_backends!(
     a_test_store_sells_through_stripe,
     a_stripe_payment_is_refunded_at_stripe,
+    an_expired_stripe_page_ends_its_attempt,
     a_lapsed_coupon_hold_is_not_paid_through_stripe_past_the_limit,
     forged_replayed_and_mismatched_events_pay_nothing,
     a_stripe_test_event_never_pays_a_live_order,
@@ -1128,4 +1129,42 @@ async fn a_lapsed_coupon_hold_is_not_paid_through_stripe_past_the_limit(backend:
     assert!(stand_in.made().is_empty(), "Stripe was not asked");
     let coupons = app.get("/api/v1/coupons").await;
     assert_eq!(coupons.ok()["data"][0]["times_redeemed"], 1);
+}
+
+/// A Stripe page the customer left expires: its attempt ends (no payment failed, no
+/// email), the order page stops saying the payment is being confirmed, and paying
+/// again makes a new page.
+async fn an_expired_stripe_page_ends_its_attempt(backend: Backend) {
+    let stand_in = StandIn::start().await;
+    let app = spawn(backend, &stand_in, None).await;
+    set_up_stripe(&app, &app.key, "test", TEST_KEY, TEST_WHSEC).await;
+    let b = Browser::new(&app);
+    let (session, order_id) = test_order_sent_to_stripe(&app, &stand_in, &b).await;
+    let mut expired = session.clone();
+    expired["status"] = json!("expired");
+    let event = json!({"id": "evt_exp", "object": "event", "type": "checkout.session.expired",
+                       "livemode": false, "data": {"object": expired}});
+    let answer = deliver(&app, "/acme/test/webhooks/stripe", TEST_WHSEC, &event, 0).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+
+    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(order.ok()["status"], "not_paid");
+    assert_eq!(order.body["payments"][0]["status"], "failed");
+    assert_eq!(order.body["payments"][0]["failure_code"], "expired");
+    assert_eq!(events_of(&app, &app.key, "payment.failed").await, 0);
+    let pay_path = order.body["pay_url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&app.base)
+        .unwrap()
+        .to_owned();
+    let page = b.get(&pay_path.replace("/pay", "")).await;
+    assert!(!page.html.contains("payment-confirming"), "{}", page.html);
+
+    let pay = b.get(&pay_path).await;
+    let again = b.post(&pay_path, &[("csrf", &pay.csrf())]).await;
+    let made = stand_in.made();
+    assert_eq!(made.len(), 2, "a new page");
+    assert_eq!(again.location.as_deref(), made[1]["url"].as_str());
+    assert_ne!(made[0]["id"], made[1]["id"]);
 }
