@@ -288,6 +288,15 @@ async fn events_of(app: &TestApp, key: &str, kind: &str) -> usize {
         .count()
 }
 
+/// The order `order_id`, unpaid, its first attempt ended by Stripe with `code`.
+async fn attempt_ended(app: &TestApp, order_id: &str, code: &str) -> Answer {
+    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(order.ok()["status"], "not_paid");
+    assert_eq!(order.body["payments"][0]["status"], "failed");
+    assert_eq!(order.body["payments"][0]["failure_code"], code);
+    order
+}
+
 /// A customer places an order on `checkout` paying with Stripe; returns where Kassa
 /// sent them and the order's id.
 async fn place_with_stripe(b: &Browser, link: &str, checkout: &str) -> String {
@@ -873,10 +882,7 @@ async fn a_failed_stripe_payment_is_told_and_the_customer_pays_again(backend: Ba
                         "livemode": false, "data": {"object": first}});
     let answer = deliver(&app, "/acme/test/webhooks/stripe", TEST_WHSEC, &failed, 0).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
-    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
-    assert_eq!(order.ok()["status"], "not_paid");
-    assert_eq!(order.body["payments"][0]["status"], "failed");
-    assert_eq!(order.body["payments"][0]["failure_code"], "payment_failed");
+    let order = attempt_ended(&app, &order_id, "payment_failed").await;
     assert_eq!(events_of(&app, &app.key, "payment.failed").await, 1);
     let mails = sink.wait_for(1).await;
     assert_eq!(mails.len(), 1, "{mails:?}");
@@ -1147,10 +1153,7 @@ async fn an_expired_stripe_page_ends_its_attempt(backend: Backend) {
     let answer = deliver(&app, "/acme/test/webhooks/stripe", TEST_WHSEC, &event, 0).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
 
-    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
-    assert_eq!(order.ok()["status"], "not_paid");
-    assert_eq!(order.body["payments"][0]["status"], "failed");
-    assert_eq!(order.body["payments"][0]["failure_code"], "expired");
+    let order = attempt_ended(&app, &order_id, "expired").await;
     assert_eq!(events_of(&app, &app.key, "payment.failed").await, 0);
     let pay_path = order.body["pay_url"]
         .as_str()
