@@ -654,6 +654,26 @@ async fn a_stripe_test_event_never_pays_a_live_order(backend: Backend) {
 async fn stripe_down_is_a_clear_error_and_pays_nothing(backend: Backend) {
     // Kassa's Stripe is a port nothing listens on.
     let app = TestApp::spawn(backend).await;
+    stripe_out_of_reach_is_told(&app).await;
+    // Or it takes the connection and never answers: Kassa gives up at its timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut options = Options::default();
+    options.providers.stripe_api_base = format!("http://{addr}");
+    options.providers.timeout = Duration::from_millis(300);
+    let app = TestApp::spawn_with(backend, options).await;
+    stripe_out_of_reach_is_told(&app).await;
+}
+
+/// A customer choosing Stripe while `app`'s Stripe cannot be reached is told so next
+/// to the method, at checkout and again from the payment page; nothing is recorded.
+async fn stripe_out_of_reach_is_told(app: &TestApp) {
     set_up_stripe(&app, &app.key, "test", TEST_KEY, TEST_WHSEC).await;
     let prd = product(&app, 1999).await;
     let b = Browser::new(&app);
