@@ -674,9 +674,9 @@ async fn stripe_down_is_a_clear_error_and_pays_nothing(backend: Backend) {
 /// A customer choosing Stripe while `app`'s Stripe cannot be reached is told so next
 /// to the method, at checkout and again from the payment page; nothing is recorded.
 async fn stripe_out_of_reach_is_told(app: &TestApp) {
-    set_up_stripe(&app, &app.key, "test", TEST_KEY, TEST_WHSEC).await;
-    let prd = product(&app, 1999).await;
-    let b = Browser::new(&app);
+    set_up_stripe(app, &app.key, "test", TEST_KEY, TEST_WHSEC).await;
+    let prd = product(app, 1999).await;
+    let b = Browser::new(app);
     let page = b.open(&format!("/acme/test/buy/{prd}")).await;
     let placed = b
         .submit(
