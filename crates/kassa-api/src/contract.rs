@@ -4,7 +4,8 @@
 //! - an optional field is `nullable`: an `Option` is written as `null` when empty;
 //! - request objects take no fields but their own (they deny unknown fields);
 //! - an operation with a body may answer 415 when the body is of another type;
-//! - `limit` is bounded as [`crate::pagination`] bounds it, unsigned integers by 0;
+//! - `limit` is bounded as [`crate::pagination`] bounds it, unsigned integers by 0 and
+//!   their type's largest value;
 //! - a method a path does not have is answered 405 with `Allow` naming those it has,
 //!   and a number or boolean where a string is declared is refused ([`keep`]).
 
@@ -39,25 +40,32 @@ pub fn publish(derived: &str) -> String {
             }
         }
     }
-    unsigned_minimum(&mut doc);
+    unsigned_bounds(&mut doc);
     serde_json::to_string_pretty(&doc).expect("a JSON value serializes")
 }
 
-/// An unsigned integer (`format: uint64`, …) is at least 0: poem-openapi refuses a
-/// negative one, so the document says so.
-fn unsigned_minimum(node: &mut Value) {
+/// An unsigned integer (`format: uint32`, …) is at least 0 and at most its type's
+/// largest value: poem-openapi refuses a negative one and one too large for the
+/// type with 400, so the document says so.
+fn unsigned_bounds(node: &mut Value) {
     match node {
         Value::Object(map) => {
-            let unsigned = map
-                .get("format")
-                .and_then(Value::as_str)
-                .is_some_and(|f| f.starts_with("uint"));
-            if unsigned && map.get("type") == Some(&json!("integer")) {
+            let largest = match map.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some(json!(u8::MAX)),
+                Some("uint16") => Some(json!(u16::MAX)),
+                Some("uint32") => Some(json!(u32::MAX)),
+                Some("uint64") => Some(json!(u64::MAX)),
+                _ => None,
+            };
+            if let Some(largest) = largest
+                && map.get("type") == Some(&json!("integer"))
+            {
                 map.entry("minimum").or_insert(json!(0));
+                map.entry("maximum").or_insert(largest);
             }
-            map.values_mut().for_each(unsigned_minimum);
+            map.values_mut().for_each(unsigned_bounds);
         }
-        Value::Array(items) => items.iter_mut().for_each(unsigned_minimum),
+        Value::Array(items) => items.iter_mut().for_each(unsigned_bounds),
         _ => {}
     }
 }

@@ -62,6 +62,10 @@ pub enum Uploaded {
     /// Kassa failed; the cause is in the server log.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
+    /// The database cannot be reached right now; nothing was done. Send the same
+    /// request again after `Retry-After` seconds.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u64),
 }
 
 impl From<ApiError> for Uploaded {
@@ -73,6 +77,7 @@ impl From<ApiError> for Uploaded {
             ApiError::NotFound(p) => Uploaded::NotFound(p),
             ApiError::Invalid(p) => Uploaded::Invalid(p),
             ApiError::Internal(p) => Uploaded::Internal(p),
+            ApiError::Unavailable(p, after) => Uploaded::Unavailable(p, after),
             other => {
                 ApiError::internal(format!("unexpected answer to an upload: {other:?}")).into()
             }
@@ -227,6 +232,10 @@ pub enum VersionDeleted {
     /// Kassa failed; the cause is in the server log.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
+    /// The database cannot be reached right now; nothing was done. Send the same
+    /// request again after `Retry-After` seconds.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u64),
 }
 
 impl From<ApiError> for VersionDeleted {
@@ -237,6 +246,7 @@ impl From<ApiError> for VersionDeleted {
             ApiError::Unauthorized(p) => VersionDeleted::Unauthorized(p),
             ApiError::Forbidden(p) => VersionDeleted::Forbidden(p),
             ApiError::Internal(p) => VersionDeleted::Internal(p),
+            ApiError::Unavailable(p, after) => VersionDeleted::Unavailable(p, after),
             other => ApiError::internal(format!("unexpected answer to a delete: {other:?}")).into(),
         }
     }
@@ -670,5 +680,29 @@ impl PluginsApi {
             duration_ms: run.duration_ms,
             limit: outcome.limit.map(|l| l.to_string()),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::RETRY_AFTER_UNAVAILABLE_SECS;
+
+    /// A database out of reach during an upload or a version's deletion is the 503
+    /// every endpoint gives, not a 500.
+    #[test]
+    fn the_plugin_answers_keep_the_503_of_a_database_out_of_reach() {
+        let unavailable = || {
+            let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
+            ApiError::Unavailable(Json(problem), RETRY_AFTER_UNAVAILABLE_SECS)
+        };
+        assert!(matches!(
+            Uploaded::from(unavailable()),
+            Uploaded::Unavailable(_, RETRY_AFTER_UNAVAILABLE_SECS)
+        ));
+        assert!(matches!(
+            VersionDeleted::from(unavailable()),
+            VersionDeleted::Unavailable(_, RETRY_AFTER_UNAVAILABLE_SECS)
+        ));
     }
 }
