@@ -277,6 +277,11 @@ async fn deliver(app: &TestApp, path: &str, secret: &str, event: &Value, age: i6
     .await
 }
 
+/// Delivers `event` to acme's test mode endpoint, signed now with its secret.
+async fn deliver_test(app: &TestApp, event: &Value) -> Answer {
+    deliver(app, "/acme/test/webhooks/stripe", TEST_WHSEC, event, 0).await
+}
+
 /// How many `kind` events the store whose key is `key` recorded.
 async fn events_of(app: &TestApp, key: &str, kind: &str) -> usize {
     let events = app.get_as(key, "/api/v1/events?limit=100").await;
@@ -388,7 +393,7 @@ async fn a_test_store_sells_through_stripe(backend: Backend) {
 
     // Stripe's signed webhook pays it: licenses delivered, emails, payment.succeeded.
     let event = completed("evt_1", session);
-    let answer = deliver(&app, "/acme/test/webhooks/stripe", TEST_WHSEC, &event, 0).await;
+    let answer = deliver_test(&app, &event).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     let order = order_once(&app, &app.key, &order_id, |o| {
         o["delivery_status"] == "delivered"
@@ -420,14 +425,14 @@ async fn a_test_store_sells_through_stripe(backend: Backend) {
 
     // Stripe delivers the same event again (a retry, or a replay within the
     // tolerance): answered 200, nothing more.
-    let again = deliver(&app, "/acme/test/webhooks/stripe", TEST_WHSEC, &event, 0).await;
+    let again = deliver_test(&app, &event).await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(again.body["replayed"], true);
     assert_eq!(events_of(&app, &app.key, "payment.succeeded").await, 1);
     // An event type Kassa does not act on: 200, so Stripe stops sending it.
     let other = json!({"id": "evt_2", "object": "event", "type": "customer.created", "livemode": false,
                        "data": {"object": {"id": "cus_1", "object": "customer"}}});
-    let ignored = deliver(&app, "/acme/test/webhooks/stripe", TEST_WHSEC, &other, 0).await;
+    let ignored = deliver_test(&app, &other).await;
     assert_eq!(ignored.status, 200, "{}", ignored.text);
     assert_eq!(ignored.body["ignored"], "customer.created");
 }
@@ -900,7 +905,7 @@ async fn a_failed_stripe_payment_is_told_and_the_customer_pays_again(backend: Ba
     // A bank debit that did not go through: Stripe's `async_payment_failed`.
     let failed = json!({"id": "evt_failed", "object": "event", "type": "checkout.session.async_payment_failed",
                         "livemode": false, "data": {"object": first}});
-    let answer = deliver(&app, "/acme/test/webhooks/stripe", TEST_WHSEC, &failed, 0).await;
+    let answer = deliver_test(&app, &failed).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     let order = attempt_ended(&app, &order_id, "payment_failed").await;
     assert_eq!(events_of(&app, &app.key, "payment.failed").await, 1);
@@ -922,14 +927,7 @@ async fn a_failed_stripe_payment_is_told_and_the_customer_pays_again(backend: Ba
         sessions[0]["idempotency_key"],
         sessions[1]["idempotency_key"]
     );
-    let paid = deliver(
-        &app,
-        "/acme/test/webhooks/stripe",
-        TEST_WHSEC,
-        &completed("evt_paid", &sessions[1]),
-        0,
-    )
-    .await;
+    let paid = deliver_test(&app, &completed("evt_paid", &sessions[1])).await;
     assert_eq!(paid.body["status"], "paid", "{}", paid.text);
     let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
     let statuses: Vec<_> = order.ok()["payments"]
@@ -971,14 +969,7 @@ async fn money_paid_at_stripe_after_switching_method_still_pays_the_order(backen
     assert_eq!(switched.status, 303, "{}", switched.html);
     let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
     assert_eq!(order.ok()["payment_method"], "bank_transfer");
-    let paid = deliver(
-        &app,
-        "/acme/test/webhooks/stripe",
-        TEST_WHSEC,
-        &completed("evt_late", &session),
-        0,
-    )
-    .await;
+    let paid = deliver_test(&app, &completed("evt_late", &session)).await;
     assert_eq!(paid.status, 200, "{}", paid.text);
     let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
     assert_eq!(order.ok()["status"], "paid");
@@ -1040,14 +1031,7 @@ async fn a_stripe_payment_is_refunded_at_stripe(backend: Backend) {
     set_up_stripe(&app, &app.key, "test", TEST_KEY, TEST_WHSEC).await;
     let b = Browser::new(&app);
     let (session, order_id) = test_order_sent_to_stripe(&app, &stand_in, &b).await;
-    let paid = deliver(
-        &app,
-        "/acme/test/webhooks/stripe",
-        TEST_WHSEC,
-        &completed("evt_r", &session),
-        0,
-    )
-    .await;
+    let paid = deliver_test(&app, &completed("evt_r", &session)).await;
     assert_eq!(paid.status, 200, "{}", paid.text);
     order_once(&app, &app.key, &order_id, |o| {
         o["delivery_status"] == "delivered"
@@ -1170,7 +1154,7 @@ async fn an_expired_stripe_page_ends_its_attempt(backend: Backend) {
     expired["status"] = json!("expired");
     let event = json!({"id": "evt_exp", "object": "event", "type": "checkout.session.expired",
                        "livemode": false, "data": {"object": expired}});
-    let answer = deliver(&app, "/acme/test/webhooks/stripe", TEST_WHSEC, &event, 0).await;
+    let answer = deliver_test(&app, &event).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
 
     let order = attempt_ended(&app, &order_id, "expired").await;
