@@ -210,6 +210,8 @@ pub enum Refused {
         "a {0} payment cannot be refunded here: its payment reference or the store's keys for its mode are missing"
     )]
     RefundsNotAvailable(PaymentMethod),
+    #[error("another refund of this order was recorded meanwhile")]
+    RefundChangedMeanwhile,
 }
 
 /// A new order's followups: `order.created`, and the payment instructions when the
@@ -716,6 +718,26 @@ impl Order {
             refunded_lines,
             followups,
         })
+    }
+
+    /// A refund decided on `before`, whose money the provider or sandbox already sent
+    /// back as `sent`, decided again on the order as locked now: recorded only as it
+    /// was sent.
+    pub fn refund_as_sent(
+        &self,
+        r: &RefundRequest,
+        before: &Order,
+        sent: &Refund,
+    ) -> Result<Refund, Refused> {
+        let now = self.refund(r)?;
+        // A provider was asked with a key naming `before`'s state: two refunds racing
+        // with one key are one refund at the provider, so only one may be recorded.
+        let same_state =
+            !self.payment_method.is_provider() || self.amount_refunded == before.amount_refunded;
+        if now.amount != sent.amount || !same_state {
+            return Err(Refused::RefundChangedMeanwhile);
+        }
+        Ok(now)
     }
 
     /// The customer gets the licenses delivered so far again.
@@ -1384,6 +1406,38 @@ mod tests {
             }
         }
         o
+    }
+
+    #[test]
+    fn a_refund_already_sent_back_is_recorded_only_as_it_was_sent() {
+        let before = paid_two_lines();
+        let half = refund(Some(500), &[]);
+        let sent = before.refund(&half).unwrap();
+        assert_eq!(
+            before.refund_as_sent(&half, &before, &sent),
+            Ok(sent.clone())
+        );
+        // Another refund got there first: the rest is less than what was sent back.
+        let rest = before.refund(&refund(None, &[])).unwrap();
+        let after_other = after(before.clone(), &sent);
+        assert_eq!(
+            after_other.refund_as_sent(&refund(None, &[]), &before, &rest),
+            Err(Refused::RefundChangedMeanwhile)
+        );
+        // The same amount still fits, but a provider was asked with a key naming the
+        // state before: recorded only in that state (the sandbox's has no key).
+        assert!(
+            after_other
+                .refund_as_sent(&refund(Some(500), &[]), &before, &sent)
+                .is_ok()
+        );
+        let mut by_stripe = before.clone();
+        by_stripe.payment_method = PaymentMethod::Stripe;
+        let moved_on = after(by_stripe.clone(), &sent);
+        assert_eq!(
+            moved_on.refund_as_sent(&refund(Some(500), &[]), &by_stripe, &sent),
+            Err(Refused::RefundChangedMeanwhile)
+        );
     }
 
     #[test]

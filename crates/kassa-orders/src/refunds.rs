@@ -148,22 +148,18 @@ pub async fn refund(
     // what the first took. One that no longer holds is refused; money a provider
     // already gave back for it is logged for the merchant to see at the provider.
     let order = work.order(order_id).await?;
-    // A provider's refund was asked with a key naming the order's state: recorded only
-    // in that state, so two refunds racing with one key (one refund at the provider)
-    // are never recorded as two.
-    let same_state = order.payment_method != PaymentMethod::Stripe
-        || order.amount_refunded == before.amount_refunded;
-    let decided = match order.refund(&request).map_err(refused_here) {
-        Ok(decided) if decided.amount == planned.amount && same_state => decided,
-        outcome => {
+    let decided = match order
+        .refund_as_sent(&request, &before, &planned)
+        .map_err(refused_here)
+    {
+        Ok(decided) => decided,
+        Err(refused) => {
             if let Some(reference) = &sent.reference
-                && order.payment_method == PaymentMethod::Stripe
+                && order.payment_method.is_provider()
             {
                 tracing::error!(order = %order_id, provider_refund = %reference, "a refund given back by the provider was not recorded: the order changed meanwhile");
             }
-            return Err(outcome.err().unwrap_or_else(|| {
-                OrdersError::Conflict("another refund of this order was recorded meanwhile".into())
-            }));
+            return Err(refused);
         }
     };
     let refund = NewRefund {
