@@ -160,6 +160,14 @@ pub struct PluginOut {
     pub name: String,
     /// The running version; every upload adds one.
     pub version: i64,
+    /// The running version has not delivered a line for a real order yet. While it
+    /// has not, a failure in the sandbox (a trap, running out of fuel, memory or
+    /// time) takes it off and makes `fallback_version` live again.
+    pub on_trial: bool,
+    /// What runs again if the version on trial fails: the version that delivered last.
+    pub fallback_version: Option<i64>,
+    /// The newest version uploaded (an upload with `live=false` does not run yet).
+    pub latest_version: i64,
     pub sha256: String,
     pub size: i64,
     /// Non-secret settings, given to the plugin with every request.
@@ -206,6 +214,12 @@ pub struct PluginVersionOut {
     pub size: i64,
     /// The version that runs; it cannot be deleted.
     pub live: bool,
+    /// It has delivered a line for a real order.
+    pub delivered: bool,
+    /// Why Kassa took it off: it failed a delivery in the sandbox before it ever
+    /// delivered, and the version before it runs again. Making it live again clears it.
+    pub withdrawn: Option<String>,
+    pub withdrawn_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -266,6 +280,9 @@ pub struct PluginPatch {
     pub allowed_hosts: Option<Vec<String>>,
     /// Replaces the plugin's own limits (memory, fuel, time of one call).
     pub limits: Option<PluginLimitsIn>,
+    /// Makes this stored version the one that runs: a rollback, or a version uploaded
+    /// with `live=false`. It is on trial unless it has delivered before.
+    pub live_version: Option<i64>,
 }
 
 #[derive(Debug, Object)]
@@ -273,6 +290,8 @@ pub struct PluginPatch {
 pub struct TestRunIn {
     /// Units in the sample order line; default 1.
     pub quantity: Option<i64>,
+    /// The stored version to run; default the live one.
+    pub version: Option<i64>,
 }
 
 /// What the plugin did with a sample order (nothing is stored or delivered).
@@ -300,6 +319,9 @@ fn out(p: PluginRecord, host: Option<&kassa_plugins::PluginHost>) -> PluginOut {
         id: p.id.to_string(),
         name: p.name,
         version: p.version,
+        on_trial: !p.live.proven,
+        fallback_version: p.live.fallback,
+        latest_version: p.latest_version,
         sha256: p.sha256,
         size: p.size,
         config: p.config,
@@ -320,11 +342,29 @@ fn version_out(v: PluginVersionRecord) -> PluginVersionOut {
         sha256: v.sha256,
         size: v.size,
         live: v.live,
+        delivered: v.proven,
+        withdrawn: v.withdrawn,
+        withdrawn_at: v.withdrawn_at.map(|t| t.0),
         created_at: v.created_at.0,
     }
 }
 
 impl PluginsApi {
+    /// The answer when `version` (given in `field`) was not found: 404 if the plugin
+    /// itself is not this store's, else 422 naming the field.
+    async fn no_version(
+        &self,
+        tenant: &kassa_domain::ids::TenantId,
+        id: &PluginId,
+        field: &str,
+        version: i64,
+    ) -> ApiError {
+        match self.0.store.plugin(tenant, id).await {
+            Ok(_) => Invalid::field(field, format!("this plugin has no version {version}")).into(),
+            Err(e) => ApiError::from_store("plugin")(e),
+        }
+    }
+
     fn host(&self) -> Result<&Arc<kassa_plugins::PluginHost>, ApiError> {
         self.0
             .plugins
@@ -426,13 +466,21 @@ impl PluginsApi {
             .into()
     }
 
-    /// Upload a new version of a plugin; it runs from now on
+    /// Upload a new version of a plugin
+    ///
+    /// It runs from now on, on trial until it delivers a line: if it fails in the
+    /// sandbox before that (a trap, running out of fuel, memory or time), Kassa takes
+    /// it off and the version that delivered before runs again. With `live=false` it
+    /// is only stored: try it with a test run (`version`), then make it live with
+    /// `PATCH` (`live_version`).
     #[oai(path = "/:id/versions", method = "post")]
     async fn add_version(
         &self,
         req: &Request,
         auth: ApiKey,
         id: Path<String>,
+        /// Make it the running version; default `true`.
+        live: Query<Option<bool>>,
         body: WasmUpload,
     ) -> Uploaded {
         let tenant = match auth.allowed(ApiAction::ManagePlugins) {
@@ -452,9 +500,9 @@ impl PluginsApi {
         };
         self.0
             .store
-            .add_plugin_version(&tenant, &id, bytes, &sha)
+            .add_plugin_version(&tenant, &id, bytes, &sha, live.0.unwrap_or(true))
             .await
-            .map(|record| Json(out(record, self.0.plugins.as_deref())))
+            .map(|(record, _)| Json(out(record, self.0.plugins.as_deref())))
             .map_err(ApiError::from_store("plugin"))
             .into()
     }
@@ -494,8 +542,8 @@ impl PluginsApi {
 
     /// Delete a version that does not run
     ///
-    /// Frees its stored component. The live version is refused with a 409: upload
-    /// another version (it becomes live) before deleting this one.
+    /// Frees its stored component. The live version is refused with a 409: make
+    /// another version live (`PATCH` with `live_version`, or an upload) first.
     #[oai(path = "/:id/versions/:version", method = "delete")]
     async fn delete_version(
         &self,
@@ -560,7 +608,7 @@ impl PluginsApi {
         Ok(Json(out(record, self.0.plugins.as_deref())))
     }
 
-    /// Change a plugin's name, config, secrets or allowed hosts
+    /// Change a plugin's name, config, secrets, allowed hosts, limits or live version
     #[oai(path = "/:id", method = "patch")]
     async fn update(
         &self,
@@ -597,6 +645,20 @@ impl PluginsApi {
             _ => None,
         };
         invalid.into_result()?;
+        let tenant = &auth.allowed(ApiAction::ManagePlugins)?.id;
+        if let Some(version) = body.live_version {
+            match self
+                .0
+                .store
+                .make_plugin_version_live(tenant, &id, version)
+                .await
+            {
+                Err(StoreError::NotFound) => {
+                    return Err(self.no_version(tenant, &id, "live_version", version).await);
+                }
+                other => other.map_err(ApiError::from_store("plugin"))?,
+            };
+        }
         let changes = PluginChanges {
             name,
             config: body.config,
@@ -611,7 +673,7 @@ impl PluginsApi {
         let record = self
             .0
             .store
-            .update_plugin(&auth.allowed(ApiAction::ManagePlugins)?.id, &id, &changes)
+            .update_plugin(tenant, &id, &changes)
             .await
             .map_err(ApiError::from_store("plugin"))?;
         Ok(Json(out(record, self.0.plugins.as_deref())))
@@ -630,13 +692,18 @@ impl PluginsApi {
     ) -> Result<Json<TestRunOut>, ApiError> {
         let id = plugin_id(&id)?;
         let tenant = &auth.allowed(ApiAction::ManagePlugins)?.id;
+        let quantity = parse_quantity("quantity", body.quantity.unwrap_or(1))?;
         let plugin = self
             .0
             .store
-            .runnable_plugin(tenant, &id)
-            .await
-            .map_err(ApiError::from_store("plugin"))?;
-        let quantity = parse_quantity("quantity", body.quantity.unwrap_or(1))?;
+            .runnable_plugin_version(tenant, &id, body.version)
+            .await;
+        let plugin = match (plugin, body.version) {
+            (Err(StoreError::NotFound), Some(version)) => {
+                Err(self.no_version(tenant, &id, "version", version).await)
+            }
+            (plugin, _) => plugin.map_err(ApiError::from_store("plugin")),
+        }?;
         let host = self.host()?;
         let compiled = compiled(host, &self.0.store, tenant, &plugin).await?;
         let context = kassa_plugins::CallContext {

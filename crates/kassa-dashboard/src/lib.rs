@@ -91,6 +91,10 @@ pub fn mount(route: Route, dash: Dash) -> Route {
         .at("/plugins", get(plugins::list).post(plugins::create))
         .at("/plugins/:id", get(plugins::show))
         .at("/plugins/:id/versions", post(plugins::add_version))
+        .at(
+            "/plugins/:id/versions/:version/live",
+            post(plugins::make_live),
+        )
         .at("/plugins/:id/config", post(plugins::save_config))
         .at("/plugins/:id/secrets", post(plugins::set_secret))
         .at("/plugins/:id/secrets/remove", post(plugins::remove_secret))

@@ -45,6 +45,7 @@ fn upload_limit(ctx: &Ctx) -> Value {
 fn view(p: &PluginRecord) -> Value {
     context! {
         id => p.id.as_str(), name => p.name.clone(), version => p.version,
+        on_trial => !p.live.proven, fallback_version => p.live.fallback,
         sha256 => p.sha256.clone(), size => size(p.size),
         secret_names => p.secret_names.clone(), allowed_hosts => p.allowed_hosts.clone(),
         created_at => when(&p.created_at), updated_at => when(&p.updated_at),
@@ -229,7 +230,9 @@ async fn plugin_page(
         .map(|v| {
             context! {
                 version => v.version, sha256 => v.sha256.clone(), size => size(v.size),
-                live => v.live, created_at => when(&v.created_at),
+                live => v.live, delivered => v.proven, withdrawn => v.withdrawn.clone(),
+                withdrawn_at => v.withdrawn_at.as_ref().map(when),
+                created_at => when(&v.created_at),
             }
         })
         .collect();
@@ -308,13 +311,48 @@ pub async fn add_version(
     match ctx
         .web
         .store
-        .add_plugin_version(&staff.tenant.id, &plugin, bytes, &sha)
+        .add_plugin_version(&staff.tenant.id, &plugin, bytes, &sha, true)
         .await
     {
-        Ok(p) => redirect(&with_notice(
+        Ok((_, version)) => redirect(&with_notice(
             &format!("/dashboard/plugins/{id}"),
-            &format!("Version {} uploaded: it runs from now on.", p.version),
+            &format!("Version {version} uploaded: it runs from now on."),
         )),
+        Err(StoreError::NotFound) => not_found(&staff),
+        Err(e) => failure(e),
+    }
+}
+
+/// Makes a stored version the one that runs (a rollback, or a version taken off
+/// tried again).
+#[handler]
+pub async fn make_live(
+    ctx: Data<&Ctx>,
+    req: &Request,
+    Path((id, version)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    let (staff, _) = match staff_form(&ctx, req, body, Permission::Develop).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let (Ok(plugin), Ok(version)) = (PluginId::parse(&id), version.parse::<i64>()) else {
+        return not_found(&staff);
+    };
+    match ctx
+        .web
+        .store
+        .make_plugin_version_live(&staff.tenant.id, &plugin, version)
+        .await
+    {
+        Ok(p) => {
+            let notice = if p.live.proven {
+                format!("Version {version} runs from now on.")
+            } else {
+                format!("Version {version} runs from now on, on trial until it delivers a line.")
+            };
+            redirect(&with_notice(&format!("/dashboard/plugins/{id}"), &notice))
+        }
         Err(StoreError::NotFound) => not_found(&staff),
         Err(e) => failure(e),
     }

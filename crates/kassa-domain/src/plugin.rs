@@ -142,3 +142,111 @@ mod limit_tests {
         assert_eq!(fields, ["limits.memory_mib", "limits.fuel"]);
     }
 }
+
+/// Where a plugin's live version stands: a version made live is on trial until it
+/// delivers a line for a real order, and while it is, Kassa knows which version to go
+/// back to (the last one that delivered) if it fails in the sandbox first. A test run
+/// proves nothing: it runs a sample order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live {
+    pub version: i64,
+    /// The live version has delivered a line.
+    pub proven: bool,
+    /// What Kassa goes back to if the live version fails before it delivers.
+    pub fallback: Option<i64>,
+}
+
+impl Live {
+    /// The plugin once `version` is made live (uploaded, or chosen by the merchant):
+    /// on trial unless it has delivered before, falling back to the version that
+    /// delivered last (the live one if it has, else the one it falls back to).
+    pub fn make_live(self, version: i64, proven: bool) -> Live {
+        let fallback = if proven {
+            None
+        } else if self.proven && self.version != version {
+            Some(self.version)
+        } else {
+            self.fallback.filter(|f| *f != version)
+        };
+        Live {
+            version,
+            proven,
+            fallback,
+        }
+    }
+
+    /// The version to make live again when `version` failed a delivery in the
+    /// sandbox (it trapped or ran past a limit, not answered an error): the fallback,
+    /// if `version` is the live one and still on trial. `None`: it stays, and the
+    /// failure is the delivery's alone.
+    pub fn after_crash(self, version: i64) -> Option<i64> {
+        (self.version == version && !self.proven)
+            .then_some(self.fallback)
+            .flatten()
+    }
+
+    /// The plugin once version `deleted` is gone: it no longer is anything's fallback.
+    pub fn without(self, deleted: i64) -> Live {
+        Live {
+            fallback: self.fallback.filter(|f| *f != deleted),
+            ..self
+        }
+    }
+}
+
+#[cfg(test)]
+mod trial_tests {
+    use super::Live;
+
+    const SERVING: Live = Live {
+        version: 1,
+        proven: true,
+        fallback: None,
+    };
+
+    #[test]
+    fn a_new_version_is_on_trial_falling_back_to_the_one_that_served() {
+        let v2 = SERVING.make_live(2, false);
+        assert_eq!(v2.fallback, Some(1));
+        assert_eq!(v2.after_crash(2), Some(1));
+        // A failure of another version (an older call finishing late) changes nothing.
+        assert_eq!(v2.after_crash(1), None);
+    }
+
+    #[test]
+    fn a_second_upload_on_trial_still_falls_back_to_the_version_that_delivered() {
+        let v3 = SERVING.make_live(2, false).make_live(3, false);
+        assert_eq!(v3.fallback, Some(1));
+        assert_eq!(v3.after_crash(3), Some(1));
+    }
+
+    #[test]
+    fn a_proven_version_stays_whatever_fails() {
+        let back = SERVING.make_live(2, false).make_live(1, true);
+        assert_eq!(back.fallback, None);
+        assert_eq!(SERVING.after_crash(1), None);
+    }
+
+    #[test]
+    fn the_first_version_has_nothing_to_fall_back_to() {
+        let first = Live {
+            version: 1,
+            proven: false,
+            fallback: None,
+        };
+        assert_eq!(first.make_live(2, false).fallback, None);
+        assert_eq!(first.after_crash(1), None);
+    }
+
+    #[test]
+    fn making_the_fallback_live_again_leaves_no_fallback_to_itself() {
+        let trial = SERVING.make_live(2, false);
+        let unproven_fallback = Live {
+            proven: false,
+            ..trial
+        };
+        assert_eq!(unproven_fallback.make_live(1, false).fallback, None);
+        assert_eq!(trial.without(1).fallback, None);
+        assert_eq!(trial.without(2).fallback, Some(1));
+    }
+}

@@ -8,7 +8,7 @@ use apalis::prelude::Data;
 use kassa_domain::catalog::Delivery;
 use kassa_domain::workflow::Refused;
 use kassa_orders::OrdersError;
-use kassa_store::{DeliverLine, DueLine, Timestamp};
+use kassa_store::{DeliverLine, DueLine, Timestamp, Withdrawal};
 
 use crate::workers::{Error, Workers};
 
@@ -266,14 +266,54 @@ async fn deliver_from_plugin(
     for log in &outcome.logs {
         tracing::info!(tenant = %line.tenant_id, order = %line.order_id, plugin = %plugin_id, "plugin log: {log}");
     }
-    match outcome.result {
-        Ok(licenses) => kassa_orders::deliver_with(&workers.store, line, &licenses)
-            .await
-            .map(|_| ())
-            .map_err(|e| (e.to_string(), next_try())),
-        Err(kassa_plugins::PluginError::Failed { message, retryable }) => {
-            Err((message, if retryable { next_try() } else { None }))
+    let (message, retry_at) = match outcome.result {
+        Ok(licenses) => {
+            kassa_orders::deliver_with(&workers.store, line, &licenses)
+                .await
+                .map_err(|e| (e.to_string(), next_try()))?;
+            if !plugin.proven {
+                // Off trial from now on; a failure to say so only keeps it on trial.
+                if let Err(e) = (workers.store)
+                    .plugin_version_delivered(&line.tenant_id, plugin_id, plugin.version)
+                    .await
+                {
+                    tracing::warn!(tenant = %line.tenant_id, plugin = %plugin_id, error = %e, "a plugin version's first delivery was not recorded");
+                }
+            }
+            return Ok(());
         }
-        Err(kassa_plugins::PluginError::Invalid(message)) => Err((message, None)),
+        Err(kassa_plugins::PluginError::Failed { message, retryable }) => {
+            (message, if retryable { next_try() } else { None })
+        }
+        Err(kassa_plugins::PluginError::Invalid(message)) => (message, None),
+    };
+    if !outcome.crashed {
+        return Err((message, retry_at));
     }
+    // A version that breaks before it ever delivered does not take orders down with it.
+    let withdrawal = (workers.store)
+        .withdraw_plugin_version(&line.tenant_id, plugin_id, plugin.version, &message)
+        .await
+        .map_err(|e| (e.to_string(), next_try()))?;
+    let again = Some(Timestamp::now().millis());
+    let version = plugin.version;
+    Err(match withdrawal {
+        Withdrawal::TookOff { back_to } => {
+            tracing::warn!(tenant = %line.tenant_id, plugin = %plugin_id, version, back_to, "a plugin version on trial failed and was taken off");
+            (
+                format!(
+                    "{message} (version {version} had not delivered yet: Kassa took it off \
+                     and made version {back_to} live again, which delivers this line next)"
+                ),
+                again,
+            )
+        }
+        Withdrawal::Replaced { live } => (
+            format!(
+                "{message} (version {version} is no longer live; version {live} delivers this line next)"
+            ),
+            again,
+        ),
+        Withdrawal::Stays => (message, retry_at),
+    })
 }

@@ -108,6 +108,10 @@ pub struct CallOutcome {
     pub limit: Option<Limit>,
     /// The linear memory the instance took.
     pub memory_bytes: usize,
+    /// The component failed in itself: it trapped, ran past a limit (fuel, memory,
+    /// time) or returned what Kassa cannot take, rather than answering an error. A
+    /// version that does this before it ever delivered is taken off.
+    pub crashed: bool,
 }
 
 /// A run on a sample order, as a test run shows it.
@@ -841,6 +845,7 @@ impl PluginHost {
                     logs: Vec::new(),
                     limit,
                     memory_bytes: 0,
+                    crashed: false,
                 };
             }
         };
@@ -856,10 +861,11 @@ impl PluginHost {
         // Every tick the call yields to the executor, so a plugin computing hard never
         // holds an async worker thread; the timer below ends it at its deadline.
         store.epoch_deadline_async_yield_and_update(1);
-        let (result, limit) = match fuel_ok {
+        let (result, limit, crashed) = match fuel_ok {
             Err(e) => (
                 Err(failed(format!("could not set the fuel budget: {e}"), true)),
                 None,
+                false,
             ),
             // The deadline covers the whole call: wasm code (which yields every tick)
             // and host functions (a slow `http-fetch`).
@@ -869,11 +875,13 @@ impl PluginHost {
             )
             .await
             {
-                Ok(Ok(licenses)) => (Ok(licenses), None),
-                Ok(Err((e, limit))) => (Err(e), limit),
+                Ok(Ok(Ok(licenses))) => (Ok(licenses), None, false),
+                Ok(Ok(Err(answered))) => (Err(answered), None, false),
+                Ok(Err((e, limit))) => (Err(e), limit, true),
                 Err(_) => (
                     Err(past_deadline(limits)),
                     Some(Limit::Deadline(limits.deadline)),
+                    true,
                 ),
             },
         };
@@ -884,6 +892,7 @@ impl PluginHost {
             logs,
             limit: limit.or(state.limit),
             memory_bytes: state.limits.memory_bytes,
+            crashed,
         }
     }
 
@@ -945,12 +954,14 @@ fn image_size(component: &Component) -> usize {
     (range.end as usize).saturating_sub(range.start as usize)
 }
 
+/// One call: `Err` when the component failed in itself (a trap, a limit, output
+/// Kassa cannot take), `Ok(Err)` when it answered an error.
 async fn run(
     pre: &FulfillmentPre<State>,
     store: &mut Store<State>,
     request: &Request,
     limits: CallLimits,
-) -> Result<Vec<String>, (PluginError, Option<Limit>)> {
+) -> Result<Result<Vec<String>, PluginError>, (PluginError, Option<Limit>)> {
     let instance = pre
         .instantiate_async(&mut *store)
         .await
@@ -959,15 +970,11 @@ async fn run(
         .call_fulfill(&mut *store, request)
         .await
         .map_err(|e| trap_reason(e, limits))?;
-    match answer {
-        Ok(licenses) => check_output(licenses),
-        Err(FulfillError::Retryable(m)) => {
-            Err((failed(format!("the plugin says: {m}"), true), None))
-        }
-        Err(FulfillError::Permanent(m)) => {
-            Err((failed(format!("the plugin says: {m}"), false), None))
-        }
-    }
+    Ok(match answer {
+        Ok(licenses) => Ok(check_output(licenses)?),
+        Err(FulfillError::Retryable(m)) => Err(failed(format!("the plugin says: {m}"), true)),
+        Err(FulfillError::Permanent(m)) => Err(failed(format!("the plugin says: {m}"), false)),
+    })
 }
 
 fn check_output(licenses: Vec<String>) -> Result<Vec<String>, (PluginError, Option<Limit>)> {

@@ -154,6 +154,7 @@ async fn a_plugin_that_loops_forever_is_stopped_and_others_go_on() {
         looped.limit
     );
     assert_eq!(fine.limit, None);
+    assert!(looped.crashed && !fine.crashed);
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "stopped within the deadline"
@@ -206,6 +207,7 @@ async fn memory_output_and_traps_fail_only_their_call() {
         trap.result
     );
     assert_eq!(trap.limit, None, "a panic is no limit");
+    assert!(memory.crashed && big.crashed && trap.crashed);
     let fine = host
         .call(&hostile, &request(&[("mode", "ok")], 1), context(&[], &[]))
         .await;
@@ -517,7 +519,14 @@ async fn a_plugin_that_traps_at_start_fails_its_call_and_says_so() {
     let why = failure(&outcome.result);
     assert!(why.contains("trapped"), "{why}");
     assert_eq!(outcome.limit, None);
+    assert!(outcome.crashed, "a trap is the component's own failure");
     let fine = prepared(&host, "kassa_keygen");
+    // Answering an error (here: its secret is not set) is not crashing.
+    let answered = host
+        .call(&fine, &request(&[("prefix", "ACME")], 1), context(&[], &[]))
+        .await;
+    assert!(failure(&answered.result).contains("signing-key"));
+    assert!(!answered.crashed);
     let keys = host
         .call(
             &fine,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use kassa_domain::Secret;
 use kassa_domain::ids::{PluginId, TenantId};
-use kassa_domain::plugin::PluginLimits;
+use kassa_domain::plugin::{Live, PluginLimits};
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
@@ -25,6 +25,10 @@ pub struct PluginRecord {
     pub version: i64,
     pub sha256: String,
     pub size: i64,
+    /// The live version, whether it has delivered and what it falls back to.
+    pub live: Live,
+    /// The newest version uploaded (live or not).
+    pub latest_version: i64,
     pub config: BTreeMap<String, String>,
     pub secret_names: Vec<String>,
     pub allowed_hosts: Vec<String>,
@@ -45,6 +49,9 @@ struct PluginRow {
     id: String,
     name: String,
     current_version: i64,
+    fallback_version: Option<i64>,
+    last_version: i64,
+    proven: bool,
     sha256: String,
     size: i64,
     config: Json<BTreeMap<String, String>>,
@@ -65,6 +72,12 @@ impl TryFrom<PluginRow> for PluginRecord {
             version: r.current_version,
             sha256: r.sha256,
             size: r.size,
+            live: Live {
+                version: r.current_version,
+                proven: r.proven,
+                fallback: r.fallback_version,
+            },
+            latest_version: r.last_version,
             config: r.config.0,
             secret_names: secrets.into_keys().collect(),
             allowed_hosts: r.allowed_hosts.0,
@@ -76,7 +89,7 @@ impl TryFrom<PluginRow> for PluginRecord {
 }
 
 const PLUGIN_COLUMNS: &str = "plugins.id AS id, plugins.name AS name, plugins.current_version AS current_version, \
-    v.sha256 AS sha256, v.size AS size, plugins.config AS config, plugins.secrets AS secrets, \
+    plugins.fallback_version AS fallback_version, plugins.last_version AS last_version, v.proven_at IS NOT NULL AS proven, v.sha256 AS sha256, v.size AS size, plugins.config AS config, plugins.secrets AS secrets, \
     plugins.allowed_hosts AS allowed_hosts, plugins.limits AS limits, plugins.created_at AS created_at, plugins.updated_at AS updated_at";
 const PLUGIN_FROM: &str = "plugins JOIN plugin_versions v ON v.tenant_id = plugins.tenant_id \
     AND v.plugin_id = plugins.id AND v.version = plugins.current_version";
@@ -89,6 +102,11 @@ pub struct PluginVersionRecord {
     pub size: i64,
     /// The version that runs.
     pub live: bool,
+    /// It has delivered a line for a real order.
+    pub proven: bool,
+    /// Why Kassa took it off (it failed a delivery in the sandbox while on trial).
+    pub withdrawn: Option<String>,
+    pub withdrawn_at: Option<Timestamp>,
     pub created_at: Timestamp,
 }
 
@@ -105,6 +123,20 @@ pub struct RunnablePlugin {
     pub secrets: BTreeMap<String, Secret>,
     pub allowed_hosts: Vec<String>,
     pub limits: PluginLimits,
+    /// This version has delivered a line for a real order (it is not on trial).
+    pub proven: bool,
+}
+
+/// What a failed delivery did to a plugin's live version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// The version was on trial: it is taken off and `back_to` is live again.
+    TookOff { back_to: i64 },
+    /// Another version is live by now (taken off by a concurrent delivery, or chosen
+    /// by the merchant).
+    Replaced { live: i64 },
+    /// The version stays live: it has delivered before, or has nothing to fall back to.
+    Stays,
 }
 
 /// A plugin's live version, across stores (for preparing them at start).
@@ -138,8 +170,8 @@ impl Store {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
         db_run!(&mut tx, c => sqlx::query(
-            "INSERT INTO plugins (tenant_id, id, name, current_version, config, secrets, allowed_hosts, created_at, updated_at)
-             VALUES ($1, $2, $3, 1, '{}', '{}', '[]', $4, $4)",
+            "INSERT INTO plugins (tenant_id, id, name, current_version, last_version, config, secrets, allowed_hosts, created_at, updated_at)
+             VALUES ($1, $2, $3, 1, 1, '{}', '{}', '[]', $4, $4)",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
@@ -151,26 +183,132 @@ impl Store {
         self.plugin(tenant, &id).await
     }
 
-    /// Adds a version; it becomes the one that runs.
+    /// Adds a version, numbered after every version the plugin ever had; `make_live`:
+    /// it becomes the one that runs, on trial (see [`Live::make_live`]). Returns the
+    /// plugin and the new version's number.
     pub async fn add_plugin_version(
         &self,
         tenant: &TenantId,
         id: &PluginId,
         wasm: Vec<u8>,
         sha256: &str,
-    ) -> Result<PluginRecord, StoreError> {
+        make_live: bool,
+    ) -> Result<(PluginRecord, i64), StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        let next = live_version(&mut tx, self.backend, tenant, id).await? + 1;
+        let (live, last) = live_state(&mut tx, self.backend, tenant, id).await?;
+        let next = last + 1;
         insert_version(&mut tx, tenant, id, next, wasm, sha256, now).await?;
-        db_run!(&mut tx, c => sqlx::query("UPDATE plugins SET current_version = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+        db_run!(&mut tx, c => sqlx::query("UPDATE plugins SET last_version = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.as_str())
             .bind(id.as_str())
             .bind(next)
             .bind(Timestamp::from(now))
             .execute(c).await?.rows_affected());
+        if make_live {
+            set_live(&mut tx, tenant, id, live.make_live(next, false)).await?;
+        }
+        tx.commit().await?;
+        Ok((self.plugin(tenant, id).await?, next))
+    }
+
+    /// Makes a stored version the one that runs (a rollback, or a version uploaded
+    /// without going live): on trial unless it has delivered before. A withdrawn
+    /// version made live again is no longer marked withdrawn. An unknown version is
+    /// `NotFound`.
+    pub async fn make_plugin_version_live(
+        &self,
+        tenant: &TenantId,
+        id: &PluginId,
+        version: i64,
+    ) -> Result<PluginRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let (live, _) = live_state(&mut tx, self.backend, tenant, id).await?;
+        let proven: Option<bool> = db_run!(&mut tx, c => sqlx::query_scalar(
+            "UPDATE plugin_versions SET withdrawn = NULL, withdrawn_at = NULL
+             WHERE tenant_id = $1 AND plugin_id = $2 AND version = $3
+             RETURNING proven_at IS NOT NULL",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(version)
+        .fetch_optional(c).await?);
+        let proven = proven.ok_or(StoreError::NotFound)?;
+        set_live(&mut tx, tenant, id, live.make_live(version, proven)).await?;
         tx.commit().await?;
         self.plugin(tenant, id).await
+    }
+
+    /// Marks `version` as having delivered a line: it is no longer on trial.
+    pub async fn plugin_version_delivered(
+        &self,
+        tenant: &TenantId,
+        id: &PluginId,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        db_run!(&mut tx, c => sqlx::query(
+            "UPDATE plugin_versions SET proven_at = $4
+             WHERE tenant_id = $1 AND plugin_id = $2 AND version = $3 AND proven_at IS NULL",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(version)
+        .bind(Timestamp::now())
+        .execute(c).await?.rows_affected());
+        db_run!(&mut tx, c => sqlx::query(
+            "UPDATE plugins SET fallback_version = NULL
+             WHERE tenant_id = $1 AND id = $2 AND current_version = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(version)
+        .execute(c).await?.rows_affected());
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// After `version` failed a delivery in the sandbox: takes it off if it is the
+    /// live version on trial, saying `why`, and makes its fallback live again.
+    pub async fn withdraw_plugin_version(
+        &self,
+        tenant: &TenantId,
+        id: &PluginId,
+        version: i64,
+        why: &str,
+    ) -> Result<Withdrawal, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let (live, _) = live_state(&mut tx, self.backend, tenant, id).await?;
+        let Some(back_to) = live.after_crash(version) else {
+            return Ok(if live.version == version {
+                Withdrawal::Stays
+            } else {
+                Withdrawal::Replaced { live: live.version }
+            });
+        };
+        db_run!(&mut tx, c => sqlx::query(
+            "UPDATE plugin_versions SET withdrawn = $4, withdrawn_at = $5
+             WHERE tenant_id = $1 AND plugin_id = $2 AND version = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(version)
+        .bind(why)
+        .bind(Timestamp::now())
+        .execute(c).await?.rows_affected());
+        set_live(
+            &mut tx,
+            tenant,
+            id,
+            Live {
+                version: back_to,
+                proven: true,
+                fallback: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Withdrawal::TookOff { back_to })
     }
 
     /// Deletes a version's component. The live version stays: deleting it is a
@@ -182,11 +320,11 @@ impl Store {
         version: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let live = live_version(&mut tx, self.backend, tenant, id).await?;
-        if version == live {
+        let (live, _) = live_state(&mut tx, self.backend, tenant, id).await?;
+        if version == live.version {
             return Err(StoreError::Conflict(format!(
                 "version {version} is the plugin's live version; make another version live \
-                 (upload a new one) before deleting it"
+                 (`live_version`) before deleting it"
             )));
         }
         let deleted = db_run!(&mut tx, c => sqlx::query(
@@ -199,6 +337,7 @@ impl Store {
         if deleted == 0 {
             return Err(StoreError::NotFound);
         }
+        set_live(&mut tx, tenant, id, live.without(version)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -218,10 +357,14 @@ impl Store {
             sha256: String,
             size: i64,
             live: bool,
+            proven: bool,
+            withdrawn: Option<String>,
+            withdrawn_at: Option<Timestamp>,
             created_at: Timestamp,
         }
         let rows: Vec<Row> = db_run!(self, c => sqlx::query_as(
-            "SELECT v.version, v.sha256, v.size, v.version = p.current_version AS live, v.created_at
+            "SELECT v.version, v.sha256, v.size, v.version = p.current_version AS live,
+                    v.proven_at IS NOT NULL AS proven, v.withdrawn, v.withdrawn_at, v.created_at
              FROM plugin_versions v JOIN plugins p ON p.tenant_id = v.tenant_id AND p.id = v.plugin_id
              WHERE v.tenant_id = $1 AND v.plugin_id = $2 AND ($3 IS NULL OR v.version < $3)
              ORDER BY v.version DESC LIMIT $4",
@@ -238,6 +381,9 @@ impl Store {
                 sha256: r.sha256,
                 size: r.size,
                 live: r.live,
+                proven: r.proven,
+                withdrawn: r.withdrawn,
+                withdrawn_at: r.withdrawn_at,
                 created_at: r.created_at,
             })
             .collect();
@@ -328,27 +474,42 @@ impl Store {
         tenant: &TenantId,
         id: &PluginId,
     ) -> Result<RunnablePlugin, StoreError> {
+        self.runnable_plugin_version(tenant, id, None).await
+    }
+
+    /// [`Self::runnable_plugin`] for a stored `version` (`None`: the live one).
+    pub async fn runnable_plugin_version(
+        &self,
+        tenant: &TenantId,
+        id: &PluginId,
+        version: Option<i64>,
+    ) -> Result<RunnablePlugin, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
-            current_version: i64,
+            version: i64,
+            proven: bool,
             sha256: String,
             config: Json<BTreeMap<String, String>>,
             secrets: Json<BTreeMap<String, String>>,
             allowed_hosts: Json<Vec<String>>,
             limits: Json<PluginLimits>,
         }
-        let row: Option<Row> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT plugins.current_version AS current_version, v.sha256 AS sha256, plugins.config AS config,
-             plugins.secrets AS secrets, plugins.allowed_hosts AS allowed_hosts, plugins.limits AS limits
-             FROM {PLUGIN_FROM} WHERE plugins.tenant_id = $1 AND plugins.id = $2"
-        )))
+        let row: Option<Row> = db_run!(self, c => sqlx::query_as(
+            "SELECT v.version AS version, v.proven_at IS NOT NULL AS proven, v.sha256 AS sha256,
+             plugins.config AS config, plugins.secrets AS secrets,
+             plugins.allowed_hosts AS allowed_hosts, plugins.limits AS limits
+             FROM plugins JOIN plugin_versions v ON v.tenant_id = plugins.tenant_id
+                 AND v.plugin_id = plugins.id AND v.version = COALESCE($3, plugins.current_version)
+             WHERE plugins.tenant_id = $1 AND plugins.id = $2",
+        )
         .bind(tenant.as_str())
         .bind(id.as_str())
+        .bind(version)
         .fetch_optional(c).await?);
         let row = row.ok_or(StoreError::NotFound)?;
         Ok(RunnablePlugin {
             id: id.clone(),
-            version: row.current_version,
+            version: row.version,
             sha256: row.sha256,
             config: row.config.0,
             secrets: (row.secrets.0.into_iter())
@@ -356,6 +517,7 @@ impl Store {
                 .collect(),
             allowed_hosts: row.allowed_hosts.0,
             limits: row.limits.0,
+            proven: row.proven,
         })
     }
 
@@ -469,25 +631,61 @@ impl HasId for PluginIdRecord {
     }
 }
 
-/// The version that runs, the plugin's row held until the commit (on SQLite the write
-/// transaction already holds the database).
-async fn live_version(
+/// The live version and the last version number given, the plugin's row held until
+/// the commit (on SQLite the write transaction already holds the database).
+async fn live_state(
     tx: &mut Tx,
     backend: Backend,
     tenant: &TenantId,
     id: &PluginId,
-) -> Result<i64, StoreError> {
+) -> Result<(Live, i64), StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        current_version: i64,
+        fallback_version: Option<i64>,
+        last_version: i64,
+        proven: bool,
+    }
     let lock = match backend {
-        Backend::Postgres => " FOR UPDATE",
+        Backend::Postgres => " FOR UPDATE OF p",
         Backend::Sqlite => "",
     };
-    let live: Option<i64> = db_run!(tx, c => sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT current_version FROM plugins WHERE tenant_id = $1 AND id = $2{lock}"
+    let row: Option<Row> = db_run!(tx, c => sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT p.current_version, p.fallback_version, p.last_version, v.proven_at IS NOT NULL AS proven
+         FROM plugins p JOIN plugin_versions v ON v.tenant_id = p.tenant_id AND v.plugin_id = p.id
+             AND v.version = p.current_version
+         WHERE p.tenant_id = $1 AND p.id = $2{lock}"
     )))
     .bind(tenant.as_str())
     .bind(id.as_str())
     .fetch_optional(c).await?);
-    live.ok_or(StoreError::NotFound)
+    let row = row.ok_or(StoreError::NotFound)?;
+    let live = Live {
+        version: row.current_version,
+        proven: row.proven,
+        fallback: row.fallback_version,
+    };
+    Ok((live, row.last_version))
+}
+
+/// Records which version runs and what it falls back to.
+async fn set_live(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: &PluginId,
+    live: Live,
+) -> Result<(), StoreError> {
+    db_run!(tx, c => sqlx::query(
+        "UPDATE plugins SET current_version = $3, fallback_version = $4, updated_at = $5
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(id.as_str())
+    .bind(live.version)
+    .bind(live.fallback)
+    .bind(Timestamp::now())
+    .execute(c).await?.rows_affected());
+    Ok(())
 }
 
 async fn insert_version(

@@ -469,6 +469,37 @@ async fn a_plugin_is_uploaded_configured_and_test_run_in_the_dashboard(backend: 
     assert!(page.html.contains("version 2 is live"));
     assert_eq!(page.html.matches("badge good\">live").count(), 1);
     assert!(page.html.contains("value=\"ACME\""));
+    // Version 1 delivered nothing yet, so version 2 has nothing to fall back to.
+    assert!(
+        !page.html.contains("Version 2 is on trial until"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("<td>on trial</td>"), "{}", page.html);
+
+    // A rollback: version 1 made live again with its button.
+    let back = ada
+        .post(
+            &format!("{path}/versions/1/live"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(back.status, 303, "{}", back.html);
+    let page = ada.open(&back.location.unwrap()).await;
+    assert!(
+        page.html.contains("Version 1 runs from now on, on trial"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("version 1 is live"));
+    assert!(page.html.contains("Make version 2 live</button>"));
+    let nothing = ada
+        .post(
+            &format!("{path}/versions/7/live"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(nothing.status, 404);
 
     let hosts = ada
         .post(
@@ -492,7 +523,7 @@ async fn a_plugin_is_uploaded_configured_and_test_run_in_the_dashboard(backend: 
     let listed = ada.get("/dashboard/plugins").await;
     assert!(
         listed.html.contains(&format!(
-            "<a href=\"{path}\">Keygen</a></td><td class=\"num\">2</td>"
+            "<a href=\"{path}\">Keygen</a></td><td class=\"num\">1</td>"
         )),
         "{}",
         listed.html
@@ -639,6 +670,13 @@ async fn developer_pages_belong_to_owners_and_developers_of_the_store(backend: B
         assert_eq!(refused.status, 404, "{path}: {}", refused.html);
         assert!(!refused.html.contains("whsec_"));
     }
+    let rollback = mallory
+        .post(
+            &format!("{plugin_path}/versions/1/live"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(rollback.status, 404, "{}", rollback.html);
     let upload = mallory
         .post_multipart(
             &format!("{plugin_path}/versions"),

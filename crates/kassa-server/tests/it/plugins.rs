@@ -20,6 +20,7 @@ on_both_backends!(
     uploads_that_are_not_plugins_say_why_and_the_live_version_keeps_serving,
     kassa_serves_the_wit_plugins_are_built_against,
     a_plugins_own_limits_stay_under_the_operators_cap_and_are_reported,
+    a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_before_delivers,
 );
 
 pub(crate) fn component(name: &str) -> Vec<u8> {
@@ -554,5 +555,154 @@ async fn a_plugins_own_limits_stay_under_the_operators_cap_and_are_reported(back
             .unwrap()
             .contains("(limit: memory (64 MiB))"),
         "{run}"
+    );
+}
+
+/// A new version is on trial until it delivers: one that traps before that is taken
+/// off and the version that delivered before delivers the line; the merchant sees why,
+/// can make any version live again (a rollback), and can upload a version without
+/// making it live and try it first.
+async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_before_delivers(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let created = upload(&app, &app.key, "Keygen", component("kassa_keygen")).await;
+    let id = created.ok()["id"].as_str().unwrap().to_owned();
+    let plugin = format!("/api/v1/plugins/{id}");
+    let versions = format!("{plugin}/versions");
+    app.patch_as(
+        &app.key,
+        &plugin,
+        json!({"config": {"prefix": "ACME"}, "secrets": {"signing-key": "s3cret"}}),
+    )
+    .await
+    .ok();
+    let product = plugin_product(&app, &app.key, &id).await;
+    delivered(&app, &product, 1).await;
+    let v1 = app.get_as(&app.key, &plugin).await;
+    assert_eq!(
+        v1.ok()["on_trial"],
+        false,
+        "version 1 delivered: {}",
+        v1.text
+    );
+
+    // Version 2 fails at every call; it goes live on trial, falling back to 1.
+    let v2 = upload_version(&app, &app.key, &id, component("kassa_traps_at_start")).await;
+    let v2 = v2.ok().clone();
+    assert_eq!(
+        (&v2["version"], &v2["on_trial"], &v2["fallback_version"]),
+        (&json!(2), &json!(true), &json!(1)),
+        "{v2}"
+    );
+    let (_, line) = delivered(&app, &product, 2).await;
+    let keys = line["licenses"].as_array().unwrap();
+    assert!(
+        keys.iter()
+            .all(|k| k.as_str().unwrap().starts_with("ACME-")),
+        "version 1 delivered the line: {line}"
+    );
+    let now = app.get_as(&app.key, &plugin).await;
+    assert_eq!(
+        (&now.ok()["version"], &now.body["on_trial"]),
+        (&json!(1), &json!(false)),
+        "{}",
+        now.text
+    );
+    let listed = app.get_as(&app.key, &versions).await;
+    let data = listed.ok()["data"].clone();
+    assert_eq!(data[0]["version"], 2, "{data}");
+    assert_eq!(data[0]["live"], false, "{data}");
+    let why = data[0]["withdrawn"].as_str().unwrap_or_default();
+    assert!(why.contains("trapped"), "the merchant is told why: {data}");
+    assert_eq!(
+        (&data[1]["live"], &data[1]["delivered"]),
+        (&json!(true), &json!(true))
+    );
+
+    // Made live again by the merchant, it is on trial again and no longer withdrawn.
+    let again = app
+        .patch_as(&app.key, &plugin, json!({"live_version": 2}))
+        .await;
+    assert_eq!(
+        (
+            &again.ok()["version"],
+            &again.body["on_trial"],
+            &again.body["fallback_version"]
+        ),
+        (&json!(2), &json!(true), &json!(1)),
+        "{}",
+        again.text
+    );
+    let listed = app.get_as(&app.key, &versions).await;
+    assert_eq!(listed.ok()["data"][0]["withdrawn"], Value::Null);
+    for (patch, field) in [
+        (json!({"live_version": 9}), "live_version"),
+        (json!({"live_version": 0}), "live_version"),
+    ] {
+        let refused = app.patch_as(&app.key, &plugin, patch).await;
+        assert_eq!(refused.invalid_fields(), [field], "{}", refused.text);
+    }
+    let other = app.new_tenant("other").await;
+    app.patch_as(&other, &plugin, json!({"live_version": 1}))
+        .await
+        .problem(404);
+
+    // Version 3 uploaded without going live: tried first, then made live.
+    let staged = app
+        .send(
+            app.request(Method::POST, &app.key, &format!("{versions}?live=false"))
+                .header("content-type", "application/wasm")
+                .body(component("kassa_keygen")),
+        )
+        .await;
+    assert_eq!(
+        (&staged.ok()["version"], &staged.body["latest_version"]),
+        (&json!(2), &json!(3)),
+        "{}",
+        staged.text
+    );
+    let tried = app
+        .post(&format!("{plugin}/test-run"), json!({"version": 3}))
+        .await;
+    assert_eq!(
+        tried.ok()["licenses"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        tried.text
+    );
+    let live = app.post(&format!("{plugin}/test-run"), json!({})).await;
+    assert!(
+        live.ok()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("trapped"),
+        "without a version the live one runs: {}",
+        live.text
+    );
+    let nothing = app
+        .post(&format!("{plugin}/test-run"), json!({"version": 8}))
+        .await;
+    assert_eq!(nothing.invalid_fields(), ["version"]);
+    let v3 = app
+        .patch_as(&app.key, &plugin, json!({"live_version": 3}))
+        .await;
+    assert_eq!(
+        (&v3.ok()["on_trial"], &v3.body["fallback_version"]),
+        (&json!(true), &json!(1)),
+        "version 2 never delivered, so 1 is still what runs if 3 fails: {}",
+        v3.text
+    );
+    delivered(&app, &product, 1).await;
+    let proven = app.get_as(&app.key, &plugin).await;
+    assert_eq!(
+        (
+            &proven.ok()["version"],
+            &proven.body["on_trial"],
+            &proven.body["fallback_version"]
+        ),
+        (&json!(3), &json!(false), &Value::Null),
+        "{}",
+        proven.text
     );
 }
