@@ -94,16 +94,17 @@ impl From<Result<Json<PluginOut>, ApiError>> for Uploaded {
 /// Reads an upload as it arrives: the header is checked as soon as its first bytes are
 /// in (a file that is not a component is refused before the rest is read), the SHA-256
 /// is computed chunk by chunk, and a body past `max` bytes is refused the moment it
-/// passes it. The bytes are held once, in the vector returned.
+/// passes it. The bytes are held once, in the vector returned: a body already in
+/// memory (read whole by the `Idempotency-Key` layer to fingerprint the request) comes
+/// as one chunk, which becomes the vector without a copy.
 async fn read_component(
     body: Body,
     declared: Option<usize>,
     max: usize,
 ) -> Result<(Vec<u8>, String), Uploaded> {
+    use futures::StreamExt;
     use sha2::Digest;
-    use tokio::io::AsyncReadExt;
 
-    const CHUNK: usize = 256 * 1024;
     let too_large = || {
         Uploaded::TooLarge(Json(Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -119,29 +120,30 @@ async fn read_component(
     if declared.is_some_and(|len| len > max) {
         return Err(too_large());
     }
-    let mut reader = body.into_async_read();
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(CHUNK).min(max) + 1);
+    let mut chunks = std::pin::pin!(body.into_bytes_stream());
+    let mut bytes: Vec<u8> = Vec::new();
     let mut hasher = sha2::Sha256::new();
     let mut header_checked = false;
-    loop {
-        if bytes.capacity() == bytes.len() {
-            bytes.reserve(CHUNK);
-        }
-        let start = bytes.len();
-        let read = reader.read_buf(&mut bytes).await.map_err(|e| {
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
             Uploaded::BadRequest(Json(Problem::new(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 Some(format!("the body could not be read: {e}")),
             )))
         })?;
-        if read == 0 {
-            break;
-        }
-        if bytes.len() > max {
+        if bytes.len().saturating_add(chunk.len()) > max {
             return Err(too_large());
         }
-        hasher.update(&bytes[start..]);
+        hasher.update(&chunk);
+        if bytes.capacity() == 0 {
+            bytes = Vec::from(chunk);
+            // Room for the rest at once, not doubling (and copying) as it arrives.
+            let expected = declared.unwrap_or(0).min(max);
+            bytes.reserve(expected.saturating_sub(bytes.len()));
+        } else {
+            bytes.extend_from_slice(&chunk);
+        }
         if !header_checked && bytes.len() >= 8 {
             kassa_plugins::check_header(&bytes[..8]).map_err(|e| invalid(e.to_string()))?;
             header_checked = true;
@@ -754,6 +756,55 @@ impl PluginsApi {
 mod tests {
     use super::*;
     use crate::error::RETRY_AFTER_UNAVAILABLE_SECS;
+
+    /// A body already in memory (as the `Idempotency-Key` layer hands it on) becomes
+    /// the upload's bytes without a copy: the component is held once.
+    #[tokio::test]
+    async fn an_upload_already_in_memory_is_not_copied() {
+        let mut wasm = b"\0asm\x0d\0\x01\0".to_vec();
+        wasm.resize(3 * 1024 * 1024, 7);
+        let (at, len) = (wasm.as_ptr(), wasm.len());
+        let (read, sha) = read_component(Body::from_vec(wasm), Some(len), 64 << 20)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), len);
+        assert_eq!(read.as_ptr(), at, "the same allocation, not a copy");
+        assert_eq!(
+            sha,
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&read))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_upload_in_many_chunks_is_checked_as_it_arrives() {
+        use sha2::Digest;
+        let header = bytes_chunk(b"\0asm\x0d\0\x01\0");
+        let rest = (0..40).map(|_| bytes_chunk(&[1; 1000]));
+        let body = Body::from_bytes_stream(futures::stream::iter(
+            std::iter::once(header)
+                .chain(rest)
+                .map(Ok::<_, std::io::Error>),
+        ));
+        let (read, sha) = read_component(body, None, 64 << 20).await.unwrap();
+        assert_eq!(read.len(), 8 + 40_000);
+        assert_eq!(sha, hex::encode(sha2::Sha256::digest(&read)));
+        let too_big = Body::from_bytes_stream(futures::stream::iter(
+            (0..40).map(|_| Ok::<_, std::io::Error>(bytes_chunk(b"\0asm\x0d\0\x01\0"))),
+        ));
+        assert!(matches!(
+            read_component(too_big, None, 100).await,
+            Err(Uploaded::TooLarge(_))
+        ));
+        let text = Body::from_vec(b"<html>not wasm</html>".to_vec());
+        assert!(matches!(
+            read_component(text, None, 100).await,
+            Err(Uploaded::Invalid(_))
+        ));
+    }
+
+    fn bytes_chunk(b: &[u8]) -> Vec<u8> {
+        b.to_vec()
+    }
 
     /// A database out of reach during an upload or a version's deletion is the 503
     /// every endpoint gives, not a 500.

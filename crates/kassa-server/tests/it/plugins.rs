@@ -130,10 +130,27 @@ async fn line_when(app: &TestApp, key: &str, order: &str, done: impl Fn(&Value) 
 
 async fn a_key_generator_plugin_delivers_signed_keys(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let created = upload(&app, &app.key, "Keygen", component("kassa_keygen")).await;
+    // Uploaded with an Idempotency-Key (the layer reads the body whole to fingerprint
+    // it; the upload then takes those bytes without copying them): a retry replays.
+    let idempotent = || {
+        app.request(Method::POST, &app.key, "/api/v1/plugins?name=Keygen")
+            .header("content-type", "application/wasm")
+            .header("idempotency-key", "upload-keygen-1")
+            .body(component("kassa_keygen"))
+    };
+    let created = app.send(idempotent()).await;
     let plugin = created.ok().clone();
     let id = plugin["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("plg_"));
+    let again = app.send(idempotent()).await;
+    assert_eq!(again.ok()["id"], plugin["id"], "{}", again.text);
+    assert_eq!(
+        again
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
     assert_eq!(plugin["version"], 1);
     assert_eq!(plugin["sha256"].as_str().unwrap().len(), 64);
 
