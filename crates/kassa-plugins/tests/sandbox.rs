@@ -339,6 +339,44 @@ fn small_host(deadline: Duration, instances: u32, per_store: u32) -> PluginHost 
     .expect("a plugin host")
 }
 
+/// A plugin computing without end does not hold its thread: it yields to the
+/// executor at every epoch tick (the epoch advances on its own thread), so even on a
+/// runtime with one thread, the other tasks run while it loops until its deadline.
+#[tokio::test(flavor = "current_thread")]
+async fn a_looping_plugin_leaves_a_single_threaded_runtime_to_its_other_tasks() {
+    let host = small_host(Duration::from_millis(1_500), 4, 2);
+    let hostile = prepared(&host, "kassa_hostile");
+    let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let ticking = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let outcome = host
+        .call(
+            &hostile,
+            &request(&[("mode", "loop")], 1),
+            context(&[], &[]),
+        )
+        .await;
+    let ticked = ticks.load(std::sync::atomic::Ordering::Relaxed);
+    ticking.abort();
+    assert!(
+        matches!(outcome.limit, Some(Limit::Deadline(_) | Limit::Fuel(_))),
+        "{:?}",
+        outcome.limit
+    );
+    // Held for the whole loop, the other task could not have ticked at all.
+    assert!(
+        ticked >= 5,
+        "the other task ran {ticked} times during the loop"
+    );
+}
+
 /// The attack: a plugin waiting on a service that never answers used to hold its
 /// instance for the whole fetch timeout, past the call's deadline. The deadline
 /// covers host calls too, and the merchant is told which limit, at what value.
