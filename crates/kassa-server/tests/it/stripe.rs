@@ -783,6 +783,37 @@ async fn a_stripe_payment_is_refunded_at_stripe(backend: Backend) {
     assert_eq!(too_much.invalid_fields(), ["amount"]);
     assert_eq!(stripe.refunds(pi).await.len(), 1, "nothing asked of Stripe");
 
+    // The store's Stripe keys removed: no refund through Stripe, said next to the
+    // method. A key Stripe refuses (revoked; localstripe takes no restricted key):
+    // Stripe's reason next to the amount. Nothing recorded either way.
+    app.delete_as(&app.key, "/api/v1/settings/stripe/test")
+        .await
+        .ok();
+    let no_keys = app.post(&refunds, json!({"amount": 500})).await;
+    assert_eq!(
+        no_keys.invalid_fields(),
+        ["payment_method"],
+        "{}",
+        no_keys.text
+    );
+    let revoked = ("rk_test_51KassaRevokedKey0009", TEST_PK, TEST_WHSEC);
+    set_up_stripe(&app, &app.key, "test", revoked).await;
+    let refused = app.post(&refunds, json!({"amount": 500})).await;
+    assert_eq!(refused.invalid_fields(), ["amount"], "{}", refused.text);
+    assert!(
+        refused.text.contains("Unauthorized"),
+        "Stripe's reason: {}",
+        refused.text
+    );
+    assert_eq!(
+        stripe.refunds(pi).await.len(),
+        1,
+        "nothing refunded at Stripe"
+    );
+    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(order.ok()["amount_refunded"], 1000, "nothing recorded");
+    set_up_stripe(&app, &app.key, "test", TEST_KEYS).await;
+
     let rest = app.post(&refunds, json!({})).await;
     assert_eq!(rest.ok()["amount"], 2998, "{}", rest.text);
     let at_stripe = stripe.refunds(pi).await;
