@@ -202,13 +202,18 @@ async fn offered_account(
     }
 }
 
-/// The PaymentIntent of the order's Stripe attempt still pending, if any.
+/// The PaymentIntent of the order's Stripe attempt still pending, if any. An attempt
+/// sent to a Checkout Session before Kassa confirmed cards itself (`cs_…`) is not one:
+/// paying again starts a PaymentIntent (and the session, if paid after all, pays the
+/// order through its PaymentIntent's `payment_intent.succeeded`, which carries the
+/// order in its metadata).
 fn pending_attempt(order: &OrderRecord) -> Option<&str> {
     order
         .payments
         .iter()
-        .find(|p| p.method == PaymentMethod::Stripe && p.status == PaymentStatus::Pending)
-        .and_then(|p| p.reference.as_deref())
+        .filter(|p| p.method == PaymentMethod::Stripe && p.status == PaymentStatus::Pending)
+        .filter_map(|p| p.reference.as_deref())
+        .find(|reference| reference.starts_with("pi_"))
 }
 
 /// What a provider's webhook did.
