@@ -47,13 +47,25 @@ if [ ! -f tests/browser/node_modules/.package-lock.json ] ||
   echo "== npm ci (tests/browser)"
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null
 fi
-# kassa-payments' Stripe tests run against a local stand-in of Stripe's API written by
-# others (stripe-stateful-mock), from tests/stripe's locked npm packages.
+# kassa-payments' refund tests also run against stripe-stateful-mock (npm), which keeps
+# Stripe's idempotency keys and refuses a refund above what was paid (localstripe does
+# neither), from tests/stripe's locked npm packages.
 if [ ! -f tests/stripe/node_modules/.package-lock.json ] ||
   [ tests/stripe/package-lock.json -nt tests/stripe/node_modules/.package-lock.json ]; then
   echo "== npm ci (tests/stripe)"
   npm ci --prefix tests/stripe --no-audit --no-fund --loglevel=error >/dev/null
 fi
+# Kassa's Stripe tests run against localstripe (PyPI, written by others: a stateful
+# stand-in of Stripe's API that signs its own webhooks), pinned in
+# tests/stripe/requirements.txt, in a virtual environment of its own under target/.
+ls_venv="$root/target/localstripe"
+if ! cmp -s tests/stripe/requirements.txt "$ls_venv/requirements.txt" 2>/dev/null; then
+  echo "== pip install localstripe (in target/localstripe)"
+  python3 -m venv "$ls_venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$ls_venv"; }
+  "$ls_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/stripe/requirements.txt
+  cp tests/stripe/requirements.txt "$ls_venv/requirements.txt"
+fi
+export KASSA_LOCALSTRIPE_PYTHON="$ls_venv/bin/python"
 # The webhook tests verify every delivery with the official Standard Webhooks library.
 if ! python3 -c "import standardwebhooks" 2>/dev/null; then
   echo "== pip install standardwebhooks"

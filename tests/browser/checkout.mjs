@@ -18,9 +18,9 @@
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StepError, drive, httpUrl } from './driver.mjs';
+import { StepError, drive, httpUrl, labelled, squash } from './driver.mjs';
 
-const SCENARIOS = ['happy', 'declined', 'bank_transfer', 'reload'];
+const SCENARIOS = ['happy', 'declined', 'bank_transfer', 'reload', 'stripe', 'stripe_declined'];
 
 // What the scenarios type. The Rust tests may assert on these.
 export const BUYER_EMAIL = 'buyer@example.com';
@@ -41,6 +41,10 @@ const L = {
   terms: 'I accept the terms of sale',
   personalData: 'I consent to the processing of my personal data',
   continue: 'Continue',
+  stripe: 'Card (Stripe)',
+  payByCard: 'Pay by card',
+  stripeCard: 'Card',
+  paymentConfirming: /being confirmed/i,
   cardNumber: 'Card number',
   expiry: 'Expiry',
   cvc: 'CVC',
@@ -53,24 +57,28 @@ function usage(message) {
     `checkout.mjs: ${message}\n` +
       `usage: node tests/browser/checkout.mjs <${SCENARIOS.join('|')}> <url>\n` +
       `  happy, declined, bank_transfer: <url> is a buy link (/{tenant}/buy/{product}?quantity=2&locale=en)\n` +
-      `  reload: <url> is an order page (/{tenant}/orders/{token})\n`,
+      `  reload: <url> is an order page (/{tenant}/orders/{token})\n` +
+      `  stripe, stripe_declined <url> <localstripe-url> <secret-key>: <url> is a buy link of a\n` +
+      `    store whose Stripe is localstripe; the pay page loads localstripe's Stripe.js\n` +
+      `    (Kassa's stripe_js_url)\n`,
   );
   process.exit(2);
 }
 
 async function main() {
   const [scenario, url, ...extra] = process.argv.slice(2);
-  if (!scenario || !url || extra.length) usage('expected exactly two arguments');
   if (!SCENARIOS.includes(scenario)) usage(`unknown scenario "${scenario}"`);
+  const wanted = scenario.startsWith('stripe') ? 2 : 0;
+  if (!url || extra.length !== wanted) usage(`expected exactly ${wanted + 2} arguments`);
   if (!httpUrl(url)) usage(`not an http(s) URL: "${url}"`);
-  return drive('checkout.mjs', scenario, (run) => SCENARIO_STEPS[scenario](run, url));
+  return drive('checkout.mjs', scenario, (run) => SCENARIO_STEPS[scenario](run, url, ...extra));
 }
 
 // Buy link → checkout page → Continue → payment page (/pay). Returns nothing; the page is
 // on /pay. With `audit` (a prefix for the pages' names, '' for none), axe checks the
 // checkout page and the payment page. With `consentErrors`, Continue is first pressed
 // without the consents: the page must stay, say why next to them and keep what was typed.
-export async function checkoutToPayment(run, buyUrl, { audit = null, consentErrors = false } = {}) {
+export async function checkoutToPayment(run, buyUrl, { audit = null, consentErrors = false, method = L.card } = {}) {
   const check = (name) => (audit === null ? null : run.audit(audit + name));
   run.step = 'open';
   await run.open(buyUrl);
@@ -89,7 +97,7 @@ export async function checkoutToPayment(run, buyUrl, { audit = null, consentErro
   await run.fill(L.name, BUYER_NAME);
 
   run.step = 'method';
-  await run.choose(L.card);
+  await run.choose(method);
 
   if (consentErrors) {
     run.step = 'consent-errors';
@@ -166,6 +174,38 @@ const SCENARIO_STEPS = {
     return { order_url: orderUrlOf(run.page.url()), pay_url: payUrl, reference, messages: await run.messages() };
   },
 
+  // Pays on the pay page's card form, which Stripe.js (here localstripe's) mounts,
+  // then waits on the order page for Stripe's webhook (sent by localstripe) to pay it.
+  async stripe(run, buyUrl, localstripe, secretKey) {
+    await standInForCardConfirmation(run, localstripe, secretKey);
+    await checkoutToPayment(run, buyUrl, { method: L.stripe });
+    return payThroughStripe(run, STRIPE_GOOD_CARD);
+  },
+
+  // A declined card: the reason next to the card form, in the page's language. Once
+  // Stripe's payment_failed ended the attempt, "Pay by card" starts another payment,
+  // which a good card pays.
+  async stripe_declined(run, buyUrl, localstripe, secretKey) {
+    await standInForCardConfirmation(run, localstripe, secretKey);
+    await checkoutToPayment(run, buyUrl, { method: L.stripe });
+    await typeStripeCard(run, STRIPE_DECLINED_CARD);
+    run.step = 'pay-declined';
+    const pay = await run.one(run.page.getByRole('button', { name: L.pay, exact: true }), `button "${L.pay}"`);
+    await pay.click();
+    run.step = 'declined-message';
+    const error = await run.one(run.page.locator('#card-error[role="alert"]'), 'the card form\'s message (role="alert")');
+    const declined = squash(await error.innerText());
+    run.step = 'pay-again';
+    await run.reloadUntil(
+      async () => ((await run.page.getByRole('button', { name: L.payByCard, exact: true }).count()) > 0 ? true : undefined),
+      `the button "${L.payByCard}" once Stripe's payment_failed ended the attempt`,
+    );
+    await run.submit(L.payByCard);
+    await run.expectPath((p) => p.endsWith('/pay'), 'the payment page (/pay) with a new card form');
+    const result = await payThroughStripe(run, STRIPE_GOOD_CARD);
+    return { declined_message: declined, ...result };
+  },
+
   async reload(run, orderUrl) {
     run.step = 'open';
     await run.open(orderUrl);
@@ -173,6 +213,88 @@ const SCENARIO_STEPS = {
     return { order_url: run.page.url(), status_text: await run.statusText(), messages: await run.messages() };
   },
 };
+
+const STRIPE_GOOD_CARD = '4242424242424242';
+const STRIPE_DECLINED_CARD = '4000000000000341';
+
+// Types `number` (and a future expiry, a CVC, a postal code) into the card Element.
+async function typeStripeCard(run, number) {
+  run.step = 'card-form';
+  await run.one(run.page.getByRole('group', { name: labelled(L.stripeCard) }), `card form labelled "${L.stripeCard}"`);
+  const card = run.page.locator('#card-element');
+  const input = (name) => run.one(card.locator(`input[placeholder="${name}"]`), `Stripe.js's "${name}" field in the card form`);
+  await (await input('number')).fill(number);
+  await (await input('exp_month')).fill('12');
+  await (await input('exp_year')).fill('34');
+  await (await input('cvc')).fill('123');
+  await (await input('postal_code')).fill('10115');
+}
+
+// Pays with `number` on the card form, lands on the order page (which says the payment
+// is being confirmed) and waits there until it says the order is paid.
+async function payThroughStripe(run, number) {
+  await typeStripeCard(run, number);
+  run.step = 'pay';
+  await run.submit(L.pay);
+  await run.expectPath((p) => !p.endsWith('/pay'), 'the order page (an address without /pay) after paying');
+  run.step = 'confirming';
+  const confirming = await run.messages();
+  run.step = 'paid';
+  const statusText = await run.reloadUntil(
+    async () => {
+      const seen = await run.statusText();
+      return /(?<!not\s*)\bpaid\b/i.test(seen) ? seen : undefined;
+    },
+    "the order to be paid by Stripe's webhook",
+    () => run.statusText(),
+  );
+  return { order_url: run.page.url(), confirming, status_text: statusText, page_errors: run.pageErrors };
+}
+
+// localstripe's Stripe.js mounts a card form but its `confirmCardPayment` ignores the
+// card it is given (it only completes 3-D Secure on a PaymentIntent the server already
+// confirmed), and its API lets only a secret key attach a card to a PaymentIntent. So
+// this test stands in for that one function: given the card form's fields, it does with
+// localstripe's API what Stripe.js does with Stripe's (the card becomes a
+// PaymentMethod that confirms the PaymentIntent), from Node (the secret key never
+// reaches the page), and answers as Stripe.js does: `{paymentIntent}` or `{error}`.
+async function standInForCardConfirmation(run, localstripe, secretKey) {
+  const context = run.page.context();
+  const call = async (path, form) => {
+    const response = await fetch(`${localstripe}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secretKey}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form).toString(),
+    });
+    return response.json();
+  };
+  await context.exposeBinding('kassaTestConfirmCard', async (_source, clientSecret, card) => {
+    const pi = clientSecret.match(/^(pi_\w+)_secret_/)[1];
+    const pm = await call('/v1/payment_methods', {
+      type: 'card', 'card[number]': card.number, 'card[exp_month]': card.exp_month,
+      'card[exp_year]': card.exp_year, 'card[cvc]': card.cvc,
+    });
+    if (pm.error) return { error: pm.error };
+    await call(`/v1/payment_intents/${pi}`, { payment_method: pm.id });
+    const confirmed = await call(`/v1/payment_intents/${pi}/confirm`, {});
+    return confirmed.error ? { error: confirmed.error } : { paymentIntent: confirmed };
+  });
+  await context.addInitScript(() => {
+    let stripe;
+    Object.defineProperty(window, 'Stripe', {
+      configurable: true,
+      get: () => stripe,
+      set: (real) => {
+        stripe = (key) => {
+          const s = real(key);
+          s.confirmCardPayment = (clientSecret, data) =>
+            window.kassaTestConfirmCard(clientSecret, data.payment_method.card.value.card);
+          return s;
+        };
+      },
+    });
+  });
+}
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   process.exitCode = await main();

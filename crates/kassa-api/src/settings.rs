@@ -82,17 +82,21 @@ pub struct StripeSettingsOut {
 /// One mode's Stripe account, as far as it is shown.
 #[derive(Debug, Object)]
 pub struct StripeAccountOut {
-    /// Whether the secret key and webhook signing secret are set: `stripe` is offered
-    /// at the checkout of this mode when they are and `payment_methods` lists it.
+    /// Whether the secret key, publishable key and webhook signing secret are set:
+    /// `stripe` is offered at the checkout of this mode when they are and
+    /// `payment_methods` lists it. (Keys saved before the publishable key was asked for
+    /// are not: set them again with it.)
     pub configured: bool,
     /// The last four characters of the secret key, when set.
     pub secret_key_last4: Option<String>,
+    /// The publishable key (`pk_…`), given to Stripe.js on the payment page: not a
+    /// secret, so shown whole.
+    pub publishable_key: Option<String>,
     /// The last four characters of the webhook signing secret, when set.
     pub webhook_secret_last4: Option<String>,
     /// The URL to add as a webhook endpoint in Stripe's dashboard (in this mode), with
-    /// the events `checkout.session.completed`,
-    /// `checkout.session.async_payment_succeeded`,
-    /// `checkout.session.async_payment_failed` and `checkout.session.expired`.
+    /// the events `payment_intent.succeeded`, `payment_intent.payment_failed` and
+    /// `payment_intent.canceled`.
     pub webhook_url: String,
 }
 
@@ -101,9 +105,12 @@ pub struct StripeAccountOut {
 #[oai(deny_unknown_fields)]
 pub struct StripeKeysIn {
     /// A secret key (`sk_…`) or, better, a restricted key (`rk_…`) allowed to write
-    /// Checkout Sessions and Refunds; a test mode key (`…_test_…`) for test mode, a live
+    /// PaymentIntents and Refunds; a test mode key (`…_test_…`) for test mode, a live
     /// key for live mode.
     pub secret_key: String,
+    /// The publishable key (`pk_test_…` for test mode, `pk_live_…` for live mode),
+    /// which Stripe.js uses on the payment page.
+    pub publishable_key: String,
     /// The signing secret (`whsec_…`) of the webhook endpoint made with `webhook_url`.
     pub webhook_secret: String,
 }
@@ -228,8 +235,11 @@ impl SettingsApi {
             .await
             .map_err(ApiError::from_store("store"))?;
         Ok(StripeAccountOut {
-            configured: account.is_some(),
+            configured: account
+                .as_ref()
+                .is_some_and(|a| a.publishable_key.is_some()),
             secret_key_last4: account.as_ref().map(|a| last4(&a.secret_key)),
+            publishable_key: account.as_ref().and_then(|a| a.publishable_key.clone()),
             webhook_secret_last4: account.as_ref().map(|a| last4(&a.webhook_secret)),
             webhook_url: format!(
                 "{}{}/webhooks/stripe",
@@ -255,6 +265,7 @@ impl SettingsApi {
             Some(keys) => Some(StripeAccount::parse(
                 mode,
                 &keys.secret_key,
+                &keys.publishable_key,
                 &keys.webhook_secret,
             )?),
             None => None,

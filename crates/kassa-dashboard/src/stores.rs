@@ -166,7 +166,9 @@ pub fn method_name(m: PaymentMethod) -> &'static str {
     match m {
         PaymentMethod::TestCard => "Test card (sandbox)",
         PaymentMethod::BankTransfer => "Bank transfer",
-        PaymentMethod::Stripe => "Stripe (cards, wallets; needs the mode's Stripe keys below)",
+        PaymentMethod::Stripe => {
+            "Stripe (cards on the payment page; needs the mode's Stripe keys below)"
+        }
     }
 }
 
@@ -186,8 +188,9 @@ async fn stripe_view(
             .map_err(failure)?;
         modes.push(context! {
             mode => mode.as_str(),
-            configured => account.is_some(),
+            configured => account.as_ref().is_some_and(|a| a.publishable_key.is_some()),
             secret_key_last4 => account.as_ref().map(|a| last4(&a.secret_key)),
+            publishable_key => account.as_ref().and_then(|a| a.publishable_key.clone()),
             webhook_secret_last4 => account.as_ref().map(|a| last4(&a.webhook_secret)),
             webhook_url => format!("{}{}/webhooks/stripe", ctx.web.public_url, mode.store_path(&tenant.slug)),
         });
@@ -212,8 +215,9 @@ pub async fn save_stripe(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response
         None
     } else {
         let key = field(&form, &format!("stripe_{mode}.secret_key"));
+        let pk = field(&form, &format!("stripe_{mode}.publishable_key"));
         let whsec = field(&form, &format!("stripe_{mode}.webhook_secret"));
-        match StripeAccount::parse(mode, key, whsec) {
+        match StripeAccount::parse(mode, key, pk, whsec) {
             Ok(account) => Some(account),
             Err(invalid) => {
                 let stripe = match stripe_view(&ctx, &staff.tenant).await {

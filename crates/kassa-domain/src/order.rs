@@ -80,7 +80,8 @@ crate::names::named_enum! {
         TestCard = "test_card",
         /// Offline: the customer transfers the money; the merchant records it.
         BankTransfer = "bank_transfer",
-        /// Online through the store's own Stripe account (Checkout Sessions): paid
+        /// Online through the store's own Stripe account (a PaymentIntent confirmed on
+        /// the payment page by Stripe.js): paid
         /// when Stripe's signed webhook says so, in both modes (the store's Stripe
         /// test keys serve test orders, its live keys live ones).
         Stripe = "stripe",

@@ -166,11 +166,15 @@ impl NewApiKey {
 }
 
 /// A store's Stripe account in one mode: its secret key (restricted `rk_…` or
-/// secret `sk_…`) and its webhook endpoint's signing secret (`whsec_…`). Neither
-/// prints; once saved, only their last four characters are ever shown.
+/// secret `sk_…`), its publishable key (`pk_…`, given to Stripe.js on the pay page:
+/// not a secret) and its webhook endpoint's signing secret (`whsec_…`). The secrets
+/// never print; once saved, only their last four characters are ever shown.
 #[derive(Debug, Clone)]
 pub struct StripeAccount {
     pub secret_key: Secret,
+    /// Absent in accounts saved before the pay page confirmed cards itself
+    /// (migration 0026): Stripe is offered again once it is set.
+    pub publishable_key: Option<String>,
     pub webhook_secret: Secret,
 }
 
@@ -181,16 +185,21 @@ pub fn is_stripe_test_key(key: &str) -> bool {
 }
 
 impl StripeAccount {
-    /// Keys as a merchant pasted them for `mode`: a Stripe test key for test mode and
-    /// a live key for live mode (`secret_key`), and a `whsec_` signing secret
-    /// (`webhook_secret`).
+    /// Keys as a merchant pasted them for `mode`: Stripe test keys for test mode and
+    /// live keys for live mode (`secret_key`, `publishable_key`), and a `whsec_`
+    /// signing secret (`webhook_secret`).
     pub fn parse(
         mode: crate::mode::Mode,
         secret_key: &str,
+        publishable_key: &str,
         webhook_secret: &str,
     ) -> Result<Self, Invalid> {
         let mut invalid = Invalid::default();
-        let (key, whsec) = (secret_key.trim(), webhook_secret.trim());
+        let (key, pk, whsec) = (
+            secret_key.trim(),
+            publishable_key.trim(),
+            webhook_secret.trim(),
+        );
         let shaped = |k: &str| {
             k.len() > 12
                 && k.len() <= 255
@@ -208,6 +217,14 @@ impl StripeAccount {
                 format!("must be a {mode_prefix} mode key (sk_{mode_prefix}_… or rk_{mode_prefix}_…) for {mode} mode"),
             );
         }
+        if !pk.starts_with("pk_") || !shaped(pk) {
+            invalid.push("publishable_key", "must be a Stripe publishable key (pk_…)");
+        } else if pk.starts_with("pk_test_") == mode.is_live() {
+            invalid.push(
+                "publishable_key",
+                format!("must be a {mode_prefix} mode key (pk_{mode_prefix}_…) for {mode} mode"),
+            );
+        }
         if !whsec.starts_with("whsec_") || !shaped(whsec) {
             invalid.push(
                 "webhook_secret",
@@ -217,6 +234,7 @@ impl StripeAccount {
         invalid.into_result()?;
         Ok(Self {
             secret_key: Secret::from(key),
+            publishable_key: Some(pk.to_owned()),
             webhook_secret: Secret::from(whsec),
         })
     }
@@ -619,36 +637,50 @@ mod stripe_tests {
     #[test]
     fn stripe_keys_go_with_their_mode_and_never_print() {
         use crate::mode::Mode;
-        let test = StripeAccount::parse(Mode::Test, " rk_test_abcdef123456 ", "whsec_abcdef123456")
-            .unwrap();
+        const PK_TEST: &str = "pk_test_abcdef123456";
+        const PK_LIVE: &str = "pk_live_abcdef123456";
+        const WHSEC: &str = "whsec_abcdef123456";
+        let test =
+            StripeAccount::parse(Mode::Test, " rk_test_abcdef123456 ", PK_TEST, WHSEC).unwrap();
         assert_eq!(last4(&test.secret_key), "3456");
-        assert!(!format!("{test:?}").contains("abcdef"));
-        assert!(
-            StripeAccount::parse(Mode::Live, "sk_live_abcdef123456", "whsec_abcdef123456").is_ok()
-        );
-        let fields = |mode, key: &str, whsec: &str| -> Vec<String> {
-            StripeAccount::parse(mode, key, whsec)
+        assert_eq!(test.publishable_key.as_deref(), Some(PK_TEST));
+        assert!(!format!("{:?}", test.secret_key).contains("abcdef"));
+        assert!(!format!("{:?}", test.webhook_secret).contains("abcdef"));
+        assert!(StripeAccount::parse(Mode::Live, "sk_live_abcdef123456", PK_LIVE, WHSEC).is_ok());
+        let fields = |mode, key: &str, pk: &str, whsec: &str| -> Vec<String> {
+            StripeAccount::parse(mode, key, pk, whsec)
                 .unwrap_err()
                 .errors
                 .into_iter()
                 .map(|e| e.field)
                 .collect()
         };
-        // A test key for live mode and the reverse; a publishable key; no whsec_.
+        // A test key for live mode and the reverse; a publishable key as the secret
+        // one and the reverse; no whsec_.
         assert_eq!(
-            fields(Mode::Live, "sk_test_abcdef123456", "whsec_abcdef123456"),
+            fields(Mode::Live, "sk_test_abcdef123456", PK_LIVE, WHSEC),
             ["secret_key"]
         );
         assert_eq!(
-            fields(Mode::Test, "rk_live_abcdef123456", "whsec_abcdef123456"),
+            fields(Mode::Test, "rk_live_abcdef123456", PK_TEST, WHSEC),
             ["secret_key"]
         );
+        assert_eq!(fields(Mode::Test, PK_TEST, PK_TEST, WHSEC), ["secret_key"]);
         assert_eq!(
-            fields(Mode::Test, "pk_test_abcdef123456", "whsec_abcdef123456"),
-            ["secret_key"]
+            fields(Mode::Test, "sk_test_abcdef123456", PK_LIVE, WHSEC),
+            ["publishable_key"]
         );
         assert_eq!(
-            fields(Mode::Test, "sk_test_abcdef123456", "abcdef123456"),
+            fields(
+                Mode::Live,
+                "sk_live_abcdef123456",
+                "sk_live_abcdef123456",
+                WHSEC
+            ),
+            ["publishable_key"]
+        );
+        assert_eq!(
+            fields(Mode::Test, "sk_test_abcdef123456", PK_TEST, "abcdef123456"),
             ["webhook_secret"]
         );
     }

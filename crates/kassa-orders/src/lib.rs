@@ -28,7 +28,8 @@ pub use fulfillment::{
     retry_delivery,
 };
 pub use online::{
-    ProviderEventError, ProviderEventOutcome, Providers, ReturnUrls, pay_with_stripe, stripe_event,
+    ProviderEventError, ProviderEventOutcome, Providers, StripeCardForm, pay_with_stripe,
+    stripe_card_form, stripe_event,
 };
 pub use payments::{CardOutcome, pay_with_card, record_offline_payment, switch_method};
 pub use refunds::{RefundInput, refund};

@@ -1,19 +1,21 @@
-//! Payments through a provider's page (Stripe Checkout): the customer is sent to the
-//! provider with a pending attempt recorded, and the order is paid only when the
-//! provider's signed webhook says the money moved, after the workflow checked it
+//! Payments through a provider confirmed on Kassa's pay page (Stripe PaymentIntents
+//! and Stripe.js's card Element): a pending attempt is recorded with the provider's
+//! payment, the customer confirms it on the pay page (the card goes to the provider,
+//! never to Kassa), and the order is paid only when the provider's signed webhook says
+//! the money moved, after the workflow checked it
 //! against the order (its store, mode, amount and currency), in one transaction with
 //! the payment, the provider's event id (each acted on once) and what follows.
 
 use std::time::Duration;
 
 use chrono::Utc;
-use kassa_domain::Invalid;
 use kassa_domain::ids::PaymentId;
 use kassa_domain::mode::Mode;
 use kassa_domain::money::{Currency, Money};
 use kassa_domain::order::{PaymentMethod, PaymentStatus};
 use kassa_domain::tenant::{StripeAccount, TenantSettings};
 use kassa_domain::workflow::{self, PaymentFacts, Refused};
+use kassa_domain::{Invalid, Secret};
 use kassa_payments::provider::{Outcome, PaymentProvider, PaymentRequest, WebhookError};
 use kassa_payments::stripe::Stripe;
 use kassa_store::{NewPayment, OrderRecord, Settlement, Store, StoreError, TenantRecord};
@@ -26,6 +28,9 @@ use crate::payments::finish_payment;
 pub struct Providers {
     /// Stripe's API (`https://api.stripe.com`), or a stand-in's in tests.
     pub stripe_api_base: String,
+    /// Stripe.js, loaded by the pay page (`https://js.stripe.com/v3/`), or a
+    /// stand-in's in tests.
+    pub stripe_js_url: String,
     /// Every call to a provider gives up after this: the customer is told and may
     /// try again.
     pub timeout: Duration,
@@ -35,6 +40,7 @@ impl Default for Providers {
     fn default() -> Self {
         Self {
             stripe_api_base: kassa_payments::stripe::API_BASE.to_owned(),
+            stripe_js_url: kassa_payments::stripe::JS_URL.to_owned(),
             timeout: Duration::from_secs(10),
         }
     }
@@ -52,33 +58,33 @@ impl Providers {
     }
 }
 
-/// Where the provider sends the customer back: the order page after paying (which
-/// says the payment is being confirmed; coming back pays nothing), the payment page
-/// when they cancel.
-#[derive(Debug, Clone)]
-pub struct ReturnUrls {
-    pub success: String,
-    pub cancel: String,
-}
-
 /// The message next to the method when Stripe cannot be used now.
 const UNAVAILABLE: &str =
     "Stripe could not be reached, nothing was charged: please try again in a moment";
-const EXPIRED_CODE: &str = "expired";
-const EXPIRED: &str = "The Stripe payment page expired before it was paid.";
+const CANCELED_CODE: &str = "canceled";
+const CANCELED: &str = "The Stripe payment was canceled before it was paid.";
 const NOT_OFFERED: &str = "this store does not take payments with Stripe at the moment";
 
-/// Starts paying `order` with Stripe: a Checkout Session for its total (idempotent
-/// per order and attempt), recorded as a pending attempt. Returns the page to send
-/// the customer to. Stripe down, slow or refusing: a field error on
-/// `payment_method`, nothing recorded, the customer may try again.
+/// What the pay page needs to confirm a Stripe payment with Stripe.js: the store's
+/// publishable key of the order's mode and the PaymentIntent's client secret (for the
+/// customer's browser only: never logged, never in a URL).
+#[derive(Debug, Clone)]
+pub struct StripeCardForm {
+    pub publishable_key: String,
+    pub client_secret: Secret,
+}
+
+/// Starts paying `order` with Stripe: a PaymentIntent for its total (idempotent per
+/// order and attempt), recorded as a pending attempt, for the customer to confirm on
+/// the pay page ([`stripe_card_form`]). While an attempt is pending nothing new is
+/// made. Stripe down, slow or refusing: a field error on `payment_method`, nothing
+/// recorded, the customer may try again.
 pub async fn pay_with_stripe(
     store: &Store,
     providers: &Providers,
     tenant: &TenantRecord,
     order: &OrderRecord,
-    urls: &ReturnUrls,
-) -> Result<String, OrdersError> {
+) -> Result<(), OrdersError> {
     let mode = Mode::from_livemode(order.livemode);
     let state = order.state()?;
     let facts = PaymentFacts {
@@ -90,14 +96,12 @@ pub async fn pay_with_stripe(
         at: Utc::now(),
     };
     state.may_pay(&facts, &[])?;
-    let offered = TenantSettings::from_json(&tenant.settings)
-        .offered_methods(mode, tenant.stripe_ready(mode));
-    let account = match store.stripe_account(&tenant.id, mode).await? {
-        Some(account) if offered.contains(&PaymentMethod::Stripe) => account,
-        _ => return Err(Invalid::field("payment_method", NOT_OFFERED).into()),
-    };
-    // The page lives a day at most (Stripe's longest): the order holds its coupon's use
-    // until then, so the payment it brings is one the coupon still had.
+    let account = offered_account(store, tenant, mode).await?;
+    if pending_attempt(order).is_some() {
+        return Ok(());
+    }
+    // A PaymentIntent can be confirmed for days: the order holds its coupon's use for
+    // a day, so the payment it brings is one the coupon still had.
     let now = Utc::now();
     if let Some(hold) = state.hold_coupon_for_provider(now, now + chrono::TimeDelta::hours(24)) {
         let mut work = store.work(&tenant.id).await?;
@@ -107,10 +111,9 @@ pub async fn pay_with_stripe(
         }
         work.commit().await?;
     }
-    // One session per attempt, the attempt counted by the Stripe attempts that ended:
-    // while one is pending (the customer clicks again, submits twice, or retries after
-    // Stripe was unreachable) the same idempotency key gives back the same session, so
-    // a customer is never sent to two sessions that could both be paid.
+    // One PaymentIntent per attempt, the attempt counted by the Stripe attempts that
+    // ended: two clicks at once, or a retry after Stripe was unreachable, reuse the
+    // key and Stripe gives back the same PaymentIntent.
     let attempt = 1 + order
         .payments
         .iter()
@@ -123,16 +126,13 @@ pub async fn pay_with_stripe(
             amount: order.total,
             currency: Currency::parse("currency", &order.currency)?,
         },
-        description: format!("{} order {}", tenant.name, order.number),
-        customer_email: order.customer.email.clone(),
-        success_url: urls.success.clone(),
-        cancel_url: urls.cancel.clone(),
+        order_number: order.number.to_string(),
         idempotency_key: format!("kassa_{}_{attempt}", order.id),
     };
     let created = match providers.stripe(account)?.create_payment(&request).await {
         Ok(created) => created,
         Err(e) => {
-            tracing::warn!(order = %order.id, error = %e, "a Stripe Checkout Session was not made");
+            tracing::warn!(order = %order.id, error = %e, "a Stripe PaymentIntent was not made");
             return Err(Invalid::field("payment_method", UNAVAILABLE).into());
         }
     };
@@ -155,8 +155,65 @@ pub async fn pay_with_stripe(
             .await?;
     }
     work.commit().await?;
-    tracing::info!(order = %order.id, session = %created.reference, "sent to Stripe");
-    Ok(created.redirect_url)
+    tracing::info!(order = %order.id, payment_intent = %created.reference, "Stripe payment started");
+    Ok(())
+}
+
+/// The card form for `order`'s pending Stripe attempt, if it has one: the store's
+/// publishable key and the PaymentIntent's client secret, read back from Stripe.
+/// Stripe down or slow: a field error on `payment_method`.
+pub async fn stripe_card_form(
+    store: &Store,
+    providers: &Providers,
+    tenant: &TenantRecord,
+    order: &OrderRecord,
+) -> Result<Option<StripeCardForm>, OrdersError> {
+    let Some(reference) = pending_attempt(order) else {
+        return Ok(None);
+    };
+    let mode = Mode::from_livemode(order.livemode);
+    let account = offered_account(store, tenant, mode).await?;
+    let Some(publishable_key) = account.publishable_key.clone() else {
+        return Err(Invalid::field("payment_method", NOT_OFFERED).into());
+    };
+    match providers.stripe(account)?.payment(reference).await {
+        Ok(payment) => Ok(Some(StripeCardForm {
+            publishable_key,
+            client_secret: payment.client_secret,
+        })),
+        Err(e) => {
+            tracing::warn!(order = %order.id, error = %e, "a Stripe PaymentIntent was not read");
+            Err(Invalid::field("payment_method", UNAVAILABLE).into())
+        }
+    }
+}
+
+/// The store's Stripe account in `mode`, if it offers Stripe there.
+async fn offered_account(
+    store: &Store,
+    tenant: &TenantRecord,
+    mode: Mode,
+) -> Result<StripeAccount, OrdersError> {
+    let offered = TenantSettings::from_json(&tenant.settings)
+        .offered_methods(mode, tenant.stripe_ready(mode));
+    match store.stripe_account(&tenant.id, mode).await? {
+        Some(account) if offered.contains(&PaymentMethod::Stripe) => Ok(account),
+        _ => Err(Invalid::field("payment_method", NOT_OFFERED).into()),
+    }
+}
+
+/// The PaymentIntent of the order's Stripe attempt still pending, if any. An attempt
+/// sent to a Checkout Session before Kassa confirmed cards itself (`cs_…`) is not one:
+/// paying again starts a PaymentIntent (and the session, if paid after all, pays the
+/// order through its PaymentIntent's `payment_intent.succeeded`, which carries the
+/// order in its metadata).
+fn pending_attempt(order: &OrderRecord) -> Option<&str> {
+    order
+        .payments
+        .iter()
+        .filter(|p| p.method == PaymentMethod::Stripe && p.status == PaymentStatus::Pending)
+        .filter_map(|p| p.reference.as_deref())
+        .find(|reference| reference.starts_with("pi_"))
 }
 
 /// What a provider's webhook did.
@@ -248,12 +305,12 @@ pub async fn stripe_event(
     let (failure_code, failure_message) = match &event.outcome {
         Outcome::Succeeded => (None, None),
         Outcome::Failed { code, message } => (Some(code.as_str()), Some(message.as_str())),
-        Outcome::Expired => {
-            // The customer left Stripe's page: the attempt ends (the order page stops
-            // saying the payment is being confirmed, and paying again makes a new
-            // page); no payment failed, so no event and no email.
+        Outcome::Canceled => {
+            // Canceled at Stripe unpaid: the attempt ends (the order page stops saying
+            // the payment is being confirmed, and paying again makes a new
+            // PaymentIntent); no payment failed, so no event and no email.
             if let Some(attempt) = &attempt {
-                work.end_pending_attempt(order_id, &attempt.id, EXPIRED_CODE, EXPIRED)
+                work.end_pending_attempt(order_id, &attempt.id, CANCELED_CODE, CANCELED)
                     .await?;
             }
             let order = work.view(order_id).await?;
@@ -270,14 +327,15 @@ pub async fn stripe_event(
         amount: event.amount,
         currency: event.currency.clone(),
         succeeded: event.outcome == Outcome::Succeeded,
-        // The offer had to hold when the customer was sent to Stripe.
+        // The offer had to hold when the Stripe payment was started.
         at: attempt.as_ref().map_or_else(Utc::now, |a| a.created_at.0),
     };
     let decided = order
         .pay_online(&facts, paid_in, attempt.is_some(), &[])
         .map_err(refused)?;
     if attempt.is_none() {
-        // A session Kassa made but did not get to record (it stopped in between).
+        // A PaymentIntent Kassa made but did not get to record (it stopped in
+        // between).
         let payment = NewPayment {
             facts: facts.clone(),
             failure_code: None,

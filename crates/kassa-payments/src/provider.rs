@@ -1,12 +1,13 @@
 //! The payment-provider interface: what Kassa asks of a real provider (Stripe first)
 //! and what comes back, in Kassa's terms. A provider creates a payment for an order
-//! (a page the customer is sent to), tells from its own signed webhook whether the
-//! money moved, and refunds. It never decides whether an order is paid: the facts it
+//! (confirmed by the customer on Kassa's pay page with the provider's own script),
+//! tells from its own signed webhook whether the money moved, and refunds. It never decides whether an order is paid: the facts it
 //! reports (amount, currency, mode) go to `kassa_domain::workflow`, which checks them
 //! against the order before anything is written.
 
 use std::future::Future;
 
+use kassa_domain::Secret;
 use kassa_domain::money::Money;
 
 /// A payment to create for an order.
@@ -18,25 +19,21 @@ pub struct PaymentRequest {
     pub order_id: String,
     /// The order's total in its currency.
     pub amount: Money,
-    /// What the customer sees on the provider's page.
-    pub description: String,
-    pub customer_email: Option<String>,
-    /// Where the provider sends the customer back. Coming back proves nothing: only
-    /// the provider's signed webhook pays the order.
-    pub success_url: String,
-    pub cancel_url: String,
+    /// The order's number in the store (`K-7`), shown in the provider's dashboard.
+    pub order_number: String,
     /// Sent to the provider so a retried request makes one payment, not two.
     pub idempotency_key: String,
 }
 
-/// A payment created at the provider: where to send the customer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A payment created at the provider, for the customer to confirm on the pay page.
+#[derive(Debug, Clone)]
 pub struct CreatedPayment {
-    /// The provider's id for it (a Stripe Checkout Session `cs_…`).
+    /// The provider's id for it (a Stripe PaymentIntent `pi_…`).
     pub reference: String,
-    /// The provider's payment page.
-    pub redirect_url: String,
-    /// Whether the provider made it in its test mode.
+    /// What the provider's script on the pay page confirms it with (a Stripe client
+    /// secret): given to the customer's browser only, never logged, never in a URL.
+    pub client_secret: Secret,
+    /// Whether the provider made it in its live mode.
     pub livemode: bool,
 }
 
@@ -45,9 +42,9 @@ pub struct CreatedPayment {
 pub struct PaymentEvent {
     /// The provider's event id: the same event delivered twice is recorded once.
     pub event_id: String,
-    /// The provider's payment id (a Stripe Checkout Session `cs_…`).
+    /// The provider's payment id (a Stripe PaymentIntent `pi_…`).
     pub reference: String,
-    /// The provider's id to refund it with (a Stripe PaymentIntent `pi_…`).
+    /// The provider's id to refund it with (the same PaymentIntent for Stripe).
     pub charge_reference: Option<String>,
     /// The store and order the payment was created for, as the provider kept them.
     pub tenant_id: Option<String>,
@@ -69,9 +66,9 @@ pub enum Outcome {
         code: String,
         message: String,
     },
-    /// The provider's page expired unpaid (the customer left): the attempt ends,
-    /// nothing else happens.
-    Expired,
+    /// The payment was canceled unpaid at the provider: the attempt ends, nothing
+    /// else happens.
+    Canceled,
 }
 
 /// What a webhook carried that was not a payment to record.
@@ -115,10 +112,16 @@ pub struct CreatedRefund {
 
 /// A real payment provider.
 pub trait PaymentProvider: Send + Sync {
-    /// Creates a payment of the order's total; the customer is sent to its page.
+    /// Creates a payment of the order's total, for the customer to confirm.
     fn create_payment(
         &self,
         request: &PaymentRequest,
+    ) -> impl Future<Output = Result<CreatedPayment, ProviderError>> + Send;
+
+    /// A payment created before (`reference`), as the pay page shows it again.
+    fn payment(
+        &self,
+        reference: &str,
     ) -> impl Future<Output = Result<CreatedPayment, ProviderError>> + Send;
 
     /// Reads a webhook: its signature is checked (with the provider's own scheme,

@@ -1,7 +1,9 @@
-//! Kassa's Stripe client against a local stand-in of Stripe's API written by others
+//! Kassa's Stripe refunds against a local stand-in of Stripe's API written by others
 //! (`stripe-stateful-mock` from npm, installed by `tests/run.sh`), and against a
-//! Stripe that is down or slow. The stand-in implements Charges and Refunds, not
-//! Checkout Sessions: a payment is made there as a Charge, and refunded by Kassa.
+//! Stripe that is down or slow. This stand-in, unlike localstripe (which the
+//! integration tests pay and refund through), keeps Stripe's idempotency keys and
+//! refuses a refund above what was paid: a payment is made there as a Charge, and
+//! refunded by Kassa.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

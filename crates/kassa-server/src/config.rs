@@ -80,6 +80,10 @@ pub struct Config {
     pub metrics_token: Option<SecretString>,
     /// Stripe's API (`https://api.stripe.com`); another URL only for a local stand-in.
     pub stripe_api_base: String,
+    /// Stripe.js, which the payment page loads (`https://js.stripe.com/v3/`); another
+    /// URL only for a local stand-in. The page's Content-Security-Policy lets in its
+    /// origin and `stripe_api_base`'s.
+    pub stripe_js_url: String,
     /// How long a call to a payment provider may take before the customer is told to
     /// try again (`10s`).
     pub provider_timeout: String,
@@ -126,6 +130,7 @@ const KEYS: &[&str] = &[
     "job_heartbeat",
     "metrics_token",
     "stripe_api_base",
+    "stripe_js_url",
     "provider_timeout",
 ];
 
@@ -175,6 +180,7 @@ impl Default for Config {
             job_heartbeat: "10s".to_owned(),
             metrics_token: None,
             stripe_api_base: "https://api.stripe.com".to_owned(),
+            stripe_js_url: "https://js.stripe.com/v3/".to_owned(),
             provider_timeout: "10s".to_owned(),
             rate_limits: kassa_limits::LimitsConfig::default(),
         }
@@ -225,6 +231,7 @@ impl std::fmt::Debug for Config {
             .field("job_heartbeat", &self.job_heartbeat)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .field("stripe_api_base", &self.stripe_api_base)
+            .field("stripe_js_url", &self.stripe_js_url)
             .field("provider_timeout", &self.provider_timeout)
             .field("rate_limits", &self.rate_limits)
             .finish()
@@ -320,8 +327,17 @@ impl Config {
         if timeout.is_zero() {
             return Err("provider_timeout: must be more than 0s".into());
         }
+        for (name, url) in [
+            ("stripe_api_base", &self.stripe_api_base),
+            ("stripe_js_url", &self.stripe_js_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!("{name}: must be an http(s) URL"));
+            }
+        }
         Ok(kassa_orders::Providers {
             stripe_api_base: self.stripe_api_base.trim_end_matches('/').to_owned(),
+            stripe_js_url: self.stripe_js_url.clone(),
             timeout,
         })
     }

@@ -15,11 +15,20 @@ use crate::store::Store;
 use crate::time::Timestamp;
 use crate::work::Work;
 
-/// The columns of `mode`'s Stripe account on `tenants`.
-fn stripe_columns(mode: Mode) -> (&'static str, &'static str) {
+/// The columns of `mode`'s Stripe account on `tenants`: secret key, publishable key,
+/// webhook signing secret.
+fn stripe_columns(mode: Mode) -> (&'static str, &'static str, &'static str) {
     match mode {
-        Mode::Test => ("stripe_test_secret_key", "stripe_test_webhook_secret"),
-        Mode::Live => ("stripe_live_secret_key", "stripe_live_webhook_secret"),
+        Mode::Test => (
+            "stripe_test_secret_key",
+            "stripe_test_publishable_key",
+            "stripe_test_webhook_secret",
+        ),
+        Mode::Live => (
+            "stripe_live_secret_key",
+            "stripe_live_publishable_key",
+            "stripe_live_webhook_secret",
+        ),
     }
 }
 
@@ -48,9 +57,9 @@ impl Store {
         tenant: &TenantId,
         mode: Mode,
     ) -> Result<Option<StripeAccount>, StoreError> {
-        let (key, whsec) = stripe_columns(mode);
-        let row: Option<(Option<String>, Option<String>)> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {key}, {whsec} FROM tenants WHERE id = $1"
+        let (key, pk, whsec) = stripe_columns(mode);
+        let row: Option<(Option<String>, Option<String>, Option<String>)> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {key}, {pk}, {whsec} FROM tenants WHERE id = $1"
         )))
         .bind(tenant.as_str())
         .fetch_optional(c).await?);
@@ -58,8 +67,9 @@ impl Store {
             return Err(StoreError::NotFound);
         };
         Ok(match row {
-            (Some(key), Some(whsec)) => Some(StripeAccount {
+            (Some(key), publishable_key, Some(whsec)) => Some(StripeAccount {
                 secret_key: Secret::from(key),
+                publishable_key,
                 webhook_secret: Secret::from(whsec),
             }),
             _ => None,
@@ -91,13 +101,14 @@ impl Store {
         mode: Mode,
         account: Option<&StripeAccount>,
     ) -> Result<(), StoreError> {
-        let (key, whsec) = stripe_columns(mode);
+        let (key, pk, whsec) = stripe_columns(mode);
         let done = db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
-            "UPDATE tenants SET {key} = $2, {whsec} = $3 WHERE id = $1"
+            "UPDATE tenants SET {key} = $2, {whsec} = $3, {pk} = $4 WHERE id = $1"
         )))
         .bind(tenant.as_str())
         .bind(account.map(|a| a.secret_key.expose_secret()))
         .bind(account.map(|a| a.webhook_secret.expose_secret()))
+        .bind(account.and_then(|a| a.publishable_key.as_deref()))
         .execute(c).await?.rows_affected());
         if done == 0 {
             return Err(StoreError::NotFound);
@@ -128,8 +139,8 @@ impl Work {
         Ok(inserted == 1)
     }
 
-    /// The order's attempt whose provider id is `reference` (a Stripe Checkout
-    /// Session), if Kassa recorded it.
+    /// The order's attempt whose provider id is `reference` (a Stripe
+    /// PaymentIntent), if Kassa recorded it.
     pub async fn provider_attempt(
         &mut self,
         order: &str,
@@ -145,7 +156,7 @@ impl Work {
         Ok(row.map(|(id, created_at)| ProviderAttempt { id, created_at }))
     }
 
-    /// Ends an attempt still pending at the provider (its page expired unpaid) with
+    /// Ends an attempt still pending at the provider (canceled unpaid there) with
     /// `code` and `message`; an attempt that already ended stays as it is.
     pub async fn end_pending_attempt(
         &mut self,

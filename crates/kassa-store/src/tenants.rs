@@ -22,7 +22,8 @@ pub struct TenantRecord {
     /// The settings document as JSON text.
     pub settings: String,
     pub created_at: Timestamp,
-    /// Whether the store's Stripe keys are set, in test and in live mode.
+    /// Whether the store's Stripe keys (secret and publishable) are set, in test and in
+    /// live mode.
     pub stripe_test_ready: bool,
     pub stripe_live_ready: bool,
 }
@@ -39,8 +40,8 @@ impl TenantRecord {
 
 /// The columns of a [`TenantRecord`].
 const TENANT_COLUMNS: &str = "id, slug, name, CAST(settings AS TEXT) AS settings, created_at,
-    (stripe_test_secret_key IS NOT NULL) AS stripe_test_ready,
-    (stripe_live_secret_key IS NOT NULL) AS stripe_live_ready";
+    (stripe_test_secret_key IS NOT NULL AND stripe_test_publishable_key IS NOT NULL) AS stripe_test_ready,
+    (stripe_live_secret_key IS NOT NULL AND stripe_live_publishable_key IS NOT NULL) AS stripe_live_ready";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRecord {

@@ -479,9 +479,9 @@ pub async fn submit(
         mode: page::mode(req),
     };
     match kassa_orders::place_order(&ctx.store, &tenant, &input).await {
-        // Stripe chosen: straight to Stripe's page.
+        // Stripe chosen: its payment started, then the card form.
         Ok(order) if order.payment_method == PaymentMethod::Stripe => {
-            crate::order::to_stripe(ctx, req, &tenant, &order, &cookies).await
+            crate::order::start_stripe(ctx, req, &tenant, &order, &cookies).await
         }
         Ok(order) => page::see_other(
             &format!("/{}/orders/{}/pay", tenant.slug, order.token),

@@ -11,6 +11,7 @@ pub mod form;
 mod link;
 mod order;
 pub mod page;
+mod stripe_page;
 
 use kassa_domain::mode::Mode;
 pub use page::{WebContext, too_large};

@@ -102,20 +102,43 @@ pub async fn invoice(
     )
 }
 
+/// What the payment page shows beside the order: a decline, field errors, the
+/// expiry typed, and the Stripe card form of a pending Stripe attempt.
+#[derive(Default)]
+struct Shown {
+    failure: Option<String>,
+    errors: Errors,
+    expiry: String,
+    stripe: Option<kassa_orders::StripeCardForm>,
+}
+
+impl Shown {
+    fn errors(errors: Errors) -> Self {
+        Self {
+            errors,
+            ..Self::default()
+        }
+    }
+}
+
 /// Renders the payment page, with a decline or field errors when there are some.
 fn render_pay(
     ctx: &WebContext,
     req: &Request,
     tenant: &TenantRecord,
     order: &OrderRecord,
-    failure: Option<String>,
-    errors: Errors,
-    expiry: &str,
+    shown: Shown,
 ) -> Response {
     let settings = TenantSettings::from_json(&tenant.settings);
     let t = page::texts(page::pick_locale(Some(&order.locale), req));
     let (csrf, csrf_cookie) = page::csrf(ctx, req);
-    let (_, pay_action, method_action, invoice_url) = urls(tenant, order);
+    let (order_url, pay_action, method_action, invoice_url) = urls(tenant, order);
+    let Shown {
+        failure,
+        errors,
+        expiry,
+        stripe,
+    } = shown;
     let status = if failure.is_some() {
         StatusCode::PAYMENT_REQUIRED
     } else if errors.contains_key("offer") || errors.contains_key("coupon") {
@@ -127,6 +150,8 @@ fn render_pay(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
+    let nonce = crate::stripe_page::nonce();
+    let stripe_view = stripe.map(|form| crate::stripe_page::view(&ctx.providers, form, &nonce, t));
     let resp = page::render(
         status,
         "pay.html",
@@ -136,6 +161,7 @@ fn render_pay(
             order => order_view(order, t),
             methods => page::method_choices(tenant, &settings, Mode::from_livemode(order.livemode), t),
             csrf => csrf,
+            order_url => order_url,
             pay_action => pay_action,
             method_action => method_action,
             invoice_url => invoice_url,
@@ -143,8 +169,10 @@ fn render_pay(
             failure => failure,
             errors => errors,
             form => minijinja::context! { expiry => expiry },
+            stripe => stripe_view,
         },
     );
+    let resp = crate::stripe_page::with_policy(resp, &ctx.providers, &nonce);
     page::with_cookies(resp, &csrf_cookie.into_iter().collect::<Vec<_>>())
 }
 
@@ -161,15 +189,23 @@ pub async fn pay_page(
     if order.status != OrderStatus::NotPaid {
         return page::see_other(&urls(&tenant, &order).0, &[]);
     }
-    let mut errors = Errors::new();
+    let mut shown = Shown::default();
     match order.state().map(|o| o.offer_open(Utc::now())) {
         Ok(Ok(())) => {}
         Ok(Err(expired)) => {
-            errors.insert("offer".into(), expired.to_string());
+            shown.errors.insert("offer".into(), expired.to_string());
         }
         Err(e) => return page::failure(e),
     }
-    render_pay(ctx, req, &tenant, &order, None, errors, "")
+    if order.payment_method == PaymentMethod::Stripe && shown.errors.is_empty() {
+        // A Stripe attempt under way: its card form, read back from Stripe.
+        match kassa_orders::stripe_card_form(&ctx.store, &ctx.providers, &tenant, &order).await {
+            Ok(form) => shown.stripe = form,
+            Err(OrdersError::Invalid(invalid)) => shown.errors = by_field(invalid),
+            Err(e) => return page::failure(e),
+        }
+    }
+    render_pay(ctx, req, &tenant, &order, shown)
 }
 
 /// A use case's field errors, to show next to their fields.
@@ -248,7 +284,7 @@ pub async fn pay(
         return resp;
     }
     if order.payment_method == PaymentMethod::Stripe {
-        return to_stripe(ctx, req, &tenant, &order, &[]).await;
+        return start_stripe(ctx, req, &tenant, &order, &[]).await;
     }
     let expiry = form_value(&form, "expiry").unwrap_or_default();
     let input = CardInput {
@@ -266,18 +302,19 @@ pub async fn pay(
                 .cloned()
                 .or(payment.failure_message)
                 .unwrap_or_default();
-            render_pay(
-                ctx,
-                req,
-                &tenant,
-                &order,
-                Some(message),
-                Errors::new(),
-                expiry,
-            )
+            let shown = Shown {
+                failure: Some(message),
+                expiry: expiry.to_owned(),
+                ..Shown::default()
+            };
+            render_pay(ctx, req, &tenant, &order, shown)
         }
         Err(OrdersError::Invalid(invalid)) => {
-            render_pay(ctx, req, &tenant, &order, None, by_field(invalid), expiry)
+            let shown = Shown {
+                expiry: expiry.to_owned(),
+                ..Shown::errors(by_field(invalid))
+            };
+            render_pay(ctx, req, &tenant, &order, shown)
         }
         Err(OrdersError::Refused(_) | OrdersError::Conflict(_)) => {
             page::see_other(&urls(&tenant, &order).0, &[])
@@ -286,10 +323,11 @@ pub async fn pay(
     }
 }
 
-/// Sends the customer to Stripe's page for `order` (a new Checkout Session, recorded
-/// as a pending attempt), or shows the payment page with why not next to the method.
-/// Coming back from Stripe leads to the order page, which pays nothing.
-pub(crate) async fn to_stripe(
+/// Starts a Stripe payment of `order` (a PaymentIntent, recorded as a pending
+/// attempt) and sends the customer to the payment page, where Stripe.js's card form
+/// confirms it; or shows the payment page with why not next to the method. The
+/// payment page, and the order page after it, pay nothing: Stripe's webhook does.
+pub(crate) async fn start_stripe(
     ctx: &WebContext,
     req: &Request,
     tenant: &TenantRecord,
@@ -297,16 +335,10 @@ pub(crate) async fn to_stripe(
     cookies: &[String],
 ) -> Response {
     let (order_url, pay_url, _, _) = urls(tenant, order);
-    let return_urls = kassa_orders::ReturnUrls {
-        success: format!("{}{order_url}", ctx.public_url),
-        cancel: format!("{}{pay_url}", ctx.public_url),
-    };
-    match kassa_orders::pay_with_stripe(&ctx.store, &ctx.providers, tenant, order, &return_urls)
-        .await
-    {
-        Ok(stripe_page) => page::see_other(&stripe_page, cookies),
+    match kassa_orders::pay_with_stripe(&ctx.store, &ctx.providers, tenant, order).await {
+        Ok(()) => page::see_other(&pay_url, cookies),
         Err(OrdersError::Invalid(invalid)) => {
-            let resp = render_pay(ctx, req, tenant, order, None, by_field(invalid), "");
+            let resp = render_pay(ctx, req, tenant, order, Shown::errors(by_field(invalid)));
             page::with_cookies(resp, cookies)
         }
         Err(OrdersError::Refused(_) | OrdersError::Conflict(_)) => {
@@ -333,7 +365,7 @@ pub async fn change_method(
             "payment_method".into(),
             "choose one of the payment methods".into(),
         );
-        render_pay(ctx, req, &tenant, &order, None, errors, "")
+        render_pay(ctx, req, &tenant, &order, Shown::errors(errors))
     };
     // Switching to an offline method emails its instructions.
     let email = Action::EmailCustomer {
@@ -352,7 +384,7 @@ pub async fn change_method(
         Err(OrdersError::Refused(Refused::MethodNotAllowed(_))) => wrong_method(),
         // The sandbox for a live order: said next to the methods.
         Err(OrdersError::Invalid(invalid)) => {
-            render_pay(ctx, req, &tenant, &order, None, by_field(invalid), "")
+            render_pay(ctx, req, &tenant, &order, Shown::errors(by_field(invalid)))
         }
         Err(OrdersError::Refused(_)) => page::see_other(&urls(&tenant, &order).0, &[]),
         Err(e) => page::failure(e),

@@ -2,6 +2,7 @@
 //! conversions to and from the provider interface's. Only the fields Kassa reads are
 //! declared; Stripe adds fields freely.
 
+use kassa_domain::Secret;
 use serde::Deserialize;
 
 use crate::provider::{
@@ -9,91 +10,67 @@ use crate::provider::{
     WebhookError,
 };
 
-/// The form fields of `POST /v1/checkout/sessions` for one order: one line of the
-/// order's total (Kassa has priced the order; Stripe only takes the money), the
-/// order and store in `client_reference_id` and `metadata`, on the session and on
-/// its PaymentIntent.
-pub fn checkout_session_form(r: &PaymentRequest) -> Vec<(String, String)> {
-    let mut form: Vec<(String, String)> = [
-        ("mode", "payment".to_owned()),
-        ("success_url", r.success_url.clone()),
-        ("cancel_url", r.cancel_url.clone()),
-        ("client_reference_id", r.order_id.clone()),
-        ("line_items[0][quantity]", "1".to_owned()),
-        (
-            "line_items[0][price_data][currency]",
-            r.amount.currency.code().to_ascii_lowercase(),
-        ),
-        (
-            "line_items[0][price_data][unit_amount]",
-            r.amount.amount.to_string(),
-        ),
-        (
-            "line_items[0][price_data][product_data][name]",
-            r.description.clone(),
-        ),
+/// The form fields of `POST /v1/payment_intents` for one order: the order's total
+/// (Kassa has priced the order; Stripe only takes the money), paid by card (the card
+/// Element on Kassa's pay page), the order and store in `metadata`, read back from the
+/// webhook (and the order's number, for the merchant reading Stripe's dashboard).
+pub fn payment_intent_form(r: &PaymentRequest) -> Vec<(String, String)> {
+    [
+        ("amount", r.amount.amount.to_string()),
+        ("currency", r.amount.currency.code().to_ascii_lowercase()),
+        ("payment_method_types[]", "card".to_owned()),
         ("metadata[order_id]", r.order_id.clone()),
         ("metadata[tenant_id]", r.tenant_id.clone()),
-        (
-            "payment_intent_data[metadata][order_id]",
-            r.order_id.clone(),
-        ),
-        (
-            "payment_intent_data[metadata][tenant_id]",
-            r.tenant_id.clone(),
-        ),
+        ("metadata[order_number]", r.order_number.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    if let Some(email) = &r.customer_email {
-        form.push(("customer_email".into(), email.clone()));
-    }
-    form
+    .collect()
 }
 
-/// A Checkout Session as Stripe returns it and as webhooks carry it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CheckoutSession {
+/// A PaymentIntent as Stripe returns it and as its webhooks carry it.
+#[derive(Clone, Deserialize)]
+pub struct PaymentIntent {
     pub id: String,
-    pub url: Option<String>,
+    /// Only in answers to the secret key, never in events Kassa reads it from.
+    pub client_secret: Option<String>,
     #[serde(default)]
     pub livemode: bool,
-    pub amount_total: Option<i64>,
+    pub amount: Option<i64>,
+    /// What was received: Stripe's events carry it; localstripe's do not (then the
+    /// `amount` of a succeeded PaymentIntent is what was received).
+    pub amount_received: Option<i64>,
     pub currency: Option<String>,
-    pub client_reference_id: Option<String>,
     #[serde(default)]
     pub metadata: std::collections::BTreeMap<String, String>,
-    /// `paid`, `unpaid` (an asynchronous method still on its way) or
-    /// `no_payment_required`.
-    pub payment_status: Option<String>,
-    /// The PaymentIntent's id (or the object when expanded).
-    pub payment_intent: Option<serde_json::Value>,
+    /// Why the last confirmation failed (a declined card).
+    pub last_payment_error: Option<ErrorDetail>,
 }
 
-impl CheckoutSession {
+impl std::fmt::Debug for PaymentIntent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentIntent")
+            .field("id", &self.id)
+            .field("livemode", &self.livemode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PaymentIntent {
     pub fn created(self) -> Result<CreatedPayment, ProviderError> {
-        let url = self
-            .url
-            .ok_or_else(|| ProviderError::Unavailable("the session has no url".into()))?;
+        let secret = self.client_secret.ok_or_else(|| {
+            ProviderError::Unavailable("the PaymentIntent has no client secret".into())
+        })?;
         Ok(CreatedPayment {
             reference: self.id,
-            redirect_url: url,
+            client_secret: Secret::from(secret),
             livemode: self.livemode,
         })
     }
-
-    fn payment_intent_id(&self) -> Option<String> {
-        match &self.payment_intent {
-            Some(serde_json::Value::String(id)) => Some(id.clone()),
-            Some(serde_json::Value::Object(o)) => o.get("id")?.as_str().map(str::to_owned),
-            _ => None,
-        }
-    }
 }
 
-/// A webhook event. `data.object` is read as a Checkout Session for the types Kassa
-/// acts on.
+/// A webhook event. `data.object` is read as a PaymentIntent for the types Kassa acts
+/// on.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Event {
     pub id: String,
@@ -110,52 +87,50 @@ pub struct EventData {
 }
 
 impl Event {
-    /// The payment event it reports: a completed (and paid) session or an
-    /// asynchronous payment that succeeded pays; an asynchronous payment that failed
-    /// fails; an expired session ends its attempt; anything else is not Kassa's to act
+    /// The payment event it reports: `payment_intent.succeeded` pays,
+    /// `payment_intent.payment_failed` fails with Stripe's reason,
+    /// `payment_intent.canceled` ends its attempt; anything else is not Kassa's to act
     /// on.
     pub fn payment_event(self) -> Result<PaymentEvent, WebhookError> {
-        let outcome = match self.kind.as_str() {
-            "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
-                Outcome::Succeeded
-            }
-            "checkout.session.async_payment_failed" => Outcome::Failed {
-                code: "payment_failed".into(),
-                message: "The payment did not go through.".into(),
-            },
-            "checkout.session.expired" => Outcome::Expired,
+        let kind = match self.kind.as_str() {
+            "payment_intent.succeeded"
+            | "payment_intent.payment_failed"
+            | "payment_intent.canceled" => self.kind.clone(),
             other => return Err(WebhookError::Ignored(other.to_owned())),
         };
-        let session: CheckoutSession = serde_json::from_value(self.data.object)
+        let intent: PaymentIntent = serde_json::from_value(self.data.object)
             .map_err(|e| WebhookError::Malformed(e.to_string()))?;
-        // A completed session whose money is still on its way (a bank debit) pays
-        // nothing yet: `async_payment_succeeded` follows.
-        if outcome == Outcome::Succeeded && session.payment_status.as_deref() != Some("paid") {
-            return Err(WebhookError::Ignored(format!(
-                "{} ({})",
-                self.kind,
-                session
-                    .payment_status
-                    .as_deref()
-                    .unwrap_or("no payment status")
-            )));
-        }
-        let (Some(amount), Some(currency)) = (session.amount_total, session.currency.clone())
-        else {
+        let outcome = match kind.as_str() {
+            "payment_intent.succeeded" => Outcome::Succeeded,
+            "payment_intent.payment_failed" => {
+                let error = intent.last_payment_error.clone();
+                Outcome::Failed {
+                    code: error
+                        .as_ref()
+                        .and_then(|e| e.decline_code.clone().or(e.code.clone()))
+                        .unwrap_or_else(|| "payment_failed".into()),
+                    message: error
+                        .and_then(|e| e.message)
+                        .unwrap_or_else(|| "The payment did not go through.".into()),
+                }
+            }
+            _ => Outcome::Canceled,
+        };
+        let amount = match outcome {
+            Outcome::Succeeded => intent.amount_received.or(intent.amount),
+            _ => intent.amount,
+        };
+        let (Some(amount), Some(currency)) = (amount, intent.currency.clone()) else {
             return Err(WebhookError::Malformed(
-                "the session has no amount or currency".into(),
+                "the PaymentIntent has no amount or currency".into(),
             ));
         };
         Ok(PaymentEvent {
             event_id: self.id,
-            charge_reference: session.payment_intent_id(),
-            order_id: session
-                .metadata
-                .get("order_id")
-                .cloned()
-                .or(session.client_reference_id.clone()),
-            tenant_id: session.metadata.get("tenant_id").cloned(),
-            reference: session.id,
+            charge_reference: Some(intent.id.clone()),
+            order_id: intent.metadata.get("order_id").cloned(),
+            tenant_id: intent.metadata.get("tenant_id").cloned(),
+            reference: intent.id,
             amount,
             currency: currency.to_ascii_uppercase(),
             livemode: self.livemode,
@@ -200,6 +175,8 @@ pub struct ErrorDetail {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub code: Option<String>,
+    /// A declined card's reason (`insufficient_funds`, `lost_card`, …).
+    pub decline_code: Option<String>,
     pub message: Option<String>,
 }
 
@@ -207,7 +184,8 @@ impl ErrorDetail {
     pub fn refused(self) -> ProviderError {
         ProviderError::Refused {
             code: self
-                .code
+                .decline_code
+                .or(self.code)
                 .or(self.kind)
                 .unwrap_or_else(|| "stripe_error".into()),
             message: self
@@ -222,28 +200,32 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn completed(payment_status: &str) -> Event {
+    fn event(kind: &str, intent: serde_json::Value) -> Event {
         serde_json::from_value(json!({
-            "id": "evt_1", "object": "event", "type": "checkout.session.completed",
-            "livemode": false,
-            "data": {"object": {
-                "id": "cs_test_1", "object": "checkout.session", "amount_total": 3998,
-                "currency": "usd", "client_reference_id": "ord_1",
-                "metadata": {"order_id": "ord_1", "tenant_id": "ten_1"},
-                "payment_status": payment_status, "payment_intent": "pi_1"
-            }}
+            "id": "evt_1", "object": "event", "type": kind, "livemode": false,
+            "data": {"object": intent}
         }))
         .unwrap()
     }
 
+    fn intent() -> serde_json::Value {
+        json!({
+            "id": "pi_1", "object": "payment_intent", "amount": 3998, "amount_received": 3998,
+            "currency": "usd", "status": "succeeded",
+            "metadata": {"order_id": "ord_1", "tenant_id": "ten_1"}
+        })
+    }
+
     #[test]
-    fn a_paid_session_is_a_payment_of_its_amount_for_its_order() {
-        let e = completed("paid").payment_event().unwrap();
+    fn a_succeeded_payment_intent_is_a_payment_of_what_was_received_for_its_order() {
+        let e = event("payment_intent.succeeded", intent())
+            .payment_event()
+            .unwrap();
         assert_eq!(
             e,
             PaymentEvent {
                 event_id: "evt_1".into(),
-                reference: "cs_test_1".into(),
+                reference: "pi_1".into(),
                 charge_reference: Some("pi_1".into()),
                 tenant_id: Some("ten_1".into()),
                 order_id: Some("ord_1".into()),
@@ -253,22 +235,27 @@ mod tests {
                 outcome: Outcome::Succeeded,
             }
         );
+        // Less received than asked: what was received is what the order is checked
+        // against.
+        let mut short = intent();
+        short["amount_received"] = json!(1);
+        let e = event("payment_intent.succeeded", short)
+            .payment_event()
+            .unwrap();
+        assert_eq!(e.amount, 1);
     }
 
     #[test]
-    fn a_session_is_one_line_of_the_order_total_naming_the_order() {
+    fn a_payment_intent_is_the_order_total_by_card_naming_the_order() {
         use kassa_domain::money::{Currency, Money};
-        let form = checkout_session_form(&PaymentRequest {
+        let form = payment_intent_form(&PaymentRequest {
             tenant_id: "ten_1".into(),
             order_id: "ord_1".into(),
             amount: Money {
                 amount: 3998,
                 currency: Currency::parse("currency", "USD").unwrap(),
             },
-            description: "Order #7 at Acme".into(),
-            customer_email: Some("buyer@example.com".into()),
-            success_url: "https://kassa.test/acme/orders/t".into(),
-            cancel_url: "https://kassa.test/acme/orders/t/pay".into(),
+            order_number: "K-7".into(),
             idempotency_key: "ord_1:1".into(),
         });
         let get = |k: &str| {
@@ -276,36 +263,47 @@ mod tests {
                 .find(|(key, _)| key == k)
                 .map(|(_, v)| v.as_str())
         };
-        assert_eq!(get("mode"), Some("payment"));
-        assert_eq!(get("line_items[0][price_data][unit_amount]"), Some("3998"));
-        assert_eq!(get("line_items[0][price_data][currency]"), Some("usd"));
-        assert_eq!(get("line_items[0][quantity]"), Some("1"));
-        assert_eq!(get("client_reference_id"), Some("ord_1"));
+        assert_eq!(get("amount"), Some("3998"));
+        assert_eq!(get("currency"), Some("usd"));
+        assert_eq!(get("payment_method_types[]"), Some("card"));
+        assert_eq!(get("metadata[order_id]"), Some("ord_1"));
         assert_eq!(get("metadata[tenant_id]"), Some("ten_1"));
-        assert_eq!(
-            get("payment_intent_data[metadata][order_id]"),
-            Some("ord_1")
-        );
-        assert_eq!(get("customer_email"), Some("buyer@example.com"));
+        assert_eq!(get("metadata[order_number]"), Some("K-7"));
     }
 
     #[test]
-    fn unpaid_sessions_and_other_events_pay_nothing() {
-        assert!(matches!(
-            completed("unpaid").payment_event(),
-            Err(WebhookError::Ignored(_))
-        ));
-        let mut other = completed("paid");
-        other.kind = "customer.created".into();
+    fn failures_carry_the_reason_cancels_end_and_other_events_pay_nothing() {
+        let mut declined = intent();
+        declined["last_payment_error"] = json!({"type": "card_error", "code": "card_declined",
+            "decline_code": "insufficient_funds", "message": "Your card has insufficient funds."});
+        let e = event("payment_intent.payment_failed", declined)
+            .payment_event()
+            .unwrap();
         assert_eq!(
-            other.payment_event(),
+            e.outcome,
+            Outcome::Failed {
+                code: "insufficient_funds".into(),
+                message: "Your card has insufficient funds.".into()
+            }
+        );
+        let e = event("payment_intent.canceled", intent())
+            .payment_event()
+            .unwrap();
+        assert_eq!(e.outcome, Outcome::Canceled);
+        assert_eq!(
+            event("customer.created", intent()).payment_event(),
             Err(WebhookError::Ignored("customer.created".into()))
         );
-        let mut failed = completed("unpaid");
-        failed.kind = "checkout.session.async_payment_failed".into();
-        assert!(matches!(
-            failed.payment_event().unwrap().outcome,
-            Outcome::Failed { .. }
-        ));
+    }
+
+    #[test]
+    fn the_client_secret_never_prints() {
+        let mut answer = intent();
+        answer["client_secret"] = json!("pi_1_secret_abc");
+        let pi: PaymentIntent = serde_json::from_value(answer).unwrap();
+        assert!(!format!("{pi:?}").contains("secret_abc"));
+        let created = pi.created().unwrap();
+        assert!(!format!("{created:?}").contains("secret_abc"));
+        assert_eq!(created.client_secret.expose_secret(), "pi_1_secret_abc");
     }
 }

@@ -17,6 +17,8 @@ on_both_backends!(
     a_declined_card_then_a_good_one,
     bank_transfer_then_the_merchant_records_the_payment,
     a_merchant_signs_up_and_sells_in_the_browser,
+    a_customer_pays_by_card_through_stripe,
+    a_declined_card_through_stripe_then_another_payment,
 );
 
 /// One Chromium at a time: the machine has two cores.
@@ -107,6 +109,88 @@ async fn the_order(app: &TestApp, slug: &str) -> kassa_store::OrderRecord {
         .data;
     assert_eq!(all.len(), 1, "exactly one order");
     all.remove(0)
+}
+
+/// A store selling only through Stripe, whose Stripe is `stripe` (its events sent to
+/// the store's test mode endpoint); returns the buy URL of a product with two keys.
+async fn store_on_localstripe(app: &TestApp, stripe: &crate::localstripe::LocalStripe) -> String {
+    use crate::stripe::{TEST_KEYS, TEST_WHSEC, set_up_stripe};
+    set_up_stripe(app, &app.key, "test", TEST_KEYS).await;
+    app.patch_as(
+        &app.key,
+        "/api/v1/settings",
+        json!({"payment_methods": ["stripe"]}),
+    )
+    .await
+    .ok();
+    stripe
+        .send_webhooks("kassa", &app.url("/acme/test/webhooks/stripe"), TEST_WHSEC)
+        .await;
+    let pool = app.pool_with_keys(&["KEY-1", "KEY-2"]).await;
+    let product = app.product(&pool).await;
+    format!(
+        "{}?quantity=2&locale=en",
+        product["buy_url"].as_str().unwrap()
+    )
+}
+
+/// The card form Stripe.js mounts on the payment page (localstripe's Stripe.js, through
+/// Kassa's `stripe_js_url`), typed into and confirmed: the customer lands on the order
+/// page, which says the payment is being confirmed, and the order is paid when
+/// localstripe's signed webhook arrives.
+async fn a_customer_pays_by_card_through_stripe(backend: Backend) {
+    use crate::localstripe::{LocalStripe, SECRET_KEY};
+    let stripe = LocalStripe::start().await;
+    let app = crate::stripe::spawn(backend, &stripe, None).await;
+    let url = store_on_localstripe(&app, &stripe).await;
+    let seen = run("checkout.mjs", &["stripe", &url, &stripe.base, SECRET_KEY]).await;
+    assert!(
+        seen["confirming"].to_string().contains("being confirmed"),
+        "{seen}"
+    );
+    assert_eq!(seen["status_text"], "Paid", "{seen}");
+    assert_eq!(seen["page_errors"], json!([]), "{seen}");
+    let order = the_order(&app, "acme").await;
+    assert_eq!(order.status.as_str(), "paid");
+    assert_eq!(order.payments.len(), 1);
+    assert_eq!(order.payments[0].status.as_str(), "succeeded");
+    let intents = stripe.payment_intents().await;
+    assert_eq!(intents.len(), 1);
+    assert_eq!(intents[0]["status"], "succeeded");
+    assert_eq!(intents[0]["amount"], 3998);
+}
+
+/// A declined card on the card form: Kassa's own words for Stripe's `card_declined`
+/// next to it; once Stripe's `payment_intent.payment_failed` ended the attempt, "Pay by
+/// card" starts a new PaymentIntent, which a good card pays.
+async fn a_declined_card_through_stripe_then_another_payment(backend: Backend) {
+    use crate::localstripe::{LocalStripe, SECRET_KEY};
+    let stripe = LocalStripe::start().await;
+    let app = crate::stripe::spawn(backend, &stripe, None).await;
+    let url = store_on_localstripe(&app, &stripe).await;
+    let seen = run(
+        "checkout.mjs",
+        &["stripe_declined", &url, &stripe.base, SECRET_KEY],
+    )
+    .await;
+    assert_eq!(
+        seen["declined_message"],
+        kassa_web::page::texts("en")
+            .get("card_declined")
+            .unwrap()
+            .as_str(),
+        "{seen}"
+    );
+    assert_eq!(seen["status_text"], "Paid", "{seen}");
+    let order = the_order(&app, "acme").await;
+    assert_eq!(order.status.as_str(), "paid");
+    let statuses: Vec<_> = order.payments.iter().map(|p| p.status.as_str()).collect();
+    assert_eq!(statuses.len(), 2, "{statuses:?}");
+    assert!(
+        statuses.contains(&"failed") && statuses.contains(&"succeeded"),
+        "{statuses:?}"
+    );
+    assert_eq!(stripe.payment_intents().await.len(), 2);
 }
 
 async fn a_customer_buys_two_with_a_card(backend: Backend) {

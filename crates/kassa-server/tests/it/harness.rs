@@ -55,6 +55,7 @@ impl Default for Options {
             max_component_bytes: kassa_plugins::HostPolicy::default().max_component_bytes,
             providers: kassa_orders::Providers {
                 stripe_api_base: "http://127.0.0.1:9".into(),
+                stripe_js_url: "http://127.0.0.1:9/js.stripe.com/v3/".into(),
                 timeout: std::time::Duration::from_secs(5),
             },
         }

@@ -19,6 +19,7 @@ mod fulfillment;
 mod idempotency;
 mod isolation;
 mod limits;
+mod localstripe;
 mod logs;
 mod metrics;
 mod modes;

@@ -49,7 +49,7 @@ async fn available(app: &TestApp, key: &str, pool: &str) -> Value {
         .clone()
 }
 
-/// The order `id` as `key` sees it, once `done` holds (or after 10 s).
+/// The order `id` as `key` sees it, once `done` holds (or after 30 s).
 pub(crate) async fn order_once(
     app: &TestApp,
     key: &str,
@@ -57,7 +57,7 @@ pub(crate) async fn order_once(
     done: impl Fn(&Value) -> bool,
 ) -> Value {
     let mut order = Value::Null;
-    for _ in 0..100 {
+    for _ in 0..300 {
         order = app
             .get_as(key, &format!("/api/v1/orders/{id}"))
             .await

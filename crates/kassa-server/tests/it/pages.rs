@@ -32,6 +32,8 @@ pub(crate) struct Page {
     pub(crate) status: u16,
     pub(crate) location: Option<String>,
     pub(crate) retry_after: Option<String>,
+    /// The page's Content-Security-Policy, if it has one.
+    pub(crate) csp: Option<String>,
     pub(crate) html: String,
 }
 
@@ -123,6 +125,7 @@ impl Browser {
             status,
             location,
             retry_after,
+            csp: header("content-security-policy"),
             html: resp.text().await.unwrap(),
         }
     }
@@ -208,6 +211,16 @@ impl Browser {
             ("cvc", "123"),
         ];
         self.post(pay_path, &form).await
+    }
+
+    /// Chooses `method` on the payment page `pay_path` ("Change payment method").
+    pub(crate) async fn switch_method(&self, pay_path: &str, method: &str) -> Page {
+        let pay = self.get(pay_path).await;
+        self.post(
+            &pay_path.replace("/pay", "/method"),
+            &[("csrf", &pay.csrf()), ("payment_method", method)],
+        )
+        .await
     }
 
     pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
@@ -764,13 +777,7 @@ async fn bank_transfer_shows_a_reference_and_an_invoice(backend: Backend) {
         )
         .await;
     let pay_path = placed.location.unwrap();
-    let pay = b.get(&pay_path).await;
-    let switched = b
-        .post(
-            &pay_path.replace("/pay", "/method"),
-            &[("csrf", &pay.csrf()), ("payment_method", "bank_transfer")],
-        )
-        .await;
+    let switched = b.switch_method(&pay_path, "bank_transfer").await;
     assert_eq!(switched.status, 303);
     let pay = b.get(&pay_path).await;
     let order = &orders(&app.store, "acme").await[0];
