@@ -99,6 +99,8 @@ impl Store {
         .bind(account.map(|a| a.secret_key.expose_secret()))
         .bind(account.map(|a| a.webhook_secret.expose_secret()))
         .execute(c).await?.rows_affected());
+        // Stores kept in memory say whether Stripe is set (`recent.rs`).
+        self.state.recent.forget();
         if done == 0 {
             return Err(StoreError::NotFound);
         }
