@@ -11,31 +11,29 @@
 //! A read that began before a change is not kept after it: an entry is kept only if
 //! nothing was forgotten since its read began ([`Recent::generation`]).
 
+use std::any::Any;
 use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use crate::tenants::{ApiKeyRecord, TenantRecord};
 
 /// The longest an entry is kept: how soon a change made by another process counts here.
 pub const KEPT_FOR: Duration = Duration::from_secs(1);
 
-/// Entries kept at most, per kind; past it everything is forgotten and read again.
+/// Entries kept at most; past it everything is forgotten and read again.
 const MOST_ENTRIES: usize = 10_000;
 
+/// Entries by a name their reader makes (`key:<hash>`, `store:<slug>`), each of the
+/// type its reader keeps.
 #[derive(Default)]
 pub(crate) struct Recent {
     inner: Mutex<Kept>,
 }
 
-/// Counts only: the keys are hashes of API keys, which are not to be printed.
+/// Counts only: names hold hashes of API keys, which are not to be printed.
 impl std::fmt::Debug for Recent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kept = self.kept();
         f.debug_struct("Recent")
-            .field("keys", &kept.keys.len())
-            .field("stores", &kept.slugs.len())
+            .field("entries", &self.kept().entries.len())
             .finish()
     }
 }
@@ -44,21 +42,7 @@ impl std::fmt::Debug for Recent {
 struct Kept {
     /// Counts the times everything was forgotten.
     generation: u64,
-    keys: HashMap<String, (Instant, (TenantRecord, ApiKeyRecord))>,
-    slugs: HashMap<String, (Instant, TenantRecord)>,
-}
-
-fn fresh<K: Hash + Eq, V: Clone>(map: &HashMap<K, (Instant, V)>, key: &K) -> Option<V> {
-    map.get(key)
-        .filter(|(at, _)| at.elapsed() < KEPT_FOR)
-        .map(|(_, v)| v.clone())
-}
-
-fn keep<K: Hash + Eq, V>(map: &mut HashMap<K, (Instant, V)>, key: K, value: V) {
-    if map.len() >= MOST_ENTRIES {
-        map.clear();
-    }
-    map.insert(key, (Instant::now(), value));
+    entries: HashMap<String, (Instant, Arc<dyn Any + Send + Sync>)>,
 }
 
 impl Recent {
@@ -72,77 +56,49 @@ impl Recent {
         self.kept().generation
     }
 
-    pub(crate) fn key(&self, hash: &str) -> Option<(TenantRecord, ApiKeyRecord)> {
-        fresh(&self.kept().keys, &hash.to_owned())
-    }
-
-    pub(crate) fn keep_key(&self, since: u64, hash: &str, found: &(TenantRecord, ApiKeyRecord)) {
-        let mut kept = self.kept();
-        if kept.generation == since {
-            keep(&mut kept.keys, hash.to_owned(), found.clone());
+    /// The entry `name`, if kept less than [`KEPT_FOR`] ago.
+    pub(crate) fn get<T: Clone + 'static>(&self, name: &str) -> Option<T> {
+        let kept = self.kept();
+        let (at, value) = kept.entries.get(name)?;
+        if at.elapsed() >= KEPT_FOR {
+            return None;
         }
+        value.downcast_ref::<T>().cloned()
     }
 
-    pub(crate) fn store(&self, slug: &str) -> Option<TenantRecord> {
-        fresh(&self.kept().slugs, &slug.to_owned())
-    }
-
-    pub(crate) fn keep_store(&self, since: u64, tenant: &TenantRecord) {
+    /// Keeps `value` as `name`, unless everything was forgotten since `since` (the read
+    /// may have seen what was changed since).
+    pub(crate) fn keep<T: Send + Sync + 'static>(&self, since: u64, name: String, value: T) {
         let mut kept = self.kept();
-        if kept.generation == since {
-            keep(&mut kept.slugs, tenant.slug.clone(), tenant.clone());
+        if kept.generation != since {
+            return;
         }
+        if kept.entries.len() >= MOST_ENTRIES {
+            kept.entries.clear();
+        }
+        kept.entries.insert(name, (Instant::now(), Arc::new(value)));
     }
 
     /// Forgets everything kept: after any change to a store or a key.
     pub(crate) fn forget(&self) {
         let mut kept = self.kept();
         kept.generation = kept.generation.wrapping_add(1);
-        kept.keys.clear();
-        kept.slugs.clear();
+        kept.entries.clear();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kassa_domain::access::KeyScope;
-    use kassa_domain::ids::{ApiKeyId, TenantId};
-
-    fn found() -> (TenantRecord, ApiKeyRecord) {
-        let tenant = TenantRecord {
-            id: TenantId::generate(),
-            slug: "acme".into(),
-            name: "Acme".into(),
-            settings: "{}".into(),
-            created_at: crate::Timestamp::now(),
-            stripe_test_ready: false,
-            stripe_live_ready: false,
-        };
-        let key = ApiKeyRecord {
-            id: ApiKeyId::generate(),
-            tenant_id: tenant.id.clone(),
-            name: "Default".into(),
-            prefix: "kassa_sk_".into(),
-            scope: KeyScope::Full,
-            livemode: true,
-            created_at: crate::Timestamp::now(),
-            revoked_at: None,
-        };
-        (tenant, key)
-    }
 
     #[test]
     fn a_change_forgets_what_was_kept() {
         let recent = Recent::default();
         let since = recent.generation();
-        recent.keep_key(since, "h", &found());
-        recent.keep_store(since, &found().0);
-        assert!(recent.key("h").is_some());
-        assert!(recent.store("acme").is_some());
+        recent.keep(since, "store:acme".into(), "Acme".to_owned());
+        assert_eq!(recent.get::<String>("store:acme").as_deref(), Some("Acme"));
         recent.forget();
-        assert!(recent.key("h").is_none());
-        assert!(recent.store("acme").is_none());
+        assert_eq!(recent.get::<String>("store:acme"), None);
     }
 
     #[test]
@@ -150,9 +106,7 @@ mod tests {
         let recent = Recent::default();
         let since = recent.generation();
         recent.forget();
-        recent.keep_key(since, "h", &found());
-        recent.keep_store(since, &found().0);
-        assert!(recent.key("h").is_none());
-        assert!(recent.store("acme").is_none());
+        recent.keep(since, "store:acme".into(), "Acme".to_owned());
+        assert_eq!(recent.get::<String>("store:acme"), None);
     }
 }

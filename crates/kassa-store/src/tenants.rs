@@ -176,7 +176,8 @@ impl Store {
 
     /// The store with this URL name (kept a moment: `recent.rs`).
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<TenantRecord, StoreError> {
-        if let Some(tenant) = self.state.recent.store(slug) {
+        let name = format!("store:{slug}");
+        if let Some(tenant) = self.state.recent.get(&name) {
             return Ok(tenant);
         }
         let since = self.state.recent.generation();
@@ -184,7 +185,7 @@ impl Store {
             .bind(slug)
             .fetch_optional(c).await?)
             .ok_or(StoreError::NotFound)?;
-        self.state.recent.keep_store(since, &tenant);
+        self.state.recent.keep(since, name, tenant.clone());
         Ok(tenant)
     }
 
@@ -193,7 +194,8 @@ impl Store {
         &self,
         key_hash: &str,
     ) -> Result<(TenantRecord, ApiKeyRecord), StoreError> {
-        if let Some(found) = self.state.recent.key(key_hash) {
+        let name = format!("key:{key_hash}");
+        if let Some(found) = self.state.recent.get(&name) {
             return Ok(found);
         }
         let since = self.state.recent.generation();
@@ -221,7 +223,7 @@ impl Store {
             revoked_at: None,
         };
         let found = (row.tenant, key);
-        self.state.recent.keep_key(since, key_hash, &found);
+        self.state.recent.keep(since, name, found.clone());
         Ok(found)
     }
 
