@@ -3,9 +3,9 @@
 
 use chrono::Utc;
 use kassa_domain::Invalid;
-use kassa_domain::catalog::{CouponCode, Discount, coupon_unusable_reason};
+use kassa_domain::catalog::{CouponCode, Delivery, Discount, coupon_unusable_reason};
 use kassa_domain::error::parse_text;
-use kassa_domain::ids::{CartId, TenantId};
+use kassa_domain::ids::{CartId, ProductId, TenantId};
 use kassa_domain::mode::Mode;
 use kassa_domain::money::Currency;
 use kassa_domain::offer;
@@ -32,6 +32,22 @@ pub async fn price(
     lines: &[CartLine],
     coupon_code: Option<&str>,
 ) -> Result<Quote, OrdersError> {
+    Ok(
+        price_with_deliveries(store, tenant, currency, lines, coupon_code)
+            .await?
+            .0,
+    )
+}
+
+/// [`price`], with the delivery method of each product priced, as read for its price.
+async fn price_with_deliveries(
+    store: &Store,
+    tenant: &TenantId,
+    currency: &str,
+    lines: &[CartLine],
+    coupon_code: Option<&str>,
+) -> Result<(Quote, Vec<(ProductId, Delivery)>), OrdersError> {
+    let mut deliveries: Vec<(ProductId, Delivery)> = Vec::with_capacity(lines.len());
     let mut invalid = Invalid::default();
     let currency = invalid.check(Currency::parse("currency", currency));
     let mut inputs = Vec::with_capacity(lines.len());
@@ -71,6 +87,9 @@ pub async fn price(
         )) else {
             continue;
         };
+        if !deliveries.iter().any(|(id, _)| *id == product.id) {
+            deliveries.push((product.id.clone(), product.fields.delivery));
+        }
         inputs.push(LineInput {
             product_id: product.id,
             name: product.fields.name,
@@ -92,7 +111,7 @@ pub async fn price(
         return Err(Invalid::field("coupon", "this coupon does not apply to your order").into());
     }
     priced.coupon_code = coupon.map(|c| c.code);
-    Ok(priced)
+    Ok((priced, deliveries))
 }
 
 async fn load_coupon(
@@ -203,7 +222,7 @@ pub async fn place_order(
             invalid.push(format!("consents.{kind}"), "is required to continue");
         }
     }
-    let quote = match price(
+    let quote = match price_with_deliveries(
         store,
         &tenant.id,
         &input.currency,
@@ -220,7 +239,7 @@ pub async fn place_order(
         Err(e) => return Err(e),
     };
     invalid.into_result()?;
-    let (Some(email), Some(method), Some(quote)) = (email, method, quote) else {
+    let (Some(email), Some(method), Some((quote, deliveries))) = (email, method, quote) else {
         return Err(Invalid::field("email", "is required").into());
     };
     let now = Utc::now().timestamp_millis();
@@ -265,6 +284,7 @@ pub async fn place_order(
             .iter()
             .filter_map(|l| l.offer.as_ref().and_then(|o| o.expires_at()))
             .min(),
+        deliveries,
     };
     let mut work = store.work_for_order(&tenant.id).await?;
     let id = match work.insert_order(&new).await {
@@ -276,8 +296,7 @@ pub async fn place_order(
         Err(StoreError::Conflict(m)) => return Err(Invalid::field("coupon", m).into()),
         Err(e) => return Err(e.into()),
     };
-    work.follow(Some(id.as_str()), &workflow::placed(&id, method))
-        .await?;
+    work.follow_placed(&workflow::placed(&id, method)).await?;
     let order = work.view_after_follow(id.as_str()).await?;
     work.commit().await?;
     metrics::counter!("kassa_orders_placed_total", "method" => method.as_str()).increment(1);

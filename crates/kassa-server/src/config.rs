@@ -24,6 +24,10 @@ pub struct Config {
     pub database_acquire_timeout: String,
     /// Address and port to listen on.
     pub listen: SocketAddr,
+    /// The most requests served at once; more are answered 503 with `Retry-After`
+    /// at once instead of waiting in memory (health checks and `/metrics` always
+    /// pass).
+    pub http_max_in_flight: usize,
     /// The address customers and merchants reach Kassa at; links are built from it.
     /// Defaults to `http://<listen>`.
     pub public_url: Option<String>,
@@ -105,6 +109,7 @@ const KEYS: &[&str] = &[
     "database_max_connections",
     "database_acquire_timeout",
     "listen",
+    "http_max_in_flight",
     "public_url",
     "log_format",
     "allow_private_network",
@@ -155,6 +160,7 @@ impl Default for Config {
             database_max_connections: 10,
             database_acquire_timeout: "10s".to_owned(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            http_max_in_flight: crate::DEFAULT_MAX_IN_FLIGHT,
             public_url: None,
             log_format: LogFormat::Text,
             allow_private_network: false,
@@ -197,6 +203,7 @@ impl std::fmt::Debug for Config {
             .field("database_max_connections", &self.database_max_connections)
             .field("database_acquire_timeout", &self.database_acquire_timeout)
             .field("listen", &self.listen)
+            .field("http_max_in_flight", &self.http_max_in_flight)
             .field("public_url", &self.public_url)
             .field("log_format", &self.log_format)
             .field("allow_private_network", &self.allow_private_network)

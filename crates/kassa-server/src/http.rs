@@ -1,6 +1,7 @@
 //! The HTTP server: health checks, the API, error shaping, body limits, logging.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -13,17 +14,36 @@ use poem::middleware::CatchPanic;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 use secrecy::SecretString;
 use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
 
 use crate::metrics::MetricsAccess;
 
 /// Every route Kassa serves, `/metrics` closed, no proxy trusted.
 pub fn app(ctx: ApiContext) -> impl Endpoint {
-    app_with(ctx, MetricsAccess { token: None }, Vec::new())
+    app_with(
+        ctx,
+        MetricsAccess { token: None },
+        Vec::new(),
+        DEFAULT_MAX_IN_FLIGHT,
+    )
 }
 
+/// How many requests are served at once unless the operator says otherwise
+/// (`http_max_in_flight`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+/// What a request over the limit is asked to wait, in seconds.
+const RETRY_AFTER_BUSY_SECS: u64 = 1;
+
 /// Every route Kassa serves: `/metrics` to whom `metrics` lets in, and
-/// `X-Forwarded-For` believed from `trusted_proxies`.
-fn app_with(ctx: ApiContext, metrics: MetricsAccess, trusted_proxies: Vec<IpNet>) -> impl Endpoint {
+/// `X-Forwarded-For` believed from `trusted_proxies`; at most `max_in_flight` requests
+/// at once.
+fn app_with(
+    ctx: ApiContext,
+    metrics: MetricsAccess,
+    trusted_proxies: Vec<IpNet>,
+    max_in_flight: usize,
+) -> impl Endpoint {
     crate::metrics::install();
     let store = ctx.store.clone();
     let web = WebContext {
@@ -69,6 +89,43 @@ fn app_with(ctx: ApiContext, metrics: MetricsAccess, trusted_proxies: Vec<IpNet>
         .around(crate::request_log::log_request)
         .catch_all_error(kassa_api::error::to_problem)
         .with(CatchPanic::new())
+        .around({
+            let in_flight = Arc::new(Semaphore::new(max_in_flight));
+            move |next, req| shed_over_limit(next, req, in_flight.clone())
+        })
+}
+
+/// The one bound on requests in flight: over it, a request is answered at once with a
+/// 503 problem and `Retry-After` instead of waiting in memory, so a burst (thousands
+/// of clients at once) costs a bounded amount of memory and the requests taken keep
+/// their latency. Health checks and `/metrics` are always answered, so an operator
+/// sees the node under load.
+async fn shed_over_limit<E: Endpoint>(
+    next: E,
+    req: Request,
+    in_flight: Arc<Semaphore>,
+) -> poem::Result<Response> {
+    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return next.call(req).await.map(IntoResponse::into_response);
+    }
+    let Ok(_permit) = in_flight.try_acquire() else {
+        ::metrics::counter!("kassa_http_requests_shed_total").increment(1);
+        let mut resp = kassa_api::error::Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            Some(format!(
+                "Kassa is serving as many requests as it takes at once; nothing was done. \
+                 Retry after {RETRY_AFTER_BUSY_SECS} second."
+            )),
+        )
+        .into_http();
+        resp.headers_mut().insert(
+            poem::http::header::RETRY_AFTER,
+            RETRY_AFTER_BUSY_SECS.into(),
+        );
+        return Ok(resp);
+    };
+    next.call(req).await.map(IntoResponse::into_response)
 }
 
 #[handler]
@@ -224,6 +281,7 @@ pub struct Server {
     pub local_addr: SocketAddr,
     trusted_proxies: Vec<IpNet>,
     metrics: MetricsAccess,
+    max_in_flight: usize,
 }
 
 impl Server {
@@ -241,7 +299,15 @@ impl Server {
             local_addr,
             trusted_proxies: Vec::new(),
             metrics: MetricsAccess { token: None },
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         })
+    }
+
+    /// Serves at most `max` requests at once; more get a 503 with `Retry-After` (at
+    /// least one is always served).
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max.max(1);
+        self
     }
 
     /// Believes `X-Forwarded-For` from these proxies (see [`client_addr`]).
@@ -264,7 +330,7 @@ impl Server {
     ) -> std::io::Result<()> {
         poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
-                app_with(ctx, self.metrics, self.trusted_proxies),
+                app_with(ctx, self.metrics, self.trusted_proxies, self.max_in_flight),
                 shutdown,
                 Some(Duration::from_secs(20)),
             )

@@ -9,4 +9,4 @@ pub mod metrics;
 mod request_log;
 
 pub use config::Config;
-pub use http::{Server, app};
+pub use http::{DEFAULT_MAX_IN_FLIGHT, Server, app};

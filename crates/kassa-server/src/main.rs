@@ -242,7 +242,8 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
         .await
         .with_context(|| format!("listening on {}", config.listen))?
         .trust_proxies(trusted_proxies)
-        .with_metrics_token(config.metrics_token.clone());
+        .with_metrics_token(config.metrics_token.clone())
+        .max_in_flight(config.http_max_in_flight);
     let plugins = plugin_host(&config)?;
     let limits = kassa_limits::Limits::new(&config.rate_limits).context("rate_limits")?;
     let ctx = ApiContext {

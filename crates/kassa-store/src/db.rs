@@ -108,3 +108,18 @@ pub(crate) fn placeholders(from: usize, count: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// `count` rows of `width` numbered placeholders each, from `$1`, for a multi-row
+/// `INSERT … VALUES`; `tail` (SQL literals, or empty) ends each row.
+pub(crate) fn values_rows(count: usize, width: usize, tail: &str) -> String {
+    (0..count)
+        .map(|row| {
+            let cells = placeholders(row * width + 1, width);
+            match tail {
+                "" => format!("({cells})"),
+                tail => format!("({cells}, {tail})"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -5,18 +5,20 @@ use chrono::{DateTime, Utc};
 use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::{CartId, OrderId, ProductId, TenantId};
 use kassa_domain::offer::Offer;
-use kassa_domain::order::{PaymentMethod, PaymentStatus, Quote};
+use kassa_domain::order::{
+    DeliveryStatus, LineStatus, OrderStatus, PaymentMethod, PaymentStatus, Quote,
+};
 use kassa_domain::workflow::{CouponHold, PaymentFacts, Redemption};
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
-use crate::db::db_run;
+use crate::db::{db_run, values_rows};
 use crate::error::StoreError;
 use crate::error::corrupt;
 use crate::store::Store;
-use crate::time::Timestamp;
-use crate::view::Consent;
+use crate::time::{Timestamp, rfc3339};
+use crate::view::{Consent, Customer, OrderLineRecord, OrderRecord};
 use crate::work::Work;
 
 /// One line of a cart, before prices are fixed.
@@ -110,6 +112,10 @@ pub struct NewOrder {
     pub test_mode: bool,
     /// When the earliest signed offer of its lines stops holding.
     pub offer_expires_at: Option<DateTime<Utc>>,
+    /// The delivery method of each product, as read when the lines were priced: each
+    /// line keeps the one it was sold with. A product missing here is read in the
+    /// placing transaction.
+    pub deliveries: Vec<(ProductId, Delivery)>,
 }
 
 /// A payment attempt to record.
@@ -166,18 +172,24 @@ impl Store {
              WHERE carts.order_id IS NULL",
         )
         .await
+        .map(|(saved, _)| saved)
     }
 
     /// The cart with `cart`'s token: inserted now unless it exists (two submits of
-    /// one page racing to make it), in which case the stored one.
+    /// one page racing to make it), in which case the stored one. True when `cart` was
+    /// inserted now (then the cart given, with its new id, without reading it back).
     pub async fn insert_cart_if_new(
         &self,
         tenant: &TenantId,
         cart: &CartRecord,
-    ) -> Result<CartRecord, StoreError> {
-        self.write_cart(tenant, cart, "ON CONFLICT DO NOTHING")
+    ) -> Result<(CartRecord, bool), StoreError> {
+        let (saved, inserted) = self
+            .write_cart(tenant, cart, "ON CONFLICT DO NOTHING")
             .await?;
-        self.cart_by_token(tenant, &cart.token).await
+        if inserted {
+            return Ok((saved, true));
+        }
+        Ok((self.cart_by_token(tenant, &cart.token).await?, false))
     }
 
     /// Inserts `cart`, with `on_conflict` deciding what an existing row gets.
@@ -186,12 +198,12 @@ impl Store {
         tenant: &TenantId,
         cart: &CartRecord,
         on_conflict: &'static str,
-    ) -> Result<CartRecord, StoreError> {
+    ) -> Result<(CartRecord, bool), StoreError> {
         let now = Timestamp::now().millis();
         let lines = Json(&cart.lines);
         let custom = Json(&cart.custom);
         let id = cart.id.clone().unwrap_or_else(CartId::generate);
-        db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
+        let written = db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO carts (tenant_id, id, token, lines, currency, coupon_code, email,
              name, locale, return_url, custom, payment_method, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
@@ -213,7 +225,7 @@ impl Store {
         .execute(c).await?.rows_affected());
         let mut saved = cart.clone();
         saved.id = Some(id);
-        Ok(saved)
+        Ok((saved, written == 1))
     }
 
     /// The secret a store signs its buy links with; made on first use.
@@ -235,15 +247,41 @@ impl Store {
     /// The secrets a signed buy link may be signed with now: the current one, and the
     /// one it replaced while its overlap lasts.
     pub async fn link_secrets(&self, tenant: &TenantId) -> Result<RotatingSecret, StoreError> {
-        let current = self.link_secret(tenant).await?;
-        self.rotating(tenant, StoreSecret::Link, current).await
+        self.secrets_now(tenant, StoreSecret::Link).await
     }
 
     /// The secrets web-service requests are signed with now (each request carries one
     /// signature per secret).
     pub async fn service_secrets(&self, tenant: &TenantId) -> Result<RotatingSecret, StoreError> {
-        let current = self.service_secret(tenant).await?;
-        self.rotating(tenant, StoreSecret::Service, current).await
+        self.secrets_now(tenant, StoreSecret::Service).await
+    }
+
+    /// The secrets of `which` that count now, in one read (every checkout with a buy
+    /// link asks); a store whose secret was never used gets one first.
+    async fn secrets_now(
+        &self,
+        tenant: &TenantId,
+        which: StoreSecret,
+    ) -> Result<RotatingSecret, StoreError> {
+        let column = which.column();
+        let (current, previous, until): (String, Option<String>, Option<Timestamp>) =
+            db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {column}, previous_{column}, previous_{column}_until FROM tenants WHERE id = $1"
+        )))
+        .bind(tenant.as_str())
+        .fetch_optional(c).await?)
+            .ok_or(StoreError::NotFound)?;
+        if current.is_empty() {
+            let current = match which {
+                StoreSecret::Link => self.link_secret(tenant).await?,
+                StoreSecret::Service => self.service_secret(tenant).await?,
+            };
+            return self.rotating(tenant, which, current).await;
+        }
+        Ok(RotatingSecret {
+            current: kassa_domain::Secret::from(current),
+            previous: still_valid(previous, until),
+        })
     }
 
     /// Replaces a store's secret with `fresh`; the one it replaces stays valid until
@@ -286,13 +324,10 @@ impl Store {
         .bind(tenant.as_str())
         .fetch_optional(c).await?)
             .ok_or(StoreError::NotFound)?;
-        let previous = match (previous, until) {
-            (Some(secret), Some(until)) if until.millis() > Timestamp::now().millis() => {
-                Some((kassa_domain::Secret::from(secret), until))
-            }
-            _ => None,
-        };
-        Ok(RotatingSecret { current, previous })
+        Ok(RotatingSecret {
+            current,
+            previous: still_valid(previous, until),
+        })
     }
 
     /// A store's secret in `column`, set to `fresh` if it has none yet (in one UPDATE,
@@ -328,6 +363,7 @@ impl Store {
             .bind(tenant.as_str())
             .bind(Json(settings))
             .execute(c).await?.rows_affected());
+        self.state.recent.forget();
         Ok(())
     }
 }
@@ -379,6 +415,8 @@ impl Work {
             .fetch_one(c).await?),
         };
         let q = &new.quote;
+        let token = kassa_domain::order::order_token();
+        let payment_reference = kassa_domain::order::payment_reference();
         db_run!(&mut self.tx, c => sqlx::query(
             "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
              discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
@@ -389,7 +427,7 @@ impl Work {
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(number)
-        .bind(kassa_domain::order::order_token())
+        .bind(&token)
         .bind(q.currency.code())
         .bind(q.subtotal)
         .bind(q.discount)
@@ -399,7 +437,7 @@ impl Work {
         .bind(new.name.as_deref())
         .bind(&new.locale)
         .bind(new.payment_method.as_str())
-        .bind(kassa_domain::order::payment_reference())
+        .bind(&payment_reference)
         .bind(q.coupon_code.as_deref())
         .bind(Json(&new.custom))
         .bind(new.test_mode)
@@ -408,53 +446,133 @@ impl Work {
         .bind(now)
         .bind(coupon_held_until)
         .execute(c).await?.rows_affected());
-        for (i, line) in q.lines.iter().enumerate() {
-            // The line keeps the delivery method it was sold with.
-            let delivery: Json<serde_json::Value> = db_run!(&mut self.tx, c => sqlx::query_scalar(
-                "SELECT delivery FROM products WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(line.product_id.as_str())
-            .fetch_optional(c).await?)
-            .ok_or(StoreError::NotFound)?;
+        // The lines, each with the delivery method it is sold with, in one INSERT.
+        let mut lines = Vec::with_capacity(q.lines.len());
+        for line in &q.lines {
+            let delivery = match new.deliveries.iter().find(|(p, _)| *p == line.product_id) {
+                Some((_, d)) => serde_json::to_value(d).map_err(corrupt)?,
+                None => {
+                    db_run!(&mut self.tx, c => sqlx::query_scalar::<_, Json<serde_json::Value>>(
+                    "SELECT delivery FROM products WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(line.product_id.as_str())
+                .fetch_optional(c).await?)
+                    .ok_or(StoreError::NotFound)?
+                    .0
+                }
+            };
             let pool_id =
-                match serde_json::from_value::<Delivery>(delivery.0.clone()).map_err(corrupt)? {
+                match serde_json::from_value::<Delivery>(delivery.clone()).map_err(corrupt)? {
                     Delivery::LicensePool { pool_id, .. } => Some(pool_id.to_string()),
                     _ => None,
                 };
-            db_run!(&mut self.tx, c => sqlx::query(
+            lines.push((line, delivery, pool_id));
+        }
+        let rows = values_rows(lines.len(), 12, "'pending', '[]'");
+        db_run!(&mut self.tx, c => {
+            let sql = format!(
                 "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
-                 unit_amount, subtotal, discount, total, delivery_status, licenses, delivery, pool_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', '[]', $11, $12)",
-            )
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .bind(i64::try_from(i).unwrap_or(i64::MAX) + 1)
-            .bind(line.product_id.as_str())
-            .bind(&line.name)
-            .bind(line.quantity)
-            .bind(line.unit_amount)
-            .bind(line.subtotal)
-            .bind(line.discount)
-            .bind(line.total)
-            .bind(&delivery)
-            .bind(pool_id)
-            .execute(c).await?.rows_affected());
+                 unit_amount, subtotal, discount, total, delivery, pool_id, delivery_status, licenses)
+                 VALUES {rows}"
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (i, (line, delivery, pool_id)) in lines.iter().enumerate() {
+                query = query
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .bind(i64::try_from(i).unwrap_or(i64::MAX) + 1)
+                    .bind(line.product_id.as_str())
+                    .bind(&line.name)
+                    .bind(line.quantity)
+                    .bind(line.unit_amount)
+                    .bind(line.subtotal)
+                    .bind(line.discount)
+                    .bind(line.total)
+                    .bind(Json(delivery))
+                    .bind(pool_id.as_deref());
+            }
+            query.execute(c).await?.rows_affected()
+        });
+        if !new.consents.is_empty() {
+            let rows = values_rows(new.consents.len(), 7, "");
+            db_run!(&mut self.tx, c => {
+                let sql = format!(
+                    "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
+                     VALUES {rows}"
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for consent in &new.consents {
+                    query = query
+                        .bind(tenant.as_str())
+                        .bind(id.as_str())
+                        .bind(&consent.kind)
+                        .bind(&consent.text_version)
+                        .bind(Timestamp::from(consent.accepted_at))
+                        .bind(consent.ip.as_deref())
+                        .bind(consent.user_agent.as_deref());
+                }
+                query.execute(c).await?.rows_affected()
+            });
         }
-        for consent in &new.consents {
-            db_run!(&mut self.tx, c => sqlx::query(
-                "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .bind(&consent.kind)
-            .bind(&consent.text_version)
-            .bind(Timestamp::from(consent.accepted_at))
-            .bind(consent.ip.as_deref())
-            .bind(consent.user_agent.as_deref())
-            .execute(c).await?.rows_affected());
-        }
+        // The order as it was just written, for what follows and for the answer: read
+        // back it would be the same rows.
+        let created = rfc3339(now.millis());
+        let mut consents = new.consents.clone();
+        consents.sort_by(|a, b| a.kind.cmp(&b.kind));
+        self.placed = Some(OrderRecord {
+            id: id.to_string(),
+            number,
+            status: OrderStatus::NotPaid,
+            delivery_status: DeliveryStatus::NotDelivered,
+            currency: q.currency.code().to_owned(),
+            subtotal: q.subtotal,
+            discount: q.discount,
+            tax: q.tax,
+            total: q.total,
+            amount_refunded: 0,
+            customer: Customer {
+                email: Some(new.email.clone()),
+                name: new.name.clone(),
+            },
+            lines: q
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, line)| OrderLineRecord {
+                    line_no: i64::try_from(i).unwrap_or(i64::MAX) + 1,
+                    product_id: line.product_id.to_string(),
+                    name: line.name.clone(),
+                    quantity: line.quantity,
+                    unit_amount: line.unit_amount,
+                    subtotal: line.subtotal,
+                    discount: line.discount,
+                    total: line.total,
+                    delivery_status: LineStatus::Pending,
+                    licenses: Vec::new(),
+                    delivery_error: None,
+                    refunded: false,
+                    revoked_licenses: Vec::new(),
+                })
+                .collect(),
+            payments: Vec::new(),
+            refunds: Vec::new(),
+            consents,
+            payment_method: new.payment_method,
+            payment_reference,
+            coupon_code: q.coupon_code.clone(),
+            custom: serde_json::Value::Object(new.custom.clone()),
+            test_mode: new.test_mode,
+            livemode: !new.test_mode,
+            locale: new.locale.clone(),
+            return_url: new.return_url.clone(),
+            created_at: created.clone(),
+            updated_at: created,
+            paid_at: None,
+            token,
+            offer_expires_at: new.offer_expires_at.map(|t| Timestamp::from(t).0),
+            coupon_held_until: coupon_held_until.map(|t| t.0),
+        });
         Ok(Placement::New(id))
     }
 
@@ -609,6 +727,19 @@ impl Store {
             .bind(code)
             .bind(Timestamp::now())
             .fetch_one(c).await?))
+    }
+}
+
+/// A replaced secret while its overlap lasts.
+fn still_valid(
+    previous: Option<String>,
+    until: Option<Timestamp>,
+) -> Option<(kassa_domain::Secret, Timestamp)> {
+    match (previous, until) {
+        (Some(secret), Some(until)) if until.millis() > Timestamp::now().millis() => {
+            Some((kassa_domain::Secret::from(secret), until))
+        }
+        _ => None,
     }
 }
 

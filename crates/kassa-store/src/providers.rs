@@ -110,6 +110,8 @@ impl Store {
         .bind(account.map(|a| a.webhook_secret.expose_secret()))
         .bind(account.and_then(|a| a.publishable_key.as_deref()))
         .execute(c).await?.rows_affected());
+        // Stores kept in memory say whether Stripe is set (`recent.rs`).
+        self.state.recent.forget();
         if done == 0 {
             return Err(StoreError::NotFound);
         }

@@ -31,6 +31,8 @@ pub struct Store {
 pub(crate) struct StoreState {
     closed: std::sync::atomic::AtomicBool,
     pub(crate) shared_with_workers: std::sync::atomic::AtomicBool,
+    /// API keys and stores read moments ago (`recent.rs`).
+    pub(crate) recent: crate::recent::Recent,
 }
 
 impl std::fmt::Debug for Store {

@@ -60,6 +60,19 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// An API key with its store, as [`Store::authenticate_api_key`] reads them.
+#[derive(sqlx::FromRow)]
+struct KeyAndTenantRow {
+    #[sqlx(flatten)]
+    tenant: TenantRecord,
+    key_id: String,
+    key_name: String,
+    key_prefix: String,
+    key_scope: String,
+    key_livemode: bool,
+    key_created_at: Timestamp,
+}
+
 /// What `create_tenant` made.
 #[derive(Debug)]
 pub struct CreatedTenant {
@@ -162,11 +175,19 @@ impl Store {
             .ok_or(StoreError::NotFound)
     }
 
+    /// The store with this URL name (kept a moment: `recent.rs`).
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<TenantRecord, StoreError> {
-        db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1")))
+        let name = format!("store:{slug}");
+        if let Some(tenant) = self.state.recent.get(&name) {
+            return Ok(tenant);
+        }
+        let since = self.state.recent.generation();
+        let tenant: TenantRecord = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE slug = $1")))
             .bind(slug)
             .fetch_optional(c).await?)
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        self.state.recent.keep(since, name, tenant.clone());
+        Ok(tenant)
     }
 
     /// The tenant an unrevoked key belongs to, and the key.
@@ -174,15 +195,37 @@ impl Store {
         &self,
         key_hash: &str,
     ) -> Result<(TenantRecord, ApiKeyRecord), StoreError> {
-        let key: Option<ApiKeyRecord> = db_run!(self, c => sqlx::query_as(
-            "SELECT id, tenant_id, name, prefix, scope, livemode, created_at, revoked_at FROM api_keys
-             WHERE key_hash = $1 AND revoked_at IS NULL",
+        let name = format!("key:{key_hash}");
+        if let Some(found) = self.state.recent.get(&name) {
+            return Ok(found);
+        }
+        let since = self.state.recent.generation();
+        // The key and its store in one query: every API request starts here.
+        let row: Option<KeyAndTenantRow> = db_run!(self, c => sqlx::query_as(
+            "SELECT t.id, t.slug, t.name, CAST(t.settings AS TEXT) AS settings, t.created_at,
+                 (t.stripe_test_secret_key IS NOT NULL) AS stripe_test_ready,
+                 (t.stripe_live_secret_key IS NOT NULL) AS stripe_live_ready,
+                 k.id AS key_id, k.name AS key_name, k.prefix AS key_prefix, k.scope AS key_scope,
+                 k.livemode AS key_livemode, k.created_at AS key_created_at
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
         )
         .bind(key_hash)
         .fetch_optional(c).await?);
-        let key = key.ok_or(StoreError::NotFound)?;
-        let tenant = self.tenant(&key.tenant_id).await?;
-        Ok((tenant, key))
+        let row = row.ok_or(StoreError::NotFound)?;
+        let key = ApiKeyRecord {
+            id: ApiKeyId::try_from(row.key_id).map_err(corrupt)?,
+            tenant_id: row.tenant.id.clone(),
+            name: row.key_name,
+            prefix: row.key_prefix,
+            scope: crate::error::named(&row.key_scope)?,
+            livemode: row.key_livemode,
+            created_at: row.key_created_at,
+            revoked_at: None,
+        };
+        let found = (row.tenant, key);
+        self.state.recent.keep(since, name, found.clone());
+        Ok(found)
     }
 
     /// A new key of `tenant` that may do what `scope` allows.
@@ -227,6 +270,7 @@ impl Store {
         .bind(id.as_str())
         .bind(Timestamp::now())
         .execute(c).await?.rows_affected());
+        self.state.recent.forget();
         if done == 0 {
             return Err(StoreError::NotFound);
         }

@@ -33,6 +33,8 @@ pub struct Work {
     pub(crate) order_number: Option<i64>,
     /// The order as [`Work::follow`] read it for its events and emails.
     followed: Option<OrderRecord>,
+    /// The order [`Work::insert_order`] just wrote, as it would read back.
+    pub(crate) placed: Option<OrderRecord>,
 }
 
 impl Store {
@@ -45,6 +47,7 @@ impl Store {
             now: Timestamp::now(),
             order_number: None,
             followed: None,
+            placed: None,
         })
     }
 
@@ -173,6 +176,27 @@ impl Work {
             (Some(id), true) => Some(self.view(id).await?),
             _ => None,
         };
+        self.follow_with(order, view, followups).await
+    }
+
+    /// [`Work::follow`] for the order [`Work::insert_order`] just placed, from the
+    /// order as it was written instead of reading it back: the placement's events and
+    /// emails, with nothing else written to the order in between.
+    pub async fn follow_placed(&mut self, followups: &Followups) -> Result<(), StoreError> {
+        let placed = self
+            .placed
+            .take()
+            .ok_or_else(|| corrupt("follow_placed without an order placed"))?;
+        let id = placed.id.clone();
+        self.follow_with(Some(&id), Some(placed), followups).await
+    }
+
+    async fn follow_with(
+        &mut self,
+        order: Option<&str>,
+        view: Option<OrderRecord>,
+        followups: &Followups,
+    ) -> Result<(), StoreError> {
         let tenant = self.tenant.clone();
         for event in &followups.events {
             let (order_id, mode, data) = match (&event.subject, &view) {

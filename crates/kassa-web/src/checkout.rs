@@ -352,7 +352,8 @@ pub async fn submit(
     // The page of a buy link opened without a cart carries the link: the customer's
     // first action makes the cart from it (the link is checked again, expiry too).
     let link = form_value(&form, "link").filter(|l| !l.is_empty());
-    let mut cart = match (cart, link) {
+    // A cart made now from the link is written once, with the form applied.
+    let (mut cart, fresh) = match (cart, link) {
         (Some(cart), link) if cart.order_id.is_none() => {
             let mut cart = cart;
             if let Some(link) = link
@@ -360,7 +361,7 @@ pub async fn submit(
             {
                 return resp;
             }
-            cart
+            (cart, false)
         }
         // A double submit of the order's own form.
         (Some(spent), _) => return redirect_to_order(ctx, &tenant, &spent).await,
@@ -372,27 +373,38 @@ pub async fn submit(
             if let Err(resp) = take_link(ctx, req, &tenant, &mut fresh, link).await {
                 return resp;
             }
-            // Two submits of the page race to make the cart: one makes it.
-            match ctx.store.insert_cart_if_new(&tenant.id, &fresh).await {
-                Ok(cart) if cart.order_id.is_some() => {
-                    return redirect_to_order(ctx, &tenant, &cart).await;
-                }
-                Ok(cart) => cart,
-                Err(e) => return page::failure(e),
-            }
+            (fresh, true)
         }
         (None, None) => return empty_cart(ctx, req, &tenant).await,
     };
     let new_cart = link.is_some();
 
+    let mut submitted = form::apply(&form, &mut cart);
+    let saved = if fresh {
+        // Two submits of the page race to make the cart: one makes it, the other
+        // goes on with the cart made.
+        match ctx.store.insert_cart_if_new(&tenant.id, &cart).await {
+            Ok((cart, true)) => Ok(cart),
+            Ok((stored, false)) if stored.order_id.is_some() => {
+                return redirect_to_order(ctx, &tenant, &stored).await;
+            }
+            Ok((mut stored, false)) => {
+                submitted = form::apply(&form, &mut stored);
+                ctx.store.save_cart(&tenant.id, &stored).await
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        ctx.store.save_cart(&tenant.id, &cart).await
+    };
     let form::Submitted {
         state,
         action,
         mut errors,
         typed,
-    } = form::apply(&form, &mut cart);
+    } = submitted;
     let action = action.as_str();
-    let cart = match ctx.store.save_cart(&tenant.id, &cart).await {
+    let cart = match saved {
         Ok(saved) => saved,
         Err(e) => return page::failure(e),
     };

@@ -38,6 +38,8 @@ pub struct Options {
     /// Where Stripe is reached (a stand-in in the Stripe tests; by default a closed
     /// port, so nothing leaves the machine).
     pub providers: kassa_orders::Providers,
+    /// The most requests served at once (`http_max_in_flight`; production's default).
+    pub max_in_flight: usize,
 }
 
 impl Default for Options {
@@ -53,6 +55,7 @@ impl Default for Options {
             allow_private_network: true,
             trusted_proxies: Vec::new(),
             max_component_bytes: kassa_plugins::HostPolicy::default().max_component_bytes,
+            max_in_flight: kassa::DEFAULT_MAX_IN_FLIGHT,
             providers: kassa_orders::Providers {
                 stripe_api_base: "http://127.0.0.1:9".into(),
                 stripe_js_url: "http://127.0.0.1:9/js.stripe.com/v3/".into(),
@@ -144,7 +147,8 @@ impl TestApp {
             .await
             .expect("bind")
             .trust_proxies(options.trusted_proxies.clone())
-            .with_metrics_token(Some(METRICS_TOKEN.into()));
+            .with_metrics_token(Some(METRICS_TOKEN.into()))
+            .max_in_flight(options.max_in_flight);
         let base = format!("http://{}", server.local_addr);
         let plugins = std::sync::Arc::new(
             kassa_plugins::PluginHost::new(kassa_plugins::HostPolicy {

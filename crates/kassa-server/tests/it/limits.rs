@@ -11,7 +11,8 @@ use crate::pages::{Browser, Page, details, product};
 
 on_both_backends!(
     floods_are_refused_and_others_go_on,
-    a_trusted_proxy_names_the_client
+    a_trusted_proxy_names_the_client,
+    requests_over_the_in_flight_limit_are_shed
 );
 
 /// Opens the buy link of `prd` in `store` and places an order for `email`.
@@ -217,5 +218,87 @@ async fn a_trusted_proxy_names_the_client(backend: Backend) {
     refused(
         &place(&direct, "acme", &prd, "p6@example.com", "en").await,
         "Too many attempts",
+    );
+}
+
+/// A node serving as many requests as it takes at once answers the next one at once
+/// with a 503 problem and `Retry-After` (nothing done), keeps answering its health
+/// check, and takes requests again once one in flight ends.
+async fn requests_over_the_in_flight_limit_are_shed(backend: Backend) {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            max_in_flight: 1,
+            ..Options::default()
+        },
+    )
+    .await;
+    // An order whose body never finishes arriving: the one request in flight. (Sent
+    // again if it was itself shed, while something else of the app was in flight.)
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let head = format!(
+        "POST /api/v1/orders HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"lines\": [",
+        app.key
+    );
+    let mut held = None;
+    for _ in 0..50 {
+        let mut conn = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        conn.write_all(head.as_bytes()).await.expect("send");
+        let mut answer = [0u8; 64];
+        let answered =
+            tokio::time::timeout(Duration::from_millis(200), conn.read(&mut answer)).await;
+        if answered.is_err() {
+            held = Some(conn);
+            break;
+        }
+    }
+    let held = held.expect("an order held in flight");
+    let mut shed = None;
+    for _ in 0..200 {
+        let answer = app.get("/api/v1/products").await;
+        if answer.status == 503 {
+            shed = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let shed = shed.expect("a request over the limit is shed");
+    assert_eq!(shed.problem(503)["type"], "busy", "{}", shed.text);
+    assert_eq!(
+        shed.headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let order = api_order(&app, &app.key, "prd_00000000000000000000000000").await;
+    order.problem(503);
+    let health = reqwest::get(format!("{}/healthz", app.base))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+
+    drop(held);
+    let mut served = false;
+    for _ in 0..200 {
+        if app.get("/api/v1/products").await.status == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        served,
+        "requests are taken again once the one in flight ends"
+    );
+    let orders = app.get("/api/v1/orders").await;
+    assert_eq!(
+        orders.ok()["data"],
+        json!([]),
+        "the shed order was not placed"
     );
 }

@@ -84,6 +84,7 @@ async fn delivered_order(
             coupon_hold: chrono::TimeDelta::days(1),
             test_mode: true,
             offer_expires_at: None,
+            deliveries: Vec::new(),
         })
         .await
         .expect("an order");
