@@ -42,9 +42,17 @@ struct Args {
     /// Offered load of the fixed-load phases, requests a second.
     #[arg(long, default_value_t = 500.0)]
     rate: f64,
-    /// Payments a second in the paid → delivered phase.
+    /// Payments a second in the paid → delivered phases.
     #[arg(long, default_value_t = 100.0)]
     paid_rate: f64,
+    /// Orders a second placed through the API in the mixed phase, while payments are
+    /// recorded at `--paid-rate`.
+    #[arg(long, default_value_t = 200.0)]
+    mixed_rate: f64,
+    /// Orders made in the webhook burst phase (at most 8 s of them) while the receiver
+    /// holds its requests; their `order.created` then drain to it.
+    #[arg(long, default_value_t = 2000)]
+    webhook_burst: usize,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -323,9 +331,10 @@ async fn bench_backend(
         None,
     );
 
-    let (hook, seen) = receiver::start().await?;
+    let (hook, seen, gate) = receiver::start().await?;
     let paid_orders = (args.paid_rate * secs.as_secs_f64()).ceil() as usize;
-    let shop = Shop::open(&kassa.base, &key, &hook, paid_orders + 100).await?;
+    // Keys for the paid phase and the mixed phase.
+    let shop = Shop::open(&kassa.base, &key, &hook, 2 * paid_orders + 100).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     report.add(
         b,
@@ -336,6 +345,22 @@ async fn bench_backend(
         None,
     );
     let rss = RssPeak::start(kassa.pid());
+
+    // Webhook throughput alone: a backlog to one endpoint, drained.
+    eprintln!(
+        "== {backend}: webhook burst, up to {} order.created held, then drained",
+        args.webhook_burst
+    );
+    let (burst, burst_rate) =
+        webhook_burst(&shop, &seen, &gate, args.webhook_burst, args.clients).await;
+    report.add(
+        b,
+        "webhook deliveries, a backlog to one endpoint drained",
+        format!("{burst_rate:.0}/s ({burst} messages)"),
+        None,
+        Some("≥ 1,000/s"),
+        None,
+    );
 
     // Orders through the API.
     let created = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -377,6 +402,7 @@ async fn bench_backend(
         Some(target_create),
         Some(sat),
     );
+    let api_during_mixed = api.clone();
     let fixed = load::open_loop(args.rate, secs, 4096, move |n| api(1_000_000 + n)).await;
     report.add(
         b,
@@ -417,22 +443,19 @@ async fn bench_backend(
     );
 
     // Every order made so far sends `order.created` to the receiver: how fast they drain.
-    let expected = created.lock().expect("ids").len() + checkout_ok as usize;
+    let expected = burst + created.lock().expect("ids").len() + checkout_ok as usize;
     eprintln!("== {backend}: waiting for the order.created webhooks");
     let drained = wait_for(&seen, "order.created", expected, Duration::from_secs(180)).await;
-    let arrivals = seen
-        .lock()
-        .expect("receiver")
-        .by_type
-        .get("order.created")
-        .cloned()
-        .unwrap_or_default();
+    let arrivals: Vec<Instant> = receiver::arrivals(&seen, "order.created")
+        .into_iter()
+        .filter(|at| *at >= webhooks_from)
+        .collect();
     if let Some(last) = arrivals.iter().max() {
         let n = arrivals.len();
         let rate = n as f64 / last.duration_since(webhooks_from).as_secs_f64();
         report.add(
             b,
-            "webhook deliveries (order.created, during and after the load)",
+            "webhook deliveries (order.created, during and after the order phases)",
             format!(
                 "{rate:.0}/s ({n} messages{})",
                 if drained { "" } else { ", not all arrived" }
@@ -443,11 +466,7 @@ async fn bench_backend(
         );
     }
 
-    // Paid → product.delivered at the receiver.
-    eprintln!(
-        "== {backend}: paying {paid_orders} orders at {:.0}/s",
-        args.paid_rate
-    );
+    // Paid → product.delivered at the receiver, nothing else going on.
     let to_pay: Vec<String> = created
         .lock()
         .expect("ids")
@@ -455,105 +474,64 @@ async fn bench_backend(
         .take(paid_orders)
         .cloned()
         .collect();
-    let to_pay = Arc::new(to_pay);
-    let paid_at = Arc::new(Mutex::new(
-        std::collections::HashMap::<String, Instant>::new(),
-    ));
-    let pay = {
-        let (http, base, key, to_pay, paid_at) = (
-            shop.http.clone(),
-            kassa.base.clone(),
-            key.clone(),
-            to_pay.clone(),
-            paid_at.clone(),
-        );
-        move |n: u64| {
-            let (http, base, key, to_pay, paid_at) = (
-                http.clone(),
-                base.clone(),
-                key.clone(),
-                to_pay.clone(),
-                paid_at.clone(),
-            );
-            async move {
-                let Some(id) = to_pay.get(n as usize) else {
-                    return Err("no order left to pay".into());
-                };
-                let at = Instant::now();
-                let r = http
-                    .post(format!("{base}/api/v1/orders/{id}/payments"))
-                    .bearer_auth(&key)
-                    .json(&serde_json::json!({"method": "bank_transfer", "amount": 1999, "currency": "USD"}))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !r.status().is_success() {
-                    return Err(format!(
-                        "{}: {}",
-                        r.status(),
-                        r.text().await.unwrap_or_default()
-                    ));
-                }
-                paid_at.lock().expect("paid").insert(id.clone(), at);
-                Ok(())
-            }
-        }
-    };
-    let paying = load::open_loop(
-        args.paid_rate,
-        Duration::from_secs_f64(to_pay.len() as f64 / args.paid_rate),
-        4096,
-        pay,
-    )
-    .await;
-    report.add(
-        b,
-        &format!("record payment, offered {:.0}/s", args.paid_rate),
-        describe(&paying),
-        None,
-        None,
-        Some(paying),
+    eprintln!(
+        "== {backend}: paying {} orders at {:.0}/s",
+        to_pay.len(),
+        args.paid_rate
     );
-    let paid: Vec<(String, Instant)> = paid_at
+    let (paying, paid) = pay(&shop, to_pay, args.paid_rate).await;
+    let e2e = delivered_after(&seen, &paid).await;
+    add_paid(
+        report,
+        b,
+        &format!("{:.0} payments/s", args.paid_rate),
+        paying,
+        &e2e,
+        paid.len(),
+    );
+
+    // The same while orders are placed: their order.created webhooks compete with the
+    // paid orders' deliveries, emails and webhooks.
+    let to_pay: Vec<String> = created
         .lock()
-        .expect("paid")
+        .expect("ids")
         .iter()
-        .map(|(k, v)| (k.clone(), *v))
+        .skip(paid_orders)
+        .take(paid_orders)
+        .cloned()
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let got = paid
-            .iter()
-            .filter(|(id, _)| seen.lock().expect("receiver").delivered.contains_key(id))
-            .count();
-        if got == paid.len() || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut e2e: Vec<Duration> = {
-        let seen = seen.lock().expect("receiver");
-        paid.iter()
-            .filter_map(|(id, at)| seen.delivered.get(id).map(|d| d.duration_since(*at)))
-            .collect()
-    };
-    e2e.sort_unstable();
+    eprintln!(
+        "== {backend}: mixed: orders at {:.0}/s, paying {} orders at {:.0}/s",
+        args.mixed_rate,
+        to_pay.len(),
+        args.paid_rate
+    );
+    let placing = load::open_loop(args.mixed_rate, secs, 4096, move |n| {
+        api_during_mixed(3_000_000 + n)
+    });
+    let (placed, (paying, paid)) = tokio::join!(placing, pay(&shop, to_pay, args.paid_rate));
     report.add(
         b,
         &format!(
-            "paid → product.delivered received, {:.0} payments/s",
-            args.paid_rate
+            "mixed: API orders offered {:.0}/s during payments",
+            args.mixed_rate
         ),
-        format!(
-            "p50 {:.0} ms, p99 {:.0} ms ({} of {} delivered)",
-            load::percentile_ms(&e2e, 0.5),
-            load::percentile_ms(&e2e, 0.99),
-            e2e.len(),
-            paid.len()
+        describe(&placed),
+        None,
+        None,
+        Some(placed),
+    );
+    let e2e = delivered_after(&seen, &paid).await;
+    add_paid(
+        report,
+        b,
+        &format!(
+            "{:.0} payments/s + {:.0} orders/s (mixed)",
+            args.paid_rate, args.mixed_rate
         ),
-        None,
-        Some("p99 < 2 s at 100/s"),
-        None,
+        paying,
+        &e2e,
+        paid.len(),
     );
     report.add(
         b,
@@ -577,6 +555,182 @@ async fn wait_for(seen: &receiver::Shared, kind: &str, n: usize, timeout: Durati
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     true
+}
+
+/// Records a payment (bank transfer) for each of `orders` at `rate` a second; returns
+/// the run and when each order was paid.
+async fn pay(shop: &Shop, orders: Vec<String>, rate: f64) -> (Run, Vec<(String, Instant)>) {
+    let orders = Arc::new(orders);
+    let paid_at = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
+    let call = {
+        let (http, base, key, orders, paid_at) = (
+            shop.http.clone(),
+            shop.base.clone(),
+            shop.key.clone(),
+            orders.clone(),
+            paid_at.clone(),
+        );
+        move |n: u64| {
+            let (http, base, key, orders, paid_at) = (
+                http.clone(),
+                base.clone(),
+                key.clone(),
+                orders.clone(),
+                paid_at.clone(),
+            );
+            async move {
+                let Some(id) = orders.get(n as usize) else {
+                    return Err("no order left to pay".into());
+                };
+                let at = Instant::now();
+                let r = http
+                    .post(format!("{base}/api/v1/orders/{id}/payments"))
+                    .bearer_auth(&key)
+                    .json(&serde_json::json!({"method": "bank_transfer", "amount": 1999, "currency": "USD"}))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !r.status().is_success() {
+                    return Err(format!(
+                        "{}: {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    ));
+                }
+                paid_at.lock().expect("paid").push((id.clone(), at));
+                Ok(())
+            }
+        }
+    };
+    let run = load::open_loop(
+        rate,
+        Duration::from_secs_f64(orders.len() as f64 / rate),
+        4096,
+        call,
+    )
+    .await;
+    let paid = std::mem::take(&mut *paid_at.lock().expect("paid"));
+    (run, paid)
+}
+
+/// Waits (up to 2 minutes) for each paid order's `product.delivered` at the receiver;
+/// the times from payment to arrival, sorted.
+async fn delivered_after(seen: &receiver::Shared, paid: &[(String, Instant)]) -> Vec<Duration> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = {
+            let seen = seen.lock().expect("receiver");
+            paid.iter()
+                .filter(|(id, _)| seen.delivered.contains_key(id))
+                .count()
+        };
+        if got == paid.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = seen.lock().expect("receiver");
+    let mut e2e: Vec<Duration> = paid
+        .iter()
+        .filter_map(|(id, at)| seen.delivered.get(id).map(|d| d.duration_since(*at)))
+        .collect();
+    e2e.sort_unstable();
+    e2e
+}
+
+/// The payments' run and paid → `product.delivered` at the receiver, under `load`.
+fn add_paid(report: &mut Report, b: &str, load: &str, paying: Run, e2e: &[Duration], paid: usize) {
+    report.add(
+        b,
+        &format!("record payment, {load}"),
+        describe(&paying),
+        None,
+        None,
+        Some(paying),
+    );
+    report.add(
+        b,
+        &format!("paid → product.delivered received, {load}"),
+        describe_e2e(e2e, paid),
+        None,
+        Some("p99 < 2 s at 100/s"),
+        None,
+    );
+}
+
+/// `p50 …, p99 … (n of m delivered)`.
+fn describe_e2e(e2e: &[Duration], paid: usize) -> String {
+    format!(
+        "p50 {:.0} ms, p99 {:.0} ms ({} of {} delivered)",
+        load::percentile_ms(e2e, 0.5),
+        load::percentile_ms(e2e, 0.99),
+        e2e.len(),
+        paid
+    )
+}
+
+/// A backlog of `order.created` webhooks to the one endpoint, built while the receiver
+/// holds its requests (at most `n` orders, made for at most 8 s so no held request
+/// reaches Kassa's 15 s timeout), then let go: deliveries a second from the gate's
+/// opening to the last arrival. Returns the orders made and that rate.
+async fn webhook_burst(
+    shop: &Shop,
+    seen: &receiver::Shared,
+    gate: &receiver::Gate,
+    n: usize,
+    clients: usize,
+) -> (usize, f64) {
+    let before = receiver::count(seen, "order.created");
+    gate.send_replace(false);
+    let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let until = Instant::now() + Duration::from_secs(8);
+    let url = format!("{}/api/v1/orders", shop.base);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, url, key, product, made) = (
+            shop.http.clone(),
+            url.clone(),
+            shop.key.clone(),
+            shop.product.clone(),
+            made.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                let k = made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if k >= n {
+                    made.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
+                if api_order(&http, &url, &key, &product, 5_000_000 + k as u64)
+                    .await
+                    .is_err()
+                {
+                    made.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let made = made.load(std::sync::atomic::Ordering::Relaxed);
+    let opened = Instant::now();
+    gate.send_replace(true);
+    wait_for(
+        seen,
+        "order.created",
+        before + made,
+        Duration::from_secs(120),
+    )
+    .await;
+    let arrivals = receiver::arrivals(seen, "order.created");
+    let rate = match arrivals.iter().max() {
+        Some(last) if arrivals.len() > before => {
+            (arrivals.len() - before) as f64 / last.duration_since(opened).as_secs_f64()
+        }
+        _ => 0.0,
+    };
+    (made, rate)
 }
 
 /// Puts each backend's baseline next to its figures.

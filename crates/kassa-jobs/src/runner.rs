@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_cron::CronScheduler;
-use kassa_store::{DeliverLine, DeliverWebhook, Job, JobPool, SendAccountEmail, SendEmail};
+use kassa_store::{DeliverLine, Job, JobPool, SendAccountEmail, SendEmail};
 
 use crate::workers::{Error, Workers};
 use crate::{
-    clean_up, deliver_line, deliver_webhook, revive_jobs, send_account_email, send_email,
+    clean_up, deliver_line, deliver_webhooks, revive_jobs, send_account_email, send_email,
     sweep_unpaid,
 };
 
@@ -20,8 +20,6 @@ use crate::{
 macro_rules! queue_workers {
     ($workers:expr, $node:expr, $backend:ident, $pool:expr) => {{
         let monitor = Monitor::new();
-        let monitor = queue_workers!(@one monitor, $workers, $node, $backend, $pool,
-            DeliverWebhook, "webhooks", 32, deliver_webhook::run);
         let monitor = queue_workers!(@one monitor, $workers, $node, $backend, $pool,
             SendEmail, "emails", 8, send_email::run);
         let monitor = queue_workers!(@one monitor, $workers, $node, $backend, $pool,
@@ -297,6 +295,9 @@ impl Workers {
                 .data(me.clone())
                 .build(revive_jobs::run)
         });
+        // Webhooks are not apalis jobs: their dispatcher claims the due deliveries.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let webhooks = tokio::spawn(deliver_webhooks::run(self.clone(), stopped));
         tracing::info!(node = %node, "workers started");
         monitor
             // A worker whose database went away starts again under a new name, and its
@@ -305,9 +306,11 @@ impl Workers {
             .shutdown_timeout(Duration::from_secs(30))
             .run_with_signal(async move {
                 shutdown.await;
+                let _ = stop.send(true);
                 Ok(())
             })
             .await?;
+        let _ = webhooks.await;
         tracing::info!("workers stopped");
         Ok(())
     }

@@ -78,11 +78,19 @@ pub(crate) async fn caused_by<J: kassa_store::Job, F: std::future::Future>(
     job: &J,
     work: F,
 ) -> F::Output {
+    in_scope_of(job.request_id().cloned(), work).await
+}
+
+/// Runs `work` as part of the request `id`, if there is one (see [`caused_by`]).
+pub(crate) async fn in_scope_of<F: std::future::Future>(
+    id: Option<kassa_store::RequestId>,
+    work: F,
+) -> F::Output {
     use tracing::Instrument;
-    match job.request_id() {
+    match id {
         Some(id) => {
             let span = tracing::info_span!("job", request_id = %id);
-            id.clone().scope(work.instrument(span)).await
+            id.scope(work.instrument(span)).await
         }
         None => work.await,
     }

@@ -99,8 +99,10 @@ async fn read_gauges(store: &Store) {
         Err(e) => tracing::warn!(error = %e, "reading the job queues for /metrics"),
     }
     for pool in store.pool_use() {
+        // The pool's size and idle count are read one after the other: a connection
+        // opened or closed between the two can make idle exceed size for a moment.
         ::metrics::gauge!("kassa_db_pool_connections", "pool" => pool.name, "state" => "in_use")
-            .set(f64::from(pool.size - pool.idle));
+            .set(f64::from(pool.size.saturating_sub(pool.idle)));
         ::metrics::gauge!("kassa_db_pool_connections", "pool" => pool.name, "state" => "idle")
             .set(f64::from(pool.idle));
         ::metrics::gauge!("kassa_db_pool_max_connections", "pool" => pool.name)

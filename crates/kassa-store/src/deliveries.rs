@@ -1,90 +1,382 @@
-//! A webhook delivery's attempts: each logged, and the delivery and its endpoint moved
-//! on, with what the workflow says follows.
+//! The webhook delivery queue: the `webhook_deliveries` rows themselves. A dispatcher
+//! (`kassa-jobs`) claims due rows in batches, highest priority first, then the earliest;
+//! sends them; and records the outcomes of many attempts in one transaction, with what
+//! the workflow says follows (the owners told of a disabled endpoint). A claim names its
+//! batch and lasts until `claimed_until`, which the claiming node extends while the batch
+//! is in its hands; a claim that runs out (the node died) returns its rows to the queue.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kassa_domain::Secret;
+use kassa_domain::ids::{AttemptId, DeliveryId, TenantId, WebhookEndpointId};
 use kassa_domain::workflow::Followups;
+use sqlx::AssertSqlSafe;
+use sqlx::types::Json;
 
-use crate::db::db_run;
-use crate::error::StoreError;
-use crate::events::{DeliveryOutcome, DueDelivery};
-use crate::jobs::{DeliverWebhook, enqueue};
+use crate::db::{Backend, db_run, placeholders};
+use crate::error::{StoreError, corrupt};
+use crate::jobs::{EARLY_MILLIS, QueueUse};
+use crate::request_id::RequestId;
 use crate::store::Store;
 use crate::time::Timestamp;
-use kassa_domain::ids::AttemptId;
+use crate::work::Work;
 
-impl Store {
-    /// Logs an attempt and moves the delivery on, with what follows (the owners told
-    /// of a disabled endpoint), in one transaction.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_delivery_attempt(
-        &self,
-        d: &DueDelivery,
-        status_code: Option<u16>,
-        latency_ms: i64,
-        response: &str,
-        outcome: DeliveryOutcome,
-        followups: &Followups,
-    ) -> Result<(), StoreError> {
-        let mut work = self.work(&d.tenant_id).await?;
-        let now = work.now.millis();
-        let tx = &mut work.tx;
-        db_run!(tx, c => sqlx::query(
-            "INSERT INTO webhook_attempts (tenant_id, id, delivery_id, endpoint_id, event_id, attempt, url,
-             status_code, latency_ms, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(d.tenant_id.as_str())
-        .bind(AttemptId::generate().as_str())
-        .bind(d.id.as_str())
-        .bind(d.endpoint_id.as_str())
-        .bind(&d.event_id)
-        .bind(d.attempts + 1)
-        .bind(&d.url)
-        .bind(status_code.map(i64::from))
-        .bind(latency_ms)
-        .bind(response)
-        .bind(Timestamp::from(now))
-        .execute(c).await?.rows_affected());
-        let (status, next) = match outcome {
+/// The queue's name in `/metrics` (`deliver_webhook`), as when each attempt was a job.
+pub const WEBHOOK_QUEUE: &str = "kassa::deliver_webhook";
+
+/// A delivery that is due, with what is needed to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub tenant_id: TenantId,
+    pub id: DeliveryId,
+    pub endpoint_id: WebhookEndpointId,
+    pub event_id: String,
+    pub attempts: i64,
+    pub url: String,
+    pub secrets: Vec<Secret>,
+    pub payload: String,
+    pub event_created_at: Timestamp,
+    pub failing_since: Option<Timestamp>,
+    /// The request that caused the delivery (or its redelivery), logged with each attempt.
+    pub request_id: Option<RequestId>,
+}
+
+/// What became of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Succeeded,
+    /// Try again at this time (Unix milliseconds).
+    RetryAt(i64),
+    /// No more attempts: the schedule is used up.
+    Failed,
+    /// The receiver answered 410 Gone, or failed for too long: the endpoint is disabled.
+    EndpointDisabled,
+}
+
+/// One attempt made, to record.
+#[derive(Debug, Clone)]
+pub struct AttemptMade {
+    pub delivery: DueDelivery,
+    /// The HTTP status, when a response came.
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    /// The start of the answer, or why there was none.
+    pub response: String,
+    pub outcome: DeliveryOutcome,
+    /// What the workflow says follows (`workflow::endpoint_disabled`), written with it.
+    pub followups: Followups,
+}
+
+impl AttemptMade {
+    /// The delivery's state after the attempt, and its next attempt's time.
+    fn next(&self) -> (&'static str, Option<i64>) {
+        match self.outcome {
             DeliveryOutcome::Succeeded => ("succeeded", None),
             DeliveryOutcome::RetryAt(at) => ("pending", Some(at)),
             DeliveryOutcome::Failed | DeliveryOutcome::EndpointDisabled => ("failed", None),
-        };
-        db_run!(tx, c => sqlx::query(
-            "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, next_attempt_at = $4,
-             last_status = $5, updated_at = $6 WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(d.tenant_id.as_str())
-        .bind(d.id.as_str())
-        .bind(status)
-        .bind(next.map(Timestamp::from))
-        .bind(status_code.map(i64::from))
-        .bind(Timestamp::from(now))
-        .execute(c).await?.rows_affected());
-        if let DeliveryOutcome::RetryAt(at) = outcome {
-            let job = DeliverWebhook {
-                tenant_id: d.tenant_id.clone(),
-                delivery_id: d.id.clone(),
-                request_id: crate::RequestId::current(),
-            };
-            enqueue(tx, &job, at).await?;
         }
-        let endpoint_sql = match outcome {
-            DeliveryOutcome::Succeeded => {
-                "UPDATE webhook_endpoints SET failing_since = NULL WHERE tenant_id = $1 AND id = $2 AND $3 IS NOT NULL"
+    }
+}
+
+/// A delivery's store, state, next attempt's time and last HTTP status after an attempt.
+type NewState<'a> = (&'a TenantId, &'static str, Option<i64>, Option<u16>);
+
+/// The columns of one logged attempt.
+const ATTEMPT_COLUMNS: usize = 11;
+/// Attempts logged per INSERT (under both databases' limits on bound values).
+const ATTEMPTS_PER_INSERT: usize = 200;
+
+impl Store {
+    /// Claims up to `limit` due deliveries for `claim` (a name for this batch, unique)
+    /// until `lease` from now, and returns them ready to send. On PostgreSQL two nodes
+    /// claiming at once skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite claims
+    /// through its one writer. Deliveries whose endpoint or event is gone are given up.
+    pub async fn claim_webhook_deliveries(
+        &self,
+        claim: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        self.check_open()?;
+        let now = Timestamp::now().millis();
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "UPDATE webhook_deliveries SET claimed_by = $1, claimed_until = $2
+                 WHERE rowid IN (SELECT rowid FROM webhook_deliveries
+                   WHERE status = 'pending' AND next_attempt_at <= $3
+                     AND (claimed_until IS NULL OR claimed_until <= $4)
+                   ORDER BY priority DESC, next_attempt_at LIMIT $5)"
             }
-            DeliveryOutcome::EndpointDisabled => {
-                "UPDATE webhook_endpoints SET disabled_at = COALESCE(disabled_at, $3) WHERE tenant_id = $1 AND id = $2"
-            }
-            _ => {
-                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $3) WHERE tenant_id = $1 AND id = $2"
+            Backend::Postgres => {
+                "UPDATE webhook_deliveries d SET claimed_by = $1, claimed_until = $2
+                 FROM (SELECT tenant_id, id FROM webhook_deliveries
+                   WHERE status = 'pending' AND next_attempt_at <= $3
+                     AND (claimed_until IS NULL OR claimed_until <= $4)
+                   ORDER BY priority DESC, next_attempt_at LIMIT $5
+                   FOR UPDATE SKIP LOCKED) due
+                 WHERE d.tenant_id = due.tenant_id AND d.id = due.id"
             }
         };
-        db_run!(tx, c => sqlx::query(endpoint_sql)
-            .bind(d.tenant_id.as_str())
-            .bind(d.endpoint_id.as_str())
+        let claimed = db_run!(self.writer(), c => sqlx::query(sql)
+            .bind(claim)
+            .bind(Timestamp::from(until))
+            .bind(Timestamp::from(now + EARLY_MILLIS))
             .bind(Timestamp::from(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .execute(c).await?.rows_affected());
-        work.follow(None, followups).await?;
-        work.commit().await?;
-        Ok(())
+        if claimed == 0 {
+            return Ok(Vec::new());
+        }
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            tenant_id: String,
+            id: String,
+            endpoint_id: String,
+            event_id: String,
+            attempts: i64,
+            request_id: Option<String>,
+            url: String,
+            secret: String,
+            previous_secret: Option<String>,
+            previous_secret_expires_at: Option<Timestamp>,
+            failing_since: Option<Timestamp>,
+            payload: Json<serde_json::Value>,
+            event_created_at: Timestamp,
+        }
+        // The claim committed: a reader sees it.
+        let rows: Vec<Row> = db_run!(self, c => sqlx::query_as(
+            "SELECT d.tenant_id, d.id, d.endpoint_id, d.event_id, d.attempts, d.request_id, e.url,
+             e.secret, e.previous_secret, e.previous_secret_expires_at, e.failing_since, v.payload,
+             v.created_at AS event_created_at
+             FROM webhook_deliveries d
+             JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
+             JOIN events v ON v.tenant_id = d.tenant_id AND v.id = d.event_id
+             WHERE d.claimed_by = $1 AND d.status = 'pending'
+             ORDER BY d.priority DESC, d.next_attempt_at",
+        )
+        .bind(claim)
+        .fetch_all(c).await?);
+        if u64::try_from(rows.len()).unwrap_or(u64::MAX) < claimed {
+            // A row without its endpoint or event (deleted meanwhile) can never be sent.
+            db_run!(self.writer(), c => sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL,
+                 claimed_by = NULL, claimed_until = NULL
+                 WHERE claimed_by = $1 AND status = 'pending' AND (
+                   NOT EXISTS (SELECT 1 FROM webhook_endpoints e
+                     WHERE e.tenant_id = webhook_deliveries.tenant_id AND e.id = webhook_deliveries.endpoint_id)
+                   OR NOT EXISTS (SELECT 1 FROM events v
+                     WHERE v.tenant_id = webhook_deliveries.tenant_id AND v.id = webhook_deliveries.event_id))",
+            )
+            .bind(claim)
+            .execute(c).await?.rows_affected());
+        }
+        rows.into_iter()
+            .map(|row| {
+                let mut secrets = vec![Secret::from(row.secret)];
+                if let (Some(old), Some(until)) =
+                    (row.previous_secret, row.previous_secret_expires_at)
+                    && until.millis() > now
+                {
+                    secrets.push(Secret::from(old));
+                }
+                Ok(DueDelivery {
+                    tenant_id: TenantId::parse(&row.tenant_id).map_err(corrupt)?,
+                    id: DeliveryId::parse(&row.id).map_err(corrupt)?,
+                    endpoint_id: WebhookEndpointId::parse(&row.endpoint_id).map_err(corrupt)?,
+                    event_id: row.event_id,
+                    attempts: row.attempts,
+                    url: row.url,
+                    secrets,
+                    payload: row.payload.0.to_string(),
+                    event_created_at: row.event_created_at,
+                    failing_since: row.failing_since,
+                    request_id: row.request_id.map(RequestId::from_stored),
+                })
+            })
+            .collect()
+    }
+
+    /// Extends the claims `claims` (batches still in this node's hands) to `lease` from
+    /// now, so another node does not take them over while they are being sent.
+    pub async fn extend_webhook_claims(
+        &self,
+        claims: &[String],
+        lease: Duration,
+    ) -> Result<u64, StoreError> {
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        self.check_open()?;
+        let until = Timestamp::now()
+            .millis()
+            .saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let names = placeholders(2, claims.len());
+        Ok(db_run!(self.writer(), c => {
+            let mut query = sqlx::query(AssertSqlSafe(format!(
+                "UPDATE webhook_deliveries SET claimed_until = $1 WHERE claimed_by IN ({names})"
+            )))
+            .bind(Timestamp::from(until));
+            for claim in claims {
+                query = query.bind(claim.as_str());
+            }
+            query.execute(c).await?.rows_affected()
+        }))
+    }
+
+    /// When the dispatcher should look again: the earliest pending delivery's time, or
+    /// for a claimed one the end of its claim; `None` when nothing is pending.
+    pub async fn next_webhook_delivery_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<Timestamp> = db_run!(self, c => sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN claimed_by IS NULL THEN next_attempt_at ELSE claimed_until END)
+             FROM webhook_deliveries WHERE status = 'pending'",
+        )
+        .fetch_one(c).await?);
+        Ok(at)
+    }
+
+    /// Logs the attempts and moves their deliveries and endpoints on, with what
+    /// follows, all in one transaction: one UPDATE per kind of outcome, one INSERT for
+    /// the log, one UPDATE per endpoint. An attempt whose delivery is gone (its endpoint
+    /// was deleted meanwhile) is not logged.
+    pub async fn record_webhook_attempts(&self, made: &[AttemptMade]) -> Result<(), StoreError> {
+        if made.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        let now = Timestamp::now();
+        // Deliveries with the same new state, in one statement each.
+        let mut groups: HashMap<NewState, Vec<&str>> = HashMap::new();
+        for a in made {
+            let (status, next) = a.next();
+            groups
+                .entry((&a.delivery.tenant_id, status, next, a.status_code))
+                .or_default()
+                .push(a.delivery.id.as_str());
+        }
+        let mut moved = std::collections::HashSet::new();
+        for ((tenant, status, next, code), ids) in groups {
+            let list = placeholders(6, ids.len());
+            let found: Vec<String> = db_run!(&mut tx, c => {
+                let mut query = sqlx::query_scalar(AssertSqlSafe(format!(
+                    "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1,
+                     next_attempt_at = $3, last_status = $4, updated_at = $5,
+                     claimed_by = NULL, claimed_until = NULL
+                     WHERE tenant_id = $1 AND id IN ({list}) RETURNING id"
+                )))
+                .bind(tenant.as_str())
+                .bind(status)
+                .bind(next.map(Timestamp::from))
+                .bind(code.map(i64::from))
+                .bind(now);
+                for id in &ids {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(c).await?
+            });
+            moved.extend(found.into_iter().map(|id| (tenant.clone(), id)));
+        }
+        let logged: Vec<&AttemptMade> = made
+            .iter()
+            .filter(|a| moved.contains(&(a.delivery.tenant_id.clone(), a.delivery.id.to_string())))
+            .collect();
+        for chunk in logged.chunks(ATTEMPTS_PER_INSERT) {
+            let rows = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "({})",
+                        placeholders(1 + i * ATTEMPT_COLUMNS, ATTEMPT_COLUMNS)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            db_run!(&mut tx, c => {
+                let mut query = sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO webhook_attempts (tenant_id, id, delivery_id, endpoint_id, event_id,
+                     attempt, url, status_code, latency_ms, response, created_at) VALUES {rows}"
+                )));
+                for a in chunk {
+                    let d = &a.delivery;
+                    query = query
+                        .bind(d.tenant_id.as_str())
+                        .bind(AttemptId::generate().as_str().to_owned())
+                        .bind(d.id.as_str())
+                        .bind(d.endpoint_id.as_str())
+                        .bind(d.event_id.as_str())
+                        .bind(d.attempts + 1)
+                        .bind(d.url.as_str())
+                        .bind(a.status_code.map(i64::from))
+                        .bind(a.latency_ms)
+                        .bind(a.response.as_str())
+                        .bind(now);
+                }
+                query.execute(c).await?.rows_affected()
+            });
+        }
+        // Each endpoint once: disabled if an attempt said so, else as its last attempt
+        // left it (failing since the first failure, or not failing).
+        let mut endpoints: Vec<(&TenantId, &WebhookEndpointId, DeliveryOutcome)> = Vec::new();
+        for a in &logged {
+            let key = (&a.delivery.tenant_id, &a.delivery.endpoint_id);
+            match endpoints.iter_mut().find(|(t, e, _)| (*t, *e) == key) {
+                Some((_, _, o)) if *o == DeliveryOutcome::EndpointDisabled => {}
+                Some((_, _, o)) => *o = a.outcome,
+                None => endpoints.push((key.0, key.1, a.outcome)),
+            }
+        }
+        for (tenant, endpoint, outcome) in endpoints {
+            let sql = match outcome {
+                DeliveryOutcome::Succeeded => {
+                    "UPDATE webhook_endpoints SET failing_since = NULL
+                     WHERE tenant_id = $1 AND id = $2 AND failing_since IS NOT NULL AND $3 IS NOT NULL"
+                }
+                DeliveryOutcome::EndpointDisabled => {
+                    "UPDATE webhook_endpoints SET disabled_at = COALESCE(disabled_at, $3) WHERE tenant_id = $1 AND id = $2"
+                }
+                _ => {
+                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $3) WHERE tenant_id = $1 AND id = $2"
+                }
+            };
+            db_run!(&mut tx, c => sqlx::query(sql)
+                .bind(tenant.as_str())
+                .bind(endpoint.as_str())
+                .bind(now)
+                .execute(c).await?.rows_affected());
+        }
+        for a in logged
+            .iter()
+            .filter(|a| a.followups != Followups::default())
+        {
+            let mut work = Work::around(tx, &a.delivery.tenant_id, self.backend, now);
+            work.follow(None, &a.followups).await?;
+            tx = work.into_tx();
+        }
+        tx.commit().await
+    }
+
+    /// The delivery queue, for operators (`/metrics`): due, waiting for their time,
+    /// claimed, and how long the oldest due one has waited.
+    pub(crate) async fn webhook_queue(&self) -> Result<QueueUse, StoreError> {
+        let now = Timestamp::now();
+        let (due, scheduled, running, oldest): (i64, i64, i64, Option<Timestamp>) = db_run!(self, c => sqlx::query_as(
+            "SELECT
+               COALESCE(SUM(CASE WHEN next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN next_attempt_at > $1 AND (claimed_until IS NULL OR claimed_until <= $1) THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN claimed_until > $1 THEN 1 ELSE 0 END), 0),
+               MIN(CASE WHEN next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) THEN next_attempt_at END)
+             FROM webhook_deliveries WHERE status = 'pending'",
+        )
+        .bind(now)
+        .fetch_one(c).await?);
+        Ok(QueueUse {
+            queue: WEBHOOK_QUEUE.to_owned(),
+            due,
+            scheduled,
+            running,
+            oldest_due_seconds: oldest.map_or(0.0, |at| {
+                (now.millis() - at.millis()).max(0) as f64 / 1000.0
+            }),
+        })
     }
 }

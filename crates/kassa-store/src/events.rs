@@ -1,24 +1,46 @@
 //! Events and their webhook deliveries. An event is written in the transaction of
 //! the change it reports, together with one delivery per enabled endpoint whose filter
-//! takes it and the job that sends it, so no event is ever lost or sent for a change
-//! that did not happen.
+//! takes it, due at once (the delivery rows are the dispatcher's queue, see
+//! `deliveries.rs`), so no event is ever lost or sent for a change that did not happen.
 
 use std::collections::HashMap;
 
-use kassa_domain::Secret;
 use kassa_domain::ids::{DeliveryId, EventId, TenantId, WebhookEndpointId};
 use kassa_domain::mode::Mode;
 
 use crate::db::{Tx, db_run, placeholders};
 use crate::error::StoreError;
-use crate::error::corrupt;
-use crate::jobs::{DeliverWebhook, EARLY_MILLIS, Priority, enqueue, enqueue_with};
+use crate::jobs::Priority;
 use crate::page::{Page, PageRequest};
 use crate::store::Store;
 use crate::time::Timestamp;
 use crate::time::rfc3339;
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
+
+/// The channel every node's dispatcher listens on (PostgreSQL): a trigger notifies it
+/// when deliveries are inserted, at the commit.
+pub const DELIVERIES_CHANNEL: &str = "kassa_webhook_deliveries";
+
+/// Counts the deliveries this process wrote, so its dispatcher looks at once.
+static DELIVERIES_WRITTEN: std::sync::OnceLock<tokio::sync::watch::Sender<u64>> =
+    std::sync::OnceLock::new();
+
+fn written() -> &'static tokio::sync::watch::Sender<u64> {
+    DELIVERIES_WRITTEN.get_or_init(|| tokio::sync::watch::channel(0).0)
+}
+
+/// Changes each time this process writes a due delivery. On SQLite it may change before
+/// the delivery's transaction commits: the dispatcher claims through the store's one
+/// writer connection, which it gets only once that transaction has ended. On PostgreSQL
+/// the trigger's NOTIFY (at the commit) wakes every node.
+pub fn deliveries_written_here() -> tokio::sync::watch::Receiver<u64> {
+    written().subscribe()
+}
+
+fn delivery_written() {
+    written().send_modify(|n| *n = n.wrapping_add(1));
+}
 
 /// Writes an event of the `mode` world (said in its payload's `livemode`) and queues
 /// its deliveries.
@@ -80,20 +102,19 @@ async fn queue_delivery(
     let id = DeliveryId::generate();
     db_run!(tx, c => sqlx::query(
         "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, status, attempts,
-         next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)",
+         next_attempt_at, created_at, updated_at, priority, request_id)
+         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5, $6, $7)",
     )
     .bind(tenant.as_str())
     .bind(id.as_str())
     .bind(endpoint)
     .bind(event)
     .bind(Timestamp::from(now))
+    .bind(priority as i32)
+    .bind(crate::RequestId::current().as_ref().map(crate::RequestId::as_str))
     .execute(c).await?.rows_affected());
-    let job = DeliverWebhook {
-        tenant_id: tenant.clone(),
-        delivery_id: id,
-        request_id: crate::RequestId::current(),
-    };
-    enqueue_with(tx, &job, now, priority).await
+    delivery_written();
+    Ok(())
 }
 
 /// An event as stored.
@@ -128,33 +149,6 @@ impl TryFrom<EventRow> for EventRecord {
             created_at: r.created_at,
         })
     }
-}
-
-/// A delivery that is due, with what is needed to send it.
-#[derive(Debug, Clone)]
-pub struct DueDelivery {
-    pub tenant_id: TenantId,
-    pub id: DeliveryId,
-    pub endpoint_id: WebhookEndpointId,
-    pub event_id: String,
-    pub attempts: i64,
-    pub url: String,
-    pub secrets: Vec<Secret>,
-    pub payload: String,
-    pub event_created_at: Timestamp,
-    pub failing_since: Option<Timestamp>,
-}
-
-/// What became of a delivery after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryOutcome {
-    Succeeded,
-    /// Try again at this time (Unix milliseconds).
-    RetryAt(i64),
-    /// No more attempts: the schedule is used up.
-    Failed,
-    /// The receiver answered 410 Gone, or failed for too long: the endpoint is disabled.
-    EndpointDisabled,
 }
 
 /// One logged attempt.
@@ -237,61 +231,6 @@ impl Store {
         .bind(order)
         .fetch_all(c).await?);
         rows.into_iter().map(EventRecord::try_from).collect()
-    }
-
-    /// The delivery a job is for, when it is still pending and due; `None` when it was
-    /// sent, given up, or rescheduled since (a job that came too early or twice).
-    pub async fn due_delivery(
-        &self,
-        job: &DeliverWebhook,
-    ) -> Result<Option<DueDelivery>, StoreError> {
-        let now = Timestamp::now().millis();
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            endpoint_id: String,
-            event_id: String,
-            attempts: i64,
-            url: String,
-            secret: String,
-            previous_secret: Option<String>,
-            previous_secret_expires_at: Option<Timestamp>,
-            failing_since: Option<Timestamp>,
-            payload: Json<serde_json::Value>,
-            event_created_at: Timestamp,
-        }
-        let row: Option<Row> = db_run!(self, c => sqlx::query_as(
-            "SELECT d.endpoint_id, d.event_id, d.attempts, e.url, e.secret, e.previous_secret,
-             e.previous_secret_expires_at, e.failing_since, v.payload, v.created_at AS event_created_at
-             FROM webhook_deliveries d
-             JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
-             JOIN events v ON v.tenant_id = d.tenant_id AND v.id = d.event_id
-             WHERE d.tenant_id = $1 AND d.id = $2 AND d.status = 'pending' AND d.next_attempt_at <= $3",
-        )
-        .bind(job.tenant_id.as_str())
-        .bind(job.delivery_id.as_str())
-        .bind(Timestamp::from(now + EARLY_MILLIS))
-        .fetch_optional(c).await?);
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let mut secrets = vec![Secret::from(row.secret)];
-        if let (Some(old), Some(until)) = (row.previous_secret, row.previous_secret_expires_at)
-            && until.millis() > now
-        {
-            secrets.push(Secret::from(old));
-        }
-        Ok(Some(DueDelivery {
-            tenant_id: job.tenant_id.clone(),
-            id: job.delivery_id.clone(),
-            endpoint_id: WebhookEndpointId::parse(&row.endpoint_id).map_err(corrupt)?,
-            event_id: row.event_id,
-            attempts: row.attempts,
-            url: row.url,
-            secrets,
-            payload: row.payload.0.to_string(),
-            event_created_at: row.event_created_at,
-            failing_since: row.failing_since,
-        }))
     }
 
     /// Deliveries to one endpoint, newest first, each with its attempts: two queries,
@@ -401,17 +340,18 @@ impl Store {
         if found.is_none() || event_found.is_none() {
             return Err(StoreError::NotFound);
         }
-        let reset: Vec<String> = db_run!(&mut tx, c => sqlx::query_scalar(
+        let reset = db_run!(&mut tx, c => sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4,
-             attempts = 0, updated_at = $4 WHERE tenant_id = $1 AND endpoint_id = $2 AND event_id = $3
-             RETURNING id",
+             attempts = 0, updated_at = $4, claimed_by = NULL, claimed_until = NULL, request_id = $5
+             WHERE tenant_id = $1 AND endpoint_id = $2 AND event_id = $3",
         )
         .bind(tenant.as_str())
         .bind(endpoint.as_str())
         .bind(event)
         .bind(Timestamp::from(now))
-        .fetch_all(c).await?);
-        if reset.is_empty() {
+        .bind(crate::RequestId::current().as_ref().map(crate::RequestId::as_str))
+        .execute(c).await?.rows_affected());
+        if reset == 0 {
             queue_delivery(
                 &mut tx,
                 tenant,
@@ -421,16 +361,15 @@ impl Store {
                 Priority::Normal,
             )
             .await?;
-        }
-        for id in reset {
-            let job = DeliverWebhook {
-                tenant_id: tenant.clone(),
-                delivery_id: DeliveryId::parse(&id).map_err(corrupt)?,
-                request_id: crate::RequestId::current(),
-            };
-            enqueue(&mut tx, &job, now).await?;
+        } else if let Tx::Postgres(pg) = &mut tx {
+            // An insert's trigger wakes every node's dispatcher; an update says so itself.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(DELIVERIES_CHANNEL)
+                .execute(&mut **pg)
+                .await?;
         }
         tx.commit().await?;
+        delivery_written();
         Ok(())
     }
 }

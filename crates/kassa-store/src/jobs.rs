@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use kassa_domain::ids::{DeliveryId, EmailId, TenantId};
+use kassa_domain::ids::{EmailId, TenantId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -39,17 +39,6 @@ macro_rules! job {
     };
 }
 pub(crate) use job;
-
-/// Sends a webhook delivery's next attempt.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct DeliverWebhook {
-    pub tenant_id: TenantId,
-    pub delivery_id: DeliveryId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
-}
-
-job!(DeliverWebhook, "kassa::deliver_webhook");
 
 /// Renders and sends (or keeps) an email of the outbox.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -296,7 +285,7 @@ impl Store {
         };
         let rows: Vec<(String, i64, i64, i64, f64)> =
             db_run!(self, c => sqlx::query_as(sql).fetch_all(c).await?);
-        Ok(rows
+        let mut queues: Vec<QueueUse> = rows
             .into_iter()
             .map(
                 |(queue, due, scheduled, running, oldest_due_seconds)| QueueUse {
@@ -307,7 +296,11 @@ impl Store {
                     oldest_due_seconds,
                 },
             )
-            .collect())
+            .collect();
+        // Webhook deliveries are not apalis jobs: their rows are their queue.
+        queues.push(self.webhook_queue().await?);
+        queues.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(queues)
     }
 
     /// The pools' connections in use and idle.

@@ -39,14 +39,13 @@ mod work;
 pub use accounts::*;
 pub use catalog::*;
 pub use db::{Backend, Tx};
+pub use deliveries::*;
 pub use emails::*;
 pub use error::StoreError;
 pub use events::*;
 pub use fulfillment::*;
 pub use idempotency::*;
-pub use jobs::{
-    DeliverLine, DeliverWebhook, Job, JobPool, PoolUse, QueueUse, SendEmail, jobs_written_here,
-};
+pub use jobs::{DeliverLine, Job, JobPool, PoolUse, QueueUse, SendEmail, jobs_written_here};
 pub use orders::*;
 pub use page::{Page, PageRequest};
 pub use plugins::*;

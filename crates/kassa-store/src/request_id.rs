@@ -23,6 +23,11 @@ impl RequestId {
         Self(format!("req_{}", ulid::Ulid::new()))
     }
 
+    /// An id as stored with the work it caused (a webhook delivery's row).
+    pub(crate) fn from_stored(id: String) -> Self {
+        Self(id)
+    }
+
     /// The id of the request (or of the job) this task serves, if any.
     pub fn current() -> Option<Self> {
         CURRENT.try_with(Clone::clone).ok()

@@ -73,6 +73,24 @@ impl Store {
 }
 
 impl Work {
+    /// A `Work` in `tenant` on a transaction already open (one that records for
+    /// several stores), given back by [`Work::into_tx`].
+    pub(crate) fn around(tx: Tx, tenant: &TenantId, backend: Backend, now: Timestamp) -> Self {
+        Work {
+            tx,
+            tenant: tenant.clone(),
+            backend,
+            now,
+            order_number: None,
+            followed: None,
+        }
+    }
+
+    /// The transaction, to go on with it.
+    pub(crate) fn into_tx(self) -> Tx {
+        self.tx
+    }
+
     pub fn tenant(&self) -> &TenantId {
         &self.tenant
     }

@@ -3,6 +3,7 @@
 //! database; raw SQL appears only where the store's API cannot show what was stored.
 
 mod catalog;
+mod deliveries;
 mod idempotency;
 mod jobs;
 mod pools;

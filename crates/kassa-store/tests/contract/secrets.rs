@@ -107,6 +107,7 @@ async fn records_holding_secrets_print_them_redacted(backend: Backend) {
         payload: "{}".into(),
         event_created_at: Timestamp::now(),
         failing_since: None,
+        request_id: None,
     };
     assert_redacted(
         &due,
