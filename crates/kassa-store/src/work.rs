@@ -83,6 +83,7 @@ impl Work {
             now,
             order_number: None,
             followed: None,
+            placed: None,
         }
     }
 
