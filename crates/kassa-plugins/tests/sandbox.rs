@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 use kassa_plugins::{CallContext, Customer, HostPolicy, Limit, PluginError, PluginHost, Request};
 
 fn component(name: &str) -> Vec<u8> {
-    // The Rust plugins are built by cargo, the Python and JavaScript examples by their
-    // own tools (tests/run.sh builds both).
-    let (var, default) = if name.starts_with("python_") || name.starts_with("js_") {
+    // The Rust plugins are built by cargo, the Python, JavaScript and Go examples by
+    // their own tools (tests/run.sh builds them all).
+    let (var, default) = if ["python_", "js_", "go_"]
+        .iter()
+        .any(|l| name.starts_with(l))
+    {
         ("KASSA_LANG_PLUGINS_DIR", "target/plugin-langs")
     } else {
         ("KASSA_PLUGINS_DIR", "plugins/target/wasm32-wasip2/release")
@@ -283,20 +286,31 @@ async fn plugins_take_keys_from_the_stores_pools_through_the_host() {
 
 #[tokio::test]
 async fn a_python_plugin_signs_the_same_keys_as_the_rust_one() {
+    signs_the_same_keys_as_the_rust_one("python_keygen").await;
+}
+
+#[tokio::test]
+async fn a_go_plugin_signs_the_same_keys_as_the_rust_one() {
+    signs_the_same_keys_as_the_rust_one("go_keygen").await;
+}
+
+/// The key generator of another language (`name`) signs what the Rust one signs, and
+/// says what it lacks.
+async fn signs_the_same_keys_as_the_rust_one(name: &str) {
     let host = host();
-    let python = prepared(&host, "python_keygen");
+    let other = prepared(&host, name);
     let rust = prepared(&host, "kassa_keygen");
     let req = request(&[("prefix", "ACME")], 2);
     let ctx = context(&[("signing-key", "s3cret")], &[]);
-    let from_python = host.call(&python, &req, ctx.clone()).await;
-    assert_eq!(from_python.limit, None);
-    let logs = from_python.logs.clone();
-    let keys = from_python
+    let from_other = host.call(&other, &req, ctx.clone()).await;
+    assert_eq!(from_other.limit, None);
+    let logs = from_other.logs.clone();
+    let keys = from_other
         .result
         .unwrap_or_else(|e| panic!("{e:?} {logs:?}"));
     assert_eq!(keys, host.call(&rust, &req, ctx).await.result.unwrap());
-    assert_eq!(from_python.logs.len(), 1, "{:?}", from_python.logs);
-    let no_secret = host.call(&python, &req, context(&[], &[])).await;
+    assert_eq!(from_other.logs.len(), 1, "{:?}", from_other.logs);
+    let no_secret = host.call(&other, &req, context(&[], &[])).await;
     assert!(failure(&no_secret.result).contains("signing-key is not set"));
 }
 

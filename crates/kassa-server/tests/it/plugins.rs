@@ -16,6 +16,7 @@ on_both_backends!(
     a_plugin_written_against_the_wit_alone_calls_its_license_service,
     versions_no_longer_live_can_be_deleted,
     a_python_plugin_signs_keys_and_delivers_a_paid_order,
+    a_go_plugin_signs_keys_and_delivers_a_paid_order,
     a_javascript_plugin_calls_its_license_service_and_delivers_a_paid_order,
     uploads_that_are_not_plugins_say_why_and_the_live_version_keeps_serving,
     kassa_serves_the_wit_plugins_are_built_against,
@@ -24,9 +25,12 @@ on_both_backends!(
 );
 
 pub(crate) fn component(name: &str) -> Vec<u8> {
-    // The Rust plugins are built by cargo, the Python and JavaScript examples by their
-    // own tools (tests/run.sh builds both).
-    let (var, default) = if name.starts_with("python_") || name.starts_with("js_") {
+    // The Rust plugins are built by cargo, the Python, JavaScript and Go examples by
+    // their own tools (tests/run.sh builds them all).
+    let (var, default) = if ["python_", "js_", "go_"]
+        .iter()
+        .any(|l| name.starts_with(l))
+    {
         ("KASSA_LANG_PLUGINS_DIR", "target/plugin-langs")
     } else {
         ("KASSA_PLUGINS_DIR", "plugins/target/wasm32-wasip2/release")
@@ -365,18 +369,32 @@ async fn versions_no_longer_live_can_be_deleted(backend: Backend) {
 }
 
 async fn a_python_plugin_signs_keys_and_delivers_a_paid_order(backend: Backend) {
+    // A real CPython component is megabytes.
+    keygen_in_another_language(backend, "python_keygen", "PY", 2 * 1024 * 1024).await;
+}
+
+async fn a_go_plugin_signs_keys_and_delivers_a_paid_order(backend: Backend) {
+    // The Go runtime is in the component too.
+    keygen_in_another_language(backend, "go_keygen", "GO", 1024 * 1024).await;
+}
+
+/// The key generator built from another language's example (`component`): uploaded,
+/// configured with `prefix`, test-run, and delivering a paid order.
+async fn keygen_in_another_language(
+    backend: Backend,
+    component_name: &str,
+    prefix: &str,
+    larger_than: i64,
+) {
     let app = TestApp::spawn(backend).await;
-    let created = upload(&app, &app.key, "Python keygen", component("python_keygen")).await;
+    let created = upload(&app, &app.key, "Keygen", component(component_name)).await;
     let plugin = created.ok().clone();
     let id = plugin["id"].as_str().unwrap().to_owned();
-    assert!(
-        plugin["size"].as_i64().unwrap() > 2 * 1024 * 1024,
-        "a real CPython component"
-    );
+    assert!(plugin["size"].as_i64().unwrap() > larger_than, "{plugin}");
     app.patch_as(
         &app.key,
         &format!("/api/v1/plugins/{id}"),
-        json!({"config": {"prefix": "PY"}, "secrets": {"signing-key": "s3cret"}}),
+        json!({"config": {"prefix": prefix}, "secrets": {"signing-key": "s3cret"}}),
     )
     .await
     .ok();
@@ -392,12 +410,8 @@ async fn a_python_plugin_signs_keys_and_delivers_a_paid_order(backend: Backend) 
         .unwrap_or_else(|| panic!("{run}"))
         .clone();
     assert_eq!(licenses.len(), 2, "{run}");
-    assert!(
-        licenses
-            .iter()
-            .all(|k| k.as_str().unwrap().starts_with("PY-")),
-        "{run}"
-    );
+    let ours = |k: &Value| k.as_str().unwrap().starts_with(&format!("{prefix}-"));
+    assert!(licenses.iter().all(ours), "{run}");
     assert_eq!(
         run["logs"][0], "generating 2 key(s) for ord_test line 1",
         "{run}"
@@ -408,10 +422,7 @@ async fn a_python_plugin_signs_keys_and_delivers_a_paid_order(backend: Backend) 
     let (_, line) = delivered(&app, &product, 2).await;
     let keys = line["licenses"].as_array().unwrap();
     assert_eq!(keys.len(), 2);
-    assert!(
-        keys.iter().all(|k| k.as_str().unwrap().starts_with("PY-")),
-        "{line}"
-    );
+    assert!(keys.iter().all(ours), "{line}");
     assert_ne!(keys[0], keys[1]);
 }
 
