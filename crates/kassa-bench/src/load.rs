@@ -11,11 +11,17 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+/// What a request answered with 503 reports: Kassa shed it (its in-flight limit,
+/// `http_max_in_flight`), which is counted apart from errors.
+pub const SHED: &str = "503: shed by Kassa's in-flight limit";
+
 /// What one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {
     pub ok: u64,
     pub errors: u64,
+    /// Requests answered 503 (shed), not counted in `errors` nor in the latencies.
+    pub shed: u64,
     pub first_error: Option<String>,
     pub seconds: f64,
     pub per_second: f64,
@@ -28,6 +34,7 @@ impl Run {
     pub fn new(
         mut latencies: Vec<Duration>,
         errors: u64,
+        shed: u64,
         first_error: Option<String>,
         elapsed: Duration,
     ) -> Self {
@@ -37,6 +44,7 @@ impl Run {
         Self {
             ok,
             errors,
+            shed,
             first_error,
             seconds,
             per_second: if seconds > 0.0 {
@@ -66,6 +74,7 @@ pub type Outcome = Result<(), String>;
 struct Tally {
     latencies: std::sync::Mutex<Vec<Duration>>,
     errors: AtomicU64,
+    shed: AtomicU64,
     first_error: std::sync::Mutex<Option<String>>,
 }
 
@@ -74,6 +83,7 @@ impl Tally {
         Arc::new(Self {
             latencies: std::sync::Mutex::new(Vec::new()),
             errors: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
             first_error: std::sync::Mutex::new(None),
         })
     }
@@ -81,6 +91,9 @@ impl Tally {
     fn record(&self, outcome: Outcome, took: Duration) {
         match outcome {
             Ok(()) => self.latencies.lock().expect("tally").push(took),
+            Err(e) if e == SHED => {
+                self.shed.fetch_add(1, Ordering::Relaxed);
+            }
             Err(e) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 self.first_error.lock().expect("tally").get_or_insert(e);
@@ -94,6 +107,7 @@ impl Tally {
         Run::new(
             latencies,
             self.errors.load(Ordering::Relaxed),
+            self.shed.load(Ordering::Relaxed),
             first,
             elapsed,
         )

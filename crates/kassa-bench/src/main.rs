@@ -118,6 +118,9 @@ fn describe(run: &Run) -> String {
         "{:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
         run.per_second, run.p50_ms, run.p99_ms
     );
+    if run.shed > 0 {
+        s.push_str(&format!(" ({} shed with 503 busy)", run.shed));
+    }
     if run.errors > 0 {
         s.push_str(&format!(
             " ({} errors: {})",
@@ -249,6 +252,9 @@ async fn api_order(
         .await
         .map_err(|e| e.to_string())?;
     let status = r.status();
+    if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        return Err(load::SHED.to_owned());
+    }
     let text = r.text().await.map_err(|e| e.to_string())?;
     if status != reqwest::StatusCode::CREATED && status != reqwest::StatusCode::OK {
         return Err(format!(
@@ -297,6 +303,9 @@ async fn checkout_order(
         .get("location")
         .and_then(|l| l.to_str().ok())
         .unwrap_or("");
+    if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        return Err(load::SHED.to_owned());
+    }
     if status != reqwest::StatusCode::SEE_OTHER || !to.ends_with("/pay") {
         return Err(format!("{status} to {to:?}"));
     }
