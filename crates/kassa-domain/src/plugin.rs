@@ -175,14 +175,19 @@ impl Live {
         }
     }
 
-    /// The version to make live again when `version` failed a delivery in the
-    /// sandbox (it trapped or ran past a limit, not answered an error): the fallback,
-    /// if `version` is the live one and still on trial. `None`: it stays, and the
-    /// failure is the delivery's alone.
-    pub fn after_crash(self, version: i64) -> Option<i64> {
-        (self.version == version && !self.proven)
+    /// The plugin once `version` failed a delivery in the sandbox (it trapped or ran
+    /// past a limit, not answered an error): its fallback live again, proven and with
+    /// nothing to fall back to, if `version` is the live one and still on trial.
+    /// `None`: it stays, and the failure is the delivery's alone.
+    pub fn after_crash(self, version: i64) -> Option<Live> {
+        let back_to = (self.version == version && !self.proven)
             .then_some(self.fallback)
-            .flatten()
+            .flatten()?;
+        Some(Live {
+            version: back_to,
+            proven: true,
+            fallback: None,
+        })
     }
 
     /// The plugin once version `deleted` is gone: it no longer is anything's fallback.
@@ -208,7 +213,7 @@ mod trial_tests {
     fn a_new_version_is_on_trial_falling_back_to_the_one_that_served() {
         let v2 = SERVING.make_live(2, false);
         assert_eq!(v2.fallback, Some(1));
-        assert_eq!(v2.after_crash(2), Some(1));
+        assert_eq!(v2.after_crash(2), Some(SERVING));
         // A failure of another version (an older call finishing late) changes nothing.
         assert_eq!(v2.after_crash(1), None);
     }
@@ -217,7 +222,7 @@ mod trial_tests {
     fn a_second_upload_on_trial_still_falls_back_to_the_version_that_delivered() {
         let v3 = SERVING.make_live(2, false).make_live(3, false);
         assert_eq!(v3.fallback, Some(1));
-        assert_eq!(v3.after_crash(3), Some(1));
+        assert_eq!(v3.after_crash(3).map(|l| l.version), Some(1));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Gets a paid line's licenses by its product's delivery method: keys from a license
 //! pool, an answer from the merchant's license service, or the merchant's plugin run
-//! in the sandbox. A failed try is recorded on the line with its next try, if any.
+//! in the sandbox. A failed try is recorded on the line with its next try, if any; a
+//! plugin version on trial that crashes is taken off and the line tried again at once
+//! with the version before it.
 
 use std::sync::Arc;
 

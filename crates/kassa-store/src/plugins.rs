@@ -279,7 +279,7 @@ impl Store {
     ) -> Result<Withdrawal, StoreError> {
         let mut tx = self.begin_write().await?;
         let (live, _) = live_state(&mut tx, self.backend, tenant, id).await?;
-        let Some(back_to) = live.after_crash(version) else {
+        let Some(next) = live.after_crash(version) else {
             return Ok(if live.version == version {
                 Withdrawal::Stays
             } else {
@@ -296,19 +296,11 @@ impl Store {
         .bind(why)
         .bind(Timestamp::now())
         .execute(c).await?.rows_affected());
-        set_live(
-            &mut tx,
-            tenant,
-            id,
-            Live {
-                version: back_to,
-                proven: true,
-                fallback: None,
-            },
-        )
-        .await?;
+        set_live(&mut tx, tenant, id, next).await?;
         tx.commit().await?;
-        Ok(Withdrawal::TookOff { back_to })
+        Ok(Withdrawal::TookOff {
+            back_to: next.version,
+        })
     }
 
     /// Deletes a version's component. The live version stays: deleting it is a
