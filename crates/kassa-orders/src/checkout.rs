@@ -286,7 +286,7 @@ pub async fn place_order(
             .min(),
         deliveries,
     };
-    let mut work = store.work_for_order(&tenant.id).await?;
+    let mut work = store.work(&tenant.id).await?;
     let id = match work.insert_order(&new).await {
         Ok(Placement::New(id)) => id,
         Ok(Placement::Existing(id)) => {

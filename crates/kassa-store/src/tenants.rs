@@ -82,7 +82,14 @@ pub struct CreatedTenant {
     pub test_api_key_id: ApiKeyId,
 }
 
-/// Writes a new store and its owner's membership.
+/// The PostgreSQL sequence a store's order numbers come from (migration 0031). A
+/// tenant id is `ten_` and lowercase letters and digits, so the name needs no quoting.
+pub(crate) fn order_numbers(tenant: &TenantId) -> String {
+    format!("order_numbers_{}", tenant.as_str())
+}
+
+/// Writes a new store, its owner's membership and, on PostgreSQL, the sequence of its
+/// order numbers.
 pub(crate) async fn insert_tenant(
     tx: &mut Tx,
     slug: &TenantSlug,
@@ -108,6 +115,12 @@ pub(crate) async fn insert_tenant(
     .bind(Role::Owner.as_str())
     .bind(now)
     .execute(c).await?.rows_affected());
+    if let Tx::Postgres(tx) = tx {
+        let sequence = order_numbers(&id);
+        sqlx::query(AssertSqlSafe(format!("CREATE SEQUENCE {sequence}")))
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(TenantRecord {
         id,
         slug: slug.as_str().to_owned(),

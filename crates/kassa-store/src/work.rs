@@ -28,9 +28,6 @@ pub struct Work {
     pub(crate) backend: Backend,
     /// The transaction's time, the same on every row it writes.
     pub(crate) now: Timestamp,
-    /// The number of the order this transaction places, when taken before it began
-    /// ([`Store::work_for_order`]).
-    pub(crate) order_number: Option<i64>,
     /// The order as [`Work::follow`] read it for its events and emails.
     followed: Option<OrderRecord>,
     /// The order [`Work::insert_order`] just wrote, as it would read back.
@@ -45,30 +42,9 @@ impl Store {
             tenant: tenant.clone(),
             backend: self.backend,
             now: Timestamp::now(),
-            order_number: None,
             followed: None,
             placed: None,
         })
-    }
-
-    /// Begins the transaction that places an order in `tenant`. On PostgreSQL the
-    /// order's number is taken first, in a statement of its own, so the store's counter
-    /// row is locked for that statement only and not for the whole placement: orders of
-    /// one store are then placed side by side instead of one after the other. A
-    /// placement that fails after that leaves a gap in the numbers. On SQLite, where
-    /// writers take turns anyway, the number is taken inside the transaction.
-    pub async fn work_for_order(&self, tenant: &TenantId) -> Result<Work, StoreError> {
-        let number = match self.backend {
-            Backend::Postgres => Some(db_run!(self.writer(), c => sqlx::query_scalar(
-                "UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1 RETURNING order_seq",
-            )
-            .bind(tenant.as_str())
-            .fetch_one(c).await?)),
-            Backend::Sqlite => None,
-        };
-        let mut work = self.work(tenant).await?;
-        work.order_number = number;
-        Ok(work)
     }
 }
 
@@ -81,7 +57,6 @@ impl Work {
             tenant: tenant.clone(),
             backend,
             now,
-            order_number: None,
             followed: None,
             placed: None,
         }

@@ -6,6 +6,7 @@ mod catalog;
 mod deliveries;
 mod idempotency;
 mod jobs;
+mod numbers;
 mod pools;
 mod refunds;
 mod retention;
@@ -16,8 +17,14 @@ mod webhooks;
 
 use std::fmt::Debug;
 
+use kassa_domain::catalog::{Delivery, KeysPer};
+use kassa_domain::ids::{LicensePoolId, ProductId, TenantId};
+use kassa_domain::money::Currency;
+use kassa_domain::order::{LineInput, PaymentMethod, quote};
 use kassa_domain::tenant::{EmailAddress, NewApiKey, TenantSlug};
-use kassa_store::{CreatedTenant, PageRequest, Store, StoreError, Timestamp};
+use kassa_store::{
+    CreatedTenant, NewOrder, PageRequest, Price, ProductFields, Store, StoreError, Timestamp,
+};
 use kassa_testkit::{Backend, TestDatabase};
 
 /// A migrated store on its own database. The database lives as long as this value.
@@ -177,4 +184,56 @@ pub fn assert_conflict<T: Debug>(result: Result<T, StoreError>) {
         matches!(result, Err(StoreError::Conflict(_))),
         "expected Conflict, got {result:?}"
     );
+}
+
+/// A product "Pro" of `tenant`'s at 10 USD, one key from `pool` per unit.
+pub async fn pool_product(store: &Store, tenant: &TenantId, pool: &LicensePoolId) -> ProductId {
+    store
+        .create_product(
+            tenant,
+            &ProductFields {
+                name: "Pro".into(),
+                description: None,
+                prices: vec![Price {
+                    currency: "USD".into(),
+                    amount: 1000,
+                }],
+                delivery: Delivery::LicensePool {
+                    pool_id: pool.clone(),
+                    keys_per: KeysPer::Unit,
+                },
+                active: true,
+            },
+        )
+        .await
+        .expect("a product")
+        .id
+}
+
+/// A test order of `quantity` of `product` at 10 USD each, to be paid by `method`, as
+/// the checkout asks the store to write it.
+pub fn new_order(product: &ProductId, quantity: i64, method: PaymentMethod) -> NewOrder {
+    let lines = [LineInput {
+        product_id: product.clone(),
+        name: "Pro".into(),
+        quantity,
+        unit_amount: 1000,
+        fixed_discount: 0,
+    }];
+    NewOrder {
+        quote: quote(Currency::parse("currency", "USD").unwrap(), &lines, None).unwrap(),
+        email: "buyer@example.com".into(),
+        name: None,
+        locale: "en".into(),
+        payment_method: method,
+        custom: serde_json::Map::new(),
+        return_url: None,
+        consents: Vec::new(),
+        cart_id: None,
+        coupon_code: None,
+        coupon_hold: chrono::TimeDelta::days(1),
+        test_mode: true,
+        offer_expires_at: None,
+        deliveries: Vec::new(),
+    }
 }

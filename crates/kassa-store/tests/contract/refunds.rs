@@ -2,16 +2,14 @@
 //! never add up to more than the order's total, even when asked to; the keys of a
 //! refunded line are revoked, or returned to a pool that takes them back.
 
-use kassa_domain::catalog::{Delivery, KeysPer};
 use kassa_domain::ids::{LicensePoolId, OrderId, RefundId, TenantId};
 use kassa_domain::mode::Mode;
-use kassa_domain::money::Currency;
-use kassa_domain::order::{LineInput, PaymentMethod, RefundStatus, quote};
+use kassa_domain::order::{PaymentMethod, RefundStatus};
 use kassa_domain::workflow::{self, RefundRequest};
-use kassa_store::{NewOrder, NewRefund, Placement, Price, ProductFields, Store};
+use kassa_store::{NewRefund, Placement, Store};
 use kassa_testkit::Backend;
 
-use crate::{Arg, Fixture, assert_conflict};
+use crate::{Arg, Fixture, assert_conflict, new_order, pool_product};
 
 kassa_testkit::on_both_backends!(
     a_partial_then_a_full_refund_revoke_the_keys,
@@ -41,51 +39,10 @@ async fn delivered_order(
     let keys: Vec<String> = ["K-1", "K-2", "K-3"].map(str::to_owned).to_vec();
     work.insert_keys(&pool.id, &keys).await.expect("keys");
     work.commit().await.expect("commit");
-    let product = store
-        .create_product(
-            tenant,
-            &ProductFields {
-                name: "Pro".into(),
-                description: None,
-                prices: vec![Price {
-                    currency: "USD".into(),
-                    amount: 1000,
-                }],
-                delivery: Delivery::LicensePool {
-                    pool_id: pool.id.clone(),
-                    keys_per: KeysPer::Unit,
-                },
-                active: true,
-            },
-        )
-        .await
-        .expect("a product");
-    let usd = Currency::parse("currency", "USD").unwrap();
-    let lines = [LineInput {
-        product_id: product.id.clone(),
-        name: "Pro".into(),
-        quantity: 2,
-        unit_amount: 1000,
-        fixed_discount: 0,
-    }];
-    let mut work = store.work_for_order(tenant).await.expect("work");
+    let product = pool_product(store, tenant, &pool.id).await;
+    let mut work = store.work(tenant).await.expect("work");
     let placed = work
-        .insert_order(&NewOrder {
-            quote: quote(usd, &lines, None).unwrap(),
-            email: "buyer@example.com".into(),
-            name: None,
-            locale: "en".into(),
-            payment_method: PaymentMethod::TestCard,
-            custom: serde_json::Map::new(),
-            return_url: None,
-            consents: Vec::new(),
-            cart_id: None,
-            coupon_code: None,
-            coupon_hold: chrono::TimeDelta::days(1),
-            test_mode: true,
-            offer_expires_at: None,
-            deliveries: Vec::new(),
-        })
+        .insert_order(&new_order(&product, 2, PaymentMethod::TestCard))
         .await
         .expect("an order");
     let Placement::New(id) = placed else {

@@ -255,6 +255,9 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
         .unwrap();
     assert_eq!(listed.data.len(), 1);
 
+    // The store's order numbers go on from its last one.
+    assert_eq!(crate::numbers::place(&store, &tenant, &product).await, 2);
+
     let stock = store.license_pool(&tenant, &pool).await.unwrap();
     assert_eq!((stock.available, stock.assigned), (1, 1));
     assert_eq!(stock.created_at.millis(), T0 + 4);
