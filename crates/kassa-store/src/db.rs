@@ -109,12 +109,12 @@ pub(crate) fn placeholders(from: usize, count: usize) -> String {
         .join(", ")
 }
 
-/// `count` rows of `width` numbered placeholders each, from `$1`, for a multi-row
+/// `count` rows of `width` numbered placeholders each, from `$from`, for a multi-row
 /// `INSERT … VALUES`; `tail` (SQL literals, or empty) ends each row.
-pub(crate) fn values_rows(count: usize, width: usize, tail: &str) -> String {
+pub(crate) fn values_rows(from: usize, count: usize, width: usize, tail: &str) -> String {
     (0..count)
         .map(|row| {
-            let cells = placeholders(row * width + 1, width);
+            let cells = placeholders(from + row * width, width);
             match tail {
                 "" => format!("({cells})"),
                 tail => format!("({cells}, {tail})"),

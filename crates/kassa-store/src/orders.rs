@@ -369,13 +369,6 @@ impl Store {
     }
 }
 
-/// What fills in a new order's number: taken before the INSERT, or the sequence the
-/// INSERT takes it from.
-enum NumberArg {
-    Taken(i64),
-    Sequence(String),
-}
-
 impl Work {
     /// Writes a new order (`not_paid`, `not_delivered`) with its lines and consents,
     /// spending its cart and redeeming its coupon. A cart spent before gives the order
@@ -414,65 +407,8 @@ impl Work {
             }
             None => None,
         };
-        // The store's next order number: on SQLite from its counter, inside this
-        // transaction (writers take turns anyway); on PostgreSQL from the store's
-        // sequence in the INSERT itself, which locks nothing, so orders of one store
-        // are placed side by side. A placement that fails there leaves a gap.
-        let (number_sql, number_arg) = match self.backend {
-            Backend::Sqlite => {
-                let number: i64 = db_run!(&mut self.tx, c => sqlx::query_scalar(
-                    "UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1 RETURNING order_seq",
-                )
-                .bind(tenant.as_str())
-                .fetch_one(c).await?);
-                ("$3", NumberArg::Taken(number))
-            }
-            Backend::Postgres => (
-                "nextval($3::text)",
-                NumberArg::Sequence(order_numbers(&tenant)),
-            ),
-        };
+        // The lines, each with the delivery method it is sold with.
         let q = &new.quote;
-        let token = kassa_domain::order::order_token();
-        let payment_reference = kassa_domain::order::payment_reference();
-        let insert = format!(
-            "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
-             discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
-             custom, test_mode, return_url, offer_expires_at, coupon_held_until, created_at, updated_at)
-             VALUES ($1, $2, {number_sql}, $4, 'not_paid', 'not_delivered', $5, $6, $7, $8, $9, $10, $11,
-             $12, $13, $14, $15, $16, $17, $18, $19, $21, $20, $20)
-             RETURNING number"
-        );
-        let number: i64 = db_run!(&mut self.tx, c => {
-            let query = sqlx::query_scalar(AssertSqlSafe(insert.as_str()))
-                .bind(tenant.as_str())
-                .bind(id.as_str());
-            let query = match &number_arg {
-                NumberArg::Taken(n) => query.bind(*n),
-                NumberArg::Sequence(name) => query.bind(name.as_str()),
-            };
-            query
-        .bind(&token)
-        .bind(q.currency.code())
-        .bind(q.subtotal)
-        .bind(q.discount)
-        .bind(q.tax)
-        .bind(q.total)
-        .bind(&new.email)
-        .bind(new.name.as_deref())
-        .bind(&new.locale)
-        .bind(new.payment_method.as_str())
-        .bind(&payment_reference)
-        .bind(q.coupon_code.as_deref())
-        .bind(Json(&new.custom))
-        .bind(new.test_mode)
-        .bind(new.return_url.as_deref())
-        .bind(new.offer_expires_at.map(Timestamp::from))
-        .bind(now)
-        .bind(coupon_held_until)
-        .fetch_one(c).await?
-        });
-        // The lines, each with the delivery method it is sold with, in one INSERT.
         let mut lines = Vec::with_capacity(q.lines.len());
         for line in &q.lines {
             let delivery = match new.deliveries.iter().find(|(p, _)| *p == line.product_id) {
@@ -495,14 +431,84 @@ impl Work {
                 };
             lines.push((line, delivery, pool_id));
         }
-        let rows = values_rows(lines.len(), 12, "'pending', '[]'");
-        db_run!(&mut self.tx, c => {
-            let sql = format!(
-                "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
-                 unit_amount, subtotal, discount, total, delivery, pool_id, delivery_status, licenses)
-                 VALUES {rows}"
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
+        // The order, its lines and consents in one round trip. Its number is the
+        // store's next: on SQLite from its counter, inside this transaction (writers
+        // take turns anyway); on PostgreSQL from the store's sequence, which locks
+        // nothing, so orders of one store are placed side by side (a placement that
+        // fails after it leaves a gap). `$3` is the counter's store or the sequence.
+        let (number, number_arg) = match self.backend {
+            Backend::Sqlite => (
+                "(SELECT order_seq FROM tenants WHERE id = $3)",
+                tenant.to_string(),
+            ),
+            Backend::Postgres => ("nextval($3::text)", order_numbers(&tenant)),
+        };
+        let insert_order = format!(
+            "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
+             discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
+             custom, test_mode, return_url, offer_expires_at, coupon_held_until, created_at, updated_at)
+             VALUES ($1, $2, {number}, $4, 'not_paid', 'not_delivered', $5, $6, $7, $8, $9, $10, $11,
+             $12, $13, $14, $15, $16, $17, $18, $19, $21, $20, $20)"
+        );
+        const ORDER_ARGS: usize = 21;
+        let insert_lines = format!(
+            "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
+             unit_amount, subtotal, discount, total, delivery, pool_id, delivery_status, licenses)
+             VALUES {}",
+            values_rows(ORDER_ARGS + 1, lines.len(), 12, "'pending', '[]'")
+        );
+        let insert_consents = (!new.consents.is_empty()).then(|| {
+            format!(
+                "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
+                 VALUES {}",
+                values_rows(ORDER_ARGS + 12 * lines.len() + 1, new.consents.len(), 7, "")
+            )
+        });
+        let sql = match self.backend {
+            Backend::Sqlite => [
+                Some("UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1".to_owned()),
+                Some(insert_order),
+                Some(insert_lines),
+                insert_consents,
+                Some("SELECT number FROM orders WHERE tenant_id = $1 AND id = $2".to_owned()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(";\n"),
+            Backend::Postgres => format!(
+                "WITH o AS ({insert_order} RETURNING number), l AS ({insert_lines}){}
+                 SELECT number FROM o",
+                insert_consents
+                    .map(|c| format!(", c AS ({c})"))
+                    .unwrap_or_default()
+            ),
+        };
+        let token = kassa_domain::order::order_token();
+        let payment_reference = kassa_domain::order::payment_reference();
+        let number: i64 = db_run!(&mut self.tx, c => {
+            let mut query = sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .bind(number_arg.as_str())
+                .bind(&token)
+                .bind(q.currency.code())
+                .bind(q.subtotal)
+                .bind(q.discount)
+                .bind(q.tax)
+                .bind(q.total)
+                .bind(&new.email)
+                .bind(new.name.as_deref())
+                .bind(&new.locale)
+                .bind(new.payment_method.as_str())
+                .bind(&payment_reference)
+                .bind(q.coupon_code.as_deref())
+                .bind(Json(&new.custom))
+                .bind(new.test_mode)
+                .bind(new.return_url.as_deref())
+                .bind(new.offer_expires_at.map(Timestamp::from))
+                .bind(now)
+                .bind(coupon_held_until);
             for (i, (line, delivery, pool_id)) in lines.iter().enumerate() {
                 query = query
                     .bind(tenant.as_str())
@@ -518,29 +524,18 @@ impl Work {
                     .bind(Json(delivery))
                     .bind(pool_id.as_deref());
             }
-            query.execute(c).await?.rows_affected()
+            for consent in &new.consents {
+                query = query
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .bind(&consent.kind)
+                    .bind(&consent.text_version)
+                    .bind(Timestamp::from(consent.accepted_at))
+                    .bind(consent.ip.as_deref())
+                    .bind(consent.user_agent.as_deref());
+            }
+            query.fetch_one(c).await?
         });
-        if !new.consents.is_empty() {
-            let rows = values_rows(new.consents.len(), 7, "");
-            db_run!(&mut self.tx, c => {
-                let sql = format!(
-                    "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
-                     VALUES {rows}"
-                );
-                let mut query = sqlx::query(AssertSqlSafe(sql));
-                for consent in &new.consents {
-                    query = query
-                        .bind(tenant.as_str())
-                        .bind(id.as_str())
-                        .bind(&consent.kind)
-                        .bind(&consent.text_version)
-                        .bind(Timestamp::from(consent.accepted_at))
-                        .bind(consent.ip.as_deref())
-                        .bind(consent.user_agent.as_deref());
-                }
-                query.execute(c).await?.rows_affected()
-            });
-        }
         // The order as it was just written, for what follows and for the answer: read
         // back it would be the same rows.
         let created = rfc3339(now.millis());
