@@ -246,7 +246,7 @@ pub(crate) async fn delete_one(
     id: &str,
 ) -> Result<(), StoreError> {
     let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND id = $2");
-    let done = db_run!(store, c => sqlx::query(AssertSqlSafe(sql))
+    let done = db_run!(store.writer(), c => sqlx::query(AssertSqlSafe(sql))
         .bind(tenant.as_str())
         .bind(id)
         .execute(c).await?.rows_affected());
