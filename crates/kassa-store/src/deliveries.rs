@@ -18,6 +18,7 @@ use crate::db::{Backend, db_run, placeholders};
 use crate::error::{StoreError, corrupt};
 use crate::jobs::{EARLY_MILLIS, QueueUse};
 use crate::request_id::RequestId;
+use crate::sealed::Place;
 use crate::store::Store;
 use crate::time::Timestamp;
 use crate::work::Work;
@@ -174,12 +175,13 @@ impl Store {
         }
         rows.into_iter()
             .map(|row| {
-                let mut secrets = vec![Secret::from(row.secret)];
+                let place = Place::endpoint(&row.tenant_id, &row.endpoint_id);
+                let mut secrets = vec![self.open(&place, &row.secret)?];
                 if let (Some(old), Some(until)) =
                     (row.previous_secret, row.previous_secret_expires_at)
                     && until.millis() > now
                 {
-                    secrets.push(Secret::from(old));
+                    secrets.push(self.open(&place, &old)?);
                 }
                 Ok(DueDelivery {
                     tenant_id: TenantId::parse(&row.tenant_id).map_err(corrupt)?,
