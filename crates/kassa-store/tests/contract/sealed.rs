@@ -18,6 +18,7 @@ use crate::{Arg, Fixture, Raw};
 kassa_testkit::on_both_backends!(
     stored_secrets_are_sealed_and_open_only_where_they_were_written,
     another_key_is_refused_and_a_rotation_reseals_everything,
+    an_endpoint_whose_secret_does_not_open_holds_back_only_its_own_deliveries,
 );
 
 const STRIPE_KEY: &str = "sk_test_acme-stripe-secret-key";
@@ -282,4 +283,50 @@ async fn another_key_is_refused_and_a_rotation_reseals_everything(backend: Backe
     let renewed = store_with(&fx, new, &[]).await.expect("the new key fits");
     assert_every_secret_opens(&renewed, acme, &plugin).await;
     raw.close().await;
+}
+
+async fn an_endpoint_whose_secret_does_not_open_holds_back_only_its_own_deliveries(
+    backend: Backend,
+) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let good = fx
+        .store
+        .create_webhook_endpoint(tenant, &endpoint_fields(), &"whsec_good".into())
+        .await
+        .unwrap();
+    let broken = fx
+        .store
+        .create_webhook_endpoint(tenant, &endpoint_fields(), &"whsec_broken".into())
+        .await
+        .unwrap();
+    crate::deliveries::event(&fx, backend, tenant, "evt_1").await;
+    for endpoint in [&good, &broken] {
+        fx.store
+            .redeliver(tenant, &endpoint.id, "evt_1")
+            .await
+            .unwrap();
+    }
+    // The good endpoint's sealed secret, copied into the other's row, does not open there.
+    let raw = fx.raw().await;
+    raw.execute(
+        "UPDATE webhook_endpoints SET secret = (SELECT secret FROM webhook_endpoints WHERE id = $1)
+         WHERE id = $2",
+        &[Arg::Text(good.id.as_str()), Arg::Text(broken.id.as_str())],
+    )
+    .await;
+    raw.close().await;
+    let claimed = fx
+        .store
+        .claim_webhook_deliveries("clm_1", 10, std::time::Duration::from_secs(60))
+        .await
+        .expect("the batch is claimed despite the broken endpoint");
+    assert_eq!(
+        claimed.len(),
+        1,
+        "only the good endpoint's delivery goes out"
+    );
+    assert_eq!(claimed[0].endpoint_id, good.id);
+    assert_eq!(claimed[0].secrets[0].expose_secret(), "whsec_good");
 }
