@@ -15,11 +15,17 @@ pub struct Kassa {
     pub cold_start: Duration,
 }
 
-/// What every `kassa` command of the bench gets: the database and no limits meant for
-/// anonymous visitors (the load comes from one address).
+/// The secrets key of every `kassa` the bench runs: one key for its `migrate`,
+/// `tenant create` and `serve` on one database. Not a secret: the bench's stores are
+/// thrown away.
+const SECRETS_KEY: &str = "MICJh89PbPRHoT/WRsngLx89tg4ig9daM3ISZeqQ4RQ=";
+
+/// What every `kassa` command of the bench gets: the database, the secrets key, and no
+/// limits meant for anonymous visitors (the load comes from one address).
 fn command(bin: &Path, db_url: &str) -> Command {
     let mut c = Command::new(bin);
     c.env("KASSA_DATABASE_URL", db_url)
+        .env("KASSA_SECRETS_KEY", SECRETS_KEY)
         .env("KASSA_ALLOW_PRIVATE_NETWORK", "true")
         .env("KASSA_WEBHOOK_RETRY_SCHEDULE", "0s,1s,2s,5s")
         .env("KASSA_UNPAID_REMINDER_AFTER", "off")

@@ -17,6 +17,19 @@ pub struct Config {
     /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
     #[serde(serialize_with = "expose")]
     pub database_url: SecretString,
+    /// The key secrets are sealed with in the database (Stripe keys, signing secrets,
+    /// plugins' secrets): base64 of 32 random bytes (`openssl rand -base64 32`). Every
+    /// node on one database uses the same. Without it, `secrets_key_file` is used.
+    #[serde(serialize_with = "expose_opt")]
+    pub secrets_key: Option<SecretString>,
+    /// Keys that still open secrets during a rotation, comma-separated; drop them
+    /// after `kassa secrets reseal`.
+    #[serde(serialize_with = "expose_opt")]
+    pub secrets_previous_keys: Option<SecretString>,
+    /// Where the secrets key is kept when `secrets_key` is not set: read, or created
+    /// (mode 0600) on first start. Back it up with the database: without it the
+    /// stored secrets cannot be read.
+    pub secrets_key_file: String,
     /// Connections in the database pool.
     pub database_max_connections: u32,
     /// How long a request waits for a database connection (`10s`) before it gets a
@@ -106,6 +119,9 @@ pub enum LogFormat {
 /// The keys `KASSA_*` variables may set; other `KASSA_` variables are not settings.
 const KEYS: &[&str] = &[
     "database_url",
+    "secrets_key",
+    "secrets_previous_keys",
+    "secrets_key_file",
     "database_max_connections",
     "database_acquire_timeout",
     "listen",
@@ -157,6 +173,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             database_url: SecretString::from("sqlite://data/kassa.db"),
+            secrets_key: None,
+            secrets_previous_keys: None,
+            secrets_key_file: "data/secrets.key".to_owned(),
             database_max_connections: 10,
             database_acquire_timeout: "10s".to_owned(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -200,6 +219,12 @@ impl std::fmt::Debug for Config {
                 "database_url",
                 &redact_url(self.database_url.expose_secret()),
             )
+            .field("secrets_key", &self.secrets_key.as_ref().map(|_| "***"))
+            .field(
+                "secrets_previous_keys",
+                &self.secrets_previous_keys.as_ref().map(|_| "***"),
+            )
+            .field("secrets_key_file", &self.secrets_key_file)
             .field("database_max_connections", &self.database_max_connections)
             .field("database_acquire_timeout", &self.database_acquire_timeout)
             .field("listen", &self.listen)
@@ -368,8 +393,16 @@ mod tests {
             database_url: SecretString::from("postgres://kassa:hunter2@db/kassa"),
             ..Config::default()
         };
+        let key = kassa_store::Keyring::generate_key();
+        let config = Config {
+            secrets_key: Some(SecretString::from(key.expose_secret())),
+            secrets_previous_keys: Some(SecretString::from("b2xkLWtleQ==")),
+            ..config
+        };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains(key.expose_secret()), "{shown}");
+        assert!(!shown.contains("b2xkLWtleQ=="), "{shown}");
         assert!(shown.contains("postgres://kassa:***@db/kassa"), "{shown}");
         assert_eq!(
             redact_url("sqlite://data/kassa.db"),

@@ -7,6 +7,7 @@ pub mod demo;
 mod http;
 pub mod metrics;
 mod request_log;
+pub mod secrets_key;
 
 pub use config::Config;
 pub use http::{DEFAULT_MAX_IN_FLIGHT, Server, app};

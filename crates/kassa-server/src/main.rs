@@ -1,4 +1,4 @@
-//! `kassa serve | migrate | tenant create | openapi`.
+//! `kassa serve | worker | migrate | tenant create | user set-password | secrets reseal | openapi`.
 
 use std::path::PathBuf;
 
@@ -53,6 +53,18 @@ enum Command {
     },
     /// Print the merchant API's OpenAPI document.
     Openapi,
+    /// Manage the secrets sealed in the database.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Seal every stored secret under the current secrets key (after a rotation, with
+    /// the old key in secrets_previous_keys); then the old key can be dropped.
+    Reseal,
 }
 
 #[derive(Subcommand)]
@@ -99,6 +111,12 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .await
         .with_context(|| format!("connecting to {}", kassa::config::redact_url(url)))?;
     store.migrate().await.context("applying migrations")?;
+    let keyring = kassa::secrets_key::keyring(config)?;
+    tracing::info!(key_id = keyring.key_id(), "secrets key");
+    store
+        .use_secrets_key(keyring)
+        .await
+        .context("opening the stored secrets")?;
     Ok(store)
 }
 
@@ -143,6 +161,18 @@ async fn main() -> anyhow::Result<()> {
             }
             store.close().await;
             eprintln!("Password set for {email}.");
+            Ok(())
+        }
+        Command::Secrets {
+            command: SecretsCommand::Reseal,
+        } => {
+            let store = open_store(&config).await?;
+            let resealed = store.reseal_secrets().await;
+            store.close().await;
+            let resealed = resealed.context("resealing the stored secrets")?;
+            eprintln!(
+                "Resealed {resealed} secrets under the current key; the previous keys can be dropped."
+            );
             Ok(())
         }
         Command::Openapi => {

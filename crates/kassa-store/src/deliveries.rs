@@ -18,6 +18,7 @@ use crate::db::{Backend, db_run, placeholders};
 use crate::error::{StoreError, corrupt};
 use crate::jobs::{EARLY_MILLIS, QueueUse};
 use crate::request_id::RequestId;
+use crate::sealed::Place;
 use crate::store::Store;
 use crate::time::Timestamp;
 use crate::work::Work;
@@ -173,18 +174,42 @@ impl Store {
             .execute(c).await?.rows_affected());
         }
         rows.into_iter()
-            .map(|row| {
-                let mut secrets = vec![Secret::from(row.secret)];
-                if let (Some(old), Some(until)) =
-                    (row.previous_secret, row.previous_secret_expires_at)
-                    && until.millis() > now
-                {
-                    secrets.push(Secret::from(old));
-                }
-                Ok(DueDelivery {
-                    tenant_id: TenantId::parse(&row.tenant_id).map_err(corrupt)?,
-                    id: DeliveryId::parse(&row.id).map_err(corrupt)?,
-                    endpoint_id: WebhookEndpointId::parse(&row.endpoint_id).map_err(corrupt)?,
+            .filter_map(|row| {
+                // An endpoint whose secret does not open (altered, or sealed under a key
+                // this node lacks) holds back its own deliveries only: they stay claimed
+                // until the lease ends, and the rest of the batch goes out.
+                let place = Place::endpoint(&row.tenant_id, &row.endpoint_id);
+                let previous = (row.previous_secret.as_deref()).filter(|_| {
+                    row.previous_secret_expires_at
+                        .is_some_and(|t| t.millis() > now)
+                });
+                let secrets = std::iter::once(row.secret.as_str())
+                    .chain(previous)
+                    .map(|sealed| self.open(&place, sealed))
+                    .collect::<Result<Vec<_>, _>>();
+                let secrets = match secrets {
+                    Ok(secrets) => secrets,
+                    Err(error) => {
+                        tracing::error!(delivery = %row.id, endpoint = %row.endpoint_id, %error,
+                            "a webhook endpoint's secret does not open; its delivery waits");
+                        return None;
+                    }
+                };
+                let ids = (|| {
+                    Ok::<_, StoreError>((
+                        TenantId::parse(&row.tenant_id).map_err(corrupt)?,
+                        DeliveryId::parse(&row.id).map_err(corrupt)?,
+                        WebhookEndpointId::parse(&row.endpoint_id).map_err(corrupt)?,
+                    ))
+                })();
+                let (tenant_id, id, endpoint_id) = match ids {
+                    Ok(ids) => ids,
+                    Err(e) => return Some(Err(e)),
+                };
+                Some(Ok(DueDelivery {
+                    tenant_id,
+                    id,
+                    endpoint_id,
                     event_id: row.event_id,
                     attempts: row.attempts,
                     url: row.url,
@@ -193,7 +218,7 @@ impl Store {
                     event_created_at: row.event_created_at,
                     failing_since: row.failing_since,
                     request_id: row.request_id.map(RequestId::from_stored),
-                })
+                }))
             })
             .collect()
     }

@@ -20,6 +20,10 @@ pub enum StoreError {
     Unavailable(sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The secrets key does not fit this database (another node's key, none set, a
+    /// value sealed under a key this node lacks): what to do is in the message.
+    #[error("secrets key: {0}")]
+    SecretsKey(String),
     /// A stored value that does not parse: a bug or a hand-edited row.
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -16,6 +16,7 @@ use sqlx::types::Json;
 use crate::db::{Backend, db_run, values_rows};
 use crate::error::StoreError;
 use crate::error::corrupt;
+use crate::sealed::Place;
 use crate::store::Store;
 use crate::tenants::order_numbers;
 use crate::time::{Timestamp, rfc3339};
@@ -279,9 +280,10 @@ impl Store {
             };
             return self.rotating(tenant, which, current).await;
         }
+        let place = Place::tenant(tenant.as_str(), column);
         Ok(RotatingSecret {
-            current: kassa_domain::Secret::from(current),
-            previous: still_valid(previous, until),
+            current: self.open(&place, &current)?,
+            previous: self.still_valid(&place, previous, until)?,
         })
     }
 
@@ -300,12 +302,17 @@ impl Store {
             StoreSecret::Service => self.service_secret(tenant).await?,
         };
         let column = which.column();
+        // The replaced value moves over sealed as it is: both share one place.
+        let sealed = self.seal(
+            &Place::tenant(tenant.as_str(), column),
+            fresh.expose_secret(),
+        )?;
         db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
             "UPDATE tenants SET previous_{column} = {column}, previous_{column}_until = $3,
              {column} = $2 WHERE id = $1"
         )))
         .bind(tenant.as_str())
-        .bind(fresh.expose_secret())
+        .bind(sealed)
         .bind(until)
         .execute(c).await?.rows_affected());
         self.rotating(tenant, which, fresh.clone()).await
@@ -327,7 +334,22 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         Ok(RotatingSecret {
             current,
-            previous: still_valid(previous, until),
+            previous: self.still_valid(&Place::tenant(tenant.as_str(), column), previous, until)?,
+        })
+    }
+
+    /// A replaced secret, opened, while its overlap lasts.
+    fn still_valid(
+        &self,
+        place: &Place,
+        previous: Option<String>,
+        until: Option<Timestamp>,
+    ) -> Result<Option<(kassa_domain::Secret, Timestamp)>, StoreError> {
+        Ok(match (previous, until) {
+            (Some(sealed), Some(until)) if until.millis() > Timestamp::now().millis() => {
+                Some((self.open(place, &sealed)?, until))
+            }
+            _ => None,
         })
     }
 
@@ -339,19 +361,20 @@ impl Store {
         column: &'static str,
         fresh: &kassa_domain::Secret,
     ) -> Result<kassa_domain::Secret, StoreError> {
+        let place = Place::tenant(tenant.as_str(), column);
         db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
             "UPDATE tenants SET {column} = $2 WHERE id = $1 AND {column} = ''"
         )))
         .bind(tenant.as_str())
-        .bind(fresh.expose_secret())
+        .bind(self.seal(&place, fresh.expose_secret())?)
         .execute(c).await?.rows_affected());
         db_run!(self, c => sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT {column} FROM tenants WHERE id = $1"
         )))
         .bind(tenant.as_str())
         .fetch_optional(c).await?)
-        .map(|s: String| kassa_domain::Secret::from(s))
         .ok_or(StoreError::NotFound)
+        .and_then(|s: String| self.open(&place, &s))
     }
 
     /// Replaces a store's settings (branding, legal links, bank details, methods).
@@ -748,19 +771,6 @@ impl Store {
             .bind(code)
             .bind(Timestamp::now())
             .fetch_one(c).await?))
-    }
-}
-
-/// A replaced secret while its overlap lasts.
-fn still_valid(
-    previous: Option<String>,
-    until: Option<Timestamp>,
-) -> Option<(kassa_domain::Secret, Timestamp)> {
-    match (previous, until) {
-        (Some(secret), Some(until)) if until.millis() > Timestamp::now().millis() => {
-            Some((kassa_domain::Secret::from(secret), until))
-        }
-        _ => None,
     }
 }
 

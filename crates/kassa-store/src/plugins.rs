@@ -14,6 +14,7 @@ use crate::db::{Backend, Tx, db_run};
 use crate::error::StoreError;
 use crate::error::corrupt;
 use crate::page::{Page, PageRequest};
+use crate::sealed::Place;
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -450,8 +451,8 @@ impl Store {
         .bind(Json(
             secrets
                 .iter()
-                .map(|(k, v)| (k, v.expose_secret()))
-                .collect::<BTreeMap<_, _>>()
+                .map(|(k, v)| Ok((k, self.seal(&Place::plugin(tenant.as_str(), id.as_str(), k), v.expose_secret())?)))
+                .collect::<Result<BTreeMap<_, _>, StoreError>>()?
         ))
         .bind(Json(&hosts))
         .bind(Timestamp::now())
@@ -505,8 +506,11 @@ impl Store {
             sha256: row.sha256,
             config: row.config.0,
             secrets: (row.secrets.0.into_iter())
-                .map(|(k, v)| (k, Secret::from(v)))
-                .collect(),
+                .map(|(k, v)| {
+                    let secret = self.open(&Place::plugin(tenant.as_str(), id.as_str(), &k), &v)?;
+                    Ok((k, secret))
+                })
+                .collect::<Result<_, StoreError>>()?,
             allowed_hosts: row.allowed_hosts.0,
             limits: row.limits.0,
             proven: row.proven,

@@ -1,8 +1,7 @@
 //! Payment providers' side of storage: a store's Stripe account per mode (its keys,
-//! kept like the store's other secrets), the provider events already acted on (each
+//! sealed like the store's other secrets, `sealed.rs`), the provider events already acted on (each
 //! once), and a provider's payment attempt settled by its webhook.
 
-use kassa_domain::Secret;
 use kassa_domain::ids::TenantId;
 use kassa_domain::mode::Mode;
 use kassa_domain::order::PaymentStatus;
@@ -11,6 +10,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::db::db_run;
 use crate::error::StoreError;
+use crate::sealed::Place;
 use crate::store::Store;
 use crate::time::Timestamp;
 use crate::work::Work;
@@ -66,11 +66,12 @@ impl Store {
         let Some(row) = row else {
             return Err(StoreError::NotFound);
         };
+        let t = tenant.as_str();
         Ok(match row {
-            (Some(key), publishable_key, Some(whsec)) => Some(StripeAccount {
-                secret_key: Secret::from(key),
+            (Some(sealed_key), publishable_key, Some(sealed_whsec)) => Some(StripeAccount {
+                secret_key: self.open(&Place::tenant(t, key), &sealed_key)?,
                 publishable_key,
-                webhook_secret: Secret::from(whsec),
+                webhook_secret: self.open(&Place::tenant(t, whsec), &sealed_whsec)?,
             }),
             _ => None,
         })
@@ -102,12 +103,19 @@ impl Store {
         account: Option<&StripeAccount>,
     ) -> Result<(), StoreError> {
         let (key, pk, whsec) = stripe_columns(mode);
+        let t = tenant.as_str();
+        let sealed_key = account
+            .map(|a| self.seal(&Place::tenant(t, key), a.secret_key.expose_secret()))
+            .transpose()?;
+        let sealed_whsec = account
+            .map(|a| self.seal(&Place::tenant(t, whsec), a.webhook_secret.expose_secret()))
+            .transpose()?;
         let done = db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
             "UPDATE tenants SET {key} = $2, {whsec} = $3, {pk} = $4 WHERE id = $1"
         )))
-        .bind(tenant.as_str())
-        .bind(account.map(|a| a.secret_key.expose_secret()))
-        .bind(account.map(|a| a.webhook_secret.expose_secret()))
+        .bind(t)
+        .bind(sealed_key)
+        .bind(sealed_whsec)
         .bind(account.and_then(|a| a.publishable_key.as_deref()))
         .execute(c).await?.rows_affected());
         // Stores kept in memory say whether Stripe is set (`recent.rs`).

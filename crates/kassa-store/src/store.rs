@@ -33,6 +33,8 @@ pub(crate) struct StoreState {
     pub(crate) shared_with_workers: std::sync::atomic::AtomicBool,
     /// API keys and stores read moments ago (`recent.rs`).
     pub(crate) recent: crate::recent::Recent,
+    /// The operator's secrets key, set once by `use_secrets_key` (`sealed.rs`).
+    pub(crate) keyring: std::sync::OnceLock<crate::sealed::Keyring>,
 }
 
 impl std::fmt::Debug for Store {

@@ -1,4 +1,5 @@
-//! Webhook endpoints: where events go, which ones, and the signing secrets.
+//! Webhook endpoints: where events go, which ones, and the signing secrets (sealed at
+//! rest, `sealed.rs`).
 
 use kassa_domain::Secret;
 use kassa_domain::ids::{TenantId, WebhookEndpointId};
@@ -9,6 +10,7 @@ use crate::db::db_run;
 use crate::error::StoreError;
 use crate::error::corrupt;
 use crate::page::{Page, PageRequest};
+use crate::sealed::Place;
 use crate::store::Store;
 use crate::time::Timestamp;
 use sqlx::types::Json;
@@ -59,6 +61,7 @@ impl TryFrom<EndpointRow> for WebhookEndpointRecord {
                 event_types: row.event_types.0,
                 disabled: row.disabled_at.is_some(),
             },
+            // Still sealed: `Store::opened` opens them, knowing the store.
             secret: Secret::from(row.secret),
             previous_secret: row.previous_secret.map(Secret::from),
             previous_secret_expires_at: row.previous_secret_expires_at,
@@ -94,7 +97,7 @@ impl Store {
         .bind(&fields.url)
         .bind(fields.description.as_deref())
         .bind(Json(&fields.event_types))
-        .bind(secret.expose_secret())
+        .bind(self.seal(&Place::endpoint(tenant.as_str(), id.as_str()), secret.expose_secret())?)
         .bind(fields.disabled.then_some(now))
         .bind(now)
         .execute(c).await?.rows_affected());
@@ -106,7 +109,7 @@ impl Store {
         tenant: &TenantId,
         id: &WebhookEndpointId,
     ) -> Result<WebhookEndpointRecord, StoreError> {
-        fetch_one::<EndpointRow, _>(
+        let sealed = fetch_one::<EndpointRow, _>(
             self,
             ENDPOINT_COLUMNS,
             "webhook_endpoints",
@@ -114,7 +117,22 @@ impl Store {
             tenant,
             id.as_str(),
         )
-        .await
+        .await?;
+        self.opened(tenant, sealed)
+    }
+
+    /// `endpoint` as read, with its secrets opened.
+    fn opened(
+        &self,
+        tenant: &TenantId,
+        mut endpoint: WebhookEndpointRecord,
+    ) -> Result<WebhookEndpointRecord, StoreError> {
+        let place = Place::endpoint(tenant.as_str(), endpoint.id.as_str());
+        endpoint.secret = self.open(&place, endpoint.secret.expose_secret())?;
+        endpoint.previous_secret = (endpoint.previous_secret.as_ref())
+            .map(|s| self.open(&place, s.expose_secret()))
+            .transpose()?;
+        Ok(endpoint)
     }
 
     pub async fn list_webhook_endpoints(
@@ -122,7 +140,15 @@ impl Store {
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<WebhookEndpointRecord>, StoreError> {
-        list_page::<EndpointRow, _>(self, ENDPOINT_COLUMNS, "webhook_endpoints", tenant, page).await
+        let page =
+            list_page::<EndpointRow, _>(self, ENDPOINT_COLUMNS, "webhook_endpoints", tenant, page)
+                .await?;
+        Ok(Page {
+            data: (page.data.into_iter())
+                .map(|e| self.opened(tenant, e))
+                .collect::<Result<_, _>>()?,
+            next_cursor: page.next_cursor,
+        })
     }
 
     pub async fn update_webhook_endpoint(
@@ -163,7 +189,8 @@ impl Store {
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
-        .bind(new_secret.expose_secret())
+        // The replaced secret moves to `previous_secret` sealed as it is (one place).
+        .bind(self.seal(&Place::endpoint(tenant.as_str(), id.as_str()), new_secret.expose_secret())?)
         .bind(Timestamp::from(Timestamp::now().millis() + SECRET_OVERLAP_MILLIS))
         .execute(c).await?.rows_affected());
         if done == 0 {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use kassa_testkit::{Backend, TestDatabase, on_both_backends};
 
 on_both_backends!(
+    a_node_with_another_secrets_key_refuses_to_start_and_a_rotation_reseals,
     tenant_create_prints_a_key_that_the_server_accepts,
     a_webhook_survives_kill_9_mid_delivery,
     paid_orders_survive_kill_9_mid_stream,
@@ -234,6 +235,123 @@ async fn with_no_configuration_kassa_serve_creates_its_sqlite_file() {
         .unwrap();
     assert_eq!(health.status(), 200);
     assert!(dir.path().join("data/kassa.db").exists());
+    // The secrets key was made beside it, readable by its owner alone, and logged by
+    // its path only.
+    let key_file = dir.path().join("data/secrets.key");
+    let key = std::fs::read_to_string(&key_file).expect("a secrets key file");
+    assert!(kassa_store::Keyring::new(&key, &[]).is_ok(), "a valid key");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let logs = server.log.lock().unwrap().join("\n");
+    assert!(logs.contains("data/secrets.key"), "{logs}");
+    assert!(!logs.contains(key.trim()), "the key is never logged");
+}
+
+/// `kassa <args>` on `url` with the secrets key `key` (and `previous` keys).
+fn kassa_keyed(dir: &std::path::Path, url: &str, key: &str, previous: &str) -> Command {
+    let mut cmd = kassa(dir);
+    cmd.env("KASSA_DATABASE_URL", url)
+        .env("KASSA_SECRETS_KEY", key)
+        .env("KASSA_SECRETS_PREVIOUS_KEYS", previous);
+    cmd
+}
+
+/// Nodes on one database share one secrets key: started with another one, `kassa`
+/// refuses with a message that says what to do (and neither key). A rotation (the new
+/// key, the old one as previous, `kassa secrets reseal`) leaves every secret openable
+/// with the new key alone, and the old key alone is refused from then on.
+async fn a_node_with_another_secrets_key_refuses_to_start_and_a_rotation_reseals(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let old = kassa_store::Keyring::generate_key();
+    let new = kassa_store::Keyring::generate_key();
+    let (old, new) = (old.expose_secret(), new.expose_secret());
+    let created = kassa_keyed(dir.path(), &db.url, old, "")
+        .args(["tenant", "create", "--slug", "acme", "--name", "Acme"])
+        .args(["--owner-email", "o@acme.test"])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let api_key = serde_json::from_slice::<serde_json::Value>(&created.stdout).unwrap()["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let settings = async |base: &str| -> serde_json::Value {
+        let got = client
+            .get(format!("{base}/api/v1/settings"))
+            .bearer_auth(&api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        got.json().await.unwrap()
+    };
+    let before = {
+        let server = serve(kassa_keyed(dir.path(), &db.url, old, ""));
+        let put = client
+            .put(format!("{}/api/v1/settings/stripe/live", server.base))
+            .bearer_auth(&api_key)
+            .json(
+                &serde_json::json!({"secret_key": "sk_live_51CliSecretKey9876",
+                "publishable_key": "pk_live_51CliPublishable", "webhook_secret": "whsec_CliStripeSecret5432"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+        settings(&server.base).await
+    };
+    assert_eq!(before["stripe"]["live"]["secret_key_last4"], "9876");
+    let link_secret = before["link_signing_secret"].as_str().unwrap().to_owned();
+
+    for refused in [
+        kassa_keyed(dir.path(), &db.url, new, "")
+            .arg("migrate")
+            .output()
+            .unwrap(),
+        kassa_keyed(dir.path(), &db.url, new, "")
+            .arg("serve")
+            .env("KASSA_LISTEN", "127.0.0.1:0")
+            .output()
+            .unwrap(),
+    ] {
+        assert!(!refused.status.success());
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            said.contains("Every node on one database must use the same secrets key"),
+            "{said}"
+        );
+        assert!(said.contains("KASSA_SECRETS_KEY"), "{said}");
+        assert!(
+            !said.contains(new) && !said.contains(old),
+            "no key is printed: {said}"
+        );
+    }
+
+    let resealed = kassa_keyed(dir.path(), &db.url, new, old)
+        .args(["secrets", "reseal"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&resealed.stderr);
+    assert!(resealed.status.success(), "{said}");
+    assert!(said.contains("Resealed 4 secrets"), "{said}");
+    let stale = kassa_keyed(dir.path(), &db.url, old, "")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!stale.status.success(), "the old key alone no longer fits");
+
+    let server = serve(kassa_keyed(dir.path(), &db.url, new, ""));
+    let after = settings(&server.base).await;
+    assert_eq!(after["link_signing_secret"], link_secret.as_str());
+    assert_eq!(after["stripe"]["live"]["secret_key_last4"], "9876");
+    assert_eq!(after["stripe"]["live"]["webhook_secret_last4"], "5432");
 }
 
 /// What `kassa <command>` logs when its database, a PostgreSQL URL with a password on

@@ -143,6 +143,10 @@ impl TestApp {
         let db = TestDatabase::create(backend).await;
         let store = Store::connect(&db.url, 5).await.expect("connect");
         store.migrate().await.expect("migrate");
+        store
+            .use_secrets_key(kassa_store::Keyring::generate())
+            .await
+            .expect("a secrets key");
         let server = Server::bind("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("bind")
@@ -405,6 +409,15 @@ impl TestApp {
             }
         }
         rows
+    }
+
+    /// Asserts that no row of the database holds any of `secrets` (sealed at rest
+    /// under the operator's key, they are in no dump or backup).
+    pub async fn assert_stored_sealed(&self, secrets: &[&str]) {
+        for secret in secrets {
+            let found = self.rows_holding(secret).await;
+            assert!(found.is_empty(), "a secret is stored in clear: {found:?}");
+        }
     }
 
     /// The rows anywhere in the database that hold `needle`, as text or as the hex of

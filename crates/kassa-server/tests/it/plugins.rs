@@ -277,7 +277,7 @@ async fn a_plugin_written_against_the_wit_alone_calls_its_license_service(backen
     app.patch_as(
         &app.key,
         &format!("/api/v1/plugins/{id}"),
-        json!({"config": {"url": service.url}, "secrets": {"api-token": "tok_123"}, "allowed_hosts": ["127.0.0.1"]}),
+        json!({"config": {"url": service.url}, "secrets": {"api-token": "tok_plugin_sealed_123"}, "allowed_hosts": ["127.0.0.1"]}),
     )
     .await
     .ok();
@@ -287,9 +287,10 @@ async fn a_plugin_written_against_the_wit_alone_calls_its_license_service(backen
     let asked = service.received();
     assert_eq!(asked.len(), 2, "a 500 first (retryable), then the keys");
     assert_eq!(
-        asked[1]["authorization"], "Bearer tok_123",
+        asked[1]["authorization"], "Bearer tok_plugin_sealed_123",
         "the plugin's secret"
     );
+    app.assert_stored_sealed(&["tok_plugin_sealed_123"]).await;
     assert_eq!(asked[1]["event"]["email"], "buyer@example.com");
 
     // Off the allow-list, the same plugin is refused by the host.

@@ -84,6 +84,7 @@ async fn signed_links_verify_against_either_secret_during_the_overlap(backend: B
         assert!(page.html.contains("has been changed"));
     }
     assert_eq!(b.open(&signed(&third, &prd)).await.status, 200);
+    app.assert_stored_sealed(&[&first, &second, &third]).await;
     let bad = app
         .post(
             "/api/v1/settings/link-signing-secret/rotate?overlap=soon",
@@ -110,4 +111,5 @@ async fn web_service_requests_carry_both_signatures_during_the_overlap(backend: 
         asked[0]["verified"], true,
         "the previous secret still verifies"
     );
+    app.assert_stored_sealed(&[new]).await;
 }

@@ -254,7 +254,7 @@ async fn a_test_store_sells_through_stripe(backend: Backend) {
     let stripe = LocalStripe::start().await;
     let sink = Sink::start(None);
     let (app, recorder) = kassa_with_stripe(backend, &stripe, Some(&sink)).await;
-    let (_, receiver) = endpoint_with_receiver(&app, "", json!(["payment.succeeded"])).await;
+    let (endpoint, receiver) = endpoint_with_receiver(&app, "", json!(["payment.succeeded"])).await;
     let prd = product(&app, 1999).await;
     let b = Browser::new(&app);
     let to = place_with_stripe(&b, &format!("/acme/test/buy/{prd}"), "/acme/test/checkout").await;
@@ -374,6 +374,19 @@ async fn a_test_store_sells_through_stripe(backend: Backend) {
     let ignored = deliver_test(&app, &other).await;
     assert_eq!(ignored.status, 200, "{}", ignored.text);
     assert_eq!(ignored.body["ignored"], "customer.created");
+
+    // The Stripe keys and the endpoint's secret that did all this are in no row of
+    // the database, as someone with a copy of it would read it.
+    let endpoint = app
+        .store
+        .webhook_endpoint(
+            &app.store.tenant_by_slug("acme").await.unwrap().id,
+            &kassa_domain::ids::WebhookEndpointId::parse(&endpoint).unwrap(),
+        )
+        .await
+        .unwrap();
+    app.assert_stored_sealed(&[TEST_KEY, TEST_WHSEC, endpoint.secret.expose_secret()])
+        .await;
 }
 
 async fn forged_replayed_and_mismatched_events_pay_nothing(backend: Backend) {

@@ -16,7 +16,7 @@ kassa_testkit::on_both_backends!(
 );
 
 /// Writes an event as the store would, for a redelivery to queue.
-async fn event(fx: &Fixture, backend: Backend, tenant: &TenantId, id: &str) {
+pub(crate) async fn event(fx: &Fixture, backend: Backend, tenant: &TenantId, id: &str) {
     let sql = match backend {
         Backend::Sqlite => {
             "INSERT INTO events (tenant_id, id, type, order_id, livemode, payload, created_at)

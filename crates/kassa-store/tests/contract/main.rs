@@ -10,6 +10,7 @@ mod numbers;
 mod pools;
 mod refunds;
 mod retention;
+mod sealed;
 mod secrets;
 mod tenants;
 mod upgrade;
@@ -31,6 +32,8 @@ use kassa_testkit::{Backend, TestDatabase};
 pub struct Fixture {
     pub store: Store,
     pub db: TestDatabase,
+    /// The secrets key `store` seals with.
+    pub key: kassa_domain::Secret,
 }
 
 impl Fixture {
@@ -40,7 +43,12 @@ impl Fixture {
             .await
             .expect("connecting to the test database");
         store.migrate().await.expect("migrating the test database");
-        Self { store, db }
+        let key = kassa_store::Keyring::generate_key();
+        store
+            .use_secrets_key(kassa_store::Keyring::new(key.expose_secret(), &[]).unwrap())
+            .await
+            .expect("a secrets key");
+        Self { store, db, key }
     }
 
     /// A tenant with a fresh key, owned by `owner@<slug>.test`.

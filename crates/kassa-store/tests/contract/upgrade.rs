@@ -1,7 +1,8 @@
 //! Upgrading in place: a database made by migrations 0001–0009 (times as Unix
 //! milliseconds, JSON as text, flags as 0/1) and filled the way version 0009 wrote it,
 //! then migrated to today's schema, shows every order, key and event through the store
-//! with the same values. On PostgreSQL the schema then uses its native types.
+//! with the same values. On PostgreSQL the schema then uses its native types. The
+//! secrets stored in clear are sealed when the store gets its secrets key.
 
 use std::borrow::Cow;
 
@@ -207,6 +208,74 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
     }
 
     store.migrate().await.expect("upgrading to today's schema");
+    // Secrets written in clear by versions before sealing (0009 wrote the store's link
+    // secret and the endpoint's; later ones Stripe keys and plugins' secrets).
+    let plugin = store
+        .create_plugin(&tenant, "keys", b"\0asm".to_vec(), "00")
+        .await
+        .unwrap();
+    raw.execute(
+        "UPDATE tenants SET stripe_live_secret_key = 'sk_live_clear', stripe_live_webhook_secret = 'whsec_stripe_clear',
+         stripe_live_publishable_key = 'pk_live_clear' WHERE id = $1",
+        &[t],
+    )
+    .await;
+    raw.execute(
+        "UPDATE plugins SET secrets = '{\"token\": \"plugin-clear\"}' WHERE id = $1",
+        &[Arg::Text(plugin.id.as_str())],
+    )
+    .await;
+    let key = kassa_store::Keyring::generate_key();
+    let sealed = store
+        .use_secrets_key(kassa_store::Keyring::new(key.expose_secret(), &[]).unwrap())
+        .await
+        .expect("sealing what was stored in clear");
+    assert_eq!(
+        sealed, 6,
+        "link secret, endpoint's two, Stripe's two, the plugin's"
+    );
+    let again = Store::connect(&db.url, 1).await.unwrap();
+    let twice = again
+        .use_secrets_key(kassa_store::Keyring::new(key.expose_secret(), &[]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(twice, 0, "sealing again finds nothing in clear");
+    again.close().await;
+    for clear in [
+        "ls",
+        "whsec_new",
+        "whsec_old",
+        "sk_live_clear",
+        "whsec_stripe_clear",
+    ] {
+        let found = raw
+            .count(
+                "SELECT (SELECT COUNT(*) FROM tenants WHERE link_secret = $1
+                   OR stripe_live_secret_key = $1 OR stripe_live_webhook_secret = $1)
+                 + (SELECT COUNT(*) FROM webhook_endpoints WHERE secret = $1 OR previous_secret = $1)",
+                &[Arg::Text(clear)],
+            )
+            .await;
+        assert_eq!(found, 0, "{clear} is still in clear");
+    }
+    let plugin_rows = raw
+        .count(
+            "SELECT COUNT(*) FROM plugins WHERE CAST(secrets AS TEXT) LIKE '%plugin-clear%'",
+            &[],
+        )
+        .await;
+    assert_eq!(plugin_rows, 0, "the plugin's secret is still in clear");
+    let link = store.link_secret(&tenant).await.unwrap();
+    assert_eq!(link.expose_secret(), "ls");
+    let stripe = store
+        .stripe_account(&tenant, kassa_domain::mode::Mode::Live)
+        .await
+        .unwrap()
+        .expect("Stripe is set");
+    assert_eq!(stripe.secret_key.expose_secret(), "sk_live_clear");
+    assert_eq!(stripe.webhook_secret.expose_secret(), "whsec_stripe_clear");
+    let runnable = store.runnable_plugin(&tenant, &plugin.id).await.unwrap();
+    assert_eq!(runnable.secrets["token"].expose_secret(), "plugin-clear");
 
     // The store reads everything back with the values 0009 wrote.
     let record = store.tenant(&tenant).await.unwrap();
@@ -281,6 +350,11 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
     assert_eq!(one.payload["data"]["order"]["custom"]["ref"], "A-1");
 
     let hook = store.webhook_endpoint(&tenant, &endpoint).await.unwrap();
+    assert_eq!(hook.secret.expose_secret(), "whsec_new");
+    assert_eq!(
+        hook.previous_secret.as_ref().map(|s| s.expose_secret()),
+        Some("whsec_old")
+    );
     assert_eq!(hook.fields.event_types, vec!["order.created".to_owned()]);
     assert!(!hook.fields.disabled);
     assert_eq!(
