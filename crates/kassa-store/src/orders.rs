@@ -232,8 +232,12 @@ impl Store {
 
     /// The secret a store signs its buy links with; made on first use.
     pub async fn link_secret(&self, tenant: &TenantId) -> Result<kassa_domain::Secret, StoreError> {
-        let fresh = kassa_domain::signed_link::generate_secret();
-        self.tenant_secret(tenant, "link_secret", &fresh).await
+        self.tenant_secret(
+            tenant,
+            "link_secret",
+            kassa_domain::signed_link::generate_secret,
+        )
+        .await
     }
 
     /// The `whsec_` secret a store's license web service requests are signed with;
@@ -242,8 +246,12 @@ impl Store {
         &self,
         tenant: &TenantId,
     ) -> Result<kassa_domain::Secret, StoreError> {
-        let fresh = kassa_domain::webhook::generate_secret();
-        self.tenant_secret(tenant, "service_secret", &fresh).await
+        self.tenant_secret(
+            tenant,
+            "service_secret",
+            kassa_domain::webhook::generate_secret,
+        )
+        .await
     }
 
     /// The secrets a signed buy link may be signed with now: the current one, and the
@@ -353,28 +361,35 @@ impl Store {
         })
     }
 
-    /// A store's secret in `column`, set to `fresh` if it has none yet (in one UPDATE,
-    /// so concurrent first uses agree on one secret).
+    /// A store's secret in `column`, read; on first use set to a `fresh` one (in one
+    /// UPDATE that only sets it if still unset, so concurrent first uses agree on one
+    /// secret). Reading it, as every checkout does, writes nothing.
     async fn tenant_secret(
         &self,
         tenant: &TenantId,
         column: &'static str,
-        fresh: &kassa_domain::Secret,
+        fresh: fn() -> kassa_domain::Secret,
     ) -> Result<kassa_domain::Secret, StoreError> {
         let place = Place::tenant(tenant.as_str(), column);
-        db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
-            "UPDATE tenants SET {column} = $2 WHERE id = $1 AND {column} = ''"
-        )))
-        .bind(tenant.as_str())
-        .bind(self.seal(&place, fresh.expose_secret())?)
-        .execute(c).await?.rows_affected());
-        db_run!(self, c => sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT {column} FROM tenants WHERE id = $1"
-        )))
-        .bind(tenant.as_str())
-        .fetch_optional(c).await?)
-        .ok_or(StoreError::NotFound)
-        .and_then(|s: String| self.open(&place, &s))
+        let read = || async {
+            db_run!(self, c => sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT {column} FROM tenants WHERE id = $1"
+            )))
+            .bind(tenant.as_str())
+            .fetch_optional(c).await?)
+            .ok_or(StoreError::NotFound)
+        };
+        let mut stored: String = read().await?;
+        if stored.is_empty() {
+            db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
+                "UPDATE tenants SET {column} = $2 WHERE id = $1 AND {column} = ''"
+            )))
+            .bind(tenant.as_str())
+            .bind(self.seal(&place, fresh().expose_secret())?)
+            .execute(c).await?.rows_affected());
+            stored = read().await?;
+        }
+        self.open(&place, &stored)
     }
 
     /// Replaces a store's settings (branding, legal links, bank details, methods).
