@@ -7,6 +7,7 @@ mod deliveries;
 mod idempotency;
 mod jobs;
 mod pools;
+mod queues;
 mod refunds;
 mod retention;
 mod secrets;
