@@ -10,11 +10,12 @@ use kassa_domain::workflow::{Followups, Wake};
 use kassa_store::{EmailFinished, EmailOutcome, Queue, Timestamp};
 use kassa_testkit::Backend;
 
-use crate::{Arg, Fixture};
+use crate::{Arg, Fixture, Raw};
 
 kassa_testkit::on_both_backends!(
     emails_are_claimed_once_paid_first_and_given_back_when_a_claim_runs_out,
     paid_lines_are_claimed_once_and_let_go_by_their_outcome,
+    queued_email_jobs_become_due_rows_on_upgrade,
 );
 
 const LONG: Duration = Duration::from_secs(60);
@@ -227,4 +228,82 @@ async fn paid_lines_are_claimed_once_and_let_go_by_their_outcome(backend: Backen
             .is_empty()
     );
     assert_eq!(fx.store.next_due_at(Queue::Lines).await.unwrap(), None);
+}
+
+/// A database of 0029 with an email queued with its apalis job (a paid order's, from a
+/// request), upgraded: the job's priority and request id are on the row, the job is
+/// gone, and the email is claimed by the dispatch.
+async fn queued_email_jobs_become_due_rows_on_upgrade(backend: Backend) {
+    let db = kassa_testkit::TestDatabase::create(backend).await;
+    let store = kassa_store::Store::connect(&db.url, 5)
+        .await
+        .expect("connecting");
+    let until_0029 = sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(
+            store
+                .migrations()
+                .migrations
+                .iter()
+                .filter(|m| m.version < 30)
+                .cloned()
+                .collect(),
+        ),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    store
+        .migrate_with(&until_0029)
+        .await
+        .expect("migrating to 0029");
+    let created = store
+        .create_tenant(
+            &crate::parse_slug("acme"),
+            "Acme",
+            &crate::email("owner@acme.test"),
+            &kassa_domain::tenant::NewApiKey::generate(Mode::Live),
+            &kassa_domain::tenant::NewApiKey::generate(Mode::Test),
+        )
+        .await
+        .expect("a tenant");
+    let tenant = created.tenant.id.as_str();
+    let raw = Raw::connect(&db.url).await;
+    raw.execute(
+        "INSERT INTO emails (tenant_id, id, kind, dedupe_key, to_address, locale, status,
+         attempts, next_attempt_at, created_at)
+         VALUES ($1, 'eml_1', 'licenses', 'k', 'c@example.com', 'en', 'queued', 0, $2, $2)",
+        &[Arg::Text(tenant), Arg::Time(Timestamp::now())],
+    )
+    .await;
+    let job = serde_json::json!({"tenant_id": tenant, "email_id": "eml_1", "request_id": "req_1"})
+        .to_string();
+    let insert = match backend {
+        Backend::Sqlite => {
+            "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority, metadata)
+             VALUES (CAST($1 AS BLOB), 'job_1', 'kassa::send_email', 'Pending', 0, 5, 0, 1, '{}')"
+        }
+        Backend::Postgres => {
+            "INSERT INTO apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority)
+             VALUES (convert_to($1, 'UTF8'), 'job_1', 'kassa::send_email', 'Pending', 0, 5, now(), 1)"
+        }
+    };
+    assert_eq!(raw.execute(insert, &[Arg::Text(&job)]).await, 1);
+    raw.close().await;
+
+    store.migrate().await.expect("upgrading to today's schema");
+    assert_eq!(
+        store.pending_jobs("kassa::send_email").await.unwrap(),
+        0,
+        "the job is gone"
+    );
+    let due = store.claim_emails("clm_a", 10, LONG).await.unwrap();
+    assert_eq!(due.len(), 1, "the email is due by itself");
+    assert_eq!(due[0].request_id.as_deref(), Some("req_1"));
+    let raw = Raw::connect(&db.url).await;
+    let paid_first = raw
+        .count(
+            "SELECT COUNT(*) FROM emails WHERE id = 'eml_1' AND priority = 1",
+            &[],
+        )
+        .await;
+    raw.close().await;
+    assert_eq!(paid_first, 1, "the job's priority is the row's");
 }
