@@ -52,6 +52,8 @@ pub(crate) async fn run(workers: Workers, stop: watch::Receiver<bool>) {
         async move {
             let made: Vec<AttemptMade> = sent.iter().map(|s: &Sent| s.made.clone()).collect();
             write(&store, &made).await;
+            // A retry may be due before the dispatcher's idle wait ends.
+            true
         }
     });
     let done = recorder.outcomes.clone();

@@ -183,7 +183,8 @@ impl Dispatch {
 
 /// Writes outcomes as they come, many at once, until no worker sends more; a batch's
 /// items (and the rows they hold, [`Taken`]) are dropped once written, and the
-/// dispatcher looks again (slots freed, a retry maybe due sooner).
+/// dispatcher looks again when the write says so (a retry may be due sooner than the
+/// dispatcher's idle wait).
 pub(crate) struct Recorder<T> {
     /// Where workers send their outcomes.
     pub(crate) outcomes: mpsc::UnboundedSender<T>,
@@ -191,18 +192,20 @@ pub(crate) struct Recorder<T> {
 }
 
 impl<T: Send + 'static> Recorder<T> {
-    /// Writes up to `max` outcomes at a time with `write`, waking `wake` after each.
+    /// Writes up to `max` outcomes at a time with `write`, waking `wake` after those
+    /// writes that return true.
     pub(crate) fn spawn<W, F>(max: usize, wake: Arc<Notify>, mut write: W) -> Self
     where
         W: FnMut(Vec<T>) -> F + Send + 'static,
-        F: Future<Output = ()> + Send,
+        F: Future<Output = bool> + Send,
     {
         let (outcomes, mut sent) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(max);
             while sent.recv_many(&mut batch, max).await > 0 {
-                write(std::mem::replace(&mut batch, Vec::with_capacity(max))).await;
-                wake.notify_one();
+                if write(std::mem::replace(&mut batch, Vec::with_capacity(max))).await {
+                    wake.notify_one();
+                }
             }
         });
         Self { outcomes, task }

@@ -46,7 +46,13 @@ pub(crate) async fn run(workers: Workers, stop: watch::Receiver<bool>) {
     let writer = store.clone();
     let recorder = Recorder::spawn(RECORD_BATCH, dispatch.wake.clone(), move |batch| {
         let store = writer.clone();
-        async move { write(&store, &batch).await }
+        async move {
+            write(&store, &batch).await;
+            // Only a retry can be due before the dispatcher's idle wait ends.
+            batch
+                .iter()
+                .any(|f| matches!(f.outcome, EmailOutcome::RetryAt { .. }))
+        }
     });
     let done = recorder.outcomes.clone();
     dispatch
