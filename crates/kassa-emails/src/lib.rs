@@ -9,7 +9,7 @@ mod templates;
 mod texts;
 mod view;
 
-pub use render::{RenderError, RenderedEmail, render};
+pub use render::{Loaded, RenderError, RenderedEmail, render, render_from};
 pub use templates::environment;
 pub use texts::{Texts, default_locale, language_of, texts};
 pub use view::{Brand, OrderView, brand, method_label, money, order_view};

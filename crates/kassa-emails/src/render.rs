@@ -1,13 +1,14 @@
 //! An outbox email rendered from `web/emails`: a subject, a plain-text body and an
 //! HTML body. In each `web/emails/<kind>.txt` the first line is the subject.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use kassa_domain::email::EmailKind;
 use kassa_domain::ids::TenantId;
 use kassa_domain::order::LineStatus;
 use kassa_domain::tenant::TenantSettings;
-use kassa_store::{EmailRecord, Store, StoreError};
+use kassa_store::{EmailRecord, OrderRecord, Store, StoreError, TenantRecord};
 use minijinja::Environment;
 
 use crate::templates::environment;
@@ -73,15 +74,71 @@ pub enum RenderError {
     Template(#[from] minijinja::Error),
 }
 
+/// What a batch of emails is rendered from, read once for the whole batch: their
+/// stores, and their orders (five queries per store, however many orders). An email
+/// whose store or order is not in it reads its own.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    tenants: HashMap<String, TenantRecord>,
+    orders: HashMap<(String, String), OrderRecord>,
+}
+
+impl Loaded {
+    /// Reads the stores and orders `emails` are about.
+    pub async fn load(store: &Store, emails: &[EmailRecord]) -> Result<Self, StoreError> {
+        let mut loaded = Loaded::default();
+        let mut by_tenant: HashMap<&str, Vec<&str>> = HashMap::new();
+        for email in emails {
+            let ids = by_tenant.entry(email.tenant_id.as_str()).or_default();
+            if let Some(order) = email.order_id.as_deref()
+                && !ids.contains(&order)
+            {
+                ids.push(order);
+            }
+        }
+        for (tenant, orders) in by_tenant {
+            let Ok(id) = TenantId::parse(tenant) else {
+                continue;
+            };
+            let record = match store.tenant(&id).await {
+                Ok(t) => t,
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            for order in store.orders(&id, &orders).await? {
+                loaded
+                    .orders
+                    .insert((tenant.to_owned(), order.id.clone()), order);
+            }
+            loaded.tenants.insert(tenant.to_owned(), record);
+        }
+        Ok(loaded)
+    }
+}
+
 /// Renders an outbox email from the order it is about.
 pub async fn render(
     store: &Store,
     public_url: &str,
     email: &EmailRecord,
 ) -> Result<RenderedEmail, RenderError> {
+    render_from(store, public_url, email, &Loaded::default()).await
+}
+
+/// Renders an outbox email from the order it is about, as `loaded` holds it (else
+/// read now).
+pub async fn render_from(
+    store: &Store,
+    public_url: &str,
+    email: &EmailRecord,
+    loaded: &Loaded,
+) -> Result<RenderedEmail, RenderError> {
     let tenant_id =
         TenantId::parse(&email.tenant_id).map_err(|e| RenderError::Gone(e.to_string()))?;
-    let tenant = store.tenant(&tenant_id).await?;
+    let tenant = match loaded.tenants.get(&email.tenant_id) {
+        Some(t) => t.clone(),
+        None => store.tenant(&tenant_id).await?,
+    };
     let settings = TenantSettings::from_json(&tenant.settings);
     let kind = EmailKind::from_name(&email.kind)
         .ok_or_else(|| RenderError::Gone(format!("no email is called {}", email.kind)))?;
@@ -92,10 +149,18 @@ pub async fn render(
         .order_id
         .as_deref()
         .ok_or_else(|| RenderError::Gone("the email names no order".into()))?;
-    let order = match store.order(&tenant.id, order_id).await {
-        Ok(o) => o,
-        Err(StoreError::NotFound) => return Err(RenderError::Gone("the order is gone".into())),
-        Err(e) => return Err(e.into()),
+    let preloaded = loaded
+        .orders
+        .get(&(email.tenant_id.clone(), order_id.to_owned()));
+    let order = match preloaded {
+        Some(o) => o.clone(),
+        None => match store.order(&tenant.id, order_id).await {
+            Ok(o) => o,
+            Err(StoreError::NotFound) => {
+                return Err(RenderError::Gone("the order is gone".into()));
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
     if order.customer.email.is_none() && !kind.to_merchant() {
         return Err(RenderError::Gone("the customer's data was erased".into()));

@@ -3,16 +3,29 @@
 //! in the sandbox. A failed try is recorded on the line with its next try, if any; a
 //! plugin version on trial that crashes is taken off and the line tried again at once
 //! with the version before it.
+//!
+//! The paid lines are their own queue: a dispatcher (`dispatch.rs`, as for webhooks)
+//! claims due lines in batches and delivers them side by side, at most [`IN_FLIGHT`]
+//! at once on a node (so plugin instances and license service calls stay bounded).
+//! Each line's delivery is one transaction with what follows it; a line whose
+//! delivery could not be recorded (the database failed) is claimed again once its
+//! claim runs out, and a line delivered meanwhile is never delivered again.
 
 use std::sync::Arc;
 
-use apalis::prelude::Data;
 use kassa_domain::catalog::Delivery;
 use kassa_domain::workflow::Refused;
 use kassa_orders::OrdersError;
-use kassa_store::{DeliverLine, DueLine, Timestamp, Withdrawal};
+use kassa_store::{DueLine, Queue, Timestamp, Withdrawal};
+use tokio::sync::watch;
 
-use crate::workers::{Error, Workers};
+use crate::dispatch::Dispatch;
+use crate::workers::Workers;
+
+/// Lines claimed at once, at most.
+const BATCH: usize = 16;
+/// Lines delivered at once on one node (as many as there were `deliver_line` workers).
+const IN_FLIGHT: usize = 16;
 
 /// The most of a license service's answer Kassa reads.
 const MAX_SERVICE_RESPONSE: usize = 256 * 1024;
@@ -43,14 +56,34 @@ fn parse_licenses(body: &str) -> Result<Vec<String>, String> {
     Ok(licenses)
 }
 
-pub(crate) async fn run(job: DeliverLine, workers: Data<Workers>) -> Result<(), Error> {
-    crate::workers::caused_by(&job, async {
-        if let Some(line) = workers.store.due_line(&job).await? {
-            deliver(&workers, line).await?;
-        }
-        Ok::<(), Error>(())
-    })
-    .await
+/// Delivers due lines until `stop` says so (or its sender goes), then finishes the
+/// lines in flight.
+pub(crate) async fn run(workers: Workers, stop: watch::Receiver<bool>) {
+    Dispatch::new(Queue::Lines, BATCH, IN_FLIGHT)
+        .run(
+            workers.store.clone(),
+            workers.heartbeat,
+            stop,
+            |store, claim, limit, lease| async move {
+                store.claim_lines(&claim, limit, lease).await
+            },
+            |line: DueLine, taken| {
+                let workers = workers.clone();
+                tokio::spawn(async move {
+                    let (tenant, order, line_no) =
+                        (line.tenant_id.clone(), line.order_id.clone(), line.line_no);
+                    let delivered =
+                        crate::workers::in_scope_of(line.request_id.clone(), deliver(&workers, line))
+                            .await;
+                    if let Err(e) = delivered {
+                        tracing::warn!(tenant = %tenant, order = %order, line = line_no, error = %e,
+                            "a delivery was not recorded; the line is tried again once its claim runs out");
+                    }
+                    drop(taken);
+                });
+            },
+        )
+        .await;
 }
 
 /// Gets a paid line's license information by its product's delivery method.

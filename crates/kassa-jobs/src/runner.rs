@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_cron::CronScheduler;
-use kassa_store::{DeliverLine, Job, JobPool, SendAccountEmail, SendEmail};
+use kassa_store::{Job, JobPool, SendAccountEmail};
 
 use crate::workers::{Error, Workers};
 use crate::{
@@ -20,12 +20,8 @@ use crate::{
 macro_rules! queue_workers {
     ($workers:expr, $node:expr, $backend:ident, $pool:expr) => {{
         let monitor = Monitor::new();
-        let monitor = queue_workers!(@one monitor, $workers, $node, $backend, $pool,
-            SendEmail, "emails", 8, send_email::run);
-        let monitor = queue_workers!(@one monitor, $workers, $node, $backend, $pool,
-            SendAccountEmail, "account-emails", 2, send_account_email::run);
         queue_workers!(@one monitor, $workers, $node, $backend, $pool,
-            DeliverLine, "lines", 16, deliver_line::run)
+            SendAccountEmail, "account-emails", 2, send_account_email::run)
     }};
     (@one $monitor:expr, $workers:expr, $node:expr, $backend:ident, $pool:expr,
         $job:ty, $queue:literal, $concurrency:literal, $run:path) => {{
@@ -295,9 +291,14 @@ impl Workers {
                 .data(me.clone())
                 .build(revive_jobs::run)
         });
-        // Webhooks are not apalis jobs: their dispatcher claims the due deliveries.
+        // Webhooks, line deliveries and emails are not apalis jobs: their dispatchers
+        // claim the due rows.
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let webhooks = tokio::spawn(deliver_webhooks::run(self.clone(), stopped));
+        let dispatchers = [
+            tokio::spawn(deliver_webhooks::run(self.clone(), stopped.clone())),
+            tokio::spawn(deliver_line::run(self.clone(), stopped.clone())),
+            tokio::spawn(send_email::run(self.clone(), stopped)),
+        ];
         tracing::info!(node = %node, "workers started");
         monitor
             // A worker whose database went away starts again under a new name, and its
@@ -310,7 +311,9 @@ impl Workers {
                 Ok(())
             })
             .await?;
-        let _ = webhooks.await;
+        for dispatcher in dispatchers {
+            let _ = dispatcher.await;
+        }
         tracing::info!("workers stopped");
         Ok(())
     }

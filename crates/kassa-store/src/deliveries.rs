@@ -14,17 +14,14 @@ use kassa_domain::workflow::Followups;
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
-use crate::db::{Backend, db_run, placeholders};
+use crate::db::{db_run, placeholders};
 use crate::error::{StoreError, corrupt};
-use crate::jobs::{EARLY_MILLIS, QueueUse};
+use crate::queues::Queue;
 use crate::request_id::RequestId;
 use crate::sealed::Place;
 use crate::store::Store;
 use crate::time::Timestamp;
 use crate::work::Work;
-
-/// The queue's name in `/metrics` (`deliver_webhook`), as when each attempt was a job.
-pub const WEBHOOK_QUEUE: &str = "kassa::deliver_webhook";
 
 /// A delivery that is due, with what is needed to send it.
 #[derive(Debug, Clone)]
@@ -99,34 +96,10 @@ impl Store {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        self.check_open()?;
         let now = Timestamp::now().millis();
-        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        let sql = match self.backend {
-            Backend::Sqlite => {
-                "UPDATE webhook_deliveries SET claimed_by = $1, claimed_until = $2
-                 WHERE rowid IN (SELECT rowid FROM webhook_deliveries
-                   WHERE status = 'pending' AND next_attempt_at <= $3
-                     AND (claimed_until IS NULL OR claimed_until <= $4)
-                   ORDER BY priority DESC, next_attempt_at LIMIT $5)"
-            }
-            Backend::Postgres => {
-                "UPDATE webhook_deliveries d SET claimed_by = $1, claimed_until = $2
-                 FROM (SELECT tenant_id, id FROM webhook_deliveries
-                   WHERE status = 'pending' AND next_attempt_at <= $3
-                     AND (claimed_until IS NULL OR claimed_until <= $4)
-                   ORDER BY priority DESC, next_attempt_at LIMIT $5
-                   FOR UPDATE SKIP LOCKED) due
-                 WHERE d.tenant_id = due.tenant_id AND d.id = due.id"
-            }
-        };
-        let claimed = db_run!(self.writer(), c => sqlx::query(sql)
-            .bind(claim)
-            .bind(Timestamp::from(until))
-            .bind(Timestamp::from(now + EARLY_MILLIS))
-            .bind(Timestamp::from(now))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .execute(c).await?.rows_affected());
+        let claimed = self
+            .claim_rows(Queue::Webhooks, claim, limit, lease)
+            .await?;
         if claimed == 0 {
             return Ok(Vec::new());
         }
@@ -221,44 +194,6 @@ impl Store {
                 }))
             })
             .collect()
-    }
-
-    /// Extends the claims `claims` (batches still in this node's hands) to `lease` from
-    /// now, so another node does not take them over while they are being sent.
-    pub async fn extend_webhook_claims(
-        &self,
-        claims: &[String],
-        lease: Duration,
-    ) -> Result<u64, StoreError> {
-        if claims.is_empty() {
-            return Ok(0);
-        }
-        self.check_open()?;
-        let until = Timestamp::now()
-            .millis()
-            .saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        let names = placeholders(2, claims.len());
-        Ok(db_run!(self.writer(), c => {
-            let mut query = sqlx::query(AssertSqlSafe(format!(
-                "UPDATE webhook_deliveries SET claimed_until = $1 WHERE claimed_by IN ({names})"
-            )))
-            .bind(Timestamp::from(until));
-            for claim in claims {
-                query = query.bind(claim.as_str());
-            }
-            query.execute(c).await?.rows_affected()
-        }))
-    }
-
-    /// When the dispatcher should look again: the earliest pending delivery's time, or
-    /// for a claimed one the end of its claim; `None` when nothing is pending.
-    pub async fn next_webhook_delivery_at(&self) -> Result<Option<Timestamp>, StoreError> {
-        let at: Option<Timestamp> = db_run!(self, c => sqlx::query_scalar(
-            "SELECT MIN(CASE WHEN claimed_by IS NULL THEN next_attempt_at ELSE claimed_until END)
-             FROM webhook_deliveries WHERE status = 'pending'",
-        )
-        .fetch_one(c).await?);
-        Ok(at)
     }
 
     /// Logs the attempts and moves their deliveries and endpoints on, with what
@@ -378,30 +313,5 @@ impl Store {
             tx = work.into_tx();
         }
         tx.commit().await
-    }
-
-    /// The delivery queue, for operators (`/metrics`): due, waiting for their time,
-    /// claimed, and how long the oldest due one has waited.
-    pub(crate) async fn webhook_queue(&self) -> Result<QueueUse, StoreError> {
-        let now = Timestamp::now();
-        let (due, scheduled, running, oldest): (i64, i64, i64, Option<Timestamp>) = db_run!(self, c => sqlx::query_as(
-            "SELECT
-               COALESCE(SUM(CASE WHEN next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) THEN 1 ELSE 0 END), 0),
-               COALESCE(SUM(CASE WHEN next_attempt_at > $1 AND (claimed_until IS NULL OR claimed_until <= $1) THEN 1 ELSE 0 END), 0),
-               COALESCE(SUM(CASE WHEN claimed_until > $1 THEN 1 ELSE 0 END), 0),
-               MIN(CASE WHEN next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) THEN next_attempt_at END)
-             FROM webhook_deliveries WHERE status = 'pending'",
-        )
-        .bind(now)
-        .fetch_one(c).await?);
-        Ok(QueueUse {
-            queue: WEBHOOK_QUEUE.to_owned(),
-            due,
-            scheduled,
-            running,
-            oldest_due_seconds: oldest.map_or(0.0, |at| {
-                (now.millis() - at.millis()).max(0) as f64 / 1000.0
-            }),
-        })
     }
 }

@@ -1,13 +1,18 @@
-//! The email outbox: queued, with the job that sends it, in the transaction of what
-//! causes the email, then rendered and sent (or kept, without SMTP) by a worker.
+//! The email outbox: queued in the transaction of what causes the email, then claimed
+//! in batches (the queued rows are their own queue, `queues.rs`), rendered and sent (or
+//! kept, without SMTP) by the email dispatcher, and their outcomes recorded many to a
+//! transaction.
+
+use std::time::Duration;
 
 use kassa_domain::ids::{EmailId, TenantId};
 use sqlx::AssertSqlSafe;
 
 use crate::db::{Tx, db_run};
 use crate::error::StoreError;
-use crate::jobs::{EARLY_MILLIS, Priority, SendEmail, enqueue, enqueue_with};
+use crate::jobs::Priority;
 use crate::page::{Page, PageRequest};
+use crate::queues::{Queue, notify_due, wrote};
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -24,9 +29,16 @@ pub(crate) async fn queue_email(
 ) -> Result<(), StoreError> {
     let now = Timestamp::now().millis();
     let id = EmailId::generate();
+    // A paid order's receipt and licenses go before a backlog of other emails.
+    let priority = Priority::paid_order_if(
+        kind.parse::<kassa_domain::email::EmailKind>()
+            .is_ok_and(kassa_domain::email::EmailKind::reports_paid_order),
+    );
+    let request = crate::RequestId::current();
     let queued = db_run!(tx, c => sqlx::query(
         "INSERT INTO emails (tenant_id, id, kind, order_id, dedupe_key, to_address, locale, status,
-         attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8)
+         attempts, next_attempt_at, created_at, priority, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8, $9, $10)
          ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
     )
     .bind(tenant.as_str())
@@ -37,18 +49,11 @@ pub(crate) async fn queue_email(
     .bind(to)
     .bind(locale)
     .bind(Timestamp::from(now))
+    .bind(priority as i32)
+    .bind(request.as_ref().map(crate::RequestId::as_str))
     .execute(c).await?.rows_affected());
     if queued == 1 {
-        let job = SendEmail {
-            tenant_id: tenant.clone(),
-            email_id: id,
-            request_id: crate::RequestId::current(),
-        };
-        let priority = Priority::paid_order_if(
-            kind.parse::<kassa_domain::email::EmailKind>()
-                .is_ok_and(kassa_domain::email::EmailKind::reports_paid_order),
-        );
-        enqueue_with(tx, &job, now, priority).await?;
+        notify_due(tx, Queue::Emails).await?;
     }
     Ok(())
 }
@@ -96,6 +101,8 @@ pub struct EmailRecord {
     pub last_error: Option<String>,
     pub sent_at: Option<Timestamp>,
     pub created_at: Timestamp,
+    /// The request that queued the email, logged when it is sent.
+    pub request_id: Option<String>,
 }
 
 impl crate::catalog::HasId for EmailRecord {
@@ -105,7 +112,16 @@ impl crate::catalog::HasId for EmailRecord {
 }
 
 const EMAIL_COLUMNS: &str = "id, tenant_id, kind, order_id, dedupe_key, to_address, locale, status, subject, \
-    text_body, html_body, attempts, last_error, sent_at, created_at";
+    text_body, html_body, attempts, last_error, sent_at, created_at, request_id";
+
+/// An email's outcome, to record: the email, its rendered subject, text and HTML, and
+/// what became of it.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailFinished<'a> {
+    pub email: &'a EmailRecord,
+    pub rendered: Option<(&'a str, &'a str, &'a str)>,
+    pub outcome: &'a EmailOutcome,
+}
 
 /// What happened to an email a worker took.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,98 +141,97 @@ pub enum EmailOutcome {
 }
 
 impl Store {
-    /// The email a job is for, when it is still to be sent and due.
-    pub async fn due_email(&self, job: &SendEmail) -> Result<Option<EmailRecord>, StoreError> {
+    /// Claims up to `limit` due emails for `claim` (a name for this batch, unique)
+    /// until `lease` from now, and returns them, a paid order's first, then the
+    /// earliest. On PostgreSQL two nodes claiming at once skip each other's rows.
+    pub async fn claim_emails(
+        &self,
+        claim: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<EmailRecord>, StoreError> {
+        if self.claim_rows(Queue::Emails, claim, limit, lease).await? == 0 {
+            return Ok(Vec::new());
+        }
+        // The claim committed: a reader sees it.
         Ok(db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {EMAIL_COLUMNS} FROM emails WHERE tenant_id = $1 AND id = $2
-             AND status = 'queued' AND next_attempt_at <= $3"
+            "SELECT {EMAIL_COLUMNS} FROM emails WHERE claimed_by = $1 AND status = 'queued'
+             ORDER BY priority DESC, next_attempt_at"
         )))
-        .bind(job.tenant_id.as_str())
-        .bind(job.email_id.as_str())
-        .bind(Timestamp::from(Timestamp::now().millis() + EARLY_MILLIS))
-        .fetch_optional(c).await?))
+        .bind(claim)
+        .fetch_all(c).await?))
     }
 
     /// Queues again the emails kept in the outbox while there was no SMTP: a worker
     /// that has SMTP calls this when it starts. Returns how many.
     pub async fn queue_kept_emails(&self) -> Result<u64, StoreError> {
         let now = Timestamp::now().millis();
-        let mut tx = self.begin_write().await?;
-        let kept: Vec<(String, String)> = db_run!(&mut tx, c => sqlx::query_as(
-            "UPDATE emails SET status = 'queued', next_attempt_at = $1 WHERE status = 'kept'
-             RETURNING tenant_id, id",
+        let kept = db_run!(self.writer(), c => sqlx::query(
+            "UPDATE emails SET status = 'queued', next_attempt_at = $1, claimed_by = NULL,
+             claimed_until = NULL WHERE status = 'kept'",
         )
         .bind(Timestamp::from(now))
-        .fetch_all(c).await?);
-        for (tenant, id) in &kept {
-            let job = SendEmail {
-                tenant_id: TenantId::parse(tenant).map_err(crate::error::corrupt)?,
-                email_id: EmailId::parse(id).map_err(crate::error::corrupt)?,
-                request_id: crate::RequestId::current(),
-            };
-            enqueue(&mut tx, &job, now).await?;
+        .execute(c).await?.rows_affected());
+        if kept > 0 {
+            wrote(Queue::Emails);
         }
-        tx.commit().await?;
-        Ok(u64::try_from(kept.len()).unwrap_or(u64::MAX))
+        Ok(kept)
     }
 
-    /// Records what became of an email, with its rendered content.
-    pub async fn finish_email(
-        &self,
-        email: &EmailRecord,
-        rendered: Option<(&str, &str, &str)>,
-        outcome: &EmailOutcome,
-    ) -> Result<(), StoreError> {
+    /// Records what became of many emails, in one transaction, and lets their claims
+    /// go: a retry is due again at its time.
+    pub async fn finish_emails(&self, finished: &[EmailFinished<'_>]) -> Result<(), StoreError> {
+        if finished.is_empty() {
+            return Ok(());
+        }
         let now = Timestamp::now().millis();
-        let (status, next, error, sent_at) = match outcome {
-            EmailOutcome::Sent => ("sent", None, None, Some(now)),
-            EmailOutcome::Kept => ("kept", Some(now), None, None),
-            EmailOutcome::RetryAt { at, error } => {
-                ("queued", Some(*at), Some(error.as_str()), None)
-            }
-            EmailOutcome::Dropped { reason } => ("failed", None, Some(reason.as_str()), None),
-        };
-        let (subject, text, html) = match rendered {
-            Some((s, t, h)) => (Some(s), Some(t), Some(h)),
-            None => (None, None, None),
-        };
         let mut tx = self.begin_write().await?;
-        // An email erased meanwhile (its order was deleted while it was rendered or
-        // sent) gets none of its content back: at most the fact that it was sent.
-        let recorded = db_run!(&mut tx, c => sqlx::query(
-            "UPDATE emails SET status = $3, next_attempt_at = $4, last_error = $5, sent_at = $6,
-             subject = COALESCE($7, subject), text_body = COALESCE($8, text_body),
-             html_body = COALESCE($9, html_body), attempts = attempts + 1
-             WHERE tenant_id = $1 AND id = $2 AND to_address <> ''",
-        )
-        .bind(&email.tenant_id)
-        .bind(&email.id)
-        .bind(status)
-        .bind(next.map(Timestamp::from))
-        .bind(error)
-        .bind(sent_at.map(Timestamp::from))
-        .bind(subject)
-        .bind(text)
-        .bind(html)
-        .execute(c).await?.rows_affected());
-        if recorded == 0 {
-            if let Some(at) = sent_at {
+        for f in finished {
+            let (email, outcome) = (f.email, f.outcome);
+            let (status, next, error, sent_at) = match outcome {
+                EmailOutcome::Sent => ("sent", None, None, Some(now)),
+                EmailOutcome::Kept => ("kept", Some(now), None, None),
+                EmailOutcome::RetryAt { at, error } => {
+                    ("queued", Some(*at), Some(error.as_str()), None)
+                }
+                EmailOutcome::Dropped { reason } => ("failed", None, Some(reason.as_str()), None),
+            };
+            let (subject, text, html) = match f.rendered {
+                Some((s, t, h)) => (Some(s), Some(t), Some(h)),
+                None => (None, None, None),
+            };
+            // An email erased meanwhile (its order was deleted while it was rendered or
+            // sent) gets none of its content back: at most the fact that it was sent.
+            let recorded = db_run!(&mut tx, c => sqlx::query(
+                "UPDATE emails SET status = $3, next_attempt_at = $4, last_error = $5, sent_at = $6,
+                 subject = COALESCE($7, subject), text_body = COALESCE($8, text_body),
+                 html_body = COALESCE($9, html_body), attempts = attempts + 1,
+                 claimed_by = NULL, claimed_until = NULL
+                 WHERE tenant_id = $1 AND id = $2 AND to_address <> ''",
+            )
+            .bind(&email.tenant_id)
+            .bind(&email.id)
+            .bind(status)
+            .bind(next.map(Timestamp::from))
+            .bind(error)
+            .bind(sent_at.map(Timestamp::from))
+            .bind(subject)
+            .bind(text)
+            .bind(html)
+            .execute(c).await?.rows_affected());
+            if recorded == 0 {
+                let at = sent_at.map(Timestamp::from);
                 db_run!(&mut tx, c => sqlx::query(
-                    "UPDATE emails SET status = 'sent', last_error = NULL, sent_at = $3
+                    "UPDATE emails SET status = CASE WHEN $3 IS NULL THEN status ELSE 'sent' END,
+                     last_error = CASE WHEN $3 IS NULL THEN last_error ELSE NULL END,
+                     sent_at = COALESCE($3, sent_at), claimed_by = NULL, claimed_until = NULL
                      WHERE tenant_id = $1 AND id = $2",
                 )
                 .bind(&email.tenant_id)
                 .bind(&email.id)
-                .bind(Timestamp::from(at))
+                .bind(at)
                 .execute(c).await?.rows_affected());
             }
-        } else if let EmailOutcome::RetryAt { at, .. } = outcome {
-            let job = SendEmail {
-                tenant_id: TenantId::parse(&email.tenant_id).map_err(crate::error::corrupt)?,
-                email_id: EmailId::parse(&email.id).map_err(crate::error::corrupt)?,
-                request_id: crate::RequestId::current(),
-            };
-            enqueue(&mut tx, &job, *at).await?;
         }
         tx.commit().await?;
         Ok(())

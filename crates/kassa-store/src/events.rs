@@ -18,28 +18,8 @@ use crate::time::rfc3339;
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
-/// The channel every node's dispatcher listens on (PostgreSQL): a trigger notifies it
-/// when deliveries are inserted, at the commit.
-pub const DELIVERIES_CHANNEL: &str = "kassa_webhook_deliveries";
-
-/// Counts the deliveries this process wrote, so its dispatcher looks at once.
-static DELIVERIES_WRITTEN: std::sync::OnceLock<tokio::sync::watch::Sender<u64>> =
-    std::sync::OnceLock::new();
-
-fn written() -> &'static tokio::sync::watch::Sender<u64> {
-    DELIVERIES_WRITTEN.get_or_init(|| tokio::sync::watch::channel(0).0)
-}
-
-/// Changes each time this process writes a due delivery. On SQLite it may change before
-/// the delivery's transaction commits: the dispatcher claims through the store's one
-/// writer connection, which it gets only once that transaction has ended. On PostgreSQL
-/// the trigger's NOTIFY (at the commit) wakes every node.
-pub fn deliveries_written_here() -> tokio::sync::watch::Receiver<u64> {
-    written().subscribe()
-}
-
 fn delivery_written() {
-    written().send_modify(|n| *n = n.wrapping_add(1));
+    crate::queues::wrote(crate::queues::Queue::Webhooks);
 }
 
 /// Writes an event of the `mode` world (said in its payload's `livemode`) and queues
@@ -364,7 +344,7 @@ impl Store {
         } else if let Tx::Postgres(pg) = &mut tx {
             // An insert's trigger wakes every node's dispatcher; an update says so itself.
             sqlx::query("SELECT pg_notify($1, '')")
-                .bind(DELIVERIES_CHANNEL)
+                .bind(crate::queues::Queue::Webhooks.channel())
                 .execute(&mut **pg)
                 .await?;
         }

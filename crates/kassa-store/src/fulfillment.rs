@@ -1,12 +1,15 @@
 //! Fulfillment's rows: the paid lines due for delivery, and what a delivery wrote on
-//! its line. A line is due once its order is paid, and the payment's transaction
-//! writes its job (`DeliverLine`); what follows a delivery is the workflow's to say.
+//! its line. A line is due once its order is paid (`next_delivery_at`, written by the
+//! payment's transaction); the lines are their own queue (`queues.rs`), claimed in
+//! batches. What follows a delivery is the workflow's to say.
+
+use std::time::Duration;
 
 use crate::db::db_run;
-use crate::error::StoreError;
-use crate::jobs::{DeliverLine, EARLY_MILLIS};
+use crate::error::{StoreError, corrupt};
+use crate::queues::Queue;
+use crate::request_id::RequestId;
 use crate::store::Store;
-use crate::time::Timestamp;
 use crate::work::Work;
 use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::TenantId;
@@ -23,34 +26,62 @@ pub struct DueLine {
     pub quantity: i64,
     pub delivery: Delivery,
     pub attempts: i64,
+    /// The request that made the line due (its payment, say), logged with its delivery.
+    pub request_id: Option<RequestId>,
 }
 
+/// A claimed line as read: store, order, line, product, quantity, delivery method,
+/// attempts and request id.
+type DueLineRow = (
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    Json<Delivery>,
+    i64,
+    Option<String>,
+);
+
 impl Store {
-    /// The line a job is for, when it still waits for its licenses and is due.
-    pub async fn due_line(&self, job: &DeliverLine) -> Result<Option<DueLine>, StoreError> {
-        let row: Option<(String, i64, Json<Delivery>, i64)> = db_run!(self, c => sqlx::query_as(
-            "SELECT product_id, quantity, delivery, delivery_attempts FROM order_lines
-             WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3
-             AND delivery_status IN ('pending', 'waiting_stock') AND refunded_at IS NULL
-             AND next_delivery_at <= $4",
+    /// Claims up to `limit` due lines for `claim` (a name for this batch, unique) until
+    /// `lease` from now, and returns them, the earliest due first. On PostgreSQL two
+    /// nodes claiming at once skip each other's rows; SQLite claims through its one
+    /// writer. A line's delivery, retry or wait for stock clears its claim.
+    pub async fn claim_lines(
+        &self,
+        claim: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<DueLine>, StoreError> {
+        if self.claim_rows(Queue::Lines, claim, limit, lease).await? == 0 {
+            return Ok(Vec::new());
+        }
+        // The claim committed: a reader sees it.
+        let rows: Vec<DueLineRow> = db_run!(self, c => sqlx::query_as(
+            "SELECT tenant_id, order_id, line_no, product_id, quantity, delivery,
+             delivery_attempts, request_id FROM order_lines
+             WHERE claimed_by = $1 AND delivery_status IN ('pending', 'waiting_stock')
+             AND refunded_at IS NULL ORDER BY next_delivery_at",
         )
-        .bind(job.tenant_id.as_str())
-        .bind(&job.order_id)
-        .bind(job.line_no)
-        .bind(Timestamp::from(Timestamp::now().millis() + EARLY_MILLIS))
-        .fetch_optional(c).await?);
-        let Some((product_id, quantity, delivery, attempts)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(DueLine {
-            tenant_id: job.tenant_id.clone(),
-            order_id: job.order_id.clone(),
-            line_no: job.line_no,
-            product_id,
-            quantity,
-            delivery: delivery.0,
-            attempts,
-        }))
+        .bind(claim)
+        .fetch_all(c).await?);
+        rows.into_iter()
+            .map(
+                |(tenant, order_id, line_no, product_id, quantity, delivery, attempts, request)| {
+                    Ok(DueLine {
+                        tenant_id: TenantId::parse(&tenant).map_err(corrupt)?,
+                        order_id,
+                        line_no,
+                        product_id,
+                        quantity,
+                        delivery: delivery.0,
+                        attempts,
+                        request_id: request.map(RequestId::from_stored),
+                    })
+                },
+            )
+            .collect()
     }
 }
 
@@ -68,7 +99,7 @@ impl Work {
         db_run!(&mut self.tx, c => sqlx::query(
             "UPDATE order_lines SET delivery_status = 'delivered', licenses = $4, delivered_at = $5,
              next_delivery_at = NULL, delivery_error = NULL,
-             delivery_attempts = delivery_attempts + 1
+             delivery_attempts = delivery_attempts + 1, claimed_by = NULL, claimed_until = NULL
              WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
         )
         .bind(self.tenant.as_str())
@@ -116,7 +147,8 @@ impl Work {
         let attempted = i64::from(status != LineStatus::WaitingStock);
         db_run!(&mut self.tx, c => sqlx::query(
             "UPDATE order_lines SET delivery_status = $4, next_delivery_at = NULL,
-             delivery_attempts = delivery_attempts + $5, delivery_error = $6
+             delivery_attempts = delivery_attempts + $5, delivery_error = $6,
+             claimed_by = NULL, claimed_until = NULL
              WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
         )
         .bind(self.tenant.as_str())

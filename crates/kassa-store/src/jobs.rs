@@ -1,6 +1,7 @@
-//! Jobs on apalis: each job wakes a worker up for one row of Kassa's own tables (a
-//! webhook delivery, an email, an order line), which keeps the state, the attempt log
-//! and what the API shows. A job is written by the transaction of the change that
+//! Jobs on apalis: each job wakes a worker up for one row of Kassa's own tables (an
+//! account email), which keeps the state, the attempt log and what the API shows.
+//! (Webhook deliveries, line deliveries and outbox emails are not jobs: their rows are
+//! their queues, see `queues.rs`.) A job is written by the transaction of the change that
 //! causes it: a raw INSERT into apalis's table (`Jobs` on SQLite, `apalis.jobs` on
 //! PostgreSQL) on the same connection, so it commits or rolls back with the change (the
 //! row is what apalis's own push writes). A contract test checks that apalis
@@ -9,13 +10,11 @@
 
 use std::time::Duration;
 
-use kassa_domain::ids::{EmailId, TenantId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::db::{Backend, Tx, db_run};
 use crate::error::StoreError;
-use crate::request_id::RequestId;
 use crate::store::Store;
 
 /// A kind of job: its arguments and its apalis queue.
@@ -23,7 +22,7 @@ pub trait Job: Serialize + DeserializeOwned + Clone + Send + Sync + Unpin + 'sta
     const QUEUE: &'static str;
 
     /// The request that caused the job (directly, or through the job that wrote it).
-    fn request_id(&self) -> Option<&RequestId>;
+    fn request_id(&self) -> Option<&crate::RequestId>;
 }
 
 /// Implements [`Job`] for job arguments with a `request_id` field.
@@ -39,29 +38,6 @@ macro_rules! job {
     };
 }
 pub(crate) use job;
-
-/// Renders and sends (or keeps) an email of the outbox.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct SendEmail {
-    pub tenant_id: TenantId,
-    pub email_id: EmailId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
-}
-
-job!(SendEmail, "kassa::send_email");
-
-/// Delivers a paid order line's licenses.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct DeliverLine {
-    pub tenant_id: TenantId,
-    pub order_id: String,
-    pub line_no: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
-}
-
-job!(DeliverLine, "kassa::deliver_line");
 
 /// A job may run up to this much before its row's time (the clocks of two machines);
 /// handlers take a row as due within it.
@@ -297,8 +273,9 @@ impl Store {
                 },
             )
             .collect();
-        // Webhook deliveries are not apalis jobs: their rows are their queue.
-        queues.push(self.webhook_queue().await?);
+        // Webhook deliveries, line deliveries and emails are not apalis jobs: their
+        // rows are their queues.
+        queues.extend(self.row_queues().await?);
         queues.sort_by(|a, b| a.queue.cmp(&b.queue));
         Ok(queues)
     }

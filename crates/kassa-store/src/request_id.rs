@@ -23,8 +23,8 @@ impl RequestId {
         Self(format!("req_{}", ulid::Ulid::new()))
     }
 
-    /// An id as stored with the work it caused (a webhook delivery's row).
-    pub(crate) fn from_stored(id: String) -> Self {
+    /// An id as stored with the work it caused (a webhook delivery's row, an email's).
+    pub fn from_stored(id: String) -> Self {
         Self(id)
     }
 

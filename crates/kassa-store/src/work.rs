@@ -16,7 +16,7 @@ use crate::emails::{email_owners, queue_email};
 use crate::error::StoreError;
 use crate::error::{corrupt, named};
 use crate::events::insert_event;
-use crate::jobs::{DeliverLine, enqueue};
+use crate::queues::{Queue, notify_due};
 use crate::store::Store;
 use crate::time::Timestamp;
 use crate::view::{OrderRecord, load_order};
@@ -287,25 +287,23 @@ impl Work {
             }
         }
         if let (Some(order), false) = (order, followups.deliver.is_empty()) {
+            // The lines are their own queue: due from `next_delivery_at`, claimed afresh.
+            let request = crate::RequestId::current();
             for wake in &followups.deliver {
                 let at = wake.at.map_or(self.now, Timestamp::from);
                 db_run!(&mut self.tx, c => sqlx::query(
-                    "UPDATE order_lines SET next_delivery_at = $4
+                    "UPDATE order_lines SET next_delivery_at = $4, request_id = $5,
+                     claimed_by = NULL, claimed_until = NULL
                      WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
                 )
                 .bind(tenant.as_str())
                 .bind(order)
                 .bind(wake.line_no)
                 .bind(at)
+                .bind(request.as_ref().map(crate::RequestId::as_str))
                 .execute(c).await?.rows_affected());
-                let job = DeliverLine {
-                    tenant_id: tenant.clone(),
-                    order_id: order.to_owned(),
-                    line_no: wake.line_no,
-                    request_id: crate::RequestId::current(),
-                };
-                enqueue(&mut self.tx, &job, at.millis()).await?;
             }
+            notify_due(&mut self.tx, Queue::Lines).await?;
         }
         self.followed = view;
         Ok(())

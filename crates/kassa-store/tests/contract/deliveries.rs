@@ -128,7 +128,7 @@ async fn deliveries_are_claimed_once_paid_first_and_given_back_when_a_claim_runs
     );
     // Extended, a claim holds.
     fx.store
-        .extend_webhook_claims(&["clm_c".to_owned()], long)
+        .extend_claims(kassa_store::Queue::Webhooks, &["clm_c".to_owned()], long)
         .await
         .unwrap();
     assert!(

@@ -1,28 +1,28 @@
-//! Jobs: what the store writes into apalis's tables, a real apalis worker runs; and
-//! finished jobs are cleaned up.
+//! Jobs: what the store writes into apalis's tables (an account email's job), a real
+//! apalis worker runs; and finished jobs are cleaned up.
 
 use std::time::Duration;
 
 use apalis::prelude::*;
-use kassa_store::{Job, JobPool, SendEmail, Timestamp};
+use kassa_store::{AccountEmail, Job, JobPool, LinkToken, SendAccountEmail, Store, Timestamp};
 use kassa_testkit::{Backend, on_both_backends};
 use tokio::sync::mpsc;
 
-use crate::{Arg, Fixture};
+use crate::Fixture;
 
 on_both_backends!(
     apalis_runs_the_jobs_the_store_writes,
     jobs_whose_every_attempt_failed_are_revived,
 );
 
-type Got = mpsc::UnboundedSender<SendEmail>;
+type Got = mpsc::UnboundedSender<SendAccountEmail>;
 
-async fn got(job: SendEmail, to: Data<Got>) -> Result<(), BoxDynError> {
+async fn got(job: SendAccountEmail, to: Data<Got>) -> Result<(), BoxDynError> {
     to.send(job)?;
     Ok(())
 }
 
-/// Runs one apalis worker of the `SendEmail` queue on the store's database. Its
+/// Runs one apalis worker of the `SendAccountEmail` queue on the store's database. Its
 /// heartbeat wakes it every second (apalis's interval strategy may not; see
 /// docs/background-work.md).
 async fn worker(pool: JobPool, to: Got) -> Result<(), WorkerError> {
@@ -31,7 +31,7 @@ async fn worker(pool: JobPool, to: Got) -> Result<(), WorkerError> {
     match pool {
         JobPool::Sqlite(pool) => {
             let config = apalis_sqlite::Config::default()
-                .queue(SendEmail::QUEUE)
+                .queue(SendAccountEmail::QUEUE)
                 .heartbeat_interval(beat);
             let backend = apalis_sqlite::SqliteStorage::new(&pool)
                 .with_config(config)
@@ -45,7 +45,7 @@ async fn worker(pool: JobPool, to: Got) -> Result<(), WorkerError> {
         }
         JobPool::Postgres(pool) => {
             let config = apalis_postgres::Config::default()
-                .queue(SendEmail::QUEUE)
+                .queue(SendAccountEmail::QUEUE)
                 .heartbeat_interval(beat);
             let backend = apalis_postgres::PostgresStorage::new(&pool)
                 .with_config(config)
@@ -62,30 +62,26 @@ async fn worker(pool: JobPool, to: Got) -> Result<(), WorkerError> {
 
 async fn apalis_runs_the_jobs_the_store_writes(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let (created, _) = fx.tenant("acme").await;
-    let tenant = &created.tenant.id;
-    let id = kassa_domain::ids::EmailId::generate();
+    fx.tenant("acme").await;
     let raw = fx.raw().await;
-    raw.execute(
-        "INSERT INTO emails (tenant_id, id, kind, dedupe_key, to_address, locale, status, attempts,
-         next_attempt_at, created_at) VALUES ($1, $2, 'licenses', 'k', 'c@example.com',
-         'en', 'kept', 1, $3, $3)",
-        &[
-            Arg::Text(tenant.as_str()),
-            Arg::Text(id.as_str()),
-            Arg::Time(Timestamp::from(1000)),
-        ],
-    )
-    .await;
-    assert_eq!(fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(), 0);
-    // Queuing the kept email writes its job in the same transaction.
-    assert_eq!(fx.store.queue_kept_emails().await.unwrap(), 1);
     assert_eq!(
-        fx.store.queue_kept_emails().await.unwrap(),
-        0,
-        "queued once"
+        fx.store
+            .pending_jobs(SendAccountEmail::QUEUE)
+            .await
+            .unwrap(),
+        0
     );
-    assert_eq!(fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(), 1);
+    // Sending a link writes its email's job in the same transaction.
+    send_link(&fx.store, "owner@acme.test").await;
+    send_link(&fx.store, "nobody@acme.test").await;
+    assert_eq!(
+        fx.store
+            .pending_jobs(SendAccountEmail::QUEUE)
+            .await
+            .unwrap(),
+        1,
+        "a job for the known account only"
+    );
 
     let (to, mut jobs) = mpsc::unbounded_channel();
     let running = tokio::spawn(worker(fx.store.job_pool(), to));
@@ -93,14 +89,21 @@ async fn apalis_runs_the_jobs_the_store_writes(backend: Backend) {
         .await
         .expect("apalis ran the job")
         .unwrap();
-    assert_eq!(job.tenant_id, *tenant);
-    assert_eq!(job.email_id, id);
-    let email = fx.store.due_email(&job).await.unwrap().expect("due");
-    assert_eq!(email.status, "queued");
+    let email = fx
+        .store
+        .due_account_email(&job)
+        .await
+        .unwrap()
+        .expect("due");
+    assert_eq!(email.to_address, "owner@acme.test");
     // The worker acknowledges it: nothing is left to run.
     let mut left = 1;
     for _ in 0..100 {
-        left = fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap();
+        left = fx
+            .store
+            .pending_jobs(SendAccountEmail::QUEUE)
+            .await
+            .unwrap();
         if left == 0 {
             break;
         }
@@ -134,20 +137,9 @@ async fn apalis_runs_the_jobs_the_store_writes(backend: Backend) {
 /// has been dead for a while, and not before.
 async fn jobs_whose_every_attempt_failed_are_revived(backend: Backend) {
     let fx = Fixture::new(backend).await;
-    let (created, _) = fx.tenant("acme").await;
+    fx.tenant("acme").await;
     let raw = fx.raw().await;
-    raw.execute(
-        "INSERT INTO emails (tenant_id, id, kind, dedupe_key, to_address, locale, status, attempts,
-         next_attempt_at, created_at) VALUES ($1, $2, 'licenses', 'k', 'c@example.com',
-         'en', 'kept', 1, $3, $3)",
-        &[
-            Arg::Text(created.tenant.id.as_str()),
-            Arg::Text(kassa_domain::ids::EmailId::generate().as_str()),
-            Arg::Time(Timestamp::from(1000)),
-        ],
-    )
-    .await;
-    assert_eq!(fx.store.queue_kept_emails().await.unwrap(), 1);
+    send_link(&fx.store, "owner@acme.test").await;
     let (died_now, died_long_ago) = match backend {
         Backend::Sqlite => (
             "UPDATE Jobs SET status = 'Failed', attempts = max_attempts, done_at = strftime('%s', 'now')",
@@ -160,7 +152,10 @@ async fn jobs_whose_every_attempt_failed_are_revived(backend: Backend) {
     };
     raw.execute(died_now, &[]).await;
     assert_eq!(
-        fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(),
+        fx.store
+            .pending_jobs(SendAccountEmail::QUEUE)
+            .await
+            .unwrap(),
         0,
         "dead"
     );
@@ -174,7 +169,10 @@ async fn jobs_whose_every_attempt_failed_are_revived(backend: Backend) {
     raw.close().await;
     assert_eq!(fx.store.revive_dead_jobs(minute).await.unwrap(), 1);
     assert_eq!(
-        fx.store.pending_jobs(SendEmail::QUEUE).await.unwrap(),
+        fx.store
+            .pending_jobs(SendAccountEmail::QUEUE)
+            .await
+            .unwrap(),
         1,
         "runnable again"
     );
@@ -183,4 +181,25 @@ async fn jobs_whose_every_attempt_failed_are_revived(backend: Backend) {
         0,
         "revived once"
     );
+}
+
+/// Sends a password reset link to `email` (queued with its job when the account exists).
+async fn send_link(store: &Store, email: &str) {
+    let hash = format!("hash-{}", ulid::Ulid::new());
+    let token = LinkToken {
+        hash: &hash,
+        purpose: kassa_domain::account::TokenPurpose::ResetPassword,
+        expires_at: Timestamp::from(Timestamp::now().millis() + 3_600_000),
+    };
+    let message = AccountEmail {
+        kind: kassa_domain::account::AccountEmailKind::ResetPassword,
+        to: email.to_owned(),
+        subject: "Reset your password".to_owned(),
+        text: "A link".to_owned(),
+        html: "<p>A link</p>".to_owned(),
+    };
+    store
+        .send_account_link(email, &token, &message)
+        .await
+        .expect("sending a link");
 }

@@ -8,6 +8,7 @@ mod idempotency;
 mod jobs;
 mod numbers;
 mod pools;
+mod queues;
 mod refunds;
 mod retention;
 mod sealed;

@@ -39,7 +39,27 @@ async fn delivered_order(
     let keys: Vec<String> = ["K-1", "K-2", "K-3"].map(str::to_owned).to_vec();
     work.insert_keys(&pool.id, &keys).await.expect("keys");
     work.commit().await.expect("commit");
-    let product = pool_product(store, tenant, &pool.id).await;
+    let (id, mut work) = paid_order(store, tenant, &pool.id).await;
+    let licenses = work
+        .claim_keys(&pool.id, (&id, 1), 2)
+        .await
+        .expect("keys")
+        .expect("enough keys");
+    work.mark_delivered(&id, 1, &licenses, true)
+        .await
+        .expect("delivered");
+    work.commit().await.expect("commit");
+    (id, pool.id)
+}
+
+/// A test order of two units of a product delivered from `pool`, marked paid in the
+/// transaction returned (not committed yet).
+pub(crate) async fn paid_order(
+    store: &Store,
+    tenant: &TenantId,
+    pool: &LicensePoolId,
+) -> (String, kassa_store::Work) {
+    let product = pool_product(store, tenant, pool).await;
     let mut work = store.work(tenant).await.expect("work");
     let placed = work
         .insert_order(&new_order(&product, 2, PaymentMethod::TestCard))
@@ -52,16 +72,7 @@ async fn delivered_order(
     work.mark_paid(&id, PaymentMethod::TestCard)
         .await
         .expect("paid");
-    let licenses = work
-        .claim_keys(&pool.id, (&id, 1), 2)
-        .await
-        .expect("keys")
-        .expect("enough keys");
-    work.mark_delivered(&id, 1, &licenses, true)
-        .await
-        .expect("delivered");
-    work.commit().await.expect("commit");
-    (id, pool.id)
+    (id, work)
 }
 
 /// Asks the workflow for a refund of `amount` (`None`: the rest) and writes it.

@@ -1,0 +1,259 @@
+//! Queues whose rows are their jobs: webhook deliveries, paid lines waiting for their
+//! licenses, and outbox emails. A row says itself when it is due; a node claims due rows
+//! in batches (one UPDATE, `FOR UPDATE SKIP LOCKED` on PostgreSQL so two nodes skip each
+//! other's rows, SQLite's one writer otherwise), naming the batch (`claimed_by`) until
+//! `claimed_until`, which it extends while the batch is in its hands. A claim that runs
+//! out (the node died) gives its rows back. What a row's outcome writes clears its
+//! claim. The same claim, extension, wake-up and gauges serve every such queue.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sqlx::AssertSqlSafe;
+
+use crate::db::{Backend, Tx, db_run, placeholders};
+use crate::error::StoreError;
+use crate::jobs::{EARLY_MILLIS, QueueUse};
+use crate::store::Store;
+use crate::time::Timestamp;
+
+/// A queue whose rows are its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// `webhook_deliveries`: pending deliveries, a paid order's first.
+    Webhooks,
+    /// `order_lines`: paid lines waiting for their licenses.
+    Lines,
+    /// `emails`: queued outbox emails, a paid order's first.
+    Emails,
+}
+
+/// How a queue's rows are found in its table.
+struct Shape {
+    table: &'static str,
+    /// The columns naming a row (PostgreSQL claims by them).
+    key: &'static str,
+    /// A row waiting for its time (or a worker), whatever its time.
+    pending: &'static str,
+    /// The column holding when a row is due.
+    due_at: &'static str,
+    /// Which due rows are claimed first.
+    order: &'static str,
+}
+
+impl Queue {
+    const ALL: [Queue; 3] = [Queue::Webhooks, Queue::Lines, Queue::Emails];
+
+    /// The queue's name in `/metrics` (as when each row had an apalis job).
+    pub fn name(self) -> &'static str {
+        match self {
+            Queue::Webhooks => "kassa::deliver_webhook",
+            Queue::Lines => "kassa::deliver_line",
+            Queue::Emails => "kassa::send_email",
+        }
+    }
+
+    /// The PostgreSQL channel every node listens on for the queue's new due rows.
+    pub fn channel(self) -> &'static str {
+        match self {
+            Queue::Webhooks => "kassa_webhook_deliveries",
+            Queue::Lines => "kassa_lines_due",
+            Queue::Emails => "kassa_emails_due",
+        }
+    }
+
+    fn shape(self) -> Shape {
+        match self {
+            Queue::Webhooks => Shape {
+                table: "webhook_deliveries",
+                key: "tenant_id, id",
+                pending: "status = 'pending'",
+                due_at: "next_attempt_at",
+                order: "priority DESC, next_attempt_at",
+            },
+            Queue::Lines => Shape {
+                table: "order_lines",
+                key: "tenant_id, order_id, line_no",
+                pending: "delivery_status IN ('pending', 'waiting_stock') AND refunded_at IS NULL \
+                          AND next_delivery_at IS NOT NULL",
+                due_at: "next_delivery_at",
+                order: "next_delivery_at",
+            },
+            Queue::Emails => Shape {
+                table: "emails",
+                key: "tenant_id, id",
+                pending: "status = 'queued'",
+                due_at: "next_attempt_at",
+                order: "priority DESC, next_attempt_at",
+            },
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Per queue, counts the due rows this process wrote, so its dispatcher looks at once.
+static WRITTEN: [OnceLock<tokio::sync::watch::Sender<u64>>; 3] =
+    [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+
+fn written(queue: Queue) -> &'static tokio::sync::watch::Sender<u64> {
+    WRITTEN[queue.index()].get_or_init(|| tokio::sync::watch::channel(0).0)
+}
+
+/// Changes each time this process writes a due row of `queue`. On SQLite it may change
+/// before the row's transaction commits: a dispatcher claims through the store's one
+/// writer connection, which it gets only once that transaction has ended. On PostgreSQL
+/// a NOTIFY on [`Queue::channel`] (at the commit) wakes every node.
+pub fn written_here(queue: Queue) -> tokio::sync::watch::Receiver<u64> {
+    written(queue).subscribe()
+}
+
+/// Says that this process wrote due rows of `queue` (see [`written_here`]).
+pub(crate) fn wrote(queue: Queue) {
+    written(queue).send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// Wakes every node's dispatcher of `queue` at the commit of `tx` (PostgreSQL), and
+/// this process's at once.
+pub(crate) async fn notify_due(tx: &mut Tx, queue: Queue) -> Result<(), StoreError> {
+    if let Tx::Postgres(pg) = tx {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(queue.channel())
+            .execute(&mut **pg)
+            .await?;
+    }
+    wrote(queue);
+    Ok(())
+}
+
+impl Store {
+    /// Claims up to `limit` due rows of `queue` for `claim` (a name for this batch,
+    /// unique) until `lease` from now; returns how many. Read them by `claimed_by`.
+    pub(crate) async fn claim_rows(
+        &self,
+        queue: Queue,
+        claim: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<u64, StoreError> {
+        self.check_open()?;
+        let Shape {
+            table,
+            key,
+            pending,
+            due_at,
+            order,
+        } = queue.shape();
+        let now = Timestamp::now().millis();
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let due = format!(
+            "{pending} AND {due_at} <= $3 AND (claimed_until IS NULL OR claimed_until <= $4) \
+             ORDER BY {order} LIMIT $5"
+        );
+        let sql = match self.backend {
+            Backend::Sqlite => format!(
+                "UPDATE {table} SET claimed_by = $1, claimed_until = $2
+                 WHERE rowid IN (SELECT rowid FROM {table} WHERE {due})"
+            ),
+            Backend::Postgres => format!(
+                "UPDATE {table} SET claimed_by = $1, claimed_until = $2
+                 WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {due} FOR UPDATE SKIP LOCKED)"
+            ),
+        };
+        Ok(db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(sql))
+            .bind(claim)
+            .bind(Timestamp::from(until))
+            .bind(Timestamp::from(now + EARLY_MILLIS))
+            .bind(Timestamp::from(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .execute(c).await?.rows_affected()))
+    }
+
+    /// Extends the claims `claims` of `queue` (batches still in this node's hands) to
+    /// `lease` from now, so another node does not take them over while they are worked.
+    pub async fn extend_claims(
+        &self,
+        queue: Queue,
+        claims: &[String],
+        lease: Duration,
+    ) -> Result<u64, StoreError> {
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        self.check_open()?;
+        let until = Timestamp::now()
+            .millis()
+            .saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let names = placeholders(2, claims.len());
+        let table = queue.shape().table;
+        Ok(db_run!(self.writer(), c => {
+            let mut query = sqlx::query(AssertSqlSafe(format!(
+                "UPDATE {table} SET claimed_until = $1 WHERE claimed_by IN ({names})"
+            )))
+            .bind(Timestamp::from(until));
+            for claim in claims {
+                query = query.bind(claim.as_str());
+            }
+            query.execute(c).await?.rows_affected()
+        }))
+    }
+
+    /// When a dispatcher of `queue` should look again: the earliest pending row's time,
+    /// or for a claimed one the end of its claim; `None` when nothing is pending.
+    pub async fn next_due_at(&self, queue: Queue) -> Result<Option<Timestamp>, StoreError> {
+        let Shape {
+            table,
+            pending,
+            due_at,
+            ..
+        } = queue.shape();
+        let at: Option<Timestamp> = db_run!(self, c => sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT MIN(CASE WHEN claimed_by IS NULL THEN {due_at} ELSE claimed_until END)
+             FROM {table} WHERE {pending}"
+        )))
+        .fetch_one(c).await?);
+        Ok(at)
+    }
+
+    /// The queues whose rows are their jobs, for operators (`/metrics`).
+    pub(crate) async fn row_queues(&self) -> Result<Vec<QueueUse>, StoreError> {
+        let mut queues = Vec::with_capacity(Queue::ALL.len());
+        for queue in Queue::ALL {
+            queues.push(self.queue_use(queue).await?);
+        }
+        Ok(queues)
+    }
+
+    /// One queue: due, waiting for their time, claimed, and how long the oldest due row
+    /// has waited.
+    async fn queue_use(&self, queue: Queue) -> Result<QueueUse, StoreError> {
+        let Shape {
+            table,
+            pending,
+            due_at,
+            ..
+        } = queue.shape();
+        let now = Timestamp::now();
+        let (due, scheduled, running, oldest): (i64, i64, i64, Option<Timestamp>) = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT
+               COALESCE(SUM(CASE WHEN {due_at} <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN {due_at} > $1 AND (claimed_until IS NULL OR claimed_until <= $1) THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN claimed_until > $1 THEN 1 ELSE 0 END), 0),
+               MIN(CASE WHEN {due_at} <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) THEN {due_at} END)
+             FROM {table} WHERE {pending}"
+        )))
+        .bind(now)
+        .fetch_one(c).await?);
+        Ok(QueueUse {
+            queue: queue.name().to_owned(),
+            due,
+            scheduled,
+            running,
+            oldest_due_seconds: oldest.map_or(0.0, |at| {
+                (now.millis() - at.millis()).max(0) as f64 / 1000.0
+            }),
+        })
+    }
+}
