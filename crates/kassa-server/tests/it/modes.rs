@@ -281,6 +281,20 @@ async fn each_key_sees_only_its_own_world(backend: Backend) {
         )
         .await
         .problem(404);
+        // Payments and refunds of the other world's order: not found, nothing done.
+        app.post_as(
+            key,
+            &format!("/api/v1/orders/{other}/payments"),
+            json!({"method": "bank_transfer", "amount": 1999, "currency": "USD"}),
+        )
+        .await
+        .problem(404);
+        app.post_as(key, &format!("/api/v1/orders/{other}/refunds"), json!({}))
+            .await
+            .problem(404);
+        app.get_as(key, &format!("/api/v1/orders/{other}/refunds"))
+            .await
+            .problem(404);
         let events = app.get_as(key, "/api/v1/events").await;
         let events = events.ok()["data"].as_array().unwrap().clone();
         assert!(!events.is_empty());
