@@ -228,7 +228,8 @@ async fn record(
 /// A refund the provider reports it made (Stripe's `refund.created` or
 /// `refund.updated`, verified by the caller) of a payment that paid one of `tenant`'s
 /// orders, at the endpoint of `mode`. One Kassa made itself, or one reported before,
-/// is found by the provider's refund id and nothing more is done; a new one (the
+/// is found by the provider's refund id and nothing more is done (but for a refund
+/// recorded `pending` that Stripe now says succeeded: its status); a new one (the
 /// merchant refunded in the provider's dashboard) is decided by the workflow as a
 /// refund of exactly its amount in its currency, for an order of its mode paid through
 /// the provider, and written with its events, email and revoked keys like any refund.
@@ -265,11 +266,18 @@ pub(crate) async fn refund_at_provider(
             refund: refunded_in,
         }));
     }
-    if work
+    if let Some(recorded) = work
         .refund_by_reference(&order_id, &event.reference)
         .await?
-        .is_some()
     {
+        // Known: a refund pending at Stripe until now has gone through.
+        if event.outcome == RefundOutcome::Succeeded
+            && work.refund_succeeded(&order_id, &recorded).await?
+        {
+            let order = work.view(&order_id).await?;
+            work.commit().await?;
+            return Ok(ProviderEventOutcome::Recorded(Box::new(order)));
+        }
         return Ok(ProviderEventOutcome::Replayed);
     }
     let id = RefundId::generate();

@@ -1304,14 +1304,38 @@ async fn a_refund_made_in_stripes_dashboard_refunds_the_order(backend: Backend) 
     );
     assert_eq!(app.get(&path).await.ok()["amount_refunded"], 1500);
 
+    // A refund Stripe reports pending, then succeeded: recorded once, then settled.
+    let mut slow = stripe.refund(pi, 100).await;
+    slow["status"] = json!("pending");
+    let answer = deliver_test(&app, &refund_event("evt_re_slow", "refund.created", &slow)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let order = app.get(&path).await.ok().clone();
+    let slow_id = slow["id"].clone();
+    let recorded = |order: &Value| {
+        order["refunds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["reference"] == slow_id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(recorded(&order), "pending", "{order}");
+    slow["status"] = json!("succeeded");
+    let settled = deliver_test(&app, &refund_event("evt_re_slow2", "refund.updated", &slow)).await;
+    assert_eq!(settled.status, 200, "{}", settled.text);
+    let order = app.get(&path).await.ok().clone();
+    assert_eq!(recorded(&order), "succeeded", "{order}");
+    assert_eq!(order["amount_refunded"], 1600);
+
     // The rest, in Stripe's dashboard: the order refunded, its keys revoked.
-    let rest = stripe.refund(pi, total - 1500).await;
+    let rest = stripe.refund(pi, total - 1600).await;
     let answer = deliver_test(&app, &refund_event("evt_re_rest", "refund.created", &rest)).await;
     assert_eq!(answer.body["status"], "refunded", "{}", answer.text);
     let order = app.get(&path).await.ok().clone();
     assert_eq!(order["status"], "refunded");
     assert_eq!(order["amount_refunded"], total);
-    assert_eq!(order["refunds"].as_array().unwrap().len(), 3, "{order}");
+    assert_eq!(order["refunds"].as_array().unwrap().len(), 4, "{order}");
     assert_eq!(
         order["lines"][0]["revoked_licenses"]
             .as_array()
@@ -1320,9 +1344,9 @@ async fn a_refund_made_in_stripes_dashboard_refunds_the_order(backend: Backend) 
         2,
         "{order}"
     );
-    assert_eq!(events_of(&app, &app.key, "refund.succeeded").await, 3);
+    assert_eq!(events_of(&app, &app.key, "refund.succeeded").await, 4);
     assert_eq!(events_of(&app, &app.key, "order.refunded").await, 1);
-    let hooks = receiver.wait_for(4).await;
+    let hooks = receiver.wait_for(5).await;
     let mut kinds: Vec<&str> = hooks.iter().map(|h| h["type"].as_str().unwrap()).collect();
     kinds.sort_unstable();
     assert_eq!(
@@ -1331,12 +1355,13 @@ async fn a_refund_made_in_stripes_dashboard_refunds_the_order(backend: Backend) 
             "order.refunded",
             "refund.succeeded",
             "refund.succeeded",
+            "refund.succeeded",
             "refund.succeeded"
         ]
     );
     assert!(hooks.iter().all(|h| h["verified"] == true));
     // The customer is told of each refund (the receipt and licenses came before).
-    let mails = sink.wait_for(5).await;
+    let mails = sink.wait_for(6).await;
     let refunds = mails
         .iter()
         .filter(|m| {
@@ -1347,7 +1372,7 @@ async fn a_refund_made_in_stripes_dashboard_refunds_the_order(backend: Backend) 
                 .contains("refund")
         })
         .count();
-    assert_eq!(refunds, 3, "{mails:?}");
+    assert_eq!(refunds, 4, "{mails:?}");
 }
 
 /// The webhook route under attack: failed signature checks (and deliveries to a
