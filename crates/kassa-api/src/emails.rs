@@ -1,5 +1,6 @@
 //! `/emails`: the store's email outbox: what was sent to customers, and what is kept
-//! because no SMTP server is configured.
+//! because no SMTP server is configured. A key sees its own mode's orders' emails
+//! (and the merchant's emails about no order), never another mode's.
 
 use kassa_domain::access::ApiAction;
 use kassa_store::EmailRecord;
@@ -69,6 +70,7 @@ impl EmailsApi {
             .store
             .list_emails(
                 &auth.allowed(ApiAction::Read)?.id,
+                auth.mode(),
                 &page_request(limit.0, cursor.0)?,
             )
             .await

@@ -104,7 +104,7 @@ pub enum ApiError {
 pub const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 2;
 
 /// The problem of a 503: the database cannot be reached, try again.
-fn unavailable_problem() -> Problem {
+pub(crate) fn unavailable_problem() -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",

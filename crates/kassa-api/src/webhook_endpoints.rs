@@ -1,4 +1,7 @@
 //! `/webhook-endpoints`: where a store receives events, signed with its `whsec_` secret.
+//! An endpoint belongs to the mode of the key that made it and receives only that
+//! mode's events; a key sees, changes and redelivers only its own mode's endpoints and
+//! events (another mode's are a 404, like another store's).
 
 use kassa_domain::access::ApiAction;
 use kassa_domain::ids::WebhookEndpointId;
@@ -40,6 +43,9 @@ pub struct WebhookEndpointPatch {
 pub struct WebhookEndpointOut {
     /// `ep_…`
     pub id: String,
+    /// A live endpoint (made with a live key), else a test one: it receives only
+    /// events of its mode.
+    pub livemode: bool,
     pub url: String,
     pub description: Option<String>,
     /// Empty means every event type.
@@ -131,6 +137,7 @@ fn delivery_out(d: kassa_store::DeliveryRecord) -> DeliveryOut {
 fn out(e: WebhookEndpointRecord) -> WebhookEndpointOut {
     WebhookEndpointOut {
         id: e.id.to_string(),
+        livemode: e.livemode,
         url: e.fields.url,
         description: e.fields.description,
         event_types: e.fields.event_types,
@@ -179,6 +186,7 @@ impl WebhookEndpointsApi {
             .store
             .create_webhook_endpoint(
                 &auth.allowed(ApiAction::ManageWebhooks)?.id,
+                auth.mode(),
                 &fields,
                 &generate_secret(),
             )
@@ -200,6 +208,7 @@ impl WebhookEndpointsApi {
             .store
             .list_webhook_endpoints(
                 &auth.allowed(ApiAction::Read)?.id,
+                auth.mode(),
                 &page_request(limit.0, cursor.0)?,
             )
             .await
@@ -217,7 +226,11 @@ impl WebhookEndpointsApi {
         let record = self
             .0
             .store
-            .webhook_endpoint(&auth.allowed(ApiAction::Read)?.id, &endpoint_id(&id)?)
+            .webhook_endpoint_in(
+                &auth.allowed(ApiAction::Read)?.id,
+                auth.mode(),
+                &endpoint_id(&id)?,
+            )
             .await
             .map_err(ApiError::from_store("webhook endpoint"))?;
         Ok(Json(out(record)))
@@ -236,7 +249,7 @@ impl WebhookEndpointsApi {
         let current = self
             .0
             .store
-            .webhook_endpoint(tenant, &id)
+            .webhook_endpoint_in(tenant, auth.mode(), &id)
             .await
             .map_err(ApiError::from_store("webhook endpoint"))?;
         let body = body.0;
@@ -258,7 +271,7 @@ impl WebhookEndpointsApi {
         let record = self
             .0
             .store
-            .update_webhook_endpoint(tenant, &id, &fields)
+            .update_webhook_endpoint(tenant, auth.mode(), &id, &fields)
             .await
             .map_err(ApiError::from_store("webhook endpoint"))?;
         Ok(Json(out(record)))
@@ -279,6 +292,7 @@ impl WebhookEndpointsApi {
             .store
             .rotate_webhook_secret(
                 &auth.allowed(ApiAction::ManageWebhooks)?.id,
+                auth.mode(),
                 &endpoint_id(&id)?,
                 &generate_secret(),
             )
@@ -300,7 +314,7 @@ impl WebhookEndpointsApi {
         let id = endpoint_id(&id)?;
         self.0
             .store
-            .webhook_endpoint(tenant, &id)
+            .webhook_endpoint_in(tenant, auth.mode(), &id)
             .await
             .map_err(ApiError::from_store("webhook endpoint"))?;
         let page = self
@@ -328,6 +342,7 @@ impl WebhookEndpointsApi {
             .store
             .redeliver(
                 &auth.allowed(ApiAction::ManageWebhooks)?.id,
+                auth.mode(),
                 &id,
                 &body.event_id,
             )
@@ -347,6 +362,7 @@ impl WebhookEndpointsApi {
             .store
             .delete_webhook_endpoint(
                 &auth.allowed(ApiAction::ManageWebhooks)?.id,
+                auth.mode(),
                 &endpoint_id(&id)?,
             )
             .await

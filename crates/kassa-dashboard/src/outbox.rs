@@ -22,7 +22,12 @@ pub async fn list(ctx: Data<&Ctx>, req: &Request) -> Response {
         after: query(req, "after").filter(|a| a.starts_with("eml_")),
         limit: PAGE_SIZE,
     };
-    let found = match ctx.web.store.list_emails(&staff.tenant.id, &request).await {
+    let found = match ctx
+        .web
+        .store
+        .list_emails(&staff.tenant.id, staff.mode, &request)
+        .await
+    {
         Ok(p) => p,
         Err(e) => return failure(e),
     };

@@ -3,7 +3,9 @@
 //! rotated (the old one keeps signing for a day), turning it off and on, changing and
 //! deleting it, the log of its delivery attempts page by page, and sending an event
 //! again. The URL rules are
-//! the API's (`kassa_orders::endpoint_fields`).
+//! the API's (`kassa_orders::endpoint_fields`). The pages follow the header's
+//! test/live switch: they list, make and change only endpoints of the dashboard's
+//! mode, which receive only that mode's events.
 
 use kassa_domain::account::Permission;
 use kassa_domain::event::EventKind;
@@ -54,7 +56,7 @@ async fn list_page(
     let endpoints = match ctx
         .web
         .store
-        .list_webhook_endpoints(&staff.tenant.id, &all())
+        .list_webhook_endpoints(&staff.tenant.id, staff.mode, &all())
         .await
     {
         Ok(p) => p.data,
@@ -145,7 +147,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     match ctx
         .web
         .store
-        .create_webhook_endpoint(&staff.tenant.id, &fields, &generate_secret())
+        .create_webhook_endpoint(&staff.tenant.id, staff.mode, &fields, &generate_secret())
         .await
     {
         Ok(e) => redirect(&with_notice(
@@ -187,7 +189,12 @@ async fn endpoint_of(
     let Ok(id) = WebhookEndpointId::parse(id) else {
         return Err(not_found(staff));
     };
-    match ctx.web.store.webhook_endpoint(&staff.tenant.id, &id).await {
+    match ctx
+        .web
+        .store
+        .webhook_endpoint_in(&staff.tenant.id, staff.mode, &id)
+        .await
+    {
         Ok(e) => Ok(e),
         Err(StoreError::NotFound) => Err(not_found(staff)),
         Err(e) => Err(failure(e)),
@@ -301,7 +308,12 @@ async fn secret_page(ctx: &Ctx, req: &Request, id: &str, body: Body, rotate: boo
         endpoint = match ctx
             .web
             .store
-            .rotate_webhook_secret(&staff.tenant.id, &endpoint.id, &generate_secret())
+            .rotate_webhook_secret(
+                &staff.tenant.id,
+                staff.mode,
+                &endpoint.id,
+                &generate_secret(),
+            )
             .await
         {
             Ok(e) => e,
@@ -361,7 +373,7 @@ pub async fn redeliver(
     match ctx
         .web
         .store
-        .redeliver(&staff.tenant.id, &endpoint.id, event)
+        .redeliver(&staff.tenant.id, staff.mode, &endpoint.id, event)
         .await
     {
         Ok(()) => redirect(&with_notice(
@@ -433,7 +445,7 @@ async fn save(
     match ctx
         .web
         .store
-        .update_webhook_endpoint(&staff.tenant.id, id, fields)
+        .update_webhook_endpoint(&staff.tenant.id, staff.mode, id, fields)
         .await
     {
         Ok(_) => redirect(&with_notice(&format!("/dashboard/webhooks/{id}"), notice)),
@@ -461,7 +473,7 @@ pub async fn delete(
     match ctx
         .web
         .store
-        .delete_webhook_endpoint(&staff.tenant.id, &endpoint.id)
+        .delete_webhook_endpoint(&staff.tenant.id, staff.mode, &endpoint.id)
         .await
     {
         Ok(()) => redirect(&with_notice(

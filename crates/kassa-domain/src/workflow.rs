@@ -170,6 +170,10 @@ pub enum Refused {
     /// A provider's event naming another store than the one whose endpoint got it.
     #[error("the payment was made for another store")]
     OtherStore,
+    /// A provider's refund of the other mode's payment (a test mode refund reported
+    /// for a live order, or the reverse).
+    #[error("a {refund} mode refund cannot refund a {order} mode order")]
+    RefundOfOtherMode { order: Mode, refund: Mode },
     /// A provider's event naming no order of this store.
     #[error("the payment names no order of this store")]
     UnknownOrder,
@@ -717,6 +721,35 @@ impl Order {
             order_refunded,
             refunded_lines,
             followups,
+        })
+    }
+
+    /// A refund the provider reports it made of this order's payment (the merchant
+    /// refunded in the provider's own dashboard): the money went back already, so it
+    /// is [`Order::refund`] of exactly that amount, in that currency, naming no line,
+    /// for an order of the provider's mode paid through a provider. The last of the
+    /// money refunds the order and every line, as any refund does.
+    pub fn refund_at_provider(
+        &self,
+        id: RefundId,
+        mode: Mode,
+        amount: i64,
+        currency: &str,
+    ) -> Result<Refund, Refused> {
+        if mode != self.mode {
+            return Err(Refused::RefundOfOtherMode {
+                order: self.mode,
+                refund: mode,
+            });
+        }
+        if !self.payment_method.is_provider() {
+            return Err(Refused::RefundsNotAvailable(self.payment_method));
+        }
+        self.refund(&RefundRequest {
+            id,
+            amount: Some(amount),
+            currency: Some(currency.to_owned()),
+            lines: Vec::new(),
         })
     }
 
@@ -1406,6 +1439,48 @@ mod tests {
             }
         }
         o
+    }
+
+    #[test]
+    fn a_refund_made_at_the_provider_is_a_refund_of_its_amount_in_its_mode() {
+        let mut o = paid_two_lines();
+        o.payment_method = PaymentMethod::Stripe;
+        let id = RefundId::generate;
+        // Part of it: the order stays paid, no line is given back.
+        let part = o.refund_at_provider(id(), o.mode, 500, "usd").unwrap();
+        assert_eq!((part.amount, part.order_refunded), (500, false));
+        assert!(part.refunded_lines.is_empty());
+        let o = after(o, &part);
+        // Another currency, more than is left, the other mode: refused.
+        assert_eq!(
+            o.refund_at_provider(id(), o.mode, 100, "EUR"),
+            Err(Refused::WrongCurrency("USD".into()))
+        );
+        assert_eq!(
+            o.refund_at_provider(id(), o.mode, 1500, "USD"),
+            Err(Refused::RefundAboveLeft(1499))
+        );
+        let other = match o.mode {
+            Mode::Live => Mode::Test,
+            Mode::Test => Mode::Live,
+        };
+        assert_eq!(
+            o.refund_at_provider(id(), other, 100, "USD"),
+            Err(Refused::RefundOfOtherMode {
+                order: o.mode,
+                refund: other
+            })
+        );
+        // The rest: the order and every line refunded.
+        let rest = o.refund_at_provider(id(), o.mode, 1499, "USD").unwrap();
+        assert!(rest.order_refunded);
+        assert_eq!(rest.refunded_lines, [1, 2]);
+        // An order the sandbox paid has no provider to refund it.
+        let sandbox = paid_two_lines();
+        assert_eq!(
+            sandbox.refund_at_provider(id(), sandbox.mode, 100, "USD"),
+            Err(Refused::RefundsNotAvailable(PaymentMethod::TestCard))
+        );
     }
 
     #[test]

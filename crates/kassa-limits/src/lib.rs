@@ -82,6 +82,10 @@ pub struct LimitsConfig {
     /// Account emails (sign-up, verification and reset links, invitations) a visitor
     /// makes Kassa send, per visitor IP; per address they count as `emails_per_address`.
     pub account_emails_per_ip: String,
+    /// Payment provider webhooks (Stripe's) refused for their signature, or sent to a
+    /// store or mode that takes none, per sender IP. Deliveries that verify are never
+    /// counted nor refused.
+    pub bad_provider_webhooks_per_ip: String,
 }
 
 impl LimitsConfig {
@@ -99,6 +103,7 @@ impl LimitsConfig {
             sign_ins_per_ip: off(),
             sign_ins_per_account: off(),
             account_emails_per_ip: off(),
+            bad_provider_webhooks_per_ip: off(),
         }
     }
 }
@@ -116,9 +121,16 @@ impl Default for LimitsConfig {
             sign_ins_per_ip: "10/1m".into(),
             sign_ins_per_account: "5/1m".into(),
             account_emails_per_ip: "20/1h".into(),
+            bad_provider_webhooks_per_ip: "30/1m".into(),
         }
     }
 }
+
+/// The client's address, when the server found it (behind a trusted proxy, from
+/// `X-Forwarded-For`); set on each request before the pages and the API see it, for
+/// the limits counted per IP.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub IpAddr);
 
 /// Refused: the action may be tried again after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -166,6 +178,10 @@ pub enum Action<'a> {
     /// A dashboard form that makes Kassa email an address (sign up, a new link, a
     /// password reset, an invitation).
     EmailAccount { ip: Option<IpAddr>, email: &'a str },
+    /// A payment provider's webhook refused: its signature did not verify, or its
+    /// store or mode takes none. Counted only when refused, so a sender's genuine
+    /// deliveries never are, and other senders' failures never limit them.
+    BadProviderWebhook { ip: Option<IpAddr> },
 }
 
 /// What a limit counts by. IPv6 addresses count by their /64: one host usually holds
@@ -236,6 +252,7 @@ pub struct Limits {
     sign_ins_per_ip: Limit,
     sign_ins_per_account: Limit,
     account_emails_per_ip: Limit,
+    bad_provider_webhooks_per_ip: Limit,
     tidied: Mutex<Instant>,
 }
 
@@ -260,6 +277,7 @@ impl Limits {
             sign_ins_per_ip: Limit::new(&config.sign_ins_per_ip)?,
             sign_ins_per_account: Limit::new(&config.sign_ins_per_account)?,
             account_emails_per_ip: Limit::new(&config.account_emails_per_ip)?,
+            bad_provider_webhooks_per_ip: Limit::new(&config.bad_provider_webhooks_per_ip)?,
             tidied: Mutex::new(Instant::now()),
         })
     }
@@ -269,7 +287,7 @@ impl Limits {
         Self::new(&LimitsConfig::off()).expect("`off` is a rate")
     }
 
-    fn all(&self) -> [&Limit; 10] {
+    fn all(&self) -> [&Limit; 11] {
         [
             &self.forms_per_ip,
             &self.orders_per_ip,
@@ -281,6 +299,7 @@ impl Limits {
             &self.sign_ins_per_ip,
             &self.sign_ins_per_account,
             &self.account_emails_per_ip,
+            &self.bad_provider_webhooks_per_ip,
         ]
     }
 
@@ -334,6 +353,7 @@ impl Limits {
                 ip(&self.account_emails_per_ip, from)?;
                 email(Some(to))
             }
+            Action::BadProviderWebhook { ip: from } => ip(&self.bad_provider_webhooks_per_ip, from),
         }
     }
 

@@ -9,14 +9,16 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use kassa_domain::ids::PaymentId;
+use kassa_domain::ids::{PaymentId, TenantId};
 use kassa_domain::mode::Mode;
 use kassa_domain::money::{Currency, Money};
 use kassa_domain::order::{PaymentMethod, PaymentStatus};
 use kassa_domain::tenant::{StripeAccount, TenantSettings};
 use kassa_domain::workflow::{self, PaymentFacts, Refused};
 use kassa_domain::{Invalid, Secret};
-use kassa_payments::provider::{Outcome, PaymentProvider, PaymentRequest, WebhookError};
+use kassa_payments::provider::{
+    Outcome, PaymentEvent, PaymentProvider, PaymentRequest, ProviderEvent, WebhookError,
+};
 use kassa_payments::stripe::Stripe;
 use kassa_store::{NewPayment, OrderRecord, Settlement, Store, StoreError, TenantRecord};
 
@@ -230,6 +232,9 @@ pub enum ProviderEventOutcome {
 /// Why a provider's webhook was not acted on.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderEventError {
+    /// No store has this URL name.
+    #[error("no such store")]
+    UnknownStore,
     /// The store has no Stripe account in this mode: nothing can be verified.
     #[error("this store takes no Stripe payments in {0} mode")]
     NotSetUp(Mode),
@@ -251,32 +256,45 @@ impl From<StoreError> for ProviderEventError {
     }
 }
 
-/// Acts on a Stripe webhook that reached `tenant`'s endpoint for `mode`: verified
-/// with that store's and mode's signing secret (at `now`, Unix seconds), then, for a
-/// payment of one of its orders, the payment recorded once per Stripe event id.
+/// Acts on a Stripe webhook that reached the endpoint of the store named `slug` for
+/// `mode`. The one thing read before the signature is checked (at `now`, Unix
+/// seconds) is that store's and mode's signing secret; then a payment of one of its
+/// orders is recorded once per Stripe event id, and a refund Stripe made of one once
+/// per Stripe refund id ([`crate::refunds::refund_at_provider`]).
 pub async fn stripe_event(
     store: &Store,
-    providers: &Providers,
-    tenant: &TenantRecord,
+    slug: &str,
     mode: Mode,
     signature: &str,
     body: &[u8],
     now: i64,
 ) -> Result<ProviderEventOutcome, ProviderEventError> {
-    let account = store
-        .stripe_account(&tenant.id, mode)
-        .await?
-        .ok_or(ProviderEventError::NotSetUp(mode))?;
-    let event = match providers
-        .stripe(account)?
-        .payment_event(signature, body, now)
-    {
-        Ok(event) => event,
-        Err(WebhookError::Ignored(kind)) => return Ok(ProviderEventOutcome::Ignored(kind)),
-        Err(e) => return Err(ProviderEventError::Unverified(e)),
+    let (tenant, webhook_secret) = match store.stripe_webhook_secret(slug, mode).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(ProviderEventError::NotSetUp(mode)),
+        Err(StoreError::NotFound) => return Err(ProviderEventError::UnknownStore),
+        Err(e) => return Err(e.into()),
     };
+    match kassa_payments::stripe::read_event(&webhook_secret, signature, body, now) {
+        Ok(ProviderEvent::Payment(event)) => payment_event(store, &tenant, mode, event).await,
+        Ok(ProviderEvent::Refund(event)) => {
+            crate::refunds::refund_at_provider(store, &tenant, mode, event).await
+        }
+        Err(WebhookError::Ignored(kind)) => Ok(ProviderEventOutcome::Ignored(kind)),
+        Err(e) => Err(ProviderEventError::Unverified(e)),
+    }
+}
+
+/// A verified payment event of `tenant`'s endpoint for `mode`: recorded once per
+/// Stripe event id, after the workflow checked it against the order.
+async fn payment_event(
+    store: &Store,
+    tenant: &TenantId,
+    mode: Mode,
+    event: PaymentEvent,
+) -> Result<ProviderEventOutcome, ProviderEventError> {
     let refused = ProviderEventError::Refused;
-    workflow::same_store(tenant.id.as_str(), event.tenant_id.as_deref()).map_err(refused)?;
+    workflow::same_store(tenant.as_str(), event.tenant_id.as_deref()).map_err(refused)?;
     let paid_in = Mode::from_livemode(event.livemode);
     if paid_in != mode {
         // A test mode event at the live endpoint (or the reverse).
@@ -289,7 +307,7 @@ pub async fn stripe_event(
         .order_id
         .as_deref()
         .ok_or(refused(Refused::UnknownOrder))?;
-    let mut work = store.work(&tenant.id).await?;
+    let mut work = store.work(tenant).await?;
     let order = match work.order(order_id).await {
         Ok(order) => order,
         Err(StoreError::NotFound) => return Err(refused(Refused::UnknownOrder)),

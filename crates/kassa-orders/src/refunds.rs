@@ -3,18 +3,22 @@
 //! currency, never more than is left); the money goes back by the method that took it
 //! ([`send_back`], the one place that knows how); storage writes the refund, the
 //! order's new sum and status, the revoked keys and what follows in one transaction.
+//! A refund the merchant makes in the provider's own dashboard reaches Kassa as the
+//! provider's event ([`refund_at_provider`]) and is recorded the same way, once per
+//! provider refund id, so a refund Kassa made itself is not counted again.
 
 use kassa_domain::Invalid;
 use kassa_domain::ids::{RefundId, TenantId};
+use kassa_domain::mode::Mode;
 use kassa_domain::money::{Currency, Money};
 use kassa_domain::order::{PaymentMethod, RefundStatus};
 use kassa_domain::workflow::{self, RefundRequest, Refused};
 use kassa_payments::TestCardGateway;
-use kassa_payments::provider::{PaymentProvider, ProviderError};
-use kassa_store::{NewRefund, OrderRecord, RefundRecord, Store};
+use kassa_payments::provider::{PaymentProvider, ProviderError, RefundEvent, RefundOutcome};
+use kassa_store::{NewRefund, OrderRecord, RefundRecord, Store, StoreError, Work};
 
 use crate::error::OrdersError;
-use crate::online::Providers;
+use crate::online::{ProviderEventError, ProviderEventOutcome, Providers};
 
 /// A refund as the merchant asks for it (the API's body, the dashboard's form).
 #[derive(Debug, Clone, Default)]
@@ -148,6 +152,21 @@ pub async fn refund(
     // what the first took. One that no longer holds is refused; money a provider
     // already gave back for it is logged for the merchant to see at the provider.
     let order = work.order(order_id).await?;
+    // The provider's event for this very refund may have come first and recorded it
+    // ([`refund_at_provider`]): that is the refund asked for.
+    if let Some(reference) = &sent.reference
+        && let Some(recorded) = work.refund_by_reference(order_id, reference).await?
+    {
+        let order = work.view(order_id).await?;
+        work.commit().await?;
+        let refund = order
+            .refunds
+            .iter()
+            .find(|r| r.id == recorded)
+            .cloned()
+            .ok_or(OrdersError::NotFound)?;
+        return Ok((order, refund));
+    }
     let decided = match order
         .refund_as_sent(&request, &before, &planned)
         .map_err(refused_here)
@@ -169,8 +188,27 @@ pub async fn refund(
         reason: input.reason,
         reference: sent.reference,
     };
-    let returned_to = work.insert_refund(&order, &refund, &decided).await?;
-    // Keys back in a pool: the lines waiting for its stock are due now.
+    let order = record(work, &order, &refund, &decided).await?;
+    let recorded = order
+        .refunds
+        .iter()
+        .find(|r| r.id == refund.id.as_str())
+        .cloned()
+        .ok_or(OrdersError::NotFound)?;
+    Ok((order, recorded))
+}
+
+/// Writes a refund the workflow decided, with the keys it returns to their pools
+/// (whose waiting lines are due now) and what follows, commits, and returns the order
+/// as it is now.
+async fn record(
+    mut work: Work,
+    order: &workflow::Order,
+    refund: &NewRefund,
+    decided: &workflow::Refund,
+) -> Result<OrderRecord, OrdersError> {
+    let order_id = order.id.as_str();
+    let returned_to = work.insert_refund(order, refund, decided).await?;
     for pool in &returned_to {
         work.lock_pool(pool, true).await?;
         let waiting = work.lines_waiting_for(pool).await?;
@@ -180,15 +218,83 @@ pub async fn refund(
         }
     }
     work.follow(Some(order_id), &decided.followups).await?;
-    let order = work.view_after_follow(order_id).await?;
+    let view = work.view_after_follow(order_id).await?;
     work.commit().await?;
     metrics::counter!("kassa_refunds_total", "method" => refund.method.as_str()).increment(1);
-    tracing::info!(order = %order.id, refund = %refund.id, amount = decided.amount, full = decided.order_refunded, "refund");
-    let recorded = order
-        .refunds
-        .iter()
-        .find(|r| r.id == refund.id.as_str())
-        .cloned()
-        .ok_or(OrdersError::NotFound)?;
-    Ok((order, recorded))
+    tracing::info!(order = %order_id, refund = %refund.id, amount = decided.amount, full = decided.order_refunded, "refund");
+    Ok(view)
+}
+
+/// A refund the provider reports it made (Stripe's `refund.created` or
+/// `refund.updated`, verified by the caller) of a payment that paid one of `tenant`'s
+/// orders, at the endpoint of `mode`. One Kassa made itself, or one reported before,
+/// is found by the provider's refund id and nothing more is done (but for a refund
+/// recorded `pending` that Stripe now says succeeded: its status); a new one (the
+/// merchant refunded in the provider's dashboard) is decided by the workflow as a
+/// refund of exactly its amount in its currency, for an order of its mode paid through
+/// the provider, and written with its events, email and revoked keys like any refund.
+/// A refund that failed at the provider gave nothing back: nothing is written.
+pub(crate) async fn refund_at_provider(
+    store: &Store,
+    tenant: &TenantId,
+    mode: Mode,
+    event: RefundEvent,
+) -> Result<ProviderEventOutcome, ProviderEventError> {
+    let refused = ProviderEventError::Refused;
+    if event.outcome == RefundOutcome::Failed {
+        return Ok(ProviderEventOutcome::Ignored("a refund that failed".into()));
+    }
+    let refunded_in = Mode::from_livemode(event.livemode);
+    let payment = event
+        .payment_reference
+        .as_deref()
+        .ok_or(refused(Refused::UnknownOrder))?;
+    let order_id = store
+        .order_paid_by(tenant, payment)
+        .await?
+        .ok_or(refused(Refused::UnknownOrder))?;
+    let mut work = store.work(tenant).await?;
+    let order = match work.order(&order_id).await {
+        Ok(order) => order,
+        Err(StoreError::NotFound) => return Err(refused(Refused::UnknownOrder)),
+        Err(e) => return Err(e.into()),
+    };
+    if refunded_in != mode {
+        // A test mode refund at the live endpoint (or the reverse).
+        return Err(refused(Refused::RefundOfOtherMode {
+            order: order.mode,
+            refund: refunded_in,
+        }));
+    }
+    if let Some(recorded) = work
+        .refund_by_reference(&order_id, &event.reference)
+        .await?
+    {
+        // Known: a refund pending at Stripe until now has gone through.
+        if event.outcome == RefundOutcome::Succeeded
+            && work.refund_succeeded(&order_id, &recorded).await?
+        {
+            let order = work.view(&order_id).await?;
+            work.commit().await?;
+            return Ok(ProviderEventOutcome::Recorded(Box::new(order)));
+        }
+        return Ok(ProviderEventOutcome::Replayed);
+    }
+    let id = RefundId::generate();
+    let decided = order
+        .refund_at_provider(id.clone(), refunded_in, event.amount, &event.currency)
+        .map_err(refused)?;
+    let refund = NewRefund {
+        id,
+        method: order.payment_method,
+        status: match event.outcome {
+            RefundOutcome::Succeeded => RefundStatus::Succeeded,
+            _ => RefundStatus::Pending,
+        },
+        reason: None,
+        reference: Some(event.reference.clone()),
+    };
+    let order = record(work, &order, &refund, &decided).await?;
+    tracing::info!(order = %order.id, provider_refund = %event.reference, "a refund made at the provider was recorded");
+    Ok(ProviderEventOutcome::Recorded(Box::new(order)))
 }

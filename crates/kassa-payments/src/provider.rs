@@ -1,7 +1,8 @@
 //! The payment-provider interface: what Kassa asks of a real provider (Stripe first)
 //! and what comes back, in Kassa's terms. A provider creates a payment for an order
 //! (confirmed by the customer on Kassa's pay page with the provider's own script),
-//! tells from its own signed webhook whether the money moved, and refunds. It never decides whether an order is paid: the facts it
+//! tells from its own signed webhook whether the money moved (and which refunds it
+//! made), and refunds. It never decides whether an order is paid: the facts it
 //! reports (amount, currency, mode) go to `kassa_domain::workflow`, which checks them
 //! against the order before anything is written.
 
@@ -35,6 +36,45 @@ pub struct CreatedPayment {
     pub client_secret: Secret,
     /// Whether the provider made it in its live mode.
     pub livemode: bool,
+}
+
+/// What a provider's webhook reports, read from a body whose signature verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderEvent {
+    /// What happened to a payment.
+    Payment(PaymentEvent),
+    /// A refund made at the provider: by Kassa (a refund asked through the API or the
+    /// dashboard), or by the merchant in the provider's own dashboard.
+    Refund(RefundEvent),
+}
+
+/// A refund the provider reports it made of a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundEvent {
+    /// The provider's event id.
+    pub event_id: String,
+    /// The provider's id for the refund (a Stripe Refund `re_…`): a refund is recorded
+    /// once, whoever made it and however often it is reported.
+    pub reference: String,
+    /// The payment refunded (a Stripe PaymentIntent `pi_…`), when the provider names
+    /// one.
+    pub payment_reference: Option<String>,
+    /// What went back, in minor units, and the ISO 4217 code (upper case).
+    pub amount: i64,
+    pub currency: String,
+    /// The provider's live mode (false for its test mode).
+    pub livemode: bool,
+    pub outcome: RefundOutcome,
+}
+
+/// Where a provider's refund stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundOutcome {
+    Succeeded,
+    /// On its way back: the provider is still working on it.
+    Pending,
+    /// Failed or canceled at the provider: nothing went back.
+    Failed,
 }
 
 /// What a provider's webhook says happened to a payment.
@@ -126,12 +166,12 @@ pub trait PaymentProvider: Send + Sync {
 
     /// Reads a webhook: its signature is checked (with the provider's own scheme,
     /// against `now`, Unix seconds) before a byte of the body is trusted.
-    fn payment_event(
+    fn event(
         &self,
         signature_header: &str,
         body: &[u8],
         now: i64,
-    ) -> Result<PaymentEvent, WebhookError>;
+    ) -> Result<ProviderEvent, WebhookError>;
 
     /// Refunds `amount` (minor units) of a payment; `idempotency_key` makes a retry
     /// refund once.

@@ -2,6 +2,7 @@
 
 use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::{CheckoutLinkId, CouponId, ProductId, TenantId};
+use kassa_domain::mode::Mode;
 use kassa_domain::offer::Offer;
 
 use sqlx::AssertSqlSafe;
@@ -204,6 +205,42 @@ where
         .bind(tenant.as_str())
         .bind(page.after.as_deref())
         .bind(page.limit + 1)
+        .fetch_all(c).await?);
+    let records = rows
+        .into_iter()
+        .map(Rec::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(records, page.limit, |r| {
+        r.id_str().to_owned()
+    }))
+}
+
+/// One page, newest first, of a tenant's rows of `mode`'s world in a table with a
+/// `livemode` column (license pools, webhook endpoints).
+pub(crate) async fn list_page_of_mode<Row, Rec>(
+    store: &Store,
+    columns: &str,
+    table: &str,
+    tenant: &TenantId,
+    mode: Mode,
+    page: &PageRequest,
+) -> Result<Page<Rec>, StoreError>
+where
+    Row: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+    Rec: TryFrom<Row, Error = StoreError> + HasId,
+{
+    let sql = format!(
+        "SELECT {columns} FROM {table} WHERE tenant_id = $1 AND livemode = $4
+         AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    );
+    let rows: Vec<Row> = db_run!(store, c => sqlx::query_as(AssertSqlSafe(sql))
+        .bind(tenant.as_str())
+        .bind(page.after.as_deref())
+        .bind(page.limit + 1)
+        .bind(mode.is_live())
         .fetch_all(c).await?);
     let records = rows
         .into_iter()

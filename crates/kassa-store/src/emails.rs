@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use kassa_domain::ids::{EmailId, TenantId};
+use kassa_domain::mode::Mode;
 use sqlx::AssertSqlSafe;
 
 use crate::db::{Tx, db_run};
@@ -237,19 +238,25 @@ impl Store {
         Ok(())
     }
 
-    /// The store's emails, newest first.
+    /// The store's emails seen from `mode`'s world, newest first: those of its orders
+    /// (never another mode's: they carry customers and licenses), and the merchant's
+    /// own emails about no order.
     pub async fn list_emails(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         page: &PageRequest,
     ) -> Result<Page<EmailRecord>, StoreError> {
         let rows: Vec<EmailRecord> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {EMAIL_COLUMNS} FROM emails WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
+             AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.tenant_id = emails.tenant_id
+                             AND o.id = emails.order_id AND o.test_mode = $4)
              ORDER BY id DESC LIMIT $3"
         )))
         .bind(tenant.as_str())
         .bind(page.after.as_deref())
         .bind(page.limit + 1)
+        .bind(mode.is_live())
         .fetch_all(c).await?);
         Ok(Page::from_rows(rows, page.limit, |e| e.id.clone()))
     }

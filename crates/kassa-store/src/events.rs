@@ -54,9 +54,11 @@ pub(crate) async fn insert_event(
     .bind(now)
     .execute(c).await?.rows_affected());
     let endpoints: Vec<(String, Json<Vec<String>>)> = db_run!(tx, c => sqlx::query_as(
-        "SELECT id, event_types FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NULL",
+        "SELECT id, event_types FROM webhook_endpoints
+         WHERE tenant_id = $1 AND livemode = $2 AND disabled_at IS NULL",
     )
     .bind(tenant.as_str())
+    .bind(mode.is_live())
     .fetch_all(c).await?);
     let priority = Priority::paid_order_if(
         kind.parse::<kassa_domain::event::EventKind>()
@@ -301,21 +303,25 @@ impl Store {
 
     /// Sends an event to an endpoint again, now, whatever happened before (even if
     /// the endpoint's filter would not take it today).
+    /// Both must be of `mode`'s world: another mode's endpoint or event is `NotFound`.
     pub async fn redeliver(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         endpoint: &WebhookEndpointId,
         event: &str,
     ) -> Result<(), StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
-        let found: Option<i32> = db_run!(&mut tx, c => sqlx::query_scalar("SELECT 1 FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2")
+        let found: Option<i32> = db_run!(&mut tx, c => sqlx::query_scalar("SELECT 1 FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2 AND livemode = $3")
                 .bind(tenant.as_str())
                 .bind(endpoint.as_str())
+                .bind(mode.is_live())
                 .fetch_optional(c).await?);
-        let event_found: Option<i32> = db_run!(&mut tx, c => sqlx::query_scalar("SELECT 1 FROM events WHERE tenant_id = $1 AND id = $2")
+        let event_found: Option<i32> = db_run!(&mut tx, c => sqlx::query_scalar("SELECT 1 FROM events WHERE tenant_id = $1 AND id = $2 AND livemode = $3")
                 .bind(tenant.as_str())
                 .bind(event)
+                .bind(mode.is_live())
                 .fetch_optional(c).await?);
         if found.is_none() || event_found.is_none() {
             return Err(StoreError::NotFound);

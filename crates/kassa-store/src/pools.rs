@@ -3,7 +3,7 @@
 use kassa_domain::ids::{LicenseKeyId, LicensePoolId, TenantId};
 use kassa_domain::mode::Mode;
 
-use crate::catalog::{HasId, fetch_one, list_page};
+use crate::catalog::{HasId, fetch_one, list_page, list_page_of_mode};
 use sqlx::AssertSqlSafe;
 
 use crate::db::{Backend, Tx, db_run};
@@ -206,23 +206,8 @@ impl Store {
         mode: Mode,
         page: &PageRequest,
     ) -> Result<Page<LicensePoolRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {POOL_COLUMNS} FROM license_pools WHERE tenant_id = $1 AND livemode = $4
-             AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-        );
-        let rows: Vec<PoolRow> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(sql.clone()))
-            .bind(tenant.as_str())
-            .bind(page.after.as_deref())
-            .bind(page.limit + 1)
-            .bind(mode.is_live())
-            .fetch_all(c).await?);
-        let records = rows
-            .into_iter()
-            .map(LicensePoolRecord::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(records, page.limit, |r| {
-            r.id_str().to_owned()
-        }))
+        list_page_of_mode::<PoolRow, _>(self, POOL_COLUMNS, "license_pools", tenant, mode, page)
+            .await
     }
 
     pub async fn update_license_pool(

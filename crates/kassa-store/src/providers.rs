@@ -77,6 +77,44 @@ impl Store {
         })
     }
 
+    /// The store whose URL name is `slug` and its Stripe webhook signing secret in
+    /// `mode`, when its Stripe account there is set: all that Stripe's webhook reads
+    /// before the signature is checked. An unknown store is `NotFound`.
+    pub async fn stripe_webhook_secret(
+        &self,
+        slug: &str,
+        mode: Mode,
+    ) -> Result<Option<(TenantId, kassa_domain::Secret)>, StoreError> {
+        let (key, _, whsec_column) = stripe_columns(mode);
+        let row: Option<(String, Option<String>)> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT id, CASE WHEN {key} IS NULL THEN NULL ELSE {whsec_column} END FROM tenants WHERE slug = $1"
+        )))
+        .bind(slug)
+        .fetch_optional(c).await?);
+        let (id, whsec) = row.ok_or(StoreError::NotFound)?;
+        let place = Place::tenant(&id, whsec_column);
+        let whsec = whsec.map(|w| self.open(&place, &w)).transpose()?;
+        let id = TenantId::parse(&id).map_err(crate::error::corrupt)?;
+        Ok(whsec.map(|w| (id, w)))
+    }
+
+    /// The order that the provider's payment `payment` (a Stripe PaymentIntent
+    /// `pi_…`) paid, if it paid one of this store's.
+    pub async fn order_paid_by(
+        &self,
+        tenant: &TenantId,
+        payment: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(db_run!(self, c => sqlx::query_scalar(
+            "SELECT order_id FROM payments
+             WHERE tenant_id = $1 AND charge_reference = $2 AND status = 'succeeded'
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(tenant.as_str())
+        .bind(payment)
+        .fetch_optional(c).await?))
+    }
+
     /// The provider's id of the payment that paid the order `order` (a Stripe
     /// PaymentIntent `pi_…`), to refund it with.
     pub async fn charge_reference(

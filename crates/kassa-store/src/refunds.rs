@@ -44,6 +44,41 @@ impl Store {
 }
 
 impl Work {
+    /// The id of the order's refund whose provider id is `reference` (a Stripe
+    /// `re_…`), if it is recorded: made through Kassa, or reported by the provider
+    /// before.
+    pub async fn refund_by_reference(
+        &mut self,
+        order: &str,
+        reference: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(db_run!(&mut self.tx, c => sqlx::query_scalar(
+            "SELECT id FROM refunds WHERE tenant_id = $1 AND order_id = $2 AND reference = $3",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(reference)
+        .fetch_optional(c).await?))
+    }
+
+    /// Marks the order's refund `refund`, `pending` at the provider until now,
+    /// `succeeded`; false when it was not pending.
+    pub async fn refund_succeeded(
+        &mut self,
+        order: &str,
+        refund: &str,
+    ) -> Result<bool, StoreError> {
+        let done = db_run!(&mut self.tx, c => sqlx::query(
+            "UPDATE refunds SET status = 'succeeded'
+             WHERE tenant_id = $1 AND order_id = $2 AND id = $3 AND status = 'pending'",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(refund)
+        .execute(c).await?.rows_affected());
+        Ok(done == 1)
+    }
+
     /// Records `refund` of the order `order` (read with [`Work::order`], so its row is
     /// held) and what `decided` says it does: the order's sum refunded grows by the
     /// amount, the order becomes `refunded` when all of it went back, and each line

@@ -1,10 +1,14 @@
 //! Webhook endpoints: where events go, which ones, and the signing secrets (sealed at
-//! rest, `sealed.rs`).
+//! rest, `sealed.rs`). An endpoint belongs to one mode (as on Stripe) and receives
+//! only that mode's events; every function a key or the dashboard reaches takes the
+//! mode, and another mode's endpoint is `NotFound`, like another store's.
 
 use kassa_domain::Secret;
 use kassa_domain::ids::{TenantId, WebhookEndpointId};
+use kassa_domain::mode::Mode;
+use sqlx::AssertSqlSafe;
 
-use crate::catalog::{HasId, fetch_one, list_page};
+use crate::catalog::{HasId, fetch_one, list_page_of_mode};
 
 use crate::db::db_run;
 use crate::error::StoreError;
@@ -30,6 +34,8 @@ pub struct WebhookEndpointFields {
 #[derive(Debug, Clone)]
 pub struct WebhookEndpointRecord {
     pub id: WebhookEndpointId,
+    /// A live endpoint (else a test one): it receives only its mode's events.
+    pub livemode: bool,
     pub fields: WebhookEndpointFields,
     pub secret: Secret,
     pub previous_secret: Option<Secret>,
@@ -40,6 +46,7 @@ pub struct WebhookEndpointRecord {
 #[derive(sqlx::FromRow)]
 struct EndpointRow {
     id: String,
+    livemode: bool,
     url: String,
     description: Option<String>,
     event_types: Json<Vec<String>>,
@@ -55,6 +62,7 @@ impl TryFrom<EndpointRow> for WebhookEndpointRecord {
     fn try_from(row: EndpointRow) -> Result<Self, StoreError> {
         Ok(Self {
             id: WebhookEndpointId::parse(&row.id).map_err(corrupt)?,
+            livemode: row.livemode,
             fields: WebhookEndpointFields {
                 url: row.url,
                 description: row.description,
@@ -76,21 +84,23 @@ impl HasId for WebhookEndpointRecord {
     }
 }
 
-const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, secret, previous_secret, \
+const ENDPOINT_COLUMNS: &str = "id, livemode, url, description, event_types, secret, previous_secret, \
     previous_secret_expires_at, disabled_at, created_at";
 
 impl Store {
+    /// A new endpoint of `mode`'s world.
     pub async fn create_webhook_endpoint(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         fields: &WebhookEndpointFields,
         secret: &Secret,
     ) -> Result<WebhookEndpointRecord, StoreError> {
         let id = WebhookEndpointId::generate();
         let now = Timestamp::now();
         db_run!(self.writer(), c => sqlx::query(
-            "INSERT INTO webhook_endpoints (tenant_id, id, url, description, event_types, secret, disabled_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO webhook_endpoints (tenant_id, id, url, description, event_types, secret, disabled_at, created_at, livemode)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
@@ -100,10 +110,13 @@ impl Store {
         .bind(self.seal(&Place::endpoint(tenant.as_str(), id.as_str()), secret.expose_secret())?)
         .bind(fields.disabled.then_some(now))
         .bind(now)
+        .bind(mode.is_live())
         .execute(c).await?.rows_affected());
-        self.webhook_endpoint(tenant, &id).await
+        self.webhook_endpoint_in(tenant, mode, &id).await
     }
 
+    /// An endpoint of either mode, for Kassa's own work (an email about the endpoint);
+    /// what a key or the dashboard reads goes through [`Store::webhook_endpoint_in`].
     pub async fn webhook_endpoint(
         &self,
         tenant: &TenantId,
@@ -135,14 +148,41 @@ impl Store {
         Ok(endpoint)
     }
 
+    /// An endpoint of `mode`'s world (another mode's is `NotFound`).
+    pub async fn webhook_endpoint_in(
+        &self,
+        tenant: &TenantId,
+        mode: Mode,
+        id: &WebhookEndpointId,
+    ) -> Result<WebhookEndpointRecord, StoreError> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints
+             WHERE tenant_id = $1 AND id = $2 AND livemode = $3"
+        );
+        let row: Option<EndpointRow> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(sql))
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .bind(mode.is_live())
+            .fetch_optional(c).await?);
+        self.opened(tenant, row.ok_or(StoreError::NotFound)?.try_into()?)
+    }
+
+    /// The endpoints of `mode`'s world, newest first.
     pub async fn list_webhook_endpoints(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         page: &PageRequest,
     ) -> Result<Page<WebhookEndpointRecord>, StoreError> {
-        let page =
-            list_page::<EndpointRow, _>(self, ENDPOINT_COLUMNS, "webhook_endpoints", tenant, page)
-                .await?;
+        let page = list_page_of_mode::<EndpointRow, _>(
+            self,
+            ENDPOINT_COLUMNS,
+            "webhook_endpoints",
+            tenant,
+            mode,
+            page,
+        )
+        .await?;
         Ok(Page {
             data: (page.data.into_iter())
                 .map(|e| self.opened(tenant, e))
@@ -154,13 +194,14 @@ impl Store {
     pub async fn update_webhook_endpoint(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         id: &WebhookEndpointId,
         fields: &WebhookEndpointFields,
     ) -> Result<WebhookEndpointRecord, StoreError> {
         let done = db_run!(self.writer(), c => sqlx::query(
             "UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5,
              disabled_at = CASE WHEN $6 = 0 THEN NULL ELSE COALESCE(disabled_at, $7) END
-             WHERE tenant_id = $1 AND id = $2",
+             WHERE tenant_id = $1 AND id = $2 AND livemode = $8",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
@@ -169,41 +210,55 @@ impl Store {
         .bind(Json(&fields.event_types))
         .bind(i64::from(fields.disabled))
         .bind(Timestamp::now())
+        .bind(mode.is_live())
         .execute(c).await?.rows_affected());
         if done == 0 {
             return Err(StoreError::NotFound);
         }
-        self.webhook_endpoint(tenant, id).await
+        self.webhook_endpoint_in(tenant, mode, id).await
     }
 
     /// Puts a new secret in place; the old one keeps signing for a day.
     pub async fn rotate_webhook_secret(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         id: &WebhookEndpointId,
         new_secret: &Secret,
     ) -> Result<WebhookEndpointRecord, StoreError> {
         let done = db_run!(self.writer(), c => sqlx::query(
             "UPDATE webhook_endpoints SET previous_secret = secret, secret = $3,
-             previous_secret_expires_at = $4 WHERE tenant_id = $1 AND id = $2",
+             previous_secret_expires_at = $4 WHERE tenant_id = $1 AND id = $2 AND livemode = $5",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
         // The replaced secret moves to `previous_secret` sealed as it is (one place).
         .bind(self.seal(&Place::endpoint(tenant.as_str(), id.as_str()), new_secret.expose_secret())?)
         .bind(Timestamp::from(Timestamp::now().millis() + SECRET_OVERLAP_MILLIS))
+        .bind(mode.is_live())
         .execute(c).await?.rows_affected());
         if done == 0 {
             return Err(StoreError::NotFound);
         }
-        self.webhook_endpoint(tenant, id).await
+        self.webhook_endpoint_in(tenant, mode, id).await
     }
 
     pub async fn delete_webhook_endpoint(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         id: &WebhookEndpointId,
     ) -> Result<(), StoreError> {
-        crate::catalog::delete_one(self, "webhook_endpoints", tenant, id.as_str()).await
+        let done = db_run!(self.writer(), c => sqlx::query(
+            "DELETE FROM webhook_endpoints WHERE tenant_id = $1 AND id = $2 AND livemode = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(mode.is_live())
+        .execute(c).await?.rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 }

@@ -374,10 +374,7 @@ pub fn with_cookies(mut resp: Response, cookies: &[String]) -> Response {
     resp
 }
 
-/// The client's address, when the server found it (behind a trusted proxy, from
-/// `X-Forwarded-For`); set on each request before the pages see it.
-#[derive(Clone, Copy, Debug)]
-pub struct ClientAddr(pub std::net::IpAddr);
+pub use kassa_limits::ClientAddr;
 
 /// The client's address: [`ClientAddr`], or else the peer's.
 pub fn client_addr(req: &Request) -> Option<std::net::IpAddr> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use kassa_domain::Secret;
 
 use crate::provider::{
-    CreatedPayment, CreatedRefund, PaymentEvent, PaymentProvider, PaymentRequest, ProviderError,
+    CreatedPayment, CreatedRefund, PaymentProvider, PaymentRequest, ProviderError, ProviderEvent,
     WebhookError,
 };
 pub use signature::{TOLERANCE_SECS, sign, verify};
@@ -131,6 +131,22 @@ fn without_url(e: &reqwest::Error) -> String {
     }
 }
 
+/// Reads a webhook to an endpoint whose signing secret is `webhook_secret`: the
+/// signature is checked (at `now`, Unix seconds) before a byte of the body is read.
+/// Needs nothing but the signing secret, so the webhook route checks it before it
+/// reads anything else of the store.
+pub fn read_event(
+    webhook_secret: &Secret,
+    signature_header: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<ProviderEvent, WebhookError> {
+    verify(webhook_secret.expose_secret(), signature_header, body, now)?;
+    let event: Event =
+        serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    event.provider_event()
+}
+
 impl PaymentProvider for Stripe {
     async fn create_payment(
         &self,
@@ -160,21 +176,13 @@ impl PaymentProvider for Stripe {
             .created()
     }
 
-    fn payment_event(
+    fn event(
         &self,
         signature_header: &str,
         body: &[u8],
         now: i64,
-    ) -> Result<PaymentEvent, WebhookError> {
-        verify(
-            self.webhook_secret.expose_secret(),
-            signature_header,
-            body,
-            now,
-        )?;
-        let event: Event =
-            serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
-        event.payment_event()
+    ) -> Result<ProviderEvent, WebhookError> {
+        read_event(&self.webhook_secret, signature_header, body, now)
     }
 
     async fn refund(
@@ -223,9 +231,10 @@ mod tests {
     fn a_signed_event_is_read_and_nothing_else_is() {
         let s = stripe();
         let header = sign("whsec_endpoint", 1_700_000_000, EVENT.as_bytes());
-        let event = s
-            .payment_event(&header, EVENT.as_bytes(), 1_700_000_030)
-            .unwrap();
+        let Ok(ProviderEvent::Payment(event)) = s.event(&header, EVENT.as_bytes(), 1_700_000_030)
+        else {
+            panic!("a payment event")
+        };
         assert_eq!(
             (event.amount, event.currency.as_str(), event.livemode),
             (1999, "EUR", true)
@@ -235,22 +244,22 @@ mod tests {
         // Signed with another endpoint's secret, or tampered with, or replayed late.
         let other = sign("whsec_other", 1_700_000_000, EVENT.as_bytes());
         assert_eq!(
-            s.payment_event(&other, EVENT.as_bytes(), 1_700_000_030),
+            s.event(&other, EVENT.as_bytes(), 1_700_000_030),
             Err(WebhookError::BadSignature)
         );
         let tampered = EVENT.replace("1999", "1");
         assert_eq!(
-            s.payment_event(&header, tampered.as_bytes(), 1_700_000_030),
+            s.event(&header, tampered.as_bytes(), 1_700_000_030),
             Err(WebhookError::BadSignature)
         );
         assert_eq!(
-            s.payment_event(&header, EVENT.as_bytes(), 1_700_003_600),
+            s.event(&header, EVENT.as_bytes(), 1_700_003_600),
             Err(WebhookError::Stale)
         );
         // Genuine but not JSON of an event.
         let junk = sign("whsec_endpoint", 1_700_000_000, b"[]");
         assert!(matches!(
-            s.payment_event(&junk, b"[]", 1_700_000_000),
+            s.event(&junk, b"[]", 1_700_000_000),
             Err(WebhookError::Malformed(_))
         ));
     }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::provider::{
     CreatedPayment, CreatedRefund, Outcome, PaymentEvent, PaymentRequest, ProviderError,
-    WebhookError,
+    ProviderEvent, RefundEvent, RefundOutcome, WebhookError,
 };
 
 /// The form fields of `POST /v1/payment_intents` for one order: the order's total
@@ -69,8 +69,7 @@ impl PaymentIntent {
     }
 }
 
-/// A webhook event. `data.object` is read as a PaymentIntent for the types Kassa acts
-/// on.
+/// A webhook event. `data.object` is read as a PaymentIntent or a Refund, by type.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Event {
     pub id: String,
@@ -87,6 +86,43 @@ pub struct EventData {
 }
 
 impl Event {
+    /// What it reports: a payment (`payment_intent.*`, see [`Event::payment_event`]) or
+    /// a refund. Refunds come as `refund.created` and `refund.updated`, which Stripe
+    /// sends for every refund from API version 2024-10-28 (older versions send them for
+    /// card refunds as `charge.refund.updated`, also read); each carries the Refund
+    /// with its id, amount, currency, status and PaymentIntent. `charge.refunded`
+    /// carries the Charge, whose refunds list is not expanded in recent versions, so
+    /// it is not read. Anything else is not Kassa's to act on.
+    pub fn provider_event(self) -> Result<ProviderEvent, WebhookError> {
+        match self.kind.as_str() {
+            "refund.created" | "refund.updated" | "charge.refund.updated" => {
+                self.refund_event().map(ProviderEvent::Refund)
+            }
+            _ => self.payment_event().map(ProviderEvent::Payment),
+        }
+    }
+
+    fn refund_event(self) -> Result<RefundEvent, WebhookError> {
+        let refund: Refund = serde_json::from_value(self.data.object)
+            .map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let currency = refund
+            .currency
+            .ok_or_else(|| WebhookError::Malformed("the Refund has no currency".into()))?;
+        Ok(RefundEvent {
+            event_id: self.id,
+            outcome: match refund.status.as_str() {
+                "succeeded" => RefundOutcome::Succeeded,
+                "failed" | "canceled" => RefundOutcome::Failed,
+                _ => RefundOutcome::Pending,
+            },
+            reference: refund.id,
+            payment_reference: refund.payment_intent,
+            amount: refund.amount,
+            currency: currency.to_ascii_uppercase(),
+            livemode: self.livemode,
+        })
+    }
+
     /// The payment event it reports: `payment_intent.succeeded` pays,
     /// `payment_intent.payment_failed` fails with Stripe's reason,
     /// `payment_intent.canceled` ends its attempt; anything else is not Kassa's to act
@@ -139,11 +175,14 @@ impl Event {
     }
 }
 
-/// A Refund as Stripe returns it.
+/// A Refund as Stripe returns it, and as its refund events carry it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Refund {
     pub id: String,
     pub amount: i64,
+    pub currency: Option<String>,
+    /// The PaymentIntent refunded (a refund of a bare Charge has none).
+    pub payment_intent: Option<String>,
     /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
     pub status: String,
 }
@@ -293,6 +332,44 @@ mod tests {
         assert_eq!(
             event("customer.created", intent()).payment_event(),
             Err(WebhookError::Ignored("customer.created".into()))
+        );
+    }
+
+    #[test]
+    fn refund_events_say_which_payment_how_much_and_where_it_stands() {
+        let refund = json!({"id": "re_1", "object": "refund", "amount": 500, "currency": "usd",
+            "payment_intent": "pi_1", "charge": "ch_1", "status": "succeeded", "metadata": {}});
+        for kind in ["refund.created", "refund.updated", "charge.refund.updated"] {
+            let e = event(kind, refund.clone()).provider_event().unwrap();
+            assert_eq!(
+                e,
+                ProviderEvent::Refund(RefundEvent {
+                    event_id: "evt_1".into(),
+                    reference: "re_1".into(),
+                    payment_reference: Some("pi_1".into()),
+                    amount: 500,
+                    currency: "USD".into(),
+                    livemode: false,
+                    outcome: RefundOutcome::Succeeded,
+                })
+            );
+        }
+        let mut pending = refund.clone();
+        pending["status"] = json!("pending");
+        let Ok(ProviderEvent::Refund(e)) = event("refund.created", pending).provider_event() else {
+            panic!("a refund")
+        };
+        assert_eq!(e.outcome, RefundOutcome::Pending);
+        let mut failed = refund.clone();
+        failed["status"] = json!("failed");
+        let Ok(ProviderEvent::Refund(e)) = event("refund.updated", failed).provider_event() else {
+            panic!("a refund")
+        };
+        assert_eq!(e.outcome, RefundOutcome::Failed);
+        // The Charge of `charge.refunded` is not read.
+        assert_eq!(
+            event("charge.refunded", json!({"id": "ch_1"})).provider_event(),
+            Err(WebhookError::Ignored("charge.refunded".into()))
         );
     }
 

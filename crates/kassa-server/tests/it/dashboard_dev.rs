@@ -933,6 +933,8 @@ async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
     )
     .await;
 
+    let test_hook = endpoint(&ada, "https://hooks.example.com/test", &[]).await;
+
     let home = ada.get("/dashboard").await;
     let switched = ada
         .post(
@@ -941,6 +943,12 @@ async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
         )
         .await;
     assert_eq!(switched.status, 303);
+    // Webhook endpoints: the test mode one is not listed nor found in live mode, and
+    // one made here is a live one.
+    let hooks = ada.get("/dashboard/webhooks").await;
+    assert!(!hooks.html.contains(&test_hook), "{}", hooks.html);
+    assert_eq!(ada.get(&test_hook).await.status, 404);
+    let live_hook = endpoint(&ada, "https://hooks.example.com/live", &[]).await;
     let keys = ada.get("/dashboard/api-keys").await;
     assert!(keys.html.contains("Live mode"), "{}", keys.html);
     assert!(
@@ -976,4 +984,8 @@ async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
     .await;
     let keys = ada.get("/dashboard/api-keys").await;
     assert!(keys.html.contains("Test shop") && !keys.html.contains("Live shop"));
+    let hooks = ada.get("/dashboard/webhooks").await;
+    assert!(hooks.html.contains(&format!("href=\"{test_hook}\"")));
+    assert!(!hooks.html.contains(&live_hook), "{}", hooks.html);
+    assert_eq!(ada.get(&live_hook).await.status, 404);
 }

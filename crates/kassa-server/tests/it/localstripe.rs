@@ -161,6 +161,32 @@ impl LocalStripe {
         pi
     }
 
+    /// What Stripe.js does once the customer passed the bank's 3-D Secure challenge.
+    pub(crate) async fn authenticate(&self, payment_intent: &str, client_secret: &str) -> Value {
+        let (status, pi) = self
+            .post(
+                &format!("/v1/payment_intents/{payment_intent}/_authenticate"),
+                &[("client_secret", client_secret), ("success", "true")],
+            )
+            .await;
+        assert_eq!(status, 200, "{pi}");
+        pi
+    }
+
+    /// What the merchant does in Stripe's dashboard: refunds `amount` of a
+    /// PaymentIntent. Returns the Refund.
+    pub(crate) async fn refund(&self, payment_intent: &str, amount: i64) -> Value {
+        let amount = amount.to_string();
+        let (status, refund) = self
+            .post(
+                "/v1/refunds",
+                &[("payment_intent", payment_intent), ("amount", &amount)],
+            )
+            .await;
+        assert_eq!(status, 200, "{refund}");
+        refund
+    }
+
     /// The refunds made of a PaymentIntent, newest first.
     pub(crate) async fn refunds(&self, payment_intent: &str) -> Vec<Value> {
         self.get(&format!("/v1/refunds?payment_intent={payment_intent}"))

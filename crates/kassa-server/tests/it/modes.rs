@@ -10,12 +10,14 @@ use serde_json::{Value, json};
 
 use crate::harness::TestApp;
 use crate::pages::{Browser, details, offer_methods};
+use crate::webhooks::Receiver;
 
 on_both_backends!(
     no_sandbox_payment_pays_a_live_order,
     a_test_order_never_takes_a_key_from_a_live_pool,
     each_key_sees_only_its_own_world,
     a_store_sells_in_test_mode_from_its_first_minute,
+    a_test_endpoint_never_receives_live_events,
 );
 
 /// A product delivered from a pool of three keys made with `key` (so of its mode).
@@ -279,6 +281,20 @@ async fn each_key_sees_only_its_own_world(backend: Backend) {
         )
         .await
         .problem(404);
+        // Payments and refunds of the other world's order: not found, nothing done.
+        app.post_as(
+            key,
+            &format!("/api/v1/orders/{other}/payments"),
+            json!({"method": "bank_transfer", "amount": 1999, "currency": "USD"}),
+        )
+        .await
+        .problem(404);
+        app.post_as(key, &format!("/api/v1/orders/{other}/refunds"), json!({}))
+            .await
+            .problem(404);
+        app.get_as(key, &format!("/api/v1/orders/{other}/refunds"))
+            .await
+            .problem(404);
         let events = app.get_as(key, "/api/v1/events").await;
         let events = events.ok()["data"].as_array().unwrap().clone();
         assert!(!events.is_empty());
@@ -369,4 +385,192 @@ async fn a_store_sells_in_test_mode_from_its_first_minute(backend: Backend) {
         2,
         "quantity 2"
     );
+}
+
+/// A webhook endpoint made with `key` (so of its mode), with a receiver checking its
+/// signatures.
+async fn endpoint_as(app: &TestApp, key: &str) -> (String, Receiver) {
+    let made = app
+        .post_as(
+            key,
+            "/api/v1/webhook-endpoints",
+            json!({"url": "https://placeholder.example/hook", "disabled": true}),
+        )
+        .await;
+    let made = made.ok().clone();
+    let receiver = Receiver::start(made["secret"].as_str().unwrap(), "", 0.0);
+    let id = made["id"].as_str().unwrap().to_owned();
+    app.patch_as(
+        key,
+        &format!("/api/v1/webhook-endpoints/{id}"),
+        json!({"url": receiver.url, "disabled": false}),
+    )
+    .await
+    .ok();
+    (id, receiver)
+}
+
+/// The attack of issue 12: an endpoint made with a test key (a developer's laptop,
+/// a staging server) must not receive live orders, with their customers and license
+/// keys. Each endpoint gets only its own mode's events, and a key reaches only its
+/// own mode's endpoints, deliveries and emails.
+async fn a_test_endpoint_never_receives_live_events(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (test_ep, test_hook) = endpoint_as(&app, &app.key).await;
+    let (live_ep, live_hook) = endpoint_as(&app, &app.live_key).await;
+
+    // A live order, paid and delivered from a live pool.
+    let (live_prd, _) = product_as(&app, &app.live_key).await;
+    let placed = app
+        .post_as(
+            &app.live_key,
+            "/api/v1/orders",
+            json!({"lines": [{"product_id": live_prd, "quantity": 1}], "currency": "USD",
+                   "customer": {"email": "live-buyer@example.com", "name": "Live Buyer"},
+                   "payment_method": "bank_transfer",
+                   "consents": {"terms": true, "personal_data": true}}),
+        )
+        .await;
+    let live_order = placed.ok()["id"].as_str().unwrap().to_owned();
+    app.post_as(
+        &app.live_key,
+        &format!("/api/v1/orders/{live_order}/payments"),
+        json!({"method": "bank_transfer", "amount": 1999, "currency": "USD"}),
+    )
+    .await
+    .ok();
+    // order.created, payment.succeeded, product.delivered, order.delivered.
+    let live_got = live_hook.wait_for(4).await;
+    assert_eq!(live_got.len(), 4, "{live_got:?}");
+    assert!(live_got.iter().all(|r| r["verified"] == true
+        && r["event"]["livemode"] == true
+        && r["event"]["data"]["order"]["id"] == live_order.as_str()));
+
+    // A test order afterwards: the test endpoint gets it, and nothing else.
+    let (test_prd, _) = product_as(&app, &app.key).await;
+    let placed = app
+        .post(
+            "/api/v1/orders",
+            json!({"lines": [{"product_id": test_prd, "quantity": 1}], "currency": "USD",
+                   "customer": {"email": "test-buyer@example.com"},
+                   "payment_method": "bank_transfer",
+                   "consents": {"terms": true, "personal_data": true}}),
+        )
+        .await;
+    let test_order = placed.ok()["id"].as_str().unwrap().to_owned();
+    test_hook.wait_for(1).await;
+    // Room for anything sent wrongly to arrive (it would have been queued with the
+    // live endpoint's deliveries, which all arrived).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let test_got = test_hook.received();
+    let seen: Vec<(&Value, &Value)> = test_got
+        .iter()
+        .map(|r| (&r["type"], &r["event"]["data"]["order"]["id"]))
+        .collect();
+    assert_eq!(
+        seen,
+        [(&json!("order.created"), &json!(test_order))],
+        "the test endpoint receives only the test order's event"
+    );
+    assert!(
+        !test_hook
+            .received()
+            .iter()
+            .any(|r| r.to_string().contains("live-buyer@")),
+        "no live customer reaches the test endpoint"
+    );
+    assert_eq!(
+        live_hook.received().len(),
+        4,
+        "nor does the test order go live"
+    );
+    let endpoint = app
+        .get(&format!("/api/v1/webhook-endpoints/{test_ep}"))
+        .await;
+    assert_eq!(endpoint.ok()["livemode"], false);
+
+    // Each key sees only its own mode's endpoints; the other's is a 404 everywhere.
+    for (key, mine, other) in [
+        (&app.key, &test_ep, &live_ep),
+        (&app.live_key, &live_ep, &test_ep),
+    ] {
+        let listed = app.get_as(key, "/api/v1/webhook-endpoints").await;
+        let ids: Vec<&str> = listed.ok()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [mine.as_str()]);
+        let path = format!("/api/v1/webhook-endpoints/{other}");
+        app.get_as(key, &path).await.problem(404);
+        app.patch_as(key, &path, json!({"url": "https://attacker.example/hook"}))
+            .await
+            .problem(404);
+        app.post_as(key, &format!("{path}/rotate-secret"), json!({}))
+            .await
+            .problem(404);
+        app.get_as(key, &format!("{path}/deliveries"))
+            .await
+            .problem(404);
+        app.delete_as(key, &path).await.problem(404);
+    }
+    // The test endpoint's log holds only test events, and a live event cannot be
+    // sent to it (nor a test event to the live endpoint).
+    let log = app
+        .get(&format!("/api/v1/webhook-endpoints/{test_ep}/deliveries"))
+        .await;
+    let log = log.ok()["data"].as_array().unwrap().clone();
+    assert_eq!(log.len(), 1, "{log:?}");
+    let live_events = app.get_as(&app.live_key, "/api/v1/events").await;
+    let live_event = live_events.ok()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let test_events = app.get("/api/v1/events").await;
+    let test_event = test_events.ok()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/api/v1/webhook-endpoints/{test_ep}/redeliver"),
+        json!({"event_id": live_event}),
+    )
+    .await
+    .problem(404);
+    app.post_as(
+        &app.live_key,
+        &format!("/api/v1/webhook-endpoints/{live_ep}/redeliver"),
+        json!({"event_id": test_event}),
+    )
+    .await
+    .problem(404);
+    app.post(
+        &format!("/api/v1/webhook-endpoints/{test_ep}/redeliver"),
+        json!({"event_id": test_event}),
+    )
+    .await
+    .ok();
+    // The live endpoint is untouched by all of the above.
+    let live = app
+        .get_as(
+            &app.live_key,
+            &format!("/api/v1/webhook-endpoints/{live_ep}"),
+        )
+        .await;
+    assert_eq!(live.ok()["url"], live_hook.url.as_str());
+
+    // Emails: the live customer's (payment instructions, receipt, licenses) are not
+    // the test key's to read.
+    let emails = app.get("/api/v1/emails").await;
+    let emails = emails.ok()["data"].as_array().unwrap().clone();
+    assert!(
+        emails.iter().all(|e| e["order_id"] != live_order.as_str()),
+        "{emails:?}"
+    );
+    assert!(emails.iter().any(|e| e["order_id"] == test_order.as_str()));
+    let emails = app.get_as(&app.live_key, "/api/v1/emails").await;
+    let emails = emails.ok()["data"].as_array().unwrap().clone();
+    assert!(emails.iter().any(|e| e["order_id"] == live_order.as_str()));
+    assert!(emails.iter().all(|e| e["order_id"] != test_order.as_str()));
 }

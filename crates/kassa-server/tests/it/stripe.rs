@@ -7,12 +7,14 @@
 //! API), refunds, and sends the webhooks itself, signed as Stripe signs them. The
 //! attacks (a forged, tampered or stale signature, another store's order, a test mode
 //! event presented as live) are events the test signs itself with `hmac` (not Kassa's
-//! own signing code), as an attacker holding the secret would; so are the two events
-//! localstripe never sends (`payment_intent.canceled`, and any with `livemode: true`).
+//! own signing code), as an attacker holding the secret would; so are the events
+//! localstripe never sends (`payment_intent.canceled`, `refund.created` and
+//! `refund.updated`, and any with `livemode: true`).
 
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use kassa_limits::LimitsConfig;
 use kassa_testkit::{Backend, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -38,6 +40,9 @@ on_both_backends!(
     a_declined_card_is_told_and_the_customer_pays_again,
     money_paid_at_stripe_after_switching_method_still_pays_the_order,
     events_arriving_at_once_pay_once,
+    a_refund_made_in_stripes_dashboard_refunds_the_order,
+    the_stripe_webhook_limits_bad_signatures_and_survives_a_failing_database,
+    a_card_needing_3d_secure_is_paid_only_once_authenticated,
 );
 
 const TEST_KEY: &str = SECRET_KEY;
@@ -49,6 +54,8 @@ const LIVE_WHSEC: &str = "whsec_kassaLiveEndpointSecret0002";
 /// Stripe's test cards, as localstripe takes them.
 const GOOD_CARD: &str = "4242424242424242";
 const DECLINED_CARD: &str = "4000000000000341";
+/// Stripe's test card that asks for 3-D Secure on every payment.
+const THREE_D_SECURE_CARD: &str = "4000002500003155";
 
 /// A Kassa whose Stripe is `stripe`, sending mail to `sink` when given.
 pub(crate) async fn spawn(backend: Backend, stripe: &LocalStripe, sink: Option<&Sink>) -> TestApp {
@@ -226,6 +233,21 @@ async fn test_order_at_stripe(app: &TestApp, stripe: &LocalStripe, b: &Browser) 
     let intent = stripe.payment_intents().await.last().unwrap().clone();
     let order_id = intent["metadata"]["order_id"].as_str().unwrap().to_owned();
     (intent, order_id)
+}
+
+/// A test order paid at Stripe with a good card, its keys delivered: its
+/// PaymentIntent, its id, and the order.
+async fn paid_test_order_at_stripe(app: &TestApp, stripe: &LocalStripe) -> (String, String, Value) {
+    let b = Browser::new(app);
+    let (intent, order_id) = test_order_at_stripe(app, stripe, &b).await;
+    let pi = intent["id"].as_str().unwrap().to_owned();
+    stripe.pay(&pi, GOOD_CARD).await;
+    let order = order_once(app, &app.key, &order_id, |o| {
+        o["delivery_status"] == "delivered"
+    })
+    .await;
+    assert_eq!(order["delivery_status"], "delivered", "{order}");
+    (pi, order_id, order)
 }
 
 /// The order's payment page path.
@@ -773,15 +795,8 @@ async fn events_arriving_at_once_pay_once(backend: Backend) {
 async fn a_stripe_payment_is_refunded_at_stripe(backend: Backend) {
     let stripe = LocalStripe::start().await;
     let (app, _recorder) = kassa_with_stripe(backend, &stripe, None).await;
-    let b = Browser::new(&app);
-    let (intent, order_id) = test_order_at_stripe(&app, &stripe, &b).await;
-    let pi = intent["id"].as_str().unwrap();
-    stripe.pay(pi, GOOD_CARD).await;
-    let order = order_once(&app, &app.key, &order_id, |o| {
-        o["delivery_status"] == "delivered"
-    })
-    .await;
-    assert_eq!(order["delivery_status"], "delivered", "{order}");
+    let (pi, order_id, _) = paid_test_order_at_stripe(&app, &stripe).await;
+    let pi = pi.as_str();
 
     let refunds = format!("/api/v1/orders/{order_id}/refunds");
     let part = app
@@ -1208,4 +1223,294 @@ async fn a_lapsed_coupon_hold_is_not_paid_through_stripe_past_the_limit(backend:
     );
     let coupons = app.get("/api/v1/coupons").await;
     assert_eq!(coupons.ok()["data"][0]["times_redeemed"], 1);
+}
+
+/// Stripe's event about the Refund `refund` (`refund.created`, `refund.updated`), as
+/// Stripe sends it from API version 2024-10-28 for every refund.
+fn refund_event(id: &str, kind: &str, refund: &Value) -> Value {
+    json!({"id": id, "object": "event", "type": kind, "livemode": false,
+           "api_version": "2024-10-28.acacia", "data": {"object": refund}})
+}
+
+/// A merchant refunds in Stripe's dashboard, not in Kassa: Stripe's refund event
+/// records it on the order through the workflow (events, email, keys revoked when all
+/// went back), once per Stripe refund, and a refund Kassa made itself is not counted
+/// again when its event arrives. localstripe makes the refunds but sends no refund
+/// events: the test signs Stripe's event from localstripe's Refund.
+async fn a_refund_made_in_stripes_dashboard_refunds_the_order(backend: Backend) {
+    let stripe = LocalStripe::start().await;
+    let sink = Sink::start(None);
+    let (app, _recorder) = kassa_with_stripe(backend, &stripe, Some(&sink)).await;
+    let (_, receiver) =
+        endpoint_with_receiver(&app, "", json!(["refund.succeeded", "order.refunded"])).await;
+    let (pi, order_id, order) = paid_test_order_at_stripe(&app, &stripe).await;
+    let pi = pi.as_str();
+    let total = order["total"].as_i64().unwrap();
+    let path = format!("/api/v1/orders/{order_id}");
+
+    // Part of it, refunded in Stripe's dashboard.
+    let part = stripe.refund(pi, 1000).await;
+    let created = refund_event("evt_re_part", "refund.created", &part);
+    let answer = deliver_test(&app, &created).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["status"], "paid");
+    let order = app.get(&path).await.ok().clone();
+    assert_eq!(order["amount_refunded"], 1000, "{order}");
+    assert_eq!(order["refunds"][0]["reference"], part["id"]);
+    assert_eq!(order["refunds"][0]["method"], "stripe");
+    assert_eq!(order["refunds"][0]["status"], "succeeded");
+    assert_eq!(
+        order["lines"][0]["licenses"].as_array().unwrap().len(),
+        2,
+        "a partial refund revokes nothing"
+    );
+    // The same event again, and the same refund reported updated: recorded once.
+    let again = deliver_test(&app, &created).await;
+    assert_eq!(again.body["replayed"], true, "{}", again.text);
+    let updated = deliver_test(&app, &refund_event("evt_re_upd", "refund.updated", &part)).await;
+    assert_eq!(updated.body["replayed"], true, "{}", updated.text);
+
+    // A refund made through Kassa's API, then Stripe's event for it: counted once.
+    let api = app
+        .post(&format!("{path}/refunds"), json!({"amount": 500}))
+        .await;
+    let reference = api.ok()["reference"].clone();
+    let at_stripe = stripe.refunds(pi).await;
+    let by_kassa = at_stripe.iter().find(|r| r["id"] == reference).unwrap();
+    let echo = deliver_test(
+        &app,
+        &refund_event("evt_re_api", "refund.created", by_kassa),
+    )
+    .await;
+    assert_eq!(echo.body["replayed"], true, "{}", echo.text);
+    assert_eq!(app.get(&path).await.ok()["amount_refunded"], 1500);
+
+    // Forged or mistaken ones: another currency, more than is left, the live mode,
+    // a PaymentIntent of no order. Refused, nothing recorded.
+    let forged = |id: &str, field: &str, value: Value| {
+        let mut r = part.clone();
+        r["id"] = json!(id);
+        r[field] = value;
+        r
+    };
+    let eur = forged("re_forged_eur", "currency", json!("eur"));
+    refused_for(
+        &deliver_test(&app, &refund_event("evt_f1", "refund.created", &eur)).await,
+        "the order is in USD",
+    );
+    let above = forged("re_forged_above", "amount", json!(total));
+    refused_for(
+        &deliver_test(&app, &refund_event("evt_f2", "refund.created", &above)).await,
+        "what is left to refund",
+    );
+    let mut live = refund_event(
+        "evt_f3",
+        "refund.created",
+        &forged("re_forged_live", "amount", json!(1)),
+    );
+    live["livemode"] = json!(true);
+    refused_for(&deliver_test(&app, &live).await, "live mode refund");
+    let nobody = forged("re_forged_pi", "payment_intent", json!("pi_nobody"));
+    refused_for(
+        &deliver_test(&app, &refund_event("evt_f4", "refund.created", &nobody)).await,
+        "no order",
+    );
+    assert_eq!(app.get(&path).await.ok()["amount_refunded"], 1500);
+
+    // A refund Stripe reports pending, then succeeded: recorded once, then settled.
+    let mut slow = stripe.refund(pi, 100).await;
+    slow["status"] = json!("pending");
+    let answer = deliver_test(&app, &refund_event("evt_re_slow", "refund.created", &slow)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let order = app.get(&path).await.ok().clone();
+    let slow_id = slow["id"].clone();
+    let recorded = |order: &Value| {
+        order["refunds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["reference"] == slow_id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(recorded(&order), "pending", "{order}");
+    slow["status"] = json!("succeeded");
+    let settled = deliver_test(&app, &refund_event("evt_re_slow2", "refund.updated", &slow)).await;
+    assert_eq!(settled.status, 200, "{}", settled.text);
+    let order = app.get(&path).await.ok().clone();
+    assert_eq!(recorded(&order), "succeeded", "{order}");
+    assert_eq!(order["amount_refunded"], 1600);
+
+    // The rest, in Stripe's dashboard: the order refunded, its keys revoked.
+    let rest = stripe.refund(pi, total - 1600).await;
+    let answer = deliver_test(&app, &refund_event("evt_re_rest", "refund.created", &rest)).await;
+    assert_eq!(answer.body["status"], "refunded", "{}", answer.text);
+    let order = app.get(&path).await.ok().clone();
+    assert_eq!(order["status"], "refunded");
+    assert_eq!(order["amount_refunded"], total);
+    assert_eq!(order["refunds"].as_array().unwrap().len(), 4, "{order}");
+    assert_eq!(
+        order["lines"][0]["revoked_licenses"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{order}"
+    );
+    assert_eq!(events_of(&app, &app.key, "refund.succeeded").await, 4);
+    assert_eq!(events_of(&app, &app.key, "order.refunded").await, 1);
+    let hooks = receiver.wait_for(5).await;
+    let mut kinds: Vec<&str> = hooks.iter().map(|h| h["type"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "order.refunded",
+            "refund.succeeded",
+            "refund.succeeded",
+            "refund.succeeded",
+            "refund.succeeded"
+        ]
+    );
+    assert!(hooks.iter().all(|h| h["verified"] == true));
+    // The customer is told of each refund (the receipt and licenses came before).
+    let mails = sink.wait_for(6).await;
+    let refunds = mails
+        .iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase()
+                .contains("refund")
+        })
+        .count();
+    assert_eq!(refunds, 4, "{mails:?}");
+}
+
+/// The webhook route under attack: failed signature checks (and deliveries to a
+/// store or mode without Stripe) are counted per sender address, and past the limit
+/// answered 429 with `Retry-After`; Stripe's genuine deliveries go on, from any
+/// address. A database that fails while the store is looked up is a 503 Stripe
+/// retries, not a 500.
+async fn the_stripe_webhook_limits_bad_signatures_and_survives_a_failing_database(
+    backend: Backend,
+) {
+    let stripe = LocalStripe::start().await;
+    let mut options = Options {
+        limits: LimitsConfig {
+            bad_provider_webhooks_per_ip: "3/1h".into(),
+            ..LimitsConfig::off()
+        },
+        ..Options::default()
+    };
+    options.providers.stripe_api_base = stripe.base.clone();
+    options.providers.stripe_js_url = stripe.js_url();
+    let app = TestApp::spawn_with(backend, options).await;
+    set_up_stripe(&app, &app.key, "test", TEST_KEYS).await;
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let genuine = json!({"id": "evt_fine", "object": "event", "type": "customer.created",
+                         "livemode": false, "data": {"object": {"id": "cus_1"}}});
+    let send = |client: reqwest::Client, path: &str, secret: &str| {
+        let body = genuine.to_string();
+        let signature = stripe_signature(secret, chrono::Utc::now().timestamp(), &body);
+        app.send(
+            client
+                .post(app.url(path))
+                .header("stripe-signature", signature)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+    };
+    let test_hook = "/acme/test/webhooks/stripe";
+    let attacker = from("127.0.0.2");
+    // Three wrong signatures, an unknown store, a mode without Stripe: 400, 400, 400,
+    // then 429 with Retry-After.
+    for _ in 0..3 {
+        send(attacker.clone(), test_hook, "whsec_guess")
+            .await
+            .problem(400);
+    }
+    for path in [
+        test_hook,
+        "/nobody/test/webhooks/stripe",
+        "/acme/webhooks/stripe",
+    ] {
+        let limited = send(attacker.clone(), path, "whsec_guess").await;
+        assert_eq!(limited.problem(429)["type"], "rate_limited");
+        let wait: u64 = limited.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(wait > 0);
+    }
+    // Stripe's genuine deliveries, from another address and from the same one.
+    for client in [from("127.0.0.3"), attacker] {
+        let fine = send(client, test_hook, TEST_WHSEC).await;
+        assert_eq!(fine.status, 200, "{}", fine.text);
+        assert_eq!(fine.body["ignored"], "customer.created");
+    }
+
+    // The database fails while the store is looked up: 503, Retry-After.
+    execute(&app, "ALTER TABLE tenants RENAME TO tenants_away").await;
+    let down = send(from("127.0.0.4"), test_hook, TEST_WHSEC).await;
+    execute(&app, "ALTER TABLE tenants_away RENAME TO tenants").await;
+    assert_eq!(down.problem(503)["type"], "unavailable", "{}", down.text);
+    assert!(down.headers.contains_key("retry-after"));
+    let back = send(from("127.0.0.4"), test_hook, TEST_WHSEC).await;
+    assert_eq!(back.status, 200, "{}", back.text);
+}
+
+/// Runs `sql` on the test's database, past Kassa.
+async fn execute(app: &TestApp, sql: &'static str) {
+    match (app.store.sqlite_pool(), app.store.pg_pool()) {
+        (Some(pool), _) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        (_, Some(pool)) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        _ => unreachable!("a store has a pool"),
+    }
+    .unwrap();
+}
+
+/// A card that needs 3-D Secure: confirming the PaymentIntent leaves it
+/// `requires_action` (Stripe.js shows the bank's challenge), and the order stays
+/// unpaid, its page saying the payment is being confirmed, until the customer passed
+/// the challenge and Stripe's `payment_intent.succeeded` arrived. localstripe asks for
+/// authentication for Stripe's 3-D Secure test cards and completes it through its
+/// `_authenticate` call (what its Stripe.js does when the customer passes).
+async fn a_card_needing_3d_secure_is_paid_only_once_authenticated(backend: Backend) {
+    let stripe = LocalStripe::start().await;
+    let (app, recorder) = kassa_with_stripe(backend, &stripe, None).await;
+    let b = Browser::new(&app);
+    let (intent, order_id) = test_order_at_stripe(&app, &stripe, &b).await;
+    let pi = intent["id"].as_str().unwrap();
+    let (status, confirmed) = stripe.pay(pi, THREE_D_SECURE_CARD).await;
+    assert_eq!(
+        (status, confirmed["status"].clone()),
+        (200, json!("requires_action")),
+        "{confirmed}"
+    );
+    let order_page = pay_path(&app, &order_id).await.replace("/pay", "");
+    let page = b.get(&order_page).await;
+    assert!(page.html.contains("payment-confirming"), "{}", page.html);
+    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(order.ok()["status"], "not_paid");
+    assert_eq!(order.body["payments"][0]["status"], "pending");
+
+    let secret = card_form(
+        &b.get(&pay_path(&app, &order_id).await).await.html,
+        "secret",
+    );
+    let authenticated = stripe.authenticate(pi, &secret).await;
+    assert_eq!(authenticated["status"], "succeeded", "{authenticated}");
+    recorder.wait_for("payment_intent.succeeded").await;
+    let order = order_once(&app, &app.key, &order_id, |o| o["status"] == "paid").await;
+    assert_eq!(order["status"], "paid", "{order}");
+    let page = b.get(&order_page).await;
+    assert!(!page.html.contains("payment-confirming"), "{}", page.html);
 }

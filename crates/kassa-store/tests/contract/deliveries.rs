@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use kassa_domain::ids::TenantId;
+use kassa_domain::mode::Mode;
 use kassa_domain::workflow::Followups;
 use kassa_store::{AttemptMade, DeliveryOutcome, Timestamp, WebhookEndpointFields};
 use kassa_testkit::Backend;
@@ -63,6 +64,7 @@ async fn deliveries_are_claimed_once_paid_first_and_given_back_when_a_claim_runs
         .store
         .create_webhook_endpoint(
             tenant,
+            Mode::Live,
             &WebhookEndpointFields {
                 url: "https://hooks.acme.test/kassa".into(),
                 description: None,
@@ -75,7 +77,10 @@ async fn deliveries_are_claimed_once_paid_first_and_given_back_when_a_claim_runs
         .unwrap();
     for id in ["evt_1", "evt_2", "evt_3"] {
         event(&fx, backend, tenant, id).await;
-        fx.store.redeliver(tenant, &endpoint.id, id).await.unwrap();
+        fx.store
+            .redeliver(tenant, Mode::Live, &endpoint.id, id)
+            .await
+            .unwrap();
     }
     // The last one reports a paid order: it goes first; the first was due earliest.
     let raw = fx.raw().await;

@@ -120,6 +120,7 @@ async fn emails_are_claimed_once_paid_first_and_given_back_when_a_claim_runs_out
         .store
         .list_emails(
             &acme.tenant.id,
+            kassa_domain::mode::Mode::Test,
             &kassa_store::PageRequest {
                 after: None,
                 limit: 10,

@@ -93,12 +93,14 @@ async fn refund(
     let decided = order
         .refund(&request)
         .expect("a refund the workflow allows");
+    let reference = format!("test_re_{}", request.id);
     let new = NewRefund {
         id: request.id,
         method: PaymentMethod::TestCard,
         status: RefundStatus::Succeeded,
         reason: Some("asked".into()),
-        reference: Some("test_re_1".into()),
+        // A provider's refund id names one refund (unique per store since 0029).
+        reference: Some(reference),
     };
     let returned = work
         .insert_refund(&order, &new, &decided)

@@ -67,11 +67,21 @@ async fn write_every_secret(store: &Store, tenant: &TenantId) -> kassa_domain::i
             .unwrap();
     }
     let endpoint = store
-        .create_webhook_endpoint(tenant, &endpoint_fields(), &"whsec_endpoint-first".into())
+        .create_webhook_endpoint(
+            tenant,
+            Mode::Live,
+            &endpoint_fields(),
+            &"whsec_endpoint-first".into(),
+        )
         .await
         .unwrap();
     store
-        .rotate_webhook_secret(tenant, &endpoint.id, &"whsec_endpoint-second".into())
+        .rotate_webhook_secret(
+            tenant,
+            Mode::Live,
+            &endpoint.id,
+            &"whsec_endpoint-second".into(),
+        )
         .await
         .unwrap();
     let plugin = store
@@ -117,7 +127,7 @@ async fn assert_every_secret_opens(
     let service = store.service_secrets(tenant).await.unwrap();
     assert_eq!(service.current.expose_secret(), "Service-rotated");
     let endpoints = store
-        .list_webhook_endpoints(tenant, &crate::first_page(10))
+        .list_webhook_endpoints(tenant, Mode::Live, &crate::first_page(10))
         .await
         .unwrap();
     assert_eq!(endpoints.data.len(), 1);
@@ -293,18 +303,23 @@ async fn an_endpoint_whose_secret_does_not_open_holds_back_only_its_own_deliveri
     let tenant = &acme.tenant.id;
     let good = fx
         .store
-        .create_webhook_endpoint(tenant, &endpoint_fields(), &"whsec_good".into())
+        .create_webhook_endpoint(tenant, Mode::Live, &endpoint_fields(), &"whsec_good".into())
         .await
         .unwrap();
     let broken = fx
         .store
-        .create_webhook_endpoint(tenant, &endpoint_fields(), &"whsec_broken".into())
+        .create_webhook_endpoint(
+            tenant,
+            Mode::Live,
+            &endpoint_fields(),
+            &"whsec_broken".into(),
+        )
         .await
         .unwrap();
     crate::deliveries::event(&fx, backend, tenant, "evt_1").await;
     for endpoint in [&good, &broken] {
         fx.store
-            .redeliver(tenant, &endpoint.id, "evt_1")
+            .redeliver(tenant, Mode::Live, &endpoint.id, "evt_1")
             .await
             .unwrap();
     }

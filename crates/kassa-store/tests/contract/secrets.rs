@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use kassa_domain::ids::{DeliveryId, WebhookEndpointId};
+use kassa_domain::mode::Mode;
 use kassa_store::{DueDelivery, PluginChanges, StoreSecret, Timestamp, WebhookEndpointFields};
 use kassa_testkit::Backend;
 
@@ -44,6 +45,7 @@ async fn records_holding_secrets_print_them_redacted(backend: Backend) {
         .store
         .create_webhook_endpoint(
             tenant,
+            Mode::Live,
             &WebhookEndpointFields {
                 url: "https://hooks.acme.test/kassa".into(),
                 description: None,
@@ -57,7 +59,12 @@ async fn records_holding_secrets_print_them_redacted(backend: Backend) {
     assert_redacted(&created, &["whsec_known-current-one"]);
     let rotated = fx
         .store
-        .rotate_webhook_secret(tenant, &created.id, &"whsec_known-current-two".into())
+        .rotate_webhook_secret(
+            tenant,
+            Mode::Live,
+            &created.id,
+            &"whsec_known-current-two".into(),
+        )
         .await
         .expect("rotating the secret");
     assert_redacted(

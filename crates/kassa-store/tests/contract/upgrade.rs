@@ -362,8 +362,42 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
         Some(T0 + 11)
     );
     assert_eq!(hook.created_at.millis(), T0 + 2);
-    let deliveries = store
+    // 0029: the endpoint stays live and gets a test twin (same URL, filter, secrets),
+    // which takes the deliveries of test events (the order was a sandbox one).
+    assert!(hook.livemode);
+    let twins = store
+        .list_webhook_endpoints(&tenant, kassa_domain::mode::Mode::Test, &first_page(10))
+        .await
+        .unwrap();
+    assert_eq!(twins.data.len(), 1);
+    let twin = &twins.data[0];
+    assert!(!twin.livemode);
+    assert_ne!(twin.id, endpoint);
+    assert_eq!(
+        (twin.fields.url.as_str(), &twin.fields.event_types),
+        (hook.fields.url.as_str(), &hook.fields.event_types)
+    );
+    assert_eq!(twin.secret.expose_secret(), "whsec_new");
+    assert_eq!(
+        twin.previous_secret.as_ref().map(|s| s.expose_secret()),
+        Some("whsec_old")
+    );
+    assert_eq!(twin.created_at, hook.created_at);
+    assert_eq!(
+        &twin.id.as_str()[..13],
+        &endpoint.as_str()[..13],
+        "its time part"
+    );
+    let left = store
         .list_deliveries(&tenant, &endpoint, &first_page(10))
+        .await
+        .unwrap();
+    assert!(
+        left.data.is_empty(),
+        "the live endpoint keeps no test event"
+    );
+    let deliveries = store
+        .list_deliveries(&tenant, &twin.id, &first_page(10))
         .await
         .unwrap();
     assert_eq!(deliveries.data.len(), 1);
@@ -372,7 +406,10 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
     assert_eq!(deliveries.data[0].attempts.len(), 1);
     assert_eq!(deliveries.data[0].attempts[0].created_at.millis(), T0 + 13);
 
-    let emails = store.list_emails(&tenant, &first_page(10)).await.unwrap();
+    let emails = store
+        .list_emails(&tenant, kassa_domain::mode::Mode::Test, &first_page(10))
+        .await
+        .unwrap();
     assert_eq!(emails.data.len(), 1);
     assert_eq!(emails.data[0].status, "sent");
     assert_eq!(emails.data[0].sent_at.map(|t| t.millis()), Some(T0 + 14));

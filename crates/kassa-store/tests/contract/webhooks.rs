@@ -2,6 +2,7 @@
 
 use kassa_domain::Secret;
 use kassa_domain::ids::WebhookEndpointId;
+use kassa_domain::mode::Mode;
 use kassa_store::{SECRET_OVERLAP_MILLIS, Timestamp, WebhookEndpointFields};
 use kassa_testkit::Backend;
 
@@ -11,6 +12,7 @@ kassa_testkit::on_both_backends!(
     endpoints_are_created_updated_and_deleted,
     rotating_a_secret_keeps_the_old_one_for_a_day,
     endpoints_of_another_tenant_are_not_found,
+    endpoints_of_the_other_mode_are_not_found,
 );
 
 fn endpoint(url: &str) -> WebhookEndpointFields {
@@ -31,6 +33,7 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
         .store
         .create_webhook_endpoint(
             tenant,
+            Mode::Live,
             &endpoint("https://hooks.acme.test/kassa"),
             &"whsec_one".into(),
         )
@@ -60,7 +63,7 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
     };
     let updated = fx
         .store
-        .update_webhook_endpoint(tenant, &created.id, &disabled)
+        .update_webhook_endpoint(tenant, Mode::Live, &created.id, &disabled)
         .await
         .expect("disabling the endpoint");
     assert!(updated.fields.disabled);
@@ -76,7 +79,7 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
     // Saving a disabled endpoint again leaves it disabled.
     let still = fx
         .store
-        .update_webhook_endpoint(tenant, &created.id, &disabled)
+        .update_webhook_endpoint(tenant, Mode::Live, &created.id, &disabled)
         .await
         .expect("saving it disabled again");
     assert!(still.fields.disabled);
@@ -87,7 +90,7 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
     };
     let updated = fx
         .store
-        .update_webhook_endpoint(tenant, &created.id, &enabled)
+        .update_webhook_endpoint(tenant, Mode::Live, &created.id, &enabled)
         .await
         .expect("re-enabling the endpoint");
     assert!(!updated.fields.disabled);
@@ -104,6 +107,7 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
         .store
         .create_webhook_endpoint(
             tenant,
+            Mode::Live,
             &WebhookEndpointFields {
                 disabled: true,
                 ..endpoint("https://hooks.acme.test/later")
@@ -115,7 +119,7 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
     assert!(born_disabled.fields.disabled);
     let listed: Vec<WebhookEndpointId> = fx
         .store
-        .list_webhook_endpoints(tenant, &first_page(50))
+        .list_webhook_endpoints(tenant, Mode::Live, &first_page(50))
         .await
         .expect("listing endpoints")
         .data
@@ -126,24 +130,28 @@ async fn endpoints_are_created_updated_and_deleted(backend: Backend) {
     assert!(listed.contains(&created.id) && listed.contains(&born_disabled.id));
 
     fx.store
-        .delete_webhook_endpoint(tenant, &created.id)
+        .delete_webhook_endpoint(tenant, Mode::Live, &created.id)
         .await
         .expect("deleting the endpoint");
     assert_not_found(fx.store.webhook_endpoint(tenant, &created.id).await);
-    assert_not_found(fx.store.delete_webhook_endpoint(tenant, &created.id).await);
     assert_not_found(
         fx.store
-            .update_webhook_endpoint(tenant, &created.id, &enabled)
+            .delete_webhook_endpoint(tenant, Mode::Live, &created.id)
             .await,
     );
     assert_not_found(
         fx.store
-            .rotate_webhook_secret(tenant, &created.id, &"whsec_x".into())
+            .update_webhook_endpoint(tenant, Mode::Live, &created.id, &enabled)
+            .await,
+    );
+    assert_not_found(
+        fx.store
+            .rotate_webhook_secret(tenant, Mode::Live, &created.id, &"whsec_x".into())
             .await,
     );
     let listed: Vec<WebhookEndpointId> = fx
         .store
-        .list_webhook_endpoints(tenant, &first_page(50))
+        .list_webhook_endpoints(tenant, Mode::Live, &first_page(50))
         .await
         .expect("listing endpoints")
         .data
@@ -161,6 +169,7 @@ async fn rotating_a_secret_keeps_the_old_one_for_a_day(backend: Backend) {
         .store
         .create_webhook_endpoint(
             tenant,
+            Mode::Live,
             &endpoint("https://hooks.acme.test/kassa"),
             &"whsec_one".into(),
         )
@@ -170,7 +179,7 @@ async fn rotating_a_secret_keeps_the_old_one_for_a_day(backend: Backend) {
     let before = Timestamp::now().millis();
     let rotated = fx
         .store
-        .rotate_webhook_secret(tenant, &created.id, &"whsec_two".into())
+        .rotate_webhook_secret(tenant, Mode::Live, &created.id, &"whsec_two".into())
         .await
         .expect("rotating the secret");
     let after = Timestamp::now().millis();
@@ -206,7 +215,7 @@ async fn rotating_a_secret_keeps_the_old_one_for_a_day(backend: Backend) {
 
     let again = fx
         .store
-        .rotate_webhook_secret(tenant, &created.id, &"whsec_three".into())
+        .rotate_webhook_secret(tenant, Mode::Live, &created.id, &"whsec_three".into())
         .await
         .expect("rotating again");
     assert_eq!(again.secret.expose_secret(), "whsec_three");
@@ -224,6 +233,7 @@ async fn endpoints_of_another_tenant_are_not_found(backend: Backend) {
         .store
         .create_webhook_endpoint(
             &acme.tenant.id,
+            Mode::Live,
             &endpoint("https://hooks.acme.test/kassa"),
             &"whsec_one".into(),
         )
@@ -235,22 +245,22 @@ async fn endpoints_of_another_tenant_are_not_found(backend: Backend) {
     assert_not_found(fx.store.webhook_endpoint(intruder, &created.id).await);
     assert_not_found(
         fx.store
-            .update_webhook_endpoint(intruder, &created.id, &hijack)
+            .update_webhook_endpoint(intruder, Mode::Live, &created.id, &hijack)
             .await,
     );
     assert_not_found(
         fx.store
-            .rotate_webhook_secret(intruder, &created.id, &"whsec_evil".into())
+            .rotate_webhook_secret(intruder, Mode::Live, &created.id, &"whsec_evil".into())
             .await,
     );
     assert_not_found(
         fx.store
-            .delete_webhook_endpoint(intruder, &created.id)
+            .delete_webhook_endpoint(intruder, Mode::Live, &created.id)
             .await,
     );
     assert!(
         fx.store
-            .list_webhook_endpoints(intruder, &first_page(50))
+            .list_webhook_endpoints(intruder, Mode::Live, &first_page(50))
             .await
             .expect("listing globex's endpoints")
             .data
@@ -265,4 +275,75 @@ async fn endpoints_of_another_tenant_are_not_found(backend: Backend) {
     assert_eq!(untouched.fields.url, "https://hooks.acme.test/kassa");
     assert_eq!(untouched.secret.expose_secret(), "whsec_one");
     assert!(untouched.previous_secret.is_none());
+}
+
+/// An endpoint belongs to the mode it was made in: the other mode's keys and pages
+/// neither see nor change it.
+async fn endpoints_of_the_other_mode_are_not_found(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let live = fx
+        .store
+        .create_webhook_endpoint(
+            tenant,
+            Mode::Live,
+            &endpoint("https://hooks.acme.test/live"),
+            &"whsec_live".into(),
+        )
+        .await
+        .expect("creating a live endpoint");
+    assert!(live.livemode);
+    let test = fx
+        .store
+        .create_webhook_endpoint(
+            tenant,
+            Mode::Test,
+            &endpoint("https://hooks.acme.test/test"),
+            &"whsec_test".into(),
+        )
+        .await
+        .expect("creating a test endpoint");
+    assert!(!test.livemode);
+
+    let hijack = endpoint("https://evil.test/steal");
+    assert_not_found(
+        fx.store
+            .webhook_endpoint_in(tenant, Mode::Test, &live.id)
+            .await,
+    );
+    assert_not_found(
+        fx.store
+            .update_webhook_endpoint(tenant, Mode::Test, &live.id, &hijack)
+            .await,
+    );
+    assert_not_found(
+        fx.store
+            .rotate_webhook_secret(tenant, Mode::Test, &live.id, &"whsec_evil".into())
+            .await,
+    );
+    assert_not_found(
+        fx.store
+            .delete_webhook_endpoint(tenant, Mode::Test, &live.id)
+            .await,
+    );
+    for (mode, only) in [(Mode::Test, test.id), (Mode::Live, live.id.clone())] {
+        let listed: Vec<WebhookEndpointId> = fx
+            .store
+            .list_webhook_endpoints(tenant, mode, &first_page(50))
+            .await
+            .expect("listing endpoints")
+            .data
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(listed, [only], "{mode}");
+    }
+    let untouched = fx
+        .store
+        .webhook_endpoint_in(tenant, Mode::Live, &live.id)
+        .await
+        .expect("the live endpoint survives");
+    assert_eq!(untouched.fields.url, "https://hooks.acme.test/live");
+    assert_eq!(untouched.secret.expose_secret(), "whsec_live");
 }
