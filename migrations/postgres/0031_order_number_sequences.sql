@@ -7,7 +7,7 @@ DECLARE
     t RECORD;
 BEGIN
     FOR t IN SELECT id, order_seq FROM tenants LOOP
-        EXECUTE format('CREATE SEQUENCE %I', 'order_numbers_' || t.id);
+        EXECUTE format('CREATE SEQUENCE IF NOT EXISTS %I', 'order_numbers_' || t.id);
         IF t.order_seq > 0 THEN
             PERFORM setval(format('%I', 'order_numbers_' || t.id)::regclass, t.order_seq);
         END IF;

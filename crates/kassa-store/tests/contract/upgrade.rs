@@ -231,8 +231,8 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
         .await
         .expect("sealing what was stored in clear");
     assert_eq!(
-        sealed, 6,
-        "link secret, endpoint's two, Stripe's two, the plugin's"
+        sealed, 8,
+        "link secret, the endpoint's two and its test twin's two (0029), Stripe's two, the plugin's"
     );
     let again = Store::connect(&db.url, 1).await.unwrap();
     let twice = again
