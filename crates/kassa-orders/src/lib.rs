@@ -13,7 +13,9 @@ mod error;
 mod fulfillment;
 mod online;
 mod payments;
+mod provider_events;
 mod refunds;
+mod stripe_webhooks;
 mod unpaid;
 mod webhooks;
 
@@ -27,11 +29,10 @@ pub use fulfillment::{
     PoolDelivery, add_keys, deliver_from_pool, deliver_with, delivery_failed, resend_licenses,
     retry_delivery,
 };
-pub use online::{
-    ProviderEventError, ProviderEventOutcome, Providers, StripeCardForm, pay_with_stripe,
-    stripe_card_form, stripe_event,
-};
+pub use online::{Providers, StripeCardForm, pay_with_stripe, stripe_card_form};
 pub use payments::{CardOutcome, pay_with_card, record_offline_payment, switch_method};
+pub use provider_events::{ProviderEventError, ProviderEventOutcome};
 pub use refunds::{RefundInput, refund};
+pub use stripe_webhooks::stripe_event;
 pub use unpaid::{UnpaidPolicy, UnpaidSweep, sweep_unpaid};
 pub use webhooks::{EndpointInput, endpoint_fields};

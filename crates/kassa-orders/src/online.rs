@@ -16,14 +16,13 @@ use kassa_domain::order::{PaymentMethod, PaymentStatus};
 use kassa_domain::tenant::{StripeAccount, TenantSettings};
 use kassa_domain::workflow::{self, PaymentFacts, Refused};
 use kassa_domain::{Invalid, Secret};
-use kassa_payments::provider::{
-    Outcome, PaymentEvent, PaymentProvider, PaymentRequest, ProviderEvent, WebhookError,
-};
+use kassa_payments::provider::{Outcome, PaymentEvent, PaymentProvider, PaymentRequest};
 use kassa_payments::stripe::Stripe;
 use kassa_store::{NewPayment, OrderRecord, Settlement, Store, StoreError, TenantRecord};
 
 use crate::error::OrdersError;
 use crate::payments::finish_payment;
+use crate::provider_events::{ProviderEventError, ProviderEventOutcome};
 
 /// Where Kassa reaches the providers, and how long it waits for them.
 #[derive(Debug, Clone)]
@@ -218,76 +217,9 @@ fn pending_attempt(order: &OrderRecord) -> Option<&str> {
         .find(|reference| reference.starts_with("pi_"))
 }
 
-/// What a provider's webhook did.
-#[derive(Debug)]
-pub enum ProviderEventOutcome {
-    /// The payment was recorded (the order paid, or the attempt failed).
-    Recorded(Box<OrderRecord>),
-    /// The event was acted on before: nothing done.
-    Replayed,
-    /// A genuine event Kassa does not act on (its type).
-    Ignored(String),
-}
-
-/// Why a provider's webhook was not acted on.
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderEventError {
-    /// No store has this URL name.
-    #[error("no such store")]
-    UnknownStore,
-    /// The store has no Stripe account in this mode: nothing can be verified.
-    #[error("this store takes no Stripe payments in {0} mode")]
-    NotSetUp(Mode),
-    /// The signature does not verify, is stale, or the body is not an event: nothing
-    /// was read.
-    #[error("{0}")]
-    Unverified(WebhookError),
-    /// Genuine, but the workflow refuses it (another store's or an unknown order, the
-    /// other mode, another amount or currency, an order not waiting for it).
-    #[error("{0}")]
-    Refused(Refused),
-    #[error("{0}")]
-    Orders(#[from] OrdersError),
-}
-
-impl From<StoreError> for ProviderEventError {
-    fn from(e: StoreError) -> Self {
-        Self::Orders(e.into())
-    }
-}
-
-/// Acts on a Stripe webhook that reached the endpoint of the store named `slug` for
-/// `mode`. The one thing read before the signature is checked (at `now`, Unix
-/// seconds) is that store's and mode's signing secret; then a payment of one of its
-/// orders is recorded once per Stripe event id, and a refund Stripe made of one once
-/// per Stripe refund id ([`crate::refunds::refund_at_provider`]).
-pub async fn stripe_event(
-    store: &Store,
-    slug: &str,
-    mode: Mode,
-    signature: &str,
-    body: &[u8],
-    now: i64,
-) -> Result<ProviderEventOutcome, ProviderEventError> {
-    let (tenant, webhook_secret) = match store.stripe_webhook_secret(slug, mode).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return Err(ProviderEventError::NotSetUp(mode)),
-        Err(StoreError::NotFound) => return Err(ProviderEventError::UnknownStore),
-        Err(e) => return Err(e.into()),
-    };
-    match kassa_payments::stripe::read_event(&webhook_secret, signature, body, now) {
-        Ok(ProviderEvent::Payment(event)) => payment_event(store, &tenant, mode, event).await,
-        Ok(ProviderEvent::Refund(event)) => {
-            crate::refunds::refund_at_provider(store, &tenant, mode, event).await
-        }
-        Err(WebhookError::Ignored(kind)) => Ok(ProviderEventOutcome::Ignored(kind)),
-        Err(e) => Err(ProviderEventError::Unverified(e)),
-    }
-}
-
 /// A verified payment event of `tenant`'s endpoint for `mode`: recorded once per
 /// Stripe event id, after the workflow checked it against the order.
-async fn payment_event(
+pub(crate) async fn payment_event(
     store: &Store,
     tenant: &TenantId,
     mode: Mode,

@@ -18,7 +18,8 @@ use kassa_payments::provider::{PaymentProvider, ProviderError, RefundEvent, Refu
 use kassa_store::{NewRefund, OrderRecord, RefundRecord, Store, StoreError, Work};
 
 use crate::error::OrdersError;
-use crate::online::{ProviderEventError, ProviderEventOutcome, Providers};
+use crate::online::Providers;
+use crate::provider_events::{ProviderEventError, ProviderEventOutcome};
 
 /// A refund as the merchant asks for it (the API's body, the dashboard's form).
 #[derive(Debug, Clone, Default)]
