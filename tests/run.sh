@@ -195,4 +195,13 @@ fi
 export KASSA_LANG_PLUGINS_DIR="$langs"
 
 echo "== cargo test (SQLite and PostgreSQL)"
-cargo test --workspace --all-targets "$@"
+# The whole workspace, unless the arguments before `--` name packages or targets
+# (`-p kassa --test it -- faults`): then just those.
+scope=(--workspace --all-targets)
+for arg in "$@"; do
+  case "$arg" in
+    --) break ;;
+    -p|--package|--package=*|--test|--test=*|--lib|--bins|--examples) scope=() ;;
+  esac
+done
+cargo test "${scope[@]}" "$@"
