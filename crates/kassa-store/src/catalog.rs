@@ -181,13 +181,14 @@ impl TryFrom<CheckoutLinkRow> for CheckoutLinkRecord {
 
 const LINK_COLUMNS: &str = "id, product_id, quantity, currency, coupon_code, offer, created_at";
 
-/// Runs a tenant-scoped list query `SELECT <columns> FROM <table> WHERE tenant_id = $1`,
-/// newest first, one page at a time.
+/// One page, newest first, of a tenant's rows in `table`; with `mode`, only that
+/// mode's world (a table with a `livemode` column: license pools, webhook endpoints).
 pub(crate) async fn list_page<Row, Rec>(
     store: &Store,
     columns: &str,
     table: &str,
     tenant: &TenantId,
+    mode: Option<Mode>,
     page: &PageRequest,
 ) -> Result<Page<Rec>, StoreError>
 where
@@ -197,51 +198,25 @@ where
         + Unpin,
     Rec: TryFrom<Row, Error = StoreError> + HasId,
 {
+    let of_mode = if mode.is_some() {
+        " AND livemode = $4"
+    } else {
+        ""
+    };
     let sql = format!(
-        "SELECT {columns} FROM {table} WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3"
-    );
-    let rows: Vec<Row> = db_run!(store, c => sqlx::query_as(AssertSqlSafe(sql))
-        .bind(tenant.as_str())
-        .bind(page.after.as_deref())
-        .bind(page.limit + 1)
-        .fetch_all(c).await?);
-    let records = rows
-        .into_iter()
-        .map(Rec::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_rows(records, page.limit, |r| {
-        r.id_str().to_owned()
-    }))
-}
-
-/// One page, newest first, of a tenant's rows of `mode`'s world in a table with a
-/// `livemode` column (license pools, webhook endpoints).
-pub(crate) async fn list_page_of_mode<Row, Rec>(
-    store: &Store,
-    columns: &str,
-    table: &str,
-    tenant: &TenantId,
-    mode: Mode,
-    page: &PageRequest,
-) -> Result<Page<Rec>, StoreError>
-where
-    Row: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-        + Send
-        + Unpin,
-    Rec: TryFrom<Row, Error = StoreError> + HasId,
-{
-    let sql = format!(
-        "SELECT {columns} FROM {table} WHERE tenant_id = $1 AND livemode = $4
+        "SELECT {columns} FROM {table} WHERE tenant_id = $1{of_mode}
          AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
     );
-    let rows: Vec<Row> = db_run!(store, c => sqlx::query_as(AssertSqlSafe(sql))
-        .bind(tenant.as_str())
-        .bind(page.after.as_deref())
-        .bind(page.limit + 1)
-        .bind(mode.is_live())
-        .fetch_all(c).await?);
+    let rows: Vec<Row> = db_run!(store, c => {
+        let mut query = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(tenant.as_str())
+            .bind(page.after.as_deref())
+            .bind(page.limit + 1);
+        if let Some(mode) = mode {
+            query = query.bind(mode.is_live());
+        }
+        query.fetch_all(c).await?
+    });
     let records = rows
         .into_iter()
         .map(Rec::try_from)
@@ -357,7 +332,7 @@ impl Store {
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<ProductRecord>, StoreError> {
-        list_page::<ProductRow, _>(self, PRODUCT_COLUMNS, "products", tenant, page).await
+        list_page::<ProductRow, _>(self, PRODUCT_COLUMNS, "products", tenant, None, page).await
     }
 
     /// Replaces a product's writable fields.
@@ -441,7 +416,7 @@ impl Store {
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<CouponRecord>, StoreError> {
-        list_page::<CouponRow, _>(self, COUPON_COLUMNS, "coupons", tenant, page).await
+        list_page::<CouponRow, _>(self, COUPON_COLUMNS, "coupons", tenant, None, page).await
     }
 
     /// Changes what may change on a live coupon: whether it works, until when, how often.
@@ -518,7 +493,8 @@ impl Store {
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<CheckoutLinkRecord>, StoreError> {
-        list_page::<CheckoutLinkRow, _>(self, LINK_COLUMNS, "checkout_links", tenant, page).await
+        list_page::<CheckoutLinkRow, _>(self, LINK_COLUMNS, "checkout_links", tenant, None, page)
+            .await
     }
 
     pub async fn delete_checkout_link(

@@ -403,7 +403,8 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<PluginRecord>, StoreError> {
         let page =
-            list_page::<PluginIdRow, PluginIdRecord>(self, "id", "plugins", tenant, page).await?;
+            list_page::<PluginIdRow, PluginIdRecord>(self, "id", "plugins", tenant, None, page)
+                .await?;
         let mut data = Vec::with_capacity(page.data.len());
         for p in page.data {
             data.push(self.plugin(tenant, &p.0).await?);

@@ -3,7 +3,7 @@
 use kassa_domain::ids::{LicenseKeyId, LicensePoolId, TenantId};
 use kassa_domain::mode::Mode;
 
-use crate::catalog::{HasId, fetch_one, list_page, list_page_of_mode};
+use crate::catalog::{HasId, fetch_one, list_page};
 use sqlx::AssertSqlSafe;
 
 use crate::db::{Backend, Tx, db_run};
@@ -196,7 +196,7 @@ impl Store {
         tenant: &TenantId,
         page: &PageRequest,
     ) -> Result<Page<LicensePoolRecord>, StoreError> {
-        list_page::<PoolRow, _>(self, POOL_COLUMNS, "license_pools", tenant, page).await
+        list_page::<PoolRow, _>(self, POOL_COLUMNS, "license_pools", tenant, None, page).await
     }
 
     /// The pools of one mode, newest first.
@@ -206,8 +206,15 @@ impl Store {
         mode: Mode,
         page: &PageRequest,
     ) -> Result<Page<LicensePoolRecord>, StoreError> {
-        list_page_of_mode::<PoolRow, _>(self, POOL_COLUMNS, "license_pools", tenant, mode, page)
-            .await
+        list_page::<PoolRow, _>(
+            self,
+            POOL_COLUMNS,
+            "license_pools",
+            tenant,
+            Some(mode),
+            page,
+        )
+        .await
     }
 
     pub async fn update_license_pool(

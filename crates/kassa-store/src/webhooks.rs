@@ -8,7 +8,7 @@ use kassa_domain::ids::{TenantId, WebhookEndpointId};
 use kassa_domain::mode::Mode;
 use sqlx::AssertSqlSafe;
 
-use crate::catalog::{HasId, fetch_one, list_page_of_mode};
+use crate::catalog::{HasId, fetch_one, list_page};
 
 use crate::db::db_run;
 use crate::error::StoreError;
@@ -174,12 +174,12 @@ impl Store {
         mode: Mode,
         page: &PageRequest,
     ) -> Result<Page<WebhookEndpointRecord>, StoreError> {
-        let page = list_page_of_mode::<EndpointRow, _>(
+        let page = list_page::<EndpointRow, _>(
             self,
             ENDPOINT_COLUMNS,
             "webhook_endpoints",
             tenant,
-            mode,
+            Some(mode),
             page,
         )
         .await?;
