@@ -5,7 +5,7 @@ use chrono::Utc;
 use kassa_domain::Invalid;
 use kassa_domain::catalog::{CouponCode, Delivery, Discount, coupon_unusable_reason};
 use kassa_domain::error::parse_text;
-use kassa_domain::ids::{CartId, ProductId, TenantId};
+use kassa_domain::ids::{CartId, OrderId, ProductId, TenantId};
 use kassa_domain::mode::Mode;
 use kassa_domain::money::Currency;
 use kassa_domain::offer;
@@ -266,6 +266,7 @@ pub async fn place_order(
         .collect();
     let coupon_code = quote.coupon_code.clone();
     let new = NewOrder {
+        id: OrderId::generate(),
         quote,
         email: email.as_str().to_owned(),
         name,
@@ -287,7 +288,10 @@ pub async fn place_order(
         deliveries,
     };
     let mut work = store.work(&tenant.id).await?;
-    let id = match work.insert_order(&new).await {
+    let id = match work
+        .insert_order(&new, &workflow::placed(&new.id, method))
+        .await
+    {
         Ok(Placement::New(id)) => id,
         Ok(Placement::Existing(id)) => {
             drop(work);
@@ -296,7 +300,6 @@ pub async fn place_order(
         Err(StoreError::Conflict(m)) => return Err(Invalid::field("coupon", m).into()),
         Err(e) => return Err(e.into()),
     };
-    work.follow_placed(&workflow::placed(&id, method)).await?;
     let order = work.view_after_follow(id.as_str()).await?;
     work.commit().await?;
     metrics::counter!("kassa_orders_placed_total", "method" => method.as_str()).increment(1);

@@ -13,48 +13,100 @@ use crate::db::{Tx, db_run};
 use crate::error::StoreError;
 use crate::jobs::Priority;
 use crate::page::{Page, PageRequest};
-use crate::queues::{Queue, notify_due, wrote};
+use crate::queues::{Queue, wrote};
 use crate::store::Store;
 use crate::time::Timestamp;
 
-/// Queues an email; the same `dedupe_key` is queued once (a receipt per order, a
-/// failure notice per payment attempt).
+/// An email to queue.
+pub(crate) struct NewEmail {
+    pub id: EmailId,
+    pub kind: String,
+    pub order_id: Option<String>,
+    /// The same key is queued once (a receipt per order, a failure notice per payment
+    /// attempt).
+    pub dedupe_key: String,
+    pub to: String,
+    pub locale: String,
+    pub at: Timestamp,
+    pub priority: Priority,
+    pub request_id: Option<String>,
+}
+
+impl NewEmail {
+    pub(crate) fn new(
+        kind: &str,
+        order_id: Option<&str>,
+        dedupe_key: &str,
+        to: &str,
+        locale: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            id: EmailId::generate(),
+            kind: kind.to_owned(),
+            order_id: order_id.map(str::to_owned),
+            dedupe_key: dedupe_key.to_owned(),
+            to: to.to_owned(),
+            locale: locale.to_owned(),
+            at,
+            // A paid order's receipt and licenses go before a backlog of other emails.
+            priority: Priority::paid_order_if(
+                kind.parse::<kassa_domain::email::EmailKind>()
+                    .is_ok_and(kassa_domain::email::EmailKind::reports_paid_order),
+            ),
+            request_id: crate::RequestId::current().map(|r| r.as_str().to_owned()),
+        }
+    }
+}
+
+/// How many parameters [`email_sql`] takes, bound by [`bind_email!`].
+pub(crate) const EMAIL_ARGS: usize = 10;
+
+/// Binds a [`NewEmail`] of `tenant` in [`email_sql`]'s order.
+macro_rules! bind_email {
+    ($query:expr, $tenant:expr, $email:expr) => {
+        $query
+            .bind($tenant.as_str())
+            .bind($email.id.as_str())
+            .bind($email.kind.as_str())
+            .bind($email.order_id.as_deref())
+            .bind($email.dedupe_key.as_str())
+            .bind($email.to.as_str())
+            .bind($email.locale.as_str())
+            .bind($email.at)
+            .bind($email.priority as i32)
+            .bind($email.request_id.as_deref())
+    };
+}
+pub(crate) use bind_email;
+
+/// The statement queueing an email (parameters `$from`…, see [`bind_email!`]), due at
+/// once, unless one with its key was queued before. On PostgreSQL a trigger wakes every
+/// node's email dispatcher at the commit (migration 0035).
+pub(crate) fn email_sql(from: usize) -> String {
+    format!(
+        "INSERT INTO emails (tenant_id, id, kind, order_id, dedupe_key, to_address, locale, status,
+         attempts, next_attempt_at, created_at, priority, request_id)
+         VALUES ({}, 'queued', 0, ${at}, ${at}, ${priority}, ${request})
+         ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
+        crate::db::placeholders(from, 7),
+        at = from + 7,
+        priority = from + 8,
+        request = from + 9,
+    )
+}
+
+/// Queues an email in `tx`.
 pub(crate) async fn queue_email(
     tx: &mut Tx,
     tenant: &TenantId,
-    kind: &str,
-    order_id: Option<&str>,
-    dedupe_key: &str,
-    to: &str,
-    locale: &str,
+    email: &NewEmail,
 ) -> Result<(), StoreError> {
-    let now = Timestamp::now().millis();
-    let id = EmailId::generate();
-    // A paid order's receipt and licenses go before a backlog of other emails.
-    let priority = Priority::paid_order_if(
-        kind.parse::<kassa_domain::email::EmailKind>()
-            .is_ok_and(kassa_domain::email::EmailKind::reports_paid_order),
-    );
-    let request = crate::RequestId::current();
-    let queued = db_run!(tx, c => sqlx::query(
-        "INSERT INTO emails (tenant_id, id, kind, order_id, dedupe_key, to_address, locale, status,
-         attempts, next_attempt_at, created_at, priority, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $8, $9, $10)
-         ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
-    )
-    .bind(tenant.as_str())
-    .bind(id.as_str())
-    .bind(kind)
-    .bind(order_id)
-    .bind(dedupe_key)
-    .bind(to)
-    .bind(locale)
-    .bind(Timestamp::from(now))
-    .bind(priority as i32)
-    .bind(request.as_ref().map(crate::RequestId::as_str))
-    .execute(c).await?.rows_affected());
+    let sql = email_sql(1);
+    let queued = db_run!(tx, c => bind_email!(sqlx::query(AssertSqlSafe(sql.as_str())), tenant, email)
+        .execute(c).await?.rows_affected());
     if queued == 1 {
-        notify_due(tx, Queue::Emails).await?;
+        wrote(Queue::Emails);
     }
     Ok(())
 }
@@ -74,9 +126,11 @@ pub(crate) async fn email_owners(
     )
     .bind(tenant.as_str())
     .fetch_all(c).await?);
+    let now = Timestamp::now();
     for owner in owners {
         let key = format!("{about}:{owner}");
-        queue_email(tx, tenant, kind, order_id, &key, &owner, "en").await?;
+        let email = NewEmail::new(kind, order_id, &key, &owner, "en", now);
+        queue_email(tx, tenant, &email).await?;
     }
     Ok(())
 }

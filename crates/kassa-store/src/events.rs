@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use kassa_domain::ids::{DeliveryId, EventId, TenantId, WebhookEndpointId};
 use kassa_domain::mode::Mode;
 
-use crate::db::{Tx, db_run, placeholders};
+use crate::db::{Backend, Tx, db_run, placeholders};
 use crate::error::StoreError;
 use crate::jobs::Priority;
 use crate::page::{Page, PageRequest};
@@ -22,55 +22,133 @@ fn delivery_written() {
     crate::queues::wrote(crate::queues::Queue::Webhooks);
 }
 
-/// Writes an event of the `mode` world (said in its payload's `livemode`) and queues
-/// its deliveries.
+/// An event to write, with what its deliveries carry.
+pub(crate) struct NewEvent {
+    pub id: EventId,
+    pub kind: String,
+    pub order_id: Option<String>,
+    pub mode: Mode,
+    pub payload: serde_json::Value,
+    pub at: Timestamp,
+    pub priority: Priority,
+    pub request_id: Option<String>,
+}
+
+impl NewEvent {
+    /// An event of `kind` of the `mode` world (said in its payload's `livemode`), now.
+    pub(crate) fn new(
+        kind: &str,
+        order_id: Option<&str>,
+        mode: Mode,
+        data: serde_json::Value,
+        at: Timestamp,
+    ) -> Self {
+        let id = EventId::generate();
+        let payload = serde_json::json!({
+            "id": id,
+            "type": kind,
+            "timestamp": rfc3339(at.millis()),
+            "livemode": mode.is_live(),
+            "data": data,
+        });
+        Self {
+            id,
+            kind: kind.to_owned(),
+            order_id: order_id.map(str::to_owned),
+            mode,
+            payload,
+            at,
+            // A paid order's news goes before a backlog of other deliveries.
+            priority: Priority::paid_order_if(
+                kind.parse::<kassa_domain::event::EventKind>()
+                    .is_ok_and(kassa_domain::event::EventKind::reports_paid_order),
+            ),
+            request_id: crate::RequestId::current().map(|r| r.as_str().to_owned()),
+        }
+    }
+}
+
+/// How many parameters [`event_sql`] takes, bound by [`bind_event!`].
+pub(crate) const EVENT_ARGS: usize = 9;
+
+/// Binds a [`NewEvent`] of `tenant` in [`event_sql`]'s order.
+macro_rules! bind_event {
+    ($query:expr, $tenant:expr, $event:expr) => {
+        $query
+            .bind($tenant.as_str())
+            .bind($event.id.as_str())
+            .bind($event.kind.as_str())
+            .bind($event.order_id.as_deref())
+            .bind($event.mode.is_live())
+            .bind(sqlx::types::Json(&$event.payload))
+            .bind($event.at)
+            .bind($event.priority as i32)
+            .bind($event.request_id.as_deref())
+    };
+}
+pub(crate) use bind_event;
+
+/// The two statements writing an event (parameters `$from`…, see [`bind_event!`]) and
+/// its deliveries: one, pending and due at once, to each enabled endpoint of its mode
+/// whose filter takes its type, read and written by the database in the same
+/// statement. `payload` makes the payload's SQL from its parameter (the placement
+/// writes the order's number into it). A delivery's id is made there too: `whd_`, the
+/// event id's time part and 16 random hexadecimal digits, so it sorts with its event.
+pub(crate) fn event_sql(
+    backend: Backend,
+    from: usize,
+    payload: impl Fn(&str) -> String,
+) -> (String, String) {
+    let [tenant, id, kind, order, live, body, at, priority, request] =
+        std::array::from_fn(|i| format!("${}", from + i));
+    let body = payload(&body);
+    let event = format!(
+        "INSERT INTO events (tenant_id, id, type, order_id, livemode, payload, created_at)
+         VALUES ({tenant}, {id}, {kind}, {order}, {live}, {body}, {at})"
+    );
+    let (random, takes_all, takes_type) = match backend {
+        Backend::Sqlite => (
+            "lower(hex(randomblob(8)))",
+            "json_array_length(w.event_types) = 0",
+            format!("EXISTS (SELECT 1 FROM json_each(w.event_types) AS t WHERE t.value = {kind})"),
+        ),
+        Backend::Postgres => (
+            "substr(md5(random()::text || w.id), 1, 16)",
+            "jsonb_array_length(w.event_types) = 0",
+            format!("w.event_types @> jsonb_build_array({kind}::text)"),
+        ),
+    };
+    let deliveries = format!(
+        "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, status, attempts,
+         next_attempt_at, created_at, updated_at, priority, request_id)
+         SELECT w.tenant_id, 'whd_' || substr({id}, 5, 10) || {random}, w.id, {id}, 'pending', 0,
+             {at}, {at}, {at}, {priority}, {request}
+         FROM webhook_endpoints w
+         WHERE w.tenant_id = {tenant} AND w.livemode = {live} AND w.disabled_at IS NULL
+             AND ({takes_all} OR {takes_type})"
+    );
+    (event, deliveries)
+}
+
+/// Writes an event and queues its deliveries, in one round trip.
 pub(crate) async fn insert_event(
     tx: &mut Tx,
     tenant: &TenantId,
-    kind: &str,
-    order_id: Option<&str>,
-    mode: Mode,
-    data: serde_json::Value,
-) -> Result<EventId, StoreError> {
-    let id = EventId::generate();
-    let now = Timestamp::now();
-    let payload = serde_json::json!({
-        "id": id,
-        "type": kind,
-        "timestamp": rfc3339(now.millis()),
-        "livemode": mode.is_live(),
-        "data": data,
-    });
-    db_run!(tx, c => sqlx::query(
-        "INSERT INTO events (tenant_id, id, type, order_id, livemode, payload, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(tenant.as_str())
-    .bind(id.as_str())
-    .bind(kind)
-    .bind(order_id)
-    .bind(mode.is_live())
-    .bind(Json(&payload))
-    .bind(now)
-    .execute(c).await?.rows_affected());
-    let endpoints: Vec<(String, Json<Vec<String>>)> = db_run!(tx, c => sqlx::query_as(
-        "SELECT id, event_types FROM webhook_endpoints
-         WHERE tenant_id = $1 AND livemode = $2 AND disabled_at IS NULL",
-    )
-    .bind(tenant.as_str())
-    .bind(mode.is_live())
-    .fetch_all(c).await?);
-    let priority = Priority::paid_order_if(
-        kind.parse::<kassa_domain::event::EventKind>()
-            .is_ok_and(kassa_domain::event::EventKind::reports_paid_order),
-    );
-    for (endpoint, filter) in endpoints {
-        let types = filter.0;
-        if types.is_empty() || types.iter().any(|t| t == kind) {
-            queue_delivery(tx, tenant, &endpoint, id.as_str(), now.millis(), priority).await?;
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let (insert, deliveries) = event_sql(tx.backend(), 1, str::to_owned);
+    let sql = match tx.backend() {
+        Backend::Sqlite => format!("{insert};\n{deliveries};\nSELECT changes()"),
+        Backend::Postgres => {
+            format!("WITH e AS ({insert}), d AS ({deliveries} RETURNING 1) SELECT count(*) FROM d")
         }
+    };
+    let written: i64 = db_run!(tx, c => bind_event!(sqlx::query_scalar(AssertSqlSafe(sql.as_str())), tenant, event)
+        .fetch_one(c).await?);
+    if written > 0 {
+        delivery_written();
     }
-    Ok(id)
+    Ok(())
 }
 
 async fn queue_delivery(

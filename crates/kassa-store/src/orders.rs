@@ -3,25 +3,30 @@
 
 use chrono::{DateTime, Utc};
 use kassa_domain::catalog::Delivery;
+use kassa_domain::email::Recipient;
 use kassa_domain::ids::{CartId, OrderId, ProductId, TenantId};
+use kassa_domain::mode::Mode;
 use kassa_domain::offer::Offer;
 use kassa_domain::order::{
     DeliveryStatus, LineStatus, OrderStatus, PaymentMethod, PaymentStatus, Quote,
 };
-use kassa_domain::workflow::{CouponHold, PaymentFacts, Redemption};
+use kassa_domain::workflow::{CouponHold, Followups, PaymentFacts, Redemption};
 use serde::{Deserialize, Serialize};
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
 use crate::db::{Backend, db_run, values_rows};
+use crate::emails::{EMAIL_ARGS, bind_email, email_sql};
 use crate::error::StoreError;
 use crate::error::corrupt;
+use crate::events::{EVENT_ARGS, NewEvent, bind_event, event_sql};
+use crate::queues::{self, Queue};
 use crate::sealed::Place;
 use crate::store::Store;
 use crate::tenants::order_numbers;
 use crate::time::{Timestamp, rfc3339};
 use crate::view::{Consent, Customer, OrderLineRecord, OrderRecord};
-use crate::work::Work;
+use crate::work::{Work, customer_email, order_event_data};
 
 /// One line of a cart, before prices are fixed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +101,8 @@ impl TryFrom<CartRow> for CartRecord {
 /// Everything Continue (or `POST /orders`) needs to create an order.
 #[derive(Debug, Clone)]
 pub struct NewOrder {
+    /// The order's id, made by the caller (what follows the placement names it).
+    pub id: OrderId,
     pub quote: Quote,
     pub email: String,
     pub name: Option<String>,
@@ -409,10 +416,18 @@ impl Store {
 
 impl Work {
     /// Writes a new order (`not_paid`, `not_delivered`) with its lines and consents,
-    /// spending its cart and redeeming its coupon. A cart spent before gives the order
-    /// it became; a coupon that ran out meanwhile is a `Conflict`.
-    pub async fn insert_order(&mut self, new: &NewOrder) -> Result<Placement, StoreError> {
-        let id = OrderId::generate();
+    /// spending its cart and redeeming its coupon, and what follows its placement
+    /// (`followups`, from `kassa_domain::workflow::placed`). A cart spent before gives
+    /// the order it became; a coupon that ran out meanwhile is a `Conflict`.
+    ///
+    /// The order, its lines, consents, events with their deliveries and the customer's
+    /// emails are written in one round trip; what else follows (none today) after it.
+    pub async fn insert_order(
+        &mut self,
+        new: &NewOrder,
+        followups: &Followups,
+    ) -> Result<Placement, StoreError> {
+        let id = new.id.clone();
         let tenant = self.tenant.clone();
         let now = self.now;
         if let Some(cart) = &new.cart_id {
@@ -469,119 +484,17 @@ impl Work {
                 };
             lines.push((line, delivery, pool_id));
         }
-        // The order, its lines and consents in one round trip. Its number is the
-        // store's next: on SQLite from its counter, inside this transaction (writers
-        // take turns anyway); on PostgreSQL from the store's sequence, which locks
-        // nothing, so orders of one store are placed side by side (a placement that
-        // fails after it leaves a gap). `$3` is the counter's store or the sequence.
-        let (number, number_arg) = match self.backend {
-            Backend::Sqlite => (
-                "(SELECT order_seq FROM tenants WHERE id = $3)",
-                tenant.to_string(),
-            ),
-            Backend::Postgres => ("nextval($3::text)", order_numbers(&tenant)),
-        };
-        let insert_order = format!(
-            "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
-             discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
-             custom, test_mode, return_url, offer_expires_at, coupon_held_until, created_at, updated_at)
-             VALUES ($1, $2, {number}, $4, 'not_paid', 'not_delivered', $5, $6, $7, $8, $9, $10, $11,
-             $12, $13, $14, $15, $16, $17, $18, $19, $21, $20, $20)"
-        );
-        const ORDER_ARGS: usize = 21;
-        let insert_lines = format!(
-            "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
-             unit_amount, subtotal, discount, total, delivery, pool_id, delivery_status, licenses)
-             VALUES {}",
-            values_rows(ORDER_ARGS + 1, lines.len(), 12, "'pending', '[]'")
-        );
-        let insert_consents = (!new.consents.is_empty()).then(|| {
-            format!(
-                "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
-                 VALUES {}",
-                values_rows(ORDER_ARGS + 12 * lines.len() + 1, new.consents.len(), 7, "")
-            )
-        });
-        let sql = match self.backend {
-            Backend::Sqlite => [
-                Some("UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1".to_owned()),
-                Some(insert_order),
-                Some(insert_lines),
-                insert_consents,
-                Some("SELECT number FROM orders WHERE tenant_id = $1 AND id = $2".to_owned()),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(";\n"),
-            Backend::Postgres => format!(
-                "WITH o AS ({insert_order} RETURNING number), l AS ({insert_lines}){}
-                 SELECT number FROM o",
-                insert_consents
-                    .map(|c| format!(", c AS ({c})"))
-                    .unwrap_or_default()
-            ),
-        };
         let token = kassa_domain::order::order_token();
         let payment_reference = kassa_domain::order::payment_reference();
-        let number: i64 = db_run!(&mut self.tx, c => {
-            let mut query = sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
-                .bind(tenant.as_str())
-                .bind(id.as_str())
-                .bind(number_arg.as_str())
-                .bind(&token)
-                .bind(q.currency.code())
-                .bind(q.subtotal)
-                .bind(q.discount)
-                .bind(q.tax)
-                .bind(q.total)
-                .bind(&new.email)
-                .bind(new.name.as_deref())
-                .bind(&new.locale)
-                .bind(new.payment_method.as_str())
-                .bind(&payment_reference)
-                .bind(q.coupon_code.as_deref())
-                .bind(Json(&new.custom))
-                .bind(new.test_mode)
-                .bind(new.return_url.as_deref())
-                .bind(new.offer_expires_at.map(Timestamp::from))
-                .bind(now)
-                .bind(coupon_held_until);
-            for (i, (line, delivery, pool_id)) in lines.iter().enumerate() {
-                query = query
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .bind(i64::try_from(i).unwrap_or(i64::MAX) + 1)
-                    .bind(line.product_id.as_str())
-                    .bind(&line.name)
-                    .bind(line.quantity)
-                    .bind(line.unit_amount)
-                    .bind(line.subtotal)
-                    .bind(line.discount)
-                    .bind(line.total)
-                    .bind(Json(delivery))
-                    .bind(pool_id.as_deref());
-            }
-            for consent in &new.consents {
-                query = query
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .bind(&consent.kind)
-                    .bind(&consent.text_version)
-                    .bind(Timestamp::from(consent.accepted_at))
-                    .bind(consent.ip.as_deref())
-                    .bind(consent.user_agent.as_deref());
-            }
-            query.fetch_one(c).await?
-        });
-        // The order as it was just written, for what follows and for the answer: read
-        // back it would be the same rows.
+        // The order as it is written, for what follows and for the answer: read back it
+        // would be the same rows. Its number is the database's, written into the events'
+        // payloads by the statement.
         let created = rfc3339(now.millis());
         let mut consents = new.consents.clone();
         consents.sort_by(|a, b| a.kind.cmp(&b.kind));
-        self.placed = Some(OrderRecord {
+        let mut record = OrderRecord {
             id: id.to_string(),
-            number,
+            number: 0,
             status: OrderStatus::NotPaid,
             delivery_status: DeliveryStatus::NotDelivered,
             currency: q.currency.code().to_owned(),
@@ -631,7 +544,201 @@ impl Work {
             token,
             offer_expires_at: new.offer_expires_at.map(|t| Timestamp::from(t).0),
             coupon_held_until: coupon_held_until.map(|t| t.0),
+        };
+        // What follows the placement: the order's events and the customer's emails go
+        // in its statement, anything else after it.
+        let mode = Mode::from_livemode(!new.test_mode);
+        let mut events = Vec::new();
+        let mut emails = Vec::new();
+        let mut rest = Followups {
+            deliver: followups.deliver.clone(),
+            ..Followups::default()
+        };
+        for event in &followups.events {
+            match order_event_data(&event.subject, &record) {
+                Some(data) => events.push(NewEvent::new(
+                    event.kind.as_str(),
+                    Some(id.as_str()),
+                    mode,
+                    data,
+                    now,
+                )),
+                None => rest.events.push(event.clone()),
+            }
+        }
+        for email in &followups.emails {
+            match email.to {
+                Recipient::Customer => emails.extend(customer_email(email, &record, now)),
+                Recipient::Owners => rest.emails.push(email.clone()),
+            }
+        }
+        // The order, its lines, consents, events with their deliveries and emails in one
+        // round trip. Its number is the store's next: on SQLite from its counter, inside this transaction (writers
+        // take turns anyway); on PostgreSQL from the store's sequence, which locks
+        // nothing, so orders of one store are placed side by side (a placement that
+        // fails after it leaves a gap). `$3` is the counter's store or the sequence.
+        let (number, number_arg) = match self.backend {
+            Backend::Sqlite => (
+                "(SELECT order_seq FROM tenants WHERE id = $3)",
+                tenant.to_string(),
+            ),
+            Backend::Postgres => ("nextval($3::text)", order_numbers(&tenant)),
+        };
+        let insert_order = format!(
+            "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
+             discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
+             custom, test_mode, return_url, offer_expires_at, coupon_held_until, created_at, updated_at)
+             VALUES ($1, $2, {number}, $4, 'not_paid', 'not_delivered', $5, $6, $7, $8, $9, $10, $11,
+             $12, $13, $14, $15, $16, $17, $18, $19, $21, $20, $20)"
+        );
+        const ORDER_ARGS: usize = 21;
+        let insert_lines = format!(
+            "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
+             unit_amount, subtotal, discount, total, delivery, pool_id, delivery_status, licenses)
+             VALUES {}",
+            values_rows(ORDER_ARGS + 1, lines.len(), 12, "'pending', '[]'")
+        );
+        let insert_consents = (!new.consents.is_empty()).then(|| {
+            format!(
+                "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
+                 VALUES {}",
+                values_rows(ORDER_ARGS + 12 * lines.len() + 1, new.consents.len(), 7, "")
+            )
         });
+        let first_event = ORDER_ARGS + 12 * lines.len() + 7 * new.consents.len() + 1;
+        let mut next = first_event;
+        let mut writes_events = Vec::new();
+        for _ in &events {
+            writes_events.push(event_sql(self.backend, next, |payload| match self.backend {
+                Backend::Sqlite => format!(
+                    "json_set({payload}, '$.data.order.number', (SELECT number FROM orders WHERE tenant_id = $1 AND id = $2))"
+                ),
+                Backend::Postgres => format!(
+                    "jsonb_set({payload}, '{{data,order,number}}', to_jsonb((SELECT number FROM o)))"
+                ),
+            }));
+            next += EVENT_ARGS;
+        }
+        let mut writes_emails = Vec::new();
+        for _ in &emails {
+            writes_emails.push(email_sql(next));
+            next += EMAIL_ARGS;
+        }
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                // The deliveries written, found by their endpoints' unique key.
+                let counted = (0..events.len())
+                    .map(|i| {
+                        format!(
+                            "(SELECT count(*) FROM webhook_deliveries WHERE tenant_id = $1 AND event_id = ${}
+                             AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE tenant_id = $1))",
+                            first_event + i * EVENT_ARGS + 1
+                        )
+                    })
+                    .chain(std::iter::once("0".to_owned()))
+                    .collect::<Vec<_>>()
+                    .join(" + ");
+                [
+                    Some("UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1".to_owned()),
+                    Some(insert_order),
+                    Some(insert_lines),
+                    insert_consents,
+                ]
+                .into_iter()
+                .flatten()
+                .chain(writes_events.into_iter().flat_map(|(e, d)| [e, d]))
+                .chain(writes_emails)
+                .chain(std::iter::once(format!(
+                    "SELECT number, {counted} FROM orders WHERE tenant_id = $1 AND id = $2"
+                )))
+                .collect::<Vec<_>>()
+                .join(";\n")
+            }
+            Backend::Postgres => {
+                let mut ctes = vec![
+                    format!("o AS ({insert_order} RETURNING number)"),
+                    format!("l AS ({insert_lines})"),
+                ];
+                ctes.extend(insert_consents.map(|c| format!("c AS ({c})")));
+                for (i, (event, deliveries)) in writes_events.into_iter().enumerate() {
+                    ctes.push(format!("e{i} AS ({event})"));
+                    ctes.push(format!("d{i} AS ({deliveries} RETURNING 1)"));
+                }
+                for (i, email) in writes_emails.into_iter().enumerate() {
+                    ctes.push(format!("m{i} AS ({email})"));
+                }
+                let counted = (0..events.len())
+                    .map(|i| format!("(SELECT count(*) FROM d{i})"))
+                    .chain(std::iter::once("0".to_owned()))
+                    .collect::<Vec<_>>()
+                    .join(" + ");
+                format!("WITH {} SELECT number, {counted} FROM o", ctes.join(",\n"))
+            }
+        };
+        let (number, deliveries): (i64, i64) = db_run!(&mut self.tx, c => {
+            let mut query = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .bind(number_arg.as_str())
+                .bind(&record.token)
+                .bind(q.currency.code())
+                .bind(q.subtotal)
+                .bind(q.discount)
+                .bind(q.tax)
+                .bind(q.total)
+                .bind(&new.email)
+                .bind(new.name.as_deref())
+                .bind(&new.locale)
+                .bind(new.payment_method.as_str())
+                .bind(&record.payment_reference)
+                .bind(q.coupon_code.as_deref())
+                .bind(Json(&new.custom))
+                .bind(new.test_mode)
+                .bind(new.return_url.as_deref())
+                .bind(new.offer_expires_at.map(Timestamp::from))
+                .bind(now)
+                .bind(coupon_held_until);
+            for (i, (line, delivery, pool_id)) in lines.iter().enumerate() {
+                query = query
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .bind(i64::try_from(i).unwrap_or(i64::MAX) + 1)
+                    .bind(line.product_id.as_str())
+                    .bind(&line.name)
+                    .bind(line.quantity)
+                    .bind(line.unit_amount)
+                    .bind(line.subtotal)
+                    .bind(line.discount)
+                    .bind(line.total)
+                    .bind(Json(delivery))
+                    .bind(pool_id.as_deref());
+            }
+            for consent in &new.consents {
+                query = query
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .bind(&consent.kind)
+                    .bind(&consent.text_version)
+                    .bind(Timestamp::from(consent.accepted_at))
+                    .bind(consent.ip.as_deref())
+                    .bind(consent.user_agent.as_deref());
+            }
+            for event in &events {
+                query = bind_event!(query, tenant, event);
+            }
+            for email in &emails {
+                query = bind_email!(query, tenant, email);
+            }
+            query.fetch_one(c).await?
+        });
+        if deliveries > 0 {
+            queues::wrote(Queue::Webhooks);
+        }
+        if !emails.is_empty() {
+            queues::wrote(Queue::Emails);
+        }
+        record.number = number;
+        self.follow_rest(record, &rest).await?;
         Ok(Placement::New(id))
     }
 

@@ -12,10 +12,10 @@ use kassa_domain::mode::Mode;
 use kassa_domain::workflow::{self, Followups, Subject};
 
 use crate::db::{Backend, Tx, db_run};
-use crate::emails::{email_owners, queue_email};
+use crate::emails::{NewEmail, email_owners, queue_email};
 use crate::error::StoreError;
 use crate::error::{corrupt, named};
-use crate::events::insert_event;
+use crate::events::{NewEvent, insert_event};
 use crate::queues::{Queue, notify_due};
 use crate::store::Store;
 use crate::time::Timestamp;
@@ -28,10 +28,9 @@ pub struct Work {
     pub(crate) backend: Backend,
     /// The transaction's time, the same on every row it writes.
     pub(crate) now: Timestamp,
-    /// The order as [`Work::follow`] read it for its events and emails.
+    /// The order as [`Work::follow`] read it for its events and emails (or as
+    /// [`Work::insert_order`] wrote it).
     followed: Option<OrderRecord>,
-    /// The order [`Work::insert_order`] just wrote, as it would read back.
-    pub(crate) placed: Option<OrderRecord>,
 }
 
 impl Store {
@@ -43,7 +42,6 @@ impl Store {
             backend: self.backend,
             now: Timestamp::now(),
             followed: None,
-            placed: None,
         })
     }
 }
@@ -58,7 +56,6 @@ impl Work {
             backend,
             now,
             followed: None,
-            placed: None,
         }
     }
 
@@ -173,16 +170,15 @@ impl Work {
         self.follow_with(order, view, followups).await
     }
 
-    /// [`Work::follow`] for the order [`Work::insert_order`] just placed, from the
-    /// order as it was written instead of reading it back: the placement's events and
-    /// emails, with nothing else written to the order in between.
-    pub async fn follow_placed(&mut self, followups: &Followups) -> Result<(), StoreError> {
-        let placed = self
-            .placed
-            .take()
-            .ok_or_else(|| corrupt("follow_placed without an order placed"))?;
+    /// What follows a placement besides what [`Work::insert_order`] wrote in its
+    /// statement, for the order `placed` as it was written (instead of reading it back).
+    pub(crate) async fn follow_rest(
+        &mut self,
+        placed: OrderRecord,
+        rest: &Followups,
+    ) -> Result<(), StoreError> {
         let id = placed.id.clone();
-        self.follow_with(Some(&id), Some(placed), followups).await
+        self.follow_with(Some(&id), Some(placed), rest).await
     }
 
     async fn follow_with(
@@ -214,46 +210,16 @@ impl Work {
                     let data = serde_json::json!({ "license_pool": pool });
                     (None, Mode::from_livemode(livemode), data)
                 }
-                (Subject::Order, Some(o)) => (
+                (subject, Some(o)) => (
                     Some(o.id.as_str()),
                     Mode::from_livemode(o.livemode),
-                    serde_json::json!({ "order": o }),
+                    order_event_data(subject, o)
+                        .ok_or_else(|| corrupt("a pool's event as an order's"))?,
                 ),
-                (Subject::Payment(p), Some(o)) => {
-                    let payment = o.payments.iter().find(|x| x.id == p.as_str());
-                    (
-                        Some(o.id.as_str()),
-                        Mode::from_livemode(o.livemode),
-                        serde_json::json!({ "order": o, "payment": payment }),
-                    )
-                }
-                (Subject::Refund(r), Some(o)) => {
-                    let refund = o.refunds.iter().find(|x| x.id == r.as_str());
-                    (
-                        Some(o.id.as_str()),
-                        Mode::from_livemode(o.livemode),
-                        serde_json::json!({ "order": o, "refund": refund }),
-                    )
-                }
-                (Subject::Line(n), Some(o)) => {
-                    let line = o.lines.iter().find(|l| l.line_no == *n);
-                    (
-                        Some(o.id.as_str()),
-                        Mode::from_livemode(o.livemode),
-                        serde_json::json!({ "order": o, "line": line }),
-                    )
-                }
                 (_, None) => return Err(corrupt("an order event without its order")),
             };
-            insert_event(
-                &mut self.tx,
-                &tenant,
-                event.kind.as_str(),
-                order_id,
-                mode,
-                data,
-            )
-            .await?;
+            let event = NewEvent::new(event.kind.as_str(), order_id, mode, data, self.now);
+            insert_event(&mut self.tx, &tenant, &event).await?;
         }
         for email in &followups.emails {
             match email.to {
@@ -269,20 +235,13 @@ impl Work {
                 }
                 Recipient::Customer => {
                     // Nobody to write to once the customer's data was erased.
-                    let Some(o) = &view else { continue };
-                    let Some(to) = &o.customer.email else {
+                    let Some(email) = view
+                        .as_ref()
+                        .and_then(|o| customer_email(email, o, self.now))
+                    else {
                         continue;
                     };
-                    queue_email(
-                        &mut self.tx,
-                        &tenant,
-                        email.kind.as_str(),
-                        Some(&o.id),
-                        &email.key,
-                        to,
-                        &o.locale,
-                    )
-                    .await?;
+                    queue_email(&mut self.tx, &tenant, &email).await?;
                 }
             }
         }
@@ -337,3 +296,42 @@ type OrderStateRow = (
     Option<String>,
     Option<Timestamp>,
 );
+
+/// The data of an event about the order `o` (with its payment, refund or line when the
+/// subject names one); none for a pool's, which is not about an order.
+pub(crate) fn order_event_data(subject: &Subject, o: &OrderRecord) -> Option<serde_json::Value> {
+    Some(match subject {
+        Subject::Order => serde_json::json!({ "order": o }),
+        Subject::Payment(p) => {
+            let payment = o.payments.iter().find(|x| x.id == p.as_str());
+            serde_json::json!({ "order": o, "payment": payment })
+        }
+        Subject::Refund(r) => {
+            let refund = o.refunds.iter().find(|x| x.id == r.as_str());
+            serde_json::json!({ "order": o, "refund": refund })
+        }
+        Subject::Line(n) => {
+            let line = o.lines.iter().find(|l| l.line_no == *n);
+            serde_json::json!({ "order": o, "line": line })
+        }
+        Subject::Pool { .. } => return None,
+    })
+}
+
+/// The customer's copy of `email` about the order `o`, none once the customer's data
+/// was erased.
+pub(crate) fn customer_email(
+    email: &workflow::Email,
+    o: &OrderRecord,
+    at: Timestamp,
+) -> Option<NewEmail> {
+    let to = o.customer.email.as_deref()?;
+    Some(NewEmail::new(
+        email.kind.as_str(),
+        Some(&o.id),
+        &email.key,
+        to,
+        &o.locale,
+        at,
+    ))
+}

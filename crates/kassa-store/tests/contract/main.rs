@@ -7,6 +7,7 @@ mod deliveries;
 mod idempotency;
 mod jobs;
 mod numbers;
+mod placement;
 mod pools;
 mod queues;
 mod refunds;
@@ -219,6 +220,12 @@ pub async fn pool_product(store: &Store, tenant: &TenantId, pool: &LicensePoolId
         .id
 }
 
+/// Places `new` in `work` with what the workflow has follow a placement.
+pub async fn place_new(work: &mut kassa_store::Work, new: &NewOrder) -> kassa_store::Placement {
+    let followups = kassa_domain::workflow::placed(&new.id, new.payment_method);
+    work.insert_order(new, &followups).await.expect("an order")
+}
+
 /// A test order of `quantity` of `product` at 10 USD each, to be paid by `method`, as
 /// the checkout asks the store to write it.
 pub fn new_order(product: &ProductId, quantity: i64, method: PaymentMethod) -> NewOrder {
@@ -230,6 +237,7 @@ pub fn new_order(product: &ProductId, quantity: i64, method: PaymentMethod) -> N
         fixed_discount: 0,
     }];
     NewOrder {
+        id: kassa_domain::ids::OrderId::generate(),
         quote: quote(Currency::parse("currency", "USD").unwrap(), &lines, None).unwrap(),
         email: "buyer@example.com".into(),
         name: None,

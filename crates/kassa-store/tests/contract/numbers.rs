@@ -7,7 +7,7 @@ use kassa_domain::order::PaymentMethod;
 use kassa_store::{Placement, Store};
 use kassa_testkit::Backend;
 
-use crate::{Fixture, new_order, pool_product};
+use crate::{Fixture, new_order, place_new, pool_product};
 
 kassa_testkit::on_both_backends!(each_store_numbers_its_orders_from_one_without_a_number_twice);
 
@@ -27,10 +27,11 @@ pub(crate) async fn place(
     product: &kassa_domain::ids::ProductId,
 ) -> i64 {
     let mut work = store.work(tenant).await.expect("work");
-    let placed = work
-        .insert_order(&new_order(product, 1, PaymentMethod::BankTransfer))
-        .await
-        .expect("an order");
+    let placed = place_new(
+        &mut work,
+        &new_order(product, 1, PaymentMethod::BankTransfer),
+    )
+    .await;
     work.commit().await.expect("commit");
     let Placement::New(id) = placed else {
         panic!("a new order")

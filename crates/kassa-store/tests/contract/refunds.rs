@@ -9,7 +9,7 @@ use kassa_domain::workflow::{self, RefundRequest};
 use kassa_store::{NewRefund, Placement, Store};
 use kassa_testkit::Backend;
 
-use crate::{Arg, Fixture, assert_conflict, new_order, pool_product};
+use crate::{Arg, Fixture, assert_conflict, new_order, place_new, pool_product};
 
 kassa_testkit::on_both_backends!(
     a_partial_then_a_full_refund_revoke_the_keys,
@@ -61,10 +61,7 @@ pub(crate) async fn paid_order(
 ) -> (String, kassa_store::Work) {
     let product = pool_product(store, tenant, pool).await;
     let mut work = store.work(tenant).await.expect("work");
-    let placed = work
-        .insert_order(&new_order(&product, 2, PaymentMethod::TestCard))
-        .await
-        .expect("an order");
+    let placed = place_new(&mut work, &new_order(&product, 2, PaymentMethod::TestCard)).await;
     let Placement::New(id) = placed else {
         panic!("a new order")
     };

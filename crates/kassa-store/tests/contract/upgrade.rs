@@ -400,20 +400,40 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
         .list_deliveries(&tenant, &twin.id, &first_page(10))
         .await
         .unwrap();
-    assert_eq!(deliveries.data.len(), 1);
-    assert_eq!(deliveries.data[0].status, "succeeded");
-    assert_eq!(deliveries.data[0].created_at.millis(), T0 + 9);
-    assert_eq!(deliveries.data[0].attempts.len(), 1);
-    assert_eq!(deliveries.data[0].attempts[0].created_at.millis(), T0 + 13);
+    // The test order placed above went to the twin too; the delivery moved is the other.
+    assert_eq!(deliveries.data.len(), 2);
+    let (moved, placed): (Vec<_>, Vec<_>) = deliveries
+        .data
+        .iter()
+        .partition(|d| d.created_at.millis() == T0 + 9);
+    assert_eq!(moved.len(), 1, "{:?}", deliveries.data);
+    assert_eq!(moved[0].status, "succeeded");
+    assert_eq!(moved[0].attempts.len(), 1);
+    assert_eq!(moved[0].attempts[0].created_at.millis(), T0 + 13);
+    assert_eq!(
+        (placed[0].event_type.as_str(), placed[0].status.as_str()),
+        ("order.created", "pending")
+    );
 
     let emails = store
         .list_emails(&tenant, kassa_domain::mode::Mode::Test, &first_page(10))
         .await
         .unwrap();
-    assert_eq!(emails.data.len(), 1);
-    assert_eq!(emails.data[0].status, "sent");
-    assert_eq!(emails.data[0].sent_at.map(|t| t.millis()), Some(T0 + 14));
-    assert_eq!(emails.data[0].created_at.millis(), T0 + 10);
+    // The migrated email, and the instructions of the bank transfer order placed above.
+    assert_eq!(emails.data.len(), 2, "{:?}", emails.data);
+    let migrated = emails
+        .data
+        .iter()
+        .find(|e| e.created_at.millis() == T0 + 10)
+        .expect("the migrated email");
+    assert_eq!(migrated.status, "sent");
+    assert_eq!(migrated.sent_at.map(|t| t.millis()), Some(T0 + 14));
+    assert!(
+        emails
+            .data
+            .iter()
+            .any(|e| e.kind == "payment_instructions" && e.status == "queued")
+    );
 
     if backend == Backend::Postgres {
         assert_native_types(&raw).await;
