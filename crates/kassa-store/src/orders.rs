@@ -572,109 +572,19 @@ impl Work {
                 Recipient::Owners => rest.emails.push(email.clone()),
             }
         }
-        // The order, its lines, consents, events with their deliveries and emails in one
-        // round trip. Its number is the store's next: on SQLite from its counter, inside this transaction (writers
-        // take turns anyway); on PostgreSQL from the store's sequence, which locks
-        // nothing, so orders of one store are placed side by side (a placement that
-        // fails after it leaves a gap). `$3` is the counter's store or the sequence.
-        let (number, number_arg) = match self.backend {
-            Backend::Sqlite => (
-                "(SELECT order_seq FROM tenants WHERE id = $3)",
-                tenant.to_string(),
-            ),
-            Backend::Postgres => ("nextval($3::text)", order_numbers(&tenant)),
+        // `$3`: the store whose counter numbers the order, or its sequence (see
+        // `placement_sql`).
+        let number_arg = match self.backend {
+            Backend::Sqlite => tenant.to_string(),
+            Backend::Postgres => order_numbers(&tenant),
         };
-        let insert_order = format!(
-            "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
-             discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
-             custom, test_mode, return_url, offer_expires_at, coupon_held_until, created_at, updated_at)
-             VALUES ($1, $2, {number}, $4, 'not_paid', 'not_delivered', $5, $6, $7, $8, $9, $10, $11,
-             $12, $13, $14, $15, $16, $17, $18, $19, $21, $20, $20)"
+        let sql = placement_sql(
+            self.backend,
+            lines.len(),
+            new.consents.len(),
+            events.len(),
+            emails.len(),
         );
-        const ORDER_ARGS: usize = 21;
-        let insert_lines = format!(
-            "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
-             unit_amount, subtotal, discount, total, delivery, pool_id, delivery_status, licenses)
-             VALUES {}",
-            values_rows(ORDER_ARGS + 1, lines.len(), 12, "'pending', '[]'")
-        );
-        let insert_consents = (!new.consents.is_empty()).then(|| {
-            format!(
-                "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
-                 VALUES {}",
-                values_rows(ORDER_ARGS + 12 * lines.len() + 1, new.consents.len(), 7, "")
-            )
-        });
-        let first_event = ORDER_ARGS + 12 * lines.len() + 7 * new.consents.len() + 1;
-        let mut next = first_event;
-        let mut writes_events = Vec::new();
-        for _ in &events {
-            writes_events.push(event_sql(self.backend, next, |payload| match self.backend {
-                Backend::Sqlite => format!(
-                    "json_set({payload}, '$.data.order.number', (SELECT number FROM orders WHERE tenant_id = $1 AND id = $2))"
-                ),
-                Backend::Postgres => format!(
-                    "jsonb_set({payload}, '{{data,order,number}}', to_jsonb((SELECT number FROM o)))"
-                ),
-            }));
-            next += EVENT_ARGS;
-        }
-        let mut writes_emails = Vec::new();
-        for _ in &emails {
-            writes_emails.push(email_sql(next));
-            next += EMAIL_ARGS;
-        }
-        let sql = match self.backend {
-            Backend::Sqlite => {
-                // The deliveries written, found by their endpoints' unique key.
-                let counted = (0..events.len())
-                    .map(|i| {
-                        format!(
-                            "(SELECT count(*) FROM webhook_deliveries WHERE tenant_id = $1 AND event_id = ${}
-                             AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE tenant_id = $1))",
-                            first_event + i * EVENT_ARGS + 1
-                        )
-                    })
-                    .chain(std::iter::once("0".to_owned()))
-                    .collect::<Vec<_>>()
-                    .join(" + ");
-                [
-                    Some("UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1".to_owned()),
-                    Some(insert_order),
-                    Some(insert_lines),
-                    insert_consents,
-                ]
-                .into_iter()
-                .flatten()
-                .chain(writes_events.into_iter().flat_map(|(e, d)| [e, d]))
-                .chain(writes_emails)
-                .chain(std::iter::once(format!(
-                    "SELECT number, {counted} FROM orders WHERE tenant_id = $1 AND id = $2"
-                )))
-                .collect::<Vec<_>>()
-                .join(";\n")
-            }
-            Backend::Postgres => {
-                let mut ctes = vec![
-                    format!("o AS ({insert_order} RETURNING number)"),
-                    format!("l AS ({insert_lines})"),
-                ];
-                ctes.extend(insert_consents.map(|c| format!("c AS ({c})")));
-                for (i, (event, deliveries)) in writes_events.into_iter().enumerate() {
-                    ctes.push(format!("e{i} AS ({event})"));
-                    ctes.push(format!("d{i} AS ({deliveries} RETURNING 1)"));
-                }
-                for (i, email) in writes_emails.into_iter().enumerate() {
-                    ctes.push(format!("m{i} AS ({email})"));
-                }
-                let counted = (0..events.len())
-                    .map(|i| format!("(SELECT count(*) FROM d{i})"))
-                    .chain(std::iter::once("0".to_owned()))
-                    .collect::<Vec<_>>()
-                    .join(" + ");
-                format!("WITH {} SELECT number, {counted} FROM o", ctes.join(",\n"))
-            }
-        };
         let (number, deliveries): (i64, i64) = db_run!(&mut self.tx, c => {
             let mut query = sqlx::query_as(AssertSqlSafe(sql.as_str()))
                 .bind(tenant.as_str())
@@ -929,5 +839,119 @@ impl RotatingSecret {
             .chain(self.previous.as_ref().map(|(s, _)| s))
             .map(|s| s.expose_secret())
             .collect()
+    }
+}
+
+/// The placement's one statement ([`Work::insert_order`]): the order (parameters
+/// 1–21), its `lines` lines (12 each), `consents` consents (7 each), `events` events
+/// with their deliveries ([`EVENT_ARGS`] each) and `emails` emails ([`EMAIL_ARGS`]
+/// each), parameters in that order. Its row: the order's number and how many
+/// deliveries it wrote.
+fn placement_sql(
+    backend: Backend,
+    lines: usize,
+    consents: usize,
+    events: usize,
+    emails: usize,
+) -> String {
+    // The order's number is the store's next: on SQLite from its counter, inside this
+    // transaction (writers take turns anyway); on PostgreSQL from the store's
+    // sequence, which locks nothing, so orders of one store are placed side by side (a
+    // placement that fails after it leaves a gap). `$3` is the counter's store or the
+    // sequence.
+    let number = match backend {
+        Backend::Sqlite => "(SELECT order_seq FROM tenants WHERE id = $3)",
+        Backend::Postgres => "nextval($3::text)",
+    };
+    let insert_order = format!(
+        "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
+         discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
+         custom, test_mode, return_url, offer_expires_at, coupon_held_until, created_at, updated_at)
+         VALUES ($1, $2, {number}, $4, 'not_paid', 'not_delivered', $5, $6, $7, $8, $9, $10, $11,
+         $12, $13, $14, $15, $16, $17, $18, $19, $21, $20, $20)"
+    );
+    const ORDER_ARGS: usize = 21;
+    let insert_lines = format!(
+        "INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, quantity,
+         unit_amount, subtotal, discount, total, delivery, pool_id, delivery_status, licenses)
+         VALUES {}",
+        values_rows(ORDER_ARGS + 1, lines, 12, "'pending', '[]'")
+    );
+    let insert_consents = (consents > 0).then(|| {
+        format!(
+            "INSERT INTO order_consents (tenant_id, order_id, kind, text_version, accepted_at, ip, user_agent)
+             VALUES {}",
+            values_rows(ORDER_ARGS + 12 * lines + 1, consents, 7, "")
+        )
+    });
+    let first_event = ORDER_ARGS + 12 * lines + 7 * consents + 1;
+    let mut next = first_event;
+    let mut writes_events = Vec::new();
+    for _ in 0..events {
+        writes_events.push(event_sql(backend, next, |payload| match backend {
+            Backend::Sqlite => format!(
+                "json_set({payload}, '$.data.order.number', (SELECT number FROM orders WHERE tenant_id = $1 AND id = $2))"
+            ),
+            Backend::Postgres => format!(
+                "jsonb_set({payload}, '{{data,order,number}}', to_jsonb((SELECT number FROM o)))"
+            ),
+        }));
+        next += EVENT_ARGS;
+    }
+    let mut writes_emails = Vec::new();
+    for _ in 0..emails {
+        writes_emails.push(email_sql(next));
+        next += EMAIL_ARGS;
+    }
+    match backend {
+        Backend::Sqlite => {
+            // The deliveries written, found by their endpoints' unique key.
+            let counted = (0..events)
+                .map(|i| {
+                    format!(
+                        "(SELECT count(*) FROM webhook_deliveries WHERE tenant_id = $1 AND event_id = ${}
+                         AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE tenant_id = $1))",
+                        first_event + i * EVENT_ARGS + 1
+                    )
+                })
+                .chain(std::iter::once("0".to_owned()))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            [
+                Some("UPDATE tenants SET order_seq = order_seq + 1 WHERE id = $1".to_owned()),
+                Some(insert_order),
+                Some(insert_lines),
+                insert_consents,
+            ]
+            .into_iter()
+            .flatten()
+            .chain(writes_events.into_iter().flat_map(|(e, d)| [e, d]))
+            .chain(writes_emails)
+            .chain(std::iter::once(format!(
+                "SELECT number, {counted} FROM orders WHERE tenant_id = $1 AND id = $2"
+            )))
+            .collect::<Vec<_>>()
+            .join(";\n")
+        }
+        Backend::Postgres => {
+            let mut ctes = vec![
+                format!("o AS ({insert_order} RETURNING number)"),
+                format!("l AS ({insert_lines})"),
+            ];
+            ctes.extend(insert_consents.map(|c| format!("c AS ({c})")));
+            for (i, (event, deliveries)) in writes_events.into_iter().enumerate() {
+                ctes.push(format!("e{i} AS ({event})"));
+                ctes.push(format!("d{i} AS ({deliveries} RETURNING 1)"));
+            }
+            for (i, email) in writes_emails.into_iter().enumerate() {
+                ctes.push(format!("m{i} AS ({email})"));
+            }
+            let counted = (0..events)
+                .map(|i| format!("(SELECT count(*) FROM d{i})"))
+                .chain(std::iter::once("0".to_owned()))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            format!("WITH {} SELECT number, {counted} FROM o", ctes.join(",\n"))
+        }
     }
 }
