@@ -1,5 +1,6 @@
 //! Products: the list with each product's buy link, a new product (name, prices typed
-//! in major units, how it is delivered), and a product's page.
+//! in major units, how it is delivered), and a product's page. All in the dashboard's
+//! mode: its products only, a new one of that mode, delivered from that mode's pools.
 
 use kassa_domain::Invalid;
 use kassa_domain::account::Permission;
@@ -7,7 +8,6 @@ use kassa_domain::catalog::{
     Delivery, KeysPer, parse_description, parse_prices, parse_product_name,
 };
 use kassa_domain::ids::ProductId;
-use kassa_domain::mode::Mode;
 use kassa_domain::money::{Currency, Money};
 use kassa_orders::DeliveryChoice;
 use kassa_store::{Price, ProductFields, ProductRecord, StoreError};
@@ -54,7 +54,12 @@ pub async fn list(ctx: Data<&Ctx>, req: &Request) -> Response {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let products = match ctx.web.store.list_products(&staff.tenant.id, &all()).await {
+    let products = match ctx
+        .web
+        .store
+        .list_products(&staff.tenant.id, staff.mode, &all())
+        .await
+    {
         Ok(p) => p.data,
         Err(e) => return failure(e),
     };
@@ -79,7 +84,7 @@ async fn form_page(
     let pools = match ctx
         .web
         .store
-        .list_license_pools(&staff.tenant.id, &all())
+        .list_license_pools_of(&staff.tenant.id, staff.mode, &all())
         .await
     {
         Ok(p) => p.data,
@@ -89,16 +94,11 @@ async fn form_page(
         Ok(p) => p.data,
         Err(e) => return failure(e),
     };
-    // A pool serves orders of its own mode only: the dashboard's mode's pools are
-    // offered first, and each says its mode.
-    let mut pools: Vec<_> = pools.iter().collect();
-    pools.sort_by_key(|p| p.livemode != staff.mode.is_live());
+    // A pool serves orders of its own mode only: a product of the dashboard's mode is
+    // delivered from a pool of that mode, and only those are offered.
     let pools: Vec<_> = pools
         .iter()
-        .map(|p| {
-            let mode = Mode::from_livemode(p.livemode);
-            context! { id => p.id.as_str(), name => p.name.clone(), available => p.available, mode => mode.as_str() }
-        })
+        .map(|p| context! { id => p.id.as_str(), name => p.name.clone(), available => p.available })
         .collect();
     let plugins: Vec<_> = plugins
         .iter()
@@ -208,10 +208,11 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
             },
         },
     };
-    let delivery = match kassa_orders::delivery(&ctx.web.store, &staff.tenant.id, choice).await {
-        Ok(d) => invalid.check(d),
-        Err(e) => return failure(e),
-    };
+    let delivery =
+        match kassa_orders::delivery(&ctx.web.store, &staff.tenant.id, staff.mode, choice).await {
+            Ok(d) => invalid.check(d),
+            Err(e) => return failure(e),
+        };
     let (Some(name), Some(description), Some(prices), Some(delivery)) =
         (name, description, prices, delivery)
     else {
@@ -234,7 +235,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     match ctx
         .web
         .store
-        .create_product(&staff.tenant.id, &fields)
+        .create_product(&staff.tenant.id, staff.mode, &fields)
         .await
     {
         Ok(p) => redirect(&with_notice(
@@ -254,7 +255,12 @@ pub async fn show(ctx: Data<&Ctx>, req: &Request, Path(id): Path<String>) -> Res
     let Ok(id) = ProductId::parse(&id) else {
         return not_found(&staff);
     };
-    match ctx.web.store.product(&staff.tenant.id, &id).await {
+    match ctx
+        .web
+        .store
+        .product(&staff.tenant.id, staff.mode, &id)
+        .await
+    {
         Ok(p) => page(
             &staff,
             StatusCode::OK,

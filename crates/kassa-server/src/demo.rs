@@ -43,6 +43,7 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
     let products = store
         .list_products(
             &tenant.id,
+            Mode::Test,
             &PageRequest {
                 after: None,
                 limit: 1,
@@ -78,6 +79,7 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
             let product = store
                 .create_product(
                     &tenant.id,
+                    Mode::Test,
                     &ProductFields {
                         name: "Kassa Demo Pro".into(),
                         description: Some("A one-year license for the demo app.".into()),
@@ -106,6 +108,7 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
             store
                 .create_coupon(
                     &tenant.id,
+                    Mode::Test,
                     &CouponFields {
                         code: "WELCOME10".into(),
                         percent_off: Some(10),

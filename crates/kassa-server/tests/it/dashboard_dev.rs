@@ -913,8 +913,8 @@ async fn bad_developer_input_is_answered_next_to_the_field(backend: Backend) {
     assert!(!ada.get(&path).await.html.contains("FORGED"));
 }
 
-/// The test/live switch: API keys are listed in their own mode only, and the product
-/// form says which mode each pool serves, the dashboard's first.
+/// The test/live switch: API keys, products and coupons are listed in their own mode
+/// only, and the product form offers only the pools of the dashboard's mode.
 async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
     let (_sink, _app, ada) = ada_signed_up(backend).await;
     let (test_secret, _) = api_key(&ada, "Test shop").await;
@@ -971,10 +971,48 @@ async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
     .await;
 
     let form = ada.get("/dashboard/products/new").await;
-    let live = form.html.find("Live keys (live mode, 0 keys)");
-    let test = form.html.find("Test keys (test mode, 0 keys)");
-    assert!(live.is_some() && test.is_some(), "{}", form.html);
-    assert!(live < test, "the dashboard's mode first");
+    assert!(form.html.contains("Live keys (0 keys)"), "{}", form.html);
+    assert!(
+        !form.html.contains("Test keys"),
+        "a live product takes live keys"
+    );
+    let made = ada
+        .post(
+            "/dashboard/products/new",
+            &[
+                ("csrf", &form.csrf()),
+                ("name", "Live Pro"),
+                ("prices[0].amount", "19.99"),
+                ("prices[0].currency", "USD"),
+                ("delivery.method", "web_service"),
+                ("delivery.url", "https://keys.example.com/issue"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    let live_product = redirected_to(&made);
+    let product = ada.get(&live_product).await;
+    let shown = crate::pages::unescape(&product.html);
+    assert!(shown.contains("/ada/buy/prd_"), "a live buy link: {shown}");
+    let coupons = ada.get("/dashboard/coupons").await;
+    let coupon = ada
+        .post(
+            "/dashboard/coupons",
+            &[
+                ("csrf", &coupons.csrf()),
+                ("code", "LIVEDASH"),
+                ("kind", "percent"),
+                ("percent_off", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(coupon.status, 303, "{}", coupon.html);
+    assert!(
+        ada.get("/dashboard/coupons")
+            .await
+            .html
+            .contains("LIVEDASH")
+    );
 
     let home = ada.get("/dashboard").await;
     ada.post(
@@ -988,4 +1026,20 @@ async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
     assert!(hooks.html.contains(&format!("href=\"{test_hook}\"")));
     assert!(!hooks.html.contains(&live_hook), "{}", hooks.html);
     assert_eq!(ada.get(&live_hook).await.status, 404);
+    // The live product and coupon are not the test world's.
+    assert_eq!(ada.get(&live_product).await.status, 404);
+    assert!(
+        !ada.get("/dashboard/products")
+            .await
+            .html
+            .contains("Live Pro")
+    );
+    assert!(
+        !ada.get("/dashboard/coupons")
+            .await
+            .html
+            .contains("LIVEDASH")
+    );
+    let links = ada.get("/dashboard/checkout-links").await;
+    assert!(!links.html.contains("Live Pro"), "{}", links.html);
 }
