@@ -25,6 +25,7 @@ on_both_backends!(
     developer_pages_belong_to_owners_and_developers_of_the_store,
     bad_developer_input_is_answered_next_to_the_field,
     the_dashboard_shows_one_world_at_a_time,
+    a_test_product_is_copied_to_live_mode_by_an_owner,
 );
 
 /// The value of the read-only field `id` (a key or a secret shown once).
@@ -1042,4 +1043,111 @@ async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
     );
     let links = ada.get("/dashboard/checkout-links").await;
     assert!(!links.html.contains("Live Pro"), "{}", links.html);
+}
+
+/// A pool of the dashboard's mode, made on the pools page; its id.
+async fn dashboard_pool(b: &Browser, name: &str) -> String {
+    let pools = b.get("/dashboard/pools").await;
+    let made = b
+        .post(
+            "/dashboard/pools",
+            &[
+                ("csrf", &pools.csrf()),
+                ("name", name),
+                ("low_stock_threshold", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    redirected_to(&made).rsplit('/').next().unwrap().to_owned()
+}
+
+/// The new-product form of "Pro" (19.99 USD, 1500 JPY) from `pool`.
+fn pro_form<'a>(csrf: &'a str, pool: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", csrf),
+        ("name", "Pro"),
+        ("description", "A year of updates"),
+        ("prices[0].amount", "19.99"),
+        ("prices[0].currency", "USD"),
+        ("prices[1].amount", "1500"),
+        ("prices[1].currency", "JPY"),
+        ("delivery.method", "license_pool"),
+        ("delivery.pool_id", pool),
+    ]
+}
+
+/// "Copy to live mode" on a test product opens live mode's new-product form with its
+/// name, description and prices, offering only live pools; the owner picks one and
+/// gets a live product, the test one unchanged. Forged or by a developer: refused.
+async fn a_test_product_is_copied_to_live_mode_by_an_owner(backend: Backend) {
+    let (sink, app, ada) = ada_signed_up(backend).await;
+    let test_pool = dashboard_pool(&ada, "Test keys").await;
+    let form = ada.get("/dashboard/products/new").await;
+    let made = ada
+        .post(
+            "/dashboard/products/new",
+            &pro_form(&form.csrf(), &test_pool),
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    let test_product = redirected_to(&made);
+    let page = ada.get(&test_product).await;
+    assert!(page.html.contains("Copy to live mode"), "{}", page.html);
+    let copy = format!("{test_product}/copy-to-live");
+    let forged = ada.post(&copy, &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, 403);
+
+    let copied = ada.post(&copy, &[("csrf", &page.csrf())]).await;
+    assert_eq!(copied.status, 200, "{}", copied.html);
+    for shown in [
+        "value=\"Pro\"",
+        "A year of updates",
+        "value=\"19.99\"",
+        "value=\"USD\"",
+        "value=\"1500\"",
+        "value=\"JPY\"",
+        "Copied from the test mode product",
+    ] {
+        assert!(copied.html.contains(shown), "{shown}: {}", copied.html);
+    }
+    assert!(
+        !copied.html.contains("Test keys"),
+        "no test pool is offered"
+    );
+    // The dashboard is in live mode now: a live pool, and the form sent with it.
+    let live_pool = dashboard_pool(&ada, "Live keys").await;
+    let made = ada
+        .post(
+            "/dashboard/products/new",
+            &pro_form(&copied.csrf(), &live_pool),
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    let live_product = redirected_to(&made);
+    assert_ne!(live_product, test_product);
+    let live = crate::pages::unescape(&ada.get(&live_product).await.html);
+    assert!(live.contains("/ada/buy/prd_"), "{live}");
+    assert!(
+        live.contains("19.99 USD") && live.contains("1500 JPY"),
+        "{live}"
+    );
+    assert!(
+        !live.contains("Copy to live mode"),
+        "a live product has no copy"
+    );
+    assert_eq!(ada.get(&test_product).await.status, 404, "not in live mode");
+
+    // A developer may edit the catalog but not copy to live mode.
+    let dev = teammate(&app, &sink, &ada, "dev@shop.test", "developer", 2).await;
+    let page = dev.get(&test_product).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(!page.html.contains("Copy to live mode"));
+    let refused = dev.post(&copy, &[("csrf", &page.csrf())]).await;
+    assert_eq!(refused.status, 403, "{}", refused.html);
+    let live_list = ada.get("/dashboard/products").await;
+    assert_eq!(
+        live_list.html.matches("/dashboard/products/prd_").count(),
+        1
+    );
 }
