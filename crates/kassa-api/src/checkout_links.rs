@@ -3,6 +3,8 @@
 //! change (a price, a fixed discount, quantity bounds, an expiry). The rules are
 //! `kassa_orders::create_checkout_link`'s (the dashboard's too), the signing
 //! `kassa_domain::signed_link`'s, the same a merchant's own signed links follow.
+//! A link is of the mode of the key that made it, for a product of that mode; only its
+//! mode's keys see it, and its `url` opens its mode's checkout.
 
 use kassa_domain::access::ApiAction;
 use kassa_domain::ids::CheckoutLinkId;
@@ -62,6 +64,8 @@ pub struct CheckoutLinkOut {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The link to hand to customers.
     pub url: String,
+    /// A live link (else a test one), fixed when it is made: the key's mode.
+    pub livemode: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -77,15 +81,10 @@ impl CheckoutLinksApi {
             .map_err(ApiError::store_failed)
     }
 
-    /// The link opens the checkout of the key's mode (`mode`).
-    fn out(
-        &self,
-        tenant: &TenantRecord,
-        mode: Mode,
-        secret: &str,
-        l: CheckoutLinkRecord,
-    ) -> CheckoutLinkOut {
+    /// The link opens the checkout of its mode.
+    fn out(&self, tenant: &TenantRecord, secret: &str, l: CheckoutLinkRecord) -> CheckoutLinkOut {
         let f = &l.fields;
+        let mode = Mode::from_livemode(l.livemode);
         let url =
             kassa_orders::checkout_link_url(&self.0.public_url, &tenant.slug, mode, secret, f);
         let offer = f.offer.as_ref();
@@ -103,6 +102,7 @@ impl CheckoutLinksApi {
             max_quantity: offer.filter(|_| bounded).map(|o| o.max_quantity),
             expires_at: offer.and_then(|o| o.expires_at()),
             url,
+            livemode: l.livemode,
             created_at: l.created_at.0,
         }
     }
@@ -137,16 +137,12 @@ impl CheckoutLinksApi {
             max_quantity: body.max_quantity,
             expires_at: body.expires_at,
         };
-        let record = kassa_orders::create_checkout_link(&self.0.store, &tenant.id, &input)
-            .await
-            .map_err(ApiError::from_orders("checkout link"))?;
+        let record =
+            kassa_orders::create_checkout_link(&self.0.store, &tenant.id, auth.mode(), &input)
+                .await
+                .map_err(ApiError::from_orders("checkout link"))?;
         let secret = self.secret(tenant).await?;
-        Ok(Json(self.out(
-            tenant,
-            auth.mode(),
-            secret.expose_secret(),
-            record,
-        )))
+        Ok(Json(self.out(tenant, secret.expose_secret(), record)))
     }
 
     /// List checkout links, newest first
@@ -161,12 +157,12 @@ impl CheckoutLinksApi {
         let page = self
             .0
             .store
-            .list_checkout_links(&tenant.id, &page_request(limit.0, cursor.0)?)
+            .list_checkout_links(&tenant.id, auth.mode(), &page_request(limit.0, cursor.0)?)
             .await
             .map_err(ApiError::from_store("checkout link"))?;
         let secret = self.secret(tenant).await?;
         Ok(Json(CheckoutLinkList::from_page(page, |l| {
-            self.out(tenant, auth.mode(), secret.expose_secret(), l)
+            self.out(tenant, secret.expose_secret(), l)
         })))
     }
 
@@ -177,16 +173,11 @@ impl CheckoutLinksApi {
         let record = self
             .0
             .store
-            .checkout_link(&tenant.id, &link_id(&id)?)
+            .checkout_link(&tenant.id, auth.mode(), &link_id(&id)?)
             .await
             .map_err(ApiError::from_store("checkout link"))?;
         let secret = self.secret(tenant).await?;
-        Ok(Json(self.out(
-            tenant,
-            auth.mode(),
-            secret.expose_secret(),
-            record,
-        )))
+        Ok(Json(self.out(tenant, secret.expose_secret(), record)))
     }
 
     /// Delete a checkout link
@@ -196,7 +187,11 @@ impl CheckoutLinksApi {
     async fn delete(&self, auth: ApiKey, id: Path<String>) -> Result<Deleted, ApiError> {
         self.0
             .store
-            .delete_checkout_link(&auth.allowed(ApiAction::EditCatalog)?.id, &link_id(&id)?)
+            .delete_checkout_link(
+                &auth.allowed(ApiAction::EditCatalog)?.id,
+                auth.mode(),
+                &link_id(&id)?,
+            )
             .await
             .map_err(ApiError::from_store("checkout link"))?;
         Ok(Deleted::Deleted)

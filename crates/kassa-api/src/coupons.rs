@@ -1,4 +1,6 @@
-//! `/coupons`: percent or fixed-amount discounts customers enter by code.
+//! `/coupons`: percent or fixed-amount discounts customers enter by code. A coupon is
+//! of the mode of the key that made it: only its mode's orders take it, and only its
+//! mode's keys see it; its code is unique in its store's world.
 
 use chrono::{DateTime, Utc};
 use kassa_domain::access::ApiAction;
@@ -62,6 +64,8 @@ pub struct CouponOut {
     pub times_redeemed: i64,
     pub product_ids: Vec<String>,
     pub active: bool,
+    /// A live coupon (else a test one), fixed when it is made: the key's mode.
+    pub livemode: bool,
     /// Whether a customer could use it now (active, not expired, not used up by paid
     /// orders; unpaid orders holding its last uses are not counted here).
     pub valid: bool,
@@ -95,6 +99,7 @@ fn out(c: CouponRecord) -> CouponOut {
             .map(ToString::to_string)
             .collect(),
         active: c.fields.active,
+        livemode: c.livemode,
         valid,
         created_at: c.created_at.0,
     }
@@ -126,7 +131,7 @@ impl CouponsApi {
             product_ids: &product_ids,
             active: body.active.unwrap_or(true),
         };
-        let record = kassa_orders::create_coupon(&self.0.store, tenant, &input)
+        let record = kassa_orders::create_coupon(&self.0.store, tenant, auth.mode(), &input)
             .await
             .map_err(ApiError::from_orders("coupon"))?;
         Ok(Json(out(record)))
@@ -145,6 +150,7 @@ impl CouponsApi {
             .store
             .list_coupons(
                 &auth.allowed(ApiAction::Read)?.id,
+                auth.mode(),
                 &page_request(limit.0, cursor.0)?,
             )
             .await
@@ -158,7 +164,11 @@ impl CouponsApi {
         let record = self
             .0
             .store
-            .coupon(&auth.allowed(ApiAction::Read)?.id, &coupon_id(&id)?)
+            .coupon(
+                &auth.allowed(ApiAction::Read)?.id,
+                auth.mode(),
+                &coupon_id(&id)?,
+            )
             .await
             .map_err(ApiError::from_store("coupon"))?;
         Ok(Json(out(record)))
@@ -177,7 +187,7 @@ impl CouponsApi {
         let current = self
             .0
             .store
-            .coupon(tenant, &id)
+            .coupon(tenant, auth.mode(), &id)
             .await
             .map_err(ApiError::from_store("coupon"))?;
         parse_coupon_limits(body.expires_at, body.max_redemptions, Utc::now())?;
@@ -186,6 +196,7 @@ impl CouponsApi {
             .store
             .update_coupon(
                 tenant,
+                auth.mode(),
                 &id,
                 body.active.unwrap_or(current.fields.active),
                 body.expires_at

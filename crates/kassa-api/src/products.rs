@@ -1,4 +1,6 @@
 //! `/products`: what a store sells, its prices per currency and how it is delivered.
+//! A product is of the mode of the key that made it: a key sees and changes only its
+//! own world's products (the other's are a 404, as another store's are).
 
 use kassa_domain::Invalid;
 use kassa_domain::access::ApiAction;
@@ -102,6 +104,9 @@ pub struct ProductOut {
     pub prices: Vec<PriceIo>,
     pub delivery: DeliveryIo,
     pub active: bool,
+    /// A live product (else a test one), fixed when it is made: the key's mode. Only
+    /// its mode's checkout sells it, and only keys of its mode see it.
+    pub livemode: bool,
     /// The product's checkout page; add `quantity`, `currency`, `coupon`, … as needed.
     pub buy_url: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -130,12 +135,14 @@ impl ProductsApi {
                 .collect(),
             delivery: delivery_out(p.fields.delivery),
             active: p.fields.active,
+            livemode: p.livemode,
             created_at: p.created_at.0,
             updated_at: p.updated_at.0,
         }
     }
 
-    /// Parses a delivery method, checking that what it refers to is the store's own.
+    /// Parses a delivery method, checking that what it refers to is the store's own
+    /// (a pool: of the key's mode).
     async fn parse_delivery(
         &self,
         auth: &ApiKey,
@@ -155,7 +162,7 @@ impl ProductsApi {
                 plugin_id: &d.plugin_id,
             },
         };
-        kassa_orders::delivery(&self.0.store, &tenant, choice)
+        kassa_orders::delivery(&self.0.store, &tenant, auth.mode(), choice)
             .await
             .map_err(ApiError::store_failed)
     }
@@ -244,7 +251,7 @@ impl ProductsApi {
         let record = self
             .0
             .store
-            .create_product(&tenant.id, &fields)
+            .create_product(&tenant.id, auth.mode(), &fields)
             .await
             .map_err(ApiError::from_store("product"))?;
         Ok(Json(
@@ -264,7 +271,7 @@ impl ProductsApi {
         let page = self
             .0
             .store
-            .list_products(&tenant.id, &page_request(limit.0, cursor.0)?)
+            .list_products(&tenant.id, auth.mode(), &page_request(limit.0, cursor.0)?)
             .await
             .map_err(ApiError::from_store("product"))?;
         Ok(Json(ProductList::from_page(page, |p| {
@@ -279,7 +286,7 @@ impl ProductsApi {
         let record = self
             .0
             .store
-            .product(&tenant.id, &product_id(&id)?)
+            .product(&tenant.id, auth.mode(), &product_id(&id)?)
             .await
             .map_err(ApiError::from_store("product"))?;
         Ok(Json(
@@ -302,7 +309,7 @@ impl ProductsApi {
         let current = self
             .0
             .store
-            .product(&tenant.id, &id)
+            .product(&tenant.id, auth.mode(), &id)
             .await
             .map_err(ApiError::from_store("product"))?;
         let patch = body.0;
@@ -335,7 +342,7 @@ impl ProductsApi {
         let record = self
             .0
             .store
-            .update_product(&tenant.id, &id, &fields)
+            .update_product(&tenant.id, auth.mode(), &id, &fields)
             .await
             .map_err(ApiError::from_store("product"))?;
         Ok(Json(

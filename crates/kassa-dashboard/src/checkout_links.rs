@@ -1,7 +1,8 @@
 //! Checkout links: a product's buy link with presets (quantity, currency, coupon),
 //! or a signed offer the customer cannot change (a price, a fixed discount, quantity
 //! bounds, a last day). The rules are `kassa_orders::create_checkout_link`'s, the
-//! API's too; this page reads the form in major units and dates.
+//! API's too; this page reads the form in major units and dates. All in the
+//! dashboard's mode: its links, products and coupons only, a new link of that mode.
 
 use kassa_domain::Invalid;
 use kassa_domain::account::Permission;
@@ -30,9 +31,9 @@ async fn links_page(
     let tenant = &staff.tenant.id;
     let all = all();
     let (links, products, coupons, secret) = match tokio::try_join!(
-        store.list_checkout_links(tenant, &all),
-        store.list_products(tenant, &all),
-        store.list_coupons(tenant, &all),
+        store.list_checkout_links(tenant, staff.mode, &all),
+        store.list_products(tenant, staff.mode, &all),
+        store.list_coupons(tenant, staff.mode, &all),
         store.link_secret(tenant),
     ) {
         Ok(found) => found,
@@ -185,7 +186,9 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         max_quantity,
         expires_at,
     };
-    match kassa_orders::create_checkout_link(&ctx.web.store, &staff.tenant.id, &input).await {
+    match kassa_orders::create_checkout_link(&ctx.web.store, &staff.tenant.id, staff.mode, &input)
+        .await
+    {
         Ok(_) => redirect(&with_notice(
             "/dashboard/checkout-links",
             "Checkout link created. Copy it below and hand it to your customers.",
@@ -219,7 +222,7 @@ pub async fn delete(
     match ctx
         .web
         .store
-        .delete_checkout_link(&staff.tenant.id, &id)
+        .delete_checkout_link(&staff.tenant.id, staff.mode, &id)
         .await
     {
         Ok(()) => redirect(&with_notice(

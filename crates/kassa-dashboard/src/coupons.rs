@@ -1,5 +1,6 @@
 //! Coupons: the list with how often each was used, and a new coupon (a percentage or
-//! an amount in one currency, optionally limited in time, uses and products).
+//! an amount in one currency, optionally limited in time, uses and products). All in
+//! the dashboard's mode: its coupons and products only, a new coupon of that mode.
 
 use chrono::Utc;
 use kassa_domain::Invalid;
@@ -27,8 +28,12 @@ async fn coupons_page(
 ) -> Response {
     let all = all();
     let (coupons, products) = match tokio::try_join!(
-        ctx.web.store.list_coupons(&staff.tenant.id, &all),
-        ctx.web.store.list_products(&staff.tenant.id, &all),
+        ctx.web
+            .store
+            .list_coupons(&staff.tenant.id, staff.mode, &all),
+        ctx.web
+            .store
+            .list_products(&staff.tenant.id, staff.mode, &all),
     ) {
         Ok((c, p)) => (c.data, p.data),
         Err(e) => return failure(e),
@@ -162,7 +167,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         product_ids: &product_ids,
         active: true,
     };
-    match kassa_orders::create_coupon(&ctx.web.store, &staff.tenant.id, &input).await {
+    match kassa_orders::create_coupon(&ctx.web.store, &staff.tenant.id, staff.mode, &input).await {
         Ok(c) => redirect(&with_notice(
             "/dashboard/coupons",
             &format!(

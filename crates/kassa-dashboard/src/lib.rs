@@ -58,6 +58,7 @@ pub fn mount(route: Route, dash: Dash) -> Route {
             get(products::new_page).post(products::create),
         )
         .at("/products/:id", get(products::show))
+        .at("/products/:id/copy-to-live", post(products::copy_to_live))
         .at("/pools", get(pools::list).post(pools::create))
         .at("/pools/:id", get(pools::show))
         .at("/pools/:id/keys", post(pools::upload_keys))

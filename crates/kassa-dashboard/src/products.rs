@@ -1,8 +1,12 @@
 //! Products: the list with each product's buy link, a new product (name, prices typed
-//! in major units, how it is delivered), and a product's page.
+//! in major units, how it is delivered), and a product's page. All in the dashboard's
+//! mode: its products only, a new one of that mode, delivered from that mode's pools.
+//! A test product's page has "Copy to live mode" (owners): the new-product form of
+//! live mode, filled in with its name, description, prices and a web service or plugin
+//! delivery, where the owner picks a live pool and creates the live product.
 
 use kassa_domain::Invalid;
-use kassa_domain::account::Permission;
+use kassa_domain::account::{Permission, Role};
 use kassa_domain::catalog::{
     Delivery, KeysPer, parse_description, parse_prices, parse_product_name,
 };
@@ -18,7 +22,7 @@ use poem::{Body, Request, Response, handler};
 
 use crate::page::{
     Ctx, Errors, Staff, all, errors_of, failure, field, not_found, page, query, redirect, staff,
-    staff_posting, with_notice,
+    staff_form, staff_posting, with_notice,
 };
 
 /// Price rows on the form.
@@ -54,7 +58,12 @@ pub async fn list(ctx: Data<&Ctx>, req: &Request) -> Response {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let products = match ctx.web.store.list_products(&staff.tenant.id, &all()).await {
+    let products = match ctx
+        .web
+        .store
+        .list_products(&staff.tenant.id, staff.mode, &all())
+        .await
+    {
         Ok(p) => p.data,
         Err(e) => return failure(e),
     };
@@ -79,7 +88,7 @@ async fn form_page(
     let pools = match ctx
         .web
         .store
-        .list_license_pools(&staff.tenant.id, &all())
+        .list_license_pools_of(&staff.tenant.id, staff.mode, &all())
         .await
     {
         Ok(p) => p.data,
@@ -89,22 +98,21 @@ async fn form_page(
         Ok(p) => p.data,
         Err(e) => return failure(e),
     };
-    // A pool serves orders of its own mode only: the dashboard's mode's pools are
-    // offered first, and each says its mode.
-    let mut pools: Vec<_> = pools.iter().collect();
-    pools.sort_by_key(|p| p.livemode != staff.mode.is_live());
+    // A pool serves orders of its own mode only: a product of the dashboard's mode is
+    // delivered from a pool of that mode, and only those are offered.
     let pools: Vec<_> = pools
         .iter()
-        .map(|p| {
-            let mode = Mode::from_livemode(p.livemode);
-            context! { id => p.id.as_str(), name => p.name.clone(), available => p.available, mode => mode.as_str() }
-        })
+        .map(|p| context! { id => p.id.as_str(), name => p.name.clone(), available => p.available })
         .collect();
     let plugins: Vec<_> = plugins
         .iter()
         .map(|p| context! { id => p.id.as_str(), name => p.name.clone() })
         .collect();
     let value = |name: &str| field(typed, name).to_owned();
+    let copied_from = typed
+        .iter()
+        .any(|(k, _)| k == "copied_from")
+        .then(|| value("copied_from"));
     let rows: Vec<_> = (0..PRICE_ROWS)
         .map(|i| {
             let currency = value(&format!("prices[{i}].currency"));
@@ -128,7 +136,7 @@ async fn form_page(
             name => value("name"), description => value("description"), rows, method,
             pool_id => value("delivery.pool_id"), keys_per => value("delivery.keys_per"),
             url => value("delivery.url"), plugin_id => value("delivery.plugin_id"),
-            pools, plugins, errors,
+            pools, plugins, errors, copied_from,
         },
     )
 }
@@ -208,10 +216,11 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
             },
         },
     };
-    let delivery = match kassa_orders::delivery(&ctx.web.store, &staff.tenant.id, choice).await {
-        Ok(d) => invalid.check(d),
-        Err(e) => return failure(e),
-    };
+    let delivery =
+        match kassa_orders::delivery(&ctx.web.store, &staff.tenant.id, staff.mode, choice).await {
+            Ok(d) => invalid.check(d),
+            Err(e) => return failure(e),
+        };
     let (Some(name), Some(description), Some(prices), Some(delivery)) =
         (name, description, prices, delivery)
     else {
@@ -234,7 +243,7 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     match ctx
         .web
         .store
-        .create_product(&staff.tenant.id, &fields)
+        .create_product(&staff.tenant.id, staff.mode, &fields)
         .await
     {
         Ok(p) => redirect(&with_notice(
@@ -254,15 +263,103 @@ pub async fn show(ctx: Data<&Ctx>, req: &Request, Path(id): Path<String>) -> Res
     let Ok(id) = ProductId::parse(&id) else {
         return not_found(&staff);
     };
-    match ctx.web.store.product(&staff.tenant.id, &id).await {
+    match ctx
+        .web
+        .store
+        .product(&staff.tenant.id, staff.mode, &id)
+        .await
+    {
         Ok(p) => page(
             &staff,
             StatusCode::OK,
             "product.html",
             "products",
-            context! { product => view(&ctx, &staff, &p), notice => query(req, "notice") },
+            context! {
+                product => view(&ctx, &staff, &p), notice => query(req, "notice"),
+                can_copy => !p.livemode && staff.role == Role::Owner,
+            },
         ),
         Err(StoreError::NotFound) => not_found(&staff),
         Err(e) => failure(e),
     }
+}
+
+/// "Copy to live mode" on a test product (owners only: live prices are money): the
+/// dashboard switches to live mode and shows the new-product form filled in with the
+/// test product's name, description and prices, and its delivery when it is a web
+/// service or a plugin (both serve either mode). A pool is the owner's to pick among
+/// the live ones: nothing is made until the form is sent.
+#[handler]
+pub async fn copy_to_live(
+    ctx: Data<&Ctx>,
+    req: &Request,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let mut staff = match staff_form(&ctx, req, body, Permission::EditSettings).await {
+        Ok((s, _)) => s,
+        Err(resp) => return resp,
+    };
+    let Ok(id) = ProductId::parse(&id) else {
+        return not_found(&staff);
+    };
+    let product = match ctx
+        .web
+        .store
+        .product(&staff.tenant.id, Mode::Test, &id)
+        .await
+    {
+        Ok(p) => p,
+        Err(StoreError::NotFound) => return not_found(&staff),
+        Err(e) => return failure(e),
+    };
+    let mut typed = vec![
+        ("copied_from".to_owned(), product.fields.name.clone()),
+        ("name".to_owned(), product.fields.name.clone()),
+        (
+            "description".to_owned(),
+            product.fields.description.clone().unwrap_or_default(),
+        ),
+    ];
+    for (i, price) in product.fields.prices.iter().take(PRICE_ROWS).enumerate() {
+        let major = Currency::parse("currency", &price.currency)
+            .map(|c| {
+                Money {
+                    amount: price.amount,
+                    currency: c,
+                }
+                .major()
+            })
+            .unwrap_or_default();
+        typed.push((format!("prices[{i}].amount"), major));
+        typed.push((format!("prices[{i}].currency"), price.currency.clone()));
+    }
+    match &product.fields.delivery {
+        Delivery::LicensePool { keys_per, .. } => {
+            let per = if *keys_per == KeysPer::Line {
+                "line"
+            } else {
+                "unit"
+            };
+            typed.push(("delivery.keys_per".to_owned(), per.to_owned()));
+        }
+        Delivery::WebService { url } => {
+            typed.push(("delivery.method".to_owned(), "web_service".to_owned()));
+            typed.push(("delivery.url".to_owned(), url.clone()));
+        }
+        Delivery::Plugin { plugin_id } => {
+            typed.push(("delivery.method".to_owned(), "plugin".to_owned()));
+            typed.push(("delivery.plugin_id".to_owned(), plugin_id.to_string()));
+        }
+    }
+    staff.mode = Mode::Live;
+    let shown = form_page(&ctx, &staff, StatusCode::OK, &typed, Errors::new()).await;
+    let live = kassa_web::page::set_cookie(
+        &ctx.web,
+        crate::page::MODE_COOKIE,
+        Mode::Live.as_str(),
+        "/dashboard",
+        365,
+    );
+    kassa_web::page::with_cookies(shown, &[live])
 }

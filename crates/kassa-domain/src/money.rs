@@ -100,19 +100,23 @@ impl Money {
 
     /// The amount written for people, e.g. `19.99 USD` or `1500 JPY`.
     pub fn display(&self) -> String {
+        format!("{} {}", self.major(), self.currency)
+    }
+
+    /// The amount in major units, as [`Money::parse_major`] reads it back: `19.99`,
+    /// `1500` (JPY).
+    pub fn major(&self) -> String {
         let exp = self.currency.exponent();
         if exp == 0 {
-            return format!("{} {}", self.amount, self.currency);
+            return self.amount.to_string();
         }
-        let unit = 10_i64.pow(exp);
+        let unit = 10_i64.pow(exp).unsigned_abs();
         let sign = if self.amount < 0 { "-" } else { "" };
         let abs = self.amount.unsigned_abs();
-        let unit = unit.unsigned_abs();
         format!(
-            "{sign}{}.{:0width$} {}",
+            "{sign}{}.{:0width$}",
             abs / unit,
             abs % unit,
-            self.currency,
             width = exp as usize
         )
     }
@@ -174,5 +178,21 @@ mod tests {
             Money::parse_price("a", 1500, jpy).unwrap().display(),
             "1500 JPY"
         );
+    }
+
+    #[test]
+    fn major_units_read_back_as_the_same_amount() {
+        for (code, amount) in [
+            ("USD", 1999),
+            ("USD", 5),
+            ("USD", 0),
+            ("JPY", 1500),
+            ("EUR", 1),
+        ] {
+            let currency = Currency::parse("c", code).unwrap();
+            let money = Money::parse_price("a", amount, currency).unwrap();
+            let back = Money::parse_major("a", &money.major(), currency).unwrap();
+            assert_eq!(back, money, "{code} {amount}: {}", money.major());
+        }
     }
 }

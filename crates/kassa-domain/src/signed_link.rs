@@ -233,6 +233,18 @@ pub fn verify(
     Ok(Some(SignedOffer { offer, quantity }))
 }
 
+/// The name a link of the store `slug` is signed under in `mode`: the store's slug for
+/// live mode (and for the links merchants sign themselves, in either mode), and
+/// `{slug}/test` for the test mode links Kassa makes (a test key's checkout links), so
+/// that a test link's offer, rewritten to the live checkout's path, does not hold
+/// there. The test checkout takes links signed under either name.
+pub fn signing_name(slug: &str, mode: crate::mode::Mode) -> String {
+    match mode {
+        crate::mode::Mode::Live => slug.to_owned(),
+        crate::mode::Mode::Test => format!("{slug}/test"),
+    }
+}
+
 /// [`verify`] against each of `secrets` (the store's current secret and, while a
 /// rotation's overlap lasts, the one it replaced): a link signed with any of them holds.
 pub fn verify_any(
@@ -458,6 +470,29 @@ mod tests {
                 .is_some()
         );
         assert_eq!(encode("é ~"), "%C3%A9%20~");
+    }
+
+    #[test]
+    fn a_test_mode_link_does_not_hold_in_live_mode() {
+        use crate::mode::Mode;
+        let params = vec![
+            ("price".to_owned(), "1".to_owned()),
+            ("currency".to_owned(), "USD".to_owned()),
+        ];
+        let test = signing_name("acme", Mode::Test);
+        let query = signed_query("secret", &test, "prd_1", &params).unwrap();
+        let parsed = parse_query(&query);
+        let now = Utc::now();
+        assert!(matches!(
+            verify("secret", &test, "prd_1", &parsed, now),
+            Ok(Some(_))
+        ));
+        let live = signing_name("acme", Mode::Live);
+        assert_eq!(live, "acme");
+        assert!(matches!(
+            verify("secret", &live, "prd_1", &parsed, now),
+            Err(LinkProblem::Tampered)
+        ));
     }
 }
 

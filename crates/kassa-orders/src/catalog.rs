@@ -1,6 +1,8 @@
 //! The catalog's rules that need the store: a product's delivery names a pool or a
-//! plugin of the same store; a coupon's products are the store's own; a checkout
-//! link's product, currency and coupon are the store's, and its offer signs.
+//! plugin of the same store, the pool of the product's own mode; a coupon's products
+//! are the store's own, of the coupon's mode; a checkout link's product, currency and
+//! coupon are the store's, of the link's mode, and its offer signs. What a key or the
+//! dashboard makes is of its mode: the other world's objects are not found.
 
 use chrono::{DateTime, Utc};
 use kassa_domain::Invalid;
@@ -28,11 +30,13 @@ pub enum DeliveryChoice<'a> {
     Plugin { plugin_id: &'a str },
 }
 
-/// The delivery, when what it names exists in this store; field errors name
-/// `delivery.pool_id`, `delivery.url` or `delivery.plugin_id`.
+/// The delivery of a product of `mode`'s world, when what it names exists in this
+/// store (a pool: of that mode, since a pool serves only its own mode's orders);
+/// field errors name `delivery.pool_id`, `delivery.url` or `delivery.plugin_id`.
 pub async fn delivery(
     store: &Store,
     tenant: &TenantId,
+    mode: Mode,
     choice: DeliveryChoice<'_>,
 ) -> Result<Result<Delivery, Invalid>, StoreError> {
     Ok(match choice {
@@ -41,6 +45,14 @@ pub async fn delivery(
             match LicensePoolId::parse(pool_id) {
                 Err(_) => Err(no_pool()),
                 Ok(pool_id) => match store.license_pool(tenant, &pool_id).await {
+                    Ok(pool) if pool.livemode != mode.is_live() => Err(Invalid::field(
+                        "delivery.pool_id",
+                        format!(
+                            "a {mode} mode product is delivered from a {mode} mode license pool; \
+                             this pool is a {} mode one",
+                            Mode::from_livemode(pool.livemode)
+                        ),
+                    )),
                     Ok(_) => Ok(Delivery::LicensePool { pool_id, keys_per }),
                     Err(StoreError::NotFound) => Err(no_pool()),
                     Err(e) => return Err(e),
@@ -77,11 +89,13 @@ pub struct CouponInput<'a> {
     pub active: bool,
 }
 
-/// Creates a coupon: checked field by field (the products must be the store's), and
-/// its code unique in the store (`Conflict` otherwise).
+/// Creates a coupon of `mode`'s world: checked field by field (the products must be
+/// the store's, of that mode), and its code unique in the store's world (`Conflict`
+/// otherwise).
 pub async fn create_coupon(
     store: &Store,
     tenant: &TenantId,
+    mode: Mode,
     input: &CouponInput<'_>,
 ) -> Result<CouponRecord, OrdersError> {
     let mut invalid = Invalid::default();
@@ -100,7 +114,7 @@ pub async fn create_coupon(
         .check(parse_product_scope(input.product_ids))
         .unwrap_or_default();
     for (i, product) in scope.iter().enumerate() {
-        match store.product(tenant, product).await {
+        match store.product(tenant, mode, product).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
                 invalid.push(format!("product_ids[{i}]"), "no such product")
@@ -125,7 +139,7 @@ pub async fn create_coupon(
         product_ids: scope,
         active: input.active,
     };
-    Ok(store.create_coupon(tenant, &fields).await?)
+    Ok(store.create_coupon(tenant, mode, &fields).await?)
 }
 
 /// A checkout link as the merchant asks for it (an API body, a dashboard form). Any of
@@ -147,19 +161,20 @@ pub struct CheckoutLinkInput<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Checks a checkout link against the store (its product, the product's currencies,
-/// its coupon) and the rules of signed offers, and stores it. Errors name the input's
-/// fields.
+/// Checks a checkout link of `mode`'s world against the store (its product, the
+/// product's currencies, its coupon, all of that mode) and the rules of signed offers,
+/// and stores it. Errors name the input's fields.
 pub async fn create_checkout_link(
     store: &Store,
     tenant: &TenantId,
+    mode: Mode,
     input: &CheckoutLinkInput<'_>,
 ) -> Result<CheckoutLinkRecord, OrdersError> {
     let mut invalid = Invalid::default();
     let quantity = invalid.check(parse_quantity("quantity", input.quantity.unwrap_or(1)));
     let product = match ProductId::parse(input.product_id) {
         Err(_) => None,
-        Ok(id) => match store.product(tenant, &id).await {
+        Ok(id) => match store.product(tenant, mode, &id).await {
             Ok(p) => Some(p),
             Err(StoreError::NotFound) => None,
             Err(e) => return Err(e.into()),
@@ -184,7 +199,7 @@ pub async fn create_checkout_link(
         .coupon
         .and_then(|c| invalid.check(CouponCode::parse("coupon", c)));
     if let Some(code) = &coupon {
-        match store.coupon_by_code(tenant, code.as_str()).await {
+        match store.coupon_by_code(tenant, mode, code.as_str()).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => invalid.push("coupon", "no such coupon"),
             Err(e) => return Err(e.into()),
@@ -208,7 +223,7 @@ pub async fn create_checkout_link(
         coupon_code: coupon.map(|c| c.as_str().to_owned()),
         offer,
     };
-    Ok(store.create_checkout_link(tenant, &fields).await?)
+    Ok(store.create_checkout_link(tenant, mode, &fields).await?)
 }
 
 /// The offer `input` asks for, by the rules of signed links; `None` when the link is
@@ -252,7 +267,8 @@ fn offer_of(input: &CheckoutLinkInput<'_>, now: DateTime<Utc>) -> Result<Option<
 
 /// The address customers open for a checkout link of the store `slug`: the product's
 /// buy link in the checkout of `mode` with the presets, signed with the store's
-/// link-signing `secret` when it holds an offer.
+/// link-signing `secret` when it holds an offer (under the store's name in `mode`,
+/// `signed_link::signing_name`: a test link's offer does not hold in live mode).
 pub fn checkout_link_url(
     public_url: &str,
     slug: &str,
@@ -275,7 +291,7 @@ pub fn checkout_link_url(
     // `link_params` names each known key once, which always signs.
     match signed_link::signed_query(
         secret,
-        slug,
+        &signed_link::signing_name(slug, mode),
         link.product_id.as_str(),
         &link_params(link, offer),
     ) {

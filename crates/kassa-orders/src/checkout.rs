@@ -21,19 +21,21 @@ use crate::error::OrdersError;
 /// The consents a customer must give, and the text they accept.
 pub const CONSENTS: [&str; 2] = ["terms", "personal_data"];
 
-/// Prices `lines` in `currency`, with the coupon `coupon_code` if given. A line from a
-/// signed link is priced by its offer, which must hold now for the line's quantity and
-/// this currency. Errors name `lines[i].product_id`, `lines[i].quantity`,
-/// `lines[i].offer`, `currency` and `coupon`.
+/// Prices `lines` in `currency` in `mode`'s world (its products, its coupon), with the
+/// coupon `coupon_code` if given. A line from a signed link is priced by its offer,
+/// which must hold now for the line's quantity and this currency. Errors name
+/// `lines[i].product_id`, `lines[i].quantity`, `lines[i].offer`, `currency` and
+/// `coupon`.
 pub async fn price(
     store: &Store,
     tenant: &TenantId,
+    mode: Mode,
     currency: &str,
     lines: &[CartLine],
     coupon_code: Option<&str>,
 ) -> Result<Quote, OrdersError> {
     Ok(
-        price_with_deliveries(store, tenant, currency, lines, coupon_code)
+        price_with_deliveries(store, tenant, mode, currency, lines, coupon_code)
             .await?
             .0,
     )
@@ -43,6 +45,7 @@ pub async fn price(
 async fn price_with_deliveries(
     store: &Store,
     tenant: &TenantId,
+    mode: Mode,
     currency: &str,
     lines: &[CartLine],
     coupon_code: Option<&str>,
@@ -53,7 +56,7 @@ async fn price_with_deliveries(
     let mut inputs = Vec::with_capacity(lines.len());
     let now = Utc::now();
     for (i, line) in lines.iter().enumerate() {
-        let product = match store.product(tenant, &line.product_id).await {
+        let product = match store.product(tenant, mode, &line.product_id).await {
             Ok(p) if p.fields.active => p,
             Ok(_) | Err(StoreError::NotFound) => {
                 invalid.push(
@@ -100,7 +103,7 @@ async fn price_with_deliveries(
     }
     let coupon = match coupon_code.map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
-        Some(code) => invalid.check(load_coupon(store, tenant, code).await?),
+        Some(code) => invalid.check(load_coupon(store, tenant, mode, code).await?),
     };
     invalid.into_result()?;
     let currency = currency.ok_or_else(|| Invalid::field("currency", "is required"))?;
@@ -117,12 +120,13 @@ async fn price_with_deliveries(
 async fn load_coupon(
     store: &Store,
     tenant: &TenantId,
+    mode: Mode,
     raw: &str,
 ) -> Result<Result<CouponInput, Invalid>, OrdersError> {
     let Ok(code) = CouponCode::parse("coupon", raw) else {
         return Ok(Err(Invalid::field("coupon", "this coupon does not exist")));
     };
-    let coupon = match store.coupon_by_code(tenant, code.as_str()).await {
+    let coupon = match store.coupon_by_code(tenant, mode, code.as_str()).await {
         Ok(c) => c,
         Err(StoreError::NotFound) => {
             return Ok(Err(Invalid::field("coupon", "this coupon does not exist")));
@@ -132,7 +136,7 @@ async fn load_coupon(
     let f = &coupon.fields;
     // A limited coupon's uses: those counted for paid orders and those unpaid orders hold.
     let used = match f.max_redemptions {
-        Some(_) => coupon.times_redeemed + store.coupon_holds(tenant, &f.code).await?,
+        Some(_) => coupon.times_redeemed + store.coupon_holds(tenant, mode, &f.code).await?,
         None => coupon.times_redeemed,
     };
     if let Some(reason) = coupon_unusable_reason(
@@ -225,6 +229,7 @@ pub async fn place_order(
     let quote = match price_with_deliveries(
         store,
         &tenant.id,
+        input.mode,
         &input.currency,
         &input.lines,
         input.coupon.as_deref(),

@@ -106,8 +106,8 @@ pub async fn pay_with_stripe(
     let now = Utc::now();
     if let Some(hold) = state.hold_coupon_for_provider(now, now + chrono::TimeDelta::hours(24)) {
         let mut work = store.work(&tenant.id).await?;
-        work.order(&order.id).await?;
-        if !work.hold_coupon(&order.id, &hold).await? {
+        let mode = work.order(&order.id).await?.mode;
+        if !work.hold_coupon(&order.id, mode, &hold).await? {
             return Err(Refused::CouponUsedUp.into());
         }
         work.commit().await?;

@@ -154,7 +154,9 @@ pub(crate) async fn finish_payment(
 ) -> Result<OrderRecord, OrdersError> {
     let order_id = order.id.as_str();
     if let (Some(coupon), Some(redemption)) = (&order.coupon, decided.redemption)
-        && !work.redeem_coupon(&coupon.code, redemption).await?
+        && !work
+            .redeem_coupon(&coupon.code, order.mode, redemption)
+            .await?
     {
         return Err(Refused::CouponUsedUp.into());
     }

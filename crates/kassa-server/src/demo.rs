@@ -9,7 +9,8 @@ use kassa_store::{CouponFields, PageRequest, Price, ProductFields, Store, StoreE
 
 pub const DEMO_SLUG: &str = "demo";
 
-/// What a first look needs: where to buy, and the key (only when just created).
+/// What a first look needs: where to buy, and the test mode key (only when just
+/// created).
 pub struct Demo {
     pub buy_url: String,
     pub api_key: Option<Secret>,
@@ -25,7 +26,9 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
     let (tenant, api_key) = match existing {
         Some(t) => (t, None),
         None => {
-            let key = NewApiKey::generate(Mode::Live);
+            // The demo sells in test mode, so its test key is the one printed: it sees
+            // the demo's product, pool, coupon and orders (a live key sees none of them).
+            let key = NewApiKey::generate(Mode::Test);
             let owner = EmailAddress::parse("owner_email", "owner@demo.kassa.test")
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let created = store
@@ -33,8 +36,8 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
                     &slug,
                     "Kassa Demo Store",
                     &owner,
+                    &NewApiKey::generate(Mode::Live),
                     &key,
-                    &NewApiKey::generate(Mode::Test),
                 )
                 .await?;
             (created.tenant, Some(key.secret))
@@ -43,6 +46,7 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
     let products = store
         .list_products(
             &tenant.id,
+            Mode::Test,
             &PageRequest {
                 after: None,
                 limit: 1,
@@ -78,6 +82,7 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
             let product = store
                 .create_product(
                     &tenant.id,
+                    Mode::Test,
                     &ProductFields {
                         name: "Kassa Demo Pro".into(),
                         description: Some("A one-year license for the demo app.".into()),
@@ -106,6 +111,7 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
             store
                 .create_coupon(
                     &tenant.id,
+                    Mode::Test,
                     &CouponFields {
                         code: "WELCOME10".into(),
                         percent_off: Some(10),

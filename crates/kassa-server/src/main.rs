@@ -261,7 +261,10 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
             "Pay with card 4242 4242 4242 4242 (any future expiry, any CVC); 4000 0000 0000 0002 is declined."
         );
         match seeded.api_key {
-            Some(key) => println!("Demo API key (shown once): {}\n", key.expose_secret()),
+            Some(key) => println!(
+                "Demo test mode API key (shown once): {}\n",
+                key.expose_secret()
+            ),
             None => println!("(The demo store's API key was printed when it was first created.)\n"),
         }
     }

@@ -449,9 +449,10 @@ impl Work {
                 return Ok(Placement::Existing(order));
             }
         }
+        let mode = Mode::from_livemode(!new.test_mode);
         let coupon_held_until = match &new.coupon_code {
             Some(code) => {
-                if !self.coupon_has_room(code).await? {
+                if !self.coupon_has_room(code, mode).await? {
                     return Err(StoreError::Conflict(
                         "the coupon can no longer be used".into(),
                     ));
@@ -460,7 +461,8 @@ impl Work {
             }
             None => None,
         };
-        // The lines, each with the delivery method it is sold with.
+        // The lines, each with the delivery method it is sold with: its product's in the
+        // order's mode (the other world may have a twin with the same id).
         let q = &new.quote;
         let mut lines = Vec::with_capacity(q.lines.len());
         for line in &q.lines {
@@ -468,9 +470,10 @@ impl Work {
                 Some((_, d)) => serde_json::to_value(d).map_err(corrupt)?,
                 None => {
                     db_run!(&mut self.tx, c => sqlx::query_scalar::<_, Json<serde_json::Value>>(
-                    "SELECT delivery FROM products WHERE tenant_id = $1 AND id = $2",
+                    "SELECT delivery FROM products WHERE tenant_id = $1 AND livemode = $2 AND id = $3",
                 )
                 .bind(tenant.as_str())
+                .bind(mode.is_live())
                 .bind(line.product_id.as_str())
                 .fetch_optional(c).await?)
                     .ok_or(StoreError::NotFound)?
@@ -721,21 +724,22 @@ impl Work {
 }
 
 impl Work {
-    /// Whether the coupon `code` works now and has a use left: its redemptions (paid
-    /// orders) and the uses unpaid orders hold stay under its limit. The coupon's row
-    /// is locked first, so on PostgreSQL two orders taking its last use count one
-    /// after the other (each statement reads what committed before it).
-    async fn coupon_has_room(&mut self, code: &str) -> Result<bool, StoreError> {
+    /// Whether the coupon `code` of `mode`'s world works now and has a use left: its
+    /// redemptions (paid orders) and the uses unpaid orders hold stay under its limit.
+    /// The coupon's row is locked first, so on PostgreSQL two orders taking its last
+    /// use count one after the other (each statement reads what committed before it).
+    async fn coupon_has_room(&mut self, code: &str, mode: Mode) -> Result<bool, StoreError> {
         let now = self.now;
         let limits: Option<(Option<i64>, i64)> = db_run!(&mut self.tx, c => sqlx::query_as(
             "UPDATE coupons SET times_redeemed = times_redeemed
-             WHERE tenant_id = $1 AND code = $2 AND active = TRUE
+             WHERE tenant_id = $1 AND code = $2 AND livemode = $4 AND active = TRUE
              AND (expires_at IS NULL OR expires_at > $3)
              RETURNING max_redemptions, times_redeemed",
         )
         .bind(self.tenant.as_str())
         .bind(code)
         .bind(now)
+        .bind(mode.is_live())
         .fetch_optional(c).await?);
         let Some((max, redeemed)) = limits else {
             return Ok(false);
@@ -747,18 +751,21 @@ impl Work {
             .bind(self.tenant.as_str())
             .bind(code)
             .bind(now)
+            .bind(!mode.is_live())
             .fetch_one(c).await?);
         Ok(redeemed + held < max)
     }
 
-    /// Holds the use of its coupon for the unpaid order `order` until `hold.until`, as
-    /// the workflow decided; false when its hold had lapsed and no use is left.
+    /// Holds the use of its coupon (of the order's `mode`) for the unpaid order `order`
+    /// until `hold.until`, as the workflow decided; false when its hold had lapsed and
+    /// no use is left.
     pub async fn hold_coupon(
         &mut self,
         order: &str,
+        mode: Mode,
         hold: &CouponHold,
     ) -> Result<bool, StoreError> {
-        if hold.lapsed && !self.coupon_has_room(&hold.code).await? {
+        if hold.lapsed && !self.coupon_has_room(&hold.code, mode).await? {
             return Ok(false);
         }
         db_run!(&mut self.tx, c => sqlx::query(
@@ -771,37 +778,47 @@ impl Work {
         Ok(true)
     }
 
-    /// Counts the use of the coupon `code` by an order being paid, as the workflow
-    /// decided; false when it wanted a free use and none is left.
+    /// Counts the use of the coupon `code` of the order's `mode` by an order being
+    /// paid, as the workflow decided; false when it wanted a free use and none is left.
     pub async fn redeem_coupon(
         &mut self,
         code: &str,
+        mode: Mode,
         redemption: Redemption,
     ) -> Result<bool, StoreError> {
-        if redemption == Redemption::IfStillFree && !self.coupon_has_room(code).await? {
+        if redemption == Redemption::IfStillFree && !self.coupon_has_room(code, mode).await? {
             return Ok(false);
         }
         db_run!(&mut self.tx, c => sqlx::query(
-            "UPDATE coupons SET times_redeemed = times_redeemed + 1 WHERE tenant_id = $1 AND code = $2",
+            "UPDATE coupons SET times_redeemed = times_redeemed + 1
+             WHERE tenant_id = $1 AND code = $2 AND livemode = $3",
         )
         .bind(self.tenant.as_str())
         .bind(code)
+        .bind(mode.is_live())
         .execute(c).await?.rows_affected());
         Ok(true)
     }
 }
 
-/// How many uses of a coupon (`$2`) unpaid orders hold at `$3`.
+/// How many uses of a coupon (`$2`) unpaid orders of one mode (`$4`: `test_mode`)
+/// hold at `$3`.
 const COUPON_HOLDS: &str = "SELECT COUNT(*) FROM orders WHERE tenant_id = $1 AND coupon_code = $2
-     AND status = 'not_paid' AND coupon_held_until > $3";
+     AND status = 'not_paid' AND coupon_held_until > $3 AND test_mode = $4";
 
 impl Store {
-    /// How many uses of the coupon `code` unpaid orders hold now.
-    pub async fn coupon_holds(&self, tenant: &TenantId, code: &str) -> Result<i64, StoreError> {
+    /// How many uses of the coupon `code` of `mode`'s world unpaid orders hold now.
+    pub async fn coupon_holds(
+        &self,
+        tenant: &TenantId,
+        mode: Mode,
+        code: &str,
+    ) -> Result<i64, StoreError> {
         Ok(db_run!(self, c => sqlx::query_scalar(COUPON_HOLDS)
             .bind(tenant.as_str())
             .bind(code)
             .bind(Timestamp::now())
+            .bind(!mode.is_live())
             .fetch_one(c).await?))
     }
 }

@@ -186,6 +186,7 @@ impl Store {
             "license_pools",
             "id",
             tenant,
+            None,
             id.as_str(),
         )
         .await

@@ -128,6 +128,7 @@ impl Store {
             "webhook_endpoints",
             "id",
             tenant,
+            None,
             id.as_str(),
         )
         .await?;

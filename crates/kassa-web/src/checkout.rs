@@ -123,10 +123,12 @@ pub async fn render(
     let mut cookies = cookies;
     cookies.extend(csrf_cookie);
 
+    // The page's world: its products and coupons (the other world's are not found).
+    let mode = page::mode(req);
     let mut names = Vec::with_capacity(cart.lines.len());
     let mut currencies: Option<Vec<String>> = None;
     for line in &cart.lines {
-        match ctx.store.product(&tenant.id, &line.product_id).await {
+        match ctx.store.product(&tenant.id, mode, &line.product_id).await {
             Ok(p) => {
                 let codes: Vec<String> =
                     p.fields.prices.iter().map(|p| p.currency.clone()).collect();
@@ -149,14 +151,15 @@ pub async fn render(
     let mut quote = None;
     if !cart.lines.is_empty() {
         let coupon = cart.coupon_code.as_deref();
-        match price(&ctx.store, &tenant.id, &currency, &cart.lines, coupon).await {
+        match price(&ctx.store, &tenant.id, mode, &currency, &cart.lines, coupon).await {
             Ok(q) => quote = Some(q),
             Err(OrdersError::Invalid(invalid)) => {
                 for e in invalid.errors {
                     errors.entry(page_field(&e.field)).or_insert(e.message);
                 }
                 if coupon.is_some()
-                    && let Ok(q) = price(&ctx.store, &tenant.id, &currency, &cart.lines, None).await
+                    && let Ok(q) =
+                        price(&ctx.store, &tenant.id, mode, &currency, &cart.lines, None).await
                 {
                     quote = Some(q);
                 }
@@ -207,7 +210,7 @@ pub async fn render(
         consent_personal_data: form.consent_personal_data,
         link: form.link.clone(),
     };
-    let methods = page::method_choices(tenant, &settings, page::mode(req), t);
+    let methods = page::method_choices(tenant, &settings, mode, t);
     if form_view.payment_method.is_empty()
         && let Some(first) = methods.first()
     {
@@ -452,7 +455,11 @@ pub async fn submit(
     let currency = match &cart.currency {
         Some(c) => c.clone(),
         None => match cart.lines.first() {
-            Some(line) => match ctx.store.product(&tenant.id, &line.product_id).await {
+            Some(line) => match ctx
+                .store
+                .product(&tenant.id, page::mode(req), &line.product_id)
+                .await
+            {
                 Ok(p) => p
                     .fields
                     .prices

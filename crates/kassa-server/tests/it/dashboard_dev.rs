@@ -25,6 +25,7 @@ on_both_backends!(
     developer_pages_belong_to_owners_and_developers_of_the_store,
     bad_developer_input_is_answered_next_to_the_field,
     the_dashboard_shows_one_world_at_a_time,
+    a_test_product_is_copied_to_live_mode_by_an_owner,
 );
 
 /// The value of the read-only field `id` (a key or a secret shown once).
@@ -913,8 +914,8 @@ async fn bad_developer_input_is_answered_next_to_the_field(backend: Backend) {
     assert!(!ada.get(&path).await.html.contains("FORGED"));
 }
 
-/// The test/live switch: API keys are listed in their own mode only, and the product
-/// form says which mode each pool serves, the dashboard's first.
+/// The test/live switch: API keys, products and coupons are listed in their own mode
+/// only, and the product form offers only the pools of the dashboard's mode.
 async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
     let (_sink, _app, ada) = ada_signed_up(backend).await;
     let (test_secret, _) = api_key(&ada, "Test shop").await;
@@ -971,10 +972,48 @@ async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
     .await;
 
     let form = ada.get("/dashboard/products/new").await;
-    let live = form.html.find("Live keys (live mode, 0 keys)");
-    let test = form.html.find("Test keys (test mode, 0 keys)");
-    assert!(live.is_some() && test.is_some(), "{}", form.html);
-    assert!(live < test, "the dashboard's mode first");
+    assert!(form.html.contains("Live keys (0 keys)"), "{}", form.html);
+    assert!(
+        !form.html.contains("Test keys"),
+        "a live product takes live keys"
+    );
+    let made = ada
+        .post(
+            "/dashboard/products/new",
+            &[
+                ("csrf", &form.csrf()),
+                ("name", "Live Pro"),
+                ("prices[0].amount", "19.99"),
+                ("prices[0].currency", "USD"),
+                ("delivery.method", "web_service"),
+                ("delivery.url", "https://keys.example.com/issue"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    let live_product = redirected_to(&made);
+    let product = ada.get(&live_product).await;
+    let shown = crate::pages::unescape(&product.html);
+    assert!(shown.contains("/ada/buy/prd_"), "a live buy link: {shown}");
+    let coupons = ada.get("/dashboard/coupons").await;
+    let coupon = ada
+        .post(
+            "/dashboard/coupons",
+            &[
+                ("csrf", &coupons.csrf()),
+                ("code", "LIVEDASH"),
+                ("kind", "percent"),
+                ("percent_off", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(coupon.status, 303, "{}", coupon.html);
+    assert!(
+        ada.get("/dashboard/coupons")
+            .await
+            .html
+            .contains("LIVEDASH")
+    );
 
     let home = ada.get("/dashboard").await;
     ada.post(
@@ -988,4 +1027,127 @@ async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
     assert!(hooks.html.contains(&format!("href=\"{test_hook}\"")));
     assert!(!hooks.html.contains(&live_hook), "{}", hooks.html);
     assert_eq!(ada.get(&live_hook).await.status, 404);
+    // The live product and coupon are not the test world's.
+    assert_eq!(ada.get(&live_product).await.status, 404);
+    assert!(
+        !ada.get("/dashboard/products")
+            .await
+            .html
+            .contains("Live Pro")
+    );
+    assert!(
+        !ada.get("/dashboard/coupons")
+            .await
+            .html
+            .contains("LIVEDASH")
+    );
+    let links = ada.get("/dashboard/checkout-links").await;
+    assert!(!links.html.contains("Live Pro"), "{}", links.html);
+}
+
+/// A pool of the dashboard's mode, made on the pools page; its id.
+async fn dashboard_pool(b: &Browser, name: &str) -> String {
+    let pools = b.get("/dashboard/pools").await;
+    let made = b
+        .post(
+            "/dashboard/pools",
+            &[
+                ("csrf", &pools.csrf()),
+                ("name", name),
+                ("low_stock_threshold", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    redirected_to(&made).rsplit('/').next().unwrap().to_owned()
+}
+
+/// The new-product form of "Pro" (19.99 USD, 1500 JPY) from `pool`.
+fn pro_form<'a>(csrf: &'a str, pool: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", csrf),
+        ("name", "Pro"),
+        ("description", "A year of updates"),
+        ("prices[0].amount", "19.99"),
+        ("prices[0].currency", "USD"),
+        ("prices[1].amount", "1500"),
+        ("prices[1].currency", "JPY"),
+        ("delivery.method", "license_pool"),
+        ("delivery.pool_id", pool),
+    ]
+}
+
+/// "Copy to live mode" on a test product opens live mode's new-product form with its
+/// name, description and prices, offering only live pools; the owner picks one and
+/// gets a live product, the test one unchanged. Forged or by a developer: refused.
+async fn a_test_product_is_copied_to_live_mode_by_an_owner(backend: Backend) {
+    let (sink, app, ada) = ada_signed_up(backend).await;
+    let test_pool = dashboard_pool(&ada, "Test keys").await;
+    let form = ada.get("/dashboard/products/new").await;
+    let made = ada
+        .post(
+            "/dashboard/products/new",
+            &pro_form(&form.csrf(), &test_pool),
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    let test_product = redirected_to(&made);
+    let page = ada.get(&test_product).await;
+    assert!(page.html.contains("Copy to live mode"), "{}", page.html);
+    let copy = format!("{test_product}/copy-to-live");
+    let forged = ada.post(&copy, &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, 403);
+
+    let copied = ada.post(&copy, &[("csrf", &page.csrf())]).await;
+    assert_eq!(copied.status, 200, "{}", copied.html);
+    for shown in [
+        "value=\"Pro\"",
+        "A year of updates",
+        "value=\"19.99\"",
+        "value=\"USD\"",
+        "value=\"1500\"",
+        "value=\"JPY\"",
+        "Copied from the test mode product",
+    ] {
+        assert!(copied.html.contains(shown), "{shown}: {}", copied.html);
+    }
+    assert!(
+        !copied.html.contains("Test keys"),
+        "no test pool is offered"
+    );
+    // The dashboard is in live mode now: a live pool, and the form sent with it.
+    let live_pool = dashboard_pool(&ada, "Live keys").await;
+    let made = ada
+        .post(
+            "/dashboard/products/new",
+            &pro_form(&copied.csrf(), &live_pool),
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.html);
+    let live_product = redirected_to(&made);
+    assert_ne!(live_product, test_product);
+    let live = crate::pages::unescape(&ada.get(&live_product).await.html);
+    assert!(live.contains("/ada/buy/prd_"), "{live}");
+    assert!(
+        live.contains("19.99 USD") && live.contains("1500 JPY"),
+        "{live}"
+    );
+    assert!(
+        !live.contains("Copy to live mode"),
+        "a live product has no copy"
+    );
+    assert_eq!(ada.get(&test_product).await.status, 404, "not in live mode");
+
+    // A developer may edit the catalog but not copy to live mode.
+    let dev = teammate(&app, &sink, &ada, "dev@shop.test", "developer", 2).await;
+    let page = dev.get(&test_product).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(!page.html.contains("Copy to live mode"));
+    let refused = dev.post(&copy, &[("csrf", &page.csrf())]).await;
+    assert_eq!(refused.status, 403, "{}", refused.html);
+    let live_list = ada.get("/dashboard/products").await;
+    assert_eq!(
+        live_list.html.matches("/dashboard/products/prd_").count(),
+        1
+    );
 }

@@ -1,7 +1,9 @@
 //! Test and live modes, tried as an attacker and as a merchant would: no sandbox
 //! payment of any kind pays a live order, whatever is posted to which URL; a test
 //! order never takes a key from a live pool; a test key never sees, reads or changes
-//! live orders, pools or events, nor a live key test ones.
+//! live orders, pools or events, nor a live key test ones; and the catalog (products,
+//! coupons, checkout links) is each world's own: a test key never reads or changes the
+//! live catalog, and each checkout sells only its own world's products and coupons.
 
 use std::time::Duration;
 
@@ -18,10 +20,13 @@ on_both_backends!(
     each_key_sees_only_its_own_world,
     a_store_sells_in_test_mode_from_its_first_minute,
     a_test_endpoint_never_receives_live_events,
+    a_test_key_never_touches_the_live_catalog,
+    each_checkout_sells_only_its_own_worlds_catalog,
+    a_test_links_offer_never_holds_in_the_live_checkout,
 );
 
 /// A product delivered from a pool of three keys made with `key` (so of its mode).
-async fn product_as(app: &TestApp, key: &str) -> (String, String) {
+pub(crate) async fn product_as(app: &TestApp, key: &str) -> (String, String) {
     let pool = app
         .post_as(key, "/api/v1/license-pools", json!({"name": "Keys"}))
         .await;
@@ -42,6 +47,23 @@ async fn product_as(app: &TestApp, key: &str) -> (String, String) {
         )
         .await;
     (p.ok()["id"].as_str().unwrap().to_owned(), pool)
+}
+
+/// Gives the live product `prd` a test twin with the same id and fields, as migration
+/// 0033 gives every product that existed before it (no key can make one).
+async fn test_twin(app: &TestApp, prd: &str) {
+    let twin = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO products (tenant_id, livemode, id, name, description, prices, delivery,
+         active, created_at, updated_at)
+         SELECT tenant_id, NOT livemode, id, name, description, prices, delivery, active,
+         created_at, updated_at FROM products WHERE id = '{prd}'"
+    ));
+    match (app.store.sqlite_pool(), app.store.pg_pool()) {
+        (Some(pool), _) => sqlx::query(twin).execute(pool).await.map(|_| ()),
+        (_, Some(pool)) => sqlx::query(twin).execute(pool).await.map(|_| ()),
+        _ => unreachable!("a store has a pool"),
+    }
+    .expect("a test twin, as 0033 makes them");
 }
 
 async fn available(app: &TestApp, key: &str, pool: &str) -> Value {
@@ -210,12 +232,14 @@ async fn no_sandbox_payment_pays_a_live_order(backend: Backend) {
     assert_eq!(paid.ok()["livemode"], true);
 }
 
-/// A product whose pool is live, bought through the test link and paid with the
-/// sandbox: the order is a paid test order, its line fails with the reason, and the
-/// live pool keeps every key.
+/// A test product whose pool is live (a test twin migration 0033 made of a product
+/// delivered from a live pool; no key can make one), bought through the test link and
+/// paid with the sandbox: the order is a paid test order, its line fails with the
+/// reason, and the live pool keeps every key.
 async fn a_test_order_never_takes_a_key_from_a_live_pool(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (prd, pool) = product_as(&app, &app.live_key).await;
+    test_twin(&app, &prd).await;
     let b = Browser::new(&app);
     let link = format!("/acme/test/buy/{prd}");
     let pay_path = b.place(&link, "/acme/test/checkout", "test_card").await;
@@ -238,19 +262,24 @@ async fn each_key_sees_only_its_own_world(backend: Backend) {
     assert!(app.key.starts_with("kassa_sk_test_"));
     assert!(app.live_key.starts_with("kassa_sk_live_"));
     let (prd, test_pool) = product_as(&app, &app.key).await;
-    let order = |method: &str| {
+    let (live_prd, _) = product_as(&app, &app.live_key).await;
+    let order = |prd: &str, method: &str| {
         json!({"lines": [{"product_id": prd, "quantity": 1}], "currency": "USD",
                "customer": {"email": "x@example.com"}, "payment_method": method,
                "consents": {"terms": true, "personal_data": true}})
     };
-    let test = app.post("/api/v1/orders", order("test_card")).await;
+    let test = app.post("/api/v1/orders", order(&prd, "test_card")).await;
     let test = test.ok().clone();
     assert_eq!(
         (test["livemode"].clone(), test["test_mode"].clone()),
         (json!(false), json!(true))
     );
     let live = app
-        .post_as(&app.live_key, "/api/v1/orders", order("bank_transfer"))
+        .post_as(
+            &app.live_key,
+            "/api/v1/orders",
+            order(&live_prd, "bank_transfer"),
+        )
         .await;
     let live = live.ok().clone();
     assert_eq!(live["livemode"], true);
@@ -322,7 +351,9 @@ async fn each_key_sees_only_its_own_world(backend: Backend) {
     }
     // Pools: a test key's pool is a test pool, unseen by the live key.
     let pools = app.get_as(&app.live_key, "/api/v1/license-pools").await;
-    assert_eq!(pools.ok()["data"], json!([]));
+    let pools = pools.ok()["data"].as_array().unwrap().clone();
+    assert_eq!(pools.len(), 1, "the live key's own");
+    assert!(pools.iter().all(|p| p["id"] != test_pool.as_str()));
     app.get_as(&app.live_key, &format!("/api/v1/license-pools/{test_pool}"))
         .await
         .problem(404);
@@ -339,7 +370,8 @@ async fn each_key_sees_only_its_own_world(backend: Backend) {
             .starts_with("kassa_sk_live_")
     );
     assert_eq!(made.ok()["livemode"], true);
-    // A test key's buy links open the test checkout.
+    // A test key's buy links open the test checkout, a live key's the live one; and
+    // each key's products are its own.
     let product = app.get(&format!("/api/v1/products/{prd}")).await;
     assert!(
         product.ok()["buy_url"]
@@ -347,15 +379,19 @@ async fn each_key_sees_only_its_own_world(backend: Backend) {
             .unwrap()
             .ends_with(&format!("/acme/test/buy/{prd}"))
     );
+    assert_eq!(product.ok()["livemode"], false);
     let product = app
-        .get_as(&app.live_key, &format!("/api/v1/products/{prd}"))
+        .get_as(&app.live_key, &format!("/api/v1/products/{live_prd}"))
         .await;
     assert!(
         product.ok()["buy_url"]
             .as_str()
             .unwrap()
-            .ends_with(&format!("/acme/buy/{prd}"))
+            .ends_with(&format!("/acme/buy/{live_prd}"))
     );
+    app.get_as(&app.live_key, &format!("/api/v1/products/{prd}"))
+        .await
+        .problem(404);
 }
 
 /// A new store, nothing configured: its test key's pool, product and buy link sell
@@ -573,4 +609,262 @@ async fn a_test_endpoint_never_receives_live_events(backend: Backend) {
     let emails = emails.ok()["data"].as_array().unwrap().clone();
     assert!(emails.iter().any(|e| e["order_id"] == live_order.as_str()));
     assert!(emails.iter().all(|e| e["order_id"] != test_order.as_str()));
+}
+
+/// The attack: a test key (given to a contractor, say) used to read and change the
+/// live catalog, prices included. Every way in is now a 404, as another store's
+/// objects are, the live world is untouched, and the live checkout shows the live
+/// price and takes no coupon made with the test key.
+async fn a_test_key_never_touches_the_live_catalog(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let live = &app.live_key;
+    let (prd, _) = product_as(&app, live).await;
+    let coupon = app
+        .post_as(
+            live,
+            "/api/v1/coupons",
+            json!({"code": "LIVE10", "percent_off": 10}),
+        )
+        .await;
+    let coupon = coupon.ok()["id"].as_str().unwrap().to_owned();
+    let link = app
+        .post_as(
+            live,
+            "/api/v1/checkout-links",
+            json!({"product_id": prd, "quantity": 2}),
+        )
+        .await;
+    assert_eq!(link.ok()["livemode"], true);
+    let link = link.ok()["id"].as_str().unwrap().to_owned();
+
+    // Reading the live catalog with the test key.
+    for path in [
+        "/api/v1/products",
+        "/api/v1/coupons",
+        "/api/v1/checkout-links",
+    ] {
+        assert_eq!(app.get(path).await.ok()["data"], json!([]), "{path}");
+    }
+    let product_path = format!("/api/v1/products/{prd}");
+    let coupon_path = format!("/api/v1/coupons/{coupon}");
+    let link_path = format!("/api/v1/checkout-links/{link}");
+    for path in [&product_path, &coupon_path, &link_path] {
+        app.get(path).await.problem(404);
+    }
+    // Changing it: the price, deactivating, the coupon, deleting the link.
+    app.patch_as(
+        &app.key,
+        &product_path,
+        json!({"prices": [{"currency": "USD", "amount": 1}]}),
+    )
+    .await
+    .problem(404);
+    app.patch_as(&app.key, &product_path, json!({"active": false}))
+        .await
+        .problem(404);
+    app.patch_as(&app.key, &coupon_path, json!({"active": false}))
+        .await
+        .problem(404);
+    app.delete_as(&app.key, &link_path).await.problem(404);
+    // Making what the live checkout would honour: a coupon for the live product, a
+    // checkout link to it with a price of its own.
+    let scoped = app
+        .post(
+            "/api/v1/coupons",
+            json!({"code": "ALLFREE", "percent_off": 100, "product_ids": [prd]}),
+        )
+        .await;
+    assert_eq!(scoped.invalid_fields(), ["product_ids[0]"]);
+    let linked = app
+        .post(
+            "/api/v1/checkout-links",
+            json!({"product_id": prd, "price": 1, "currency": "USD"}),
+        )
+        .await;
+    assert_eq!(linked.invalid_fields(), ["product_id"]);
+    let free = app
+        .post(
+            "/api/v1/coupons",
+            json!({"code": "ALLFREE", "percent_off": 100}),
+        )
+        .await;
+    assert_eq!(free.ok()["livemode"], false);
+    // A code is unique per world: the live one's code is free in test mode.
+    let same = app
+        .post(
+            "/api/v1/coupons",
+            json!({"code": "LIVE10", "percent_off": 50}),
+        )
+        .await;
+    assert_eq!(same.ok()["livemode"], false);
+
+    // The live world is as the live key left it.
+    let product = app.get_as(live, &product_path).await;
+    let product = product.ok();
+    assert_eq!(
+        product["prices"],
+        json!([{"currency": "USD", "amount": 1999}])
+    );
+    assert_eq!(
+        (&product["active"], &product["livemode"]),
+        (&json!(true), &json!(true))
+    );
+    let live_coupon = app.get_as(live, &coupon_path).await;
+    assert_eq!(live_coupon.ok()["active"], true);
+    assert_eq!(live_coupon.ok()["percent_off"], 10);
+    app.get_as(live, &link_path).await.ok();
+    let coupons = app.get_as(live, "/api/v1/coupons").await;
+    assert_eq!(coupons.ok()["data"].as_array().unwrap().len(), 1);
+
+    // The live checkout: the live price, the test key's coupon unknown, its own one
+    // taken.
+    let b = Browser::new(&app);
+    let page = b.open(&format!("/acme/buy/{prd}?coupon=ALLFREE")).await;
+    assert!(page.html.contains("19.99 USD"), "{}", page.html);
+    assert!(
+        page.error("coupon")
+            .is_some_and(|e| e.contains("does not exist")),
+        "{}",
+        page.html
+    );
+    let page = Browser::new(&app)
+        .open(&format!("/acme/buy/{prd}?coupon=LIVE10"))
+        .await;
+    assert!(page.error("coupon").is_none(), "{}", page.html);
+    assert!(page.html.contains("17.99 USD"), "10 % off: {}", page.html);
+}
+
+/// The test checkout sells only test products with test coupons, the live checkout
+/// only live ones; an order placed through the API takes only its key's products; and
+/// a product is delivered only from a pool of its own mode.
+async fn each_checkout_sells_only_its_own_worlds_catalog(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (live_prd, live_pool) = product_as(&app, &app.live_key).await;
+    let (test_prd, test_pool) = product_as(&app, &app.key).await;
+    for (path, prd) in [
+        (format!("/acme/test/buy/{live_prd}"), &live_prd),
+        (format!("/acme/buy/{test_prd}"), &test_prd),
+    ] {
+        let page = Browser::new(&app).get(&path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(page.html.contains("not available"), "{prd}");
+    }
+    for (path, prd) in [
+        (format!("/acme/test/buy/{test_prd}"), &test_prd),
+        (format!("/acme/buy/{live_prd}"), &live_prd),
+    ] {
+        let page = Browser::new(&app).open(&path).await;
+        assert_eq!(page.status, 200, "{path} {prd}");
+        assert!(page.html.contains("19.99 USD"));
+    }
+    // A test coupon is no coupon in the live checkout, nor a live one in the test one.
+    app.post(
+        "/api/v1/coupons",
+        json!({"code": "TESTONLY", "percent_off": 50}),
+    )
+    .await
+    .ok();
+    app.post_as(
+        &app.live_key,
+        "/api/v1/coupons",
+        json!({"code": "LIVEONLY", "percent_off": 50}),
+    )
+    .await
+    .ok();
+    for (path, code) in [
+        (format!("/acme/buy/{live_prd}"), "TESTONLY"),
+        (format!("/acme/test/buy/{test_prd}"), "LIVEONLY"),
+    ] {
+        let page = Browser::new(&app)
+            .open(&format!("{path}?coupon={code}"))
+            .await;
+        assert!(
+            page.error("coupon")
+                .is_some_and(|e| e.contains("does not exist")),
+            "{path} {code}: {}",
+            page.html
+        );
+    }
+    // The API places an order only of its key's products and coupons.
+    let order = |prd: &str, coupon: Option<&str>| {
+        json!({"lines": [{"product_id": prd, "quantity": 1}], "currency": "USD",
+               "coupon": coupon, "customer": {"email": "x@example.com"},
+               "payment_method": "bank_transfer",
+               "consents": {"terms": true, "personal_data": true}})
+    };
+    let placed = app.post("/api/v1/orders", order(&live_prd, None)).await;
+    assert_eq!(placed.invalid_fields(), ["lines[0].product_id"]);
+    let placed = app
+        .post_as(&app.live_key, "/api/v1/orders", order(&test_prd, None))
+        .await;
+    assert_eq!(placed.invalid_fields(), ["lines[0].product_id"]);
+    let placed = app
+        .post_as(
+            &app.live_key,
+            "/api/v1/orders",
+            order(&live_prd, Some("TESTONLY")),
+        )
+        .await;
+    assert_eq!(placed.invalid_fields(), ["coupon"]);
+    let placed = app
+        .post_as(
+            &app.live_key,
+            "/api/v1/orders",
+            order(&live_prd, Some("LIVEONLY")),
+        )
+        .await;
+    assert_eq!(placed.ok()["total"], 999, "half of 19.99 off");
+    // A product of one mode is delivered only from a pool of that mode.
+    for (key, pool, mode) in [
+        (&app.key, &live_pool, "live"),
+        (&app.live_key, &test_pool, "test"),
+    ] {
+        let made = app
+            .post_as(
+                key,
+                "/api/v1/products",
+                json!({"name": "Mixed", "prices": [{"currency": "USD", "amount": 100}],
+                       "delivery": {"method": "license_pool", "pool_id": pool}}),
+            )
+            .await;
+        assert_eq!(made.invalid_fields(), ["delivery.pool_id"]);
+        let message = made.body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("{mode} mode")), "{message}");
+    }
+    let moved = app
+        .patch_as(
+            &app.key,
+            &format!("/api/v1/products/{test_prd}"),
+            json!({"delivery": {"method": "license_pool", "pool_id": live_pool}}),
+        )
+        .await;
+    assert_eq!(moved.invalid_fields(), ["delivery.pool_id"]);
+}
+
+/// A product made before 0033 has a test twin with its id. A checkout link the test
+/// key signs for the twin (a price of 0.01) opens the test checkout; rewritten to the
+/// live checkout's path, where the live product has the same id, it is refused.
+async fn a_test_links_offer_never_holds_in_the_live_checkout(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (prd, _) = product_as(&app, &app.live_key).await;
+    test_twin(&app, &prd).await;
+    let link = app
+        .post(
+            "/api/v1/checkout-links",
+            json!({"product_id": prd, "price": 1, "currency": "USD"}),
+        )
+        .await;
+    let url = link.ok()["url"].as_str().unwrap().to_owned();
+    let path = url.strip_prefix(&app.base).unwrap().to_owned();
+    assert!(path.starts_with("/acme/test/buy/"), "{path}");
+    let page = Browser::new(&app).open(&path).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("0.01 USD"), "{}", page.html);
+    let live = path.replacen("/acme/test/", "/acme/", 1);
+    let page = Browser::new(&app).open(&live).await;
+    assert_eq!(page.status, 400, "{}", page.html);
+    assert!(!page.html.contains("0.01 USD"));
+    // The live product's own buy link still sells at its price.
+    let page = Browser::new(&app).open(&format!("/acme/buy/{prd}")).await;
+    assert!(page.html.contains("19.99 USD"));
 }

@@ -412,10 +412,16 @@ async fn bad_buy_links_say_what_is_wrong_on_the_page(backend: Backend) {
     .ok();
     let used = app.store.tenant_by_slug("acme").await.unwrap();
     // Use the coupon up through the API's store, as an earlier order would.
-    let coupon = app.store.coupon_by_code(&used.id, "ONCE").await.unwrap();
+    let test = kassa_domain::mode::Mode::Test;
+    let coupon = app
+        .store
+        .coupon_by_code(&used.id, test, "ONCE")
+        .await
+        .unwrap();
     app.store
         .update_coupon(
             &used.id,
+            test,
             &coupon.id,
             true,
             Some(kassa_store::Timestamp::from(1_000)),
@@ -849,7 +855,8 @@ async fn non_ascii_locales_fall_back_to_english(backend: Backend) {
 /// nothing and takes no key, whether or not the store offers the card.
 async fn the_sandbox_card_never_pays_a_bank_transfer_order(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let prd = product(&app, 1999).await;
+    // A live product: the bank transfer orders below are live ones.
+    let (prd, pool) = crate::modes::product_as(&app, &app.live_key).await;
     for offered in [vec!["bank_transfer".to_owned()], vec![]] {
         offer_methods(&app, &offered).await;
         let b = Browser::new(&app);
@@ -893,6 +900,8 @@ async fn the_sandbox_card_never_pays_a_bank_transfer_order(backend: Backend) {
             order.payments
         );
     }
-    let pools = app.get("/api/v1/license-pools").await;
-    assert_eq!(pools.ok()["data"][0]["available"], 3, "no key was taken");
+    let stock = app
+        .get_as(&app.live_key, &format!("/api/v1/license-pools/{pool}"))
+        .await;
+    assert_eq!(stock.ok()["available"], 3, "no key was taken");
 }

@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use kassa_domain::catalog::{Delivery, KeysPer};
 use kassa_domain::ids::{CheckoutLinkId, CouponId, LicensePoolId, PluginId, ProductId, TenantId};
+use kassa_domain::mode::Mode;
 use kassa_store::{
     CheckoutLinkFields, CouponFields, PageRequest, Price, ProductFields, ProductRecord, Timestamp,
 };
 use kassa_testkit::Backend;
 
-use crate::{Fixture, assert_conflict, assert_not_found, first_page};
+use crate::{Arg, Fixture, assert_conflict, assert_not_found, first_page, place_and_claim_line};
+
+const LIVE: Mode = Mode::Live;
 
 kassa_testkit::on_both_backends!(
     products_read_back_as_written_and_update,
@@ -20,6 +23,8 @@ kassa_testkit::on_both_backends!(
     coupons_read_back_and_update,
     checkout_links_are_created_listed_and_deleted,
     checkout_links_of_another_tenant_are_not_found,
+    each_mode_has_a_catalog_of_its_own,
+    a_line_takes_the_delivery_of_its_orders_mode,
 );
 
 fn license_product(name: &str) -> ProductFields {
@@ -61,14 +66,14 @@ async fn products_read_back_as_written_and_update(backend: Backend) {
     let fields = license_product("Pro licence");
     let created = fx
         .store
-        .create_product(tenant, &fields)
+        .create_product(tenant, LIVE, &fields)
         .await
         .expect("creating a product");
     assert_fields(&created, &fields);
 
     let read = fx
         .store
-        .product(tenant, &created.id)
+        .product(tenant, LIVE, &created.id)
         .await
         .expect("reading the product");
     assert_eq!(read.id, created.id);
@@ -90,7 +95,7 @@ async fn products_read_back_as_written_and_update(backend: Backend) {
     };
     let updated = fx
         .store
-        .update_product(tenant, &created.id, &changed)
+        .update_product(tenant, LIVE, &created.id, &changed)
         .await
         .expect("updating the product");
     assert_eq!(updated.id, created.id);
@@ -100,7 +105,7 @@ async fn products_read_back_as_written_and_update(backend: Backend) {
 
     let reread = fx
         .store
-        .product(tenant, &created.id)
+        .product(tenant, LIVE, &created.id)
         .await
         .expect("reading the product again");
     assert_fields(&reread, &changed);
@@ -113,15 +118,15 @@ async fn products_read_back_as_written_and_update(backend: Backend) {
     };
     let updated = fx
         .store
-        .update_product(tenant, &created.id, &plugin)
+        .update_product(tenant, LIVE, &created.id, &plugin)
         .await
         .expect("switching to plugin delivery");
     assert_fields(&updated, &plugin);
 
-    assert_not_found(fx.store.product(tenant, &ProductId::generate()).await);
+    assert_not_found(fx.store.product(tenant, LIVE, &ProductId::generate()).await);
     assert_not_found(
         fx.store
-            .update_product(tenant, &ProductId::generate(), &plugin)
+            .update_product(tenant, LIVE, &ProductId::generate(), &plugin)
             .await,
     );
 }
@@ -133,7 +138,7 @@ async fn create_products(fx: &Fixture, tenant: &TenantId, n: usize) -> Vec<Produ
         tokio::time::sleep(Duration::from_millis(2)).await;
         let product = fx
             .store
-            .create_product(tenant, &license_product(&format!("Product {i}")))
+            .create_product(tenant, LIVE, &license_product(&format!("Product {i}")))
             .await
             .expect("creating a product");
         ids.push(product.id);
@@ -153,7 +158,7 @@ async fn product_pages_hold_every_product_once_newest_first(backend: Backend) {
     loop {
         let page = fx
             .store
-            .list_products(tenant, &request)
+            .list_products(tenant, LIVE, &request)
             .await
             .expect("listing products");
         page_sizes.push(page.data.len());
@@ -181,7 +186,7 @@ async fn product_pages_hold_every_product_once_newest_first(backend: Backend) {
     // A page that ends exactly at the last product says there is no more.
     let all = fx
         .store
-        .list_products(tenant, &first_page(5))
+        .list_products(tenant, LIVE, &first_page(5))
         .await
         .expect("listing all products");
     assert_eq!(all.data.len(), 5);
@@ -190,6 +195,7 @@ async fn product_pages_hold_every_product_once_newest_first(backend: Backend) {
         .store
         .list_products(
             tenant,
+            LIVE,
             &PageRequest {
                 after: Some(created[0].to_string()),
                 limit: 2,
@@ -209,17 +215,17 @@ async fn products_of_another_tenant_are_not_found(backend: Backend) {
     let globex_products = create_products(&fx, &globex.tenant.id, 1).await;
 
     let intruder = &globex.tenant.id;
-    assert_not_found(fx.store.product(intruder, &acme_products[0]).await);
+    assert_not_found(fx.store.product(intruder, LIVE, &acme_products[0]).await);
     let mut hijack = license_product("Hijacked");
     hijack.active = false;
     assert_not_found(
         fx.store
-            .update_product(intruder, &acme_products[0], &hijack)
+            .update_product(intruder, LIVE, &acme_products[0], &hijack)
             .await,
     );
     let untouched = fx
         .store
-        .product(&acme.tenant.id, &acme_products[0])
+        .product(&acme.tenant.id, LIVE, &acme_products[0])
         .await
         .expect("acme still reads its product");
     assert_eq!(untouched.fields.name, "Product 0");
@@ -227,7 +233,7 @@ async fn products_of_another_tenant_are_not_found(backend: Backend) {
 
     let globex_list: Vec<ProductId> = fx
         .store
-        .list_products(intruder, &first_page(50))
+        .list_products(intruder, LIVE, &first_page(50))
         .await
         .expect("listing globex's products")
         .data
@@ -238,7 +244,7 @@ async fn products_of_another_tenant_are_not_found(backend: Backend) {
 
     let acme_list: HashSet<ProductId> = fx
         .store
-        .list_products(&acme.tenant.id, &first_page(50))
+        .list_products(&acme.tenant.id, LIVE, &first_page(50))
         .await
         .expect("listing acme's products")
         .data
@@ -268,16 +274,20 @@ async fn coupon_codes_are_unique_per_tenant(backend: Backend) {
 
     let first = fx
         .store
-        .create_coupon(&acme.tenant.id, &coupon("SAVE10"))
+        .create_coupon(&acme.tenant.id, LIVE, &coupon("SAVE10"))
         .await
         .expect("creating a coupon");
     let mut same_code = coupon("SAVE10");
     same_code.percent_off = Some(50);
-    assert_conflict(fx.store.create_coupon(&acme.tenant.id, &same_code).await);
+    assert_conflict(
+        fx.store
+            .create_coupon(&acme.tenant.id, LIVE, &same_code)
+            .await,
+    );
 
     let acme_coupons = fx
         .store
-        .list_coupons(&acme.tenant.id, &first_page(50))
+        .list_coupons(&acme.tenant.id, LIVE, &first_page(50))
         .await
         .expect("listing coupons");
     assert_eq!(acme_coupons.data.len(), 1);
@@ -286,36 +296,40 @@ async fn coupon_codes_are_unique_per_tenant(backend: Backend) {
 
     let elsewhere = fx
         .store
-        .create_coupon(&globex.tenant.id, &same_code)
+        .create_coupon(&globex.tenant.id, LIVE, &same_code)
         .await
         .expect("another tenant may use the same code");
     assert_ne!(elsewhere.id, first.id);
 
     let acme_save10 = fx
         .store
-        .coupon_by_code(&acme.tenant.id, "SAVE10")
+        .coupon_by_code(&acme.tenant.id, LIVE, "SAVE10")
         .await
         .expect("acme's coupon by code");
     assert_eq!(acme_save10.id, first.id);
     assert_eq!(acme_save10.fields.percent_off, Some(10));
     let globex_save10 = fx
         .store
-        .coupon_by_code(&globex.tenant.id, "SAVE10")
+        .coupon_by_code(&globex.tenant.id, LIVE, "SAVE10")
         .await
         .expect("globex's coupon by code");
     assert_eq!(globex_save10.id, elsewhere.id);
     assert_eq!(globex_save10.fields.percent_off, Some(50));
-    assert_not_found(fx.store.coupon_by_code(&acme.tenant.id, "SAVE20").await);
-
-    assert_not_found(fx.store.coupon(&globex.tenant.id, &first.id).await);
     assert_not_found(
         fx.store
-            .update_coupon(&globex.tenant.id, &first.id, false, None, None)
+            .coupon_by_code(&acme.tenant.id, LIVE, "SAVE20")
+            .await,
+    );
+
+    assert_not_found(fx.store.coupon(&globex.tenant.id, LIVE, &first.id).await);
+    assert_not_found(
+        fx.store
+            .update_coupon(&globex.tenant.id, LIVE, &first.id, false, None, None)
             .await,
     );
     assert!(
         fx.store
-            .coupon(&acme.tenant.id, &first.id)
+            .coupon(&acme.tenant.id, LIVE, &first.id)
             .await
             .expect("acme's coupon")
             .fields
@@ -341,12 +355,12 @@ async fn coupons_read_back_and_update(backend: Backend) {
     };
     let created = fx
         .store
-        .create_coupon(tenant, &fields)
+        .create_coupon(tenant, LIVE, &fields)
         .await
         .expect("creating a coupon");
     let read = fx
         .store
-        .coupon(tenant, &created.id)
+        .coupon(tenant, LIVE, &created.id)
         .await
         .expect("reading the coupon");
     assert_eq!(read.fields.code, "WELCOME5");
@@ -363,7 +377,7 @@ async fn coupons_read_back_and_update(backend: Backend) {
     let later = Timestamp::from(expires.millis() + 1000);
     let updated = fx
         .store
-        .update_coupon(tenant, &created.id, false, Some(later), Some(5))
+        .update_coupon(tenant, LIVE, &created.id, false, Some(later), Some(5))
         .await
         .expect("updating the coupon");
     assert!(!updated.fields.active);
@@ -375,7 +389,7 @@ async fn coupons_read_back_and_update(backend: Backend) {
 
     let cleared = fx
         .store
-        .update_coupon(tenant, &created.id, true, None, None)
+        .update_coupon(tenant, LIVE, &created.id, true, None, None)
         .await
         .expect("clearing the limits");
     assert!(cleared.fields.active);
@@ -383,7 +397,7 @@ async fn coupons_read_back_and_update(backend: Backend) {
     assert_eq!(cleared.fields.max_redemptions, None);
     let by_code = fx
         .store
-        .coupon_by_code(tenant, "WELCOME5")
+        .coupon_by_code(tenant, LIVE, "WELCOME5")
         .await
         .expect("by code");
     assert_eq!(by_code.id, created.id);
@@ -392,7 +406,7 @@ async fn coupons_read_back_and_update(backend: Backend) {
 
     assert_not_found(
         fx.store
-            .update_coupon(tenant, &CouponId::generate(), true, None, None)
+            .update_coupon(tenant, LIVE, &CouponId::generate(), true, None, None)
             .await,
     );
 }
@@ -422,12 +436,12 @@ async fn checkout_links_are_created_listed_and_deleted(backend: Backend) {
 
     let first = fx
         .store
-        .create_checkout_link(tenant, &link_to(&product, 3))
+        .create_checkout_link(tenant, LIVE, &link_to(&product, 3))
         .await
         .expect("creating a link");
     let read = fx
         .store
-        .checkout_link(tenant, &first.id)
+        .checkout_link(tenant, LIVE, &first.id)
         .await
         .expect("reading the link");
     assert_eq!(read.fields.product_id, product);
@@ -451,12 +465,12 @@ async fn checkout_links_are_created_listed_and_deleted(backend: Backend) {
     };
     let second = fx
         .store
-        .create_checkout_link(tenant, &plain)
+        .create_checkout_link(tenant, LIVE, &plain)
         .await
         .expect("creating a second link");
     let read = fx
         .store
-        .checkout_link(tenant, &second.id)
+        .checkout_link(tenant, LIVE, &second.id)
         .await
         .expect("reading the second link");
     assert_eq!(read.fields.currency, None);
@@ -465,7 +479,7 @@ async fn checkout_links_are_created_listed_and_deleted(backend: Backend) {
 
     let listed: Vec<CheckoutLinkId> = fx
         .store
-        .list_checkout_links(tenant, &first_page(50))
+        .list_checkout_links(tenant, LIVE, &first_page(50))
         .await
         .expect("listing links")
         .data
@@ -475,14 +489,14 @@ async fn checkout_links_are_created_listed_and_deleted(backend: Backend) {
     assert_eq!(listed, [second.id.clone(), first.id.clone()]);
 
     fx.store
-        .delete_checkout_link(tenant, &first.id)
+        .delete_checkout_link(tenant, LIVE, &first.id)
         .await
         .expect("deleting a link");
-    assert_not_found(fx.store.checkout_link(tenant, &first.id).await);
-    assert_not_found(fx.store.delete_checkout_link(tenant, &first.id).await);
+    assert_not_found(fx.store.checkout_link(tenant, LIVE, &first.id).await);
+    assert_not_found(fx.store.delete_checkout_link(tenant, LIVE, &first.id).await);
     let listed: Vec<CheckoutLinkId> = fx
         .store
-        .list_checkout_links(tenant, &first_page(50))
+        .list_checkout_links(tenant, LIVE, &first_page(50))
         .await
         .expect("listing links")
         .data
@@ -499,16 +513,20 @@ async fn checkout_links_of_another_tenant_are_not_found(backend: Backend) {
     let product = create_products(&fx, &acme.tenant.id, 1).await.remove(0);
     let link = fx
         .store
-        .create_checkout_link(&acme.tenant.id, &link_to(&product, 1))
+        .create_checkout_link(&acme.tenant.id, LIVE, &link_to(&product, 1))
         .await
         .expect("creating a link");
 
     let intruder = &globex.tenant.id;
-    assert_not_found(fx.store.checkout_link(intruder, &link.id).await);
-    assert_not_found(fx.store.delete_checkout_link(intruder, &link.id).await);
+    assert_not_found(fx.store.checkout_link(intruder, LIVE, &link.id).await);
+    assert_not_found(
+        fx.store
+            .delete_checkout_link(intruder, LIVE, &link.id)
+            .await,
+    );
     assert!(
         fx.store
-            .list_checkout_links(intruder, &first_page(50))
+            .list_checkout_links(intruder, LIVE, &first_page(50))
             .await
             .expect("listing globex's links")
             .data
@@ -517,14 +535,14 @@ async fn checkout_links_of_another_tenant_are_not_found(backend: Backend) {
     // A link may only point at the linking tenant's own products.
     assert!(
         fx.store
-            .create_checkout_link(intruder, &link_to(&product, 1))
+            .create_checkout_link(intruder, LIVE, &link_to(&product, 1))
             .await
             .is_err(),
         "globex linked to acme's product"
     );
     assert!(
         fx.store
-            .list_checkout_links(intruder, &first_page(50))
+            .list_checkout_links(intruder, LIVE, &first_page(50))
             .await
             .expect("listing globex's links")
             .data
@@ -533,8 +551,118 @@ async fn checkout_links_of_another_tenant_are_not_found(backend: Backend) {
 
     let still = fx
         .store
-        .checkout_link(&acme.tenant.id, &link.id)
+        .checkout_link(&acme.tenant.id, LIVE, &link.id)
         .await
         .expect("acme's link survives");
     assert_eq!(still.fields.product_id, product);
+}
+
+/// A key of one mode never reaches the other's products, coupons or links; a coupon
+/// code is unique per store and mode.
+async fn each_mode_has_a_catalog_of_its_own(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let test = Mode::Test;
+    let live = create_products(&fx, tenant, 1).await.remove(0);
+    assert_not_found(fx.store.product(tenant, test, &live).await);
+    let mut hijack = license_product("Hijacked");
+    hijack.prices[0].amount = 1;
+    assert_not_found(fx.store.update_product(tenant, test, &live, &hijack).await);
+    let listed = fx.store.list_products(tenant, test, &first_page(50)).await;
+    assert!(listed.expect("test products").data.is_empty());
+    let kept = fx.store.product(tenant, LIVE, &live).await.expect("live");
+    assert_eq!(kept.fields.prices[0].amount, 1999);
+    assert!(kept.livemode);
+
+    let live_coupon = fx
+        .store
+        .create_coupon(tenant, LIVE, &coupon("SAVE10"))
+        .await
+        .expect("a live coupon");
+    let mut test_fields = coupon("SAVE10");
+    test_fields.percent_off = Some(90);
+    let test_coupon = fx
+        .store
+        .create_coupon(tenant, test, &test_fields)
+        .await
+        .expect("the same code in test mode");
+    assert!(!test_coupon.livemode);
+    assert_conflict(fx.store.create_coupon(tenant, test, &test_fields).await);
+    let by_code = |mode| fx.store.coupon_by_code(tenant, mode, "SAVE10");
+    assert_eq!(by_code(LIVE).await.unwrap().fields.percent_off, Some(10));
+    assert_eq!(by_code(test).await.unwrap().fields.percent_off, Some(90));
+    assert_not_found(fx.store.coupon(tenant, test, &live_coupon.id).await);
+    assert_not_found(
+        fx.store
+            .update_coupon(tenant, test, &live_coupon.id, false, None, None)
+            .await,
+    );
+    assert!(by_code(LIVE).await.unwrap().fields.active);
+
+    let link = fx
+        .store
+        .create_checkout_link(tenant, LIVE, &link_to(&live, 1))
+        .await
+        .expect("a live link");
+    assert_not_found(fx.store.checkout_link(tenant, test, &link.id).await);
+    assert_not_found(fx.store.delete_checkout_link(tenant, test, &link.id).await);
+    let links = fx
+        .store
+        .list_checkout_links(tenant, test, &first_page(50))
+        .await;
+    assert!(links.expect("test links").data.is_empty());
+    assert!(
+        fx.store
+            .create_checkout_link(tenant, test, &link_to(&live, 1))
+            .await
+            .is_err(),
+        "a test link named a live product"
+    );
+    fx.store
+        .checkout_link(tenant, LIVE, &link.id)
+        .await
+        .expect("the live link is still there");
+}
+
+/// A product and its twin of the other mode (same id, as migration 0033 makes them)
+/// with different deliveries: each order's line takes its own mode's.
+async fn a_line_takes_the_delivery_of_its_orders_mode(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let id = create_products(&fx, tenant, 1).await.remove(0);
+    let raw = fx.raw().await;
+    raw.execute(
+        "INSERT INTO products (tenant_id, livemode, id, name, description, prices, delivery,
+         active, created_at, updated_at)
+         SELECT tenant_id, NOT livemode, id, name, description, prices, delivery, active,
+         created_at, updated_at FROM products WHERE id = $1",
+        &[Arg::Text(id.as_str())],
+    )
+    .await;
+    raw.close().await;
+    let by = |url: &str| ProductFields {
+        delivery: Delivery::WebService {
+            url: url.to_owned(),
+        },
+        ..license_product("Pro")
+    };
+    let (live_url, test_url) = ("https://live.acme.test/keys", "https://test.acme.test/keys");
+    fx.store
+        .update_product(tenant, LIVE, &id, &by(live_url))
+        .await
+        .expect("the live product");
+    fx.store
+        .update_product(tenant, Mode::Test, &id, &by(test_url))
+        .await
+        .expect("its test twin");
+
+    for (mode, url) in [(LIVE, live_url), (Mode::Test, test_url)] {
+        let line = place_and_claim_line(&fx.store, tenant, &id, mode).await;
+        let expected = Delivery::WebService {
+            url: url.to_owned(),
+        };
+        assert_eq!(line.delivery, expected, "{mode}");
+    }
 }

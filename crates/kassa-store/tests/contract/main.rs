@@ -196,11 +196,13 @@ pub fn assert_conflict<T: Debug>(result: Result<T, StoreError>) {
     );
 }
 
-/// A product "Pro" of `tenant`'s at 10 USD, one key from `pool` per unit.
+/// A test mode product "Pro" of `tenant`'s at 10 USD, one key from `pool` per unit
+/// (the mode of [`new_order`]'s orders).
 pub async fn pool_product(store: &Store, tenant: &TenantId, pool: &LicensePoolId) -> ProductId {
     store
         .create_product(
             tenant,
+            kassa_domain::mode::Mode::Test,
             &ProductFields {
                 name: "Pro".into(),
                 description: None,
@@ -253,4 +255,37 @@ pub fn new_order(product: &ProductId, quantity: i64, method: PaymentMethod) -> N
         offer_expires_at: None,
         deliveries: Vec::new(),
     }
+}
+
+/// Places a bank transfer order of one `product` in `tenant`, in live mode or test
+/// mode, makes its line due as a payment would, and claims it: the line as the line
+/// dispatcher gets it (with the delivery the placement wrote on it).
+pub async fn place_and_claim_line(
+    store: &Store,
+    tenant: &TenantId,
+    product: &ProductId,
+    mode: kassa_domain::mode::Mode,
+) -> kassa_store::DueLine {
+    let mut order = new_order(product, 1, PaymentMethod::BankTransfer);
+    order.test_mode = !mode.is_live();
+    let mut work = store.work(tenant).await.unwrap();
+    let kassa_store::Placement::New(placed) = work.insert_order(&order).await.unwrap() else {
+        panic!("a new order");
+    };
+    let due = kassa_domain::workflow::Followups {
+        deliver: vec![kassa_domain::workflow::Wake {
+            line_no: 1,
+            at: None,
+        }],
+        ..Default::default()
+    };
+    work.follow(Some(placed.as_str()), &due).await.unwrap();
+    work.commit().await.unwrap();
+    let claim = format!("clm_{}", placed.as_str());
+    let mut lines = store
+        .claim_lines(&claim, 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 1, "one line due");
+    lines.remove(0)
 }

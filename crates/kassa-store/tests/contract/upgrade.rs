@@ -8,9 +8,10 @@ use std::borrow::Cow;
 
 use kassa_domain::catalog::{Delivery, KeysPer};
 use kassa_domain::ids::{
-    ApiKeyId, AttemptId, DeliveryId, EmailId, EventId, LicenseKeyId, LicensePoolId, OrderId,
-    PaymentId, ProductId, TenantId, UserId, WebhookEndpointId,
+    ApiKeyId, AttemptId, CheckoutLinkId, CouponId, DeliveryId, EmailId, EventId, LicenseKeyId,
+    LicensePoolId, OrderId, PaymentId, ProductId, TenantId, UserId, WebhookEndpointId,
 };
+use kassa_domain::mode::Mode;
 use kassa_store::{Store, Timestamp};
 use kassa_testkit::{Backend, TestDatabase, on_both_backends};
 
@@ -56,6 +57,7 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
     let user = UserId::generate();
     let api_key = ApiKeyId::generate();
     let product = ProductId::generate();
+    let (coupon, checkout_link) = (CouponId::generate(), CheckoutLinkId::generate());
     let pool = LicensePoolId::generate();
     let (key_given, key_free) = (LicenseKeyId::generate(), LicenseKeyId::generate());
     let order = OrderId::generate();
@@ -108,11 +110,22 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
             vec![t, Arg::Text(product.as_str()), Arg::Text(&delivery_json), at(5), at(6)],
         ),
         (
+            "INSERT INTO coupons (tenant_id, id, code, percent_off, amount_off, currency, expires_at,
+             max_redemptions, times_redeemed, product_ids, active, created_at)
+             VALUES ($1, $2, 'SAVE10', 10, NULL, NULL, NULL, 100, 1, '[]', 1, $3)",
+            vec![t, Arg::Text(coupon.as_str()), at(5)],
+        ),
+        (
+            "INSERT INTO checkout_links (tenant_id, id, product_id, quantity, currency, coupon_code, created_at)
+             VALUES ($1, $2, $3, 2, 'USD', 'SAVE10', $4)",
+            vec![t, Arg::Text(checkout_link.as_str()), Arg::Text(product.as_str()), at(6)],
+        ),
+        (
             "INSERT INTO orders (tenant_id, id, number, token, status, delivery_status, currency, subtotal,
              discount, tax, total, email, name, locale, payment_method, payment_reference, coupon_code,
              custom, test_mode, return_url, created_at, updated_at, paid_at, reminded_at)
              VALUES ($1, $2, 1, 'tok-1', 'paid', 'delivered', 'USD', 1999, 0, 0, 1999, 'c@example.com',
-             'Customer', 'en', 'test_card', 'KS-AAAA-BBBB', NULL, '{\"ref\":\"A-1\"}', 1, NULL, $3, $4, $5, NULL)",
+             'Customer', 'en', 'test_card', 'KS-AAAA-BBBB', 'SAVE10', '{\"ref\":\"A-1\"}', 1, NULL, $3, $4, $5, NULL)",
             vec![t, o, at(7), at(8), at(8)],
         ),
         (
@@ -287,14 +300,50 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
     assert_eq!(keys[0].created_at.millis(), T0 + 2);
     assert_eq!(keys[0].revoked_at.map(|t| t.millis()), Some(T0 + 3));
 
-    let found = store.product(&tenant, &product).await.unwrap();
-    assert!(found.fields.active);
-    assert_eq!(found.fields.prices.len(), 1);
-    assert_eq!(found.fields.prices[0].amount, 1999);
-    assert_eq!(found.fields.delivery.method(), "license_pool");
+    // 0033: the product, coupon and checkout link stay live and each gets a test twin
+    // with the same id and fields; the coupon's uses are counted per world (the one
+    // paid order was a test one).
+    for mode in [Mode::Live, Mode::Test] {
+        let found = store.product(&tenant, mode, &product).await.unwrap();
+        assert_eq!(found.livemode, mode.is_live());
+        assert!(found.fields.active);
+        assert_eq!(found.fields.prices.len(), 1);
+        assert_eq!(found.fields.prices[0].amount, 1999);
+        assert_eq!(found.fields.delivery.method(), "license_pool");
+        assert_eq!(
+            (found.created_at.millis(), found.updated_at.millis()),
+            (T0 + 5, T0 + 6)
+        );
+        let code = store.coupon_by_code(&tenant, mode, "SAVE10").await.unwrap();
+        assert_eq!(
+            (code.id.as_str(), code.livemode),
+            (coupon.as_str(), mode.is_live())
+        );
+        assert_eq!(code.fields.max_redemptions, Some(100));
+        assert_eq!(code.times_redeemed, i64::from(mode == Mode::Test), "{mode}");
+        let found = store
+            .checkout_link(&tenant, mode, &checkout_link)
+            .await
+            .unwrap();
+        assert_eq!(found.fields.product_id, product);
+        assert_eq!(found.fields.coupon_code.as_deref(), Some("SAVE10"));
+        assert_eq!(found.livemode, mode.is_live());
+    }
+    // A live order's line is delivered as the live product says, whatever its test
+    // twin became.
+    let mut twin = store.product(&tenant, Mode::Test, &product).await.unwrap();
+    twin.fields.delivery = Delivery::WebService {
+        url: "https://test.acme.test/keys".into(),
+    };
+    store
+        .update_product(&tenant, Mode::Test, &product, &twin.fields)
+        .await
+        .unwrap();
+    let due = crate::place_and_claim_line(&store, &tenant, &product, Mode::Live).await;
     assert_eq!(
-        (found.created_at.millis(), found.updated_at.millis()),
-        (T0 + 5, T0 + 6)
+        serde_json::to_string(&due.delivery).unwrap(),
+        delivery_json,
+        "the live product's pool"
     );
 
     let got = store.order(&tenant, order.as_str()).await.unwrap();
@@ -324,8 +373,8 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
         .unwrap();
     assert_eq!(listed.data.len(), 1);
 
-    // The store's order numbers go on from its last one.
-    assert_eq!(crate::numbers::place(&store, &tenant, &product).await, 2);
+    // The store's order numbers go on from its last one (and the live order above).
+    assert_eq!(crate::numbers::place(&store, &tenant, &product).await, 3);
 
     let stock = store.license_pool(&tenant, &pool).await.unwrap();
     assert_eq!((stock.available, stock.assigned), (1, 1));
