@@ -64,10 +64,14 @@ impl Queue {
 
     fn shape(self) -> Shape {
         match self {
+            // A disabled endpoint's deliveries are held (not sent, not due) until it is
+            // enabled again, as on Svix.
             Queue::Webhooks => Shape {
                 table: "webhook_deliveries",
                 key: "tenant_id, id",
-                pending: "status = 'pending'",
+                pending: "status = 'pending' AND NOT EXISTS (SELECT 1 FROM webhook_endpoints e \
+                          WHERE e.tenant_id = webhook_deliveries.tenant_id \
+                          AND e.id = webhook_deliveries.endpoint_id AND e.disabled_at IS NOT NULL)",
                 due_at: "next_attempt_at",
                 order: "priority DESC, next_attempt_at",
             },
@@ -129,6 +133,18 @@ pub(crate) async fn notify_due(tx: &mut Tx, queue: Queue) -> Result<(), StoreErr
 }
 
 impl Store {
+    /// Wakes every node's dispatcher of `queue` (rows became due outside a [`Tx`]).
+    pub(crate) async fn wake_queue(&self, queue: Queue) -> Result<(), StoreError> {
+        if let Some(pool) = self.pg_pool() {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(queue.channel())
+                .execute(pool)
+                .await?;
+        }
+        wrote(queue);
+        Ok(())
+    }
+
     /// Claims up to `limit` due rows of `queue` for `claim` (a name for this batch,
     /// unique) until `lease` from now; returns how many. Read them by `claimed_by`.
     pub(crate) async fn claim_rows(
