@@ -268,6 +268,7 @@ async fn low_pool(
     let pool = store.license_pool(tenant, &id).await?;
     Ok(Some(minijinja::context! {
         id => pool.id.to_string(),
+        mode => if pool.livemode { "live" } else { "test" },
         name => pool.name,
         available => pool.available,
         threshold => pool.low_stock_threshold,
@@ -299,6 +300,7 @@ async fn render_endpoint_disabled(
         store => brand(&tenant, &settings),
         endpoint_id => endpoint.id.to_string(),
         endpoint_url => endpoint.fields.url,
+        mode => if endpoint.livemode { "live" } else { "test" },
         api_url => format!("{public_url}/api/v1/webhook-endpoints/{}", endpoint.id),
     };
     compose("endpoint_disabled", &ctx, "Kassa".to_owned(), None)

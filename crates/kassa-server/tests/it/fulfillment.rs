@@ -202,6 +202,10 @@ async fn a_paid_order_is_delivered_from_the_pool(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(low_text.contains("has 1 key(s) left"), "{low_text}");
+    assert!(
+        low_text.contains("The test mode license pool"),
+        "the pool's mode: {low_text}"
+    );
     app.post(&format!("/api/v1/orders/{id}/resend-licenses"), json!({}))
         .await
         .ok();

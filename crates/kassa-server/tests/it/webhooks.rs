@@ -311,6 +311,13 @@ async fn gone_disables_the_endpoint(backend: Backend) {
     );
     assert!(notice["subject"].as_str().unwrap().contains("was disabled"));
     assert!(
+        notice["subject"]
+            .as_str()
+            .unwrap()
+            .contains("a test mode webhook endpoint"),
+        "the endpoint's mode: {notice}"
+    );
+    assert!(
         notice["text_body"]
             .as_str()
             .unwrap()
