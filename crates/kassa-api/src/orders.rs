@@ -128,13 +128,18 @@ pub struct RefundOut {
     /// How it went back: the order's payment method (`test_card`: the sandbox;
     /// `bank_transfer`: recorded as sent back by the merchant).
     pub method: String,
-    /// `succeeded` (or `pending` while a provider works on it).
+    /// `succeeded`, `pending` while a provider works on it, or `failed` when the
+    /// provider could not give the money back (then it no longer counts: the amount is
+    /// refundable again and `refund.failed` was sent).
     pub status: String,
     pub reason: Option<String>,
     /// The provider's id for it (`test_re_…` in the sandbox).
     pub reference: Option<String>,
-    /// The lines it refunded in full; their licenses are revoked.
+    /// The lines it refunded in full; their licenses are revoked once it succeeded.
     pub lines: Vec<i64>,
+    /// Why the provider could not give the money back (Stripe's `failure_reason`, or
+    /// `canceled`), once `failed`.
+    pub failure_reason: Option<String>,
     pub livemode: bool,
     /// RFC 3339.
     pub created_at: String,
@@ -152,6 +157,7 @@ impl From<RefundRecord> for RefundOut {
             reason: r.reason,
             reference: r.reference,
             lines: r.lines,
+            failure_reason: r.failure_reason,
             livemode: r.livemode,
             created_at: r.created_at,
         }
@@ -184,7 +190,8 @@ pub struct OrderLineOut {
     pub discount: i64,
     /// subtotal − discount.
     pub total: i64,
-    /// `pending`, `waiting_stock` (the pool is out of keys), `delivered` or `failed`.
+    /// `pending`, `waiting_stock` (the pool is out of keys), `delivered`, `failed`, or
+    /// `cancelled` (refunded before it was delivered: never delivered).
     pub delivery_status: String,
     /// The license keys or texts delivered for this line.
     pub licenses: Vec<String>,
@@ -193,7 +200,8 @@ pub struct OrderLineOut {
     /// Refunded in full (named in a refund, or the whole order refunded): never
     /// delivered after that.
     pub refunded: bool,
-    /// The licenses revoked by a refund: every license of a line refunded in full.
+    /// The licenses revoked by a refund: every license of a line refunded in full,
+    /// once the refund succeeded (a refund pending at the provider revokes nothing yet).
     pub revoked_licenses: Vec<String>,
 }
 

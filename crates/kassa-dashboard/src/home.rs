@@ -1,6 +1,7 @@
 //! Home: today's and this month's paid orders and revenue per currency, the last 30
 //! days as a chart drawn on the server (an SVG with a table beside it, readable
-//! without JavaScript), and what needs the merchant's attention.
+//! without JavaScript), and what needs the merchant's attention; all of the
+//! dashboard's mode (the test/live switch) only.
 
 use chrono::{Datelike, Utc};
 use kassa_domain::account::Permission;
@@ -77,11 +78,16 @@ pub async fn show(ctx: Data<&Ctx>, req: &Request) -> Response {
         .with_day(1)
         .map_or(today, |d| d.timestamp_millis().div_euclid(DAY_MS));
     let since = Timestamp::from((today - 29).min(month_start) * DAY_MS);
-    let sales = match ctx.web.store.daily_sales(&staff.tenant.id, since).await {
+    let sales = match ctx
+        .web
+        .store
+        .daily_sales(&staff.tenant.id, staff.mode, since)
+        .await
+    {
         Ok(s) => s,
         Err(e) => return failure(e),
     };
-    let attention = match ctx.web.store.attention(&staff.tenant.id).await {
+    let attention = match ctx.web.store.attention(&staff.tenant.id, staff.mode).await {
         Ok(a) => a,
         Err(e) => return failure(e),
     };

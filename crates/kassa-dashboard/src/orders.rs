@@ -179,7 +179,7 @@ async fn order_page(
                 unit_amount => kassa_emails::money(l.unit_amount, &order.currency),
                 total => kassa_emails::money(l.total, &order.currency),
                 delivery_status => l.delivery_status.as_str(), licenses => l.licenses.clone(),
-                refunded => l.refunded,
+                refunded => l.refunded, revoked => !l.revoked_licenses.is_empty(),
                 line_no => l.line_no, error => l.delivery_error.clone(),
                 can_retry => staff.may(Permission::HelpCustomers) && state.retry_delivery(l.line_no).is_ok(),
             }
@@ -206,6 +206,7 @@ async fn order_page(
                 amount => kassa_emails::money(r.amount, &r.currency),
                 reason => r.reason.clone(), reference => r.reference.clone(),
                 lines => r.lines.clone(), created_at => r.created_at.clone(),
+                failure_reason => r.failure_reason.clone(),
             }
         })
         .collect();

@@ -15,6 +15,8 @@ crate::names::named_enum! {
         PoolLow = "pool_low",
         /// "Your refund": the amount, and the licenses it revoked.
         Refund = "refund",
+        /// To the owners: a refund failed at the provider, the money did not go back.
+        RefundFailed = "refund_failed",
     }
 }
 
@@ -42,6 +44,7 @@ impl EmailKind {
                 | EmailKind::PoolEmpty
                 | EmailKind::DeliveryFailed
                 | EmailKind::PoolLow
+                | EmailKind::RefundFailed
         )
     }
 }

@@ -13,6 +13,9 @@ crate::names::named_enum! {
         RefundSucceeded = "refund.succeeded",
         /// Everything paid went back: the order is `refunded`.
         OrderRefunded = "order.refunded",
+        /// A refund the provider had accepted failed there: nothing went back, and
+        /// the order is as it was before it (data: `order` and `refund`).
+        RefundFailed = "refund.failed",
         LicensePoolLowStock = "license_pool.low_stock",
     }
 }

@@ -50,6 +50,9 @@ crate::names::named_enum! {
         Delivered = "delivered",
         /// Given up after the retries; the merchant was told.
         Failed = "failed",
+        /// Refunded before it was delivered: it ends here and is never delivered
+        /// (back to `pending` if the refund fails at the provider).
+        Cancelled = "cancelled",
     }
 }
 
@@ -70,6 +73,9 @@ crate::names::named_enum! {
         /// The money went back (the sandbox at once; a bank transfer the merchant
         /// recorded as sent back).
         Succeeded = "succeeded",
+        /// The provider could not give the money back (Stripe's `failed` or
+        /// `canceled`): it no longer counts, the order was given back its state.
+        Failed = "failed",
     }
 }
 

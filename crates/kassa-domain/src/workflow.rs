@@ -16,7 +16,9 @@ use crate::event::EventKind;
 use crate::ids::{LicensePoolId, OrderId, PaymentId, RefundId, WebhookEndpointId};
 use crate::mode::Mode;
 use crate::money::left_to_refund;
-use crate::order::{DeliveryStatus, LineStatus, OrderStatus, PaymentMethod, PaymentStatus};
+use crate::order::{
+    DeliveryStatus, LineStatus, OrderStatus, PaymentMethod, PaymentStatus, RefundStatus,
+};
 
 /// An order's states, as the workflow needs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +218,10 @@ pub enum Refused {
     RefundsNotAvailable(PaymentMethod),
     #[error("another refund of this order was recorded meanwhile")]
     RefundChangedMeanwhile,
+    /// Only a refund still pending at the provider can fail: one that succeeded gave
+    /// the money back (and revoked its keys), one that failed was taken back already.
+    #[error("the refund is {0}, no longer pending")]
+    RefundNotPending(RefundStatus),
 }
 
 /// A new order's followups: `order.created`, and the payment instructions when the
@@ -321,8 +327,42 @@ pub struct Refund {
     /// Everything paid went back: the order becomes `refunded`.
     pub order_refunded: bool,
     /// The lines refunded in full by this refund: the ones named, or, when the order
-    /// is refunded in full, every line not refunded before. Their licenses are revoked.
+    /// is refunded in full, every line not refunded before. Their licenses are revoked
+    /// once the money went back ([`revokes_keys`]).
     pub refunded_lines: Vec<i64>,
+    /// Those of them not delivered: they end (`cancelled`) and are never delivered,
+    /// whether they were waiting for stock, for a retry or failed.
+    pub cancelled_lines: Vec<i64>,
+    pub followups: Followups,
+}
+
+/// Whether a refund in `status` revokes the keys of the lines it refunds in full: only
+/// once the money went back. A refund pending at the provider revokes nothing yet (its
+/// lines are refunded and never delivered, but their keys stay theirs), so a refund
+/// that fails there has no key to give back, and a key returned to its pool never has
+/// to be taken back from whoever got it next.
+pub fn revokes_keys(status: RefundStatus) -> bool {
+    status == RefundStatus::Succeeded
+}
+
+/// A refund as it was recorded, for what happens to it later at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRefund {
+    pub id: RefundId,
+    pub amount: i64,
+    pub status: RefundStatus,
+    /// The lines it refunded in full.
+    pub lines: Vec<i64>,
+}
+
+/// What a refund that failed at the provider undoes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundTakenBack {
+    /// Minor units no longer counted as refunded.
+    pub amount: i64,
+    /// The lines it had refunded, refunded no more; those it had cancelled are
+    /// pending again and due (in `followups.deliver`).
+    pub restored_lines: Vec<i64>,
     pub followups: Followups,
 }
 
@@ -697,7 +737,7 @@ impl Order {
             return Err(Refused::RefundAboveLeft(left));
         }
         let order_refunded = amount == left;
-        let refunded_lines = if order_refunded {
+        let refunded_lines: Vec<i64> = if order_refunded {
             self.lines
                 .iter()
                 .filter(|l| !l.refunded)
@@ -706,6 +746,12 @@ impl Order {
         } else {
             named.iter().map(|l| l.line_no).collect()
         };
+        let cancelled_lines = self
+            .lines
+            .iter()
+            .filter(|l| refunded_lines.contains(&l.line_no) && l.status != LineStatus::Delivered)
+            .map(|l| l.line_no)
+            .collect();
         let mut followups =
             Followups::default().event(EventKind::RefundSucceeded, Subject::Refund(r.id.clone()));
         if order_refunded {
@@ -720,6 +766,49 @@ impl Order {
             amount,
             order_refunded,
             refunded_lines,
+            cancelled_lines,
+            followups,
+        })
+    }
+
+    /// A refund still pending at the provider failed there (Stripe's `failed` or
+    /// `canceled`): the money did not go back, so it no longer counts. What it took
+    /// is refundable again, an order it had refunded is `paid` again, the lines it
+    /// refunded are refunded no more (those it cancelled pending again and due now),
+    /// `refund.failed` is recorded and the owners are told. A pending refund revoked
+    /// no key ([`revokes_keys`]), so none has to come back.
+    pub fn refund_failed(&self, r: &RecordedRefund) -> Result<RefundTakenBack, Refused> {
+        if r.status != RefundStatus::Pending {
+            return Err(Refused::RefundNotPending(r.status));
+        }
+        if !matches!(self.status, OrderStatus::Paid | OrderStatus::Refunded) {
+            return Err(Refused::NotRefundable(self.status));
+        }
+        let restored: Vec<&Line> = self
+            .lines
+            .iter()
+            .filter(|l| r.lines.contains(&l.line_no))
+            .collect();
+        let followups = Followups {
+            deliver: restored
+                .iter()
+                .filter(|l| l.status != LineStatus::Delivered)
+                .map(|l| Wake {
+                    line_no: l.line_no,
+                    at: None,
+                })
+                .collect(),
+            ..Followups::default()
+        }
+        .event(EventKind::RefundFailed, Subject::Refund(r.id.clone()))
+        .email(
+            EmailKind::RefundFailed,
+            Recipient::Owners,
+            format!("refund_failed:{}", r.id),
+        );
+        Ok(RefundTakenBack {
+            amount: r.amount.min(self.amount_refunded).max(0),
+            restored_lines: restored.iter().map(|l| l.line_no).collect(),
             followups,
         })
     }
@@ -1513,6 +1602,74 @@ mod tests {
             moved_on.refund_as_sent(&refund(Some(500), &[]), &by_stripe, &sent),
             Err(Refused::RefundChangedMeanwhile)
         );
+    }
+
+    #[test]
+    fn a_refund_cancels_the_lines_it_refunds_that_were_not_delivered() {
+        let o = paid(order(
+            PaymentMethod::TestCard,
+            &[LineStatus::Delivered, LineStatus::WaitingStock],
+        ));
+        let r = o.refund(&refund(None, &[])).unwrap();
+        assert_eq!(r.refunded_lines, [1, 2]);
+        assert_eq!(r.cancelled_lines, [2], "the delivered line keeps its state");
+        let named = o.refund(&refund(Some(1), &[1])).unwrap();
+        assert!(named.cancelled_lines.is_empty());
+    }
+
+    #[test]
+    fn only_a_succeeded_refund_revokes_keys() {
+        assert!(revokes_keys(RefundStatus::Succeeded));
+        assert!(!revokes_keys(RefundStatus::Pending));
+        assert!(!revokes_keys(RefundStatus::Failed));
+    }
+
+    #[test]
+    fn a_pending_refund_that_fails_is_taken_back() {
+        let o = paid(order(
+            PaymentMethod::Stripe,
+            &[LineStatus::Delivered, LineStatus::WaitingStock],
+        ));
+        let full = o.refund(&refund(None, &[])).unwrap();
+        let recorded = RecordedRefund {
+            id: RefundId::generate(),
+            amount: full.amount,
+            status: RefundStatus::Pending,
+            lines: full.refunded_lines.clone(),
+        };
+        let mut refunded = after(o.clone(), &full);
+        for l in &mut refunded.lines {
+            if full.cancelled_lines.contains(&l.line_no) {
+                l.status = LineStatus::Cancelled;
+            }
+        }
+        let back = refunded.refund_failed(&recorded).unwrap();
+        assert_eq!(back.amount, full.amount);
+        assert_eq!(back.restored_lines, [1, 2]);
+        assert_eq!(
+            back.followups.deliver,
+            [Wake {
+                line_no: 2,
+                at: None
+            }],
+            "the cancelled line is due again"
+        );
+        assert_eq!(
+            kinds(&back.followups),
+            (vec![EventKind::RefundFailed], vec![EmailKind::RefundFailed])
+        );
+        assert_eq!(back.followups.emails[0].to, Recipient::Owners);
+        // Only a pending refund fails: a succeeded or failed one is refused.
+        for status in [RefundStatus::Succeeded, RefundStatus::Failed] {
+            let settled = RecordedRefund {
+                status,
+                ..recorded.clone()
+            };
+            assert_eq!(
+                refunded.refund_failed(&settled),
+                Err(Refused::RefundNotPending(status))
+            );
+        }
     }
 
     #[test]

@@ -47,6 +47,8 @@ static EMAILS: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "delivery_failed.html",
         "refund.txt",
         "refund.html",
+        "refund_failed.txt",
+        "refund_failed.html",
     ])
 });
 
@@ -220,10 +222,12 @@ fn compose(
     })
 }
 
-/// The refund a `refund` email is about (`refund:<refund id>`): its amount, and the
-/// licenses of the lines it refunded in full, now revoked.
+/// The refund a `refund` or `refund_failed` email is about (`refund:<refund id>`,
+/// `refund_failed:<refund id>`): its amount, why it failed, and the licenses of the
+/// lines it refunded in full, revoked once it succeeded.
 fn refund_view(order: &kassa_store::OrderRecord, email: &EmailRecord) -> Option<minijinja::Value> {
-    let id = email.dedupe_key.strip_prefix("refund:")?;
+    let id = (email.dedupe_key.strip_prefix("refund:"))
+        .or_else(|| email.dedupe_key.strip_prefix("refund_failed:"))?;
     let refund = order.refunds.iter().find(|r| r.id == id)?;
     let revoked: Vec<minijinja::Value> = order
         .lines
@@ -238,6 +242,8 @@ fn refund_view(order: &kassa_store::OrderRecord, email: &EmailRecord) -> Option<
     Some(minijinja::context! {
         amount => crate::view::money(refund.amount, &refund.currency),
         reason => refund.reason.clone(),
+        reference => refund.reference.clone(),
+        failure_reason => refund.failure_reason.clone(),
         revoked => revoked,
         full => order.status == kassa_domain::order::OrderStatus::Refunded,
     })
@@ -262,6 +268,7 @@ async fn low_pool(
     let pool = store.license_pool(tenant, &id).await?;
     Ok(Some(minijinja::context! {
         id => pool.id.to_string(),
+        mode => if pool.livemode { "live" } else { "test" },
         name => pool.name,
         available => pool.available,
         threshold => pool.low_stock_threshold,
@@ -293,6 +300,7 @@ async fn render_endpoint_disabled(
         store => brand(&tenant, &settings),
         endpoint_id => endpoint.id.to_string(),
         endpoint_url => endpoint.fields.url,
+        mode => if endpoint.livemode { "live" } else { "test" },
         api_url => format!("{public_url}/api/v1/webhook-endpoints/{}", endpoint.id),
     };
     compose("endpoint_disabled", &ctx, "Kassa".to_owned(), None)

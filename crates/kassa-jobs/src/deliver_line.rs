@@ -129,12 +129,7 @@ async fn deliver(workers: &Workers, line: DueLine) -> Result<(), OrdersError> {
     if let Err((error, retry_at)) = result {
         tracing::warn!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, error = %error, "delivery did not happen");
         let retry_at = retry_at.map(Timestamp::from);
-        match kassa_orders::delivery_failed(&workers.store, &line, &error, retry_at).await {
-            Err(OrdersError::Refused(why)) => {
-                tracing::warn!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no, why = %why, "delivery not recorded");
-            }
-            other => other?,
-        }
+        kassa_orders::delivery_failed(&workers.store, &line, &error, retry_at).await?;
     }
     Ok(())
 }

@@ -58,13 +58,28 @@ pub(crate) async fn run(workers: Workers, stop: watch::Receiver<bool>) {
     });
     let done = recorder.outcomes.clone();
     let mut endpoints: HashMap<WebhookEndpointId, Arc<Semaphore>> = HashMap::new();
+    // An endpoint with all its turns taken is held back: its other deliveries are not
+    // claimed (they would wait for a turn on the node's slots, and one slow receiver
+    // would hold up every other endpoint's deliveries) until a turn comes free.
+    let (held_back, wake) = (dispatch.held_back.clone(), dispatch.wake.clone());
+    let skip = held_back.clone();
     dispatch
         .run(
             store,
             workers.heartbeat,
             stop,
-            |store, claim, limit, lease| async move {
-                store.claim_webhook_deliveries(&claim, limit, lease).await
+            move |store, claim, limit, lease| {
+                let skip: Vec<String> = skip
+                    .lock()
+                    .expect("held back lock")
+                    .iter()
+                    .cloned()
+                    .collect();
+                async move {
+                    store
+                        .claim_webhook_deliveries(&claim, limit, lease, &skip)
+                        .await
+                }
             },
             |d: DueDelivery, taken| {
                 if endpoints.len() > 64 {
@@ -74,14 +89,37 @@ pub(crate) async fn run(workers: Workers, stop: watch::Receiver<bool>) {
                     .entry(d.endpoint_id.clone())
                     .or_insert_with(|| Arc::new(Semaphore::new(PER_ENDPOINT)))
                     .clone();
+                let endpoint = d.endpoint_id.to_string();
+                // Its turn taken now (not when the task runs), so the next claim
+                // already leaves a full endpoint out.
+                let ready = turn.clone().try_acquire_owned().ok();
+                if turn.available_permits() == 0 {
+                    held_back
+                        .lock()
+                        .expect("held back lock")
+                        .insert(endpoint.clone());
+                }
                 let (workers, done) = (workers.clone(), done.clone());
+                let (held_back, wake) = (held_back.clone(), wake.clone());
                 tokio::spawn(async move {
-                    let Ok(_turn) = turn.acquire_owned().await else {
-                        return;
+                    let permit = match ready {
+                        Some(permit) => permit,
+                        None => match turn.clone().acquire_owned().await {
+                            Ok(permit) => permit,
+                            Err(_) => return,
+                        },
                     };
                     let made =
                         crate::workers::in_scope_of(d.request_id.clone(), attempt(&workers, d))
                             .await;
+                    drop(permit);
+                    // Claimed again once half its turns are free, not at each one: each
+                    // claim may bring more of its deliveries than it has turns for.
+                    if turn.available_permits() >= PER_ENDPOINT / 2
+                        && held_back.lock().expect("held back lock").remove(&endpoint)
+                    {
+                        wake.notify_one();
+                    }
                     let _ = done.send(Sent {
                         made,
                         _taken: taken,

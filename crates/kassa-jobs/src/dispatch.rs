@@ -31,6 +31,11 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
 /// Claims in this node's hands: each batch's name and its rows not finished yet.
 type Claims = Arc<Mutex<HashMap<Arc<str>, usize>>>;
 
+/// Groups of rows this node holds back for now (webhook endpoints at their in-flight
+/// cap): its claims and its idle wait leave their rows out, and whoever frees room in
+/// one takes it out and wakes the dispatcher.
+pub(crate) type HeldBack = Arc<Mutex<std::collections::HashSet<String>>>;
+
 /// A claimed row in a worker's hands: its slot, and its share of its batch's claim,
 /// both given back when it is dropped (once the row's outcome is recorded).
 pub(crate) struct Taken {
@@ -59,6 +64,8 @@ pub(crate) struct Dispatch {
     pub(crate) in_flight: usize,
     /// Notified to look for work again (a retry recorded may be due sooner).
     pub(crate) wake: Arc<Notify>,
+    /// Groups whose rows wait for room ([`HeldBack`]); none for most queues.
+    pub(crate) held_back: HeldBack,
 }
 
 impl Dispatch {
@@ -68,6 +75,7 @@ impl Dispatch {
             batch: batch.max(1),
             in_flight: in_flight.max(1),
             wake: Arc::new(Notify::new()),
+            held_back: HeldBack::default(),
         }
     }
 
@@ -132,7 +140,7 @@ impl Dispatch {
             };
             if due.is_empty() {
                 drop(slot);
-                let wait = idle_wait(&store, queue).await;
+                let wait = idle_wait(&store, queue, &self.held_back).await;
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = wake.notified() => {}
@@ -228,9 +236,16 @@ impl<T: Send + 'static> Recorder<T> {
 }
 
 /// How long to wait when nothing was due: until the next pending row's time (or a
-/// claim's end), within [`IDLE_MIN`]..[`IDLE_MAX`].
-async fn idle_wait(store: &Store, queue: Queue) -> Duration {
-    match store.next_due_at(queue).await {
+/// claim's end), within [`IDLE_MIN`]..[`IDLE_MAX`]; rows held back do not count (room
+/// made for them wakes the dispatcher).
+async fn idle_wait(store: &Store, queue: Queue, held_back: &HeldBack) -> Duration {
+    let skip: Vec<String> = held_back
+        .lock()
+        .expect("held back lock")
+        .iter()
+        .cloned()
+        .collect();
+    match store.next_due_at_skipping(queue, &skip).await {
         Ok(Some(at)) => {
             let ms = u64::try_from(at.millis() - Timestamp::now().millis()).unwrap_or(0);
             Duration::from_millis(ms).clamp(IDLE_MIN, IDLE_MAX)

@@ -96,7 +96,11 @@ pub async fn deliver_with(
 }
 
 /// Records a delivery that did not work: tried again at `retry_at`, or failed for good
-/// with the owners told. Nothing is recorded on a line delivered meanwhile.
+/// with the owners told. Nothing is recorded on a line delivered meanwhile. A line the
+/// workflow will not deliver now (refunded, or its order no longer paid, since it was
+/// claimed) is let go: no longer due, its claim cleared, until what makes it
+/// deliverable again (a payment, a refund taken back) makes it due; so it is not
+/// claimed again and refused at every lease.
 pub async fn delivery_failed(
     store: &Store,
     line: &DueLine,
@@ -107,7 +111,14 @@ pub async fn delivery_failed(
     let order = work.order(&line.order_id).await?;
     let failure = match order.delivery_failed(line.line_no, retry_at.map(|t| t.0)) {
         Err(Refused::AlreadyDelivered) => return Ok(()),
-        decided => decided?,
+        Err(why) => {
+            work.let_go_of_line(&line.order_id, line.line_no).await?;
+            work.commit().await?;
+            tracing::info!(tenant = %line.tenant_id, order = %line.order_id, line = line.line_no,
+                why = %why, "a line that cannot be delivered now is no longer due");
+            return Ok(());
+        }
+        Ok(decided) => decided,
     };
     work.mark_undelivered(&line.order_id, line.line_no, failure.status, error)
         .await?;

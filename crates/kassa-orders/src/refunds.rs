@@ -8,7 +8,7 @@
 //! provider refund id, so a refund Kassa made itself is not counted again.
 
 use kassa_domain::Invalid;
-use kassa_domain::ids::{RefundId, TenantId};
+use kassa_domain::ids::{LicensePoolId, RefundId, TenantId};
 use kassa_domain::mode::Mode;
 use kassa_domain::money::{Currency, Money};
 use kassa_domain::order::{PaymentMethod, RefundStatus};
@@ -163,7 +163,7 @@ pub async fn refund(
         let refund = order
             .refunds
             .iter()
-            .find(|r| r.id == recorded)
+            .find(|r| r.id == recorded.id.as_str())
             .cloned()
             .ok_or(OrdersError::NotFound)?;
         return Ok((order, refund));
@@ -210,14 +210,7 @@ async fn record(
 ) -> Result<OrderRecord, OrdersError> {
     let order_id = order.id.as_str();
     let returned_to = work.insert_refund(order, refund, decided).await?;
-    for pool in &returned_to {
-        work.lock_pool(pool, true).await?;
-        let waiting = work.lines_waiting_for(pool).await?;
-        for (other, line) in waiting {
-            work.follow(Some(&other), &workflow::restocked(&[line]))
-                .await?;
-        }
-    }
+    wake_waiting(&mut work, &returned_to).await?;
     work.follow(Some(order_id), &decided.followups).await?;
     let view = work.view_after_follow(order_id).await?;
     work.commit().await?;
@@ -226,15 +219,30 @@ async fn record(
     Ok(view)
 }
 
-/// A refund the provider reports it made (Stripe's `refund.created` or
-/// `refund.updated`, verified by the caller) of a payment that paid one of `tenant`'s
+/// Makes due the lines waiting for stock in `pools`, which refunded keys went back to.
+async fn wake_waiting(work: &mut Work, pools: &[LicensePoolId]) -> Result<(), StoreError> {
+    for pool in pools {
+        work.lock_pool(pool, true).await?;
+        let waiting = work.lines_waiting_for(pool).await?;
+        for (other, line) in waiting {
+            work.follow(Some(&other), &workflow::restocked(&[line]))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A refund the provider reports (Stripe's `refund.created`, `refund.updated` or
+/// `refund.failed`, verified by the caller) of a payment that paid one of `tenant`'s
 /// orders, at the endpoint of `mode`. One Kassa made itself, or one reported before,
-/// is found by the provider's refund id and nothing more is done (but for a refund
-/// recorded `pending` that Stripe now says succeeded: its status); a new one (the
-/// merchant refunded in the provider's dashboard) is decided by the workflow as a
-/// refund of exactly its amount in its currency, for an order of its mode paid through
-/// the provider, and written with its events, email and revoked keys like any refund.
-/// A refund that failed at the provider gave nothing back: nothing is written.
+/// is found by the provider's refund id and nothing more is done, but for a refund
+/// recorded `pending`: Stripe now says it succeeded (its status, and the keys of the
+/// lines it refunded revoked) or failed (taken back: [`workflow::Order::refund_failed`]).
+/// A new one (the merchant refunded in the provider's dashboard) is decided by the
+/// workflow as a refund of exactly its amount in its currency, for an order of its
+/// mode paid through the provider, and written with its events, email and revoked
+/// keys like any refund. A refund Kassa never recorded that failed at the provider
+/// gave nothing back: nothing is written.
 pub(crate) async fn refund_at_provider(
     store: &Store,
     tenant: &TenantId,
@@ -242,18 +250,23 @@ pub(crate) async fn refund_at_provider(
     event: RefundEvent,
 ) -> Result<ProviderEventOutcome, ProviderEventError> {
     let refused = ProviderEventError::Refused;
-    if event.outcome == RefundOutcome::Failed {
-        return Ok(ProviderEventOutcome::Ignored("a refund that failed".into()));
-    }
+    let failed = event.outcome == RefundOutcome::Failed;
+    let ignored = || Ok(ProviderEventOutcome::Ignored("a refund that failed".into()));
     let refunded_in = Mode::from_livemode(event.livemode);
-    let payment = event
-        .payment_reference
-        .as_deref()
-        .ok_or(refused(Refused::UnknownOrder))?;
-    let order_id = store
-        .order_paid_by(tenant, payment)
-        .await?
-        .ok_or(refused(Refused::UnknownOrder))?;
+    let Some(payment) = event.payment_reference.as_deref() else {
+        return if failed {
+            ignored()
+        } else {
+            Err(refused(Refused::UnknownOrder))
+        };
+    };
+    let Some(order_id) = store.order_paid_by(tenant, payment).await? else {
+        return if failed {
+            ignored()
+        } else {
+            Err(refused(Refused::UnknownOrder))
+        };
+    };
     let mut work = store.work(tenant).await?;
     let order = match work.order(&order_id).await {
         Ok(order) => order,
@@ -271,15 +284,10 @@ pub(crate) async fn refund_at_provider(
         .refund_by_reference(&order_id, &event.reference)
         .await?
     {
-        // Known: a refund pending at Stripe until now has gone through.
-        if event.outcome == RefundOutcome::Succeeded
-            && work.refund_succeeded(&order_id, &recorded).await?
-        {
-            let order = work.view(&order_id).await?;
-            work.commit().await?;
-            return Ok(ProviderEventOutcome::Recorded(Box::new(order)));
-        }
-        return Ok(ProviderEventOutcome::Replayed);
+        return settle(work, &order, &recorded, &event).await;
+    }
+    if failed {
+        return ignored();
     }
     let id = RefundId::generate();
     let decided = order
@@ -298,4 +306,51 @@ pub(crate) async fn refund_at_provider(
     let order = record(work, &order, &refund, &decided).await?;
     tracing::info!(order = %order.id, provider_refund = %event.reference, "a refund made at the provider was recorded");
     Ok(ProviderEventOutcome::Recorded(Box::new(order)))
+}
+
+/// What the provider now says of a refund Kassa recorded: one pending until now has
+/// gone through (its lines' keys revoked now) or failed (taken back, with
+/// `refund.failed` and the owners told); anything else was acted on before.
+async fn settle(
+    mut work: Work,
+    order: &workflow::Order,
+    recorded: &workflow::RecordedRefund,
+    event: &RefundEvent,
+) -> Result<ProviderEventOutcome, ProviderEventError> {
+    let order_id = order.id.as_str();
+    match (event.outcome, recorded.status) {
+        (RefundOutcome::Succeeded, RefundStatus::Pending) => {
+            let Some(returned_to) = work.refund_succeeded(order_id, recorded).await? else {
+                return Ok(ProviderEventOutcome::Replayed);
+            };
+            wake_waiting(&mut work, &returned_to).await?;
+            let view = work.view(order_id).await?;
+            work.commit().await?;
+            tracing::info!(order = %order_id, refund = %recorded.id, "a pending refund succeeded at the provider");
+            Ok(ProviderEventOutcome::Recorded(Box::new(view)))
+        }
+        (RefundOutcome::Failed, RefundStatus::Pending) => {
+            let taken = order
+                .refund_failed(recorded)
+                .map_err(ProviderEventError::Refused)?;
+            let reason = event.failure_reason.as_deref();
+            work.take_back_refund(order_id, recorded, &taken, reason)
+                .await?;
+            work.follow(Some(order_id), &taken.followups).await?;
+            let view = work.view_after_follow(order_id).await?;
+            work.commit().await?;
+            metrics::counter!("kassa_refunds_failed_total").increment(1);
+            tracing::warn!(order = %order_id, refund = %recorded.id, reason = reason.unwrap_or_default(), "a refund failed at the provider and was taken back");
+            Ok(ProviderEventOutcome::Recorded(Box::new(view)))
+        }
+        (RefundOutcome::Failed, RefundStatus::Succeeded) => {
+            // The money was reported back and the keys revoked (maybe handed out
+            // again from their pool): not undone here; the merchant sees it at Stripe.
+            tracing::warn!(order = %order_id, refund = %recorded.id, "a refund that had succeeded is reported failed at the provider; not taken back");
+            Ok(ProviderEventOutcome::Ignored(
+                "a refund reported failed after it succeeded".into(),
+            ))
+        }
+        _ => Ok(ProviderEventOutcome::Replayed),
+    }
 }

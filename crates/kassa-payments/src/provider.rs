@@ -65,6 +65,8 @@ pub struct RefundEvent {
     /// The provider's live mode (false for its test mode).
     pub livemode: bool,
     pub outcome: RefundOutcome,
+    /// Why it failed, as the provider says (Stripe's `failure_reason`, or `canceled`).
+    pub failure_reason: Option<String>,
 }
 
 /// Where a provider's refund stands.

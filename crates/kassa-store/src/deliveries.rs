@@ -90,15 +90,18 @@ impl Store {
     /// until `lease` from now, and returns them ready to send. On PostgreSQL two nodes
     /// claiming at once skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite claims
     /// through its one writer. Deliveries whose endpoint or event is gone are given up.
+    /// The deliveries of the endpoints `skip` (at their in-flight cap on this node) are
+    /// left for later claims, so they do not take the node's slots while they wait.
     pub async fn claim_webhook_deliveries(
         &self,
         claim: &str,
         limit: usize,
         lease: Duration,
+        skip: &[String],
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let now = Timestamp::now().millis();
         let claimed = self
-            .claim_rows(Queue::Webhooks, claim, limit, lease)
+            .claim_rows_skipping(Queue::Webhooks, claim, limit, lease, skip)
             .await?;
         if claimed == 0 {
             return Ok(Vec::new());

@@ -134,6 +134,20 @@ impl Work {
         Ok(())
     }
 
+    /// A line no longer due (the workflow will not deliver it now): its time and its
+    /// claim cleared, its state kept.
+    pub async fn let_go_of_line(&mut self, order: &str, line_no: i64) -> Result<(), StoreError> {
+        db_run!(&mut self.tx, c => sqlx::query(
+            "UPDATE order_lines SET next_delivery_at = NULL, claimed_by = NULL, claimed_until = NULL
+             WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+        )
+        .bind(self.tenant.as_str())
+        .bind(order)
+        .bind(line_no)
+        .execute(c).await?.rows_affected());
+        Ok(())
+    }
+
     /// Records a delivery that did not happen: the line's new status (`waiting_stock`,
     /// `pending` for a retry, `failed`) and why. An attempt is counted unless the line
     /// only waits for stock.

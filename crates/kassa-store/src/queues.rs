@@ -39,6 +39,9 @@ struct Shape {
     due_at: &'static str,
     /// Which due rows are claimed first.
     order: &'static str,
+    /// The column naming the group a node may hold back (a webhook endpoint at its
+    /// in-flight cap on that node), if the queue has such groups.
+    group: Option<&'static str>,
 }
 
 impl Queue {
@@ -64,12 +67,17 @@ impl Queue {
 
     fn shape(self) -> Shape {
         match self {
+            // A disabled endpoint's deliveries are held (not sent, not due) until it is
+            // enabled again, as on Svix.
             Queue::Webhooks => Shape {
                 table: "webhook_deliveries",
                 key: "tenant_id, id",
-                pending: "status = 'pending'",
+                pending: "status = 'pending' AND NOT EXISTS (SELECT 1 FROM webhook_endpoints e \
+                          WHERE e.tenant_id = webhook_deliveries.tenant_id \
+                          AND e.id = webhook_deliveries.endpoint_id AND e.disabled_at IS NOT NULL)",
                 due_at: "next_attempt_at",
                 order: "priority DESC, next_attempt_at",
+                group: Some("endpoint_id"),
             },
             Queue::Lines => Shape {
                 table: "order_lines",
@@ -78,6 +86,7 @@ impl Queue {
                           AND next_delivery_at IS NOT NULL",
                 due_at: "next_delivery_at",
                 order: "next_delivery_at",
+                group: None,
             },
             Queue::Emails => Shape {
                 table: "emails",
@@ -85,12 +94,26 @@ impl Queue {
                 pending: "status = 'queued'",
                 due_at: "next_attempt_at",
                 order: "priority DESC, next_attempt_at",
+                group: None,
             },
         }
     }
 
     fn index(self) -> usize {
         self as usize
+    }
+}
+
+impl Shape {
+    /// ` AND <group> NOT IN ($from, …)` for the groups `skip` (nothing when there are
+    /// none, or the queue has no groups).
+    fn skipping(&self, from: usize, skip: &[String]) -> String {
+        match self.group {
+            Some(group) if !skip.is_empty() => {
+                format!(" AND {group} NOT IN ({})", placeholders(from, skip.len()))
+            }
+            _ => String::new(),
+        }
     }
 }
 
@@ -129,6 +152,18 @@ pub(crate) async fn notify_due(tx: &mut Tx, queue: Queue) -> Result<(), StoreErr
 }
 
 impl Store {
+    /// Wakes every node's dispatcher of `queue` (rows became due outside a [`Tx`]).
+    pub(crate) async fn wake_queue(&self, queue: Queue) -> Result<(), StoreError> {
+        if let Some(pool) = self.pg_pool() {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(queue.channel())
+                .execute(pool)
+                .await?;
+        }
+        wrote(queue);
+        Ok(())
+    }
+
     /// Claims up to `limit` due rows of `queue` for `claim` (a name for this batch,
     /// unique) until `lease` from now; returns how many. Read them by `claimed_by`.
     pub(crate) async fn claim_rows(
@@ -138,18 +173,35 @@ impl Store {
         limit: usize,
         lease: Duration,
     ) -> Result<u64, StoreError> {
+        self.claim_rows_skipping(queue, claim, limit, lease, &[])
+            .await
+    }
+
+    /// [`Store::claim_rows`], leaving the rows of the groups `skip` (webhook endpoints
+    /// this node holds back) to later claims.
+    pub(crate) async fn claim_rows_skipping(
+        &self,
+        queue: Queue,
+        claim: &str,
+        limit: usize,
+        lease: Duration,
+        skip: &[String],
+    ) -> Result<u64, StoreError> {
         self.check_open()?;
+        let shape = queue.shape();
+        let skipping = shape.skipping(6, skip);
         let Shape {
             table,
             key,
             pending,
             due_at,
             order,
-        } = queue.shape();
+            ..
+        } = shape;
         let now = Timestamp::now().millis();
         let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let due = format!(
-            "{pending} AND {due_at} <= $3 AND (claimed_until IS NULL OR claimed_until <= $4) \
+            "{pending} AND {due_at} <= $3 AND (claimed_until IS NULL OR claimed_until <= $4){skipping} \
              ORDER BY {order} LIMIT $5"
         );
         let sql = match self.backend {
@@ -162,13 +214,18 @@ impl Store {
                  WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {due} FOR UPDATE SKIP LOCKED)"
             ),
         };
-        Ok(db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(sql))
-            .bind(claim)
-            .bind(Timestamp::from(until))
-            .bind(Timestamp::from(now + EARLY_MILLIS))
-            .bind(Timestamp::from(now))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .execute(c).await?.rows_affected()))
+        Ok(db_run!(self.writer(), c => {
+            let mut query = sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(claim)
+                .bind(Timestamp::from(until))
+                .bind(Timestamp::from(now + EARLY_MILLIS))
+                .bind(Timestamp::from(now))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+            for group in skip {
+                query = query.bind(group.as_str());
+            }
+            query.execute(c).await?.rows_affected()
+        }))
     }
 
     /// Extends the claims `claims` of `queue` (batches still in this node's hands) to
@@ -203,17 +260,35 @@ impl Store {
     /// When a dispatcher of `queue` should look again: the earliest pending row's time,
     /// or for a claimed one the end of its claim; `None` when nothing is pending.
     pub async fn next_due_at(&self, queue: Queue) -> Result<Option<Timestamp>, StoreError> {
+        self.next_due_at_skipping(queue, &[]).await
+    }
+
+    /// [`Store::next_due_at`] of the rows not in the groups `skip` (webhook endpoints
+    /// this node holds back: it looks again when one of them has room).
+    pub async fn next_due_at_skipping(
+        &self,
+        queue: Queue,
+        skip: &[String],
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let shape = queue.shape();
+        let skipping = shape.skipping(1, skip);
         let Shape {
             table,
             pending,
             due_at,
             ..
-        } = queue.shape();
-        let at: Option<Timestamp> = db_run!(self, c => sqlx::query_scalar(AssertSqlSafe(format!(
+        } = shape;
+        let sql = format!(
             "SELECT MIN(CASE WHEN claimed_by IS NULL THEN {due_at} ELSE claimed_until END)
-             FROM {table} WHERE {pending}"
-        )))
-        .fetch_one(c).await?);
+             FROM {table} WHERE {pending}{skipping}"
+        );
+        let at: Option<Timestamp> = db_run!(self, c => {
+            let mut query = sqlx::query_scalar(AssertSqlSafe(sql.clone()));
+            for group in skip {
+                query = query.bind(group.as_str());
+            }
+            query.fetch_one(c).await?
+        });
         Ok(at)
     }
 

@@ -9,7 +9,7 @@ use sqlx::types::Json;
 
 use crate::db::{Tx, db_run};
 use crate::error::StoreError;
-use crate::error::corrupt;
+use crate::error::{corrupt, named};
 use crate::store::Store;
 use crate::time::Timestamp;
 use crate::view::{REFUND_SELECT, RefundRecord, RefundRow};
@@ -44,39 +44,124 @@ impl Store {
 }
 
 impl Work {
-    /// The id of the order's refund whose provider id is `reference` (a Stripe
-    /// `re_…`), if it is recorded: made through Kassa, or reported by the provider
-    /// before.
+    /// The order's refund whose provider id is `reference` (a Stripe `re_…`), if it
+    /// is recorded: made through Kassa, or reported by the provider before.
     pub async fn refund_by_reference(
         &mut self,
         order: &str,
         reference: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(db_run!(&mut self.tx, c => sqlx::query_scalar(
-            "SELECT id FROM refunds WHERE tenant_id = $1 AND order_id = $2 AND reference = $3",
+    ) -> Result<Option<workflow::RecordedRefund>, StoreError> {
+        let row: Option<(String, i64, String, Json<Vec<i64>>)> = db_run!(&mut self.tx, c => sqlx::query_as(
+            "SELECT id, amount, status, lines FROM refunds
+             WHERE tenant_id = $1 AND order_id = $2 AND reference = $3",
         )
         .bind(self.tenant.as_str())
         .bind(order)
         .bind(reference)
-        .fetch_optional(c).await?))
+        .fetch_optional(c).await?);
+        row.map(|(id, amount, status, lines)| {
+            Ok(workflow::RecordedRefund {
+                id: RefundId::parse(&id).map_err(corrupt)?,
+                amount,
+                status: named(&status)?,
+                lines: lines.0,
+            })
+        })
+        .transpose()
     }
 
     /// Marks the order's refund `refund`, `pending` at the provider until now,
-    /// `succeeded`; false when it was not pending.
+    /// `succeeded`, and revokes the keys of the lines it refunded in full (they kept
+    /// them while it was pending). Returns the pools keys went back to, or `None` when
+    /// it was not pending.
     pub async fn refund_succeeded(
         &mut self,
         order: &str,
-        refund: &str,
-    ) -> Result<bool, StoreError> {
+        refund: &workflow::RecordedRefund,
+    ) -> Result<Option<Vec<LicensePoolId>>, StoreError> {
         let done = db_run!(&mut self.tx, c => sqlx::query(
             "UPDATE refunds SET status = 'succeeded'
              WHERE tenant_id = $1 AND order_id = $2 AND id = $3 AND status = 'pending'",
         )
         .bind(self.tenant.as_str())
         .bind(order)
-        .bind(refund)
+        .bind(refund.id.as_str())
         .execute(c).await?.rows_affected());
-        Ok(done == 1)
+        if done != 1 {
+            return Ok(None);
+        }
+        let tenant = self.tenant.clone();
+        let mut returned_to = Vec::new();
+        for &line_no in &refund.lines {
+            let pools = revoke_keys(&mut self.tx, &tenant, order, line_no, self.now).await?;
+            add_pools(&mut returned_to, pools);
+        }
+        Ok(Some(returned_to))
+    }
+
+    /// Takes back the order's refund `refund`, pending at the provider until now,
+    /// which failed there (`reason`: the provider's): it is `failed`, its amount no
+    /// longer counts, an order it refunded is `paid` again, and the lines it refunded
+    /// are refunded no more (those it cancelled `pending` again). A key it revoked
+    /// (only a refund recorded before migration 0034 did) and that is still the
+    /// line's is the line's again. What follows (`refund.failed`, the lines due
+    /// again) is `taken`'s, written with [`Work::follow`].
+    pub async fn take_back_refund(
+        &mut self,
+        order: &str,
+        refund: &workflow::RecordedRefund,
+        taken: &workflow::RefundTakenBack,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let tenant = self.tenant.clone();
+        let now = self.now;
+        let done = db_run!(&mut self.tx, c => sqlx::query(
+            "UPDATE refunds SET status = 'failed', failure_reason = $4
+             WHERE tenant_id = $1 AND order_id = $2 AND id = $3 AND status = 'pending'",
+        )
+        .bind(tenant.as_str())
+        .bind(order)
+        .bind(refund.id.as_str())
+        .bind(reason)
+        .execute(c).await?.rows_affected());
+        let updated = db_run!(&mut self.tx, c => sqlx::query(
+            "UPDATE orders SET amount_refunded = amount_refunded - $3, status = 'paid', updated_at = $4
+             WHERE tenant_id = $1 AND id = $2 AND status IN ('paid', 'refunded')
+             AND amount_refunded >= $3",
+        )
+        .bind(tenant.as_str())
+        .bind(order)
+        .bind(taken.amount)
+        .bind(now)
+        .execute(c).await?.rows_affected());
+        if done != 1 || updated != 1 {
+            return Err(StoreError::Conflict(
+                "the refund or its order changed while it was being taken back; try again".into(),
+            ));
+        }
+        for &line_no in &taken.restored_lines {
+            db_run!(&mut self.tx, c => sqlx::query(
+                "UPDATE order_lines SET refunded_at = NULL, revoked_at = NULL,
+                 delivery_status = CASE WHEN delivery_status = 'cancelled' THEN 'pending'
+                     ELSE delivery_status END,
+                 delivery_error = CASE WHEN delivery_status = 'cancelled' THEN NULL
+                     ELSE delivery_error END
+                 WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+            )
+            .bind(tenant.as_str())
+            .bind(order)
+            .bind(line_no)
+            .execute(c).await?.rows_affected());
+            move_line_keys(
+                &mut self.tx,
+                &tenant,
+                (order, line_no),
+                "revoked",
+                "assigned",
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Records `refund` of the order `order` (read with [`Work::order`], so its row is
@@ -85,7 +170,10 @@ impl Work {
     /// refunded in full is marked so, its keys revoked. A key of a pool that takes
     /// refunded keys back becomes `available` again in this same transaction, after
     /// the line that had it is marked refunded, so it is never on two live lines;
-    /// the pools keys went back to are returned, for their waiting lines.
+    /// the pools keys went back to are returned, for their waiting lines. A refund still
+    /// pending at the provider revokes no key yet ([`workflow::revokes_keys`]): its
+    /// lines' keys are revoked by [`Work::refund_succeeded`]. A line it refunds that
+    /// was not delivered ends, `cancelled` with the reason.
     pub async fn insert_refund(
         &mut self,
         order: &workflow::Order,
@@ -134,22 +222,46 @@ impl Work {
                 "the order changed while it was being refunded; try again".into(),
             ));
         }
+        let revoke = workflow::revokes_keys(refund.status);
         let mut returned_to = Vec::new();
         for &line_no in &decided.refunded_lines {
-            for pool in revoke_line(&mut self.tx, &tenant, id, line_no, now).await? {
-                if !returned_to.contains(&pool) {
-                    returned_to.push(pool);
-                }
+            let cancelled = decided.cancelled_lines.contains(&line_no);
+            db_run!(&mut self.tx, c => sqlx::query(
+                "UPDATE order_lines SET refunded_at = $4, next_delivery_at = NULL,
+                 claimed_by = NULL, claimed_until = NULL,
+                 delivery_status = CASE WHEN $5 THEN 'cancelled' ELSE delivery_status END,
+                 delivery_error = CASE WHEN $5 THEN 'refunded before it was delivered'
+                     ELSE delivery_error END
+                 WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+            )
+            .bind(tenant.as_str())
+            .bind(id)
+            .bind(line_no)
+            .bind(now)
+            .bind(cancelled)
+            .execute(c).await?.rows_affected());
+            if revoke {
+                let pools = revoke_keys(&mut self.tx, &tenant, id, line_no, now).await?;
+                add_pools(&mut returned_to, pools);
             }
         }
         Ok(returned_to)
     }
 }
 
-/// Marks a line refunded in full (never delivered after this) and revokes its keys:
+/// Adds `pools` to `into`, each once.
+fn add_pools(into: &mut Vec<LicensePoolId>, pools: Vec<LicensePoolId>) {
+    for pool in pools {
+        if !into.contains(&pool) {
+            into.push(pool);
+        }
+    }
+}
+
+/// Revokes the keys of a line refunded in full, once its refund's money went back:
 /// those of a pool that takes refunded keys back go back to it, the others stay the
 /// line's, `revoked`. Returns the pool of each key returned.
-async fn revoke_line(
+async fn revoke_keys(
     tx: &mut Tx,
     tenant: &TenantId,
     order: &str,
@@ -157,7 +269,7 @@ async fn revoke_line(
     now: Timestamp,
 ) -> Result<Vec<LicensePoolId>, StoreError> {
     db_run!(tx, c => sqlx::query(
-        "UPDATE order_lines SET refunded_at = $4, next_delivery_at = NULL
+        "UPDATE order_lines SET revoked_at = $4
          WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
     )
     .bind(tenant.as_str())
@@ -177,16 +289,29 @@ async fn revoke_line(
     .bind(order)
     .bind(line_no)
     .fetch_all(c).await?);
-    db_run!(tx, c => sqlx::query(
-        "UPDATE license_keys SET status = 'revoked'
-         WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3 AND status = 'assigned'",
-    )
-    .bind(tenant.as_str())
-    .bind(order)
-    .bind(line_no)
-    .execute(c).await?.rows_affected());
+    move_line_keys(tx, tenant, (order, line_no), "assigned", "revoked").await?;
     returned
         .iter()
         .map(|p| LicensePoolId::parse(p).map_err(corrupt))
         .collect()
+}
+
+/// Moves the keys of a line that are `from` to `to` (`assigned`, `revoked`).
+async fn move_line_keys(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    (order, line_no): (&str, i64),
+    from: &str,
+    to: &str,
+) -> Result<u64, StoreError> {
+    Ok(db_run!(tx, c => sqlx::query(
+        "UPDATE license_keys SET status = $5
+         WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3 AND status = $4",
+    )
+    .bind(tenant.as_str())
+    .bind(order)
+    .bind(line_no)
+    .bind(from)
+    .bind(to)
+    .execute(c).await?.rows_affected()))
 }

@@ -1,7 +1,8 @@
 //! What the dashboard's home page sums up: paid sales per day and currency, and what
-//! needs the merchant's attention.
+//! needs the merchant's attention, each of one mode (the dashboard's switch).
 
 use kassa_domain::ids::TenantId;
+use kassa_domain::mode::Mode;
 
 use crate::db::{Backend, db_run};
 use crate::error::StoreError;
@@ -34,10 +35,12 @@ pub struct Attention {
 }
 
 impl Store {
-    /// Paid orders per day and currency since `since`, by the day they were paid.
+    /// Paid orders of `mode` per day and currency since `since`, by the day they were
+    /// paid.
     pub async fn daily_sales(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         since: Timestamp,
     ) -> Result<Vec<DailySales>, StoreError> {
         let day = match self.backend() {
@@ -47,12 +50,13 @@ impl Store {
         let sql = format!(
             "SELECT {day} AS day, currency, COUNT(*), CAST(SUM(total) AS BIGINT) FROM orders
              WHERE tenant_id = $1 AND paid_at IS NOT NULL AND paid_at >= $2
-             AND status IN ('paid', 'refunded')
+             AND status IN ('paid', 'refunded') AND test_mode = $3
              GROUP BY 1, 2 ORDER BY 1, 2"
         );
         let rows: Vec<(i64, String, i64, i64)> = db_run!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(tenant.as_str())
             .bind(since)
+            .bind(!mode.is_live())
             .fetch_all(c).await?);
         Ok(rows
             .into_iter()
@@ -65,12 +69,14 @@ impl Store {
             .collect())
     }
 
-    pub async fn attention(&self, tenant: &TenantId) -> Result<Attention, StoreError> {
+    /// What needs the merchant's attention in `mode`: its pools running low, its
+    /// orders' lines waiting for keys or failed, its webhook endpoints failing.
+    pub async fn attention(&self, tenant: &TenantId, mode: Mode) -> Result<Attention, StoreError> {
         let all = PageRequest {
             after: None,
             limit: 1000,
         };
-        let pools = self.list_license_pools(tenant, &all).await?;
+        let pools = self.list_license_pools_of(tenant, mode, &all).await?;
         let low_pools = pools
             .data
             .into_iter()
@@ -78,11 +84,14 @@ impl Store {
             .map(|p| (p.id.as_str().to_owned(), p.name, p.available))
             .collect();
         let lines: Vec<(String, i64)> = db_run!(self, c => sqlx::query_as(
-            "SELECT delivery_status, COUNT(*) FROM order_lines
-             WHERE tenant_id = $1 AND delivery_status IN ('waiting_stock', 'failed')
-             GROUP BY delivery_status",
+            "SELECT l.delivery_status, COUNT(*) FROM order_lines l
+             JOIN orders o ON o.tenant_id = l.tenant_id AND o.id = l.order_id
+             WHERE l.tenant_id = $1 AND l.delivery_status IN ('waiting_stock', 'failed')
+             AND o.test_mode = $2
+             GROUP BY l.delivery_status",
         )
         .bind(tenant.as_str())
+        .bind(!mode.is_live())
         .fetch_all(c).await?);
         let count = |status: &str| {
             lines
@@ -93,9 +102,11 @@ impl Store {
         let failing_endpoints: Vec<(String, String, bool)> = db_run!(self, c => sqlx::query_as(
             "SELECT id, url, disabled_at IS NOT NULL FROM webhook_endpoints
              WHERE tenant_id = $1 AND (disabled_at IS NOT NULL OR failing_since IS NOT NULL)
+             AND livemode = $2
              ORDER BY id",
         )
         .bind(tenant.as_str())
+        .bind(mode.is_live())
         .fetch_all(c).await?);
         Ok(Attention {
             low_pools,

@@ -56,7 +56,8 @@ pub struct OrderLineRecord {
     pub delivery_error: Option<String>,
     /// Refunded in full (named in a refund, or the order refunded in full).
     pub refunded: bool,
-    /// The licenses a refund revoked: every license of a line refunded in full.
+    /// The licenses a refund revoked: every license of a line refunded in full, once
+    /// its refund succeeded (a refund pending at the provider revokes nothing yet).
     pub revoked_licenses: Vec<String>,
 }
 
@@ -88,8 +89,10 @@ pub struct RefundRecord {
     pub status: RefundStatus,
     pub reason: Option<String>,
     pub reference: Option<String>,
-    /// The lines it refunded in full (their licenses revoked).
+    /// The lines it refunded in full (their licenses revoked once it succeeded).
     pub lines: Vec<i64>,
+    /// Why the provider could not give the money back (Stripe's reason), once failed.
+    pub failure_reason: Option<String>,
     pub livemode: bool,
     pub created_at: String,
 }
@@ -105,12 +108,13 @@ pub(crate) struct RefundRow {
     reason: Option<String>,
     reference: Option<String>,
     lines: Json<Vec<i64>>,
+    failure_reason: Option<String>,
     livemode: bool,
     created_at: Timestamp,
 }
 
 pub(crate) const REFUND_SELECT: &str = "SELECT id, order_id, amount, currency, method, status, \
-    reason, reference, lines, livemode, created_at FROM refunds";
+    reason, reference, lines, failure_reason, livemode, created_at FROM refunds";
 
 impl TryFrom<RefundRow> for RefundRecord {
     type Error = StoreError;
@@ -125,6 +129,7 @@ impl TryFrom<RefundRow> for RefundRecord {
             reason: r.reason,
             reference: r.reference,
             lines: r.lines.0,
+            failure_reason: r.failure_reason,
             livemode: r.livemode,
             created_at: rfc3339(r.created_at.millis()),
         })
@@ -509,13 +514,14 @@ async fn with_children(
         licenses: Json<Vec<String>>,
         delivery_error: Option<String>,
         refunded_at: Option<Timestamp>,
+        revoked_at: Option<Timestamp>,
     }
     let lines: Vec<LineRow> = rows_of(
         tx,
         tenant,
         &orders,
         "SELECT order_id, line_no, product_id, name, quantity, unit_amount, subtotal, discount, \
-         total, delivery_status, licenses, delivery_error, refunded_at FROM order_lines",
+         total, delivery_status, licenses, delivery_error, refunded_at, revoked_at FROM order_lines",
         "order_id, line_no",
     )
     .await?;
@@ -531,7 +537,7 @@ async fn with_children(
             discount: l.discount,
             total: l.total,
             delivery_status: named(&l.delivery_status)?,
-            revoked_licenses: match l.refunded_at {
+            revoked_licenses: match l.revoked_at {
                 Some(_) => l.licenses.0.clone(),
                 None => Vec::new(),
             },

@@ -14,6 +14,7 @@ use crate::db::db_run;
 use crate::error::StoreError;
 use crate::error::corrupt;
 use crate::page::{Page, PageRequest};
+use crate::queues::Queue;
 use crate::sealed::Place;
 use crate::store::Store;
 use crate::time::Timestamp;
@@ -215,6 +216,10 @@ impl Store {
         .execute(c).await?.rows_affected());
         if done == 0 {
             return Err(StoreError::NotFound);
+        }
+        if !fields.disabled {
+            // Enabled (again, maybe): its held deliveries are due; every node looks.
+            self.wake_queue(Queue::Webhooks).await?;
         }
         self.webhook_endpoint_in(tenant, mode, id).await
     }

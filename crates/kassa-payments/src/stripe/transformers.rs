@@ -87,7 +87,7 @@ pub struct EventData {
 
 impl Event {
     /// What it reports: a payment (`payment_intent.*`, see [`Event::payment_event`]) or
-    /// a refund. Refunds come as `refund.created` and `refund.updated`, which Stripe
+    /// a refund. Refunds come as `refund.created`, `refund.updated` and `refund.failed`, which Stripe
     /// sends for every refund from API version 2024-10-28 (older versions send them for
     /// card refunds as `charge.refund.updated`, also read); each carries the Refund
     /// with its id, amount, currency, status and PaymentIntent. `charge.refunded`
@@ -95,7 +95,7 @@ impl Event {
     /// it is not read. Anything else is not Kassa's to act on.
     pub fn provider_event(self) -> Result<ProviderEvent, WebhookError> {
         match self.kind.as_str() {
-            "refund.created" | "refund.updated" | "charge.refund.updated" => {
+            "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" => {
                 self.refund_event().map(ProviderEvent::Refund)
             }
             _ => self.payment_event().map(ProviderEvent::Payment),
@@ -114,6 +114,11 @@ impl Event {
                 "succeeded" => RefundOutcome::Succeeded,
                 "failed" | "canceled" => RefundOutcome::Failed,
                 _ => RefundOutcome::Pending,
+            },
+            failure_reason: match refund.status.as_str() {
+                "failed" => refund.failure_reason.or(Some("unknown".into())),
+                "canceled" => Some("canceled".into()),
+                _ => None,
             },
             reference: refund.id,
             payment_reference: refund.payment_intent,
@@ -185,6 +190,9 @@ pub struct Refund {
     pub payment_intent: Option<String>,
     /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
     pub status: String,
+    /// Why it failed (`lost_or_stolen_card`, `expired_or_canceled_card`, …).
+    #[serde(default)]
+    pub failure_reason: Option<String>,
 }
 
 impl Refund {
@@ -351,6 +359,7 @@ mod tests {
                     currency: "USD".into(),
                     livemode: false,
                     outcome: RefundOutcome::Succeeded,
+                    failure_reason: None,
                 })
             );
         }
@@ -362,10 +371,14 @@ mod tests {
         assert_eq!(e.outcome, RefundOutcome::Pending);
         let mut failed = refund.clone();
         failed["status"] = json!("failed");
-        let Ok(ProviderEvent::Refund(e)) = event("refund.updated", failed).provider_event() else {
-            panic!("a refund")
-        };
-        assert_eq!(e.outcome, RefundOutcome::Failed);
+        failed["failure_reason"] = json!("lost_or_stolen_card");
+        for kind in ["refund.updated", "refund.failed"] {
+            let Ok(ProviderEvent::Refund(e)) = event(kind, failed.clone()).provider_event() else {
+                panic!("a refund")
+            };
+            assert_eq!(e.outcome, RefundOutcome::Failed);
+            assert_eq!(e.failure_reason.as_deref(), Some("lost_or_stolen_card"));
+        }
         // The Charge of `charge.refunded` is not read.
         assert_eq!(
             event("charge.refunded", json!({"id": "ch_1"})).provider_event(),

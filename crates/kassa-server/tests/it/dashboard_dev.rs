@@ -915,9 +915,10 @@ async fn bad_developer_input_is_answered_next_to_the_field(backend: Backend) {
 }
 
 /// The test/live switch: API keys, products and coupons are listed in their own mode
-/// only, and the product form offers only the pools of the dashboard's mode.
+/// only, the product form offers only the pools of the dashboard's mode, and the home
+/// page sums up the dashboard's mode only (sales, pools running low, endpoints failing).
 async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
-    let (_sink, _app, ada) = ada_signed_up(backend).await;
+    let (_sink, app, ada) = ada_signed_up(backend).await;
     let (test_secret, _) = api_key(&ada, "Test shop").await;
     assert!(
         test_secret.starts_with("kassa_sk_test_"),
@@ -1043,6 +1044,65 @@ async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
     );
     let links = ada.get("/dashboard/checkout-links").await;
     assert!(!links.html.contains("Live Pro"), "{}", links.html);
+
+    // Home: a live sale, and the test endpoint disabled. Each mode's home shows its own.
+    let product = app
+        .post_as(
+            &live_secret,
+            "/api/v1/products",
+            json!({"name": "Live thing", "prices": [{"currency": "USD", "amount": 4321}],
+                   "delivery": {"method": "web_service", "url": "https://licenses.example.com/"}}),
+        )
+        .await;
+    let product = product.ok()["id"].as_str().unwrap().to_owned();
+    let order = app
+        .post_as(
+            &live_secret,
+            "/api/v1/orders",
+            json!({"lines": [{"product_id": product, "quantity": 1}], "currency": "USD",
+                   "customer": {"email": "c@example.com"}, "payment_method": "bank_transfer",
+                   "consents": {"terms": true, "personal_data": true}}),
+        )
+        .await;
+    let order = order.ok()["id"].as_str().unwrap().to_owned();
+    app.post_as(
+        &live_secret,
+        &format!("/api/v1/orders/{order}/payments"),
+        json!({"method": "bank_transfer", "amount": 4321, "currency": "USD"}),
+    )
+    .await
+    .ok();
+    let test_hook_id = test_hook.rsplit('/').next().unwrap();
+    app.patch_as(
+        &test_secret,
+        &format!("/api/v1/webhook-endpoints/{test_hook_id}"),
+        json!({"disabled": true}),
+    )
+    .await
+    .ok();
+    let home = ada.get("/dashboard").await;
+    assert!(
+        home.html.contains("No paid orders yet today"),
+        "{}",
+        home.html
+    );
+    assert!(!home.html.contains("43.21 USD"));
+    assert!(home.html.contains("Test keys</a> is running low"));
+    assert!(!home.html.contains("Live keys"), "{}", home.html);
+    assert!(
+        home.html
+            .contains("hooks.example.com&#x2f;test</code></a> is disabled")
+    );
+    ada.post(
+        "/dashboard/mode",
+        &[("csrf", &home.csrf()), ("mode", "live")],
+    )
+    .await;
+    let home = ada.get("/dashboard").await;
+    assert!(home.html.contains("43.21 USD"), "{}", home.html);
+    assert!(home.html.contains("Live keys</a> is running low"));
+    assert!(!home.html.contains("Test keys"), "{}", home.html);
+    assert!(!home.html.contains("is disabled"), "{}", home.html);
 }
 
 /// A pool of the dashboard's mode, made on the pools page; its id.

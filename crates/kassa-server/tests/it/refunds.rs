@@ -13,6 +13,7 @@ use crate::dashboard::{error, merchant, pool_and_product_with};
 use crate::emails::Sink;
 use crate::fulfillment::{paid_order, wait_delivered};
 use crate::harness::TestApp;
+use crate::modes::order_once;
 use crate::pages::Browser;
 use crate::webhooks::endpoint_with_receiver;
 
@@ -23,6 +24,7 @@ on_both_backends!(
     concurrent_refunds_never_add_up_to_more_than_was_paid,
     no_refund_of_what_is_not_paid_or_not_yours,
     an_owner_refunds_from_the_order_page,
+    a_refunded_line_waiting_for_stock_ends_and_a_restock_serves_the_others,
 );
 
 /// A pool of `keys` made with `key` (so of its mode) and a product of 10.00 USD
@@ -572,4 +574,66 @@ async fn an_owner_refunds_from_the_order_page(backend: Backend) {
         "{}",
         pool_page.html
     );
+}
+
+/// A paid line waiting for keys, refunded, ends: `cancelled`, with the reason, no longer
+/// counted as waiting; keys uploaded afterwards go to the other lines waiting, never
+/// to it.
+async fn a_refunded_line_waiting_for_stock_ends_and_a_restock_serves_the_others(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (product, pool_id) = stocked_product(&app, &app.key, &["ONLY-1"], false).await;
+    let first = paid_order(&app, &product, 1).await;
+    wait_delivered(&app, &first).await;
+    let waiting = |o: &Value| o["lines"][0]["delivery_status"] == "waiting_stock";
+    let refunded = paid_order(&app, &product, 1).await;
+    let other = paid_order(&app, &product, 1).await;
+    for id in [&refunded, &other] {
+        let o = order_once(&app, &app.key, id, waiting).await;
+        assert!(waiting(&o), "{o}");
+    }
+
+    let answer = app
+        .post(&refunds_path(&refunded), json!({"reason": "no keys left"}))
+        .await;
+    assert_eq!(answer.ok()["status"], "succeeded", "{}", answer.text);
+    let o = order(&app, &app.key, &refunded).await;
+    assert_eq!(o["status"], "refunded");
+    let line = &o["lines"][0];
+    assert_eq!(line["delivery_status"], "cancelled", "{o}");
+    assert!(
+        line["delivery_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refunded"),
+        "the reason is on the line: {o}"
+    );
+    let waiting_lines = app
+        .get("/api/v1/orders?delivery_status=not_delivered")
+        .await;
+    let still_waiting: Vec<&Value> = waiting_lines.ok()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["lines"][0]["delivery_status"] == "waiting_stock")
+        .collect();
+    assert_eq!(still_waiting.len(), 1, "only the other line waits");
+    assert_eq!(still_waiting[0]["id"], other.as_str());
+
+    // One key arrives: the other line gets it; then another: it stays in the pool.
+    for key in ["LATE-1", "LATE-2"] {
+        app.post(
+            &format!("/api/v1/license-pools/{pool_id}/keys"),
+            json!({ "keys": [key] }),
+        )
+        .await
+        .ok();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let delivered = wait_delivered(&app, &other).await;
+    assert_eq!(delivered["lines"][0]["licenses"], json!(["LATE-1"]));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let o = order(&app, &app.key, &refunded).await;
+    assert_eq!(o["lines"][0]["delivery_status"], "cancelled", "{o}");
+    assert_eq!(o["lines"][0]["licenses"], json!([]));
+    assert_eq!(pool(&app, &app.key, &pool_id).await["available"], 1);
 }

@@ -41,6 +41,7 @@ on_both_backends!(
     money_paid_at_stripe_after_switching_method_still_pays_the_order,
     events_arriving_at_once_pay_once,
     a_refund_made_in_stripes_dashboard_refunds_the_order,
+    a_refund_that_fails_at_stripe_is_taken_back,
     the_stripe_webhook_limits_bad_signatures_and_survives_a_failing_database,
     a_card_needing_3d_secure_is_paid_only_once_authenticated,
 );
@@ -1232,6 +1233,19 @@ fn refund_event(id: &str, kind: &str, refund: &Value) -> Value {
            "api_version": "2024-10-28.acacia", "data": {"object": refund}})
 }
 
+/// The types of the webhooks `hooks`, sorted.
+fn sorted_types(hooks: &[Value]) -> Vec<&str> {
+    let mut kinds: Vec<&str> = hooks.iter().map(|h| h["type"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    kinds
+}
+
+/// Delivers Stripe's `kind` event `id` about the Refund `refund` to acme's test mode
+/// endpoint.
+async fn report(app: &TestApp, id: &str, kind: &str, refund: &Value) -> Answer {
+    deliver_test(app, &refund_event(id, kind, refund)).await
+}
+
 /// A merchant refunds in Stripe's dashboard, not in Kassa: Stripe's refund event
 /// records it on the order through the workflow (events, email, keys revoked when all
 /// went back), once per Stripe refund, and a refund Kassa made itself is not counted
@@ -1360,10 +1374,8 @@ async fn a_refund_made_in_stripes_dashboard_refunds_the_order(backend: Backend) 
     assert_eq!(events_of(&app, &app.key, "refund.succeeded").await, 4);
     assert_eq!(events_of(&app, &app.key, "order.refunded").await, 1);
     let hooks = receiver.wait_for(5).await;
-    let mut kinds: Vec<&str> = hooks.iter().map(|h| h["type"].as_str().unwrap()).collect();
-    kinds.sort_unstable();
     assert_eq!(
-        kinds,
+        sorted_types(&hooks),
         [
             "order.refunded",
             "refund.succeeded",
@@ -1386,6 +1398,141 @@ async fn a_refund_made_in_stripes_dashboard_refunds_the_order(backend: Backend) 
         })
         .count();
     assert_eq!(refunds, 4, "{mails:?}");
+}
+
+/// A refund Stripe reports pending and then failed gave nothing back: it is taken back
+/// (marked failed with Stripe's reason, the order paid again with all of it refundable,
+/// `refund.failed`, the owners emailed), once however often Stripe says so. A pending
+/// refund revokes no key; the keys of a full refund are revoked (here returned to their
+/// pool) when Stripe says it succeeded, and a failure reported after that takes back
+/// nothing. localstripe's refunds succeed at once and it sends no refund events: the
+/// test signs Stripe's events from localstripe's Refund, with the status Stripe would
+/// report.
+async fn a_refund_that_fails_at_stripe_is_taken_back(backend: Backend) {
+    let stripe = LocalStripe::start().await;
+    let sink = Sink::start(None);
+    let (app, _recorder) = kassa_with_stripe(backend, &stripe, Some(&sink)).await;
+    let (_, receiver) = endpoint_with_receiver(
+        &app,
+        "",
+        json!(["refund.succeeded", "refund.failed", "order.refunded"]),
+    )
+    .await;
+    let (pi, order_id, order) = paid_test_order_at_stripe(&app, &stripe).await;
+    let total = order["total"].as_i64().unwrap();
+    let keys = order["lines"][0]["licenses"].clone();
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    let pools = app.get("/api/v1/license-pools").await;
+    let pool_path = format!(
+        "/api/v1/license-pools/{}",
+        pools.ok()["data"][0]["id"].as_str().unwrap()
+    );
+    app.patch_as(&app.key, &pool_path, json!({"return_refunded_keys": true}))
+        .await
+        .ok();
+    let available = || async { app.get(&pool_path).await.ok()["available"].clone() };
+    assert_eq!(available().await, 1);
+    let path = format!("/api/v1/orders/{order_id}");
+
+    // All of it, refunded in Stripe's dashboard, pending there: counted, nothing revoked.
+    let mut refund = stripe.refund(&pi, total).await;
+    refund["status"] = json!("pending");
+    let answer = report(&app, "evt_pending", "refund.created", &refund).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let o = app.get(&path).await.ok().clone();
+    assert_eq!(o["status"], "refunded", "{o}");
+    assert_eq!(o["amount_refunded"], total);
+    assert_eq!(o["refunds"][0]["status"], "pending");
+    assert_eq!(o["lines"][0]["refunded"], true);
+    assert_eq!(o["lines"][0]["licenses"], keys);
+    assert_eq!(o["lines"][0]["revoked_licenses"], json!([]), "{o}");
+    assert_eq!(available().await, 1, "no key back in the pool yet");
+
+    // It fails at Stripe: taken back.
+    refund["status"] = json!("failed");
+    refund["failure_reason"] = json!("expired_or_canceled_card");
+    let failed = refund_event("evt_failed", "refund.failed", &refund);
+    let answer = deliver_test(&app, &failed).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["status"], "paid", "{}", answer.text);
+    let o = app.get(&path).await.ok().clone();
+    assert_eq!(o["status"], "paid", "{o}");
+    assert_eq!(o["amount_refunded"], 0);
+    assert_eq!(o["refunds"][0]["status"], "failed");
+    assert_eq!(
+        o["refunds"][0]["failure_reason"],
+        "expired_or_canceled_card"
+    );
+    assert_eq!(o["lines"][0]["refunded"], false);
+    assert_eq!(o["lines"][0]["delivery_status"], "delivered");
+    assert_eq!(o["lines"][0]["licenses"], keys);
+    // Said again, as `refund.failed` or `refund.updated`: nothing more.
+    for again in [
+        failed.clone(),
+        refund_event("evt_failed_upd", "refund.updated", &refund),
+    ] {
+        let answer = deliver_test(&app, &again).await;
+        assert_eq!(answer.body["replayed"], true, "{}", answer.text);
+    }
+    let o = app.get(&path).await.ok().clone();
+    assert_eq!(
+        (o["status"].clone(), o["amount_refunded"].clone()),
+        (json!("paid"), json!(0))
+    );
+    assert_eq!(available().await, 1);
+
+    // All of it is refundable again: a new refund, pending, then succeeded at Stripe;
+    // the keys are revoked (back in the pool) when it succeeds.
+    let mut second = stripe.refund(&pi, total).await;
+    second["status"] = json!("pending");
+    let answer = report(&app, "evt_second", "refund.created", &second).await;
+    assert_eq!(answer.body["status"], "refunded", "{}", answer.text);
+    assert_eq!(available().await, 1);
+    second["status"] = json!("succeeded");
+    let answer = report(&app, "evt_second_ok", "refund.updated", &second).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let o = app.get(&path).await.ok().clone();
+    assert_eq!(o["refunds"][1]["status"], "succeeded", "{o}");
+    assert_eq!(o["lines"][0]["revoked_licenses"], keys, "{o}");
+    assert_eq!(available().await, 3, "the two keys are back, once");
+    // A failure reported after it succeeded takes nothing back: the keys stay in the
+    // pool, free for other customers, and the order refunded.
+    second["status"] = json!("failed");
+    let late = report(&app, "evt_second_late", "refund.failed", &second).await;
+    assert_eq!(late.status, 200, "{}", late.text);
+    let o = app.get(&path).await.ok().clone();
+    assert_eq!(
+        (o["status"].clone(), o["amount_refunded"].clone()),
+        (json!("refunded"), json!(total))
+    );
+    assert_eq!(available().await, 3);
+
+    // The merchant hears of it: `refund.failed` at their endpoint, and an email.
+    let hooks = receiver.wait_for(5).await;
+    assert_eq!(
+        sorted_types(&hooks),
+        [
+            "order.refunded",
+            "order.refunded",
+            "refund.failed",
+            "refund.succeeded",
+            "refund.succeeded"
+        ]
+    );
+    let told = hooks.iter().find(|h| h["type"] == "refund.failed").unwrap();
+    assert_eq!(told["event"]["data"]["refund"]["status"], "failed");
+    assert_eq!(told["event"]["data"]["order"]["status"], "paid");
+    assert!(hooks.iter().all(|h| h["verified"] == true));
+    let mails = sink.wait_for(5).await;
+    let notice = mails
+        .iter()
+        .find(|m| m["rcpt_tos"][0] == "owner@acme.test")
+        .unwrap_or_else(|| panic!("the owners are told: {mails:?}"));
+    let subject = notice["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("refund") && subject.contains("failed"),
+        "{subject}"
+    );
 }
 
 /// The webhook route under attack: failed signature checks (and deliveries to a

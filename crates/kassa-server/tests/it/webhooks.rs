@@ -16,6 +16,7 @@ on_both_backends!(
     a_purchase_with_a_declined_card_sends_every_event,
     a_failing_receiver_gets_the_event_on_the_third_attempt,
     gone_disables_the_endpoint,
+    a_disabled_endpoint_gets_nothing_until_it_is_enabled_again,
     a_rotated_secret_keeps_signing_for_the_overlap,
     filters_events_and_redelivery,
 );
@@ -310,6 +311,13 @@ async fn gone_disables_the_endpoint(backend: Backend) {
     );
     assert!(notice["subject"].as_str().unwrap().contains("was disabled"));
     assert!(
+        notice["subject"]
+            .as_str()
+            .unwrap()
+            .contains("a test mode webhook endpoint"),
+        "the endpoint's mode: {notice}"
+    );
+    assert!(
         notice["text_body"]
             .as_str()
             .unwrap()
@@ -322,6 +330,86 @@ async fn gone_disables_the_endpoint(backend: Backend) {
         1,
         "a disabled endpoint gets nothing more"
     );
+}
+
+/// The deliveries of an endpoint disabled while they wait for their next attempt are
+/// held, not sent; enabled again, it gets them. An event recorded while it was disabled
+/// is not queued for it; the merchant sends it again from the events list.
+async fn a_disabled_endpoint_gets_nothing_until_it_is_enabled_again(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // The receiver keeps the first attempt 2 s, then answers 500: a retry is due 1 s
+    // later (the tests' schedule), by which time the endpoint is disabled.
+    let (id, secret) = endpoint(
+        &app,
+        json!({"url": "https://placeholder.example/hook", "disabled": true,
+               "event_types": ["order.created"]}),
+    )
+    .await;
+    let receiver = Receiver::start(&secret, "500", 2.0);
+    let endpoint_path = format!("/api/v1/webhook-endpoints/{id}");
+    let enabled = |on: bool| json!({"url": receiver.url, "disabled": !on});
+    app.patch_as(&app.key, &endpoint_path, enabled(true))
+        .await
+        .ok();
+    let prd = product(&app, 1999).await;
+    let first = api_order(&app, &prd).await;
+    app.patch_as(&app.key, &endpoint_path, enabled(false))
+        .await
+        .ok();
+    // Long past the first attempt's answer and its retry's time.
+    tokio::time::sleep(Duration::from_millis(5000)).await;
+    let held = receiver.received();
+    assert!(
+        held.len() <= 1,
+        "nothing after the endpoint was disabled: {held:?}"
+    );
+    let deliveries = app.get(&format!("{endpoint_path}/deliveries")).await;
+    assert_eq!(
+        deliveries.ok()["data"][0]["status"],
+        "pending",
+        "held, not given up: {}",
+        deliveries.text
+    );
+    // An order placed while it is disabled: its event is not queued for it.
+    let second = api_order(&app, &prd).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), held.len());
+
+    // Enabled again: the held delivery goes out (and succeeds), the missed event does not.
+    app.patch_as(&app.key, &endpoint_path, enabled(true))
+        .await
+        .ok();
+    let got = receiver.wait_for(held.len() + 1).await;
+    let last = got.last().unwrap();
+    assert_eq!(last["answered"], 200, "{got:?}");
+    assert_eq!(last["event"]["data"]["order"]["id"], first.as_str());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        receiver.received().len(),
+        held.len() + 1,
+        "the missed event is not sent by itself"
+    );
+    // The merchant finds the missed event and sends it again.
+    let events = app.get("/api/v1/events?type=order.created").await;
+    let missed = events.ok()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["payload"]["data"]["order"]["id"] == second.as_str())
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .expect("the missed event is listed");
+    app.post(
+        &format!("{endpoint_path}/redeliver"),
+        json!({"event_id": missed}),
+    )
+    .await
+    .ok();
+    let got = receiver.wait_for(held.len() + 2).await;
+    assert_eq!(
+        got.last().unwrap()["event"]["data"]["order"]["id"],
+        second.as_str()
+    );
+    assert!(got.iter().all(|r| r["verified"] == true));
 }
 
 async fn a_rotated_secret_keeps_signing_for_the_overlap(backend: Backend) {

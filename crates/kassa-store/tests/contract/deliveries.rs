@@ -102,7 +102,7 @@ async fn deliveries_are_claimed_once_paid_first_and_given_back_when_a_claim_runs
 
     let a = fx
         .store
-        .claim_webhook_deliveries("clm_a", 2, long)
+        .claim_webhook_deliveries("clm_a", 2, long, &[])
         .await
         .unwrap();
     let events: Vec<&str> = a.iter().map(|d| d.event_id.as_str()).collect();
@@ -114,7 +114,7 @@ async fn deliveries_are_claimed_once_paid_first_and_given_back_when_a_claim_runs
     // Another claimant gets only what is left, and then nothing.
     let b = fx
         .store
-        .claim_webhook_deliveries("clm_b", 10, Duration::ZERO)
+        .claim_webhook_deliveries("clm_b", 10, Duration::ZERO, &[])
         .await
         .unwrap();
     let events: Vec<&str> = b.iter().map(|d| d.event_id.as_str()).collect();
@@ -122,7 +122,7 @@ async fn deliveries_are_claimed_once_paid_first_and_given_back_when_a_claim_runs
     // `clm_b`'s claim ran out at once: its delivery is claimed again (a dead node's).
     let c = fx
         .store
-        .claim_webhook_deliveries("clm_c", 10, Duration::ZERO)
+        .claim_webhook_deliveries("clm_c", 10, Duration::ZERO, &[])
         .await
         .unwrap();
     let events: Vec<&str> = c.iter().map(|d| d.event_id.as_str()).collect();
@@ -138,7 +138,7 @@ async fn deliveries_are_claimed_once_paid_first_and_given_back_when_a_claim_runs
         .unwrap();
     assert!(
         fx.store
-            .claim_webhook_deliveries("clm_d", 10, long)
+            .claim_webhook_deliveries("clm_d", 10, long, &[])
             .await
             .unwrap()
             .is_empty(),
@@ -158,7 +158,7 @@ async fn deliveries_are_claimed_once_paid_first_and_given_back_when_a_claim_runs
         .unwrap();
     let again = fx
         .store
-        .claim_webhook_deliveries("clm_e", 10, long)
+        .claim_webhook_deliveries("clm_e", 10, long, &[])
         .await
         .unwrap();
     let events: Vec<&str> = again.iter().map(|d| d.event_id.as_str()).collect();

@@ -269,7 +269,7 @@ pub async fn place_and_claim_line(
     let mut order = new_order(product, 1, PaymentMethod::BankTransfer);
     order.test_mode = !mode.is_live();
     let mut work = store.work(tenant).await.unwrap();
-    let kassa_store::Placement::New(placed) = work.insert_order(&order).await.unwrap() else {
+    let kassa_store::Placement::New(placed) = place_new(&mut work, &order).await else {
         panic!("a new order");
     };
     let due = kassa_domain::workflow::Followups {

@@ -15,6 +15,7 @@ kassa_testkit::on_both_backends!(
     a_partial_then_a_full_refund_revoke_the_keys,
     refunded_keys_go_back_to_a_pool_that_takes_them,
     refunds_never_add_up_to_more_than_the_total,
+    a_pending_refund_revokes_at_success_and_a_failed_one_is_taken_back,
 );
 
 /// A paid test order of two units of a product delivered from a pool of three keys;
@@ -212,6 +213,7 @@ async fn refunds_never_add_up_to_more_than_the_total(backend: Backend) {
         amount: 600,
         order_refunded: false,
         refunded_lines: Vec::new(),
+        cancelled_lines: Vec::new(),
         followups: workflow::Followups::default(),
     };
     let new = NewRefund {
@@ -226,4 +228,114 @@ async fn refunds_never_add_up_to_more_than_the_total(backend: Backend) {
     let order = fx.store.order(tenant, &id).await.expect("the order");
     assert_eq!(order.amount_refunded, 1500);
     assert_eq!(order.refunds.len(), 1);
+}
+
+/// A full refund recorded `pending` refunds the order and its line but revokes no key;
+/// taken back after it failed, the order is paid with nothing refunded and the line is
+/// its own again; a second one that succeeds later revokes the keys then, back into a
+/// pool that takes them, once.
+async fn a_pending_refund_revokes_at_success_and_a_failed_one_is_taken_back(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let (acme, _) = fx.tenant("acme").await;
+    let tenant = &acme.tenant.id;
+    let (id, pool) = delivered_order(&fx.store, tenant, true).await;
+    let pending = |reference: &str| NewRefund {
+        id: RefundId::generate(),
+        method: PaymentMethod::Stripe,
+        status: RefundStatus::Pending,
+        reason: None,
+        reference: Some(reference.to_owned()),
+    };
+    let record_pending = |reference: &'static str| {
+        let store = fx.store.clone();
+        let (tenant, id) = (tenant.clone(), id.clone());
+        async move {
+            let mut work = store.work(&tenant).await.expect("work");
+            let order = work.order(&id).await.expect("the order");
+            let new = pending(reference);
+            let decided = order
+                .refund(&RefundRequest {
+                    id: new.id.clone(),
+                    amount: None,
+                    currency: None,
+                    lines: Vec::new(),
+                })
+                .expect("a full refund");
+            let returned = work
+                .insert_refund(&order, &new, &decided)
+                .await
+                .expect("recorded");
+            assert!(returned.is_empty(), "a pending refund returns no key");
+            work.commit().await.expect("commit");
+        }
+    };
+    let stock = || async {
+        let p = fx
+            .store
+            .license_pool(tenant, &pool)
+            .await
+            .expect("the pool");
+        (p.available, p.assigned)
+    };
+
+    record_pending("re_first").await;
+    let order = fx.store.order(tenant, &id).await.expect("the order");
+    assert_eq!(order.status.as_str(), "refunded");
+    assert!(order.lines[0].refunded);
+    assert!(order.lines[0].revoked_licenses.is_empty());
+    assert_eq!(stock().await, (1, 2), "the keys are still the line's");
+
+    let mut work = fx.store.work(tenant).await.expect("work");
+    let order = work.order(&id).await.expect("the order");
+    let recorded = work
+        .refund_by_reference(&id, "re_first")
+        .await
+        .expect("read")
+        .expect("recorded");
+    assert_eq!(recorded.status, RefundStatus::Pending);
+    let taken = order.refund_failed(&recorded).expect("taken back");
+    work.take_back_refund(&id, &recorded, &taken, Some("lost_or_stolen_card"))
+        .await
+        .expect("written");
+    work.commit().await.expect("commit");
+    let order = fx.store.order(tenant, &id).await.expect("the order");
+    assert_eq!((order.status.as_str(), order.amount_refunded), ("paid", 0));
+    assert_eq!(order.refunds[0].status, RefundStatus::Failed);
+    assert_eq!(
+        order.refunds[0].failure_reason.as_deref(),
+        Some("lost_or_stolen_card")
+    );
+    assert!(!order.lines[0].refunded);
+    assert_eq!(order.lines[0].licenses.len(), 2);
+    assert_eq!(stock().await, (1, 2));
+    // Taken back once: the same again is a conflict, nothing written.
+    let mut work = fx.store.work(tenant).await.expect("work");
+    assert_conflict(work.take_back_refund(&id, &recorded, &taken, None).await);
+    drop(work);
+
+    record_pending("re_second").await;
+    let mut work = fx.store.work(tenant).await.expect("work");
+    let second = work
+        .refund_by_reference(&id, "re_second")
+        .await
+        .expect("read")
+        .expect("recorded");
+    let returned = work
+        .refund_succeeded(&id, &second)
+        .await
+        .expect("written")
+        .expect("it was pending");
+    assert_eq!(returned, std::slice::from_ref(&pool));
+    assert!(
+        work.refund_succeeded(&id, &second)
+            .await
+            .expect("read")
+            .is_none(),
+        "succeeded once"
+    );
+    work.commit().await.expect("commit");
+    let order = fx.store.order(tenant, &id).await.expect("the order");
+    assert_eq!(order.status.as_str(), "refunded");
+    assert_eq!(order.lines[0].revoked_licenses.len(), 2);
+    assert_eq!(stock().await, (3, 0), "both keys back, once");
 }

@@ -334,7 +334,7 @@ async fn an_endpoint_whose_secret_does_not_open_holds_back_only_its_own_deliveri
     raw.close().await;
     let claimed = fx
         .store
-        .claim_webhook_deliveries("clm_1", 10, std::time::Duration::from_secs(60))
+        .claim_webhook_deliveries("clm_1", 10, std::time::Duration::from_secs(60), &[])
         .await
         .expect("the batch is claimed despite the broken endpoint");
     assert_eq!(
