@@ -59,14 +59,16 @@ impl ApiKey {
         Mode::from_livemode(self.0.key.livemode)
     }
 
-    /// The key's tenant, when the key's scope allows `action`; a 403 naming the scope
-    /// needed when it does not.
+    /// The key's tenant, when the key's scope and mode allow `action`; a 403 naming the
+    /// scope needed, or saying a live key is, when they do not.
     pub fn allowed(&self, action: ApiAction) -> Result<&TenantRecord, ApiError> {
         let scope = self.0.key.scope;
-        if scope.allows(action) {
-            Ok(&self.0.tenant)
-        } else {
+        if !scope.allows(action) {
             Err(ApiError::forbidden(scope, action.minimal_scope()))
+        } else if !action.allowed_in(self.mode()) {
+            Err(ApiError::live_key_required())
+        } else {
+            Ok(&self.0.tenant)
         }
     }
 }

@@ -143,6 +143,19 @@ impl ApiError {
         )))
     }
 
+    /// A test key asked for what both modes share (the store's settings and secrets).
+    pub fn live_key_required() -> Self {
+        ApiError::Forbidden(Json(Problem::new(
+            StatusCode::FORBIDDEN,
+            "live_key_required",
+            Some(
+                "the store's settings and signing secrets serve test and live mode alike, so \
+                 they are read and changed with a live key (or in the dashboard), never a test key"
+                    .to_owned(),
+            ),
+        )))
+    }
+
     pub fn conflict(detail: impl Into<String>) -> Self {
         ApiError::Conflict(Json(Problem::new(
             StatusCode::CONFLICT,

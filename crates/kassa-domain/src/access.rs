@@ -2,6 +2,7 @@
 //! action of the merchant API needs ([`ApiAction::minimal_scope`]).
 
 use crate::Invalid;
+use crate::mode::Mode;
 
 crate::names::named_enum! {
     /// How much an API key may do; each scope includes the ones before it.
@@ -84,6 +85,14 @@ impl ApiAction {
         ApiAction::ManagePlugins,
     ];
 
+    /// Whether a key of `mode` may do this. The store's settings and signing secrets
+    /// serve both modes, so what a test key did to them would reach live mode (the live
+    /// checkout's payment methods and bank details, the live Stripe account, live links
+    /// signed with the store's secret): a test key neither reads nor changes them.
+    pub fn allowed_in(self, mode: Mode) -> bool {
+        mode.is_live() || !matches!(self, ApiAction::EditSettings | ApiAction::ManageSecrets)
+    }
+
     /// The one rule: the least scope a key needs to do this.
     pub fn minimal_scope(self) -> KeyScope {
         use ApiAction::*;
@@ -113,6 +122,19 @@ mod tests {
             "no key mints a wider one"
         );
         assert!(!KeyScope::ReadOnly.allows(ManageSecrets));
+    }
+
+    #[test]
+    fn a_test_key_never_reaches_what_both_modes_share() {
+        use ApiAction::*;
+        for action in ApiAction::ALL {
+            assert!(action.allowed_in(Mode::Live), "{action:?}");
+        }
+        let refused: Vec<_> = ApiAction::ALL
+            .into_iter()
+            .filter(|a| !a.allowed_in(Mode::Test))
+            .collect();
+        assert_eq!(refused, [EditSettings, ManageSecrets]);
     }
 
     #[test]

@@ -171,7 +171,7 @@ async fn keys_do_only_what_their_scope_allows(backend: Backend) {
             .await,
         "full",
     );
-    app.get("/api/v1/settings").await.ok();
+    app.get_as(&app.live_key, "/api/v1/settings").await.ok();
     app.delete_as(&app.key, &format!("/api/v1/webhook-endpoints/{ep}"))
         .await
         .ok();

@@ -115,9 +115,9 @@ async fn the_order(app: &TestApp, slug: &str) -> kassa_store::OrderRecord {
 /// the store's test mode endpoint); returns the buy URL of a product with two keys.
 async fn store_on_localstripe(app: &TestApp, stripe: &crate::localstripe::LocalStripe) -> String {
     use crate::stripe::{TEST_KEYS, TEST_WHSEC, set_up_stripe};
-    set_up_stripe(app, &app.key, "test", TEST_KEYS).await;
+    set_up_stripe(app, &app.live_key, "test", TEST_KEYS).await;
     app.patch_as(
-        &app.key,
+        &app.live_key,
         "/api/v1/settings",
         json!({"payment_methods": ["stripe"]}),
     )

@@ -28,11 +28,19 @@ async fn an_unpaid_order_holds_a_limited_coupon_only_for_a_while(backend: Backen
     let app = TestApp::spawn(backend).await;
     let prd = product(&app, 1000).await;
     let set = app
-        .patch_as(&app.key, "/api/v1/settings", json!({"coupon_hold": "2s"}))
+        .patch_as(
+            &app.live_key,
+            "/api/v1/settings",
+            json!({"coupon_hold": "2s"}),
+        )
         .await;
     assert_eq!(set.ok()["coupon_hold"], "2s");
     let bad = app
-        .patch_as(&app.key, "/api/v1/settings", json!({"coupon_hold": "90d"}))
+        .patch_as(
+            &app.live_key,
+            "/api/v1/settings",
+            json!({"coupon_hold": "90d"}),
+        )
         .await;
     assert_eq!(bad.invalid_fields(), ["coupon_hold"]);
     app.post(

@@ -363,7 +363,7 @@ pub(crate) async fn service_product(
     app: &TestApp,
     plan: &str,
 ) -> (String, crate::webhooks::Receiver) {
-    let settings = app.get("/api/v1/settings").await;
+    let settings = app.get_as(&app.live_key, "/api/v1/settings").await;
     let secret = settings.ok()["web_service_signing_secret"]
         .as_str()
         .unwrap()

@@ -23,6 +23,7 @@ on_both_backends!(
     a_test_key_never_touches_the_live_catalog,
     each_checkout_sells_only_its_own_worlds_catalog,
     a_test_links_offer_never_holds_in_the_live_checkout,
+    a_test_key_never_reads_or_changes_the_stores_settings,
 );
 
 /// A product delivered from a pool of three keys made with `key` (so of its mode).
@@ -867,4 +868,89 @@ async fn a_test_links_offer_never_holds_in_the_live_checkout(backend: Backend) {
     // The live product's own buy link still sells at its price.
     let page = Browser::new(&app).open(&format!("/acme/buy/{prd}")).await;
     assert!(page.html.contains("19.99 USD"));
+}
+
+/// The store's settings and signing secrets serve both modes: a test key (one given to
+/// a contractor) that could change them would reach live mode: the live Stripe account
+/// live card payments go to, the bank account live customers are told to pay, the
+/// secret live links are signed with. Every `/settings` request with a test key is a
+/// 403 and changes nothing; the live key does them all.
+async fn a_test_key_never_reads_or_changes_the_stores_settings(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let test = &app.key;
+    let live = &app.live_key;
+    let before = app.get_as(live, "/api/v1/settings").await.ok().clone();
+    let secret = before["link_signing_secret"].as_str().unwrap().to_owned();
+
+    let refused = |answer: crate::harness::Answer| {
+        let problem = answer.problem(403).clone();
+        assert_eq!(
+            problem["type"]
+                .as_str()
+                .map(|t| t.ends_with("live_key_required")),
+            Some(true),
+            "{problem}"
+        );
+        assert!(
+            !answer.body.to_string().contains(&secret),
+            "no secret in the answer"
+        );
+    };
+    refused(app.get_as(test, "/api/v1/settings").await);
+    refused(
+        app.patch_as(
+            test,
+            "/api/v1/settings",
+            json!({"payment_methods": ["bank_transfer"],
+                   "bank": {"account_holder": "Mallory", "bank_name": "Other Bank",
+                            "iban": "GB33BUKB20201555555555", "bic": "BUKBGB22"}}),
+        )
+        .await,
+    );
+    let stripe_live = json!({"secret_key": "sk_live_mallory000000000000", "publishable_key": "pk_live_mallory000000000000", "webhook_secret": "whsec_mallory"});
+    refused(
+        app.send(
+            app.request(reqwest::Method::PUT, test, "/api/v1/settings/stripe/live")
+                .json(&stripe_live),
+        )
+        .await,
+    );
+    refused(app.delete_as(test, "/api/v1/settings/stripe/test").await);
+    refused(
+        app.post_as(
+            test,
+            "/api/v1/settings/link-signing-secret/rotate",
+            json!({}),
+        )
+        .await,
+    );
+    refused(
+        app.post_as(
+            test,
+            "/api/v1/settings/web-service-signing-secret/rotate",
+            json!({}),
+        )
+        .await,
+    );
+    let after = app.get_as(live, "/api/v1/settings").await.ok().clone();
+    assert_eq!(after, before, "nothing changed");
+
+    // The live key does what the test key could not.
+    let bank = app
+        .patch_as(
+            live,
+            "/api/v1/settings",
+            json!({"bank": {"account_holder": "Acme Ltd", "bank_name": "First Bank",
+                            "iban": "DE89370400440532013000", "bic": "COBADEFFXXX"}}),
+        )
+        .await;
+    assert_eq!(bank.ok()["bank"]["account_holder"], "Acme Ltd");
+    let rotated = app
+        .post_as(
+            live,
+            "/api/v1/settings/link-signing-secret/rotate",
+            json!({}),
+        )
+        .await;
+    assert_ne!(rotated.ok()["link_signing_secret"], secret.as_str());
 }

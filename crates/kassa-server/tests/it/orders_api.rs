@@ -483,7 +483,7 @@ async fn another_stores_orders_are_not_found(backend: Backend) {
 
 async fn settings_round_trip_and_validation(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let initial = app.get("/api/v1/settings").await;
+    let initial = app.get_as(&app.live_key, "/api/v1/settings").await;
     let s = initial.ok().clone();
     assert_eq!(s["slug"], "acme");
     assert_eq!(s["name"], "Test store");
@@ -494,13 +494,13 @@ async fn settings_round_trip_and_validation(backend: Backend) {
     assert!(secret.len() >= 32, "{secret}");
     // The secret is stable.
     assert_eq!(
-        app.get("/api/v1/settings").await.ok()["link_signing_secret"],
+        app.get_as(&app.live_key, "/api/v1/settings").await.ok()["link_signing_secret"],
         secret.as_str()
     );
 
     let patched = app
         .patch_as(
-            &app.key,
+            &app.live_key,
             "/api/v1/settings",
             json!({
                 "logo_url": "https://cdn.acme.test/logo.png",
@@ -524,7 +524,7 @@ async fn settings_round_trip_and_validation(backend: Backend) {
     assert_eq!(p["bank"]["account_holder"], "Acme Ltd");
     assert_eq!(p["payment_methods"], json!(["bank_transfer"]));
     assert_eq!(p["link_signing_secret"], secret.as_str());
-    assert_eq!(app.get("/api/v1/settings").await.ok(), &p);
+    assert_eq!(app.get_as(&app.live_key, "/api/v1/settings").await.ok(), &p);
 
     // Only bank transfers now: a card order is refused.
     let product = product_id(&app).await;
@@ -538,7 +538,7 @@ async fn settings_round_trip_and_validation(backend: Backend) {
     // Absent fields stay; an empty string clears; null bank removes it.
     let cleared = app
         .patch_as(
-            &app.key,
+            &app.live_key,
             "/api/v1/settings",
             json!({"logo_url": "", "bank": null, "payment_methods": []}),
         )
@@ -552,7 +552,7 @@ async fn settings_round_trip_and_validation(backend: Backend) {
 
     let invalid = app
         .patch_as(
-            &app.key,
+            &app.live_key,
             "/api/v1/settings",
             json!({
                 "accent_color": "blue",
@@ -577,14 +577,14 @@ async fn settings_round_trip_and_validation(backend: Backend) {
         ]
     );
     // Nothing of a refused change is kept.
-    assert_eq!(app.get("/api/v1/settings").await.ok(), &c);
+    assert_eq!(app.get_as(&app.live_key, "/api/v1/settings").await.ok(), &c);
     // Unknown fields are a 400.
-    app.patch_as(&app.key, "/api/v1/settings", json!({"slug": "other"}))
+    app.patch_as(&app.live_key, "/api/v1/settings", json!({"slug": "other"}))
         .await
         .problem(400);
 
     // Each store has its own settings and secret.
-    let b = app.new_tenant("bravo").await;
+    let (_, b) = app.new_tenant_keys("bravo").await;
     let theirs = app.get_as(&b, "/api/v1/settings").await;
     assert_eq!(theirs.ok()["slug"], "bravo");
     assert_eq!(theirs.body["accent_color"], Value::Null);

@@ -29,7 +29,8 @@ fn signed(secret: &str, prd: &str) -> String {
 async fn rotate(app: &TestApp, which: &str, overlap: Option<&str>) -> serde_json::Value {
     let query = overlap.map(|o| format!("?overlap={o}")).unwrap_or_default();
     let rotated = app
-        .post(
+        .post_as(
+            &app.live_key,
             &format!("/api/v1/settings/{which}/rotate{query}"),
             json!({}),
         )
@@ -40,7 +41,7 @@ async fn rotate(app: &TestApp, which: &str, overlap: Option<&str>) -> serde_json
 async fn signed_links_verify_against_either_secret_during_the_overlap(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let prd = product(&app, 1999).await;
-    let before = app.get("/api/v1/settings").await;
+    let before = app.get_as(&app.live_key, "/api/v1/settings").await;
     let first = before.ok()["link_signing_secret"]
         .as_str()
         .unwrap()
@@ -86,7 +87,8 @@ async fn signed_links_verify_against_either_secret_during_the_overlap(backend: B
     assert_eq!(b.open(&signed(&third, &prd)).await.status, 200);
     app.assert_stored_sealed(&[&first, &second, &third]).await;
     let bad = app
-        .post(
+        .post_as(
+            &app.live_key,
             "/api/v1/settings/link-signing-secret/rotate?overlap=soon",
             json!({}),
         )

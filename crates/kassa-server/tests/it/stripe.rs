@@ -101,7 +101,7 @@ async fn kassa_with_stripe(
     sink: Option<&Sink>,
 ) -> (TestApp, Recorder) {
     let app = spawn(backend, stripe, sink).await;
-    set_up_stripe(&app, &app.key, "test", TEST_KEYS).await;
+    set_up_stripe(&app, &app.live_key, "test", TEST_KEYS).await;
     let recorder = events_to(
         stripe,
         Some(&app.url("/acme/test/webhooks/stripe")),
@@ -416,10 +416,10 @@ async fn forged_replayed_and_mismatched_events_pay_nothing(backend: Backend) {
     let stripe = LocalStripe::start().await;
     let (app, recorder) = kassa_with_stripe(backend, &stripe, None).await;
     // Another store, with its own Stripe account.
-    let globex = app.new_tenant("globex").await;
+    let (globex, globex_live) = app.new_tenant_keys("globex").await;
     set_up_stripe(
         &app,
-        &globex,
+        &globex_live,
         "test",
         (
             "sk_test_globexKey0003",
@@ -582,8 +582,8 @@ async fn forged_replayed_and_mismatched_events_pay_nothing(backend: Backend) {
 async fn a_stripe_test_event_never_pays_a_live_order(backend: Backend) {
     let stripe = LocalStripe::start().await;
     let app = spawn(backend, &stripe, None).await;
-    set_up_stripe(&app, &app.key, "test", TEST_KEYS).await;
-    set_up_stripe(&app, &app.key, "live", LIVE_KEYS).await;
+    set_up_stripe(&app, &app.live_key, "test", TEST_KEYS).await;
+    set_up_stripe(&app, &app.live_key, "live", LIVE_KEYS).await;
     // localstripe's events are test mode events (`livemode: false`), whichever key
     // made the PaymentIntent: sent to the live endpoint, with the live secret.
     let recorder = events_to(&stripe, Some(&app.url("/acme/webhooks/stripe")), LIVE_WHSEC).await;
@@ -746,7 +746,7 @@ async fn money_paid_at_stripe_after_switching_method_still_pays_the_order(backen
 async fn events_arriving_at_once_pay_once(backend: Backend) {
     let stripe = LocalStripe::start().await;
     let app = spawn(backend, &stripe, None).await;
-    set_up_stripe(&app, &app.key, "test", TEST_KEYS).await;
+    set_up_stripe(&app, &app.live_key, "test", TEST_KEYS).await;
     // localstripe sends to the recorder only: the test delivers.
     let recorder = events_to(&stripe, None, TEST_WHSEC).await;
     let b = Browser::new(&app);
@@ -815,7 +815,7 @@ async fn a_stripe_payment_is_refunded_at_stripe(backend: Backend) {
     // The store's Stripe keys removed: no refund through Stripe, said next to the
     // method. A key Stripe refuses (revoked; localstripe takes no restricted key):
     // Stripe's reason next to the amount. Nothing recorded either way.
-    app.delete_as(&app.key, "/api/v1/settings/stripe/test")
+    app.delete_as(&app.live_key, "/api/v1/settings/stripe/test")
         .await
         .ok();
     let no_keys = app.post(&refunds, json!({"amount": 500})).await;
@@ -826,7 +826,7 @@ async fn a_stripe_payment_is_refunded_at_stripe(backend: Backend) {
         no_keys.text
     );
     let revoked = ("rk_test_51KassaRevokedKey0009", TEST_PK, TEST_WHSEC);
-    set_up_stripe(&app, &app.key, "test", revoked).await;
+    set_up_stripe(&app, &app.live_key, "test", revoked).await;
     let refused = app.post(&refunds, json!({"amount": 500})).await;
     assert_eq!(refused.invalid_fields(), ["amount"], "{}", refused.text);
     assert!(
@@ -841,7 +841,7 @@ async fn a_stripe_payment_is_refunded_at_stripe(backend: Backend) {
     );
     let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
     assert_eq!(order.ok()["amount_refunded"], 1000, "nothing recorded");
-    set_up_stripe(&app, &app.key, "test", TEST_KEYS).await;
+    set_up_stripe(&app, &app.live_key, "test", TEST_KEYS).await;
 
     let rest = app.post(&refunds, json!({})).await;
     assert_eq!(rest.ok()["amount"], 2998, "{}", rest.text);
@@ -924,7 +924,7 @@ async fn stripe_down_is_a_clear_error_and_pays_nothing(backend: Backend) {
 /// A customer choosing Stripe while `app`'s Stripe cannot be reached is told so next
 /// to the method, at checkout and again from the payment page; nothing is recorded.
 async fn stripe_out_of_reach_is_told(app: &TestApp) {
-    set_up_stripe(app, &app.key, "test", TEST_KEYS).await;
+    set_up_stripe(app, &app.live_key, "test", TEST_KEYS).await;
     let prd = product(app, 1999).await;
     let b = Browser::new(app);
     let page = b.open(&format!("/acme/test/buy/{prd}")).await;
@@ -969,14 +969,14 @@ async fn stripe_keys_are_never_shown_again(backend: Backend) {
     let put = |mode: &str, key: &str, pk: &str, whsec: &str| {
         app.request(
             Method::PUT,
-            &app.key,
+            &app.live_key,
             &format!("/api/v1/settings/stripe/{mode}"),
         )
         .json(&json!({"secret_key": key, "publishable_key": pk, "webhook_secret": whsec}))
     };
     // Not offered before its keys are set, even when enabled.
     app.patch_as(
-        &app.key,
+        &app.live_key,
         "/api/v1/settings",
         json!({"payment_methods": ["stripe", "test_card"]}),
     )
@@ -1002,7 +1002,7 @@ async fn stripe_keys_are_never_shown_again(backend: Backend) {
         stripe["live"]["webhook_url"],
         format!("{}/acme/webhooks/stripe", app.base)
     );
-    let shown = app.get("/api/v1/settings").await;
+    let shown = app.get_as(&app.live_key, "/api/v1/settings").await;
     for text in [&saved.text, &shown.text] {
         assert!(
             !text.contains(TEST_KEY) && !text.contains(TEST_WHSEC),
@@ -1060,7 +1060,7 @@ async fn stripe_keys_are_never_shown_again(backend: Backend) {
     refused.problem(403);
     // Nothing of the keys in any log-like answer: the database holds them for Kassa.
     let removed = app
-        .delete_as(&app.key, "/api/v1/settings/stripe/test")
+        .delete_as(&app.live_key, "/api/v1/settings/stripe/test")
         .await;
     assert_eq!(removed.ok()["stripe"]["test"]["configured"], false);
     let page = b.open(&format!("/acme/test/buy/{prd}")).await;
@@ -1172,10 +1172,14 @@ async fn place_with_coupon(b: &Browser, link: &str) -> crate::pages::Page {
 async fn a_lapsed_coupon_hold_is_not_paid_through_stripe_past_the_limit(backend: Backend) {
     let stripe = LocalStripe::start().await;
     let app = spawn(backend, &stripe, None).await;
-    set_up_stripe(&app, &app.key, "test", TEST_KEYS).await;
-    app.patch_as(&app.key, "/api/v1/settings", json!({"coupon_hold": "1s"}))
-        .await
-        .ok();
+    set_up_stripe(&app, &app.live_key, "test", TEST_KEYS).await;
+    app.patch_as(
+        &app.live_key,
+        "/api/v1/settings",
+        json!({"coupon_hold": "1s"}),
+    )
+    .await
+    .ok();
     app.post(
         "/api/v1/coupons",
         json!({"code": "ONCE", "percent_off": 10, "max_redemptions": 1}),
@@ -1554,7 +1558,7 @@ async fn the_stripe_webhook_limits_bad_signatures_and_survives_a_failing_databas
     options.providers.stripe_api_base = stripe.base.clone();
     options.providers.stripe_js_url = stripe.js_url();
     let app = TestApp::spawn_with(backend, options).await;
-    set_up_stripe(&app, &app.key, "test", TEST_KEYS).await;
+    set_up_stripe(&app, &app.live_key, "test", TEST_KEYS).await;
     let from = |ip: &str| {
         reqwest::Client::builder()
             .local_address(ip.parse::<std::net::IpAddr>().unwrap())

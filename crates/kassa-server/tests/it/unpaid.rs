@@ -131,14 +131,14 @@ async fn stores_set_their_own_policy(backend: Backend) {
     .await;
     let set = app
         .send(
-            app.request(reqwest::Method::PATCH, &app.key, "/api/v1/settings")
+            app.request(reqwest::Method::PATCH, &app.live_key, "/api/v1/settings")
                 .json(&json!({"unpaid_reminder_after": "off", "unpaid_delete_after": "2s"})),
         )
         .await;
     assert_eq!(set.ok()["unpaid_reminder_after"], "off");
     let bad = app
         .send(
-            app.request(reqwest::Method::PATCH, &app.key, "/api/v1/settings")
+            app.request(reqwest::Method::PATCH, &app.live_key, "/api/v1/settings")
                 .json(&json!({"unpaid_delete_after": "soon"})),
         )
         .await;
