@@ -35,7 +35,7 @@ pub(crate) struct NewEvent {
 }
 
 impl NewEvent {
-    /// An event of `kind` of the `mode` world (said in its payload's `livemode`), now.
+    /// An event of `kind` of the `mode` world (said in its payload's `livemode`), made at `at`.
     pub(crate) fn new(
         kind: &str,
         order_id: Option<&str>,
