@@ -1,5 +1,6 @@
-//! What an API key may do: its scope, and the one rule that says which scope each
-//! action of the merchant API needs ([`ApiAction::minimal_scope`]).
+//! What an API key may do: the scope each action of the merchant API needs
+//! ([`ApiAction::minimal_scope`]), and which actions a test key never may, since they
+//! reach what both modes share ([`ApiAction::allowed_in`]).
 
 use crate::Invalid;
 use crate::mode::Mode;
