@@ -147,6 +147,9 @@ async fn readyz(store: poem::web::Data<&Store>) -> Response {
 /// Oversized bodies up to this size are read (and dropped) before the 413 is sent.
 const DRAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
 
+/// The longest an oversized body is read before the 413 is sent anyway.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
 /// Room for a dashboard upload form's other fields and its multipart framing.
 const FORM_OVERHEAD_BYTES: usize = 16 * 1024;
 
@@ -188,8 +191,8 @@ async fn limit_body<E: Endpoint>(
     let fits = match declared {
         Some(len) => len <= limit,
         None if upload => {
-            let body = req.take_body().into_async_read().take(limit as u64 + 1);
-            req.set_body(Body::from_async_read(body));
+            let body = req.take_body();
+            req.set_body(cut_past(body, limit));
             true
         }
         None => {
@@ -225,13 +228,7 @@ async fn limit_body<E: Endpoint>(
     // Read and drop a moderately oversized body, so the client is done sending and
     // reliably reads the 413 instead of a broken pipe.
     if declared.is_none_or(|len| len <= DRAIN_LIMIT_BYTES) {
-        let mut rest = req
-            .take_body()
-            .into_async_read()
-            .take(DRAIN_LIMIT_BYTES as u64);
-        tokio::io::copy(&mut rest, &mut tokio::io::sink())
-            .await
-            .ok();
+        drain(Box::pin(req.take_body().into_bytes_stream())).await;
     }
     if req.uri().path().starts_with("/api/") {
         return Err(poem::Error::from_string(
@@ -251,6 +248,48 @@ async fn limit_body<E: Endpoint>(
         return Ok(kassa_dashboard::too_large(&req, limit));
     }
     Ok(kassa_web::too_large(&req))
+}
+
+/// A chunked upload passed on as it arrives, cut one byte past `limit`. Its reader
+/// finds the end after the cut only once the rest of the body has been read and
+/// dropped ([`drain`]): a handler that refuses it answers a client that is done sending,
+/// which then reads the 413, where an unread rest would have the connection reset and
+/// the answer lost with it.
+fn cut_past(body: Body, limit: usize) -> Body {
+    use futures::StreamExt;
+    let chunks = Box::pin(body.into_bytes_stream());
+    let stream = futures::stream::unfold(Some((chunks, 0usize)), move |state| async move {
+        let (mut chunks, passed) = state?;
+        if passed > limit {
+            drain(chunks).await;
+            return None;
+        }
+        match chunks.next().await? {
+            Ok(mut chunk) => {
+                chunk.truncate(limit + 1 - passed);
+                let passed = passed + chunk.len();
+                Some((Ok(chunk), Some((chunks, passed))))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Body::from_bytes_stream(stream)
+}
+
+/// Reads and drops what is left of a refused body: at most [`DRAIN_LIMIT_BYTES`], for
+/// at most [`DRAIN_TIME`], so a client sending more or slower is cut off instead.
+async fn drain<B: AsRef<[u8]>, E>(mut chunks: impl futures::Stream<Item = Result<B, E>> + Unpin) {
+    use futures::StreamExt;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut drained = 0usize;
+        while let Some(Ok(chunk)) = chunks.next().await {
+            drained += chunk.as_ref().len();
+            if drained > DRAIN_LIMIT_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The client's address: the peer's, or, when the peer is one of the trusted proxies,
