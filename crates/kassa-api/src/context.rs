@@ -20,13 +20,15 @@ pub enum Tag {
     ApiKeys,
     /// Orders, their payments and events.
     Orders,
-    /// The store's branding, legal links, bank details and payment methods.
+    /// The store's branding, legal links, bank details and payment methods. They serve
+    /// both modes: read and changed with a live key only.
     Settings,
     /// Everything that happened, for replay.
     Events,
     /// The email outbox.
     Emails,
-    /// WebAssembly fulfillment plugins.
+    /// WebAssembly fulfillment plugins. A plugin delivers test and live orders alike:
+    /// any key reads it, only a live key changes or test-runs it.
     Plugins,
 }
 

@@ -143,14 +143,16 @@ impl ApiError {
         )))
     }
 
-    /// A test key asked for what both modes share (the store's settings and secrets).
+    /// A test key asked to change what both modes share (the store's settings, secrets
+    /// and plugins) or to read the settings.
     pub fn live_key_required() -> Self {
         ApiError::Forbidden(Json(Problem::new(
             StatusCode::FORBIDDEN,
             "live_key_required",
             Some(
-                "the store's settings and signing secrets serve test and live mode alike, so \
-                 they are read and changed with a live key (or in the dashboard), never a test key"
+                "the store's settings, signing secrets and plugins serve test and live mode \
+                 alike, so they are changed with a live key (or in the dashboard), never a test \
+                 key; a test key does not read the settings either"
                     .to_owned(),
             ),
         )))

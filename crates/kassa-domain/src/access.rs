@@ -86,12 +86,17 @@ impl ApiAction {
         ApiAction::ManagePlugins,
     ];
 
-    /// Whether a key of `mode` may do this. The store's settings and signing secrets
-    /// serve both modes, so what a test key did to them would reach live mode (the live
-    /// checkout's payment methods and bank details, the live Stripe account, live links
-    /// signed with the store's secret): a test key neither reads nor changes them.
+    /// Whether a key of `mode` may do this. The store's settings, signing secrets and
+    /// plugins serve both modes, so what a test key did to them would reach live mode
+    /// (the live checkout's payment methods and bank details, the live Stripe account,
+    /// live links signed with the store's secret, the code, config and secrets that
+    /// deliver live orders): a test key never changes them, nor reads the settings.
     pub fn allowed_in(self, mode: Mode) -> bool {
-        mode.is_live() || !matches!(self, ApiAction::EditSettings | ApiAction::ManageSecrets)
+        mode.is_live()
+            || !matches!(
+                self,
+                ApiAction::EditSettings | ApiAction::ManageSecrets | ApiAction::ManagePlugins
+            )
     }
 
     /// The one rule: the least scope a key needs to do this.
@@ -135,7 +140,7 @@ mod tests {
             .into_iter()
             .filter(|a| !a.allowed_in(Mode::Test))
             .collect();
-        assert_eq!(refused, [EditSettings, ManageSecrets]);
+        assert_eq!(refused, [EditSettings, ManageSecrets, ManagePlugins]);
     }
 
     #[test]

@@ -9,11 +9,19 @@ use kassa_store::{CouponFields, PageRequest, Price, ProductFields, Store, StoreE
 
 pub const DEMO_SLUG: &str = "demo";
 
-/// What a first look needs: where to buy, and the test mode key (only when just
+/// What a first look needs: where to buy, and the store's API keys (only when just
 /// created).
 pub struct Demo {
     pub buy_url: String,
-    pub api_key: Option<Secret>,
+    pub api_keys: Option<DemoKeys>,
+}
+
+/// The demo sells in test mode, so its test key sees the demo's product, pool, coupon
+/// and orders (a live key sees none of them); what both modes share (the settings,
+/// plugins) is changed with the live key.
+pub struct DemoKeys {
+    pub test: Secret,
+    pub live: Secret,
 }
 
 pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
@@ -23,24 +31,21 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
         Err(StoreError::NotFound) => None,
         Err(e) => return Err(e.into()),
     };
-    let (tenant, api_key) = match existing {
+    let (tenant, api_keys) = match existing {
         Some(t) => (t, None),
         None => {
-            // The demo sells in test mode, so its test key is the one printed: it sees
-            // the demo's product, pool, coupon and orders (a live key sees none of them).
-            let key = NewApiKey::generate(Mode::Test);
+            let test = NewApiKey::generate(Mode::Test);
+            let live = NewApiKey::generate(Mode::Live);
             let owner = EmailAddress::parse("owner_email", "owner@demo.kassa.test")
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let created = store
-                .create_tenant(
-                    &slug,
-                    "Kassa Demo Store",
-                    &owner,
-                    &NewApiKey::generate(Mode::Live),
-                    &key,
-                )
+                .create_tenant(&slug, "Kassa Demo Store", &owner, &live, &test)
                 .await?;
-            (created.tenant, Some(key.secret))
+            let keys = DemoKeys {
+                test: test.secret,
+                live: live.secret,
+            };
+            (created.tenant, Some(keys))
         }
     };
     let products = store
@@ -129,6 +134,6 @@ pub async fn seed(store: &Store, public_url: &str) -> anyhow::Result<Demo> {
     };
     Ok(Demo {
         buy_url: format!("{public_url}/{DEMO_SLUG}/test/buy/{}", product.id),
-        api_key,
+        api_keys,
     })
 }

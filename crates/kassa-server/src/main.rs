@@ -260,12 +260,16 @@ async fn serve(config: Config, demo: bool, with_workers: bool) -> anyhow::Result
         println!(
             "Pay with card 4242 4242 4242 4242 (any future expiry, any CVC); 4000 0000 0000 0002 is declined."
         );
-        match seeded.api_key {
-            Some(key) => println!(
-                "Demo test mode API key (shown once): {}\n",
-                key.expose_secret()
+        match seeded.api_keys {
+            Some(keys) => println!(
+                "Demo store API keys (shown once):\n  test mode: {}  (the demo's catalog and orders)\n  \
+                 live mode: {}  (settings and plugins, which serve both modes)\n",
+                keys.test.expose_secret(),
+                keys.live.expose_secret()
             ),
-            None => println!("(The demo store's API key was printed when it was first created.)\n"),
+            None => {
+                println!("(The demo store's API keys were printed when it was first created.)\n")
+            }
         }
     }
     let trusted_proxies = config

@@ -245,7 +245,7 @@ async fn chunked_bodies_over_the_limit_are_refused_whole(backend: Backend) {
     answer.problem(413);
     let plugin = app
         .send(
-            app.request(Method::POST, &app.key, "/api/v1/plugins")
+            app.request(Method::POST, &app.live_key, "/api/v1/plugins")
                 .header("content-type", "application/wasm")
                 .body(chunked(
                     [b"\0asm\x0d\0\x01\0".as_slice(), &[0; 3 * 1024 * 1024]].concat(),

@@ -50,6 +50,18 @@ pub(crate) async fn product_as(app: &TestApp, key: &str) -> (String, String) {
     (p.ok()["id"].as_str().unwrap().to_owned(), pool)
 }
 
+/// Asserts `answer` is the 403 a test key gets for what only a live key may do.
+pub(crate) fn live_key_required(answer: &crate::harness::Answer) {
+    let problem = answer.problem(403);
+    assert_eq!(
+        problem["type"]
+            .as_str()
+            .map(|t| t.ends_with("live_key_required")),
+        Some(true),
+        "{problem}"
+    );
+}
+
 /// Gives the live product `prd` a test twin with the same id and fields, as migration
 /// 0033 gives every product that existed before it (no key can make one).
 async fn test_twin(app: &TestApp, prd: &str) {
@@ -883,14 +895,7 @@ async fn a_test_key_never_reads_or_changes_the_stores_settings(backend: Backend)
     let secret = before["link_signing_secret"].as_str().unwrap().to_owned();
 
     let refused = |answer: crate::harness::Answer| {
-        let problem = answer.problem(403).clone();
-        assert_eq!(
-            problem["type"]
-                .as_str()
-                .map(|t| t.ends_with("live_key_required")),
-            Some(true),
-            "{problem}"
-        );
+        live_key_required(&answer);
         assert!(
             !answer.body.to_string().contains(&secret),
             "no secret in the answer"

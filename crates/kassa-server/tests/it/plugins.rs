@@ -22,6 +22,7 @@ on_both_backends!(
     kassa_serves_the_wit_plugins_are_built_against,
     a_plugins_own_limits_stay_under_the_operators_cap_and_are_reported,
     a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_before_delivers,
+    a_test_key_never_changes_the_code_that_delivers_live_orders,
 );
 
 pub(crate) fn component(name: &str) -> Vec<u8> {
@@ -101,8 +102,8 @@ async fn paid_order(app: &TestApp, key: &str, product: &str, quantity: i64) -> S
 /// A paid order of `quantity` units of `product` in the store `acme`, once its line
 /// is delivered: its id and the line.
 async fn delivered(app: &TestApp, product: &str, quantity: i64) -> (String, Value) {
-    let order = paid_order(app, &app.key, product, quantity).await;
-    let line = line_when(app, &app.key, &order, |l| {
+    let order = paid_order(app, &app.live_key, product, quantity).await;
+    let line = line_when(app, &app.live_key, &order, |l| {
         l["delivery_status"] == "delivered"
     })
     .await;
@@ -137,7 +138,7 @@ async fn a_key_generator_plugin_delivers_signed_keys(backend: Backend) {
     // Uploaded with an Idempotency-Key (the layer reads the body whole to fingerprint
     // it; the upload then takes those bytes without copying them): a retry replays.
     let idempotent = || {
-        app.request(Method::POST, &app.key, "/api/v1/plugins?name=Keygen")
+        app.request(Method::POST, &app.live_key, "/api/v1/plugins?name=Keygen")
             .header("content-type", "application/wasm")
             .header("idempotency-key", "upload-keygen-1")
             .body(component("kassa_keygen"))
@@ -158,12 +159,12 @@ async fn a_key_generator_plugin_delivers_signed_keys(backend: Backend) {
     assert_eq!(plugin["version"], 1);
     assert_eq!(plugin["sha256"].as_str().unwrap().len(), 64);
 
-    let refused = upload(&app, &app.key, "Broken", b"\0asm not really".to_vec()).await;
+    let refused = upload(&app, &app.live_key, "Broken", b"\0asm not really".to_vec()).await;
     assert_eq!(refused.invalid_fields(), ["body"]);
 
     let configured = app
         .patch_as(
-            &app.key,
+            &app.live_key,
             &format!("/api/v1/plugins/{id}"),
             json!({"config": {"prefix": "ACME"}, "secrets": {"signing-key": "s3cret"}}),
         )
@@ -175,7 +176,8 @@ async fn a_key_generator_plugin_delivers_signed_keys(backend: Backend) {
     );
 
     let run = app
-        .post(
+        .post_as(
+            &app.live_key,
             &format!("/api/v1/plugins/{id}/test-run"),
             json!({"quantity": 2}),
         )
@@ -189,7 +191,7 @@ async fn a_key_generator_plugin_delivers_signed_keys(backend: Backend) {
     );
     assert_eq!(run.body["logs"].as_array().unwrap().len(), 1);
 
-    let product = plugin_product(&app, &app.key, &id).await;
+    let product = plugin_product(&app, &app.live_key, &id).await;
     let (_, line) = delivered(&app, &product, 2).await;
     let keys = line["licenses"].as_array().unwrap();
     assert_eq!(keys.len(), 2);
@@ -199,7 +201,7 @@ async fn a_key_generator_plugin_delivers_signed_keys(backend: Backend) {
     );
     assert_ne!(keys[0], keys[1]);
 
-    let v2 = upload_version(&app, &app.key, &id, component("kassa_keygen")).await;
+    let v2 = upload_version(&app, &app.live_key, &id, component("kassa_keygen")).await;
     assert_eq!(v2.ok()["version"], 2);
     assert_eq!(
         v2.body["config"],
@@ -207,7 +209,7 @@ async fn a_key_generator_plugin_delivers_signed_keys(backend: Backend) {
         "config carries over"
     );
 
-    let other = app.new_tenant("other").await;
+    let other = app.new_tenant_keys("other").await.1;
     app.get_as(&other, &format!("/api/v1/plugins/{id}"))
         .await
         .problem(404);
@@ -224,31 +226,31 @@ async fn a_key_generator_plugin_delivers_signed_keys(backend: Backend) {
 
 async fn a_hostile_plugin_fails_only_its_own_delivery(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let hostile = upload(&app, &app.key, "Hostile", component("kassa_hostile")).await;
+    let hostile = upload(&app, &app.live_key, "Hostile", component("kassa_hostile")).await;
     let hostile_id = hostile.ok()["id"].as_str().unwrap().to_owned();
     app.patch_as(
-        &app.key,
+        &app.live_key,
         &format!("/api/v1/plugins/{hostile_id}"),
         json!({"config": {"mode": "loop"}}),
     )
     .await
     .ok();
-    let looping = plugin_product(&app, &app.key, &hostile_id).await;
+    let looping = plugin_product(&app, &app.live_key, &hostile_id).await;
 
     // Another store delivers through its own plugin meanwhile.
-    let other = app.new_tenant("other").await;
+    let other = app.new_tenant_keys("other").await.1;
     let fine = upload(&app, &other, "Fine", component("kassa_hostile")).await;
     let fine_id = fine.ok()["id"].as_str().unwrap().to_owned();
     let fine_product = plugin_product(&app, &other, &fine_id).await;
 
-    let bad_order = paid_order(&app, &app.key, &looping, 1).await;
+    let bad_order = paid_order(&app, &app.live_key, &looping, 1).await;
     let good_order = paid_order(&app, &other, &fine_product, 1).await;
     let good = line_when(&app, &other, &good_order, |l| {
         l["delivery_status"] == "delivered"
     })
     .await;
     assert_eq!(good["delivery_status"], "delivered", "{good}");
-    let bad = line_when(&app, &app.key, &bad_order, |l| {
+    let bad = line_when(&app, &app.live_key, &bad_order, |l| {
         l["delivery_status"] == "failed"
     })
     .await;
@@ -259,7 +261,7 @@ async fn a_hostile_plugin_fails_only_its_own_delivery(backend: Backend) {
         "{reason}"
     );
     // The server goes on serving.
-    app.get("/api/v1/products").await.ok();
+    app.get_as(&app.live_key, "/api/v1/products").await.ok();
 }
 
 async fn a_plugin_written_against_the_wit_alone_calls_its_license_service(backend: Backend) {
@@ -268,20 +270,20 @@ async fn a_plugin_written_against_the_wit_alone_calls_its_license_service(backen
         crate::webhooks::Receiver::start_with("unused", "500", 0.0, &["--licenses", "--no-verify"]);
     let plugin = upload(
         &app,
-        &app.key,
+        &app.live_key,
         "LicenseClient",
         component("kassa_license_client"),
     )
     .await;
     let id = plugin.ok()["id"].as_str().unwrap().to_owned();
     app.patch_as(
-        &app.key,
+        &app.live_key,
         &format!("/api/v1/plugins/{id}"),
         json!({"config": {"url": service.url}, "secrets": {"api-token": "tok_plugin_sealed_123"}, "allowed_hosts": ["127.0.0.1"]}),
     )
     .await
     .ok();
-    let product = plugin_product(&app, &app.key, &id).await;
+    let product = plugin_product(&app, &app.live_key, &id).await;
     let (order, line) = delivered(&app, &product, 2).await;
     assert_eq!(line["licenses"], service_licenses(&order));
     let asked = service.received();
@@ -295,14 +297,18 @@ async fn a_plugin_written_against_the_wit_alone_calls_its_license_service(backen
 
     // Off the allow-list, the same plugin is refused by the host.
     app.patch_as(
-        &app.key,
+        &app.live_key,
         &format!("/api/v1/plugins/{id}"),
         json!({"allowed_hosts": ["licenses.example.com"]}),
     )
     .await
     .ok();
     let run = app
-        .post(&format!("/api/v1/plugins/{id}/test-run"), json!({}))
+        .post_as(
+            &app.live_key,
+            &format!("/api/v1/plugins/{id}/test-run"),
+            json!({}),
+        )
         .await;
     assert!(
         run.ok()["error"]
@@ -316,12 +322,12 @@ async fn a_plugin_written_against_the_wit_alone_calls_its_license_service(backen
 
 async fn versions_no_longer_live_can_be_deleted(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let created = upload(&app, &app.key, "Keygen", component("kassa_keygen")).await;
+    let created = upload(&app, &app.live_key, "Keygen", component("kassa_keygen")).await;
     let id = created.ok()["id"].as_str().unwrap().to_owned();
-    let v2 = upload_version(&app, &app.key, &id, component("kassa_keygen")).await;
+    let v2 = upload_version(&app, &app.live_key, &id, component("kassa_keygen")).await;
     assert_eq!(v2.ok()["version"], 2);
     let versions = format!("/api/v1/plugins/{id}/versions");
-    let listed = app.get_as(&app.key, &versions).await;
+    let listed = app.get_as(&app.live_key, &versions).await;
     let data = listed.ok()["data"].clone();
     assert_eq!(data[0]["version"], 2, "{data}");
     assert_eq!(data[0]["live"], true, "{data}");
@@ -329,38 +335,42 @@ async fn versions_no_longer_live_can_be_deleted(backend: Backend) {
     assert_eq!(data[1]["live"], false, "{data}");
 
     // Another store sees neither the plugin nor its versions.
-    let other = app.new_tenant("other").await;
+    let other = app.new_tenant_keys("other").await.1;
     app.delete_as(&other, &format!("{versions}/1"))
         .await
         .problem(404);
     app.get_as(&other, &versions).await.problem(404);
 
-    let live = app.delete_as(&app.key, &format!("{versions}/2")).await;
+    let live = app.delete_as(&app.live_key, &format!("{versions}/2")).await;
     let why = live.problem(409)["detail"].as_str().unwrap().to_owned();
     assert!(why.contains("live"), "{why}");
 
-    let deleted = app.delete_as(&app.key, &format!("{versions}/1")).await;
+    let deleted = app.delete_as(&app.live_key, &format!("{versions}/1")).await;
     assert_eq!(deleted.status, 204, "{}", deleted.text);
-    let listed = app.get_as(&app.key, &versions).await;
+    let listed = app.get_as(&app.live_key, &versions).await;
     let data = listed.ok()["data"].as_array().unwrap().clone();
     assert_eq!(data.len(), 1, "{data:?}");
     assert_eq!(data[0]["version"], 2);
 
     for gone in ["1", "7", "latest"] {
-        app.delete_as(&app.key, &format!("{versions}/{gone}"))
+        app.delete_as(&app.live_key, &format!("{versions}/{gone}"))
             .await
             .problem(404);
     }
-    app.delete_as(&app.key, "/api/v1/plugins/plg_nope/versions/1")
+    app.delete_as(&app.live_key, "/api/v1/plugins/plg_nope/versions/1")
         .await
         .problem(404);
-    app.get_as(&app.key, &format!("{versions}?cursor=abc"))
+    app.get_as(&app.live_key, &format!("{versions}?cursor=abc"))
         .await
         .problem(422);
 
     // The live version still runs (and says what it lacks).
     let run = app
-        .post(&format!("/api/v1/plugins/{id}/test-run"), json!({}))
+        .post_as(
+            &app.live_key,
+            &format!("/api/v1/plugins/{id}/test-run"),
+            json!({}),
+        )
         .await;
     assert!(
         run.ok()["error"].as_str().unwrap().contains("signing-key"),
@@ -388,19 +398,20 @@ async fn keygen_in_another_language(
     larger_than: i64,
 ) {
     let app = TestApp::spawn(backend).await;
-    let created = upload(&app, &app.key, "Keygen", component(component_name)).await;
+    let created = upload(&app, &app.live_key, "Keygen", component(component_name)).await;
     let plugin = created.ok().clone();
     let id = plugin["id"].as_str().unwrap().to_owned();
     assert!(plugin["size"].as_i64().unwrap() > larger_than, "{plugin}");
     app.patch_as(
-        &app.key,
+        &app.live_key,
         &format!("/api/v1/plugins/{id}"),
         json!({"config": {"prefix": prefix}, "secrets": {"signing-key": "s3cret"}}),
     )
     .await
     .ok();
     let run = app
-        .post(
+        .post_as(
+            &app.live_key,
             &format!("/api/v1/plugins/{id}/test-run"),
             json!({"quantity": 2}),
         )
@@ -419,7 +430,7 @@ async fn keygen_in_another_language(
     );
     assert!(run["limit"].is_null(), "{run}");
 
-    let product = plugin_product(&app, &app.key, &id).await;
+    let product = plugin_product(&app, &app.live_key, &id).await;
     let (_, line) = delivered(&app, &product, 2).await;
     let keys = line["licenses"].as_array().unwrap();
     assert_eq!(keys.len(), 2);
@@ -431,10 +442,16 @@ async fn a_javascript_plugin_calls_its_license_service_and_delivers_a_paid_order
     let app = TestApp::spawn(backend).await;
     let service =
         crate::webhooks::Receiver::start_with("unused", "", 0.0, &["--licenses", "--no-verify"]);
-    let created = upload(&app, &app.key, "JS client", component("js_license_client")).await;
+    let created = upload(
+        &app,
+        &app.live_key,
+        "JS client",
+        component("js_license_client"),
+    )
+    .await;
     let id = created.ok()["id"].as_str().unwrap().to_owned();
     app.patch_as(
-        &app.key,
+        &app.live_key,
         &format!("/api/v1/plugins/{id}"),
         json!({"config": {"url": service.url}, "secrets": {"api-token": "tok_js"},
                "allowed_hosts": ["127.0.0.1"]}),
@@ -442,7 +459,11 @@ async fn a_javascript_plugin_calls_its_license_service_and_delivers_a_paid_order
     .await
     .ok();
     let run = app
-        .post(&format!("/api/v1/plugins/{id}/test-run"), json!({}))
+        .post_as(
+            &app.live_key,
+            &format!("/api/v1/plugins/{id}/test-run"),
+            json!({}),
+        )
         .await;
     let run = run.ok().clone();
     let licenses = run["licenses"]
@@ -459,7 +480,7 @@ async fn a_javascript_plugin_calls_its_license_service_and_delivers_a_paid_order
         "{run}"
     );
 
-    let product = plugin_product(&app, &app.key, &id).await;
+    let product = plugin_product(&app, &app.live_key, &id).await;
     let (order, line) = delivered(&app, &product, 2).await;
     assert_eq!(line["licenses"], service_licenses(&order));
     let asked = service.received();
@@ -474,10 +495,10 @@ async fn a_javascript_plugin_calls_its_license_service_and_delivers_a_paid_order
 async fn uploads_that_are_not_plugins_say_why_and_the_live_version_keeps_serving(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let keygen = component("kassa_keygen");
-    let created = upload(&app, &app.key, "Keygen", keygen.clone()).await;
+    let created = upload(&app, &app.live_key, "Keygen", keygen.clone()).await;
     let id = created.ok()["id"].as_str().unwrap().to_owned();
     app.patch_as(
-        &app.key,
+        &app.live_key,
         &format!("/api/v1/plugins/{id}"),
         json!({"secrets": {"signing-key": "s3cret"}}),
     )
@@ -501,19 +522,25 @@ async fn uploads_that_are_not_plugins_say_why_and_the_live_version_keeps_serving
             "does not export the world kassa:plugin/fulfillment",
         ),
     ] {
-        let refused = upload_version(&app, &app.key, &id, bytes).await;
+        let refused = upload_version(&app, &app.live_key, &id, bytes).await;
         assert_eq!(refused.invalid_fields(), ["body"], "{}", refused.text);
         let why = refused.body["errors"][0]["message"].as_str().unwrap();
         assert!(why.contains(expected), "{expected}: {why}");
     }
-    let plugin = app.get(&format!("/api/v1/plugins/{id}")).await;
+    let plugin = app
+        .get_as(&app.live_key, &format!("/api/v1/plugins/{id}"))
+        .await;
     assert_eq!(
         plugin.ok()["version"],
         1,
         "nothing refused became a version"
     );
     let run = app
-        .post(&format!("/api/v1/plugins/{id}/test-run"), json!({}))
+        .post_as(
+            &app.live_key,
+            &format!("/api/v1/plugins/{id}/test-run"),
+            json!({}),
+        )
         .await;
     assert_eq!(
         run.ok()["licenses"].as_array().map(Vec::len),
@@ -545,7 +572,7 @@ async fn kassa_serves_the_wit_plugins_are_built_against(backend: Backend) {
 
 async fn a_plugins_own_limits_stay_under_the_operators_cap_and_are_reported(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let created = upload(&app, &app.key, "Hostile", component("kassa_hostile")).await;
+    let created = upload(&app, &app.live_key, "Hostile", component("kassa_hostile")).await;
     let plugin = created.ok().clone();
     assert_eq!(
         plugin["limits"],
@@ -555,7 +582,7 @@ async fn a_plugins_own_limits_stay_under_the_operators_cap_and_are_reported(back
     let id = plugin["id"].as_str().unwrap().to_owned();
     let over = app
         .patch_as(
-            &app.key,
+            &app.live_key,
             &format!("/api/v1/plugins/{id}"),
             json!({"limits": {"memory_mib": 4096, "timeout_ms": 0}}),
         )
@@ -566,7 +593,7 @@ async fn a_plugins_own_limits_stay_under_the_operators_cap_and_are_reported(back
     );
     let set = app
         .patch_as(
-            &app.key,
+            &app.live_key,
             &format!("/api/v1/plugins/{id}"),
             json!({"limits": {"memory_mib": 64}, "config": {"mode": "memory"}}),
         )
@@ -574,7 +601,11 @@ async fn a_plugins_own_limits_stay_under_the_operators_cap_and_are_reported(back
     assert_eq!(set.ok()["limits"]["memory_mib"], 64);
     assert_eq!(set.body["limits"]["timeout_ms"], 5000);
     let run = app
-        .post(&format!("/api/v1/plugins/{id}/test-run"), json!({}))
+        .post_as(
+            &app.live_key,
+            &format!("/api/v1/plugins/{id}/test-run"),
+            json!({}),
+        )
         .await;
     let run = run.ok().clone();
     assert_eq!(run["limit"], "memory (64 MiB)", "{run}");
@@ -595,20 +626,20 @@ async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_befor
     backend: Backend,
 ) {
     let app = TestApp::spawn(backend).await;
-    let created = upload(&app, &app.key, "Keygen", component("kassa_keygen")).await;
+    let created = upload(&app, &app.live_key, "Keygen", component("kassa_keygen")).await;
     let id = created.ok()["id"].as_str().unwrap().to_owned();
     let plugin = format!("/api/v1/plugins/{id}");
     let versions = format!("{plugin}/versions");
     app.patch_as(
-        &app.key,
+        &app.live_key,
         &plugin,
         json!({"config": {"prefix": "ACME"}, "secrets": {"signing-key": "s3cret"}}),
     )
     .await
     .ok();
-    let product = plugin_product(&app, &app.key, &id).await;
+    let product = plugin_product(&app, &app.live_key, &id).await;
     delivered(&app, &product, 1).await;
-    let v1 = app.get_as(&app.key, &plugin).await;
+    let v1 = app.get_as(&app.live_key, &plugin).await;
     assert_eq!(
         v1.ok()["on_trial"],
         false,
@@ -617,7 +648,7 @@ async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_befor
     );
 
     // Version 2 fails at every call; it goes live on trial, falling back to 1.
-    let v2 = upload_version(&app, &app.key, &id, component("kassa_traps_at_start")).await;
+    let v2 = upload_version(&app, &app.live_key, &id, component("kassa_traps_at_start")).await;
     let v2 = v2.ok().clone();
     assert_eq!(
         (&v2["version"], &v2["on_trial"], &v2["fallback_version"]),
@@ -631,14 +662,14 @@ async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_befor
             .all(|k| k.as_str().unwrap().starts_with("ACME-")),
         "version 1 delivered the line: {line}"
     );
-    let now = app.get_as(&app.key, &plugin).await;
+    let now = app.get_as(&app.live_key, &plugin).await;
     assert_eq!(
         (&now.ok()["version"], &now.body["on_trial"]),
         (&json!(1), &json!(false)),
         "{}",
         now.text
     );
-    let listed = app.get_as(&app.key, &versions).await;
+    let listed = app.get_as(&app.live_key, &versions).await;
     let data = listed.ok()["data"].clone();
     assert_eq!(data[0]["version"], 2, "{data}");
     assert_eq!(data[0]["live"], false, "{data}");
@@ -651,7 +682,7 @@ async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_befor
 
     // Made live again by the merchant, it is on trial again and no longer withdrawn.
     let again = app
-        .patch_as(&app.key, &plugin, json!({"live_version": 2}))
+        .patch_as(&app.live_key, &plugin, json!({"live_version": 2}))
         .await;
     assert_eq!(
         (
@@ -663,16 +694,16 @@ async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_befor
         "{}",
         again.text
     );
-    let listed = app.get_as(&app.key, &versions).await;
+    let listed = app.get_as(&app.live_key, &versions).await;
     assert_eq!(listed.ok()["data"][0]["withdrawn"], Value::Null);
     for (patch, field) in [
         (json!({"live_version": 9}), "live_version"),
         (json!({"live_version": 0}), "live_version"),
     ] {
-        let refused = app.patch_as(&app.key, &plugin, patch).await;
+        let refused = app.patch_as(&app.live_key, &plugin, patch).await;
         assert_eq!(refused.invalid_fields(), [field], "{}", refused.text);
     }
-    let other = app.new_tenant("other").await;
+    let other = app.new_tenant_keys("other").await.1;
     app.patch_as(&other, &plugin, json!({"live_version": 1}))
         .await
         .problem(404);
@@ -680,9 +711,13 @@ async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_befor
     // Version 3 uploaded without going live: tried first, then made live.
     let staged = app
         .send(
-            app.request(Method::POST, &app.key, &format!("{versions}?live=false"))
-                .header("content-type", "application/wasm")
-                .body(component("kassa_keygen")),
+            app.request(
+                Method::POST,
+                &app.live_key,
+                &format!("{versions}?live=false"),
+            )
+            .header("content-type", "application/wasm")
+            .body(component("kassa_keygen")),
         )
         .await;
     assert_eq!(
@@ -692,7 +727,11 @@ async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_befor
         staged.text
     );
     let tried = app
-        .post(&format!("{plugin}/test-run"), json!({"version": 3}))
+        .post_as(
+            &app.live_key,
+            &format!("{plugin}/test-run"),
+            json!({"version": 3}),
+        )
         .await;
     assert_eq!(
         tried.ok()["licenses"].as_array().map(Vec::len),
@@ -700,7 +739,9 @@ async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_befor
         "{}",
         tried.text
     );
-    let live = app.post(&format!("{plugin}/test-run"), json!({})).await;
+    let live = app
+        .post_as(&app.live_key, &format!("{plugin}/test-run"), json!({}))
+        .await;
     assert!(
         live.ok()["error"]
             .as_str()
@@ -710,11 +751,15 @@ async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_befor
         live.text
     );
     let nothing = app
-        .post(&format!("{plugin}/test-run"), json!({"version": 8}))
+        .post_as(
+            &app.live_key,
+            &format!("{plugin}/test-run"),
+            json!({"version": 8}),
+        )
         .await;
     assert_eq!(nothing.invalid_fields(), ["version"]);
     let v3 = app
-        .patch_as(&app.key, &plugin, json!({"live_version": 3}))
+        .patch_as(&app.live_key, &plugin, json!({"live_version": 3}))
         .await;
     assert_eq!(
         (&v3.ok()["on_trial"], &v3.body["fallback_version"]),
@@ -723,7 +768,7 @@ async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_befor
         v3.text
     );
     delivered(&app, &product, 1).await;
-    let proven = app.get_as(&app.key, &plugin).await;
+    let proven = app.get_as(&app.live_key, &plugin).await;
     assert_eq!(
         (
             &proven.ok()["version"],
@@ -734,4 +779,63 @@ async fn a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_befor
         "{}",
         proven.text
     );
+}
+
+/// The attack: a plugin serves both modes (it is told which one an order is in), so
+/// a contractor's full-scope *test* key could upload a version, which runs at once,
+/// and swap the code, config and secrets that deliver live orders, or test-run it to
+/// read what the live secrets give. Only the live key manages plugins; the test key
+/// reads them, and its products use them.
+async fn a_test_key_never_changes_the_code_that_delivers_live_orders(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (test, live) = (&app.key, &app.live_key);
+    let created = upload(&app, live, "Keygen", component("kassa_keygen")).await;
+    let id = created.ok()["id"].as_str().unwrap().to_owned();
+    let plugin = format!("/api/v1/plugins/{id}");
+    app.patch_as(
+        live,
+        &plugin,
+        json!({"config": {"prefix": "ACME"}, "secrets": {"signing-key": "s3cret"}}),
+    )
+    .await
+    .ok();
+    let before = app.get_as(live, &plugin).await.ok().clone();
+
+    let refused = |answer: crate::harness::Answer| crate::modes::live_key_required(&answer);
+    refused(upload_version(&app, test, &id, component("kassa_hostile")).await);
+    refused(upload(&app, test, "Mine", component("kassa_keygen")).await);
+    for patch in [
+        json!({"config": {"prefix": "MALLORY"}}),
+        json!({"secrets": {"signing-key": "known"}}),
+        json!({"allowed_hosts": ["attacker.example"]}),
+        json!({"live_version": 1}),
+    ] {
+        refused(app.patch_as(test, &plugin, patch).await);
+    }
+    refused(
+        app.post_as(test, &format!("{plugin}/test-run"), json!({}))
+            .await,
+    );
+    refused(app.delete_as(test, &format!("{plugin}/versions/1")).await);
+    let seen = app.get_as(test, &plugin).await;
+    assert_eq!(seen.ok(), &before, "the test key reads it, unchanged");
+
+    // A live order is delivered by the code, config and secrets the live key set.
+    let product = plugin_product(&app, live, &id).await;
+    let order = paid_order(&app, live, &product, 1).await;
+    let line = line_when(&app, live, &order, |l| l["delivery_status"] == "delivered").await;
+    assert!(
+        line["licenses"][0]
+            .as_str()
+            .is_some_and(|k| k.starts_with("ACME-")),
+        "{line}"
+    );
+    // And a test product uses the same plugin.
+    let test_product = plugin_product(&app, test, &id).await;
+    let test_order = paid_order(&app, test, &test_product, 1).await;
+    let line = line_when(&app, test, &test_order, |l| {
+        l["delivery_status"] == "delivered"
+    })
+    .await;
+    assert_eq!(line["delivery_status"], "delivered", "{line}");
 }
