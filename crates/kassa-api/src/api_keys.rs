@@ -107,7 +107,7 @@ impl ApiKeysApi {
         let keys = self
             .0
             .store
-            .list_api_keys(&auth.allowed(ApiAction::Read)?.id)
+            .list_api_keys(&auth.allowed(ApiAction::Read)?.id, auth.mode())
             .await
             .map_err(ApiError::from_store("API key"))?;
         Ok(Json(ApiKeyList {
@@ -123,7 +123,7 @@ impl ApiKeysApi {
         let id = ApiKeyId::parse(&id).map_err(|_| ApiError::not_found("API key"))?;
         self.0
             .store
-            .revoke_api_key(&auth.allowed(ApiAction::ManageKeys)?.id, &id)
+            .revoke_api_key(&auth.allowed(ApiAction::ManageKeys)?.id, auth.mode(), &id)
             .await
             .map_err(ApiError::from_store("API key"))?;
         Ok(Deleted::Deleted)

@@ -36,17 +36,18 @@ async fn keys_page(
     errors: Errors,
     extra: Value,
 ) -> Response {
-    let keys = match ctx.web.store.list_api_keys(&staff.tenant.id).await {
+    // The keys of the world the dashboard shows, as on Stripe: a test key is listed in
+    // test mode, a live key in live mode.
+    let keys = match ctx
+        .web
+        .store
+        .list_api_keys(&staff.tenant.id, staff.mode)
+        .await
+    {
         Ok(k) => k,
         Err(e) => return failure(e),
     };
-    // The keys of the world the dashboard shows, as on Stripe: a test key is listed in
-    // test mode, a live key in live mode.
-    let keys: Vec<_> = keys
-        .iter()
-        .filter(|k| k.livemode == staff.mode.is_live())
-        .map(view)
-        .collect();
+    let keys: Vec<_> = keys.iter().map(view).collect();
     page(
         staff,
         status,
@@ -121,7 +122,12 @@ async fn key_of(ctx: &Ctx, staff: &Staff, id: &str) -> Result<ApiKeyRecord, Resp
     let Ok(id) = ApiKeyId::parse(id) else {
         return Err(not_found(staff));
     };
-    match ctx.web.store.list_api_keys(&staff.tenant.id).await {
+    match ctx
+        .web
+        .store
+        .list_api_keys(&staff.tenant.id, staff.mode)
+        .await
+    {
         Ok(keys) => keys
             .into_iter()
             .find(|k| k.id == id)
@@ -163,7 +169,12 @@ pub async fn revoke(
     let Ok(key) = ApiKeyId::parse(&id) else {
         return not_found(&staff);
     };
-    match ctx.web.store.revoke_api_key(&staff.tenant.id, &key).await {
+    match ctx
+        .web
+        .store
+        .revoke_api_key(&staff.tenant.id, staff.mode, &key)
+        .await
+    {
         Ok(()) => redirect(&with_notice(
             "/dashboard/api-keys",
             "The key is revoked: requests with it are refused from now on.",

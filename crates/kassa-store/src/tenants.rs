@@ -3,6 +3,7 @@
 use kassa_domain::access::KeyScope;
 use kassa_domain::account::Role;
 use kassa_domain::ids::{ApiKeyId, TenantId, UserId};
+use kassa_domain::mode::Mode;
 use kassa_domain::tenant::{EmailAddress, NewApiKey, TenantSlug};
 
 use sqlx::AssertSqlSafe;
@@ -265,23 +266,36 @@ impl Store {
         })
     }
 
-    pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    /// The store's keys of one mode: each world lists and revokes only its own.
+    pub async fn list_api_keys(
+        &self,
+        tenant: &TenantId,
+        mode: Mode,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
         Ok(db_run!(self, c => sqlx::query_as(
             "SELECT id, tenant_id, name, prefix, scope, livemode, created_at, revoked_at FROM api_keys
-             WHERE tenant_id = $1 ORDER BY id DESC",
+             WHERE tenant_id = $1 AND livemode = $2 ORDER BY id DESC",
         )
         .bind(tenant.as_str())
+        .bind(mode.is_live())
         .fetch_all(c).await?))
     }
 
-    /// Revokes a key; it stops working at once. Revoking twice is fine.
-    pub async fn revoke_api_key(&self, tenant: &TenantId, id: &ApiKeyId) -> Result<(), StoreError> {
+    /// Revokes a key of `mode`; it stops working at once. Revoking twice is fine.
+    pub async fn revoke_api_key(
+        &self,
+        tenant: &TenantId,
+        mode: Mode,
+        id: &ApiKeyId,
+    ) -> Result<(), StoreError> {
         let done = db_run!(self.writer(), c => sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE tenant_id = $1 AND id = $2",
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3)
+             WHERE tenant_id = $1 AND id = $2 AND livemode = $4",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(Timestamp::now())
+        .bind(mode.is_live())
         .execute(c).await?.rows_affected());
         self.state.recent.forget();
         if done == 0 {

@@ -24,6 +24,7 @@ on_both_backends!(
     each_checkout_sells_only_its_own_worlds_catalog,
     a_test_links_offer_never_holds_in_the_live_checkout,
     a_test_key_never_reads_or_changes_the_stores_settings,
+    a_test_key_never_sees_or_revokes_a_live_key,
 );
 
 /// A product delivered from a pool of three keys made with `key` (so of its mode).
@@ -958,4 +959,39 @@ async fn a_test_key_never_reads_or_changes_the_stores_settings(backend: Backend)
         )
         .await;
     assert_ne!(rotated.ok()["link_signing_secret"], secret.as_str());
+}
+
+/// The attack: a test key listed every key of the store and revoked any, so a
+/// contractor's test key could cut the live shop off the API by revoking its live
+/// key. Keys are each world's own, like the rest: a test key lists and revokes only
+/// test keys, and a live key's id is a 404 to it.
+async fn a_test_key_never_sees_or_revokes_a_live_key(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (test, live) = (&app.key, &app.live_key);
+    let listed = app.get_as(live, "/api/v1/api-keys").await;
+    let live_keys = listed.ok()["data"].as_array().unwrap().clone();
+    assert_eq!(live_keys.len(), 1, "{}", listed.text);
+    assert_eq!(live_keys[0]["livemode"], true);
+    let live_id = live_keys[0]["id"].as_str().unwrap().to_owned();
+
+    let seen = app.get_as(test, "/api/v1/api-keys").await;
+    let seen = seen.ok()["data"].as_array().unwrap().clone();
+    assert_eq!(seen.len(), 1, "only the test key itself: {seen:?}");
+    assert_eq!(seen[0]["livemode"], false);
+    app.delete_as(test, &format!("/api/v1/api-keys/{live_id}"))
+        .await
+        .problem(404);
+    app.get_as(live, "/api/v1/products").await.ok();
+
+    // Each key revokes its own world's keys.
+    let made = app
+        .post_as(test, "/api/v1/api-keys", json!({"name": "CI"}))
+        .await;
+    let made_id = made.ok()["id"].as_str().unwrap().to_owned();
+    app.delete_as(live, &format!("/api/v1/api-keys/{made_id}"))
+        .await
+        .problem(404);
+    app.delete_as(test, &format!("/api/v1/api-keys/{made_id}"))
+        .await
+        .ok();
 }

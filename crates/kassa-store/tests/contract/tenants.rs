@@ -2,6 +2,7 @@
 
 use kassa_domain::access::KeyScope;
 use kassa_domain::ids::ApiKeyId;
+use kassa_domain::mode::Mode;
 use kassa_domain::tenant::{NewApiKey, hash_api_key};
 use kassa_testkit::Backend;
 
@@ -60,29 +61,25 @@ async fn create_tenant_returns_the_tenant_and_a_working_key(backend: Backend) {
             .await,
     );
 
-    let keys = fx
-        .store
-        .list_api_keys(&created.tenant.id)
-        .await
-        .expect("listing keys");
-    // A live key and a test key.
-    assert_eq!(keys.len(), 2);
-    let live = keys.iter().find(|k| k.id == created.api_key_id).unwrap();
-    assert_eq!(live.prefix, key.prefix);
-    assert!(live.livemode && key.prefix.starts_with("kassa_sk_live_"));
-    let test = keys
-        .iter()
-        .find(|k| k.id == created.test_api_key_id)
-        .unwrap();
-    assert!(!test.livemode && test.prefix.starts_with("kassa_sk_test_"));
-    assert!(keys.iter().all(|k| k.revoked_at.is_none()));
+    // A live key and a test key, each listed in its own mode.
+    let list = |mode| fx.store.list_api_keys(&created.tenant.id, mode);
+    let live = list(Mode::Live).await.expect("listing live keys");
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].id, created.api_key_id);
+    assert_eq!(live[0].prefix, key.prefix);
+    assert!(live[0].livemode && key.prefix.starts_with("kassa_sk_live_"));
+    let test = list(Mode::Test).await.expect("listing test keys");
+    assert_eq!(test.len(), 1);
+    assert_eq!(test[0].id, created.test_api_key_id);
+    assert!(!test[0].livemode && test[0].prefix.starts_with("kassa_sk_test_"));
+    assert!(live.iter().chain(&test).all(|k| k.revoked_at.is_none()));
 }
 
 async fn a_taken_slug_is_a_conflict_and_stores_nothing(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let (first, _) = fx.tenant("acme").await;
 
-    let second_key = NewApiKey::generate(kassa_domain::mode::Mode::Live);
+    let second_key = NewApiKey::generate(Mode::Live);
     assert_conflict(
         fx.store
             .create_tenant(
@@ -178,7 +175,7 @@ async fn a_revoked_key_stops_working(backend: Backend) {
     let fx = Fixture::new(backend).await;
     let (acme, first_key) = fx.tenant("acme").await;
     let tenant = &acme.tenant.id;
-    let second_key = NewApiKey::generate(kassa_domain::mode::Mode::Live);
+    let second_key = NewApiKey::generate(Mode::Live);
     let second = fx
         .store
         .create_api_key(tenant, "CI", &second_key, KeyScope::ReadOnly)
@@ -198,8 +195,17 @@ async fn a_revoked_key_stops_working(backend: Backend) {
         (second.id.clone(), KeyScope::ReadOnly)
     );
 
+    assert_not_found(
+        fx.store
+            .revoke_api_key(tenant, Mode::Test, &acme.api_key_id)
+            .await,
+    );
     fx.store
-        .revoke_api_key(tenant, &acme.api_key_id)
+        .authenticate_api_key(&first_key.hash)
+        .await
+        .expect("the other mode cannot revoke a key");
+    fx.store
+        .revoke_api_key(tenant, Mode::Live, &acme.api_key_id)
         .await
         .expect("revoking the first key");
     assert_not_found(
@@ -208,7 +214,7 @@ async fn a_revoked_key_stops_working(backend: Backend) {
             .await,
     );
     fx.store
-        .revoke_api_key(tenant, &acme.api_key_id)
+        .revoke_api_key(tenant, Mode::Live, &acme.api_key_id)
         .await
         .expect("revoking twice is fine");
     assert_not_found(fx.store.authenticate_api_key(&first_key.hash).await);
@@ -221,12 +227,12 @@ async fn a_revoked_key_stops_working(backend: Backend) {
         .expect("the second key still works");
     assert_eq!(still.id, second.id);
 
-    let keys = fx.store.list_api_keys(tenant).await.expect("listing keys");
-    assert_eq!(
-        keys.len(),
-        3,
-        "the first live and test keys, and the second"
-    );
+    let keys = fx
+        .store
+        .list_api_keys(tenant, Mode::Live)
+        .await
+        .expect("listing keys");
+    assert_eq!(keys.len(), 2, "the first live key, and the second");
     for key in &keys {
         assert_eq!(
             key.revoked_at.is_some(),
@@ -235,7 +241,11 @@ async fn a_revoked_key_stops_working(backend: Backend) {
         );
     }
 
-    assert_not_found(fx.store.revoke_api_key(tenant, &ApiKeyId::generate()).await);
+    assert_not_found(
+        fx.store
+            .revoke_api_key(tenant, Mode::Live, &ApiKeyId::generate())
+            .await,
+    );
 }
 
 async fn a_tenant_cannot_revoke_another_tenants_key(backend: Backend) {
@@ -245,7 +255,7 @@ async fn a_tenant_cannot_revoke_another_tenants_key(backend: Backend) {
 
     assert_not_found(
         fx.store
-            .revoke_api_key(&globex.tenant.id, &acme.api_key_id)
+            .revoke_api_key(&globex.tenant.id, Mode::Live, &acme.api_key_id)
             .await,
     );
     let (tenant, _) = fx
@@ -257,9 +267,9 @@ async fn a_tenant_cannot_revoke_another_tenants_key(backend: Backend) {
 
     let globex_keys = fx
         .store
-        .list_api_keys(&globex.tenant.id)
+        .list_api_keys(&globex.tenant.id, Mode::Live)
         .await
         .expect("listing keys");
-    assert_eq!(globex_keys.len(), 2);
+    assert_eq!(globex_keys.len(), 1);
     assert!(globex_keys.iter().any(|k| k.id == globex.api_key_id));
 }

@@ -295,7 +295,7 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
     assert_eq!(record.created_at.millis(), T0);
     let settings: serde_json::Value = serde_json::from_str(&record.settings).unwrap();
     assert_eq!(settings, serde_json::json!({"accent_color": "#ff0000"}));
-    let keys = store.list_api_keys(&tenant).await.unwrap();
+    let keys = store.list_api_keys(&tenant, Mode::Live).await.unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].created_at.millis(), T0 + 2);
     assert_eq!(keys[0].revoked_at.map(|t| t.millis()), Some(T0 + 3));
