@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use kassa_domain::Invalid;
 use kassa_domain::account::Permission;
 use kassa_domain::error::parse_text;
+use kassa_domain::mode::Mode;
 use kassa_domain::money::{Currency, Money, left_to_refund};
 use kassa_domain::order::{DeliveryStatus, OrderStatus, PaymentMethod};
 use kassa_domain::tenant::TenantSettings;
@@ -117,10 +118,9 @@ async fn order_page(
     notice: Option<String>,
 ) -> Response {
     let tenant = &staff.tenant.id;
-    let order = match ctx.web.store.order(tenant, id).await {
+    let order = match order_of(ctx, staff, id).await {
         Ok(o) => o,
-        Err(StoreError::NotFound) => return not_found(staff),
-        Err(e) => return failure(e),
+        Err(resp) => return resp,
     };
     // What the page offers is what the workflow would allow.
     let state = match order.state() {
@@ -304,9 +304,17 @@ async fn money_form(
 ) -> Result<(Vec<(String, String)>, Staff, OrderRecord), Response> {
     let form = kassa_web::page::read_form(body).await;
     let staff = staff_posting(ctx, req, &form, Permission::RecordPayments).await?;
+    let order = order_of(ctx, &staff, id).await?;
+    Ok((form, staff, order))
+}
+
+/// The order, when it is of the dashboard's mode: the other world's orders are not
+/// found, as another store's are (a pasted live order link in test mode neither
+/// shows it nor acts on it).
+async fn order_of(ctx: &Ctx, staff: &Staff, id: &str) -> Result<OrderRecord, Response> {
     match ctx.web.store.order(&staff.tenant.id, id).await {
-        Ok(order) => Ok((form, staff, order)),
-        Err(StoreError::NotFound) => Err(not_found(&staff)),
+        Ok(order) if Mode::from_livemode(order.livemode) == staff.mode => Ok(order),
+        Ok(_) | Err(StoreError::NotFound) => Err(not_found(staff)),
         Err(e) => Err(failure(e)),
     }
 }
@@ -426,6 +434,9 @@ pub async fn resend(
         Ok(s) => s,
         Err(resp) => return resp,
     };
+    if let Err(resp) = order_of(&ctx, &staff, &id).await {
+        return resp;
+    }
     let done = kassa_orders::resend_licenses(&ctx.web.store, &staff.tenant.id, &id).await;
     let notice = "The licenses email is on its way to the customer.";
     answer(&ctx, &staff, &id, done, notice).await
@@ -443,6 +454,9 @@ pub async fn retry(
         Ok(s) => s,
         Err(resp) => return resp,
     };
+    if let Err(resp) = order_of(&ctx, &staff, &id).await {
+        return resp;
+    }
     let done = kassa_orders::retry_delivery(&ctx.web.store, &staff.tenant.id, &id, line_no).await;
     answer(
         &ctx,

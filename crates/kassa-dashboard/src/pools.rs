@@ -8,6 +8,7 @@ use kassa_domain::catalog::{
     csv_keys, parse_license_keys, parse_low_stock_threshold, parse_pool_name,
 };
 use kassa_domain::ids::LicensePoolId;
+use kassa_domain::mode::Mode;
 use kassa_orders::OrdersError;
 use kassa_store::{LicensePoolRecord, StoreError};
 use minijinja::{Value, context};
@@ -142,10 +143,7 @@ async fn pool_page(
     status: StatusCode,
     extra: Value,
 ) -> Response {
-    let Ok(id) = LicensePoolId::parse(id) else {
-        return not_found(staff);
-    };
-    match ctx.web.store.license_pool(&staff.tenant.id, &id).await {
+    match pool_of(ctx, staff, id).await {
         Ok(pool) => page(
             staff,
             status,
@@ -153,8 +151,20 @@ async fn pool_page(
             "pools",
             context! { pool => view(&pool), can_edit => staff.may(Permission::EditCatalog), ..extra },
         ),
-        Err(StoreError::NotFound) => not_found(staff),
-        Err(e) => failure(e),
+        Err(resp) => resp,
+    }
+}
+
+/// The pool, when it is of the dashboard's mode: the other world's pools are not
+/// found, as another store's are.
+async fn pool_of(ctx: &Ctx, staff: &Staff, id: &str) -> Result<LicensePoolRecord, Response> {
+    let Ok(id) = LicensePoolId::parse(id) else {
+        return Err(not_found(staff));
+    };
+    match ctx.web.store.license_pool(&staff.tenant.id, &id).await {
+        Ok(pool) if Mode::from_livemode(pool.livemode) == staff.mode => Ok(pool),
+        Ok(_) | Err(StoreError::NotFound) => Err(not_found(staff)),
+        Err(e) => Err(failure(e)),
     }
 }
 
@@ -231,13 +241,14 @@ pub async fn upload_keys(
         Ok(u) => u,
         Err(invalid) => return refuse(key_errors(&invalid)).await,
     };
-    let Ok(pool_id) = LicensePoolId::parse(&id) else {
-        return not_found(&staff);
+    let pool = match pool_of(&ctx, &staff, &id).await {
+        Ok(pool) => pool,
+        Err(resp) => return resp,
     };
     let added = match kassa_orders::add_keys(
         &ctx.web.store,
         &staff.tenant.id,
-        &pool_id,
+        &pool.id,
         &upload.keys,
     )
     .await

@@ -26,6 +26,7 @@ on_both_backends!(
     bad_developer_input_is_answered_next_to_the_field,
     the_dashboard_shows_one_world_at_a_time,
     a_test_product_is_copied_to_live_mode_by_an_owner,
+    the_dashboard_never_acts_on_the_other_worlds_orders_and_pools,
 );
 
 /// The value of the read-only field `id` (a key or a secret shown once).
@@ -1055,16 +1056,7 @@ async fn the_dashboard_shows_one_world_at_a_time(backend: Backend) {
         )
         .await;
     let product = product.ok()["id"].as_str().unwrap().to_owned();
-    let order = app
-        .post_as(
-            &live_secret,
-            "/api/v1/orders",
-            json!({"lines": [{"product_id": product, "quantity": 1}], "currency": "USD",
-                   "customer": {"email": "c@example.com"}, "payment_method": "bank_transfer",
-                   "consents": {"terms": true, "personal_data": true}}),
-        )
-        .await;
-    let order = order.ok()["id"].as_str().unwrap().to_owned();
+    let order = app.transfer_order_as(&live_secret, &product).await;
     app.post_as(
         &live_secret,
         &format!("/api/v1/orders/{order}/payments"),
@@ -1210,4 +1202,72 @@ async fn a_test_product_is_copied_to_live_mode_by_an_owner(backend: Backend) {
         live_list.html.matches("/dashboard/products/prd_").count(),
         1
     );
+}
+
+/// The attack (a mistake as much as one): in test mode, the live order's and live
+/// pool's pages opened from a pasted link, and their forms recorded a bank transfer on
+/// the live order (which delivered a live key) or added keys to the live pool. Each
+/// mode's dashboard acts on its own world's orders and pools only; the other's are not
+/// found, as on the API.
+async fn the_dashboard_never_acts_on_the_other_worlds_orders_and_pools(backend: Backend) {
+    let (_sink, app, ada) = ada_signed_up(backend).await;
+    let (test_secret, _) = api_key(&ada, "Test shop").await;
+    let home = ada.get("/dashboard").await;
+    ada.post(
+        "/dashboard/mode",
+        &[("csrf", &home.csrf()), ("mode", "live")],
+    )
+    .await;
+    let (live_secret, _) = api_key(&ada, "Live shop").await;
+    let (live_product, live_pool) = crate::modes::product_as(&app, &live_secret).await;
+    let order = app.transfer_order_as(&live_secret, &live_product).await;
+    let (_, test_pool) = crate::modes::product_as(&app, &test_secret).await;
+    let order_path = format!("/dashboard/orders/{order}");
+    let live_pool_path = format!("/dashboard/pools/{live_pool}");
+    let test_pool_path = format!("/dashboard/pools/{test_pool}");
+    assert_eq!(ada.get(&order_path).await.status, 200);
+    assert_eq!(ada.get(&live_pool_path).await.status, 200);
+    assert_eq!(ada.get(&test_pool_path).await.status, 404);
+
+    let home = ada.get("/dashboard").await;
+    ada.post(
+        "/dashboard/mode",
+        &[("csrf", &home.csrf()), ("mode", "test")],
+    )
+    .await;
+    let csrf = ada.get("/dashboard/orders").await.csrf();
+    assert_eq!(ada.get(&order_path).await.status, 404);
+    for (action, fields) in [
+        ("payments", vec![("amount", "19.99")]),
+        ("refunds", vec![("amount", "19.99")]),
+        ("resend", vec![]),
+        ("lines/1/retry", vec![]),
+    ] {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend(fields);
+        let answer = ada.post(&format!("{order_path}/{action}"), &form).await;
+        assert_eq!(answer.status, 404, "{action}: {}", answer.html);
+    }
+    let live_order = app
+        .get_as(&live_secret, &format!("/api/v1/orders/{order}"))
+        .await;
+    assert_eq!(live_order.ok()["status"], "not_paid", "{}", live_order.text);
+    assert_eq!(live_order.body["payments"], json!([]));
+
+    assert_eq!(ada.get(&live_pool_path).await.status, 404);
+    let keys = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"TEST-1\n".to_vec()).file_name("k.txt"),
+        );
+    let added = ada
+        .post_multipart(&format!("{live_pool_path}/keys"), keys)
+        .await;
+    assert_eq!(added.status, 404, "{}", added.html);
+    let pool = app
+        .get_as(&live_secret, &format!("/api/v1/license-pools/{live_pool}"))
+        .await;
+    assert_eq!(pool.ok()["available"], 3, "{}", pool.text);
+    assert_eq!(ada.get(&test_pool_path).await.status, 200);
 }

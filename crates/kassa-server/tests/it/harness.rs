@@ -7,7 +7,7 @@ use kassa_domain::tenant::{EmailAddress, NewApiKey, TenantSlug};
 use kassa_store::Store;
 use kassa_testkit::{Backend, TestDatabase};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 pub struct TestApp {
@@ -317,6 +317,20 @@ impl TestApp {
 
     pub async fn delete_as(&self, key: &str, path: &str) -> Answer {
         self.send(self.request(Method::DELETE, key, path)).await
+    }
+
+    /// An order of one `product`, placed with `key` to be paid by bank transfer; its id.
+    pub async fn transfer_order_as(&self, key: &str, product: &str) -> String {
+        let order = self
+            .post_as(
+                key,
+                "/api/v1/orders",
+                json!({"lines": [{"product_id": product, "quantity": 1}], "currency": "USD",
+                       "customer": {"email": "c@example.com"}, "payment_method": "bank_transfer",
+                       "consents": {"terms": true, "personal_data": true}}),
+            )
+            .await;
+        order.ok()["id"].as_str().unwrap().to_owned()
     }
 
     /// A pool holding `keys`; returns its id.

@@ -105,15 +105,7 @@ async fn endpoint(app: &TestApp, body: Value) -> (String, String) {
 
 /// Creates an order through the API and returns its id.
 async fn api_order(app: &TestApp, product: &str) -> String {
-    let order = app
-        .post(
-            "/api/v1/orders",
-            json!({"lines": [{"product_id": product, "quantity": 1}], "currency": "USD",
-                   "customer": {"email": "c@example.com"}, "payment_method": "bank_transfer",
-                   "consents": {"terms": true, "personal_data": true}}),
-        )
-        .await;
-    order.ok()["id"].as_str().unwrap().to_owned()
+    app.transfer_order_as(&app.key, product).await
 }
 
 /// Starts a receiver whose secret is only known once the endpoint exists.
