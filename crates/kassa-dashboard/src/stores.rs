@@ -167,7 +167,7 @@ pub fn method_name(m: PaymentMethod) -> &'static str {
         PaymentMethod::TestCard => "Test card (sandbox)",
         PaymentMethod::BankTransfer => "Bank transfer",
         PaymentMethod::Stripe => {
-            "Stripe (cards on the payment page; needs the mode's Stripe keys below)"
+            "Stripe (cards on the payment page; needs the mode's Stripe keys, above)"
         }
     }
 }

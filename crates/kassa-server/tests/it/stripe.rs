@@ -344,9 +344,11 @@ async fn a_test_store_sells_through_stripe(backend: Backend) {
     assert_eq!(stripe.payment_intents().await.len(), 1);
 
     // Coming back to the order page pays nothing: it says the payment is being
-    // confirmed.
+    // confirmed, and looks again by itself until it is.
     let back = b.get(&order_page).await;
     assert!(back.html.contains("payment-confirming"), "{}", back.html);
+    let refresh = r#"<meta http-equiv="refresh" content="3">"#;
+    assert!(back.html.contains(refresh), "{}", back.html);
 
     // The customer pays at Stripe; localstripe's signed webhook pays the order:
     // licenses delivered, emails, payment.succeeded.
@@ -383,6 +385,10 @@ async fn a_test_store_sells_through_stripe(backend: Backend) {
     );
     let page = b.get(&order_page).await;
     assert!(!page.html.contains("payment-confirming"));
+    assert!(
+        !page.html.contains(refresh),
+        "a paid order's page stays put"
+    );
 
     // The event localstripe sent, sent again (a retry, or a replay within the
     // tolerance): answered 200, nothing more.
