@@ -24,6 +24,7 @@ on_both_backends!(
     each_checkout_sells_only_its_own_worlds_catalog,
     a_test_links_offer_never_holds_in_the_live_checkout,
     a_test_key_never_reads_or_changes_the_stores_settings,
+    a_cart_is_used_only_in_the_world_it_was_filled_in,
 );
 
 /// A product delivered from a pool of three keys made with `key` (so of its mode).
@@ -842,13 +843,11 @@ async fn each_checkout_sells_only_its_own_worlds_catalog(backend: Backend) {
     assert_eq!(moved.invalid_fields(), ["delivery.pool_id"]);
 }
 
-/// A product made before 0033 has a test twin with its id. A checkout link the test
-/// key signs for the twin (a price of 0.01) opens the test checkout; rewritten to the
-/// live checkout's path, where the live product has the same id, it is refused.
-async fn a_test_links_offer_never_holds_in_the_live_checkout(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let (prd, _) = product_as(&app, &app.live_key).await;
-    test_twin(&app, &prd).await;
+/// A live product with a test twin (as 0033 makes them), and the path of a checkout
+/// link the test key signs for the twin with a price of 0.01 USD.
+async fn twin_with_a_test_link(app: &TestApp) -> (String, String) {
+    let (prd, _) = product_as(app, &app.live_key).await;
+    test_twin(app, &prd).await;
     let link = app
         .post(
             "/api/v1/checkout-links",
@@ -857,6 +856,15 @@ async fn a_test_links_offer_never_holds_in_the_live_checkout(backend: Backend) {
         .await;
     let url = link.ok()["url"].as_str().unwrap().to_owned();
     let path = url.strip_prefix(&app.base).unwrap().to_owned();
+    (prd, path)
+}
+
+/// A product made before 0033 has a test twin with its id. A checkout link the test
+/// key signs for the twin (a price of 0.01) opens the test checkout; rewritten to the
+/// live checkout's path, where the live product has the same id, it is refused.
+async fn a_test_links_offer_never_holds_in_the_live_checkout(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (prd, path) = twin_with_a_test_link(&app).await;
     assert!(path.starts_with("/acme/test/buy/"), "{path}");
     let page = Browser::new(&app).open(&path).await;
     assert_eq!(page.status, 200, "{}", page.html);
@@ -953,4 +961,104 @@ async fn a_test_key_never_reads_or_changes_the_stores_settings(backend: Backend)
         )
         .await;
     assert_ne!(rotated.ok()["link_signing_secret"], secret.as_str());
+}
+
+/// The cookie `name` the browser whose cookies are `jar` sends to `app`'s `path`.
+fn cookie(app: &TestApp, jar: &reqwest::cookie::Jar, path: &str, name: &str) -> String {
+    use reqwest::cookie::CookieStore;
+    let url = format!("{}{path}", app.base).parse().unwrap();
+    let header = jar.cookies(&url).expect("cookies");
+    header
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+/// A cart belongs to the world it was filled in. The attack: a customer fills a cart
+/// on the test checkout with a signed test link's price (0.01 for a product whose live
+/// twin costs 19.99), then gives their live cart cookie that cart's token and submits
+/// the live checkout; and the reverse, a live cart on the test checkout. The cart of
+/// the other world is no cart there: the page shows an empty cart, Continue places
+/// nothing, and the cart still serves its own world.
+async fn a_cart_is_used_only_in_the_world_it_was_filled_in(backend: Backend) {
+    use std::sync::Arc;
+    let app = TestApp::spawn(backend).await;
+    let (prd, test_link) = twin_with_a_test_link(&app).await;
+    let live_link = format!("/acme/buy/{prd}");
+    let orders = |key: String| {
+        let app = &app;
+        async move {
+            let listed = app.get_as(&key, "/api/v1/orders").await;
+            listed.ok()["data"].as_array().unwrap().len()
+        }
+    };
+
+    for (fill, fill_checkout, fill_cookie, price, other_checkout, other_cookie, other_key) in [
+        (
+            &test_link,
+            "/acme/test/checkout",
+            "kassa_cart_test",
+            "0.01 USD",
+            "/acme/checkout",
+            "kassa_cart",
+            app.live_key.clone(),
+        ),
+        (
+            &live_link,
+            "/acme/checkout",
+            "kassa_cart",
+            "19.99 USD",
+            "/acme/test/checkout",
+            "kassa_cart_test",
+            app.key.clone(),
+        ),
+    ] {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let b = Browser::with_jar(&app, jar.clone());
+        let page = b.open(fill).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.html.contains(price), "{}", page.html);
+        // The customer acts: the cart is made from the link.
+        let csrf = page.csrf();
+        let made = b
+            .submit(
+                &page,
+                fill_checkout,
+                &[("csrf", &csrf), ("quantity_0", "1"), ("action", "update")],
+            )
+            .await;
+        assert_eq!(made.status, 200, "{}", made.html);
+        assert!(made.html.contains(price), "{}", made.html);
+        let token = cookie(&app, &jar, fill_checkout, fill_cookie);
+        // The same token in the other world's cart cookie.
+        let base: reqwest::Url = app.base.parse().unwrap();
+        jar.add_cookie_str(&format!("{other_cookie}={token}; Path=/acme"), &base);
+        let other = b.open(other_checkout).await;
+        assert_eq!(other.status, 200, "{}", other.html);
+        assert!(other.html.contains("Your cart is empty."), "{}", other.html);
+        assert!(!other.html.contains(price), "{}", other.html);
+        // Continue with one unit, as the test link's offer allows (before, this placed
+        // a live order of the live product at the test link's 0.01), with the form's
+        // CSRF token of the page before (an empty cart has no form).
+        let mut fields = details(&csrf, "bank_transfer");
+        fields[1] = ("quantity_0", "1");
+        let placed = b.post(other_checkout, &fields).await;
+        assert_ne!(placed.status, 303, "{}", placed.html);
+        assert!(
+            placed.html.contains("Your cart is empty."),
+            "{}",
+            placed.html
+        );
+        assert_eq!(
+            orders(other_key).await,
+            0,
+            "nothing placed in the other world"
+        );
+        // The cart still serves the world it was filled in.
+        let own = b.open(fill_checkout).await;
+        assert!(own.html.contains(price), "{}", own.html);
+    }
 }
