@@ -25,6 +25,7 @@ on_both_backends!(
     a_test_links_offer_never_holds_in_the_live_checkout,
     a_test_key_never_reads_or_changes_the_stores_settings,
     a_cart_is_used_only_in_the_world_it_was_filled_in,
+    a_test_twin_waits_for_test_stock_and_never_takes_a_live_key,
 );
 
 /// A product delivered from a pool of three keys made with `key` (so of its mode).
@@ -1061,4 +1062,104 @@ async fn a_cart_is_used_only_in_the_world_it_was_filled_in(backend: Backend) {
         let own = b.open(fill_checkout).await;
         assert!(own.html.contains(price), "{}", own.html);
     }
+}
+
+/// Runs migration 0038 (test pools for the test twins of pool-delivered products) on
+/// `app`'s database again, as it ran on a database whose products 0033 twinned.
+async fn give_twins_test_pools(app: &TestApp) {
+    match (app.store.sqlite_pool(), app.store.pg_pool()) {
+        (Some(pool), _) => sqlx::raw_sql(include_str!(
+            "../../../../migrations/sqlite/0038_test_pools_for_test_twins.sql"
+        ))
+        .execute(pool)
+        .await
+        .map(|_| ()),
+        (_, Some(pool)) => sqlx::raw_sql(include_str!(
+            "../../../../migrations/postgres/0038_test_pools_for_test_twins.sql"
+        ))
+        .execute(pool)
+        .await
+        .map(|_| ()),
+        _ => unreachable!("a store has a pool"),
+    }
+    .expect("migration 0038");
+}
+
+/// The test twin migration 0033 made of a product delivered from a live pool gets an
+/// empty test pool of its own from migration 0038: a test order of it waits for test
+/// stock (never taking a live key) and is delivered once the merchant adds test keys;
+/// the live product keeps its live pool, and running 0038 again changes nothing.
+async fn a_test_twin_waits_for_test_stock_and_never_takes_a_live_key(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (prd, live_pool) = product_as(&app, &app.live_key).await;
+    test_twin(&app, &prd).await;
+    give_twins_test_pools(&app).await;
+    let product_path = format!("/api/v1/products/{prd}");
+    let twin = app.get_as(&app.key, &product_path).await.ok().clone();
+    let test_pool = twin["delivery"]["pool_id"].as_str().unwrap().to_owned();
+    assert_ne!(test_pool, live_pool, "{twin}");
+    let pool = app
+        .get_as(&app.key, &format!("/api/v1/license-pools/{test_pool}"))
+        .await
+        .ok()
+        .clone();
+    assert_eq!(
+        (pool["livemode"].clone(), pool["available"].clone()),
+        (json!(false), json!(0)),
+        "{pool}"
+    );
+    assert_eq!(pool["name"], "Keys");
+    let live = app.get_as(&app.live_key, &product_path).await;
+    assert_eq!(live.ok()["delivery"]["pool_id"], live_pool.as_str());
+    // Again: nothing more (one test pool, the same).
+    give_twins_test_pools(&app).await;
+    let pools = app.get_as(&app.key, "/api/v1/license-pools").await;
+    assert_eq!(pools.ok()["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get_as(&app.key, &product_path).await.ok()["delivery"]["pool_id"],
+        test_pool.as_str()
+    );
+
+    // A test order of two waits for test stock; the live pool keeps every key.
+    let b = Browser::new(&app);
+    let pay_path = b
+        .place(
+            &format!("/acme/test/buy/{prd}"),
+            "/acme/test/checkout",
+            "test_card",
+        )
+        .await;
+    let paid = b.pay_by_card(&pay_path, "4242 4242 4242 4242").await;
+    assert_eq!(paid.status, 303, "{}", paid.html);
+    let id = newest_order(&app, &app.key).await;
+    let order = order_once(&app, &app.key, &id, |o| {
+        o["lines"][0]["delivery_status"] == "waiting_stock"
+    })
+    .await;
+    assert_eq!(order["livemode"], false);
+    assert_eq!(
+        order["lines"][0]["delivery_status"], "waiting_stock",
+        "{order}"
+    );
+    assert_eq!(available(&app, &app.live_key, &live_pool).await, 3);
+    // Test keys arrive: the order is delivered with them, and with no live key.
+    app.post_as(
+        &app.key,
+        &format!("/api/v1/license-pools/{test_pool}/keys"),
+        json!({"keys": ["TEST-1", "TEST-2"]}),
+    )
+    .await
+    .ok();
+    let order = order_once(&app, &app.key, &id, |o| o["delivery_status"] == "delivered").await;
+    assert_eq!(order["delivery_status"], "delivered", "{order}");
+    let mut keys: Vec<&str> = order["lines"][0]["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["TEST-1", "TEST-2"]);
+    assert_eq!(available(&app, &app.live_key, &live_pool).await, 3);
+    assert_eq!(available(&app, &app.key, &test_pool).await, 0);
 }
