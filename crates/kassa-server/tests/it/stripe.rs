@@ -45,6 +45,7 @@ on_both_backends!(
     a_refund_that_fails_at_stripe_is_taken_back,
     the_stripe_webhook_limits_bad_signatures_and_survives_a_failing_database,
     a_card_needing_3d_secure_is_paid_only_once_authenticated,
+    a_failed_3d_secure_leaves_the_order_unpaid_until_a_payment_succeeds,
 );
 
 const TEST_KEY: &str = SECRET_KEY;
@@ -1758,4 +1759,84 @@ async fn a_card_needing_3d_secure_is_paid_only_once_authenticated(backend: Backe
     assert_eq!(order["status"], "paid", "{order}");
     let page = b.get(&order_page).await;
     assert!(!page.html.contains("payment-confirming"), "{}", page.html);
+}
+
+/// 3-D Secure that the customer fails (or abandons): Stripe sends
+/// `payment_intent.payment_failed` with `payment_intent_authentication_failure` as
+/// the PaymentIntent's `last_payment_error`. localstripe sends no event for it, so
+/// the test signs Stripe's event from localstripe's PaymentIntent (waiting for
+/// authentication) with the error Stripe gives. The order stays unpaid with Stripe's
+/// reason on its attempt, nothing is delivered, the customer is told; a later
+/// payment with another card pays it.
+async fn a_failed_3d_secure_leaves_the_order_unpaid_until_a_payment_succeeds(backend: Backend) {
+    let stripe = LocalStripe::start().await;
+    let sink = Sink::start(None);
+    let (app, _recorder) = kassa_with_stripe(backend, &stripe, Some(&sink)).await;
+    let b = Browser::new(&app);
+    let (intent, order_id) = test_order_at_stripe(&app, &stripe, &b).await;
+    let pi = intent["id"].as_str().unwrap();
+    let (_, confirmed) = stripe.pay(pi, THREE_D_SECURE_CARD).await;
+    assert_eq!(confirmed["status"], "requires_action", "{confirmed}");
+    let mut failed = stripe
+        .payment_intents()
+        .await
+        .into_iter()
+        .find(|i| i["id"] == pi)
+        .unwrap();
+    failed["status"] = json!("requires_payment_method");
+    failed["last_payment_error"] = json!({
+        "type": "invalid_request_error",
+        "code": "payment_intent_authentication_failure",
+        "message": "We are unable to authenticate your payment method. Please choose a different payment method and try again."
+    });
+    let answer = deliver_test(
+        &app,
+        &event("evt_3ds_failed", "payment_intent.payment_failed", &failed),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let order = attempt_ended(&app, &order_id, "payment_intent_authentication_failure").await;
+    assert!(
+        order["payments"][0]["failure_message"]
+            .as_str()
+            .unwrap()
+            .contains("unable to authenticate"),
+        "{order}"
+    );
+    assert_eq!(order["delivery_status"], "not_delivered");
+    assert_eq!(order["lines"][0]["licenses"], json!([]));
+    assert_eq!(events_of(&app, &app.key, "payment.failed").await, 1);
+    assert_eq!(events_of(&app, &app.key, "payment.succeeded").await, 0);
+    // Sent again: nothing more.
+    let again = deliver_test(
+        &app,
+        &event("evt_3ds_failed", "payment_intent.payment_failed", &failed),
+    )
+    .await;
+    assert_eq!(again.body["replayed"], true, "{}", again.text);
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0]["to"], "buyer@example.com", "{mails:?}");
+
+    // The customer pays again with another card: a new PaymentIntent pays the order.
+    let pay_path = pay_path(&app, &order_id).await;
+    let pay = b.get(&pay_path).await;
+    assert!(pay.html.contains("Pay by card"), "{}", pay.html);
+    let retry = b.post(&pay_path, &[("csrf", &pay.csrf())]).await;
+    assert_eq!(retry.status, 303, "{}", retry.html);
+    let second = stripe.payment_intents().await;
+    assert_eq!(second.len(), 2);
+    stripe
+        .pay(second[1]["id"].as_str().unwrap(), GOOD_CARD)
+        .await;
+    let order = order_once(&app, &app.key, &order_id, |o| {
+        o["delivery_status"] == "delivered"
+    })
+    .await;
+    assert_eq!(
+        (order["status"].clone(), order["delivery_status"].clone()),
+        (json!("paid"), json!("delivered")),
+        "{order}"
+    );
+    assert_eq!(order["payments"][0]["status"], "failed");
+    assert_eq!(order["payments"][1]["status"], "succeeded");
 }
