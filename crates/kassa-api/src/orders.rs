@@ -128,9 +128,11 @@ pub struct RefundOut {
     /// How it went back: the order's payment method (`test_card`: the sandbox;
     /// `bank_transfer`: recorded as sent back by the merchant).
     pub method: String,
-    /// `succeeded`, `pending` while a provider works on it, or `failed` when the
-    /// provider could not give the money back (then it no longer counts: the amount is
-    /// refundable again and `refund.failed` was sent).
+    /// `succeeded`, `pending` while a provider works on it (`refund.pending` was sent;
+    /// `refund.succeeded` follows when it succeeds), or `failed` when the provider
+    /// could not give the money back, while pending or even after it succeeded (then
+    /// it no longer counts: the amount is refundable again, the keys it revoked are
+    /// reinstated, and `refund.failed` was sent).
     pub status: String,
     pub reason: Option<String>,
     /// The provider's id for it (`test_re_…` in the sandbox).
@@ -195,13 +197,17 @@ pub struct OrderLineOut {
     pub delivery_status: String,
     /// The license keys or texts delivered for this line.
     pub licenses: Vec<String>,
-    /// Why the last delivery attempt did not work (`waiting_stock`, retries, `failed`).
+    /// Why the last delivery attempt did not work (`waiting_stock`, retries, `failed`);
+    /// on a delivered line, a key it lost (see `revoked_licenses`).
     pub delivery_error: Option<String>,
     /// Refunded in full (named in a refund, or the whole order refunded): never
     /// delivered after that.
     pub refunded: bool,
     /// The licenses revoked by a refund: every license of a line refunded in full,
     /// once the refund succeeded (a refund pending at the provider revokes nothing yet).
+    /// A refund that fails at the provider after it succeeded gives them back, but for
+    /// a key it returned to its pool that went to another order since: that one stays
+    /// revoked here.
     pub revoked_licenses: Vec<String>,
 }
 
@@ -625,10 +631,12 @@ impl OrdersApi {
     /// Refund an order, in full or in part
     ///
     /// Gives money back by the method the order was paid with (the sandbox card at
-    /// once; a bank transfer is recorded as sent back by you). Sends
-    /// `refund.succeeded`, and `order.refunded` when everything paid went back (the
-    /// order becomes `refunded`); emails the customer. The licenses of the lines
-    /// refunded in full are revoked (and returned to their pool when it says so). An
+    /// once; a bank transfer is recorded as sent back by you; a Stripe payment at
+    /// Stripe). Sends `refund.succeeded` (`refund.pending` while Stripe works on it,
+    /// then `refund.succeeded` when it succeeds), and `order.refunded` when everything
+    /// paid went back (the order becomes `refunded`); emails the customer. The
+    /// licenses of the lines refunded in full are revoked once the money went back
+    /// (and returned to their pool when it says so). An
     /// order that is not paid is a 409; an amount above what is left, another
     /// currency or an unknown line a 422.
     #[oai(path = "/:id/refunds", method = "post")]

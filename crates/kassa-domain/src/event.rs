@@ -9,12 +9,17 @@ crate::names::named_enum! {
         ProductDelivered = "product.delivered",
         OrderDelivered = "order.delivered",
         OrderDeleted = "order.deleted",
-        /// Money went back to the customer (all or part of what was paid).
+        /// A refund was made and the provider is still working on it: the money has
+        /// not gone back yet. `refund.succeeded` or `refund.failed` follows, once.
+        RefundPending = "refund.pending",
+        /// Money went back to the customer (all or part of what was paid): when the
+        /// refund is made, or, for one pending at the provider, when it succeeds there.
         RefundSucceeded = "refund.succeeded",
         /// Everything paid went back: the order is `refunded`.
         OrderRefunded = "order.refunded",
-        /// A refund the provider had accepted failed there: nothing went back, and
-        /// the order is as it was before it (data: `order` and `refund`).
+        /// A refund the provider had accepted, or even reported succeeded, failed
+        /// there: nothing went back, and the order is as it was before it (data:
+        /// `order` and `refund`).
         RefundFailed = "refund.failed",
         LicensePoolLowStock = "license_pool.low_stock",
     }

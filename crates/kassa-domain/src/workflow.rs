@@ -218,10 +218,9 @@ pub enum Refused {
     RefundsNotAvailable(PaymentMethod),
     #[error("another refund of this order was recorded meanwhile")]
     RefundChangedMeanwhile,
-    /// Only a refund still pending at the provider can fail: one that succeeded gave
-    /// the money back (and revoked its keys), one that failed was taken back already.
-    #[error("the refund is {0}, no longer pending")]
-    RefundNotPending(RefundStatus),
+    /// A refund that failed was taken back already: it is not taken back twice.
+    #[error("the refund failed already")]
+    RefundFailedAlready,
 }
 
 /// A new order's followups: `order.created`, and the payment instructions when the
@@ -345,6 +344,29 @@ pub fn revokes_keys(status: RefundStatus) -> bool {
     status == RefundStatus::Succeeded
 }
 
+/// What follows a refund pending at the provider once the provider says it went
+/// through: `refund.succeeded`, now and only now (the refund said `refund.pending`
+/// when it was recorded).
+pub fn refund_went_through(id: &RefundId) -> Followups {
+    Followups::default().event(EventKind::RefundSucceeded, Subject::Refund(id.clone()))
+}
+
+impl Refund {
+    /// The refund as it is recorded in `status`. One the provider is still working
+    /// on says so (`refund.pending`, not `refund.succeeded`: the money has not gone
+    /// back yet); [`refund_went_through`] or [`Order::refund_failed`] follows.
+    pub fn recorded_as(mut self, status: RefundStatus) -> Self {
+        if status == RefundStatus::Pending {
+            for e in &mut self.followups.events {
+                if e.kind == EventKind::RefundSucceeded {
+                    e.kind = EventKind::RefundPending;
+                }
+            }
+        }
+        self
+    }
+}
+
 /// A refund as it was recorded, for what happens to it later at the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedRefund {
@@ -363,6 +385,11 @@ pub struct RefundTakenBack {
     /// The lines it had refunded, refunded no more; those it had cancelled are
     /// pending again and due (in `followups.deliver`).
     pub restored_lines: Vec<i64>,
+    /// It had succeeded, so it revoked the keys of those lines: each is the line's
+    /// again, if no one else has it. A key it returned to its pool and that was given
+    /// to another line since stays there (the line and the owners' email say so): the
+    /// customer who has it now paid for it.
+    pub reinstate_keys: bool,
     pub followups: Followups,
 }
 
@@ -771,15 +798,18 @@ impl Order {
         })
     }
 
-    /// A refund still pending at the provider failed there (Stripe's `failed` or
-    /// `canceled`): the money did not go back, so it no longer counts. What it took
-    /// is refundable again, an order it had refunded is `paid` again, the lines it
+    /// A refund failed at the provider (Stripe's `failed` or `canceled`): while it was
+    /// pending, or after it was reported succeeded (a card refund the customer's bank
+    /// returned). The money did not go back, so it no longer counts. What it took is
+    /// refundable again, an order it had refunded is `paid` again, the lines it
     /// refunded are refunded no more (those it cancelled pending again and due now),
     /// `refund.failed` is recorded and the owners are told. A pending refund revoked
-    /// no key ([`revokes_keys`]), so none has to come back.
+    /// no key ([`revokes_keys`]); one that had succeeded did, and they are reinstated
+    /// (`reinstate_keys`), since the customer paid and got nothing back. A refund
+    /// failed already is not taken back twice.
     pub fn refund_failed(&self, r: &RecordedRefund) -> Result<RefundTakenBack, Refused> {
-        if r.status != RefundStatus::Pending {
-            return Err(Refused::RefundNotPending(r.status));
+        if r.status == RefundStatus::Failed {
+            return Err(Refused::RefundFailedAlready);
         }
         if !matches!(self.status, OrderStatus::Paid | OrderStatus::Refunded) {
             return Err(Refused::NotRefundable(self.status));
@@ -809,6 +839,7 @@ impl Order {
         Ok(RefundTakenBack {
             amount: r.amount.min(self.amount_refunded).max(0),
             restored_lines: restored.iter().map(|l| l.line_no).collect(),
+            reinstate_keys: revokes_keys(r.status),
             followups,
         })
     }
@@ -1625,7 +1656,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_refund_that_fails_is_taken_back() {
+    fn a_refund_that_fails_pending_or_after_it_succeeded_is_taken_back() {
         let o = paid(order(
             PaymentMethod::Stripe,
             &[LineStatus::Delivered, LineStatus::WaitingStock],
@@ -1659,17 +1690,49 @@ mod tests {
             (vec![EventKind::RefundFailed], vec![EmailKind::RefundFailed])
         );
         assert_eq!(back.followups.emails[0].to, Recipient::Owners);
-        // Only a pending refund fails: a succeeded or failed one is refused.
-        for status in [RefundStatus::Succeeded, RefundStatus::Failed] {
-            let settled = RecordedRefund {
-                status,
-                ..recorded.clone()
-            };
-            assert_eq!(
-                refunded.refund_failed(&settled),
-                Err(Refused::RefundNotPending(status))
-            );
-        }
+        assert!(!back.reinstate_keys, "a pending refund revoked no key");
+        // Failed after it succeeded (a card refund the bank returned): taken back
+        // the same way, and the keys it revoked are reinstated.
+        let succeeded = RecordedRefund {
+            status: RefundStatus::Succeeded,
+            ..recorded.clone()
+        };
+        let late = refunded.refund_failed(&succeeded).unwrap();
+        assert_eq!(
+            (late.amount, late.restored_lines.clone()),
+            (full.amount, vec![1, 2])
+        );
+        assert!(late.reinstate_keys);
+        assert_eq!(kinds(&late.followups), kinds(&back.followups));
+        // A failed one is not taken back twice.
+        let failed = RecordedRefund {
+            status: RefundStatus::Failed,
+            ..recorded
+        };
+        assert_eq!(
+            refunded.refund_failed(&failed),
+            Err(Refused::RefundFailedAlready)
+        );
+    }
+
+    #[test]
+    fn a_pending_refund_says_so_and_succeeds_once() {
+        let o = paid_two_lines();
+        let r = o.refund(&refund(None, &[])).unwrap();
+        let pending = r.clone().recorded_as(RefundStatus::Pending);
+        assert_eq!(
+            kinds(&pending.followups),
+            (
+                vec![EventKind::RefundPending, EventKind::OrderRefunded],
+                vec![EmailKind::Refund]
+            )
+        );
+        assert_eq!(r.clone().recorded_as(RefundStatus::Succeeded), r);
+        let id = RefundId::generate();
+        assert_eq!(
+            kinds(&refund_went_through(&id)),
+            (vec![EventKind::RefundSucceeded], vec![])
+        );
     }
 
     #[test]

@@ -223,11 +223,14 @@ fn compose(
 }
 
 /// The refund a `refund` or `refund_failed` email is about (`refund:<refund id>`,
-/// `refund_failed:<refund id>`): its amount, why it failed, and the licenses of the
-/// lines it refunded in full, revoked once it succeeded.
+/// `refund_failed:<refund id>:<owner>`): its amount, why it failed, and the licenses
+/// of the lines it refunded in full, revoked once it succeeded (for a refund that
+/// failed after it succeeded: those not reinstated).
 fn refund_view(order: &kassa_store::OrderRecord, email: &EmailRecord) -> Option<minijinja::Value> {
-    let id = (email.dedupe_key.strip_prefix("refund:"))
+    let about = (email.dedupe_key.strip_prefix("refund:"))
         .or_else(|| email.dedupe_key.strip_prefix("refund_failed:"))?;
+    // An owners' email's key ends with the owner's address.
+    let id = about.split(':').next()?;
     let refund = order.refunds.iter().find(|r| r.id == id)?;
     let revoked: Vec<minijinja::Value> = order
         .lines

@@ -172,7 +172,7 @@ pub async fn refund(
         .refund_as_sent(&request, &before, &planned)
         .map_err(refused_here)
     {
-        Ok(decided) => decided,
+        Ok(decided) => decided.recorded_as(sent.status),
         Err(refused) => {
             if let Some(reference) = &sent.reference
                 && order.payment_method.is_provider()
@@ -290,16 +290,18 @@ pub(crate) async fn refund_at_provider(
         return ignored();
     }
     let id = RefundId::generate();
+    let status = match event.outcome {
+        RefundOutcome::Succeeded => RefundStatus::Succeeded,
+        _ => RefundStatus::Pending,
+    };
     let decided = order
         .refund_at_provider(id.clone(), refunded_in, event.amount, &event.currency)
-        .map_err(refused)?;
+        .map_err(refused)?
+        .recorded_as(status);
     let refund = NewRefund {
         id,
         method: order.payment_method,
-        status: match event.outcome {
-            RefundOutcome::Succeeded => RefundStatus::Succeeded,
-            _ => RefundStatus::Pending,
-        },
+        status,
         reason: None,
         reference: Some(event.reference.clone()),
     };
@@ -309,8 +311,10 @@ pub(crate) async fn refund_at_provider(
 }
 
 /// What the provider now says of a refund Kassa recorded: one pending until now has
-/// gone through (its lines' keys revoked now) or failed (taken back, with
-/// `refund.failed` and the owners told); anything else was acted on before.
+/// gone through (its lines' keys revoked now, `refund.succeeded` sent now) or failed
+/// (taken back, with `refund.failed` and the owners told); one that succeeded has
+/// failed after all (taken back the same way, and the keys it revoked reinstated);
+/// anything else was acted on before.
 async fn settle(
     mut work: Work,
     order: &workflow::Order,
@@ -324,12 +328,14 @@ async fn settle(
                 return Ok(ProviderEventOutcome::Replayed);
             };
             wake_waiting(&mut work, &returned_to).await?;
-            let view = work.view(order_id).await?;
+            work.follow(Some(order_id), &workflow::refund_went_through(&recorded.id))
+                .await?;
+            let view = work.view_after_follow(order_id).await?;
             work.commit().await?;
             tracing::info!(order = %order_id, refund = %recorded.id, "a pending refund succeeded at the provider");
             Ok(ProviderEventOutcome::Recorded(Box::new(view)))
         }
-        (RefundOutcome::Failed, RefundStatus::Pending) => {
+        (RefundOutcome::Failed, RefundStatus::Pending | RefundStatus::Succeeded) => {
             let taken = order
                 .refund_failed(recorded)
                 .map_err(ProviderEventError::Refused)?;
@@ -340,16 +346,8 @@ async fn settle(
             let view = work.view_after_follow(order_id).await?;
             work.commit().await?;
             metrics::counter!("kassa_refunds_failed_total").increment(1);
-            tracing::warn!(order = %order_id, refund = %recorded.id, reason = reason.unwrap_or_default(), "a refund failed at the provider and was taken back");
+            tracing::warn!(order = %order_id, refund = %recorded.id, was = recorded.status.as_str(), reason = reason.unwrap_or_default(), "a refund failed at the provider and was taken back");
             Ok(ProviderEventOutcome::Recorded(Box::new(view)))
-        }
-        (RefundOutcome::Failed, RefundStatus::Succeeded) => {
-            // The money was reported back and the keys revoked (maybe handed out
-            // again from their pool): not undone here; the merchant sees it at Stripe.
-            tracing::warn!(order = %order_id, refund = %recorded.id, "a refund that had succeeded is reported failed at the provider; not taken back");
-            Ok(ProviderEventOutcome::Ignored(
-                "a refund reported failed after it succeeded".into(),
-            ))
         }
         _ => Ok(ProviderEventOutcome::Replayed),
     }

@@ -45,6 +45,8 @@ pub struct CartLine {
 pub struct CartRecord {
     pub id: Option<CartId>,
     pub token: String,
+    /// The world it was filled in (its checkout's): it is no cart in the other one.
+    pub mode: Mode,
     pub lines: Vec<CartLine>,
     pub currency: Option<String>,
     pub coupon_code: Option<String>,
@@ -62,6 +64,7 @@ pub struct CartRecord {
 struct CartRow {
     id: String,
     token: String,
+    livemode: bool,
     lines: Json<Vec<CartLine>>,
     currency: Option<String>,
     coupon_code: Option<String>,
@@ -80,6 +83,7 @@ impl TryFrom<CartRow> for CartRecord {
         Ok(Self {
             id: Some(CartId::parse(&r.id).map_err(corrupt)?),
             token: r.token,
+            mode: Mode::from_livemode(r.livemode),
             lines: r.lines.0,
             currency: r.currency,
             coupon_code: r.coupon_code,
@@ -148,22 +152,27 @@ pub enum Placement {
 }
 
 impl Store {
+    /// The cart of `mode` a cart cookie names: another world's cart (its token put in
+    /// this world's cookie) is not found.
     pub async fn cart_by_token(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         token: &str,
     ) -> Result<CartRecord, StoreError> {
         let row: Option<CartRow> = db_run!(self, c => sqlx::query_as(
-            "SELECT id, token, lines, currency, coupon_code, email, name, locale,
-             return_url, custom, payment_method, order_id FROM carts WHERE tenant_id = $1 AND token = $2",
+            "SELECT id, token, livemode, lines, currency, coupon_code, email, name, locale,
+             return_url, custom, payment_method, order_id FROM carts
+             WHERE tenant_id = $1 AND token = $2 AND livemode = $3",
         )
         .bind(tenant.as_str())
         .bind(token)
+        .bind(mode.is_live())
         .fetch_optional(c).await?);
         row.ok_or(StoreError::NotFound)?.try_into()
     }
 
-    /// Inserts a new cart or saves an existing one.
+    /// Inserts a new cart or saves an existing one (of its own mode only).
     pub async fn save_cart(
         &self,
         tenant: &TenantId,
@@ -178,7 +187,7 @@ impl Store {
              name = excluded.name, locale = excluded.locale, return_url = excluded.return_url,
              custom = excluded.custom, payment_method = excluded.payment_method,
              updated_at = excluded.updated_at
-             WHERE carts.order_id IS NULL",
+             WHERE carts.order_id IS NULL AND carts.livemode = excluded.livemode",
         )
         .await
         .map(|(saved, _)| saved)
@@ -187,6 +196,8 @@ impl Store {
     /// The cart with `cart`'s token: inserted now unless it exists (two submits of
     /// one page racing to make it), in which case the stored one. True when `cart` was
     /// inserted now (then the cart given, with its new id, without reading it back).
+    /// `NotFound` when the token is another world's (or store's) cart: the caller
+    /// gives the cart a new token.
     pub async fn insert_cart_if_new(
         &self,
         tenant: &TenantId,
@@ -198,7 +209,10 @@ impl Store {
         if inserted {
             return Ok((saved, true));
         }
-        Ok((self.cart_by_token(tenant, &cart.token).await?, false))
+        Ok((
+            self.cart_by_token(tenant, cart.mode, &cart.token).await?,
+            false,
+        ))
     }
 
     /// Inserts `cart`, with `on_conflict` deciding what an existing row gets.
@@ -214,8 +228,8 @@ impl Store {
         let id = cart.id.clone().unwrap_or_else(CartId::generate);
         let written = db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO carts (tenant_id, id, token, lines, currency, coupon_code, email,
-             name, locale, return_url, custom, payment_method, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+             name, locale, return_url, custom, payment_method, created_at, updated_at, livemode)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)
              {on_conflict}"
         )))
         .bind(tenant.as_str())
@@ -231,6 +245,7 @@ impl Store {
         .bind(custom)
         .bind(cart.payment_method.as_deref())
         .bind(Timestamp::from(now))
+        .bind(cart.mode.is_live())
         .execute(c).await?.rows_affected());
         let mut saved = cart.clone();
         saved.id = Some(id);

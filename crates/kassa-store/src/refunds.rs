@@ -93,19 +93,29 @@ impl Work {
         let tenant = self.tenant.clone();
         let mut returned_to = Vec::new();
         for &line_no in &refund.lines {
-            let pools = revoke_keys(&mut self.tx, &tenant, order, line_no, self.now).await?;
+            let pools = revoke_keys(
+                &mut self.tx,
+                &tenant,
+                (order, line_no),
+                &refund.id,
+                self.now,
+            )
+            .await?;
             add_pools(&mut returned_to, pools);
         }
         Ok(Some(returned_to))
     }
 
-    /// Takes back the order's refund `refund`, pending at the provider until now,
-    /// which failed there (`reason`: the provider's): it is `failed`, its amount no
-    /// longer counts, an order it refunded is `paid` again, and the lines it refunded
-    /// are refunded no more (those it cancelled `pending` again). A key it revoked
-    /// (only a refund recorded before migration 0034 did) and that is still the
-    /// line's is the line's again. What follows (`refund.failed`, the lines due
-    /// again) is `taken`'s, written with [`Work::follow`].
+    /// Takes back the order's refund `refund`, pending at the provider until now or
+    /// reported succeeded, which failed there (`reason`: the provider's): it is
+    /// `failed`, its amount no longer counts, an order it refunded is `paid` again,
+    /// and the lines it refunded are refunded no more (those it cancelled `pending`
+    /// again). A key it revoked that is still the line's is the line's again; when
+    /// `taken.reinstate_keys`, so is each key it returned to its pool that is still
+    /// available there. One given to another line since stays that line's: it is
+    /// kept in the line's `lost_licenses` (shown as revoked) and its `delivery_error`
+    /// says why. What follows (`refund.failed`, the lines due again) is `taken`'s,
+    /// written with [`Work::follow`].
     pub async fn take_back_refund(
         &mut self,
         order: &str,
@@ -117,12 +127,13 @@ impl Work {
         let now = self.now;
         let done = db_run!(&mut self.tx, c => sqlx::query(
             "UPDATE refunds SET status = 'failed', failure_reason = $4
-             WHERE tenant_id = $1 AND order_id = $2 AND id = $3 AND status = 'pending'",
+             WHERE tenant_id = $1 AND order_id = $2 AND id = $3 AND status = $5",
         )
         .bind(tenant.as_str())
         .bind(order)
         .bind(refund.id.as_str())
         .bind(reason)
+        .bind(refund.status.as_str())
         .execute(c).await?.rows_affected());
         let updated = db_run!(&mut self.tx, c => sqlx::query(
             "UPDATE orders SET amount_refunded = amount_refunded - $3, status = 'paid', updated_at = $4
@@ -160,6 +171,32 @@ impl Work {
                 "assigned",
             )
             .await?;
+            if !taken.reinstate_keys {
+                continue;
+            }
+            let lost =
+                reinstate_returned_keys(&mut self.tx, &tenant, (order, line_no), &refund.id, now)
+                    .await?;
+            if lost.is_empty() {
+                continue;
+            }
+            let error = format!(
+                "{} went back to {} pool when refund {} succeeded and {} given to another order before the refund failed: not reinstated",
+                lost.join(", "),
+                if lost.len() == 1 { "its" } else { "their" },
+                refund.id,
+                if lost.len() == 1 { "was" } else { "were" },
+            );
+            db_run!(&mut self.tx, c => sqlx::query(
+                "UPDATE order_lines SET lost_licenses = $4, delivery_error = $5
+                 WHERE tenant_id = $1 AND order_id = $2 AND line_no = $3",
+            )
+            .bind(tenant.as_str())
+            .bind(order)
+            .bind(line_no)
+            .bind(Json(&lost))
+            .bind(error)
+            .execute(c).await?.rows_affected());
         }
         Ok(())
     }
@@ -241,7 +278,8 @@ impl Work {
             .bind(cancelled)
             .execute(c).await?.rows_affected());
             if revoke {
-                let pools = revoke_keys(&mut self.tx, &tenant, id, line_no, now).await?;
+                let pools =
+                    revoke_keys(&mut self.tx, &tenant, (id, line_no), &refund.id, now).await?;
                 add_pools(&mut returned_to, pools);
             }
         }
@@ -259,13 +297,14 @@ fn add_pools(into: &mut Vec<LicensePoolId>, pools: Vec<LicensePoolId>) {
 }
 
 /// Revokes the keys of a line refunded in full, once its refund's money went back:
-/// those of a pool that takes refunded keys back go back to it, the others stay the
+/// those of a pool that takes refunded keys back go back to it (recorded as the
+/// refund's, should it fail later: [`Work::take_back_refund`]), the others stay the
 /// line's, `revoked`. Returns the pool of each key returned.
 async fn revoke_keys(
     tx: &mut Tx,
     tenant: &TenantId,
-    order: &str,
-    line_no: i64,
+    (order, line_no): (&str, i64),
+    refund: &RefundId,
     now: Timestamp,
 ) -> Result<Vec<LicensePoolId>, StoreError> {
     db_run!(tx, c => sqlx::query(
@@ -276,6 +315,20 @@ async fn revoke_keys(
     .bind(order)
     .bind(line_no)
     .bind(now)
+    .execute(c).await?.rows_affected());
+    // Which keys go back, and from where, before they leave the line: the record a
+    // refund that fails later reinstates them from.
+    db_run!(tx, c => sqlx::query(
+        "INSERT INTO refund_returned_keys (tenant_id, refund_id, key_id, order_id, line_no, value)
+         SELECT k.tenant_id, $4, k.id, k.order_id, k.line_no, k.value FROM license_keys k
+         WHERE k.tenant_id = $1 AND k.order_id = $2 AND k.line_no = $3 AND k.status = 'assigned'
+         AND k.pool_id IN (SELECT id FROM license_pools p WHERE p.tenant_id = $1
+             AND p.return_refunded_keys = TRUE)",
+    )
+    .bind(tenant.as_str())
+    .bind(order)
+    .bind(line_no)
+    .bind(refund.as_str())
     .execute(c).await?.rows_affected());
     let returned: Vec<String> = db_run!(tx, c => sqlx::query_scalar(
         "UPDATE license_keys SET status = 'available', order_id = NULL, line_no = NULL,
@@ -294,6 +347,46 @@ async fn revoke_keys(
         .iter()
         .map(|p| LicensePoolId::parse(p).map_err(corrupt))
         .collect()
+}
+
+/// Gives the line `(order, line_no)` back the keys `refund` returned to their pools
+/// from it, each one still `available` there; returns the values of those given to
+/// another line since (or gone with their pool), which stay where they are.
+async fn reinstate_returned_keys(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    (order, line_no): (&str, i64),
+    refund: &RefundId,
+    now: Timestamp,
+) -> Result<Vec<String>, StoreError> {
+    db_run!(tx, c => sqlx::query(
+        "UPDATE license_keys SET status = 'assigned', order_id = $2, line_no = $3,
+         assigned_at = $5
+         WHERE tenant_id = $1 AND status = 'available' AND id IN (
+             SELECT key_id FROM refund_returned_keys r
+             WHERE r.tenant_id = $1 AND r.refund_id = $4 AND r.order_id = $2
+             AND r.line_no = $3)",
+    )
+    .bind(tenant.as_str())
+    .bind(order)
+    .bind(line_no)
+    .bind(refund.as_str())
+    .bind(now)
+    .execute(c).await?.rows_affected());
+    let lost: Vec<String> = db_run!(tx, c => sqlx::query_scalar(
+        "SELECT r.value FROM refund_returned_keys r
+         LEFT JOIN license_keys k ON k.tenant_id = r.tenant_id AND k.id = r.key_id
+         WHERE r.tenant_id = $1 AND r.refund_id = $4 AND r.order_id = $2 AND r.line_no = $3
+         AND (k.id IS NULL OR k.order_id IS NULL OR k.order_id <> $2 OR k.line_no <> $3
+             OR k.status <> 'assigned')
+         ORDER BY r.value",
+    )
+    .bind(tenant.as_str())
+    .bind(order)
+    .bind(line_no)
+    .bind(refund.as_str())
+    .fetch_all(c).await?);
+    Ok(lost)
 }
 
 /// Moves the keys of a line that are `from` to `to` (`assigned`, `revoked`).

@@ -58,6 +58,9 @@ pub struct OrderLineRecord {
     pub refunded: bool,
     /// The licenses a refund revoked: every license of a line refunded in full, once
     /// its refund succeeded (a refund pending at the provider revokes nothing yet).
+    /// A refund that failed after it succeeded gives them back, but for a key it had
+    /// returned to its pool and that went to another order since: that one stays
+    /// here (and `delivery_error` says so).
     pub revoked_licenses: Vec<String>,
 }
 
@@ -515,13 +518,15 @@ async fn with_children(
         delivery_error: Option<String>,
         refunded_at: Option<Timestamp>,
         revoked_at: Option<Timestamp>,
+        lost_licenses: Option<Json<Vec<String>>>,
     }
     let lines: Vec<LineRow> = rows_of(
         tx,
         tenant,
         &orders,
         "SELECT order_id, line_no, product_id, name, quantity, unit_amount, subtotal, discount, \
-         total, delivery_status, licenses, delivery_error, refunded_at, revoked_at FROM order_lines",
+         total, delivery_status, licenses, delivery_error, refunded_at, revoked_at, lost_licenses \
+         FROM order_lines",
         "order_id, line_no",
     )
     .await?;
@@ -537,9 +542,10 @@ async fn with_children(
             discount: l.discount,
             total: l.total,
             delivery_status: named(&l.delivery_status)?,
-            revoked_licenses: match l.revoked_at {
-                Some(_) => l.licenses.0.clone(),
-                None => Vec::new(),
+            revoked_licenses: match (l.revoked_at, l.lost_licenses) {
+                (Some(_), _) => l.licenses.0.clone(),
+                (None, Some(lost)) => lost.0,
+                (None, None) => Vec::new(),
             },
             refunded: l.refunded_at.is_some(),
             licenses: l.licenses.0,

@@ -58,6 +58,7 @@ pub async fn buy(
     let saved = existing.is_some();
     let mut cart = existing.unwrap_or_else(|| CartRecord {
         token,
+        mode: page::mode(req),
         ..CartRecord::default()
     });
     let applied = match link::apply(ctx, req, &tenant, &mut cart, &product, query).await {

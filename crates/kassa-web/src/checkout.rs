@@ -61,16 +61,19 @@ pub fn page_field(field: &str) -> String {
     }
 }
 
-/// The cart this browser has in this store, unless it already became an order.
+/// The cart this browser has in this store and in this page's world (the token of
+/// the other world's cart, put in this world's cookie, finds none), unless it already
+/// became an order.
 pub async fn current_cart(
     ctx: &WebContext,
     tenant: &TenantRecord,
     req: &Request,
 ) -> Result<Option<CartRecord>, Response> {
-    let Some(token) = page::cookie(req, cart_cookie_name(page::mode(req))) else {
+    let mode = page::mode(req);
+    let Some(token) = page::cookie(req, cart_cookie_name(mode)) else {
         return Ok(None);
     };
-    match ctx.store.cart_by_token(&tenant.id, &token).await {
+    match ctx.store.cart_by_token(&tenant.id, mode, &token).await {
         Ok(cart) => Ok(Some(cart)),
         Err(StoreError::NotFound) => Ok(None),
         Err(e) => Err(page::failure(e)),
@@ -371,6 +374,7 @@ pub async fn submit(
         (None, Some(link)) => {
             let mut fresh = CartRecord {
                 token: unsaved_cart_token(req, None),
+                mode: page::mode(req),
                 ..CartRecord::default()
             };
             if let Err(resp) = take_link(ctx, req, &tenant, &mut fresh, link).await {
@@ -386,7 +390,16 @@ pub async fn submit(
     let saved = if fresh {
         // Two submits of the page race to make the cart: one makes it, the other
         // goes on with the cart made.
-        match ctx.store.insert_cart_if_new(&tenant.id, &cart).await {
+        let made = match ctx.store.insert_cart_if_new(&tenant.id, &cart).await {
+            // The cookie's token is another world's cart (or store's): this one
+            // gets a token of its own.
+            Err(StoreError::NotFound) => {
+                cart.token = page::random_token();
+                ctx.store.insert_cart_if_new(&tenant.id, &cart).await
+            }
+            made => made,
+        };
+        match made {
             Ok((cart, true)) => Ok(cart),
             Ok((stored, false)) if stored.order_id.is_some() => {
                 return redirect_to_order(ctx, &tenant, &stored).await;

@@ -25,6 +25,8 @@ on_both_backends!(
     a_test_links_offer_never_holds_in_the_live_checkout,
     a_test_key_never_reads_or_changes_the_stores_settings,
     a_test_key_never_sees_or_revokes_a_live_key,
+    a_cart_is_used_only_in_the_world_it_was_filled_in,
+    a_test_twin_waits_for_test_stock_and_never_takes_a_live_key,
 );
 
 /// A product delivered from a pool of three keys made with `key` (so of its mode).
@@ -855,13 +857,11 @@ async fn each_checkout_sells_only_its_own_worlds_catalog(backend: Backend) {
     assert_eq!(moved.invalid_fields(), ["delivery.pool_id"]);
 }
 
-/// A product made before 0033 has a test twin with its id. A checkout link the test
-/// key signs for the twin (a price of 0.01) opens the test checkout; rewritten to the
-/// live checkout's path, where the live product has the same id, it is refused.
-async fn a_test_links_offer_never_holds_in_the_live_checkout(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let (prd, _) = product_as(&app, &app.live_key).await;
-    test_twin(&app, &prd).await;
+/// A live product with a test twin (as 0033 makes them), and the path of a checkout
+/// link the test key signs for the twin with a price of 0.01 USD.
+async fn twin_with_a_test_link(app: &TestApp) -> (String, String) {
+    let (prd, _) = product_as(app, &app.live_key).await;
+    test_twin(app, &prd).await;
     let link = app
         .post(
             "/api/v1/checkout-links",
@@ -870,6 +870,15 @@ async fn a_test_links_offer_never_holds_in_the_live_checkout(backend: Backend) {
         .await;
     let url = link.ok()["url"].as_str().unwrap().to_owned();
     let path = url.strip_prefix(&app.base).unwrap().to_owned();
+    (prd, path)
+}
+
+/// A product made before 0033 has a test twin with its id. A checkout link the test
+/// key signs for the twin (a price of 0.01) opens the test checkout; rewritten to the
+/// live checkout's path, where the live product has the same id, it is refused.
+async fn a_test_links_offer_never_holds_in_the_live_checkout(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (prd, path) = twin_with_a_test_link(&app).await;
     assert!(path.starts_with("/acme/test/buy/"), "{path}");
     let page = Browser::new(&app).open(&path).await;
     assert_eq!(page.status, 200, "{}", page.html);
@@ -994,4 +1003,204 @@ async fn a_test_key_never_sees_or_revokes_a_live_key(backend: Backend) {
     app.delete_as(test, &format!("/api/v1/api-keys/{made_id}"))
         .await
         .ok();
+}
+
+/// The cookie `name` the browser whose cookies are `jar` sends to `app`'s `path`.
+fn cookie(app: &TestApp, jar: &reqwest::cookie::Jar, path: &str, name: &str) -> String {
+    use reqwest::cookie::CookieStore;
+    let url = format!("{}{path}", app.base).parse().unwrap();
+    let header = jar.cookies(&url).expect("cookies");
+    header
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+/// A cart belongs to the world it was filled in. The attack: a customer fills a cart
+/// on the test checkout with a signed test link's price (0.01 for a product whose live
+/// twin costs 19.99), then gives their live cart cookie that cart's token and submits
+/// the live checkout; and the reverse, a live cart on the test checkout. The cart of
+/// the other world is no cart there: the page shows an empty cart, Continue places
+/// nothing, and the cart still serves its own world.
+async fn a_cart_is_used_only_in_the_world_it_was_filled_in(backend: Backend) {
+    use std::sync::Arc;
+    let app = TestApp::spawn(backend).await;
+    let (prd, test_link) = twin_with_a_test_link(&app).await;
+    let live_link = format!("/acme/buy/{prd}");
+    let orders = |key: String| {
+        let app = &app;
+        async move {
+            let listed = app.get_as(&key, "/api/v1/orders").await;
+            listed.ok()["data"].as_array().unwrap().len()
+        }
+    };
+
+    for (fill, fill_checkout, fill_cookie, price, other_checkout, other_cookie, other_key) in [
+        (
+            &test_link,
+            "/acme/test/checkout",
+            "kassa_cart_test",
+            "0.01 USD",
+            "/acme/checkout",
+            "kassa_cart",
+            app.live_key.clone(),
+        ),
+        (
+            &live_link,
+            "/acme/checkout",
+            "kassa_cart",
+            "19.99 USD",
+            "/acme/test/checkout",
+            "kassa_cart_test",
+            app.key.clone(),
+        ),
+    ] {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let b = Browser::with_jar(&app, jar.clone());
+        let page = b.open(fill).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(page.html.contains(price), "{}", page.html);
+        // The customer acts: the cart is made from the link.
+        let csrf = page.csrf();
+        let made = b
+            .submit(
+                &page,
+                fill_checkout,
+                &[("csrf", &csrf), ("quantity_0", "1"), ("action", "update")],
+            )
+            .await;
+        assert_eq!(made.status, 200, "{}", made.html);
+        assert!(made.html.contains(price), "{}", made.html);
+        let token = cookie(&app, &jar, fill_checkout, fill_cookie);
+        // The same token in the other world's cart cookie.
+        let base: reqwest::Url = app.base.parse().unwrap();
+        jar.add_cookie_str(&format!("{other_cookie}={token}; Path=/acme"), &base);
+        let other = b.open(other_checkout).await;
+        assert_eq!(other.status, 200, "{}", other.html);
+        assert!(other.html.contains("Your cart is empty."), "{}", other.html);
+        assert!(!other.html.contains(price), "{}", other.html);
+        // Continue with one unit, as the test link's offer allows (before, this placed
+        // a live order of the live product at the test link's 0.01), with the form's
+        // CSRF token of the page before (an empty cart has no form).
+        let mut fields = details(&csrf, "bank_transfer");
+        fields[1] = ("quantity_0", "1");
+        let placed = b.post(other_checkout, &fields).await;
+        assert_ne!(placed.status, 303, "{}", placed.html);
+        assert!(
+            placed.html.contains("Your cart is empty."),
+            "{}",
+            placed.html
+        );
+        assert_eq!(
+            orders(other_key).await,
+            0,
+            "nothing placed in the other world"
+        );
+        // The cart still serves the world it was filled in.
+        let own = b.open(fill_checkout).await;
+        assert!(own.html.contains(price), "{}", own.html);
+    }
+}
+
+/// Runs migration 0038 (test pools for the test twins of pool-delivered products) on
+/// `app`'s database again, as it ran on a database whose products 0033 twinned.
+async fn give_twins_test_pools(app: &TestApp) {
+    match (app.store.sqlite_pool(), app.store.pg_pool()) {
+        (Some(pool), _) => sqlx::raw_sql(include_str!(
+            "../../../../migrations/sqlite/0038_test_pools_for_test_twins.sql"
+        ))
+        .execute(pool)
+        .await
+        .map(|_| ()),
+        (_, Some(pool)) => sqlx::raw_sql(include_str!(
+            "../../../../migrations/postgres/0038_test_pools_for_test_twins.sql"
+        ))
+        .execute(pool)
+        .await
+        .map(|_| ()),
+        _ => unreachable!("a store has a pool"),
+    }
+    .expect("migration 0038");
+}
+
+/// The test twin migration 0033 made of a product delivered from a live pool gets an
+/// empty test pool of its own from migration 0038: a test order of it waits for test
+/// stock (never taking a live key) and is delivered once the merchant adds test keys;
+/// the live product keeps its live pool, and running 0038 again changes nothing.
+async fn a_test_twin_waits_for_test_stock_and_never_takes_a_live_key(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (prd, live_pool) = product_as(&app, &app.live_key).await;
+    test_twin(&app, &prd).await;
+    give_twins_test_pools(&app).await;
+    let product_path = format!("/api/v1/products/{prd}");
+    let twin = app.get_as(&app.key, &product_path).await.ok().clone();
+    let test_pool = twin["delivery"]["pool_id"].as_str().unwrap().to_owned();
+    assert_ne!(test_pool, live_pool, "{twin}");
+    let pool = app
+        .get_as(&app.key, &format!("/api/v1/license-pools/{test_pool}"))
+        .await
+        .ok()
+        .clone();
+    assert_eq!(
+        (pool["livemode"].clone(), pool["available"].clone()),
+        (json!(false), json!(0)),
+        "{pool}"
+    );
+    assert_eq!(pool["name"], "Keys");
+    let live = app.get_as(&app.live_key, &product_path).await;
+    assert_eq!(live.ok()["delivery"]["pool_id"], live_pool.as_str());
+    // Again: nothing more (one test pool, the same).
+    give_twins_test_pools(&app).await;
+    let pools = app.get_as(&app.key, "/api/v1/license-pools").await;
+    assert_eq!(pools.ok()["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get_as(&app.key, &product_path).await.ok()["delivery"]["pool_id"],
+        test_pool.as_str()
+    );
+
+    // A test order of two waits for test stock; the live pool keeps every key.
+    let b = Browser::new(&app);
+    let pay_path = b
+        .place(
+            &format!("/acme/test/buy/{prd}"),
+            "/acme/test/checkout",
+            "test_card",
+        )
+        .await;
+    let paid = b.pay_by_card(&pay_path, "4242 4242 4242 4242").await;
+    assert_eq!(paid.status, 303, "{}", paid.html);
+    let id = newest_order(&app, &app.key).await;
+    let order = order_once(&app, &app.key, &id, |o| {
+        o["lines"][0]["delivery_status"] == "waiting_stock"
+    })
+    .await;
+    assert_eq!(order["livemode"], false);
+    assert_eq!(
+        order["lines"][0]["delivery_status"], "waiting_stock",
+        "{order}"
+    );
+    assert_eq!(available(&app, &app.live_key, &live_pool).await, 3);
+    // Test keys arrive: the order is delivered with them, and with no live key.
+    app.post_as(
+        &app.key,
+        &format!("/api/v1/license-pools/{test_pool}/keys"),
+        json!({"keys": ["TEST-1", "TEST-2"]}),
+    )
+    .await
+    .ok();
+    let order = order_once(&app, &app.key, &id, |o| o["delivery_status"] == "delivered").await;
+    assert_eq!(order["delivery_status"], "delivered", "{order}");
+    let mut keys: Vec<&str> = order["lines"][0]["licenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["TEST-1", "TEST-2"]);
+    assert_eq!(available(&app, &app.live_key, &live_pool).await, 3);
+    assert_eq!(available(&app, &app.key, &test_pool).await, 0);
 }

@@ -102,6 +102,19 @@ impl Browser {
         )
     }
 
+    /// A browser keeping its cookies in `jar`, where the test can read and set them
+    /// (as a customer can in their own browser).
+    pub(crate) fn with_jar(app: &TestApp, jar: std::sync::Arc<reqwest::cookie::Jar>) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .cookie_provider(jar)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+        }
+    }
+
     fn client(app: &TestApp, builder: reqwest::ClientBuilder) -> Self {
         Self {
             client: builder

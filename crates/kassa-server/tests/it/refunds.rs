@@ -82,7 +82,7 @@ fn refunds_path(id: &str) -> String {
 
 /// A test mode order of one unit, paid with the sandbox card on its payment page as
 /// the customer would, and delivered.
-async fn card_order(app: &TestApp, product: &str) -> Value {
+pub(crate) async fn card_order(app: &TestApp, product: &str) -> Value {
     let placed = app
         .post(
             "/api/v1/orders",

@@ -25,6 +25,7 @@ use crate::harness::{Answer, Options, TestApp};
 use crate::localstripe::{LocalStripe, Recorder, SECRET_KEY, Sent};
 use crate::modes::order_once;
 use crate::pages::{Browser, details, product, unescape};
+use crate::refunds::card_order;
 use crate::webhooks::endpoint_with_receiver;
 
 on_both_backends!(
@@ -44,6 +45,7 @@ on_both_backends!(
     a_refund_that_fails_at_stripe_is_taken_back,
     the_stripe_webhook_limits_bad_signatures_and_survives_a_failing_database,
     a_card_needing_3d_secure_is_paid_only_once_authenticated,
+    a_failed_3d_secure_leaves_the_order_unpaid_until_a_payment_succeeds,
 );
 
 const TEST_KEY: &str = SECRET_KEY;
@@ -1413,11 +1415,14 @@ async fn a_refund_made_in_stripes_dashboard_refunds_the_order(backend: Backend) 
 /// A refund Stripe reports pending and then failed gave nothing back: it is taken back
 /// (marked failed with Stripe's reason, the order paid again with all of it refundable,
 /// `refund.failed`, the owners emailed), once however often Stripe says so. A pending
-/// refund revokes no key; the keys of a full refund are revoked (here returned to their
-/// pool) when Stripe says it succeeded, and a failure reported after that takes back
-/// nothing. localstripe's refunds succeed at once and it sends no refund events: the
-/// test signs Stripe's events from localstripe's Refund, with the status Stripe would
-/// report.
+/// refund revokes no key and says it is pending (`refund.pending`); the keys of a full
+/// refund are revoked (here returned to their pool) when Stripe says it succeeded
+/// (`refund.succeeded`, then). A failure reported after that success (a card refund
+/// the bank returned) takes it back too: the key still free in the pool is the
+/// customer's again, the one another customer got meanwhile stays theirs, and the line
+/// and the owners' email say so. localstripe's refunds succeed at once and it sends no
+/// refund events: the test signs Stripe's events from localstripe's Refund, with the
+/// status Stripe would report.
 async fn a_refund_that_fails_at_stripe_is_taken_back(backend: Backend) {
     let stripe = LocalStripe::start().await;
     let sink = Sink::start(None);
@@ -1425,7 +1430,12 @@ async fn a_refund_that_fails_at_stripe_is_taken_back(backend: Backend) {
     let (_, receiver) = endpoint_with_receiver(
         &app,
         "",
-        json!(["refund.succeeded", "refund.failed", "order.refunded"]),
+        json!([
+            "refund.pending",
+            "refund.succeeded",
+            "refund.failed",
+            "order.refunded"
+        ]),
     )
     .await;
     let (pi, order_id, order) = paid_test_order_at_stripe(&app, &stripe).await;
@@ -1505,44 +1515,129 @@ async fn a_refund_that_fails_at_stripe_is_taken_back(backend: Backend) {
     assert_eq!(o["refunds"][1]["status"], "succeeded", "{o}");
     assert_eq!(o["lines"][0]["revoked_licenses"], keys, "{o}");
     assert_eq!(available().await, 3, "the two keys are back, once");
-    // A failure reported after it succeeded takes nothing back: the keys stay in the
-    // pool, free for other customers, and the order refunded.
+    // Another customer buys one while the keys are back in the pool: one of the two
+    // is theirs now.
+    let prd = o["lines"][0]["product_id"].as_str().unwrap();
+    let other = card_order(&app, prd).await;
+    let given = other["lines"][0]["licenses"][0].clone();
+    assert!(keys.as_array().unwrap().contains(&given), "{other}");
+    assert_eq!(available().await, 2);
+
+    // The refund that succeeded fails after all (a card refund the bank returned):
+    // the money did not go back, so it is taken back. The key still free in the pool
+    // is the customer's again; the one given to the other customer stays theirs, and
+    // the line says so.
     second["status"] = json!("failed");
-    let late = report(&app, "evt_second_late", "refund.failed", &second).await;
-    assert_eq!(late.status, 200, "{}", late.text);
+    second["failure_reason"] = json!("charge_for_pending_refund_disputed");
+    let late = refund_event("evt_second_late", "refund.failed", &second);
+    let answer = deliver_test(&app, &late).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["status"], "paid", "{}", answer.text);
     let o = app.get(&path).await.ok().clone();
     assert_eq!(
         (o["status"].clone(), o["amount_refunded"].clone()),
-        (json!("refunded"), json!(total))
+        (json!("paid"), json!(0)),
+        "{o}"
     );
-    assert_eq!(available().await, 3);
+    assert_eq!(o["refunds"][1]["status"], "failed");
+    assert_eq!(
+        o["refunds"][1]["failure_reason"],
+        "charge_for_pending_refund_disputed"
+    );
+    assert_eq!(o["lines"][0]["refunded"], false);
+    assert_eq!(o["lines"][0]["licenses"], keys, "the line's history");
+    assert_eq!(
+        o["lines"][0]["revoked_licenses"],
+        json!([given.clone()]),
+        "{o}"
+    );
+    let said = o["lines"][0]["delivery_error"].as_str().unwrap_or_default();
+    assert!(
+        said.contains(given.as_str().unwrap()) && said.contains("another order"),
+        "{o}"
+    );
+    assert_eq!(available().await, 1, "the free key is the customer's again");
+    let other_now = app
+        .get(&format!("/api/v1/orders/{}", other["id"].as_str().unwrap()))
+        .await
+        .ok()
+        .clone();
+    assert_eq!(other_now["lines"][0]["licenses"], json!([given.clone()]));
+    assert_eq!(other_now["lines"][0]["revoked_licenses"], json!([]));
+    // Said again, as `refund.failed` or `refund.updated`: nothing more.
+    for again in [
+        late.clone(),
+        refund_event("evt_second_late_upd", "refund.updated", &second),
+    ] {
+        let answer = deliver_test(&app, &again).await;
+        assert_eq!(answer.body["replayed"], true, "{}", answer.text);
+    }
+    assert_eq!(available().await, 1);
+    assert_eq!(app.get(&path).await.ok()["amount_refunded"], 0);
 
-    // The merchant hears of it: `refund.failed` at their endpoint, and an email.
-    let hooks = receiver.wait_for(5).await;
+    // The merchant hears of it: each refund's state at their endpoint (a pending one
+    // says it is pending, and `refund.succeeded` comes once, when it succeeded), and
+    // an email for each failure.
+    let hooks = receiver.wait_for(7).await;
     assert_eq!(
         sorted_types(&hooks),
         [
             "order.refunded",
             "order.refunded",
             "refund.failed",
+            "refund.failed",
+            "refund.pending",
+            "refund.pending",
             "refund.succeeded",
-            "refund.succeeded"
         ]
     );
     let told = hooks.iter().find(|h| h["type"] == "refund.failed").unwrap();
     assert_eq!(told["event"]["data"]["refund"]["status"], "failed");
     assert_eq!(told["event"]["data"]["order"]["status"], "paid");
-    assert!(hooks.iter().all(|h| h["verified"] == true));
-    let mails = sink.wait_for(5).await;
-    let notice = mails
+    let succeeded = hooks
         .iter()
-        .find(|m| m["rcpt_tos"][0] == "owner@acme.test")
-        .unwrap_or_else(|| panic!("the owners are told: {mails:?}"));
-    let subject = notice["subject"].as_str().unwrap();
-    assert!(
-        subject.contains("refund") && subject.contains("failed"),
-        "{subject}"
-    );
+        .find(|h| h["type"] == "refund.succeeded")
+        .unwrap();
+    assert_eq!(succeeded["event"]["data"]["refund"]["status"], "succeeded");
+    let pending = hooks
+        .iter()
+        .find(|h| h["type"] == "refund.pending")
+        .unwrap();
+    assert_eq!(pending["event"]["data"]["refund"]["status"], "pending");
+    assert!(hooks.iter().all(|h| h["verified"] == true));
+    let owners = || {
+        let mails = sink.mails();
+        mails
+            .into_iter()
+            .filter(|m| m["rcpt_tos"][0] == "owner@acme.test")
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..300 {
+        if owners().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let notices = owners();
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    let amount = format!("The refund of {}.{:02} USD", total / 100, total % 100);
+    for notice in &notices {
+        let subject = notice["subject"].as_str().unwrap();
+        assert!(
+            subject.contains("refund") && subject.contains("failed"),
+            "{subject}"
+        );
+        let text = notice["text"].as_str().unwrap();
+        assert!(text.contains(&amount), "{text}");
+    }
+    let lost = notices
+        .iter()
+        .filter(|m| {
+            let text = m["text"].as_str().unwrap_or_default();
+            text.contains(given.as_str().unwrap()) && text.contains("given to another order")
+        })
+        .count();
+    assert_eq!(lost, 1, "the second notice names the key lost: {notices:?}");
 }
 
 /// The webhook route under attack: failed signature checks (and deliveries to a
@@ -1670,4 +1765,84 @@ async fn a_card_needing_3d_secure_is_paid_only_once_authenticated(backend: Backe
     assert_eq!(order["status"], "paid", "{order}");
     let page = b.get(&order_page).await;
     assert!(!page.html.contains("payment-confirming"), "{}", page.html);
+}
+
+/// 3-D Secure that the customer fails (or abandons): Stripe sends
+/// `payment_intent.payment_failed` with `payment_intent_authentication_failure` as
+/// the PaymentIntent's `last_payment_error`. localstripe sends no event for it, so
+/// the test signs Stripe's event from localstripe's PaymentIntent (waiting for
+/// authentication) with the error Stripe gives. The order stays unpaid with Stripe's
+/// reason on its attempt, nothing is delivered, the customer is told; a later
+/// payment with another card pays it.
+async fn a_failed_3d_secure_leaves_the_order_unpaid_until_a_payment_succeeds(backend: Backend) {
+    let stripe = LocalStripe::start().await;
+    let sink = Sink::start(None);
+    let (app, _recorder) = kassa_with_stripe(backend, &stripe, Some(&sink)).await;
+    let b = Browser::new(&app);
+    let (intent, order_id) = test_order_at_stripe(&app, &stripe, &b).await;
+    let pi = intent["id"].as_str().unwrap();
+    let (_, confirmed) = stripe.pay(pi, THREE_D_SECURE_CARD).await;
+    assert_eq!(confirmed["status"], "requires_action", "{confirmed}");
+    let mut failed = stripe
+        .payment_intents()
+        .await
+        .into_iter()
+        .find(|i| i["id"] == pi)
+        .unwrap();
+    failed["status"] = json!("requires_payment_method");
+    failed["last_payment_error"] = json!({
+        "type": "invalid_request_error",
+        "code": "payment_intent_authentication_failure",
+        "message": "We are unable to authenticate your payment method. Please choose a different payment method and try again."
+    });
+    let answer = deliver_test(
+        &app,
+        &event("evt_3ds_failed", "payment_intent.payment_failed", &failed),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let order = attempt_ended(&app, &order_id, "payment_intent_authentication_failure").await;
+    assert!(
+        order["payments"][0]["failure_message"]
+            .as_str()
+            .unwrap()
+            .contains("unable to authenticate"),
+        "{order}"
+    );
+    assert_eq!(order["delivery_status"], "not_delivered");
+    assert_eq!(order["lines"][0]["licenses"], json!([]));
+    assert_eq!(events_of(&app, &app.key, "payment.failed").await, 1);
+    assert_eq!(events_of(&app, &app.key, "payment.succeeded").await, 0);
+    // Sent again: nothing more.
+    let again = deliver_test(
+        &app,
+        &event("evt_3ds_failed", "payment_intent.payment_failed", &failed),
+    )
+    .await;
+    assert_eq!(again.body["replayed"], true, "{}", again.text);
+    let mails = sink.wait_for(1).await;
+    assert_eq!(mails[0]["to"], "buyer@example.com", "{mails:?}");
+
+    // The customer pays again with another card: a new PaymentIntent pays the order.
+    let pay_path = pay_path(&app, &order_id).await;
+    let pay = b.get(&pay_path).await;
+    assert!(pay.html.contains("Pay by card"), "{}", pay.html);
+    let retry = b.post(&pay_path, &[("csrf", &pay.csrf())]).await;
+    assert_eq!(retry.status, 303, "{}", retry.html);
+    let second = stripe.payment_intents().await;
+    assert_eq!(second.len(), 2);
+    stripe
+        .pay(second[1]["id"].as_str().unwrap(), GOOD_CARD)
+        .await;
+    let order = order_once(&app, &app.key, &order_id, |o| {
+        o["delivery_status"] == "delivered"
+    })
+    .await;
+    assert_eq!(
+        (order["status"].clone(), order["delivery_status"].clone()),
+        (json!("paid"), json!("delivered")),
+        "{order}"
+    );
+    assert_eq!(order["payments"][0]["status"], "failed");
+    assert_eq!(order["payments"][1]["status"], "succeeded");
 }

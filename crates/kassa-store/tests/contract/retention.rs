@@ -1,5 +1,6 @@
 //! Clean-up removes finished work past its retention, and nothing else.
 
+use kassa_domain::mode::Mode;
 use kassa_store::{CartRecord, Timestamp};
 use kassa_testkit::{Backend, on_both_backends};
 
@@ -46,8 +47,9 @@ async fn clean_up_removes_only_what_is_old(backend: Backend) {
     raw.close().await;
     let done = fx.store.clean_up().await.unwrap();
     assert_eq!((done.carts, done.idempotency_keys), (1, 1));
-    assert!(fx.store.cart_by_token(tenant, "old-cart").await.is_err());
-    assert!(fx.store.cart_by_token(tenant, "new-cart").await.is_ok());
+    let kept = |token| fx.store.cart_by_token(tenant, Mode::Live, token);
+    assert!(kept("old-cart").await.is_err());
+    assert!(kept("new-cart").await.is_ok());
     assert_eq!(
         fx.count(
             "SELECT COUNT(*) FROM idempotency_keys WHERE key = $1",

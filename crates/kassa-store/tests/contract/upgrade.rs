@@ -329,6 +329,31 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
         assert_eq!(found.fields.coupon_code.as_deref(), Some("SAVE10"));
         assert_eq!(found.livemode, mode.is_live());
     }
+    // 0038: the test twin of this pool-delivered product is delivered from an empty
+    // test pool of its own (the live pool's name), the live product from its pool.
+    let twin = store.product(&tenant, Mode::Test, &product).await.unwrap();
+    let Delivery::LicensePool {
+        pool_id: test_pool, ..
+    } = twin.fields.delivery
+    else {
+        panic!(
+            "the twin is delivered from a pool: {:?}",
+            twin.fields.delivery
+        )
+    };
+    assert_ne!(test_pool, pool);
+    let test_stock = store.license_pool(&tenant, &test_pool).await.unwrap();
+    assert_eq!(
+        (test_stock.livemode, test_stock.available),
+        (false, 0),
+        "{test_stock:?}"
+    );
+    let live = store.product(&tenant, Mode::Live, &product).await.unwrap();
+    assert!(
+        matches!(&live.fields.delivery, Delivery::LicensePool { pool_id, .. } if *pool_id == pool),
+        "{:?}",
+        live.fields.delivery
+    );
     // A live order's line is delivered as the live product says, whatever its test
     // twin became.
     let mut twin = store.product(&tenant, Mode::Test, &product).await.unwrap();
