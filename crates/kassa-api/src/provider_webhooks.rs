@@ -62,7 +62,16 @@ pub async fn stripe(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let now = chrono::Utc::now().timestamp();
-    let outcome = kassa_orders::stripe_event(&ctx.store, &slug, *mode, signature, &body, now).await;
+    let outcome = kassa_orders::stripe_event(
+        &ctx.store,
+        &ctx.providers,
+        &slug,
+        *mode,
+        signature,
+        &body,
+        now,
+    )
+    .await;
     let refused = match outcome {
         Ok(ProviderEventOutcome::Recorded(order)) => {
             return received(serde_json::json!({
@@ -105,6 +114,15 @@ pub async fn stripe(
         Err(ProviderEventError::Orders(OrdersError::Store(e))) => {
             // Stripe retries: the event is acted on once the database answers again.
             tracing::error!(error = %e, "a Stripe webhook could not be handled: the database failed");
+            return ApiError::Unavailable(
+                Json(unavailable_problem()),
+                RETRY_AFTER_UNAVAILABLE_SECS,
+            )
+            .into_response();
+        }
+        Err(ProviderEventError::ProviderUnavailable(detail)) => {
+            // Stripe retries: the money goes back once Stripe answers again.
+            tracing::error!(store = %slug, %mode, error = %detail, "a Stripe webhook could not be handled: Stripe did not answer");
             return ApiError::Unavailable(
                 Json(unavailable_problem()),
                 RETRY_AFTER_UNAVAILABLE_SECS,

@@ -535,6 +535,20 @@ impl Order {
         self.pay(p, enabled)
     }
 
+    /// Whether money a provider says it took for this order goes back to the customer:
+    /// the order stopped waiting for payment (paid meanwhile another way, refunded,
+    /// deleted) and this money is not what paid it (`counted`: the provider's payment
+    /// it names already succeeded here, as a second event for it would say). Kept, it
+    /// would be paid twice and recorded nowhere; it goes back in full, and the order is
+    /// left as it is.
+    pub fn returns_late_payment(&self, p: &PaymentFacts, payment: Mode, counted: bool) -> bool {
+        p.succeeded
+            && p.method.is_provider()
+            && !counted
+            && payment == self.mode
+            && self.status != OrderStatus::NotPaid
+    }
+
     /// Records a payment attempt: checked against the order (waiting for payment, a
     /// method it accepts, its total in its currency, and for a payment the customer
     /// makes online, signed offers that still hold) before anything is written. A
@@ -1036,6 +1050,28 @@ mod tests {
                 .unwrap()
                 .redemption,
             None
+        );
+    }
+
+    #[test]
+    fn money_a_provider_took_after_the_order_was_paid_goes_back() {
+        let transfer_paid = paid(order(PaymentMethod::BankTransfer, &[LineStatus::Delivered]));
+        let late = stripe(true);
+        assert!(transfer_paid.returns_late_payment(&late, Mode::Test, false));
+        assert!(
+            !transfer_paid.returns_late_payment(&late, Mode::Test, true),
+            "the money that paid it stays"
+        );
+        assert!(!transfer_paid.returns_late_payment(&stripe(false), Mode::Test, false));
+        assert!(
+            !transfer_paid.returns_late_payment(&late, Mode::Live, false),
+            "another mode's money is refused, not handled"
+        );
+        assert!(!transfer_paid.returns_late_payment(&card(true), Mode::Test, false));
+        let waiting = order(PaymentMethod::Stripe, &[LineStatus::Pending]);
+        assert!(
+            !waiting.returns_late_payment(&late, Mode::Test, false),
+            "an order waiting for it is paid by it"
         );
     }
 

@@ -16,7 +16,9 @@ use kassa_domain::order::{PaymentMethod, PaymentStatus};
 use kassa_domain::tenant::{StripeAccount, TenantSettings};
 use kassa_domain::workflow::{self, PaymentFacts, Refused};
 use kassa_domain::{Invalid, Secret};
-use kassa_payments::provider::{Outcome, PaymentEvent, PaymentProvider, PaymentRequest};
+use kassa_payments::provider::{
+    Outcome, PaymentEvent, PaymentProvider, PaymentRequest, ProviderError,
+};
 use kassa_payments::stripe::Stripe;
 use kassa_store::{NewPayment, OrderRecord, Settlement, Store, StoreError, TenantRecord};
 
@@ -57,6 +59,89 @@ impl Providers {
         )
         .map_err(|e| OrdersError::Conflict(e.to_string()))
     }
+}
+
+/// What ends an attempt whose money went back because the order was paid another way.
+pub(crate) const PAID_TWICE_CODE: &str = "paid_twice";
+
+/// Money Stripe took for an order that was paid meanwhile another way
+/// ([`workflow::Order::returns_late_payment`]) goes back in full at Stripe, once
+/// (the PaymentIntent is the refund's idempotency key, so a redelivered event or two
+/// nodes asking refund it once), and then the attempt ends with the refund named.
+/// Stripe out of reach: nothing is recorded, and the webhook is answered 503 so Stripe
+/// sends it again.
+async fn return_late_payment(
+    store: &Store,
+    providers: &Providers,
+    tenant: &TenantId,
+    mode: Mode,
+    event: &PaymentEvent,
+) -> Result<ProviderEventOutcome, ProviderEventError> {
+    let order_id = event.order_id.as_deref().unwrap_or_default();
+    let account = store
+        .stripe_account(tenant, mode)
+        .await?
+        .ok_or(ProviderEventError::NotSetUp(mode))?;
+    let charge = event
+        .charge_reference
+        .as_deref()
+        .unwrap_or(&event.reference);
+    let key = format!("kassa-paid-twice-{}", event.reference);
+    let message = match providers
+        .stripe(account)?
+        .refund(charge, event.amount, &key)
+        .await
+    {
+        Ok(refund) => format!(
+            "The order was already paid another way: this payment went back in full at \
+             Stripe (refund {}).",
+            refund.reference
+        ),
+        Err(ProviderError::Refused { message, .. }) => format!(
+            "The order was already paid another way, and Stripe refused to send this \
+             payment back ({message}): refund it in Stripe's dashboard."
+        ),
+        Err(e @ ProviderError::Unavailable(_)) => {
+            return Err(ProviderEventError::ProviderUnavailable(e.to_string()));
+        }
+    };
+    let mut work = store.work(tenant).await?;
+    if !work
+        .first_provider_event("stripe", &event.event_id, order_id)
+        .await?
+    {
+        return Ok(ProviderEventOutcome::Replayed);
+    }
+    match work.provider_attempt(order_id, &event.reference).await? {
+        Some(attempt) => {
+            work.end_pending_attempt(order_id, &attempt.id, PAID_TWICE_CODE, &message)
+                .await?
+        }
+        None => {
+            let payment = NewPayment {
+                facts: PaymentFacts {
+                    id: PaymentId::generate(),
+                    method: PaymentMethod::Stripe,
+                    amount: event.amount,
+                    currency: event.currency.clone(),
+                    succeeded: false,
+                    at: Utc::now(),
+                },
+                failure_code: Some(PAID_TWICE_CODE.to_owned()),
+                failure_message: Some(message),
+                card_brand: None,
+                card_last4: None,
+                reference: Some(event.reference.clone()),
+            };
+            work.insert_payment(order_id, &payment, PaymentStatus::Failed)
+                .await?
+        }
+    }
+    let order = work.view(order_id).await?;
+    work.commit().await?;
+    tracing::warn!(order = %order_id, event = %event.event_id,
+        "Stripe took money for an order paid another way: sent back");
+    Ok(ProviderEventOutcome::Recorded(Box::new(order)))
 }
 
 /// The message next to the method when Stripe cannot be used now.
@@ -221,6 +306,7 @@ fn pending_attempt(order: &OrderRecord) -> Option<&str> {
 /// Stripe event id, after the workflow checked it against the order.
 pub(crate) async fn payment_event(
     store: &Store,
+    providers: &Providers,
     tenant: &TenantId,
     mode: Mode,
     event: PaymentEvent,
@@ -280,6 +366,12 @@ pub(crate) async fn payment_event(
         // The offer had to hold when the Stripe payment was started.
         at: attempt.as_ref().map_or_else(Utc::now, |a| a.created_at.0),
     };
+    let counted = attempt.as_ref().is_some_and(|a| a.succeeded);
+    if order.returns_late_payment(&facts, paid_in, counted) {
+        // Nothing is written while Stripe is asked: the refund first, then its record.
+        drop(work);
+        return return_late_payment(store, providers, tenant, mode, &event).await;
+    }
     let decided = order
         .pay_online(&facts, paid_in, attempt.is_some(), &[])
         .map_err(refused)?;

@@ -36,6 +36,10 @@ pub enum ProviderEventError {
     /// other mode, another amount or currency, an order not waiting for it).
     #[error("{0}")]
     Refused(Refused),
+    /// The provider could not be reached for what the event asks of it (money to send
+    /// back): nothing recorded, the provider sends the event again.
+    #[error("the provider could not be reached: {0}")]
+    ProviderUnavailable(String),
     #[error("{0}")]
     Orders(#[from] OrdersError),
 }

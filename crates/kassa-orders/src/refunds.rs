@@ -261,6 +261,15 @@ pub(crate) async fn refund_at_provider(
         };
     };
     let Some(order_id) = store.order_paid_by(tenant, payment).await? else {
+        if store
+            .sent_back(tenant, payment, crate::online::PAID_TWICE_CODE)
+            .await?
+        {
+            // Kassa's own refund of money taken for an order paid another way.
+            return Ok(ProviderEventOutcome::Ignored(
+                "a refund of a payment sent back".into(),
+            ));
+        }
         return if failed {
             ignored()
         } else {

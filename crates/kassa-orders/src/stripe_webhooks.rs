@@ -5,7 +5,7 @@ use kassa_domain::mode::Mode;
 use kassa_payments::provider::{ProviderEvent, WebhookError};
 use kassa_store::{Store, StoreError};
 
-use crate::online::payment_event;
+use crate::online::{Providers, payment_event};
 use crate::provider_events::{ProviderEventError, ProviderEventOutcome};
 
 /// Acts on a Stripe webhook that reached the endpoint of the store named `slug` for
@@ -15,6 +15,7 @@ use crate::provider_events::{ProviderEventError, ProviderEventOutcome};
 /// per Stripe refund id ([`crate::refunds::refund_at_provider`]).
 pub async fn stripe_event(
     store: &Store,
+    providers: &Providers,
     slug: &str,
     mode: Mode,
     signature: &str,
@@ -28,7 +29,9 @@ pub async fn stripe_event(
         Err(e) => return Err(e.into()),
     };
     match kassa_payments::stripe::read_event(&webhook_secret, signature, body, now) {
-        Ok(ProviderEvent::Payment(event)) => payment_event(store, &tenant, mode, event).await,
+        Ok(ProviderEvent::Payment(event)) => {
+            payment_event(store, providers, &tenant, mode, event).await
+        }
         Ok(ProviderEvent::Refund(event)) => {
             crate::refunds::refund_at_provider(store, &tenant, mode, event).await
         }

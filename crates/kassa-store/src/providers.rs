@@ -38,6 +38,8 @@ pub struct ProviderAttempt {
     pub id: String,
     /// When the provider's page was made for it.
     pub created_at: Timestamp,
+    /// It succeeded: its money is what paid the order.
+    pub succeeded: bool,
 }
 
 /// What a provider's webhook says became of an attempt.
@@ -113,6 +115,25 @@ impl Store {
         .bind(tenant.as_str())
         .bind(payment)
         .fetch_optional(c).await?))
+    }
+
+    /// Whether the provider's payment `payment` (a PaymentIntent) is one Kassa sent back
+    /// itself, its order paid another way (an attempt ended with `code`).
+    pub async fn sent_back(
+        &self,
+        tenant: &TenantId,
+        payment: &str,
+        code: &str,
+    ) -> Result<bool, StoreError> {
+        let found: i64 = db_run!(self, c => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM payments
+             WHERE tenant_id = $1 AND reference = $2 AND failure_code = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(payment)
+        .bind(code)
+        .fetch_one(c).await?);
+        Ok(found > 0)
     }
 
     /// The provider's id of the payment that paid the order `order` (a Stripe
@@ -194,14 +215,19 @@ impl Work {
         order: &str,
         reference: &str,
     ) -> Result<Option<ProviderAttempt>, StoreError> {
-        let row: Option<(String, Timestamp)> = db_run!(&mut self.tx, c => sqlx::query_as(
-            "SELECT id, created_at FROM payments WHERE tenant_id = $1 AND order_id = $2 AND reference = $3",
+        let row: Option<(String, Timestamp, String)> = db_run!(&mut self.tx, c => sqlx::query_as(
+            "SELECT id, created_at, status FROM payments
+             WHERE tenant_id = $1 AND order_id = $2 AND reference = $3",
         )
         .bind(self.tenant.as_str())
         .bind(order)
         .bind(reference)
         .fetch_optional(c).await?);
-        Ok(row.map(|(id, created_at)| ProviderAttempt { id, created_at }))
+        Ok(row.map(|(id, created_at, status)| ProviderAttempt {
+            id,
+            created_at,
+            succeeded: status == "succeeded",
+        }))
     }
 
     /// Ends an attempt still pending at the provider (canceled unpaid there) with

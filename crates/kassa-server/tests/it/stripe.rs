@@ -40,6 +40,7 @@ on_both_backends!(
     the_dashboard_sets_stripe_keys,
     a_declined_card_is_told_and_the_customer_pays_again,
     money_paid_at_stripe_after_switching_method_still_pays_the_order,
+    money_paid_at_stripe_for_an_order_paid_meanwhile_goes_back,
     events_arriving_at_once_pay_once,
     a_refund_made_in_stripes_dashboard_refunds_the_order,
     a_refund_that_fails_at_stripe_is_taken_back,
@@ -747,6 +748,84 @@ async fn money_paid_at_stripe_after_switching_method_still_pays_the_order(backen
     let order = order_once(&app, &app.key, &order_id, |o| o["status"] == "paid").await;
     assert_eq!(order["status"], "paid", "{order}");
     assert_eq!(order["payment_method"], "stripe");
+}
+
+/// The attack, found trying the checkout as a customer: the card was charged at
+/// Stripe, its webhook was late, and meanwhile the order was paid another way (a
+/// bank transfer recorded, or another method on the pay page). Stripe's event was
+/// refused (422, retried for days) and its money kept: paid twice, the second
+/// payment recorded nowhere. Now it goes back in full at Stripe, at once, and the
+/// order shows the attempt ended by it; a replay refunds nothing more.
+async fn money_paid_at_stripe_for_an_order_paid_meanwhile_goes_back(backend: Backend) {
+    let stripe = LocalStripe::start().await;
+    let (app, recorder) = kassa_with_stripe(backend, &stripe, None).await;
+    let b = Browser::new(&app);
+    let (intent, order_id) = test_order_at_stripe(&app, &stripe, &b).await;
+    let pi = intent["id"].as_str().unwrap().to_owned();
+    let pay_path = pay_path(&app, &order_id).await;
+    let switched = b.switch_method(&pay_path, "bank_transfer").await;
+    assert_eq!(switched.status, 303, "{}", switched.html);
+    let total = app.get(&format!("/api/v1/orders/{order_id}")).await.ok()["total"].clone();
+    let transfer = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/payments"),
+            json!({"method": "bank_transfer", "amount": total, "currency": "USD"}),
+        )
+        .await;
+    assert_eq!(transfer.ok()["status"], "paid", "{}", transfer.text);
+
+    let (status, paid) = stripe.pay(&pi, GOOD_CARD).await;
+    assert_eq!(
+        (status, &paid["status"]),
+        (200, &json!("succeeded")),
+        "{paid}"
+    );
+    let order = order_once(&app, &app.key, &order_id, |o| {
+        o["payments"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["failure_code"] == "paid_twice"))
+            && o["delivery_status"] == "delivered"
+    })
+    .await;
+    let refunds = stripe.refunds(&pi).await;
+    assert_eq!(refunds.len(), 1, "refunded at Stripe: {refunds:?}");
+    assert_eq!(refunds[0]["amount"], total);
+    let attempt = order["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["method"] == "stripe")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(attempt["status"], "failed", "{order}");
+    assert_eq!(attempt["failure_code"], "paid_twice", "{order}");
+    assert!(
+        attempt["failure_message"]
+            .as_str()
+            .is_some_and(|m| m.contains(refunds[0]["id"].as_str().unwrap())),
+        "{attempt}"
+    );
+    assert_eq!(order["status"], "paid", "{order}");
+    assert_eq!(order["payment_method"], "bank_transfer");
+    assert_eq!(
+        order["amount_refunded"], 0,
+        "the order's own payment stands"
+    );
+    assert_eq!(order["lines"][0]["licenses"].as_array().unwrap().len(), 2);
+
+    // Stripe sends it again: nothing more is refunded.
+    let sent = recorder.wait_for("payment_intent.succeeded").await;
+    let again = replay(&app, &sent).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(stripe.refunds(&pi).await.len(), 1);
+    // Stripe's event for that refund (localstripe sends none; signed as Stripe's) is
+    // taken as what it is: the refund Kassa asked for, not a refund of the order.
+    let told = report(&app, "evt_paid_twice_refund", "refund.created", &refunds[0]).await;
+    assert_eq!(told.status, 200, "{}", told.text);
+    let order = app.get(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(order.ok()["status"], "paid", "{}", order.text);
+    assert_eq!(order.body["amount_refunded"], 0);
+    assert_eq!(order.body["lines"][0]["revoked_licenses"], json!([]));
 }
 
 /// The event localstripe sent, delivered several times at once, and two different
