@@ -108,7 +108,13 @@ impl Store {
             Backend::Sqlite => {
                 let options = sqlite_options(&prepare_sqlite_url(url)?)?;
                 // The writer connects first: it switches the file to WAL.
+                // No ping before a connection is handed out: a SQLite connection is a
+                // file this process holds, not a server that may have hung up, and the
+                // ping is a round trip to the connection's thread, two thread switches
+                // on every acquire (the writer's turn included). A connection whose
+                // thread died fails its query, and sqlx's ping when it goes back drops it.
                 let writer = SqlitePoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(1)
                     .acquire_timeout(acquire_timeout)
                     .connect_with(options.clone())
@@ -118,6 +124,7 @@ impl Store {
                     writer.clone()
                 } else {
                     SqlitePoolOptions::new()
+                        .test_before_acquire(false)
                         .max_connections(max_connections)
                         .acquire_timeout(acquire_timeout)
                         .connect_with(options)
