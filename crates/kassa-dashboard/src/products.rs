@@ -276,11 +276,31 @@ pub async fn show(ctx: Data<&Ctx>, req: &Request, Path(id): Path<String>) -> Res
             "products",
             context! {
                 product => view(&ctx, &staff, &p), notice => query(req, "notice"),
+                delivered_by => delivered_by(&ctx, &staff, &p).await,
                 can_copy => !p.livemode && staff.role == Role::Owner,
             },
         ),
         Err(StoreError::NotFound) => not_found(&staff),
         Err(e) => failure(e),
+    }
+}
+
+/// The name of the pool or plugin that delivers `p`, to link it by; none when it
+/// cannot be read (the page then says "the pool" or "the plugin").
+async fn delivered_by(ctx: &Ctx, staff: &Staff, p: &ProductRecord) -> Option<String> {
+    let store = &ctx.web.store;
+    match &p.fields.delivery {
+        Delivery::LicensePool { pool_id, .. } => store
+            .license_pool(&staff.tenant.id, pool_id)
+            .await
+            .ok()
+            .map(|pool| pool.name),
+        Delivery::Plugin { plugin_id } => store
+            .plugin(&staff.tenant.id, plugin_id)
+            .await
+            .ok()
+            .map(|plugin| plugin.name),
+        Delivery::WebService { .. } => None,
     }
 }
 

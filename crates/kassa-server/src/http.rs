@@ -68,6 +68,7 @@ fn app_with(
     let routes = Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz).data(store.clone()))
+        .at("/favicon.ico", get(no_favicon))
         .at(
             "/metrics",
             get(crate::metrics::scrape).data(metrics).data(store),
@@ -87,6 +88,7 @@ fn app_with(
             }
         })
         .around(crate::request_log::log_request)
+        .around(page_not_found)
         .catch_all_error(kassa_api::error::to_problem)
         .with(CatchPanic::new())
         .around({
@@ -290,6 +292,31 @@ async fn drain<B: AsRef<[u8]>, E>(mut chunks: impl futures::Stream<Item = Result
         }
     })
     .await;
+}
+
+/// Kassa has no icon of its own (a store's logo is on its pages): browsers asking for
+/// one get an empty answer, not a 404 in their console.
+#[handler]
+fn no_favicon() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+/// An address no route serves, outside the API: a page saying so, in the reader's
+/// language, as a customer following a wrong link expects (the API's, and anything
+/// else, stay problem+json).
+async fn page_not_found<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let page = !req.uri().path().starts_with("/api/");
+    let lang = kassa_web::page::pick_locale(None, &req);
+    match next.call(req).await {
+        Err(e) if page && e.status() == StatusCode::NOT_FOUND => Ok(kassa_web::page::error_page(
+            StatusCode::NOT_FOUND,
+            None,
+            lang,
+            "not_found_title",
+            "not_found",
+        )),
+        answered => answered.map(IntoResponse::into_response),
+    }
 }
 
 /// The client's address: the peer's, or, when the peer is one of the trusted proxies,

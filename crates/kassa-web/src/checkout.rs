@@ -225,6 +225,7 @@ pub async fn render(
         minijinja::context! {
             t => t,
             store => page::brand(tenant, &settings),
+            test_mode => !page::mode(req).is_live(),
             action => format!("{}/checkout", page::store_path(req, tenant)),
             csrf => csrf,
             lines => lines,

@@ -71,6 +71,7 @@ pub async fn show(
         minijinja::context! {
             t => t,
             store => page::brand(&tenant, &settings),
+            test_mode => !order.livemode,
             order => order_view(&order, t),
             pay_url => pay_url,
             invoice_url => invoice_url,
@@ -96,6 +97,7 @@ pub async fn invoice(
         minijinja::context! {
             t => t,
             store => page::brand(&tenant, &settings),
+            test_mode => !order.livemode,
             order => order_view(&order, t),
             bank => settings.bank,
         },
@@ -158,6 +160,7 @@ fn render_pay(
         minijinja::context! {
             t => t,
             store => page::brand(tenant, &settings),
+            test_mode => !order.livemode,
             order => order_view(order, t),
             methods => page::method_choices(tenant, &settings, Mode::from_livemode(order.livemode), t),
             csrf => csrf,

@@ -159,7 +159,14 @@ pub(crate) async fn pool_and_product_with(
         )
         .await;
     assert_eq!(product.status, 303, "{}", product.html);
-    (pool_path, b.open(&product.location.unwrap()).await)
+    let page = b.open(&product.location.unwrap()).await;
+    assert!(
+        page.html
+            .contains(&format!("<a href=\"{pool_path}\">Pro keys</a>")),
+        "the product names the pool it is delivered from: {}",
+        page.html
+    );
+    (pool_path, page)
 }
 
 async fn a_merchant_signs_up_and_sells_without_curl(backend: Backend) {

@@ -321,6 +321,25 @@ async fn requests_without_a_valid_key_get_401(backend: Backend) {
 async fn unknown_paths_and_ids_are_404_problems(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.get("/api/v1/nothing-here").await.problem(404);
+    // Outside the API, a wrong address is a page saying so.
+    for path in ["/acme/test/orders/nothing-here", "/no-such-store/buy/x/y"] {
+        let page = reqwest::get(app.url(path)).await.unwrap();
+        assert_eq!(page.status(), 404, "{path}");
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(
+            page.text()
+                .await
+                .unwrap()
+                .contains("This page does not exist")
+        );
+    }
+    let icon = reqwest::get(app.url("/favicon.ico")).await.unwrap();
+    assert_eq!(icon.status(), 204);
     for path in [
         "/api/v1/products/prd_01jz0000000000000000000000",
         "/api/v1/products/not-an-id",

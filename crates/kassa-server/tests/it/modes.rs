@@ -422,9 +422,24 @@ async fn a_store_sells_in_test_mode_from_its_first_minute(backend: Backend) {
     let buy_url = product.ok()["buy_url"].as_str().unwrap().to_owned();
     let path = buy_url.strip_prefix(&app.base).unwrap().to_owned();
     let b = Browser::new(&app);
+    // Every page of the test checkout says it is test mode.
+    let banner = "data-testid=\"test-mode\"";
+    let checkout = b.open(&path).await;
+    assert!(checkout.html.contains(banner), "{}", checkout.html);
     let pay_path = b.place(&path, "/fresh/test/checkout", "test_card").await;
+    assert!(b.get(&pay_path).await.html.contains(banner));
     let paid = b.pay_by_card(&pay_path, "4242 4242 4242 4242").await;
     assert_eq!(paid.status, 303);
+    let order_page = b.get(paid.location.as_deref().unwrap()).await;
+    assert!(order_page.html.contains(banner), "{}", order_page.html);
+    let live_key = app.new_tenant_keys("other").await.1;
+    let (live_prd, _) = product_as(&app, &live_key).await;
+    let live = b.open(&format!("/other/buy/{live_prd}")).await;
+    assert_eq!(live.status, 200, "{}", live.html);
+    assert!(
+        !live.html.contains(banner),
+        "the live checkout says nothing of it"
+    );
     let id = newest_order(&app, &test_key).await;
     let order = order_once(&app, &test_key, &id, |o| {
         o["delivery_status"] == "delivered"
