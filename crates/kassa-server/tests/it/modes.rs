@@ -122,6 +122,16 @@ async fn newest_order(app: &TestApp, key: &str) -> String {
 async fn no_sandbox_payment_pays_a_live_order(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (prd, pool) = product_as(&app, &app.live_key).await;
+    // A store that offers only the sandbox takes no live payment, and its live
+    // checkout says so instead of showing an empty choice.
+    offer_methods(&app, &["test_card".to_owned()]).await;
+    let page = Browser::new(&app).open(&format!("/acme/buy/{prd}")).await;
+    assert!(
+        page.html.contains("data-testid=\"no-methods\""),
+        "{}",
+        page.html
+    );
+    assert!(!page.html.contains("name=\"payment_method\""));
     for offered in [vec![], vec!["bank_transfer".to_owned()]] {
         offer_methods(&app, &offered).await;
         let b = Browser::new(&app);
