@@ -497,6 +497,10 @@ pub async fn live(ctx: Data<&Ctx>, req: &Request) -> Response {
                 }
             }
         });
+    // The stream ends when the server starts to stop: the browser reconnects to the
+    // next one.
+    let ctx = ctx.clone();
+    let changes = futures::StreamExt::take_until(changes, async move { ctx.stopping().await });
     poem::IntoResponse::into_response(
         poem::web::sse::SSE::new(changes).keep_alive(std::time::Duration::from_secs(15)),
     )

@@ -29,6 +29,19 @@ pub struct Dash {
     /// The largest plugin component the server takes (its upload forms may be that
     /// large, plus the form's other fields).
     pub max_component_bytes: usize,
+    /// Becomes `true` when the server starts to stop: open streams (the order list's
+    /// live updates) end then, so they do not hold a restart for its grace period.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Dash {
+    /// Resolves when the server starts to stop; never, where no one can stop it.
+    pub async fn stopping(&self) {
+        let mut stopping = self.stopping.clone();
+        if stopping.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 pub type Ctx = Arc<Dash>;

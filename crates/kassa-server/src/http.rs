@@ -25,6 +25,7 @@ pub fn app(ctx: ApiContext) -> impl Endpoint {
         MetricsAccess { token: None },
         Vec::new(),
         DEFAULT_MAX_IN_FLIGHT,
+        tokio::sync::watch::channel(false).1,
     )
 }
 
@@ -43,6 +44,7 @@ fn app_with(
     metrics: MetricsAccess,
     trusted_proxies: Vec<IpNet>,
     max_in_flight: usize,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> impl Endpoint {
     crate::metrics::install();
     let store = ctx.store.clone();
@@ -64,6 +66,7 @@ fn app_with(
         network: ctx.network,
         max_body_bytes: MAX_BODY_BYTES,
         max_component_bytes: component_bytes,
+        stopping,
     };
     let routes = Route::new()
         .at("/healthz", get(healthz))
@@ -388,18 +391,27 @@ impl Server {
         self
     }
 
-    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    /// Serves until `shutdown` resolves, then lets requests in flight finish (open
+    /// streams end at once).
     pub async fn run(
         self,
         ctx: ApiContext,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let app = app_with(
+            ctx,
+            self.metrics,
+            self.trusted_proxies,
+            self.max_in_flight,
+            stopping,
+        );
+        let shutdown = async move {
+            shutdown.await;
+            stop.send_replace(true);
+        };
         poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(
-                app_with(ctx, self.metrics, self.trusted_proxies, self.max_in_flight),
-                shutdown,
-                Some(Duration::from_secs(20)),
-            )
+            .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(20)))
             .await
     }
 }

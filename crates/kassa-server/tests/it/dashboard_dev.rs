@@ -27,6 +27,7 @@ on_both_backends!(
     the_dashboard_shows_one_world_at_a_time,
     a_test_product_is_copied_to_live_mode_by_an_owner,
     the_dashboard_never_acts_on_the_other_worlds_orders_and_pools,
+    an_open_order_list_does_not_hold_a_restart,
 );
 
 /// The value of the read-only field `id` (a key or a secret shown once).
@@ -1270,4 +1271,27 @@ async fn the_dashboard_never_acts_on_the_other_worlds_orders_and_pools(backend: 
         .await;
     assert_eq!(pool.ok()["available"], 3, "{}", pool.text);
     assert_eq!(ada.get(&test_pool_path).await.status, 200);
+}
+
+/// An order list left open in a browser (its live updates are a stream that never
+/// ends) held a restart for the server's whole grace period, 20 s in which the node
+/// took no new request. Now the stream ends as soon as the server starts to stop,
+/// and the server stops at once. (The 10 s below only tells "at once" from "after the
+/// grace period"; it measures nothing.)
+async fn an_open_order_list_does_not_hold_a_restart(backend: Backend) {
+    let (_sink, mut app, ada) = ada_signed_up(backend).await;
+    let live = ada.stream("/dashboard/orders/live").await;
+    assert_eq!(live.status(), 200);
+    assert!(
+        live.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let stopped = tokio::time::timeout(Duration::from_secs(10), async {
+        app.stop_serving().await;
+        live.bytes().await.ok();
+    })
+    .await;
+    assert!(stopped.is_ok(), "the open stream held the server");
 }

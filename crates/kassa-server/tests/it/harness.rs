@@ -19,7 +19,8 @@ pub struct TestApp {
     pub store: Store,
     _db: TestDatabase,
     client: reqwest::Client,
-    _shutdown: oneshot::Sender<()>,
+    shutdown: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
     _stop_workers: oneshot::Sender<()>,
 }
 
@@ -203,7 +204,7 @@ impl TestApp {
                 .await
                 .expect("the workers run");
         });
-        tokio::spawn(async move {
+        let served = tokio::spawn(async move {
             server
                 .run(ctx, async {
                     rx.await.ok();
@@ -218,7 +219,8 @@ impl TestApp {
             store,
             _db: db,
             client: reqwest::Client::new(),
-            _shutdown: tx,
+            shutdown: Some(tx),
+            served: Some(served),
             _stop_workers: stop_workers,
         };
         (app.key, app.live_key) = app.new_tenant_keys("acme").await;
@@ -317,6 +319,17 @@ impl TestApp {
 
     pub async fn delete_as(&self, key: &str, path: &str) -> Answer {
         self.send(self.request(Method::DELETE, key, path)).await
+    }
+
+    /// Asks the server to stop, as SIGTERM does, and waits until it has: requests in
+    /// flight finish, for at most the server's grace period.
+    pub async fn stop_serving(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            shutdown.send(()).ok();
+        }
+        if let Some(served) = self.served.take() {
+            served.await.expect("the server stopped");
+        }
     }
 
     /// An order of one `product`, placed with `key` to be paid by bank transfer; its id.
