@@ -308,17 +308,20 @@ fn no_favicon() -> StatusCode {
 /// language, as a customer following a wrong link expects (the API's, and anything
 /// else, stay problem+json).
 async fn page_not_found<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    let page = !req.uri().path().starts_with("/api/");
-    let lang = kassa_web::page::pick_locale(None, &req);
-    match next.call(req).await {
-        Err(e) if page && e.status() == StatusCode::NOT_FOUND => Ok(kassa_web::page::error_page(
-            StatusCode::NOT_FOUND,
-            None,
-            lang,
-            "not_found_title",
-            "not_found",
-        )),
-        answered => answered.map(IntoResponse::into_response),
+    // The reader's language, read before the request is handed on; never for the API.
+    let lang =
+        (!req.uri().path().starts_with("/api/")).then(|| kassa_web::page::pick_locale(None, &req));
+    match (next.call(req).await, lang) {
+        (Err(e), Some(lang)) if e.status() == StatusCode::NOT_FOUND => {
+            Ok(kassa_web::page::error_page(
+                StatusCode::NOT_FOUND,
+                None,
+                lang,
+                "not_found_title",
+                "not_found",
+            ))
+        }
+        (answered, _) => answered.map(IntoResponse::into_response),
     }
 }
 

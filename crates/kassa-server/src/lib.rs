@@ -1,6 +1,7 @@
 //! The `kassa` program: configuration, the command line, and the HTTP server that
-//! puts the API (and later the pages and workers) on one port. Business rules live
-//! in `kassa-domain`, SQL in `kassa-store`, handlers in `kassa-api`.
+//! puts the API, the customer pages and the dashboard on one port, beside the
+//! workers. Business rules live in `kassa-domain`, SQL in `kassa-store`, handlers in
+//! `kassa-api`, `kassa-web` and `kassa-dashboard`.
 
 pub mod config;
 pub mod demo;
