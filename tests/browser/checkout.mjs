@@ -96,6 +96,20 @@ export async function checkoutToPayment(run, buyUrl, { audit = null, consentErro
   await run.fill(L.email, BUYER_EMAIL);
   await run.fill(L.name, BUYER_NAME);
 
+  // Enter in a field recalculates the page and loses nothing (it once pressed the
+  // first line's Remove and emptied the cart).
+  run.step = 'enter';
+  const name = await run.field(L.name);
+  await run.clickToLoad({ click: () => name.press('Enter') }, `pressing Enter in "${L.name}"`);
+  const after = (await (await run.field(L.quantity)).inputValue()).trim();
+  if (after !== expectedQuantity) {
+    throw new StepError(`after Enter in "${L.name}" the field "${L.quantity}" holds "${after}", expected "${expectedQuantity}"`);
+  }
+  for (const [label, typed] of [[L.email, BUYER_EMAIL], [L.name, BUYER_NAME]]) {
+    const kept = await (await run.field(label)).inputValue();
+    if (kept !== typed) throw new StepError(`after Enter in "${L.name}" the field "${label}" holds "${kept}", expected "${typed}"`);
+  }
+
   run.step = 'method';
   await run.choose(method);
 
