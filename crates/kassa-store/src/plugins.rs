@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use kassa_domain::Secret;
 use kassa_domain::ids::{PluginId, TenantId};
+use kassa_domain::mode::Mode;
 use kassa_domain::plugin::{Live, PluginLimits};
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
@@ -566,7 +567,9 @@ impl Store {
     }
 
     /// Takes `count` keys from a pool for an order line; asking again for the same line
-    /// and pool returns the keys it already has (a retried plugin call).
+    /// and pool returns the keys it already has (a retried plugin call). The pool must be
+    /// one of the store's, of the order's mode (a plugin serves both modes, its config
+    /// names one pool): a test order never takes live keys, nor a live order test ones.
     pub async fn take_keys_for_line(
         &self,
         tenant: &TenantId,
@@ -577,6 +580,25 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let now = Timestamp::now().millis();
         let mut tx = self.begin_write().await?;
+        let modes: Option<(bool, bool)> = db_run!(&mut tx, c => sqlx::query_as(
+            "SELECT p.livemode, o.test_mode FROM license_pools p
+             JOIN orders o ON o.tenant_id = p.tenant_id AND o.id = $3
+             WHERE p.tenant_id = $1 AND p.id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(pool)
+        .bind(order)
+        .fetch_optional(c).await?);
+        let Some((pool_live, order_test)) = modes else {
+            return Err(StoreError::Conflict(format!(
+                "no license pool {pool} in this store"
+            )));
+        };
+        kassa_domain::mode::stock_for(
+            Mode::from_livemode(!order_test),
+            Mode::from_livemode(pool_live),
+        )
+        .map_err(StoreError::Conflict)?;
         let held: Vec<String> = db_run!(&mut tx, c => sqlx::query_scalar(
             "SELECT value FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND order_id = $3 AND line_no = $4 ORDER BY id",
         )

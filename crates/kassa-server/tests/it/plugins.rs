@@ -23,6 +23,7 @@ on_both_backends!(
     a_plugins_own_limits_stay_under_the_operators_cap_and_are_reported,
     a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_before_delivers,
     a_test_key_never_changes_the_code_that_delivers_live_orders,
+    a_test_order_never_takes_keys_from_a_live_pool_through_a_plugin,
 );
 
 pub(crate) fn component(name: &str) -> Vec<u8> {
@@ -838,4 +839,62 @@ async fn a_test_key_never_changes_the_code_that_delivers_live_orders(backend: Ba
     })
     .await;
     assert_eq!(line["delivery_status"], "delivered", "{line}");
+}
+
+/// One plugin serves both modes (products of either world may name it), and its
+/// config names a pool: a test order, paid with the sandbox, must never take that pool's
+/// live keys (found by a tester: a test link delivered every live key for free).
+async fn a_test_order_never_takes_keys_from_a_live_pool_through_a_plugin(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let live_pool = app
+        .post_as(
+            &app.live_key,
+            "/api/v1/license-pools",
+            json!({"name": "Live keys"}),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post_as(
+        &app.live_key,
+        &format!("/api/v1/license-pools/{live_pool}/keys"),
+        json!({"keys": ["LIVE-1", "LIVE-2", "LIVE-3"]}),
+    )
+    .await
+    .ok();
+    let plugin = upload(
+        &app,
+        &app.live_key,
+        "Pool taker",
+        component("kassa_hostile"),
+    )
+    .await;
+    let plugin = plugin.ok()["id"].as_str().unwrap().to_owned();
+    app.patch_as(
+        &app.live_key,
+        &format!("/api/v1/plugins/{plugin}"),
+        json!({"config": {"mode": "pool", "pool": live_pool}}),
+    )
+    .await
+    .ok();
+
+    // A test product delivered by that plugin, bought and paid in test mode.
+    let test_product = plugin_product(&app, &app.key, &plugin).await;
+    let order = paid_order(&app, &app.key, &test_product, 2).await;
+    let line = line_when(&app, &app.key, &order, |l| l["delivery_error"].is_string()).await;
+    assert_ne!(line["delivery_status"], "delivered", "{line}");
+    assert_eq!(line["licenses"], json!([]), "{line}");
+    let reason = line["delivery_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("live pool"), "{line}");
+    let pool = app
+        .get_as(&app.live_key, &format!("/api/v1/license-pools/{live_pool}"))
+        .await;
+    assert_eq!(pool.ok()["available"], 3, "{}", pool.body);
+
+    // The same plugin still delivers a live order from it.
+    let live_product = plugin_product(&app, &app.live_key, &plugin).await;
+    let (_, line) = delivered(&app, &live_product, 2).await;
+    assert_eq!(line["licenses"], json!(["LIVE-1", "LIVE-2"]), "{line}");
 }
