@@ -133,8 +133,7 @@ async fn read_component(
             )))
         })?;
         if bytes.len().saturating_add(chunk.len()) > max {
-            drop(bytes);
-            drain(chunks).await;
+            // The server reads and drops the rest before the 413 goes out.
             return Err(too_large());
         }
         hasher.update(&chunk);
@@ -155,26 +154,6 @@ async fn read_component(
         kassa_plugins::check_header(&bytes).map_err(|e| invalid(e.to_string()))?;
     }
     Ok((bytes, hex::encode(hasher.finalize())))
-}
-
-/// Reads and drops what is left of a refused upload (up to 8 MiB, for up to two
-/// seconds), so that its sender finishes sending and reads the 413: a connection
-/// closed with unread data is reset, and the sender would see a broken pipe instead.
-async fn drain<B: AsRef<[u8]>, E>(
-    mut chunks: std::pin::Pin<&mut impl futures::Stream<Item = Result<B, E>>>,
-) {
-    use futures::StreamExt;
-    const DRAIN_BYTES: usize = 8 * 1024 * 1024;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        let mut drained = 0usize;
-        while let Some(Ok(chunk)) = chunks.next().await {
-            drained += chunk.as_ref().len();
-            if drained > DRAIN_BYTES {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 #[derive(Debug, Object)]

@@ -218,7 +218,21 @@ async fn limit_body<E: Endpoint>(
         }
     };
     if fits {
-        let mut resp = next.call(req).await?.into_response();
+        // What the handler leaves unread of a body still arriving (a refusal that came
+        // before the body: no key, a test key uploading a plugin, not a component) is
+        // read and dropped before the answer goes out.
+        let unread = if declared.is_some_and(|len| len > 0) || declared.is_none() && upload {
+            let (body, unread) = unread(req.take_body().into_bytes_stream());
+            req.set_body(body);
+            Some(unread)
+        } else {
+            None
+        };
+        let answer = next.call(req).await;
+        if let Some(unread) = unread {
+            unread.drain().await;
+        }
+        let mut resp = answer?.into_response();
         if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
             // A handler refused the body while it arrived (a chunked plugin upload past
             // the limit): the rest is unread, so this connection cannot carry another
@@ -279,6 +293,48 @@ fn cut_past(body: Body, limit: usize) -> Body {
         }
     });
     Body::from_bytes_stream(stream)
+}
+
+/// A request body as its handler reads it, and what the handler leaves of it.
+type Chunks<S> = Arc<std::sync::Mutex<Option<std::pin::Pin<Box<S>>>>>;
+
+/// The rest of a body its handler did not read to the end.
+struct Unread<S>(Chunks<S>);
+
+/// `chunks` as a body for the handler, and a handle on what it leaves unread: a
+/// connection closed over unread data is reset, and the client, still sending, loses
+/// the answer with it (a 401, 403 or 422 that came before the body).
+fn unread<S>(chunks: S) -> (Body, Unread<S>)
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+{
+    let shared: Chunks<S> = Arc::new(std::sync::Mutex::new(Some(Box::pin(chunks))));
+    let read = Arc::clone(&shared);
+    let body = futures::stream::poll_fn(move |cx| {
+        let mut chunks = read.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(stream) = chunks.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let next = stream.as_mut().poll_next(cx);
+        if let std::task::Poll::Ready(None) = next {
+            *chunks = None;
+        }
+        next
+    });
+    (Body::from_bytes_stream(body), Unread(shared))
+}
+
+impl<S> Unread<S>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, std::io::Error>>,
+{
+    /// Reads and drops the rest, if the handler left any ([`drain`]'s bounds).
+    async fn drain(self) {
+        let rest = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(rest) = rest {
+            drain(rest).await;
+        }
+    }
 }
 
 /// Reads and drops what is left of a refused body: at most [`DRAIN_LIMIT_BYTES`], for
