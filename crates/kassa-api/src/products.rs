@@ -52,12 +52,19 @@ pub struct LicensePoolDelivery {
 #[derive(Debug, Clone, Object)]
 pub struct WebServiceDelivery {
     pub url: String,
+    /// Default `unit`: the service must answer one license per unit bought (`line`:
+    /// exactly one for the line). Any other count is not a delivery: the line is tried
+    /// again, and fails with the reason.
+    pub keys_per: Option<KeysPerIo>,
 }
 
 /// A WebAssembly fulfillment plugin uploaded to the store.
 #[derive(Debug, Clone, Object)]
 pub struct PluginDelivery {
     pub plugin_id: String,
+    /// Default `unit`: the plugin must return one license per unit bought (`line`:
+    /// exactly one for the line), as for `web_service`.
+    pub keys_per: Option<KeysPerIo>,
 }
 
 /// How the product's license information is obtained.
@@ -152,14 +159,15 @@ impl ProductsApi {
         let choice = match &raw {
             DeliveryIo::LicensePool(d) => DeliveryChoice::LicensePool {
                 pool_id: &d.pool_id,
-                keys_per: match d.keys_per.unwrap_or(KeysPerIo::Unit) {
-                    KeysPerIo::Unit => KeysPer::Unit,
-                    KeysPerIo::Line => KeysPer::Line,
-                },
+                keys_per: keys_per_in(d.keys_per),
             },
-            DeliveryIo::WebService(d) => DeliveryChoice::WebService { url: &d.url },
+            DeliveryIo::WebService(d) => DeliveryChoice::WebService {
+                url: &d.url,
+                keys_per: keys_per_in(d.keys_per),
+            },
             DeliveryIo::Plugin(d) => DeliveryChoice::Plugin {
                 plugin_id: &d.plugin_id,
+                keys_per: keys_per_in(d.keys_per),
             },
         };
         kassa_orders::delivery(&self.0.store, &tenant, auth.mode(), choice)
@@ -204,20 +212,29 @@ impl ProductsApi {
     }
 }
 
+fn keys_per_in(raw: Option<KeysPerIo>) -> KeysPer {
+    match raw.unwrap_or(KeysPerIo::Unit) {
+        KeysPerIo::Unit => KeysPer::Unit,
+        KeysPerIo::Line => KeysPer::Line,
+    }
+}
+
 fn delivery_out(d: Delivery) -> DeliveryIo {
+    let keys_per = Some(match d.keys_per() {
+        KeysPer::Unit => KeysPerIo::Unit,
+        KeysPer::Line => KeysPerIo::Line,
+    });
     match d {
-        Delivery::LicensePool { pool_id, keys_per } => {
-            DeliveryIo::LicensePool(LicensePoolDelivery {
-                pool_id: pool_id.to_string(),
-                keys_per: Some(match keys_per {
-                    KeysPer::Unit => KeysPerIo::Unit,
-                    KeysPer::Line => KeysPerIo::Line,
-                }),
-            })
+        Delivery::LicensePool { pool_id, .. } => DeliveryIo::LicensePool(LicensePoolDelivery {
+            pool_id: pool_id.to_string(),
+            keys_per,
+        }),
+        Delivery::WebService { url, .. } => {
+            DeliveryIo::WebService(WebServiceDelivery { url, keys_per })
         }
-        Delivery::WebService { url } => DeliveryIo::WebService(WebServiceDelivery { url }),
-        Delivery::Plugin { plugin_id } => DeliveryIo::Plugin(PluginDelivery {
+        Delivery::Plugin { plugin_id, .. } => DeliveryIo::Plugin(PluginDelivery {
             plugin_id: plugin_id.to_string(),
+            keys_per,
         }),
     }
 }

@@ -39,8 +39,8 @@ fn view(ctx: &Ctx, staff: &Staff, p: &ProductRecord) -> Value {
         Delivery::LicensePool { pool_id, .. } => {
             context! { method => "License pool", pool_id => pool_id.as_str() }
         }
-        Delivery::WebService { url } => context! { method => "Web service", url },
-        Delivery::Plugin { plugin_id } => {
+        Delivery::WebService { url, .. } => context! { method => "Web service", url },
+        Delivery::Plugin { plugin_id, .. } => {
             context! { method => "Plugin", plugin_id => plugin_id.as_str() }
         }
     };
@@ -200,20 +200,23 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
         Some(field(&form, "description")).filter(|d| !d.is_empty()),
     ));
     let prices = prices(&form, &mut invalid);
+    let keys_per = if field(&form, "delivery.keys_per") == "line" {
+        KeysPer::Line
+    } else {
+        KeysPer::Unit
+    };
     let choice = match field(&form, "delivery.method") {
         "web_service" => DeliveryChoice::WebService {
             url: field(&form, "delivery.url"),
+            keys_per,
         },
         "plugin" => DeliveryChoice::Plugin {
             plugin_id: field(&form, "delivery.plugin_id"),
+            keys_per,
         },
         _ => DeliveryChoice::LicensePool {
             pool_id: field(&form, "delivery.pool_id"),
-            keys_per: if field(&form, "delivery.keys_per") == "line" {
-                KeysPer::Line
-            } else {
-                KeysPer::Unit
-            },
+            keys_per,
         },
     };
     let delivery =
@@ -295,7 +298,7 @@ async fn delivered_by(ctx: &Ctx, staff: &Staff, p: &ProductRecord) -> Option<Str
             .await
             .ok()
             .map(|pool| pool.name),
-        Delivery::Plugin { plugin_id } => store
+        Delivery::Plugin { plugin_id, .. } => store
             .plugin(&staff.tenant.id, plugin_id)
             .await
             .ok()
@@ -354,20 +357,18 @@ pub async fn copy_to_live(
         typed.push((format!("prices[{i}].amount"), major));
         typed.push((format!("prices[{i}].currency"), price.currency.clone()));
     }
+    let per = match product.fields.delivery.keys_per() {
+        KeysPer::Line => "line",
+        KeysPer::Unit => "unit",
+    };
+    typed.push(("delivery.keys_per".to_owned(), per.to_owned()));
     match &product.fields.delivery {
-        Delivery::LicensePool { keys_per, .. } => {
-            let per = if *keys_per == KeysPer::Line {
-                "line"
-            } else {
-                "unit"
-            };
-            typed.push(("delivery.keys_per".to_owned(), per.to_owned()));
-        }
-        Delivery::WebService { url } => {
+        Delivery::LicensePool { .. } => {}
+        Delivery::WebService { url, .. } => {
             typed.push(("delivery.method".to_owned(), "web_service".to_owned()));
             typed.push(("delivery.url".to_owned(), url.clone()));
         }
-        Delivery::Plugin { plugin_id } => {
+        Delivery::Plugin { plugin_id, .. } => {
             typed.push(("delivery.method".to_owned(), "plugin".to_owned()));
             typed.push(("delivery.plugin_id".to_owned(), plugin_id.to_string()));
         }

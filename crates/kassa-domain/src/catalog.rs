@@ -59,14 +59,45 @@ pub fn parse_prices(raw: &[(String, i64)]) -> Result<Vec<Money>, Invalid> {
     invalid.into_result().map(|()| prices)
 }
 
-/// How many pool keys an order line takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// How many licenses an order line gets, from a pool, a web service or a plugin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeysPer {
     /// One key for each unit: quantity 3 gets 3 keys.
+    #[default]
     Unit,
     /// One key for the whole line, whatever the quantity.
     Line,
+}
+
+impl KeysPer {
+    /// The licenses a line of `quantity` units gets.
+    pub fn count(self, quantity: i64) -> i64 {
+        match self {
+            KeysPer::Unit => quantity,
+            KeysPer::Line => 1,
+        }
+    }
+
+    /// Whether `answered` licenses (from a web service or a plugin) deliver a line of
+    /// `quantity` units: exactly [`KeysPer::count`], so a paid unit is never left
+    /// without its license.
+    pub fn check_answer(self, quantity: i64, answered: usize) -> Result<(), String> {
+        let needed = self.count(quantity);
+        if i64::try_from(answered).is_ok_and(|n| n == needed) {
+            return Ok(());
+        }
+        Err(match self {
+            KeysPer::Unit => format!(
+                "{answered} licenses answered for {quantity} units; the product takes one \
+                 license per unit (keys_per = unit)"
+            ),
+            KeysPer::Line => format!(
+                "{answered} licenses answered; the product takes one license for the whole \
+                 line (keys_per = line)"
+            ),
+        })
+    }
 }
 
 /// Where a product's license information comes from.
@@ -79,13 +110,27 @@ pub enum Delivery {
     },
     WebService {
         url: String,
+        /// Products stored before this field took one license per unit.
+        #[serde(default)]
+        keys_per: KeysPer,
     },
     Plugin {
         plugin_id: PluginId,
+        #[serde(default)]
+        keys_per: KeysPer,
     },
 }
 
 impl Delivery {
+    /// How many licenses a line of this delivery gets.
+    pub fn keys_per(&self) -> KeysPer {
+        match self {
+            Delivery::LicensePool { keys_per, .. }
+            | Delivery::WebService { keys_per, .. }
+            | Delivery::Plugin { keys_per, .. } => *keys_per,
+        }
+    }
+
     pub fn method(&self) -> &'static str {
         match self {
             Delivery::LicensePool { .. } => "license_pool",
@@ -349,6 +394,20 @@ pub fn parse_low_stock_threshold(raw: Option<i64>) -> Result<Option<i64>, Invali
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paid_unit_never_goes_without_its_license() {
+        assert_eq!(KeysPer::Unit.check_answer(3, 3), Ok(()));
+        assert_eq!(KeysPer::Line.check_answer(3, 1), Ok(()));
+        let short = KeysPer::Unit.check_answer(3, 1).unwrap_err();
+        assert!(short.contains("1 licenses answered for 3 units"), "{short}");
+        assert!(KeysPer::Unit.check_answer(2, 3).is_err());
+        assert!(KeysPer::Line.check_answer(3, 3).is_err());
+        // Stored before keys_per: one license per unit.
+        let old: Delivery =
+            serde_json::from_str(r#"{"method": "web_service", "url": "https://x.test/"}"#).unwrap();
+        assert_eq!(old.keys_per(), KeysPer::Unit);
+    }
 
     fn usd(amount: i64) -> Money {
         Money {

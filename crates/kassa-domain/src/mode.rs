@@ -57,16 +57,6 @@ impl Mode {
     }
 }
 
-/// Why a line may not take keys from a pool: the pool is not the order's world.
-pub fn stock_for(order: Mode, pool: Mode) -> Result<(), String> {
-    if order == pool {
-        return Ok(());
-    }
-    Err(format!(
-        "the pool is a {pool} pool; a {order} order takes keys only from a {order} pool"
-    ))
-}
-
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -85,15 +75,6 @@ mod tests {
         assert!(!Mode::Live.allows(PaymentMethod::TestCard));
         assert!(Mode::from_livemode(true).is_live());
         assert_eq!(Mode::from_livemode(false), Mode::Test);
-    }
-
-    #[test]
-    fn stock_is_taken_only_in_its_own_world() {
-        assert!(stock_for(Mode::Test, Mode::Test).is_ok());
-        assert!(stock_for(Mode::Live, Mode::Live).is_ok());
-        let refused = stock_for(Mode::Test, Mode::Live).unwrap_err();
-        assert!(refused.contains("live pool"), "{refused}");
-        assert!(stock_for(Mode::Live, Mode::Test).is_err());
     }
 
     #[test]

@@ -647,12 +647,7 @@ impl Order {
     /// own world (a test order never takes live stock, nor a live order test keys).
     pub fn deliver_from_pool(&self, line_no: i64, pool: Mode) -> Result<Delivered, Refused> {
         self.deliverable(line_no)?;
-        if pool != self.mode {
-            return Err(Refused::PoolOfOtherMode {
-                order: self.mode,
-                pool,
-            });
-        }
+        stock_for(self.mode, pool)?;
         self.deliver(line_no)
     }
 
@@ -971,6 +966,16 @@ pub fn endpoint_disabled(endpoint: &WebhookEndpointId, now: DateTime<Utc>) -> Fo
         Recipient::Owners,
         format!("endpoint_disabled:{endpoint}:{}", now.timestamp_millis()),
     )
+}
+
+/// Whether an order of `order`'s mode may take keys from a pool of `pool`'s: only
+/// from its own world's (a plugin's `take-pool-keys` names any pool of the store).
+pub fn stock_for(order: Mode, pool: Mode) -> Result<(), Refused> {
+    if order == pool {
+        Ok(())
+    } else {
+        Err(Refused::PoolOfOtherMode { order, pool })
+    }
 }
 
 #[cfg(test)]

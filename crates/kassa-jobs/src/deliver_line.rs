@@ -111,8 +111,8 @@ async fn deliver(workers: &Workers, line: DueLine) -> Result<(), OrdersError> {
                 Err(e) => Err((e.to_string(), retry_in(5_000))),
             }
         }
-        Delivery::WebService { url } => deliver_from_service(workers, &line, url).await,
-        Delivery::Plugin { plugin_id } => deliver_from_plugin(workers, &line, plugin_id).await,
+        Delivery::WebService { url, .. } => deliver_from_service(workers, &line, url).await,
+        Delivery::Plugin { plugin_id, .. } => deliver_from_plugin(workers, &line, plugin_id).await,
     };
     let method = match &line.delivery {
         Delivery::LicensePool { .. } => "license_pool",

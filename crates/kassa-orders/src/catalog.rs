@@ -25,9 +25,18 @@ use crate::OrdersError;
 /// A delivery method as chosen on a form or in a request, not yet checked.
 #[derive(Debug, Clone, Copy)]
 pub enum DeliveryChoice<'a> {
-    LicensePool { pool_id: &'a str, keys_per: KeysPer },
-    WebService { url: &'a str },
-    Plugin { plugin_id: &'a str },
+    LicensePool {
+        pool_id: &'a str,
+        keys_per: KeysPer,
+    },
+    WebService {
+        url: &'a str,
+        keys_per: KeysPer,
+    },
+    Plugin {
+        plugin_id: &'a str,
+        keys_per: KeysPer,
+    },
 }
 
 /// The delivery of a product of `mode`'s world, when what it names exists in this
@@ -59,15 +68,20 @@ pub async fn delivery(
                 },
             }
         }
-        DeliveryChoice::WebService { url } => {
-            parse_outgoing_url("delivery.url", url).map(|url| Delivery::WebService { url })
-        }
-        DeliveryChoice::Plugin { plugin_id } => {
+        DeliveryChoice::WebService { url, keys_per } => parse_outgoing_url("delivery.url", url)
+            .map(|url| Delivery::WebService { url, keys_per }),
+        DeliveryChoice::Plugin {
+            plugin_id,
+            keys_per,
+        } => {
             let no_plugin = || Invalid::field("delivery.plugin_id", "no such plugin");
             match PluginId::parse(plugin_id) {
                 Err(_) => Err(no_plugin()),
                 Ok(plugin_id) => match store.plugin(tenant, &plugin_id).await {
-                    Ok(_) => Ok(Delivery::Plugin { plugin_id }),
+                    Ok(_) => Ok(Delivery::Plugin {
+                        plugin_id,
+                        keys_per,
+                    }),
                     Err(StoreError::NotFound) => Err(no_plugin()),
                     Err(e) => return Err(e),
                 },

@@ -4,7 +4,8 @@
 //! customer gets their licenses again.
 
 use chrono::Utc;
-use kassa_domain::catalog::{Delivery, KeysPer};
+use kassa_domain::Invalid;
+use kassa_domain::catalog::Delivery;
 use kassa_domain::ids::{LicensePoolId, TenantId};
 use kassa_domain::order::LineStatus;
 use kassa_domain::workflow::{self, Refused};
@@ -37,10 +38,7 @@ pub async fn deliver_from_pool(store: &Store, line: &DueLine) -> Result<PoolDeli
         Err(Refused::AlreadyDelivered) => return Ok(PoolDelivery::AlreadyDelivered),
         decided => decided?,
     };
-    let needed = match keys_per {
-        KeysPer::Unit => line.quantity,
-        KeysPer::Line => 1,
-    };
+    let needed = keys_per.count(line.quantity);
     let claimed = work
         .claim_keys(pool_id, (&line.order_id, line.line_no), needed)
         .await?;
@@ -70,12 +68,17 @@ pub async fn deliver_from_pool(store: &Store, line: &DueLine) -> Result<PoolDeli
 }
 
 /// Delivers a line with licenses got elsewhere (the merchant's web service or
-/// plugin). False when the line was delivered before (a retried job).
+/// plugin). False when the line was delivered before (a retried job). Licenses of
+/// another count than the product's `keys_per` asks are no delivery: a paid unit never
+/// goes without its license.
 pub async fn deliver_with(
     store: &Store,
     line: &DueLine,
     licenses: &[String],
 ) -> Result<bool, OrdersError> {
+    (line.delivery.keys_per())
+        .check_answer(line.quantity, licenses.len())
+        .map_err(|why| Invalid::field("licenses", why))?;
     let mut work = store.work(&line.tenant_id).await?;
     let order = work.order(&line.order_id).await?;
     let delivered = match order.deliver(line.line_no) {

@@ -594,11 +594,11 @@ impl Store {
                 "no license pool {pool} in this store"
             )));
         };
-        kassa_domain::mode::stock_for(
+        kassa_domain::workflow::stock_for(
             Mode::from_livemode(!order_test),
             Mode::from_livemode(pool_live),
         )
-        .map_err(StoreError::Conflict)?;
+        .map_err(|refused| StoreError::Conflict(refused.to_string()))?;
         let held: Vec<String> = db_run!(&mut tx, c => sqlx::query_scalar(
             "SELECT value FROM license_keys WHERE tenant_id = $1 AND pool_id = $2 AND order_id = $3 AND line_no = $4 ORDER BY id",
         )

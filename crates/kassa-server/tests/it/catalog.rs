@@ -82,7 +82,7 @@ async fn pool_keys_and_a_product_priced_in_two_currencies(backend: Backend) {
         .await;
     assert_eq!(
         web.ok()["delivery"],
-        json!({"method": "web_service", "url": "https://licenses.example.com/issue"})
+        json!({"method": "web_service", "url": "https://licenses.example.com/issue", "keys_per": "unit"})
     );
 }
 

@@ -24,6 +24,7 @@ on_both_backends!(
     a_version_that_breaks_before_it_delivers_is_taken_off_and_the_one_before_delivers,
     a_test_key_never_changes_the_code_that_delivers_live_orders,
     a_test_order_never_takes_keys_from_a_live_pool_through_a_plugin,
+    licenses_of_another_count_than_the_product_takes_are_not_delivered,
 );
 
 pub(crate) fn component(name: &str) -> Vec<u8> {
@@ -887,7 +888,10 @@ async fn a_test_order_never_takes_keys_from_a_live_pool_through_a_plugin(backend
     assert_ne!(line["delivery_status"], "delivered", "{line}");
     assert_eq!(line["licenses"], json!([]), "{line}");
     let reason = line["delivery_error"].as_str().unwrap_or_default();
-    assert!(reason.contains("live pool"), "{line}");
+    assert!(
+        reason.contains("takes no keys from a live mode license pool"),
+        "{line}"
+    );
     let pool = app
         .get_as(&app.live_key, &format!("/api/v1/license-pools/{live_pool}"))
         .await;
@@ -897,4 +901,71 @@ async fn a_test_order_never_takes_keys_from_a_live_pool_through_a_plugin(backend
     let live_product = plugin_product(&app, &app.live_key, &plugin).await;
     let (_, line) = delivered(&app, &live_product, 2).await;
     assert_eq!(line["licenses"], json!(["LIVE-1", "LIVE-2"]), "{line}");
+}
+
+/// A paid unit never goes without its license (found by a tester: a plugin and a web
+/// service answering one license for two or three units had the line delivered). The
+/// product says how many it takes (`keys_per`, as for pools); another count is no
+/// delivery, tried again and then failed with the reason.
+async fn licenses_of_another_count_than_the_product_takes_are_not_delivered(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // The hostile plugin without a mode answers one license, whatever the quantity.
+    let plugin = upload(&app, &app.live_key, "One key", component("kassa_hostile")).await;
+    let plugin = plugin.ok()["id"].as_str().unwrap().to_owned();
+    let per_unit = plugin_product(&app, &app.live_key, &plugin).await;
+    let order = paid_order(&app, &app.live_key, &per_unit, 2).await;
+    let line = line_when(&app, &app.live_key, &order, |l| {
+        l["delivery_error"].is_string()
+    })
+    .await;
+    assert_ne!(line["delivery_status"], "delivered", "{line}");
+    assert_eq!(line["licenses"], json!([]), "{line}");
+    let reason = line["delivery_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("1 licenses answered for 2 units"), "{line}");
+    let order = app
+        .get_as(&app.live_key, &format!("/api/v1/orders/{order}"))
+        .await;
+    assert_eq!(
+        order.ok()["delivery_status"],
+        "not_delivered",
+        "{}",
+        order.body
+    );
+
+    // A product taking one license for the line is delivered by the same answer.
+    let per_line = app
+        .post_as(
+            &app.live_key,
+            "/api/v1/products",
+            json!({"name": "Site licence", "prices": [{"currency": "USD", "amount": 500}],
+                   "delivery": {"method": "plugin", "plugin_id": plugin, "keys_per": "line"}}),
+        )
+        .await;
+    assert_eq!(
+        per_line.ok()["delivery"]["keys_per"],
+        "line",
+        "{}",
+        per_line.body
+    );
+    let per_line = per_line.ok()["id"].as_str().unwrap().to_owned();
+    let (_, line) = delivered(&app, &per_line, 2).await;
+    assert_eq!(line["licenses"].as_array().map(Vec::len), Some(1), "{line}");
+
+    // A web service answering one license per unit, for a product taking one per line.
+    let (service_product, service) = crate::fulfillment::service_product(&app, "").await;
+    app.patch_as(
+        &app.key,
+        &format!("/api/v1/products/{service_product}"),
+        json!({"delivery": {"method": "web_service", "url": service.url, "keys_per": "line"}}),
+    )
+    .await
+    .ok();
+    let order = paid_order(&app, &app.key, &service_product, 3).await;
+    let line = line_when(&app, &app.key, &order, |l| l["delivery_error"].is_string()).await;
+    assert_ne!(line["delivery_status"], "delivered", "{line}");
+    let reason = line["delivery_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("3 licenses answered; the product takes one"),
+        "{line}"
+    );
 }

@@ -90,6 +90,7 @@ async fn products_read_back_as_written_and_update(backend: Backend) {
         }],
         delivery: Delivery::WebService {
             url: "https://licences.acme.test/issue".into(),
+            keys_per: KeysPer::Unit,
         },
         active: false,
     };
@@ -113,6 +114,7 @@ async fn products_read_back_as_written_and_update(backend: Backend) {
     let plugin = ProductFields {
         delivery: Delivery::Plugin {
             plugin_id: PluginId::generate(),
+            keys_per: KeysPer::Line,
         },
         ..changed
     };
@@ -645,6 +647,7 @@ async fn a_line_takes_the_delivery_of_its_orders_mode(backend: Backend) {
     let by = |url: &str| ProductFields {
         delivery: Delivery::WebService {
             url: url.to_owned(),
+            keys_per: KeysPer::Unit,
         },
         ..license_product("Pro")
     };
@@ -662,6 +665,7 @@ async fn a_line_takes_the_delivery_of_its_orders_mode(backend: Backend) {
         let line = place_and_claim_line(&fx.store, tenant, &id, mode).await;
         let expected = Delivery::WebService {
             url: url.to_owned(),
+            keys_per: KeysPer::Unit,
         };
         assert_eq!(line.delivery, expected, "{mode}");
     }

@@ -359,6 +359,7 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
     let mut twin = store.product(&tenant, Mode::Test, &product).await.unwrap();
     twin.fields.delivery = Delivery::WebService {
         url: "https://test.acme.test/keys".into(),
+        keys_per: KeysPer::Unit,
     };
     store
         .update_product(&tenant, Mode::Test, &product, &twin.fields)
@@ -404,12 +405,20 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
     let stock = store.license_pool(&tenant, &pool).await.unwrap();
     assert_eq!((stock.available, stock.assigned), (1, 1));
     assert_eq!(stock.created_at.millis(), T0 + 4);
-    // The free key is still there to be taken, once.
-    let taken = store
+    // The free key is still there; the old order, paid with the sandbox, is a test
+    // order now, and takes no key of the (live) pool.
+    let refused = store
         .take_keys_for_line(&tenant, order.as_str(), 1, pool.as_str(), 1)
         .await
-        .unwrap();
-    assert_eq!(taken, vec!["PRO-1111".to_owned()], "the line keeps its key");
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("a test mode order takes no keys from a live mode license pool"),
+        "{refused}"
+    );
+    let stock = store.license_pool(&tenant, &pool).await.unwrap();
+    assert_eq!(stock.available, 1, "the key stays in the pool");
 
     let events = store.order_events(&tenant, order.as_str()).await.unwrap();
     assert_eq!(events.len(), 1);
