@@ -123,6 +123,9 @@ pub struct Email {
     pub kind: EmailKind,
     pub to: Recipient,
     pub key: String,
+    /// The world an email about no order belongs to (a webhook endpoint's): only that
+    /// mode's keys and dashboard list it. `None`: the order's world.
+    pub mode: Option<Mode>,
 }
 
 /// A line to deliver: now, or at a later try.
@@ -147,7 +150,12 @@ impl Followups {
     }
 
     fn email(mut self, kind: EmailKind, to: Recipient, key: String) -> Self {
-        self.emails.push(Email { kind, to, key });
+        self.emails.push(Email {
+            kind,
+            to,
+            key,
+            mode: None,
+        });
         self
     }
 }
@@ -964,13 +972,22 @@ pub fn low_stock(
     }
 }
 
-/// A webhook endpoint was disabled: the owners are told.
-pub fn endpoint_disabled(endpoint: &WebhookEndpointId, now: DateTime<Utc>) -> Followups {
-    Followups::default().email(
+/// A webhook endpoint of `mode` was disabled: the owners are told, in that mode's
+/// world (its URL is not for the other mode's keys).
+pub fn endpoint_disabled(
+    endpoint: &WebhookEndpointId,
+    mode: Mode,
+    now: DateTime<Utc>,
+) -> Followups {
+    let mut followups = Followups::default().email(
         EmailKind::EndpointDisabled,
         Recipient::Owners,
         format!("endpoint_disabled:{endpoint}:{}", now.timestamp_millis()),
-    )
+    );
+    for email in &mut followups.emails {
+        email.mode = Some(mode);
+    }
+    followups
 }
 
 #[cfg(test)]
