@@ -12,6 +12,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::email::{EmailKind, Recipient};
+use crate::error::{Invalid, Reason};
 use crate::event::EventKind;
 use crate::ids::{LicensePoolId, OrderId, PaymentId, RefundId, WebhookEndpointId};
 use crate::mode::Mode;
@@ -229,6 +230,27 @@ pub enum Refused {
     /// A refund that failed was taken back already: it is not taken back twice.
     #[error("the refund failed already")]
     RefundFailedAlready,
+}
+
+impl Refused {
+    /// The refusal about `field` (English, as the API says it), with the reason pages
+    /// say in their reader's language when customers can meet it.
+    pub fn at(self, field: &str) -> Invalid {
+        Invalid::with_reason(field, self.to_string(), self.reason())
+    }
+
+    /// What pages say instead of the English message, for the refusals customers meet.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Refused::SandboxInLiveMode(m) => Some(Reason::SandboxInLiveMode(m.as_str())),
+            Refused::MethodNotAllowed(m) => Some(Reason::MethodNotOffered(m.as_str())),
+            Refused::OfferExpired(at) => Some(Reason::OfferExpired(
+                at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            )),
+            Refused::CouponUsedUp => Some(Reason::CouponUsedUp),
+            _ => None,
+        }
+    }
 }
 
 /// A new order's followups: `order.created`, and the payment instructions when the
