@@ -994,6 +994,17 @@ pub fn low_stock(
     }
 }
 
+/// A provider's payment `reference` (a Stripe PaymentIntent) paid an order paid
+/// another way meanwhile, and went back (`Order::returns_late_payment`): the owners
+/// are told, once per payment, as the order page and the log say it.
+pub fn paid_twice(reference: &str) -> Followups {
+    Followups::default().email(
+        EmailKind::PaidTwice,
+        Recipient::Owners,
+        format!("paid_twice:{reference}"),
+    )
+}
+
 /// A webhook endpoint of `mode` was disabled: the owners are told, in that mode's
 /// world (its URL is not for the other mode's keys).
 pub fn endpoint_disabled(

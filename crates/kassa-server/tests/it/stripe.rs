@@ -819,6 +819,37 @@ async fn money_paid_at_stripe_for_an_order_paid_meanwhile_goes_back(backend: Bac
     let again = replay(&app, &sent).await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(stripe.refunds(&pi).await.len(), 1);
+    // The owners are told, once, by email: which payment, and where the money went.
+    let mut told = Vec::new();
+    for _ in 0..50 {
+        let emails = app.get("/api/v1/emails").await;
+        told = emails.ok()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["kind"] == "paid_twice")
+            .cloned()
+            .collect();
+        if told.iter().all(|m| m["status"] == "kept") && !told.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(told.len(), 1, "one email to the one owner: {told:?}");
+    assert_eq!(told[0]["to"], "owner@acme.test");
+    assert_eq!(told[0]["order_id"], order_id.as_str());
+    let text = told[0]["text_body"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&pi) && text.contains(refunds[0]["id"].as_str().unwrap()),
+        "{text}"
+    );
+    assert!(
+        told[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("was paid twice")),
+        "{}",
+        told[0]
+    );
     // Stripe's event for that refund (localstripe sends none; signed as Stripe's) is
     // taken as what it is: the refund Kassa asked for, not a refund of the order.
     let told = report(&app, "evt_paid_twice_refund", "refund.created", &refunds[0]).await;
