@@ -1,5 +1,5 @@
-//! Home: today's and this month's paid orders and revenue per currency, the last 30
-//! days as a chart drawn on the server (an SVG with a table beside it, readable
+//! Home: today's and this month's paid orders and the money kept of them (paid less
+//! refunded) per currency, the last 30 days as a chart drawn on the server (an SVG with a table beside it, readable
 //! without JavaScript), and what needs the merchant's attention; all of the
 //! dashboard's mode (the test/live switch) only.
 
@@ -15,23 +15,30 @@ use crate::page::{Ctx, failure, page, query, staff};
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Per currency: orders and revenue on the days from `first_day` on.
+/// Per currency: the orders paid on the days from `first_day` on, the money they
+/// brought, what was refunded of it, and what was kept (the figure shown).
 fn totals(sales: &[DailySales], first_day: i64) -> Vec<minijinja::Value> {
-    let mut by_currency: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
+    let mut by_currency: std::collections::BTreeMap<&str, (i64, i64, i64)> = Default::default();
     for s in sales.iter().filter(|s| s.day >= first_day) {
         let entry = by_currency.entry(&s.currency).or_default();
         entry.0 += s.orders;
         entry.1 = entry.1.saturating_add(s.revenue);
+        entry.2 = entry.2.saturating_add(s.refunded);
     }
     by_currency
         .into_iter()
-        .map(|(currency, (orders, revenue))| {
-            context! { currency, orders, revenue => kassa_emails::money(revenue, currency) }
+        .map(|(currency, (orders, paid, refunded))| {
+            context! {
+                currency, orders,
+                kept => kassa_emails::money(paid.saturating_sub(refunded), currency),
+                paid => kassa_emails::money(paid, currency),
+                refunded => (refunded > 0).then(|| kassa_emails::money(refunded, currency)),
+            }
         })
         .collect()
 }
 
-/// One bar chart per currency of the last 30 days' revenue.
+/// One bar chart per currency of the last 30 days' money kept (paid less refunded).
 fn charts(sales: &[DailySales], today: i64) -> Vec<minijinja::Value> {
     let currencies: std::collections::BTreeSet<&str> =
         sales.iter().map(|s| s.currency.as_str()).collect();
@@ -43,7 +50,11 @@ fn charts(sales: &[DailySales], today: i64) -> Vec<minijinja::Value> {
                     let s = sales
                         .iter()
                         .find(|s| s.day == day && s.currency == currency);
-                    (day, s.map_or(0, |s| s.revenue), s.map_or(0, |s| s.orders))
+                    (
+                        day,
+                        s.map_or(0, DailySales::kept),
+                        s.map_or(0, |s| s.orders),
+                    )
                 })
                 .collect();
             let max = days.iter().map(|d| d.1).max().unwrap_or(0).max(1);

@@ -8,7 +8,7 @@ use kassa_domain::account::Permission;
 use kassa_domain::error::parse_text;
 use kassa_domain::mode::Mode;
 use kassa_domain::money::{Currency, Money, left_to_refund};
-use kassa_domain::order::{DeliveryStatus, OrderStatus, PaymentMethod};
+use kassa_domain::order::{DeliveryStatus, OrderStatus, PaymentMethod, PaymentStatus};
 use kassa_domain::tenant::TenantSettings;
 use kassa_orders::OrdersError;
 use kassa_store::{OrderFilter, OrderRecord, PageRequest, StoreError, Timestamp};
@@ -239,11 +239,31 @@ async fn order_page(
             subtotal => kassa_emails::money(order.subtotal, &order.currency),
             discount => (order.discount > 0).then(|| kassa_emails::money(order.discount, &order.currency)),
             name => order.customer.name.clone(), method => order.payment_method.as_str(),
-            reference => order.payment_reference.clone(),
+            transfer_reference => (order.payment_method == PaymentMethod::BankTransfer)
+                .then(|| order.payment_reference.clone()),
+            payment_intent => stripe_payment(&order),
             can_record => staff.may(Permission::RecordPayments) && takes_transfer,
             can_resend => staff.may(Permission::HelpCustomers) && state.resend_licenses(chrono::Utc::now()).is_ok(),
         },
     )
+}
+
+/// What identifies a Stripe order's payment at Stripe: the PaymentIntent that paid it,
+/// else the last one made for it (none for another method).
+fn stripe_payment(order: &OrderRecord) -> Option<String> {
+    if order.payment_method != PaymentMethod::Stripe {
+        return None;
+    }
+    let stripe = || {
+        order
+            .payments
+            .iter()
+            .filter(|p| p.method == PaymentMethod::Stripe)
+    };
+    stripe()
+        .find(|p| p.status == PaymentStatus::Succeeded)
+        .or_else(|| stripe().next_back())
+        .and_then(|p| p.reference.clone())
 }
 
 #[handler]

@@ -118,7 +118,13 @@ pub async fn create(ctx: Data<&Ctx>, req: &Request, body: Body) -> Response {
     match ctx
         .web
         .store
-        .create_store(&me.user_id, &me.session_hash, &parsed_slug, &parsed_name)
+        .create_store(
+            &me.user_id,
+            &me.session_hash,
+            &parsed_slug,
+            &parsed_name,
+            &TenantSettings::for_new_store(),
+        )
         .await
     {
         Ok(_) => redirect(&with_notice(
@@ -311,14 +317,17 @@ pub async fn save_settings(ctx: Data<&Ctx>, req: &Request, body: Body) -> Respon
     if methods.is_empty() {
         invalid.push("payment_methods", "Choose at least one way to pay.");
     }
-    if methods
-        .iter()
-        .any(|m| m == PaymentMethod::BankTransfer.as_str())
+    // Bank transfer ticked now needs the details customers pay to; a store that
+    // offered it before without them (the old default) saves as it was, so saving
+    // never fails on a method the merchant did not touch.
+    let transfer = PaymentMethod::BankTransfer;
+    if methods.iter().any(|m| m == transfer.as_str())
         && bank.is_none()
+        && !current.enabled_methods().contains(&transfer)
     {
         invalid.push(
-            "bank.account_holder",
-            "Bank transfer needs the account holder and IBAN customers pay to.",
+            "payment_methods",
+            "Bank transfer needs your bank details: fill in the account holder and IBAN below, or untick it.",
         );
     }
     let settings = TenantSettings {

@@ -17,6 +17,9 @@ crate::names::named_enum! {
         Refund = "refund",
         /// To the owners: a refund failed at the provider, the money did not go back.
         RefundFailed = "refund_failed",
+        /// To the owners: a provider took money for an order paid another way
+        /// meanwhile, and Kassa sent it back (or could not).
+        PaidTwice = "paid_twice",
     }
 }
 
@@ -45,6 +48,7 @@ impl EmailKind {
                 | EmailKind::DeliveryFailed
                 | EmailKind::PoolLow
                 | EmailKind::RefundFailed
+                | EmailKind::PaidTwice
         )
     }
 }

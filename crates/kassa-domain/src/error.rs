@@ -7,7 +7,39 @@ use std::fmt;
 pub struct FieldError {
     /// Path of the field in the request, e.g. `prices[1].currency`.
     pub field: String,
+    /// In English, as the API says it.
     pub message: String,
+    /// What the message says, when it is a refusal customers meet: pages say it in
+    /// their reader's language by its code (`Reason::code`), never by matching text.
+    #[serde(skip)]
+    pub reason: Option<Reason>,
+}
+
+/// A refusal about a field that customers meet on the pages, with what its message
+/// names (`workflow::Refused::reason` gives it); each has its text in every locale
+/// (`refused_<code>` in web/locales).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// A sandbox method (its name, `test_card`) chosen for a live order.
+    SandboxInLiveMode(&'static str),
+    /// A method (its name) the store or the order does not take.
+    MethodNotOffered(&'static str),
+    /// The signed offer the order was placed with expired then (`%Y-%m-%d %H:%M UTC`).
+    OfferExpired(String),
+    /// The order's coupon was used up meanwhile.
+    CouponUsedUp,
+}
+
+impl Reason {
+    /// Its stable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::SandboxInLiveMode(_) => "sandbox_in_live_mode",
+            Reason::MethodNotOffered(_) => "method_not_offered",
+            Reason::OfferExpired(_) => "offer_expired",
+            Reason::CouponUsedUp => "coupon_used_up",
+        }
+    }
 }
 
 /// Every invalid field of one input, so the caller can fix them all at once.
@@ -33,6 +65,23 @@ impl Invalid {
             errors: vec![FieldError {
                 field: field.into(),
                 message: message.into(),
+                reason: None,
+            }],
+        }
+    }
+
+    /// One field's `message` (English), with the `reason` pages say in their
+    /// reader's language, if any.
+    pub fn with_reason(
+        field: impl Into<String>,
+        message: impl Into<String>,
+        reason: Option<Reason>,
+    ) -> Self {
+        Self {
+            errors: vec![FieldError {
+                field: field.into(),
+                message: message.into(),
+                reason,
             }],
         }
     }
@@ -41,6 +90,7 @@ impl Invalid {
         self.errors.push(FieldError {
             field: field.into(),
             message: message.into(),
+            reason: None,
         });
     }
 

@@ -25,5 +25,5 @@ pub mod tenant;
 pub mod webhook;
 pub mod workflow;
 
-pub use error::{FieldError, Invalid};
+pub use error::{FieldError, Invalid, Reason};
 pub use secret::Secret;

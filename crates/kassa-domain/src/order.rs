@@ -110,6 +110,54 @@ impl PaymentMethod {
     pub fn is_provider(self) -> bool {
         self == PaymentMethod::Stripe
     }
+
+    /// The method a page chooses for the customer among `offered`: `chosen` when it is
+    /// offered (what they chose before), else the one there is, else a card (paid, and
+    /// the licenses delivered, at once) before a bank transfer (which waits for the
+    /// bank); none when nothing is offered.
+    pub fn preselected(chosen: Option<Self>, offered: &[Self]) -> Option<Self> {
+        if let Some(chosen) = chosen.filter(|c| offered.contains(c)) {
+            return Some(chosen);
+        }
+        [
+            PaymentMethod::Stripe,
+            PaymentMethod::TestCard,
+            PaymentMethod::BankTransfer,
+        ]
+        .into_iter()
+        .find(|m| offered.contains(m))
+    }
+}
+
+#[cfg(test)]
+mod preselected_tests {
+    use super::PaymentMethod::{self, *};
+
+    #[test]
+    fn a_page_chooses_what_was_chosen_else_a_card_before_a_transfer() {
+        assert_eq!(
+            PaymentMethod::preselected(None, &[BankTransfer]),
+            Some(BankTransfer)
+        );
+        assert_eq!(
+            PaymentMethod::preselected(None, &[BankTransfer, Stripe]),
+            Some(Stripe)
+        );
+        assert_eq!(
+            PaymentMethod::preselected(None, &[TestCard, BankTransfer]),
+            Some(TestCard)
+        );
+        assert_eq!(
+            PaymentMethod::preselected(Some(BankTransfer), &[TestCard, BankTransfer]),
+            Some(BankTransfer)
+        );
+        // What was chosen and is no longer offered (the merchant turned it off).
+        assert_eq!(
+            PaymentMethod::preselected(Some(TestCard), &[BankTransfer]),
+            Some(BankTransfer)
+        );
+        assert_eq!(PaymentMethod::preselected(Some(TestCard), &[]), None);
+    }
 }
 
 /// What one cart line costs, as the catalog says now.

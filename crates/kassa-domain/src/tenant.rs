@@ -184,6 +184,88 @@ pub fn is_stripe_test_key(key: &str) -> bool {
     key.starts_with("sk_test_") || key.starts_with("rk_test_")
 }
 
+/// What a merchant may paste from Stripe, by prefix, to name what they pasted.
+const STRIPE_KEY_KINDS: [(&str, &str); 4] = [
+    ("sk", "a secret key"),
+    ("rk", "a restricted key"),
+    ("pk", "a publishable key"),
+    ("whsec", "a signing secret"),
+];
+
+/// Says exactly what is wrong with a pasted Stripe key, `None` when nothing is: `kinds`
+/// are the prefixes the field takes (`sk`, `rk`), `what` names what it takes, and
+/// `mode` the mode whose key it must be (`…_test_…` or `…_live_…`; a signing secret
+/// has none). Stripe's keys are longer than this checks; a key cut short is told so.
+fn stripe_key_problem(
+    key: &str,
+    kinds: &[&str],
+    what: &str,
+    mode: Option<crate::mode::Mode>,
+) -> Option<String> {
+    let wanted = mode.map(|m| if m.is_live() { "live" } else { "test" });
+    let expected = kinds
+        .iter()
+        .map(|k| match wanted {
+            Some(w) => format!("{k}_{w}_…"),
+            None => format!("{k}_…"),
+        })
+        .collect::<Vec<_>>()
+        .join(" or ");
+    if key.is_empty() {
+        return Some(format!(
+            "is required: paste {what} ({expected}) from Stripe"
+        ));
+    }
+    let Some(kind) = kinds.iter().find(|k| key.starts_with(&format!("{k}_"))) else {
+        return Some(
+            match STRIPE_KEY_KINDS
+                .iter()
+                .find(|(prefix, _)| key.starts_with(&format!("{prefix}_")))
+            {
+                Some((_, other)) => {
+                    format!("is {other}, not {what}: this field takes {expected}")
+                }
+                None => format!("must start with {expected}"),
+            },
+        );
+    };
+    let rest = &key[kind.len() + 1..];
+    let random = match wanted {
+        None => rest,
+        Some(wanted) => {
+            let Some((key_mode, random)) = ["test", "live"]
+                .iter()
+                .find_map(|m| Some((*m, rest.strip_prefix(m)?.strip_prefix('_')?)))
+            else {
+                return Some(format!("must start with {expected}"));
+            };
+            if key_mode != wanted {
+                return Some(format!(
+                    "is a {key_mode} mode key; {wanted} mode needs a {wanted} mode key ({expected})"
+                ));
+            }
+            random
+        }
+    };
+    if !random
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Some(
+            "may hold only letters, digits and _: paste the key exactly as Stripe shows it".into(),
+        );
+    }
+    if random.len() < 10 {
+        return Some(format!(
+            "is too short to be a whole Stripe key: paste all of it, {expected}"
+        ));
+    }
+    if key.len() > 255 {
+        return Some("is too long for a Stripe key (at most 255 characters)".into());
+    }
+    None
+}
+
 impl StripeAccount {
     /// Keys as a merchant pasted them for `mode`: Stripe test keys for test mode and
     /// live keys for live mode (`secret_key`, `publishable_key`), and a `whsec_`
@@ -200,36 +282,14 @@ impl StripeAccount {
             publishable_key.trim(),
             webhook_secret.trim(),
         );
-        let shaped = |k: &str| {
-            k.len() > 12
-                && k.len() <= 255
-                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        };
-        let mode_prefix = if mode.is_live() { "live" } else { "test" };
-        if !(key.starts_with("sk_") || key.starts_with("rk_")) || !shaped(key) {
-            invalid.push(
-                "secret_key",
-                "must be a Stripe secret key (sk_…) or restricted key (rk_…)",
-            );
-        } else if is_stripe_test_key(key) == mode.is_live() {
-            invalid.push(
-                "secret_key",
-                format!("must be a {mode_prefix} mode key (sk_{mode_prefix}_… or rk_{mode_prefix}_…) for {mode} mode"),
-            );
+        if let Some(problem) = stripe_key_problem(key, &["sk", "rk"], "a secret key", Some(mode)) {
+            invalid.push("secret_key", problem);
         }
-        if !pk.starts_with("pk_") || !shaped(pk) {
-            invalid.push("publishable_key", "must be a Stripe publishable key (pk_…)");
-        } else if pk.starts_with("pk_test_") == mode.is_live() {
-            invalid.push(
-                "publishable_key",
-                format!("must be a {mode_prefix} mode key (pk_{mode_prefix}_…) for {mode} mode"),
-            );
+        if let Some(problem) = stripe_key_problem(pk, &["pk"], "a publishable key", Some(mode)) {
+            invalid.push("publishable_key", problem);
         }
-        if !whsec.starts_with("whsec_") || !shaped(whsec) {
-            invalid.push(
-                "webhook_secret",
-                "must be the endpoint's signing secret from Stripe (whsec_…)",
-            );
+        if let Some(problem) = stripe_key_problem(whsec, &["whsec"], "a signing secret", None) {
+            invalid.push("webhook_secret", problem);
         }
         invalid.into_result()?;
         Ok(Self {
@@ -321,6 +381,18 @@ impl BankDetails {
 }
 
 impl TenantSettings {
+    /// A store made in the dashboard starts with only what it can take at once: the
+    /// sandbox card, in test mode. Bank transfer waits for the bank details customers
+    /// pay to, and Stripe for its keys; the merchant ticks each once it is set up. (A
+    /// store without settings, made by the command line, keeps the old default: every
+    /// method but Stripe.)
+    pub fn for_new_store() -> Self {
+        Self {
+            payment_methods: vec![crate::order::PaymentMethod::TestCard.as_str().to_owned()],
+            ..Self::default()
+        }
+    }
+
     /// Reads stored settings; unreadable settings fall back to the defaults.
     pub fn from_json(raw: &str) -> Self {
         serde_json::from_str(raw).unwrap_or_default()
@@ -682,6 +754,47 @@ mod stripe_tests {
         assert_eq!(
             fields(Mode::Test, "sk_test_abcdef123456", PK_TEST, "abcdef123456"),
             ["webhook_secret"]
+        );
+        // Each says exactly what is wrong.
+        let message = |mode, key: &str, pk: &str, whsec: &str| -> Vec<String> {
+            StripeAccount::parse(mode, key, pk, whsec)
+                .unwrap_err()
+                .errors
+                .into_iter()
+                .map(|e| e.message)
+                .collect()
+        };
+        assert_eq!(
+            message(Mode::Live, "sk_live_abcdef123456", "pk_live_x", WHSEC),
+            ["is too short to be a whole Stripe key: paste all of it, pk_live_…"]
+        );
+        assert_eq!(
+            message(Mode::Live, "sk_test_abcdef123456", PK_LIVE, WHSEC),
+            ["is a test mode key; live mode needs a live mode key (sk_live_… or rk_live_…)"]
+        );
+        assert_eq!(
+            message(Mode::Test, "sk_test_abcdef123456", PK_LIVE, WHSEC),
+            ["is a live mode key; test mode needs a test mode key (pk_test_…)"]
+        );
+        assert_eq!(
+            message(Mode::Test, PK_TEST, PK_TEST, WHSEC),
+            ["is a publishable key, not a secret key: this field takes sk_test_… or rk_test_…"]
+        );
+        assert_eq!(
+            message(Mode::Test, "sk_test_abcdef123456", "pk_abcdef123456", WHSEC),
+            ["must start with pk_test_…"]
+        );
+        assert_eq!(
+            message(Mode::Test, "sk_test_abcdef123456", PK_TEST, "wh_abc"),
+            ["must start with whsec_…"]
+        );
+        assert_eq!(
+            message(Mode::Test, "", PK_TEST, WHSEC),
+            ["is required: paste a secret key (sk_test_… or rk_test_…) from Stripe"]
+        );
+        assert_eq!(
+            message(Mode::Test, "sk_test_abc def123456", PK_TEST, WHSEC),
+            ["may hold only letters, digits and _: paste the key exactly as Stripe shows it"]
         );
     }
 

@@ -12,6 +12,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::email::{EmailKind, Recipient};
+use crate::error::{Invalid, Reason};
 use crate::event::EventKind;
 use crate::ids::{LicensePoolId, OrderId, PaymentId, RefundId, WebhookEndpointId};
 use crate::mode::Mode;
@@ -123,6 +124,9 @@ pub struct Email {
     pub kind: EmailKind,
     pub to: Recipient,
     pub key: String,
+    /// The world an email about no order belongs to (a webhook endpoint's): only that
+    /// mode's keys and dashboard list it. `None`: the order's world.
+    pub mode: Option<Mode>,
 }
 
 /// A line to deliver: now, or at a later try.
@@ -147,7 +151,12 @@ impl Followups {
     }
 
     fn email(mut self, kind: EmailKind, to: Recipient, key: String) -> Self {
-        self.emails.push(Email { kind, to, key });
+        self.emails.push(Email {
+            kind,
+            to,
+            key,
+            mode: None,
+        });
         self
     }
 }
@@ -221,6 +230,27 @@ pub enum Refused {
     /// A refund that failed was taken back already: it is not taken back twice.
     #[error("the refund failed already")]
     RefundFailedAlready,
+}
+
+impl Refused {
+    /// The refusal about `field` (English, as the API says it), with the reason pages
+    /// say in their reader's language when customers can meet it.
+    pub fn at(self, field: &str) -> Invalid {
+        Invalid::with_reason(field, self.to_string(), self.reason())
+    }
+
+    /// What pages say instead of the English message, for the refusals customers meet.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Refused::SandboxInLiveMode(m) => Some(Reason::SandboxInLiveMode(m.as_str())),
+            Refused::MethodNotAllowed(m) => Some(Reason::MethodNotOffered(m.as_str())),
+            Refused::OfferExpired(at) => Some(Reason::OfferExpired(
+                at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            )),
+            Refused::CouponUsedUp => Some(Reason::CouponUsedUp),
+            _ => None,
+        }
+    }
 }
 
 /// A new order's followups: `order.created`, and the payment instructions when the
@@ -959,13 +989,33 @@ pub fn low_stock(
     }
 }
 
-/// A webhook endpoint was disabled: the owners are told.
-pub fn endpoint_disabled(endpoint: &WebhookEndpointId, now: DateTime<Utc>) -> Followups {
+/// A provider's payment `reference` (a Stripe PaymentIntent) paid an order paid
+/// another way meanwhile, and went back (`Order::returns_late_payment`): the owners
+/// are told, once per payment, as the order page and the log say it.
+pub fn paid_twice(reference: &str) -> Followups {
     Followups::default().email(
+        EmailKind::PaidTwice,
+        Recipient::Owners,
+        format!("paid_twice:{reference}"),
+    )
+}
+
+/// A webhook endpoint of `mode` was disabled: the owners are told, in that mode's
+/// world (its URL is not for the other mode's keys).
+pub fn endpoint_disabled(
+    endpoint: &WebhookEndpointId,
+    mode: Mode,
+    now: DateTime<Utc>,
+) -> Followups {
+    let mut followups = Followups::default().email(
         EmailKind::EndpointDisabled,
         Recipient::Owners,
         format!("endpoint_disabled:{endpoint}:{}", now.timestamp_millis()),
-    )
+    );
+    for email in &mut followups.emails {
+        email.mode = Some(mode);
+    }
+    followups
 }
 
 /// Whether an order of `order`'s mode may take keys from a pool of `pool`'s: only

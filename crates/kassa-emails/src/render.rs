@@ -49,6 +49,8 @@ static EMAILS: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "refund.html",
         "refund_failed.txt",
         "refund_failed.html",
+        "paid_twice.txt",
+        "paid_twice.html",
     ])
 });
 
@@ -193,6 +195,8 @@ pub async fn render_from(
         invoice_url => format!("{base}/invoice"),
         pool => low_pool(store, &tenant.id, email).await?,
         refund => refund_view(&order, email),
+        paid_twice => paid_twice_view(&order, email),
+        dashboard_url => format!("{public_url}/dashboard/orders/{}", order.id),
         lines_failed => order
             .lines
             .iter()
@@ -249,6 +253,28 @@ fn refund_view(order: &kassa_store::OrderRecord, email: &EmailRecord) -> Option<
         failure_reason => refund.failure_reason.clone(),
         revoked => revoked,
         full => order.status == kassa_domain::order::OrderStatus::Refunded,
+    })
+}
+
+/// The provider's payment a `paid_twice` email is about (`paid_twice:<reference>:…`):
+/// its amount, its PaymentIntent, and what became of the money.
+fn paid_twice_view(
+    order: &kassa_store::OrderRecord,
+    email: &EmailRecord,
+) -> Option<minijinja::Value> {
+    let reference = email
+        .dedupe_key
+        .strip_prefix("paid_twice:")?
+        .split(':')
+        .next()?;
+    let payment = order
+        .payments
+        .iter()
+        .find(|p| p.reference.as_deref() == Some(reference))?;
+    Some(minijinja::context! {
+        amount => crate::view::money(payment.amount, &payment.currency),
+        reference => reference,
+        message => payment.failure_message.clone(),
     })
 }
 

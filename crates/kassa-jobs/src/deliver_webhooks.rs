@@ -184,7 +184,7 @@ async fn attempt(workers: &Workers, d: DueDelivery) -> AttemptMade {
     );
     let followups = if outcome == DeliveryOutcome::EndpointDisabled {
         tracing::warn!(tenant = %d.tenant_id, endpoint = %d.endpoint_id, "webhook endpoint disabled");
-        workflow::endpoint_disabled(&d.endpoint_id, now.0)
+        workflow::endpoint_disabled(&d.endpoint_id, d.mode, now.0)
     } else {
         workflow::Followups::default()
     };

@@ -215,10 +215,18 @@ pub async fn place_order(
         let offered = settings.offered_methods(input.mode, tenant.stripe_ready(input.mode));
         match workflow::may_place(input.mode, m, &offered) {
             Ok(()) => {}
+            // Said in the customer's language on the page (`Refused::code`).
             Err(refused @ Refused::SandboxInLiveMode(_)) => {
-                invalid.push("payment_method", refused.to_string())
+                invalid.errors.extend(refused.at("payment_method").errors)
             }
-            Err(_) => invalid.push("payment_method", "this payment method is not available"),
+            Err(refused) => invalid.errors.extend(
+                Invalid::with_reason(
+                    "payment_method",
+                    "this payment method is not available",
+                    refused.reason(),
+                )
+                .errors,
+            ),
         }
     }
     for kind in CONSENTS {

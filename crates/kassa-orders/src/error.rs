@@ -43,22 +43,18 @@ impl From<StoreError> for OrdersError {
 impl From<Refused> for OrdersError {
     fn from(r: Refused) -> Self {
         match r {
-            Refused::WrongAmount(_) => Invalid::field("amount", r.to_string()).into(),
-            Refused::WrongCurrency(_) => Invalid::field("currency", r.to_string()).into(),
+            Refused::WrongAmount(_) => r.at("amount").into(),
+            Refused::WrongCurrency(_) => r.at("currency").into(),
             // The customer's to see, on the page, beside what they pay.
-            Refused::OfferExpired(_) => Invalid::field("offer", r.to_string()).into(),
-            Refused::CouponUsedUp => Invalid::field("coupon", r.to_string()).into(),
+            Refused::OfferExpired(_) => r.at("offer").into(),
+            Refused::CouponUsedUp => r.at("coupon").into(),
             // A live order and the sandbox: the customer (or the merchant's code) is
             // told next to the method chosen.
-            Refused::SandboxInLiveMode(_) => Invalid::field("payment_method", r.to_string()).into(),
+            Refused::SandboxInLiveMode(_) => r.at("payment_method").into(),
             // A refund's amount or lines, told next to the field.
-            Refused::RefundNotPositive | Refused::RefundAboveLeft(_) => {
-                Invalid::field("amount", r.to_string()).into()
-            }
-            Refused::UnknownLine(_) => Invalid::field("lines", r.to_string()).into(),
-            Refused::RefundsNotAvailable(_) => {
-                Invalid::field("payment_method", r.to_string()).into()
-            }
+            Refused::RefundNotPositive | Refused::RefundAboveLeft(_) => r.at("amount").into(),
+            Refused::UnknownLine(_) => r.at("lines").into(),
+            Refused::RefundsNotAvailable(_) => r.at("payment_method").into(),
             other => OrdersError::Refused(other),
         }
     }

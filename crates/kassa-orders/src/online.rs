@@ -137,6 +137,8 @@ async fn return_late_payment(
                 .await?
         }
     }
+    work.follow(Some(order_id), &workflow::paid_twice(&event.reference))
+        .await?;
     let order = work.view(order_id).await?;
     work.commit().await?;
     tracing::warn!(order = %order_id, event = %event.event_id,

@@ -405,16 +405,19 @@ impl Store {
         Ok(out)
     }
 
-    /// Creates a store owned by a user and makes the session work in it.
+    /// Creates a store owned by a user, with its first `settings`, and makes the
+    /// session work in it.
     pub async fn create_store(
         &self,
         owner: &UserId,
         session_hash: &str,
         slug: &TenantSlug,
         name: &str,
+        settings: &kassa_domain::tenant::TenantSettings,
     ) -> Result<TenantRecord, StoreError> {
         let mut tx = self.begin_write().await?;
-        let tenant = insert_tenant(&mut tx, slug, name, owner).await?;
+        let settings = serde_json::to_value(settings).map_err(corrupt)?;
+        let tenant = insert_tenant(&mut tx, slug, name, owner, settings).await?;
         db_run!(&mut tx, c => sqlx::query("UPDATE sessions SET tenant_id = $2 WHERE token_hash = $1")
             .bind(session_hash)
             .bind(tenant.id.as_str())

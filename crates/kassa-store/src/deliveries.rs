@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use kassa_domain::Secret;
 use kassa_domain::ids::{AttemptId, DeliveryId, TenantId, WebhookEndpointId};
+use kassa_domain::mode::Mode;
 use kassa_domain::workflow::Followups;
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
@@ -29,6 +30,8 @@ pub struct DueDelivery {
     pub tenant_id: TenantId,
     pub id: DeliveryId,
     pub endpoint_id: WebhookEndpointId,
+    /// The endpoint's world (and its event's).
+    pub mode: Mode,
     pub event_id: String,
     pub attempts: i64,
     pub url: String,
@@ -111,6 +114,7 @@ impl Store {
             tenant_id: String,
             id: String,
             endpoint_id: String,
+            livemode: bool,
             event_id: String,
             attempts: i64,
             request_id: Option<String>,
@@ -125,7 +129,7 @@ impl Store {
         // The claim committed: a reader sees it.
         let rows: Vec<Row> = db_run!(self, c => sqlx::query_as(
             "SELECT d.tenant_id, d.id, d.endpoint_id, d.event_id, d.attempts, d.request_id, e.url,
-             e.secret, e.previous_secret, e.previous_secret_expires_at, e.failing_since, v.payload,
+             e.livemode, e.secret, e.previous_secret, e.previous_secret_expires_at, e.failing_since, v.payload,
              v.created_at AS event_created_at
              FROM webhook_deliveries d
              JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
@@ -186,6 +190,7 @@ impl Store {
                     tenant_id,
                     id,
                     endpoint_id,
+                    mode: Mode::from_livemode(row.livemode),
                     event_id: row.event_id,
                     attempts: row.attempts,
                     url: row.url,

@@ -30,6 +30,9 @@ pub(crate) struct NewEmail {
     pub at: Timestamp,
     pub priority: Priority,
     pub request_id: Option<String>,
+    /// Its world: its order's, or for an email about no order, what it is about's
+    /// (only that mode's keys and dashboard list it).
+    pub livemode: bool,
 }
 
 impl NewEmail {
@@ -40,6 +43,7 @@ impl NewEmail {
         to: &str,
         locale: &str,
         at: Timestamp,
+        mode: Mode,
     ) -> Self {
         Self {
             id: EmailId::generate(),
@@ -55,12 +59,13 @@ impl NewEmail {
                     .is_ok_and(kassa_domain::email::EmailKind::reports_paid_order),
             ),
             request_id: crate::RequestId::current().map(|r| r.as_str().to_owned()),
+            livemode: mode.is_live(),
         }
     }
 }
 
 /// How many parameters [`email_sql`] takes, bound by [`bind_email!`].
-pub(crate) const EMAIL_ARGS: usize = 10;
+pub(crate) const EMAIL_ARGS: usize = 11;
 
 /// Binds a [`NewEmail`] of `tenant` in [`email_sql`]'s order.
 macro_rules! bind_email {
@@ -76,6 +81,7 @@ macro_rules! bind_email {
             .bind($email.at)
             .bind($email.priority as i32)
             .bind($email.request_id.as_deref())
+            .bind($email.livemode)
     };
 }
 pub(crate) use bind_email;
@@ -86,13 +92,14 @@ pub(crate) use bind_email;
 pub(crate) fn email_sql(from: usize) -> String {
     format!(
         "INSERT INTO emails (tenant_id, id, kind, order_id, dedupe_key, to_address, locale, status,
-         attempts, next_attempt_at, created_at, priority, request_id)
-         VALUES ({}, 'queued', 0, ${at}, ${at}, ${priority}, ${request})
+         attempts, next_attempt_at, created_at, priority, request_id, livemode)
+         VALUES ({}, 'queued', 0, ${at}, ${at}, ${priority}, ${request}, ${livemode})
          ON CONFLICT (tenant_id, dedupe_key) DO NOTHING",
         crate::db::placeholders(from, 7),
         at = from + 7,
         priority = from + 8,
         request = from + 9,
+        livemode = from + 10,
     )
 }
 
@@ -112,13 +119,15 @@ pub(crate) async fn queue_email(
 }
 
 /// Queues an email of `kind` to each of the store's owners (merchant emails are in
-/// English); `about` names what it is about, and each owner gets it once.
+/// English), in `mode`'s world; `about` names what it is about, and each owner gets it
+/// once.
 pub(crate) async fn email_owners(
     tx: &mut Tx,
     tenant: &TenantId,
     kind: &str,
     order_id: Option<&str>,
     about: &str,
+    mode: Mode,
 ) -> Result<(), StoreError> {
     let owners: Vec<String> = db_run!(tx, c => sqlx::query_scalar(
         "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
@@ -129,10 +138,25 @@ pub(crate) async fn email_owners(
     let now = Timestamp::now();
     for owner in owners {
         let key = format!("{about}:{owner}");
-        let email = NewEmail::new(kind, order_id, &key, &owner, "en", now);
+        let email = NewEmail::new(kind, order_id, &key, &owner, "en", now, mode);
         queue_email(tx, tenant, &email).await?;
     }
     Ok(())
+}
+
+/// The world of the order `id`.
+pub(crate) async fn order_mode(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<Mode, StoreError> {
+    let test: bool = db_run!(tx, c => sqlx::query_scalar(
+        "SELECT test_mode FROM orders WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_one(c).await?);
+    Ok(Mode::from_livemode(!test))
 }
 
 /// An email in the outbox.
@@ -292,9 +316,9 @@ impl Store {
         Ok(())
     }
 
-    /// The store's emails seen from `mode`'s world, newest first: those of its orders
-    /// (never another mode's: they carry customers and licenses), and the merchant's
-    /// own emails about no order.
+    /// The store's emails of `mode`'s world, newest first: those of its orders (never
+    /// another mode's: they carry customers and licenses), and the merchant's emails
+    /// about its pools and webhook endpoints (never another mode's: they name them).
     pub async fn list_emails(
         &self,
         tenant: &TenantId,
@@ -303,9 +327,7 @@ impl Store {
     ) -> Result<Page<EmailRecord>, StoreError> {
         let rows: Vec<EmailRecord> = db_run!(self, c => sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {EMAIL_COLUMNS} FROM emails WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2)
-             AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.tenant_id = emails.tenant_id
-                             AND o.id = emails.order_id AND o.test_mode = $4)
-             ORDER BY id DESC LIMIT $3"
+             AND livemode = $4 ORDER BY id DESC LIMIT $3"
         )))
         .bind(tenant.as_str())
         .bind(page.after.as_deref())

@@ -17,8 +17,17 @@ pub struct DailySales {
     pub day: i64,
     pub currency: String,
     pub orders: i64,
-    /// Integer minor units.
+    /// What they paid, integer minor units.
     pub revenue: i64,
+    /// What was refunded of them since, integer minor units.
+    pub refunded: i64,
+}
+
+impl DailySales {
+    /// The money kept: paid less refunded.
+    pub fn kept(&self) -> i64 {
+        self.revenue.saturating_sub(self.refunded)
+    }
 }
 
 /// What needs the merchant's attention.
@@ -36,7 +45,7 @@ pub struct Attention {
 
 impl Store {
     /// Paid orders of `mode` per day and currency since `since`, by the day they were
-    /// paid.
+    /// paid, with what was refunded of them since.
     pub async fn daily_sales(
         &self,
         tenant: &TenantId,
@@ -48,23 +57,25 @@ impl Store {
             Backend::Postgres => "CAST(FLOOR(EXTRACT(EPOCH FROM paid_at) / 86400) AS BIGINT)",
         };
         let sql = format!(
-            "SELECT {day} AS day, currency, COUNT(*), CAST(SUM(total) AS BIGINT) FROM orders
+            "SELECT {day} AS day, currency, COUNT(*), CAST(SUM(total) AS BIGINT),
+             CAST(SUM(amount_refunded) AS BIGINT) FROM orders
              WHERE tenant_id = $1 AND paid_at IS NOT NULL AND paid_at >= $2
              AND status IN ('paid', 'refunded') AND test_mode = $3
              GROUP BY 1, 2 ORDER BY 1, 2"
         );
-        let rows: Vec<(i64, String, i64, i64)> = db_run!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+        let rows: Vec<(i64, String, i64, i64, i64)> = db_run!(self, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(tenant.as_str())
             .bind(since)
             .bind(!mode.is_live())
             .fetch_all(c).await?);
         Ok(rows
             .into_iter()
-            .map(|(day, currency, orders, revenue)| DailySales {
+            .map(|(day, currency, orders, revenue, refunded)| DailySales {
                 day,
                 currency,
                 orders,
                 revenue,
+                refunded,
             })
             .collect())
     }

@@ -96,16 +96,18 @@ pub(crate) async fn insert_tenant(
     slug: &TenantSlug,
     name: &str,
     owner: &UserId,
+    settings: serde_json::Value,
 ) -> Result<TenantRecord, StoreError> {
     let now = Timestamp::now();
     let id = TenantId::generate();
     db_run!(tx, c => sqlx::query(
-        "INSERT INTO tenants (id, slug, name, settings, created_at) VALUES ($1, $2, $3, '{}', $4)",
+        "INSERT INTO tenants (id, slug, name, settings, created_at) VALUES ($1, $2, $3, $5, $4)",
     )
     .bind(id.as_str())
     .bind(slug.as_str())
     .bind(name)
     .bind(now)
+    .bind(sqlx::types::Json(&settings))
     .execute(c).await
     .map_err(StoreError::on_unique("a store with this URL name already exists"))?.rows_affected());
     db_run!(tx, c => sqlx::query(
@@ -126,7 +128,7 @@ pub(crate) async fn insert_tenant(
         id,
         slug: slug.as_str().to_owned(),
         name: name.to_owned(),
-        settings: "{}".into(),
+        settings: settings.to_string(),
         created_at: now,
         stripe_test_ready: false,
         stripe_live_ready: false,
@@ -161,7 +163,9 @@ impl Store {
                 user
             }
         };
-        let tenant = insert_tenant(&mut tx, slug, name, &owner_id).await?;
+        // No settings: the defaults (`TenantSettings`), every method but Stripe.
+        let no_settings = serde_json::json!({});
+        let tenant = insert_tenant(&mut tx, slug, name, &owner_id, no_settings).await?;
         let api_key_id =
             insert_api_key(&mut tx, &tenant.id, "Default", api_key, KeyScope::Full, now).await?;
         let test_api_key_id = insert_api_key(

@@ -12,7 +12,7 @@ use kassa_domain::mode::Mode;
 use kassa_domain::workflow::{self, Followups, Subject};
 
 use crate::db::{Backend, Tx, db_run};
-use crate::emails::{NewEmail, email_owners, queue_email};
+use crate::emails::{NewEmail, email_owners, order_mode, queue_email};
 use crate::error::StoreError;
 use crate::error::{corrupt, named};
 use crate::events::{NewEvent, insert_event};
@@ -224,12 +224,19 @@ impl Work {
         for email in &followups.emails {
             match email.to {
                 Recipient::Owners => {
+                    let mode = match (email.mode, &view, order) {
+                        (Some(mode), _, _) => mode,
+                        (None, Some(o), _) => Mode::from_livemode(o.livemode),
+                        (None, None, Some(id)) => order_mode(&mut self.tx, &tenant, id).await?,
+                        (None, None, None) => return Err(corrupt("an owners' email of no world")),
+                    };
                     email_owners(
                         &mut self.tx,
                         &tenant,
                         email.kind.as_str(),
                         order,
                         &email.key,
+                        mode,
                     )
                     .await?
                 }
@@ -333,5 +340,6 @@ pub(crate) fn customer_email(
         to,
         &o.locale,
         at,
+        Mode::from_livemode(o.livemode),
     ))
 }

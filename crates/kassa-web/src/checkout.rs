@@ -158,7 +158,8 @@ pub async fn render(
             Ok(q) => quote = Some(q),
             Err(OrdersError::Invalid(invalid)) => {
                 for e in invalid.errors {
-                    errors.entry(page_field(&e.field)).or_insert(e.message);
+                    let message = page::field_message(&e, t);
+                    errors.entry(page_field(&e.field)).or_insert(message);
                 }
                 if coupon.is_some()
                     && let Ok(q) =
@@ -213,11 +214,9 @@ pub async fn render(
         consent_personal_data: form.consent_personal_data,
         link: form.link.clone(),
     };
-    let methods = page::method_choices(tenant, &settings, mode, t);
-    if form_view.payment_method.is_empty()
-        && let Some(first) = methods.first()
-    {
-        form_view.payment_method = first.value.to_owned();
+    let methods = page::method_choices(tenant, &settings, mode, &form_view.payment_method, t);
+    if let Some(checked) = methods.iter().find(|m| m.checked) {
+        form_view.payment_method = checked.value.to_owned();
     }
     let resp = page::render(
         status,
@@ -524,12 +523,14 @@ pub async fn submit(
             for e in invalid.errors {
                 let field = match e.field.as_str() {
                     "email" if state.email.is_empty() => {
-                        errors.insert("email".into(), "is required".into());
+                        errors.insert("email".into(), page::text(t, "field_required"));
                         continue;
                     }
                     other => page_field(other),
                 };
-                errors.entry(field).or_insert(e.message);
+                errors
+                    .entry(field)
+                    .or_insert_with(|| page::field_message(&e, t));
             }
             render(ctx, req, &tenant, &cart, &state, &typed, errors, cookies).await
         }

@@ -162,7 +162,7 @@ fn render_pay(
             store => page::brand(tenant, &settings),
             test_mode => !order.livemode,
             order => order_view(order, t),
-            methods => page::method_choices(tenant, &settings, Mode::from_livemode(order.livemode), t),
+            methods => page::method_choices(tenant, &settings, Mode::from_livemode(order.livemode), order.payment_method.as_str(), t),
             csrf => csrf,
             order_url => order_url,
             pay_action => pay_action,
@@ -196,7 +196,10 @@ pub async fn pay_page(
     match order.state().map(|o| o.offer_open(Utc::now())) {
         Ok(Ok(())) => {}
         Ok(Err(expired)) => {
-            shown.errors.insert("offer".into(), expired.to_string());
+            let t = page::texts(page::pick_locale(Some(&order.locale), req));
+            shown
+                .errors
+                .insert("offer".into(), page::refusal_message(&expired, t));
         }
         Err(e) => return page::failure(e),
     }
@@ -204,19 +207,23 @@ pub async fn pay_page(
         // A Stripe attempt under way: its card form, read back from Stripe.
         match kassa_orders::stripe_card_form(&ctx.store, &ctx.providers, &tenant, &order).await {
             Ok(form) => shown.stripe = form,
-            Err(OrdersError::Invalid(invalid)) => shown.errors = by_field(invalid),
+            Err(OrdersError::Invalid(invalid)) => shown.errors = by_field(invalid, &order, req),
             Err(e) => return page::failure(e),
         }
     }
     render_pay(ctx, req, &tenant, &order, shown)
 }
 
-/// A use case's field errors, to show next to their fields.
-fn by_field(invalid: kassa_domain::Invalid) -> Errors {
+/// A use case's field errors, to show next to their fields in the order's language.
+fn by_field(invalid: kassa_domain::Invalid, order: &OrderRecord, req: &Request) -> Errors {
+    let t = page::texts(page::pick_locale(Some(&order.locale), req));
     invalid
         .errors
         .into_iter()
-        .map(|e| (e.field, e.message))
+        .map(|e| {
+            let message = page::field_message(&e, t);
+            (e.field, message)
+        })
         .collect()
 }
 
@@ -315,7 +322,7 @@ pub async fn pay(
         Err(OrdersError::Invalid(invalid)) => {
             let shown = Shown {
                 expiry: expiry.to_owned(),
-                ..Shown::errors(by_field(invalid))
+                ..Shown::errors(by_field(invalid, &order, req))
             };
             render_pay(ctx, req, &tenant, &order, shown)
         }
@@ -341,7 +348,13 @@ pub(crate) async fn start_stripe(
     match kassa_orders::pay_with_stripe(&ctx.store, &ctx.providers, tenant, order).await {
         Ok(()) => page::see_other(&pay_url, cookies),
         Err(OrdersError::Invalid(invalid)) => {
-            let resp = render_pay(ctx, req, tenant, order, Shown::errors(by_field(invalid)));
+            let resp = render_pay(
+                ctx,
+                req,
+                tenant,
+                order,
+                Shown::errors(by_field(invalid, order, req)),
+            );
             page::with_cookies(resp, cookies)
         }
         Err(OrdersError::Refused(_) | OrdersError::Conflict(_)) => {
@@ -363,11 +376,9 @@ pub async fn change_method(
         Err(resp) => return resp,
     };
     let wrong_method = || {
+        let t = page::texts(page::pick_locale(Some(&order.locale), req));
         let mut errors = Errors::new();
-        errors.insert(
-            "payment_method".into(),
-            "choose one of the payment methods".into(),
-        );
+        errors.insert("payment_method".into(), page::text(t, "choose_a_method"));
         render_pay(ctx, req, &tenant, &order, Shown::errors(errors))
     };
     // Switching to an offline method emails its instructions.
@@ -386,9 +397,13 @@ pub async fn change_method(
         Ok(()) => page::see_other(&urls(&tenant, &order).1, &[]),
         Err(OrdersError::Refused(Refused::MethodNotAllowed(_))) => wrong_method(),
         // The sandbox for a live order: said next to the methods.
-        Err(OrdersError::Invalid(invalid)) => {
-            render_pay(ctx, req, &tenant, &order, Shown::errors(by_field(invalid)))
-        }
+        Err(OrdersError::Invalid(invalid)) => render_pay(
+            ctx,
+            req,
+            &tenant,
+            &order,
+            Shown::errors(by_field(invalid, &order, req)),
+        ),
         Err(OrdersError::Refused(_)) => page::see_other(&urls(&tenant, &order).0, &[]),
         Err(e) => page::failure(e),
     }

@@ -3,8 +3,11 @@
 
 use std::sync::LazyLock;
 
+use kassa_domain::Reason;
 use kassa_domain::mode::Mode;
+use kassa_domain::order::PaymentMethod;
 use kassa_domain::tenant::TenantSettings;
+use kassa_domain::workflow::Refused;
 pub use kassa_emails::{Brand, Texts, brand, language_of, method_label, money, texts};
 use kassa_emails::{default_locale, environment};
 use kassa_store::{Store, StoreError, TenantRecord};
@@ -81,24 +84,68 @@ pub fn pick_locale(explicit: Option<&str>, req: &Request) -> &'static str {
 pub struct MethodChoice {
     pub value: &'static str,
     pub label: String,
+    /// Chosen on the page as it opens: one always is, when any is offered.
+    pub checked: bool,
 }
 
 /// The methods a customer may choose in `mode` (Stripe only once that mode's keys are
-/// set).
+/// set), the one `chosen` before checked if it is among them, else the one the domain
+/// prefers (`PaymentMethod::preselected`).
 pub fn method_choices(
     tenant: &TenantRecord,
     settings: &TenantSettings,
     mode: Mode,
+    chosen: &str,
     t: &Texts,
 ) -> Vec<MethodChoice> {
-    settings
-        .offered_methods(mode, tenant.stripe_ready(mode))
+    let offered = settings.offered_methods(mode, tenant.stripe_ready(mode));
+    let checked = PaymentMethod::preselected(PaymentMethod::from_name(chosen), &offered);
+    offered
         .into_iter()
         .map(|m| MethodChoice {
             value: m.as_str(),
             label: method_label(m, t),
+            checked: Some(m) == checked,
         })
         .collect()
+}
+
+/// The text `key` of the page's language (every locale has every key; an empty text
+/// rather than a panic if one did not).
+pub fn text(t: &Texts, key: &str) -> String {
+    t.get(key).cloned().unwrap_or_default()
+}
+
+/// A use case's message about a field, in the page's language: a refusal customers
+/// meet by its code (`refused_<code>` in web/locales), else as the use case said it.
+pub fn field_message(e: &kassa_domain::FieldError, t: &Texts) -> String {
+    match &e.reason {
+        Some(reason) => reason_message(reason, t).unwrap_or_else(|| e.message.clone()),
+        None => e.message.clone(),
+    }
+}
+
+/// The workflow's refusal `refused`, in the page's language (in English, as the API
+/// says it, when it is none customers meet or the locale has no text for it).
+pub fn refusal_message(refused: &Refused, t: &Texts) -> String {
+    refused
+        .reason()
+        .and_then(|reason| reason_message(&reason, t))
+        .unwrap_or_else(|| refused.to_string())
+}
+
+fn reason_message(reason: &Reason, t: &Texts) -> Option<String> {
+    let text = t.get(&format!("refused_{}", reason.code()))?;
+    let method = |name: &str| {
+        PaymentMethod::from_name(name).map_or_else(|| name.to_owned(), |m| method_label(m, t))
+    };
+    Some(match reason {
+        Reason::SandboxInLiveMode(name) | Reason::MethodNotOffered(name) => {
+            text.replace("{method}", &method(name))
+        }
+        Reason::OfferExpired(at) => text.replace("{date}", at),
+        Reason::CouponUsedUp => text.clone(),
+    })
 }
 
 /// The mode of the checkout page asked for: test under `/{store}/test/`, else live.

@@ -23,6 +23,7 @@ on_both_backends!(
     an_open_order_list_hears_of_new_orders,
     signing_up_first_with_someone_elses_email_gains_nothing,
     a_checkout_link_from_the_dashboard_sells_its_signed_offer,
+    a_new_store_offers_what_it_is_set_up_for,
 );
 
 pub(crate) const PASSWORD: &str = "correct horse battery";
@@ -111,6 +112,42 @@ pub(crate) async fn merchant(
         "{next}"
     );
     b
+}
+
+/// The id of the product whose dashboard page is `product`.
+pub(crate) fn product_id(product: &Page) -> String {
+    let start = product.html.find("<code>prd_").unwrap() + 6;
+    product.html[start..].split('<').next().unwrap().to_owned()
+}
+
+/// Turns bank transfer on in the store's settings, with the bank details it needs.
+pub(crate) async fn offer_bank_transfer(b: &Browser) {
+    let settings = b.open("/dashboard/settings").await;
+    let saved = b
+        .post(
+            "/dashboard/settings",
+            &[
+                ("csrf", &settings.csrf()),
+                ("payment_methods", "test_card"),
+                ("payment_methods", "bank_transfer"),
+                ("account_holder", "Ada Ltd"),
+                ("iban", "DE89370400440532013000"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.html);
+}
+
+/// The payment methods ticked on the settings form, as a browser would send them.
+fn ticked(page: &Page) -> Vec<String> {
+    page.html
+        .split("name=\"payment_methods\" value=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let (value, after) = rest.split_once('"')?;
+            after.starts_with(" checked").then(|| value.to_owned())
+        })
+        .collect()
 }
 
 /// Creates a pool holding `keys` (uploaded as a file) and a product delivered from
@@ -283,6 +320,68 @@ async fn a_merchant_signs_up_and_sells_without_curl(backend: Backend) {
     );
     let found = b.get("/dashboard/orders?email=BUYER@").await;
     assert!(found.html.contains("buyer@example.com"));
+}
+
+/// A new store offers only what it can take: the sandbox card. Ticking Stripe saves
+/// (nothing asks for bank details the merchant never chose); bank transfer ticked
+/// without them is answered next to the field; with them, customers may choose it.
+async fn a_new_store_offers_what_it_is_set_up_for(backend: Backend) {
+    let sink = Sink::start(None);
+    let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
+    let b = merchant(&app, &sink, 1, "ada@shop.test", "ada").await;
+    let settings = b.open("/dashboard/settings").await;
+    assert_eq!(ticked(&settings), ["test_card"], "{}", settings.html);
+    let (_, product) = pool_and_product(&b, "ADA-1\nADA-2\n").await;
+    let buy = format!("/ada/test/buy/{}", product_id(&product));
+    let customer = Browser::new(&app);
+    let checkout = customer.open(&buy).await;
+    assert!(
+        checkout.html.contains("value=\"test_card\""),
+        "{}",
+        checkout.html
+    );
+    assert!(
+        !checkout.html.contains("value=\"bank_transfer\""),
+        "no bank transfer without bank details: {}",
+        checkout.html
+    );
+
+    // Stripe ticked besides what the form has ticked, as a browser sends it: saved.
+    let csrf = settings.csrf();
+    let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf), ("payment_methods", "stripe")];
+    let methods = ticked(&settings);
+    form.extend(methods.iter().map(|m| ("payment_methods", m.as_str())));
+    let saved = b.post("/dashboard/settings", &form).await;
+    assert_eq!(saved.status, 303, "{}", saved.html);
+
+    // Bank transfer ticked without the details it needs: told next to the methods.
+    let settings = b.open("/dashboard/settings").await;
+    let refused = b
+        .post(
+            "/dashboard/settings",
+            &[
+                ("csrf", &settings.csrf()),
+                ("payment_methods", "test_card"),
+                ("payment_methods", "bank_transfer"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.html);
+    assert_eq!(
+        error(&refused, "payment_methods").as_deref(),
+        Some(
+            "Bank transfer needs your bank details: fill in the account holder and IBAN below, or untick it."
+        ),
+        "{}",
+        refused.html
+    );
+    offer_bank_transfer(&b).await;
+    let checkout = customer.open(&buy).await;
+    assert!(
+        checkout.html.contains("value=\"bank_transfer\""),
+        "{}",
+        checkout.html
+    );
 }
 
 async fn bad_input_is_answered_next_to_the_field(backend: Backend) {
@@ -908,6 +1007,7 @@ async fn coupons_apply_at_checkout_and_emails_show_in_the_outbox(backend: Backen
     let sink = Sink::start(None);
     let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
     let ada = merchant(&app, &sink, 1, "ada@shop.test", "ada").await;
+    offer_bank_transfer(&ada).await;
     let (_, product) = pool_and_product(&ada, "ADA-1\nADA-2\nADA-3\n").await;
     let start = product.html.find("<code>prd_").unwrap() + 6;
     let product_id = product.html[start..].split('<').next().unwrap().to_owned();
@@ -1028,6 +1128,7 @@ async fn a_failed_delivery_is_tried_again_from_the_order(backend: Backend) {
     let sink = Sink::start(None);
     let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
     let ada = merchant(&app, &sink, 1, "ada@shop.test", "ada").await;
+    offer_bank_transfer(&ada).await;
     let (_, product) = pool_and_product(&ada, "ADA-1\nADA-2\n").await;
     let start = product.html.find("<code>prd_").unwrap() + 6;
     let product_id = product.html[start..].split('<').next().unwrap().to_owned();
@@ -1102,6 +1203,7 @@ async fn an_open_order_list_hears_of_new_orders(backend: Backend) {
     let sink = Sink::start(None);
     let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
     let ada = merchant(&app, &sink, 1, "ada@shop.test", "ada").await;
+    offer_bank_transfer(&ada).await;
     let (_, product) = pool_and_product(&ada, "ADA-1\n").await;
     let start = product.html.find("<code>prd_").unwrap() + 6;
     let product_id = product.html[start..].split('<').next().unwrap().to_owned();

@@ -10,7 +10,8 @@ use kassa_testkit::{Backend, on_both_backends};
 use serde_json::json;
 
 use crate::dashboard::{
-    error, link_in, merchant, merchant_without_store, path_of, pool_and_product,
+    error, link_in, merchant, merchant_without_store, offer_bank_transfer, path_of,
+    pool_and_product,
 };
 use crate::emails::Sink;
 use crate::harness::{Options, TestApp};
@@ -93,6 +94,7 @@ async fn ada_signed_up(backend: Backend) -> (Sink, TestApp, Browser) {
     let sink = Sink::start(None);
     let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
     let ada = merchant(&app, &sink, 1, "ada@shop.test", "ada").await;
+    offer_bank_transfer(&ada).await;
     (sink, app, ada)
 }
 

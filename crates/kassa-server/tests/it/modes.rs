@@ -27,6 +27,7 @@ on_both_backends!(
     a_test_key_never_sees_or_revokes_a_live_key,
     a_cart_is_used_only_in_the_world_it_was_filled_in,
     a_test_twin_waits_for_test_stock_and_never_takes_a_live_key,
+    the_sandbox_refused_on_a_live_order_is_told_in_the_pages_language,
 );
 
 /// A product delivered from a pool of three keys made with `key` (so of its mode).
@@ -115,6 +116,74 @@ pub(crate) async fn order_once(
 async fn newest_order(app: &TestApp, key: &str) -> String {
     let listed = app.get_as(key, "/api/v1/orders").await;
     listed.ok()["data"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// The workflow's refusals are told next to the field in the page's language: the
+/// sandbox posted to a Russian live checkout, and to its order's pay form, is refused
+/// in Russian (it was in English on every locale).
+async fn the_sandbox_refused_on_a_live_order_is_told_in_the_pages_language(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (prd, _) = product_as(&app, &app.live_key).await;
+    let b = Browser::new(&app);
+    let page = b.open(&format!("/acme/buy/{prd}?locale=ru")).await;
+    assert!(page.html.contains("Способ оплаты"), "{}", page.html);
+    let refused = b
+        .submit(&page, "/acme/checkout", &details(&page.csrf(), "test_card"))
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.html);
+    assert_eq!(
+        refused.error("payment_method").as_deref(),
+        Some("Карта — способ тестового режима, им нельзя оплатить настоящий заказ"),
+        "{}",
+        refused.html
+    );
+    let placed = b
+        .submit(
+            &refused,
+            "/acme/checkout",
+            &details(&refused.csrf(), "bank_transfer"),
+        )
+        .await;
+    assert_eq!(placed.status, 303, "{}", placed.html);
+    let pay_path = placed.location.unwrap();
+    let attack = b.pay_by_card(&pay_path, "4242 4242 4242 4242").await;
+    assert_eq!(attack.status, 422, "{}", attack.html);
+    assert_eq!(
+        attack.error("payment_method").as_deref(),
+        Some("Карта — способ тестового режима, им нельзя оплатить настоящий заказ"),
+        "{}",
+        attack.html
+    );
+    let pay = b.get(&pay_path).await;
+    let nonsense = b
+        .post(
+            &pay_path.replace("/pay", "/method"),
+            &[("csrf", &pay.csrf()), ("payment_method", "cash")],
+        )
+        .await;
+    assert_eq!(
+        nonsense.error("payment_method").as_deref(),
+        Some("выберите один из способов оплаты"),
+        "{}",
+        nonsense.html
+    );
+    // The API keeps its English problem+json.
+    let placed = app
+        .post_as(
+            &app.live_key,
+            "/api/v1/orders",
+            json!({"lines": [{"product_id": prd, "quantity": 1}], "currency": "USD",
+                   "customer": {"email": "x@example.com"}, "payment_method": "test_card",
+                   "consents": {"terms": true, "personal_data": true}}),
+        )
+        .await;
+    let problem = placed.problem(422);
+    assert!(
+        problem
+            .to_string()
+            .contains("test_card is a test mode method and cannot pay a live order"),
+        "{problem}"
+    );
 }
 
 /// The attack and its variants, on the live checkout of a store that offers

@@ -20,6 +20,7 @@ on_both_backends!(
     pages_speak_russian,
     non_ascii_locales_fall_back_to_english,
     the_sandbox_card_never_pays_a_bank_transfer_order,
+    a_payment_method_is_always_chosen_when_a_page_opens,
 );
 
 /// A browser: keeps cookies, does not follow redirects (so tests see them).
@@ -311,6 +312,88 @@ pub(crate) fn details<'a>(csrf: &'a str, method: &'a str) -> Vec<(&'a str, &'a s
         ("consent_personal_data", "yes"),
         ("action", "continue"),
     ]
+}
+
+/// The payment method radio checked on `page`, if one is.
+fn checked_method(page: &Page) -> Option<String> {
+    page.html
+        .split("name=\"payment_method\" value=\"")
+        .skip(1)
+        .find_map(|rest| {
+            let (value, after) = rest.split_once('"')?;
+            after.starts_with(" checked").then(|| value.to_owned())
+        })
+}
+
+/// The checkout and payment pages open with a method chosen (a native radio group
+/// in a fieldset with its legend, so the arrow keys move the choice and a screen reader
+/// says which is chosen): the one there is, what the customer chose before while it is
+/// offered, else a card before a transfer; also when the merchant turned off the one
+/// chosen before (the page showed no choice made).
+async fn a_payment_method_is_always_chosen_when_a_page_opens(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let prd = product(&app, 1999).await;
+    offer_methods(&app, &["bank_transfer".to_owned()]).await;
+    let b = Browser::new(&app);
+    let one = b.open(&format!("/acme/test/buy/{prd}")).await;
+    assert_eq!(
+        checked_method(&one).as_deref(),
+        Some("bank_transfer"),
+        "{}",
+        one.html
+    );
+    assert!(one.html.contains("<fieldset"), "{}", one.html);
+
+    offer_methods(&app, &[]).await;
+    let two = b.open(&format!("/acme/test/buy/{prd}")).await;
+    assert_eq!(
+        checked_method(&two).as_deref(),
+        Some("test_card"),
+        "{}",
+        two.html
+    );
+    // The customer chooses bank transfer and forgets a consent: kept as chosen.
+    let csrf = two.csrf();
+    let mut form = details(&csrf, "bank_transfer");
+    form.retain(|(k, _)| *k != "consent_terms");
+    let again = b.submit(&two, "/acme/test/checkout", &form).await;
+    assert_eq!(again.status, 422, "{}", again.html);
+    assert_eq!(checked_method(&again).as_deref(), Some("bank_transfer"));
+    // The merchant turns bank transfer off meanwhile: the card is chosen instead.
+    offer_methods(&app, &["test_card".to_owned()]).await;
+    let reopened = b.open("/acme/test/checkout").await;
+    assert_eq!(
+        checked_method(&reopened).as_deref(),
+        Some("test_card"),
+        "{}",
+        reopened.html
+    );
+
+    // A bank transfer order whose method the merchant turned off: its payment page
+    // chooses one it offers.
+    offer_methods(&app, &[]).await;
+    let pay_path = b
+        .place(
+            &format!("/acme/test/buy/{prd}"),
+            "/acme/test/checkout",
+            "bank_transfer",
+        )
+        .await;
+    let pay = b.get(&pay_path).await;
+    assert_eq!(
+        checked_method(&pay).as_deref(),
+        Some("bank_transfer"),
+        "{}",
+        pay.html
+    );
+    offer_methods(&app, &["test_card".to_owned()]).await;
+    let pay = b.get(&pay_path).await;
+    assert_eq!(
+        checked_method(&pay).as_deref(),
+        Some("test_card"),
+        "{}",
+        pay.html
+    );
 }
 
 async fn buy_two_decline_then_pay(backend: Backend) {

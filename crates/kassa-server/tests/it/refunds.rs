@@ -9,7 +9,7 @@ use std::time::Duration;
 use kassa_testkit::{Backend, on_both_backends};
 use serde_json::{Value, json};
 
-use crate::dashboard::{error, merchant, pool_and_product_with};
+use crate::dashboard::{error, merchant, offer_bank_transfer, pool_and_product_with};
 use crate::emails::Sink;
 use crate::fulfillment::{paid_order, wait_delivered};
 use crate::harness::TestApp;
@@ -476,6 +476,7 @@ async fn an_owner_refunds_from_the_order_page(backend: Backend) {
     let sink = Sink::start(None);
     let app = TestApp::spawn_with_smtp(backend, Some(&sink.url())).await;
     let ada = merchant(&app, &sink, 1, "ada@shop.test", "ada").await;
+    offer_bank_transfer(&ada).await;
     let (pool_path, product) =
         pool_and_product_with(&ada, "ADA-1\nADA-2\n", ("return_refunded_keys", "true")).await;
     let pool_page = ada.get(&pool_path).await;
@@ -500,6 +501,13 @@ async fn an_owner_refunds_from_the_order_page(backend: Backend) {
     let order_path = orders.html[start..].split('"').next().unwrap().to_owned();
     let order = ada.get(&order_path).await;
     assert!(!order.html.contains(">Refund<"), "nothing to refund unpaid");
+    assert!(
+        order
+            .html
+            .contains("transfer reference <code data-testid=\"transfer-reference\">KS-"),
+        "the reference customers quote on their transfer: {}",
+        order.html
+    );
     let paid = ada
         .post(
             &format!("{order_path}/payments"),
@@ -516,6 +524,13 @@ async fn an_owner_refunds_from_the_order_page(backend: Backend) {
         order = ada.get(&order_path).await;
     }
     assert!(order.html.contains("Up to 39.98 USD"), "{}", order.html);
+    let home = ada.get("/dashboard").await;
+    assert!(
+        home.html
+            .contains("<span class=\"figure\">39.98 USD</span> kept"),
+        "today's sale: {}",
+        home.html
+    );
 
     let refunds = format!("{order_path}/refunds");
     let forged = ada.post(&refunds, &[("amount", "1.00")]).await;
@@ -564,6 +579,20 @@ async fn an_owner_refunds_from_the_order_page(backend: Backend) {
     assert!(
         !order.html.contains(">Refund</button>"),
         "nothing left to refund"
+    );
+    // Today's sales are the money kept: nothing, and the figure says why.
+    let home = ada.get("/dashboard").await;
+    assert!(
+        home.html
+            .contains("<span class=\"figure\">0.00 USD</span> kept"),
+        "a refunded sale is no money kept: {}",
+        home.html
+    );
+    assert!(
+        home.html
+            .contains("1 paid order: 39.98 USD paid, 39.98 USD refunded"),
+        "{}",
+        home.html
     );
     // The pool took the key back.
     let pool_page = ada.get(&pool_path).await;

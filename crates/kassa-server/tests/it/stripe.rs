@@ -19,7 +19,7 @@ use kassa_testkit::{Backend, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::dashboard::merchant;
+use crate::dashboard::{merchant, pool_and_product, product_id};
 use crate::emails::Sink;
 use crate::harness::{Answer, Options, TestApp};
 use crate::localstripe::{LocalStripe, Recorder, SECRET_KEY, Sent};
@@ -38,6 +38,7 @@ on_both_backends!(
     stripe_down_is_a_clear_error_and_pays_nothing,
     stripe_keys_are_never_shown_again,
     the_dashboard_sets_stripe_keys,
+    a_stripe_orders_page_names_its_payment_intent_not_a_transfer_reference,
     a_declined_card_is_told_and_the_customer_pays_again,
     money_paid_at_stripe_after_switching_method_still_pays_the_order,
     money_paid_at_stripe_for_an_order_paid_meanwhile_goes_back,
@@ -818,6 +819,37 @@ async fn money_paid_at_stripe_for_an_order_paid_meanwhile_goes_back(backend: Bac
     let again = replay(&app, &sent).await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(stripe.refunds(&pi).await.len(), 1);
+    // The owners are told, once, by email: which payment, and where the money went.
+    let mut told = Vec::new();
+    for _ in 0..50 {
+        let emails = app.get("/api/v1/emails").await;
+        told = emails.ok()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["kind"] == "paid_twice")
+            .cloned()
+            .collect();
+        if told.iter().all(|m| m["status"] == "kept") && !told.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(told.len(), 1, "one email to the one owner: {told:?}");
+    assert_eq!(told[0]["to"], "owner@acme.test");
+    assert_eq!(told[0]["order_id"], order_id.as_str());
+    let text = told[0]["text_body"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&pi) && text.contains(refunds[0]["id"].as_str().unwrap()),
+        "{text}"
+    );
+    assert!(
+        told[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("was paid twice")),
+        "{}",
+        told[0]
+    );
     // Stripe's event for that refund (localstripe sends none; signed as Stripe's) is
     // taken as what it is: the refund Kassa asked for, not a refund of the order.
     let told = report(&app, "evt_paid_twice_refund", "refund.created", &refunds[0]).await;
@@ -1205,9 +1237,35 @@ async fn the_dashboard_sets_stripe_keys(backend: Backend) {
     assert!(
         refused
             .html
-            .contains("id=\"e-stripe_live.secret_key\">must be a live mode key"),
+            .contains("id=\"e-stripe_live.secret_key\">is a test mode key; live mode needs a live mode key (sk_live_… or rk_live_…)"),
         "{}",
         refused.html
+    );
+    // Each key refused says exactly what is wrong with it.
+    let short = save("live", (LIVE_KEY, "pk_live_x", LIVE_WHSEC), "save").await;
+    assert_eq!(short.status, 422, "{}", short.html);
+    assert!(
+        short.html.contains(
+            "id=\"e-stripe_live.publishable_key\">is too short to be a whole Stripe key: paste all of it, pk_live_…"
+        ),
+        "{}",
+        short.html
+    );
+    let swapped = save("test", (TEST_PK, LIVE_PK, TEST_WHSEC), "save").await;
+    assert_eq!(swapped.status, 422, "{}", swapped.html);
+    assert!(
+        swapped.html.contains(
+            "id=\"e-stripe_test.secret_key\">is a publishable key, not a secret key: this field takes sk_test_… or rk_test_…"
+        ),
+        "{}",
+        swapped.html
+    );
+    assert!(
+        swapped.html.contains(
+            "id=\"e-stripe_test.publishable_key\">is a live mode key; test mode needs a test mode key (pk_test_…)"
+        ),
+        "{}",
+        swapped.html
     );
     assert!(
         !refused.html.contains(TEST_KEY),
@@ -1241,6 +1299,70 @@ async fn the_dashboard_sets_stripe_keys(backend: Backend) {
     assert_eq!(removed.status, 303, "{}", removed.html);
     let tenant = app.store.tenant_by_slug("ada").await.unwrap();
     assert!(!tenant.stripe_ready(kassa_domain::mode::Mode::Test));
+}
+
+/// A new merchant sets Stripe up in the dashboard and a customer chooses it: the
+/// order's dashboard page names the PaymentIntent that identifies the payment at
+/// Stripe, and no bank transfer reference (the order is not paid by transfer).
+async fn a_stripe_orders_page_names_its_payment_intent_not_a_transfer_reference(backend: Backend) {
+    let stripe = LocalStripe::start().await;
+    let sink = Sink::start(None);
+    let app = spawn(backend, &stripe, Some(&sink)).await;
+    let b = merchant(&app, &sink, 1, "ada@shop.test", "ada").await;
+    let settings = b.open("/dashboard/settings").await;
+    let (key, pk, whsec) = TEST_KEYS;
+    let keys = b
+        .post(
+            "/dashboard/settings/stripe",
+            &[
+                ("csrf", &settings.csrf()),
+                ("mode", "test"),
+                ("stripe_test.secret_key", key),
+                ("stripe_test.publishable_key", pk),
+                ("stripe_test.webhook_secret", whsec),
+                ("action", "save"),
+            ],
+        )
+        .await;
+    assert_eq!(keys.status, 303, "{}", keys.html);
+    let settings = b.open("/dashboard/settings").await;
+    let methods = b
+        .post(
+            "/dashboard/settings",
+            &[
+                ("csrf", &settings.csrf()),
+                ("payment_methods", "test_card"),
+                ("payment_methods", "stripe"),
+            ],
+        )
+        .await;
+    assert_eq!(methods.status, 303, "{}", methods.html);
+    let (_, product) = pool_and_product(&b, "ADA-1\nADA-2\n").await;
+    let customer = Browser::new(&app);
+    place_with_stripe(
+        &customer,
+        &format!("/ada/test/buy/{}", product_id(&product)),
+        "/ada/test/checkout",
+    )
+    .await;
+    let intent = stripe.payment_intents().await.last().unwrap().clone();
+    let pi = intent["id"].as_str().unwrap();
+    let orders = b.get("/dashboard/orders").await;
+    let start = orders.html.find("href=\"/dashboard/orders/ord_").unwrap() + 6;
+    let order_path = orders.html[start..].split('"').next().unwrap().to_owned();
+    let order = b.get(&order_path).await;
+    assert!(
+        order.html.contains(&format!(
+            "Stripe PaymentIntent <code data-testid=\"payment-intent\">{pi}</code>"
+        )),
+        "{}",
+        order.html
+    );
+    assert!(
+        !order.html.contains("KS-") && !order.html.contains("transfer reference"),
+        "no transfer reference on a Stripe order: {}",
+        order.html
+    );
 }
 
 /// Places an order from `link` with the coupon ONCE, to be paid by card.

@@ -16,6 +16,7 @@ on_both_backends!(
     a_purchase_with_a_declined_card_sends_every_event,
     a_failing_receiver_gets_the_event_on_the_third_attempt,
     gone_disables_the_endpoint,
+    a_test_key_never_reads_the_email_about_a_live_endpoint,
     a_disabled_endpoint_gets_nothing_until_it_is_enabled_again,
     a_rotated_secret_keeps_signing_for_the_overlap,
     filters_events_and_redelivery,
@@ -94,8 +95,8 @@ impl Receiver {
     }
 }
 
-async fn endpoint(app: &TestApp, body: Value) -> (String, String) {
-    let created = app.post("/api/v1/webhook-endpoints", body).await;
+async fn endpoint(app: &TestApp, key: &str, body: Value) -> (String, String) {
+    let created = app.post_as(key, "/api/v1/webhook-endpoints", body).await;
     let e = created.ok();
     (
         e["id"].as_str().unwrap().to_owned(),
@@ -114,16 +115,27 @@ pub(crate) async fn endpoint_with_receiver(
     plan: &str,
     filter: Value,
 ) -> (String, Receiver) {
+    endpoint_with_receiver_as(app, &app.key, plan, filter).await
+}
+
+/// [`endpoint_with_receiver`], of the mode of `key`.
+async fn endpoint_with_receiver_as(
+    app: &TestApp,
+    key: &str,
+    plan: &str,
+    filter: Value,
+) -> (String, Receiver) {
     // The endpoint needs the URL and the receiver needs the secret: create the
     // endpoint disabled, start the receiver, point the endpoint at it and enable it.
     let (id, secret) = endpoint(
         app,
+        key,
         json!({"url": "https://placeholder.example/hook", "disabled": true, "event_types": filter}),
     )
     .await;
     let receiver = Receiver::start(&secret, plan, 0.0);
     app.patch_as(
-        &app.key,
+        key,
         &format!("/api/v1/webhook-endpoints/{id}"),
         json!({"url": receiver.url, "disabled": false}),
     )
@@ -283,20 +295,7 @@ async fn gone_disables_the_endpoint(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(disabled, "410 Gone disables the endpoint");
-    let mut notice = Value::Null;
-    for _ in 0..50 {
-        let emails = app.get("/api/v1/emails").await.ok().clone();
-        if let Some(m) = emails["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["kind"] == "endpoint_disabled" && m["status"] == "kept")
-        {
-            notice = m.clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let notice = disabled_notice(&app, &app.key).await;
     assert_eq!(
         notice["to"], "owner@acme.test",
         "the merchant is told: {notice}"
@@ -324,6 +323,52 @@ async fn gone_disables_the_endpoint(backend: Backend) {
     );
 }
 
+/// The owners' email about a disabled endpoint, once kept, as `key` lists it (null
+/// if it never is).
+async fn disabled_notice(app: &TestApp, key: &str) -> Value {
+    for _ in 0..50 {
+        let emails = app.get_as(key, "/api/v1/emails").await;
+        if let Some(m) = emails.ok()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["kind"] == "endpoint_disabled" && m["status"] == "kept")
+        {
+            return m.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Value::Null
+}
+
+/// The owners' email about a disabled live endpoint names its URL: it belongs to live
+/// mode, and a test key never reads it (nor a live key a test endpoint's).
+async fn a_test_key_never_reads_the_email_about_a_live_endpoint(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, receiver) = endpoint_with_receiver_as(&app, &app.live_key, "410", json!([])).await;
+    let (prd, _) = crate::modes::product_as(&app, &app.live_key).await;
+    app.transfer_order_as(&app.live_key, &prd).await;
+    receiver.wait_for(1).await;
+    let notice = disabled_notice(&app, &app.live_key).await;
+    assert!(
+        notice["text_body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&receiver.url),
+        "the live key reads the live endpoint's email: {notice}"
+    );
+    let test = app.get_as(&app.key, "/api/v1/emails").await;
+    let listed = test.ok()["data"].as_array().unwrap().clone();
+    assert!(
+        listed.iter().all(|m| m["kind"] != "endpoint_disabled"
+            && !m["text_body"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&receiver.url)),
+        "a test key reads no live endpoint's URL: {listed:?}"
+    );
+}
+
 /// The deliveries of an endpoint disabled while they wait for their next attempt are
 /// held, not sent; enabled again, it gets them. An event recorded while it was disabled
 /// is not queued for it; the merchant sends it again from the events list.
@@ -333,6 +378,7 @@ async fn a_disabled_endpoint_gets_nothing_until_it_is_enabled_again(backend: Bac
     // later (the tests' schedule), by which time the endpoint is disabled.
     let (id, secret) = endpoint(
         &app,
+        &app.key,
         json!({"url": "https://placeholder.example/hook", "disabled": true,
                "event_types": ["order.created"]}),
     )

@@ -120,7 +120,9 @@ async fn emails_are_claimed_once_paid_first_and_given_back_when_a_claim_runs_out
         .store
         .list_emails(
             &acme.tenant.id,
-            kassa_domain::mode::Mode::Test,
+            // Written above without a mode, so live (the column's default, migration
+            // 0043); the outbox lists only its reader's mode.
+            kassa_domain::mode::Mode::Live,
             &kassa_store::PageRequest {
                 after: None,
                 limit: 10,

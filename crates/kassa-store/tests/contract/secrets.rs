@@ -104,6 +104,7 @@ async fn records_holding_secrets_print_them_redacted(backend: Backend) {
         tenant_id: tenant.clone(),
         id: DeliveryId::generate(),
         endpoint_id: WebhookEndpointId::generate(),
+        mode: kassa_domain::mode::Mode::Test,
         event_id: "evt_1".into(),
         attempts: 0,
         url: "https://hooks.acme.test/kassa".into(),
