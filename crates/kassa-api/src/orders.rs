@@ -549,7 +549,8 @@ impl OrdersApi {
             return_url: None,
             ip: None,
             user_agent,
-            cart_id: None,
+            cart: None,
+            products: Vec::new(),
             mode: auth.mode(),
         };
         let order = kassa_orders::place_order(&self.0.store, tenant, &input)

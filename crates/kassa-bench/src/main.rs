@@ -60,6 +60,10 @@ struct Args {
     /// baselines: for profiling `kassa serve` under that load alone.
     #[arg(long)]
     api_only: bool,
+    /// Only the orders through the checkout page's Continue (saturation, then the
+    /// offered rate) besides the baselines: for profiling that load alone.
+    #[arg(long, conflicts_with = "api_only")]
+    checkout_only: bool,
 }
 
 /// One figure of the report.
@@ -360,7 +364,7 @@ async fn bench_backend(
     let rss = RssPeak::start(kassa.pid());
 
     // Webhook throughput alone: a backlog to one endpoint, drained.
-    let burst = if args.api_only {
+    let burst = if args.api_only || args.checkout_only {
         0
     } else {
         eprintln!(
@@ -406,30 +410,32 @@ async fn bench_backend(
             }
         }
     };
-    eprintln!(
-        "== {backend}: POST /api/v1/orders, {} clients",
-        args.clients
-    );
     let webhooks_from = Instant::now();
-    let sat = load::closed_loop(args.clients, secs, api.clone()).await;
-    report.add(
-        b,
-        &format!("API orders, {} clients (saturation)", args.clients),
-        describe(&sat),
-        None,
-        Some(target_create),
-        Some(sat),
-    );
     let api_during_mixed = api.clone();
-    let fixed = load::open_loop(args.rate, secs, 4096, move |n| api(1_000_000 + n)).await;
-    report.add(
-        b,
-        &format!("API orders, offered {:.0}/s", args.rate),
-        describe(&fixed),
-        None,
-        Some("p99 < 50 ms at 500/s"),
-        Some(fixed),
-    );
+    if !args.checkout_only {
+        eprintln!(
+            "== {backend}: POST /api/v1/orders, {} clients",
+            args.clients
+        );
+        let sat = load::closed_loop(args.clients, secs, api.clone()).await;
+        report.add(
+            b,
+            &format!("API orders, {} clients (saturation)", args.clients),
+            describe(&sat),
+            None,
+            Some(target_create),
+            Some(sat),
+        );
+        let fixed = load::open_loop(args.rate, secs, 4096, move |n| api(1_000_000 + n)).await;
+        report.add(
+            b,
+            &format!("API orders, offered {:.0}/s", args.rate),
+            describe(&fixed),
+            None,
+            Some("p99 < 50 ms at 500/s"),
+            Some(fixed),
+        );
+    }
     if args.api_only {
         kassa.stop();
         return Ok(());
@@ -463,6 +469,10 @@ async fn bench_backend(
         Some("p99 < 50 ms at 500/s"),
         Some(fixed),
     );
+    if args.checkout_only {
+        kassa.stop();
+        return Ok(());
+    }
 
     // Every order made so far sends `order.created` to the receiver: how fast they drain.
     let expected = burst + created.lock().expect("ids").len() + checkout_ok as usize;

@@ -5,7 +5,7 @@ use chrono::Utc;
 use kassa_domain::Invalid;
 use kassa_domain::catalog::{CouponCode, Delivery, Discount, coupon_unusable_reason};
 use kassa_domain::error::parse_text;
-use kassa_domain::ids::{CartId, OrderId, ProductId, TenantId};
+use kassa_domain::ids::{OrderId, ProductId, TenantId};
 use kassa_domain::mode::Mode;
 use kassa_domain::money::Currency;
 use kassa_domain::offer;
@@ -13,7 +13,8 @@ use kassa_domain::order::{CouponInput, LineInput, PaymentMethod, Quote, quote};
 use kassa_domain::tenant::{EmailAddress, TenantSettings};
 use kassa_domain::workflow::{self, Refused};
 use kassa_store::{
-    CartLine, Consent, NewOrder, OrderRecord, Placement, Store, StoreError, TenantRecord,
+    CartLine, Consent, FromCart, NewOrder, OrderRecord, Placement, ProductRecord, Store,
+    StoreError, TenantRecord,
 };
 
 use crate::error::OrdersError;
@@ -35,13 +36,15 @@ pub async fn price(
     coupon_code: Option<&str>,
 ) -> Result<Quote, OrdersError> {
     Ok(
-        price_with_deliveries(store, tenant, mode, currency, lines, coupon_code)
+        price_with_deliveries(store, tenant, mode, currency, lines, coupon_code, &[])
             .await?
             .0,
     )
 }
 
 /// [`price`], with the delivery method of each product priced, as read for its price.
+/// The products in `read` (of `mode`, read moments ago by the same request) are not
+/// read again.
 async fn price_with_deliveries(
     store: &Store,
     tenant: &TenantId,
@@ -49,6 +52,7 @@ async fn price_with_deliveries(
     currency: &str,
     lines: &[CartLine],
     coupon_code: Option<&str>,
+    read: &[ProductRecord],
 ) -> Result<(Quote, Vec<(ProductId, Delivery)>), OrdersError> {
     let mut deliveries: Vec<(ProductId, Delivery)> = Vec::with_capacity(lines.len());
     let mut invalid = Invalid::default();
@@ -56,7 +60,14 @@ async fn price_with_deliveries(
     let mut inputs = Vec::with_capacity(lines.len());
     let now = Utc::now();
     for (i, line) in lines.iter().enumerate() {
-        let product = match store.product(tenant, mode, &line.product_id).await {
+        let product = match read
+            .iter()
+            .find(|p| p.id == line.product_id && p.livemode == mode.is_live())
+        {
+            Some(p) => Ok(p.clone()),
+            None => store.product(tenant, mode, &line.product_id).await,
+        };
+        let product = match product {
             Ok(p) if p.fields.active => p,
             Ok(_) | Err(StoreError::NotFound) => {
                 invalid.push(
@@ -175,7 +186,10 @@ pub struct OrderInput {
     pub return_url: Option<String>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-    pub cart_id: Option<CartId>,
+    pub cart: Option<FromCart>,
+    /// Products of `mode` this request read moments ago (a buy link's), priced as read
+    /// instead of being read again.
+    pub products: Vec<ProductRecord>,
     /// The world the order is placed in, for good: the checkout's (`/{store}/test/…`
     /// is test) or the API key's.
     pub mode: Mode,
@@ -241,6 +255,7 @@ pub async fn place_order(
         &input.currency,
         &input.lines,
         input.coupon.as_deref(),
+        &input.products,
     )
     .await
     {
@@ -288,7 +303,7 @@ pub async fn place_order(
         custom: input.custom.clone(),
         return_url: input.return_url.clone(),
         consents,
-        cart_id: input.cart_id.clone(),
+        cart: input.cart.clone(),
         coupon_code,
         coupon_hold: settings.coupon_hold(),
         test_mode: !input.mode.is_live(),

@@ -103,43 +103,68 @@ impl Store {
         skip: &[String],
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let now = Timestamp::now().millis();
-        let claimed = self
-            .claim_rows_skipping(Queue::Webhooks, claim, limit, lease, skip)
-            .await?;
-        if claimed == 0 {
-            return Ok(Vec::new());
-        }
         #[derive(sqlx::FromRow)]
         struct Row {
             tenant_id: String,
             id: String,
             endpoint_id: String,
-            livemode: bool,
+            livemode: Option<bool>,
             event_id: String,
             attempts: i64,
             request_id: Option<String>,
-            url: String,
-            secret: String,
+            url: Option<String>,
+            secret: Option<String>,
             previous_secret: Option<String>,
             previous_secret_expires_at: Option<Timestamp>,
             failing_since: Option<Timestamp>,
-            payload: Json<serde_json::Value>,
-            event_created_at: Timestamp,
+            payload: Option<Json<serde_json::Value>>,
+            event_created_at: Option<Timestamp>,
         }
-        // The claim committed: a reader sees it.
-        let rows: Vec<Row> = db_run!(self, c => sqlx::query_as(
-            "SELECT d.tenant_id, d.id, d.endpoint_id, d.event_id, d.attempts, d.request_id, e.url,
-             e.livemode, e.secret, e.previous_secret, e.previous_secret_expires_at, e.failing_since, v.payload,
-             v.created_at AS event_created_at
-             FROM webhook_deliveries d
-             JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
-             JOIN events v ON v.tenant_id = d.tenant_id AND v.id = d.event_id
-             WHERE d.claimed_by = $1 AND d.status = 'pending'
-             ORDER BY d.priority DESC, d.next_attempt_at",
-        )
-        .bind(claim)
-        .fetch_all(c).await?);
-        if u64::try_from(rows.len()).unwrap_or(u64::MAX) < claimed {
+        // The batch with its endpoints and events; a row whose endpoint or event is gone
+        // has none.
+        let batch = |from: &str, claimed: &str| {
+            format!(
+                "SELECT d.tenant_id, d.id, d.endpoint_id, d.event_id, d.attempts, d.request_id,
+                 e.url, e.livemode, e.secret, e.previous_secret, e.previous_secret_expires_at,
+                 e.failing_since, v.payload, v.created_at AS event_created_at
+                 FROM {from} d
+                 LEFT JOIN webhook_endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
+                 LEFT JOIN events v ON v.tenant_id = d.tenant_id AND v.id = d.event_id
+                 {claimed} ORDER BY d.priority DESC, d.next_attempt_at"
+            )
+        };
+        let returned = self
+            .claim_rows_returning(
+                Queue::Webhooks,
+                &batch("claimed", ""),
+                claim,
+                limit,
+                lease,
+                skip,
+            )
+            .await?;
+        let rows: Vec<Row> = match returned {
+            Some(rows) => rows,
+            None => {
+                if self
+                    .claim_rows_skipping(Queue::Webhooks, claim, limit, lease, skip)
+                    .await?
+                    == 0
+                {
+                    return Ok(Vec::new());
+                }
+                // The claim committed: a reader sees it.
+                let sql = batch(
+                    "webhook_deliveries",
+                    "WHERE d.claimed_by = $1 AND d.status = 'pending'",
+                );
+                db_run!(self, c => sqlx::query_as(AssertSqlSafe(sql.clone()))
+                    .bind(claim)
+                    .fetch_all(c).await?)
+            }
+        };
+        let gone = |row: &Row| row.url.is_none() || row.payload.is_none();
+        if rows.iter().any(gone) {
             // A row without its endpoint or event (deleted meanwhile) can never be sent.
             db_run!(self.writer(), c => sqlx::query(
                 "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL,
@@ -155,6 +180,11 @@ impl Store {
         }
         rows.into_iter()
             .filter_map(|row| {
+                let (Some(url), Some(livemode), Some(secret), Some(payload), Some(event_created_at)) =
+                    (row.url, row.livemode, row.secret, row.payload, row.event_created_at)
+                else {
+                    return None;
+                };
                 // An endpoint whose secret does not open (altered, or sealed under a key
                 // this node lacks) holds back its own deliveries only: they stay claimed
                 // until the lease ends, and the rest of the batch goes out.
@@ -163,7 +193,7 @@ impl Store {
                     row.previous_secret_expires_at
                         .is_some_and(|t| t.millis() > now)
                 });
-                let secrets = std::iter::once(row.secret.as_str())
+                let secrets = std::iter::once(secret.as_str())
                     .chain(previous)
                     .map(|sealed| self.open(&place, sealed))
                     .collect::<Result<Vec<_>, _>>();
@@ -190,13 +220,13 @@ impl Store {
                     tenant_id,
                     id,
                     endpoint_id,
-                    mode: Mode::from_livemode(row.livemode),
+                    mode: Mode::from_livemode(livemode),
                     event_id: row.event_id,
                     attempts: row.attempts,
-                    url: row.url,
+                    url,
                     secrets,
-                    payload: row.payload.0.to_string(),
-                    event_created_at: row.event_created_at,
+                    payload: payload.0.to_string(),
+                    event_created_at,
                     failing_since: row.failing_since,
                     request_id: row.request_id.map(RequestId::from_stored),
                 }))

@@ -229,6 +229,14 @@ impl Store {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<EmailRecord>, StoreError> {
+        let select =
+            format!("SELECT {EMAIL_COLUMNS} FROM claimed ORDER BY priority DESC, next_attempt_at");
+        if let Some(claimed) = self
+            .claim_rows_returning(Queue::Emails, &select, claim, limit, lease, &[])
+            .await?
+        {
+            return Ok(claimed);
+        }
         if self.claim_rows(Queue::Emails, claim, limit, lease).await? == 0 {
             return Ok(Vec::new());
         }

@@ -28,6 +28,41 @@ use crate::time::{Timestamp, rfc3339};
 use crate::view::{Consent, Customer, OrderLineRecord, OrderRecord};
 use crate::work::{Work, customer_email, order_event_data};
 
+/// The statement writing a cart (parameters bound by [`bind_cart!`]), with
+/// `on_conflict` deciding what an existing row (its id's or its token's) gets.
+fn cart_sql(on_conflict: &str) -> String {
+    format!(
+        "INSERT INTO carts (tenant_id, id, token, lines, currency, coupon_code, email,
+         name, locale, return_url, custom, payment_method, created_at, updated_at, livemode,
+         order_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15)
+         {on_conflict}"
+    )
+}
+
+/// Binds a cart of `tenant` with the id `id`, written at `now` and spent by the order
+/// `order` (or not), in [`cart_sql`]'s order.
+macro_rules! bind_cart {
+    ($query:expr, $tenant:expr, $id:expr, $cart:expr, $now:expr, $order:expr) => {
+        $query
+            .bind($tenant.as_str())
+            .bind($id.as_str())
+            .bind(&$cart.token)
+            .bind(Json(&$cart.lines))
+            .bind($cart.currency.as_deref())
+            .bind($cart.coupon_code.as_deref())
+            .bind($cart.email.as_deref())
+            .bind($cart.name.as_deref())
+            .bind($cart.locale.as_deref())
+            .bind($cart.return_url.as_deref())
+            .bind(Json(&$cart.custom))
+            .bind($cart.payment_method.as_deref())
+            .bind($now)
+            .bind($cart.mode.is_live())
+            .bind($order)
+    };
+}
+
 /// One line of a cart, before prices are fixed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CartLine {
@@ -116,7 +151,7 @@ pub struct NewOrder {
     pub return_url: Option<String>,
     pub consents: Vec<Consent>,
     /// The cart this order is made from; an order is made from a cart only once.
-    pub cart_id: Option<CartId>,
+    pub cart: Option<FromCart>,
     /// The coupon to redeem, if one took something off.
     pub coupon_code: Option<String>,
     /// How long the unpaid order holds the use of its coupon.
@@ -129,6 +164,20 @@ pub struct NewOrder {
     /// line keeps the one it was sold with. A product missing here is read in the
     /// placing transaction.
     pub deliveries: Vec<(ProductId, Delivery)>,
+}
+
+/// The cart an order is made from.
+#[derive(Debug, Clone)]
+pub enum FromCart {
+    /// A saved cart: the placement spends it, unless an order spent it before.
+    Saved(CartId),
+    /// A cart not saved yet (a buy link's page whose first action is Continue): the
+    /// placing transaction writes it, spent, in one statement. Its token may name a
+    /// cart already: spent by an order (another submit of the page), the placement
+    /// gives that order; not spent, or another world's or store's, nothing is written
+    /// and the placement is `NotFound` (the caller saves the cart as any other action
+    /// does, and places it from there).
+    New(Box<CartRecord>),
 }
 
 /// A payment attempt to record.
@@ -222,31 +271,12 @@ impl Store {
         cart: &CartRecord,
         on_conflict: &'static str,
     ) -> Result<(CartRecord, bool), StoreError> {
-        let now = Timestamp::now().millis();
-        let lines = Json(&cart.lines);
-        let custom = Json(&cart.custom);
+        let now = Timestamp::now();
         let id = cart.id.clone().unwrap_or_else(CartId::generate);
-        let written = db_run!(self.writer(), c => sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO carts (tenant_id, id, token, lines, currency, coupon_code, email,
-             name, locale, return_url, custom, payment_method, created_at, updated_at, livemode)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)
-             {on_conflict}"
-        )))
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .bind(&cart.token)
-        .bind(lines)
-        .bind(cart.currency.as_deref())
-        .bind(cart.coupon_code.as_deref())
-        .bind(cart.email.as_deref())
-        .bind(cart.name.as_deref())
-        .bind(cart.locale.as_deref())
-        .bind(cart.return_url.as_deref())
-        .bind(custom)
-        .bind(cart.payment_method.as_deref())
-        .bind(Timestamp::from(now))
-        .bind(cart.mode.is_live())
-        .execute(c).await?.rows_affected());
+        let sql = cart_sql(on_conflict);
+        let written = db_run!(self.writer(), c =>
+            bind_cart!(sqlx::query(AssertSqlSafe(sql.as_str())), tenant, id, cart, now, None::<&str>)
+                .execute(c).await?.rows_affected());
         let mut saved = cart.clone();
         saved.id = Some(id);
         Ok((saved, written == 1))
@@ -445,7 +475,29 @@ impl Work {
         let id = new.id.clone();
         let tenant = self.tenant.clone();
         let now = self.now;
-        if let Some(cart) = &new.cart_id {
+        if let Some(FromCart::New(cart)) = &new.cart {
+            // Written spent, in the order's transaction: a fresh cart costs one round
+            // trip, not an insert of its own and then its claim.
+            let cart_id = cart.id.clone().unwrap_or_else(CartId::generate);
+            let sql = cart_sql("ON CONFLICT DO NOTHING");
+            let written = db_run!(&mut self.tx, c =>
+                bind_cart!(sqlx::query(AssertSqlSafe(sql.as_str())), tenant, cart_id, cart, now, Some(id.as_str()))
+                    .execute(c).await?.rows_affected());
+            if written == 0 {
+                // Another submit of the same page made the cart first (on PostgreSQL
+                // the insert waited for its commit).
+                let spent: Option<Option<String>> = db_run!(&mut self.tx, c => sqlx::query_scalar(
+                    "SELECT order_id FROM carts WHERE tenant_id = $1 AND token = $2 AND livemode = $3",
+                )
+                .bind(tenant.as_str())
+                .bind(&cart.token)
+                .bind(cart.mode.is_live())
+                .fetch_optional(c).await?);
+                let order = spent.flatten().ok_or(StoreError::NotFound)?;
+                return Ok(Placement::Existing(order));
+            }
+        }
+        if let Some(FromCart::Saved(cart)) = &new.cart {
             let claimed = db_run!(&mut self.tx, c => sqlx::query(
                 "UPDATE carts SET order_id = $3 WHERE tenant_id = $1 AND id = $2 AND order_id IS NULL",
             )

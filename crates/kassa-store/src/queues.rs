@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::AssertSqlSafe;
 
-use crate::db::{Backend, Tx, db_run, placeholders};
+use crate::db::{Backend, Pool, Tx, db_run, placeholders};
 use crate::error::StoreError;
 use crate::jobs::{EARLY_MILLIS, QueueUse};
 use crate::store::Store;
@@ -42,6 +42,12 @@ struct Shape {
     /// The column naming the group a node may hold back (a webhook endpoint at its
     /// in-flight cap on that node), if the queue has such groups.
     group: Option<&'static str>,
+    /// Where a claim's extension looks for its rows (` AND …`, or nothing): a claimed
+    /// row is pending until its outcome clears its claim. On PostgreSQL `emails` and
+    /// `webhook_deliveries` have no index on `claimed_by` (migrations 0039, 0040), so
+    /// the extension reads the pending rows through the queue's partial index instead
+    /// of the whole table.
+    within: &'static str,
 }
 
 impl Queue {
@@ -78,6 +84,7 @@ impl Queue {
                 due_at: "next_attempt_at",
                 order: "priority DESC, next_attempt_at",
                 group: Some("endpoint_id"),
+                within: " AND status = 'pending'",
             },
             Queue::Lines => Shape {
                 table: "order_lines",
@@ -87,6 +94,7 @@ impl Queue {
                 due_at: "next_delivery_at",
                 order: "next_delivery_at",
                 group: None,
+                within: "",
             },
             Queue::Emails => Shape {
                 table: "emails",
@@ -95,6 +103,7 @@ impl Queue {
                 due_at: "next_attempt_at",
                 order: "priority DESC, next_attempt_at",
                 group: None,
+                within: " AND status = 'queued'",
             },
         }
     }
@@ -105,12 +114,12 @@ impl Queue {
 }
 
 impl Shape {
-    /// ` AND <group> NOT IN ($from, …)` for the groups `skip` (nothing when there are
-    /// none, or the queue has no groups).
-    fn skipping(&self, from: usize, skip: &[String]) -> String {
+    /// ` AND <group> NOT IN ($from, …)` for `count` groups to skip (nothing when there
+    /// are none, or the queue has no groups).
+    fn skipping(&self, from: usize, count: usize) -> String {
         match self.group {
-            Some(group) if !skip.is_empty() => {
-                format!(" AND {group} NOT IN ({})", placeholders(from, skip.len()))
+            Some(group) if count > 0 => {
+                format!(" AND {group} NOT IN ({})", placeholders(from, count))
             }
             _ => String::new(),
         }
@@ -151,6 +160,48 @@ pub(crate) async fn notify_due(tx: &mut Tx, queue: Queue) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The claim of due rows of `queue` (parameters bound by [`bind_claim!`], then the
+/// `skip` groups left out from `$6`).
+fn claim_sql(backend: Backend, queue: Queue, skip: usize) -> String {
+    let shape = queue.shape();
+    let skipping = shape.skipping(6, skip);
+    let Shape {
+        table,
+        key,
+        pending,
+        due_at,
+        order,
+        ..
+    } = shape;
+    let due = format!(
+        "{pending} AND {due_at} <= $3 AND (claimed_until IS NULL OR claimed_until <= $4){skipping} \
+         ORDER BY {order} LIMIT $5"
+    );
+    match backend {
+        Backend::Sqlite => format!(
+            "UPDATE {table} SET claimed_by = $1, claimed_until = $2
+             WHERE rowid IN (SELECT rowid FROM {table} WHERE {due})"
+        ),
+        Backend::Postgres => format!(
+            "UPDATE {table} SET claimed_by = $1, claimed_until = $2
+             WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {due} FOR UPDATE SKIP LOCKED)"
+        ),
+    }
+}
+
+/// Binds a claim named `claim` lasting until `until` (ms), made at `now` (ms), of at
+/// most `limit` rows, in [`claim_sql`]'s order.
+macro_rules! bind_claim {
+    ($query:expr, $claim:expr, $until:expr, $now:expr, $limit:expr) => {
+        $query
+            .bind($claim)
+            .bind(Timestamp::from($until))
+            .bind(Timestamp::from($now + EARLY_MILLIS))
+            .bind(Timestamp::from($now))
+            .bind(i64::try_from($limit).unwrap_or(i64::MAX))
+    };
+}
+
 impl Store {
     /// Wakes every node's dispatcher of `queue` (rows became due outside a [`Tx`]).
     pub(crate) async fn wake_queue(&self, queue: Queue) -> Result<(), StoreError> {
@@ -188,44 +239,51 @@ impl Store {
         skip: &[String],
     ) -> Result<u64, StoreError> {
         self.check_open()?;
-        let shape = queue.shape();
-        let skipping = shape.skipping(6, skip);
-        let Shape {
-            table,
-            key,
-            pending,
-            due_at,
-            order,
-            ..
-        } = shape;
+        let sql = claim_sql(self.backend, queue, skip.len());
         let now = Timestamp::now().millis();
         let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        let due = format!(
-            "{pending} AND {due_at} <= $3 AND (claimed_until IS NULL OR claimed_until <= $4){skipping} \
-             ORDER BY {order} LIMIT $5"
-        );
-        let sql = match self.backend {
-            Backend::Sqlite => format!(
-                "UPDATE {table} SET claimed_by = $1, claimed_until = $2
-                 WHERE rowid IN (SELECT rowid FROM {table} WHERE {due})"
-            ),
-            Backend::Postgres => format!(
-                "UPDATE {table} SET claimed_by = $1, claimed_until = $2
-                 WHERE ({key}) IN (SELECT {key} FROM {table} WHERE {due} FOR UPDATE SKIP LOCKED)"
-            ),
-        };
         Ok(db_run!(self.writer(), c => {
-            let mut query = sqlx::query(AssertSqlSafe(sql.clone()))
-                .bind(claim)
-                .bind(Timestamp::from(until))
-                .bind(Timestamp::from(now + EARLY_MILLIS))
-                .bind(Timestamp::from(now))
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+            let mut query = bind_claim!(sqlx::query(AssertSqlSafe(sql.clone())), claim, until, now, limit);
             for group in skip {
                 query = query.bind(group.as_str());
             }
             query.execute(c).await?.rows_affected()
         }))
+    }
+
+    /// On PostgreSQL, claims up to `limit` due rows of `queue` as
+    /// [`Store::claim_rows_skipping`] does and returns them in the same statement:
+    /// `select` reads the claimed rows as the table `claimed` (`SELECT … FROM claimed …
+    /// ORDER BY …`). The batch is not read again by `claimed_by`, which then needs no
+    /// index, so a claim changes no indexed column and is a HOT update (migrations 0039
+    /// and 0040). `None` on SQLite: claim, then read the batch by its name.
+    pub(crate) async fn claim_rows_returning<T>(
+        &self,
+        queue: Queue,
+        select: &str,
+        claim: &str,
+        limit: usize,
+        lease: Duration,
+        skip: &[String],
+    ) -> Result<Option<Vec<T>>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        self.check_open()?;
+        let Pool::Postgres(pool) = self.writer() else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "WITH claimed AS ({} RETURNING *) {select}",
+            claim_sql(Backend::Postgres, queue, skip.len()),
+        );
+        let now = Timestamp::now().millis();
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let mut query = bind_claim!(sqlx::query_as(AssertSqlSafe(sql)), claim, until, now, limit);
+        for group in skip {
+            query = query.bind(group.as_str());
+        }
+        Ok(Some(query.fetch_all(pool).await?))
     }
 
     /// Extends the claims `claims` of `queue` (batches still in this node's hands) to
@@ -244,10 +302,10 @@ impl Store {
             .millis()
             .saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let names = placeholders(2, claims.len());
-        let table = queue.shape().table;
+        let Shape { table, within, .. } = queue.shape();
         Ok(db_run!(self.writer(), c => {
             let mut query = sqlx::query(AssertSqlSafe(format!(
-                "UPDATE {table} SET claimed_until = $1 WHERE claimed_by IN ({names})"
+                "UPDATE {table} SET claimed_until = $1 WHERE claimed_by IN ({names}){within}"
             )))
             .bind(Timestamp::from(until));
             for claim in claims {
@@ -271,7 +329,7 @@ impl Store {
         skip: &[String],
     ) -> Result<Option<Timestamp>, StoreError> {
         let shape = queue.shape();
-        let skipping = shape.skipping(1, skip);
+        let skipping = shape.skipping(1, skip.len());
         let Shape {
             table,
             pending,

@@ -85,6 +85,10 @@ fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1)))
 }
 
+/// A PostgreSQL connection idle for longer than this is pinged before it is handed out
+/// (`docs/storage.md`, "PostgreSQL: a ping only after a second idle").
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// How long a query waits for a connection by default.
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -135,6 +139,21 @@ impl Store {
             Backend::Postgres => {
                 let pool = Pool::Postgres(
                     PgPoolOptions::new()
+                        // sqlx's default pings every connection before handing it out,
+                        // a network round trip on every acquire. Only a connection left
+                        // idle a while is pinged: one a restarted server closed is found
+                        // and replaced before a request's query fails on it, while a
+                        // busy pool's connections (back moments ago) go straight to work.
+                        // The ping sqlx makes when a connection goes back stays.
+                        .test_before_acquire(false)
+                        .before_acquire(|conn, meta| {
+                            Box::pin(async move {
+                                if meta.idle_for > PING_WHEN_IDLE_FOR {
+                                    sqlx::Connection::ping(conn).await?;
+                                }
+                                Ok(true)
+                            })
+                        })
                         .max_connections(max_connections)
                         .acquire_timeout(acquire_timeout)
                         .connect_with(postgres_options(url)?)

@@ -9,7 +9,7 @@ use kassa_domain::order::PaymentMethod;
 use kassa_domain::tenant::TenantSettings;
 use kassa_limits::Action;
 use kassa_orders::{OrderInput, OrdersError, price};
-use kassa_store::{CartRecord, StoreError, TenantRecord};
+use kassa_store::{CartRecord, FromCart, OrderRecord, ProductRecord, StoreError, TenantRecord};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
@@ -290,14 +290,15 @@ async fn empty_cart(ctx: &WebContext, req: &Request, tenant: &TenantRecord) -> R
     .await
 }
 
-/// Applies the buy link a page carried to `cart`, or gives the page to show instead.
+/// Applies the buy link a page carried to `cart`, or gives the page to show instead;
+/// the link's product as read.
 async fn take_link(
     ctx: &WebContext,
     req: &Request,
     tenant: &TenantRecord,
     cart: &mut CartRecord,
     link: &str,
-) -> Result<(), Response> {
+) -> Result<ProductRecord, Response> {
     let Some((product, query)) = link::split_link(&page::store_path(req, tenant), link) else {
         return Err(page::error_page(
             StatusCode::BAD_REQUEST,
@@ -311,7 +312,51 @@ async fn take_link(
     // what the customer sends now takes their place.
     link::apply(ctx, req, tenant, cart, product, query)
         .await
-        .map(|_| ())
+        .map(|applied| applied.product)
+}
+
+/// Saves a cart a submit changed. A cart made now from the page's link (`fresh`) is
+/// inserted, unless another submit of the page made it first: then the stored one,
+/// with the form applied again (`Some` of what that gave), or its order's page when
+/// it is spent.
+async fn save(
+    ctx: &WebContext,
+    tenant: &TenantRecord,
+    form: &[(String, String)],
+    mut cart: CartRecord,
+    fresh: bool,
+) -> Result<(CartRecord, Option<form::Submitted>), Response> {
+    if !fresh {
+        return match ctx.store.save_cart(&tenant.id, &cart).await {
+            Ok(saved) => Ok((saved, None)),
+            Err(e) => Err(page::failure(e)),
+        };
+    }
+    // Two submits of the page race to make the cart: one makes it, the other goes on
+    // with the cart made.
+    let made = match ctx.store.insert_cart_if_new(&tenant.id, &cart).await {
+        // The cookie's token is another world's cart (or store's): this one gets a
+        // token of its own.
+        Err(StoreError::NotFound) => {
+            cart.token = page::random_token();
+            ctx.store.insert_cart_if_new(&tenant.id, &cart).await
+        }
+        made => made,
+    };
+    match made {
+        Ok((cart, true)) => Ok((cart, None)),
+        Ok((stored, false)) if stored.order_id.is_some() => {
+            Err(redirect_to_order(ctx, tenant, &stored).await)
+        }
+        Ok((mut stored, false)) => {
+            let submitted = form::apply(form, &mut stored);
+            match ctx.store.save_cart(&tenant.id, &stored).await {
+                Ok(saved) => Ok((saved, Some(submitted))),
+                Err(e) => Err(page::failure(e)),
+            }
+        }
+        Err(e) => Err(page::failure(e)),
+    }
 }
 
 /// A spent cart (its order exists) leads to that order's payment page.
@@ -358,16 +403,19 @@ pub async fn submit(
     // The page of a buy link opened without a cart carries the link: the customer's
     // first action makes the cart from it (the link is checked again, expiry too).
     let link = form_value(&form, "link").filter(|l| !l.is_empty());
-    // A cart made now from the link is written once, with the form applied.
-    let (mut cart, fresh) = match (cart, link) {
+    // A cart made now from the link is written once, with the form applied; the link's
+    // product is read once, here.
+    let (mut cart, fresh, read) = match (cart, link) {
         (Some(cart), link) if cart.order_id.is_none() => {
             let mut cart = cart;
-            if let Some(link) = link
-                && let Err(resp) = take_link(ctx, req, &tenant, &mut cart, link).await
-            {
-                return resp;
+            let mut read = None;
+            if let Some(link) = link {
+                match take_link(ctx, req, &tenant, &mut cart, link).await {
+                    Ok(product) => read = Some(product),
+                    Err(resp) => return resp,
+                }
             }
-            (cart, false)
+            (cart, false, read)
         }
         // A double submit of the order's own form.
         (Some(spent), _) => return redirect_to_order(ctx, &tenant, &spent).await,
@@ -377,41 +425,27 @@ pub async fn submit(
                 mode: page::mode(req),
                 ..CartRecord::default()
             };
-            if let Err(resp) = take_link(ctx, req, &tenant, &mut fresh, link).await {
-                return resp;
+            match take_link(ctx, req, &tenant, &mut fresh, link).await {
+                Ok(product) => (fresh, true, Some(product)),
+                Err(resp) => return resp,
             }
-            (fresh, true)
         }
         (None, None) => return empty_cart(ctx, req, &tenant).await,
     };
     let new_cart = link.is_some();
 
-    let mut submitted = form::apply(&form, &mut cart);
-    let saved = if fresh {
-        // Two submits of the page race to make the cart: one makes it, the other
-        // goes on with the cart made.
-        let made = match ctx.store.insert_cart_if_new(&tenant.id, &cart).await {
-            // The cookie's token is another world's cart (or store's): this one
-            // gets a token of its own.
-            Err(StoreError::NotFound) => {
-                cart.token = page::random_token();
-                ctx.store.insert_cart_if_new(&tenant.id, &cart).await
-            }
-            made => made,
-        };
-        match made {
-            Ok((cart, true)) => Ok(cart),
-            Ok((stored, false)) if stored.order_id.is_some() => {
-                return redirect_to_order(ctx, &tenant, &stored).await;
-            }
-            Ok((mut stored, false)) => {
-                submitted = form::apply(&form, &mut stored);
-                ctx.store.save_cart(&tenant.id, &stored).await
-            }
-            Err(e) => Err(e),
-        }
+    let submitted = form::apply(&form, &mut cart);
+    // A fresh cart whose first action is Continue is written by the placing
+    // transaction, spent (one round trip for the cart instead of three); any other
+    // action saves the cart now.
+    let unsaved = fresh && submitted.action == "continue" && submitted.errors.is_empty();
+    let (cart, submitted) = if unsaved {
+        (cart, submitted)
     } else {
-        ctx.store.save_cart(&tenant.id, &cart).await
+        match save(ctx, &tenant, &form, cart, fresh).await {
+            Ok((saved, again)) => (saved, again.unwrap_or(submitted)),
+            Err(resp) => return resp,
+        }
     };
     let form::Submitted {
         state,
@@ -420,10 +454,6 @@ pub async fn submit(
         typed,
     } = submitted;
     let action = action.as_str();
-    let cart = match saved {
-        Ok(saved) => saved,
-        Err(e) => return page::failure(e),
-    };
     // A cart made from the page's link now has the link's language.
     let lang = page::pick_locale(cart.locale.as_deref(), req);
     let cookies: Vec<String> = if new_cart {
@@ -455,8 +485,88 @@ pub async fn submit(
         email: Some(&state.email),
     };
     if let Some(resp) = page::over_limit(ctx, order, &tenant, lang) {
+        // The cart stays, as after any other action.
+        if unsaved && let Err(resp) = save(ctx, &tenant, &form, cart, true).await {
+            return resp;
+        }
         return resp;
     }
+    let from = if unsaved {
+        Some(FromCart::New(Box::new(cart.clone())))
+    } else {
+        cart.id.clone().map(FromCart::Saved)
+    };
+    let mut placed = place(ctx, req, &tenant, &cart, &state, from, read.as_ref(), lang).await;
+    let mut cart = cart;
+    let mut cookies = cookies;
+    let (mut state, mut typed) = (state, typed);
+    if unsaved && matches!(placed, Err(OrdersError::NotFound | OrdersError::Invalid(_))) {
+        // Not placed: the cart is saved as after any other action. Its token named a
+        // cart already (`NotFound`: another submit of the page made it, not spent, or
+        // the cookie's token is another world's): placed from the cart saved.
+        let retry = matches!(placed, Err(OrdersError::NotFound));
+        let again = match save(ctx, &tenant, &form, cart, true).await {
+            Ok((saved, again)) => {
+                cart = saved;
+                again
+            }
+            Err(resp) => return resp,
+        };
+        cookies = vec![cart_cookie(ctx, req, &tenant, &cart)];
+        if retry {
+            if let Some(again) = again {
+                // The other submit's cart, with this form applied to it.
+                (state, errors, typed) = (again.state, again.errors, again.typed);
+                if again.action != "continue" || !errors.is_empty() {
+                    return render(ctx, req, &tenant, &cart, &state, &typed, errors, cookies).await;
+                }
+            }
+            let from = cart.id.clone().map(FromCart::Saved);
+            placed = place(ctx, req, &tenant, &cart, &state, from, read.as_ref(), lang).await;
+        }
+    }
+    match placed {
+        // Stripe chosen: its payment started, then the card form.
+        Ok(order) if order.payment_method == PaymentMethod::Stripe => {
+            crate::order::start_stripe(ctx, req, &tenant, &order, &cookies).await
+        }
+        Ok(order) => page::see_other(
+            &format!("/{}/orders/{}/pay", tenant.slug, order.token),
+            &cookies,
+        ),
+        Err(OrdersError::Invalid(invalid)) => {
+            let t = page::texts(lang);
+            for e in invalid.errors {
+                let field = match e.field.as_str() {
+                    "email" if state.email.is_empty() => {
+                        errors.insert("email".into(), page::text(t, "field_required"));
+                        continue;
+                    }
+                    other => page_field(other),
+                };
+                errors
+                    .entry(field)
+                    .or_insert_with(|| page::field_message(&e, t));
+            }
+            render(ctx, req, &tenant, &cart, &state, &typed, errors, cookies).await
+        }
+        Err(e) => page::failure(e),
+    }
+}
+
+/// Places the order of `cart` (`from`: saved, or written by the placement) with what
+/// the customer typed; `read` is the link's product this request read.
+#[allow(clippy::too_many_arguments)]
+async fn place(
+    ctx: &WebContext,
+    req: &Request,
+    tenant: &TenantRecord,
+    cart: &CartRecord,
+    state: &FormState,
+    from: Option<FromCart>,
+    read: Option<&ProductRecord>,
+    lang: &str,
+) -> Result<OrderRecord, OrdersError> {
     let t = page::texts(lang);
     let mut consents = Vec::new();
     if state.consent_terms {
@@ -468,19 +578,20 @@ pub async fn submit(
     let currency = match &cart.currency {
         Some(c) => c.clone(),
         None => match cart.lines.first() {
-            Some(line) => match ctx
-                .store
-                .product(&tenant.id, page::mode(req), &line.product_id)
-                .await
-            {
-                Ok(p) => p
-                    .fields
-                    .prices
-                    .first()
-                    .map(|p| p.currency.clone())
-                    .unwrap_or_default(),
-                Err(_) => String::new(),
-            },
+            Some(line) => {
+                let product = match read.filter(|p| p.id == line.product_id) {
+                    Some(p) => Ok(p.clone()),
+                    None => {
+                        ctx.store
+                            .product(&tenant.id, page::mode(req), &line.product_id)
+                            .await
+                    }
+                };
+                product
+                    .ok()
+                    .and_then(|p| p.fields.prices.first().map(|p| p.currency.clone()))
+                    .unwrap_or_default()
+            }
             None => String::new(),
         },
     };
@@ -507,33 +618,9 @@ pub async fn submit(
         return_url: cart.return_url.clone(),
         ip: page::client_ip(req),
         user_agent: page::user_agent(req),
-        cart_id: cart.id.clone(),
+        cart: from,
+        products: read.into_iter().cloned().collect(),
         mode: page::mode(req),
     };
-    match kassa_orders::place_order(&ctx.store, &tenant, &input).await {
-        // Stripe chosen: its payment started, then the card form.
-        Ok(order) if order.payment_method == PaymentMethod::Stripe => {
-            crate::order::start_stripe(ctx, req, &tenant, &order, &cookies).await
-        }
-        Ok(order) => page::see_other(
-            &format!("/{}/orders/{}/pay", tenant.slug, order.token),
-            &cookies,
-        ),
-        Err(OrdersError::Invalid(invalid)) => {
-            for e in invalid.errors {
-                let field = match e.field.as_str() {
-                    "email" if state.email.is_empty() => {
-                        errors.insert("email".into(), page::text(t, "field_required"));
-                        continue;
-                    }
-                    other => page_field(other),
-                };
-                errors
-                    .entry(field)
-                    .or_insert_with(|| page::field_message(&e, t));
-            }
-            render(ctx, req, &tenant, &cart, &state, &typed, errors, cookies).await
-        }
-        Err(e) => page::failure(e),
-    }
+    kassa_orders::place_order(&ctx.store, tenant, &input).await
 }

@@ -14,7 +14,7 @@ use kassa_domain::ids::ProductId;
 use kassa_domain::mode::Mode;
 use kassa_domain::money::Currency;
 use kassa_domain::signed_link::{self, LinkProblem};
-use kassa_store::{CartLine, CartRecord, StoreError, TenantRecord};
+use kassa_store::{CartLine, CartRecord, ProductRecord, StoreError, TenantRecord};
 use poem::http::StatusCode;
 use poem::{Request, Response};
 
@@ -29,6 +29,8 @@ const MAX_CUSTOM: usize = 20;
 pub(crate) struct Applied {
     pub errors: Errors,
     pub typed: BTreeMap<usize, String>,
+    /// The link's product, as read (the checkout prices it without reading it again).
+    pub product: ProductRecord,
 }
 
 /// The path a link was opened at (`{store_path}/buy/{product}?{query}`, the store's
@@ -245,5 +247,9 @@ pub(crate) async fn apply(
             );
         }
     }
-    Ok(Applied { errors, typed })
+    Ok(Applied {
+        errors,
+        typed,
+        product,
+    })
 }

@@ -26,6 +26,7 @@ on_both_backends!(
     a_test_key_never_reads_or_changes_the_stores_settings,
     a_test_key_never_sees_or_revokes_a_live_key,
     a_cart_is_used_only_in_the_world_it_was_filled_in,
+    a_buy_links_continue_never_takes_the_other_worlds_cart,
     a_test_twin_waits_for_test_stock_and_never_takes_a_live_key,
     the_sandbox_refused_on_a_live_order_is_told_in_the_pages_language,
 );
@@ -1197,6 +1198,65 @@ async fn a_cart_is_used_only_in_the_world_it_was_filled_in(backend: Backend) {
         let own = b.open(fill_checkout).await;
         assert!(own.html.contains(price), "{}", own.html);
     }
+}
+
+/// The Continue of a buy link's page writes its cart in the placing transaction, with
+/// the token the page's cookie gave it. The attack: that token is the customer's cart
+/// of the other world (put in this world's cookie). The placement takes no cart that is
+/// not its world's: the order is placed from a cart of its own, under a token of its
+/// own, and the other world's cart is left as it was.
+async fn a_buy_links_continue_never_takes_the_other_worlds_cart(backend: Backend) {
+    use std::sync::Arc;
+    let app = TestApp::spawn(backend).await;
+    let (prd, _) = twin_with_a_test_link(&app).await;
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let b = Browser::with_jar(&app, jar.clone());
+    // A live cart, made by the customer's first action on the live link's page.
+    let page = b.open(&format!("/acme/buy/{prd}")).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let made = b
+        .submit(
+            &page,
+            "/acme/checkout",
+            &[
+                ("csrf", &page.csrf()),
+                ("quantity_0", "3"),
+                ("action", "update"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.html);
+    let live_token = cookie(&app, &jar, "/acme/checkout", "kassa_cart");
+    // Its token in the test cart cookie, then the test link's page and Continue.
+    let base: reqwest::Url = app.base.parse().unwrap();
+    jar.add_cookie_str(&format!("kassa_cart_test={live_token}; Path=/acme"), &base);
+    let page = b.open(&format!("/acme/test/buy/{prd}")).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let placed = b
+        .submit(
+            &page,
+            "/acme/test/checkout",
+            &details(&page.csrf(), "bank_transfer"),
+        )
+        .await;
+    assert_eq!(placed.status, 303, "{}", placed.html);
+    let test_orders = app.get("/api/v1/orders").await;
+    let test_orders = test_orders.ok()["data"].as_array().unwrap().clone();
+    assert_eq!(test_orders.len(), 1, "{test_orders:?}");
+    assert_eq!(test_orders[0]["lines"][0]["quantity"], 2);
+    let test_token = cookie(&app, &jar, "/acme/test/checkout", "kassa_cart_test");
+    assert_ne!(test_token, live_token, "a token of its own");
+    assert_eq!(
+        b.get("/acme/test/checkout").await.location,
+        placed.location,
+        "the test cart became the order"
+    );
+    // The live cart is untouched: still three units, and no live order.
+    let live = b.open("/acme/checkout").await;
+    assert_eq!(live.status, 200, "{}", live.html);
+    assert!(live.html.contains("59.97 USD"), "{}", live.html);
+    let live_orders = app.get_as(&app.live_key, "/api/v1/orders").await;
+    assert_eq!(live_orders.ok()["data"].as_array().unwrap().len(), 0);
 }
 
 /// Runs migration 0038 (test pools for the test twins of pool-delivered products) on

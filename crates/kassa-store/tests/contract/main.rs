@@ -248,7 +248,7 @@ pub fn new_order(product: &ProductId, quantity: i64, method: PaymentMethod) -> N
         custom: serde_json::Map::new(),
         return_url: None,
         consents: Vec::new(),
-        cart_id: None,
+        cart: None,
         coupon_code: None,
         coupon_hold: chrono::TimeDelta::days(1),
         test_mode: true,
