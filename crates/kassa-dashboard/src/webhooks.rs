@@ -238,6 +238,7 @@ async fn endpoint_page(
         .previous_secret_expires_at
         .filter(|t| t.millis() > kassa_store::Timestamp::now().millis())
         .map(|t| when(&t));
+    let secret_version = secret_version(&endpoint);
     // The change form holds the endpoint as it is, or what was just typed (`extra`).
     let typed = extra.get_attr("edit").ok().filter(|v| !v.is_undefined());
     let current = typed.unwrap_or_else(|| {
@@ -253,7 +254,7 @@ async fn endpoint_page(
         "webhook.html",
         "webhooks",
         context! {
-            endpoint => view(&endpoint), previous_until, edit => current,
+            endpoint => view(&endpoint), previous_until, secret_version, edit => current,
             deliveries => deliveries.data.iter().map(delivery_view).collect::<Vec<_>>(),
             older, newest,
             notice => query(req, "notice"),
@@ -294,17 +295,28 @@ pub async fn rotate_secret(
     secret_page(&ctx, req, &id, body, true).await
 }
 
-/// The endpoint's page with its secret, a new one when `rotate`.
+/// Which secret the endpoint's page showed: its rotation form names it, so the same
+/// form sent again (a reload of the page the rotation answered) rotates nothing more,
+/// and the secret the receiver still uses keeps signing for its 24 hours.
+fn secret_version(endpoint: &kassa_store::WebhookEndpointRecord) -> String {
+    endpoint
+        .previous_secret_expires_at
+        .map_or_else(|| "first".to_owned(), |t| t.millis().to_string())
+}
+
+/// The endpoint's page with its secret, a new one when `rotate` (unless the secret the
+/// form was made for was rotated already).
 async fn secret_page(ctx: &Ctx, req: &Request, id: &str, body: Body, rotate: bool) -> Response {
-    let staff = match staff_form(ctx, req, body, Permission::Develop).await {
-        Ok((s, _)) => s,
+    let (staff, form) = match staff_form(ctx, req, body, Permission::Develop).await {
+        Ok(s) => s,
         Err(resp) => return resp,
     };
     let mut endpoint = match endpoint_of(ctx, &staff, id).await {
         Ok(e) => e,
         Err(resp) => return resp,
     };
-    if rotate {
+    let already = rotate && field(&form, "secret_version") != secret_version(&endpoint);
+    if rotate && !already {
         endpoint = match ctx
             .web
             .store
@@ -321,7 +333,7 @@ async fn secret_page(ctx: &Ctx, req: &Request, id: &str, body: Body, rotate: boo
         };
     }
     let secret = endpoint.secret.expose_secret().to_owned();
-    let extra = context! { errors => Errors::new(), secret, rotated => rotate };
+    let extra = context! { errors => Errors::new(), secret, rotated => rotate, already };
     endpoint_page(ctx, &staff, req, id, StatusCode::OK, extra).await
 }
 

@@ -180,8 +180,19 @@ impl Store {
         }
         rows.into_iter()
             .filter_map(|row| {
-                let (Some(url), Some(livemode), Some(secret), Some(payload), Some(event_created_at)) =
-                    (row.url, row.livemode, row.secret, row.payload, row.event_created_at)
+                let (
+                    Some(url),
+                    Some(livemode),
+                    Some(secret),
+                    Some(payload),
+                    Some(event_created_at),
+                ) = (
+                    row.url,
+                    row.livemode,
+                    row.secret,
+                    row.payload,
+                    row.event_created_at,
+                )
                 else {
                     return None;
                 };

@@ -31,6 +31,17 @@ on_both_backends!(
     an_open_order_list_does_not_hold_a_restart,
 );
 
+/// The value of the hidden form field `name`.
+fn hidden(page: &Page, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name}: {}", page.html))
+        + marker.len();
+    page.html[start..].split('"').next().unwrap().to_owned()
+}
+
 /// The value of the read-only field `id` (a key or a secret shown once).
 fn shown(page: &Page, id: &str) -> String {
     let marker = format!("id=\"{id}\" readonly value=\"");
@@ -302,9 +313,12 @@ async fn a_webhook_endpoint_made_in_the_dashboard_gets_signed_events(backend: Ba
 
     // A rotated secret is shown at once; the old one keeps signing, so the receiver
     // still verifies the event sent again, now with two signatures.
-    let rotated = ada
-        .post(&format!("{path}/rotate"), &[("csrf", &log.csrf())])
-        .await;
+    let rotation = [
+        ("csrf", log.csrf()),
+        ("secret_version", hidden(&log, "secret_version")),
+    ];
+    let rotation: Vec<(&str, &str)> = rotation.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let rotated = ada.post(&format!("{path}/rotate"), &rotation).await;
     assert_eq!(rotated.status, 200, "{}", rotated.html);
     let new_secret = shown(&rotated, "secret");
     assert!(new_secret.starts_with("whsec_") && new_secret != secret);
@@ -313,6 +327,12 @@ async fn a_webhook_endpoint_made_in_the_dashboard_gets_signed_events(backend: Ba
             .html
             .contains("The previous one keeps signing too until")
     );
+    // The same form sent again (the browser's reload of that answer) rotates nothing
+    // more: it once replaced the secret the receiver still used (found by a tester).
+    let reloaded = ada.post(&format!("{path}/rotate"), &rotation).await;
+    assert_eq!(reloaded.status, 200, "{}", reloaded.html);
+    assert_eq!(shown(&reloaded, "secret"), new_secret);
+    assert!(reloaded.html.contains("This secret was rotated already"));
     let again = ada
         .post(
             &format!("{path}/redeliver"),
