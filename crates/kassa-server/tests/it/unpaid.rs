@@ -51,6 +51,13 @@ async fn an_unpaid_order_is_reminded_then_deleted(backend: Backend) {
         },
     )
     .await;
+    app.patch_as(
+        &app.live_key,
+        "/api/v1/settings",
+        json!({"bank": {"account_holder": "Acme Ltd", "bank_name": "", "iban": "GB33BUKB20201555555555", "bic": ""}}),
+    )
+    .await
+    .ok();
     let prd = product(&app, 1999).await;
     let id = order(&app, &prd).await;
     let emails = wait_until(&app, "/api/v1/emails", |e| {
@@ -110,6 +117,18 @@ async fn an_unpaid_order_is_reminded_then_deleted(backend: Backend) {
         "no trace of the address: {}",
         erased.text
     );
+    // Nor does its page or invoice tell anyone where to send money (found by a
+    // tester: the invoice still showed the bank account and the payment reference).
+    let page = reqwest::get(deleted["order_url"].as_str().unwrap())
+        .await
+        .unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("has been deleted"), "{page}");
+    assert!(!page.contains("/invoice"), "{page}");
+    let invoice = format!("{}/invoice", deleted["order_url"].as_str().unwrap());
+    let invoice = reqwest::get(invoice).await.unwrap().text().await.unwrap();
+    assert!(invoice.contains("has been deleted"), "{invoice}");
+    assert!(!invoice.contains("GB33BUKB20201555555555"), "{invoice}");
     // A deleted order cannot be paid.
     app.post(
         &format!("/api/v1/orders/{id}/payments"),
