@@ -415,7 +415,37 @@ pub async fn refund(
         "" => Some(None),
         r => invalid.check(parse_text("reason", r, 500)).map(Some),
     };
+    let left = left_to_refund(order.total, order.amount_refunded);
     let done = match (amount, reason, invalid.into_result()) {
+        // A refund cannot be taken back: the member first sees what it gives back and
+        // revokes, then confirms (a click on Refund once refunded everything at once).
+        (Some(amount), Some(_), Ok(()))
+            if field(&form, "confirmed") != "yes" && amount.is_none_or(|a| a > 0 && a <= left) =>
+        {
+            let whole = amount.is_none_or(|a| a == left);
+            let revoked: Vec<String> = if whole {
+                order
+                    .lines
+                    .iter()
+                    .flat_map(|l| l.licenses.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            return page(
+                &staff,
+                StatusCode::OK,
+                "refund_confirm.html",
+                "orders",
+                context! {
+                    order => context! { id => order.id.to_string(), number => order.number },
+                    amount => kassa_emails::money(amount.unwrap_or(left), &order.currency),
+                    typed_amount => field(&form, "amount").trim(),
+                    reason => field(&form, "reason").trim(),
+                    whole, revoked,
+                },
+            );
+        }
         (Some(amount), Some(reason), Ok(())) => {
             let input = kassa_orders::RefundInput {
                 amount,
@@ -435,7 +465,6 @@ pub async fn refund(
         (_, _, Err(invalid)) => Err(invalid.into()),
         _ => Err(OrdersError::Invalid(Invalid::default())),
     };
-    let left = left_to_refund(order.total, order.amount_refunded);
     let left = kassa_emails::money(left, &order.currency);
     let done =
         done.map_err(|e| in_major_units(e, &format!("must be more than 0 and at most {left}")));

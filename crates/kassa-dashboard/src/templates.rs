@@ -18,7 +18,7 @@ pub const ALL: &[(&str, &str)] = templates!("dashboard":
     "products.html", "product_new.html", "product.html",
     "pools.html", "pool.html", "orders.html", "order.html", "team.html", "invitation.html",
     "coupons.html", "checkout_links.html", "outbox.html",
-    "api_keys.html", "api_key_revoke.html", "webhooks.html", "webhook.html",
+    "api_keys.html", "api_key_revoke.html", "webhooks.html", "webhook.html", "refund_confirm.html",
     "plugins.html", "plugin.html",
 );
 

@@ -549,13 +549,38 @@ async fn an_owner_refunds_from_the_order_page(backend: Backend) {
     assert_eq!(garbled.status, 422);
     assert!(error(&garbled, "amount").is_some(), "{}", garbled.html);
 
-    let done = ada
+    // Refund asks first, saying what it gives back and revokes (one click once
+    // refunded everything, found by a tester); nothing is refunded until confirmed.
+    let asked = ada
         .post(
             &refunds,
             &[
                 ("csrf", &order.csrf()),
                 ("amount", ""),
                 ("reason", "Bought twice"),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.html);
+    assert!(
+        asked.html.contains("Refund 39.98 USD of order #"),
+        "{}",
+        asked.html
+    );
+    assert!(asked.html.contains("<code>ADA-1</code>"), "{}", asked.html);
+    let unchanged = ada.get(&order_path).await;
+    assert!(
+        unchanged.html.contains("Up to 39.98 USD"),
+        "nothing refunded yet"
+    );
+    let done = ada
+        .post(
+            &refunds,
+            &[
+                ("csrf", &asked.csrf()),
+                ("amount", ""),
+                ("reason", "Bought twice"),
+                ("confirmed", "yes"),
             ],
         )
         .await;
