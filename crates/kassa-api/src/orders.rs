@@ -8,8 +8,9 @@ use kassa_domain::Invalid;
 use kassa_domain::error::parse_text;
 use kassa_domain::ids::{OrderId, ProductId};
 use kassa_domain::mode::Mode;
+use kassa_domain::order::{DeliveryStatus, OrderStatus};
 use kassa_orders::{OrderInput, OrdersError, RefundInput};
-use kassa_store::{CartLine, OrderRecord, RefundRecord, TenantRecord, Timestamp};
+use kassa_store::{CartLine, OrderFilter, OrderRecord, RefundRecord, TenantRecord, Timestamp};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -568,18 +569,76 @@ impl OrdersApi {
     }
 
     /// List orders, newest first
+    ///
+    /// Narrowed by any of `status`, `delivery_status`, `email` (part of the customer's
+    /// address, any case), `created_after` (at or after) and `created_before` (RFC 3339
+    /// times, e.g. `2026-12-31T00:00:00Z`); a value that is none of these is a 422
+    /// naming the parameter.
     #[oai(path = "/", method = "get")]
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         auth: ApiKey,
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
+        status: Query<Option<String>>,
+        delivery_status: Query<Option<String>>,
+        email: Query<Option<String>>,
+        created_after: Query<Option<String>>,
+        created_before: Query<Option<String>>,
     ) -> Result<Json<OrderList>, ApiError> {
         let tenant = auth.allowed(ApiAction::Read)?;
+        let request = page_request(limit.0, cursor.0)?;
+        let mut invalid = Invalid::default();
+        let one_of = |field: &str, names: Vec<&str>| {
+            Invalid::field(field, format!("must be one of {}", names.join(", ")))
+        };
+        let status = match status.0.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => invalid.check(OrderStatus::from_name(raw).ok_or_else(|| {
+                one_of(
+                    "status",
+                    OrderStatus::ALL.iter().map(|s| s.as_str()).collect(),
+                )
+            })),
+        };
+        let delivery_status = match delivery_status.0.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => invalid.check(DeliveryStatus::from_name(raw).ok_or_else(|| {
+                one_of(
+                    "delivery_status",
+                    DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect(),
+                )
+            })),
+        };
+        let time = |field: &str, raw: Option<String>, invalid: &mut Invalid| match raw {
+            None => None,
+            Some(raw) => invalid.check(
+                chrono::DateTime::parse_from_rfc3339(raw.trim())
+                    .map(|t| Timestamp::from(t.with_timezone(&chrono::Utc)))
+                    .map_err(|_| {
+                        Invalid::field(field, "must be an RFC 3339 time like 2026-12-31T00:00:00Z")
+                    }),
+            ),
+        };
+        let from = time("created_after", created_after.0, &mut invalid);
+        let until = time("created_before", created_before.0, &mut invalid);
+        invalid.into_result()?;
+        let filter = OrderFilter {
+            status,
+            delivery_status,
+            email: email
+                .0
+                .map(|e| e.trim().to_owned())
+                .filter(|e| !e.is_empty()),
+            from,
+            until,
+            mode: Some(auth.mode()),
+        };
         let page = self
             .0
             .store
-            .list_orders(&tenant.id, auth.mode(), &page_request(limit.0, cursor.0)?)
+            .search_orders(&tenant.id, &filter, &request)
             .await
             .map_err(ApiError::from_store("order"))?;
         Ok(Json(OrderList::from_page(page, |o| {
