@@ -415,60 +415,70 @@ pub async fn refund(
         "" => Some(None),
         r => invalid.check(parse_text("reason", r, 500)).map(Some),
     };
-    let left = left_to_refund(order.total, order.amount_refunded);
     let done = match (amount, reason, invalid.into_result()) {
-        // A refund cannot be taken back: the member first sees what it gives back and
-        // revokes, then confirms (a click on Refund once refunded everything at once).
-        (Some(amount), Some(_), Ok(()))
-            if field(&form, "confirmed") != "yes" && amount.is_none_or(|a| a > 0 && a <= left) =>
-        {
-            let whole = amount.is_none_or(|a| a == left);
-            let revoked: Vec<String> = if whole {
-                order
-                    .lines
-                    .iter()
-                    .flat_map(|l| l.licenses.clone())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            return page(
-                &staff,
-                StatusCode::OK,
-                "refund_confirm.html",
-                "orders",
-                context! {
-                    order => context! { id => order.id.to_string(), number => order.number },
-                    amount => kassa_emails::money(amount.unwrap_or(left), &order.currency),
-                    typed_amount => field(&form, "amount").trim(),
-                    reason => field(&form, "reason").trim(),
-                    whole, revoked,
-                },
-            );
-        }
         (Some(amount), Some(reason), Ok(())) => {
             let input = kassa_orders::RefundInput {
                 amount,
                 reason,
                 ..kassa_orders::RefundInput::default()
             };
-            kassa_orders::refund(
-                &ctx.web.store,
-                &ctx.web.providers,
-                &staff.tenant.id,
-                &id,
-                input,
-            )
-            .await
-            .map(|_| ())
+            // A refund cannot be taken back: the member first sees what the workflow
+            // would give back and revoke, then confirms (a click on Refund once
+            // refunded everything at once). A refund it refuses is told at once.
+            if field(&form, "confirmed") != "yes" {
+                match kassa_orders::plan_refund(&order, &input) {
+                    Ok(plan) => return confirm_refund(&staff, &order, &form, &plan),
+                    Err(e) => Err(e),
+                }
+            } else {
+                kassa_orders::refund(
+                    &ctx.web.store,
+                    &ctx.web.providers,
+                    &staff.tenant.id,
+                    &id,
+                    input,
+                )
+                .await
+                .map(|_| ())
+            }
         }
         (_, _, Err(invalid)) => Err(invalid.into()),
         _ => Err(OrdersError::Invalid(Invalid::default())),
     };
+    let left = left_to_refund(order.total, order.amount_refunded);
     let left = kassa_emails::money(left, &order.currency);
     let done =
         done.map_err(|e| in_major_units(e, &format!("must be more than 0 and at most {left}")));
     answer(&ctx, &staff, &id, done, "Refunded.").await
+}
+
+/// The page that asks before a refund: the amount, and the licenses of the lines it
+/// refunds in full, which it revokes.
+fn confirm_refund(
+    staff: &Staff,
+    order: &OrderRecord,
+    form: &[(String, String)],
+    plan: &kassa_domain::workflow::Refund,
+) -> Response {
+    let revoked: Vec<&str> = order
+        .lines
+        .iter()
+        .filter(|l| plan.refunded_lines.contains(&l.line_no))
+        .flat_map(|l| l.licenses.iter().map(String::as_str))
+        .collect();
+    page(
+        staff,
+        StatusCode::OK,
+        "refund_confirm.html",
+        "orders",
+        context! {
+            order => context! { id => order.id.to_string(), number => order.number },
+            amount => kassa_emails::money(plan.amount, &order.currency),
+            typed_amount => field(form, "amount").trim(),
+            reason => field(form, "reason").trim(),
+            whole => plan.order_refunded, revoked,
+        },
+    )
 }
 
 #[handler]

@@ -32,7 +32,7 @@ pub use fulfillment::{
 pub use online::{Providers, StripeCardForm, pay_with_stripe, stripe_card_form};
 pub use payments::{CardOutcome, pay_with_card, record_offline_payment, switch_method};
 pub use provider_events::{ProviderEventError, ProviderEventOutcome};
-pub use refunds::{RefundInput, refund};
+pub use refunds::{RefundInput, plan_refund, refund};
 pub use stripe_webhooks::stripe_event;
 pub use unpaid::{UnpaidPolicy, UnpaidSweep, sweep_unpaid};
 pub use webhooks::{EndpointInput, endpoint_fields};

@@ -103,6 +103,33 @@ async fn send_back(
     }
 }
 
+/// A refund's refusals as the caller is told them: a line named again is told next
+/// to `lines` (a delivery refused for it is a refusal like any other).
+fn refused_here(r: Refused) -> OrdersError {
+    match r {
+        Refused::LineRefunded(_) => OrdersError::from(Invalid::field("lines", r.to_string())),
+        other => other.into(),
+    }
+}
+
+fn request(input: &RefundInput) -> RefundRequest {
+    RefundRequest {
+        id: RefundId::generate(),
+        amount: input.amount,
+        currency: input.currency.clone(),
+        lines: input.lines.clone(),
+    }
+}
+
+/// What a refund of `order` would do, as the workflow decides it, without doing it:
+/// for a page that asks before a refund, which cannot be taken back.
+pub fn plan_refund(
+    order: &OrderRecord,
+    input: &RefundInput,
+) -> Result<workflow::Refund, OrdersError> {
+    order.state()?.refund(&request(input)).map_err(refused_here)
+}
+
 /// Refunds an order, once the workflow accepts it, and returns the order as it is now
 /// with the new refund.
 pub async fn refund(
@@ -112,18 +139,7 @@ pub async fn refund(
     order_id: &str,
     input: RefundInput,
 ) -> Result<(OrderRecord, RefundRecord), OrdersError> {
-    let request = RefundRequest {
-        id: RefundId::generate(),
-        amount: input.amount,
-        currency: input.currency,
-        lines: input.lines,
-    };
-    let refused_here = |r: Refused| match r {
-        // Named again in a refund: told next to `lines` (a delivery refused for it is
-        // a refusal like any other).
-        Refused::LineRefunded(_) => OrdersError::from(Invalid::field("lines", r.to_string())),
-        other => other.into(),
-    };
+    let request = request(&input);
     // Decided once to send the money back, before any transaction: a provider is
     // slow, and nothing may wait on it.
     let before = store.order(tenant, order_id).await?.state()?;
