@@ -354,23 +354,9 @@ impl Store {
                 .fetch_optional(c).await?);
         self.order(tenant, &id.ok_or(StoreError::NotFound)?).await
     }
-
-    /// The orders of one mode, newest first.
-    pub async fn list_orders(
-        &self,
-        tenant: &TenantId,
-        mode: Mode,
-        page: &PageRequest,
-    ) -> Result<Page<OrderRecord>, StoreError> {
-        let filter = OrderFilter {
-            mode: Some(mode),
-            ..OrderFilter::default()
-        };
-        self.search_orders(tenant, &filter, page).await
-    }
 }
 
-/// What the dashboard's order list is narrowed to; every part is optional.
+/// What an order list (the dashboard's, the API's) is narrowed to; every part is optional.
 #[derive(Debug, Clone, Default)]
 pub struct OrderFilter {
     pub status: Option<OrderStatus>,

@@ -394,7 +394,14 @@ async fn a_0009_database_upgrades_in_place(backend: Backend) {
     let by_token = store.order_by_token(&tenant, "tok-1").await.unwrap();
     assert_eq!(by_token.id, order.as_str());
     let listed = store
-        .list_orders(&tenant, kassa_domain::mode::Mode::Test, &first_page(10))
+        .search_orders(
+            &tenant,
+            &kassa_store::OrderFilter {
+                mode: Some(kassa_domain::mode::Mode::Test),
+                ..kassa_store::OrderFilter::default()
+            },
+            &first_page(10),
+        )
         .await
         .unwrap();
     assert_eq!(listed.data.len(), 1);
